@@ -1,0 +1,278 @@
+//! The command line: clap types, reading the environment, printing, exit codes.
+//! Exit codes: 0 success, 1 a node or test failed, 2 the command line or project is invalid.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::compile::{CompileOptions, Compiled, compile};
+use crate::diagnostics::{Diagnostic, Diagnostics, Files, render};
+use crate::project::{LoadOptions, NodeKind, load};
+use crate::{artifacts, scaffold};
+
+#[derive(Parser, Debug)]
+#[command(name = "xform", version, about = "SQL-first data transformation: compile, build and test warehouse models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    global: Global,
+}
+
+#[derive(clap::Args, Debug)]
+struct Global {
+    /// The project folder (holding project.yml).
+    #[arg(long, global = true, default_value = ".")]
+    project_dir: PathBuf,
+    /// Target from project.yml (default: `default_target`).
+    #[arg(short, long, global = true)]
+    target: Option<String>,
+    /// Project vars as a YAML mapping, e.g. '{start_date: 2024-01-01}'.
+    #[arg(long, global = true)]
+    vars: Option<String>,
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args, Debug, Default)]
+struct Select {
+    /// Nodes to select (dbt syntax: name, +name, name+, @name, tag:x, path:dir, ...).
+    #[arg(short, long, num_args = 1.., action = clap::ArgAction::Append)]
+    select: Vec<String>,
+    /// Nodes to leave out, same syntax.
+    #[arg(long, num_args = 1.., action = clap::ArgAction::Append)]
+    exclude: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Output {
+    Name,
+    Path,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Render and check every model; write target/compiled and target/manifest.json.
+    Compile {
+        #[command(flatten)]
+        select: Select,
+        /// Compile this SQL in the project's context and print it (writes nothing).
+        #[arg(long)]
+        inline: Option<String>,
+    },
+    /// List the selected nodes in dependency order.
+    Ls {
+        #[command(flatten)]
+        select: Select,
+        #[arg(long, short, value_enum, default_value_t = Output::Name)]
+        output: Output,
+    },
+    /// Create a small working project in DIR.
+    Init { dir: PathBuf },
+    /// Build seeds, models and tests into the warehouse (not available yet).
+    Build(Pending),
+    /// Build models (not available yet).
+    Run(Pending),
+    /// Load seeds (not available yet).
+    Seed(Pending),
+    /// Run data tests (not available yet).
+    Test(Pending),
+}
+
+#[derive(clap::Args, Debug)]
+struct Pending {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    rest: Vec<String>,
+}
+
+pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let _ = rayon::ThreadPoolBuilder::new().stack_size(64 << 20).build_global();
+    let g = &cli.global;
+    match &cli.command {
+        Command::Compile { select, inline } => cmd_compile(g, select, inline.as_deref()),
+        Command::Ls { select, output } => cmd_ls(g, select, *output),
+        Command::Init { dir } => cmd_init(dir),
+        Command::Build(_) | Command::Run(_) | Command::Seed(_) | Command::Test(_) => {
+            eprintln!("error: running models is not available yet: this xform compiles only.");
+            eprintln!("help: `xform compile` renders and checks the project; `xform ls` lists it.");
+            2
+        }
+    }
+}
+
+/// Loads and compiles; on failure prints the diagnostics and returns the exit code.
+fn load_and_compile(g: &Global, select: &Select, inline: Option<&str>) -> Result<(Compiled, Files), i32> {
+    let opts = LoadOptions { target: g.target.clone(), vars: g.vars.clone(), env: std::env::vars().collect() };
+    let mut files = Files::default();
+    let mut diags = Diagnostics::default();
+    let project = load(&g.project_dir, &opts, &mut files, &mut diags);
+    let compiled = project.and_then(|mut p| {
+        if let Some(text) = inline {
+            p.add_inline(text, &mut files);
+        }
+        let copts = CompileOptions { select: select.select.clone(), exclude: select.exclude.clone() };
+        compile(p, &copts, &mut files, &mut diags)
+    });
+    let failed = diags.has_errors() || compiled.is_none();
+    report(g.log_format, diags, &files);
+    match compiled {
+        Some(c) if !failed => Ok((c, files)),
+        _ => Err(2),
+    }
+}
+
+fn report(format: LogFormat, diags: Diagnostics, files: &Files) {
+    let errors = diags.error_count();
+    let sorted = diags.sorted();
+    if sorted.is_empty() {
+        return;
+    }
+    match format {
+        LogFormat::Text => {
+            eprint!("{}", render(&sorted, files, std::io::stderr().is_terminal()));
+            if errors > 0 {
+                eprintln!("xform: {errors} error{} in the project; nothing was written", plural(errors));
+            }
+        }
+        LogFormat::Json => {
+            for d in &sorted {
+                println!("{}", diagnostic_json(d, files));
+            }
+        }
+    }
+}
+
+fn diagnostic_json(d: &Diagnostic, files: &Files) -> serde_json::Value {
+    let (line, column) = d.loc.as_ref().map(|l| files.line_col(l)).unzip();
+    json!({
+        "event": "diagnostic",
+        "level": d.severity,
+        "message": d.message,
+        "file": d.loc.as_ref().map(|l| l.file.to_string()),
+        "line": line,
+        "column": column,
+        "help": d.help,
+    })
+}
+
+fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> i32 {
+    let started = Instant::now();
+    let (c, _files) = match load_and_compile(g, select, inline) {
+        Ok(ok) => ok,
+        Err(code) => return code,
+    };
+    if inline.is_some() {
+        let sql = c.nodes().iter().position(|n| n.path.as_ref() == crate::project::INLINE_PATH).and_then(|i| c.sql[i].clone());
+        print!("{}", sql.unwrap_or_default());
+        return 0;
+    }
+    let root = &g.project_dir;
+    if let Err(e) = artifacts::write_compiled(root, &c).and_then(|_| artifacts::write_manifest(root, &c)) {
+        eprintln!("error: cannot write {}: {e}", root.join(artifacts::TARGET_DIR).display());
+        return 2;
+    }
+    let counts = count(&c);
+    let secs = started.elapsed().as_secs_f64();
+    match g.log_format {
+        LogFormat::Text => println!("compiled {} in {secs:.2} s", counts_text(&counts)),
+        LogFormat::Json => println!("{}", json!({"event": "compiled", "models": counts[0], "seeds": counts[1], "tests": counts[2], "seconds": secs})),
+    }
+    0
+}
+
+fn count(c: &Compiled) -> [usize; 3] {
+    let mut counts = [0; 3];
+    for &i in &c.selected {
+        match c.nodes()[i].kind {
+            NodeKind::Model => counts[0] += 1,
+            NodeKind::Seed => counts[1] += 1,
+            NodeKind::Test | NodeKind::UnitTest => counts[2] += 1,
+            NodeKind::Source => {}
+        }
+    }
+    counts
+}
+
+fn counts_text(c: &[usize; 3]) -> String {
+    let item = |n: usize, what: &str| format!("{} {what}{}", thousands(n), plural(n));
+    format!("{}, {}, {}", item(c[0], "model"), item(c[1], "seed"), item(c[2], "test"))
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// 1234567 → "1,234,567".
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn cmd_ls(g: &Global, select: &Select, output: Output) -> i32 {
+    let (c, _files) = match load_and_compile(g, select, None) {
+        Ok(ok) => ok,
+        Err(code) => return code,
+    };
+    let mut out = String::new();
+    for &i in &c.selected {
+        let n = &c.nodes()[i];
+        let line = match output {
+            Output::Name if n.kind == NodeKind::Source => format!("source:{}", n.name),
+            Output::Name => n.name.clone(),
+            Output::Path => n.path.to_string(),
+            Output::Json => json!({
+                "name": n.name,
+                "resource_type": n.kind,
+                "unique_id": n.unique_id,
+                "path": n.path.as_ref(),
+                "materialized": (n.kind == NodeKind::Model).then(|| n.config.materialized()),
+                "relation": c.relations[i],
+                "depends_on": c.parents(i).iter().map(|&p| c.nodes()[p].unique_id.clone()).collect::<Vec<_>>(),
+            })
+            .to_string(),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    print!("{out}");
+    0
+}
+
+fn cmd_init(dir: &Path) -> i32 {
+    match scaffold::init(dir) {
+        Ok(()) => {
+            println!("created a project in {}", dir.display());
+            println!("next: cd {} && xform compile", dir.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}

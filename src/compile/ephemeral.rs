@@ -1,0 +1,136 @@
+//! Turning rendered SQL into final SQL: placeholders become quoted relation names, and
+//! ephemeral parents (and theirs, recursively) are inlined as CTEs ahead of the query.
+
+use std::collections::BTreeSet;
+
+use crate::graph::Graph;
+use crate::project::{Node, Project};
+use crate::template::{Names, PLACEHOLDER_CLOSE, PLACEHOLDER_OPEN, Rendered};
+
+use super::Renders;
+
+/// The final SQL of every rendered node (None for nodes without SQL or whose render failed).
+pub fn finish(project: &Project, graph: &Graph, names: &Names, rendered: &Renders) -> Vec<Option<String>> {
+    let own: Vec<Option<String>> = rendered
+        .iter()
+        .map(|r| match r {
+            Some(Ok(Rendered { sql, .. })) => Some(substitute(sql, names)),
+            _ => None,
+        })
+        .collect();
+    let position: Vec<usize> = {
+        let mut pos = vec![0; project.nodes.len()];
+        for (k, &i) in graph.order().iter().enumerate() {
+            pos[i] = k;
+        }
+        pos
+    };
+    (0..project.nodes.len())
+        .map(|i| {
+            let sql = own[i].as_ref()?;
+            let ctes = ephemeral_ancestors(i, graph, &project.nodes, names, &position);
+            if ctes.is_empty() {
+                return Some(sql.clone());
+            }
+            let bodies: Vec<(String, &str)> = ctes
+                .iter()
+                .map(|&e| (cte_name(names, e), own[e].as_deref().unwrap_or("select 1").trim().trim_end_matches(';')))
+                .collect();
+            Some(inject(sql, &bodies))
+        })
+        .collect()
+}
+
+pub fn cte_name(names: &Names, node: usize) -> String {
+    let ident = names.relations[node].as_ref().map_or("", |r| r.identifier.as_str());
+    names.kind.quote(&format!("__xform_cte__{ident}"))
+}
+
+/// Replaces each `\x01<index>\x02` with the relation's quoted name (or its CTE name).
+fn substitute(sql: &str, names: &Names) -> String {
+    if !sql.contains(PLACEHOLDER_OPEN) {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut rest = sql;
+    while let Some(open) = rest.find(PLACEHOLDER_OPEN) {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(PLACEHOLDER_CLOSE) else { break };
+        let idx: Option<usize> = after[..close].parse().ok();
+        match idx.and_then(|i| names.relations.get(i)?.as_ref().map(|r| (i, r))) {
+            Some((i, r)) if r.ephemeral => out.push_str(&cte_name(names, i)),
+            Some((_, r)) => out.push_str(&names.kind.relation(&r.schema, &r.identifier)),
+            None => out.push_str(&after[..close]),
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Ephemeral nodes reachable from `i` through ephemeral parents only, parents first.
+fn ephemeral_ancestors(i: usize, graph: &Graph, nodes: &[Node], names: &Names, position: &[usize]) -> Vec<usize> {
+    let is_ephemeral = |p: usize| names.relations[p].as_ref().is_some_and(|r| r.ephemeral) && nodes[p].raw.is_some();
+    let mut found = BTreeSet::new();
+    let mut stack: Vec<usize> = graph.parents(i).filter(|&p| is_ephemeral(p)).collect();
+    while let Some(e) = stack.pop() {
+        if found.insert((position[e], e)) {
+            stack.extend(graph.parents(e).filter(|&p| is_ephemeral(p)));
+        }
+    }
+    found.into_iter().map(|(_, e)| e).collect()
+}
+
+/// Puts `name as (body)` CTEs in front of `sql`, merging into its own leading `with`.
+fn inject(sql: &str, ctes: &[(String, &str)]) -> String {
+    let defs: Vec<String> = ctes.iter().map(|(name, body)| format!("{name} as (\n{body}\n)")).collect();
+    let defs = defs.join(",\n");
+    let start = skip_space_and_comments(sql);
+    let head = &sql[start..];
+    let word: String = head.chars().take_while(|c| c.is_ascii_alphabetic()).collect::<String>().to_lowercase();
+    if word == "with" {
+        let mut at = start + 4;
+        let after = &sql[at..];
+        let trimmed = after.trim_start();
+        if trimmed.len() >= 9 && trimmed[..9].eq_ignore_ascii_case("recursive") {
+            at += after.len() - trimmed.len() + 9;
+        }
+        format!("{} {defs},{}", &sql[..at], &sql[at..])
+    } else {
+        format!("{}with {defs}\n{}", &sql[..start], &sql[start..])
+    }
+}
+
+fn skip_space_and_comments(sql: &str) -> usize {
+    let mut i = 0;
+    loop {
+        let rest = &sql[i..];
+        let trimmed = rest.trim_start();
+        i += rest.len() - trimmed.len();
+        if trimmed.starts_with("--") {
+            i += trimmed.find('\n').map_or(trimmed.len(), |n| n + 1);
+        } else if trimmed.starts_with("/*") {
+            i += trimmed.find("*/").map_or(trimmed.len(), |n| n + 2);
+        } else {
+            return i;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_into_an_existing_with() {
+        let out = inject("-- hi\nWITH a as (select 1) select * from a", &[("\"e\"".into(), "select 2")]);
+        assert_eq!(out, "-- hi\nWITH \"e\" as (\nselect 2\n), a as (select 1) select * from a");
+    }
+
+    #[test]
+    fn prepends_a_with() {
+        let out = inject("\nselect 1", &[("\"e\"".into(), "select 2")]);
+        assert_eq!(out, "\nwith \"e\" as (\nselect 2\n)\nselect 1");
+    }
+}

@@ -1,0 +1,369 @@
+//! From a loaded project to compiled SQL and a dependency graph, offline.
+//!
+//! Every model and singular test is rendered once, in parallel. Relations render as
+//! placeholders; once each model's own `config()` is known the final names are fixed, the graph
+//! is built (and checked for cycles), placeholders become quoted names or ephemeral CTEs, and
+//! sqlparser checks each result. Nothing here touches a warehouse or writes a file.
+
+mod ephemeral;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc, did_you_mean, offset_of};
+use crate::graph::Graph;
+use crate::graph::select::{Selection, select};
+use crate::project::config::MODEL_MATERIALIZATIONS;
+use crate::project::{DepRef, Node, NodeKind, Project};
+use crate::sql::{Analysis, analyze};
+use crate::template::{self, Names, RelName, Rendered, Templates, scan};
+
+/// Generic tests xform runs without a `{% test %}` definition.
+pub const BUILTIN_TESTS: &[&str] = &[
+    "not_null", "unique", "accepted_values", "relationships", "unique_combination_of_columns",
+    "expression_is_true", "row_count",
+];
+
+#[derive(Clone, Debug, Default)]
+pub struct CompileOptions {
+    pub select: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+/// A compiled project: nodes with their final config, the graph, and per node (by index) its
+/// relation, compiled SQL and parents.
+pub struct Compiled {
+    pub project: Project,
+    pub graph: Graph,
+    pub relations: Vec<Option<String>>,
+    pub sql: Vec<Option<String>>,
+    pub selected: Vec<usize>,
+}
+
+impl Compiled {
+    pub fn nodes(&self) -> &[Node] {
+        &self.project.nodes
+    }
+
+    pub fn parents(&self, i: usize) -> Vec<usize> {
+        let mut p: Vec<usize> = self.graph.parents(i).collect();
+        p.sort_unstable();
+        p
+    }
+}
+
+pub fn compile(mut project: Project, opts: &CompileOptions, files: &mut Files, diags: &mut Diagnostics) -> Option<Compiled> {
+    let select_spec = Selection::parse(&opts.select);
+    let exclude_spec = Selection::parse(&opts.exclude);
+    let sources: Vec<Option<(Arc<str>, Arc<str>)>> =
+        project.nodes.iter().map(|n| n.raw.clone().map(|raw| (n.path.clone(), raw))).collect();
+    let templates = template::environment(&project, diags);
+    let names = Arc::new(names(&project));
+    let mut rendered = render_all(&templates, &names, &project.nodes, &sources);
+    apply_config(&mut project.nodes, &mut rendered, diags);
+    check_tests(&project.nodes, &templates, diags);
+    let final_names = Arc::new(names_with(&project, &names));
+    let edges = edges(&project.nodes, &rendered, &final_names, diags);
+    let graph = match Graph::new(project.nodes.len(), edges) {
+        Ok(g) => g,
+        Err(cycle) => {
+            diags.push(cycle_diagnostic(&project.nodes, &cycle));
+            return None;
+        }
+    };
+    rerender_late_bound(&templates, &final_names, &project.nodes, &sources, &mut rendered);
+    drop(templates);
+    let sql = ephemeral::finish(&project, &graph, &final_names, &rendered);
+    check_unit_tests(&project.nodes, &graph, &final_names, diags);
+    check_sql(&project, &final_names, &graph, &sql, files, diags);
+    let relations = relations_text(&project, &final_names);
+    let (selected, warnings) = match (select_spec, exclude_spec) {
+        (Ok(s), Ok(e)) => select(&graph, &project.nodes, &s, &e),
+        (Err(d), _) | (_, Err(d)) => {
+            diags.push(d);
+            return None;
+        }
+    };
+    diags.extend(warnings);
+    if diags.has_errors() {
+        return None;
+    }
+    Some(Compiled { project, graph, relations, sql, selected })
+}
+
+fn relation_of(project: &Project, n: &Node) -> Option<RelName> {
+    match n.kind {
+        NodeKind::Model | NodeKind::Seed => {
+            let schema = n.config.str("schema").unwrap_or(&project.target.schema);
+            Some(RelName {
+                schema: format!("{}{}", project.target.schema_prefix, schema),
+                identifier: n.config.str("alias").unwrap_or(&n.name).to_string(),
+                ephemeral: n.kind == NodeKind::Model && n.config.materialized() == "ephemeral",
+            })
+        }
+        NodeKind::Source => n.source_relation.clone().map(|(schema, identifier)| RelName { schema, identifier, ephemeral: false }),
+        NodeKind::Test | NodeKind::UnitTest => None,
+    }
+}
+
+fn names(project: &Project) -> Names {
+    let mut by_ref = HashMap::new();
+    let mut by_source = HashMap::new();
+    for (i, n) in project.nodes.iter().enumerate() {
+        match n.kind {
+            NodeKind::Model | NodeKind::Seed => {
+                by_ref.entry(n.name.clone()).or_insert(i);
+            }
+            NodeKind::Source => {
+                let (s, t) = n.name.split_once('.').unwrap_or((&n.name, ""));
+                by_source.insert((s.to_string(), t.to_string()), i);
+            }
+            _ => {}
+        }
+    }
+    let relations = project.nodes.iter().map(|n| relation_of(project, n)).collect();
+    Names { kind: project.target.kind, by_ref, by_source, relations }
+}
+
+fn names_with(project: &Project, before: &Names) -> Names {
+    Names {
+        kind: before.kind,
+        by_ref: before.by_ref.clone(),
+        by_source: before.by_source.clone(),
+        relations: project.nodes.iter().map(|n| relation_of(project, n)).collect(),
+    }
+}
+
+pub(crate) type Renders = Vec<Option<Result<Rendered, Diagnostic>>>;
+
+type Sources = [Option<(Arc<str>, Arc<str>)>];
+
+fn render_all<'s>(t: &Templates<'s>, names: &Arc<Names>, nodes: &[Node], sources: &'s Sources) -> Renders {
+    nodes
+        .par_iter()
+        .zip(sources.par_iter())
+        .enumerate()
+        .map(|(i, (n, src))| src.as_ref().map(|(path, raw)| template::render(t, names, i, n, (path, raw))))
+        .collect()
+}
+
+/// Applies each model's own `config(...)` calls and checks the values xform acts on.
+fn apply_config(nodes: &mut [Node], rendered: &mut Renders, diags: &mut Diagnostics) {
+    for (n, r) in nodes.iter_mut().zip(rendered.iter_mut()) {
+        match r {
+            Some(Ok(r)) => {
+                let at = n.raw.as_ref().and_then(|raw| scan::find_call(raw, "config", None)).map(|s| Loc::new(&n.path, s));
+                for (k, v) in std::mem::take(&mut r.log.config) {
+                    n.config.set(&k, v, at.clone().or_else(|| Some(Loc::new(&n.path, 0..0))));
+                }
+            }
+            Some(Err(d)) => diags.push(d.clone()),
+            None => {}
+        }
+        check_config(n, diags);
+    }
+}
+
+fn check_config(n: &Node, diags: &mut Diagnostics) {
+    let at = |key: &str| n.config.at(key).cloned().or_else(|| n.at.clone());
+    if n.kind == NodeKind::Model && !MODEL_MATERIALIZATIONS.contains(&n.config.materialized()) {
+        let m = n.config.materialized();
+        diags.push(
+            Diagnostic::error(format!("model `{}` has unknown materialization `{m}`", n.name))
+                .at_opt(at("materialized"))
+                .help(did_you_mean(m, MODEL_MATERIALIZATIONS.iter().copied())
+                    .unwrap_or_else(|| format!("use one of: {}", MODEL_MATERIALIZATIONS.join(", ")))),
+        );
+    }
+    if let Some(v) = n.config.get("sql_check").filter(|v| !matches!(v.as_str(), Some("error" | "warn" | "off"))) {
+        diags.push(Diagnostic::error(format!("`sql_check` is {v}; use error, warn or off")).at_opt(at("sql_check")));
+    }
+    for key in ["schema", "alias"] {
+        if let Some(v) = n.config.get(key).filter(|v| !v.is_string() && !v.is_null()) {
+            diags.push(Diagnostic::error(format!("`{key}` must be a string, found {v}")).at_opt(at(key)));
+        }
+    }
+}
+
+fn check_tests(nodes: &[Node], t: &Templates, diags: &mut Diagnostics) {
+    for n in nodes {
+        let Some(spec) = &n.test else { continue };
+        let name = spec.test_name.as_str();
+        if BUILTIN_TESTS.contains(&name) || t.generic_tests.contains(name) {
+            continue;
+        }
+        let known = BUILTIN_TESTS.iter().copied().chain(t.generic_tests.iter().map(String::as_str));
+        diags.push(
+            Diagnostic::error(format!("unknown data test `{name}`"))
+                .at_opt(n.at.clone())
+                .help(did_you_mean(name, known).unwrap_or_else(|| {
+                    format!("built-in tests: {}; define others with {{% test {name}(model, column_name) %}} in macros/", BUILTIN_TESTS.join(", "))
+                })),
+        );
+    }
+}
+
+/// (parent, child) pairs: refs recorded while rendering and the static deps of YAML nodes.
+fn edges(nodes: &[Node], rendered: &Renders, names: &Names, diags: &mut Diagnostics) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if let Some(Some(Ok(r))) = rendered.get(i) {
+            out.extend(r.log.refs.iter().map(|&p| (p, i)));
+        }
+        for dep in &n.static_deps {
+            match resolve_dep(dep, names) {
+                Ok(p) => out.push((p, i)),
+                Err(d) => diags.push(d),
+            }
+        }
+    }
+    out
+}
+
+fn resolve_dep(dep: &DepRef, names: &Names) -> Result<usize, Diagnostic> {
+    match dep {
+        DepRef::Ref(name, at) => names.by_ref.get(name).copied().ok_or_else(|| {
+            Diagnostic::error(format!("`{name}` is not a model or seed in this project"))
+                .at(at.clone())
+                .help_opt(did_you_mean(name, names.by_ref.keys().map(String::as_str)))
+        }),
+        DepRef::Source(s, t, at) => names.by_source.get(&(s.clone(), t.clone())).copied().ok_or_else(|| {
+            Diagnostic::error(format!("source `{s}.{t}` is not declared")).at(at.clone())
+        }),
+    }
+}
+
+fn cycle_diagnostic(nodes: &[Node], cycle: &[usize]) -> Diagnostic {
+    let names: Vec<&str> = cycle.iter().map(|&i| nodes[i].name.as_str()).collect();
+    let edge_loc = |parent: usize, child: usize| {
+        let c = &nodes[child];
+        let span = c.raw.as_ref().and_then(|raw| scan::find_call(raw, "ref", Some(&nodes[parent].name)));
+        match span {
+            Some(s) => Loc::new(&c.path, s),
+            None => c.at.clone().unwrap_or_else(|| Loc::new(&c.path, 0..0)),
+        }
+    };
+    let first = edge_loc(cycle[0], cycle[1]);
+    let mut d = Diagnostic::error(format!("dependency cycle: {}", names.join(" → ")))
+        .at(first)
+        .label(format!("`{}` reads `{}`", names[1], names[0]))
+        .help("a model cannot depend on itself, directly or through others: break one of these refs");
+    for w in cycle.windows(2).skip(1) {
+        d = d.related(edge_loc(w[0], w[1]), format!("`{}` reads `{}`", nodes[w[1]].name, nodes[w[0]].name));
+    }
+    d
+}
+
+/// Models that read a relation's attributes (`ref('x').schema`) see final names only now.
+fn rerender_late_bound<'s>(t: &Templates<'s>, names: &Arc<Names>, nodes: &[Node], sources: &'s Sources, rendered: &mut Renders) {
+    for (i, r) in rendered.iter_mut().enumerate() {
+        if let (Some(Ok(prev)), Some((path, raw))) = (r.as_ref(), sources[i].as_ref()) {
+            if prev.log.late_bound {
+                *r = Some(template::render(t, names, i, &nodes[i], (path, raw)));
+            }
+        }
+    }
+}
+
+fn relations_text(project: &Project, names: &Names) -> Vec<Option<String>> {
+    let kind = project.target.kind;
+    names.relations.iter().map(|r| r.as_ref().filter(|r| !r.ephemeral).map(|r| kind.relation(&r.schema, &r.identifier))).collect()
+}
+
+/// A unit test's `given` inputs must exist and be read by the model under test.
+fn check_unit_tests(nodes: &[Node], graph: &Graph, names: &Names, diags: &mut Diagnostics) {
+    for n in nodes {
+        let Some(u) = &n.unit else { continue };
+        let Some(&model) = names.by_ref.get(&u.model) else { continue };
+        for given in &u.given {
+            let dep = crate::project::parse_relation_arg(&given.input, &given.at);
+            let resolved = match dep {
+                Some(dep) => resolve_dep(&dep, names),
+                None => Err(Diagnostic::error(format!("`input: {}` is not ref('...') or source('...', '...')", given.input)).at(given.at.clone())),
+            };
+            match resolved {
+                Ok(p) if graph.parents(model).any(|q| q == p) => {}
+                Ok(p) => diags.push(
+                    Diagnostic::error(format!("unit test `{}`: `{}` is not read by model `{}`", u.name, given.input, u.model))
+                        .at(given.at.clone())
+                        .help(format!("mock only the model's direct inputs (`{}` is not one of them)", nodes[p].name)),
+                ),
+                Err(d) => diags.push(d),
+            }
+        }
+    }
+}
+
+/// sqlparser's view of every compiled model and singular test, with `sql_check` severity.
+fn check_sql(project: &Project, names: &Names, graph: &Graph, sql: &[Option<String>], files: &mut Files, diags: &mut Diagnostics) {
+    let dialect = project.target.kind.sql_dialect();
+    let findings: Vec<Vec<Diagnostic>> = project
+        .nodes
+        .par_iter()
+        .enumerate()
+        .map(|(i, n)| match &sql[i] {
+            Some(text) if n.config.str("sql_check") != Some("off") => check_one(n, i, text, dialect.as_ref(), names, graph),
+            _ => Vec::new(),
+        })
+        .collect();
+    for (i, found) in findings.into_iter().enumerate() {
+        if found.iter().any(|d| d.loc.as_ref().is_some_and(|l| l.file.starts_with("target/"))) {
+            let n = &project.nodes[i];
+            files.insert(&compiled_path(n), &Arc::from(sql[i].as_deref().unwrap_or("")));
+        }
+        diags.extend(found);
+    }
+}
+
+pub fn compiled_path(n: &Node) -> Arc<str> {
+    Arc::from(format!("target/compiled/{}", n.path))
+}
+
+fn check_one(n: &Node, i: usize, text: &str, dialect: &dyn sqlparser::dialect::Dialect, names: &Names, graph: &Graph) -> Vec<Diagnostic> {
+    let file_start = Loc::new(&n.path, 0..0);
+    let strict = n.config.str("sql_check") == Some("error");
+    let what = n.kind.name();
+    match analyze(dialect, text) {
+        Analysis::Query { relations } => bypassing_refs(n, i, &relations, names, graph),
+        Analysis::Statements(0) => vec![Diagnostic::error(format!("{what} `{}` has no SQL", n.name)).at(file_start).help("a model is one SELECT statement")],
+        Analysis::Statements(k) => vec![Diagnostic::error(format!("{what} `{}` has {k} SQL statements; it must be exactly one", n.name))
+            .at(file_start)
+            .help("a model is one SELECT; remove the extra statements (or the `;` between them)")],
+        Analysis::NotAQuery(kind) => vec![Diagnostic::error(format!("{what} `{}` is a {kind} statement, not a query", n.name))
+            .at(file_start)
+            .help("write only the SELECT; xform creates the view or table around it")],
+        Analysis::Unparsed { message, line, column } => {
+            let compiled = compiled_path(n);
+            let offset = offset_of(text, line, column.saturating_sub(1));
+            let end = text[offset..].chars().next().map_or(offset, |c| offset + c.len_utf8());
+            let d = if strict { Diagnostic::error(format!("SQL does not parse: {message}")) } else { Diagnostic::warning(format!("sqlparser cannot parse `{}`: {message}", n.name)) };
+            vec![d.at(Loc::new(&compiled, offset..end)).related(file_start, "compiled from this file").help(
+                "if this is valid SQL for your warehouse, set `+sql_check: off` for this model (sqlparser does not know every dialect feature)",
+            )]
+        }
+    }
+}
+
+/// Relations a query reads that are neither a ref'd/sourced parent nor the model itself.
+fn bypassing_refs(n: &Node, i: usize, relations: &[Vec<String>], names: &Names, graph: &Graph) -> Vec<Diagnostic> {
+    let known: Vec<&RelName> = graph.parents(i).chain([i]).filter_map(|p| names.relations[p].as_ref()).collect();
+    let is_known = |parts: &[String]| match parts {
+        [.., schema, ident] => known.iter().any(|r| &r.schema == schema && &r.identifier == ident),
+        [ident] => known.iter().any(|r| &r.identifier == ident),
+        [] => true,
+    };
+    relations
+        .iter()
+        .filter(|parts| !is_known(parts))
+        .map(|parts| {
+            let name = parts.join(".");
+            let last = parts.last().map(String::as_str).unwrap_or("");
+            let span = n.raw.as_ref().and_then(|raw| raw.find(last).map(|s| s..s + last.len())).unwrap_or(0..0);
+            Diagnostic::warning(format!("`{}` reads `{name}` directly, bypassing ref() and source()", n.name))
+                .at(Loc::new(&n.path, span))
+                .help("use {{ ref('model') }} or {{ source('source', 'table') }} so xform knows the dependency")
+        })
+        .collect()
+}

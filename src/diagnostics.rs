@@ -1,0 +1,251 @@
+//! Findings about the user's project, and how they are shown.
+//!
+//! A mistake in a project is a [`Diagnostic`]: a severity, a message, where it is (a file of
+//! the project and a byte span in it), a help line and related places ("called from ...").
+//! Every stage collects diagnostics into a [`Diagnostics`] list instead of stopping at the first,
+//! so one run reports every mistake. [`Files`] keeps the text of every file a diagnostic may
+//! point into; [`render`] draws them rustc-style with annotate-snippets. Nothing here prints.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// A place in a project file: its path relative to the project root and a byte span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loc {
+    pub file: Arc<str>,
+    pub span: Range<usize>,
+}
+
+impl Loc {
+    pub fn new(file: &Arc<str>, span: Range<usize>) -> Loc {
+        Loc { file: file.clone(), span }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub message: String,
+    pub loc: Option<Loc>,
+    /// A short label under the caret.
+    pub label: Option<String>,
+    pub help: Option<String>,
+    /// Other places that explain this one, e.g. the macro call chain, outermost last.
+    pub related: Vec<(Loc, String)>,
+}
+
+impl Diagnostic {
+    pub fn error(message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Error,
+            message: message.into(),
+            loc: None,
+            label: None,
+            help: None,
+            related: Vec::new(),
+        }
+    }
+
+    pub fn warning(message: impl Into<String>) -> Diagnostic {
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(message) }
+    }
+
+    pub fn at(mut self, loc: Loc) -> Diagnostic {
+        self.loc = Some(loc);
+        self
+    }
+
+    pub fn at_opt(mut self, loc: Option<Loc>) -> Diagnostic {
+        self.loc = loc;
+        self
+    }
+
+    pub fn label(mut self, label: impl Into<String>) -> Diagnostic {
+        self.label = Some(label.into());
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Diagnostic {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn help_opt(mut self, help: Option<String>) -> Diagnostic {
+        self.help = help;
+        self
+    }
+
+    pub fn related(mut self, loc: Loc, note: impl Into<String>) -> Diagnostic {
+        self.related.push((loc, note.into()));
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// The findings of one run, in the order they were made.
+#[derive(Default, Debug)]
+pub struct Diagnostics(Vec<Diagnostic>);
+
+impl Diagnostics {
+    pub fn push(&mut self, d: Diagnostic) {
+        self.0.push(d);
+    }
+
+    pub fn extend(&mut self, ds: impl IntoIterator<Item = Diagnostic>) {
+        self.0.extend(ds);
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.0.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.0.iter().filter(|d| d.is_error()).count()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter()
+    }
+
+    /// Errors first, then by file and position, so the output reads like a compiler's.
+    pub fn sorted(mut self) -> Vec<Diagnostic> {
+        self.0.sort_by(|a, b| {
+            let key = |d: &Diagnostic| {
+                let loc = d.loc.as_ref().map(|l| (l.file.clone(), l.span.start));
+                (std::cmp::Reverse(d.severity), loc)
+            };
+            key(a).cmp(&key(b))
+        });
+        self.0
+    }
+}
+
+/// The text of every project file a diagnostic may point into, by relative path.
+#[derive(Default, Debug)]
+pub struct Files(HashMap<Arc<str>, Arc<str>>);
+
+impl Files {
+    pub fn insert(&mut self, path: &Arc<str>, text: &Arc<str>) {
+        self.0.insert(path.clone(), text.clone());
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Arc<str>> {
+        self.0.get(path)
+    }
+
+    /// The span of line `line` (1-based) of `path`, without its line break.
+    pub fn line_loc(&self, path: &Arc<str>, line: usize) -> Loc {
+        let span = self.get(path).map_or(0..0, |text| line_span(text, line));
+        Loc::new(path, span)
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, loc: &Loc) -> (usize, usize) {
+        self.get(&loc.file).map_or((1, 1), |text| line_col(text, loc.span.start))
+    }
+}
+
+pub fn line_span(text: &str, line: usize) -> Range<usize> {
+    let start: usize = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
+    let rest = &text[start.min(text.len())..];
+    let len = rest.find('\n').unwrap_or(rest.len());
+    let len = rest[..len].trim_end_matches('\r').len();
+    start..start + len
+}
+
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = floor_char_boundary(text, offset);
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Byte offset of a 1-based line and 0-based character column.
+pub fn offset_of(text: &str, line: usize, char_col: usize) -> usize {
+    let span = line_span(text, line);
+    let line_text = &text[span.clone()];
+    let within = line_text.char_indices().nth(char_col).map_or(line_text.len(), |(i, _)| i);
+    span.start + within
+}
+
+fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
+    offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// Draws diagnostics like rustc does. `color` adds ANSI styles.
+pub fn render(diagnostics: &[Diagnostic], files: &Files, color: bool) -> String {
+    let renderer = if color { Renderer::styled() } else { Renderer::plain() };
+    let mut out = String::new();
+    for d in diagnostics {
+        out.push_str(&renderer.render(&report(d, files)));
+        out.push_str("\n\n");
+    }
+    out
+}
+
+fn report<'a>(d: &'a Diagnostic, files: &'a Files) -> Vec<Group<'a>> {
+    let level = match d.severity {
+        Severity::Error => Level::ERROR,
+        Severity::Warning => Level::WARNING,
+    };
+    let mut group = Group::with_title(level.primary_title(d.message.as_str()));
+    if let Some(loc) = &d.loc {
+        group = group.element(snippet(loc, files, AnnotationKind::Primary, d.label.as_deref()));
+    }
+    for (loc, note) in &d.related {
+        group = group.element(snippet(loc, files, AnnotationKind::Context, Some(note)));
+    }
+    if let Some(help) = &d.help {
+        group = group.element(Level::HELP.message(help.as_str()));
+    }
+    vec![group]
+}
+
+fn snippet<'a>(
+    loc: &'a Loc,
+    files: &'a Files,
+    kind: AnnotationKind,
+    label: Option<&'a str>,
+) -> Snippet<'a, annotate_snippets::Annotation<'a>> {
+    let text: &str = files.get(&loc.file).map_or("", |t| t);
+    let start = floor_char_boundary(text, loc.span.start);
+    let end = floor_char_boundary(text, loc.span.end.max(start));
+    let mut annotation = kind.span(start..end);
+    if let Some(label) = label {
+        annotation = annotation.label(label);
+    }
+    Snippet::source(text).path(&*loc.file).fold(true).annotation(annotation)
+}
+
+/// The closest of `candidates` to `name`, for "did you mean" hints.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(name, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// "did you mean `x`?" or None.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    closest(name, candidates).map(|c| format!("did you mean `{c}`?"))
+}

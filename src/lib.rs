@@ -1,0 +1,22 @@
+//! xform: a SQL-first transformation tool. A project on disk flows through the modules in
+//! this order: `project` (load) → `template` (render) → `sql` (parse) → `graph` (DAG,
+//! selection) → `compile` (final SQL) → `artifacts` (target/). `adapter` holds everything that
+//! differs between warehouses. `cli` is a thin layer over this library.
+
+pub mod adapter;
+pub mod artifacts;
+pub mod cli;
+pub mod compile;
+pub mod diagnostics;
+pub mod graph;
+pub mod project;
+pub mod scaffold;
+pub mod sql;
+pub mod template;
+
+/// Hex SHA-256 of a text, as dbt writes checksums.
+pub fn checksum(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,161 @@
+//! Node configuration: the `+key: value` settings that cascade from project.yml folders down
+//! to property files and `config()` calls, each remembering where it was set.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
+
+use crate::diagnostics::Loc;
+
+/// Config keys xform knows; others are kept but warned about where they are written.
+pub const KNOWN_KEYS: &[&str] = &[
+    "access", "alias", "audit", "batch_size", "begin", "check_cols", "cluster_by", "column_types",
+    "concurrent_batches", "contract", "database", "delimiter", "docs", "enabled", "encoding",
+    "error_if", "event_time", "external_location", "fail_calc", "freshness", "full_refresh",
+    "grants", "group", "hard_deletes", "header", "hive_partitioning", "incremental_strategy",
+    "indexes", "invalidate_hard_deletes", "limit", "loaded_at_field", "lookback", "materialized",
+    "merge_exclude_columns", "merge_update_columns", "meta", "on_schema_change", "partition_by",
+    "persist_docs", "post_hook", "pre_hook", "quote", "quote_columns", "schema", "severity",
+    "snapshot_meta_column_names", "sql_check", "store_failures", "store_failures_as", "strategy",
+    "tags", "target_schema", "unique_key", "updated_at", "warn_if", "where",
+];
+
+/// Materializations a model may have.
+pub const MODEL_MATERIALIZATIONS: &[&str] = &["view", "table", "incremental", "ephemeral"];
+
+#[derive(Clone, Debug)]
+pub struct Setting {
+    pub value: Json,
+    pub at: Option<Loc>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Config(BTreeMap<String, Setting>);
+
+/// `pre-hook` and `pre_hook` are the same key, as in dbt.
+pub fn normalize_key(key: &str) -> String {
+    key.trim_start_matches('+').replace('-', "_")
+}
+
+impl Config {
+    /// Sets `key`; `tags` accumulate and `meta` merges, as dbt users expect.
+    pub fn set(&mut self, key: &str, value: Json, at: Option<Loc>) {
+        let key = normalize_key(key);
+        let merged = match (key.as_str(), self.0.get(&key).map(|s| &s.value)) {
+            ("tags", Some(old)) => merge_tags(old, &value),
+            ("meta", Some(Json::Object(old))) => match value {
+                Json::Object(new) => {
+                    let mut m = old.clone();
+                    m.extend(new);
+                    Json::Object(m)
+                }
+                other => other,
+            },
+            _ => value,
+        };
+        self.0.insert(key, Setting { value: merged, at });
+    }
+
+    /// Applies every setting of `other` on top of this one.
+    pub fn overlay(&mut self, other: &Config) {
+        for (k, s) in &other.0 {
+            self.set(k, s.value.clone(), s.at.clone());
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        self.0.get(key).map(|s| &s.value)
+    }
+
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Json::as_str)
+    }
+
+    pub fn at(&self, key: &str) -> Option<&Loc> {
+        self.0.get(key).and_then(|s| s.at.as_ref())
+    }
+
+    pub fn materialized(&self) -> &str {
+        self.str("materialized").unwrap_or("view")
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.get("enabled").and_then(Json::as_bool).unwrap_or(true)
+    }
+
+    pub fn tags(&self) -> Vec<&str> {
+        match self.get("tags") {
+            Some(Json::Array(items)) => items.iter().filter_map(Json::as_str).collect(),
+            Some(Json::String(s)) => vec![s.as_str()],
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn to_json(&self) -> Json {
+        Json::Object(self.0.iter().map(|(k, s)| (k.clone(), s.value.clone())).collect())
+    }
+}
+
+fn merge_tags(old: &Json, new: &Json) -> Json {
+    let mut tags: Vec<Json> = Vec::new();
+    for v in [old, new] {
+        let items = match v {
+            Json::Array(items) => items.clone(),
+            other => vec![other.clone()],
+        };
+        for item in items {
+            if !tags.contains(&item) {
+                tags.push(item);
+            }
+        }
+    }
+    Json::Array(tags)
+}
+
+/// One level of a folder-config tree from project.yml (`models:`, `seeds:`, `data_tests:`).
+#[derive(Clone, Debug, Default)]
+pub struct FolderConfig {
+    pub config: Config,
+    pub children: BTreeMap<String, (Loc, FolderConfig)>,
+}
+
+impl FolderConfig {
+    /// The config for a resource at `path` (folders under the resource root, then its name):
+    /// every level's settings from the top down, deeper levels winning.
+    /// A level named after the project (`models: { shop: {...} }`, as in dbt) applies too.
+    pub fn resolve(&self, project: &str, path: &[String]) -> Config {
+        let mut out = self.resolve_path(path);
+        if let Some((_, child)) = self.children.get(project) {
+            out.overlay(&child.resolve_path(path));
+        }
+        out
+    }
+
+    fn resolve_path(&self, path: &[String]) -> Config {
+        let mut out = self.config.clone();
+        let mut level = self;
+        for part in path {
+            match level.children.get(part) {
+                Some((_, child)) => {
+                    out.overlay(&child.config);
+                    level = child;
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// Every configured path (e.g. `["analytics", "part_001"]`) with where it is written.
+    pub fn paths(&self) -> Vec<(Vec<String>, Loc)> {
+        let mut out = Vec::new();
+        for (name, (loc, child)) in &self.children {
+            out.push((vec![name.clone()], loc.clone()));
+            for (mut sub, l) in child.paths() {
+                sub.insert(0, name.clone());
+                out.push((sub, l));
+            }
+        }
+        out
+    }
+}

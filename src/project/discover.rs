@@ -1,0 +1,124 @@
+//! Finding and reading a project's files: walkdir over the configured folders, in a stable
+//! order, decoding each file as UTF-8 (a file that is not gets a diagnostic at its first bad
+//! byte, and its text is kept lossily so the diagnostic can show it).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use walkdir::WalkDir;
+
+use super::settings::Paths;
+use crate::diagnostics::{Diagnostic, Loc, line_col};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Model,
+    Seed,
+    Macro,
+    SingularTest,
+    Properties,
+}
+
+/// A discovered file: its kind, its path relative to the project root (with `/`), and the
+/// path of its parent folder relative to the folder it was found under.
+pub struct Found {
+    pub kind: FileKind,
+    pub path: Arc<str>,
+    /// Folders between the resource root and the file (`["analytics", "part_000"]`).
+    pub folders: Vec<String>,
+    pub stem: String,
+}
+
+pub struct Read {
+    pub found: Found,
+    pub text: Arc<str>,
+}
+
+pub fn discover(root: &Path, paths: &Paths) -> Vec<Found> {
+    let mut out = Vec::new();
+    let groups: [(&Vec<String>, &[(&str, FileKind)]); 4] = [
+        (&paths.models, &[("sql", FileKind::Model), ("yml", FileKind::Properties), ("yaml", FileKind::Properties)]),
+        (&paths.seeds, &[("csv", FileKind::Seed), ("yml", FileKind::Properties), ("yaml", FileKind::Properties)]),
+        (&paths.macros, &[("sql", FileKind::Macro)]),
+        (&paths.tests, &[("sql", FileKind::SingularTest), ("yml", FileKind::Properties), ("yaml", FileKind::Properties)]),
+    ];
+    for (dirs, kinds) in groups {
+        for dir in dirs {
+            walk(root, dir, kinds, &mut out);
+        }
+    }
+    out
+}
+
+fn walk(root: &Path, dir: &str, kinds: &[(&str, FileKind)], out: &mut Vec<Found>) {
+    let base = root.join(dir);
+    let walker = WalkDir::new(&base).follow_links(true).sort_by_file_name().into_iter();
+    let visible = |e: &walkdir::DirEntry| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.');
+    for entry in walker.filter_entry(visible).filter_map(Result::ok) {
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Ok(rel) = entry.path().strip_prefix(&base) else { continue };
+        let ext = rel.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let Some(&(_, mut kind)) = kinds.iter().find(|(e, _)| *e == ext) else { continue };
+        let folders: Vec<String> = rel
+            .parent()
+            .map(|p| p.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        // tests/generic/*.sql hold `{% test %}` definitions, i.e. macros.
+        if kind == FileKind::SingularTest && folders.first().is_some_and(|f| f == "generic") {
+            kind = FileKind::Macro;
+        }
+        let stem = rel.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let path = format!("{}/{}", dir.trim_end_matches('/'), rel.to_string_lossy().replace('\\', "/"));
+        out.push(Found { kind, path: path.into(), folders, stem });
+    }
+}
+
+/// Reads every file in parallel; seeds are not read (the runner streams them).
+pub fn read_all(root: &Path, found: Vec<Found>) -> (Vec<Read>, Vec<Diagnostic>) {
+    let results: Vec<(Read, Option<Diagnostic>)> = found
+        .into_par_iter()
+        .map(|f| {
+            if f.kind == FileKind::Seed {
+                return (Read { found: f, text: Arc::from("") }, None);
+            }
+            let (text, diag) = match std::fs::read(root.join(&*f.path)) {
+                Ok(bytes) => decode(&f.path, bytes),
+                Err(e) => (Arc::from(""), Some(Diagnostic::error(format!("cannot read {}: {e}", f.path)))),
+            };
+            (Read { found: f, text }, diag)
+        })
+        .collect();
+    let mut diags = Vec::new();
+    let reads = results
+        .into_iter()
+        .map(|(r, d)| {
+            diags.extend(d);
+            r
+        })
+        .collect();
+    (reads, diags)
+}
+
+fn decode(path: &Arc<str>, bytes: Vec<u8>) -> (Arc<str>, Option<Diagnostic>) {
+    match String::from_utf8(bytes) {
+        Ok(mut s) => {
+            if s.starts_with('\u{feff}') {
+                s.drain(..3);
+            }
+            (Arc::from(s), None)
+        }
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let text: Arc<str> = Arc::from(String::from_utf8_lossy(e.as_bytes()).into_owned());
+            let (line, col) = line_col(&text, at);
+            let d = Diagnostic::error(format!("{path} is not valid UTF-8 (line {line}, column {col})"))
+                .at(Loc::new(path, at..at + '\u{fffd}'.len_utf8()))
+                .label("invalid byte here")
+                .help("save the file as UTF-8 (files exported from Excel are often CP949/EUC-KR)");
+            (text, Some(d))
+        }
+    }
+}

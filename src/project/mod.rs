@@ -1,0 +1,158 @@
+//! Loading a project from disk into plain data: settings, the chosen target, and one
+//! [`Node`] per model, seed, source table, data test and unit test, each with its cascaded
+//! config. This is the only module that reads project files. It renders nothing but the
+//! target's `{{ env_var() }}` strings, and never connects to a warehouse.
+
+pub mod config;
+mod discover;
+mod nodes;
+pub mod properties;
+pub mod settings;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+pub use config::Config;
+pub use discover::FileKind;
+pub use nodes::{DepRef, Node, NodeKind, TestSpec, parse_relation_arg};
+pub use properties::{Column, Fixture, UnitTestProps};
+pub use settings::Target;
+
+use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc};
+
+/// What the caller decides: the target, `--vars`, and the environment `env_var()` reads.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    pub target: Option<String>,
+    pub vars: Option<String>,
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug)]
+pub struct Project {
+    pub root: PathBuf,
+    pub name: String,
+    pub target: Target,
+    pub vars: serde_json::Map<String, Json>,
+    pub env: Arc<BTreeMap<String, String>>,
+    pub nodes: Vec<Node>,
+    /// `macros/**/*.sql` and `tests/generic/**/*.sql`: (path, text).
+    pub macro_files: Vec<(Arc<str>, Arc<str>)>,
+}
+
+pub const PROJECT_FILE: &str = "project.yml";
+
+/// Loads the project at `root`, recording every mistake in `diags` and every file read in
+/// `files`. `None` when the project is too broken to go on.
+pub fn load(root: &Path, opts: &LoadOptions, files: &mut Files, diags: &mut Diagnostics) -> Option<Project> {
+    let project = load_into(root, opts, diags, files);
+    project.filter(|_| !diags.has_errors())
+}
+
+fn load_into(root: &Path, opts: &LoadOptions, diags: &mut Diagnostics, files: &mut Files) -> Option<Project> {
+    let settings_path: Arc<str> = Arc::from(PROJECT_FILE);
+    let text = match std::fs::read(root.join(PROJECT_FILE)) {
+        Ok(bytes) => Arc::from(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(_) => {
+            diags.push(Diagnostic::error(format!("no {PROJECT_FILE} in {}", root.display())).help(
+                "run xform inside a project, pass --project-dir DIR, or create one with `xform init DIR`",
+            ));
+            return None;
+        }
+    };
+    files.insert(&settings_path, &text);
+    let settings = settings::parse(&settings_path, &text, diags);
+    let vars = merged_vars(&settings, opts, diags, files);
+    let env = Arc::new(opts.env.clone());
+    let render = |s: &str| render_setting(s, &env, &vars);
+    let target = settings.target(opts.target.as_deref(), &render, diags);
+
+    let found = discover::discover(root, &settings.paths);
+    let (reads, read_diags) = discover::read_all(root, found);
+    diags.extend(read_diags);
+    for r in &reads {
+        files.insert(&r.found.path, &r.text);
+    }
+    let target = target?;
+    let built = nodes::build(&settings, &target, reads, diags);
+    Some(Project {
+        root: root.to_path_buf(),
+        name: settings.name.clone(),
+        target,
+        vars,
+        env,
+        nodes: built.nodes,
+        macro_files: built.macro_files,
+    })
+}
+
+/// project.yml's `vars`, overridden by `--vars '{key: value}'`.
+fn merged_vars(
+    settings: &settings::Settings,
+    opts: &LoadOptions,
+    diags: &mut Diagnostics,
+    files: &mut Files,
+) -> serde_json::Map<String, Json> {
+    let mut vars = settings.vars.clone();
+    if let Some(cli) = &opts.vars {
+        let file: Arc<str> = Arc::from("--vars");
+        let text: Arc<str> = Arc::from(cli.as_str());
+        files.insert(&file, &text);
+        let src = yaml::Src::new(&file, &text);
+        match src.parse() {
+            Ok(Some(node)) if yaml::is_map(&node) => vars.extend(settings::vars(&src, &node, diags)),
+            Ok(None) => {}
+            Ok(Some(_)) => diags.push(
+                Diagnostic::error("--vars must be a YAML mapping")
+                    .at(Loc::new(&file, 0..text.len()))
+                    .help("e.g. --vars '{start_date: 2024-01-01}'"),
+            ),
+            Err(d) => diags.push(d),
+        }
+    }
+    vars
+}
+
+/// Renders a project.yml string such as `pr_{{ env_var('PR_NUMBER', 'local') }}_`.
+fn render_setting(
+    text: &str,
+    env: &BTreeMap<String, String>,
+    vars: &serde_json::Map<String, Json>,
+) -> Result<String, String> {
+    let mut jinja = minijinja::Environment::new();
+    let env = env.clone();
+    jinja.add_function("env_var", move |name: String, default: Option<String>| {
+        env.get(&name).cloned().or(default).ok_or_else(|| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("environment variable `{name}` is not set and has no default"),
+            )
+        })
+    });
+    let vars = vars.clone();
+    jinja.add_function("var", move |name: String, default: Option<minijinja::Value>| {
+        vars.get(&name).map(|v| minijinja::Value::from(minijinja::value::Serde(v))).or(default).ok_or_else(|| {
+            minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("var `{name}` is not defined"))
+        })
+    });
+    jinja.render_str(text, ()).map_err(|e| format!("cannot render `{text}`: {}", e.detail().unwrap_or("")))
+}
+
+/// The pseudo-file of `xform compile --inline`.
+pub const INLINE_PATH: &str = "<inline>";
+
+impl Project {
+    /// Adds `--inline` SQL as a model, so it compiles exactly like one.
+    pub fn add_inline(&mut self, text: &str, files: &mut Files) {
+        let path: Arc<str> = Arc::from(INLINE_PATH);
+        let raw: Arc<str> = Arc::from(text);
+        files.insert(&path, &raw);
+        let mut node = Node::ad_hoc("__inline__", &path, &raw);
+        node.fqn = vec![self.name.clone(), node.name.clone()];
+        self.nodes.push(node);
+    }
+}

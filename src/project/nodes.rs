@@ -1,0 +1,356 @@
+//! Turning discovered files and property entries into nodes with cascaded config.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use super::config::{Config, FolderConfig};
+use super::discover::{FileKind, Read};
+use super::properties::{self, Column, Props, ResourceProps, TestDecl, UnitTestProps};
+use super::settings::{Settings, Target};
+use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeKind {
+    Seed,
+    Source,
+    Model,
+    Test,
+    UnitTest,
+}
+
+impl NodeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeKind::Seed => "seed",
+            NodeKind::Source => "source",
+            NodeKind::Model => "model",
+            NodeKind::Test => "test",
+            NodeKind::UnitTest => "unit_test",
+        }
+    }
+
+    pub const ALL: [NodeKind; 5] =
+        [NodeKind::Seed, NodeKind::Source, NodeKind::Model, NodeKind::Test, NodeKind::UnitTest];
+}
+
+/// A dependency known without rendering (tests, unit tests): `ref('x')` or `source('a','b')`.
+#[derive(Clone, Debug)]
+pub enum DepRef {
+    Ref(String, Loc),
+    Source(String, String, Loc),
+}
+
+/// A generic data test applied to a node (and maybe a column).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TestSpec {
+    pub test_name: String,
+    pub column_name: Option<String>,
+    pub kwargs: BTreeMap<String, Json>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub kind: NodeKind,
+    pub name: String,
+    pub unique_id: String,
+    /// The file the node comes from, relative to the project root.
+    pub path: Arc<str>,
+    pub fqn: Vec<String>,
+    /// The Jinja SQL of a model or singular test.
+    pub raw: Option<Arc<str>>,
+    pub config: Config,
+    pub description: String,
+    pub columns: Vec<Column>,
+    /// Where a node declared in YAML (test, source, unit test) is written.
+    pub at: Option<Loc>,
+    /// `(schema, identifier)` of a source table; models and seeds get theirs when compiled.
+    pub source_relation: Option<(String, String)>,
+    pub test: Option<TestSpec>,
+    pub unit: Option<UnitTestProps>,
+    pub static_deps: Vec<DepRef>,
+}
+
+impl Node {
+    fn new(kind: NodeKind, name: String, unique_id: String, path: Arc<str>) -> Node {
+        Node {
+            kind,
+            name,
+            unique_id,
+            path,
+            fqn: Vec::new(),
+            raw: None,
+            config: Config::default(),
+            description: String::new(),
+            columns: Vec::new(),
+            at: None,
+            source_relation: None,
+            test: None,
+            unit: None,
+            static_deps: Vec::new(),
+        }
+    }
+
+    /// A model that exists only for this run (`compile --inline`).
+    pub fn ad_hoc(name: &str, path: &Arc<str>, raw: &Arc<str>) -> Node {
+        let mut n = Node::new(NodeKind::Model, name.to_string(), format!("model.inline.{name}"), path.clone());
+        n.raw = Some(raw.clone());
+        n
+    }
+}
+
+pub struct Built {
+    pub nodes: Vec<Node>,
+    pub macro_files: Vec<(Arc<str>, Arc<str>)>,
+}
+
+pub fn build(settings: &Settings, target: &Target, reads: Vec<Read>, diags: &mut Diagnostics) -> Built {
+    let project = settings.name.as_str();
+    let mut props = Props::default();
+    let mut out = Built { nodes: Vec::new(), macro_files: Vec::new() };
+    let mut used_paths: Vec<(FileKind, Vec<String>)> = Vec::new();
+    for r in reads {
+        let f = r.found;
+        let mut parts = f.folders.clone();
+        parts.push(f.stem.clone());
+        let (kind, folder_config, id_kind) = match f.kind {
+            FileKind::Properties => {
+                properties::parse(&f.path, &r.text, &mut props, diags);
+                continue;
+            }
+            FileKind::Macro => {
+                out.macro_files.push((f.path, r.text));
+                continue;
+            }
+            FileKind::Model => (NodeKind::Model, &settings.models, "model"),
+            FileKind::Seed => (NodeKind::Seed, &settings.seeds, "seed"),
+            FileKind::SingularTest => (NodeKind::Test, &settings.tests, "test"),
+        };
+        let mut node = Node::new(kind, f.stem.clone(), format!("{id_kind}.{project}.{}", f.stem), f.path);
+        node.config = folder_config.resolve(project, &parts);
+        node.fqn = std::iter::once(project.to_string()).chain(parts.iter().cloned()).collect();
+        if kind != NodeKind::Seed {
+            node.raw = Some(r.text);
+        }
+        used_paths.push((f.kind, parts));
+        out.nodes.push(node);
+    }
+    check_duplicate_names(&out.nodes, diags);
+    attach_props(&mut out.nodes, &props.models, NodeKind::Model, diags);
+    attach_props(&mut out.nodes, &props.seeds, NodeKind::Seed, diags);
+    add_sources(project, &mut out.nodes, &props, diags);
+    add_generic_tests(project, &settings.tests, &mut out.nodes);
+    add_unit_tests(project, &mut out.nodes, props.unit_tests);
+    out.nodes.retain(|n| n.config.enabled());
+    warn_unused_config_paths(settings, &used_paths, diags);
+    let _ = target;
+    out
+}
+
+fn check_duplicate_names(nodes: &[Node], diags: &mut Diagnostics) {
+    let mut seen: HashMap<(bool, &str), &Node> = HashMap::new();
+    for n in nodes {
+        // Models and seeds share the ref() namespace; singular tests have their own.
+        let key = (n.kind == NodeKind::Test, n.name.as_str());
+        if let Some(first) = seen.insert(key, n) {
+            diags.push(
+                Diagnostic::error(format!("two {}s are named `{}`", n.kind.name(), n.name))
+                    .at(Loc::new(&n.path, 0..0))
+                    .related(Loc::new(&first.path, 0..0), "the other one is here")
+                    .help("names come from file names and must be unique in a project: rename one file"),
+            );
+        }
+    }
+}
+
+fn attach_props(nodes: &mut [Node], entries: &[ResourceProps], kind: NodeKind, diags: &mut Diagnostics) {
+    let mut index: HashMap<String, usize> =
+        nodes.iter().enumerate().filter(|(_, n)| n.kind == kind).map(|(i, n)| (n.name.clone(), i)).collect();
+    let mut described: HashMap<String, Loc> = HashMap::new();
+    for p in entries {
+        let Some(&i) = index.get(&p.name) else {
+            let names = index.keys().map(String::as_str);
+            diags.push(
+                Diagnostic::warning(format!("properties for {} `{}`, but there is no such {}", kind.name(), p.name, kind.name()))
+                    .at(p.at.clone())
+                    .help_opt(did_you_mean(&p.name, names)),
+            );
+            continue;
+        };
+        if let Some(first) = described.insert(p.name.clone(), p.at.clone()) {
+            diags.push(
+                Diagnostic::error(format!("{} `{}` is described twice", kind.name(), p.name))
+                    .at(p.at.clone())
+                    .related(first, "first described here"),
+            );
+            continue;
+        }
+        let n = &mut nodes[i];
+        n.description = p.description.clone();
+        n.config.overlay(&p.config);
+        n.columns = p.columns.clone();
+        n.at = Some(p.at.clone());
+        pending_tests(n).extend(p.tests.iter().cloned());
+    }
+    index.clear();
+}
+
+fn add_sources(project: &str, nodes: &mut Vec<Node>, props: &Props, diags: &mut Diagnostics) {
+    let mut seen: HashMap<String, Loc> = HashMap::new();
+    for t in &props.sources {
+        let name = format!("{}.{}", t.source, t.name);
+        if let Some(first) = seen.insert(name.clone(), t.at.clone()) {
+            diags.push(
+                Diagnostic::error(format!("source table `{name}` is declared twice"))
+                    .at(t.at.clone())
+                    .related(first, "first declared here"),
+            );
+            continue;
+        }
+        let mut n = Node::new(NodeKind::Source, name.clone(), format!("source.{project}.{name}"), t.at.file.clone());
+        n.fqn = vec![project.to_string(), t.source.clone(), t.name.clone()];
+        n.description = t.description.clone();
+        n.config = t.config.clone();
+        n.columns = t.columns.clone();
+        n.at = Some(t.at.clone());
+        n.source_relation = Some((t.schema.clone(), t.identifier.clone()));
+        nodes.push(n);
+    }
+    // Source tests are attached by add_generic_tests through the columns/tests below.
+    for t in &props.sources {
+        let target = format!("{}.{}", t.source, t.name);
+        if let Some(n) = nodes.iter_mut().find(|n| n.kind == NodeKind::Source && n.name == target) {
+            n.columns = t.columns.clone();
+            pending_tests(n).extend(t.tests.iter().cloned());
+        }
+    }
+}
+
+/// Model-level tests of a node waiting to become test nodes (kept on the node's first column
+/// slot would be confusing, so they ride in a hidden column with an empty name).
+fn pending_tests(n: &mut Node) -> &mut Vec<TestDecl> {
+    if n.columns.first().is_none_or(|c| !c.name.is_empty()) {
+        n.columns.insert(0, Column { name: String::new(), description: String::new(), data_type: None, tests: Vec::new() });
+    }
+    &mut n.columns[0].tests
+}
+
+fn add_generic_tests(project: &str, folder: &FolderConfig, nodes: &mut Vec<Node>) {
+    let mut tests = Vec::new();
+    for n in nodes.iter_mut() {
+        let columns = std::mem::take(&mut n.columns);
+        for c in &columns {
+            for decl in &c.tests {
+                let column = (!c.name.is_empty()).then(|| c.name.clone());
+                tests.push(test_node(project, folder, n, column, decl));
+            }
+        }
+        n.columns = columns.into_iter().filter(|c| !c.name.is_empty()).collect();
+    }
+    nodes.extend(tests);
+}
+
+fn test_node(project: &str, folder: &FolderConfig, parent: &Node, column: Option<String>, decl: &TestDecl) -> Node {
+    let test_name = decl.test_name.strip_prefix("dbt_utils.").unwrap_or(&decl.test_name).to_string();
+    let name = match decl.config.str("name") {
+        Some(n) => n.to_string(),
+        None => test_node_name(&test_name, parent, column.as_deref(), &decl.args),
+    };
+    let mut n = Node::new(NodeKind::Test, name.clone(), format!("test.{project}.{name}"), decl.at.file.clone());
+    n.fqn = vec![project.to_string(), name];
+    n.config = folder.resolve(project, &[]);
+    n.config.overlay(&decl.config);
+    n.at = Some(decl.at.clone());
+    n.static_deps.push(match parent.kind {
+        NodeKind::Source => {
+            let (src, tbl) = parent.name.split_once('.').unwrap_or((&parent.name, ""));
+            DepRef::Source(src.to_string(), tbl.to_string(), decl.at.clone())
+        }
+        _ => DepRef::Ref(parent.name.clone(), decl.at.clone()),
+    });
+    if let Some(Json::String(to)) = decl.args.get("to") {
+        if let Some(dep) = parse_relation_arg(to, &decl.at) {
+            n.static_deps.push(dep);
+        }
+    }
+    n.test = Some(TestSpec { test_name, column_name: column, kwargs: decl.args.clone() });
+    n
+}
+
+/// dbt-style names: `unique_orders_order_id`, `accepted_values_orders_status__a__b`.
+fn test_node_name(test: &str, parent: &Node, column: Option<&str>, args: &BTreeMap<String, Json>) -> String {
+    let prefix = if parent.kind == NodeKind::Source { "source_" } else { "" };
+    let mut name = format!("{prefix}{test}_{}", parent.name.replace('.', "_"));
+    if let Some(c) = column {
+        name.push('_');
+        name.push_str(c);
+    }
+    for v in args.values() {
+        let text = match v {
+            Json::String(s) => s.clone(),
+            Json::Array(items) => items.iter().map(|i| i.as_str().map_or(i.to_string(), str::to_string)).collect::<Vec<_>>().join("__"),
+            other => other.to_string(),
+        };
+        name.push_str("__");
+        name.push_str(&text);
+    }
+    let clean: String = name.chars().map(|c| if c.is_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    if clean.chars().count() <= 80 {
+        return clean;
+    }
+    let hash = crate::checksum(&clean);
+    let head: String = clean.chars().take(60).collect();
+    format!("{head}_{}", &hash[..12])
+}
+
+/// `ref('customers')`, `ref("customers")` or `source('raw', 'orders')` written in YAML.
+pub fn parse_relation_arg(text: &str, at: &Loc) -> Option<DepRef> {
+    let t = text.trim();
+    let args = |inner: &str| -> Vec<String> {
+        inner.split(',').map(|a| a.trim().trim_matches(|c| c == '\'' || c == '"').to_string()).collect()
+    };
+    if let Some(inner) = t.strip_prefix("ref(").and_then(|r| r.strip_suffix(')')) {
+        let a = args(inner);
+        return (a.len() == 1 && !a[0].is_empty()).then(|| DepRef::Ref(a[0].clone(), at.clone()));
+    }
+    if let Some(inner) = t.strip_prefix("source(").and_then(|r| r.strip_suffix(')')) {
+        let a = args(inner);
+        return (a.len() == 2).then(|| DepRef::Source(a[0].clone(), a[1].clone(), at.clone()));
+    }
+    None
+}
+
+fn add_unit_tests(project: &str, nodes: &mut Vec<Node>, units: Vec<UnitTestProps>) {
+    for u in units {
+        let id = format!("unit_test.{project}.{}.{}", u.model, u.name);
+        let mut n = Node::new(NodeKind::UnitTest, u.name.clone(), id, u.at.file.clone());
+        n.fqn = vec![project.to_string(), u.model.clone(), u.name.clone()];
+        n.description = u.description.clone();
+        n.config = u.config.clone();
+        n.at = Some(u.at.clone());
+        n.static_deps.push(DepRef::Ref(u.model.clone(), u.model_at.clone()));
+        n.unit = Some(u);
+        nodes.push(n);
+    }
+}
+
+/// A `models: analytics: ...` path in project.yml that matches no file is probably a typo.
+fn warn_unused_config_paths(settings: &Settings, used: &[(FileKind, Vec<String>)], diags: &mut Diagnostics) {
+    let sections = [(&settings.models, FileKind::Model, "models"), (&settings.seeds, FileKind::Seed, "seeds")];
+    for (folder, kind, section) in sections {
+        for (path, loc) in folder.paths() {
+            let project_level = path.len() == 1 && path[0] == settings.name;
+            let matches = |p: &[String]| p.starts_with(&path) || (path.first() == Some(&settings.name) && p.starts_with(&path[1..]));
+            if project_level || used.iter().any(|(k, p)| *k == kind && matches(p)) {
+                continue;
+            }
+            diags.push(
+                Diagnostic::warning(format!("`{section}: {}` in project.yml matches no file", path.join(": ")))
+                    .at(loc)
+                    .help(format!("config paths name folders under {section}/ (or file names without .sql)")),
+            );
+        }
+    }
+}

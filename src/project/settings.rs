@@ -1,0 +1,300 @@
+//! `project.yml`: the project's name, targets, paths, vars and folder configs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use super::config::{Config, FolderConfig, KNOWN_KEYS, normalize_key};
+use super::yaml::{Node, Src, is_map, to_json};
+use crate::adapter::AdapterKind;
+use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
+
+const TOP_KEYS: &[&str] = &[
+    "name", "version", "config_version", "profile", "default_target", "targets", "paths", "vars",
+    "models", "seeds", "tests", "data_tests", "snapshots", "sources", "sql_check", "on_run_start",
+    "on_run_end",
+];
+
+/// Folders of each kind of file, relative to the project root.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub models: Vec<String>,
+    pub seeds: Vec<String>,
+    pub macros: Vec<String>,
+    pub tests: Vec<String>,
+    pub snapshots: Vec<String>,
+}
+
+impl Default for Paths {
+    fn default() -> Paths {
+        let one = |s: &str| vec![s.to_string()];
+        Paths {
+            models: one("models"),
+            seeds: one("seeds"),
+            macros: one("macros"),
+            tests: one("tests"),
+            snapshots: one("snapshots"),
+        }
+    }
+}
+
+/// A target as written: its fields (strings may still hold `{{ env_var(...) }}`).
+#[derive(Clone, Debug)]
+pub struct TargetDecl {
+    pub loc: Loc,
+    pub fields: BTreeMap<String, (Json, Loc)>,
+}
+
+#[derive(Debug, Default)]
+pub struct Settings {
+    pub name: String,
+    pub default_target: Option<(String, Loc)>,
+    pub targets: BTreeMap<String, TargetDecl>,
+    pub paths: Paths,
+    pub vars: serde_json::Map<String, Json>,
+    pub models: FolderConfig,
+    pub seeds: FolderConfig,
+    pub tests: FolderConfig,
+    /// Where `project.yml` declares the project (for diagnostics about the whole file).
+    pub loc: Option<Loc>,
+}
+
+pub fn parse(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Settings {
+    let src = Src::new(file, text);
+    let mut s = Settings::default();
+    let root = match src.parse() {
+        Ok(Some(root)) => root,
+        Ok(None) => {
+            diags.push(Diagnostic::error("project.yml is empty").at(Loc::new(file, 0..0)).help(
+                "a project needs at least `name:` and a target, e.g. run `xform init` for an example",
+            ));
+            return s;
+        }
+        Err(d) => {
+            diags.push(d);
+            return s;
+        }
+    };
+    s.loc = Some(src.loc(&root));
+    for (key, knode, v) in src.fields(&root, "project.yml", TOP_KEYS, diags) {
+        match key {
+            "name" => s.name = src.text(v, "`name`", diags).unwrap_or_default(),
+            "default_target" => {
+                s.default_target = src.text(v, "`default_target`", diags).map(|t| (t, src.loc(v)))
+            }
+            "targets" => s.targets = targets(&src, v, diags),
+            "paths" => s.paths = paths(&src, v, diags),
+            "vars" => s.vars = vars(&src, v, diags),
+            "models" => s.models = folder_config(&src, v, "models", diags),
+            "seeds" => s.seeds = folder_config(&src, v, "seeds", diags),
+            "tests" | "data_tests" => s.tests = folder_config(&src, v, key, diags),
+            "sql_check" => {
+                let value = src.text(v, "`sql_check`", diags).map_or(Json::Null, Json::String);
+                s.models.config.set("sql_check", value, Some(src.loc(v)));
+            }
+            _ => {}
+        }
+        let _ = knode;
+    }
+    if s.name.is_empty() {
+        diags.push(
+            Diagnostic::error("project.yml has no `name`")
+                .at_opt(s.loc.clone())
+                .help("add `name: my_project` at the top"),
+        );
+    }
+    s
+}
+
+fn targets(src: &Src, node: &Node, diags: &mut Diagnostics) -> BTreeMap<String, TargetDecl> {
+    let mut out = BTreeMap::new();
+    for (name, knode, v) in src.map(node, "`targets`", diags) {
+        let fields = src
+            .map(v, &format!("target `{name}`"), diags)
+            .into_iter()
+            .map(|(k, _, fv)| (k.to_string(), (to_json(fv), src.loc(fv))))
+            .collect();
+        out.insert(name.to_string(), TargetDecl { loc: src.loc(knode), fields });
+    }
+    out
+}
+
+fn paths(src: &Src, node: &Node, diags: &mut Diagnostics) -> Paths {
+    let mut p = Paths::default();
+    let known = ["models", "seeds", "macros", "tests", "snapshots"];
+    for (key, _, v) in src.fields(node, "`paths`", &known, diags) {
+        let dirs = src.strings(v, &format!("`paths.{key}`"), diags);
+        match key {
+            "models" => p.models = dirs,
+            "seeds" => p.seeds = dirs,
+            "macros" => p.macros = dirs,
+            "tests" => p.tests = dirs,
+            "snapshots" => p.snapshots = dirs,
+            _ => {}
+        }
+    }
+    p
+}
+
+pub fn vars(src: &Src, node: &Node, diags: &mut Diagnostics) -> serde_json::Map<String, Json> {
+    src.map(node, "`vars`", diags).into_iter().map(|(k, _, v)| (k.to_string(), to_json(v))).collect()
+}
+
+/// A `models:`-style tree: `+key` (or a scalar under a plain key) is config, a mapping under a
+/// plain key is a sub-folder or a resource name.
+fn folder_config(src: &Src, node: &Node, what: &str, diags: &mut Diagnostics) -> FolderConfig {
+    let mut fc = FolderConfig::default();
+    for (key, knode, v) in src.map(node, &format!("`{what}`"), diags) {
+        if key.starts_with('+') || !is_map(v) {
+            config_entry(src, &mut fc.config, key, knode, v, diags);
+        } else {
+            let child = folder_config(src, v, &format!("{what}.{key}"), diags);
+            fc.children.insert(key.to_string(), (src.loc(knode), child));
+        }
+    }
+    fc
+}
+
+/// Sets one config key, warning about keys xform does not know.
+pub fn config_entry(
+    src: &Src,
+    config: &mut Config,
+    key: &str,
+    knode: &Node,
+    value: &Node,
+    diags: &mut Diagnostics,
+) {
+    let norm = normalize_key(key);
+    if !KNOWN_KEYS.contains(&norm.as_str()) {
+        diags.push(
+            Diagnostic::warning(format!("unknown config `{key}` (kept, but xform does not use it)"))
+                .at(src.loc(knode))
+                .help_opt(did_you_mean(&norm, KNOWN_KEYS.iter().copied())),
+        );
+    }
+    config.set(&norm, to_json(value), Some(src.loc(value)));
+}
+
+/// The `config:` block of a property-file entry.
+pub fn config_block(src: &Src, node: &Node, diags: &mut Diagnostics) -> Config {
+    let mut config = Config::default();
+    for (key, knode, v) in src.map(node, "`config`", diags) {
+        config_entry(src, &mut config, key, knode, v, diags);
+    }
+    config
+}
+
+impl Settings {
+    /// The resolved target: `-t NAME` or `default_target`, strings rendered by `render`.
+    pub fn target(
+        &self,
+        requested: Option<&str>,
+        render: &dyn Fn(&str) -> Result<String, String>,
+        diags: &mut Diagnostics,
+    ) -> Option<Target> {
+        let name = match (requested, &self.default_target) {
+            (Some(n), _) => n.to_string(),
+            (None, Some((n, _))) => n.clone(),
+            (None, None) if self.targets.len() == 1 => self.targets.keys().next()?.clone(),
+            (None, None) => {
+                diags.push(
+                    Diagnostic::error("no target chosen: pass `-t NAME` or set `default_target`")
+                        .at_opt(self.loc.clone()),
+                );
+                return None;
+            }
+        };
+        let Some(decl) = self.targets.get(&name) else {
+            let known = self.targets.keys().map(String::as_str);
+            let listed = self.targets.keys().cloned().collect::<Vec<_>>().join(", ");
+            let at = match requested {
+                Some(_) => self.loc.clone(),
+                None => self.default_target.as_ref().map(|(_, l)| l.clone()),
+            };
+            diags.push(
+                Diagnostic::error(format!("unknown target `{name}`"))
+                    .at_opt(at)
+                    .help(match did_you_mean(&name, known) {
+                        Some(h) => format!("{h} (targets in project.yml: {listed})"),
+                        None => format!("targets in project.yml: {listed}"),
+                    }),
+            );
+            return None;
+        };
+        Target::resolve(&name, decl, render, diags)
+    }
+}
+
+/// The warehouse a run talks to, with every `{{ env_var() }}` already rendered.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Target {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: AdapterKind,
+    pub schema: String,
+    pub schema_prefix: String,
+    pub threads: usize,
+    /// Everything else (`path`, `url`, ...), for the adapter.
+    pub settings: BTreeMap<String, Json>,
+}
+
+impl Target {
+    fn resolve(
+        name: &str,
+        decl: &TargetDecl,
+        render: &dyn Fn(&str) -> Result<String, String>,
+        diags: &mut Diagnostics,
+    ) -> Option<Target> {
+        let mut settings = BTreeMap::new();
+        for (key, (value, loc)) in &decl.fields {
+            let value = match value {
+                Json::String(s) if s.contains("{{") || s.contains("{%") => match render(s) {
+                    Ok(r) => Json::String(r),
+                    Err(e) => {
+                        diags.push(Diagnostic::error(e).at(loc.clone()));
+                        continue;
+                    }
+                },
+                other => other.clone(),
+            };
+            settings.insert(key.clone(), value);
+        }
+        let kind = match settings.remove("type") {
+            Some(Json::String(t)) => AdapterKind::parse(&t).or_else(|| {
+                let at = decl.fields.get("type").map(|(_, l)| l.clone());
+                diags.push(
+                    Diagnostic::error(format!("target `{name}` has unknown type `{t}`"))
+                        .at_opt(at)
+                        .help(format!("supported types: {}", AdapterKind::NAMES.join(", "))),
+                );
+                None
+            })?,
+            _ => {
+                diags.push(
+                    Diagnostic::error(format!("target `{name}` has no `type`"))
+                        .at(decl.loc.clone())
+                        .help("add `type: duckdb` (with `path: target/dev.duckdb`)"),
+                );
+                return None;
+            }
+        };
+        let text = |s: &mut BTreeMap<String, Json>, k: &str| match s.remove(k) {
+            Some(Json::String(v)) => Some(v),
+            Some(other) if !other.is_null() => Some(other.to_string()),
+            _ => None,
+        };
+        let schema = text(&mut settings, "schema").unwrap_or_else(|| kind.default_schema().into());
+        let schema_prefix = text(&mut settings, "schema_prefix").unwrap_or_default();
+        let threads = match settings.remove("threads") {
+            Some(Json::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => n.as_u64()? as usize,
+            None => 4,
+            Some(_) => {
+                let at = decl.fields.get("threads").map(|(_, l)| l.clone());
+                diags.push(Diagnostic::error("`threads` must be a positive whole number").at_opt(at));
+                4
+            }
+        };
+        Some(Target { name: name.to_string(), kind, schema, schema_prefix, threads, settings })
+    }
+}

@@ -1,0 +1,219 @@
+//! Reading YAML with positions: the typed access that project.yml and property files need.
+//!
+//! saphyr gives a tree whose nodes carry line/column spans; this module turns those into
+//! byte-span [`Loc`]s and offers small checked accessors (a mapping with known keys, a string,
+//! a list) that record a diagnostic for every wrong type or unknown key instead of stopping.
+//! It knows nothing about what the keys mean.
+
+use std::sync::Arc;
+
+use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use serde_json::Value as Json;
+
+use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean, offset_of};
+
+pub type Node<'t> = MarkedYaml<'t>;
+
+/// One YAML file being read: where diagnostics point.
+pub struct Src<'t> {
+    pub file: Arc<str>,
+    pub text: &'t str,
+}
+
+impl<'t> Src<'t> {
+    pub fn new(file: &Arc<str>, text: &'t str) -> Src<'t> {
+        Src { file: file.clone(), text }
+    }
+
+    /// Parses the first document; an empty file is `None`.
+    pub fn parse(&self) -> Result<Option<Node<'t>>, Diagnostic> {
+        match MarkedYaml::load_from_str(self.text) {
+            Ok(mut docs) => Ok((!docs.is_empty()).then(|| docs.swap_remove(0))),
+            Err(e) => {
+                let m = e.marker();
+                let at = offset_of(self.text, m.line(), m.col());
+                let end = self.text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+                Err(Diagnostic::error(format!("invalid YAML: {}", e.info()))
+                    .at(Loc::new(&self.file, at..end))
+                    .help("check the indentation and quoting on this line"))
+            }
+        }
+    }
+
+    pub fn loc(&self, node: &Node) -> Loc {
+        let (s, e) = (node.span.start, node.span.end);
+        let start = offset_of(self.text, s.line(), s.col());
+        let mut end = offset_of(self.text, e.line(), e.col());
+        if end <= start || e.line() != s.line() {
+            end = self.text[start..].find('\n').map_or(self.text.len(), |n| start + n);
+        }
+        Loc::new(&self.file, start..end.max(start))
+    }
+
+    pub fn err(&self, node: &Node, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::error(message).at(self.loc(node))
+    }
+
+    /// The entries of a mapping node; anything else is reported as `what` of the wrong type.
+    pub fn map<'n>(
+        &self,
+        node: &'n Node<'t>,
+        what: &str,
+        diags: &mut Diagnostics,
+    ) -> Vec<(&'n str, &'n Node<'t>, &'n Node<'t>)> {
+        match &node.data {
+            YamlData::Mapping(m) => m
+                .iter()
+                .filter_map(|(k, v)| match scalar_str(k) {
+                    Some(key) => Some((key, k, v)),
+                    None => {
+                        diags.push(self.err(k, format!("{what}: keys must be strings")));
+                        None
+                    }
+                })
+                .collect(),
+            _ if is_null(node) => Vec::new(),
+            _ => {
+                diags.push(self.type_error(node, what, "a mapping"));
+                Vec::new()
+            }
+        }
+    }
+
+    /// Like [`Src::map`], warning about keys not in `known`.
+    pub fn fields<'n>(
+        &self,
+        node: &'n Node<'t>,
+        what: &str,
+        known: &[&str],
+        diags: &mut Diagnostics,
+    ) -> Vec<(&'n str, &'n Node<'t>, &'n Node<'t>)> {
+        let entries = self.map(node, what, diags);
+        for (key, knode, _) in &entries {
+            if !known.contains(key) {
+                let d = Diagnostic::warning(format!("unknown key `{key}` in {what} (ignored)"))
+                    .at(self.loc(knode))
+                    .help_opt(did_you_mean(key, known.iter().copied()));
+                diags.push(d);
+            }
+        }
+        entries
+    }
+
+    pub fn seq<'n>(&self, node: &'n Node<'t>, what: &str, diags: &mut Diagnostics) -> &'n [Node<'t>] {
+        match &node.data {
+            YamlData::Sequence(items) => items,
+            _ if is_null(node) => &[],
+            _ => {
+                diags.push(self.type_error(node, what, "a list"));
+                &[]
+            }
+        }
+    }
+
+    pub fn str(&self, node: &Node<'t>, what: &str, diags: &mut Diagnostics) -> Option<String> {
+        match scalar(node) {
+            Some(Scalar::String(s)) => Some(s.to_string()),
+            _ => {
+                diags.push(self.type_error(node, what, "a string"));
+                None
+            }
+        }
+    }
+
+    /// A string, or a scalar number/bool written where text was meant (`schema: 2023`).
+    pub fn text(&self, node: &Node<'t>, what: &str, diags: &mut Diagnostics) -> Option<String> {
+        match scalar(node) {
+            Some(Scalar::String(s)) => Some(s.to_string()),
+            Some(Scalar::Integer(i)) => Some(i.to_string()),
+            Some(Scalar::FloatingPoint(f)) => Some(f.to_string()),
+            Some(Scalar::Boolean(b)) => Some(b.to_string()),
+            _ => {
+                diags.push(self.type_error(node, what, "a string"));
+                None
+            }
+        }
+    }
+
+    /// A string or a list of strings (`tags: nightly` or `tags: [a, b]`).
+    pub fn strings(&self, node: &Node<'t>, what: &str, diags: &mut Diagnostics) -> Vec<String> {
+        match &node.data {
+            YamlData::Sequence(items) => {
+                items.iter().filter_map(|i| self.text(i, what, diags)).collect()
+            }
+            _ => self.text(node, what, diags).into_iter().collect(),
+        }
+    }
+
+    fn type_error(&self, node: &Node, what: &str, expected: &str) -> Diagnostic {
+        self.err(node, format!("{what} must be {expected}, found {}", kind_name(node)))
+            .label(format!("expected {expected}"))
+    }
+}
+
+fn scalar<'a, 't>(node: &'a Node<'t>) -> Option<&'a Scalar<'t>> {
+    match &node.data {
+        YamlData::Value(s) => Some(s),
+        YamlData::Tagged(_, inner) => scalar(inner),
+        _ => None,
+    }
+}
+
+fn scalar_str<'a>(node: &'a Node) -> Option<&'a str> {
+    match scalar(node) {
+        Some(Scalar::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+pub fn is_null(node: &Node) -> bool {
+    matches!(scalar(node), Some(Scalar::Null))
+}
+
+pub fn is_map(node: &Node) -> bool {
+    matches!(node.data, YamlData::Mapping(_))
+}
+
+fn kind_name(node: &Node) -> &'static str {
+    match &node.data {
+        YamlData::Mapping(_) => "a mapping",
+        YamlData::Sequence(_) => "a list",
+        _ => match scalar(node) {
+            Some(Scalar::Null) => "nothing (null)",
+            Some(Scalar::Boolean(_)) => "a boolean",
+            Some(Scalar::Integer(_)) | Some(Scalar::FloatingPoint(_)) => "a number",
+            Some(Scalar::String(_)) => "a string",
+            None => "an unsupported value",
+        },
+    }
+}
+
+/// Any YAML node as JSON (config values, vars, test arguments).
+pub fn to_json(node: &Node) -> Json {
+    match &node.data {
+        YamlData::Mapping(m) => Json::Object(
+            m.iter()
+                .map(|(k, v)| (scalar_text(k).unwrap_or_default(), to_json(v)))
+                .collect(),
+        ),
+        YamlData::Sequence(items) => Json::Array(items.iter().map(to_json).collect()),
+        YamlData::Tagged(_, inner) => to_json(inner),
+        YamlData::Value(s) => match s {
+            Scalar::Null => Json::Null,
+            Scalar::Boolean(b) => Json::Bool(*b),
+            Scalar::Integer(i) => Json::from(*i),
+            Scalar::FloatingPoint(f) => serde_json::Number::from_f64(f.0).map_or(Json::Null, Json::Number),
+            Scalar::String(s) => Json::String(s.to_string()),
+        },
+        YamlData::Representation(raw, _, _) => Json::String(raw.to_string()),
+        _ => Json::Null,
+    }
+}
+
+fn scalar_text(node: &Node) -> Option<String> {
+    match to_json(node) {
+        Json::String(s) => Some(s),
+        Json::Null => None,
+        other => Some(other.to_string()),
+    }
+}

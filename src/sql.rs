@@ -1,0 +1,94 @@
+//! Reading compiled SQL with sqlparser: is it one statement, is it a query, and which
+//! relations does it read. Works on text only; the dialect comes from the target's adapter.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{ObjectName, Query, Statement, TableFactor, Visit, Visitor};
+use sqlparser::dialect::Dialect;
+use sqlparser::parser::Parser;
+
+/// What sqlparser made of one compiled model.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Analysis {
+    /// One query; the relations it reads (parts of each name, unquoted), CTEs left out.
+    Query { relations: Vec<Vec<String>> },
+    /// sqlparser could not parse it: its message, and 1-based line/column in the compiled SQL.
+    Unparsed { message: String, line: usize, column: usize },
+    /// Not exactly one statement.
+    Statements(usize),
+    /// One statement that is not a query (`insert`, `create`, ...).
+    NotAQuery(String),
+}
+
+pub fn analyze(dialect: &dyn Dialect, sql: &str) -> Analysis {
+    let statements = match Parser::parse_sql(dialect, sql) {
+        Ok(s) => s,
+        Err(e) => {
+            let message = e.to_string();
+            let (line, column) = position(&message).unwrap_or((1, 1));
+            let message = message.split(" at Line:").next().unwrap_or(&message).replace("sql parser error: ", "");
+            return Analysis::Unparsed { message, line, column };
+        }
+    };
+    match statements.as_slice() {
+        [Statement::Query(q)] => Analysis::Query { relations: relations(q) },
+        [other] => Analysis::NotAQuery(statement_kind(other)),
+        many => Analysis::Statements(many.len()),
+    }
+}
+
+fn statement_kind(s: &Statement) -> String {
+    let text = s.to_string();
+    text.split_whitespace().take(2).collect::<Vec<_>>().join(" ").to_uppercase()
+}
+
+/// `... at Line: 3, Column: 14` in a sqlparser message.
+fn position(message: &str) -> Option<(usize, usize)> {
+    let rest = &message[message.rfind("Line: ")? + 6..];
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some((line.trim().parse().ok()?, column.parse().ok()?))
+}
+
+#[derive(Default)]
+struct Relations {
+    ctes: HashSet<String>,
+    tables: Vec<Vec<String>>,
+}
+
+impl Visitor for Relations {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        if let Some(with) = &query.with {
+            self.ctes.extend(with.cte_tables.iter().map(|c| c.alias.name.value.to_lowercase()));
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table { name, args: None, .. } = factor {
+            self.tables.push(parts(name));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn parts(name: &ObjectName) -> Vec<String> {
+    name.0.iter().map(|p| p.as_ident().map_or_else(|| p.to_string(), |i| i.value.clone())).collect()
+}
+
+fn relations(q: &Query) -> Vec<Vec<String>> {
+    let mut v = Relations::default();
+    let _ = q.visit(&mut v);
+    let Relations { ctes, tables } = v;
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for t in tables {
+        let is_cte = t.len() == 1 && ctes.contains(&t[0].to_lowercase());
+        if !is_cte && !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
+}

@@ -1,0 +1,239 @@
+//! Rendering Jinja SQL with the context dbt users know: `ref`, `source`, `config`, `this`,
+//! `var`, `env_var`, `target`, `is_incremental()` and project macros callable by name.
+//!
+//! Macro files are parsed once into one minijinja environment. A macro is exposed as a global
+//! function that evaluates its file and calls it, passing the caller's `ref`/`config`/`this`
+//! along, so macros call each other across files. Rendering is pure: no warehouse, no file IO.
+//! Errors become diagnostics pointing into the model or macro file, with the call chain.
+
+mod objects;
+pub mod scan;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::{Rest, Serde, Value};
+use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, context};
+
+pub use objects::{Names, PLACEHOLDER_CLOSE, PLACEHOLDER_OPEN, RelName, RenderLog};
+use objects::{ConfigFn, RefFn, RenderScope, SourceFn};
+
+use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
+use crate::project::{Node, Project};
+
+/// How deep macros may call each other across files before xform calls it runaway recursion.
+const MAX_MACRO_DEPTH: usize = 64;
+/// Names a macro cannot take: they are xform's own.
+const RESERVED: &[&str] =
+    &["ref", "source", "config", "this", "var", "env_var", "target", "is_incremental", "model"];
+
+/// The compiled macro files and the functions every render sees.
+pub struct Templates<'p> {
+    env: Environment<'p>,
+    /// Macro name → the file defining it.
+    pub macros: BTreeMap<String, Arc<str>>,
+    /// Names of `{% test name(...) %}` generic tests.
+    pub generic_tests: BTreeSet<String>,
+}
+
+/// Templates of model texts living for `'s` can be rendered with the result.
+pub fn environment<'s>(project: &Project, diags: &mut Diagnostics) -> Templates<'s> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    if let Ok(syntax) = SyntaxConfig::builder().keep_trailing_newline(true).build() {
+        env.set_syntax(syntax);
+    }
+    env.set_recursion_limit(200);
+    env.set_debug(true);
+    add_globals(&mut env, project);
+    let mut t = Templates { env, macros: BTreeMap::new(), generic_tests: BTreeSet::new() };
+    for (path, text) in &project.macro_files {
+        add_macro_file(&mut t, path, text, diags);
+    }
+    t
+}
+
+fn add_globals(env: &mut Environment<'_>, project: &Project) {
+    let vars = project.vars.clone();
+    env.add_function("var", move |name: String, default: Option<Value>| {
+        vars.get(&name).map(|v| Value::from(Serde(v))).or(default).ok_or_else(|| {
+            Error::new(ErrorKind::InvalidOperation, format!("var('{name}') is not defined: define it under `vars:` in project.yml, pass --vars '{{{name}: ...}}', or give a default: var('{name}', ...)"))
+        })
+    });
+    let os_env = project.env.clone();
+    env.add_function("env_var", move |name: String, default: Option<String>| {
+        os_env.get(&name).cloned().or(default).ok_or_else(|| {
+            Error::new(ErrorKind::InvalidOperation, format!("env_var('{name}'): the environment variable is not set and no default is given"))
+        })
+    });
+    env.add_function("is_incremental", || false);
+    env.add_function("log", |_msg: Value, _info: Option<bool>| "");
+    env.add_function("raise_compiler_error", |msg: String| -> Result<String, Error> {
+        Err(Error::new(ErrorKind::InvalidOperation, msg))
+    });
+    env.add_global("exceptions", context! { raise_compiler_error => Value::from_function(|msg: String| -> Result<String, Error> {
+        Err(Error::new(ErrorKind::InvalidOperation, msg))
+    })});
+    env.add_global("target", Value::from(Serde(&project.target)));
+    env.add_global("project_name", project.name.clone());
+}
+
+fn add_macro_file(t: &mut Templates<'_>, path: &Arc<str>, text: &str, diags: &mut Diagnostics) {
+    let source = scan::rewrite_tests(text).into_owned();
+    if let Err(e) = t.env.add_template_owned(path.to_string(), source) {
+        diags.push(jinja_diagnostic(&e, None, None));
+        return;
+    }
+    for def in scan::definitions(text) {
+        let name = if def.is_test { format!("test_{}", def.name) } else { def.name.clone() };
+        let at = Loc::new(path, def.span.clone());
+        if RESERVED.contains(&def.name.as_str()) {
+            diags.push(Diagnostic::error(format!("a macro cannot be named `{}`: it is built in", def.name)).at(at));
+            continue;
+        }
+        if let Some(first) = t.macros.get(&name) {
+            diags.push(
+                Diagnostic::error(format!("macro `{name}` is defined twice"))
+                    .at(at)
+                    .related(Loc::new(first, 0..0), "also defined in this file")
+                    .help("macro names are global to the project: rename one"),
+            );
+            continue;
+        }
+        if def.is_test {
+            t.generic_tests.insert(def.name.clone());
+        }
+        t.macros.insert(name.clone(), path.clone());
+        let file = path.to_string();
+        t.env.add_function(name.clone(), move |state: &State, args: Rest<Value>| call_macro(state, &file, &name, &args));
+    }
+}
+
+/// The global function behind a macro: evaluate its file with the caller's scope, call it.
+fn call_macro(state: &State, file: &str, name: &str, args: &[Value]) -> Result<Value, Error> {
+    let scope = state.lookup("ref").and_then(|r| r.downcast_object::<RefFn>()).map(|r| r.0.clone());
+    if let Some(scope) = &scope {
+        let mut log = scope.log();
+        log.macro_depth += 1;
+        if log.macro_depth > MAX_MACRO_DEPTH {
+            log.help = Some("a macro keeps calling itself (directly or through others): add a stopping condition".into());
+            return Err(Error::new(ErrorKind::InvalidOperation, format!("macro `{name}` nested more than {MAX_MACRO_DEPTH} calls deep")));
+        }
+    }
+    let ctx = context! {
+        ref => state.lookup("ref"),
+        source => state.lookup("source"),
+        config => state.lookup("config"),
+        this => state.lookup("this"),
+        model => state.lookup("model"),
+    };
+    let result = state.env().get_template(file).and_then(|tmpl| {
+        let mut captured = tmpl.render_captured(ctx)?;
+        captured.with_state_mut(|s| s.call_macro(name, args))
+    });
+    if let Some(scope) = &scope {
+        scope.log().macro_depth -= 1;
+    }
+    match result {
+        Ok(out) => Ok(Value::from_safe_string(out)),
+        Err(e) if e.name() == Some(file) || std::error::Error::source(&e).is_some() => {
+            Err(Error::new(ErrorKind::InvalidOperation, format!("in macro `{name}`")).with_source(e))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The output of one render: SQL with relation placeholders, and what the render recorded.
+pub struct Rendered {
+    pub sql: String,
+    pub log: RenderLog,
+}
+
+/// Renders one node's template (`path` and `text`, usually the node's own) as node `idx`.
+pub fn render<'s>(
+    t: &Templates<'s>,
+    names: &Arc<Names>,
+    idx: usize,
+    node: &Node,
+    (path, text): (&'s str, &'s str),
+) -> Result<Rendered, Diagnostic> {
+    let scope = Arc::new(RenderScope {
+        node: idx,
+        names: names.clone(),
+        base_config: node.config.clone(),
+        log: Mutex::new(RenderLog::default()),
+    });
+    let ctx = context! {
+        ref => Value::from_object(RefFn(scope.clone())),
+        source => Value::from_object(SourceFn(scope.clone())),
+        config => Value::from_object(ConfigFn(scope.clone())),
+        this => scope.relation(idx),
+        model => context! { name => node.name.clone(), unique_id => node.unique_id.clone(), path => node.path.to_string() },
+    };
+    let result = t.env.template_from_named_str(path, text).and_then(|tmpl| tmpl.render(ctx));
+    let log = std::mem::take(&mut *scope.log());
+    match result {
+        Ok(sql) => Ok(Rendered { sql, log }),
+        Err(e) => Err(jinja_diagnostic(&e, log.help, Some(t))),
+    }
+}
+
+/// A minijinja error as a diagnostic at the innermost failing line, with each enclosing
+/// macro call as a related location.
+fn jinja_diagnostic(e: &Error, help: Option<String>, t: Option<&Templates>) -> Diagnostic {
+    let mut frames: Vec<&Error> = vec![e];
+    let mut cur: &(dyn std::error::Error + 'static) = e;
+    while let Some(next) = cur.source() {
+        match next.downcast_ref::<Error>() {
+            Some(inner) => frames.push(inner),
+            None => break,
+        }
+        cur = next;
+    }
+    let innermost = frames.iter().rev().find(|f| f.name().is_some()).copied().unwrap_or(e);
+    let message = describe(innermost);
+    let help = help.or_else(|| hint(innermost, t));
+    let mut d = Diagnostic::error(message).at_opt(frame_loc(innermost)).help_opt(help);
+    for f in frames.iter().filter(|f| !std::ptr::eq(**f, innermost)) {
+        if let Some(loc) = frame_loc(f) {
+            let what = f.detail().unwrap_or("called from here").to_string();
+            d = d.related(loc, what.replace("in macro", "calls macro"));
+        }
+    }
+    d
+}
+
+fn describe(e: &Error) -> String {
+    match (e.kind(), e.detail()) {
+        (ErrorKind::SyntaxError, Some(d)) => format!("Jinja syntax error: {d}"),
+        (ErrorKind::UndefinedError, Some(d)) => format!("undefined value: {d}"),
+        (ErrorKind::UndefinedError, None) => "undefined value".into(),
+        (ErrorKind::UnknownFunction, Some(d)) => format!("unknown function or macro: {d}"),
+        (_, Some(d)) => d.to_string(),
+        (kind, None) => kind.to_string(),
+    }
+}
+
+fn hint(e: &Error, t: Option<&Templates>) -> Option<String> {
+    match e.kind() {
+        ErrorKind::UnknownFunction => {
+            let name = e.detail()?.split_whitespace().next()?;
+            let known = t?.macros.keys().map(String::as_str);
+            did_you_mean(name, known).or_else(|| Some("macros are defined with {% macro name(...) %} in macros/*.sql".into()))
+        }
+        ErrorKind::UndefinedError => Some("set it with {% set name = ... %}, or read a project var with var('name')".into()),
+        _ => None,
+    }
+}
+
+/// A location in a template: the byte range minijinja reports, or else its line.
+fn frame_loc(e: &Error) -> Option<Loc> {
+    let name: Arc<str> = Arc::from(e.name()?);
+    let span = match (e.range(), e.template_source(), e.line()) {
+        (Some(range), _, _) => range,
+        (None, Some(src), Some(line)) => crate::diagnostics::line_span(src, line),
+        _ => 0..0,
+    };
+    Some(Loc::new(&name, span))
+}

@@ -1,0 +1,201 @@
+//! The per-render Jinja objects: `ref`, `source`, `config`, and the relations they return.
+//!
+//! A relation renders as a placeholder (`\x01<node index>\x02`) that compile replaces with the
+//! final quoted name or an ephemeral CTE once every model's own `config()` is known, so each
+//! model renders exactly once. Reading a relation's attributes (`ref('x').schema`) marks the
+//! render as late-bound; such models are rendered again with final names.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use minijinja::value::{Kwargs, Object, ObjectRepr, Value, from_args};
+use minijinja::{Error, ErrorKind, State};
+use serde_json::Value as Json;
+
+use crate::adapter::AdapterKind;
+use crate::diagnostics::did_you_mean;
+use crate::project::Config;
+
+pub const PLACEHOLDER_OPEN: char = '\u{1}';
+pub const PLACEHOLDER_CLOSE: char = '\u{2}';
+
+/// A node's relation as `ref()` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelName {
+    pub schema: String,
+    pub identifier: String,
+    pub ephemeral: bool,
+}
+
+/// What every render may look up: names of refable nodes and their relations.
+pub struct Names {
+    pub kind: AdapterKind,
+    pub by_ref: HashMap<String, usize>,
+    pub by_source: HashMap<(String, String), usize>,
+    pub relations: Vec<Option<RelName>>,
+}
+
+/// What one render recorded.
+#[derive(Default, Debug)]
+pub struct RenderLog {
+    pub refs: Vec<usize>,
+    pub config: Vec<(String, Json)>,
+    pub late_bound: bool,
+    /// Help for the error that stopped the render (closest names and the like).
+    pub help: Option<String>,
+    pub macro_depth: usize,
+}
+
+/// Shared by the objects of one render.
+pub struct RenderScope {
+    pub node: usize,
+    pub names: Arc<Names>,
+    pub base_config: Config,
+    pub log: Mutex<RenderLog>,
+}
+
+impl RenderScope {
+    pub fn log(&self) -> MutexGuard<'_, RenderLog> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fail(&self, message: String, help: Option<String>) -> Error {
+        self.log().help = help;
+        Error::new(ErrorKind::InvalidOperation, message)
+    }
+
+    pub fn relation(self: &Arc<Self>, node: usize) -> Value {
+        Value::from_object(Relation { node, scope: self.clone() })
+    }
+}
+
+#[derive(Debug)]
+pub struct Relation {
+    node: usize,
+    scope: Arc<RenderScope>,
+}
+
+impl fmt::Debug for RenderScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RenderScope({})", self.node)
+    }
+}
+
+impl Object for Relation {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let rel = self.scope.names.relations.get(self.node)?.as_ref()?;
+        let value = match key.as_str()? {
+            "schema" => Value::from(rel.schema.clone()),
+            "identifier" | "name" | "table" => Value::from(rel.identifier.clone()),
+            "database" => Value::from(()),
+            "is_ephemeral" => Value::from(rel.ephemeral),
+            _ => return None,
+        };
+        self.scope.log().late_bound = true;
+        Some(value)
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{PLACEHOLDER_OPEN}{}{PLACEHOLDER_CLOSE}", self.node)
+    }
+}
+
+/// `ref('model')` (or `ref('package', 'model')`).
+#[derive(Debug)]
+pub struct RefFn(pub Arc<RenderScope>);
+
+impl Object for RefFn {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let (first, second, _version): (String, Option<String>, Kwargs) = from_args(args)
+            .map_err(|_| Error::new(ErrorKind::InvalidOperation, "ref() takes a model name: ref('orders')"))?;
+        let name = second.unwrap_or(first);
+        let scope = &self.0;
+        match scope.names.by_ref.get(&name) {
+            Some(&idx) => {
+                scope.log().refs.push(idx);
+                Ok(scope.relation(idx))
+            }
+            None => {
+                let help = did_you_mean(&name, scope.names.by_ref.keys().map(String::as_str))
+                    .or_else(|| Some("ref() names a model or seed by its file name, without .sql/.csv".into()));
+                Err(scope.fail(format!("ref('{name}'): there is no model or seed named `{name}`"), help))
+            }
+        }
+    }
+}
+
+/// `source('source_name', 'table_name')`.
+#[derive(Debug)]
+pub struct SourceFn(pub Arc<RenderScope>);
+
+impl Object for SourceFn {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let (source, table): (String, String) = from_args(args)?;
+        let scope = &self.0;
+        match scope.names.by_source.get(&(source.clone(), table.clone())) {
+            Some(&idx) => {
+                scope.log().refs.push(idx);
+                Ok(scope.relation(idx))
+            }
+            None => {
+                let known: Vec<String> = scope.names.by_source.keys().map(|(s, t)| format!("{s}.{t}")).collect();
+                let wanted = format!("{source}.{table}");
+                let help = did_you_mean(&wanted, known.iter().map(String::as_str))
+                    .or_else(|| Some("declare it under `sources:` in a .yml file next to your models".into()));
+                Err(scope.fail(format!("source('{source}', '{table}'): no such source table is declared"), help))
+            }
+        }
+    }
+}
+
+/// `{{ config(materialized='table') }}` and `config.get('key', default)`.
+#[derive(Debug)]
+pub struct ConfigFn(pub Arc<RenderScope>);
+
+impl Object for ConfigFn {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let (kwargs,): (Kwargs,) = from_args(args)
+            .map_err(|_| Error::new(ErrorKind::InvalidOperation, "config() takes keyword arguments: config(materialized='table')"))?;
+        let mut log = self.0.log();
+        for key in kwargs.args() {
+            let value: Value = kwargs.get(key)?;
+            let json = serde_json::to_value(&value).unwrap_or(Json::Null);
+            log.config.push((key.to_string(), json));
+        }
+        Ok(Value::from(""))
+    }
+
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        let (key, default): (String, Option<Value>) = from_args(args)?;
+        let found = self.lookup(&key);
+        match (method, found) {
+            ("get", found) => Ok(found.or(default).unwrap_or(Value::from(()))),
+            ("require", Some(v)) => Ok(v),
+            ("require", None) => Err(Error::new(ErrorKind::InvalidOperation, format!("config `{key}` is required but not set"))),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+impl ConfigFn {
+    fn lookup(&self, key: &str) -> Option<Value> {
+        let key = crate::project::config::normalize_key(key);
+        let log = self.0.log();
+        let set = log.config.iter().rev().find(|(k, _)| crate::project::config::normalize_key(k) == key).map(|(_, v)| v.clone());
+        drop(log);
+        set.or_else(|| self.0.base_config.get(&key).cloned()).map(|v| Value::from(minijinja::value::Serde(v)))
+    }
+}

@@ -1,0 +1,96 @@
+//! Lightweight scanning of Jinja SQL text, without rendering: the `{% macro %}` / `{% test %}`
+//! definitions of a macro file, dbt's `{% test %}` blocks rewritten as macros, and where a
+//! `ref('x')` or `config(` call is written (for pointing diagnostics at it).
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+/// A `{% macro name(` or `{% test name(` definition.
+pub struct Definition {
+    pub is_test: bool,
+    pub name: String,
+    pub span: Range<usize>,
+}
+
+/// Every `{% tag word ...` in `text`: (tag, the word after it, span of the word).
+fn tags(text: &str) -> impl Iterator<Item = (&str, &str, Range<usize>)> {
+    text.match_indices("{%").filter_map(move |(at, _)| {
+        let rest = &text[at + 2..];
+        let rest_trim = rest.trim_start_matches(['-', '+']).trim_start();
+        let tag_start = at + 2 + (rest.len() - rest_trim.len());
+        let tag_len = rest_trim.find(|c: char| !c.is_alphanumeric() && c != '_').unwrap_or(rest_trim.len());
+        let tag = &rest_trim[..tag_len];
+        let after = &rest_trim[tag_len..];
+        let word_off = after.len() - after.trim_start().len();
+        let word_start = tag_start + tag_len + word_off;
+        let word_text = &text[word_start..];
+        let word_len = word_text.find(|c: char| !c.is_alphanumeric() && c != '_').unwrap_or(word_text.len());
+        Some((tag, &text[word_start..word_start + word_len], word_start..word_start + word_len))
+    })
+}
+
+pub fn definitions(text: &str) -> Vec<Definition> {
+    tags(text)
+        .filter(|(tag, name, _)| matches!(*tag, "macro" | "test") && !name.is_empty())
+        .map(|(tag, name, span)| Definition { is_test: tag == "test", name: name.to_string(), span })
+        .collect()
+}
+
+/// dbt's `{% test name(...) %}...{% endtest %}` as minijinja macros named `test_name`.
+pub fn rewrite_tests(text: &str) -> Cow<'_, str> {
+    if !text.contains("test") {
+        return Cow::Borrowed(text);
+    }
+    let mut edits: Vec<(Range<usize>, &str)> = Vec::new();
+    for (tag, _, span) in tags(text) {
+        let tag_span = |len: usize| {
+            let start = text[..span.start].rfind(tag).unwrap_or(span.start);
+            start..start + len
+        };
+        match tag {
+            "test" => edits.push((tag_span(4), "macro test_")),
+            "endtest" => edits.push((tag_span(7), "endmacro")),
+            _ => {}
+        }
+    }
+    if edits.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + edits.len() * 8);
+    let mut last = 0;
+    for (range, with) in edits {
+        out.push_str(&text[last..range.start]);
+        if with == "macro test_" {
+            // `{% test name(` becomes `{% macro test_name(`: drop the space after the tag.
+            out.push_str(with);
+            let after = &text[range.end..];
+            last = range.end + (after.len() - after.trim_start().len());
+        } else {
+            out.push_str(with);
+            last = range.end;
+        }
+    }
+    out.push_str(&text[last..]);
+    Cow::Owned(out)
+}
+
+/// Where `func('name'` is written in `text` (any quote, spaces allowed), or the first
+/// `func(` when `arg` is None.
+pub fn find_call(text: &str, func: &str, arg: Option<&str>) -> Option<Range<usize>> {
+    let pattern = format!("{func}(");
+    for (at, _) in text.match_indices(&pattern) {
+        let before_ok = text[..at].chars().next_back().is_none_or(|c| !c.is_alphanumeric() && c != '_');
+        if !before_ok {
+            continue;
+        }
+        let rest = &text[at + pattern.len()..];
+        let close = rest.find(')').map_or(rest.len(), |c| c + 1);
+        let Some(name) = arg else { return Some(at..at + pattern.len() + close) };
+        let args = rest[..close].trim_end_matches(')');
+        let last = args.rsplit(',').next().unwrap_or("").trim().trim_matches(['\'', '"']);
+        if last == name {
+            return Some(at..at + pattern.len() + close);
+        }
+    }
+    None
+}
