@@ -24,26 +24,21 @@ pub fn write_compiled(root: &Path, c: &Compiled) -> std::io::Result<usize> {
     for d in dirs {
         std::fs::create_dir_all(d)?;
     }
-    jobs.par_iter().map(|(path, sql)| write_if_changed(path, sql.as_bytes())).collect::<std::io::Result<Vec<_>>>()?;
+    // Compiled SQL is derived and rewritten on every run: plain writes, no temp-and-rename.
+    jobs.par_iter().map(|(path, sql)| std::fs::write(path, sql)).collect::<std::io::Result<Vec<_>>>()?;
     Ok(jobs.len())
 }
 
-/// Skips identical content: re-compiling an unchanged project rewrites nothing.
-fn write_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if std::fs::read(path).is_ok_and(|old| old == bytes) {
-        return Ok(());
-    }
-    atomic_write(path, bytes)
-}
-
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `path` through a temporary file renamed into place, so readers (and a run that is
+/// killed) see the old file or the new one, never half of one.
+pub fn atomic_write(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    drop(f);
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    write(&mut w)?;
+    w.into_inner().map_err(|e| e.into_error())?;
     std::fs::rename(&tmp, path)
 }
 
@@ -133,6 +128,7 @@ pub fn write_manifest(root: &Path, c: &Compiled) -> std::io::Result<()> {
         },
         nodes: entries.into_iter().collect(),
     };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
-    atomic_write(&root.join(TARGET_DIR).join("manifest.json"), &json)
+    atomic_write(&root.join(TARGET_DIR).join("manifest.json"), |w| {
+        serde_json::to_writer(w, &manifest).map_err(std::io::Error::other)
+    })
 }

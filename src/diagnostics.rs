@@ -99,6 +99,14 @@ impl Diagnostic {
 #[derive(Default, Debug)]
 pub struct Diagnostics(Vec<Diagnostic>);
 
+impl IntoIterator for Diagnostics {
+    type Item = Diagnostic;
+    type IntoIter = std::vec::IntoIter<Diagnostic>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 impl Diagnostics {
     pub fn push(&mut self, d: Diagnostic) {
         self.0.push(d);
@@ -107,6 +115,7 @@ impl Diagnostics {
     pub fn extend(&mut self, ds: impl IntoIterator<Item = Diagnostic>) {
         self.0.extend(ds);
     }
+
 
     pub fn has_errors(&self) -> bool {
         self.0.iter().any(Diagnostic::is_error)

@@ -25,20 +25,25 @@ pub fn finish(project: &Project, graph: &Graph, names: &Names, rendered: &Render
         }
         pos
     };
-    (0..project.nodes.len())
-        .map(|i| {
+    let injected: Vec<(usize, String)> = (0..project.nodes.len())
+        .filter_map(|i| {
             let sql = own[i].as_ref()?;
             let ctes = ephemeral_ancestors(i, graph, &project.nodes, names, &position);
             if ctes.is_empty() {
-                return Some(sql.clone());
+                return None;
             }
             let bodies: Vec<(String, &str)> = ctes
                 .iter()
                 .map(|&e| (cte_name(names, e), own[e].as_deref().unwrap_or("select 1").trim().trim_end_matches(';')))
                 .collect();
-            Some(inject(sql, &bodies))
+            Some((i, inject(sql, &bodies)))
         })
-        .collect()
+        .collect();
+    let mut out = own;
+    for (i, sql) in injected {
+        out[i] = Some(sql);
+    }
+    out
 }
 
 pub fn cte_name(names: &Names, node: usize) -> String {

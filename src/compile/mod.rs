@@ -76,6 +76,7 @@ pub fn compile(mut project: Project, opts: &CompileOptions, files: &mut Files, d
     rerender_late_bound(&templates, &final_names, &project.nodes, &sources, &mut rendered);
     drop(templates);
     let sql = ephemeral::finish(&project, &graph, &final_names, &rendered);
+    drop(rendered);
     check_unit_tests(&project.nodes, &graph, &final_names, diags);
     check_sql(&project, &final_names, &graph, &sql, files, diags);
     let relations = relations_text(&project, &final_names);
@@ -348,7 +349,16 @@ fn check_one(n: &Node, i: usize, text: &str, dialect: &dyn sqlparser::dialect::D
 
 /// Relations a query reads that are neither a ref'd/sourced parent nor the model itself.
 fn bypassing_refs(n: &Node, i: usize, relations: &[Vec<String>], names: &Names, graph: &Graph) -> Vec<Diagnostic> {
-    let known: Vec<&RelName> = graph.parents(i).chain([i]).filter_map(|p| names.relations[p].as_ref()).collect();
+    // An inlined ephemeral parent's own parents are read by this query too.
+    let mut readable = vec![i];
+    let mut stack: Vec<usize> = graph.parents(i).collect();
+    while let Some(p) = stack.pop() {
+        readable.push(p);
+        if names.relations[p].as_ref().is_some_and(|r| r.ephemeral) {
+            stack.extend(graph.parents(p));
+        }
+    }
+    let known: Vec<&RelName> = readable.iter().filter_map(|&p| names.relations[p].as_ref()).collect();
     let is_known = |parts: &[String]| match parts {
         [.., schema, ident] => known.iter().any(|r| &r.schema == schema && &r.identifier == ident),
         [ident] => known.iter().any(|r| &r.identifier == ident),

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use serde_json::Value as Json;
 
 use super::config::{Config, FolderConfig};
@@ -111,15 +112,25 @@ pub fn build(settings: &Settings, target: &Target, reads: Vec<Read>, diags: &mut
     let mut props = Props::default();
     let mut out = Built { nodes: Vec::new(), macro_files: Vec::new() };
     let mut used_paths: Vec<(FileKind, Vec<String>)> = Vec::new();
+    let parsed: Vec<(Props, Diagnostics)> = reads
+        .par_iter()
+        .filter(|r| r.found.kind == FileKind::Properties)
+        .map(|r| {
+            let (mut p, mut d) = (Props::default(), Diagnostics::default());
+            properties::parse(&r.found.path, &r.text, &mut p, &mut d);
+            (p, d)
+        })
+        .collect();
+    for (p, d) in parsed {
+        props.extend(p);
+        diags.extend(d);
+    }
     for r in reads {
         let f = r.found;
         let mut parts = f.folders.clone();
         parts.push(f.stem.clone());
         let (kind, folder_config, id_kind) = match f.kind {
-            FileKind::Properties => {
-                properties::parse(&f.path, &r.text, &mut props, diags);
-                continue;
-            }
+            FileKind::Properties => continue,
             FileKind::Macro => {
                 out.macro_files.push((f.path, r.text));
                 continue;

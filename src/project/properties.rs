@@ -109,6 +109,15 @@ pub struct Props {
     pub unit_tests: Vec<UnitTestProps>,
 }
 
+impl Props {
+    pub fn extend(&mut self, other: Props) {
+        self.models.extend(other.models);
+        self.seeds.extend(other.seeds);
+        self.sources.extend(other.sources);
+        self.unit_tests.extend(other.unit_tests);
+    }
+}
+
 pub fn parse(file: &Arc<str>, text: &str, props: &mut Props, diags: &mut Diagnostics) {
     let src = Src::new(file, text);
     let root = match src.parse() {

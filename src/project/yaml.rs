@@ -10,7 +10,7 @@ use std::sync::Arc;
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 use serde_json::Value as Json;
 
-use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean, offset_of};
+use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
 
 pub type Node<'t> = MarkedYaml<'t>;
 
@@ -18,11 +18,21 @@ pub type Node<'t> = MarkedYaml<'t>;
 pub struct Src<'t> {
     pub file: Arc<str>,
     pub text: &'t str,
+    /// Byte offset where each line starts.
+    lines: Vec<usize>,
 }
 
 impl<'t> Src<'t> {
     pub fn new(file: &Arc<str>, text: &'t str) -> Src<'t> {
-        Src { file: file.clone(), text }
+        let lines = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        Src { file: file.clone(), text, lines }
+    }
+
+    /// Byte offset of a 1-based line and 0-based character column.
+    fn offset(&self, line: usize, col: usize) -> usize {
+        let Some(&start) = self.lines.get(line.saturating_sub(1)) else { return self.text.len() };
+        let rest = &self.text[start..];
+        start + rest.char_indices().nth(col).map_or(rest.len(), |(i, _)| i)
     }
 
     /// Parses the first document; an empty file is `None`.
@@ -31,7 +41,7 @@ impl<'t> Src<'t> {
             Ok(mut docs) => Ok((!docs.is_empty()).then(|| docs.swap_remove(0))),
             Err(e) => {
                 let m = e.marker();
-                let at = offset_of(self.text, m.line(), m.col());
+                let at = self.offset(m.line(), m.col());
                 let end = self.text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
                 Err(Diagnostic::error(format!("invalid YAML: {}", e.info()))
                     .at(Loc::new(&self.file, at..end))
@@ -42,8 +52,8 @@ impl<'t> Src<'t> {
 
     pub fn loc(&self, node: &Node) -> Loc {
         let (s, e) = (node.span.start, node.span.end);
-        let start = offset_of(self.text, s.line(), s.col());
-        let mut end = offset_of(self.text, e.line(), e.col());
+        let start = self.offset(s.line(), s.col());
+        let mut end = self.offset(e.line(), e.col());
         if end <= start || e.line() != s.line() {
             end = self.text[start..].find('\n').map_or(self.text.len(), |n| start + n);
         }

@@ -1,0 +1,3 @@
+{% macro krw(expr) -%}
+    cast(round({{ expr }}, 0) as bigint)
+{%- endmacro %}
