@@ -26,7 +26,7 @@ pub fn analyze(dialect: &dyn Dialect, sql: &str) -> Analysis {
         Ok(s) => s,
         Err(e) => {
             let message = e.to_string();
-            let (line, column) = position(&message).unwrap_or((1, 1));
+            let (line, column) = position(&message).unwrap_or((0, 0));
             let message = message.split(" at Line:").next().unwrap_or(&message).replace("sql parser error: ", "");
             return Analysis::Unparsed { message, line, column };
         }

@@ -337,8 +337,12 @@ fn check_one(n: &Node, i: usize, text: &str, dialect: &dyn sqlparser::dialect::D
             .help("write only the SELECT; xform creates the view or table around it")],
         Analysis::Unparsed { message, line, column } => {
             let compiled = compiled_path(n);
-            let offset = offset_of(text, line, column.saturating_sub(1));
-            let end = text[offset..].chars().next().map_or(offset, |c| offset + c.len_utf8());
+            // sqlparser reports the end of input as line 0: point at the last character.
+            let offset = match line {
+                0 => text.trim_end().char_indices().last().map_or(0, |(i, _)| i),
+                _ => offset_of(text, line, column.saturating_sub(1)),
+            };
+            let end = text[offset..].chars().next().filter(|c| *c != '\n').map_or(offset, |c| offset + c.len_utf8());
             let d = if strict { Diagnostic::error(format!("SQL does not parse: {message}")) } else { Diagnostic::warning(format!("sqlparser cannot parse `{}`: {message}", n.name)) };
             vec![d.at(Loc::new(&compiled, offset..end)).related(file_start, "compiled from this file").help(
                 "if this is valid SQL for your warehouse, set `+sql_check: off` for this model (sqlparser does not know every dialect feature)",

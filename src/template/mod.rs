@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use minijinja::syntax::SyntaxConfig;
-use minijinja::value::{Rest, Serde, Value};
+use minijinja::value::{Object, ObjectRepr, Serde, Value};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, context};
 
 pub use objects::{Names, PLACEHOLDER_CLOSE, PLACEHOLDER_OPEN, RelName, RenderLog};
@@ -26,7 +26,7 @@ use crate::project::{Node, Project};
 const MAX_MACRO_DEPTH: usize = 64;
 /// Names a macro cannot take: they are xform's own.
 const RESERVED: &[&str] =
-    &["ref", "source", "config", "this", "var", "env_var", "target", "is_incremental", "model"];
+    &["ref", "source", "config", "this", "var", "env_var", "target", "is_incremental", "model", "loop", "caller", "self", "super"];
 
 /// The compiled macro files and the functions every render sees.
 pub struct Templates<'p> {
@@ -105,12 +105,28 @@ fn add_macro_file(t: &mut Templates<'_>, path: &Arc<str>, text: &str, diags: &mu
             t.generic_tests.insert(def.name.clone());
         }
         t.macros.insert(name.clone(), path.clone());
-        let file = path.to_string();
-        t.env.add_function(name.clone(), move |state: &State, args: Rest<Value>| call_macro(state, &file, &name, &args));
+        t.env.add_global(name.clone(), Value::from_object(MacroFn { file: path.to_string(), name }));
     }
 }
 
-/// The global function behind a macro: evaluate its file with the caller's scope, call it.
+/// The global callable behind a macro; it takes any arguments, keyword ones included.
+#[derive(Debug)]
+struct MacroFn {
+    file: String,
+    name: String,
+}
+
+impl Object for MacroFn {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        call_macro(state, &self.file, &self.name, args)
+    }
+}
+
+/// Evaluates the macro's file with the caller's scope and calls the macro.
 fn call_macro(state: &State, file: &str, name: &str, args: &[Value]) -> Result<Value, Error> {
     let scope = state.lookup("ref").and_then(|r| r.downcast_object::<RefFn>()).map(|r| r.0.clone());
     if let Some(scope) = &scope {
