@@ -24,9 +24,34 @@ pub fn write_compiled(root: &Path, c: &Compiled) -> std::io::Result<usize> {
     for d in dirs {
         std::fs::create_dir_all(d)?;
     }
-    // Compiled SQL is derived and rewritten on every run: plain writes, no temp-and-rename.
-    jobs.par_iter().map(|(path, sql)| std::fs::write(path, sql)).collect::<std::io::Result<Vec<_>>>()?;
+    // Compiled SQL is derived: plain writes (no temp-and-rename), skipped when unchanged.
+    jobs.par_iter().map(|(path, sql)| write_if_changed(path, sql.as_bytes())).collect::<std::io::Result<Vec<_>>>()?;
     Ok(jobs.len())
+}
+
+fn write_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    std::fs::write(path, bytes)
+}
+
+fn sql_cache_path(root: &Path) -> PathBuf {
+    root.join(TARGET_DIR).join(".xform").join("sql-clean")
+}
+
+/// Keys of SQL the previous compile found clean (empty when there is no cache).
+pub fn read_sql_cache(root: &Path) -> std::collections::HashSet<String> {
+    std::fs::read_to_string(sql_cache_path(root)).map(|t| t.lines().map(str::to_string).collect()).unwrap_or_default()
+}
+
+pub fn write_sql_cache(root: &Path, c: &Compiled) -> std::io::Result<()> {
+    atomic_write(&sql_cache_path(root), |w| {
+        for key in &c.sql_clean {
+            writeln!(w, "{key}")?;
+        }
+        Ok(())
+    })
 }
 
 /// Writes `path` through a temporary file renamed into place, so readers (and a run that is
@@ -40,12 +65,6 @@ pub fn atomic_write(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::
     write(&mut w)?;
     w.into_inner().map_err(|e| e.into_error())?;
     std::fs::rename(&tmp, path)
-}
-
-#[derive(Serialize)]
-struct Manifest<'a> {
-    metadata: Metadata<'a>,
-    nodes: std::collections::BTreeMap<&'a str, ManifestNode<'a>>,
 }
 
 #[derive(Serialize)]
@@ -93,42 +112,52 @@ struct Checksums {
 /// `target/manifest.json`: every node with its config, dependencies and checksums.
 pub fn write_manifest(root: &Path, c: &Compiled) -> std::io::Result<()> {
     let nodes = c.nodes();
-    let entries: Vec<(&str, ManifestNode)> = nodes
-        .par_iter()
-        .enumerate()
-        .map(|(i, n)| {
-            let node = ManifestNode {
-                unique_id: &n.unique_id,
-                resource_type: n.kind,
-                name: &n.name,
-                original_file_path: &n.path,
-                fqn: &n.fqn,
-                relation_name: c.relations[i].as_deref(),
-                description: &n.description,
-                config: n.config.to_json(),
-                tags: n.config.tags(),
-                depends_on: DependsOn { nodes: c.parents(i).into_iter().map(|p| nodes[p].unique_id.as_str()).collect() },
-                columns: n.columns.iter().map(|col| (col.name.as_str(), col)).collect(),
-                checksum: Checksums {
-                    raw: n.raw.as_deref().map(crate::checksum),
-                    compiled: c.sql[i].as_deref().map(crate::checksum),
-                },
-                test_metadata: n.test.as_ref(),
-                compiled_path: c.sql[i].as_ref().map(|_| compiled_path(n).to_string()),
-            };
-            (n.unique_id.as_str(), node)
-        })
-        .collect();
-    let manifest = Manifest {
-        metadata: Metadata {
-            xform_version: env!("CARGO_PKG_VERSION"),
-            project_name: &c.project.name,
-            target: &c.project.target.name,
-            adapter_type: c.project.target.kind.name(),
-        },
-        nodes: entries.into_iter().collect(),
+    let mut order: Vec<usize> = (0..nodes.len()).collect();
+    order.sort_by(|&a, &b| nodes[a].unique_id.cmp(&nodes[b].unique_id));
+    let metadata = Metadata {
+        xform_version: env!("CARGO_PKG_VERSION"),
+        project_name: &c.project.name,
+        target: &c.project.target.name,
+        adapter_type: c.project.target.kind.name(),
     };
     atomic_write(&root.join(TARGET_DIR).join("manifest.json"), |w| {
-        serde_json::to_writer(w, &manifest).map_err(std::io::Error::other)
+        w.write_all(b"{\"metadata\":")?;
+        serde_json::to_writer(&mut *w, &metadata).map_err(std::io::Error::other)?;
+        w.write_all(b",\"nodes\":{")?;
+        // Serialized in parallel a chunk at a time, so memory stays bounded.
+        for (k, chunk) in order.chunks(2048).enumerate() {
+            let entries: Vec<Vec<u8>> = chunk.par_iter().map(|&i| manifest_entry(c, i)).collect::<Result<_, _>>()?;
+            if k > 0 {
+                w.write_all(b",")?;
+            }
+            w.write_all(&entries.join(&b","[..]))?;
+        }
+        w.write_all(b"}}")
     })
+}
+
+/// `"unique_id": {...}` for node `i`.
+fn manifest_entry(c: &Compiled, i: usize) -> std::io::Result<Vec<u8>> {
+    let nodes = c.nodes();
+    let n = &nodes[i];
+    let node = ManifestNode {
+        unique_id: &n.unique_id,
+        resource_type: n.kind,
+        name: &n.name,
+        original_file_path: &n.path,
+        fqn: &n.fqn,
+        relation_name: c.relations[i].as_deref(),
+        description: &n.description,
+        config: n.config.to_json(),
+        tags: n.config.tags(),
+        depends_on: DependsOn { nodes: c.parents(i).into_iter().map(|p| nodes[p].unique_id.as_str()).collect() },
+        columns: n.columns.iter().map(|col| (col.name.as_str(), col)).collect(),
+        checksum: Checksums { raw: n.raw.as_deref().map(crate::checksum), compiled: c.checksums[i].clone() },
+        test_metadata: n.test.as_ref(),
+        compiled_path: c.sql[i].as_ref().map(|_| compiled_path(n).to_string()),
+    };
+    let mut out = serde_json::to_vec(&n.unique_id).map_err(std::io::Error::other)?;
+    out.push(b':');
+    serde_json::to_writer(&mut out, &node).map_err(std::io::Error::other)?;
+    Ok(out)
 }

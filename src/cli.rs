@@ -128,7 +128,11 @@ fn load_and_compile(g: &Global, select: &Select, inline: Option<&str>) -> Result
         if let Some(text) = inline {
             p.add_inline(text, &mut files);
         }
-        let copts = CompileOptions { select: select.select.clone(), exclude: select.exclude.clone() };
+        let copts = CompileOptions {
+            select: select.select.clone(),
+            exclude: select.exclude.clone(),
+            sql_checked: artifacts::read_sql_cache(&g.project_dir),
+        };
         compile(p, &copts, &mut files, &mut diags)
     });
     let failed = diags.has_errors() || compiled.is_none();
@@ -185,7 +189,10 @@ fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> i32 {
         return 0;
     }
     let root = &g.project_dir;
-    if let Err(e) = artifacts::write_compiled(root, &c).and_then(|_| artifacts::write_manifest(root, &c)) {
+    let written = artifacts::write_compiled(root, &c)
+        .and_then(|_| artifacts::write_manifest(root, &c))
+        .and_then(|_| artifacts::write_sql_cache(root, &c));
+    if let Err(e) = written {
         eprintln!("error: cannot write {}: {e}", root.join(artifacts::TARGET_DIR).display());
         return 2;
     }
@@ -195,6 +202,8 @@ fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> i32 {
         LogFormat::Text => println!("compiled {} in {secs:.2} s", counts_text(&counts)),
         LogFormat::Json => println!("{}", json!({"event": "compiled", "models": counts[0], "seeds": counts[1], "tests": counts[2], "seconds": secs})),
     }
+    // The process ends now: freeing tens of thousands of strings one by one only costs time.
+    std::mem::forget(c);
     0
 }
 
@@ -260,6 +269,7 @@ fn cmd_ls(g: &Global, select: &Select, output: Output) -> i32 {
         out.push('\n');
     }
     print!("{out}");
+    std::mem::forget(c);
     0
 }
 

@@ -5,6 +5,7 @@
 //! is built (and checked for cycles), placeholders become quoted names or ephemeral CTEs, and
 //! sqlparser checks each result. Nothing here touches a warehouse or writes a file.
 
+mod check;
 mod ephemeral;
 
 use std::collections::HashMap;
@@ -12,13 +13,13 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc, did_you_mean, offset_of};
+use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc, did_you_mean};
 use crate::graph::Graph;
 use crate::graph::select::{Selection, select};
 use crate::project::config::MODEL_MATERIALIZATIONS;
 use crate::project::{DepRef, Node, NodeKind, Project};
-use crate::sql::{Analysis, analyze};
 use crate::template::{self, Names, RelName, Rendered, Templates, scan};
+use std::collections::HashSet;
 
 /// Generic tests xform runs without a `{% test %}` definition.
 pub const BUILTIN_TESTS: &[&str] = &[
@@ -30,6 +31,8 @@ pub const BUILTIN_TESTS: &[&str] = &[
 pub struct CompileOptions {
     pub select: Vec<String>,
     pub exclude: Vec<String>,
+    /// Keys of SQL that an earlier run checked and found clean (see `Compiled::sql_clean`).
+    pub sql_checked: HashSet<String>,
 }
 
 /// A compiled project: nodes with their final config, the graph, and per node (by index) its
@@ -39,6 +42,10 @@ pub struct Compiled {
     pub graph: Graph,
     pub relations: Vec<Option<String>>,
     pub sql: Vec<Option<String>>,
+    /// SHA-256 of each node's compiled SQL.
+    pub checksums: Vec<Option<String>>,
+    /// Keys of the SQL that sqlparser found clean, for the next run to skip.
+    pub sql_clean: Vec<String>,
     pub selected: Vec<usize>,
 }
 
@@ -78,7 +85,8 @@ pub fn compile(mut project: Project, opts: &CompileOptions, files: &mut Files, d
     let sql = ephemeral::finish(&project, &graph, &final_names, &rendered);
     drop(rendered);
     check_unit_tests(&project.nodes, &graph, &final_names, diags);
-    check_sql(&project, &final_names, &graph, &sql, files, diags);
+    let checksums: Vec<Option<String>> = sql.par_iter().map(|s| s.as_deref().map(crate::checksum)).collect();
+    let sql_clean = check::check_sql(&project, &final_names, &graph, (&sql, &checksums), &opts.sql_checked, files, diags);
     let relations = relations_text(&project, &final_names);
     let (selected, warnings) = match (select_spec, exclude_spec) {
         (Ok(s), Ok(e)) => select(&graph, &project.nodes, &s, &e),
@@ -91,7 +99,7 @@ pub fn compile(mut project: Project, opts: &CompileOptions, files: &mut Files, d
     if diags.has_errors() {
         return None;
     }
-    Some(Compiled { project, graph, relations, sql, selected })
+    Some(Compiled { project, graph, relations, sql, checksums, sql_clean, selected })
 }
 
 fn relation_of(project: &Project, n: &Node) -> Option<RelName> {
@@ -297,87 +305,7 @@ fn check_unit_tests(nodes: &[Node], graph: &Graph, names: &Names, diags: &mut Di
     }
 }
 
-/// sqlparser's view of every compiled model and singular test, with `sql_check` severity.
-fn check_sql(project: &Project, names: &Names, graph: &Graph, sql: &[Option<String>], files: &mut Files, diags: &mut Diagnostics) {
-    let dialect = project.target.kind.sql_dialect();
-    let findings: Vec<Vec<Diagnostic>> = project
-        .nodes
-        .par_iter()
-        .enumerate()
-        .map(|(i, n)| match &sql[i] {
-            Some(text) if n.config.str("sql_check") != Some("off") => check_one(n, i, text, dialect.as_ref(), names, graph),
-            _ => Vec::new(),
-        })
-        .collect();
-    for (i, found) in findings.into_iter().enumerate() {
-        if found.iter().any(|d| d.loc.as_ref().is_some_and(|l| l.file.starts_with("target/"))) {
-            let n = &project.nodes[i];
-            files.insert(&compiled_path(n), &Arc::from(sql[i].as_deref().unwrap_or("")));
-        }
-        diags.extend(found);
-    }
-}
-
+/// Where `xform compile` writes a node's SQL, relative to the project root.
 pub fn compiled_path(n: &Node) -> Arc<str> {
     Arc::from(format!("target/compiled/{}", n.path))
-}
-
-fn check_one(n: &Node, i: usize, text: &str, dialect: &dyn sqlparser::dialect::Dialect, names: &Names, graph: &Graph) -> Vec<Diagnostic> {
-    let file_start = Loc::new(&n.path, 0..0);
-    let strict = n.config.str("sql_check") == Some("error");
-    let what = n.kind.name();
-    match analyze(dialect, text) {
-        Analysis::Query { relations } => bypassing_refs(n, i, &relations, names, graph),
-        Analysis::Statements(0) => vec![Diagnostic::error(format!("{what} `{}` has no SQL", n.name)).at(file_start).help("a model is one SELECT statement")],
-        Analysis::Statements(k) => vec![Diagnostic::error(format!("{what} `{}` has {k} SQL statements; it must be exactly one", n.name))
-            .at(file_start)
-            .help("a model is one SELECT; remove the extra statements (or the `;` between them)")],
-        Analysis::NotAQuery(kind) => vec![Diagnostic::error(format!("{what} `{}` is a {kind} statement, not a query", n.name))
-            .at(file_start)
-            .help("write only the SELECT; xform creates the view or table around it")],
-        Analysis::Unparsed { message, line, column } => {
-            let compiled = compiled_path(n);
-            // sqlparser reports the end of input as line 0: point at the last character.
-            let offset = match line {
-                0 => text.trim_end().char_indices().last().map_or(0, |(i, _)| i),
-                _ => offset_of(text, line, column.saturating_sub(1)),
-            };
-            let end = text[offset..].chars().next().filter(|c| *c != '\n').map_or(offset, |c| offset + c.len_utf8());
-            let d = if strict { Diagnostic::error(format!("SQL does not parse: {message}")) } else { Diagnostic::warning(format!("sqlparser cannot parse `{}`: {message}", n.name)) };
-            vec![d.at(Loc::new(&compiled, offset..end)).related(file_start, "compiled from this file").help(
-                "if this is valid SQL for your warehouse, set `+sql_check: off` for this model (sqlparser does not know every dialect feature)",
-            )]
-        }
-    }
-}
-
-/// Relations a query reads that are neither a ref'd/sourced parent nor the model itself.
-fn bypassing_refs(n: &Node, i: usize, relations: &[Vec<String>], names: &Names, graph: &Graph) -> Vec<Diagnostic> {
-    // An inlined ephemeral parent's own parents are read by this query too.
-    let mut readable = vec![i];
-    let mut stack: Vec<usize> = graph.parents(i).collect();
-    while let Some(p) = stack.pop() {
-        readable.push(p);
-        if names.relations[p].as_ref().is_some_and(|r| r.ephemeral) {
-            stack.extend(graph.parents(p));
-        }
-    }
-    let known: Vec<&RelName> = readable.iter().filter_map(|&p| names.relations[p].as_ref()).collect();
-    let is_known = |parts: &[String]| match parts {
-        [.., schema, ident] => known.iter().any(|r| &r.schema == schema && &r.identifier == ident),
-        [ident] => known.iter().any(|r| &r.identifier == ident),
-        [] => true,
-    };
-    relations
-        .iter()
-        .filter(|parts| !is_known(parts))
-        .map(|parts| {
-            let name = parts.join(".");
-            let last = parts.last().map(String::as_str).unwrap_or("");
-            let span = n.raw.as_ref().and_then(|raw| raw.find(last).map(|s| s..s + last.len())).unwrap_or(0..0);
-            Diagnostic::warning(format!("`{}` reads `{name}` directly, bypassing ref() and source()", n.name))
-                .at(Loc::new(&n.path, span))
-                .help("use {{ ref('model') }} or {{ source('source', 'table') }} so xform knows the dependency")
-        })
-        .collect()
 }

@@ -1,0 +1,133 @@
+//! sqlparser's view of each compiled model: one statement, a query, no relation read behind
+//! ref()'s back. Findings take the model's `sql_check` severity (error, warn, off). A result
+//! that was clean in the previous run, for the same inputs, is taken from the cache.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::compiled_path;
+use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc, offset_of};
+use crate::graph::Graph;
+use crate::project::{Node, Project};
+use crate::sql::{Analysis, analyze};
+use crate::template::{Names, RelName};
+
+/// sqlparser's view of every compiled model and singular test, with `sql_check` severity.
+/// Returns the keys of the SQL found clean. SQL whose key is in `known_clean` (a previous
+/// run's result for the same text, parents and dialect) is not parsed again.
+pub fn check_sql(
+    project: &Project,
+    names: &Names,
+    graph: &Graph,
+    (sql, checksums): (&[Option<String>], &[Option<String>]),
+    known_clean: &HashSet<String>,
+    files: &mut Files,
+    diags: &mut Diagnostics,
+) -> Vec<String> {
+    let dialect = project.target.kind.sql_dialect();
+    let results: Vec<(Option<String>, Vec<Diagnostic>)> = project
+        .nodes
+        .par_iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let (Some(text), Some(sum)) = (&sql[i], &checksums[i]) else { return (None, Vec::new()) };
+            if n.config.str("sql_check") == Some("off") {
+                return (None, Vec::new());
+            }
+            let key = cache_key(project, names, graph, i, sum);
+            if known_clean.contains(&key) {
+                return (Some(key), Vec::new());
+            }
+            let found = check_one(n, i, text, dialect.as_ref(), names, graph);
+            (found.is_empty().then_some(key), found)
+        })
+        .collect();
+    let mut clean = Vec::new();
+    for (i, (key, found)) in results.into_iter().enumerate() {
+        clean.extend(key);
+        if found.iter().any(|d| d.loc.as_ref().is_some_and(|l| l.file.starts_with("target/"))) {
+            let n = &project.nodes[i];
+            files.insert(&compiled_path(n), &Arc::from(sql[i].as_deref().unwrap_or("")));
+        }
+        diags.extend(found);
+    }
+    clean
+}
+
+/// What a check's result depends on: the SQL, the relations its parents have (a direct read
+/// is judged against them), the dialect, the strictness and xform's version.
+fn cache_key(project: &Project, names: &Names, graph: &Graph, i: usize, sql_checksum: &str) -> String {
+    let mut key = format!("{}|{}|{:?}|", env!("CARGO_PKG_VERSION"), project.target.kind.name(), project.nodes[i].config.str("sql_check"));
+    key.push_str(sql_checksum);
+    let mut parents: Vec<usize> = graph.parents(i).collect();
+    parents.sort_unstable();
+    for p in parents {
+        if let Some(r) = &names.relations[p] {
+            key.push_str(&format!("|{}.{}.{}", r.schema, r.identifier, r.ephemeral));
+        }
+    }
+    crate::checksum(&key)
+}
+
+
+fn check_one(n: &Node, i: usize, text: &str, dialect: &dyn sqlparser::dialect::Dialect, names: &Names, graph: &Graph) -> Vec<Diagnostic> {
+    let file_start = Loc::new(&n.path, 0..0);
+    let strict = n.config.str("sql_check") == Some("error");
+    let what = n.kind.name();
+    match analyze(dialect, text) {
+        Analysis::Query { relations } => bypassing_refs(n, i, &relations, names, graph),
+        Analysis::Statements(0) => vec![Diagnostic::error(format!("{what} `{}` has no SQL", n.name)).at(file_start).help("a model is one SELECT statement")],
+        Analysis::Statements(k) => vec![Diagnostic::error(format!("{what} `{}` has {k} SQL statements; it must be exactly one", n.name))
+            .at(file_start)
+            .help("a model is one SELECT; remove the extra statements (or the `;` between them)")],
+        Analysis::NotAQuery(kind) => vec![Diagnostic::error(format!("{what} `{}` is a {kind} statement, not a query", n.name))
+            .at(file_start)
+            .help("write only the SELECT; xform creates the view or table around it")],
+        Analysis::Unparsed { message, line, column } => {
+            let compiled = compiled_path(n);
+            // sqlparser reports the end of input as line 0: point at the last character.
+            let offset = match line {
+                0 => text.trim_end().char_indices().last().map_or(0, |(i, _)| i),
+                _ => offset_of(text, line, column.saturating_sub(1)),
+            };
+            let end = text[offset..].chars().next().filter(|c| *c != '\n').map_or(offset, |c| offset + c.len_utf8());
+            let d = if strict { Diagnostic::error(format!("SQL does not parse: {message}")) } else { Diagnostic::warning(format!("sqlparser cannot parse `{}`: {message}", n.name)) };
+            vec![d.at(Loc::new(&compiled, offset..end)).related(file_start, "compiled from this file").help(
+                "if this is valid SQL for your warehouse, set `+sql_check: off` for this model (sqlparser does not know every dialect feature)",
+            )]
+        }
+    }
+}
+
+/// Relations a query reads that are neither a ref'd/sourced parent nor the model itself.
+fn bypassing_refs(n: &Node, i: usize, relations: &[Vec<String>], names: &Names, graph: &Graph) -> Vec<Diagnostic> {
+    // An inlined ephemeral parent's own parents are read by this query too.
+    let mut readable = vec![i];
+    let mut stack: Vec<usize> = graph.parents(i).collect();
+    while let Some(p) = stack.pop() {
+        readable.push(p);
+        if names.relations[p].as_ref().is_some_and(|r| r.ephemeral) {
+            stack.extend(graph.parents(p));
+        }
+    }
+    let known: Vec<&RelName> = readable.iter().filter_map(|&p| names.relations[p].as_ref()).collect();
+    let is_known = |parts: &[String]| match parts {
+        [.., schema, ident] => known.iter().any(|r| &r.schema == schema && &r.identifier == ident),
+        [ident] => known.iter().any(|r| &r.identifier == ident),
+        [] => true,
+    };
+    relations
+        .iter()
+        .filter(|parts| !is_known(parts))
+        .map(|parts| {
+            let name = parts.join(".");
+            let last = parts.last().map(String::as_str).unwrap_or("");
+            let span = n.raw.as_ref().and_then(|raw| raw.find(last).map(|s| s..s + last.len())).unwrap_or(0..0);
+            Diagnostic::warning(format!("`{}` reads `{name}` directly, bypassing ref() and source()", n.name))
+                .at(Loc::new(&n.path, span))
+                .help("use {{ ref('model') }} or {{ source('source', 'table') }} so xform knows the dependency")
+        })
+        .collect()
+}
