@@ -18,14 +18,22 @@ pub fn write_compiled(root: &Path, c: &Compiled) -> std::io::Result<usize> {
     let jobs: Vec<(PathBuf, &str)> = c
         .selected
         .iter()
-        .filter_map(|&i| Some((root.join(&*compiled_path(&c.nodes()[i])), c.sql[i].as_deref()?)))
+        .filter_map(|&i| {
+            Some((
+                root.join(&*compiled_path(&c.nodes()[i])),
+                c.sql[i].as_deref()?,
+            ))
+        })
         .collect();
-    let dirs: std::collections::BTreeSet<&Path> = jobs.iter().filter_map(|(p, _)| p.parent()).collect();
+    let dirs: std::collections::BTreeSet<&Path> =
+        jobs.iter().filter_map(|(p, _)| p.parent()).collect();
     for d in dirs {
         std::fs::create_dir_all(d)?;
     }
     // Compiled SQL is derived: plain writes (no temp-and-rename), skipped when unchanged.
-    jobs.par_iter().map(|(path, sql)| write_if_changed(path, sql.as_bytes())).collect::<std::io::Result<Vec<_>>>()?;
+    jobs.par_iter()
+        .map(|(path, sql)| write_if_changed(path, sql.as_bytes()))
+        .collect::<std::io::Result<Vec<_>>>()?;
     Ok(jobs.len())
 }
 
@@ -42,7 +50,9 @@ fn sql_cache_path(root: &Path) -> PathBuf {
 
 /// Keys of SQL the previous compile found clean (empty when there is no cache).
 pub fn read_sql_cache(root: &Path) -> std::collections::HashSet<String> {
-    std::fs::read_to_string(sql_cache_path(root)).map(|t| t.lines().map(str::to_string).collect()).unwrap_or_default()
+    std::fs::read_to_string(sql_cache_path(root))
+        .map(|t| t.lines().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 pub fn write_sql_cache(root: &Path, c: &Compiled) -> std::io::Result<()> {
@@ -56,7 +66,10 @@ pub fn write_sql_cache(root: &Path, c: &Compiled) -> std::io::Result<()> {
 
 /// Writes `path` through a temporary file renamed into place, so readers (and a run that is
 /// killed) see the old file or the new one, never half of one.
-pub fn atomic_write(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<()> {
+pub fn atomic_write(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -126,7 +139,10 @@ pub fn write_manifest(root: &Path, c: &Compiled) -> std::io::Result<()> {
         w.write_all(b",\"nodes\":{")?;
         // Serialized in parallel a chunk at a time, so memory stays bounded.
         for (k, chunk) in order.chunks(2048).enumerate() {
-            let entries: Vec<Vec<u8>> = chunk.par_iter().map(|&i| manifest_entry(c, i)).collect::<Result<_, _>>()?;
+            let entries: Vec<Vec<u8>> = chunk
+                .par_iter()
+                .map(|&i| manifest_entry(c, i))
+                .collect::<Result<_, _>>()?;
             if k > 0 {
                 w.write_all(b",")?;
             }
@@ -150,9 +166,22 @@ fn manifest_entry(c: &Compiled, i: usize) -> std::io::Result<Vec<u8>> {
         description: &n.description,
         config: n.config.to_json(),
         tags: n.config.tags(),
-        depends_on: DependsOn { nodes: c.parents(i).into_iter().map(|p| nodes[p].unique_id.as_str()).collect() },
-        columns: n.columns.iter().map(|col| (col.name.as_str(), col)).collect(),
-        checksum: Checksums { raw: n.raw.as_deref().map(crate::checksum), compiled: c.checksums[i].clone() },
+        depends_on: DependsOn {
+            nodes: c
+                .parents(i)
+                .into_iter()
+                .map(|p| nodes[p].unique_id.as_str())
+                .collect(),
+        },
+        columns: n
+            .columns
+            .iter()
+            .map(|col| (col.name.as_str(), col))
+            .collect(),
+        checksum: Checksums {
+            raw: n.raw.as_deref().map(crate::checksum),
+            compiled: c.checksums[i].clone(),
+        },
         test_metadata: n.test.as_ref(),
         compiled_path: c.sql[i].as_ref().map(|_| compiled_path(n).to_string()),
     };

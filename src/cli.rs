@@ -15,7 +15,11 @@ use crate::project::{LoadOptions, NodeKind, load};
 use crate::{artifacts, scaffold};
 
 #[derive(Parser, Debug)]
-#[command(name = "xform", version, about = "SQL-first data transformation: compile, build and test warehouse models")]
+#[command(
+    name = "xform",
+    version,
+    about = "SQL-first data transformation: compile, build and test warehouse models"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -104,7 +108,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    let _ = rayon::ThreadPoolBuilder::new().stack_size(64 << 20).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(64 << 20)
+        .build_global();
     let g = &cli.global;
     match &cli.command {
         Command::Compile { select, inline } => cmd_compile(g, select, inline.as_deref()),
@@ -119,8 +125,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
 }
 
 /// Loads and compiles; on failure prints the diagnostics and returns the exit code.
-fn load_and_compile(g: &Global, select: &Select, inline: Option<&str>) -> Result<(Compiled, Files), i32> {
-    let opts = LoadOptions { target: g.target.clone(), vars: g.vars.clone(), env: std::env::vars().collect() };
+fn load_and_compile(
+    g: &Global,
+    select: &Select,
+    inline: Option<&str>,
+) -> Result<(Compiled, Files), i32> {
+    let opts = LoadOptions {
+        target: g.target.clone(),
+        vars: g.vars.clone(),
+        env: std::env::vars().collect(),
+    };
     let mut files = Files::default();
     let mut diags = Diagnostics::default();
     let project = load(&g.project_dir, &opts, &mut files, &mut diags);
@@ -151,9 +165,15 @@ fn report(format: LogFormat, diags: Diagnostics, files: &Files) {
     }
     match format {
         LogFormat::Text => {
-            eprint!("{}", render(&sorted, files, std::io::stderr().is_terminal()));
+            eprint!(
+                "{}",
+                render(&sorted, files, std::io::stderr().is_terminal())
+            );
             if errors > 0 {
-                eprintln!("xform: {errors} error{} in the project; nothing was written", plural(errors));
+                eprintln!(
+                    "xform: {errors} error{} in the project; nothing was written",
+                    plural(errors)
+                );
             }
         }
         LogFormat::Json => {
@@ -184,7 +204,11 @@ fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> i32 {
         Err(code) => return code,
     };
     if inline.is_some() {
-        let sql = c.nodes().iter().position(|n| n.path.as_ref() == crate::project::INLINE_PATH).and_then(|i| c.sql[i].clone());
+        let sql = c
+            .nodes()
+            .iter()
+            .position(|n| n.path.as_ref() == crate::project::INLINE_PATH)
+            .and_then(|i| c.sql[i].clone());
         print!("{}", sql.unwrap_or_default());
         return 0;
     }
@@ -193,14 +217,20 @@ fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> i32 {
         .and_then(|_| artifacts::write_manifest(root, &c))
         .and_then(|_| artifacts::write_sql_cache(root, &c));
     if let Err(e) = written {
-        eprintln!("error: cannot write {}: {e}", root.join(artifacts::TARGET_DIR).display());
+        eprintln!(
+            "error: cannot write {}: {e}",
+            root.join(artifacts::TARGET_DIR).display()
+        );
         return 2;
     }
     let counts = count(&c);
     let secs = started.elapsed().as_secs_f64();
     match g.log_format {
         LogFormat::Text => println!("compiled {} in {secs:.2} s", counts_text(&counts)),
-        LogFormat::Json => println!("{}", json!({"event": "compiled", "models": counts[0], "seeds": counts[1], "tests": counts[2], "seconds": secs})),
+        LogFormat::Json => println!(
+            "{}",
+            json!({"event": "compiled", "models": counts[0], "seeds": counts[1], "tests": counts[2], "seconds": secs})
+        ),
     }
     // The process ends now: freeing tens of thousands of strings one by one only costs time.
     std::mem::forget(c);
@@ -222,7 +252,12 @@ fn count(c: &Compiled) -> [usize; 3] {
 
 fn counts_text(c: &[usize; 3]) -> String {
     let item = |n: usize, what: &str| format!("{} {what}{}", thousands(n), plural(n));
-    format!("{}, {}, {}", item(c[0], "model"), item(c[1], "seed"), item(c[2], "test"))
+    format!(
+        "{}, {}, {}",
+        item(c[0], "model"),
+        item(c[1], "seed"),
+        item(c[2], "test")
+    )
 }
 
 fn plural(n: usize) -> &'static str {
@@ -234,7 +269,7 @@ pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

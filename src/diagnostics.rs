@@ -28,7 +28,10 @@ pub struct Loc {
 
 impl Loc {
     pub fn new(file: &Arc<str>, span: Range<usize>) -> Loc {
-        Loc { file: file.clone(), span }
+        Loc {
+            file: file.clone(),
+            span,
+        }
     }
 }
 
@@ -57,7 +60,10 @@ impl Diagnostic {
     }
 
     pub fn warning(message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(message)
+        }
     }
 
     pub fn at(mut self, loc: Loc) -> Diagnostic {
@@ -116,7 +122,6 @@ impl Diagnostics {
         self.0.extend(ds);
     }
 
-
     pub fn has_errors(&self) -> bool {
         self.0.iter().any(Diagnostic::is_error)
     }
@@ -163,12 +168,17 @@ impl Files {
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, loc: &Loc) -> (usize, usize) {
-        self.get(&loc.file).map_or((1, 1), |text| line_col(text, loc.span.start))
+        self.get(&loc.file)
+            .map_or((1, 1), |text| line_col(text, loc.span.start))
     }
 }
 
 pub fn line_span(text: &str, line: usize) -> Range<usize> {
-    let start: usize = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
     let rest = &text[start.min(text.len())..];
     let len = rest.find('\n').unwrap_or(rest.len());
     let len = rest[..len].trim_end_matches('\r').len();
@@ -187,7 +197,10 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 pub fn offset_of(text: &str, line: usize, char_col: usize) -> usize {
     let span = line_span(text, line);
     let line_text = &text[span.clone()];
-    let within = line_text.char_indices().nth(char_col).map_or(line_text.len(), |(i, _)| i);
+    let within = line_text
+        .char_indices()
+        .nth(char_col)
+        .map_or(line_text.len(), |(i, _)| i);
     span.start + within
 }
 
@@ -201,7 +214,11 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
 
 /// Draws diagnostics like rustc does. `color` adds ANSI styles.
 pub fn render(diagnostics: &[Diagnostic], files: &Files, color: bool) -> String {
-    let renderer = if color { Renderer::styled() } else { Renderer::plain() };
+    let renderer = if color {
+        Renderer::styled()
+    } else {
+        Renderer::plain()
+    };
     let mut out = String::new();
     for d in diagnostics {
         out.push_str(&renderer.render(&report(d, files)));
@@ -217,7 +234,12 @@ fn report<'a>(d: &'a Diagnostic, files: &'a Files) -> Vec<Group<'a>> {
     };
     let mut group = Group::with_title(level.primary_title(d.message.as_str()));
     if let Some(loc) = &d.loc {
-        group = group.element(snippet(loc, files, AnnotationKind::Primary, d.label.as_deref()));
+        group = group.element(snippet(
+            loc,
+            files,
+            AnnotationKind::Primary,
+            d.label.as_deref(),
+        ));
     }
     for (loc, note) in &d.related {
         group = group.element(snippet(loc, files, AnnotationKind::Context, Some(note)));
@@ -241,7 +263,10 @@ fn snippet<'a>(
     if let Some(label) = label {
         annotation = annotation.label(label);
     }
-    Snippet::source(text).path(&*loc.file).fold(true).annotation(annotation)
+    Snippet::source(text)
+        .path(&*loc.file)
+        .fold(true)
+        .annotation(annotation)
 }
 
 /// The closest of `candidates` to `name`, for "did you mean" hints.
@@ -255,6 +280,9 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// "did you mean `x`?" or None.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     closest(name, candidates).map(|c| format!("did you mean `{c}`?"))
 }

@@ -55,12 +55,17 @@ models:
 pub fn init(dir: &Path) -> Result<(), String> {
     let occupied = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
     if occupied {
-        return Err(format!("{} exists and is not empty; choose a new folder", dir.display()));
+        return Err(format!(
+            "{} exists and is not empty; choose a new folder",
+            dir.display()
+        ));
     }
     for (path, text) in FILES {
         let full = dir.join(path);
         let parent = full.parent().unwrap_or(dir);
-        std::fs::create_dir_all(parent).and_then(|_| std::fs::write(&full, text)).map_err(|e| format!("cannot write {}: {e}", full.display()))?;
+        std::fs::create_dir_all(parent)
+            .and_then(|_| std::fs::write(&full, text))
+            .map_err(|e| format!("cannot write {}: {e}", full.display()))?;
     }
     std::fs::write(dir.join(".gitignore"), "target/\n").map_err(|e| e.to_string())
 }

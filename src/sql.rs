@@ -14,7 +14,11 @@ pub enum Analysis {
     /// One query; the relations it reads (parts of each name, unquoted), CTEs left out.
     Query { relations: Vec<Vec<String>> },
     /// sqlparser could not parse it: its message, and 1-based line/column in the compiled SQL.
-    Unparsed { message: String, line: usize, column: usize },
+    Unparsed {
+        message: String,
+        line: usize,
+        column: usize,
+    },
     /// Not exactly one statement.
     Statements(usize),
     /// One statement that is not a query (`insert`, `create`, ...).
@@ -27,12 +31,22 @@ pub fn analyze(dialect: &dyn Dialect, sql: &str) -> Analysis {
         Err(e) => {
             let message = e.to_string();
             let (line, column) = position(&message).unwrap_or((0, 0));
-            let message = message.split(" at Line:").next().unwrap_or(&message).replace("sql parser error: ", "");
-            return Analysis::Unparsed { message, line, column };
+            let message = message
+                .split(" at Line:")
+                .next()
+                .unwrap_or(&message)
+                .replace("sql parser error: ", "");
+            return Analysis::Unparsed {
+                message,
+                line,
+                column,
+            };
         }
     };
     match statements.as_slice() {
-        [Statement::Query(q)] => Analysis::Query { relations: relations(q) },
+        [Statement::Query(q)] => Analysis::Query {
+            relations: relations(q),
+        },
         [other] => Analysis::NotAQuery(statement_kind(other)),
         many => Analysis::Statements(many.len()),
     }
@@ -40,7 +54,11 @@ pub fn analyze(dialect: &dyn Dialect, sql: &str) -> Analysis {
 
 fn statement_kind(s: &Statement) -> String {
     let text = s.to_string();
-    text.split_whitespace().take(2).collect::<Vec<_>>().join(" ").to_uppercase()
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_uppercase()
 }
 
 /// `... at Line: 3, Column: 14` in a sqlparser message.
@@ -62,13 +80,20 @@ impl Visitor for Relations {
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
         if let Some(with) = &query.with {
-            self.ctes.extend(with.cte_tables.iter().map(|c| c.alias.name.value.to_lowercase()));
+            self.ctes.extend(
+                with.cte_tables
+                    .iter()
+                    .map(|c| c.alias.name.value.to_lowercase()),
+            );
         }
         ControlFlow::Continue(())
     }
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
-        if let TableFactor::Table { name, args: None, .. } = factor {
+        if let TableFactor::Table {
+            name, args: None, ..
+        } = factor
+        {
             self.tables.push(parts(name));
         }
         ControlFlow::Continue(())
@@ -76,7 +101,13 @@ impl Visitor for Relations {
 }
 
 fn parts(name: &ObjectName) -> Vec<String> {
-    name.0.iter().map(|p| p.as_ident().map_or_else(|| p.to_string(), |i| i.value.clone())).collect()
+    name.0
+        .iter()
+        .map(|p| {
+            p.as_ident()
+                .map_or_else(|| p.to_string(), |i| i.value.clone())
+        })
+        .collect()
 }
 
 fn relations(q: &Query) -> Vec<Vec<String>> {

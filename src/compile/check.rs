@@ -32,7 +32,9 @@ pub fn check_sql(
         .par_iter()
         .enumerate()
         .map(|(i, n)| {
-            let (Some(text), Some(sum)) = (&sql[i], &checksums[i]) else { return (None, Vec::new()) };
+            let (Some(text), Some(sum)) = (&sql[i], &checksums[i]) else {
+                return (None, Vec::new());
+            };
             if n.config.str("sql_check") == Some("off") {
                 return (None, Vec::new());
             }
@@ -47,9 +49,16 @@ pub fn check_sql(
     let mut clean = Vec::new();
     for (i, (key, found)) in results.into_iter().enumerate() {
         clean.extend(key);
-        if found.iter().any(|d| d.loc.as_ref().is_some_and(|l| l.file.starts_with("target/"))) {
+        if found.iter().any(|d| {
+            d.loc
+                .as_ref()
+                .is_some_and(|l| l.file.starts_with("target/"))
+        }) {
             let n = &project.nodes[i];
-            files.insert(&compiled_path(n), &Arc::from(sql[i].as_deref().unwrap_or("")));
+            files.insert(
+                &compiled_path(n),
+                &Arc::from(sql[i].as_deref().unwrap_or("")),
+            );
         }
         diags.extend(found);
     }
@@ -58,8 +67,19 @@ pub fn check_sql(
 
 /// What a check's result depends on: the SQL, the relations its parents have (a direct read
 /// is judged against them), the dialect, the strictness and xform's version.
-fn cache_key(project: &Project, names: &Names, graph: &Graph, i: usize, sql_checksum: &str) -> String {
-    let mut key = format!("{}|{}|{:?}|", env!("CARGO_PKG_VERSION"), project.target.kind.name(), project.nodes[i].config.str("sql_check"));
+fn cache_key(
+    project: &Project,
+    names: &Names,
+    graph: &Graph,
+    i: usize,
+    sql_checksum: &str,
+) -> String {
+    let mut key = format!(
+        "{}|{}|{:?}|",
+        env!("CARGO_PKG_VERSION"),
+        project.target.kind.name(),
+        project.nodes[i].config.str("sql_check")
+    );
     key.push_str(sql_checksum);
     let mut parents: Vec<usize> = graph.parents(i).collect();
     parents.sort_unstable();
@@ -71,29 +91,61 @@ fn cache_key(project: &Project, names: &Names, graph: &Graph, i: usize, sql_chec
     crate::checksum(&key)
 }
 
-
-fn check_one(n: &Node, i: usize, text: &str, dialect: &dyn sqlparser::dialect::Dialect, names: &Names, graph: &Graph) -> Vec<Diagnostic> {
+fn check_one(
+    n: &Node,
+    i: usize,
+    text: &str,
+    dialect: &dyn sqlparser::dialect::Dialect,
+    names: &Names,
+    graph: &Graph,
+) -> Vec<Diagnostic> {
     let file_start = Loc::new(&n.path, 0..0);
     let strict = n.config.str("sql_check") == Some("error");
     let what = n.kind.name();
     match analyze(dialect, text) {
         Analysis::Query { relations } => bypassing_refs(n, i, &relations, names, graph),
-        Analysis::Statements(0) => vec![Diagnostic::error(format!("{what} `{}` has no SQL", n.name)).at(file_start).help("a model is one SELECT statement")],
-        Analysis::Statements(k) => vec![Diagnostic::error(format!("{what} `{}` has {k} SQL statements; it must be exactly one", n.name))
+        Analysis::Statements(0) => vec![
+            Diagnostic::error(format!("{what} `{}` has no SQL", n.name))
+                .at(file_start)
+                .help("a model is one SELECT statement"),
+        ],
+        Analysis::Statements(k) => vec![
+            Diagnostic::error(format!(
+                "{what} `{}` has {k} SQL statements; it must be exactly one",
+                n.name
+            ))
             .at(file_start)
-            .help("a model is one SELECT; remove the extra statements (or the `;` between them)")],
-        Analysis::NotAQuery(kind) => vec![Diagnostic::error(format!("{what} `{}` is a {kind} statement, not a query", n.name))
+            .help("a model is one SELECT; remove the extra statements (or the `;` between them)"),
+        ],
+        Analysis::NotAQuery(kind) => vec![
+            Diagnostic::error(format!(
+                "{what} `{}` is a {kind} statement, not a query",
+                n.name
+            ))
             .at(file_start)
-            .help("write only the SELECT; xform creates the view or table around it")],
-        Analysis::Unparsed { message, line, column } => {
+            .help("write only the SELECT; xform creates the view or table around it"),
+        ],
+        Analysis::Unparsed {
+            message,
+            line,
+            column,
+        } => {
             let compiled = compiled_path(n);
             // sqlparser reports the end of input as line 0: point at the last character.
             let offset = match line {
                 0 => text.trim_end().char_indices().last().map_or(0, |(i, _)| i),
                 _ => offset_of(text, line, column.saturating_sub(1)),
             };
-            let end = text[offset..].chars().next().filter(|c| *c != '\n').map_or(offset, |c| offset + c.len_utf8());
-            let d = if strict { Diagnostic::error(format!("SQL does not parse: {message}")) } else { Diagnostic::warning(format!("sqlparser cannot parse `{}`: {message}", n.name)) };
+            let end = text[offset..]
+                .chars()
+                .next()
+                .filter(|c| *c != '\n')
+                .map_or(offset, |c| offset + c.len_utf8());
+            let d = if strict {
+                Diagnostic::error(format!("SQL does not parse: {message}"))
+            } else {
+                Diagnostic::warning(format!("sqlparser cannot parse `{}`: {message}", n.name))
+            };
             vec![d.at(Loc::new(&compiled, offset..end)).related(file_start, "compiled from this file").help(
                 "if this is valid SQL for your warehouse, set `+sql_check: off` for this model (sqlparser does not know every dialect feature)",
             )]
@@ -102,7 +154,13 @@ fn check_one(n: &Node, i: usize, text: &str, dialect: &dyn sqlparser::dialect::D
 }
 
 /// Relations a query reads that are neither a ref'd/sourced parent nor the model itself.
-fn bypassing_refs(n: &Node, i: usize, relations: &[Vec<String>], names: &Names, graph: &Graph) -> Vec<Diagnostic> {
+fn bypassing_refs(
+    n: &Node,
+    i: usize,
+    relations: &[Vec<String>],
+    names: &Names,
+    graph: &Graph,
+) -> Vec<Diagnostic> {
     // An inlined ephemeral parent's own parents are read by this query too.
     let mut readable = vec![i];
     let mut stack: Vec<usize> = graph.parents(i).collect();
@@ -112,9 +170,14 @@ fn bypassing_refs(n: &Node, i: usize, relations: &[Vec<String>], names: &Names, 
             stack.extend(graph.parents(p));
         }
     }
-    let known: Vec<&RelName> = readable.iter().filter_map(|&p| names.relations[p].as_ref()).collect();
+    let known: Vec<&RelName> = readable
+        .iter()
+        .filter_map(|&p| names.relations[p].as_ref())
+        .collect();
     let is_known = |parts: &[String]| match parts {
-        [.., schema, ident] => known.iter().any(|r| &r.schema == schema && &r.identifier == ident),
+        [.., schema, ident] => known
+            .iter()
+            .any(|r| &r.schema == schema && &r.identifier == ident),
         [ident] => known.iter().any(|r| &r.identifier == ident),
         [] => true,
     };

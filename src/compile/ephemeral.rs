@@ -10,7 +10,12 @@ use crate::template::{Names, PLACEHOLDER_CLOSE, PLACEHOLDER_OPEN, Rendered};
 use super::Renders;
 
 /// The final SQL of every rendered node (None for nodes without SQL or whose render failed).
-pub fn finish(project: &Project, graph: &Graph, names: &Names, rendered: &Renders) -> Vec<Option<String>> {
+pub fn finish(
+    project: &Project,
+    graph: &Graph,
+    names: &Names,
+    rendered: &Renders,
+) -> Vec<Option<String>> {
     let own: Vec<Option<String>> = rendered
         .iter()
         .map(|r| match r {
@@ -34,7 +39,16 @@ pub fn finish(project: &Project, graph: &Graph, names: &Names, rendered: &Render
             }
             let bodies: Vec<(String, &str)> = ctes
                 .iter()
-                .map(|&e| (cte_name(names, e), own[e].as_deref().unwrap_or("select 1").trim().trim_end_matches(';')))
+                .map(|&e| {
+                    (
+                        cte_name(names, e),
+                        own[e]
+                            .as_deref()
+                            .unwrap_or("select 1")
+                            .trim()
+                            .trim_end_matches(';'),
+                    )
+                })
                 .collect();
             Some((i, inject(sql, &bodies)))
         })
@@ -47,7 +61,9 @@ pub fn finish(project: &Project, graph: &Graph, names: &Names, rendered: &Render
 }
 
 pub fn cte_name(names: &Names, node: usize) -> String {
-    let ident = names.relations[node].as_ref().map_or("", |r| r.identifier.as_str());
+    let ident = names.relations[node]
+        .as_ref()
+        .map_or("", |r| r.identifier.as_str());
     names.kind.quote(&format!("__xform_cte__{ident}"))
 }
 
@@ -61,7 +77,9 @@ fn substitute(sql: &str, names: &Names) -> String {
     while let Some(open) = rest.find(PLACEHOLDER_OPEN) {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
-        let Some(close) = after.find(PLACEHOLDER_CLOSE) else { break };
+        let Some(close) = after.find(PLACEHOLDER_CLOSE) else {
+            break;
+        };
         let idx: Option<usize> = after[..close].parse().ok();
         match idx.and_then(|i| names.relations.get(i)?.as_ref().map(|r| (i, r))) {
             Some((i, r)) if r.ephemeral => out.push_str(&cte_name(names, i)),
@@ -75,8 +93,16 @@ fn substitute(sql: &str, names: &Names) -> String {
 }
 
 /// Ephemeral nodes reachable from `i` through ephemeral parents only, parents first.
-fn ephemeral_ancestors(i: usize, graph: &Graph, nodes: &[Node], names: &Names, position: &[usize]) -> Vec<usize> {
-    let is_ephemeral = |p: usize| names.relations[p].as_ref().is_some_and(|r| r.ephemeral) && nodes[p].raw.is_some();
+fn ephemeral_ancestors(
+    i: usize,
+    graph: &Graph,
+    nodes: &[Node],
+    names: &Names,
+    position: &[usize],
+) -> Vec<usize> {
+    let is_ephemeral = |p: usize| {
+        names.relations[p].as_ref().is_some_and(|r| r.ephemeral) && nodes[p].raw.is_some()
+    };
     let mut found = BTreeSet::new();
     let mut stack: Vec<usize> = graph.parents(i).filter(|&p| is_ephemeral(p)).collect();
     while let Some(e) = stack.pop() {
@@ -89,11 +115,18 @@ fn ephemeral_ancestors(i: usize, graph: &Graph, nodes: &[Node], names: &Names, p
 
 /// Puts `name as (body)` CTEs in front of `sql`, merging into its own leading `with`.
 fn inject(sql: &str, ctes: &[(String, &str)]) -> String {
-    let defs: Vec<String> = ctes.iter().map(|(name, body)| format!("{name} as (\n{body}\n)")).collect();
+    let defs: Vec<String> = ctes
+        .iter()
+        .map(|(name, body)| format!("{name} as (\n{body}\n)"))
+        .collect();
     let defs = defs.join(",\n");
     let start = skip_space_and_comments(sql);
     let head = &sql[start..];
-    let word: String = head.chars().take_while(|c| c.is_ascii_alphabetic()).collect::<String>().to_lowercase();
+    let word: String = head
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_lowercase();
     if word == "with" {
         let mut at = start + 4;
         let after = &sql[at..];
@@ -129,8 +162,14 @@ mod tests {
 
     #[test]
     fn merges_into_an_existing_with() {
-        let out = inject("-- hi\nWITH a as (select 1) select * from a", &[("\"e\"".into(), "select 2")]);
-        assert_eq!(out, "-- hi\nWITH \"e\" as (\nselect 2\n), a as (select 1) select * from a");
+        let out = inject(
+            "-- hi\nWITH a as (select 1) select * from a",
+            &[("\"e\"".into(), "select 2")],
+        );
+        assert_eq!(
+            out,
+            "-- hi\nWITH \"e\" as (\nselect 2\n), a as (select 1) select * from a"
+        );
     }
 
     #[test]

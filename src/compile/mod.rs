@@ -23,8 +23,13 @@ use std::collections::HashSet;
 
 /// Generic tests xform runs without a `{% test %}` definition.
 pub const BUILTIN_TESTS: &[&str] = &[
-    "not_null", "unique", "accepted_values", "relationships", "unique_combination_of_columns",
-    "expression_is_true", "row_count",
+    "not_null",
+    "unique",
+    "accepted_values",
+    "relationships",
+    "unique_combination_of_columns",
+    "expression_is_true",
+    "row_count",
 ];
 
 #[derive(Clone, Debug, Default)]
@@ -61,11 +66,19 @@ impl Compiled {
     }
 }
 
-pub fn compile(mut project: Project, opts: &CompileOptions, files: &mut Files, diags: &mut Diagnostics) -> Option<Compiled> {
+pub fn compile(
+    mut project: Project,
+    opts: &CompileOptions,
+    files: &mut Files,
+    diags: &mut Diagnostics,
+) -> Option<Compiled> {
     let select_spec = Selection::parse(&opts.select);
     let exclude_spec = Selection::parse(&opts.exclude);
-    let sources: Vec<Option<(Arc<str>, Arc<str>)>> =
-        project.nodes.iter().map(|n| n.raw.clone().map(|raw| (n.path.clone(), raw))).collect();
+    let sources: Vec<Option<(Arc<str>, Arc<str>)>> = project
+        .nodes
+        .iter()
+        .map(|n| n.raw.clone().map(|raw| (n.path.clone(), raw)))
+        .collect();
     let templates = template::environment(&project, diags);
     let names = Arc::new(names(&project));
     let mut rendered = render_all(&templates, &names, &project.nodes, &sources);
@@ -80,13 +93,30 @@ pub fn compile(mut project: Project, opts: &CompileOptions, files: &mut Files, d
             return None;
         }
     };
-    rerender_late_bound(&templates, &final_names, &project.nodes, &sources, &mut rendered);
+    rerender_late_bound(
+        &templates,
+        &final_names,
+        &project.nodes,
+        &sources,
+        &mut rendered,
+    );
     drop(templates);
     let sql = ephemeral::finish(&project, &graph, &final_names, &rendered);
     drop(rendered);
     check_unit_tests(&project.nodes, &graph, &final_names, diags);
-    let checksums: Vec<Option<String>> = sql.par_iter().map(|s| s.as_deref().map(crate::checksum)).collect();
-    let sql_clean = check::check_sql(&project, &final_names, &graph, (&sql, &checksums), &opts.sql_checked, files, diags);
+    let checksums: Vec<Option<String>> = sql
+        .par_iter()
+        .map(|s| s.as_deref().map(crate::checksum))
+        .collect();
+    let sql_clean = check::check_sql(
+        &project,
+        &final_names,
+        &graph,
+        (&sql, &checksums),
+        &opts.sql_checked,
+        files,
+        diags,
+    );
     let relations = relations_text(&project, &final_names);
     let (selected, warnings) = match (select_spec, exclude_spec) {
         (Ok(s), Ok(e)) => select(&graph, &project.nodes, &s, &e),
@@ -99,7 +129,15 @@ pub fn compile(mut project: Project, opts: &CompileOptions, files: &mut Files, d
     if diags.has_errors() {
         return None;
     }
-    Some(Compiled { project, graph, relations, sql, checksums, sql_clean, selected })
+    Some(Compiled {
+        project,
+        graph,
+        relations,
+        sql,
+        checksums,
+        sql_clean,
+        selected,
+    })
 }
 
 fn relation_of(project: &Project, n: &Node) -> Option<RelName> {
@@ -112,7 +150,14 @@ fn relation_of(project: &Project, n: &Node) -> Option<RelName> {
                 ephemeral: n.kind == NodeKind::Model && n.config.materialized() == "ephemeral",
             })
         }
-        NodeKind::Source => n.source_relation.clone().map(|(schema, identifier)| RelName { schema, identifier, ephemeral: false }),
+        NodeKind::Source => n
+            .source_relation
+            .clone()
+            .map(|(schema, identifier)| RelName {
+                schema,
+                identifier,
+                ephemeral: false,
+            }),
         NodeKind::Test | NodeKind::UnitTest => None,
     }
 }
@@ -132,8 +177,17 @@ fn names(project: &Project) -> Names {
             _ => {}
         }
     }
-    let relations = project.nodes.iter().map(|n| relation_of(project, n)).collect();
-    Names { kind: project.target.kind, by_ref, by_source, relations }
+    let relations = project
+        .nodes
+        .iter()
+        .map(|n| relation_of(project, n))
+        .collect();
+    Names {
+        kind: project.target.kind,
+        by_ref,
+        by_source,
+        relations,
+    }
 }
 
 fn names_with(project: &Project, before: &Names) -> Names {
@@ -141,7 +195,11 @@ fn names_with(project: &Project, before: &Names) -> Names {
         kind: before.kind,
         by_ref: before.by_ref.clone(),
         by_source: before.by_source.clone(),
-        relations: project.nodes.iter().map(|n| relation_of(project, n)).collect(),
+        relations: project
+            .nodes
+            .iter()
+            .map(|n| relation_of(project, n))
+            .collect(),
     }
 }
 
@@ -149,12 +207,20 @@ pub(crate) type Renders = Vec<Option<Result<Rendered, Diagnostic>>>;
 
 type Sources = [Option<(Arc<str>, Arc<str>)>];
 
-fn render_all<'s>(t: &Templates<'s>, names: &Arc<Names>, nodes: &[Node], sources: &'s Sources) -> Renders {
+fn render_all<'s>(
+    t: &Templates<'s>,
+    names: &Arc<Names>,
+    nodes: &[Node],
+    sources: &'s Sources,
+) -> Renders {
     nodes
         .par_iter()
         .zip(sources.par_iter())
         .enumerate()
-        .map(|(i, (n, src))| src.as_ref().map(|(path, raw)| template::render(t, names, i, n, (path, raw))))
+        .map(|(i, (n, src))| {
+            src.as_ref()
+                .map(|(path, raw)| template::render(t, names, i, n, (path, raw)))
+        })
         .collect()
 }
 
@@ -163,9 +229,14 @@ fn apply_config(nodes: &mut [Node], rendered: &mut Renders, diags: &mut Diagnost
     for (n, r) in nodes.iter_mut().zip(rendered.iter_mut()) {
         match r {
             Some(Ok(r)) => {
-                let at = n.raw.as_ref().and_then(|raw| scan::find_call(raw, "config", None)).map(|s| Loc::new(&n.path, s));
+                let at = n
+                    .raw
+                    .as_ref()
+                    .and_then(|raw| scan::find_call(raw, "config", None))
+                    .map(|s| Loc::new(&n.path, s));
                 for (k, v) in std::mem::take(&mut r.log.config) {
-                    n.config.set(&k, v, at.clone().or_else(|| Some(Loc::new(&n.path, 0..0))));
+                    n.config
+                        .set(&k, v, at.clone().or_else(|| Some(Loc::new(&n.path, 0..0))));
                 }
             }
             Some(Err(d)) => diags.push(d.clone()),
@@ -180,18 +251,33 @@ fn check_config(n: &Node, diags: &mut Diagnostics) {
     if n.kind == NodeKind::Model && !MODEL_MATERIALIZATIONS.contains(&n.config.materialized()) {
         let m = n.config.materialized();
         diags.push(
-            Diagnostic::error(format!("model `{}` has unknown materialization `{m}`", n.name))
-                .at_opt(at("materialized"))
-                .help(did_you_mean(m, MODEL_MATERIALIZATIONS.iter().copied())
-                    .unwrap_or_else(|| format!("use one of: {}", MODEL_MATERIALIZATIONS.join(", ")))),
+            Diagnostic::error(format!(
+                "model `{}` has unknown materialization `{m}`",
+                n.name
+            ))
+            .at_opt(at("materialized"))
+            .help(
+                did_you_mean(m, MODEL_MATERIALIZATIONS.iter().copied()).unwrap_or_else(|| {
+                    format!("use one of: {}", MODEL_MATERIALIZATIONS.join(", "))
+                }),
+            ),
         );
     }
-    if let Some(v) = n.config.get("sql_check").filter(|v| !matches!(v.as_str(), Some("error" | "warn" | "off"))) {
-        diags.push(Diagnostic::error(format!("`sql_check` is {v}; use error, warn or off")).at_opt(at("sql_check")));
+    if let Some(v) = n
+        .config
+        .get("sql_check")
+        .filter(|v| !matches!(v.as_str(), Some("error" | "warn" | "off")))
+    {
+        diags.push(
+            Diagnostic::error(format!("`sql_check` is {v}; use error, warn or off"))
+                .at_opt(at("sql_check")),
+        );
     }
     for key in ["schema", "alias"] {
         if let Some(v) = n.config.get(key).filter(|v| !v.is_string() && !v.is_null()) {
-            diags.push(Diagnostic::error(format!("`{key}` must be a string, found {v}")).at_opt(at(key)));
+            diags.push(
+                Diagnostic::error(format!("`{key}` must be a string, found {v}")).at_opt(at(key)),
+            );
         }
     }
 }
@@ -203,7 +289,10 @@ fn check_tests(nodes: &[Node], t: &Templates, diags: &mut Diagnostics) {
         if BUILTIN_TESTS.contains(&name) || t.generic_tests.contains(name) {
             continue;
         }
-        let known = BUILTIN_TESTS.iter().copied().chain(t.generic_tests.iter().map(String::as_str));
+        let known = BUILTIN_TESTS
+            .iter()
+            .copied()
+            .chain(t.generic_tests.iter().map(String::as_str));
         diags.push(
             Diagnostic::error(format!("unknown data test `{name}`"))
                 .at_opt(n.at.clone())
@@ -215,7 +304,12 @@ fn check_tests(nodes: &[Node], t: &Templates, diags: &mut Diagnostics) {
 }
 
 /// (parent, child) pairs: refs recorded while rendering and the static deps of YAML nodes.
-fn edges(nodes: &[Node], rendered: &Renders, names: &Names, diags: &mut Diagnostics) -> Vec<(usize, usize)> {
+fn edges(
+    nodes: &[Node],
+    rendered: &Renders,
+    names: &Names,
+    diags: &mut Diagnostics,
+) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
         if let Some(Some(Ok(r))) = rendered.get(i) {
@@ -238,9 +332,13 @@ fn resolve_dep(dep: &DepRef, names: &Names) -> Result<usize, Diagnostic> {
                 .at(at.clone())
                 .help_opt(did_you_mean(name, names.by_ref.keys().map(String::as_str)))
         }),
-        DepRef::Source(s, t, at) => names.by_source.get(&(s.clone(), t.clone())).copied().ok_or_else(|| {
-            Diagnostic::error(format!("source `{s}.{t}` is not declared")).at(at.clone())
-        }),
+        DepRef::Source(s, t, at) => names
+            .by_source
+            .get(&(s.clone(), t.clone()))
+            .copied()
+            .ok_or_else(|| {
+                Diagnostic::error(format!("source `{s}.{t}` is not declared")).at(at.clone())
+            }),
     }
 }
 
@@ -248,7 +346,10 @@ fn cycle_diagnostic(nodes: &[Node], cycle: &[usize]) -> Diagnostic {
     let names: Vec<&str> = cycle.iter().map(|&i| nodes[i].name.as_str()).collect();
     let edge_loc = |parent: usize, child: usize| {
         let c = &nodes[child];
-        let span = c.raw.as_ref().and_then(|raw| scan::find_call(raw, "ref", Some(&nodes[parent].name)));
+        let span = c
+            .raw
+            .as_ref()
+            .and_then(|raw| scan::find_call(raw, "ref", Some(&nodes[parent].name)));
         match span {
             Some(s) => Loc::new(&c.path, s),
             None => c.at.clone().unwrap_or_else(|| Loc::new(&c.path, 0..0)),
@@ -258,46 +359,77 @@ fn cycle_diagnostic(nodes: &[Node], cycle: &[usize]) -> Diagnostic {
     let mut d = Diagnostic::error(format!("dependency cycle: {}", names.join(" → ")))
         .at(first)
         .label(format!("`{}` reads `{}`", names[1], names[0]))
-        .help("a model cannot depend on itself, directly or through others: break one of these refs");
+        .help(
+            "a model cannot depend on itself, directly or through others: break one of these refs",
+        );
     for w in cycle.windows(2).skip(1) {
-        d = d.related(edge_loc(w[0], w[1]), format!("`{}` reads `{}`", nodes[w[1]].name, nodes[w[0]].name));
+        d = d.related(
+            edge_loc(w[0], w[1]),
+            format!("`{}` reads `{}`", nodes[w[1]].name, nodes[w[0]].name),
+        );
     }
     d
 }
 
 /// Models that read a relation's attributes (`ref('x').schema`) see final names only now.
-fn rerender_late_bound<'s>(t: &Templates<'s>, names: &Arc<Names>, nodes: &[Node], sources: &'s Sources, rendered: &mut Renders) {
+fn rerender_late_bound<'s>(
+    t: &Templates<'s>,
+    names: &Arc<Names>,
+    nodes: &[Node],
+    sources: &'s Sources,
+    rendered: &mut Renders,
+) {
     for (i, r) in rendered.iter_mut().enumerate() {
-        if let (Some(Ok(prev)), Some((path, raw))) = (r.as_ref(), sources[i].as_ref()) {
-            if prev.log.late_bound {
-                *r = Some(template::render(t, names, i, &nodes[i], (path, raw)));
-            }
+        if let (Some(Ok(prev)), Some((path, raw))) = (r.as_ref(), sources[i].as_ref())
+            && prev.log.late_bound
+        {
+            *r = Some(template::render(t, names, i, &nodes[i], (path, raw)));
         }
     }
 }
 
 fn relations_text(project: &Project, names: &Names) -> Vec<Option<String>> {
     let kind = project.target.kind;
-    names.relations.iter().map(|r| r.as_ref().filter(|r| !r.ephemeral).map(|r| kind.relation(&r.schema, &r.identifier))).collect()
+    names
+        .relations
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .filter(|r| !r.ephemeral)
+                .map(|r| kind.relation(&r.schema, &r.identifier))
+        })
+        .collect()
 }
 
 /// A unit test's `given` inputs must exist and be read by the model under test.
 fn check_unit_tests(nodes: &[Node], graph: &Graph, names: &Names, diags: &mut Diagnostics) {
     for n in nodes {
         let Some(u) = &n.unit else { continue };
-        let Some(&model) = names.by_ref.get(&u.model) else { continue };
+        let Some(&model) = names.by_ref.get(&u.model) else {
+            continue;
+        };
         for given in &u.given {
             let dep = crate::project::parse_relation_arg(&given.input, &given.at);
             let resolved = match dep {
                 Some(dep) => resolve_dep(&dep, names),
-                None => Err(Diagnostic::error(format!("`input: {}` is not ref('...') or source('...', '...')", given.input)).at(given.at.clone())),
+                None => Err(Diagnostic::error(format!(
+                    "`input: {}` is not ref('...') or source('...', '...')",
+                    given.input
+                ))
+                .at(given.at.clone())),
             };
             match resolved {
                 Ok(p) if graph.parents(model).any(|q| q == p) => {}
                 Ok(p) => diags.push(
-                    Diagnostic::error(format!("unit test `{}`: `{}` is not read by model `{}`", u.name, given.input, u.model))
-                        .at(given.at.clone())
-                        .help(format!("mock only the model's direct inputs (`{}` is not one of them)", nodes[p].name)),
+                    Diagnostic::error(format!(
+                        "unit test `{}`: `{}` is not read by model `{}`",
+                        u.name, given.input, u.model
+                    ))
+                    .at(given.at.clone())
+                    .help(format!(
+                        "mock only the model's direct inputs (`{}` is not one of them)",
+                        nodes[p].name
+                    )),
                 ),
                 Err(d) => diags.push(d),
             }

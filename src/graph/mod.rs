@@ -18,7 +18,10 @@ pub struct Graph {
 impl Graph {
     /// The graph of `n` nodes with `edges` (parent, child). `Err` holds one cycle, as node
     /// indexes in dependency order with the first repeated at the end.
-    pub fn new(n: usize, edges: impl IntoIterator<Item = (usize, usize)>) -> Result<Graph, Vec<usize>> {
+    pub fn new(
+        n: usize,
+        edges: impl IntoIterator<Item = (usize, usize)>,
+    ) -> Result<Graph, Vec<usize>> {
         let mut g = DiGraph::with_capacity(n, n * 2);
         for _ in 0..n {
             g.add_node(());
@@ -29,7 +32,10 @@ impl Graph {
                 g.add_edge(NodeIndex::new(p), NodeIndex::new(c), ());
             }
         }
-        let mut graph = Graph { g, order: Vec::new() };
+        let mut graph = Graph {
+            g,
+            order: Vec::new(),
+        };
         graph.order = graph.topological();
         if graph.order.len() < n {
             return Err(graph.find_cycle());
@@ -39,14 +45,24 @@ impl Graph {
 
     /// Kahn's algorithm taking the lowest index first, so the order is stable.
     fn topological(&self) -> Vec<usize> {
-        let mut indegree: Vec<usize> =
-            self.g.node_indices().map(|i| self.g.neighbors_directed(i, Direction::Incoming).count()).collect();
-        let mut ready: BinaryHeap<Reverse<usize>> =
-            indegree.iter().enumerate().filter(|(_, d)| **d == 0).map(|(i, _)| Reverse(i)).collect();
+        let mut indegree: Vec<usize> = self
+            .g
+            .node_indices()
+            .map(|i| self.g.neighbors_directed(i, Direction::Incoming).count())
+            .collect();
+        let mut ready: BinaryHeap<Reverse<usize>> = indegree
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| **d == 0)
+            .map(|(i, _)| Reverse(i))
+            .collect();
         let mut order = Vec::with_capacity(indegree.len());
         while let Some(Reverse(i)) = ready.pop() {
             order.push(i);
-            for c in self.g.neighbors_directed(NodeIndex::new(i), Direction::Outgoing) {
+            for c in self
+                .g
+                .neighbors_directed(NodeIndex::new(i), Direction::Outgoing)
+            {
                 indegree[c.index()] -= 1;
                 if indegree[c.index()] == 0 {
                     ready.push(Reverse(c.index()));
@@ -62,7 +78,9 @@ impl Graph {
             .filter(|c| c.len() > 1 || self.g.contains_edge(c[0], c[0]))
             .min_by_key(|c| c.iter().map(|i| i.index()).min())
             .unwrap_or_default();
-        let Some(start) = scc.iter().min_by_key(|i| i.index()).copied() else { return Vec::new() };
+        let Some(start) = scc.iter().min_by_key(|i| i.index()).copied() else {
+            return Vec::new();
+        };
         let members: HashSet<NodeIndex> = scc.into_iter().collect();
         // Shortest way from `start` back to itself inside the component.
         let mut prev: HashMap<NodeIndex, NodeIndex> = HashMap::new();
@@ -94,16 +112,24 @@ impl Graph {
     }
 
     pub fn parents(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        self.g.neighbors_directed(NodeIndex::new(i), Direction::Incoming).map(|n| n.index())
+        self.g
+            .neighbors_directed(NodeIndex::new(i), Direction::Incoming)
+            .map(|n| n.index())
     }
 
     pub fn children(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        self.g.neighbors_directed(NodeIndex::new(i), Direction::Outgoing).map(|n| n.index())
+        self.g
+            .neighbors_directed(NodeIndex::new(i), Direction::Outgoing)
+            .map(|n| n.index())
     }
 
     /// Nodes reachable from `start` going `up` (to parents) or down, at most `depth` steps.
     pub fn walk(&self, start: usize, up: bool, depth: Option<usize>) -> Vec<usize> {
-        let dir = if up { Direction::Incoming } else { Direction::Outgoing };
+        let dir = if up {
+            Direction::Incoming
+        } else {
+            Direction::Outgoing
+        };
         let mut seen = HashSet::from([start]);
         let mut out = Vec::new();
         let mut frontier = vec![start];

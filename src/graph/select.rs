@@ -11,7 +11,15 @@ use super::Graph;
 use crate::diagnostics::Diagnostic;
 use crate::project::{Node, NodeKind};
 
-const METHODS: &[&str] = &["fqn", "path", "tag", "config.<key>", "resource_type", "source", "test_type"];
+const METHODS: &[&str] = &[
+    "fqn",
+    "path",
+    "tag",
+    "config.<key>",
+    "resource_type",
+    "source",
+    "test_type",
+];
 
 #[derive(Debug, Clone, PartialEq)]
 enum Method {
@@ -44,7 +52,11 @@ impl Selection {
         let mut terms = Vec::new();
         for spec in specs {
             for term in spec.split_whitespace() {
-                let atoms = term.split(',').filter(|a| !a.is_empty()).map(parse_atom).collect::<Result<Vec<_>, _>>()?;
+                let atoms = term
+                    .split(',')
+                    .filter(|a| !a.is_empty())
+                    .map(parse_atom)
+                    .collect::<Result<Vec<_>, _>>()?;
                 if !atoms.is_empty() {
                     terms.push(atoms);
                 }
@@ -73,10 +85,30 @@ fn parse_atom(text: &str) -> Result<Atom, Diagnostic> {
         return Err(bad("`@` cannot be combined with `+`"));
     }
     let (method, value) = match rest.split_once(':') {
-        None => (if rest.contains('/') || rest.ends_with(".sql") { Method::Path } else { Method::Fqn }, rest),
-        Some((m, v)) => (method(m).ok_or_else(|| bad(&format!("unknown method `{m}`")).help(format!("methods: {}", METHODS.join(", "))))?, v),
+        None => (
+            if rest.contains('/') || rest.ends_with(".sql") {
+                Method::Path
+            } else {
+                Method::Fqn
+            },
+            rest,
+        ),
+        Some((m, v)) => (
+            method(m).ok_or_else(|| {
+                bad(&format!("unknown method `{m}`"))
+                    .help(format!("methods: {}", METHODS.join(", ")))
+            })?,
+            v,
+        ),
     };
-    Ok(Atom { text: text.to_string(), at, parents, children, method, value: value.to_string() })
+    Ok(Atom {
+        text: text.to_string(),
+        at,
+        parents,
+        children,
+        method,
+        value: value.to_string(),
+    })
 }
 
 fn method(name: &str) -> Option<Method> {
@@ -97,7 +129,10 @@ fn depth_prefix(s: &str) -> Result<(Option<Option<usize>>, &str), String> {
     let after = &s[digits..];
     match after.strip_prefix('+') {
         Some(rest) if digits == 0 => Ok((Some(None), rest)),
-        Some(rest) => Ok((Some(Some(s[..digits].parse().map_err(|_| "depth too large")?)), rest)),
+        Some(rest) => Ok((
+            Some(Some(s[..digits].parse().map_err(|_| "depth too large")?)),
+            rest,
+        )),
         None => Ok((None, s)),
     }
 }
@@ -107,14 +142,26 @@ fn depth_suffix(s: &str) -> Result<(Option<Option<usize>>, &str), String> {
     let before = &s[..s.len() - digits];
     match before.strip_suffix('+') {
         Some(rest) if digits == 0 => Ok((Some(None), rest)),
-        Some(rest) => Ok((Some(Some(s[s.len() - digits..].parse().map_err(|_| "depth too large")?)), rest)),
+        Some(rest) => Ok((
+            Some(Some(
+                s[s.len() - digits..]
+                    .parse()
+                    .map_err(|_| "depth too large")?,
+            )),
+            rest,
+        )),
         None => Ok((None, s)),
     }
 }
 
 /// The selected nodes in dependency order, and a warning for each atom matching nothing.
 /// An empty `select` means every node.
-pub fn select(graph: &Graph, nodes: &[Node], select: &Selection, exclude: &Selection) -> (Vec<usize>, Vec<Diagnostic>) {
+pub fn select(
+    graph: &Graph,
+    nodes: &[Node],
+    select: &Selection,
+    exclude: &Selection,
+) -> (Vec<usize>, Vec<Diagnostic>) {
     let mut warnings = Vec::new();
     let mut chosen: BTreeSet<usize> = if select.is_empty() {
         (0..nodes.len()).collect()
@@ -129,18 +176,39 @@ pub fn select(graph: &Graph, nodes: &[Node], select: &Selection, exclude: &Selec
         .collect();
     chosen.extend(tests);
     chosen.retain(|i| !excluded.contains(i));
-    let ordered = graph.order().iter().copied().filter(|i| chosen.contains(i)).collect();
+    let ordered = graph
+        .order()
+        .iter()
+        .copied()
+        .filter(|i| chosen.contains(i))
+        .collect();
     (ordered, warnings)
 }
 
-fn resolve(graph: &Graph, nodes: &[Node], sel: &Selection, warnings: &mut Vec<Diagnostic>) -> BTreeSet<usize> {
+fn resolve(
+    graph: &Graph,
+    nodes: &[Node],
+    sel: &Selection,
+    warnings: &mut Vec<Diagnostic>,
+) -> BTreeSet<usize> {
     let mut out = BTreeSet::new();
     for term in &sel.0 {
         let mut acc: Option<BTreeSet<usize>> = None;
         for atom in term {
-            let set = expand(graph, atom, nodes.iter().enumerate().filter(|(_, n)| matches(atom, n)).map(|(i, _)| i));
+            let set = expand(
+                graph,
+                atom,
+                nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| matches(atom, n))
+                    .map(|(i, _)| i),
+            );
             if set.is_empty() {
-                warnings.push(Diagnostic::warning(format!("selector `{}` matches no node", atom.text)));
+                warnings.push(Diagnostic::warning(format!(
+                    "selector `{}` matches no node",
+                    atom.text
+                )));
             }
             acc = Some(match acc {
                 None => set,
@@ -180,11 +248,16 @@ fn matches(atom: &Atom, n: &Node) -> bool {
         Method::Path => {
             let want = v.trim_end_matches('/');
             let path = &*n.path;
-            path == want || path.strip_prefix(want).is_some_and(|r| r.starts_with('/')) || glob(want, path)
+            path == want
+                || path.strip_prefix(want).is_some_and(|r| r.starts_with('/'))
+                || glob(want, path)
         }
         Method::Tag => n.config.tags().iter().any(|t| glob(v, t)),
         Method::ResourceType => n.kind.name() == v || (v == "test" && n.kind == NodeKind::UnitTest),
-        Method::Source => n.kind == NodeKind::Source && (glob(v, &n.name) || n.name.split('.').next().is_some_and(|s| glob(v, s))),
+        Method::Source => {
+            n.kind == NodeKind::Source
+                && (glob(v, &n.name) || n.name.split('.').next().is_some_and(|s| glob(v, s)))
+        }
         Method::TestType => match v {
             "unit" => n.kind == NodeKind::UnitTest,
             "generic" | "data" if n.kind == NodeKind::Test => n.test.is_some() || v == "data",
@@ -193,8 +266,10 @@ fn matches(atom: &Atom, n: &Node) -> bool {
         },
         Method::Config(key) => match n.config.get(key) {
             Some(Json::String(s)) => glob(v, s),
-            Some(Json::Array(items)) => items.iter().any(|i| i.as_str().is_some_and(|s| glob(v, s))),
-            Some(other) => other.to_string() == v,
+            Some(Json::Array(items)) => {
+                items.iter().any(|i| i.as_str().is_some_and(|s| glob(v, s)))
+            }
+            Some(other) => *other == v,
             None => false,
         },
     }
@@ -244,7 +319,10 @@ mod tests {
     #[test]
     fn parses_graph_operators() {
         let a = parse_atom("2+orders+").unwrap();
-        assert_eq!((a.parents, a.children, a.value.as_str()), (Some(Some(2)), Some(None), "orders"));
+        assert_eq!(
+            (a.parents, a.children, a.value.as_str()),
+            (Some(Some(2)), Some(None), "orders")
+        );
         let a = parse_atom("@config.materialized:table").unwrap();
         assert!(a.at);
         assert_eq!(a.method, Method::Config("materialized".into()));

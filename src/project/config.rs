@@ -9,15 +9,62 @@ use crate::diagnostics::Loc;
 
 /// Config keys xform knows; others are kept but warned about where they are written.
 pub const KNOWN_KEYS: &[&str] = &[
-    "access", "alias", "audit", "batch_size", "begin", "check_cols", "cluster_by", "column_types",
-    "concurrent_batches", "contract", "database", "delimiter", "docs", "enabled", "encoding",
-    "error_if", "event_time", "external_location", "fail_calc", "freshness", "full_refresh",
-    "grants", "group", "hard_deletes", "header", "hive_partitioning", "incremental_strategy",
-    "indexes", "invalidate_hard_deletes", "limit", "loaded_at_field", "lookback", "materialized",
-    "merge_exclude_columns", "merge_update_columns", "meta", "on_schema_change", "partition_by",
-    "persist_docs", "post_hook", "pre_hook", "quote", "quote_columns", "schema", "severity",
-    "snapshot_meta_column_names", "sql_check", "store_failures", "store_failures_as", "strategy",
-    "tags", "target_schema", "unique_key", "updated_at", "warn_if", "where",
+    "access",
+    "alias",
+    "audit",
+    "batch_size",
+    "begin",
+    "check_cols",
+    "cluster_by",
+    "column_types",
+    "concurrent_batches",
+    "contract",
+    "database",
+    "delimiter",
+    "docs",
+    "enabled",
+    "encoding",
+    "error_if",
+    "event_time",
+    "external_location",
+    "fail_calc",
+    "freshness",
+    "full_refresh",
+    "grants",
+    "group",
+    "hard_deletes",
+    "header",
+    "hive_partitioning",
+    "incremental_strategy",
+    "indexes",
+    "invalidate_hard_deletes",
+    "limit",
+    "loaded_at_field",
+    "lookback",
+    "materialized",
+    "merge_exclude_columns",
+    "merge_update_columns",
+    "meta",
+    "on_schema_change",
+    "partition_by",
+    "persist_docs",
+    "post_hook",
+    "pre_hook",
+    "quote",
+    "quote_columns",
+    "schema",
+    "severity",
+    "snapshot_meta_column_names",
+    "sql_check",
+    "store_failures",
+    "store_failures_as",
+    "strategy",
+    "tags",
+    "target_schema",
+    "unique_key",
+    "updated_at",
+    "warn_if",
+    "where",
 ];
 
 /// Materializations a model may have.
@@ -92,7 +139,12 @@ impl Config {
     }
 
     pub fn to_json(&self) -> Json {
-        Json::Object(self.0.iter().map(|(k, s)| (k.clone(), s.value.clone())).collect())
+        Json::Object(
+            self.0
+                .iter()
+                .map(|(k, s)| (k.clone(), s.value.clone()))
+                .collect(),
+        )
     }
 }
 

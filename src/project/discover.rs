@@ -35,13 +35,32 @@ pub struct Read {
     pub text: Arc<str>,
 }
 
+/// File endings to pick up under a folder, and what they are.
+type Kinds = &'static [(&'static str, FileKind)];
+const MODEL_FILES: Kinds = &[
+    ("sql", FileKind::Model),
+    ("yml", FileKind::Properties),
+    ("yaml", FileKind::Properties),
+];
+const SEED_FILES: Kinds = &[
+    ("csv", FileKind::Seed),
+    ("yml", FileKind::Properties),
+    ("yaml", FileKind::Properties),
+];
+const MACRO_FILES: Kinds = &[("sql", FileKind::Macro)];
+const TEST_FILES: Kinds = &[
+    ("sql", FileKind::SingularTest),
+    ("yml", FileKind::Properties),
+    ("yaml", FileKind::Properties),
+];
+
 pub fn discover(root: &Path, paths: &Paths) -> Vec<Found> {
     let mut out = Vec::new();
-    let groups: [(&Vec<String>, &[(&str, FileKind)]); 4] = [
-        (&paths.models, &[("sql", FileKind::Model), ("yml", FileKind::Properties), ("yaml", FileKind::Properties)]),
-        (&paths.seeds, &[("csv", FileKind::Seed), ("yml", FileKind::Properties), ("yaml", FileKind::Properties)]),
-        (&paths.macros, &[("sql", FileKind::Macro)]),
-        (&paths.tests, &[("sql", FileKind::SingularTest), ("yml", FileKind::Properties), ("yaml", FileKind::Properties)]),
+    let groups: [(&Vec<String>, Kinds); 4] = [
+        (&paths.models, MODEL_FILES),
+        (&paths.seeds, SEED_FILES),
+        (&paths.macros, MACRO_FILES),
+        (&paths.tests, TEST_FILES),
     ];
     for (dirs, kinds) in groups {
         for dir in dirs {
@@ -53,26 +72,50 @@ pub fn discover(root: &Path, paths: &Paths) -> Vec<Found> {
 
 fn walk(root: &Path, dir: &str, kinds: &[(&str, FileKind)], out: &mut Vec<Found>) {
     let base = root.join(dir);
-    let walker = WalkDir::new(&base).follow_links(true).sort_by_file_name().into_iter();
-    let visible = |e: &walkdir::DirEntry| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.');
+    let walker = WalkDir::new(&base)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter();
+    let visible =
+        |e: &walkdir::DirEntry| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.');
     for entry in walker.filter_entry(visible).filter_map(Result::ok) {
         if !entry.file_type().is_file() {
             continue;
         }
-        let Ok(rel) = entry.path().strip_prefix(&base) else { continue };
+        let Ok(rel) = entry.path().strip_prefix(&base) else {
+            continue;
+        };
         let ext = rel.extension().and_then(|e| e.to_str()).unwrap_or("");
-        let Some(&(_, mut kind)) = kinds.iter().find(|(e, _)| *e == ext) else { continue };
+        let Some(&(_, mut kind)) = kinds.iter().find(|(e, _)| *e == ext) else {
+            continue;
+        };
         let folders: Vec<String> = rel
             .parent()
-            .map(|p| p.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect())
+            .map(|p| {
+                p.components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         // tests/generic/*.sql hold `{% test %}` definitions, i.e. macros.
         if kind == FileKind::SingularTest && folders.first().is_some_and(|f| f == "generic") {
             kind = FileKind::Macro;
         }
-        let stem = rel.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let path = format!("{}/{}", dir.trim_end_matches('/'), rel.to_string_lossy().replace('\\', "/"));
-        out.push(Found { kind, path: path.into(), folders, stem });
+        let stem = rel
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let path = format!(
+            "{}/{}",
+            dir.trim_end_matches('/'),
+            rel.to_string_lossy().replace('\\', "/")
+        );
+        out.push(Found {
+            kind,
+            path: path.into(),
+            folders,
+            stem,
+        });
     }
 }
 
@@ -82,11 +125,20 @@ pub fn read_all(root: &Path, found: Vec<Found>) -> (Vec<Read>, Vec<Diagnostic>) 
         .into_par_iter()
         .map(|f| {
             if f.kind == FileKind::Seed {
-                return (Read { found: f, text: Arc::from("") }, None);
+                return (
+                    Read {
+                        found: f,
+                        text: Arc::from(""),
+                    },
+                    None,
+                );
             }
             let (text, diag) = match std::fs::read(root.join(&*f.path)) {
                 Ok(bytes) => decode(&f.path, bytes),
-                Err(e) => (Arc::from(""), Some(Diagnostic::error(format!("cannot read {}: {e}", f.path)))),
+                Err(e) => (
+                    Arc::from(""),
+                    Some(Diagnostic::error(format!("cannot read {}: {e}", f.path))),
+                ),
             };
             (Read { found: f, text }, diag)
         })
@@ -114,10 +166,12 @@ fn decode(path: &Arc<str>, bytes: Vec<u8>) -> (Arc<str>, Option<Diagnostic>) {
             let at = e.utf8_error().valid_up_to();
             let text: Arc<str> = Arc::from(String::from_utf8_lossy(e.as_bytes()).into_owned());
             let (line, col) = line_col(&text, at);
-            let d = Diagnostic::error(format!("{path} is not valid UTF-8 (line {line}, column {col})"))
-                .at(Loc::new(path, at..at + '\u{fffd}'.len_utf8()))
-                .label("invalid byte here")
-                .help("save the file as UTF-8 (files exported from Excel are often CP949/EUC-KR)");
+            let d = Diagnostic::error(format!(
+                "{path} is not valid UTF-8 (line {line}, column {col})"
+            ))
+            .at(Loc::new(path, at..at + '\u{fffd}'.len_utf8()))
+            .label("invalid byte here")
+            .help("save the file as UTF-8 (files exported from Excel are often CP949/EUC-KR)");
             (text, Some(d))
         }
     }

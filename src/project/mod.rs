@@ -48,12 +48,22 @@ pub const PROJECT_FILE: &str = "project.yml";
 
 /// Loads the project at `root`, recording every mistake in `diags` and every file read in
 /// `files`. `None` when the project is too broken to go on.
-pub fn load(root: &Path, opts: &LoadOptions, files: &mut Files, diags: &mut Diagnostics) -> Option<Project> {
+pub fn load(
+    root: &Path,
+    opts: &LoadOptions,
+    files: &mut Files,
+    diags: &mut Diagnostics,
+) -> Option<Project> {
     let project = load_into(root, opts, diags, files);
     project.filter(|_| !diags.has_errors())
 }
 
-fn load_into(root: &Path, opts: &LoadOptions, diags: &mut Diagnostics, files: &mut Files) -> Option<Project> {
+fn load_into(
+    root: &Path,
+    opts: &LoadOptions,
+    diags: &mut Diagnostics,
+    files: &mut Files,
+) -> Option<Project> {
     let settings_path: Arc<str> = Arc::from(PROJECT_FILE);
     let text = match std::fs::read(root.join(PROJECT_FILE)) {
         Ok(bytes) => Arc::from(String::from_utf8_lossy(&bytes).into_owned()),
@@ -104,7 +114,9 @@ fn merged_vars(
         files.insert(&file, &text);
         let src = yaml::Src::new(&file, &text);
         match src.parse() {
-            Ok(Some(node)) if yaml::is_map(&node) => vars.extend(settings::vars(&src, &node, diags)),
+            Ok(Some(node)) if yaml::is_map(&node) => {
+                vars.extend(settings::vars(&src, &node, diags))
+            }
             Ok(None) => {}
             Ok(Some(_)) => diags.push(
                 Diagnostic::error("--vars must be a YAML mapping")
@@ -134,12 +146,23 @@ fn render_setting(
         })
     });
     let vars = vars.clone();
-    jinja.add_function("var", move |name: String, default: Option<minijinja::Value>| {
-        vars.get(&name).map(|v| minijinja::Value::from(minijinja::value::Serde(v))).or(default).ok_or_else(|| {
-            minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("var `{name}` is not defined"))
-        })
-    });
-    jinja.render_str(text, ()).map_err(|e| format!("cannot render `{text}`: {}", e.detail().unwrap_or("")))
+    jinja.add_function(
+        "var",
+        move |name: String, default: Option<minijinja::Value>| {
+            vars.get(&name)
+                .map(|v| minijinja::Value::from(minijinja::value::Serde(v)))
+                .or(default)
+                .ok_or_else(|| {
+                    minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        format!("var `{name}` is not defined"),
+                    )
+                })
+        },
+    );
+    jinja
+        .render_str(text, ())
+        .map_err(|e| format!("cannot render `{text}`: {}", e.detail().unwrap_or("")))
 }
 
 /// The pseudo-file of `xform compile --inline`.

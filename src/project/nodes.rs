@@ -33,8 +33,13 @@ impl NodeKind {
         }
     }
 
-    pub const ALL: [NodeKind; 5] =
-        [NodeKind::Seed, NodeKind::Source, NodeKind::Model, NodeKind::Test, NodeKind::UnitTest];
+    pub const ALL: [NodeKind; 5] = [
+        NodeKind::Seed,
+        NodeKind::Source,
+        NodeKind::Model,
+        NodeKind::Test,
+        NodeKind::UnitTest,
+    ];
 }
 
 /// A dependency known without rendering (tests, unit tests): `ref('x')` or `source('a','b')`.
@@ -96,7 +101,12 @@ impl Node {
 
     /// A model that exists only for this run (`compile --inline`).
     pub fn ad_hoc(name: &str, path: &Arc<str>, raw: &Arc<str>) -> Node {
-        let mut n = Node::new(NodeKind::Model, name.to_string(), format!("model.inline.{name}"), path.clone());
+        let mut n = Node::new(
+            NodeKind::Model,
+            name.to_string(),
+            format!("model.inline.{name}"),
+            path.clone(),
+        );
         n.raw = Some(raw.clone());
         n
     }
@@ -107,10 +117,18 @@ pub struct Built {
     pub macro_files: Vec<(Arc<str>, Arc<str>)>,
 }
 
-pub fn build(settings: &Settings, target: &Target, reads: Vec<Read>, diags: &mut Diagnostics) -> Built {
+pub fn build(
+    settings: &Settings,
+    target: &Target,
+    reads: Vec<Read>,
+    diags: &mut Diagnostics,
+) -> Built {
     let project = settings.name.as_str();
     let mut props = Props::default();
-    let mut out = Built { nodes: Vec::new(), macro_files: Vec::new() };
+    let mut out = Built {
+        nodes: Vec::new(),
+        macro_files: Vec::new(),
+    };
     let mut used_paths: Vec<(FileKind, Vec<String>)> = Vec::new();
     let parsed: Vec<(Props, Diagnostics)> = reads
         .par_iter()
@@ -139,9 +157,16 @@ pub fn build(settings: &Settings, target: &Target, reads: Vec<Read>, diags: &mut
             FileKind::Seed => (NodeKind::Seed, &settings.seeds, "seed"),
             FileKind::SingularTest => (NodeKind::Test, &settings.tests, "test"),
         };
-        let mut node = Node::new(kind, f.stem.clone(), format!("{id_kind}.{project}.{}", f.stem), f.path);
+        let mut node = Node::new(
+            kind,
+            f.stem.clone(),
+            format!("{id_kind}.{project}.{}", f.stem),
+            f.path,
+        );
         node.config = folder_config.resolve(project, &parts);
-        node.fqn = std::iter::once(project.to_string()).chain(parts.iter().cloned()).collect();
+        node.fqn = std::iter::once(project.to_string())
+            .chain(parts.iter().cloned())
+            .collect();
         if kind != NodeKind::Seed {
             node.raw = Some(r.text);
         }
@@ -176,17 +201,31 @@ fn check_duplicate_names(nodes: &[Node], diags: &mut Diagnostics) {
     }
 }
 
-fn attach_props(nodes: &mut [Node], entries: &[ResourceProps], kind: NodeKind, diags: &mut Diagnostics) {
-    let mut index: HashMap<String, usize> =
-        nodes.iter().enumerate().filter(|(_, n)| n.kind == kind).map(|(i, n)| (n.name.clone(), i)).collect();
+fn attach_props(
+    nodes: &mut [Node],
+    entries: &[ResourceProps],
+    kind: NodeKind,
+    diags: &mut Diagnostics,
+) {
+    let mut index: HashMap<String, usize> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.kind == kind)
+        .map(|(i, n)| (n.name.clone(), i))
+        .collect();
     let mut described: HashMap<String, Loc> = HashMap::new();
     for p in entries {
         let Some(&i) = index.get(&p.name) else {
             let names = index.keys().map(String::as_str);
             diags.push(
-                Diagnostic::warning(format!("properties for {} `{}`, but there is no such {}", kind.name(), p.name, kind.name()))
-                    .at(p.at.clone())
-                    .help_opt(did_you_mean(&p.name, names)),
+                Diagnostic::warning(format!(
+                    "properties for {} `{}`, but there is no such {}",
+                    kind.name(),
+                    p.name,
+                    kind.name()
+                ))
+                .at(p.at.clone())
+                .help_opt(did_you_mean(&p.name, names)),
             );
             continue;
         };
@@ -220,7 +259,12 @@ fn add_sources(project: &str, nodes: &mut Vec<Node>, props: &Props, diags: &mut 
             );
             continue;
         }
-        let mut n = Node::new(NodeKind::Source, name.clone(), format!("source.{project}.{name}"), t.at.file.clone());
+        let mut n = Node::new(
+            NodeKind::Source,
+            name.clone(),
+            format!("source.{project}.{name}"),
+            t.at.file.clone(),
+        );
         n.fqn = vec![project.to_string(), t.source.clone(), t.name.clone()];
         n.description = t.description.clone();
         n.config = t.config.clone();
@@ -232,7 +276,10 @@ fn add_sources(project: &str, nodes: &mut Vec<Node>, props: &Props, diags: &mut 
     // Source tests are attached by add_generic_tests through the columns/tests below.
     for t in &props.sources {
         let target = format!("{}.{}", t.source, t.name);
-        if let Some(n) = nodes.iter_mut().find(|n| n.kind == NodeKind::Source && n.name == target) {
+        if let Some(n) = nodes
+            .iter_mut()
+            .find(|n| n.kind == NodeKind::Source && n.name == target)
+        {
             n.columns = t.columns.clone();
             pending_tests(n).extend(t.tests.iter().cloned());
         }
@@ -243,7 +290,15 @@ fn add_sources(project: &str, nodes: &mut Vec<Node>, props: &Props, diags: &mut 
 /// slot would be confusing, so they ride in a hidden column with an empty name).
 fn pending_tests(n: &mut Node) -> &mut Vec<TestDecl> {
     if n.columns.first().is_none_or(|c| !c.name.is_empty()) {
-        n.columns.insert(0, Column { name: String::new(), description: String::new(), data_type: None, tests: Vec::new() });
+        n.columns.insert(
+            0,
+            Column {
+                name: String::new(),
+                description: String::new(),
+                data_type: None,
+                tests: Vec::new(),
+            },
+        );
     }
     &mut n.columns[0].tests
 }
@@ -263,13 +318,28 @@ fn add_generic_tests(project: &str, folder: &FolderConfig, nodes: &mut Vec<Node>
     nodes.extend(tests);
 }
 
-fn test_node(project: &str, folder: &FolderConfig, parent: &Node, column: Option<String>, decl: &TestDecl) -> Node {
-    let test_name = decl.test_name.strip_prefix("dbt_utils.").unwrap_or(&decl.test_name).to_string();
+fn test_node(
+    project: &str,
+    folder: &FolderConfig,
+    parent: &Node,
+    column: Option<String>,
+    decl: &TestDecl,
+) -> Node {
+    let test_name = decl
+        .test_name
+        .strip_prefix("dbt_utils.")
+        .unwrap_or(&decl.test_name)
+        .to_string();
     let name = match decl.config.str("name") {
         Some(n) => n.to_string(),
         None => test_node_name(&test_name, parent, column.as_deref(), &decl.args),
     };
-    let mut n = Node::new(NodeKind::Test, name.clone(), format!("test.{project}.{name}"), decl.at.file.clone());
+    let mut n = Node::new(
+        NodeKind::Test,
+        name.clone(),
+        format!("test.{project}.{name}"),
+        decl.at.file.clone(),
+    );
     n.fqn = vec![project.to_string(), name];
     n.config = folder.resolve(project, &[]);
     n.config.overlay(&decl.config);
@@ -281,18 +351,31 @@ fn test_node(project: &str, folder: &FolderConfig, parent: &Node, column: Option
         }
         _ => DepRef::Ref(parent.name.clone(), decl.at.clone()),
     });
-    if let Some(Json::String(to)) = decl.args.get("to") {
-        if let Some(dep) = parse_relation_arg(to, &decl.at) {
-            n.static_deps.push(dep);
-        }
+    if let Some(Json::String(to)) = decl.args.get("to")
+        && let Some(dep) = parse_relation_arg(to, &decl.at)
+    {
+        n.static_deps.push(dep);
     }
-    n.test = Some(TestSpec { test_name, column_name: column, kwargs: decl.args.clone() });
+    n.test = Some(TestSpec {
+        test_name,
+        column_name: column,
+        kwargs: decl.args.clone(),
+    });
     n
 }
 
 /// dbt-style names: `unique_orders_order_id`, `accepted_values_orders_status__a__b`.
-fn test_node_name(test: &str, parent: &Node, column: Option<&str>, args: &BTreeMap<String, Json>) -> String {
-    let prefix = if parent.kind == NodeKind::Source { "source_" } else { "" };
+fn test_node_name(
+    test: &str,
+    parent: &Node,
+    column: Option<&str>,
+    args: &BTreeMap<String, Json>,
+) -> String {
+    let prefix = if parent.kind == NodeKind::Source {
+        "source_"
+    } else {
+        ""
+    };
     let mut name = format!("{prefix}{test}_{}", parent.name.replace('.', "_"));
     if let Some(c) = column {
         name.push('_');
@@ -301,13 +384,26 @@ fn test_node_name(test: &str, parent: &Node, column: Option<&str>, args: &BTreeM
     for v in args.values() {
         let text = match v {
             Json::String(s) => s.clone(),
-            Json::Array(items) => items.iter().map(|i| i.as_str().map_or(i.to_string(), str::to_string)).collect::<Vec<_>>().join("__"),
+            Json::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map_or(i.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join("__"),
             other => other.to_string(),
         };
         name.push_str("__");
         name.push_str(&text);
     }
-    let clean: String = name.chars().map(|c| if c.is_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if clean.chars().count() <= 80 {
         return clean;
     }
@@ -320,7 +416,10 @@ fn test_node_name(test: &str, parent: &Node, column: Option<&str>, args: &BTreeM
 pub fn parse_relation_arg(text: &str, at: &Loc) -> Option<DepRef> {
     let t = text.trim();
     let args = |inner: &str| -> Vec<String> {
-        inner.split(',').map(|a| a.trim().trim_matches(|c| c == '\'' || c == '"').to_string()).collect()
+        inner
+            .split(',')
+            .map(|a| a.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
+            .collect()
     };
     if let Some(inner) = t.strip_prefix("ref(").and_then(|r| r.strip_suffix(')')) {
         let a = args(inner);
@@ -341,26 +440,42 @@ fn add_unit_tests(project: &str, nodes: &mut Vec<Node>, units: Vec<UnitTestProps
         n.description = u.description.clone();
         n.config = u.config.clone();
         n.at = Some(u.at.clone());
-        n.static_deps.push(DepRef::Ref(u.model.clone(), u.model_at.clone()));
+        n.static_deps
+            .push(DepRef::Ref(u.model.clone(), u.model_at.clone()));
         n.unit = Some(u);
         nodes.push(n);
     }
 }
 
 /// A `models: analytics: ...` path in project.yml that matches no file is probably a typo.
-fn warn_unused_config_paths(settings: &Settings, used: &[(FileKind, Vec<String>)], diags: &mut Diagnostics) {
-    let sections = [(&settings.models, FileKind::Model, "models"), (&settings.seeds, FileKind::Seed, "seeds")];
+fn warn_unused_config_paths(
+    settings: &Settings,
+    used: &[(FileKind, Vec<String>)],
+    diags: &mut Diagnostics,
+) {
+    let sections = [
+        (&settings.models, FileKind::Model, "models"),
+        (&settings.seeds, FileKind::Seed, "seeds"),
+    ];
     for (folder, kind, section) in sections {
         for (path, loc) in folder.paths() {
             let project_level = path.len() == 1 && path[0] == settings.name;
-            let matches = |p: &[String]| p.starts_with(&path) || (path.first() == Some(&settings.name) && p.starts_with(&path[1..]));
+            let matches = |p: &[String]| {
+                p.starts_with(&path)
+                    || (path.first() == Some(&settings.name) && p.starts_with(&path[1..]))
+            };
             if project_level || used.iter().any(|(k, p)| *k == kind && matches(p)) {
                 continue;
             }
             diags.push(
-                Diagnostic::warning(format!("`{section}: {}` in project.yml matches no file", path.join(": ")))
-                    .at(loc)
-                    .help(format!("config paths name folders under {section}/ (or file names without .sql)")),
+                Diagnostic::warning(format!(
+                    "`{section}: {}` in project.yml matches no file",
+                    path.join(": ")
+                ))
+                .at(loc)
+                .help(format!(
+                    "config paths name folders under {section}/ (or file names without .sql)"
+                )),
             );
         }
     }

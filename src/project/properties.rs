@@ -12,27 +12,92 @@ use super::yaml::{Node, Src, to_json};
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc};
 
 const TOP_KEYS: &[&str] = &[
-    "version", "models", "seeds", "sources", "snapshots", "unit_tests", "macros", "exposures",
-    "metrics", "semantic_models", "saved_queries", "groups", "analyses", "data_tests",
+    "version",
+    "models",
+    "seeds",
+    "sources",
+    "snapshots",
+    "unit_tests",
+    "macros",
+    "exposures",
+    "metrics",
+    "semantic_models",
+    "saved_queries",
+    "groups",
+    "analyses",
+    "data_tests",
 ];
 const RESOURCE_KEYS: &[&str] = &[
-    "name", "description", "config", "columns", "tests", "data_tests", "docs", "meta", "tags",
-    "access", "constraints", "latest_version", "versions", "group", "deprecation_date",
+    "name",
+    "description",
+    "config",
+    "columns",
+    "tests",
+    "data_tests",
+    "docs",
+    "meta",
+    "tags",
+    "access",
+    "constraints",
+    "latest_version",
+    "versions",
+    "group",
+    "deprecation_date",
 ];
 const COLUMN_KEYS: &[&str] = &[
-    "name", "description", "data_type", "tests", "data_tests", "meta", "tags", "quote",
-    "constraints", "granularity", "policy_tags", "config",
+    "name",
+    "description",
+    "data_type",
+    "tests",
+    "data_tests",
+    "meta",
+    "tags",
+    "quote",
+    "constraints",
+    "granularity",
+    "policy_tags",
+    "config",
 ];
 const SOURCE_KEYS: &[&str] = &[
-    "name", "description", "database", "schema", "tables", "loader", "loaded_at_field",
-    "freshness", "config", "meta", "tags", "quoting", "overrides",
+    "name",
+    "description",
+    "database",
+    "schema",
+    "tables",
+    "loader",
+    "loaded_at_field",
+    "freshness",
+    "config",
+    "meta",
+    "tags",
+    "quoting",
+    "overrides",
 ];
 const TABLE_KEYS: &[&str] = &[
-    "name", "description", "identifier", "columns", "tests", "data_tests", "loaded_at_field",
-    "freshness", "external", "config", "meta", "tags", "quoting",
+    "name",
+    "description",
+    "identifier",
+    "columns",
+    "tests",
+    "data_tests",
+    "loaded_at_field",
+    "freshness",
+    "external",
+    "config",
+    "meta",
+    "tags",
+    "quoting",
 ];
-const UNIT_KEYS: &[&str] =
-    &["name", "model", "description", "given", "expect", "overrides", "config", "versions"];
+const UNIT_KEYS: &[&str] = &[
+    "name",
+    "model",
+    "description",
+    "given",
+    "expect",
+    "overrides",
+    "config",
+    "versions",
+];
 const GIVEN_KEYS: &[&str] = &["input", "rows", "format", "fixture"];
 const EXPECT_KEYS: &[&str] = &["rows", "format", "fixture"];
 
@@ -127,12 +192,8 @@ pub fn parse(file: &Arc<str>, text: &str, props: &mut Props, diags: &mut Diagnos
     };
     for (key, _, v) in src.fields(&root, "a property file", TOP_KEYS, diags) {
         match key {
-            "version" => {
-                if to_json(v) != Json::from(2) {
-                    diags.push(
-                        Diagnostic::warning("property files use `version: 2`").at(src.loc(v)),
-                    );
-                }
+            "version" if to_json(v) != 2 => {
+                diags.push(Diagnostic::warning("property files use `version: 2`").at(src.loc(v)));
             }
             "models" => props.models.extend(resources(&src, v, "model", diags)),
             "seeds" => props.seeds.extend(resources(&src, v, "seed", diags)),
@@ -161,7 +222,9 @@ fn resources(src: &Src, node: &Node, kind: &str, diags: &mut Diagnostics) -> Vec
                     r.name = src.text(v, "`name`", diags).unwrap_or_default();
                     r.at = src.loc(v);
                 }
-                "description" => r.description = src.text(v, "`description`", diags).unwrap_or_default(),
+                "description" => {
+                    r.description = src.text(v, "`description`", diags).unwrap_or_default()
+                }
                 "config" => r.config.overlay(&config_block(src, v, diags)),
                 "columns" => r.columns = columns(src, v, diags),
                 "tests" | "data_tests" => r.tests.extend(tests(src, v, diags)),
@@ -181,11 +244,18 @@ fn resources(src: &Src, node: &Node, kind: &str, diags: &mut Diagnostics) -> Vec
 fn columns(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<Column> {
     let mut out = Vec::new();
     for item in src.seq(node, "`columns`", diags) {
-        let mut c = Column { name: String::new(), description: String::new(), data_type: None, tests: Vec::new() };
+        let mut c = Column {
+            name: String::new(),
+            description: String::new(),
+            data_type: None,
+            tests: Vec::new(),
+        };
         for (key, _, v) in src.fields(item, "a column", COLUMN_KEYS, diags) {
             match key {
                 "name" => c.name = src.text(v, "column `name`", diags).unwrap_or_default(),
-                "description" => c.description = src.text(v, "`description`", diags).unwrap_or_default(),
+                "description" => {
+                    c.description = src.text(v, "`description`", diags).unwrap_or_default()
+                }
                 "data_type" => c.data_type = src.text(v, "`data_type`", diags),
                 "tests" | "data_tests" => c.tests.extend(tests(src, v, diags)),
                 _ => {}
@@ -207,23 +277,41 @@ fn tests(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<TestDecl> {
     for item in src.seq(node, "`data_tests`", diags) {
         let at = src.loc(item);
         if let Json::String(name) = to_json(item) {
-            out.push(TestDecl { test_name: name, args: BTreeMap::new(), config: Config::default(), at });
+            out.push(TestDecl {
+                test_name: name,
+                args: BTreeMap::new(),
+                config: Config::default(),
+                at,
+            });
             continue;
         }
         let entries = src.map(item, "a data test", diags);
         let [(name, _, body)] = entries.as_slice() else {
-            diags.push(src.err(item, "a data test is a name or a mapping with one key, the test's name")
-                .help("e.g. `- accepted_values: {values: ['a', 'b']}`"));
+            diags.push(
+                src.err(
+                    item,
+                    "a data test is a name or a mapping with one key, the test's name",
+                )
+                .help("e.g. `- accepted_values: {values: ['a', 'b']}`"),
+            );
             continue;
         };
-        let mut t = TestDecl { test_name: name.to_string(), args: BTreeMap::new(), config: Config::default(), at };
+        let mut t = TestDecl {
+            test_name: name.to_string(),
+            args: BTreeMap::new(),
+            config: Config::default(),
+            at,
+        };
         for (key, knode, v) in src.map(body, &format!("test `{name}`"), diags) {
             match key {
                 "config" => t.config.overlay(&config_block(src, v, diags)),
-                "arguments" => t.args.extend(src.map(v, "`arguments`", diags).into_iter().map(|(k, _, a)| (k.to_string(), to_json(a)))),
-                "severity" | "where" | "limit" | "warn_if" | "error_if" | "store_failures" | "tags" | "enabled" => {
-                    t.config.set(key, to_json(v), Some(src.loc(v)))
-                }
+                "arguments" => t.args.extend(
+                    src.map(v, "`arguments`", diags)
+                        .into_iter()
+                        .map(|(k, _, a)| (k.to_string(), to_json(a))),
+                ),
+                "severity" | "where" | "limit" | "warn_if" | "error_if" | "store_failures"
+                | "tags" | "enabled" => t.config.set(key, to_json(v), Some(src.loc(v))),
                 "name" => t.config.set("name", to_json(v), Some(src.loc(knode))),
                 _ => {
                     t.args.insert(key.to_string(), to_json(v));
@@ -238,13 +326,16 @@ fn tests(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<TestDecl> {
 fn sources(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<SourceTable> {
     let mut out = Vec::new();
     for item in src.seq(node, "`sources`", diags) {
-        let (mut name, mut schema, mut config, mut tables) = (String::new(), None, Config::default(), None);
+        let (mut name, mut schema, mut config, mut tables) =
+            (String::new(), None, Config::default(), None);
         for (key, _, v) in src.fields(item, "a source", SOURCE_KEYS, diags) {
             match key {
                 "name" => name = src.text(v, "source `name`", diags).unwrap_or_default(),
                 "schema" => schema = src.text(v, "`schema`", diags),
                 "config" => config.overlay(&config_block(src, v, diags)),
-                "loaded_at_field" | "freshness" | "tags" | "meta" => config.set(key, to_json(v), Some(src.loc(v))),
+                "loaded_at_field" | "freshness" | "tags" | "meta" => {
+                    config.set(key, to_json(v), Some(src.loc(v)))
+                }
                 "tables" => tables = Some(v),
                 _ => {}
             }
@@ -254,7 +345,10 @@ fn sources(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<SourceTable> 
             continue;
         }
         let schema = schema.unwrap_or_else(|| name.clone());
-        for t in tables.map(|t| src.seq(t, "`tables`", diags)).unwrap_or_default() {
+        for t in tables
+            .map(|t| src.seq(t, "`tables`", diags))
+            .unwrap_or_default()
+        {
             if let Some(table) = source_table(src, t, &name, &schema, &config, diags) {
                 out.push(table);
             }
@@ -263,7 +357,14 @@ fn sources(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<SourceTable> 
     out
 }
 
-fn source_table(src: &Src, node: &Node, source: &str, schema: &str, parent: &Config, diags: &mut Diagnostics) -> Option<SourceTable> {
+fn source_table(
+    src: &Src,
+    node: &Node,
+    source: &str,
+    schema: &str,
+    parent: &Config,
+    diags: &mut Diagnostics,
+) -> Option<SourceTable> {
     let mut t = SourceTable {
         source: source.to_string(),
         name: String::new(),
@@ -282,7 +383,9 @@ fn source_table(src: &Src, node: &Node, source: &str, schema: &str, parent: &Con
                 t.at = src.loc(v);
             }
             "identifier" => t.identifier = src.text(v, "`identifier`", diags).unwrap_or_default(),
-            "description" => t.description = src.text(v, "`description`", diags).unwrap_or_default(),
+            "description" => {
+                t.description = src.text(v, "`description`", diags).unwrap_or_default()
+            }
             "columns" => t.columns = columns(src, v, diags),
             "tests" | "data_tests" => t.tests.extend(tests(src, v, diags)),
             "config" => t.config.overlay(&config_block(src, v, diags)),
@@ -322,9 +425,15 @@ fn unit_tests(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<UnitTestPr
                     u.model = src.text(v, "`model`", diags).unwrap_or_default();
                     u.model_at = src.loc(v);
                 }
-                "description" => u.description = src.text(v, "`description`", diags).unwrap_or_default(),
+                "description" => {
+                    u.description = src.text(v, "`description`", diags).unwrap_or_default()
+                }
                 "given" => {
-                    u.given = src.seq(v, "`given`", diags).iter().filter_map(|g| fixture(src, g, GIVEN_KEYS, diags)).collect()
+                    u.given = src
+                        .seq(v, "`given`", diags)
+                        .iter()
+                        .filter_map(|g| fixture(src, g, GIVEN_KEYS, diags))
+                        .collect()
                 }
                 "expect" => u.expect = fixture(src, v, EXPECT_KEYS, diags),
                 "config" => u.config = config_block(src, v, diags),
@@ -338,7 +447,10 @@ fn unit_tests(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<UnitTestPr
         ];
         let before = diags.error_count();
         for (_, msg) in problems.iter().filter(|(bad, _)| *bad) {
-            diags.push(src.err(item, *msg).help("a unit test needs `name`, `model`, `given` and `expect`"));
+            diags.push(
+                src.err(item, *msg)
+                    .help("a unit test needs `name`, `model`, `given` and `expect`"),
+            );
         }
         if diags.error_count() == before {
             out.push(u);
@@ -349,13 +461,20 @@ fn unit_tests(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<UnitTestPr
 
 fn fixture(src: &Src, node: &Node, known: &[&str], diags: &mut Diagnostics) -> Option<Fixture> {
     let before = diags.error_count();
-    let mut f = Fixture { input: String::new(), format: "dict".into(), rows: Json::Null, at: src.loc(node) };
+    let mut f = Fixture {
+        input: String::new(),
+        format: "dict".into(),
+        rows: Json::Null,
+        at: src.loc(node),
+    };
     for (key, _, v) in src.fields(node, "a unit test fixture", known, diags) {
         match key {
             "input" => f.input = src.text(v, "`input`", diags).unwrap_or_default(),
             "format" => f.format = src.text(v, "`format`", diags).unwrap_or_default(),
             "rows" => f.rows = to_json(v),
-            "fixture" => diags.push(src.err(v, "fixture files are not supported; write the rows inline")),
+            "fixture" => {
+                diags.push(src.err(v, "fixture files are not supported; write the rows inline"))
+            }
             _ => {}
         }
     }
@@ -364,16 +483,29 @@ fn fixture(src: &Src, node: &Node, known: &[&str], diags: &mut Diagnostics) -> O
         ("csv" | "sql", Json::String(_)) => true,
         ("dict" | "csv" | "sql", _) => false,
         (other, _) => {
-            diags.push(src.err(node, format!("unknown fixture format `{other}`")).help("use `dict`, `csv` or `sql`"));
+            diags.push(
+                src.err(node, format!("unknown fixture format `{other}`"))
+                    .help("use `dict`, `csv` or `sql`"),
+            );
             true
         }
     };
     if !rows_ok {
-        let help = if f.format == "dict" { "`rows` is a list of mappings, e.g. `- {id: 1, name: 'a'}`" } else { "`rows` is a block string" };
-        diags.push(src.err(node, format!("malformed `rows` for format `{}`", f.format)).help(help));
+        let help = if f.format == "dict" {
+            "`rows` is a list of mappings, e.g. `- {id: 1, name: 'a'}`"
+        } else {
+            "`rows` is a block string"
+        };
+        diags.push(
+            src.err(node, format!("malformed `rows` for format `{}`", f.format))
+                .help(help),
+        );
     }
     if known.contains(&"input") && f.input.is_empty() {
-        diags.push(src.err(node, "a `given` entry has no `input`").help("e.g. `input: ref('orders')`"));
+        diags.push(
+            src.err(node, "a `given` entry has no `input`")
+                .help("e.g. `input: ref('orders')`"),
+        );
     }
     (diags.error_count() == before).then_some(f)
 }

@@ -11,8 +11,22 @@ use crate::adapter::AdapterKind;
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
 
 const TOP_KEYS: &[&str] = &[
-    "name", "version", "config_version", "profile", "default_target", "targets", "paths", "vars",
-    "models", "seeds", "tests", "data_tests", "snapshots", "sources", "sql_check", "on_run_start",
+    "name",
+    "version",
+    "config_version",
+    "profile",
+    "default_target",
+    "targets",
+    "paths",
+    "vars",
+    "models",
+    "seeds",
+    "tests",
+    "data_tests",
+    "snapshots",
+    "sources",
+    "sql_check",
+    "on_run_start",
     "on_run_end",
 ];
 
@@ -81,7 +95,9 @@ pub fn parse(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Settings {
         match key {
             "name" => s.name = src.text(v, "`name`", diags).unwrap_or_default(),
             "default_target" => {
-                s.default_target = src.text(v, "`default_target`", diags).map(|t| (t, src.loc(v)))
+                s.default_target = src
+                    .text(v, "`default_target`", diags)
+                    .map(|t| (t, src.loc(v)))
             }
             "targets" => s.targets = targets(&src, v, diags),
             "paths" => s.paths = paths(&src, v, diags),
@@ -90,7 +106,9 @@ pub fn parse(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Settings {
             "seeds" => s.seeds = folder_config(&src, v, "seeds", diags),
             "tests" | "data_tests" => s.tests = folder_config(&src, v, key, diags),
             "sql_check" => {
-                let value = src.text(v, "`sql_check`", diags).map_or(Json::Null, Json::String);
+                let value = src
+                    .text(v, "`sql_check`", diags)
+                    .map_or(Json::Null, Json::String);
                 s.models.config.set("sql_check", value, Some(src.loc(v)));
             }
             _ => {}
@@ -115,7 +133,13 @@ fn targets(src: &Src, node: &Node, diags: &mut Diagnostics) -> BTreeMap<String, 
             .into_iter()
             .map(|(k, _, fv)| (k.to_string(), (to_json(fv), src.loc(fv))))
             .collect();
-        out.insert(name.to_string(), TargetDecl { loc: src.loc(knode), fields });
+        out.insert(
+            name.to_string(),
+            TargetDecl {
+                loc: src.loc(knode),
+                fields,
+            },
+        );
     }
     out
 }
@@ -138,7 +162,10 @@ fn paths(src: &Src, node: &Node, diags: &mut Diagnostics) -> Paths {
 }
 
 pub fn vars(src: &Src, node: &Node, diags: &mut Diagnostics) -> serde_json::Map<String, Json> {
-    src.map(node, "`vars`", diags).into_iter().map(|(k, _, v)| (k.to_string(), to_json(v))).collect()
+    src.map(node, "`vars`", diags)
+        .into_iter()
+        .map(|(k, _, v)| (k.to_string(), to_json(v)))
+        .collect()
 }
 
 /// A `models:`-style tree: `+key` (or a scalar under a plain key) is config, a mapping under a
@@ -168,9 +195,11 @@ pub fn config_entry(
     let norm = normalize_key(key);
     if !KNOWN_KEYS.contains(&norm.as_str()) {
         diags.push(
-            Diagnostic::warning(format!("unknown config `{key}` (kept, but xform does not use it)"))
-                .at(src.loc(knode))
-                .help_opt(did_you_mean(&norm, KNOWN_KEYS.iter().copied())),
+            Diagnostic::warning(format!(
+                "unknown config `{key}` (kept, but xform does not use it)"
+            ))
+            .at(src.loc(knode))
+            .help_opt(did_you_mean(&norm, KNOWN_KEYS.iter().copied())),
         );
     }
     config.set(&norm, to_json(value), Some(src.loc(value)));
@@ -266,7 +295,10 @@ impl Target {
                 diags.push(
                     Diagnostic::error(format!("target `{name}` has unknown type `{t}`"))
                         .at_opt(at)
-                        .help(format!("supported types: {}", AdapterKind::NAMES.join(", "))),
+                        .help(format!(
+                            "supported types: {}",
+                            AdapterKind::NAMES.join(", ")
+                        )),
                 );
                 None
             })?,
@@ -291,10 +323,19 @@ impl Target {
             None => 4,
             Some(_) => {
                 let at = decl.fields.get("threads").map(|(_, l)| l.clone());
-                diags.push(Diagnostic::error("`threads` must be a positive whole number").at_opt(at));
+                diags.push(
+                    Diagnostic::error("`threads` must be a positive whole number").at_opt(at),
+                );
                 4
             }
         };
-        Some(Target { name: name.to_string(), kind, schema, schema_prefix, threads, settings })
+        Some(Target {
+            name: name.to_string(),
+            kind,
+            schema,
+            schema_prefix,
+            threads,
+            settings,
+        })
     }
 }

@@ -24,13 +24,21 @@ pub struct Src<'t> {
 
 impl<'t> Src<'t> {
     pub fn new(file: &Arc<str>, text: &'t str) -> Src<'t> {
-        let lines = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-        Src { file: file.clone(), text, lines }
+        let lines = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Src {
+            file: file.clone(),
+            text,
+            lines,
+        }
     }
 
     /// Byte offset of a 1-based line and 0-based character column.
     fn offset(&self, line: usize, col: usize) -> usize {
-        let Some(&start) = self.lines.get(line.saturating_sub(1)) else { return self.text.len() };
+        let Some(&start) = self.lines.get(line.saturating_sub(1)) else {
+            return self.text.len();
+        };
         let rest = &self.text[start..];
         start + rest.char_indices().nth(col).map_or(rest.len(), |(i, _)| i)
     }
@@ -42,7 +50,10 @@ impl<'t> Src<'t> {
             Err(e) => {
                 let m = e.marker();
                 let at = self.offset(m.line(), m.col());
-                let end = self.text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+                let end = self.text[at..]
+                    .chars()
+                    .next()
+                    .map_or(at, |c| at + c.len_utf8());
                 Err(Diagnostic::error(format!("invalid YAML: {}", e.info()))
                     .at(Loc::new(&self.file, at..end))
                     .help("check the indentation and quoting on this line"))
@@ -55,7 +66,9 @@ impl<'t> Src<'t> {
         let start = self.offset(s.line(), s.col());
         let mut end = self.offset(e.line(), e.col());
         if end <= start || e.line() != s.line() {
-            end = self.text[start..].find('\n').map_or(self.text.len(), |n| start + n);
+            end = self.text[start..]
+                .find('\n')
+                .map_or(self.text.len(), |n| start + n);
         }
         Loc::new(&self.file, start..end.max(start))
     }
@@ -110,7 +123,12 @@ impl<'t> Src<'t> {
         entries
     }
 
-    pub fn seq<'n>(&self, node: &'n Node<'t>, what: &str, diags: &mut Diagnostics) -> &'n [Node<'t>] {
+    pub fn seq<'n>(
+        &self,
+        node: &'n Node<'t>,
+        what: &str,
+        diags: &mut Diagnostics,
+    ) -> &'n [Node<'t>] {
         match &node.data {
             YamlData::Sequence(items) => items,
             _ if is_null(node) => &[],
@@ -148,16 +166,20 @@ impl<'t> Src<'t> {
     /// A string or a list of strings (`tags: nightly` or `tags: [a, b]`).
     pub fn strings(&self, node: &Node<'t>, what: &str, diags: &mut Diagnostics) -> Vec<String> {
         match &node.data {
-            YamlData::Sequence(items) => {
-                items.iter().filter_map(|i| self.text(i, what, diags)).collect()
-            }
+            YamlData::Sequence(items) => items
+                .iter()
+                .filter_map(|i| self.text(i, what, diags))
+                .collect(),
             _ => self.text(node, what, diags).into_iter().collect(),
         }
     }
 
     fn type_error(&self, node: &Node, what: &str, expected: &str) -> Diagnostic {
-        self.err(node, format!("{what} must be {expected}, found {}", kind_name(node)))
-            .label(format!("expected {expected}"))
+        self.err(
+            node,
+            format!("{what} must be {expected}, found {}", kind_name(node)),
+        )
+        .label(format!("expected {expected}"))
     }
 }
 
@@ -212,7 +234,9 @@ pub fn to_json(node: &Node) -> Json {
             Scalar::Null => Json::Null,
             Scalar::Boolean(b) => Json::Bool(*b),
             Scalar::Integer(i) => Json::from(*i),
-            Scalar::FloatingPoint(f) => serde_json::Number::from_f64(f.0).map_or(Json::Null, Json::Number),
+            Scalar::FloatingPoint(f) => {
+                serde_json::Number::from_f64(f.0).map_or(Json::Null, Json::Number)
+            }
             Scalar::String(s) => Json::String(s.to_string()),
         },
         YamlData::Representation(raw, _, _) => Json::String(raw.to_string()),

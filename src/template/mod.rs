@@ -16,8 +16,8 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::value::{Object, ObjectRepr, Serde, Value};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, context};
 
-pub use objects::{Names, PLACEHOLDER_CLOSE, PLACEHOLDER_OPEN, RelName, RenderLog};
 use objects::{ConfigFn, RefFn, RenderScope, SourceFn};
+pub use objects::{Names, PLACEHOLDER_CLOSE, PLACEHOLDER_OPEN, RelName, RenderLog};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
 use crate::project::{Node, Project};
@@ -25,8 +25,21 @@ use crate::project::{Node, Project};
 /// How deep macros may call each other across files before xform calls it runaway recursion.
 const MAX_MACRO_DEPTH: usize = 64;
 /// Names a macro cannot take: they are xform's own.
-const RESERVED: &[&str] =
-    &["ref", "source", "config", "this", "var", "env_var", "target", "is_incremental", "model", "loop", "caller", "self", "super"];
+const RESERVED: &[&str] = &[
+    "ref",
+    "source",
+    "config",
+    "this",
+    "var",
+    "env_var",
+    "target",
+    "is_incremental",
+    "model",
+    "loop",
+    "caller",
+    "self",
+    "super",
+];
 
 /// The compiled macro files and the functions every render sees.
 pub struct Templates<'p> {
@@ -47,7 +60,11 @@ pub fn environment<'s>(project: &Project, diags: &mut Diagnostics) -> Templates<
     env.set_recursion_limit(200);
     env.set_debug(true);
     add_globals(&mut env, project);
-    let mut t = Templates { env, macros: BTreeMap::new(), generic_tests: BTreeSet::new() };
+    let mut t = Templates {
+        env,
+        macros: BTreeMap::new(),
+        generic_tests: BTreeSet::new(),
+    };
     for (path, text) in &project.macro_files {
         add_macro_file(&mut t, path, text, diags);
     }
@@ -64,14 +81,22 @@ fn add_globals(env: &mut Environment<'_>, project: &Project) {
     let os_env = project.env.clone();
     env.add_function("env_var", move |name: String, default: Option<String>| {
         os_env.get(&name).cloned().or(default).ok_or_else(|| {
-            Error::new(ErrorKind::InvalidOperation, format!("env_var('{name}'): the environment variable is not set and no default is given"))
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "env_var('{name}'): the environment variable is not set and no default is given"
+                ),
+            )
         })
     });
     env.add_function("is_incremental", || false);
     env.add_function("log", |_msg: Value, _info: Option<bool>| "");
-    env.add_function("raise_compiler_error", |msg: String| -> Result<String, Error> {
-        Err(Error::new(ErrorKind::InvalidOperation, msg))
-    });
+    env.add_function(
+        "raise_compiler_error",
+        |msg: String| -> Result<String, Error> {
+            Err(Error::new(ErrorKind::InvalidOperation, msg))
+        },
+    );
     env.add_global("exceptions", context! { raise_compiler_error => Value::from_function(|msg: String| -> Result<String, Error> {
         Err(Error::new(ErrorKind::InvalidOperation, msg))
     })});
@@ -86,10 +111,20 @@ fn add_macro_file(t: &mut Templates<'_>, path: &Arc<str>, text: &str, diags: &mu
         return;
     }
     for def in scan::definitions(text) {
-        let name = if def.is_test { format!("test_{}", def.name) } else { def.name.clone() };
+        let name = if def.is_test {
+            format!("test_{}", def.name)
+        } else {
+            def.name.clone()
+        };
         let at = Loc::new(path, def.span.clone());
         if RESERVED.contains(&def.name.as_str()) {
-            diags.push(Diagnostic::error(format!("a macro cannot be named `{}`: it is built in", def.name)).at(at));
+            diags.push(
+                Diagnostic::error(format!(
+                    "a macro cannot be named `{}`: it is built in",
+                    def.name
+                ))
+                .at(at),
+            );
             continue;
         }
         if let Some(first) = t.macros.get(&name) {
@@ -105,7 +140,13 @@ fn add_macro_file(t: &mut Templates<'_>, path: &Arc<str>, text: &str, diags: &mu
             t.generic_tests.insert(def.name.clone());
         }
         t.macros.insert(name.clone(), path.clone());
-        t.env.add_global(name.clone(), Value::from_object(MacroFn { file: path.to_string(), name }));
+        t.env.add_global(
+            name.clone(),
+            Value::from_object(MacroFn {
+                file: path.to_string(),
+                name,
+            }),
+        );
     }
 }
 
@@ -128,13 +169,19 @@ impl Object for MacroFn {
 
 /// Evaluates the macro's file with the caller's scope and calls the macro.
 fn call_macro(state: &State, file: &str, name: &str, args: &[Value]) -> Result<Value, Error> {
-    let scope = state.lookup("ref").and_then(|r| r.downcast_object::<RefFn>()).map(|r| r.0.clone());
+    let scope = state
+        .lookup("ref")
+        .and_then(|r| r.downcast_object::<RefFn>())
+        .map(|r| r.0.clone());
     if let Some(scope) = &scope {
         let mut log = scope.log();
         log.macro_depth += 1;
         if log.macro_depth > MAX_MACRO_DEPTH {
             log.help = Some("a macro keeps calling itself (directly or through others): add a stopping condition".into());
-            return Err(Error::new(ErrorKind::InvalidOperation, format!("macro `{name}` nested more than {MAX_MACRO_DEPTH} calls deep")));
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("macro `{name}` nested more than {MAX_MACRO_DEPTH} calls deep"),
+            ));
         }
     }
     let ctx = context! {
@@ -153,9 +200,9 @@ fn call_macro(state: &State, file: &str, name: &str, args: &[Value]) -> Result<V
     }
     match result {
         Ok(out) => Ok(Value::from_safe_string(out)),
-        Err(e) if e.name() == Some(file) || std::error::Error::source(&e).is_some() => {
-            Err(Error::new(ErrorKind::InvalidOperation, format!("in macro `{name}`")).with_source(e))
-        }
+        Err(e) if e.name() == Some(file) || std::error::Error::source(&e).is_some() => Err(
+            Error::new(ErrorKind::InvalidOperation, format!("in macro `{name}`")).with_source(e),
+        ),
         Err(e) => Err(e),
     }
 }
@@ -187,7 +234,10 @@ pub fn render<'s>(
         this => scope.relation(idx),
         model => context! { name => node.name.clone(), unique_id => node.unique_id.clone(), path => node.path.to_string() },
     };
-    let result = t.env.template_from_named_str(path, text).and_then(|tmpl| tmpl.render(ctx));
+    let result = t
+        .env
+        .template_from_named_str(path, text)
+        .and_then(|tmpl| tmpl.render(ctx));
     let log = std::mem::take(&mut *scope.log());
     match result {
         Ok(sql) => Ok(Rendered { sql, log }),
@@ -207,10 +257,17 @@ fn jinja_diagnostic(e: &Error, help: Option<String>, t: Option<&Templates>) -> D
         }
         cur = next;
     }
-    let innermost = frames.iter().rev().find(|f| f.name().is_some()).copied().unwrap_or(e);
+    let innermost = frames
+        .iter()
+        .rev()
+        .find(|f| f.name().is_some())
+        .copied()
+        .unwrap_or(e);
     let message = describe(innermost);
     let help = help.or_else(|| hint(innermost, t));
-    let mut d = Diagnostic::error(message).at_opt(frame_loc(innermost)).help_opt(help);
+    let mut d = Diagnostic::error(message)
+        .at_opt(frame_loc(innermost))
+        .help_opt(help);
     for f in frames.iter().filter(|f| !std::ptr::eq(**f, innermost)) {
         if let Some(loc) = frame_loc(f) {
             let what = f.detail().unwrap_or("called from here").to_string();
@@ -236,9 +293,13 @@ fn hint(e: &Error, t: Option<&Templates>) -> Option<String> {
         ErrorKind::UnknownFunction => {
             let name = e.detail()?.split_whitespace().next()?;
             let known = t?.macros.keys().map(String::as_str);
-            did_you_mean(name, known).or_else(|| Some("macros are defined with {% macro name(...) %} in macros/*.sql".into()))
+            did_you_mean(name, known).or_else(|| {
+                Some("macros are defined with {% macro name(...) %} in macros/*.sql".into())
+            })
         }
-        ErrorKind::UndefinedError => Some("set it with {% set name = ... %}, or read a project var with var('name')".into()),
+        ErrorKind::UndefinedError => {
+            Some("set it with {% set name = ... %}, or read a project var with var('name')".into())
+        }
         _ => None,
     }
 }

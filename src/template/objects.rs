@@ -66,7 +66,10 @@ impl RenderScope {
     }
 
     pub fn relation(self: &Arc<Self>, node: usize) -> Value {
-        Value::from_object(Relation { node, scope: self.clone() })
+        Value::from_object(Relation {
+            node,
+            scope: self.clone(),
+        })
     }
 }
 
@@ -111,8 +114,13 @@ impl Object for RefFn {
     }
 
     fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        let (first, second, _version): (String, Option<String>, Kwargs) = from_args(args)
-            .map_err(|_| Error::new(ErrorKind::InvalidOperation, "ref() takes a model name: ref('orders')"))?;
+        let (first, second, _version): (String, Option<String>, Kwargs) =
+            from_args(args).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    "ref() takes a model name: ref('orders')",
+                )
+            })?;
         let name = second.unwrap_or(first);
         let scope = &self.0;
         match scope.names.by_ref.get(&name) {
@@ -122,8 +130,16 @@ impl Object for RefFn {
             }
             None => {
                 let help = did_you_mean(&name, scope.names.by_ref.keys().map(String::as_str))
-                    .or_else(|| Some("ref() names a model or seed by its file name, without .sql/.csv".into()));
-                Err(scope.fail(format!("ref('{name}'): there is no model or seed named `{name}`"), help))
+                    .or_else(|| {
+                        Some(
+                            "ref() names a model or seed by its file name, without .sql/.csv"
+                                .into(),
+                        )
+                    });
+                Err(scope.fail(
+                    format!("ref('{name}'): there is no model or seed named `{name}`"),
+                    help,
+                ))
             }
         }
     }
@@ -147,11 +163,20 @@ impl Object for SourceFn {
                 Ok(scope.relation(idx))
             }
             None => {
-                let known: Vec<String> = scope.names.by_source.keys().map(|(s, t)| format!("{s}.{t}")).collect();
+                let known: Vec<String> = scope
+                    .names
+                    .by_source
+                    .keys()
+                    .map(|(s, t)| format!("{s}.{t}"))
+                    .collect();
                 let wanted = format!("{source}.{table}");
-                let help = did_you_mean(&wanted, known.iter().map(String::as_str))
-                    .or_else(|| Some("declare it under `sources:` in a .yml file next to your models".into()));
-                Err(scope.fail(format!("source('{source}', '{table}'): no such source table is declared"), help))
+                let help = did_you_mean(&wanted, known.iter().map(String::as_str)).or_else(|| {
+                    Some("declare it under `sources:` in a .yml file next to your models".into())
+                });
+                Err(scope.fail(
+                    format!("source('{source}', '{table}'): no such source table is declared"),
+                    help,
+                ))
             }
         }
     }
@@ -167,8 +192,12 @@ impl Object for ConfigFn {
     }
 
     fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        let (kwargs,): (Kwargs,) = from_args(args)
-            .map_err(|_| Error::new(ErrorKind::InvalidOperation, "config() takes keyword arguments: config(materialized='table')"))?;
+        let (kwargs,): (Kwargs,) = from_args(args).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                "config() takes keyword arguments: config(materialized='table')",
+            )
+        })?;
         let mut log = self.0.log();
         for key in kwargs.args() {
             let value: Value = kwargs.get(key)?;
@@ -178,13 +207,21 @@ impl Object for ConfigFn {
         Ok(Value::from(""))
     }
 
-    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
         let (key, default): (String, Option<Value>) = from_args(args)?;
         let found = self.lookup(&key);
         match (method, found) {
             ("get", found) => Ok(found.or(default).unwrap_or(Value::from(()))),
             ("require", Some(v)) => Ok(v),
-            ("require", None) => Err(Error::new(ErrorKind::InvalidOperation, format!("config `{key}` is required but not set"))),
+            ("require", None) => Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("config `{key}` is required but not set"),
+            )),
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
         }
     }
@@ -194,8 +231,14 @@ impl ConfigFn {
     fn lookup(&self, key: &str) -> Option<Value> {
         let key = crate::project::config::normalize_key(key);
         let log = self.0.log();
-        let set = log.config.iter().rev().find(|(k, _)| crate::project::config::normalize_key(k) == key).map(|(_, v)| v.clone());
+        let set = log
+            .config
+            .iter()
+            .rev()
+            .find(|(k, _)| crate::project::config::normalize_key(k) == key)
+            .map(|(_, v)| v.clone());
         drop(log);
-        set.or_else(|| self.0.base_config.get(&key).cloned()).map(|v| Value::from(minijinja::value::Serde(v)))
+        set.or_else(|| self.0.base_config.get(&key).cloned())
+            .map(|v| Value::from(minijinja::value::Serde(v)))
     }
 }

@@ -14,25 +14,37 @@ pub struct Definition {
 
 /// Every `{% tag word ...` in `text`: (tag, the word after it, span of the word).
 fn tags(text: &str) -> impl Iterator<Item = (&str, &str, Range<usize>)> {
-    text.match_indices("{%").filter_map(move |(at, _)| {
+    text.match_indices("{%").map(move |(at, _)| {
         let rest = &text[at + 2..];
         let rest_trim = rest.trim_start_matches(['-', '+']).trim_start();
         let tag_start = at + 2 + (rest.len() - rest_trim.len());
-        let tag_len = rest_trim.find(|c: char| !c.is_alphanumeric() && c != '_').unwrap_or(rest_trim.len());
+        let tag_len = rest_trim
+            .find(|c: char| !c.is_alphanumeric() && c != '_')
+            .unwrap_or(rest_trim.len());
         let tag = &rest_trim[..tag_len];
         let after = &rest_trim[tag_len..];
         let word_off = after.len() - after.trim_start().len();
         let word_start = tag_start + tag_len + word_off;
         let word_text = &text[word_start..];
-        let word_len = word_text.find(|c: char| !c.is_alphanumeric() && c != '_').unwrap_or(word_text.len());
-        Some((tag, &text[word_start..word_start + word_len], word_start..word_start + word_len))
+        let word_len = word_text
+            .find(|c: char| !c.is_alphanumeric() && c != '_')
+            .unwrap_or(word_text.len());
+        (
+            tag,
+            &text[word_start..word_start + word_len],
+            word_start..word_start + word_len,
+        )
     })
 }
 
 pub fn definitions(text: &str) -> Vec<Definition> {
     tags(text)
         .filter(|(tag, name, _)| matches!(*tag, "macro" | "test") && !name.is_empty())
-        .map(|(tag, name, span)| Definition { is_test: tag == "test", name: name.to_string(), span })
+        .map(|(tag, name, span)| Definition {
+            is_test: tag == "test",
+            name: name.to_string(),
+            span,
+        })
         .collect()
 }
 
@@ -79,15 +91,25 @@ pub fn rewrite_tests(text: &str) -> Cow<'_, str> {
 pub fn find_call(text: &str, func: &str, arg: Option<&str>) -> Option<Range<usize>> {
     let pattern = format!("{func}(");
     for (at, _) in text.match_indices(&pattern) {
-        let before_ok = text[..at].chars().next_back().is_none_or(|c| !c.is_alphanumeric() && c != '_');
+        let before_ok = text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_alphanumeric() && c != '_');
         if !before_ok {
             continue;
         }
         let rest = &text[at + pattern.len()..];
         let close = rest.find(')').map_or(rest.len(), |c| c + 1);
-        let Some(name) = arg else { return Some(at..at + pattern.len() + close) };
+        let Some(name) = arg else {
+            return Some(at..at + pattern.len() + close);
+        };
         let args = rest[..close].trim_end_matches(')');
-        let last = args.rsplit(',').next().unwrap_or("").trim().trim_matches(['\'', '"']);
+        let last = args
+            .rsplit(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches(['\'', '"']);
         if last == name {
             return Some(at..at + pattern.len() + close);
         }

@@ -16,7 +16,12 @@ const CASES: &[Case] = &[
         name: "cycle",
         fixture: "-- file: models/a.sql\nselect * from {{ ref('b') }}\n-- file: models/b.sql\nselect * from {{ ref('c') }}\n-- file: models/c.sql\nselect * from {{ ref('a') }}\n",
         args: &[],
-        expect: &["dependency cycle: a → c → b → a", "models/c.sql:1:", "models/b.sql:1:", "models/a.sql:1:"],
+        expect: &[
+            "dependency cycle: a → c → b → a",
+            "models/c.sql:1:",
+            "models/b.sql:1:",
+            "models/a.sql:1:",
+        ],
     },
     Case {
         name: "self_ref",
@@ -28,13 +33,21 @@ const CASES: &[Case] = &[
         name: "missing_ref",
         fixture: "-- file: models/customers.sql\nselect 1 as id\n-- file: models/orders.sql\nselect *\nfrom {{ ref('custmers') }}\n",
         args: &[],
-        expect: &["no model or seed named `custmers`", "models/orders.sql:2:", "did you mean `customers`?"],
+        expect: &[
+            "no model or seed named `custmers`",
+            "models/orders.sql:2:",
+            "did you mean `customers`?",
+        ],
     },
     Case {
         name: "duplicate_model_name",
         fixture: "-- file: models/a/orders.sql\nselect 1\n-- file: models/b/orders.sql\nselect 2\n",
         args: &[],
-        expect: &["two models are named `orders`", "models/a/orders.sql", "models/b/orders.sql"],
+        expect: &[
+            "two models are named `orders`",
+            "models/a/orders.sql",
+            "models/b/orders.sql",
+        ],
     },
     Case {
         name: "bad_yaml_project",
@@ -52,7 +65,10 @@ const CASES: &[Case] = &[
         name: "wrong_type_in_property_file",
         fixture: "-- file: models/a.sql\nselect 1 as id\n-- file: models/schema.yml\nmodels:\n  - name: a\n    columns: id\n",
         args: &[],
-        expect: &["`columns` must be a list, found a string", "models/schema.yml:3:14"],
+        expect: &[
+            "`columns` must be a list, found a string",
+            "models/schema.yml:3:14",
+        ],
     },
     Case {
         name: "jinja_syntax_error",
@@ -64,7 +80,11 @@ const CASES: &[Case] = &[
         name: "unknown_macro",
         fixture: "-- file: macros/m.sql\n{% macro cents(x) %}{{ x }} * 100{% endmacro %}\n-- file: models/a.sql\nselect\n  {{ cent('amount') }} as c\nfrom t\n",
         args: &[],
-        expect: &["unknown function or macro", "models/a.sql:2:", "did you mean `cents`?"],
+        expect: &[
+            "unknown function or macro",
+            "models/a.sql:2:",
+            "did you mean `cents`?",
+        ],
     },
     Case {
         name: "undefined_var",
@@ -76,13 +96,20 @@ const CASES: &[Case] = &[
         name: "undefined_source",
         fixture: "-- file: models/a.sql\nselect * from {{ source('raw_data', 'orders') }}\n",
         args: &[],
-        expect: &["source('raw_data', 'orders'): no such source table is declared", "models/a.sql:1:"],
+        expect: &[
+            "source('raw_data', 'orders'): no such source table is declared",
+            "models/a.sql:1:",
+        ],
     },
     Case {
         name: "unknown_materialization_in_model",
         fixture: "-- file: models/a.sql\n-- header\n{{ config(materialized='tabel') }}\nselect 1\n",
         args: &[],
-        expect: &["unknown materialization `tabel`", "models/a.sql:2:", "did you mean `table`?"],
+        expect: &[
+            "unknown materialization `tabel`",
+            "models/a.sql:2:",
+            "did you mean `table`?",
+        ],
     },
     Case {
         name: "unknown_materialization_in_project",
@@ -124,7 +151,12 @@ const CASES: &[Case] = &[
         name: "error_inside_macro_shows_call_chain",
         fixture: "-- file: macros/m.sql\n{% macro pick(col) %}\n  {{ col }} + {{ var('missing') }}\n{% endmacro %}\n-- file: models/a.sql\nselect\n  {{ pick('x') }} as y\nfrom t\n",
         args: &[],
-        expect: &["var('missing') is not defined", "macros/m.sql:2:", "models/a.sql:2:", "calls macro `pick`"],
+        expect: &[
+            "var('missing') is not defined",
+            "macros/m.sql:2:",
+            "models/a.sql:2:",
+            "calls macro `pick`",
+        ],
     },
     Case {
         name: "unknown_target",
@@ -136,7 +168,10 @@ const CASES: &[Case] = &[
         name: "wrong_type_in_project",
         fixture: "-- file: project.yml\nname: p\ntargets:\n  dev: { type: duckdb, threads: many }\n-- file: models/a.sql\nselect 1\n",
         args: &[],
-        expect: &["`threads` must be a positive whole number", "project.yml:3:"],
+        expect: &[
+            "`threads` must be a positive whole number",
+            "project.yml:3:",
+        ],
     },
     Case {
         name: "unknown_target_type",
@@ -148,7 +183,11 @@ const CASES: &[Case] = &[
         name: "unknown_generic_test",
         fixture: "-- file: models/a.sql\nselect 1 as id\n-- file: models/schema.yml\nmodels:\n  - name: a\n    columns:\n      - name: id\n        data_tests: [uniqe]\n",
         args: &[],
-        expect: &["unknown data test `uniqe`", "models/schema.yml:5:", "did you mean `unique`?"],
+        expect: &[
+            "unknown data test `uniqe`",
+            "models/schema.yml:5:",
+            "did you mean `unique`?",
+        ],
     },
     Case {
         name: "relationship_to_missing_model",
@@ -200,14 +239,25 @@ fn every_broken_project_exits_2_naming_file_and_line() {
     for case in CASES {
         let dir = project(case.fixture);
         if case.name == "invalid_utf8" {
-            std::fs::write(dir.path().join("models/b.sql"), b"select 1\nwhere \xb1\xe8 = 1\n").unwrap();
+            std::fs::write(
+                dir.path().join("models/b.sql"),
+                b"select 1\nwhere \xb1\xe8 = 1\n",
+            )
+            .unwrap();
         }
         let mut args = vec!["compile"];
         args.extend_from_slice(case.args);
         let out = xform(dir.path(), &args);
-        let missing: Vec<_> = case.expect.iter().filter(|e| !out.stderr.contains(*e)).collect();
+        let missing: Vec<_> = case
+            .expect
+            .iter()
+            .filter(|e| !out.stderr.contains(*e))
+            .collect();
         if out.code != 2 || !missing.is_empty() {
-            failures.push(format!("{}: exit {} missing {missing:?}\n{}", case.name, out.code, out.stderr));
+            failures.push(format!(
+                "{}: exit {} missing {missing:?}\n{}",
+                case.name, out.code, out.stderr
+            ));
         }
         if dir.path().join("target/manifest.json").exists() {
             failures.push(format!("{}: wrote target/manifest.json", case.name));
@@ -220,18 +270,47 @@ fn every_broken_project_exits_2_naming_file_and_line() {
 #[test]
 fn huge_and_deeply_nested_inputs_do_not_panic() {
     let nested = format!("select {}1{}", "(".repeat(5000), ")".repeat(5000));
-    let wide = format!("select {}", (0..200_000).map(|i| format!("{i} as c{i}")).collect::<Vec<_>>().join(", "));
-    let dir = project(&format!("-- file: models/nested.sql\n{nested}\n-- file: models/wide.sql\n{wide}\n-- file: models/jinja.sql\n{}x{}\n", "{% if true %}".repeat(300), "{% endif %}".repeat(300)));
+    let wide = format!(
+        "select {}",
+        (0..200_000)
+            .map(|i| format!("{i} as c{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let dir = project(&format!(
+        "-- file: models/nested.sql\n{nested}\n-- file: models/wide.sql\n{wide}\n-- file: models/jinja.sql\n{}x{}\n",
+        "{% if true %}".repeat(300),
+        "{% endif %}".repeat(300)
+    ));
     let out = xform(dir.path(), &["compile"]);
-    assert!(out.code == 0 || out.code == 2, "exit {}: {}", out.code, out.stderr);
+    assert!(
+        out.code == 0 || out.code == 2,
+        "exit {}: {}",
+        out.code,
+        out.stderr
+    );
 }
 
 #[test]
 fn warnings_do_not_fail_the_compile() {
-    let dir = project("-- file: models/a.sql\nselect * from raw_data.orders\n-- file: models/schema.yml\nmodels:\n  - name: a\n    descripton: typo\n");
+    let dir = project(
+        "-- file: models/a.sql\nselect * from raw_data.orders\n-- file: models/schema.yml\nmodels:\n  - name: a\n    descripton: typo\n",
+    );
     let out = xform(dir.path(), &["compile"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stderr.contains("reads `raw_data.orders` directly"), "{}", out.stderr);
-    assert!(out.stderr.contains("unknown key `descripton`"), "{}", out.stderr);
-    assert!(out.stderr.contains("did you mean `description`?"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("reads `raw_data.orders` directly"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("unknown key `descripton`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("did you mean `description`?"),
+        "{}",
+        out.stderr
+    );
 }

@@ -59,6 +59,10 @@ pub fn xform(dir: &Path, args: &[&str]) -> Output {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
-    assert!(!o.stderr.contains("panicked"), "xform panicked:\n{}", o.stderr);
+    assert!(
+        !o.stderr.contains("panicked"),
+        "xform panicked:\n{}",
+        o.stderr
+    );
     o
 }

@@ -9,7 +9,13 @@ fn compiled_sql(root: &std::path::Path) -> String {
     files.sort();
     files
         .iter()
-        .map(|p| format!("-- {}\n{}", p.strip_prefix(&base).unwrap().display(), std::fs::read_to_string(p).unwrap()))
+        .map(|p| {
+            format!(
+                "-- {}\n{}",
+                p.strip_prefix(&base).unwrap().display(),
+                std::fs::read_to_string(p).unwrap()
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -18,7 +24,11 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+        if p.is_dir() {
+            out.extend(walk(&p))
+        } else {
+            out.push(p)
+        }
     }
     out
 }
@@ -37,7 +47,14 @@ fn render_snapshots() {
 #[test]
 fn inline_compiles_in_project_context() {
     let dir = project("-- file: models/orders.sql\nselect 1 as id\n");
-    let out = xform(dir.path(), &["compile", "--inline", "select * from {{ ref('orders') }} where {{ is_incremental() }}"]);
+    let out = xform(
+        dir.path(),
+        &[
+            "compile",
+            "--inline",
+            "select * from {{ ref('orders') }} where {{ is_incremental() }}",
+        ],
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout, "select * from \"main\".\"orders\" where False");
     assert!(!dir.path().join("target").exists(), "--inline wrote files");
@@ -50,24 +67,40 @@ fn init_scaffolds_a_project_that_compiles() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let out = xform(&dir.path().join("shop"), &["compile"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.starts_with("compiled 2 models, 1 seed, 5 tests in "), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .starts_with("compiled 2 models, 1 seed, 5 tests in "),
+        "{}",
+        out.stdout
+    );
     let again = xform(dir.path(), &["init", "shop"]);
     assert_eq!(again.code, 2, "init over a non-empty folder must refuse");
 }
 
 #[test]
 fn manifest_records_nodes_with_checksums_and_dependencies() {
-    let dir = project("-- file: models/a.sql\nselect 1 as id\n-- file: models/b.sql\n{{ config(materialized='table', tags=['nightly']) }}\nselect * from {{ ref('a') }}\n-- file: models/schema.yml\nmodels:\n  - name: b\n    description: B\n    columns:\n      - name: id\n        description: the key\n        data_tests: [not_null]\n");
+    let dir = project(
+        "-- file: models/a.sql\nselect 1 as id\n-- file: models/b.sql\n{{ config(materialized='table', tags=['nightly']) }}\nselect * from {{ ref('a') }}\n-- file: models/schema.yml\nmodels:\n  - name: b\n    description: B\n    columns:\n      - name: id\n        description: the key\n        data_tests: [not_null]\n",
+    );
     assert_eq!(xform(dir.path(), &["compile"]).code, 0);
-    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("target/manifest.json")).unwrap()).unwrap();
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("target/manifest.json")).unwrap(),
+    )
+    .unwrap();
     let b = &m["nodes"]["model.fixture.b"];
-    assert_eq!(b["depends_on"]["nodes"], serde_json::json!(["model.fixture.a"]));
+    assert_eq!(
+        b["depends_on"]["nodes"],
+        serde_json::json!(["model.fixture.a"])
+    );
     assert_eq!(b["config"]["materialized"], "table");
     assert_eq!(b["tags"], serde_json::json!(["nightly"]));
     assert_eq!(b["columns"]["id"]["description"], "the key");
     assert_eq!(b["checksum"]["compiled"].as_str().unwrap().len(), 64);
     assert_ne!(b["checksum"]["raw"], b["checksum"]["compiled"]);
     let t = &m["nodes"]["test.fixture.not_null_b_id"];
-    assert_eq!(t["depends_on"]["nodes"], serde_json::json!(["model.fixture.b"]));
+    assert_eq!(
+        t["depends_on"]["nodes"],
+        serde_json::json!(["model.fixture.b"])
+    );
     assert_eq!(t["test_metadata"]["test_name"], "not_null");
 }
