@@ -187,10 +187,32 @@ fn bypassing_refs(
         .map(|parts| {
             let name = parts.join(".");
             let last = parts.last().map(String::as_str).unwrap_or("");
-            let span = n.raw.as_ref().and_then(|raw| raw.find(last).map(|s| s..s + last.len())).unwrap_or(0..0);
+            let raw = n.raw.as_deref().unwrap_or("");
+            let span = find_word(raw, &name).or_else(|| find_word(raw, last)).unwrap_or(0..0);
             Diagnostic::warning(format!("`{}` reads `{name}` directly, bypassing ref() and source()", n.name))
                 .at(Loc::new(&n.path, span))
                 .help("use {{ ref('model') }} or {{ source('source', 'table') }} so xform knows the dependency")
         })
         .collect()
+}
+
+/// Where `word` stands alone in `text` (not inside a longer identifier), ignoring case.
+fn find_word(text: &str, word: &str) -> Option<std::ops::Range<usize>> {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    let lower = text.to_lowercase();
+    let want = word.to_lowercase();
+    if lower.len() != text.len() || want.is_empty() {
+        return None;
+    }
+    lower
+        .match_indices(&want)
+        .map(|(at, _)| at..at + want.len())
+        .find(|r| {
+            let before = text[..r.start]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !is_ident(c));
+            let after = text[r.end..].chars().next().is_none_or(|c| !is_ident(c));
+            before && after
+        })
 }

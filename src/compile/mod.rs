@@ -248,7 +248,14 @@ fn apply_config(nodes: &mut [Node], rendered: &mut Renders, diags: &mut Diagnost
 
 fn check_config(n: &Node, diags: &mut Diagnostics) {
     let at = |key: &str| n.config.at(key).cloned().or_else(|| n.at.clone());
-    if n.kind == NodeKind::Model && !MODEL_MATERIALIZATIONS.contains(&n.config.materialized()) {
+    if let Some(v) = n.config.get("materialized").filter(|v| !v.is_string()) {
+        diags.push(
+            Diagnostic::error(format!("`materialized` must be a string, found {v}"))
+                .at_opt(at("materialized")),
+        );
+    } else if n.kind == NodeKind::Model
+        && !MODEL_MATERIALIZATIONS.contains(&n.config.materialized())
+    {
         let m = n.config.materialized();
         diags.push(
             Diagnostic::error(format!(

@@ -261,7 +261,7 @@ fn columns(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<Column> {
                 _ => {}
             }
         }
-        if c.name.is_empty() {
+        if c.name.is_empty() && super::yaml::is_map(item) {
             diags.push(src.err(item, "a column has no `name`"));
         } else {
             out.push(c);
@@ -287,6 +287,9 @@ fn tests(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<TestDecl> {
         }
         let entries = src.map(item, "a data test", diags);
         let [(name, _, body)] = entries.as_slice() else {
+            if !super::yaml::is_map(item) {
+                continue;
+            }
             diags.push(
                 src.err(
                     item,

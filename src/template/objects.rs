@@ -155,7 +155,12 @@ impl Object for SourceFn {
     }
 
     fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        let (source, table): (String, String) = from_args(args)?;
+        let (source, table): (String, String) = from_args(args).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                "source() takes a source name and a table name: source('raw_data', 'orders')",
+            )
+        })?;
         let scope = &self.0;
         match scope.names.by_source.get(&(source.clone(), table.clone())) {
             Some(&idx) => {

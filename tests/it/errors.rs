@@ -118,6 +118,15 @@ const CASES: &[Case] = &[
         expect: &["unknown materialization `viewz`", "project.yml:5:"],
     },
     Case {
+        name: "materialized_not_a_string",
+        fixture: "-- file: models/a.sql\n{{ config(materialized=1) }}\nselect 1\n",
+        args: &[],
+        expect: &[
+            "`materialized` must be a string, found 1",
+            "models/a.sql:1:",
+        ],
+    },
+    Case {
         name: "two_statements",
         fixture: "-- file: models/a.sql\nselect 1;\nselect 2\n",
         args: &[],
@@ -294,13 +303,18 @@ fn huge_and_deeply_nested_inputs_do_not_panic() {
 #[test]
 fn warnings_do_not_fail_the_compile() {
     let dir = project(
-        "-- file: models/a.sql\nselect * from raw_data.orders\n-- file: models/schema.yml\nmodels:\n  - name: a\n    descripton: typo\n",
+        "-- file: models/a.sql\n-- orders by day\nselect *\r\nfrom raw_data.orders\n-- file: models/schema.yml\nmodels:\n  - name: a\n    descripton: typo\n",
     );
     let out = xform(dir.path(), &["compile"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr.contains("reads `raw_data.orders` directly"),
         "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("models/a.sql:3:6"),
+        "points at the name, not a word containing it:\n{}",
         out.stderr
     );
     assert!(
