@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use rayon::prelude::*;
+
 use crate::graph::Graph;
 use crate::project::{Node, Project};
 use crate::template::{Names, PLACEHOLDER_CLOSE, PLACEHOLDER_OPEN, Rendered};
@@ -17,7 +19,7 @@ pub fn finish(
     rendered: &Renders,
 ) -> Vec<Option<String>> {
     let own: Vec<Option<String>> = rendered
-        .iter()
+        .par_iter()
         .map(|r| match r {
             Some(Ok(Rendered { sql, .. })) => Some(substitute(sql, names)),
             _ => None,
@@ -31,6 +33,7 @@ pub fn finish(
         pos
     };
     let injected: Vec<(usize, String)> = (0..project.nodes.len())
+        .into_par_iter()
         .filter_map(|i| {
             let sql = own[i].as_ref()?;
             let ctes = ephemeral_ancestors(i, graph, &project.nodes, names, &position);

@@ -143,35 +143,18 @@ pub fn build(
         props.extend(p);
         diags.extend(d);
     }
-    for r in reads {
-        let f = r.found;
-        let mut parts = f.folders.clone();
-        parts.push(f.stem.clone());
-        let (kind, folder_config, id_kind) = match f.kind {
-            FileKind::Properties => continue,
-            FileKind::Macro => {
-                out.macro_files.push((f.path, r.text));
-                continue;
-            }
-            FileKind::Model => (NodeKind::Model, &settings.models, "model"),
-            FileKind::Seed => (NodeKind::Seed, &settings.seeds, "seed"),
-            FileKind::SingularTest => (NodeKind::Test, &settings.tests, "test"),
-        };
-        let mut node = Node::new(
-            kind,
-            f.stem.clone(),
-            format!("{id_kind}.{project}.{}", f.stem),
-            f.path,
-        );
-        node.config = folder_config.resolve(project, &parts);
-        node.fqn = std::iter::once(project.to_string())
-            .chain(parts.iter().cloned())
-            .collect();
-        if kind != NodeKind::Seed {
-            node.raw = Some(r.text);
-        }
-        used_paths.push((f.kind, parts));
+    let (macros, files): (Vec<Read>, Vec<Read>) = reads
+        .into_iter()
+        .filter(|r| r.found.kind != FileKind::Properties)
+        .partition(|r| r.found.kind == FileKind::Macro);
+    out.macro_files = macros.into_iter().map(|r| (r.found.path, r.text)).collect();
+    let made: Vec<(Node, (FileKind, Vec<String>))> = files
+        .into_par_iter()
+        .map(|r| file_node(settings, r))
+        .collect();
+    for (node, used) in made {
         out.nodes.push(node);
+        used_paths.push(used);
     }
     check_duplicate_names(&out.nodes, diags);
     attach_props(&mut out.nodes, &props.models, NodeKind::Model, diags);
@@ -183,6 +166,29 @@ pub fn build(
     warn_unused_config_paths(settings, &used_paths, diags);
     let _ = target;
     out
+}
+
+/// The node of a model, seed or singular test file, and the config path it was found at.
+fn file_node(settings: &Settings, r: Read) -> (Node, (FileKind, Vec<String>)) {
+    let project = settings.name.as_str();
+    let f = r.found;
+    let mut parts = f.folders;
+    parts.push(f.stem.clone());
+    let (kind, folder_config, id_kind) = match f.kind {
+        FileKind::Seed => (NodeKind::Seed, &settings.seeds, "seed"),
+        FileKind::SingularTest => (NodeKind::Test, &settings.tests, "test"),
+        _ => (NodeKind::Model, &settings.models, "model"),
+    };
+    let unique_id = format!("{id_kind}.{project}.{}", f.stem);
+    let mut node = Node::new(kind, f.stem, unique_id, f.path);
+    node.config = folder_config.resolve(project, &parts);
+    node.fqn = std::iter::once(project.to_string())
+        .chain(parts.iter().cloned())
+        .collect();
+    if kind != NodeKind::Seed {
+        node.raw = Some(r.text);
+    }
+    (node, (f.kind, parts))
 }
 
 fn check_duplicate_names(nodes: &[Node], diags: &mut Diagnostics) {
@@ -304,17 +310,22 @@ fn pending_tests(n: &mut Node) -> &mut Vec<TestDecl> {
 }
 
 fn add_generic_tests(project: &str, folder: &FolderConfig, nodes: &mut Vec<Node>) {
-    let mut tests = Vec::new();
-    for n in nodes.iter_mut() {
-        let columns = std::mem::take(&mut n.columns);
-        for c in &columns {
-            for decl in &c.tests {
-                let column = (!c.name.is_empty()).then(|| c.name.clone());
-                tests.push(test_node(project, folder, n, column, decl));
-            }
-        }
-        n.columns = columns.into_iter().filter(|c| !c.name.is_empty()).collect();
-    }
+    let tests: Vec<Node> = nodes
+        .par_iter_mut()
+        .flat_map_iter(|n| {
+            let columns = std::mem::take(&mut n.columns);
+            let tests: Vec<Node> = columns
+                .iter()
+                .flat_map(|c| c.tests.iter().map(move |decl| (c, decl)))
+                .map(|(c, decl)| {
+                    let column = (!c.name.is_empty()).then(|| c.name.clone());
+                    test_node(project, folder, n, column, decl)
+                })
+                .collect();
+            n.columns = columns.into_iter().filter(|c| !c.name.is_empty()).collect();
+            tests
+        })
+        .collect();
     nodes.extend(tests);
 }
 
