@@ -160,12 +160,6 @@ impl Files {
         self.0.get(path)
     }
 
-    /// The span of line `line` (1-based) of `path`, without its line break.
-    pub fn line_loc(&self, path: &Arc<str>, line: usize) -> Loc {
-        let span = self.get(path).map_or(0..0, |text| line_span(text, line));
-        Loc::new(path, span)
-    }
-
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, loc: &Loc) -> (usize, usize) {
         self.get(&loc.file)

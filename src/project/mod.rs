@@ -47,15 +47,15 @@ pub struct Project {
 pub const PROJECT_FILE: &str = "project.yml";
 
 /// Loads the project at `root`, recording every mistake in `diags` and every file read in
-/// `files`. `None` when the project is too broken to go on.
+/// `files`. `None` only when it is too broken to compile at all (no project.yml, no usable
+/// target); otherwise later stages run too, so one run reports as many mistakes as it can.
 pub fn load(
     root: &Path,
     opts: &LoadOptions,
     files: &mut Files,
     diags: &mut Diagnostics,
 ) -> Option<Project> {
-    let project = load_into(root, opts, diags, files);
-    project.filter(|_| !diags.has_errors())
+    load_into(root, opts, diags, files)
 }
 
 fn load_into(
@@ -87,8 +87,9 @@ fn load_into(
     for r in &reads {
         files.insert(&r.found.path, &r.text);
     }
+    // Property files are read even when the target is wrong, so one run reports both.
+    let built = nodes::build(&settings, reads, diags);
     let target = target?;
-    let built = nodes::build(&settings, &target, reads, diags);
     Some(Project {
         root: root.to_path_buf(),
         name: settings.name.clone(),

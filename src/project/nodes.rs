@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use super::config::{Config, FolderConfig};
 use super::discover::{FileKind, Read};
 use super::properties::{self, Column, Props, ResourceProps, TestDecl, UnitTestProps};
-use super::settings::{Settings, Target};
+use super::settings::Settings;
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -32,14 +32,6 @@ impl NodeKind {
             NodeKind::UnitTest => "unit_test",
         }
     }
-
-    pub const ALL: [NodeKind; 5] = [
-        NodeKind::Seed,
-        NodeKind::Source,
-        NodeKind::Model,
-        NodeKind::Test,
-        NodeKind::UnitTest,
-    ];
 }
 
 /// A dependency known without rendering (tests, unit tests): `ref('x')` or `source('a','b')`.
@@ -117,12 +109,7 @@ pub struct Built {
     pub macro_files: Vec<(Arc<str>, Arc<str>)>,
 }
 
-pub fn build(
-    settings: &Settings,
-    target: &Target,
-    reads: Vec<Read>,
-    diags: &mut Diagnostics,
-) -> Built {
+pub fn build(settings: &Settings, reads: Vec<Read>, diags: &mut Diagnostics) -> Built {
     let project = settings.name.as_str();
     let mut props = Props::default();
     let mut out = Built {
@@ -164,7 +151,6 @@ pub fn build(
     add_unit_tests(project, &mut out.nodes, props.unit_tests);
     out.nodes.retain(|n| n.config.enabled());
     warn_unused_config_paths(settings, &used_paths, diags);
-    let _ = target;
     out
 }
 

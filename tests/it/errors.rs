@@ -328,3 +328,33 @@ fn warnings_do_not_fail_the_compile() {
         out.stderr
     );
 }
+
+#[test]
+fn one_run_reports_every_mistake() {
+    let dir = project(concat!(
+        "-- file: models/a.sql\nselect * from {{ ref('nope') }}\n",
+        "-- file: models/b.sql\nselect {{ undefined_macro() }}\n",
+        "-- file: models/c.sql\n{{ config(materialized='tabel') }}\nselect 1\n",
+        "-- file: models/schema.yml\nmodels:\n  - name: a\n    columns: 5\n",
+    ));
+    let out = xform(dir.path(), &["compile"]);
+    assert_eq!(out.code, 2);
+    for expected in [
+        "models/a.sql:1:",
+        "models/b.sql:1:",
+        "models/c.sql:1:",
+        "models/schema.yml:3:",
+    ] {
+        assert!(
+            out.stderr.contains(expected),
+            "missing {expected}:\n{}",
+            out.stderr
+        );
+    }
+    assert!(
+        out.stderr
+            .contains("xform: 4 errors in the project; nothing was written"),
+        "{}",
+        out.stderr
+    );
+}

@@ -104,3 +104,16 @@ fn manifest_records_nodes_with_checksums_and_dependencies() {
     );
     assert_eq!(t["test_metadata"]["test_name"], "not_null");
 }
+
+#[test]
+fn cli_vars_override_project_vars_and_env_var_reads_the_environment() {
+    let dir = project(concat!(
+        "-- file: project.yml\nname: p\ntargets:\n  dev: { type: duckdb, path: x.duckdb }\nvars:\n  start_date: '2023-01-01'\n",
+        "-- file: models/a.sql\nselect '{{ var(\"start_date\") }}' as d, '{{ env_var(\"XFORM_IT_REGION\", \"kr\") }}' as region\n",
+    ));
+    let out = xform(dir.path(), &["compile", "--inline", "{{ ref('a') }}"]);
+    assert_eq!(out.stdout, "\"main\".\"a\"");
+    xform(dir.path(), &["compile", "--vars", "{start_date: '2024-06-01'}"]);
+    let sql = std::fs::read_to_string(dir.path().join("target/compiled/models/a.sql")).unwrap();
+    assert_eq!(sql, "select '2024-06-01' as d, 'kr' as region\n");
+}
