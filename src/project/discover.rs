@@ -48,6 +48,11 @@ const SEED_FILES: Kinds = &[
     ("yaml", FileKind::Properties),
 ];
 const MACRO_FILES: Kinds = &[("sql", FileKind::Macro)];
+/// Snapshot SQL arrives with snapshots themselves; their property files are read already.
+const SNAPSHOT_FILES: Kinds = &[
+    ("yml", FileKind::Properties),
+    ("yaml", FileKind::Properties),
+];
 const TEST_FILES: Kinds = &[
     ("sql", FileKind::SingularTest),
     ("yml", FileKind::Properties),
@@ -56,11 +61,12 @@ const TEST_FILES: Kinds = &[
 
 pub fn discover(root: &Path, paths: &Paths) -> Vec<Found> {
     let mut out = Vec::new();
-    let groups: [(&Vec<String>, Kinds); 4] = [
+    let groups: [(&Vec<String>, Kinds); 5] = [
         (&paths.models, MODEL_FILES),
         (&paths.seeds, SEED_FILES),
         (&paths.macros, MACRO_FILES),
         (&paths.tests, TEST_FILES),
+        (&paths.snapshots, SNAPSHOT_FILES),
     ];
     for (dirs, kinds) in groups {
         for dir in dirs {

@@ -113,7 +113,10 @@ fn cli_vars_override_project_vars_and_env_var_reads_the_environment() {
     ));
     let out = xform(dir.path(), &["compile", "--inline", "{{ ref('a') }}"]);
     assert_eq!(out.stdout, "\"main\".\"a\"");
-    xform(dir.path(), &["compile", "--vars", "{start_date: '2024-06-01'}"]);
+    xform(
+        dir.path(),
+        &["compile", "--vars", "{start_date: '2024-06-01'}"],
+    );
     let sql = std::fs::read_to_string(dir.path().join("target/compiled/models/a.sql")).unwrap();
     assert_eq!(sql, "select '2024-06-01' as d, 'kr' as region\n");
 }
