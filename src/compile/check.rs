@@ -100,7 +100,6 @@ fn check_one(
     graph: &Graph,
 ) -> Vec<Diagnostic> {
     let file_start = Loc::new(&n.path, 0..0);
-    let strict = n.config.str("sql_check") == Some("error");
     let what = n.kind.name();
     match analyze(dialect, text) {
         Analysis::Query { relations } => bypassing_refs(n, i, &relations, names, graph),
@@ -129,28 +128,30 @@ fn check_one(
             message,
             line,
             column,
-        } => {
-            let compiled = compiled_path(n);
-            // sqlparser reports the end of input as line 0: point at the last character.
-            let offset = match line {
-                0 => text.trim_end().char_indices().last().map_or(0, |(i, _)| i),
-                _ => offset_of(text, line, column.saturating_sub(1)),
-            };
-            let end = text[offset..]
-                .chars()
-                .next()
-                .filter(|c| *c != '\n')
-                .map_or(offset, |c| offset + c.len_utf8());
-            let d = if strict {
-                Diagnostic::error(format!("SQL does not parse: {message}"))
-            } else {
-                Diagnostic::warning(format!("sqlparser cannot parse `{}`: {message}", n.name))
-            };
-            vec![d.at(Loc::new(&compiled, offset..end)).related(file_start, "compiled from this file").help(
-                "if this is valid SQL for your warehouse, set `+sql_check: off` for this model (sqlparser does not know every dialect feature)",
-            )]
-        }
+        } => vec![unparsed(n, text, &message, (line, column))],
     }
+}
+
+/// sqlparser could not read the compiled SQL: an error with `sql_check: error`, else a warning.
+fn unparsed(n: &Node, text: &str, message: &str, (line, column): (usize, usize)) -> Diagnostic {
+    // sqlparser reports the end of input as line 0: point at the last character.
+    let offset = match line {
+        0 => text.trim_end().char_indices().last().map_or(0, |(i, _)| i),
+        _ => offset_of(text, line, column.saturating_sub(1)),
+    };
+    let end = text[offset..]
+        .chars()
+        .next()
+        .filter(|c| *c != '\n')
+        .map_or(offset, |c| offset + c.len_utf8());
+    let d = if n.config.str("sql_check") == Some("error") {
+        Diagnostic::error(format!("SQL does not parse: {message}"))
+    } else {
+        Diagnostic::warning(format!("sqlparser cannot parse `{}`: {message}", n.name))
+    };
+    d.at(Loc::new(&compiled_path(n), offset..end))
+        .related(Loc::new(&n.path, 0..0), "compiled from this file")
+        .help("if this is valid SQL for your warehouse, set `+sql_check: off` for this model (sqlparser does not know every dialect feature)")
 }
 
 /// Relations a query reads that are neither a ref'd/sourced parent nor the model itself.

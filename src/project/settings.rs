@@ -275,49 +275,11 @@ impl Target {
         render: &dyn Fn(&str) -> Result<String, String>,
         diags: &mut Diagnostics,
     ) -> Option<Target> {
-        let mut settings = BTreeMap::new();
-        for (key, (value, loc)) in &decl.fields {
-            let value = match value {
-                Json::String(s) if s.contains("{{") || s.contains("{%") => match render(s) {
-                    Ok(r) => Json::String(r),
-                    Err(e) => {
-                        diags.push(Diagnostic::error(e).at(loc.clone()));
-                        continue;
-                    }
-                },
-                other => other.clone(),
-            };
-            settings.insert(key.clone(), value);
-        }
-        let kind = match settings.remove("type") {
-            Some(Json::String(t)) => AdapterKind::parse(&t).or_else(|| {
-                let at = decl.fields.get("type").map(|(_, l)| l.clone());
-                diags.push(
-                    Diagnostic::error(format!("target `{name}` has unknown type `{t}`"))
-                        .at_opt(at)
-                        .help(format!(
-                            "supported types: {}",
-                            AdapterKind::NAMES.join(", ")
-                        )),
-                );
-                None
-            })?,
-            _ => {
-                diags.push(
-                    Diagnostic::error(format!("target `{name}` has no `type`"))
-                        .at(decl.loc.clone())
-                        .help("add `type: duckdb` (with `path: target/dev.duckdb`)"),
-                );
-                return None;
-            }
-        };
-        let text = |s: &mut BTreeMap<String, Json>, k: &str| match s.remove(k) {
-            Some(Json::String(v)) => Some(v),
-            Some(other) if !other.is_null() => Some(other.to_string()),
-            _ => None,
-        };
-        let schema = text(&mut settings, "schema").unwrap_or_else(|| kind.default_schema().into());
-        let schema_prefix = text(&mut settings, "schema_prefix").unwrap_or_default();
+        let mut settings = rendered_fields(decl, render, diags);
+        let kind = target_kind(name, decl, settings.remove("type"), diags)?;
+        let schema =
+            take_text(&mut settings, "schema").unwrap_or_else(|| kind.default_schema().into());
+        let schema_prefix = take_text(&mut settings, "schema_prefix").unwrap_or_default();
         let threads = match settings.remove("threads") {
             Some(Json::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => n.as_u64()? as usize,
             None => 4,
@@ -337,5 +299,65 @@ impl Target {
             threads,
             settings,
         })
+    }
+}
+
+/// The target's fields with `{{ ... }}` strings rendered.
+fn rendered_fields(
+    decl: &TargetDecl,
+    render: &dyn Fn(&str) -> Result<String, String>,
+    diags: &mut Diagnostics,
+) -> BTreeMap<String, Json> {
+    let mut out = BTreeMap::new();
+    for (key, (value, loc)) in &decl.fields {
+        let value = match value {
+            Json::String(s) if s.contains("{{") || s.contains("{%") => match render(s) {
+                Ok(r) => Json::String(r),
+                Err(e) => {
+                    diags.push(Diagnostic::error(e).at(loc.clone()));
+                    continue;
+                }
+            },
+            other => other.clone(),
+        };
+        out.insert(key.clone(), value);
+    }
+    out
+}
+
+fn target_kind(
+    name: &str,
+    decl: &TargetDecl,
+    value: Option<Json>,
+    diags: &mut Diagnostics,
+) -> Option<AdapterKind> {
+    let Some(Json::String(t)) = value else {
+        diags.push(
+            Diagnostic::error(format!("target `{name}` has no `type`"))
+                .at(decl.loc.clone())
+                .help("add `type: duckdb` (with `path: target/dev.duckdb`)"),
+        );
+        return None;
+    };
+    let kind = AdapterKind::parse(&t);
+    if kind.is_none() {
+        let at = decl.fields.get("type").map(|(_, l)| l.clone());
+        diags.push(
+            Diagnostic::error(format!("target `{name}` has unknown type `{t}`"))
+                .at_opt(at)
+                .help(format!(
+                    "supported types: {}",
+                    AdapterKind::NAMES.join(", ")
+                )),
+        );
+    }
+    kind
+}
+
+fn take_text(fields: &mut BTreeMap<String, Json>, key: &str) -> Option<String> {
+    match fields.remove(key) {
+        Some(Json::String(v)) => Some(v),
+        Some(other) if !other.is_null() => Some(other.to_string()),
+        _ => None,
     }
 }
