@@ -74,9 +74,15 @@ pub fn environment<'s>(project: &Project, diags: &mut Diagnostics) -> Templates<
 fn add_globals(env: &mut Environment<'_>, project: &Project) {
     let vars = project.vars.clone();
     env.add_function("var", move |name: String, default: Option<Value>| {
-        vars.get(&name).map(|v| Value::from(Serde(v))).or(default).ok_or_else(|| {
-            Error::new(ErrorKind::InvalidOperation, format!("var('{name}') is not defined: define it under `vars:` in project.yml, pass --vars '{{{name}: ...}}', or give a default: var('{name}', ...)"))
-        })
+        vars.get(&name)
+            .map(|v| Value::from(Serde(v)))
+            .or(default)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("var('{name}') is not defined"),
+                )
+            })
     });
     let os_env = project.env.clone();
     env.add_function("env_var", move |name: String, default: Option<String>| {
@@ -296,6 +302,15 @@ fn hint(e: &Error, t: Option<&Templates>) -> Option<String> {
             did_you_mean(name, known).or_else(|| {
                 Some("macros are defined with {% macro name(...) %} in macros/*.sql".into())
             })
+        }
+        _ if e
+            .detail()
+            .is_some_and(|d| d.starts_with("var(") && d.ends_with("is not defined")) =>
+        {
+            let name = e.detail()?.split('\'').nth(1)?;
+            Some(format!(
+                "define it under `vars:` in project.yml, pass --vars '{{{name}: ...}}', or give a default: var('{name}', ...)"
+            ))
         }
         ErrorKind::UndefinedError => {
             Some("set it with {% set name = ... %}, or read a project var with var('name')".into())
