@@ -67,6 +67,8 @@ pub struct Node {
     /// `(schema, identifier)` of a source table; models and seeds get theirs when compiled.
     pub source_relation: Option<(String, String)>,
     pub test: Option<TestSpec>,
+    /// Model-level data tests from property files, until they become test nodes.
+    pub model_tests: Vec<TestDecl>,
     pub unit: Option<UnitTestProps>,
     pub static_deps: Vec<DepRef>,
 }
@@ -86,6 +88,7 @@ impl Node {
             at: None,
             source_relation: None,
             test: None,
+            model_tests: Vec::new(),
             unit: None,
             static_deps: Vec::new(),
         }
@@ -234,7 +237,7 @@ fn attach_props(
         n.config.overlay(&p.config);
         n.columns = p.columns.clone();
         n.at = Some(p.at.clone());
-        pending_tests(n).extend(p.tests.iter().cloned());
+        n.model_tests = p.tests.clone();
     }
     index.clear();
 }
@@ -273,43 +276,31 @@ fn add_sources(project: &str, nodes: &mut Vec<Node>, props: &Props, diags: &mut 
             .find(|n| n.kind == NodeKind::Source && n.name == target)
         {
             n.columns = t.columns.clone();
-            pending_tests(n).extend(t.tests.iter().cloned());
+            n.model_tests = t.tests.clone();
         }
     }
 }
 
-/// Model-level tests of a node waiting to become test nodes (kept on the node's first column
-/// slot would be confusing, so they ride in a hidden column with an empty name).
-fn pending_tests(n: &mut Node) -> &mut Vec<TestDecl> {
-    if n.columns.first().is_none_or(|c| !c.name.is_empty()) {
-        n.columns.insert(
-            0,
-            Column {
-                name: String::new(),
-                description: String::new(),
-                data_type: None,
-                tests: Vec::new(),
-            },
-        );
-    }
-    &mut n.columns[0].tests
-}
-
+/// One test node per data test declared on a node (model-level) or on one of its columns.
 fn add_generic_tests(project: &str, folder: &FolderConfig, nodes: &mut Vec<Node>) {
     let tests: Vec<Node> = nodes
         .par_iter_mut()
         .flat_map_iter(|n| {
-            let columns = std::mem::take(&mut n.columns);
-            let tests: Vec<Node> = columns
-                .iter()
-                .flat_map(|c| c.tests.iter().map(move |decl| (c, decl)))
-                .map(|(c, decl)| {
-                    let column = (!c.name.is_empty()).then(|| c.name.clone());
-                    test_node(project, folder, n, column, decl)
-                })
-                .collect();
-            n.columns = columns.into_iter().filter(|c| !c.name.is_empty()).collect();
-            tests
+            let model_level = std::mem::take(&mut n.model_tests)
+                .into_iter()
+                .map(|d| (None, d));
+            let columns = n.columns.iter_mut().flat_map(|c| {
+                let name = c.name.clone();
+                std::mem::take(&mut c.tests)
+                    .into_iter()
+                    .map(move |d| (Some(name.clone()), d))
+            });
+            let decls: Vec<(Option<String>, TestDecl)> = model_level.chain(columns).collect();
+            let parent: &Node = n;
+            decls
+                .into_iter()
+                .map(|(column, decl)| test_node(project, folder, parent, column, &decl))
+                .collect::<Vec<_>>()
         })
         .collect();
     nodes.extend(tests);

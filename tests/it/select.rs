@@ -225,3 +225,19 @@ fn tests_follow_their_models_into_a_selection() {
         out.stderr
     );
 }
+
+#[test]
+fn source_tests_and_model_level_tests_become_nodes() {
+    let dir = project(concat!(
+        "-- file: models/sources.yml\nsources:\n  - name: raw_data\n    tables:\n      - name: orders\n        columns:\n          - name: id\n            data_tests: [not_null]\n",
+        "-- file: models/a.sql\nselect * from {{ source('raw_data', 'orders') }}\n",
+        "-- file: models/schema.yml\nmodels:\n  - name: a\n    data_tests:\n      - unique_combination_of_columns: {combination_of_columns: [id, day]}\n",
+    ));
+    let out = xform(dir.path(), &["ls", "-s", "source:raw_data+"]);
+    assert_eq!(
+        out.stdout,
+        "source:raw_data.orders\na\nunique_combination_of_columns_a__id__day\nsource_not_null_raw_data_orders_id\n",
+        "{}",
+        out.stderr
+    );
+}
