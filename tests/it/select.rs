@@ -17,7 +17,8 @@ fn generated() -> &'static Path {
             "the benchmark generator is missing: {}",
             script.display()
         );
-        let dir = std::env::temp_dir().join(format!("xform-it-gen-{}", std::process::id()));
+        // Cargo's scratch folder for integration tests: regenerated in place on every run.
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("generated_1000");
         let ok = std::process::Command::new("python3")
             .arg(&script)
             .args(["--models", "1000", "--out"])
