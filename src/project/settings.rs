@@ -111,9 +111,14 @@ pub fn parse(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Settings {
                     .map_or(Json::Null, Json::String);
                 s.models.config.set("sql_check", value, Some(src.loc(v)));
             }
+            "snapshots" | "sources" | "on_run_start" | "on_run_end" => diags.push(
+                Diagnostic::warning(format!(
+                    "`{key}` in project.yml is not used yet by this xform"
+                ))
+                .at(src.loc(knode)),
+            ),
             _ => {}
         }
-        let _ = knode;
     }
     if s.name.is_empty() {
         diags.push(
