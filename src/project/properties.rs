@@ -190,16 +190,22 @@ pub fn parse(file: &Arc<str>, text: &str, props: &mut Props, diags: &mut Diagnos
         Ok(None) => return,
         Err(d) => return diags.push(d),
     };
-    for (key, _, v) in src.fields(&root, "a property file", TOP_KEYS, diags) {
+    for (key, knode, v) in src.fields(&root, "a property file", TOP_KEYS, diags) {
         match key {
             "version" if to_json(v) != 2 => {
                 diags.push(Diagnostic::warning("property files use `version: 2`").at(src.loc(v)));
             }
+            "version" => {}
             "models" => props.models.extend(resources(&src, v, "model", diags)),
             "seeds" => props.seeds.extend(resources(&src, v, "seed", diags)),
             "sources" => props.sources.extend(sources(&src, v, diags)),
             "unit_tests" => props.unit_tests.extend(unit_tests(&src, v, diags)),
-            _ => {}
+            _ => diags.push(
+                Diagnostic::warning(format!(
+                    "`{key}` in property files is not used yet by this xform"
+                ))
+                .at(src.loc(knode)),
+            ),
         }
     }
 }
