@@ -16,10 +16,11 @@ pub fn finish(
     project: &Project,
     graph: &Graph,
     names: &Names,
-    rendered: &Renders,
+    rendered: Renders,
 ) -> Vec<Option<String>> {
+    // Each render is consumed as it is substituted, so the two never coexist in full.
     let own: Vec<Option<String>> = rendered
-        .par_iter()
+        .into_par_iter()
         .map(|r| match r {
             Some(Ok(Rendered { sql, .. })) => Some(substitute(sql, names)),
             _ => None,
@@ -71,12 +72,12 @@ pub fn cte_name(names: &Names, node: usize) -> String {
 }
 
 /// Replaces each `\x01<index>\x02` with the relation's quoted name (or its CTE name).
-fn substitute(sql: &str, names: &Names) -> String {
+fn substitute(sql: String, names: &Names) -> String {
     if !sql.contains(PLACEHOLDER_OPEN) {
-        return sql.to_string();
+        return sql;
     }
     let mut out = String::with_capacity(sql.len() + 64);
-    let mut rest = sql;
+    let mut rest = sql.as_str();
     while let Some(open) = rest.find(PLACEHOLDER_OPEN) {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];

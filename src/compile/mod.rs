@@ -80,11 +80,12 @@ pub fn compile(
         .map(|n| n.raw.clone().map(|raw| (n.path.clone(), raw)))
         .collect();
     let templates = template::environment(&project, diags);
-    let names = Arc::new(names(&project));
+    let names = Arc::new(name_table(&project));
     let mut rendered = render_all(&templates, &names, &project.nodes, &sources);
     apply_config(&mut project.nodes, &mut rendered, diags);
     check_tests(&project.nodes, &templates, diags);
-    let final_names = Arc::new(names_with(&project, &names));
+    drop(names);
+    let final_names = Arc::new(name_table(&project));
     let edges = edges(&project.nodes, &rendered, &final_names, diags);
     let graph = match Graph::new(project.nodes.len(), edges) {
         Ok(g) => g,
@@ -101,8 +102,7 @@ pub fn compile(
         &mut rendered,
     );
     drop(templates);
-    let sql = ephemeral::finish(&project, &graph, &final_names, &rendered);
-    drop(rendered);
+    let sql = ephemeral::finish(&project, &graph, &final_names, rendered);
     check_unit_tests(&project.nodes, &graph, &final_names, diags);
     let checksums: Vec<Option<String>> = sql
         .par_iter()
@@ -162,7 +162,7 @@ fn relation_of(project: &Project, n: &Node) -> Option<RelName> {
     }
 }
 
-fn names(project: &Project) -> Names {
+fn name_table(project: &Project) -> Names {
     let mut by_ref = HashMap::new();
     let mut by_source = HashMap::new();
     for (i, n) in project.nodes.iter().enumerate() {
@@ -187,19 +187,6 @@ fn names(project: &Project) -> Names {
         by_ref,
         by_source,
         relations,
-    }
-}
-
-fn names_with(project: &Project, before: &Names) -> Names {
-    Names {
-        kind: before.kind,
-        by_ref: before.by_ref.clone(),
-        by_source: before.by_source.clone(),
-        relations: project
-            .nodes
-            .iter()
-            .map(|n| relation_of(project, n))
-            .collect(),
     }
 }
 

@@ -69,7 +69,7 @@ pub struct Node {
     pub test: Option<TestSpec>,
     /// Model-level data tests from property files, until they become test nodes.
     pub model_tests: Vec<TestDecl>,
-    pub unit: Option<UnitTestProps>,
+    pub unit: Option<Box<UnitTestProps>>,
     pub static_deps: Vec<DepRef>,
 }
 
@@ -303,6 +303,7 @@ fn add_generic_tests(project: &str, folder: &FolderConfig, nodes: &mut Vec<Node>
                 .collect::<Vec<_>>()
         })
         .collect();
+    nodes.reserve_exact(tests.len());
     nodes.extend(tests);
 }
 
@@ -430,7 +431,7 @@ fn add_unit_tests(project: &str, nodes: &mut Vec<Node>, units: Vec<UnitTestProps
         n.at = Some(u.at.clone());
         n.static_deps
             .push(DepRef::Ref(u.model.clone(), u.model_at.clone()));
-        n.unit = Some(u);
+        n.unit = Some(Box::new(u));
         nodes.push(n);
     }
 }
