@@ -135,7 +135,10 @@ fn inject(sql: &str, ctes: &[(String, &str)]) -> String {
         let mut at = start + 4;
         let after = &sql[at..];
         let trimmed = after.trim_start();
-        if trimmed.len() >= 9 && trimmed[..9].eq_ignore_ascii_case("recursive") {
+        if trimmed
+            .get(..9)
+            .is_some_and(|w| w.eq_ignore_ascii_case("recursive"))
+        {
             at += after.len() - trimmed.len() + 9;
         }
         format!("{} {defs},{}", &sql[..at], &sql[at..])
@@ -173,6 +176,18 @@ mod tests {
         assert_eq!(
             out,
             "-- hi\nWITH \"e\" as (\nselect 2\n), a as (select 1) select * from a"
+        );
+    }
+
+    #[test]
+    fn korean_text_after_with_is_not_sliced_mid_character() {
+        let out = inject(
+            "with a가나다 as (select 1) select * from a가나다",
+            &[("\"e\"".into(), "select 2")],
+        );
+        assert_eq!(
+            out,
+            "with \"e\" as (\nselect 2\n), a가나다 as (select 1) select * from a가나다"
         );
     }
 
