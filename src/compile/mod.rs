@@ -100,6 +100,7 @@ pub fn compile(
         &project.nodes,
         &sources,
         &mut rendered,
+        diags,
     );
     drop(templates);
     let sql = ephemeral::finish(&project, &graph, &final_names, rendered);
@@ -372,12 +373,17 @@ fn rerender_late_bound<'s>(
     nodes: &[Node],
     sources: &'s Sources,
     rendered: &mut Renders,
+    diags: &mut Diagnostics,
 ) {
     for (i, r) in rendered.iter_mut().enumerate() {
         if let (Some(Ok(prev)), Some((path, raw))) = (r.as_ref(), sources[i].as_ref())
             && prev.log.late_bound
         {
-            *r = Some(template::render(t, names, i, &nodes[i], (path, raw)));
+            let again = template::render(t, names, i, &nodes[i], (path, raw));
+            if let Err(d) = &again {
+                diags.push(d.clone());
+            }
+            *r = Some(again);
         }
     }
 }

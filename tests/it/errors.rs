@@ -358,3 +358,17 @@ fn one_run_reports_every_mistake() {
         out.stderr
     );
 }
+
+/// A model rendered a second time (it reads `ref(..).schema`) can fail only on that render;
+/// the failure must still be reported, not leave the model without SQL.
+#[test]
+fn late_bound_rerender_failure_is_reported() {
+    let dir = project(concat!(
+        "-- file: models/x.sql\n{{ config(schema='mart') }}\nselect 1 as id\n",
+        "-- file: models/y.sql\nselect * from {{ ref('x') }}\n",
+        "{% if ref('x').schema == 'mart' %}{{ no_such_macro() }}{% endif %}\n",
+    ));
+    let out = xform(dir.path(), &["compile"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("models/y.sql:2:"), "{}", out.stderr);
+}
