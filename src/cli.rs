@@ -125,11 +125,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
 }
 
 /// Loads and compiles; on failure prints the diagnostics and returns the exit code.
-fn load_and_compile(
-    g: &Global,
-    select: &Select,
-    inline: Option<&str>,
-) -> Result<(Compiled, Files), i32> {
+fn load_and_compile(g: &Global, select: &Select, inline: Option<&str>) -> Result<Compiled, i32> {
     let opts = LoadOptions {
         target: g.target.clone(),
         vars: g.vars.clone(),
@@ -152,7 +148,7 @@ fn load_and_compile(
     let failed = diags.has_errors() || compiled.is_none();
     report(g.log_format, diags, &files);
     match compiled {
-        Some(c) if !failed => Ok((c, files)),
+        Some(c) if !failed => Ok(c),
         _ => Err(2),
     }
 }
@@ -199,7 +195,7 @@ fn diagnostic_json(d: &Diagnostic, files: &Files) -> serde_json::Value {
 
 fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> i32 {
     let started = Instant::now();
-    let (c, _files) = match load_and_compile(g, select, inline) {
+    let c = match load_and_compile(g, select, inline) {
         Ok(ok) => ok,
         Err(code) => return code,
     };
@@ -278,7 +274,7 @@ pub fn thousands(n: usize) -> String {
 }
 
 fn cmd_ls(g: &Global, select: &Select, output: Output) -> i32 {
-    let (c, _files) = match load_and_compile(g, select, None) {
+    let c = match load_and_compile(g, select, None) {
         Ok(ok) => ok,
         Err(code) => return code,
     };

@@ -202,7 +202,7 @@ fn attach_props(
     kind: NodeKind,
     diags: &mut Diagnostics,
 ) {
-    let mut index: HashMap<String, usize> = nodes
+    let index: HashMap<String, usize> = nodes
         .iter()
         .enumerate()
         .filter(|(_, n)| n.kind == kind)
@@ -239,7 +239,6 @@ fn attach_props(
         n.at = Some(p.at.clone());
         n.model_tests = p.tests.clone();
     }
-    index.clear();
 }
 
 fn add_sources(project: &str, nodes: &mut Vec<Node>, props: &Props, diags: &mut Diagnostics) {
