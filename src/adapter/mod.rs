@@ -1,9 +1,20 @@
 //! Warehouses: everything that differs between DuckDB, PostgreSQL and later engines.
 //!
-//! For now this is the offline half of an adapter: identifier quoting, default schema and the
-//! SQL dialect used to check compiled models. Connections, relation swaps and transactions
-//! arrive with the runner; nothing outside this module may branch on the warehouse kind.
+//! The offline half (quoting, default schema, the SQL dialect used to check models) is
+//! `AdapterKind`; the online half is a `Warehouse` (one per run) handing out `Session`s (one per
+//! thread). A session builds a relation *staged*, inside an open transaction under a temporary
+//! name, and `publish` swaps it in atomically, so a failed, interrupted or killed build leaves
+//! the previous relation untouched. This module knows nothing of models, Jinja or the graph,
+//! and nothing outside it writes warehouse-specific SQL or branches on the warehouse kind.
 
+#[cfg(feature = "duckdb")]
+mod duckdb;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value as Json;
 use sqlparser::dialect::{Dialect, DuckDbDialect, PostgreSqlDialect};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -54,5 +65,212 @@ impl AdapterKind {
             AdapterKind::DuckDb => Box::new(DuckDbDialect {}),
             AdapterKind::Postgres => Box::new(PostgreSqlDialect {}),
         }
+    }
+}
+
+/// A relation by its unquoted parts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Relation {
+    pub schema: String,
+    pub name: String,
+}
+
+impl Relation {
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Relation {
+        Relation {
+            schema: schema.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Relation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelKind {
+    Table,
+    View,
+}
+
+/// Every relation name a staged build may use for itself ends with this; a run drops any such
+/// relation it finds left over.
+pub const TEMP_SUFFIX: &str = "__xform_tmp";
+
+/// What to build.
+pub enum Build<'a> {
+    View(&'a str),
+    Table(&'a str),
+    Seed(&'a CsvSource),
+}
+
+/// A CSV file, already UTF-8, and how to read it.
+#[derive(Clone, Debug)]
+pub struct CsvSource {
+    pub path: PathBuf,
+    pub delimiter: String,
+    pub quote: String,
+    pub header: bool,
+    /// Column name → warehouse type, for the columns whose type is not to be inferred.
+    pub column_types: Vec<(String, String)>,
+}
+
+/// A relation built under its temporary name inside an open transaction, not yet visible.
+#[derive(Debug)]
+pub struct Staged {
+    pub relation: Relation,
+    /// Where the new rows can be read before `publish` (e.g. by data tests).
+    pub temp: Relation,
+    pub kind: RelKind,
+    pub replaces: Option<RelKind>,
+    pub rows: Option<u64>,
+}
+
+/// The result of a query, every value as text (as the warehouse prints it) or NULL.
+#[derive(Debug, Default)]
+pub struct Rows {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbError {
+    /// The warehouse refused or failed the statement.
+    Failed(String),
+    /// The statement was interrupted (Ctrl-C, fail-fast).
+    Interrupted,
+    /// A CSV row could not be loaded: 1-based line in the file, the column if known.
+    BadRow {
+        line: u64,
+        column: Option<String>,
+        message: String,
+    },
+    /// The database is held by another process.
+    InUse(String),
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbError::Failed(m) | DbError::InUse(m) => f.write_str(m),
+            DbError::Interrupted => f.write_str("interrupted"),
+            DbError::BadRow {
+                line,
+                column,
+                message,
+            } => match column {
+                Some(c) => write!(f, "line {line}, column `{c}`: {message}"),
+                None => write!(f, "line {line}: {message}"),
+            },
+        }
+    }
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// One open warehouse for the length of a run.
+pub trait Warehouse: Send + Sync {
+    /// A new connection; each thread of a run holds its own.
+    fn session(&self) -> DbResult<Box<dyn Session>>;
+    /// Interrupts every statement running on any session (they fail with `Interrupted`).
+    fn interrupt(&self);
+    /// "DuckDB v1.4.1" or the like.
+    fn version(&self) -> DbResult<String>;
+}
+
+/// A connection. Methods that change the warehouse append each statement they execute to
+/// `log` (also when it fails), which becomes `target/run/`.
+pub trait Session: Send {
+    /// The tables and views in these schemas.
+    fn relations(&mut self, schemas: &[String]) -> DbResult<Vec<(Relation, RelKind)>>;
+    /// Creates the schemas that do not exist.
+    fn create_schemas(&mut self, schemas: &[String], log: &mut Vec<String>) -> DbResult<()>;
+    /// Drops a relation (used for leftovers of killed runs).
+    fn drop_relation(
+        &mut self,
+        relation: &Relation,
+        kind: RelKind,
+        log: &mut Vec<String>,
+    ) -> DbResult<()>;
+    /// Builds `relation` under its temporary name in an open transaction. On error nothing
+    /// stays behind and the previous relation is untouched.
+    fn stage(
+        &mut self,
+        relation: &Relation,
+        build: Build<'_>,
+        replaces: Option<RelKind>,
+        log: &mut Vec<String>,
+    ) -> DbResult<Staged>;
+    /// Swaps a staged relation in and commits.
+    fn publish(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<Staged>;
+    /// Rolls a staged relation back; the previous one stays as it was.
+    fn discard(&mut self, staged: Staged);
+    /// Runs a query and returns at most `limit` rows.
+    fn query(&mut self, sql: &str, limit: usize) -> DbResult<Rows>;
+}
+
+/// Opens the warehouse a target describes. `root` resolves relative paths; `settings` are the
+/// target's adapter-specific fields (`path` for DuckDB).
+pub fn open(
+    kind: AdapterKind,
+    root: &Path,
+    target_name: &str,
+    settings: &BTreeMap<String, Json>,
+) -> DbResult<Arc<dyn Warehouse>> {
+    match kind {
+        AdapterKind::DuckDb => open_duckdb(&duckdb_path(root, target_name, settings)),
+        AdapterKind::Postgres => Err(DbError::Failed(
+            "the PostgreSQL adapter is not available yet in this xform; use a duckdb target".into(),
+        )),
+    }
+}
+
+#[cfg(feature = "duckdb")]
+fn open_duckdb(path: &Path) -> DbResult<Arc<dyn Warehouse>> {
+    Ok(Arc::new(duckdb::DuckDb::open(path)?))
+}
+
+#[cfg(not(feature = "duckdb"))]
+fn open_duckdb(_: &Path) -> DbResult<Arc<dyn Warehouse>> {
+    Err(DbError::Failed(
+        "this xform was built without DuckDB (cargo feature `duckdb`)".into(),
+    ))
+}
+
+/// Where a target's warehouse lives, for messages (`target/dev.duckdb`, a server URL).
+pub fn describe(
+    kind: AdapterKind,
+    root: &Path,
+    target_name: &str,
+    settings: &BTreeMap<String, Json>,
+) -> String {
+    match kind {
+        AdapterKind::DuckDb => duckdb_path(root, target_name, settings)
+            .strip_prefix(root)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| {
+                duckdb_path(root, target_name, settings)
+                    .display()
+                    .to_string()
+            }),
+        AdapterKind::Postgres => settings
+            .get("host")
+            .and_then(Json::as_str)
+            .unwrap_or("postgres")
+            .to_string(),
+    }
+}
+
+/// A DuckDB target's file: `path:` relative to the project, else `target/<target>.duckdb`;
+/// `:memory:` stays as it is.
+fn duckdb_path(root: &Path, target_name: &str, settings: &BTreeMap<String, Json>) -> PathBuf {
+    match settings.get("path").and_then(Json::as_str) {
+        Some(":memory:") => PathBuf::from(":memory:"),
+        Some(p) => root.join(p),
+        None => root.join("target").join(format!("{target_name}.duckdb")),
     }
 }

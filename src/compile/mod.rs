@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::adapter::Relation;
 use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc, did_you_mean};
 use crate::graph::Graph;
 use crate::graph::select::{Selection, select};
@@ -45,7 +46,8 @@ pub struct CompileOptions {
 pub struct Compiled {
     pub project: Project,
     pub graph: Graph,
-    pub relations: Vec<Option<String>>,
+    /// Each model's, seed's and source's relation (none for ephemerals and tests).
+    pub relations: Vec<Option<Relation>>,
     pub sql: Vec<Option<String>>,
     /// SHA-256 of each node's compiled SQL.
     pub checksums: Vec<Option<String>>,
@@ -57,6 +59,12 @@ pub struct Compiled {
 impl Compiled {
     pub fn nodes(&self) -> &[Node] {
         &self.project.nodes
+    }
+
+    /// The quoted relation name of node `i`, as the SQL reads it.
+    pub fn relation_sql(&self, i: usize) -> Option<String> {
+        let r = self.relations[i].as_ref()?;
+        Some(self.project.target.kind.relation(&r.schema, &r.name))
     }
 
     pub fn parents(&self, i: usize) -> Vec<usize> {
@@ -118,7 +126,7 @@ pub fn compile(
         files,
         diags,
     );
-    let relations = relations_text(&project, &final_names);
+    let relations = relation_parts(&final_names);
     let (selected, warnings) = match (select_spec, exclude_spec) {
         (Ok(s), Ok(e)) => select(&graph, &project.nodes, &s, &e),
         (Err(d), _) | (_, Err(d)) => {
@@ -388,15 +396,14 @@ fn rerender_late_bound<'s>(
     }
 }
 
-fn relations_text(project: &Project, names: &Names) -> Vec<Option<String>> {
-    let kind = project.target.kind;
+fn relation_parts(names: &Names) -> Vec<Option<Relation>> {
     names
         .relations
         .iter()
         .map(|r| {
             r.as_ref()
                 .filter(|r| !r.ephemeral)
-                .map(|r| kind.relation(&r.schema, &r.identifier))
+                .map(|r| Relation::new(&r.schema, &r.identifier))
         })
         .collect()
 }

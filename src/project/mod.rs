@@ -180,3 +180,29 @@ impl Project {
         self.nodes.push(node);
     }
 }
+
+/// A text file in a declared encoding (a BOM, if any, wins), as UTF-8. A byte sequence that is
+/// not valid in it fails with its 1-based line and a message.
+pub fn read_encoded(
+    path: &Path,
+    encoding: &'static encoding_rs::Encoding,
+) -> Result<String, (usize, String)> {
+    let bytes = std::fs::read(path).map_err(|e| (0, format!("cannot read: {e}")))?;
+    let mut decoder = encoding.new_decoder();
+    let cap = decoder
+        .max_utf8_buffer_length_without_replacement(bytes.len())
+        .unwrap_or(bytes.len() * 3);
+    let mut out = String::with_capacity(cap);
+    let (result, _) = decoder.decode_to_string_without_replacement(&bytes, &mut out, true);
+    match result {
+        encoding_rs::DecoderResult::InputEmpty => Ok(out),
+        encoding_rs::DecoderResult::Malformed(..) => {
+            let line = out.matches('\n').count() + 1;
+            Err((
+                line,
+                format!("bytes that are not valid {}", decoder.encoding().name()),
+            ))
+        }
+        encoding_rs::DecoderResult::OutputFull => Err((0, "decoding ran out of room".into())),
+    }
+}

@@ -1,6 +1,7 @@
 //! xform's integration tests: one binary, modules per area. Projects are inline strings with
 //! `-- file: path` headers (xform reads .sql/.yml under tests/, so fixtures are never .sql).
 
+mod build;
 mod errors;
 mod harness;
 mod render;

@@ -1,5 +1,6 @@
 //! Data-driven rendering snapshots: each `render/*.txt` is a whole project; its compiled SQL
-//! (every file under target/compiled, in path order) is the snapshot.
+//! (every file under target/compiled, in path order) must equal `render/*.out`. To accept a
+//! change, run the tests with `UPDATE_SNAPSHOTS=1` and review the diff in git.
 
 use super::harness::{project, xform};
 
@@ -35,13 +36,37 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn render_snapshots() {
-    insta::glob!("render/*.txt", |path| {
-        let fixture = std::fs::read_to_string(path).unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/render");
+    let mut paths: Vec<_> = walk(&fixtures)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    paths.sort();
+    assert!(!paths.is_empty());
+    for path in paths {
+        let fixture = std::fs::read_to_string(&path).unwrap();
         let dir = project(&fixture);
         let out = xform(dir.path(), &["compile"]);
         assert_eq!(out.code, 0, "{}", out.stderr);
-        insta::assert_snapshot!(format!("{}{}", out.stderr, compiled_sql(dir.path())));
-    });
+        check_snapshot(
+            &path.with_extension("out"),
+            &format!("{}{}", out.stderr, compiled_sql(dir.path())),
+        );
+    }
+}
+
+fn check_snapshot(expected_path: &std::path::Path, actual: &str) {
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(expected_path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(expected_path).unwrap_or_default();
+    assert!(
+        expected.trim_end() == actual.trim_end(),
+        "{} differs (UPDATE_SNAPSHOTS=1 cargo test to accept, then review the diff)\n\
+         --- expected\n{expected}\n--- actual\n{actual}",
+        expected_path.display()
+    );
 }
 
 #[test]

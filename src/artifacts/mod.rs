@@ -1,4 +1,5 @@
-//! Everything xform writes under `target/`: compiled SQL and `manifest.json`.
+//! Everything xform writes under `target/`: compiled SQL and `manifest.json` here, what a run
+//! did in `run.rs`.
 //! Files are written to a temporary name and renamed, so a killed run never leaves half a file.
 
 use std::io::Write;
@@ -10,6 +11,9 @@ use serde_json::Value as Json;
 
 use crate::compile::{Compiled, compiled_path};
 use crate::project::{Column, NodeKind, TestSpec};
+
+mod run;
+pub use run::{RunInfo, clean, run_path, write_run_results, write_run_sql, write_transcoded_seed};
 
 pub const TARGET_DIR: &str = "target";
 
@@ -70,14 +74,13 @@ pub fn atomic_write(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    let mut w = std::io::BufWriter::new(tmp);
     write(&mut w)?;
-    w.into_inner().map_err(|e| e.into_error())?;
-    std::fs::rename(&tmp, path)
+    let tmp = w.into_inner().map_err(|e| e.into_error())?;
+    tmp.persist(path).map(drop).map_err(|e| e.error)
 }
 
 #[derive(Serialize)]
@@ -96,7 +99,7 @@ struct ManifestNode<'a> {
     original_file_path: &'a str,
     fqn: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
-    relation_name: Option<&'a str>,
+    relation_name: Option<String>,
     description: &'a str,
     config: Json,
     tags: Vec<&'a str>,
@@ -162,7 +165,7 @@ fn manifest_entry(c: &Compiled, i: usize) -> std::io::Result<Vec<u8>> {
         name: &n.name,
         original_file_path: &n.path,
         fqn: &n.fqn,
-        relation_name: c.relations[i].as_deref(),
+        relation_name: c.relation_sql(i),
         description: &n.description,
         config: n.config.to_json(),
         tags: n.config.tags(),

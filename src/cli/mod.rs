@@ -1,5 +1,9 @@
 //! The command line: clap types, reading the environment, printing, exit codes.
-//! Exit codes: 0 success, 1 a node or test failed, 2 the command line or project is invalid.
+//! Exit codes: 0 success, 1 a node or test failed, 2 the command line, the project or the
+//! connection is invalid (nothing was written), 130 interrupted by Ctrl-C.
+
+mod output;
+mod running;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -84,14 +88,26 @@ enum Command {
     },
     /// Create a small working project in DIR.
     Init { dir: PathBuf },
-    /// Build seeds, models and tests into the warehouse (not available yet).
-    Build(Pending),
-    /// Build models (not available yet).
-    Run(Pending),
-    /// Load seeds (not available yet).
-    Seed(Pending),
+    /// Load seeds and build models into the warehouse, in dependency order.
+    Build(running::RunArgs),
+    /// Build the selected models (views and tables).
+    Run(running::RunArgs),
+    /// Load the selected seeds (CSV files) into tables.
+    Seed(running::RunArgs),
     /// Run data tests (not available yet).
     Test(Pending),
+    /// Run a model's SQL and print its first rows; nothing is materialized.
+    Show {
+        /// The model (or seed) to show.
+        model: String,
+        /// How many rows to print.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Show the resolved project and target, and check the connection.
+    Debug,
+    /// Remove what xform wrote under target/ (compiled SQL, run SQL, JSON artifacts).
+    Clean,
 }
 
 #[derive(clap::Args, Debug)]
@@ -116,24 +132,40 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Compile { select, inline } => cmd_compile(g, select, inline.as_deref()),
         Command::Ls { select, output } => cmd_ls(g, select, *output),
         Command::Init { dir } => cmd_init(dir),
-        Command::Build(_) | Command::Run(_) | Command::Seed(_) | Command::Test(_) => {
-            eprintln!("error: running models is not available yet: this xform compiles only.");
-            eprintln!("help: `xform compile` renders and checks the project; `xform ls` lists it.");
+        Command::Build(a) => running::cmd_run(g, a, running::Verb::Build),
+        Command::Run(a) => running::cmd_run(g, a, running::Verb::Run),
+        Command::Seed(a) => running::cmd_run(g, a, running::Verb::Seed),
+        Command::Show { model, limit } => running::cmd_show(g, model, *limit),
+        Command::Debug => running::cmd_debug(g),
+        Command::Clean => running::cmd_clean(g),
+        Command::Test(_) => {
+            eprintln!("error: `xform test` is not available yet in this xform.");
+            eprintln!(
+                "help: `xform build` loads seeds and builds models; `xform compile` checks the project."
+            );
             2
         }
     }
 }
 
-/// Loads and compiles; on failure prints the diagnostics and returns the exit code.
-fn load_and_compile(g: &Global, select: &Select, inline: Option<&str>) -> Result<Compiled, i32> {
-    let opts = LoadOptions {
+fn load_options(g: &Global) -> LoadOptions {
+    LoadOptions {
         target: g.target.clone(),
         vars: g.vars.clone(),
         env: std::env::vars().collect(),
-    };
+    }
+}
+
+/// Loads and compiles; on failure prints the diagnostics and returns the exit code. The files
+/// read come along, for later diagnostics to quote.
+fn load_and_compile(
+    g: &Global,
+    select: &Select,
+    inline: Option<&str>,
+) -> Result<(Compiled, Files), i32> {
     let mut files = Files::default();
     let mut diags = Diagnostics::default();
-    let project = load(&g.project_dir, &opts, &mut files, &mut diags);
+    let project = load(&g.project_dir, &load_options(g), &mut files, &mut diags);
     let compiled = project.and_then(|mut p| {
         if let Some(text) = inline {
             p.add_inline(text, &mut files);
@@ -148,7 +180,7 @@ fn load_and_compile(g: &Global, select: &Select, inline: Option<&str>) -> Result
     let failed = diags.has_errors() || compiled.is_none();
     report(g.log_format, diags, &files);
     match compiled {
-        Some(c) if !failed => Ok(c),
+        Some(c) if !failed => Ok((c, files)),
         _ => Err(2),
     }
 }
@@ -195,7 +227,7 @@ fn diagnostic_json(d: &Diagnostic, files: &Files) -> serde_json::Value {
 
 fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> i32 {
     let started = Instant::now();
-    let c = match load_and_compile(g, select, inline) {
+    let (c, _) = match load_and_compile(g, select, inline) {
         Ok(ok) => ok,
         Err(code) => return code,
     };
@@ -208,16 +240,8 @@ fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> i32 {
         print!("{}", sql.unwrap_or_default());
         return 0;
     }
-    let root = &g.project_dir;
-    let written = artifacts::write_compiled(root, &c)
-        .and_then(|_| artifacts::write_manifest(root, &c))
-        .and_then(|_| artifacts::write_sql_cache(root, &c));
-    if let Err(e) = written {
-        eprintln!(
-            "error: cannot write {}: {e}",
-            root.join(artifacts::TARGET_DIR).display()
-        );
-        return 2;
+    if let Err(code) = write_compile_artifacts(&g.project_dir, &c) {
+        return code;
     }
     let counts = count(&c);
     let secs = started.elapsed().as_secs_f64();
@@ -231,6 +255,20 @@ fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> i32 {
     // The process ends now: freeing tens of thousands of strings one by one only costs time.
     std::mem::forget(c);
     0
+}
+
+/// target/compiled, manifest.json and the SQL-check cache.
+fn write_compile_artifacts(root: &Path, c: &Compiled) -> Result<(), i32> {
+    let written = artifacts::write_compiled(root, c)
+        .and_then(|_| artifacts::write_manifest(root, c))
+        .and_then(|_| artifacts::write_sql_cache(root, c));
+    written.map_err(|e| {
+        eprintln!(
+            "error: cannot write {}: {e}",
+            root.join(artifacts::TARGET_DIR).display()
+        );
+        2
+    })
 }
 
 fn count(c: &Compiled) -> [usize; 3] {
@@ -274,7 +312,7 @@ pub fn thousands(n: usize) -> String {
 }
 
 fn cmd_ls(g: &Global, select: &Select, output: Output) -> i32 {
-    let c = match load_and_compile(g, select, None) {
+    let (c, _) = match load_and_compile(g, select, None) {
         Ok(ok) => ok,
         Err(code) => return code,
     };
@@ -291,7 +329,7 @@ fn cmd_ls(g: &Global, select: &Select, output: Output) -> i32 {
                 "unique_id": n.unique_id,
                 "path": n.path.as_ref(),
                 "materialized": (n.kind == NodeKind::Model).then(|| n.config.materialized()),
-                "relation": c.relations[i],
+                "relation": c.relation_sql(i),
                 "depends_on": c.parents(i).iter().map(|&p| c.nodes()[p].unique_id.clone()).collect::<Vec<_>>(),
             })
             .to_string(),

@@ -1,0 +1,339 @@
+//! DuckDB, embedded: the database file is opened once per process and each session is a
+//! clone of that connection (opening the file twice would give two unsynchronised instances).
+//! DuckDB's DDL is transactional, so a staged build is one transaction that either commits the
+//! swapped-in relation or leaves nothing at all — also when the process is killed.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use duckdb::{Connection, InterruptHandle};
+
+use super::{
+    AdapterKind, Build, CsvSource, DbError, DbResult, RelKind, Relation, Rows, Session, Staged,
+    TEMP_SUFFIX, Warehouse,
+};
+
+const KIND: AdapterKind = AdapterKind::DuckDb;
+
+pub struct DuckDb {
+    root: Mutex<Connection>,
+    interrupts: Mutex<Vec<Arc<InterruptHandle>>>,
+}
+
+impl DuckDb {
+    pub fn open(path: &Path) -> DbResult<DuckDb> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| DbError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+        Ok(DuckDb {
+            root: Mutex::new(conn),
+            interrupts: Mutex::default(),
+        })
+    }
+}
+
+fn open_error(path: &Path, e: duckdb::Error) -> DbError {
+    let text = e.to_string();
+    if !text.contains("Could not set lock") {
+        return DbError::Failed(format!("cannot open {}: {text}", path.display()));
+    }
+    let pid = text
+        .split_once("(PID ")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(pid, _)| format!(" (PID {pid})"))
+        .unwrap_or_default();
+    DbError::InUse(format!(
+        "{} is in use by another process{pid}: DuckDB lets one process write a database file \
+         at a time. Wait for that run to finish (or stop it), or use another target",
+        path.display()
+    ))
+}
+
+impl Warehouse for DuckDb {
+    fn session(&self) -> DbResult<Box<dyn Session>> {
+        let root = self.root.lock().unwrap_or_else(PoisonError::into_inner);
+        let conn = root.try_clone().map_err(failed)?;
+        self.interrupts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(conn.interrupt_handle());
+        Ok(Box::new(DuckSession { conn }))
+    }
+
+    fn interrupt(&self) {
+        for h in self
+            .interrupts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            h.interrupt();
+        }
+    }
+
+    fn version(&self) -> DbResult<String> {
+        let root = self.root.lock().unwrap_or_else(PoisonError::into_inner);
+        let v = root.version().map_err(failed)?;
+        Ok(format!("DuckDB {v}"))
+    }
+}
+
+fn failed(e: duckdb::Error) -> DbError {
+    let text = e.to_string();
+    if text.contains("INTERRUPT Error") {
+        DbError::Interrupted
+    } else {
+        DbError::Failed(text)
+    }
+}
+
+struct DuckSession {
+    conn: Connection,
+}
+
+fn rel(r: &Relation) -> String {
+    KIND.relation(&r.schema, &r.name)
+}
+
+/// A model's SQL without the trailing `;` it may end with, to embed in a statement.
+fn body(sql: &str) -> &str {
+    sql.trim_end().trim_end_matches(';').trim_end()
+}
+
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn kind_word(k: RelKind) -> &'static str {
+    match k {
+        RelKind::Table => "TABLE",
+        RelKind::View => "VIEW",
+    }
+}
+
+impl DuckSession {
+    fn run(&self, sql: &str, log: &mut Vec<String>) -> DbResult<usize> {
+        log.push(sql.to_string());
+        self.conn.execute(sql, []).map_err(failed)
+    }
+
+    fn rollback(&self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+    }
+
+    fn stage_in_transaction(
+        &self,
+        relation: &Relation,
+        build: Build<'_>,
+        replaces: Option<RelKind>,
+        log: &mut Vec<String>,
+    ) -> DbResult<Staged> {
+        let temp = Relation::new(&relation.schema, format!("{}{TEMP_SUFFIX}", relation.name));
+        let (kind, temp, rows) = match build {
+            Build::View(sql) => {
+                if replaces == Some(RelKind::Table) {
+                    self.run(&format!("DROP TABLE {}", rel(relation)), log)?;
+                }
+                let create = format!("CREATE OR REPLACE VIEW {} AS\n{}", rel(relation), body(sql));
+                self.run(&create, log)?;
+                (RelKind::View, relation.clone(), None)
+            }
+            Build::Table(sql) => {
+                let create = format!("CREATE TABLE {} AS\n{}", rel(&temp), body(sql));
+                let n = self.run(&create, log)?;
+                (RelKind::Table, temp, Some(n as u64))
+            }
+            Build::Seed(csv) => {
+                let n = self.load_csv(&temp, csv, log)?;
+                (RelKind::Table, temp, Some(n))
+            }
+        };
+        Ok(Staged {
+            relation: relation.clone(),
+            temp,
+            kind,
+            replaces,
+            rows,
+        })
+    }
+
+    /// Loads through DuckDB's own CSV reader; rows it cannot read are collected in its
+    /// rejects table, and the first one fails the load with its line and column.
+    fn load_csv(&self, into: &Relation, csv: &CsvSource, log: &mut Vec<String>) -> DbResult<u64> {
+        let sql = format!(
+            "CREATE TABLE {} AS SELECT * FROM read_csv({}, {})",
+            rel(into),
+            literal(&csv.path.to_string_lossy()),
+            csv_options(csv)
+        );
+        let n = self.run(&sql, log)?;
+        let first_reject = self
+            .conn
+            .query_row(
+                "SELECT line, column_name, error_message FROM reject_errors ORDER BY line LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, u64>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                duckdb::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(failed(e)),
+            })?;
+        match first_reject {
+            Some((line, column, message)) => Err(DbError::BadRow {
+                line,
+                column,
+                message: clean_reject_message(&message),
+            }),
+            None => Ok(n as u64),
+        }
+    }
+}
+
+fn csv_options(csv: &CsvSource) -> String {
+    let mut opts = vec![
+        format!("header = {}", csv.header),
+        format!("delim = {}", literal(&csv.delimiter)),
+        format!("quote = {}", literal(&csv.quote)),
+        "store_rejects = true".to_string(),
+        "strict_mode = true".to_string(),
+    ];
+    if !csv.column_types.is_empty() {
+        let types: Vec<String> = csv
+            .column_types
+            .iter()
+            .map(|(c, t)| format!("{}: {}", literal(c), literal(t)))
+            .collect();
+        opts.push(format!("types = {{{}}}", types.join(", ")));
+    }
+    opts.join(", ")
+}
+
+/// DuckDB repeats the whole row and hints about reader options in its reject messages; the
+/// first sentence is what a user needs.
+fn clean_reject_message(m: &str) -> String {
+    m.lines().next().unwrap_or(m).trim().to_string()
+}
+
+impl Session for DuckSession {
+    fn relations(&mut self, schemas: &[String]) -> DbResult<Vec<(Relation, RelKind)>> {
+        if schemas.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = schemas.iter().map(|s| literal(s)).collect();
+        let sql = format!(
+            "SELECT table_schema, table_name, table_type FROM information_schema.tables \
+             WHERE table_catalog = current_database() AND table_schema IN ({})",
+            list.join(", ")
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(failed)?;
+        let rows = stmt
+            .query_map([], |r| {
+                let kind = match r.get::<_, String>(2)?.as_str() {
+                    "VIEW" => RelKind::View,
+                    _ => RelKind::Table,
+                };
+                Ok((
+                    Relation::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                    kind,
+                ))
+            })
+            .map_err(failed)?;
+        rows.collect::<Result<_, _>>().map_err(failed)
+    }
+
+    fn create_schemas(&mut self, schemas: &[String], log: &mut Vec<String>) -> DbResult<()> {
+        for s in schemas {
+            self.run(
+                &format!("CREATE SCHEMA IF NOT EXISTS {}", KIND.quote(s)),
+                log,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn drop_relation(
+        &mut self,
+        relation: &Relation,
+        kind: RelKind,
+        log: &mut Vec<String>,
+    ) -> DbResult<()> {
+        let sql = format!("DROP {} IF EXISTS {}", kind_word(kind), rel(relation));
+        self.run(&sql, log).map(drop)
+    }
+
+    fn stage(
+        &mut self,
+        relation: &Relation,
+        build: Build<'_>,
+        replaces: Option<RelKind>,
+        log: &mut Vec<String>,
+    ) -> DbResult<Staged> {
+        self.run("BEGIN TRANSACTION", log)?;
+        let staged = self.stage_in_transaction(relation, build, replaces, log);
+        if staged.is_err() {
+            self.rollback();
+        }
+        staged
+    }
+
+    fn publish(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<Staged> {
+        let result = (|| {
+            if staged.temp != staged.relation {
+                if let Some(old) = staged.replaces {
+                    let drop = format!("DROP {} {}", kind_word(old), rel(&staged.relation));
+                    self.run(&drop, log)?;
+                }
+                let rename = format!(
+                    "ALTER {} {} RENAME TO {}",
+                    kind_word(staged.kind),
+                    rel(&staged.temp),
+                    KIND.quote(&staged.relation.name)
+                );
+                self.run(&rename, log)?;
+            }
+            self.run("COMMIT", log)
+        })();
+        match result {
+            Ok(_) => Ok(staged),
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    fn discard(&mut self, staged: Staged) {
+        drop(staged);
+        self.rollback();
+    }
+
+    fn query(&mut self, sql: &str, limit: usize) -> DbResult<Rows> {
+        let wrapped = format!(
+            "SELECT COLUMNS(*)::VARCHAR FROM (\n{}\n) LIMIT {limit}",
+            body(sql)
+        );
+        let mut stmt = self.conn.prepare(&wrapped).map_err(failed)?;
+        let mut out = Rows::default();
+        let mut rows = stmt.query([]).map_err(failed)?;
+        while let Some(row) = rows.next().map_err(failed)? {
+            let n = row.as_ref().column_count();
+            let values = (0..n)
+                .map(|i| row.get::<_, Option<String>>(i))
+                .collect::<Result<_, _>>()
+                .map_err(failed)?;
+            out.rows.push(values);
+        }
+        drop(rows);
+        out.columns = stmt.column_names();
+        Ok(out)
+    }
+}

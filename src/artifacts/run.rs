@@ -1,0 +1,167 @@
+//! What a run leaves behind: `target/run_results.json`, `target/run/**.sql` (the statements as
+//! executed), UTF-8 copies of seeds in other encodings, and `xform clean`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::json;
+
+use super::{TARGET_DIR, atomic_write, write_if_changed};
+use crate::compile::{Compiled, compiled_path};
+use crate::execute::{NodeResult, Status};
+use crate::materialize::Job;
+
+/// How the run was invoked, for `run_results.json` (and a later `xform retry`).
+pub struct RunInfo<'a> {
+    pub command: &'a str,
+    pub args: &'a [String],
+    pub started_at: SystemTime,
+    pub elapsed: Duration,
+}
+
+#[derive(Serialize)]
+struct Timing {
+    name: &'static str,
+    started_at: String,
+    completed_at: String,
+}
+
+#[derive(Serialize)]
+struct ResultEntry<'a> {
+    unique_id: &'a str,
+    status: Status,
+    timing: Vec<Timing>,
+    execution_time: f64,
+    adapter_response: serde_json::Value,
+    message: Option<&'a str>,
+    relation_name: Option<String>,
+    compiled_path: Option<String>,
+    run_path: Option<String>,
+}
+
+fn timestamp(t: SystemTime) -> String {
+    jiff::Timestamp::try_from(t)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// Where the statements of a node's run are written, relative to the project root.
+pub fn run_path(c: &Compiled, node: usize) -> String {
+    format!("{TARGET_DIR}/run/{}", c.nodes()[node].path)
+}
+
+/// `target/run_results.json`.
+pub fn write_run_results(
+    root: &Path,
+    c: &Compiled,
+    jobs: &[Job],
+    results: &[NodeResult],
+    info: &RunInfo<'_>,
+) -> std::io::Result<()> {
+    let entries: Vec<ResultEntry<'_>> = results
+        .iter()
+        .map(|r| result_entry(c, &jobs[r.job], r))
+        .collect();
+    let doc = json!({
+        "metadata": {
+            "xform_version": env!("CARGO_PKG_VERSION"),
+            "generated_at": timestamp(SystemTime::now()),
+            "invocation_started_at": timestamp(info.started_at),
+            "project_name": c.project.name,
+            "target": c.project.target.name,
+        },
+        "args": { "command": info.command, "argv": info.args },
+        "elapsed_time": info.elapsed.as_secs_f64(),
+        "results": entries,
+    });
+    atomic_write(&root.join(TARGET_DIR).join("run_results.json"), |w| {
+        serde_json::to_writer_pretty(&mut *w, &doc).map_err(std::io::Error::other)
+    })
+}
+
+fn result_entry<'a>(c: &'a Compiled, job: &Job, r: &'a NodeResult) -> ResultEntry<'a> {
+    let n = &c.nodes()[job.node];
+    let completed = r.started_at + Duration::from_secs_f64(r.seconds);
+    ResultEntry {
+        unique_id: &n.unique_id,
+        status: r.status,
+        timing: vec![Timing {
+            name: "execute",
+            started_at: timestamp(r.started_at),
+            completed_at: timestamp(completed),
+        }],
+        execution_time: r.seconds,
+        adapter_response: json!({ "rows_affected": r.rows }),
+        message: r.message.as_deref(),
+        relation_name: c.relation_sql(job.node),
+        compiled_path: c.sql[job.node]
+            .as_ref()
+            .map(|_| compiled_path(n).to_string()),
+        run_path: (!r.statements.is_empty()).then(|| run_path(c, job.node)),
+    }
+}
+
+/// `target/run/<model path>`: each node's statements as executed, separated by `;`.
+pub fn write_run_sql(
+    root: &Path,
+    c: &Compiled,
+    jobs: &[Job],
+    results: &[NodeResult],
+) -> std::io::Result<()> {
+    let files: Vec<(PathBuf, String)> = results
+        .iter()
+        .filter(|r| !r.statements.is_empty())
+        .map(|r| {
+            let text = r.statements.join(";\n\n") + ";\n";
+            (root.join(run_path(c, jobs[r.job].node)), text)
+        })
+        .collect();
+    let dirs: std::collections::BTreeSet<&Path> =
+        files.iter().filter_map(|(p, _)| p.parent()).collect();
+    for d in dirs {
+        std::fs::create_dir_all(d)?;
+    }
+    files
+        .par_iter()
+        .try_for_each(|(path, text)| write_if_changed(path, text.as_bytes()))
+}
+
+/// A seed transcoded to UTF-8 for the warehouse to read: `target/.xform/seeds/<path>`.
+pub fn write_transcoded_seed(root: &Path, seed_path: &str, text: &str) -> std::io::Result<PathBuf> {
+    let path = root
+        .join(TARGET_DIR)
+        .join(".xform")
+        .join("utf8")
+        .join(seed_path);
+    atomic_write(&path, |w| w.write_all(text.as_bytes()))?;
+    Ok(path)
+}
+
+/// Removes what xform wrote under `target/` (not the warehouse, and nothing of Cargo's);
+/// returns the paths removed, relative to the root.
+pub fn clean(root: &Path) -> std::io::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for name in [
+        "compiled",
+        "run",
+        ".xform",
+        "manifest.json",
+        "run_results.json",
+    ] {
+        let rel = format!("{TARGET_DIR}/{name}");
+        let path = root.join(&rel);
+        let gone = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        match gone {
+            Ok(()) => removed.push(rel),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
+}

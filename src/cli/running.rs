@@ -1,0 +1,311 @@
+//! `build`, `run`, `seed`, `show`, `debug` and `clean`: the commands that reach the warehouse.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, Once, PoisonError};
+use std::time::{Instant, SystemTime};
+
+use super::output::{Printer, rows_table};
+use super::{
+    Global, LogFormat, Select, load_and_compile, load_options, report, write_compile_artifacts,
+};
+use crate::adapter::{self, Warehouse};
+use crate::artifacts::{self, RunInfo};
+use crate::compile::Compiled;
+use crate::diagnostics::{Diagnostic, Diagnostics, Files, did_you_mean};
+use crate::execute::{self, RunOptions, Status, Stop};
+use crate::materialize::{self, Job};
+use crate::project::{NodeKind, PROJECT_FILE, Project, load};
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    select: Select,
+    /// Worker threads, each with its own connection (default: the target's `threads`).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+    /// Stop at the first failure: interrupt what is running and skip the rest.
+    #[arg(long)]
+    fail_fast: bool,
+    /// Rebuild incremental models from scratch (today every table is rebuilt in full anyway).
+    #[arg(long)]
+    full_refresh: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Build,
+    Run,
+    Seed,
+}
+
+impl Verb {
+    fn name(self) -> &'static str {
+        match self {
+            Verb::Build => "build",
+            Verb::Run => "run",
+            Verb::Seed => "seed",
+        }
+    }
+
+    fn includes(self, kind: NodeKind) -> bool {
+        match self {
+            Verb::Build => matches!(kind, NodeKind::Seed | NodeKind::Model),
+            Verb::Run => kind == NodeKind::Model,
+            Verb::Seed => kind == NodeKind::Seed,
+        }
+    }
+}
+
+pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb) -> i32 {
+    let (clock, started_at) = (Instant::now(), SystemTime::now());
+    let (c, files) = match load_and_compile(g, &a.select, None) {
+        Ok(ok) => ok,
+        Err(code) => return code,
+    };
+    let jobs = match plan(&c, verb, g.log_format, &files) {
+        Ok(jobs) => jobs,
+        Err(code) => return code,
+    };
+    // Open the warehouse first: when another process holds it, nothing at all is written.
+    let warehouse = match open_warehouse(&c.project) {
+        Ok(w) => w,
+        Err(code) => return code,
+    };
+    let root = &g.project_dir;
+    if let Err(code) = write_compile_artifacts(root, &c) {
+        return code;
+    }
+    let stop = Stop::new(warehouse.clone());
+    stop_on_ctrl_c(Some(&stop));
+    let threads = a.threads.map_or(c.project.target.threads, usize::from);
+    let mut printer = Printer::new(g.log_format, &c, &jobs);
+    printer.header(
+        verb.name(),
+        &describe(&c.project, warehouse.as_ref()),
+        threads,
+    );
+    let opts = RunOptions {
+        threads,
+        fail_fast: a.fail_fast,
+    };
+    let outcome = execute::run(&c, root, &jobs, opts, &stop, &mut |e| printer.event(e));
+    stop_on_ctrl_c(None);
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            printer.finish_bar();
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let info = RunInfo {
+        command: verb.name(),
+        args: &args,
+        started_at,
+        elapsed: clock.elapsed(),
+    };
+    let written = artifacts::write_run_results(root, &c, &jobs, &outcome.results, &info)
+        .and_then(|_| artifacts::write_run_sql(root, &c, &jobs, &outcome.results));
+    printer.summary(&jobs, &outcome, clock.elapsed().as_secs_f64());
+    if let Err(e) = written {
+        eprintln!("warning: cannot write run artifacts under target/: {e}");
+    }
+    std::mem::forget(c);
+    exit_code(&outcome)
+}
+
+fn exit_code(outcome: &execute::Outcome) -> i32 {
+    if outcome.interrupted {
+        130
+    } else if outcome.results.iter().any(|r| r.status == Status::Error) {
+        1
+    } else {
+        0
+    }
+}
+
+/// The jobs of the selected nodes this command builds; invalid settings are reported here,
+/// before anything touches the warehouse.
+fn plan(c: &Compiled, verb: Verb, format: LogFormat, files: &Files) -> Result<Vec<Job>, i32> {
+    let mut diags = Diagnostics::default();
+    let mut jobs = Vec::new();
+    for &i in &c.selected {
+        if !verb.includes(c.nodes()[i].kind) {
+            continue;
+        }
+        match materialize::plan(c, i) {
+            Ok(Some(job)) => jobs.push(job),
+            Ok(None) => {}
+            Err(ds) => diags.extend(ds),
+        }
+    }
+    let incremental = c
+        .selected
+        .iter()
+        .filter(|&&i| verb.includes(c.nodes()[i].kind))
+        .filter(|&&i| c.nodes()[i].config.materialized() == "incremental")
+        .count();
+    if incremental > 0 {
+        diags.push(Diagnostic::warning(format!(
+            "{incremental} incremental model(s) will be rebuilt in full: incremental strategies are not implemented yet"
+        )));
+    }
+    let failed = diags.has_errors();
+    report(format, diags, files);
+    if failed { Err(2) } else { Ok(jobs) }
+}
+
+fn open_warehouse(p: &Project) -> Result<Arc<dyn Warehouse>, i32> {
+    let t = &p.target;
+    adapter::open(t.kind, &p.root, &t.name, &t.settings).map_err(|e| {
+        eprintln!("error: {e}");
+        2
+    })
+}
+
+fn describe(p: &Project, w: &dyn Warehouse) -> String {
+    let t = &p.target;
+    let place = adapter::describe(t.kind, &p.root, &t.name, &t.settings);
+    let version = w.version().unwrap_or_else(|_| t.kind.name().to_string());
+    format!("target {} ({place}, {version})", t.name)
+}
+
+/// The run a Ctrl-C stops. A second Ctrl-C, or one outside a run, ends the process at once
+/// (DuckDB's write-ahead log keeps the database consistent even then).
+static RUNNING: Mutex<Option<Stop>> = Mutex::new(None);
+
+fn stop_on_ctrl_c(stop: Option<&Stop>) {
+    static HANDLER: Once = Once::new();
+    *RUNNING.lock().unwrap_or_else(PoisonError::into_inner) = stop.cloned();
+    HANDLER.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            let running = RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
+            match running.as_ref() {
+                Some(s) if !s.is_stopped() => {
+                    eprintln!("\ninterrupting: running statements are rolled back, previous relations kept (Ctrl-C again to quit now)");
+                    s.stop();
+                }
+                _ => std::process::exit(130),
+            }
+        });
+    });
+}
+
+pub fn cmd_show(g: &Global, model: &str, limit: usize) -> i32 {
+    let (c, _) = match load_and_compile(g, &Select::default(), None) {
+        Ok(ok) => ok,
+        Err(code) => return code,
+    };
+    let Some(i) = find_node(&c, model) else {
+        let names = c
+            .nodes()
+            .iter()
+            .filter(|n| matches!(n.kind, NodeKind::Model | NodeKind::Seed))
+            .map(|n| n.name.as_str());
+        eprintln!("error: `{model}` is not a model or seed in this project");
+        if let Some(help) = did_you_mean(model, names) {
+            eprintln!("help: {help}");
+        }
+        return 2;
+    };
+    let sql = match (&c.sql[i], c.relation_sql(i)) {
+        (Some(sql), _) => sql.clone(),
+        (None, Some(rel)) => format!("SELECT * FROM {rel}"),
+        (None, None) => return 2,
+    };
+    let warehouse = match open_warehouse(&c.project) {
+        Ok(w) => w,
+        Err(code) => return code,
+    };
+    let rows = warehouse.session().and_then(|mut s| s.query(&sql, limit));
+    match rows {
+        Ok(rows) if g.log_format == LogFormat::Json => {
+            println!("{}", super::output::rows_json(&rows));
+            0
+        }
+        Ok(rows) => {
+            print!("{}", rows_table(&rows));
+            0
+        }
+        Err(e) => {
+            eprintln!("error: `{model}` failed: {e}");
+            eprintln!(
+                "note: its parents must exist in the warehouse; `xform build -s +{model}` builds them"
+            );
+            1
+        }
+    }
+}
+
+fn find_node(c: &Compiled, name: &str) -> Option<usize> {
+    c.nodes()
+        .iter()
+        .position(|n| n.name == name && matches!(n.kind, NodeKind::Model | NodeKind::Seed))
+}
+
+pub fn cmd_debug(g: &Global) -> i32 {
+    println!("xform {}", env!("CARGO_PKG_VERSION"));
+    let mut files = Files::default();
+    let mut diags = Diagnostics::default();
+    let project = load(&g.project_dir, &load_options(g), &mut files, &mut diags);
+    let failed = diags.has_errors();
+    report(g.log_format, diags, &files);
+    let Some(p) = project.filter(|_| !failed) else {
+        println!("project: invalid (see above)");
+        return 2;
+    };
+    let t = &p.target;
+    println!(
+        "project: {} ({})",
+        p.name,
+        p.root.join(PROJECT_FILE).display()
+    );
+    println!("target: {} (type {})", t.name, t.kind.name());
+    println!(
+        "  warehouse: {}",
+        adapter::describe(t.kind, &p.root, &t.name, &t.settings)
+    );
+    println!(
+        "  schema: {}  schema_prefix: {:?}  threads: {}",
+        t.schema, t.schema_prefix, t.threads
+    );
+    let checked = adapter::open(t.kind, &p.root, &t.name, &t.settings).and_then(|w| {
+        w.session()
+            .and_then(|mut s| s.query("SELECT 1", 1))
+            .and(w.version())
+    });
+    match checked {
+        Ok(v) => {
+            println!("connection: ok ({v})");
+            0
+        }
+        Err(e) => {
+            println!("connection: FAILED: {e}");
+            2
+        }
+    }
+}
+
+pub fn cmd_clean(g: &Global) -> i32 {
+    let root: &Path = &g.project_dir;
+    if !root.join(PROJECT_FILE).is_file() {
+        eprintln!(
+            "error: no {PROJECT_FILE} in {}: not cleaning a folder that is not an xform project",
+            root.display()
+        );
+        return 2;
+    }
+    match artifacts::clean(root) {
+        Ok(removed) if removed.is_empty() => println!("nothing to clean"),
+        Ok(removed) => println!(
+            "removed {} (the warehouse database is kept)",
+            removed.join(", ")
+        ),
+        Err(e) => {
+            eprintln!("error: cannot clean target/: {e}");
+            return 2;
+        }
+    }
+    0
+}

@@ -1,0 +1,181 @@
+//! A seed's settings (`column_types`, `delimiter`, `quote`, `header`, `encoding`), checked
+//! before anything runs, and the CSV handed to the warehouse as UTF-8.
+//!
+//! DuckDB reads only UTF-8 (and UTF-16) CSV; Korean spreadsheets are exported as CP949, so other
+//! encodings are transcoded with encoding_rs into `target/.xform/seeds/` first.
+
+use std::path::{Path, PathBuf};
+
+use encoding_rs::Encoding;
+use serde_json::Value as Json;
+
+use crate::adapter::CsvSource;
+use crate::diagnostics::Diagnostic;
+use crate::project::Node;
+use crate::{artifacts, project};
+
+#[derive(Clone, Debug)]
+pub struct SeedSpec {
+    /// The CSV file, relative to the project root.
+    pub path: String,
+    pub encoding: &'static Encoding,
+    pub delimiter: String,
+    pub quote: String,
+    pub header: bool,
+    pub column_types: Vec<(String, String)>,
+}
+
+/// Reads and checks a seed's settings; every mistake is a diagnostic at the setting.
+pub fn spec(n: &Node) -> Result<SeedSpec, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let mut bad = |key: &str, message: String, help: &str| {
+        let d = Diagnostic::error(format!("seed `{}`: {message}", n.name))
+            .at_opt(n.config.at(key).cloned().or_else(|| n.at.clone()))
+            .help(help.to_string());
+        errors.push(d);
+    };
+    let text = |key: &str, default: &str| match n.config.get(key) {
+        None | Some(Json::Null) => Ok(default.to_string()),
+        Some(Json::String(s)) => Ok(s.clone()),
+        Some(other) => Err(format!("`{key}` must be a string, found {other}")),
+    };
+    let encoding = match text("encoding", "utf-8").map(|label| (encoding(&label), label)) {
+        Ok((Some(e), _)) => e,
+        Ok((None, label)) => {
+            bad(
+                "encoding",
+                format!("unknown encoding `{label}`"),
+                ENCODING_HELP,
+            );
+            encoding_rs::UTF_8
+        }
+        Err(m) => {
+            bad("encoding", m, ENCODING_HELP);
+            encoding_rs::UTF_8
+        }
+    };
+    let delimiter = match text("delimiter", ",") {
+        Ok(d) if !d.is_empty() && d.len() <= 4 && d != "\n" => d,
+        Ok(d) => {
+            bad(
+                "delimiter",
+                format!("`delimiter: {d:?}` cannot separate columns"),
+                "use one character, e.g. `delimiter: \";\"` or `delimiter: \"\\t\"`",
+            );
+            ",".into()
+        }
+        Err(m) => {
+            bad("delimiter", m, "e.g. `delimiter: \";\"`");
+            ",".into()
+        }
+    };
+    let quote = match text("quote", "\"") {
+        Ok(q) if q.chars().count() <= 1 => q,
+        Ok(q) => {
+            bad(
+                "quote",
+                format!("`quote: {q:?}` must be one character"),
+                "e.g. `quote: \"'\"`",
+            );
+            "\"".into()
+        }
+        Err(m) => {
+            bad("quote", m, "e.g. `quote: \"'\"`");
+            "\"".into()
+        }
+    };
+    let header = match n.config.get("header") {
+        None | Some(Json::Null) => true,
+        Some(Json::Bool(b)) => *b,
+        Some(other) => {
+            bad(
+                "header",
+                format!("`header` must be true or false, found {other}"),
+                "`header: false` when the first line is data",
+            );
+            true
+        }
+    };
+    let column_types = match n.config.get("column_types") {
+        None | Some(Json::Null) => Vec::new(),
+        Some(Json::Object(m)) if m.values().all(Json::is_string) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect(),
+        Some(other) => {
+            bad(
+                "column_types",
+                format!("`column_types` must map column names to type names, found {other}"),
+                "e.g. `column_types: {amount: decimal(12,2), ordered_at: timestamp}`",
+            );
+            Vec::new()
+        }
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(SeedSpec {
+        path: n.path.to_string(),
+        encoding,
+        delimiter,
+        quote,
+        header,
+        column_types,
+    })
+}
+
+const ENCODING_HELP: &str = "use utf-8 (the default), cp949 / euc-kr for Korean spreadsheets, utf-16, or another WHATWG label";
+
+/// An encoding by name; `cp949` and friends are the WHATWG `windows-949` (EUC-KR's superset).
+fn encoding(label: &str) -> Option<&'static Encoding> {
+    let l = label.trim().to_ascii_lowercase();
+    match l.as_str() {
+        "cp949" | "ms949" | "uhc" | "euckr" => Some(encoding_rs::EUC_KR),
+        "utf16" | "utf-16" => Some(encoding_rs::UTF_16LE),
+        "utf8" => Some(encoding_rs::UTF_8),
+        _ => Encoding::for_label(l.as_bytes()),
+    }
+}
+
+/// The CSV as DuckDB will read it: the seed file itself when it is UTF-8, else a UTF-8 copy.
+/// A file that is not valid in its encoding fails with the line of the first bad byte.
+pub fn source(root: &Path, s: &SeedSpec) -> Result<CsvSource, String> {
+    let file = root.join(&s.path);
+    let path = if s.encoding == encoding_rs::UTF_8 {
+        file
+    } else {
+        let text = project::read_encoded(&file, s.encoding).map_err(|(line, msg)| {
+            format!(
+                "{}:{line}: {msg}; is `encoding: {}` right?",
+                s.path,
+                s.encoding.name()
+            )
+        })?;
+        transcoded_copy(root, s, &text)?
+    };
+    Ok(CsvSource {
+        path,
+        delimiter: s.delimiter.clone(),
+        quote: s.quote.clone(),
+        header: s.header,
+        column_types: s.column_types.clone(),
+    })
+}
+
+fn transcoded_copy(root: &Path, s: &SeedSpec, text: &str) -> Result<PathBuf, String> {
+    artifacts::write_transcoded_seed(root, &s.path, text)
+        .map_err(|e| format!("cannot write a UTF-8 copy of {}: {e}", s.path))
+}
+
+/// Where a CSV load error points: `seeds/x.csv:5: column "amount": ...`.
+pub fn bad_row_message(s: &SeedSpec, line: u64, column: Option<&str>, message: &str) -> String {
+    let hint = if message.to_ascii_lowercase().contains("unicode") {
+        "; if the file is not UTF-8, set `encoding:` (e.g. cp949) on the seed"
+    } else {
+        ""
+    };
+    match column {
+        Some(c) => format!("{}:{line}: column `{c}`: {message}{hint}", s.path),
+        None => format!("{}:{line}: {message}{hint}", s.path),
+    }
+}

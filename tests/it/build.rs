@@ -1,0 +1,665 @@
+//! Building into DuckDB: seeds, materializations, atomic replace, failures, kills and locks.
+//! Each test runs the real binary on a temp project and reads the database back itself.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{project, write_files, xform};
+
+/// Every value of a query as text (NULL as "NULL"), rows in the query's order.
+pub fn query(dir: &Path, sql: &str) -> Vec<Vec<String>> {
+    let conn = duckdb::Connection::open(dir.join("target/dev.duckdb")).expect("open database");
+    let wrapped = format!("SELECT COLUMNS(*)::VARCHAR FROM ({sql})");
+    let mut stmt = conn.prepare(&wrapped).expect(&wrapped);
+    let mut rows = stmt.query([]).unwrap();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().unwrap() {
+        let n = row.as_ref().column_count();
+        out.push(
+            (0..n)
+                .map(|i| {
+                    row.get::<_, Option<String>>(i)
+                        .unwrap()
+                        .unwrap_or_else(|| "NULL".into())
+                })
+                .collect(),
+        );
+    }
+    out
+}
+
+fn one(dir: &Path, sql: &str) -> String {
+    query(dir, sql)[0][0].clone()
+}
+
+/// (schema.name, TABLE|VIEW) of every relation in the database, sorted.
+fn relations(dir: &Path) -> Vec<(String, String)> {
+    query(
+        dir,
+        "SELECT table_schema || '.' || table_name, table_type FROM information_schema.tables \
+         WHERE table_schema NOT IN ('information_schema', 'pg_catalog') ORDER BY 1",
+    )
+    .into_iter()
+    .map(|r| (r[0].clone(), r[1].clone()))
+    .collect()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let o = xform(dir, args);
+    assert_eq!(
+        o.code, 0,
+        "xform {args:?} failed:\n{}\n{}",
+        o.stdout, o.stderr
+    );
+    o.stdout
+}
+
+const LAYERS: &str = "
+-- file: project.yml
+name: shop
+default_target: dev
+targets:
+  dev: { type: duckdb, path: target/dev.duckdb, threads: 3 }
+  pr: { type: duckdb, path: target/dev.duckdb, schema_prefix: pr_7_ }
+models:
+  +materialized: view
+  raw: { +schema: raw_data }
+  analytics: { +schema: analytics, +materialized: table }
+seeds:
+  +schema: raw_data
+-- file: seeds/orders.csv
+order_id,customer,amount,product
+1,kim,1000,라면
+2,lee,2500,김치
+3,kim,700,\"떡볶이, 매운맛\"
+-- file: seeds/properties.yml
+seeds:
+  - name: orders
+    config:
+      column_types: { order_id: varchar, amount: \"decimal(12,2)\" }
+-- file: models/raw/stg_orders.sql
+select order_id, customer, amount from {{ ref('orders') }}
+-- file: models/analytics/by_customer_base.sql
+{{ config(materialized='ephemeral') }}
+select customer, sum(amount) as total from {{ ref('stg_orders') }} group by customer
+-- file: models/analytics/by_customer.sql
+select * from {{ ref('by_customer_base') }} order by customer
+";
+
+#[test]
+fn every_layer_lands_with_its_materialization() {
+    let dir = project(LAYERS);
+    let out = ok(dir.path(), &["build"]);
+    assert!(out.contains("3 nodes"), "{out}");
+    assert_eq!(
+        relations(dir.path()),
+        [
+            ("analytics.by_customer".into(), "BASE TABLE".into()),
+            ("raw_data.orders".into(), "BASE TABLE".into()),
+            ("raw_data.stg_orders".into(), "VIEW".into()),
+        ]
+    );
+    assert_eq!(
+        query(dir.path(), "select * from analytics.by_customer"),
+        [["kim", "1700.00"], ["lee", "2500.00"]]
+    );
+    // One line per node: status, kind, relation, rows for tables, seconds.
+    assert!(
+        out.lines().any(|l| l.contains("OK")
+            && l.contains("seed")
+            && l.contains("raw_data.orders")
+            && l.contains("3 rows")),
+        "{out}"
+    );
+    assert!(out.contains("Finished in"), "{out}");
+}
+
+#[test]
+fn seed_column_types_override_inference_and_korean_text_round_trips() {
+    let dir = project(LAYERS);
+    ok(dir.path(), &["seed"]);
+    let types = query(
+        dir.path(),
+        "select column_name, data_type from information_schema.columns \
+         where table_name = 'orders' order by ordinal_position",
+    );
+    assert_eq!(
+        types,
+        [
+            ["order_id", "VARCHAR"],
+            ["customer", "VARCHAR"],
+            ["amount", "DECIMAL(12,2)"],
+            ["product", "VARCHAR"]
+        ]
+    );
+    assert_eq!(
+        one(
+            dir.path(),
+            "select string_agg(product, '|' order by order_id) from raw_data.orders"
+        ),
+        "라면|김치|떡볶이, 매운맛"
+    );
+}
+
+#[test]
+fn cp949_and_utf16_seeds_are_transcoded_byte_exact() {
+    let dir = project(
+        "-- file: seeds/properties.yml
+seeds:
+  - name: products_kr
+    config: { encoding: cp949, delimiter: ';' }
+  - name: stores
+    config: { encoding: utf-16 }
+",
+    );
+    let korean = "상품코드;상품명;비고\n1;신라면 120g;\"매운맛; 봉지\"\n2;햇반 210g;즉석밥\n";
+    let (cp949, _, lossy) = encoding_rs::EUC_KR.encode(korean);
+    assert!(!lossy);
+    std::fs::write(dir.path().join("seeds/products_kr.csv"), &cp949).unwrap();
+    let mut utf16 = vec![0xFF, 0xFE];
+    for unit in "id,name\n1,강남점\n2,부산 서면점\n".encode_utf16() {
+        utf16.extend(unit.to_le_bytes());
+    }
+    std::fs::write(dir.path().join("seeds/stores.csv"), utf16).unwrap();
+    ok(dir.path(), &["seed"]);
+    let rows = query(dir.path(), "select * from main.products_kr order by 1");
+    assert_eq!(
+        rows,
+        [
+            ["1", "신라면 120g", "매운맛; 봉지"],
+            ["2", "햇반 210g", "즉석밥"]
+        ]
+    );
+    // Byte-exact: the UTF-8 bytes DuckDB holds are those of the original text.
+    let hex = one(
+        dir.path(),
+        "select hex(encode(string_agg(\"상품명\", '|' order by 1))) from main.products_kr",
+    );
+    let expected: String = "신라면 120g|햇반 210g"
+        .bytes()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    assert_eq!(hex, expected);
+    assert_eq!(
+        query(dir.path(), "select name from main.stores order by id"),
+        [["강남점"], ["부산 서면점"]]
+    );
+}
+
+#[test]
+fn a_cp949_file_read_as_utf8_fails_with_its_line_and_a_hint() {
+    let dir = project("-- file: seeds/.keep\n");
+    let (bytes, _, _) = encoding_rs::EUC_KR.encode("id,name\n1,ok\n2,신라면\n");
+    std::fs::write(dir.path().join("seeds/products.csv"), &bytes).unwrap();
+    let o = xform(dir.path(), &["seed"]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(o.stdout.contains("seeds/products.csv:3"), "{}", o.stdout);
+    assert!(o.stdout.contains("encoding"), "{}", o.stdout);
+}
+
+#[test]
+fn a_ragged_csv_is_rejected_with_its_line_and_the_old_table_kept() {
+    let dir = project(LAYERS);
+    ok(dir.path(), &["seed"]);
+    write_files(
+        dir.path(),
+        "-- file: seeds/orders.csv
+order_id,customer,amount,product
+4,park,100,우유
+5,choi,200,빵,extra
+",
+    );
+    let o = xform(dir.path(), &["seed"]);
+    assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("seeds/orders.csv:3"), "{}", o.stdout);
+    assert_eq!(one(dir.path(), "select count(*) from raw_data.orders"), "3");
+    // A value that does not fit its declared type names the column.
+    write_files(
+        dir.path(),
+        "-- file: seeds/orders.csv
+order_id,customer,amount,product
+4,park,100,우유
+5,choi,lots,빵
+",
+    );
+    let o = xform(dir.path(), &["seed"]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stdout.contains("seeds/orders.csv:3: column `amount`"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(one(dir.path(), "select count(*) from raw_data.orders"), "3");
+    assert!(
+        !relations(dir.path())
+            .iter()
+            .any(|(r, _)| r.contains("xform_tmp"))
+    );
+}
+
+#[test]
+fn a_failing_model_keeps_its_previous_table_and_its_children_are_skipped() {
+    let dir = project(&format!(
+        "{LAYERS}-- file: models/analytics/top_customer.sql
+select * from {{{{ ref('by_customer') }}}} order by total desc limit 1
+"
+    ));
+    ok(dir.path(), &["build"]);
+    write_files(
+        dir.path(),
+        "-- file: models/analytics/by_customer.sql
+select customer, error('broken on purpose') as total from {{ ref('stg_orders') }}
+",
+    );
+    let o = xform(dir.path(), &["build"]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(o.stdout.contains("broken on purpose"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("2 OK, 1 error, 1 skipped"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout
+            .contains("SQL as executed: target/run/models/analytics/by_customer.sql")
+    );
+    assert_eq!(
+        query(dir.path(), "select * from analytics.by_customer"),
+        [["kim", "1700.00"], ["lee", "2500.00"]]
+    );
+    assert!(
+        !relations(dir.path())
+            .iter()
+            .any(|(r, _)| r.contains("xform_tmp"))
+    );
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("target/run_results.json")).unwrap(),
+    )
+    .unwrap();
+    let status = |id: &str| {
+        results["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["unique_id"] == id)
+            .map(|r| r["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status("model.shop.by_customer").as_deref(), Some("error"));
+    assert_eq!(
+        status("model.shop.top_customer").as_deref(),
+        Some("skipped")
+    );
+    assert_eq!(status("model.shop.stg_orders").as_deref(), Some("success"));
+}
+
+#[test]
+fn rebuilding_is_idempotent_and_switches_kinds() {
+    let dir = project(LAYERS);
+    ok(dir.path(), &["build"]);
+    let first = relations(dir.path());
+    let out = ok(dir.path(), &["build"]);
+    assert!(out.contains("3 OK, 0 errors, 0 skipped"), "{out}");
+    assert_eq!(relations(dir.path()), first);
+    assert_eq!(
+        one(dir.path(), "select count(*) from analytics.by_customer"),
+        "2"
+    );
+    // A view that becomes a table and back.
+    write_files(
+        dir.path(),
+        "-- file: models/raw/stg_orders.sql
+{{ config(materialized='table') }}
+select order_id, customer, amount from {{ ref('orders') }}
+",
+    );
+    ok(dir.path(), &["run"]);
+    assert!(relations(dir.path()).contains(&("raw_data.stg_orders".into(), "BASE TABLE".into())));
+    write_files(
+        dir.path(),
+        "-- file: models/raw/stg_orders.sql
+select order_id, customer, amount from {{ ref('orders') }}
+",
+    );
+    ok(dir.path(), &["run", "-s", "stg_orders"]);
+    assert!(relations(dir.path()).contains(&("raw_data.stg_orders".into(), "VIEW".into())));
+}
+
+#[test]
+fn schema_prefix_isolates_a_target() {
+    let dir = project(LAYERS);
+    ok(dir.path(), &["build", "--target", "pr"]);
+    let rels: Vec<String> = relations(dir.path()).into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        rels,
+        [
+            "pr_7_analytics.by_customer",
+            "pr_7_raw_data.orders",
+            "pr_7_raw_data.stg_orders"
+        ]
+    );
+}
+
+#[test]
+fn run_artifacts_record_every_node() {
+    let dir = project(LAYERS);
+    ok(dir.path(), &["build"]);
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("target/run_results.json")).unwrap(),
+    )
+    .unwrap();
+    let list = results["results"].as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    let table = list
+        .iter()
+        .find(|r| r["unique_id"] == "model.shop.by_customer")
+        .unwrap();
+    assert_eq!(table["status"], "success");
+    assert_eq!(table["adapter_response"]["rows_affected"], 2);
+    assert_eq!(
+        table["compiled_path"],
+        "target/compiled/models/analytics/by_customer.sql"
+    );
+    let run_sql = std::fs::read_to_string(
+        dir.path()
+            .join("target/run/models/analytics/by_customer.sql"),
+    )
+    .unwrap();
+    assert!(run_sql.contains("CREATE TABLE"), "{run_sql}");
+    assert!(
+        run_sql.contains("__xform_cte__by_customer_base"),
+        "{run_sql}"
+    );
+    assert!(run_sql.contains("COMMIT"), "{run_sql}");
+}
+
+#[test]
+fn json_log_has_one_object_per_event() {
+    let dir = project(LAYERS);
+    let out = ok(dir.path(), &["build", "--log-format", "json"]);
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let finished: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "node_finished")
+        .collect();
+    assert_eq!(finished.len(), 3);
+    assert!(
+        finished
+            .iter()
+            .all(|e| e["status"] == "success" && e["seconds"].is_number())
+    );
+    assert_eq!(events.last().unwrap()["event"], "run_finished");
+}
+
+#[test]
+fn show_prints_rows_without_materializing() {
+    let dir = project(LAYERS);
+    ok(dir.path(), &["seed"]);
+    let out = ok(dir.path(), &["show", "stg_orders", "--limit", "2"]);
+    assert!(out.contains("| order_id | customer | amount  |"), "{out}");
+    assert!(out.contains("(2 rows)"), "{out}");
+    assert!(
+        !relations(dir.path())
+            .iter()
+            .any(|(r, _)| r.contains("stg_orders"))
+    );
+    let o = xform(dir.path(), &["show", "stg_order"]);
+    assert_eq!(o.code, 2);
+    assert!(
+        o.stderr.contains("did you mean `stg_orders`"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn debug_checks_the_connection_and_clean_keeps_the_warehouse() {
+    let dir = project(LAYERS);
+    let out = ok(dir.path(), &["debug"]);
+    assert!(out.contains("connection: ok (DuckDB"), "{out}");
+    ok(dir.path(), &["build"]);
+    let out = ok(dir.path(), &["clean"]);
+    assert!(out.contains("target/compiled"), "{out}");
+    assert!(!dir.path().join("target/run_results.json").exists());
+    assert!(dir.path().join("target/dev.duckdb").exists());
+}
+
+/// A project whose models take a while each, chained so a single thread builds them in order.
+fn slow_chain(marker: &str) -> String {
+    let mut files = String::from(
+        "-- file: project.yml
+name: slow
+default_target: dev
+targets:
+  dev: { type: duckdb, path: target/dev.duckdb, threads: 1 }
+models:
+  +materialized: table
+",
+    );
+    for i in 0..8 {
+        let parent = if i == 0 {
+            String::new()
+        } else {
+            format!(
+                ", (select count(*) from {{{{ ref('m{}') }}}}) as parent_rows",
+                i - 1
+            )
+        };
+        files.push_str(&format!(
+            "-- file: models/m{i}.sql
+select '{marker}' as marker, (select count(*) from range(100000000) t(x) where x % 7 = 3) as n{parent}
+"
+        ));
+    }
+    files
+}
+
+fn spawn(dir: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_xform"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn xform")
+}
+
+/// Reads the child's stdout until a line matches, so the test acts mid-run.
+fn wait_for_line(child: &mut Child, what: &str) -> Vec<String> {
+    let stdout = child.stdout.as_mut().unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let hit = line.contains(what);
+        lines.push(line);
+        if hit {
+            return lines;
+        }
+    }
+    panic!("xform ended before printing {what:?}: {lines:?}");
+}
+
+fn markers(dir: &Path) -> Vec<String> {
+    (0..8)
+        .map(|i| one(dir, &format!("select marker from main.m{i}")))
+        .collect()
+}
+
+#[test]
+fn a_build_killed_mid_run_leaves_every_relation_old_or_new() {
+    let dir = project(&slow_chain("old"));
+    ok(dir.path(), &["build"]);
+    write_files(dir.path(), &slow_chain("new"));
+    let mut child = spawn(dir.path(), &["build"]);
+    wait_for_line(&mut child, "main.m1");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let seen = markers(dir.path());
+    assert!(seen.iter().all(|m| m == "old" || m == "new"), "{seen:?}");
+    assert!(
+        seen.contains(&"new".to_string()),
+        "nothing was built: {seen:?}"
+    );
+    assert!(
+        seen.contains(&"old".to_string()),
+        "the kill came too late: {seen:?}"
+    );
+    assert!(
+        !relations(dir.path())
+            .iter()
+            .any(|(r, _)| r.contains("xform_tmp"))
+    );
+    // The next run finishes the job.
+    ok(dir.path(), &["build"]);
+    assert!(markers(dir.path()).iter().all(|m| m == "new"));
+}
+
+#[test]
+fn ctrl_c_interrupts_the_running_statement_and_keeps_the_old_relation() {
+    let dir = project(&slow_chain("old"));
+    ok(dir.path(), &["build"]);
+    write_files(dir.path(), &slow_chain("new"));
+    let mut child = spawn(dir.path(), &["build"]);
+    wait_for_line(&mut child, "main.m0");
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "Ctrl-C took too long"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Interrupted"), "{stdout}");
+    let seen = markers(dir.path());
+    assert_eq!(seen[0], "new");
+    assert!(
+        seen[1..].iter().all(|m| m == "old" || m == "new"),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&"old".to_string()), "{seen:?}");
+    assert!(
+        !relations(dir.path())
+            .iter()
+            .any(|(r, _)| r.contains("xform_tmp"))
+    );
+}
+
+#[test]
+fn a_second_build_on_the_same_file_exits_2_with_a_clear_message() {
+    let dir = project(&slow_chain("one"));
+    let mut first = spawn(dir.path(), &["build"]);
+    wait_for_line(&mut first, "xform build");
+    let o = xform(dir.path(), &["build"]);
+    assert_eq!(o.code, 2, "{}\n{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr.contains("in use by another process"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("dev.duckdb"), "{}", o.stderr);
+    let status = first.wait().unwrap();
+    assert!(status.success());
+}
+
+/// Copies the example project at the repository root (not the Rust tests under tests/it).
+fn example_project() -> tempfile::TempDir {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    for entry in walkdir::WalkDir::new(root).min_depth(1) {
+        let entry = entry.unwrap();
+        let rel = entry.path().strip_prefix(root).unwrap();
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .into_owned();
+        let wanted = matches!(
+            top.as_str(),
+            "project.yml" | "models" | "macros" | "seeds" | "tests"
+        );
+        if !wanted || rel.starts_with("tests/it") || !entry.file_type().is_file() {
+            continue;
+        }
+        let to = dir.path().join(rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(entry.path(), to).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn the_example_project_builds_every_layer() {
+    let dir = example_project();
+    let out = ok(dir.path(), &["build"]);
+    assert!(!out.contains("ERROR"), "{out}");
+    let schemas: std::collections::BTreeSet<String> = relations(dir.path())
+        .into_iter()
+        .map(|(r, _)| r.split('.').next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        schemas.into_iter().collect::<Vec<_>>(),
+        ["analytics", "mart", "raw_data"]
+    );
+    // The CP949 export arrives intact and joins the UTF-8 orders on Korean product names.
+    assert_eq!(
+        one(
+            dir.path(),
+            "select category from mart.top_products where product_name = '생수 2L, 6개입'"
+        ),
+        "식품"
+    );
+    assert_eq!(
+        one(
+            dir.path(),
+            "select count(*) from mart.top_products where category = '미분류'"
+        ),
+        "0"
+    );
+}
+
+#[test]
+fn fail_fast_interrupts_what_runs_and_skips_the_rest() {
+    let dir = project(
+        "-- file: project.yml
+name: ff
+default_target: dev
+targets:
+  dev: { type: duckdb, path: target/dev.duckdb, threads: 2 }
+models:
+  +materialized: table
+-- file: models/slow.sql
+select (select count(*) from range(3000000000) t(x) where x % 7 = 3) as n
+-- file: models/broken.sql
+select error('broken on purpose') as x from range(1)
+-- file: models/after_slow.sql
+select * from {{ ref('slow') }}
+",
+    );
+    let started = Instant::now();
+    let o = xform(dir.path(), &["run", "--fail-fast"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the slow model was not interrupted"
+    );
+    assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("broken on purpose"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("0 OK, 1 error, 2 skipped"),
+        "{}",
+        o.stdout
+    );
+    assert!(relations(dir.path()).is_empty());
+}
