@@ -97,8 +97,8 @@ pub enum RelKind {
     View,
 }
 
-/// Every relation name a staged build may use for itself ends with this; a run drops any such
-/// relation it finds left over.
+/// A staged build that needs a temporary name uses `<name>` + this suffix; a run drops any such
+/// relation it finds left over. (DuckDB's transactional DDL needs none.)
 pub const TEMP_SUFFIX: &str = "__xform_tmp";
 
 /// What to build.

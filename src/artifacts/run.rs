@@ -48,8 +48,10 @@ fn timestamp(t: SystemTime) -> String {
 }
 
 /// Where the statements of a node's run are written, relative to the project root.
+/// A seed's file is CSV; what ran for it is SQL, so it gets a `.sql` name.
 pub fn run_path(c: &Compiled, node: usize) -> String {
-    format!("{TARGET_DIR}/run/{}", c.nodes()[node].path)
+    let path = Path::new(&*c.nodes()[node].path).with_extension("sql");
+    format!("{TARGET_DIR}/run/{}", path.display())
 }
 
 /// `target/run_results.json`.

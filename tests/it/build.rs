@@ -366,7 +366,7 @@ fn run_artifacts_record_every_node() {
             .join("target/run/models/analytics/by_customer.sql"),
     )
     .unwrap();
-    assert!(run_sql.contains("CREATE TABLE"), "{run_sql}");
+    assert!(run_sql.contains("CREATE OR REPLACE TABLE"), "{run_sql}");
     assert!(
         run_sql.contains("__xform_cte__by_customer_base"),
         "{run_sql}"
