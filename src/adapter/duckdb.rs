@@ -47,7 +47,7 @@ fn open_error(path: &Path, e: duckdb::Error) -> DbError {
     DbError::InUse(format!(
         "{} is in use by another process{pid}: DuckDB lets one process write a database file \
          at a time. Wait for that run to finish (or stop it), or use another target",
-        path.display()
+        path.strip_prefix(".").unwrap_or(path).display()
     ))
 }
 

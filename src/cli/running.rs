@@ -151,6 +151,16 @@ fn plan(c: &Compiled, verb: Verb, format: LogFormat, files: &Files) -> Result<Ve
             "{incremental} incremental model(s) will be rebuilt in full: incremental strategies are not implemented yet"
         )));
     }
+    let tests = c
+        .selected
+        .iter()
+        .filter(|&&i| matches!(c.nodes()[i].kind, NodeKind::Test | NodeKind::UnitTest))
+        .count();
+    if verb == Verb::Build && tests > 0 {
+        diags.push(Diagnostic::warning(format!(
+            "{tests} data test(s) selected but not run: running tests is not implemented yet"
+        )));
+    }
     let failed = diags.has_errors();
     report(format, diags, files);
     if failed { Err(2) } else { Ok(jobs) }
