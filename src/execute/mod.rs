@@ -123,7 +123,7 @@ pub fn run(
         let mut s = Scheduler::new(&graph, opts, stop, on_event);
         let outcome = s.drive(jobs, &existing, &job_tx, &res_rx);
         drop(job_tx);
-        outcome
+        Ok(outcome)
     })
 }
 
@@ -278,7 +278,7 @@ impl<'a> Scheduler<'a> {
         existing: &HashMap<Relation, RelKind>,
         send: &Sender<(usize, Option<RelKind>)>,
         receive: &Receiver<NodeResult>,
-    ) -> Result<Outcome, DbError> {
+    ) -> Outcome {
         let mut ready: VecDeque<usize> =
             (0..jobs.len()).filter(|&j| self.waiting[j] == 0).collect();
         let mut running = 0;
@@ -328,10 +328,10 @@ impl<'a> Scheduler<'a> {
                 self.finish(jobs, skipped(j, reason.to_string()));
             }
         }
-        Ok(Outcome {
+        Outcome {
             results: std::mem::take(&mut self.results),
             interrupted: stopping && !self.failed_fast,
-        })
+        }
     }
 
     fn finish(&mut self, jobs: &[Job], result: NodeResult) {
