@@ -7,9 +7,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::adapter::{DbError, RelKind, Relation, Session, TEMP_SUFFIX, Warehouse};
 use crate::compile::Compiled;
@@ -297,7 +297,9 @@ impl<'a> Scheduler<'a> {
             if running == 0 {
                 break;
             }
-            let Ok(result) = receive.recv() else { break };
+            let Some(result) = self.next_result(receive) else {
+                break;
+            };
             running -= 1;
             let j = result.job;
             if result.status == Status::Error && self.opts.fail_fast && !stopping {
@@ -331,6 +333,21 @@ impl<'a> Scheduler<'a> {
         Outcome {
             results: std::mem::take(&mut self.results),
             interrupted: stopping && !self.failed_fast,
+        }
+    }
+
+    /// Waits for a worker's result. Once stopped, interrupts again every 100 ms: a statement
+    /// that began just after the first interrupt would otherwise run to its end.
+    fn next_result(&self, receive: &Receiver<NodeResult>) -> Option<NodeResult> {
+        loop {
+            match receive.recv_timeout(Duration::from_millis(100)) {
+                Ok(result) => return Some(result),
+                Err(RecvTimeoutError::Timeout) if self.stop.is_stopped() => {
+                    self.stop.warehouse.interrupt()
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
         }
     }
 
