@@ -663,3 +663,22 @@ select * from {{ ref('slow') }}
     );
     assert!(relations(dir.path()).is_empty());
 }
+
+#[test]
+fn identifiers_with_quotes_and_dots_are_built_and_counted() {
+    let dir = project(
+        "-- file: models/odd.sql
+{{ config(materialized='table', alias='order \"items\".v2', schema='마트') }}
+select * from range(2)
+",
+    );
+    let out = ok(dir.path(), &["run"]);
+    assert!(out.contains("2 rows"), "{out}");
+    assert_eq!(
+        one(
+            dir.path(),
+            "select count(*) from \"마트\".\"order \"\"items\"\".v2\""
+        ),
+        "2"
+    );
+}
