@@ -2,9 +2,9 @@
 //!
 //! The offline half (quoting, default schema, the SQL dialect used to check models) is
 //! `AdapterKind`; the online half is a `Warehouse` (one per run) handing out `Session`s (one per
-//! thread). A session builds a relation *staged*, inside an open transaction under a temporary
-//! name, and `publish` swaps it in atomically, so a failed, interrupted or killed build leaves
-//! the previous relation untouched. This module knows nothing of models, Jinja or the graph,
+//! thread). A session builds a relation *staged* — inside an open transaction, invisible to
+//! every other connection — and `publish` commits it, so a failed, interrupted or killed build
+//! leaves the previous relation untouched. This module knows nothing of models, Jinja or the graph,
 //! and nothing outside it writes warehouse-specific SQL or branches on the warehouse kind.
 
 #[cfg(feature = "duckdb")]
@@ -97,10 +97,6 @@ pub enum RelKind {
     View,
 }
 
-/// A staged build that needs a temporary name uses `<name>` + this suffix; a run drops any such
-/// relation it finds left over. (DuckDB's transactional DDL needs none.)
-pub const TEMP_SUFFIX: &str = "__xform_tmp";
-
 /// What to build.
 pub enum Build<'a> {
     View(&'a str),
@@ -119,14 +115,10 @@ pub struct CsvSource {
     pub column_types: Vec<(String, String)>,
 }
 
-/// A relation built under its temporary name inside an open transaction, not yet visible.
+/// A relation built inside an open transaction: readable under its own name on the session
+/// that staged it (e.g. by data tests), invisible to every other connection until `publish`.
 #[derive(Debug)]
 pub struct Staged {
-    pub relation: Relation,
-    /// Where the new rows can be read before `publish` (e.g. by data tests).
-    pub temp: Relation,
-    pub kind: RelKind,
-    pub replaces: Option<RelKind>,
     pub rows: Option<u64>,
 }
 
@@ -149,14 +141,12 @@ pub enum DbError {
         column: Option<String>,
         message: String,
     },
-    /// The database is held by another process.
-    InUse(String),
 }
 
 impl std::fmt::Display for DbError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DbError::Failed(m) | DbError::InUse(m) => f.write_str(m),
+            DbError::Failed(m) => f.write_str(m),
             DbError::Interrupted => f.write_str("interrupted"),
             DbError::BadRow {
                 line,
@@ -189,15 +179,8 @@ pub trait Session: Send {
     fn relations(&mut self, schemas: &[String]) -> DbResult<Vec<(Relation, RelKind)>>;
     /// Creates the schemas that do not exist.
     fn create_schemas(&mut self, schemas: &[String], log: &mut Vec<String>) -> DbResult<()>;
-    /// Drops a relation (used for leftovers of killed runs).
-    fn drop_relation(
-        &mut self,
-        relation: &Relation,
-        kind: RelKind,
-        log: &mut Vec<String>,
-    ) -> DbResult<()>;
-    /// Builds `relation` under its temporary name in an open transaction. On error nothing
-    /// stays behind and the previous relation is untouched.
+    /// Builds `relation` in an open transaction, replacing `replaces` (what exists under its
+    /// name now). On error nothing stays behind and the previous relation is untouched.
     fn stage(
         &mut self,
         relation: &Relation,
@@ -205,10 +188,8 @@ pub trait Session: Send {
         replaces: Option<RelKind>,
         log: &mut Vec<String>,
     ) -> DbResult<Staged>;
-    /// Swaps a staged relation in and commits.
+    /// Commits a staged relation: from now on everyone reads it.
     fn publish(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<Staged>;
-    /// Rolls a staged relation back; the previous one stays as it was.
-    fn discard(&mut self, staged: Staged);
     /// Runs a query and returns at most `limit` rows.
     fn query(&mut self, sql: &str, limit: usize) -> DbResult<Rows>;
 }
@@ -249,14 +230,13 @@ pub fn describe(
     settings: &BTreeMap<String, Json>,
 ) -> String {
     match kind {
-        AdapterKind::DuckDb => duckdb_path(root, target_name, settings)
-            .strip_prefix(root)
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| {
-                duckdb_path(root, target_name, settings)
-                    .display()
-                    .to_string()
-            }),
+        AdapterKind::DuckDb => {
+            let path = duckdb_path(root, target_name, settings);
+            path.strip_prefix(root)
+                .unwrap_or(&path)
+                .display()
+                .to_string()
+        }
         AdapterKind::Postgres => settings
             .get("host")
             .and_then(Json::as_str)

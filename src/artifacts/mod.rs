@@ -29,16 +29,21 @@ pub fn write_compiled(root: &Path, c: &Compiled) -> std::io::Result<usize> {
             ))
         })
         .collect();
+    write_derived(&jobs)?;
+    Ok(jobs.len())
+}
+
+/// Writes many derived files (compiled SQL, run SQL) in parallel: plain writes, no
+/// temp-and-rename, skipped when unchanged; their folders are created first.
+fn write_derived<T: AsRef<[u8]> + Sync>(files: &[(PathBuf, T)]) -> std::io::Result<()> {
     let dirs: std::collections::BTreeSet<&Path> =
-        jobs.iter().filter_map(|(p, _)| p.parent()).collect();
+        files.iter().filter_map(|(p, _)| p.parent()).collect();
     for d in dirs {
         std::fs::create_dir_all(d)?;
     }
-    // Compiled SQL is derived: plain writes (no temp-and-rename), skipped when unchanged.
-    jobs.par_iter()
-        .map(|(path, sql)| write_if_changed(path, sql.as_bytes()))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    Ok(jobs.len())
+    files
+        .par_iter()
+        .try_for_each(|(path, bytes)| write_if_changed(path, bytes.as_ref()))
 }
 
 fn write_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

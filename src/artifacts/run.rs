@@ -4,11 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{TARGET_DIR, atomic_write, write_if_changed};
+use super::{TARGET_DIR, atomic_write, write_derived};
 use crate::compile::{Compiled, compiled_path};
 use crate::execute::{NodeResult, Status};
 use crate::materialize::Job;
@@ -120,14 +119,7 @@ pub fn write_run_sql(
             (root.join(run_path(c, jobs[r.job].node)), text)
         })
         .collect();
-    let dirs: std::collections::BTreeSet<&Path> =
-        files.iter().filter_map(|(p, _)| p.parent()).collect();
-    for d in dirs {
-        std::fs::create_dir_all(d)?;
-    }
-    files
-        .par_iter()
-        .try_for_each(|(path, text)| write_if_changed(path, text.as_bytes()))
+    write_derived(&files)
 }
 
 /// A seed transcoded to UTF-8 for the warehouse to read: `target/.xform/seeds/<path>`.

@@ -130,32 +130,28 @@ fn exit_code(outcome: &execute::Outcome) -> i32 {
 fn plan(c: &Compiled, verb: Verb, format: LogFormat, files: &Files) -> Result<Vec<Job>, i32> {
     let mut diags = Diagnostics::default();
     let mut jobs = Vec::new();
+    let (mut incremental, mut tests) = (0, 0);
     for &i in &c.selected {
-        if !verb.includes(c.nodes()[i].kind) {
-            continue;
-        }
-        match materialize::plan(c, i) {
-            Ok(Some(job)) => jobs.push(job),
-            Ok(None) => {}
-            Err(ds) => diags.extend(ds),
+        let n = &c.nodes()[i];
+        match n.kind {
+            NodeKind::Test | NodeKind::UnitTest => tests += 1,
+            kind if verb.includes(kind) => {
+                if kind == NodeKind::Model && n.config.materialized() == "incremental" {
+                    incremental += 1;
+                }
+                match materialize::plan(c, i) {
+                    Ok(job) => jobs.extend(job),
+                    Err(ds) => diags.extend(ds),
+                }
+            }
+            _ => {}
         }
     }
-    let incremental = c
-        .selected
-        .iter()
-        .filter(|&&i| verb.includes(c.nodes()[i].kind))
-        .filter(|&&i| c.nodes()[i].config.materialized() == "incremental")
-        .count();
     if incremental > 0 {
         diags.push(Diagnostic::warning(format!(
             "{incremental} incremental model(s) will be rebuilt in full: incremental strategies are not implemented yet"
         )));
     }
-    let tests = c
-        .selected
-        .iter()
-        .filter(|&&i| matches!(c.nodes()[i].kind, NodeKind::Test | NodeKind::UnitTest))
-        .count();
     if verb == Verb::Build && tests > 0 {
         diags.push(Diagnostic::warning(format!(
             "{tests} data test(s) selected but not run: running tests is not implemented yet"
@@ -222,7 +218,10 @@ pub fn cmd_show(g: &Global, model: &str, limit: usize) -> i32 {
     let sql = match (&c.sql[i], c.relation_sql(i)) {
         (Some(sql), _) => sql.clone(),
         (None, Some(rel)) => format!("SELECT * FROM {rel}"),
-        (None, None) => return 2,
+        (None, None) => {
+            eprintln!("error: `{model}` has no SQL to show");
+            return 2;
+        }
     };
     let warehouse = match open_warehouse(&c.project) {
         Ok(w) => w,

@@ -11,7 +11,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::adapter::{DbError, RelKind, Relation, Session, TEMP_SUFFIX, Warehouse};
+use crate::adapter::{DbError, RelKind, Relation, Session, Warehouse};
 use crate::compile::Compiled;
 use crate::materialize::{self, Job};
 use crate::project::NodeKind;
@@ -127,27 +127,13 @@ pub fn run(
     })
 }
 
-/// Reads what exists, drops relations a killed run may have left under a temporary name, and
-/// creates the schemas the jobs need.
+/// Creates the schemas the jobs need and reads what exists in them.
 fn prepare(session: &mut dyn Session, jobs: &[Job]) -> Result<HashMap<Relation, RelKind>, DbError> {
     let mut schemas: Vec<String> = jobs.iter().map(|j| j.relation.schema.clone()).collect();
     schemas.sort();
     schemas.dedup();
-    let mut log = Vec::new();
-    let mut existing = HashMap::new();
-    for (rel, kind) in session.relations(&schemas)? {
-        if rel.name.ends_with(TEMP_SUFFIX) {
-            session.drop_relation(&rel, kind, &mut log)?;
-        } else {
-            existing.insert(rel, kind);
-        }
-    }
-    let missing: Vec<String> = schemas
-        .into_iter()
-        .filter(|s| !existing.keys().any(|r| &r.schema == s))
-        .collect();
-    session.create_schemas(&missing, &mut log)?;
-    Ok(existing)
+    session.create_schemas(&schemas, &mut Vec::new())?;
+    Ok(session.relations(&schemas)?.into_iter().collect())
 }
 
 fn work(

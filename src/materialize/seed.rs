@@ -28,69 +28,53 @@ pub struct SeedSpec {
 /// Reads and checks a seed's settings; every mistake is a diagnostic at the setting.
 pub fn spec(n: &Node) -> Result<SeedSpec, Vec<Diagnostic>> {
     let mut errors = Vec::new();
-    let mut bad = |key: &str, message: String, help: &str| {
-        let d = Diagnostic::error(format!("seed `{}`: {message}", n.name))
+    let mut bad = |key: &str, other: &Json, problem: &str, help: &str| {
+        let d = Diagnostic::error(format!("seed `{}`: `{key}: {other}` {problem}", n.name))
             .at_opt(n.config.at(key).cloned().or_else(|| n.at.clone()))
             .help(help.to_string());
         errors.push(d);
     };
-    let text = |key: &str, default: &str| match n.config.get(key) {
-        None | Some(Json::Null) => Ok(default.to_string()),
-        Some(Json::String(s)) => Ok(s.clone()),
-        Some(other) => Err(format!("`{key}` must be a string, found {other}")),
-    };
-    let encoding = match text("encoding", "utf-8").map(|label| (encoding(&label), label)) {
-        Ok((Some(e), _)) => e,
-        Ok((None, label)) => {
-            bad(
-                "encoding",
-                format!("unknown encoding `{label}`"),
-                ENCODING_HELP,
-            );
-            encoding_rs::UTF_8
-        }
-        Err(m) => {
-            bad("encoding", m, ENCODING_HELP);
-            encoding_rs::UTF_8
+    // A string setting: `default` when unset, the value when `valid` accepts it.
+    let mut text = |key: &str, default: &str, valid: fn(&str) -> bool, problem, help| match n
+        .config
+        .get(key)
+    {
+        None | Some(Json::Null) => default.to_string(),
+        Some(Json::String(s)) if valid(s) => s.clone(),
+        Some(other) => {
+            bad(key, other, problem, help);
+            default.to_string()
         }
     };
-    let delimiter = match text("delimiter", ",") {
-        Ok(d) if !d.is_empty() && d.len() <= 4 && d != "\n" => d,
-        Ok(d) => {
-            bad(
-                "delimiter",
-                format!("`delimiter: {d:?}` cannot separate columns"),
-                "use one character, e.g. `delimiter: \";\"` or `delimiter: \"\\t\"`",
-            );
-            ",".into()
-        }
-        Err(m) => {
-            bad("delimiter", m, "e.g. `delimiter: \";\"`");
-            ",".into()
-        }
-    };
-    let quote = match text("quote", "\"") {
-        Ok(q) if q.chars().count() <= 1 => q,
-        Ok(q) => {
-            bad(
-                "quote",
-                format!("`quote: {q:?}` must be one character"),
-                "e.g. `quote: \"'\"`",
-            );
-            "\"".into()
-        }
-        Err(m) => {
-            bad("quote", m, "e.g. `quote: \"'\"`");
-            "\"".into()
-        }
-    };
+    let label = text(
+        "encoding",
+        "utf-8",
+        |l| encoding(l).is_some(),
+        "is not an encoding xform knows",
+        ENCODING_HELP,
+    );
+    let delimiter = text(
+        "delimiter",
+        ",",
+        |d| !d.is_empty() && d.len() <= 4 && d != "\n",
+        "cannot separate columns",
+        "use one character, e.g. `delimiter: \";\"` or `delimiter: \"\\t\"`",
+    );
+    let quote = text(
+        "quote",
+        "\"",
+        |q| q.chars().count() <= 1,
+        "must be one character (or empty)",
+        "e.g. `quote: \"'\"`",
+    );
     let header = match n.config.get("header") {
         None | Some(Json::Null) => true,
         Some(Json::Bool(b)) => *b,
         Some(other) => {
             bad(
                 "header",
-                format!("`header` must be true or false, found {other}"),
+                other,
+                "must be true or false",
                 "`header: false` when the first line is data",
             );
             true
@@ -103,10 +87,19 @@ pub fn spec(n: &Node) -> Result<SeedSpec, Vec<Diagnostic>> {
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
             .collect(),
         Some(other) => {
+            let help = if other
+                .as_object()
+                .is_some_and(|m| m.values().any(Json::is_null))
+            {
+                "a type with a comma must be quoted in YAML: `amount: \"decimal(12,2)\"`"
+            } else {
+                "e.g. `column_types: {amount: \"decimal(12,2)\", ordered_at: timestamp}`"
+            };
             bad(
                 "column_types",
-                format!("`column_types` must map column names to type names, found {other}"),
-                "e.g. `column_types: {amount: decimal(12,2), ordered_at: timestamp}`",
+                other,
+                "must map column names to type names",
+                help,
             );
             Vec::new()
         }
@@ -116,7 +109,7 @@ pub fn spec(n: &Node) -> Result<SeedSpec, Vec<Diagnostic>> {
     }
     Ok(SeedSpec {
         path: n.path.to_string(),
-        encoding,
+        encoding: encoding(&label).unwrap_or(encoding_rs::UTF_8),
         delimiter,
         quote,
         header,

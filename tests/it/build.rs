@@ -46,6 +46,16 @@ fn relations(dir: &Path) -> Vec<(String, String)> {
     .collect()
 }
 
+/// No relation left under a temporary name (as a build that stages under one would leave).
+fn no_temporary_relations(dir: &Path) -> bool {
+    !relations(dir).iter().any(|(r, _)| r.contains("xform_tmp"))
+}
+
+fn run_results(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("target/run_results.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
 fn ok(dir: &Path, args: &[&str]) -> String {
     let o = xform(dir, args);
     assert_eq!(
@@ -232,11 +242,7 @@ order_id,customer,amount,product
         o.stdout
     );
     assert_eq!(one(dir.path(), "select count(*) from raw_data.orders"), "3");
-    assert!(
-        !relations(dir.path())
-            .iter()
-            .any(|(r, _)| r.contains("xform_tmp"))
-    );
+    assert!(no_temporary_relations(dir.path()));
 }
 
 #[test]
@@ -269,15 +275,8 @@ select customer, error('broken on purpose') as total from {{ ref('stg_orders') }
         query(dir.path(), "select * from analytics.by_customer"),
         [["kim", "1700.00"], ["lee", "2500.00"]]
     );
-    assert!(
-        !relations(dir.path())
-            .iter()
-            .any(|(r, _)| r.contains("xform_tmp"))
-    );
-    let results: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("target/run_results.json")).unwrap(),
-    )
-    .unwrap();
+    assert!(no_temporary_relations(dir.path()));
+    let results = run_results(dir.path());
     let status = |id: &str| {
         results["results"]
             .as_array()
@@ -345,10 +344,7 @@ fn schema_prefix_isolates_a_target() {
 fn run_artifacts_record_every_node() {
     let dir = project(LAYERS);
     ok(dir.path(), &["build"]);
-    let results: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("target/run_results.json")).unwrap(),
-    )
-    .unwrap();
+    let results = run_results(dir.path());
     let list = results["results"].as_array().unwrap();
     assert_eq!(list.len(), 3);
     let table = list
@@ -508,11 +504,7 @@ fn a_build_killed_mid_run_leaves_every_relation_old_or_new() {
         seen.contains(&"old".to_string()),
         "the kill came too late: {seen:?}"
     );
-    assert!(
-        !relations(dir.path())
-            .iter()
-            .any(|(r, _)| r.contains("xform_tmp"))
-    );
+    assert!(no_temporary_relations(dir.path()));
     // The next run finishes the job.
     ok(dir.path(), &["build"]);
     assert!(markers(dir.path()).iter().all(|m| m == "new"));
@@ -548,11 +540,7 @@ fn ctrl_c_interrupts_the_running_statement_and_keeps_the_old_relation() {
         "{seen:?}"
     );
     assert!(seen.contains(&"old".to_string()), "{seen:?}");
-    assert!(
-        !relations(dir.path())
-            .iter()
-            .any(|(r, _)| r.contains("xform_tmp"))
-    );
+    assert!(no_temporary_relations(dir.path()));
 }
 
 #[test]
@@ -628,6 +616,33 @@ fn the_example_project_builds_every_layer() {
         ),
         "0"
     );
+}
+
+#[test]
+fn bad_seed_settings_exit_2_before_anything_is_built() {
+    let dir = project(
+        "-- file: seeds/orders.csv
+id
+1
+-- file: seeds/properties.yml
+seeds:
+  - name: orders
+    config:
+      encoding: latin-9000
+      delimiter: ''
+",
+    );
+    let o = xform(dir.path(), &["build"]);
+    assert_eq!(o.code, 2, "{}\n{}", o.stdout, o.stderr);
+    assert!(o.stderr.contains("seeds/properties.yml:4"), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("`encoding: \"latin-9000\"` is not an encoding"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("seeds/properties.yml:5"), "{}", o.stderr);
+    assert!(!dir.path().join("target/dev.duckdb").exists());
 }
 
 #[test]
