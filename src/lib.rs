@@ -18,6 +18,7 @@ pub mod project;
 pub mod scaffold;
 pub mod sql;
 pub mod template;
+pub mod testing;
 
 /// Hex SHA-256 of a text, as dbt writes checksums.
 pub fn checksum(text: &str) -> String {

@@ -102,6 +102,14 @@ fn body(sql: &str) -> &str {
     sql.trim_end().trim_end_matches(';').trim_end()
 }
 
+/// `sql` as a subquery returning at most `limit` rows.
+fn limited(sql: &str, limit: Option<u64>) -> String {
+    match limit {
+        Some(n) => format!("SELECT * FROM (\n{}\n) AS limited LIMIT {n}", body(sql)),
+        None => format!("\n{}\n", body(sql)),
+    }
+}
+
 fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
@@ -114,6 +122,27 @@ fn kind_word(k: RelKind) -> &'static str {
 }
 
 impl DuckSession {
+    /// Replaces `relation` (of kind `replaces`) with the table staged aside as `staged`.
+    fn swap_in(
+        &self,
+        staged: &Relation,
+        relation: &Relation,
+        replaces: Option<RelKind>,
+        log: &mut Vec<String>,
+    ) -> DbResult<()> {
+        if let Some(old) = replaces {
+            self.run(&format!("DROP {} {}", kind_word(old), rel(relation)), log)?;
+        }
+        self.run(
+            &format!(
+                "ALTER TABLE {} RENAME TO {}",
+                rel(staged),
+                KIND.quote(&relation.name)
+            ),
+            log,
+        )
+    }
+
     /// Executes one statement unprepared: a prepared CTAS costs 1.7 ms more per statement
     /// (measured), more than xform's whole per-node overhead.
     fn run(&self, sql: &str, log: &mut Vec<String>) -> DbResult<()> {
@@ -146,15 +175,23 @@ impl DuckSession {
         relation: &Relation,
         build: Build<'_>,
         replaces: Option<RelKind>,
+        aside: bool,
         log: &mut Vec<String>,
     ) -> DbResult<Staged> {
         let kind = match build {
             Build::View(_) => RelKind::View,
             Build::Table(_) | Build::Seed(_) => RelKind::Table,
         };
-        if let Some(old) = replaces.filter(|&old| old != kind) {
+        let target = if aside {
+            Relation::new(&relation.schema, format!("{}__xform_audit", relation.name))
+        } else {
+            relation.clone()
+        };
+        if let Some(old) = replaces.filter(|&old| old != kind && !aside) {
             self.run(&format!("DROP {} {}", kind_word(old), rel(relation)), log)?;
         }
+        let published = aside.then(|| (relation.clone(), replaces));
+        let relation = &target;
         let rows = match build {
             Build::View(sql) => {
                 let create = format!("CREATE OR REPLACE VIEW {} AS\n{}", rel(relation), body(sql));
@@ -172,7 +209,7 @@ impl DuckSession {
             }
             Build::Seed(csv) => Some(self.load_csv(relation, csv, log)?),
         };
-        Ok(Staged { rows })
+        Ok(Staged::new(rows, target.clone(), published))
     }
 
     /// Loads through DuckDB's own CSV reader; rows it cannot read are collected in its
@@ -281,10 +318,11 @@ impl Session for DuckSession {
         relation: &Relation,
         build: Build<'_>,
         replaces: Option<RelKind>,
+        aside: bool,
         log: &mut Vec<String>,
     ) -> DbResult<Staged> {
         self.run("BEGIN TRANSACTION", log)?;
-        let staged = self.stage_in_transaction(relation, build, replaces, log);
+        let staged = self.stage_in_transaction(relation, build, replaces, aside, log);
         if staged.is_err() {
             self.rollback();
         }
@@ -292,13 +330,91 @@ impl Session for DuckSession {
     }
 
     fn publish(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<Staged> {
-        match self.run("COMMIT", log) {
+        let swapped = match &staged.aside {
+            Some((relation, replaces)) => {
+                self.swap_in(&staged.readable_as, relation, *replaces, log)
+            }
+            None => Ok(()),
+        };
+        match swapped.and_then(|()| self.run("COMMIT", log)) {
             Ok(()) => Ok(staged),
             Err(e) => {
                 self.rollback();
                 Err(e)
             }
         }
+    }
+
+    fn discard(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<()> {
+        if staged.aside.is_none() {
+            self.rollback();
+            return Ok(());
+        }
+        let dropped = self
+            .run(&format!("DROP TABLE {}", rel(&staged.readable_as)), log)
+            .and_then(|()| self.run("COMMIT", log));
+        if dropped.is_err() {
+            self.rollback();
+        }
+        dropped
+    }
+
+    fn count_failures(&mut self, queries: &[(&str, Option<u64>)]) -> DbResult<Vec<u64>> {
+        let parts: Vec<String> = queries
+            .iter()
+            .enumerate()
+            .map(|(i, (sql, limit))| {
+                format!(
+                    "SELECT {i} AS i, count(*) AS n FROM ({}) AS t{i}",
+                    limited(sql, *limit)
+                )
+            })
+            .collect();
+        let sql = parts.join("\nUNION ALL\n");
+        let mut stmt = self.conn.prepare(&sql).map_err(failed)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, usize>(0)?, r.get::<_, u64>(1)?)))
+            .map_err(failed)?;
+        let mut out = vec![0; queries.len()];
+        for row in rows {
+            let (i, n) = row.map_err(failed)?;
+            out[i] = n;
+        }
+        Ok(out)
+    }
+
+    fn store_failures(
+        &mut self,
+        into: &Relation,
+        sql: &str,
+        limit: Option<u64>,
+        log: &mut Vec<String>,
+    ) -> DbResult<u64> {
+        let create = format!(
+            "CREATE OR REPLACE TABLE {} AS\n{}",
+            rel(into),
+            limited(sql, limit)
+        );
+        self.run(&create, log)?;
+        self.count(into)
+    }
+
+    fn columns(&mut self, relation: &Relation) -> DbResult<Option<Vec<(String, String)>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT column_name, data_type FROM information_schema.columns \
+                 WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ? \
+                 ORDER BY ordinal_position",
+            )
+            .map_err(failed)?;
+        let rows = stmt
+            .query_map([&relation.schema, &relation.name], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(failed)?;
+        let columns: Vec<(String, String)> = rows.collect::<Result<_, _>>().map_err(failed)?;
+        Ok((!columns.is_empty()).then_some(columns))
     }
 
     fn query(&mut self, sql: &str, limit: usize) -> DbResult<Rows> {

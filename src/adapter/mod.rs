@@ -115,11 +115,30 @@ pub struct CsvSource {
     pub column_types: Vec<(String, String)>,
 }
 
-/// A relation built inside an open transaction: readable under its own name on the session
-/// that staged it (e.g. by data tests), invisible to every other connection until `publish`.
+/// A relation built inside an open transaction, invisible to every other connection until
+/// `publish` (or gone after `discard`). The session that staged it reads it as `readable_as`:
+/// its own name, or a name beside it when staged aside for an audit.
 #[derive(Debug)]
 pub struct Staged {
     pub rows: Option<u64>,
+    pub readable_as: Relation,
+    /// Staged aside: the relation it becomes on publish, and what that replaces.
+    aside: Option<(Relation, Option<RelKind>)>,
+}
+
+impl Staged {
+    /// A relation staged under its own name (`aside` None) or beside it.
+    fn new(
+        rows: Option<u64>,
+        readable_as: Relation,
+        aside: Option<(Relation, Option<RelKind>)>,
+    ) -> Staged {
+        Staged {
+            rows,
+            readable_as,
+            aside,
+        }
+    }
 }
 
 /// The result of a query, every value as text (as the warehouse prints it) or NULL.
@@ -180,18 +199,36 @@ pub trait Session: Send {
     /// Creates the schemas that do not exist.
     fn create_schemas(&mut self, schemas: &[String], log: &mut Vec<String>) -> DbResult<()>;
     /// Builds `relation` in an open transaction, replacing `replaces` (what exists under its
-    /// name now). On error nothing stays behind and the previous relation is untouched.
+    /// name now) — or, `aside`, under a name beside it, leaving the previous relation in place
+    /// until `publish` (for tests to audit the new one first). On error nothing stays behind
+    /// and the previous relation is untouched.
     fn stage(
         &mut self,
         relation: &Relation,
         build: Build<'_>,
         replaces: Option<RelKind>,
+        aside: bool,
         log: &mut Vec<String>,
     ) -> DbResult<Staged>;
     /// Commits a staged relation: from now on everyone reads it.
     fn publish(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<Staged>;
+    /// Drops a staged relation; the previous one stays published. What else the transaction
+    /// did (stored test failures) is kept.
+    fn discard(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<()>;
     /// Runs a query and returns at most `limit` rows.
     fn query(&mut self, sql: &str, limit: usize) -> DbResult<Rows>;
+    /// The number of rows of each query (each capped at its limit), in one round trip.
+    fn count_failures(&mut self, queries: &[(&str, Option<u64>)]) -> DbResult<Vec<u64>>;
+    /// Replaces table `into` with the rows of `sql` (at most `limit`) and counts them.
+    fn store_failures(
+        &mut self,
+        into: &Relation,
+        sql: &str,
+        limit: Option<u64>,
+        log: &mut Vec<String>,
+    ) -> DbResult<u64>;
+    /// A relation's columns and their types, or `None` when it does not exist.
+    fn columns(&mut self, relation: &Relation) -> DbResult<Option<Vec<(String, String)>>>;
 }
 
 /// Opens the warehouse a target describes. `root` resolves relative paths; `settings` are the

@@ -9,8 +9,9 @@ use serde_json::json;
 
 use super::{TARGET_DIR, atomic_write, write_derived};
 use crate::compile::{Compiled, compiled_path};
-use crate::execute::{NodeResult, Status};
+use crate::execute::NodeResult;
 use crate::materialize::Job;
+use crate::testing::TestResult;
 
 /// How the run was invoked, for `run_results.json` (and a later `xform retry`).
 pub struct RunInfo<'a> {
@@ -30,7 +31,7 @@ struct Timing {
 #[derive(Serialize)]
 struct ResultEntry<'a> {
     unique_id: &'a str,
-    status: Status,
+    status: serde_json::Value,
     timing: Vec<Timing>,
     execution_time: f64,
     adapter_response: serde_json::Value,
@@ -38,6 +39,11 @@ struct ResultEntry<'a> {
     relation_name: Option<String>,
     compiled_path: Option<String>,
     run_path: Option<String>,
+    /// A test's failing rows counted, and up to five of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failures: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failing_rows: Option<serde_json::Value>,
 }
 
 fn timestamp(t: SystemTime) -> String {
@@ -63,7 +69,13 @@ pub fn write_run_results(
 ) -> std::io::Result<()> {
     let entries: Vec<ResultEntry<'_>> = results
         .iter()
-        .map(|r| result_entry(c, &jobs[r.job], r))
+        .flat_map(|r| {
+            let job = &jobs[r.job];
+            let build = job.builds().then(|| result_entry(c, job, r));
+            build
+                .into_iter()
+                .chain(r.tests.iter().map(|t| test_entry(c, t)))
+        })
         .collect();
     let doc = json!({
         "metadata": {
@@ -82,17 +94,50 @@ pub fn write_run_results(
     })
 }
 
-fn result_entry<'a>(c: &'a Compiled, job: &Job, r: &'a NodeResult) -> ResultEntry<'a> {
-    let n = &c.nodes()[job.node];
-    let completed = r.started_at + Duration::from_secs_f64(r.seconds);
+fn timing(started_at: SystemTime, seconds: f64) -> Vec<Timing> {
+    vec![Timing {
+        name: "execute",
+        started_at: timestamp(started_at),
+        completed_at: timestamp(started_at + Duration::from_secs_f64(seconds)),
+    }]
+}
+
+fn test_entry<'a>(c: &'a Compiled, t: &'a TestResult) -> ResultEntry<'a> {
+    let n = &c.nodes()[t.node];
     ResultEntry {
         unique_id: &n.unique_id,
-        status: r.status,
-        timing: vec![Timing {
-            name: "execute",
-            started_at: timestamp(r.started_at),
-            completed_at: timestamp(completed),
-        }],
+        status: json!(t.status),
+        timing: timing(t.started_at, t.seconds),
+        execution_time: t.seconds,
+        adapter_response: json!({}),
+        message: t.message.as_deref(),
+        relation_name: None,
+        compiled_path: c.sql[t.node].as_ref().map(|_| compiled_path(n).to_string()),
+        run_path: None,
+        failures: t.failures,
+        failing_rows: t.rows.as_ref().map(|rows| {
+            json!(
+                rows.rows
+                    .iter()
+                    .map(|r| {
+                        rows.columns
+                            .iter()
+                            .cloned()
+                            .zip(r.iter().map(|v| json!(v)))
+                            .collect::<serde_json::Map<_, _>>()
+                    })
+                    .collect::<Vec<_>>()
+            )
+        }),
+    }
+}
+
+fn result_entry<'a>(c: &'a Compiled, job: &Job, r: &'a NodeResult) -> ResultEntry<'a> {
+    let n = &c.nodes()[job.node];
+    ResultEntry {
+        unique_id: &n.unique_id,
+        status: json!(r.status),
+        timing: timing(r.started_at, r.seconds),
         execution_time: r.seconds,
         adapter_response: json!({ "rows_affected": r.rows }),
         message: r.message.as_deref(),
@@ -101,6 +146,8 @@ fn result_entry<'a>(c: &'a Compiled, job: &Job, r: &'a NodeResult) -> ResultEntr
             .as_ref()
             .map(|_| compiled_path(n).to_string()),
         run_path: (!r.statements.is_empty()).then(|| run_path(c, job.node)),
+        failures: None,
+        failing_rows: None,
     }
 }
 
@@ -113,7 +160,7 @@ pub fn write_run_sql(
 ) -> std::io::Result<()> {
     let files: Vec<(PathBuf, String)> = results
         .iter()
-        .filter(|r| !r.statements.is_empty())
+        .filter(|r| !r.statements.is_empty() && jobs[r.job].builds())
         .map(|r| {
             let text = r.statements.join(";\n\n") + ";\n";
             (root.join(run_path(c, jobs[r.job].node)), text)

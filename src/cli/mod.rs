@@ -94,8 +94,8 @@ enum Command {
     Run(running::RunArgs),
     /// Load the selected seeds (CSV files) into tables.
     Seed(running::RunArgs),
-    /// Run data tests (not available yet).
-    Test(Pending),
+    /// Run the selected data tests and unit tests against what is in the warehouse.
+    Test(running::RunArgs),
     /// Run a model's SQL and print its first rows; nothing is materialized.
     Show {
         /// The model (or seed) to show.
@@ -108,12 +108,6 @@ enum Command {
     Debug,
     /// Remove what xform wrote under target/ (compiled SQL, run SQL, JSON artifacts).
     Clean,
-}
-
-#[derive(clap::Args, Debug)]
-struct Pending {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
 }
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
@@ -138,13 +132,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Show { model, limit } => running::cmd_show(g, model, *limit),
         Command::Debug => running::cmd_debug(g),
         Command::Clean => running::cmd_clean(g),
-        Command::Test(_) => {
-            eprintln!("error: `xform test` is not available yet in this xform.");
-            eprintln!(
-                "help: `xform build` loads seeds and builds models; `xform compile` checks the project."
-            );
-            2
-        }
+        Command::Test(a) => running::cmd_run(g, a, running::Verb::Test),
     }
 }
 

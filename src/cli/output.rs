@@ -9,9 +9,10 @@ use unicode_width::UnicodeWidthStr;
 
 use super::{LogFormat, plural, thousands};
 use crate::adapter::Rows;
-use crate::compile::Compiled;
+use crate::compile::{Compiled, compiled_path};
 use crate::execute::{Event, NodeResult, Outcome, Status};
 use crate::materialize::Job;
+use crate::testing::{TestResult, TestStatus};
 
 pub struct Printer<'c> {
     format: LogFormat,
@@ -23,17 +24,33 @@ pub struct Printer<'c> {
     color: bool,
 }
 
+/// Builds and tests in a run: what the counter and progress bar count.
+fn units(jobs: &[Job]) -> usize {
+    jobs.iter()
+        .map(|j| usize::from(j.builds()) + j.tests.len() + j.unit_tests.len())
+        .sum()
+}
+
 impl<'c> Printer<'c> {
     pub fn new(format: LogFormat, c: &'c Compiled, jobs: &[Job]) -> Printer<'c> {
         let text = format == LogFormat::Text;
-        let bar = (text && std::io::stderr().is_terminal() && !jobs.is_empty()).then(|| {
+        let total = units(jobs);
+        let bar = (text && std::io::stderr().is_terminal() && total > 0).then(|| {
             let style = ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {wide_msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar());
-            ProgressBar::new(jobs.len() as u64).with_style(style)
+            ProgressBar::new(total as u64).with_style(style)
         });
         let name_width = jobs
             .iter()
-            .map(|j| j.relation.to_string().width())
+            .flat_map(|j| {
+                let own = j.builds().then(|| j.label(c).width());
+                let tests = j
+                    .tests
+                    .iter()
+                    .chain(&j.unit_tests)
+                    .map(|&t| c.nodes()[t].name.width());
+                own.into_iter().chain(tests)
+            })
             .max()
             .unwrap_or(0)
             .min(60);
@@ -41,7 +58,7 @@ impl<'c> Printer<'c> {
             format,
             c,
             bar,
-            total: jobs.len(),
+            total,
             done: 0,
             name_width,
             color: text && std::io::stdout().is_terminal(),
@@ -58,9 +75,8 @@ impl<'c> Printer<'c> {
     pub fn header(&self, verb: &str, target: &str, threads: usize) {
         match self.format {
             LogFormat::Text => self.line(&format!(
-                "xform {verb}: {} node{} on {target}, {threads} thread{}",
-                thousands(self.total),
-                plural(self.total),
+                "xform {verb}: {} on {target}, {threads} thread{}",
+                self.counted(),
                 plural(threads)
             )),
             LogFormat::Json => println!(
@@ -70,29 +86,67 @@ impl<'c> Printer<'c> {
         }
     }
 
+    fn counted(&self) -> String {
+        format!("{} node{}", thousands(self.total), plural(self.total))
+    }
+
     pub fn event(&mut self, e: Event<'_>) {
         match e {
             Event::Started(job) => {
                 if let Some(bar) = &self.bar {
-                    bar.set_message(job.relation.to_string());
+                    bar.set_message(job.label(self.c));
                 }
-                if self.format == LogFormat::Json {
+                if self.format == LogFormat::Json && job.builds() {
                     println!("{}", self.node_json("node_started", job, None));
                 }
             }
             Event::Finished(job, r) => {
-                self.done += 1;
-                if let Some(bar) = &self.bar {
-                    bar.inc(1);
+                // Unit tests ran before the build, data tests after it.
+                let (units, data) = r.tests.split_at(job.unit_tests.len().min(r.tests.len()));
+                for t in units {
+                    self.test_finished(t);
                 }
-                match self.format {
-                    LogFormat::Text => self.line(&self.node_line(job, r)),
-                    LogFormat::Json => {
-                        println!("{}", self.node_json("node_finished", job, Some(r)))
+                if job.builds() {
+                    self.step();
+                    match self.format {
+                        LogFormat::Text => self.line(&self.node_line(job, r)),
+                        LogFormat::Json => {
+                            println!("{}", self.node_json("node_finished", job, Some(r)))
+                        }
                     }
+                }
+                for t in data {
+                    self.test_finished(t);
                 }
             }
         }
+    }
+
+    fn step(&mut self) {
+        self.done += 1;
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    fn test_finished(&mut self, t: &TestResult) {
+        self.step();
+        match self.format {
+            LogFormat::Text => self.line(&self.test_line(t)),
+            LogFormat::Json => println!("{}", self.test_json(t)),
+        }
+    }
+
+    fn counter(&self) -> String {
+        let w = self.total.to_string().len();
+        format!("{:>w$}/{}", self.done, self.total)
+    }
+
+    fn padded(&self, name: &str) -> String {
+        format!(
+            "{name}{}",
+            " ".repeat(self.name_width.saturating_sub(name.width()))
+        )
     }
 
     fn node_line(&self, job: &Job, r: &NodeResult) -> String {
@@ -102,9 +156,6 @@ impl<'c> Printer<'c> {
             Status::Skipped => ("SKIP", "33"),
         };
         let status = paint(&format!("{word:<5}"), code, self.color);
-        let w = self.total.to_string().len();
-        let rel = job.relation.to_string();
-        let pad = " ".repeat(self.name_width.saturating_sub(rel.width()));
         let rows = r
             .rows
             .map(|n| format!("{} row{}", thousands(n as usize), plural(n as usize)))
@@ -114,10 +165,33 @@ impl<'c> Printer<'c> {
             _ => format!("{rows:>14} {:>7.2} s", r.seconds),
         };
         format!(
-            "{:>w$}/{} {status} {:<5} {rel}{pad}{tail}",
-            self.done,
-            self.total,
-            job.action.label()
+            "{} {status} {:<5} {}{tail}",
+            self.counter(),
+            job.action.label(),
+            self.padded(&job.label(self.c))
+        )
+    }
+
+    fn test_line(&self, t: &TestResult) -> String {
+        let (word, code) = test_word(t.status);
+        let status = paint(&format!("{word:<5}"), code, self.color);
+        let n = &self.c.nodes()[t.node];
+        let failures = match (t.status, t.failures) {
+            (TestStatus::Warn | TestStatus::Fail, Some(f)) => {
+                let f = f as usize;
+                format!("{} failure{}", thousands(f), plural(f))
+            }
+            _ => String::new(),
+        };
+        let tail = match t.status {
+            TestStatus::Skipped => String::new(),
+            _ => format!("{failures:>14} {:>7.2} s", t.seconds),
+        };
+        format!(
+            "{} {status} {:<5} {}{tail}",
+            self.counter(),
+            kind_label(n.kind),
+            self.padded(&n.name)
         )
     }
 
@@ -129,7 +203,7 @@ impl<'c> Printer<'c> {
             "name": n.name,
             "resource_type": n.kind,
             "materialized": job.action.label(),
-            "relation": job.relation.to_string(),
+            "relation": job.relation.as_ref().map(ToString::to_string),
             "path": n.path.as_ref(),
         });
         if let Some(r) = r {
@@ -143,6 +217,25 @@ impl<'c> Printer<'c> {
         v
     }
 
+    fn test_json(&self, t: &TestResult) -> serde_json::Value {
+        let n = &self.c.nodes()[t.node];
+        json!({
+            "event": "node_finished",
+            "unique_id": n.unique_id,
+            "name": n.name,
+            "resource_type": n.kind,
+            "path": n.path.as_ref(),
+            "status": t.status,
+            "failures": t.failures,
+            "seconds": t.seconds,
+            "message": t.message,
+            "rows": t.rows.as_ref().map(rows_json),
+            "compiled_path": self.c.sql[t.node].as_ref().map(|_| compiled_path(n).to_string()),
+            "index": self.done,
+            "total": self.total,
+        })
+    }
+
     pub fn finish_bar(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
@@ -151,16 +244,27 @@ impl<'c> Printer<'c> {
 
     pub fn summary(&self, jobs: &[Job], outcome: &Outcome, seconds: f64) {
         self.finish_bar();
-        let count = |s: Status| outcome.results.iter().filter(|r| r.status == s).count();
+        let builds = || outcome.results.iter().filter(|r| jobs[r.job].builds());
+        let tests = || outcome.results.iter().flat_map(|r| &r.tests);
+        let count = |s: Status| builds().filter(|r| r.status == s).count();
+        let count_tests = |s: TestStatus| tests().filter(|t| t.status == s).count();
         let (ok, err, skip) = (
             count(Status::Success),
             count(Status::Error),
             count(Status::Skipped),
         );
+        let (pass, warn, fail, test_err, test_skip) = (
+            count_tests(TestStatus::Pass),
+            count_tests(TestStatus::Warn),
+            count_tests(TestStatus::Fail),
+            count_tests(TestStatus::Error),
+            count_tests(TestStatus::Skipped),
+        );
         if self.format == LogFormat::Json {
             println!(
                 "{}",
-                json!({"event": "run_finished", "success": ok, "error": err, "skipped": skip,
+                json!({"event": "run_finished", "success": ok, "error": err + test_err, "skipped": skip + test_skip,
+                       "pass": pass, "warn": warn, "fail": fail,
                        "interrupted": outcome.interrupted, "seconds": seconds})
             );
             return;
@@ -170,34 +274,110 @@ impl<'c> Printer<'c> {
         } else {
             "Finished"
         };
-        println!(
-            "{how} in {seconds:.2} s: {} OK, {} error{}, {} skipped",
-            thousands(ok),
-            thousands(err),
-            plural(err),
-            thousands(skip)
-        );
-        for r in outcome.results.iter().filter(|r| r.status == Status::Error) {
+        let mut parts = Vec::new();
+        if builds().next().is_some() {
+            parts.push(format!("{} OK", thousands(ok)));
+        }
+        if tests().next().is_some() {
+            parts.push(format!(
+                "{} pass, {} warn, {} fail",
+                thousands(pass),
+                thousands(warn),
+                thousands(fail)
+            ));
+        }
+        let errors = err + test_err;
+        parts.push(format!("{} error{}", thousands(errors), plural(errors)));
+        parts.push(format!("{} skipped", thousands(skip + test_skip)));
+        println!("{how} in {seconds:.2} s: {}", parts.join(", "));
+        for r in &outcome.results {
             let job = &jobs[r.job];
-            let n = &self.c.nodes()[job.node];
-            println!();
-            println!(
-                "{} {} {} ({})",
-                paint("ERROR", "31", self.color),
-                job.action.label(),
-                job.relation,
-                n.path
-            );
-            for line in r.message.as_deref().unwrap_or("").lines() {
-                println!("  {line}");
-            }
-            if !r.statements.is_empty() {
+            if r.status == Status::Error {
+                let n = &self.c.nodes()[job.node];
+                println!();
                 println!(
-                    "  SQL as executed: {}",
-                    crate::artifacts::run_path(self.c, job.node)
+                    "{} {} {} ({})",
+                    paint("ERROR", "31", self.color),
+                    job.action.label(),
+                    job.label(self.c),
+                    n.path
                 );
+                for line in r.message.as_deref().unwrap_or("").lines() {
+                    println!("  {line}");
+                }
+                if !r.statements.is_empty() {
+                    println!(
+                        "  SQL as executed: {}",
+                        crate::artifacts::run_path(self.c, job.node)
+                    );
+                }
+            }
+            for t in r.tests.iter().filter(|t| {
+                matches!(
+                    t.status,
+                    TestStatus::Warn | TestStatus::Fail | TestStatus::Error
+                )
+            }) {
+                self.test_report(t);
             }
         }
+    }
+
+    /// A failing (or warning) test spelled out: why, up to five of its rows, its SQL.
+    fn test_report(&self, t: &TestResult) {
+        let n = &self.c.nodes()[t.node];
+        let (word, code) = test_word(t.status);
+        println!();
+        let failures = match t.failures {
+            Some(f) if t.status != TestStatus::Error => {
+                format!(
+                    ": {} failing row{}",
+                    thousands(f as usize),
+                    plural(f as usize)
+                )
+            }
+            _ => String::new(),
+        };
+        println!(
+            "{} {} {} ({}){failures}",
+            paint(word, code, self.color),
+            kind_label(n.kind),
+            n.name,
+            n.path
+        );
+        for line in t.message.as_deref().unwrap_or("").lines() {
+            println!("  {line}");
+        }
+        if let Some(rows) = t.rows.as_ref().filter(|r| !r.rows.is_empty()) {
+            let shown = rows.rows.len();
+            let table = rows_table(rows);
+            for line in table.lines().take(shown + 2) {
+                println!("  {line}");
+            }
+            if t.failures.is_some_and(|f| f as usize > shown) {
+                println!("  (first {shown} shown)");
+            }
+        }
+        if self.c.sql[t.node].is_some() && n.unit.is_none() {
+            println!("  compiled SQL: {}", compiled_path(n));
+        }
+    }
+}
+
+fn test_word(s: TestStatus) -> (&'static str, &'static str) {
+    match s {
+        TestStatus::Pass => ("PASS", "32"),
+        TestStatus::Warn => ("WARN", "33"),
+        TestStatus::Fail => ("FAIL", "31"),
+        TestStatus::Error => ("ERROR", "31"),
+        TestStatus::Skipped => ("SKIP", "33"),
+    }
+}
+
+fn kind_label(kind: crate::project::NodeKind) -> &'static str {
+    match kind {
+        crate::project::NodeKind::UnitTest => "unit",
+        _ => "test",
     }
 }
 

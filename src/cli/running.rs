@@ -12,7 +12,7 @@ use crate::adapter::{self, Warehouse};
 use crate::artifacts::{self, RunInfo};
 use crate::compile::Compiled;
 use crate::diagnostics::{Diagnostic, Diagnostics, Files, did_you_mean};
-use crate::execute::{self, RunOptions, Status, Stop};
+use crate::execute::{self, RunOptions, Stop};
 use crate::materialize::{self, Job};
 use crate::project::{NodeKind, PROJECT_FILE, Project, load};
 
@@ -29,6 +29,9 @@ pub struct RunArgs {
     /// Rebuild incremental models from scratch (today every table is rebuilt in full anyway).
     #[arg(long)]
     full_refresh: bool,
+    /// Publish tables without first running their tests on the new data (as `+audit: false`).
+    #[arg(long)]
+    no_audit: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +39,7 @@ pub enum Verb {
     Build,
     Run,
     Seed,
+    Test,
 }
 
 impl Verb {
@@ -44,6 +48,7 @@ impl Verb {
             Verb::Build => "build",
             Verb::Run => "run",
             Verb::Seed => "seed",
+            Verb::Test => "test",
         }
     }
 
@@ -52,7 +57,12 @@ impl Verb {
             Verb::Build => matches!(kind, NodeKind::Seed | NodeKind::Model),
             Verb::Run => kind == NodeKind::Model,
             Verb::Seed => kind == NodeKind::Seed,
+            Verb::Test => false,
         }
+    }
+
+    fn tests(self) -> bool {
+        matches!(self, Verb::Build | Verb::Test)
     }
 }
 
@@ -62,7 +72,7 @@ pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb) -> i32 {
         Ok(ok) => ok,
         Err(code) => return code,
     };
-    let jobs = match plan(&c, verb, g.log_format, &files) {
+    let jobs = match plan(&c, verb, a.no_audit, g.log_format, &files) {
         Ok(jobs) => jobs,
         Err(code) => return code,
     };
@@ -118,23 +128,30 @@ pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb) -> i32 {
 fn exit_code(outcome: &execute::Outcome) -> i32 {
     if outcome.interrupted {
         130
-    } else if outcome.results.iter().any(|r| r.status == Status::Error) {
+    } else if outcome.results.iter().any(|r| r.failed()) {
         1
     } else {
         0
     }
 }
 
-/// The jobs of the selected nodes this command builds; invalid settings are reported here,
-/// before anything touches the warehouse.
-fn plan(c: &Compiled, verb: Verb, format: LogFormat, files: &Files) -> Result<Vec<Job>, i32> {
+/// The jobs of the selected nodes this command builds and tests; invalid settings are
+/// reported here, before anything touches the warehouse.
+fn plan(
+    c: &Compiled,
+    verb: Verb,
+    no_audit: bool,
+    format: LogFormat,
+    files: &Files,
+) -> Result<Vec<Job>, i32> {
     let mut diags = Diagnostics::default();
     let mut jobs = Vec::new();
-    let (mut incremental, mut tests) = (0, 0);
+    let mut tests = Vec::new();
+    let mut incremental = 0;
     for &i in &c.selected {
         let n = &c.nodes()[i];
         match n.kind {
-            NodeKind::Test | NodeKind::UnitTest => tests += 1,
+            NodeKind::Test | NodeKind::UnitTest => tests.push(i),
             kind if verb.includes(kind) => {
                 if kind == NodeKind::Model && n.config.materialized() == "incremental" {
                     incremental += 1;
@@ -152,10 +169,11 @@ fn plan(c: &Compiled, verb: Verb, format: LogFormat, files: &Files) -> Result<Ve
             "{incremental} incremental model(s) will be rebuilt in full: incremental strategies are not implemented yet"
         )));
     }
-    if verb == Verb::Build && tests > 0 {
-        diags.push(Diagnostic::warning(format!(
-            "{tests} data test(s) selected but not run: running tests is not implemented yet"
-        )));
+    if no_audit {
+        jobs.iter_mut().for_each(|j| j.audit = false);
+    }
+    if verb.tests() {
+        materialize::attach_tests(c, &mut jobs, &tests);
     }
     let failed = diags.has_errors();
     report(format, diags, files);

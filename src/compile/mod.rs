@@ -22,15 +22,15 @@ use crate::project::{DepRef, Node, NodeKind, Project};
 use crate::template::{self, Names, RelName, Rendered, Templates, scan};
 use std::collections::HashSet;
 
-/// Generic tests xform runs without a `{% test %}` definition.
-pub const BUILTIN_TESTS: &[&str] = &[
-    "not_null",
-    "unique",
-    "accepted_values",
-    "relationships",
-    "unique_combination_of_columns",
-    "expression_is_true",
-    "row_count",
+/// Generic tests xform runs without a `{% test %}` definition, and the arguments each needs.
+pub const BUILTIN_TESTS: &[(&str, &[&str])] = &[
+    ("not_null", &[]),
+    ("unique", &[]),
+    ("accepted_values", &["values"]),
+    ("relationships", &["to", "field"]),
+    ("unique_combination_of_columns", &["combination_of_columns"]),
+    ("expression_is_true", &["expression"]),
+    ("row_count", &[]),
 ];
 
 #[derive(Clone, Debug, Default)]
@@ -85,7 +85,7 @@ pub fn compile(
     let sources: Vec<Option<(Arc<str>, Arc<str>)>> = project
         .nodes
         .iter()
-        .map(|n| n.raw.clone().map(|raw| (n.path.clone(), raw)))
+        .map(|n| n.raw.clone().map(|raw| (template_name(n), raw)))
         .collect();
     let templates = template::environment(&project, diags);
     let names = Arc::new(name_table(&project));
@@ -235,6 +235,7 @@ fn apply_config(nodes: &mut [Node], rendered: &mut Renders, diags: &mut Diagnost
                         .set(&k, v, at.clone().or_else(|| Some(Loc::new(&n.path, 0..0))));
                 }
             }
+            Some(Err(d)) if n.test.is_some() => diags.extend(generic_test_diagnostic(d.clone(), n)),
             Some(Err(d)) => diags.push(d.clone()),
             None => {}
         }
@@ -276,6 +277,17 @@ fn check_config(n: &Node, diags: &mut Diagnostics) {
                 .at_opt(at("sql_check")),
         );
     }
+    if let Some(v) = n.config.get("audit").filter(|v| !v.is_boolean()) {
+        diags.push(
+            Diagnostic::error(format!("`audit` must be true or false, found {v}"))
+                .at_opt(at("audit")),
+        );
+    }
+    if n.kind == NodeKind::Test
+        && let Err(d) = crate::testing::config(n)
+    {
+        diags.push(d);
+    }
     for key in ["schema", "alias"] {
         if let Some(v) = n.config.get(key).filter(|v| !v.is_string() && !v.is_null()) {
             diags.push(
@@ -289,18 +301,16 @@ fn check_tests(nodes: &[Node], t: &Templates, diags: &mut Diagnostics) {
     for n in nodes {
         let Some(spec) = &n.test else { continue };
         let name = spec.test_name.as_str();
-        if BUILTIN_TESTS.contains(&name) || t.generic_tests.contains(name) {
+        if t.generic_tests.contains(name) {
             continue;
         }
-        let known = BUILTIN_TESTS
-            .iter()
-            .copied()
-            .chain(t.generic_tests.iter().map(String::as_str));
+        let known = t.generic_tests.iter().map(String::as_str);
         diags.push(
             Diagnostic::error(format!("unknown data test `{name}`"))
                 .at_opt(n.at.clone())
                 .help(did_you_mean(name, known).unwrap_or_else(|| {
-                    format!("built-in tests: {}; define others with {{% test {name}(model, column_name) %}} in macros/", BUILTIN_TESTS.join(", "))
+                    let builtin: Vec<&str> = BUILTIN_TESTS.iter().map(|(n, _)| *n).collect();
+                    format!("built-in tests: {}; define others with {{% test {name}(model, column_name) %}} in macros/", builtin.join(", "))
                 })),
         );
     }
@@ -408,43 +418,148 @@ fn relation_parts(names: &Names) -> Vec<Option<Relation>> {
         .collect()
 }
 
-/// A unit test's `given` inputs must exist and be read by the model under test.
+/// A unit test's `given` inputs must exist and be read by the model under test, every input
+/// of the model but seeds must be given, and CSV fixtures must parse.
 fn check_unit_tests(nodes: &[Node], graph: &Graph, names: &Names, diags: &mut Diagnostics) {
     for n in nodes {
         let Some(u) = &n.unit else { continue };
         let Some(&model) = names.by_ref.get(&u.model) else {
             continue;
         };
-        for given in &u.given {
-            let dep = crate::project::parse_relation_arg(&given.input, &given.at);
+        let is_ephemeral = |p: usize| names.relations[p].as_ref().is_some_and(|r| r.ephemeral);
+        let inputs = graph.parents_through(model, is_ephemeral);
+        let mut given = HashSet::new();
+        for g in &u.given {
+            let dep = crate::project::parse_relation_arg(&g.input, &g.at);
             let resolved = match dep {
                 Some(dep) => resolve_dep(&dep, names),
                 None => Err(Diagnostic::error(format!(
                     "`input: {}` is not ref('...') or source('...', '...')",
-                    given.input
+                    g.input
                 ))
-                .at(given.at.clone())),
+                .at(g.at.clone())),
             };
             match resolved {
-                Ok(p) if graph.parents(model).any(|q| q == p) => {}
-                Ok(p) => diags.push(
+                Ok(p) if is_ephemeral(p) => diags.push(
+                    Diagnostic::error(format!(
+                        "unit test `{}`: `{}` is ephemeral, inlined into `{}`",
+                        u.name, g.input, u.model
+                    ))
+                    .at(g.at.clone())
+                    .help("give the inputs it reads instead"),
+                ),
+                Ok(p) if inputs.contains(&p) => {
+                    given.insert(p);
+                }
+                Ok(_) => diags.push(
                     Diagnostic::error(format!(
                         "unit test `{}`: `{}` is not read by model `{}`",
-                        u.name, given.input, u.model
+                        u.name, g.input, u.model
                     ))
-                    .at(given.at.clone())
+                    .at(g.at.clone())
                     .help(format!(
-                        "mock only the model's direct inputs (`{}` is not one of them)",
-                        nodes[p].name
+                        "mock what the model reads: {}",
+                        inputs
+                            .iter()
+                            .map(|&q| format!("`{}`", nodes[q].name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )),
                 ),
                 Err(d) => diags.push(d),
             }
         }
+        let missing: Vec<&str> = inputs
+            .iter()
+            .filter(|p| !given.contains(*p) && nodes[**p].kind != NodeKind::Seed)
+            .map(|&p| nodes[p].name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            diags.push(
+                Diagnostic::error(format!(
+                    "unit test `{}` does not give every input of `{}`: {} missing",
+                    u.name,
+                    u.model,
+                    missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+                ))
+                .at(u.at.clone())
+                .help("add a `given` entry (`rows: []` for an empty input) for each; seeds not given are read as they are"),
+            );
+        }
+        for f in u.given.iter().chain(&u.expect) {
+            if let Err(e) = crate::testing::unit::fixture_table(f) {
+                diags.push(
+                    Diagnostic::error(format!("unit test `{}`: malformed {e}", u.name))
+                        .at(f.at.clone()),
+                );
+            }
+        }
     }
 }
 
-/// Where `xform compile` writes a node's SQL, relative to the project root.
+/// Where `xform compile` writes a node's SQL, relative to the project root; a generic test's
+/// goes under its property file, as dbt does: `models/schema.yml/unique_orders_id.sql`.
 pub fn compiled_path(n: &Node) -> Arc<str> {
-    Arc::from(format!("target/compiled/{}", n.path))
+    match n.test {
+        Some(_) => Arc::from(format!("target/compiled/{}/{}.sql", n.path, n.name)),
+        None => Arc::from(format!("target/compiled/{}", n.path)),
+    }
+}
+
+/// The template name a node renders under: its file, or for a generic test (whose Jinja xform
+/// writes) a name of its own that diagnostics then map back to the test's YAML line.
+fn template_name(n: &Node) -> Arc<str> {
+    match n.test {
+        Some(_) => Arc::from(format!("{}#{}", n.path, n.name)),
+        None => n.path.clone(),
+    }
+}
+
+/// A generic test's render error, pointed at the line that declares the test unless it lies in
+/// a project macro (a custom test's body). None for an unknown test: `check_tests` reports it.
+fn generic_test_diagnostic(mut d: Diagnostic, n: &Node) -> Option<Diagnostic> {
+    if let Some(spec) = &n.test
+        && d.message
+            .contains(&format!("test_{} is unknown", spec.test_name))
+    {
+        return None;
+    }
+    let own = template_name(n);
+    let written_by_xform =
+        |l: &Loc| l.file == own || &*l.file == crate::template::BUILTIN_TESTS_PATH;
+    d.message = format!("data test `{}`: {}", n.name, d.message);
+    if let Some(spec) = &n.test
+        && let Some((_, needs)) = BUILTIN_TESTS.iter().find(|(t, _)| *t == spec.test_name)
+    {
+        let missing: Vec<String> = needs
+            .iter()
+            .filter(|a| !spec.kwargs.contains_key(**a))
+            .map(|a| format!("`{a}`"))
+            .collect();
+        if !missing.is_empty() {
+            d.message = format!(
+                "data test `{}`: `{}` needs {}",
+                n.name,
+                spec.test_name,
+                missing.join(" and ")
+            );
+            d.help = Some(format!(
+                "e.g. `- {}: {{{}}}`",
+                spec.test_name,
+                needs
+                    .iter()
+                    .map(|a| format!("{a}: ..."))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    if d.loc.as_ref().is_none_or(written_by_xform) {
+        d.loc = n.at.clone();
+        d.label = None;
+    } else if let Some(at) = n.at.clone() {
+        d.related.push((at, "the test is declared here".into()));
+    }
+    d.related.retain(|(l, _)| !written_by_xform(l));
+    Some(d)
 }

@@ -15,6 +15,7 @@ use crate::adapter::{DbError, RelKind, Relation, Session, Warehouse};
 use crate::compile::Compiled;
 use crate::materialize::{self, Job};
 use crate::project::NodeKind;
+use crate::testing::{self, TestResult, TestStatus};
 
 #[derive(Clone, Copy, Debug)]
 pub struct RunOptions {
@@ -67,6 +68,25 @@ pub struct NodeResult {
     pub message: Option<String>,
     /// The statements executed, in order (empty when skipped).
     pub statements: Vec<String>,
+    /// The job's unit and data tests.
+    pub tests: Vec<TestResult>,
+}
+
+impl NodeResult {
+    /// Whether the nodes that read this job's node must be skipped: it did not build, or an
+    /// error-severity test of it failed.
+    pub fn blocks_children(&self) -> bool {
+        self.status != Status::Success || self.tests.iter().any(|t| t.blocking)
+    }
+
+    /// Whether the build or a test failed (what makes the run exit 1).
+    pub fn failed(&self) -> bool {
+        self.status == Status::Error
+            || self
+                .tests
+                .iter()
+                .any(|t| matches!(t.status, TestStatus::Fail | TestStatus::Error))
+    }
 }
 
 pub enum Event<'a> {
@@ -103,7 +123,7 @@ pub fn run(
     let mut sessions = (0..threads)
         .map(|_| stop.warehouse.session())
         .collect::<Result<Vec<_>, _>>()?;
-    let existing = prepare(sessions[0].as_mut(), jobs)?;
+    let existing = prepare(sessions[0].as_mut(), compiled, jobs)?;
     let graph = JobGraph::new(compiled, jobs);
     let ctx = Ctx {
         compiled,
@@ -128,8 +148,23 @@ pub fn run(
 }
 
 /// Creates the schemas the jobs need and reads what exists in them.
-fn prepare(session: &mut dyn Session, jobs: &[Job]) -> Result<HashMap<Relation, RelKind>, DbError> {
-    let mut schemas: Vec<String> = jobs.iter().map(|j| j.relation.schema.clone()).collect();
+fn prepare(
+    session: &mut dyn Session,
+    c: &Compiled,
+    jobs: &[Job],
+) -> Result<HashMap<Relation, RelKind>, DbError> {
+    let mut schemas: Vec<String> = jobs
+        .iter()
+        .filter(|j| j.builds())
+        .filter_map(|j| Some(j.relation.as_ref()?.schema.clone()))
+        .collect();
+    let stores = jobs
+        .iter()
+        .flat_map(|j| &j.tests)
+        .any(|&t| testing::config(&c.nodes()[t]).is_ok_and(|cfg| cfg.store_failures));
+    if stores {
+        schemas.push(testing::failures_schema(c));
+    }
     schemas.sort();
     schemas.dedup();
     session.create_schemas(&schemas, &mut Vec::new())?;
@@ -160,22 +195,16 @@ fn build_one(
 ) -> NodeResult {
     let started_at = SystemTime::now();
     let clock = Instant::now();
+    if ctx.stop.is_stopped() {
+        return skipped(&ctx.jobs[j], j, INTERRUPTED.to_string());
+    }
     let mut statements = Vec::new();
-    let built = if ctx.stop.is_stopped() {
-        Err(None)
-    } else {
-        let job = (&ctx.jobs[j], replaces);
-        materialize::build(session, ctx.compiled, ctx.root, job, &mut statements)
-            .map_err(|f| (!f.interrupted).then_some(f.message))
-    };
-    let (status, rows, message) = match built {
-        Ok(staged) => (Status::Success, staged.rows, None),
-        Err(Some(message)) => (Status::Error, None, Some(message)),
-        Err(None) => (
-            Status::Skipped,
-            None,
-            Some("interrupted; the previous version is kept".to_string()),
-        ),
+    let job = (&ctx.jobs[j], replaces);
+    let done = materialize::run(session, ctx.compiled, ctx.root, job, &mut statements);
+    let (status, rows, message) = match done.built {
+        Ok(rows) => (Status::Success, rows, None),
+        Err(f) if f.interrupted => (Status::Skipped, None, Some(INTERRUPTED.to_string())),
+        Err(f) => (Status::Error, None, Some(f.message)),
     };
     NodeResult {
         job: j,
@@ -185,11 +214,14 @@ fn build_one(
         seconds: clock.elapsed().as_secs_f64(),
         message,
         statements,
+        tests: done.tests,
     }
 }
 
-/// Which jobs wait for which: a job's parents are the jobs it reads, looking through ephemeral
-/// models (inlined, so their parents are what the SQL reads).
+const INTERRUPTED: &str = "interrupted; the previous version is kept";
+
+/// Which jobs wait for which: a job waits for the build jobs of what it and its tests read,
+/// looking through ephemeral models (inlined, so their parents are what the SQL reads).
 struct JobGraph {
     parents: Vec<usize>,
     children: Vec<Vec<usize>>,
@@ -198,26 +230,25 @@ struct JobGraph {
 impl JobGraph {
     fn new(c: &Compiled, jobs: &[Job]) -> JobGraph {
         let mut job_of = vec![None; c.nodes().len()];
-        for (j, job) in jobs.iter().enumerate() {
+        for (j, job) in jobs.iter().enumerate().filter(|(_, job)| job.builds()) {
             job_of[job.node] = Some(j);
         }
         let mut parents = vec![0; jobs.len()];
         let mut children = vec![Vec::new(); jobs.len()];
         for (j, job) in jobs.iter().enumerate() {
-            let mut seen = std::collections::HashSet::new();
-            let mut stack: Vec<usize> = c.graph.parents(job.node).collect();
-            while let Some(p) = stack.pop() {
-                if !seen.insert(p) {
-                    continue;
-                }
-                match job_of[p] {
-                    Some(pj) => {
-                        parents[j] += 1;
-                        children[pj].push(j);
-                    }
-                    None if is_ephemeral(c, p) => stack.extend(c.graph.parents(p)),
-                    None => {}
-                }
+            let own = job.builds().then_some(job.node);
+            let mut reads: Vec<usize> = own
+                .into_iter()
+                .chain(job.tests.iter().copied())
+                .chain(job.unit_tests.iter().copied())
+                .flat_map(|r| c.graph.parents_through(r, |p| is_ephemeral(c, p)))
+                .filter(|&p| own != Some(p))
+                .collect();
+            reads.sort_unstable();
+            reads.dedup();
+            for pj in reads.into_iter().filter_map(|p| job_of[p]) {
+                parents[j] += 1;
+                children[pj].push(j);
             }
         }
         JobGraph { parents, children }
@@ -272,10 +303,8 @@ impl<'a> Scheduler<'a> {
         loop {
             while !stopping && let Some(j) = ready.pop_front() {
                 (self.on_event)(Event::Started(&jobs[j]));
-                if send
-                    .send((j, existing.get(&jobs[j].relation).copied()))
-                    .is_err()
-                {
+                let replaces = jobs[j].relation.as_ref().and_then(|r| existing.get(r));
+                if send.send((j, replaces.copied())).is_err() {
                     break;
                 }
                 running += 1;
@@ -288,22 +317,31 @@ impl<'a> Scheduler<'a> {
             };
             running -= 1;
             let j = result.job;
-            if result.status == Status::Error && self.opts.fail_fast && !stopping {
+            if result.failed() && self.opts.fail_fast && !stopping {
                 self.failed_fast = true;
                 self.stop.stop();
             }
             stopping |= self.stop.is_stopped();
             if result.status == Status::Success {
+                // Failed tests block the builds that read this node, not other tests of it.
+                let blocked = result.blocks_children();
+                let mut skip = Vec::new();
                 for &child in &self.graph.children[j] {
+                    if blocked && jobs[child].builds() {
+                        skip.push(child);
+                        continue;
+                    }
                     self.waiting[child] -= 1;
                     if self.waiting[child] == 0 && !self.finished[child] {
                         ready.push_back(child);
                     }
                 }
                 self.finish(jobs, result);
+                self.skip_descendants(jobs, j, skip, "failed its tests");
             } else {
                 self.finish(jobs, result);
-                self.skip_descendants(jobs, j);
+                let children = self.graph.children[j].clone();
+                self.skip_descendants(jobs, j, children, "did not build");
             }
         }
         let reason = if self.failed_fast {
@@ -313,7 +351,7 @@ impl<'a> Scheduler<'a> {
         };
         for j in 0..jobs.len() {
             if !self.finished[j] {
-                self.finish(jobs, skipped(j, reason.to_string()));
+                self.finish(jobs, skipped(&jobs[j], j, reason.to_string()));
             }
         }
         Outcome {
@@ -343,30 +381,37 @@ impl<'a> Scheduler<'a> {
         self.results.push(result);
     }
 
-    fn skip_descendants(&mut self, jobs: &[Job], failed: usize) {
-        let name = &jobs[failed].relation;
-        let mut stack = self.graph.children[failed].clone();
+    /// Skips `from` and everything downstream of them, because job `j` failed.
+    fn skip_descendants(&mut self, jobs: &[Job], j: usize, from: Vec<usize>, why: &str) {
+        let upstream = jobs[j].relation.as_ref().map(ToString::to_string);
+        let message = format!("skipped: upstream {} {why}", upstream.unwrap_or_default());
+        let mut stack = from;
         while let Some(j) = stack.pop() {
             if self.finished[j] {
                 continue;
             }
-            self.finish(
-                jobs,
-                skipped(j, format!("skipped: upstream {name} did not build")),
-            );
+            self.finish(jobs, skipped(&jobs[j], j, message.clone()));
             stack.extend(&self.graph.children[j]);
         }
     }
 }
 
-fn skipped(job: usize, message: String) -> NodeResult {
+/// A job that did not run, and its tests with it.
+fn skipped(job: &Job, index: usize, message: String) -> NodeResult {
+    let tests = job
+        .unit_tests
+        .iter()
+        .chain(&job.tests)
+        .map(|&t| TestResult::skipped(t, &message))
+        .collect();
     NodeResult {
-        job,
+        job: index,
         status: Status::Skipped,
         rows: None,
         started_at: SystemTime::now(),
         seconds: 0.0,
         message: Some(message),
         statements: Vec::new(),
+        tests,
     }
 }

@@ -111,10 +111,38 @@ impl Graph {
         &self.order
     }
 
+    /// Each node's place in `order()`.
+    pub fn positions(&self) -> Vec<usize> {
+        let mut pos = vec![0; self.order.len()];
+        for (k, &i) in self.order.iter().enumerate() {
+            pos[i] = k;
+        }
+        pos
+    }
+
     pub fn parents(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
         self.g
             .neighbors_directed(NodeIndex::new(i), Direction::Incoming)
             .map(|n| n.index())
+    }
+
+    /// The parents of `i`, looking through those `see_through` names (ephemeral models are
+    /// inlined, so what they read is what `i` reads).
+    pub fn parents_through(&self, i: usize, see_through: impl Fn(usize) -> bool) -> Vec<usize> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let mut stack: Vec<usize> = self.parents(i).collect();
+        while let Some(p) = stack.pop() {
+            if !seen.insert(p) {
+                continue;
+            }
+            if see_through(p) {
+                stack.extend(self.parents(p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
     }
 
     pub fn children(&self, i: usize) -> impl Iterator<Item = usize> + '_ {

@@ -344,12 +344,84 @@ fn test_node(
     {
         n.static_deps.push(dep);
     }
+    n.raw = Some(Arc::from(generic_test_call(
+        &test_name,
+        &n.static_deps[0],
+        column.as_deref(),
+        &decl.args,
+        n.config.str("where"),
+        &decl.at,
+    )));
     n.test = Some(TestSpec {
         test_name,
         column_name: column,
         kwargs: decl.args.clone(),
     });
     n
+}
+
+/// The Jinja that renders a generic test: a call of its `test_<name>` macro with `model` (the
+/// tested relation, or dbt's `dbt_subquery` when the test has a `where`), `column_name` and the
+/// declared arguments as literals (`to: ref('x')` as a relation).
+fn generic_test_call(
+    test: &str,
+    model: &DepRef,
+    column: Option<&str>,
+    args: &BTreeMap<String, Json>,
+    filter: Option<&str>,
+    at: &Loc,
+) -> String {
+    let relation = |dep: &DepRef| match dep {
+        DepRef::Ref(name, _) => format!("ref({})", Json::from(name.as_str())),
+        DepRef::Source(s, t, _) => {
+            format!(
+                "source({}, {})",
+                Json::from(s.as_str()),
+                Json::from(t.as_str())
+            )
+        }
+    };
+    let mut model = relation(model);
+    if let Some(cond) = filter {
+        model = format!(
+            "\"(select * from \" ~ {model} ~ \" where \" ~ {} ~ \") dbt_subquery\"",
+            Json::from(cond)
+        );
+    }
+    let mut call = format!("{{{{ test_{test}(model={model}");
+    if let Some(c) = column {
+        call.push_str(&format!(", column_name={}", Json::from(c)));
+    }
+    for (k, v) in args {
+        let value = match v {
+            Json::String(s) if k == "to" => {
+                parse_relation_arg(s, at).map_or_else(|| jinja_literal(v), |d| relation(&d))
+            }
+            _ => jinja_literal(v),
+        };
+        call.push_str(&format!(", {k}={value}"));
+    }
+    call.push_str(") }}");
+    call
+}
+
+/// A YAML value as a Jinja literal (JSON's syntax but `none` for null).
+fn jinja_literal(v: &Json) -> String {
+    match v {
+        Json::Null => "none".into(),
+        Json::Array(items) => {
+            let parts: Vec<String> = items.iter().map(jinja_literal).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        Json::Object(map) => {
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}: {}", Json::from(k.as_str()), jinja_literal(v)))
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// dbt-style names: `unique_orders_order_id`, `accepted_values_orders_status__a__b`.

@@ -66,10 +66,16 @@ pub fn environment<'s>(project: &Project, diags: &mut Diagnostics) -> Templates<
         generic_tests: BTreeSet::new(),
     };
     for (path, text) in &project.macro_files {
-        add_macro_file(&mut t, path, text, diags);
+        add_macro_file(&mut t, path, text, false, diags);
     }
+    let builtin: Arc<str> = Arc::from(BUILTIN_TESTS_PATH);
+    add_macro_file(&mut t, &builtin, BUILTIN_TESTS, true, diags);
     t
 }
+
+/// The name diagnostics give the built-in generic tests' template.
+pub const BUILTIN_TESTS_PATH: &str = "<xform built-in tests>";
+const BUILTIN_TESTS: &str = include_str!("generic_tests.sql");
 
 fn add_globals(env: &mut Environment<'_>, project: &Project) {
     let vars = project.vars.clone();
@@ -110,7 +116,14 @@ fn add_globals(env: &mut Environment<'_>, project: &Project) {
     env.add_global("project_name", project.name.clone());
 }
 
-fn add_macro_file(t: &mut Templates<'_>, path: &Arc<str>, text: &str, diags: &mut Diagnostics) {
+/// Adds a macro file's definitions; `builtin` ones give way to a project's own of that name.
+fn add_macro_file(
+    t: &mut Templates<'_>,
+    path: &Arc<str>,
+    text: &str,
+    builtin: bool,
+    diags: &mut Diagnostics,
+) {
     let source = scan::rewrite_tests(text).into_owned();
     if let Err(e) = t.env.add_template_owned(path.to_string(), source) {
         diags.push(jinja_diagnostic(&e, None, None));
@@ -134,6 +147,9 @@ fn add_macro_file(t: &mut Templates<'_>, path: &Arc<str>, text: &str, diags: &mu
             continue;
         }
         if let Some(first) = t.macros.get(&name) {
+            if builtin {
+                continue;
+            }
             diags.push(
                 Diagnostic::error(format!("macro `{name}` is defined twice"))
                     .at(at)

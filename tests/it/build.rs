@@ -593,13 +593,27 @@ fn the_example_project_builds_every_layer() {
     let dir = example_project();
     let out = ok(dir.path(), &["build"]);
     assert!(!out.contains("ERROR"), "{out}");
+    // Every kind of test ran and passed: built-in, custom generic, singular, unit.
+    for name in [
+        "unique_stg_orders_order_id",
+        "positive_stg_orders_amount",
+        "assert_revenue_matches_orders",
+        "channel_revenue_sums_each_channel",
+        "not_null_monthly_kpi_revenue_per_user",
+    ] {
+        assert!(
+            out.lines().any(|l| l.contains(name) && l.contains("PASS")),
+            "{name}: {out}"
+        );
+    }
+    assert!(out.contains("22 pass, 0 warn, 0 fail, 0 errors"), "{out}");
     let schemas: std::collections::BTreeSet<String> = relations(dir.path())
         .into_iter()
         .map(|(r, _)| r.split('.').next().unwrap().to_string())
         .collect();
     assert_eq!(
         schemas.into_iter().collect::<Vec<_>>(),
-        ["analytics", "mart", "raw_data"]
+        ["analytics", "mart", "raw_data", "test_failures"]
     );
     // The CP949 export arrives intact and joins the UTF-8 orders on Korean product names.
     assert_eq!(

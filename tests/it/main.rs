@@ -6,3 +6,4 @@ mod errors;
 mod harness;
 mod render;
 mod select;
+mod testing;

@@ -1,0 +1,202 @@
+//! A data test's settings as dbt users write them: `severity`, `warn_if`, `error_if`, `limit`,
+//! `store_failures`. Checked offline, so a bad threshold stops the run before it starts.
+
+use serde_json::Value as Json;
+
+use crate::diagnostics::Diagnostic;
+use crate::project::Node;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warn,
+}
+
+/// `!= 0`, `> 10`, `>=5`: compared with the number of failing rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Threshold {
+    op: Op,
+    value: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+impl Threshold {
+    const ANY: Threshold = Threshold {
+        op: Op::Ne,
+        value: 0,
+    };
+
+    pub fn parse(text: &str) -> Option<Threshold> {
+        let t = text.trim();
+        let ops = [
+            (">=", Op::Ge),
+            ("<=", Op::Le),
+            ("!=", Op::Ne),
+            ("<>", Op::Ne),
+            ("==", Op::Eq),
+            ("=", Op::Eq),
+            (">", Op::Gt),
+            ("<", Op::Lt),
+        ];
+        let (op, rest) = ops
+            .iter()
+            .find_map(|(s, op)| t.strip_prefix(s).map(|rest| (*op, rest)))?;
+        let value = rest.trim().parse().ok()?;
+        Some(Threshold { op, value })
+    }
+
+    pub fn holds(self, failures: u64) -> bool {
+        let v = self.value;
+        match self.op {
+            Op::Eq => failures == v,
+            Op::Ne => failures != v,
+            Op::Gt => failures > v,
+            Op::Ge => failures >= v,
+            Op::Lt => failures < v,
+            Op::Le => failures <= v,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TestConfig {
+    pub severity: Severity,
+    pub warn_if: Threshold,
+    pub error_if: Threshold,
+    /// At most this many failing rows are counted.
+    pub limit: Option<u64>,
+    pub store_failures: bool,
+}
+
+impl TestConfig {
+    pub const DEFAULT: TestConfig = TestConfig {
+        severity: Severity::Error,
+        warn_if: Threshold::ANY,
+        error_if: Threshold::ANY,
+        limit: None,
+        store_failures: false,
+    };
+}
+
+/// What a test's failure count means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl TestConfig {
+    /// dbt's rule: an error-severity test fails when `error_if` holds, else warns when
+    /// `warn_if` holds; a warn-severity test only warns.
+    pub fn verdict(&self, failures: u64) -> Verdict {
+        if self.severity == Severity::Error && self.error_if.holds(failures) {
+            Verdict::Fail
+        } else if self.warn_if.holds(failures) {
+            Verdict::Warn
+        } else {
+            Verdict::Pass
+        }
+    }
+}
+
+/// The settings of test node `n` (a generic or singular data test).
+pub fn config(n: &Node) -> Result<TestConfig, Diagnostic> {
+    let c = &n.config;
+    let bad = |key: &str, msg: String, help: &str| {
+        Diagnostic::error(format!("test `{}`: {msg}", n.name))
+            .at_opt(c.at(key).cloned().or_else(|| n.at.clone()))
+            .help(help.to_string())
+    };
+    let severity = match c.get("severity") {
+        None | Some(Json::Null) => Severity::Error,
+        Some(Json::String(s)) if s.eq_ignore_ascii_case("error") => Severity::Error,
+        Some(Json::String(s)) if s.eq_ignore_ascii_case("warn") => Severity::Warn,
+        Some(v) => {
+            return Err(bad(
+                "severity",
+                format!("`severity` is {v}"),
+                "use `error` or `warn`",
+            ));
+        }
+    };
+    let threshold = |key: &str| -> Result<Threshold, Diagnostic> {
+        match c.get(key) {
+            None | Some(Json::Null) => Ok(Threshold::ANY),
+            Some(Json::String(s)) => Threshold::parse(s).ok_or_else(|| {
+                bad(
+                    key,
+                    format!("`{key}: {s}` is not a comparison with a number"),
+                    "write a comparison with the number of failing rows, e.g. `>10` or `!=0`",
+                )
+            }),
+            Some(v) => Err(bad(
+                key,
+                format!("`{key}` is {v}"),
+                "write a comparison in quotes, e.g. `\">10\"`",
+            )),
+        }
+    };
+    let limit = match c.get("limit") {
+        None | Some(Json::Null) => None,
+        Some(v) => Some(v.as_u64().ok_or_else(|| {
+            bad(
+                "limit",
+                format!("`limit` is {v}"),
+                "use a whole number of rows",
+            )
+        })?),
+    };
+    let store_failures = match c.get("store_failures") {
+        None | Some(Json::Null) => false,
+        Some(Json::Bool(b)) => *b,
+        Some(v) => {
+            return Err(bad(
+                "store_failures",
+                format!("`store_failures` is {v}"),
+                "use true or false",
+            ));
+        }
+    };
+    Ok(TestConfig {
+        severity,
+        warn_if: threshold("warn_if")?,
+        error_if: threshold("error_if")?,
+        limit,
+        store_failures,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_compare_failing_rows() {
+        let t = Threshold::parse(" >= 10").unwrap();
+        assert!(t.holds(10) && !t.holds(9));
+        assert!(Threshold::parse("<>0").unwrap().holds(3));
+        assert!(Threshold::parse("=0").unwrap().holds(0));
+        assert_eq!(Threshold::parse("> ten"), None);
+        assert_eq!(Threshold::parse("10"), None);
+        let cfg = TestConfig {
+            severity: Severity::Error,
+            warn_if: Threshold::parse(">0").unwrap(),
+            error_if: Threshold::parse(">10").unwrap(),
+            limit: None,
+            store_failures: false,
+        };
+        assert_eq!(cfg.verdict(0), Verdict::Pass);
+        assert_eq!(cfg.verdict(5), Verdict::Warn);
+        assert_eq!(cfg.verdict(11), Verdict::Fail);
+    }
+}

@@ -1,0 +1,195 @@
+//! Data tests and unit tests, run through a warehouse session.
+//!
+//! A data test is a query whose rows are failures. The tests of one job run together: one
+//! query counts the failing rows of all of them (`Session::count_failures`), and only a test
+//! that fails or warns costs a second query, for up to five of its rows. A test with
+//! `store_failures` writes its rows to `<schema_prefix>test_failures.<test name>` instead.
+//! Before publishing an audited table the tests read the staged relation: each test's SQL names
+//! the model's relation, which is swapped for the staged one (`Swap`).
+
+mod config;
+pub mod unit;
+
+use std::time::{Instant, SystemTime};
+
+pub use config::{Severity, TestConfig, Threshold, Verdict, config};
+
+use crate::adapter::{DbError, Relation, Rows, Session};
+use crate::compile::Compiled;
+
+/// How many failing rows a report shows.
+pub const SHOWN_ROWS: usize = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TestStatus {
+    Pass,
+    Warn,
+    Fail,
+    Error,
+    Skipped,
+}
+
+#[derive(Debug)]
+pub struct TestResult {
+    pub node: usize,
+    pub status: TestStatus,
+    /// Failing rows counted (for a unit test: rows that differ).
+    pub failures: Option<u64>,
+    pub started_at: SystemTime,
+    pub seconds: f64,
+    pub message: Option<String>,
+    /// Up to `SHOWN_ROWS` failing rows.
+    pub rows: Option<Rows>,
+    /// Whether this result keeps the tested model from being published (or its children from
+    /// running): a failure, or an error, of an error-severity test.
+    pub blocking: bool,
+    pub interrupted: bool,
+}
+
+impl TestResult {
+    pub fn skipped(node: usize, message: &str) -> TestResult {
+        TestResult {
+            node,
+            status: TestStatus::Skipped,
+            failures: None,
+            started_at: SystemTime::now(),
+            seconds: 0.0,
+            message: Some(message.to_string()),
+            rows: None,
+            blocking: false,
+            interrupted: false,
+        }
+    }
+}
+
+/// Tests read `staged` wherever their SQL names `published` (quoted relation names).
+pub struct Swap {
+    pub published: String,
+    pub staged: String,
+}
+
+/// The schema failing rows are stored in.
+pub fn failures_schema(c: &Compiled) -> String {
+    format!("{}test_failures", c.project.target.schema_prefix)
+}
+
+/// Runs data tests `tests` (node indexes) and judges each. Statements that write (stored
+/// failures) are appended to `log`.
+pub fn run_data_tests(
+    session: &mut dyn Session,
+    c: &Compiled,
+    tests: &[usize],
+    swap: Option<&Swap>,
+    log: &mut Vec<String>,
+) -> Vec<TestResult> {
+    let started_at = SystemTime::now();
+    let clock = Instant::now();
+    let prepared: Vec<(usize, TestConfig, String)> = tests
+        .iter()
+        .map(|&t| {
+            let n = &c.nodes()[t];
+            // Checked when compiling: a test reaching here has a valid config.
+            let cfg = config(n).unwrap_or(TestConfig::DEFAULT);
+            let mut sql = c.sql[t].clone().unwrap_or_default();
+            if let Some(s) = swap {
+                sql = sql.replace(&s.published, &s.staged);
+            }
+            (t, cfg, sql)
+        })
+        .collect();
+    let mut counts: Vec<Option<Result<u64, DbError>>> = vec![None; prepared.len()];
+    // Stored failures are written one by one; the others are counted in one query.
+    let failures_schema = failures_schema(c);
+    for (k, (t, cfg, sql)) in prepared.iter().enumerate() {
+        if cfg.store_failures {
+            let into = Relation::new(&failures_schema, &c.nodes()[*t].name);
+            counts[k] = Some(session.store_failures(&into, sql, cfg.limit, log));
+        }
+    }
+    let batch: Vec<usize> = (0..prepared.len())
+        .filter(|&k| counts[k].is_none())
+        .collect();
+    if !batch.is_empty() {
+        let queries: Vec<(&str, Option<u64>)> = batch
+            .iter()
+            .map(|&k| (prepared[k].2.as_str(), prepared[k].1.limit))
+            .collect();
+        match session.count_failures(&queries) {
+            Ok(n) => {
+                for (&k, n) in batch.iter().zip(n) {
+                    counts[k] = Some(Ok(n));
+                }
+            }
+            // One broken test fails the whole query: count each alone to tell which.
+            Err(e) if e != DbError::Interrupted && batch.len() > 1 => {
+                for (&k, q) in batch.iter().zip(&queries) {
+                    counts[k] = Some(session.count_failures(&[*q]).map(|n| n[0]));
+                }
+            }
+            Err(e) => {
+                for &k in &batch {
+                    counts[k] = Some(Err(e.clone()));
+                }
+            }
+        }
+    }
+    let share = clock.elapsed().as_secs_f64() / prepared.len().max(1) as f64;
+    prepared
+        .into_iter()
+        .zip(counts)
+        .map(|((t, cfg, sql), count)| {
+            let count = count.unwrap_or(Err(DbError::Interrupted));
+            let mut r = judge(t, &cfg, count, started_at, share);
+            if matches!(r.status, TestStatus::Fail | TestStatus::Warn) {
+                let sample = session.query(&sql, SHOWN_ROWS);
+                r.rows = sample.ok();
+                if cfg.store_failures {
+                    r.message = Some(format!(
+                        "failing rows stored in {failures_schema}.{}",
+                        c.nodes()[t].name
+                    ));
+                }
+            }
+            r
+        })
+        .collect()
+}
+
+fn judge(
+    node: usize,
+    cfg: &TestConfig,
+    count: Result<u64, DbError>,
+    started_at: SystemTime,
+    seconds: f64,
+) -> TestResult {
+    let mut r = TestResult {
+        node,
+        status: TestStatus::Pass,
+        failures: None,
+        started_at,
+        seconds,
+        message: None,
+        rows: None,
+        blocking: false,
+        interrupted: false,
+    };
+    match count {
+        Ok(n) => {
+            r.failures = Some(n);
+            r.status = match cfg.verdict(n) {
+                Verdict::Pass => TestStatus::Pass,
+                Verdict::Warn => TestStatus::Warn,
+                Verdict::Fail => TestStatus::Fail,
+            };
+            r.blocking = r.status == TestStatus::Fail;
+        }
+        Err(e) => {
+            r.interrupted = e == DbError::Interrupted;
+            r.status = TestStatus::Error;
+            r.message = Some(e.to_string());
+            r.blocking = cfg.severity == Severity::Error;
+        }
+    }
+    r
+}
