@@ -170,6 +170,7 @@ impl DuckSession {
     /// Builds the new relation under its own name: inside the open transaction DuckDB keeps
     /// showing every other connection the previous one until `COMMIT`, and a rollback (or a
     /// kill, thanks to the write-ahead log) leaves it untouched — no temporary name needed.
+    /// `aside`, the table is built as `<name>__xform_audit` instead (see `stage`).
     fn stage_in_transaction(
         &self,
         relation: &Relation,
@@ -321,9 +322,15 @@ impl Session for DuckSession {
         aside: bool,
         log: &mut Vec<String>,
     ) -> DbResult<Staged> {
-        self.run("BEGIN TRANSACTION", log)?;
+        // Aside, the new table is committed under its own name first: tests then run outside
+        // any transaction (in DuckDB one failing statement aborts the transaction it is in, so
+        // a broken test could not be told from the others), and `publish` swaps it in within
+        // one short transaction.
+        if !aside {
+            self.run("BEGIN TRANSACTION", log)?;
+        }
         let staged = self.stage_in_transaction(relation, build, replaces, aside, log);
-        if staged.is_err() {
+        if staged.is_err() && !aside {
             self.rollback();
         }
         staged
@@ -331,32 +338,34 @@ impl Session for DuckSession {
 
     fn publish(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<Staged> {
         let swapped = match &staged.aside {
-            Some((relation, replaces)) => {
-                self.swap_in(&staged.readable_as, relation, *replaces, log)
-            }
+            Some((relation, replaces)) => self
+                .run("BEGIN TRANSACTION", log)
+                .and_then(|()| self.swap_in(&staged.readable_as, relation, *replaces, log)),
             None => Ok(()),
         };
         match swapped.and_then(|()| self.run("COMMIT", log)) {
             Ok(()) => Ok(staged),
             Err(e) => {
                 self.rollback();
+                if staged.aside.is_some() {
+                    let _ = self.discard(staged, log);
+                }
                 Err(e)
             }
         }
     }
 
     fn discard(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<()> {
-        if staged.aside.is_none() {
-            self.rollback();
-            return Ok(());
+        match staged.aside {
+            None => {
+                self.rollback();
+                Ok(())
+            }
+            Some(_) => self.run(
+                &format!("DROP TABLE IF EXISTS {}", rel(&staged.readable_as)),
+                log,
+            ),
         }
-        let dropped = self
-            .run(&format!("DROP TABLE {}", rel(&staged.readable_as)), log)
-            .and_then(|()| self.run("COMMIT", log));
-        if dropped.is_err() {
-            self.rollback();
-        }
-        dropped
     }
 
     fn count_failures(&mut self, queries: &[(&str, Option<u64>)]) -> DbResult<Vec<u64>> {

@@ -115,9 +115,9 @@ pub struct CsvSource {
     pub column_types: Vec<(String, String)>,
 }
 
-/// A relation built inside an open transaction, invisible to every other connection until
-/// `publish` (or gone after `discard`). The session that staged it reads it as `readable_as`:
-/// its own name, or a name beside it when staged aside for an audit.
+/// A relation built but not yet published: in place, inside an open transaction (invisible to
+/// every other connection until `publish`); or aside, as a table beside the published relation
+/// that `publish` swaps in. The session reads it as `readable_as`; `discard` drops it.
 #[derive(Debug)]
 pub struct Staged {
     pub rows: Option<u64>,
@@ -199,9 +199,9 @@ pub trait Session: Send {
     /// Creates the schemas that do not exist.
     fn create_schemas(&mut self, schemas: &[String], log: &mut Vec<String>) -> DbResult<()>;
     /// Builds `relation` in an open transaction, replacing `replaces` (what exists under its
-    /// name now) — or, `aside`, under a name beside it, leaving the previous relation in place
-    /// until `publish` (for tests to audit the new one first). On error nothing stays behind
-    /// and the previous relation is untouched.
+    /// name now) — or, `aside`, as a table beside it (`readable_as`), leaving the previous
+    /// relation in place until `publish` swaps it in, so tests can audit the new one first.
+    /// On error nothing stays behind and the previous relation is untouched.
     fn stage(
         &mut self,
         relation: &Relation,
@@ -212,8 +212,7 @@ pub trait Session: Send {
     ) -> DbResult<Staged>;
     /// Commits a staged relation: from now on everyone reads it.
     fn publish(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<Staged>;
-    /// Drops a staged relation; the previous one stays published. What else the transaction
-    /// did (stored test failures) is kept.
+    /// Drops a staged relation; the previous one stays published.
     fn discard(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<()>;
     /// Runs a query and returns at most `limit` rows.
     fn query(&mut self, sql: &str, limit: usize) -> DbResult<Rows>;

@@ -191,7 +191,7 @@ pub fn run(
             .map_err(|e| failure(job, e))
     } else {
         let message = format!(
-            "not published: {} failed on the new data; the previous version stays published",
+            "not published: {} did not pass on the new data; the previous version stays published",
             failed
                 .iter()
                 .map(|n| format!("`{n}`"))

@@ -369,7 +369,7 @@ fn custom_generic_tests_and_singular_tests() {
     // The audit failed: the first build of `numbers` was not published at all.
     assert!(
         o.stdout
-            .contains("not published: `at_most_numbers_n__5` failed"),
+            .contains("not published: `at_most_numbers_n__5` did not pass"),
         "{}",
         o.stdout
     );
@@ -664,4 +664,47 @@ fn malformed_unit_test_fixtures_name_the_file_and_line() {
     let o = xform(dir.path(), &["test"]);
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(o.stderr.contains("`orders` missing"), "{}", o.stderr);
+}
+
+#[test]
+fn a_test_that_cannot_run_is_reported_alone_and_blocks_publishing() {
+    let dir = project(WAP);
+    assert_eq!(xform(dir.path(), &["build"]).code, 0);
+    write_files(
+        dir.path(),
+        "
+-- file: models/customers.sql
+select * from (values (1, 'kim'), (2, 'lee'), (3, 'park')) as t(id, name)
+",
+    );
+    let schema = std::fs::read_to_string(dir.path().join("models/schema.yml")).unwrap();
+    let merged = schema.replace(
+        "    columns:\n      - name: id\n",
+        "    data_tests:\n      - expression_is_true: {expression: no_such_column > 0}\n    columns:\n      - name: id\n",
+    );
+    std::fs::write(dir.path().join("models/schema.yml"), merged).unwrap();
+    let o = xform(dir.path(), &["build"]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    // The broken test is an error of its own; the other test of the same model still passes.
+    assert!(
+        line_of(&o.stdout, "expression_is_true_customers").contains("ERROR"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        line_of(&o.stdout, "unique_customers_id").contains("PASS"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("no_such_column"), "{}", o.stdout);
+    // Unverified data is not published: the previous two rows stay.
+    assert_eq!(
+        query(dir.path(), "select count(*) from main.customers"),
+        [["2"]]
+    );
+    assert!(
+        line_of(&o.stdout, "main.customer_count").contains("SKIP"),
+        "{}",
+        o.stdout
+    );
 }
