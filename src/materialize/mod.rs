@@ -318,6 +318,26 @@ pub fn attach_tests(c: &Compiled, jobs: &mut Vec<Job>, tests: &[usize]) {
             _ => jobs[j].tests.push(t),
         }
     }
+    if jobs.iter().all(|j| !j.builds()) {
+        merge_test_jobs(jobs);
+    }
+}
+
+/// With nothing built (`xform test`) no test waits for another, so the tests of several nodes
+/// share one job and one counting query: each query costs DuckDB a round trip of its own.
+fn merge_test_jobs(jobs: &mut Vec<Job>) {
+    const TESTS_PER_JOB: usize = 32;
+    let mut merged: Vec<Job> = Vec::new();
+    for job in jobs.drain(..) {
+        match merged.last_mut() {
+            Some(last) if last.tests.len() + job.tests.len() <= TESTS_PER_JOB => {
+                last.tests.extend(job.tests);
+                last.unit_tests.extend(job.unit_tests);
+            }
+            _ => merged.push(job),
+        }
+    }
+    *jobs = merged;
 }
 
 /// The node a test is about: the model (or seed, source) a generic or unit test is declared
