@@ -123,9 +123,11 @@ pub struct Staged {
     pub rows: Option<u64>,
     pub readable_as: Relation,
     /// Staged aside: the relation it becomes on publish, and what that replaces.
+    #[cfg_attr(not(feature = "duckdb"), allow(dead_code))]
     aside: Option<(Relation, Option<RelKind>)>,
 }
 
+#[cfg_attr(not(feature = "duckdb"), allow(dead_code))]
 impl Staged {
     /// A relation staged under its own name (`aside` None) or beside it.
     fn new(
