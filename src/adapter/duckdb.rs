@@ -167,11 +167,11 @@ impl DuckSession {
             .map_err(failed)
     }
 
-    /// Builds the new relation under its own name: inside the open transaction DuckDB keeps
-    /// showing every other connection the previous one until `COMMIT`, and a rollback (or a
-    /// kill, thanks to the write-ahead log) leaves it untouched — no temporary name needed.
-    /// `aside`, the table is built as `<name>__xform_audit` instead (see `stage`).
-    fn stage_in_transaction(
+    /// Creates the new relation under its own name, in the transaction `stage` opened: DuckDB
+    /// keeps showing every other connection the previous one until `COMMIT`, and a rollback
+    /// (or a kill, thanks to the write-ahead log) leaves it untouched — no temporary name
+    /// needed. `aside`, it is a table named `<name>__xform_audit` instead (see `stage`).
+    fn create(
         &self,
         relation: &Relation,
         build: Build<'_>,
@@ -329,7 +329,7 @@ impl Session for DuckSession {
         if !aside {
             self.run("BEGIN TRANSACTION", log)?;
         }
-        let staged = self.stage_in_transaction(relation, build, replaces, aside, log);
+        let staged = self.create(relation, build, replaces, aside, log);
         if staged.is_err() && !aside {
             self.rollback();
         }

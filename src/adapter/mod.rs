@@ -150,6 +150,19 @@ pub struct Rows {
     pub rows: Vec<Vec<Option<String>>>,
 }
 
+impl Rows {
+    /// Each row as a JSON object from column name to value (text or null).
+    pub fn objects(&self) -> Vec<serde_json::Map<String, Json>> {
+        self.rows
+            .iter()
+            .map(|r| {
+                let values = r.iter().map(|v| v.clone().map_or(Json::Null, Json::String));
+                self.columns.iter().cloned().zip(values).collect()
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbError {
     /// The warehouse refused or failed the statement.

@@ -191,7 +191,7 @@ fn manifest_entry(c: &Compiled, i: usize) -> std::io::Result<Vec<u8>> {
             compiled: c.checksums[i].clone(),
         },
         test_metadata: n.test.as_ref(),
-        compiled_path: c.sql[i].as_ref().map(|_| compiled_path(n).to_string()),
+        compiled_path: c.compiled_path(i),
     };
     let mut out = serde_json::to_vec(&n.unique_id).map_err(std::io::Error::other)?;
     out.push(b':');

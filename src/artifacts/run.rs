@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{TARGET_DIR, atomic_write, write_derived};
-use crate::compile::{Compiled, compiled_path};
+use crate::compile::Compiled;
 use crate::execute::NodeResult;
 use crate::materialize::Job;
 use crate::testing::TestResult;
@@ -112,23 +112,10 @@ fn test_entry<'a>(c: &'a Compiled, t: &'a TestResult) -> ResultEntry<'a> {
         adapter_response: json!({}),
         message: t.message.as_deref(),
         relation_name: None,
-        compiled_path: c.sql[t.node].as_ref().map(|_| compiled_path(n).to_string()),
+        compiled_path: c.compiled_path(t.node),
         run_path: None,
         failures: t.failures,
-        failing_rows: t.rows.as_ref().map(|rows| {
-            json!(
-                rows.rows
-                    .iter()
-                    .map(|r| {
-                        rows.columns
-                            .iter()
-                            .cloned()
-                            .zip(r.iter().map(|v| json!(v)))
-                            .collect::<serde_json::Map<_, _>>()
-                    })
-                    .collect::<Vec<_>>()
-            )
-        }),
+        failing_rows: t.rows.as_ref().map(|rows| json!(rows.objects())),
     }
 }
 
@@ -142,9 +129,7 @@ fn result_entry<'a>(c: &'a Compiled, job: &Job, r: &'a NodeResult) -> ResultEntr
         adapter_response: json!({ "rows_affected": r.rows }),
         message: r.message.as_deref(),
         relation_name: c.relation_sql(job.node),
-        compiled_path: c.sql[job.node]
-            .as_ref()
-            .map(|_| compiled_path(n).to_string()),
+        compiled_path: c.compiled_path(job.node),
         run_path: (!r.statements.is_empty()).then(|| run_path(c, job.node)),
         failures: None,
         failing_rows: None,

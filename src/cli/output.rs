@@ -150,48 +150,42 @@ impl<'c> Printer<'c> {
     }
 
     fn node_line(&self, job: &Job, r: &NodeResult) -> String {
-        let (word, code) = match r.status {
+        let word = match r.status {
             Status::Success => ("OK", "32"),
             Status::Error => ("ERROR", "31"),
             Status::Skipped => ("SKIP", "33"),
         };
-        let status = paint(&format!("{word:<5}"), code, self.color);
-        let rows = r
-            .rows
-            .map(|n| format!("{} row{}", thousands(n as usize), plural(n as usize)))
-            .unwrap_or_default();
-        let tail = match r.status {
-            Status::Skipped => String::new(),
-            _ => format!("{rows:>14} {:>7.2} s", r.seconds),
-        };
-        format!(
-            "{} {status} {:<5} {}{tail}",
-            self.counter(),
-            job.action.label(),
-            self.padded(&job.label(self.c))
-        )
+        let rows = r.rows.map(|n| counted(n, "row")).unwrap_or_default();
+        let measure = (r.status != Status::Skipped).then_some((rows, r.seconds));
+        self.result_line(word, job.action.label(), &job.label(self.c), measure)
     }
 
     fn test_line(&self, t: &TestResult) -> String {
-        let (word, code) = test_word(t.status);
-        let status = paint(&format!("{word:<5}"), code, self.color);
         let n = &self.c.nodes()[t.node];
         let failures = match (t.status, t.failures) {
-            (TestStatus::Warn | TestStatus::Fail, Some(f)) => {
-                let f = f as usize;
-                format!("{} failure{}", thousands(f), plural(f))
-            }
+            (TestStatus::Warn | TestStatus::Fail, Some(f)) => counted(f, "failure"),
             _ => String::new(),
         };
-        let tail = match t.status {
-            TestStatus::Skipped => String::new(),
-            _ => format!("{failures:>14} {:>7.2} s", t.seconds),
-        };
+        let measure = (t.status != TestStatus::Skipped).then_some((failures, t.seconds));
+        self.result_line(test_word(t.status), kind_label(n.kind), &n.name, measure)
+    }
+
+    /// `12/40 OK    table analytics.orders      1,204 rows    0.03 s`
+    fn result_line(
+        &self,
+        (word, code): (&str, &str),
+        kind: &str,
+        name: &str,
+        measure: Option<(String, f64)>,
+    ) -> String {
+        let status = paint(&format!("{word:<5}"), code, self.color);
+        let tail = measure
+            .map(|(what, secs)| format!("{what:>14} {secs:>7.2} s"))
+            .unwrap_or_default();
         format!(
-            "{} {status} {:<5} {}{tail}",
+            "{} {status} {kind:<5} {}{tail}",
             self.counter(),
-            kind_label(n.kind),
-            self.padded(&n.name)
+            self.padded(name)
         )
     }
 
@@ -229,8 +223,8 @@ impl<'c> Printer<'c> {
             "failures": t.failures,
             "seconds": t.seconds,
             "message": t.message,
-            "rows": t.rows.as_ref().map(rows_json),
-            "compiled_path": self.c.sql[t.node].as_ref().map(|_| compiled_path(n).to_string()),
+            "rows": t.rows.as_ref().map(Rows::objects),
+            "compiled_path": self.c.compiled_path(t.node),
             "index": self.done,
             "total": self.total,
         })
@@ -330,11 +324,7 @@ impl<'c> Printer<'c> {
         println!();
         let failures = match t.failures {
             Some(f) if t.status != TestStatus::Error => {
-                format!(
-                    ": {} failing row{}",
-                    thousands(f as usize),
-                    plural(f as usize)
-                )
+                format!(": {}", counted(f, "failing row"))
             }
             _ => String::new(),
         };
@@ -362,6 +352,12 @@ impl<'c> Printer<'c> {
             println!("  compiled SQL: {}", compiled_path(n));
         }
     }
+}
+
+/// "1 row", "1,204 rows".
+fn counted(n: u64, what: &str) -> String {
+    let n = n as usize;
+    format!("{} {what}{}", thousands(n), plural(n))
 }
 
 fn test_word(s: TestStatus) -> (&'static str, &'static str) {
@@ -449,18 +445,5 @@ pub fn rows_table(rows: &Rows) -> String {
 }
 
 pub fn rows_json(rows: &Rows) -> serde_json::Value {
-    let objects: Vec<serde_json::Value> = rows
-        .rows
-        .iter()
-        .map(|r| {
-            serde_json::Value::Object(
-                rows.columns
-                    .iter()
-                    .cloned()
-                    .zip(r.iter().map(|v| json!(v)))
-                    .collect(),
-            )
-        })
-        .collect();
-    json!({"event": "rows", "columns": rows.columns, "rows": objects})
+    json!({"event": "rows", "columns": rows.columns, "rows": rows.objects()})
 }

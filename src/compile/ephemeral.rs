@@ -26,13 +26,7 @@ pub fn finish(
             _ => None,
         })
         .collect();
-    let position: Vec<usize> = {
-        let mut pos = vec![0; project.nodes.len()];
-        for (k, &i) in graph.order().iter().enumerate() {
-            pos[i] = k;
-        }
-        pos
-    };
+    let position = graph.positions();
     let injected: Vec<(usize, String)> = (0..project.nodes.len())
         .into_par_iter()
         .filter_map(|i| {

@@ -67,6 +67,23 @@ impl Compiled {
         Some(self.project.target.kind.relation(&r.schema, &r.name))
     }
 
+    /// Where node `i`'s compiled SQL is written, if it has SQL.
+    pub fn compiled_path(&self, i: usize) -> Option<String> {
+        self.sql[i]
+            .as_ref()
+            .map(|_| compiled_path(&self.nodes()[i]).to_string())
+    }
+
+    /// An ephemeral model: inlined into what reads it, nothing of its own in the warehouse.
+    pub fn is_ephemeral(&self, i: usize) -> bool {
+        self.nodes()[i].kind == NodeKind::Model && self.relations[i].is_none()
+    }
+
+    /// What node `i`'s compiled SQL reads: its parents, looking through ephemeral models.
+    pub fn reads(&self, i: usize) -> Vec<usize> {
+        self.graph.parents_through(i, |p| self.is_ephemeral(p))
+    }
+
     pub fn parents(&self, i: usize) -> Vec<usize> {
         let mut p: Vec<usize> = self.graph.parents(i).collect();
         p.sort_unstable();

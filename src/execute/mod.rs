@@ -14,7 +14,6 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::adapter::{DbError, RelKind, Relation, Session, Warehouse};
 use crate::compile::Compiled;
 use crate::materialize::{self, Job};
-use crate::project::NodeKind;
 use crate::testing::{self, TestResult, TestStatus};
 
 #[derive(Clone, Copy, Debug)]
@@ -241,7 +240,7 @@ impl JobGraph {
                 .into_iter()
                 .chain(job.tests.iter().copied())
                 .chain(job.unit_tests.iter().copied())
-                .flat_map(|r| c.graph.parents_through(r, |p| is_ephemeral(c, p)))
+                .flat_map(|r| c.reads(r))
                 .filter(|&p| own != Some(p))
                 .collect();
             reads.sort_unstable();
@@ -253,10 +252,6 @@ impl JobGraph {
         }
         JobGraph { parents, children }
     }
-}
-
-fn is_ephemeral(c: &Compiled, i: usize) -> bool {
-    c.nodes()[i].kind == NodeKind::Model && c.relations[i].is_none()
 }
 
 struct Scheduler<'a> {

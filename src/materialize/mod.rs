@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::adapter::{Build, DbError, RelKind, Relation, Session, Staged};
 use crate::compile::Compiled;
 use crate::diagnostics::Diagnostic;
-use crate::project::{DepRef, NodeKind};
+use crate::project::NodeKind;
 use crate::testing::{self, Swap, TestResult};
 
 /// How a node is built.
@@ -344,17 +344,10 @@ fn merge_test_jobs(jobs: &mut Vec<Job>) {
 /// on; for a singular test the last of what it reads; a test reading nothing is its own.
 pub fn tested_node(c: &Compiled, t: usize, position: &[usize]) -> usize {
     let n = &c.nodes()[t];
-    let declared_on = match n.static_deps.first() {
-        Some(DepRef::Ref(name, _)) => c.graph.parents(t).find(|&p| {
-            let m = &c.nodes()[p];
-            m.kind != NodeKind::Source && &m.name == name
-        }),
-        Some(DepRef::Source(s, tbl, _)) => c.graph.parents(t).find(|&p| {
-            let m = &c.nodes()[p];
-            m.kind == NodeKind::Source && m.name == format!("{s}.{tbl}")
-        }),
-        None => None,
-    };
+    let declared_on = n
+        .static_deps
+        .first()
+        .and_then(|dep| c.graph.parents(t).find(|&p| dep.names(&c.nodes()[p])));
     declared_on
         .or_else(|| c.graph.parents(t).max_by_key(|&p| position[p]))
         .unwrap_or(t)

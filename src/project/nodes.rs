@@ -41,6 +41,19 @@ pub enum DepRef {
     Source(String, String, Loc),
 }
 
+impl DepRef {
+    /// Whether `n` is the node this `ref()` or `source()` names.
+    pub fn names(&self, n: &Node) -> bool {
+        match self {
+            DepRef::Ref(name, _) => n.kind != NodeKind::Source && &n.name == name,
+            DepRef::Source(s, t, _) => {
+                n.kind == NodeKind::Source
+                    && n.name.split_once('.') == Some((s.as_str(), t.as_str()))
+            }
+        }
+    }
+}
+
 /// A generic data test applied to a node (and maybe a column).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TestSpec {

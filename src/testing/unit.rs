@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 use super::{TestResult, TestStatus};
 use crate::adapter::{AdapterKind, Rows, Session};
 use crate::compile::Compiled;
-use crate::project::{DepRef, Fixture, NodeKind, parse_relation_arg};
+use crate::project::{Fixture, NodeKind, parse_relation_arg};
 
 /// At most this many output rows are compared.
 const MAX_ROWS: usize = 10_000;
@@ -226,19 +226,9 @@ fn check(
 /// The node a `given` input names, among the model's parents.
 fn input_node(c: &Compiled, model: usize, given: &Fixture) -> Option<usize> {
     let dep = parse_relation_arg(&given.input, &given.at)?;
-    let ephemeral = |p: usize| c.nodes()[p].kind == NodeKind::Model && c.relations[p].is_none();
-    c.graph
-        .parents_through(model, ephemeral)
+    c.reads(model)
         .into_iter()
-        .find(|&p| {
-            let n = &c.nodes()[p];
-            match &dep {
-                DepRef::Ref(name, _) => n.kind != NodeKind::Source && &n.name == name,
-                DepRef::Source(s, t, _) => {
-                    n.kind == NodeKind::Source && n.name == format!("{s}.{t}")
-                }
-            }
-        })
+        .find(|&p| dep.names(&c.nodes()[p]))
 }
 
 /// A fixture as a query: one `SELECT` of literals per row, cast to the input's column types

@@ -51,7 +51,7 @@ fn no_temporary_relations(dir: &Path) -> bool {
     !relations(dir).iter().any(|(r, _)| r.contains("xform_tmp"))
 }
 
-fn run_results(dir: &Path) -> serde_json::Value {
+pub fn run_results(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("target/run_results.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }

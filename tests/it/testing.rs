@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::build::query;
+use crate::build::{query, run_results};
 use crate::harness::{project, write_files, xform};
 
 /// One line of the run output that mentions `name`.
@@ -12,15 +12,17 @@ fn line_of<'a>(out: &'a str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line for {name} in:\n{out}"))
 }
 
-fn results(dir: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(dir.join("target/run_results.json")).unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-    doc["results"].as_array().unwrap().clone()
+/// Asserts that the output line for `name` shows `status`.
+fn assert_line(out: &str, name: &str, status: &str) {
+    assert!(line_of(out, name).contains(status), "{out}");
 }
 
 fn result_of(dir: &Path, name: &str) -> serde_json::Value {
-    results(dir)
-        .into_iter()
+    let doc = run_results(dir);
+    doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
         .find(|r| {
             r["unique_id"]
                 .as_str()
@@ -28,6 +30,7 @@ fn result_of(dir: &Path, name: &str) -> serde_json::Value {
                 .ends_with(&format!(".{name}"))
         })
         .unwrap_or_else(|| panic!("no result for {name}"))
+        .clone()
 }
 
 const SHOP: &str = "
@@ -85,7 +88,7 @@ fn every_builtin_generic_test_passes_on_good_data() {
         "expression_is_true_order_facts__amount___0",
         "row_count_order_facts__10__1",
     ] {
-        assert!(line_of(&o.stdout, name).contains("PASS"), "{}", o.stdout);
+        assert_line(&o.stdout, name, "PASS");
         assert_eq!(result_of(dir.path(), name)["status"], "pass");
     }
     assert!(o.stdout.contains("7 pass, 0 warn, 0 fail"), "{}", o.stdout);
@@ -134,7 +137,7 @@ id,name,tier
         }
         assert_eq!(r["status"], "fail", "{name}: {r}");
         assert_eq!(r["failures"], failures, "{name}");
-        assert!(line_of(&o.stdout, name).contains("FAIL"), "{}", o.stdout);
+        assert_line(&o.stdout, name, "FAIL");
     }
     // The failing rows are printed, with the compiled SQL to rerun.
     assert!(
@@ -251,11 +254,7 @@ fn severity_thresholds_where_limit_and_stored_failures() {
     assert_eq!(status("referrer_app_only"), ("warn".into(), 2));
     // `limit` caps the count at 2, so `>2` cannot hold.
     assert_eq!(status("referrer_limited"), ("warn".into(), 2));
-    assert!(
-        line_of(&o.stdout, "referrer_mostly_set").contains("WARN"),
-        "{}",
-        o.stdout
-    );
+    assert_line(&o.stdout, "referrer_mostly_set", "WARN");
     // Stored failures: the failing rows in test_failures.<test name>.
     assert_eq!(
         query(
@@ -288,11 +287,7 @@ select * from (values (1, null, 'app'), (2, null, 'app'), (3, null, 'app'), (4, 
     assert_eq!(status("referrer_mostly_set"), ("fail".into(), 6));
     assert_eq!(status("referrer_warn_only"), ("warn".into(), 6));
     assert_eq!(status("referrer_app_only"), ("fail".into(), 6));
-    assert!(
-        line_of(&o.stdout, "referrer_app_only").contains("FAIL"),
-        "{}",
-        o.stdout
-    );
+    assert_line(&o.stdout, "referrer_app_only", "FAIL");
 }
 
 #[test]
@@ -361,11 +356,7 @@ fn custom_generic_tests_and_singular_tests() {
         result_of(dir.path(), "no_negative_totals")["status"],
         "pass"
     );
-    assert!(
-        line_of(&o.stdout, "no_negative_totals").contains("PASS"),
-        "{}",
-        o.stdout
-    );
+    assert_line(&o.stdout, "no_negative_totals", "PASS");
     // The audit failed: the first build of `numbers` was not published at all.
     assert!(
         o.stdout
@@ -451,16 +442,8 @@ select * from (values (1, 'kim'), (1, 'park'), (2, 'lee')) as t(id, name)
         ),
         [["1", "kim"], ["2", "lee"]]
     );
-    assert!(
-        line_of(&o.stdout, "unique_customers_id").contains("FAIL"),
-        "{}",
-        o.stdout
-    );
-    assert!(
-        line_of(&o.stdout, "main.customer_count").contains("SKIP"),
-        "{}",
-        o.stdout
-    );
+    assert_line(&o.stdout, "unique_customers_id", "FAIL");
+    assert_line(&o.stdout, "main.customer_count", "SKIP");
     assert_eq!(result_of(dir.path(), "customers")["status"], "error");
     assert_eq!(result_of(dir.path(), "customer_count")["status"], "skipped");
     assert!(
@@ -508,16 +491,8 @@ models:
         query(dir.path(), "select count(*) from main.customers"),
         [["3"]]
     );
-    assert!(
-        line_of(&o.stdout, "main.customers").contains("OK"),
-        "{}",
-        o.stdout
-    );
-    assert!(
-        line_of(&o.stdout, "main.customer_count").contains("SKIP"),
-        "{}",
-        o.stdout
-    );
+    assert_line(&o.stdout, "main.customers", "OK");
+    assert_line(&o.stdout, "main.customer_count", "SKIP");
     assert_eq!(
         result_of(dir.path(), "customer_count")["message"],
         "skipped: upstream main.customers failed its tests"
@@ -532,21 +507,9 @@ fn a_failing_test_on_a_view_skips_its_children() {
     );
     let o = xform(dir.path(), &["build"]);
     assert_eq!(o.code, 1, "{}", o.stdout);
-    assert!(
-        line_of(&o.stdout, "main.customers ").contains("OK"),
-        "{}",
-        o.stdout
-    );
-    assert!(
-        line_of(&o.stdout, "unique_customers_id").contains("FAIL"),
-        "{}",
-        o.stdout
-    );
-    assert!(
-        line_of(&o.stdout, "main.customer_count").contains("SKIP"),
-        "{}",
-        o.stdout
-    );
+    assert_line(&o.stdout, "main.customers ", "OK");
+    assert_line(&o.stdout, "unique_customers_id", "FAIL");
+    assert_line(&o.stdout, "main.customer_count", "SKIP");
 }
 
 const UNIT: &str = "
@@ -592,11 +555,7 @@ fn unit_tests_run_the_model_on_mocked_inputs() {
     // Built first, so the fixtures take the real inputs' column types (DATE, DECIMAL).
     let o = xform(dir.path(), &["build"]);
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
-    assert!(
-        line_of(&o.stdout, "converts_to_krw").contains("PASS"),
-        "{}",
-        o.stdout
-    );
+    assert_line(&o.stdout, "converts_to_krw", "PASS");
     // Only unit tests; the real tables are not touched.
     let o = xform(dir.path(), &["test", "-s", "test_type:unit"]);
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
@@ -609,11 +568,7 @@ fn a_failing_unit_test_prints_a_row_diff_and_blocks_the_model() {
     let dir = project(&UNIT.replace("amount_krw: 1500.0", "amount_krw: 1600"));
     let o = xform(dir.path(), &["build"]);
     assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
-    assert!(
-        line_of(&o.stdout, "converts_to_krw").contains("FAIL"),
-        "{}",
-        o.stdout
-    );
+    assert_line(&o.stdout, "converts_to_krw", "FAIL");
     // Columns in the model's order; a midnight timestamp matches its date.
     assert!(
         o.stdout.contains("  | id | amount_krw | month |"),
@@ -686,25 +641,13 @@ select * from (values (1, 'kim'), (2, 'lee'), (3, 'park')) as t(id, name)
     let o = xform(dir.path(), &["build"]);
     assert_eq!(o.code, 1, "{}", o.stdout);
     // The broken test is an error of its own; the other test of the same model still passes.
-    assert!(
-        line_of(&o.stdout, "expression_is_true_customers").contains("ERROR"),
-        "{}",
-        o.stdout
-    );
-    assert!(
-        line_of(&o.stdout, "unique_customers_id").contains("PASS"),
-        "{}",
-        o.stdout
-    );
+    assert_line(&o.stdout, "expression_is_true_customers", "ERROR");
+    assert_line(&o.stdout, "unique_customers_id", "PASS");
     assert!(o.stdout.contains("no_such_column"), "{}", o.stdout);
     // Unverified data is not published: the previous two rows stay.
     assert_eq!(
         query(dir.path(), "select count(*) from main.customers"),
         [["2"]]
     );
-    assert!(
-        line_of(&o.stdout, "main.customer_count").contains("SKIP"),
-        "{}",
-        o.stdout
-    );
+    assert_line(&o.stdout, "main.customer_count", "SKIP");
 }
