@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use duckdb::{Connection, InterruptHandle};
 
 use super::{
-    AdapterKind, Build, CsvSource, DbError, DbResult, RelKind, Relation, Rows, Session, Staged,
-    Warehouse,
+    AdapterKind, Build, CsvSource, DbError, DbResult, Increment, RelKind, Relation, Rows,
+    SchemaChange, Session, SnapshotSpec, SnapshotStrategy, Staged, Strategy, Warehouse,
 };
 
 const KIND: AdapterKind = AdapterKind::DuckDb;
@@ -21,12 +21,17 @@ pub struct DuckDb {
 }
 
 impl DuckDb {
-    pub fn open(path: &Path) -> DbResult<DuckDb> {
+    /// Opens the database file; relative paths in queries (external sources) resolve
+    /// against `project`.
+    pub fn open(path: &Path, project: &Path) -> DbResult<DuckDb> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| DbError::Failed(format!("cannot create {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+        let search = literal(&project.to_string_lossy());
+        conn.execute_batch(&format!("SET GLOBAL file_search_path = {search}"))
+            .map_err(failed)?;
         Ok(DuckDb {
             root: Mutex::new(conn),
             interrupts: Mutex::default(),
@@ -181,7 +186,7 @@ impl DuckSession {
     ) -> DbResult<Staged> {
         let kind = match build {
             Build::View(_) => RelKind::View,
-            Build::Table(_) | Build::Seed(_) => RelKind::Table,
+            _ => RelKind::Table,
         };
         let target = if aside {
             Relation::new(&relation.schema, format!("{}__xform_audit", relation.name))
@@ -209,6 +214,11 @@ impl DuckSession {
                 Some(self.count(relation)?)
             }
             Build::Seed(csv) => Some(self.load_csv(relation, csv, log)?),
+            Build::Increment(inc) => Some(self.increment(relation, &inc, log)?),
+            Build::Snapshot(spec) if replaces == Some(RelKind::Table) => {
+                Some(self.update_snapshot(relation, spec, log)?)
+            }
+            Build::Snapshot(spec) => Some(self.create_snapshot(relation, spec, log)?),
         };
         Ok(Staged::new(rows, target.clone(), published))
     }
@@ -250,6 +260,366 @@ impl DuckSession {
             None => self.count(into),
         }
     }
+}
+
+/// The incremental and snapshot statements. Each runs inside the transaction `stage` opened;
+/// the new rows are first materialized as a temporary table (this connection's only).
+impl DuckSession {
+    /// Executes a statement and returns the rows it changed.
+    fn exec(&self, sql: &str, log: &mut Vec<String>) -> DbResult<u64> {
+        log.push(sql.to_string());
+        self.conn.execute(sql, []).map(|n| n as u64).map_err(failed)
+    }
+
+    /// The columns and types of what `from` (a relation or table function) returns.
+    fn describe(&self, from: &str) -> DbResult<Vec<(String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("DESCRIBE SELECT * FROM {from}"))
+            .map_err(failed)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(failed)?;
+        rows.collect::<Result<_, _>>().map_err(failed)
+    }
+
+    /// `sql`'s rows as a temporary table named after `relation`.
+    fn stage_rows(
+        &self,
+        relation: &Relation,
+        sql: &str,
+        log: &mut Vec<String>,
+    ) -> DbResult<String> {
+        let temp = KIND.quote(&format!("__xform_new__{}", relation.name));
+        self.run(
+            &format!("CREATE OR REPLACE TEMP TABLE {temp} AS\n{}", body(sql)),
+            log,
+        )?;
+        Ok(temp)
+    }
+
+    /// Fails when two of the new rows share a key: merging them would be ambiguous.
+    fn check_one_row_per_key(&self, new: &str, key: &[String]) -> DbResult<()> {
+        let cols: Vec<String> = key.iter().map(|k| KIND.quote(k)).collect();
+        let sql = format!(
+            "SELECT {}, count(*) FROM {new} GROUP BY ALL HAVING count(*) > 1 LIMIT 1",
+            cols.iter()
+                .map(|c| format!("CAST({c} AS VARCHAR)"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(failed)?;
+        let mut rows = stmt.query([]).map_err(failed)?;
+        let Some(row) = rows.next().map_err(failed)? else {
+            return Ok(());
+        };
+        let mut shown = Vec::new();
+        for (i, k) in key.iter().enumerate() {
+            let v: Option<String> = row.get(i).map_err(failed)?;
+            shown.push(format!("{k} = {}", v.as_deref().unwrap_or("NULL")));
+        }
+        let n: u64 = row.get(key.len()).map_err(failed)?;
+        Err(DbError::Failed(format!(
+            "{n} of the new rows have the same unique_key ({}); each key may appear once",
+            shown.join(", ")
+        )))
+    }
+
+    /// Applies `mode` to the table's columns given the new rows' columns, and returns the
+    /// columns to insert: those of the (altered) table the new rows have, in table order.
+    fn reconcile_columns(
+        &self,
+        target: &str,
+        incoming: &[(String, String)],
+        mode: SchemaChange,
+        log: &mut Vec<String>,
+    ) -> DbResult<Vec<String>> {
+        let have = self.describe(target)?;
+        let find = |cols: &[(String, String)], name: &str| {
+            cols.iter()
+                .find(|(c, _)| c.eq_ignore_ascii_case(name))
+                .map(|(_, t)| t.clone())
+        };
+        let added: Vec<&(String, String)> = incoming
+            .iter()
+            .filter(|(c, _)| find(&have, c).is_none())
+            .collect();
+        let removed: Vec<&(String, String)> = have
+            .iter()
+            .filter(|(c, _)| find(incoming, c).is_none())
+            .collect();
+        let changed: Vec<(&String, &String, String)> = have
+            .iter()
+            .filter_map(|(c, t)| {
+                let new = find(incoming, c)?;
+                (new != *t).then_some((c, t, new))
+            })
+            .collect();
+        let differs = !added.is_empty() || !removed.is_empty() || !changed.is_empty();
+        if mode == SchemaChange::Fail && differs {
+            let mut what: Vec<String> = Vec::new();
+            what.extend(added.iter().map(|(c, t)| format!("added `{c}` {t}")));
+            what.extend(removed.iter().map(|(c, _)| format!("removed `{c}`")));
+            what.extend(
+                changed
+                    .iter()
+                    .map(|(c, old, new)| format!("`{c}` {old} → {new}")),
+            );
+            return Err(DbError::Failed(format!(
+                "the model's columns changed and on_schema_change is `fail`: {}. Rebuild it with \
+                 --full-refresh, or set on_schema_change to append_new_columns or sync_all_columns",
+                what.join(", ")
+            )));
+        }
+        let sync = mode == SchemaChange::SyncAllColumns;
+        if sync || mode == SchemaChange::AppendNewColumns {
+            for (c, t) in &added {
+                self.run(
+                    &format!("ALTER TABLE {target} ADD COLUMN {} {t}", KIND.quote(c)),
+                    log,
+                )?;
+            }
+        }
+        if sync {
+            for (c, _) in &removed {
+                self.run(
+                    &format!("ALTER TABLE {target} DROP COLUMN {}", KIND.quote(c)),
+                    log,
+                )?;
+            }
+            for (c, _, new) in &changed {
+                self.run(
+                    &format!(
+                        "ALTER TABLE {target} ALTER COLUMN {} TYPE {new}",
+                        KIND.quote(c)
+                    ),
+                    log,
+                )?;
+            }
+        }
+        Ok(self
+            .describe(target)?
+            .into_iter()
+            .filter(|(c, _)| find(incoming, c).is_some())
+            .map(|(c, _)| c)
+            .collect())
+    }
+
+    fn increment(
+        &self,
+        relation: &Relation,
+        inc: &Increment<'_>,
+        log: &mut Vec<String>,
+    ) -> DbResult<u64> {
+        let target = rel(relation);
+        let new = self.stage_rows(relation, inc.sql, log)?;
+        let incoming = self.describe(&new)?;
+        let columns = self.reconcile_columns(&target, &incoming, inc.on_schema_change, log)?;
+        let list = quoted_list(&columns, "");
+        let insert = |filter: &str| {
+            format!(
+                "INSERT INTO {target} ({list})\nSELECT {} FROM {new} AS n{filter}",
+                quoted_list(&columns, "n.")
+            )
+        };
+        let rows = match &inc.strategy {
+            Strategy::Append => self.exec(&insert(""), log)?,
+            Strategy::DeleteInsert { key } => {
+                self.exec(
+                    &format!(
+                        "DELETE FROM {target} AS t USING {new} AS n WHERE {}",
+                        key_match(key)
+                    ),
+                    log,
+                )?;
+                self.exec(&insert(""), log)?
+            }
+            Strategy::Merge {
+                key,
+                update,
+                exclude,
+            } => {
+                self.check_one_row_per_key(&new, key)?;
+                let is = |list: &[String], c: &str| list.iter().any(|k| k.eq_ignore_ascii_case(c));
+                let set: Vec<String> = match update {
+                    Some(u) => u.to_vec(),
+                    None => columns
+                        .iter()
+                        .filter(|c| !is(key, c) && !is(exclude, c))
+                        .cloned()
+                        .collect(),
+                };
+                let updated = if set.is_empty() {
+                    0
+                } else {
+                    let assignments: Vec<String> = set
+                        .iter()
+                        .map(|c| format!("{q} = n.{q}", q = KIND.quote(c)))
+                        .collect();
+                    self.exec(
+                        &format!(
+                            "UPDATE {target} AS t SET {}\nFROM {new} AS n WHERE {}",
+                            assignments.join(", "),
+                            key_match(key)
+                        ),
+                        log,
+                    )?
+                };
+                let unmatched = format!(
+                    "\nWHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {})",
+                    key_match(key)
+                );
+                updated + self.exec(&insert(&unmatched), log)?
+            }
+            Strategy::Range { column, start, end } => {
+                self.exec(
+                    &format!(
+                        "DELETE FROM {target} WHERE {c} >= TIMESTAMP {} AND {c} < TIMESTAMP {}",
+                        literal(start),
+                        literal(end),
+                        c = KIND.quote(column)
+                    ),
+                    log,
+                )?;
+                self.exec(&insert(""), log)?
+            }
+        };
+        self.run(&format!("DROP TABLE {new}"), log)?;
+        Ok(rows)
+    }
+
+    fn create_snapshot(
+        &self,
+        relation: &Relation,
+        spec: &SnapshotSpec,
+        log: &mut Vec<String>,
+    ) -> DbResult<u64> {
+        let m = &spec.meta;
+        let version = snapshot_version(spec, "s");
+        let create = format!(
+            "CREATE OR REPLACE TABLE {} AS\nSELECT s.*, {} AS {}, {version} AS {}, {version} AS {}, \
+             CAST(NULL AS TIMESTAMP) AS {}\nFROM (\n{}\n) AS s",
+            rel(relation),
+            scd_id(spec, "s"),
+            KIND.quote(&m.scd_id),
+            KIND.quote(&m.updated_at),
+            KIND.quote(&m.valid_from),
+            KIND.quote(&m.valid_to),
+            body(&spec.sql)
+        );
+        self.run(&create, log)?;
+        self.count(relation)
+    }
+
+    /// Closes the current version of changed (and, if asked, vanished) rows and inserts the
+    /// new versions: of changed rows, of new keys and of keys that come back.
+    fn update_snapshot(
+        &self,
+        relation: &Relation,
+        spec: &SnapshotSpec,
+        log: &mut Vec<String>,
+    ) -> DbResult<u64> {
+        let m = &spec.meta;
+        let target = rel(relation);
+        let new = self.stage_rows(relation, &spec.sql, log)?;
+        self.check_one_row_per_key(&new, &spec.unique_key)?;
+        let incoming = self.describe(&new)?;
+        let columns =
+            self.reconcile_columns(&target, &incoming, SchemaChange::AppendNewColumns, log)?;
+        let key = key_match(&spec.unique_key);
+        let valid_to = KIND.quote(&m.valid_to);
+        let now = format!("TIMESTAMP {}", literal(&spec.now));
+        let changed = match &spec.strategy {
+            SnapshotStrategy::Timestamp { updated_at } => format!(
+                "CAST(n.{} AS TIMESTAMP) > t.{}",
+                KIND.quote(updated_at),
+                KIND.quote(&m.updated_at)
+            ),
+            SnapshotStrategy::Check { columns: checked } => {
+                let all: Vec<String> = incoming.iter().map(|(c, _)| c.clone()).collect();
+                let checked = checked.as_ref().unwrap_or(&all);
+                let differs: Vec<String> = checked
+                    .iter()
+                    .map(|c| format!("t.{q} IS DISTINCT FROM n.{q}", q = KIND.quote(c)))
+                    .collect();
+                format!("({})", differs.join(" OR "))
+            }
+        };
+        let closed = self.exec(
+            &format!(
+                "UPDATE {target} AS t SET {valid_to} = {}\nFROM {new} AS n\n\
+                 WHERE t.{valid_to} IS NULL AND {key} AND {changed}",
+                snapshot_version(spec, "n")
+            ),
+            log,
+        )?;
+        let deleted = if spec.invalidate_hard_deletes {
+            self.exec(
+                &format!(
+                    "UPDATE {target} AS t SET {valid_to} = {now}\n\
+                     WHERE t.{valid_to} IS NULL AND NOT EXISTS (SELECT 1 FROM {new} AS n WHERE {key})"
+                ),
+                log,
+            )?
+        } else {
+            0
+        };
+        let version = snapshot_version(spec, "n");
+        let inserted = self.exec(
+            &format!(
+                "INSERT INTO {target} ({}, {}, {}, {}, {valid_to})\n\
+                 SELECT {}, {}, {version}, {version}, NULL FROM {new} AS n\n\
+                 WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE t.{valid_to} IS NULL AND {key})",
+                quoted_list(&columns, ""),
+                KIND.quote(&m.scd_id),
+                KIND.quote(&m.updated_at),
+                KIND.quote(&m.valid_from),
+                quoted_list(&columns, "n."),
+                scd_id(spec, "n"),
+            ),
+            log,
+        )?;
+        self.run(&format!("DROP TABLE {new}"), log)?;
+        Ok(closed + deleted + inserted)
+    }
+}
+
+/// `"a", "b"` with each name prefixed (`n."a"`).
+fn quoted_list(columns: &[String], prefix: &str) -> String {
+    columns
+        .iter()
+        .map(|c| format!("{prefix}{}", KIND.quote(c)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Null-safe equality of the key columns of `t` (the table) and `n` (the new rows).
+fn key_match(key: &[String]) -> String {
+    key.iter()
+        .map(|k| format!("t.{q} IS NOT DISTINCT FROM n.{q}", q = KIND.quote(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// When a source row's version begins: its `updated_at`, or the run's time (check strategy).
+fn snapshot_version(spec: &SnapshotSpec, row: &str) -> String {
+    match &spec.strategy {
+        SnapshotStrategy::Timestamp { updated_at } => {
+            format!("CAST({row}.{} AS TIMESTAMP)", KIND.quote(updated_at))
+        }
+        SnapshotStrategy::Check { .. } => format!("TIMESTAMP {}", literal(&spec.now)),
+    }
+}
+
+/// A version's id: a hash of its key and when it began.
+fn scd_id(spec: &SnapshotSpec, row: &str) -> String {
+    let parts: Vec<String> = spec
+        .unique_key
+        .iter()
+        .map(|k| format!("coalesce(CAST({row}.{} AS VARCHAR), '')", KIND.quote(k)))
+        .chain([format!("CAST({} AS VARCHAR)", snapshot_version(spec, row))])
+        .collect();
+    format!("md5(concat_ws('|', {}))", parts.join(", "))
 }
 
 fn csv_options(csv: &CsvSource) -> String {
@@ -424,6 +794,19 @@ impl Session for DuckSession {
             .map_err(failed)?;
         let columns: Vec<(String, String)> = rows.collect::<Result<_, _>>().map_err(failed)?;
         Ok((!columns.is_empty()).then_some(columns))
+    }
+
+    fn max_loaded_at(
+        &mut self,
+        from: &str,
+        loaded_at: &str,
+        filter: Option<&str>,
+    ) -> DbResult<Option<f64>> {
+        let filter = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
+        let sql = format!("SELECT CAST(epoch(max({loaded_at})) AS DOUBLE) FROM {from}{filter}");
+        self.conn
+            .query_row(&sql, [], |r| r.get::<_, Option<f64>>(0))
+            .map_err(failed)
     }
 
     fn query(&mut self, sql: &str, limit: usize) -> DbResult<Rows> {

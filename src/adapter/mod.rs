@@ -60,6 +60,33 @@ impl AdapterKind {
         format!("{}.{}", self.quote(schema), self.quote(name))
     }
 
+    /// A query's FROM item reading an external source's files. Relative paths resolve against
+    /// the project directory (the warehouse is opened with it as its file search path).
+    pub fn external_relation(self, e: &crate::project::External) -> String {
+        let reader = match e.format.as_str() {
+            "csv" => "read_csv",
+            "json" => "read_json",
+            _ => "read_parquet",
+        };
+        let path = format!("'{}'", e.location.replace('\'', "''"));
+        match e.hive_partitioning {
+            true => format!("{reader}({path}, hive_partitioning = true)"),
+            false => format!("{reader}({path})"),
+        }
+    }
+
+    /// `sql`'s rows whose `column` lies in [start, end) (`YYYY-MM-DD HH:MM:SS` timestamps).
+    pub fn time_range(self, sql: &str, column: &str, start: &str, end: Option<&str>) -> String {
+        let col = self.quote(column);
+        let upper = end
+            .map(|e| format!(" AND {col} < TIMESTAMP '{e}'"))
+            .unwrap_or_default();
+        format!(
+            "SELECT * FROM (\n{}\n) AS __xform_batch\nWHERE {col} >= TIMESTAMP '{start}'{upper}",
+            sql.trim_end().trim_end_matches(';').trim_end()
+        )
+    }
+
     pub fn sql_dialect(self) -> Box<dyn Dialect + Send + Sync> {
         match self {
             AdapterKind::DuckDb => Box::new(DuckDbDialect {}),
@@ -102,6 +129,108 @@ pub enum Build<'a> {
     View(&'a str),
     Table(&'a str),
     Seed(&'a CsvSource),
+    /// New rows into the existing table (never aside: in place, in the open transaction).
+    Increment(Increment<'a>),
+    /// A snapshot: created with its validity columns, or its changes recorded.
+    Snapshot(&'a SnapshotSpec),
+}
+
+/// An incremental model's run on top of its existing table.
+pub struct Increment<'a> {
+    /// The model's SQL with `is_incremental()` true: the new rows.
+    pub sql: &'a str,
+    pub strategy: Strategy<'a>,
+    pub on_schema_change: SchemaChange,
+}
+
+/// How new rows enter the table. Keys match null-safely (`IS NOT DISTINCT FROM`): a NULL key
+/// is a value like any other, so a re-run never duplicates such rows.
+pub enum Strategy<'a> {
+    Append,
+    /// Update rows whose key matches (`update`: only these columns; else all but the key and
+    /// `exclude`), insert the others.
+    Merge {
+        key: &'a [String],
+        update: Option<&'a [String]>,
+        exclude: &'a [String],
+    },
+    /// Delete the rows whose key matches, insert all.
+    DeleteInsert {
+        key: &'a [String],
+    },
+    /// Delete the rows whose `column` lies in [start, end), insert all (the new rows are
+    /// already limited to that interval): a microbatch.
+    Range {
+        column: &'a str,
+        start: &'a str,
+        end: &'a str,
+    },
+}
+
+/// What happens when the new rows' columns differ from the table's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaChange {
+    Ignore,
+    AppendNewColumns,
+    SyncAllColumns,
+    Fail,
+}
+
+impl SchemaChange {
+    pub const NAMES: &'static [&'static str] =
+        &["ignore", "append_new_columns", "sync_all_columns", "fail"];
+
+    pub fn parse(s: &str) -> Option<SchemaChange> {
+        Some(match s {
+            "ignore" => SchemaChange::Ignore,
+            "append_new_columns" => SchemaChange::AppendNewColumns,
+            "sync_all_columns" => SchemaChange::SyncAllColumns,
+            "fail" => SchemaChange::Fail,
+            _ => return None,
+        })
+    }
+}
+
+/// A snapshot (SCD type 2): each version of a row with the interval it was current.
+#[derive(Clone, Debug)]
+pub struct SnapshotSpec {
+    pub sql: String,
+    pub unique_key: Vec<String>,
+    pub strategy: SnapshotStrategy,
+    /// Close the current version of rows that vanished from the source.
+    pub invalidate_hard_deletes: bool,
+    /// Names of the `dbt_scd_id`, `dbt_updated_at`, `dbt_valid_from`, `dbt_valid_to` columns.
+    pub meta: SnapshotColumns,
+    /// The run's time (UTC, `YYYY-MM-DD HH:MM:SS`): when check-strategy changes and hard
+    /// deletes are recorded.
+    pub now: String,
+}
+
+#[derive(Clone, Debug)]
+pub enum SnapshotStrategy {
+    /// A row changed when its `updated_at` column moved forward.
+    Timestamp { updated_at: String },
+    /// A row changed when one of these columns (None: all) differs.
+    Check { columns: Option<Vec<String>> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotColumns {
+    pub scd_id: String,
+    pub updated_at: String,
+    pub valid_from: String,
+    pub valid_to: String,
+}
+
+impl Default for SnapshotColumns {
+    fn default() -> Self {
+        SnapshotColumns {
+            scd_id: "dbt_scd_id".into(),
+            updated_at: "dbt_updated_at".into(),
+            valid_from: "dbt_valid_from".into(),
+            valid_to: "dbt_valid_to".into(),
+        }
+    }
 }
 
 /// A CSV file, already UTF-8, and how to read it.
@@ -243,6 +372,14 @@ pub trait Session: Send {
     ) -> DbResult<u64>;
     /// A relation's columns and their types, or `None` when it does not exist.
     fn columns(&mut self, relation: &Relation) -> DbResult<Option<Vec<(String, String)>>>;
+    /// The latest `loaded_at` (an expression over `from`'s columns) in seconds since the Unix
+    /// epoch, over the rows `filter` keeps; None when there are no rows.
+    fn max_loaded_at(
+        &mut self,
+        from: &str,
+        loaded_at: &str,
+        filter: Option<&str>,
+    ) -> DbResult<Option<f64>>;
 }
 
 /// Opens the warehouse a target describes. `root` resolves relative paths; `settings` are the
@@ -254,7 +391,7 @@ pub fn open(
     settings: &BTreeMap<String, Json>,
 ) -> DbResult<Arc<dyn Warehouse>> {
     match kind {
-        AdapterKind::DuckDb => open_duckdb(&duckdb_path(root, target_name, settings)),
+        AdapterKind::DuckDb => open_duckdb(&duckdb_path(root, target_name, settings), root),
         AdapterKind::Postgres => Err(DbError::Failed(
             "the PostgreSQL adapter is not available yet in this xform; use a duckdb target".into(),
         )),
@@ -262,12 +399,12 @@ pub fn open(
 }
 
 #[cfg(feature = "duckdb")]
-fn open_duckdb(path: &Path) -> DbResult<Arc<dyn Warehouse>> {
-    Ok(Arc::new(duckdb::DuckDb::open(path)?))
+fn open_duckdb(path: &Path, root: &Path) -> DbResult<Arc<dyn Warehouse>> {
+    Ok(Arc::new(duckdb::DuckDb::open(path, root)?))
 }
 
 #[cfg(not(feature = "duckdb"))]
-fn open_duckdb(_: &Path) -> DbResult<Arc<dyn Warehouse>> {
+fn open_duckdb(_: &Path, _: &Path) -> DbResult<Arc<dyn Warehouse>> {
     Err(DbError::Failed(
         "this xform was built without DuckDB (cargo feature `duckdb`)".into(),
     ))

@@ -13,7 +13,10 @@ use crate::compile::{Compiled, compiled_path};
 use crate::project::{Column, NodeKind, TestSpec};
 
 mod run;
-pub use run::{RunInfo, clean, run_path, write_run_results, write_run_sql, write_transcoded_seed};
+pub use run::{
+    RunInfo, clean, run_path, write_run_results, write_run_sql, write_sources,
+    write_transcoded_seed,
+};
 
 pub const TARGET_DIR: &str = "target";
 

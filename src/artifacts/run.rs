@@ -44,6 +44,9 @@ struct ResultEntry<'a> {
     failures: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     failing_rows: Option<serde_json::Value>,
+    /// A microbatch model's batches: `successful` and `failed` intervals, as dbt records them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch_results: Option<serde_json::Value>,
 }
 
 fn timestamp(t: SystemTime) -> String {
@@ -116,6 +119,7 @@ fn test_entry<'a>(c: &'a Compiled, t: &'a TestResult) -> ResultEntry<'a> {
         run_path: None,
         failures: t.failures,
         failing_rows: t.rows.as_ref().map(|rows| json!(rows.objects())),
+        batch_results: None,
     }
 }
 
@@ -133,6 +137,16 @@ fn result_entry<'a>(c: &'a Compiled, job: &Job, r: &'a NodeResult) -> ResultEntr
         run_path: (!r.statements.is_empty()).then(|| run_path(c, job.node)),
         failures: None,
         failing_rows: None,
+        batch_results: (!r.batches.is_empty()).then(|| {
+            let (ok, failed): (Vec<_>, Vec<_>) = r.batches.iter().partition(|b| b.error.is_none());
+            json!({
+                "successful": ok.iter().map(|b| json!([b.start, b.end])).collect::<Vec<_>>(),
+                "failed": failed
+                    .iter()
+                    .map(|b| json!({"start": b.start, "end": b.end, "message": b.error}))
+                    .collect::<Vec<_>>(),
+            })
+        }),
     }
 }
 
@@ -190,4 +204,13 @@ pub fn clean(root: &Path) -> std::io::Result<Vec<String>> {
         }
     }
     Ok(removed)
+}
+
+/// `target/sources.json`: the result of `xform source freshness`, per source table.
+pub fn write_sources(root: &Path, results: &serde_json::Value) -> std::io::Result<()> {
+    let path = root.join(TARGET_DIR).join("sources.json");
+    atomic_write(&path, |w| {
+        serde_json::to_writer_pretty(&mut *w, results)?;
+        writeln!(w)
+    })
 }

@@ -96,6 +96,13 @@ enum Command {
     Seed(running::RunArgs),
     /// Run the selected data tests and unit tests against what is in the warehouse.
     Test(running::RunArgs),
+    /// Record the changes of the selected snapshots (SCD type 2 tables).
+    Snapshot(running::RunArgs),
+    /// Commands about sources: `xform source freshness`.
+    Source {
+        #[command(subcommand)]
+        command: SourceCommand,
+    },
     /// Run a model's SQL and print its first rows; nothing is materialized.
     Show {
         /// The model (or seed) to show.
@@ -108,6 +115,16 @@ enum Command {
     Debug,
     /// Remove what xform wrote under target/ (compiled SQL, run SQL, JSON artifacts).
     Clean,
+}
+
+#[derive(Subcommand, Debug)]
+enum SourceCommand {
+    /// How long ago each selected source table was loaded, against its `freshness`; writes
+    /// target/sources.json and exits 1 when one is past `error_after`.
+    Freshness {
+        #[command(flatten)]
+        select: Select,
+    },
 }
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
@@ -133,6 +150,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Debug => running::cmd_debug(g),
         Command::Clean => running::cmd_clean(g),
         Command::Test(a) => running::cmd_run(g, a, running::Verb::Test),
+        Command::Snapshot(a) => running::cmd_run(g, a, running::Verb::Snapshot),
+        Command::Source {
+            command: SourceCommand::Freshness { select },
+        } => running::cmd_freshness(g, select),
     }
 }
 
@@ -259,23 +280,28 @@ fn write_compile_artifacts(root: &Path, c: &Compiled) -> Result<(), i32> {
     })
 }
 
-fn count(c: &Compiled) -> [usize; 3] {
-    let mut counts = [0; 3];
+fn count(c: &Compiled) -> [usize; 4] {
+    let mut counts = [0; 4];
     for &i in &c.selected {
         match c.nodes()[i].kind {
             NodeKind::Model => counts[0] += 1,
             NodeKind::Seed => counts[1] += 1,
             NodeKind::Test | NodeKind::UnitTest => counts[2] += 1,
+            NodeKind::Snapshot => counts[3] += 1,
             NodeKind::Source => {}
         }
     }
     counts
 }
 
-fn counts_text(c: &[usize; 3]) -> String {
+fn counts_text(c: &[usize; 4]) -> String {
     let item = |n: usize, what: &str| format!("{} {what}{}", thousands(n), plural(n));
+    let snapshots = match c[3] {
+        0 => String::new(),
+        n => format!(", {}", item(n, "snapshot")),
+    };
     format!(
-        "{}, {}, {}",
+        "{}, {}, {}{snapshots}",
         item(c[0], "model"),
         item(c[1], "seed"),
         item(c[2], "test")

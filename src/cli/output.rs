@@ -157,7 +157,23 @@ impl<'c> Printer<'c> {
         };
         let rows = r.rows.map(|n| counted(n, "row")).unwrap_or_default();
         let measure = (r.status != Status::Skipped).then_some((rows, r.seconds));
-        self.result_line(word, job.action.label(), &job.label(self.c), measure)
+        let kind = match job.action.label() {
+            "incremental" => "incr",
+            k => k,
+        };
+        let mut line = self.result_line(word, kind, &job.label(self.c), measure);
+        if let n @ 1.. = r.batches.len() {
+            line.push_str(&format!("  ({n} batch{})", if n == 1 { "" } else { "es" }));
+        }
+        for b in r.batches.iter().filter(|b| b.error.is_some()) {
+            line.push_str(&format!(
+                "\n      batch [{}, {}) failed: {}",
+                b.start,
+                b.end,
+                b.error.as_deref().unwrap_or("")
+            ));
+        }
+        line
     }
 
     fn test_line(&self, t: &TestResult) -> String {
@@ -183,7 +199,7 @@ impl<'c> Printer<'c> {
             .map(|(what, secs)| format!("{what:>14} {secs:>7.2} s"))
             .unwrap_or_default();
         format!(
-            "{} {status} {kind:<5} {}{tail}",
+            "{} {status} {kind:<8} {}{tail}",
             self.counter(),
             self.padded(name)
         )

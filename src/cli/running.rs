@@ -11,10 +11,11 @@ use super::{
 use crate::adapter::{self, Warehouse};
 use crate::artifacts::{self, RunInfo};
 use crate::compile::Compiled;
-use crate::diagnostics::{Diagnostic, Diagnostics, Files, did_you_mean};
+use crate::diagnostics::{Diagnostics, Files, did_you_mean};
 use crate::execute::{self, RunOptions, Stop};
 use crate::materialize::{self, Job};
 use crate::project::{NodeKind, PROJECT_FILE, Project, load};
+use crate::testing::freshness;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -26,9 +27,16 @@ pub struct RunArgs {
     /// Stop at the first failure: interrupt what is running and skip the rest.
     #[arg(long)]
     fail_fast: bool,
-    /// Rebuild incremental models from scratch (today every table is rebuilt in full anyway).
+    /// Rebuild incremental models and snapshots' sources from scratch instead of adding to them.
     #[arg(long)]
     full_refresh: bool,
+    /// Backfill: rebuild the microbatches of microbatch models from this time (a date, or
+    /// `2024-01-01 06:00`), up to --end.
+    #[arg(long, requires = "end", value_parser = parse_time)]
+    start: Option<jiff::civil::DateTime>,
+    /// The end of a backfill (exclusive).
+    #[arg(long, requires = "start", value_parser = parse_time)]
+    end: Option<jiff::civil::DateTime>,
     /// Publish tables without first running their tests on the new data (as `+audit: false`).
     #[arg(long)]
     no_audit: bool,
@@ -40,6 +48,13 @@ pub enum Verb {
     Run,
     Seed,
     Test,
+    Snapshot,
+}
+
+fn parse_time(s: &str) -> Result<jiff::civil::DateTime, String> {
+    materialize::incremental::parse_time(s).ok_or_else(|| {
+        format!("`{s}` is not a date (2024-01-31) or a date and time (2024-01-31 06:00)")
+    })
 }
 
 impl Verb {
@@ -49,14 +64,16 @@ impl Verb {
             Verb::Run => "run",
             Verb::Seed => "seed",
             Verb::Test => "test",
+            Verb::Snapshot => "snapshot",
         }
     }
 
     fn includes(self, kind: NodeKind) -> bool {
         match self {
-            Verb::Build => matches!(kind, NodeKind::Seed | NodeKind::Model),
+            Verb::Build => matches!(kind, NodeKind::Seed | NodeKind::Model | NodeKind::Snapshot),
             Verb::Run => kind == NodeKind::Model,
             Verb::Seed => kind == NodeKind::Seed,
+            Verb::Snapshot => kind == NodeKind::Snapshot,
             Verb::Test => false,
         }
     }
@@ -72,7 +89,18 @@ pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb) -> i32 {
         Ok(ok) => ok,
         Err(code) => return code,
     };
-    let jobs = match plan(&c, verb, a.no_audit, g.log_format, &files) {
+    if let (Some(start), Some(end)) = (a.start, a.end)
+        && start >= end
+    {
+        eprintln!("error: --start {start} is not before --end {end}");
+        return 2;
+    }
+    let opts = materialize::PlanOptions {
+        full_refresh: a.full_refresh,
+        window: a.start.zip(a.end),
+        now: materialize::incremental::now_utc(),
+    };
+    let jobs = match plan(&c, verb, (a.no_audit, opts), g.log_format, &files) {
         Ok(jobs) => jobs,
         Err(code) => return code,
     };
@@ -125,6 +153,119 @@ pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb) -> i32 {
     exit_code(&outcome)
 }
 
+/// `xform source freshness`: each selected source table that declares `freshness`, its latest
+/// `loaded_at_field` against `warn_after`/`error_after`. Exit 1 when one is an error.
+pub fn cmd_freshness(g: &Global, select: &Select) -> i32 {
+    let (c, files) = match load_and_compile(g, select, None) {
+        Ok(ok) => ok,
+        Err(code) => return code,
+    };
+    let mut diags = Diagnostics::default();
+    let mut checks = Vec::new();
+    for &i in &c.selected {
+        match freshness::spec(&c.nodes()[i]) {
+            Ok(Some(spec)) => checks.push((i, spec)),
+            Ok(None) => {}
+            Err(d) => diags.push(d),
+        }
+    }
+    let failed = diags.has_errors();
+    report(g.log_format, diags, &files);
+    if failed {
+        return 2;
+    }
+    if checks.is_empty() {
+        eprintln!("no selected source table declares `freshness` (with `loaded_at_field`)");
+        return 0;
+    }
+    let warehouse = match open_warehouse(&c.project) {
+        Ok(w) => w,
+        Err(code) => return code,
+    };
+    let mut session = match warehouse.session() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let results: Vec<freshness::FreshnessResult> = checks
+        .into_iter()
+        .map(|(i, spec)| freshness::check(session.as_mut(), &c, i, spec, now))
+        .collect();
+    let width = results
+        .iter()
+        .map(|r| c.nodes()[r.node].name.len())
+        .max()
+        .unwrap_or(0);
+    let mut entries = Vec::new();
+    for r in &results {
+        let name = &c.nodes()[r.node].name;
+        let when = r.max_loaded_at.map(utc_text);
+        let limits = [
+            ("warn after", r.spec.warn_after),
+            ("error after", r.spec.error_after),
+        ]
+        .iter()
+        .filter_map(|(w, s)| s.map(|s| format!("{w} {}", freshness::human_age(s))))
+        .collect::<Vec<_>>()
+        .join(", ");
+        let detail = match (&when, r.age, &r.message) {
+            (_, _, Some(m)) => m.clone(),
+            (Some(w), Some(age), None) => {
+                format!(
+                    "latest {w} UTC, {} ago ({limits})",
+                    freshness::human_age(age)
+                )
+            }
+            _ => String::new(),
+        };
+        let entry = serde_json::json!({
+            "unique_id": c.nodes()[r.node].unique_id,
+            "source": name,
+            "status": r.status,
+            "max_loaded_at": when,
+            "age_seconds": r.age,
+            "warn_after_seconds": r.spec.warn_after,
+            "error_after_seconds": r.spec.error_after,
+            "message": r.message,
+        });
+        match g.log_format {
+            LogFormat::Text => println!("{:<5}  {name:<width$}  {detail}", r.status.label()),
+            LogFormat::Json => println!(
+                "{}",
+                serde_json::json!({"event": "freshness", "result": &entry})
+            ),
+        }
+        entries.push(entry);
+    }
+    let count = |s: freshness::FreshnessStatus| results.iter().filter(|r| r.status == s).count();
+    let errors =
+        count(freshness::FreshnessStatus::Error) + count(freshness::FreshnessStatus::RuntimeError);
+    if g.log_format == LogFormat::Text {
+        println!(
+            "\n{} pass, {} warn, {errors} error",
+            count(freshness::FreshnessStatus::Pass),
+            count(freshness::FreshnessStatus::Warn)
+        );
+    }
+    let doc = serde_json::json!({ "results": entries });
+    if let Err(e) = artifacts::write_sources(&g.project_dir, &doc) {
+        eprintln!("warning: cannot write target/sources.json: {e}");
+    }
+    if errors > 0 { 1 } else { 0 }
+}
+
+/// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
+fn utc_text(seconds: f64) -> String {
+    jiff::Timestamp::from_second(seconds.floor() as i64)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
 fn exit_code(outcome: &execute::Outcome) -> i32 {
     if outcome.interrupted {
         130
@@ -140,34 +281,22 @@ fn exit_code(outcome: &execute::Outcome) -> i32 {
 fn plan(
     c: &Compiled,
     verb: Verb,
-    no_audit: bool,
+    (no_audit, opts): (bool, materialize::PlanOptions),
     format: LogFormat,
     files: &Files,
 ) -> Result<Vec<Job>, i32> {
     let mut diags = Diagnostics::default();
     let mut jobs = Vec::new();
     let mut tests = Vec::new();
-    let mut incremental = 0;
     for &i in &c.selected {
-        let n = &c.nodes()[i];
-        match n.kind {
+        match c.nodes()[i].kind {
             NodeKind::Test | NodeKind::UnitTest => tests.push(i),
-            kind if verb.includes(kind) => {
-                if kind == NodeKind::Model && n.config.materialized() == "incremental" {
-                    incremental += 1;
-                }
-                match materialize::plan(c, i) {
-                    Ok(job) => jobs.extend(job),
-                    Err(ds) => diags.extend(ds),
-                }
-            }
+            kind if verb.includes(kind) => match materialize::plan(c, i, opts) {
+                Ok(job) => jobs.extend(job),
+                Err(ds) => diags.extend(ds),
+            },
             _ => {}
         }
-    }
-    if incremental > 0 {
-        diags.push(Diagnostic::warning(format!(
-            "{incremental} incremental model(s) will be rebuilt in full: incremental strategies are not implemented yet"
-        )));
     }
     if no_audit {
         jobs.iter_mut().for_each(|j| j.audit = false);

@@ -12,11 +12,14 @@ use crate::template::{Names, PLACEHOLDER_CLOSE, PLACEHOLDER_OPEN, Rendered};
 use super::Renders;
 
 /// The final SQL of every rendered node (None for nodes without SQL or whose render failed).
+/// Ephemeral parents are inlined from `base` (the primary renders) when given, else from
+/// `rendered` itself.
 pub fn finish(
     project: &Project,
     graph: &Graph,
     names: &Names,
     rendered: Renders,
+    base: Option<&[Option<String>]>,
 ) -> Vec<Option<String>> {
     // Each render is consumed as it is substituted, so the two never coexist in full.
     let own: Vec<Option<String>> = rendered
@@ -26,6 +29,7 @@ pub fn finish(
             _ => None,
         })
         .collect();
+    let bodies_of = base.unwrap_or(&own);
     let position = graph.positions();
     let injected: Vec<(usize, String)> = (0..project.nodes.len())
         .into_par_iter()
@@ -40,7 +44,7 @@ pub fn finish(
                 .map(|&e| {
                     (
                         cte_name(names, e),
-                        own[e]
+                        bodies_of[e]
                             .as_deref()
                             .unwrap_or("select 1")
                             .trim()
@@ -81,6 +85,9 @@ fn substitute(sql: String, names: &Names) -> String {
         let idx: Option<usize> = after[..close].parse().ok();
         match idx.and_then(|i| names.relations.get(i)?.as_ref().map(|r| (i, r))) {
             Some((i, r)) if r.ephemeral => out.push_str(&cte_name(names, i)),
+            Some((_, r)) if r.external.is_some() => {
+                out.push_str(r.external.as_deref().unwrap_or(""))
+            }
             Some((_, r)) => out.push_str(&names.kind.relation(&r.schema, &r.identifier)),
             None => out.push_str(&after[..close]),
         }

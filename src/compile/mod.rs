@@ -49,6 +49,9 @@ pub struct Compiled {
     /// Each model's, seed's and source's relation (none for ephemerals and tests).
     pub relations: Vec<Option<Relation>>,
     pub sql: Vec<Option<String>>,
+    /// An incremental model's SQL rendered with `is_incremental()` true: what runs on top of
+    /// its existing table (`sql` builds it from scratch).
+    pub incremental_sql: Vec<Option<String>>,
     /// SHA-256 of each node's compiled SQL.
     pub checksums: Vec<Option<String>>,
     /// Keys of the SQL that sqlparser found clean, for the next run to skip.
@@ -61,10 +64,15 @@ impl Compiled {
         &self.project.nodes
     }
 
-    /// The quoted relation name of node `i`, as the SQL reads it.
+    /// The quoted relation name of node `i` (for an external source, the files' reader), as
+    /// the SQL reads it.
     pub fn relation_sql(&self, i: usize) -> Option<String> {
+        let kind = self.project.target.kind;
+        if let Some(e) = self.nodes()[i].external() {
+            return Some(kind.external_relation(&e));
+        }
         let r = self.relations[i].as_ref()?;
-        Some(self.project.target.kind.relation(&r.schema, &r.name))
+        Some(kind.relation(&r.schema, &r.name))
     }
 
     /// Where node `i`'s compiled SQL is written, if it has SQL.
@@ -109,9 +117,16 @@ pub fn compile(
     let mut rendered = render_all(&templates, &names, &project.nodes, &sources);
     apply_config(&mut project.nodes, &mut rendered, diags);
     check_tests(&project.nodes, &templates, diags);
+    let mut incremental =
+        render_incremental(&templates, &names, &project.nodes, &sources, &rendered);
     drop(names);
     let final_names = Arc::new(name_table(&project));
-    let edges = edges(&project.nodes, &rendered, &final_names, diags);
+    let edges = edges(
+        &project.nodes,
+        [&rendered, &incremental],
+        &final_names,
+        diags,
+    );
     let graph = match Graph::new(project.nodes.len(), edges) {
         Ok(g) => g,
         Err(cycle) => {
@@ -119,16 +134,20 @@ pub fn compile(
             return None;
         }
     };
-    rerender_late_bound(
-        &templates,
-        &final_names,
-        &project.nodes,
-        &sources,
-        &mut rendered,
-        diags,
-    );
+    for (renders, is_incremental) in [(&mut rendered, false), (&mut incremental, true)] {
+        rerender_late_bound(
+            &templates,
+            &final_names,
+            (&project.nodes, &sources),
+            renders,
+            is_incremental,
+            diags,
+        );
+    }
     drop(templates);
-    let sql = ephemeral::finish(&project, &graph, &final_names, rendered);
+    let sql = ephemeral::finish(&project, &graph, &final_names, rendered, None);
+    let incremental_sql =
+        ephemeral::finish(&project, &graph, &final_names, incremental, Some(&sql));
     check_unit_tests(&project.nodes, &graph, &final_names, diags);
     let checksums: Vec<Option<String>> = sql
         .par_iter()
@@ -160,6 +179,7 @@ pub fn compile(
         graph,
         relations,
         sql,
+        incremental_sql,
         checksums,
         sql_clean,
         selected,
@@ -168,12 +188,17 @@ pub fn compile(
 
 fn relation_of(project: &Project, n: &Node) -> Option<RelName> {
     match n.kind {
-        NodeKind::Model | NodeKind::Seed => {
-            let schema = n.config.str("schema").unwrap_or(&project.target.schema);
+        NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot => {
+            let schema = n
+                .config
+                .str("schema")
+                .or_else(|| n.config.str("target_schema"))
+                .unwrap_or(&project.target.schema);
             Some(RelName {
                 schema: format!("{}{}", project.target.schema_prefix, schema),
                 identifier: n.config.str("alias").unwrap_or(&n.name).to_string(),
                 ephemeral: n.kind == NodeKind::Model && n.config.materialized() == "ephemeral",
+                external: None,
             })
         }
         NodeKind::Source => n
@@ -183,6 +208,9 @@ fn relation_of(project: &Project, n: &Node) -> Option<RelName> {
                 schema,
                 identifier,
                 ephemeral: false,
+                external: n
+                    .external()
+                    .map(|e| project.target.kind.external_relation(&e)),
             }),
         NodeKind::Test | NodeKind::UnitTest => None,
     }
@@ -193,7 +221,7 @@ fn name_table(project: &Project) -> Names {
     let mut by_source = HashMap::new();
     for (i, n) in project.nodes.iter().enumerate() {
         match n.kind {
-            NodeKind::Model | NodeKind::Seed => {
+            NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot => {
                 by_ref.entry(n.name.clone()).or_insert(i);
             }
             NodeKind::Source => {
@@ -232,7 +260,29 @@ fn render_all<'s>(
         .enumerate()
         .map(|(i, (n, src))| {
             src.as_ref()
-                .map(|(path, raw)| template::render(t, names, i, n, (path, raw)))
+                .map(|(path, raw)| template::render(t, names, (i, n), (path, raw), false))
+        })
+        .collect()
+}
+
+/// Incremental models render a second time with `is_incremental()` true (the SQL of a run on
+/// top of the existing table), once their own `config()` has said they are incremental.
+fn render_incremental<'s>(
+    t: &Templates<'s>,
+    names: &Arc<Names>,
+    nodes: &[Node],
+    sources: &'s Sources,
+    rendered: &Renders,
+) -> Renders {
+    nodes
+        .par_iter()
+        .zip(sources.par_iter())
+        .enumerate()
+        .map(|(i, (n, src))| {
+            let first_ok = matches!(rendered[i], Some(Ok(_)));
+            let wanted = first_ok && n.kind == NodeKind::Model && n.is_incremental();
+            let (path, raw) = src.as_ref().filter(|_| wanted)?;
+            Some(template::render(t, names, (i, n), (path, raw), true))
         })
         .collect()
 }
@@ -333,17 +383,24 @@ fn check_tests(nodes: &[Node], t: &Templates, diags: &mut Diagnostics) {
     }
 }
 
-/// (parent, child) pairs: refs recorded while rendering and the static deps of YAML nodes.
+/// (parent, child) pairs: refs recorded while rendering (either way, for incremental
+/// models) and the static deps of YAML nodes.
 fn edges(
     nodes: &[Node],
-    rendered: &Renders,
+    renders: [&Renders; 2],
     names: &Names,
     diags: &mut Diagnostics,
 ) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
-        if let Some(Some(Ok(r))) = rendered.get(i) {
-            out.extend(r.log.refs.iter().map(|&p| (p, i)));
+        for rendered in renders {
+            if let Some(Some(Ok(r))) = rendered.get(i) {
+                out.extend(r.log.refs.iter().map(|&p| (p, i)));
+            } else if let Some(Some(Err(d))) = rendered.get(i)
+                && std::ptr::eq(rendered, renders[1])
+            {
+                diags.push(d.clone());
+            }
         }
         for dep in &n.static_deps {
             match resolve_dep(dep, names) {
@@ -405,16 +462,16 @@ fn cycle_diagnostic(nodes: &[Node], cycle: &[usize]) -> Diagnostic {
 fn rerender_late_bound<'s>(
     t: &Templates<'s>,
     names: &Arc<Names>,
-    nodes: &[Node],
-    sources: &'s Sources,
+    (nodes, sources): (&[Node], &'s Sources),
     rendered: &mut Renders,
+    incremental: bool,
     diags: &mut Diagnostics,
 ) {
     for (i, r) in rendered.iter_mut().enumerate() {
         if let (Some(Ok(prev)), Some((path, raw))) = (r.as_ref(), sources[i].as_ref())
             && prev.log.late_bound
         {
-            let again = template::render(t, names, i, &nodes[i], (path, raw));
+            let again = template::render(t, names, (i, &nodes[i]), (path, raw), incremental);
             if let Err(d) = &again {
                 diags.push(d.clone());
             }

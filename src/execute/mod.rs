@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::adapter::{DbError, RelKind, Relation, Session, Warehouse};
 use crate::compile::Compiled;
-use crate::materialize::{self, Job};
+use crate::materialize::{self, BatchResult, Job};
 use crate::testing::{self, TestResult, TestStatus};
 
 #[derive(Clone, Copy, Debug)]
@@ -69,6 +69,8 @@ pub struct NodeResult {
     pub statements: Vec<String>,
     /// The job's unit and data tests.
     pub tests: Vec<TestResult>,
+    /// A microbatch model's batches (empty for other jobs).
+    pub batches: Vec<BatchResult>,
 }
 
 impl NodeResult {
@@ -106,6 +108,7 @@ struct Ctx<'a> {
     root: &'a Path,
     jobs: &'a [Job],
     stop: &'a Stop,
+    threads: usize,
 }
 
 /// Runs `jobs` (in dependency order) on the warehouse. Fails only when the warehouse cannot be
@@ -129,6 +132,7 @@ pub fn run(
         root,
         jobs,
         stop,
+        threads,
     };
     let (job_tx, job_rx) = channel::<(usize, Option<RelKind>)>();
     let (res_tx, res_rx) = channel::<NodeResult>();
@@ -199,7 +203,15 @@ fn build_one(
     }
     let mut statements = Vec::new();
     let job = (&ctx.jobs[j], replaces);
-    let done = materialize::run(session, ctx.compiled, ctx.root, job, &mut statements);
+    let more = || ctx.stop.warehouse.session();
+    let done = materialize::run(
+        session,
+        ctx.compiled,
+        ctx.root,
+        job,
+        (&more, ctx.threads),
+        &mut statements,
+    );
     let (status, rows, message) = match done.built {
         Ok(rows) => (Status::Success, rows, None),
         Err(f) if f.interrupted => (Status::Skipped, None, Some(INTERRUPTED.to_string())),
@@ -214,6 +226,7 @@ fn build_one(
         message,
         statements,
         tests: done.tests,
+        batches: done.batches,
     }
 }
 
@@ -408,5 +421,6 @@ fn skipped(job: &Job, index: usize, message: String) -> NodeResult {
         message: Some(message),
         statements: Vec::new(),
         tests,
+        batches: Vec::new(),
     }
 }

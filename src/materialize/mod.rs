@@ -1,18 +1,27 @@
 //! What building a node means: a seed becomes a table loaded from its CSV, a model a view or a
-//! table from its compiled SQL; an ephemeral model is nothing (it lives inlined in its
-//! children). Every build is staged and then published through the adapter, so the previous
-//! relation stays in place until the new one is complete. No SQL is written here.
+//! table from its compiled SQL, an incremental model new rows in its existing table, a
+//! snapshot the new versions of its rows; an ephemeral model is nothing (it lives inlined in
+//! its children). Every build is staged and then published through the adapter, so the
+//! previous relation stays in place until the new one is complete. No SQL is written here.
 
+pub mod incremental;
 pub mod seed;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
 
-use crate::adapter::{Build, DbError, RelKind, Relation, Session, Staged};
+use jiff::civil::DateTime;
+
+use crate::adapter::{
+    Build, DbError, DbResult, Increment, RelKind, Relation, Session, SnapshotSpec,
+};
 use crate::compile::Compiled;
 use crate::diagnostics::Diagnostic;
 use crate::project::NodeKind;
 use crate::testing::{self, Swap, TestResult};
+use incremental::{IncrementalSpec, StrategyKind};
 
 /// How a node is built.
 #[derive(Clone, Debug)]
@@ -20,6 +29,8 @@ pub enum Action {
     Seed(seed::SeedSpec),
     View,
     Table,
+    Incremental(Box<IncrementalSpec>),
+    Snapshot(Box<SnapshotSpec>),
     /// Nothing is built: the job runs tests against what is published.
     Test,
 }
@@ -30,9 +41,20 @@ impl Action {
             Action::Seed(_) => "seed",
             Action::View => "view",
             Action::Table => "table",
+            Action::Incremental(_) => "incremental",
+            Action::Snapshot(_) => "snapshot",
             Action::Test => "test",
         }
     }
+}
+
+/// What a run asks of every job: rebuild incremental models from scratch, or (a backfill)
+/// rebuild the microbatches of this interval; `now` is the run's time (UTC).
+#[derive(Clone, Copy, Debug)]
+pub struct PlanOptions {
+    pub full_refresh: bool,
+    pub window: Option<(DateTime, DateTime)>,
+    pub now: DateTime,
 }
 
 /// One unit of work: a node to build (or, for `Action::Test`, the node whose tests run), its
@@ -46,6 +68,7 @@ pub struct Job {
     pub audit: bool,
     pub tests: Vec<usize>,
     pub unit_tests: Vec<usize>,
+    pub opts: Option<PlanOptions>,
 }
 
 impl Job {
@@ -58,6 +81,7 @@ impl Job {
             audit: false,
             tests: Vec::new(),
             unit_tests: Vec::new(),
+            opts: None,
         }
     }
 
@@ -75,8 +99,8 @@ impl Job {
 }
 
 /// The job that builds node `i`, if building it does anything. Settings that cannot work (a
-/// seed's unknown encoding) are diagnostics, found before anything runs.
-pub fn plan(c: &Compiled, i: usize) -> Result<Option<Job>, Vec<Diagnostic>> {
+/// seed's unknown encoding, a merge without a key) are diagnostics, found before anything runs.
+pub fn plan(c: &Compiled, i: usize, opts: PlanOptions) -> Result<Option<Job>, Vec<Diagnostic>> {
     let n = &c.nodes()[i];
     let Some(relation) = c.relations[i].clone() else {
         return Ok(None);
@@ -85,13 +109,17 @@ pub fn plan(c: &Compiled, i: usize) -> Result<Option<Job>, Vec<Diagnostic>> {
         NodeKind::Seed => Action::Seed(seed::spec(n)?),
         NodeKind::Model => match n.config.materialized() {
             "view" => Action::View,
-            // Incremental strategies are not implemented yet: such models are rebuilt in full.
-            "table" | "incremental" => Action::Table,
+            "table" => Action::Table,
+            "incremental" => Action::Incremental(Box::new(incremental::incremental_spec(n)?)),
             _ => return Ok(None),
         },
+        NodeKind::Snapshot => {
+            let sql = c.sql[i].as_deref().unwrap_or_default();
+            Action::Snapshot(Box::new(incremental::snapshot_spec(n, sql, opts.now)?))
+        }
         _ => return Ok(None),
     };
-    let audit = matches!(action, Action::Table)
+    let audit = matches!(action, Action::Table | Action::Incremental(_))
         && n.config.get("audit").and_then(|v| v.as_bool()) != Some(false);
     Ok(Some(Job {
         node: i,
@@ -100,6 +128,7 @@ pub fn plan(c: &Compiled, i: usize) -> Result<Option<Job>, Vec<Diagnostic>> {
         audit,
         tests: Vec::new(),
         unit_tests: Vec::new(),
+        opts: Some(opts),
     }))
 }
 
@@ -110,11 +139,25 @@ pub struct Failure {
     pub interrupted: bool,
 }
 
-/// What a job did: the build's rows or failure, and every test's result.
+/// One microbatch of a run: its interval and what became of it.
+#[derive(Debug, Clone)]
+pub struct BatchResult {
+    pub start: String,
+    pub end: String,
+    pub rows: Option<u64>,
+    pub error: Option<String>,
+    pub seconds: f64,
+}
+
+/// What a job did: the build's rows or failure, each microbatch, and every test's result.
 pub struct Done {
     pub built: Result<Option<u64>, Failure>,
+    pub batches: Vec<BatchResult>,
     pub tests: Vec<TestResult>,
 }
+
+/// Where a job may open more sessions (a microbatch model's batches run in parallel).
+pub type MoreSessions<'a> = &'a (dyn Fn() -> DbResult<Box<dyn Session>> + Sync);
 
 /// Runs a job: unit tests, the build (staged, audited by its data tests when the job says so,
 /// then published or discarded), data tests. `replaces` is what exists under the relation's
@@ -124,6 +167,7 @@ pub fn run(
     c: &Compiled,
     root: &Path,
     (job, replaces): (&Job, Option<RelKind>),
+    (more, threads): (MoreSessions<'_>, usize),
     log: &mut Vec<String>,
 ) -> Done {
     let mut tests: Vec<TestResult> = job
@@ -148,15 +192,32 @@ pub fn run(
     }
     if !job.builds() {
         tests.extend(testing::run_data_tests(session, c, &job.tests, None, log));
-        return Done {
-            built: Ok(None),
-            tests,
-        };
+        return done(Ok(None), tests);
     }
-    let audit = job.audit && job.tests.iter().any(|&t| blocks(c, t));
-    let staged = match stage(session, c, root, (job, replaces), audit, log) {
-        Ok(s) => s,
+    if let Some(batches) = microbatches(job, replaces) {
+        return run_batches(session, c, job, &batches, (more, threads), tests, log);
+    }
+    let input = match input(c, root, job, replaces) {
+        Ok(i) => i,
         Err(f) => return skip_tests(job, f, tests, "skipped: its model did not build"),
+    };
+    let what = what_to_build(c, job, replaces, &input);
+    let in_place = matches!(what, Build::Increment(_) | Build::Snapshot(_));
+    let audit = job.audit && job.tests.iter().any(|&t| blocks(c, t));
+    let relation = job
+        .relation
+        .as_ref()
+        .expect("a building job has a relation");
+    let staged = match session.stage(relation, what, replaces, audit && !in_place, log) {
+        Ok(s) => s,
+        Err(e) => {
+            return skip_tests(
+                job,
+                failure(job, e),
+                tests,
+                "skipped: its model did not build",
+            );
+        }
     };
     if !audit {
         let published = session.publish(staged, log).map_err(|e| failure(job, e));
@@ -165,20 +226,19 @@ pub fn run(
         } else {
             tests.extend(skipped(job, "skipped: its model did not build"));
         }
-        return Done {
-            built: published.map(|s| s.rows),
-            tests,
-        };
+        return done(published.map(|s| s.rows), tests);
     }
-    let swap = Swap {
+    // Audited: the tests read the new data before anyone else can — aside (a new table), or in
+    // the open transaction that added the new rows (an incremental run).
+    let swap = (&staged.readable_as != relation).then(|| Swap {
         published: c.relation_sql(job.node).unwrap_or_default(),
         staged: c
             .project
             .target
             .kind
             .relation(&staged.readable_as.schema, &staged.readable_as.name),
-    };
-    let audited = testing::run_data_tests(session, c, &job.tests, Some(&swap), log);
+    });
+    let audited = testing::run_data_tests(session, c, &job.tests, swap.as_ref(), log);
     let failed: Vec<&str> = audited
         .iter()
         .filter(|t| t.blocking)
@@ -208,7 +268,202 @@ pub fn run(
         }
     };
     tests.extend(audited);
-    Done { built, tests }
+    done(built, tests)
+}
+
+fn done(built: Result<Option<u64>, Failure>, tests: Vec<TestResult>) -> Done {
+    Done {
+        built,
+        batches: Vec::new(),
+        tests,
+    }
+}
+
+/// Whether the job's table exists and is to be added to rather than rebuilt.
+fn adds_to_existing(job: &Job, replaces: Option<RelKind>) -> bool {
+    replaces == Some(RelKind::Table) && !job.opts.is_some_and(|o| o.full_refresh)
+}
+
+/// The batches of a microbatch model's run on top of its table.
+fn microbatches(job: &Job, replaces: Option<RelKind>) -> Option<Vec<(String, String)>> {
+    let Action::Incremental(spec) = &job.action else {
+        return None;
+    };
+    let StrategyKind::Microbatch(mb) = &spec.strategy else {
+        return None;
+    };
+    let opts = job.opts?;
+    adds_to_existing(job, replaces).then(|| mb.batches(opts.window, opts.now))
+}
+
+/// What a build reads that the job does not hold: a seed's CSV (transcoded to UTF-8), a
+/// microbatch model's SQL limited to its interval.
+enum Input {
+    None,
+    Csv(crate::adapter::CsvSource),
+    Sql(String),
+}
+
+fn input(
+    c: &Compiled,
+    root: &Path,
+    job: &Job,
+    replaces: Option<RelKind>,
+) -> Result<Input, Failure> {
+    let fail = |message: String| Failure {
+        message,
+        interrupted: false,
+    };
+    Ok(match &job.action {
+        Action::Seed(spec) => Input::Csv(seed::source(root, spec).map_err(fail)?),
+        Action::Incremental(spec) if !adds_to_existing(job, replaces) => match &spec.strategy {
+            StrategyKind::Microbatch(mb) => {
+                let opts = job.opts.ok_or_else(|| fail("no run options".into()))?;
+                let (start, end) = mb.full_range(opts.window, opts.now);
+                let sql = c.sql[job.node].as_deref().unwrap_or_default();
+                let kind = c.project.target.kind;
+                Input::Sql(kind.time_range(sql, &mb.event_time, &start, Some(&end)))
+            }
+            _ => Input::None,
+        },
+        _ => Input::None,
+    })
+}
+
+/// The build a job's action asks for. An incremental model builds in full the first time and
+/// with `--full-refresh` (a microbatch model from its `begin`), else adds its new rows.
+fn what_to_build<'a>(
+    c: &'a Compiled,
+    job: &'a Job,
+    replaces: Option<RelKind>,
+    input: &'a Input,
+) -> Build<'a> {
+    let sql = c.sql[job.node].as_deref().unwrap_or_default();
+    match (&job.action, input) {
+        (_, Input::Csv(csv)) => Build::Seed(csv),
+        (_, Input::Sql(sql)) => Build::Table(sql),
+        (Action::View, _) => Build::View(sql),
+        (Action::Incremental(spec), _) if adds_to_existing(job, replaces) => {
+            Build::Increment(Increment {
+                sql: c.incremental_sql[job.node].as_deref().unwrap_or(sql),
+                strategy: spec.strategy(None),
+                on_schema_change: spec.on_schema_change,
+            })
+        }
+        (Action::Snapshot(spec), _) => Build::Snapshot(spec),
+        _ => Build::Table(sql),
+    }
+}
+
+/// A microbatch model's run: the first batch alone (it may change the table's columns), then
+/// the others in parallel on up to `threads` sessions. Each batch is its own transaction —
+/// delete its interval, insert its rows — so a failed batch leaves the others committed, and
+/// re-running any interval gives the same table. The model's tests run once, after.
+fn run_batches(
+    session: &mut dyn Session,
+    c: &Compiled,
+    job: &Job,
+    batches: &[(String, String)],
+    (more, threads): (MoreSessions<'_>, usize),
+    mut tests: Vec<TestResult>,
+    log: &mut Vec<String>,
+) -> Done {
+    let Action::Incremental(spec) = &job.action else {
+        return done(Ok(None), tests);
+    };
+    let StrategyKind::Microbatch(mb) = &spec.strategy else {
+        return done(Ok(None), tests);
+    };
+    let kind = c.project.target.kind;
+    let base = c.incremental_sql[job.node]
+        .as_deref()
+        .or(c.sql[job.node].as_deref())
+        .unwrap_or_default();
+    let relation = job
+        .relation
+        .as_ref()
+        .expect("a building job has a relation");
+    let run_one = |s: &mut dyn Session, batch: &(String, String), log: &mut Vec<String>| {
+        let clock = Instant::now();
+        let sql = kind.time_range(base, &mb.event_time, &batch.0, Some(&batch.1));
+        let build = Build::Increment(Increment {
+            sql: &sql,
+            strategy: spec.strategy(Some(batch)),
+            on_schema_change: spec.on_schema_change,
+        });
+        let result = s
+            .stage(relation, build, Some(RelKind::Table), false, log)
+            .and_then(|staged| s.publish(staged, log));
+        BatchResult {
+            start: batch.0.clone(),
+            end: batch.1.clone(),
+            rows: result.as_ref().ok().and_then(|s| s.rows),
+            error: result.err().map(|e| e.to_string()),
+            seconds: clock.elapsed().as_secs_f64(),
+        }
+    };
+    let mut results = Vec::with_capacity(batches.len());
+    if let Some(first) = batches.first() {
+        results.push(run_one(session, first, log));
+    }
+    let rest = &batches[batches.len().min(1)..];
+    let next = Mutex::new(0usize);
+    let shared = Mutex::new((Vec::new(), Vec::new()));
+    let helpers = threads.saturating_sub(1).min(rest.len().saturating_sub(1));
+    std::thread::scope(|scope| {
+        let work = |s: &mut dyn Session| {
+            loop {
+                let i = {
+                    let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
+                    *n += 1;
+                    *n - 1
+                };
+                let Some(batch) = rest.get(i) else { return };
+                let mut own_log = Vec::new();
+                let r = run_one(s, batch, &mut own_log);
+                let mut out = shared.lock().unwrap_or_else(|e| e.into_inner());
+                out.0.push((i, r));
+                out.1.extend(own_log);
+            }
+        };
+        for _ in 0..helpers {
+            if let Ok(mut s) = more() {
+                scope.spawn(move || work(s.as_mut()));
+            }
+        }
+        work(session);
+    });
+    let (mut rest_results, rest_log) = shared.into_inner().unwrap_or_else(|e| e.into_inner());
+    rest_results.sort_by_key(|(i, _)| *i);
+    results.extend(rest_results.into_iter().map(|(_, r)| r));
+    log.extend(rest_log);
+    let failed: Vec<&BatchResult> = results.iter().filter(|b| b.error.is_some()).collect();
+    let built = if failed.is_empty() {
+        tests.extend(testing::run_data_tests(session, c, &job.tests, None, log));
+        Ok(Some(results.iter().filter_map(|b| b.rows).sum()))
+    } else {
+        tests.extend(skipped(job, "skipped: a batch of its model failed"));
+        let interrupted = failed
+            .iter()
+            .all(|b| b.error.as_deref() == Some(&DbError::Interrupted.to_string()));
+        let first = failed[0];
+        Err(Failure {
+            message: format!(
+                "{} of {} batches failed (the others are committed); first: [{}, {}): {}",
+                failed.len(),
+                results.len(),
+                first.start,
+                first.end,
+                first.error.as_deref().unwrap_or("")
+            ),
+            interrupted,
+        })
+    };
+    Done {
+        built,
+        batches: results,
+        tests,
+    }
 }
 
 /// Whether a failure of test `t` keeps its model from being published.
@@ -227,43 +482,7 @@ fn skipped(job: &Job, why: &str) -> Vec<TestResult> {
 
 fn skip_tests(job: &Job, f: Failure, mut tests: Vec<TestResult>, why: &str) -> Done {
     tests.extend(skipped(job, why));
-    Done {
-        built: Err(f),
-        tests,
-    }
-}
-
-/// Builds a job's relation in an open transaction (aside when audited).
-fn stage(
-    session: &mut dyn Session,
-    c: &Compiled,
-    root: &Path,
-    (job, replaces): (&Job, Option<RelKind>),
-    aside: bool,
-    log: &mut Vec<String>,
-) -> Result<Staged, Failure> {
-    let sql = c.sql[job.node].as_deref().unwrap_or_default();
-    let nothing = || Failure {
-        message: "nothing to build".into(),
-        interrupted: false,
-    };
-    let relation = job.relation.as_ref().ok_or_else(nothing)?;
-    let csv;
-    let what = match &job.action {
-        Action::View => Build::View(sql),
-        Action::Table => Build::Table(sql),
-        Action::Seed(spec) => {
-            csv = seed::source(root, spec).map_err(|message| Failure {
-                message,
-                interrupted: false,
-            })?;
-            Build::Seed(&csv)
-        }
-        Action::Test => return Err(nothing()),
-    };
-    session
-        .stage(relation, what, replaces, aside, log)
-        .map_err(|e| failure(job, e))
+    done(Err(f), tests)
 }
 
 fn failure(job: &Job, e: DbError) -> Failure {

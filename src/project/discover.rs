@@ -17,6 +17,7 @@ pub enum FileKind {
     Seed,
     Macro,
     SingularTest,
+    Snapshot,
     Properties,
 }
 
@@ -48,8 +49,8 @@ const SEED_FILES: Kinds = &[
     ("yaml", FileKind::Properties),
 ];
 const MACRO_FILES: Kinds = &[("sql", FileKind::Macro)];
-/// Snapshot SQL arrives with snapshots themselves; their property files are read already.
 const SNAPSHOT_FILES: Kinds = &[
+    ("sql", FileKind::Snapshot),
     ("yml", FileKind::Properties),
     ("yaml", FileKind::Properties),
 ];

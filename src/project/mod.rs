@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 
 pub use config::Config;
 pub use discover::FileKind;
-pub use nodes::{DepRef, Node, NodeKind, TestSpec, parse_relation_arg};
+pub use nodes::{DepRef, External, Node, NodeKind, TestSpec, parse_relation_arg};
 pub use properties::{Column, Fixture, UnitTestProps};
 pub use settings::Target;
 

@@ -20,6 +20,7 @@ pub enum NodeKind {
     Model,
     Test,
     UnitTest,
+    Snapshot,
 }
 
 impl NodeKind {
@@ -30,6 +31,7 @@ impl NodeKind {
             NodeKind::Model => "model",
             NodeKind::Test => "test",
             NodeKind::UnitTest => "unit_test",
+            NodeKind::Snapshot => "snapshot",
         }
     }
 }
@@ -52,6 +54,15 @@ impl DepRef {
             }
         }
     }
+}
+
+/// Files a source reads: a path or glob relative to the project, their format (parquet, csv,
+/// json) and whether `key=value/` folders become columns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct External {
+    pub location: String,
+    pub format: String,
+    pub hive_partitioning: bool,
 }
 
 /// A generic data test applied to a node (and maybe a column).
@@ -107,6 +118,50 @@ impl Node {
         }
     }
 
+    /// An incremental model: built once, then added to on each run.
+    pub fn is_incremental(&self) -> bool {
+        self.kind == NodeKind::Model && self.config.materialized() == "incremental"
+    }
+
+    /// A source read from files rather than a warehouse table: `external_location` in its
+    /// config or meta (dbt-duckdb), or `external: {location}` (dbt-external-tables). A
+    /// `{name}` in the location is the table's name.
+    pub fn external(&self) -> Option<External> {
+        if self.kind != NodeKind::Source {
+            return None;
+        }
+        let external = self.config.get("external");
+        let meta = self.config.get("meta");
+        let find = |key: &str| {
+            let short = key.trim_start_matches("external_");
+            self.config
+                .get(key)
+                .or_else(|| meta.and_then(|m| m.get(key)))
+                .or_else(|| external.and_then(|e| e.get(short).or_else(|| e.get(key))))
+        };
+        let location = find("external_location")?.as_str()?;
+        let table = self.name.split_once('.').map_or(&*self.name, |(_, t)| t);
+        let location = location.replace("{name}", table);
+        let format = find("format")
+            .and_then(Json::as_str)
+            .map(str::to_lowercase)
+            .unwrap_or_else(|| {
+                let ext = location.rsplit('.').next().unwrap_or("").to_lowercase();
+                match ext.as_str() {
+                    "csv" | "tsv" | "txt" | "gz" => "csv",
+                    "json" | "jsonl" | "ndjson" => "json",
+                    _ => "parquet",
+                }
+                .to_string()
+            });
+        let hive_partitioning = find("hive_partitioning").and_then(Json::as_bool) == Some(true);
+        Some(External {
+            location,
+            format,
+            hive_partitioning,
+        })
+    }
+
     /// A model that exists only for this run (`compile --inline`).
     pub fn ad_hoc(name: &str, path: &Arc<str>, raw: &Arc<str>) -> Node {
         let mut n = Node::new(
@@ -151,6 +206,9 @@ pub fn build(settings: &Settings, reads: Vec<Read>, diags: &mut Diagnostics) -> 
         .filter(|r| r.found.kind != FileKind::Properties)
         .partition(|r| r.found.kind == FileKind::Macro);
     out.macro_files = macros.into_iter().map(|r| (r.found.path, r.text)).collect();
+    let (snapshot_files, files): (Vec<Read>, Vec<Read>) = files
+        .into_iter()
+        .partition(|r| r.found.kind == FileKind::Snapshot);
     let made: Vec<(Node, (FileKind, Vec<String>))> = files
         .into_par_iter()
         .map(|r| file_node(settings, r))
@@ -159,9 +217,17 @@ pub fn build(settings: &Settings, reads: Vec<Read>, diags: &mut Diagnostics) -> 
         out.nodes.push(node);
         used_paths.push(used);
     }
+    for r in snapshot_files {
+        out.nodes.extend(snapshot_nodes(settings, r, diags));
+    }
+    let (declared, described): (Vec<_>, Vec<_>) = std::mem::take(&mut props.snapshots)
+        .into_iter()
+        .partition(|p| p.relation.is_some());
+    out.nodes.extend(yaml_snapshots(settings, declared, diags));
     check_duplicate_names(&out.nodes, diags);
     attach_props(&mut out.nodes, &props.models, NodeKind::Model, diags);
     attach_props(&mut out.nodes, &props.seeds, NodeKind::Seed, diags);
+    attach_props(&mut out.nodes, &described, NodeKind::Snapshot, diags);
     add_sources(project, &mut out.nodes, &props, diags);
     add_generic_tests(project, &settings.tests, &mut out.nodes);
     add_unit_tests(project, &mut out.nodes, props.unit_tests);
@@ -191,6 +257,115 @@ fn file_node(settings: &Settings, r: Read) -> (Node, (FileKind, Vec<String>)) {
         node.raw = Some(r.text);
     }
     (node, (f.kind, parts))
+}
+
+/// The snapshots of a `snapshots/*.sql` file: each `{% snapshot name %}...{% endsnapshot %}`
+/// block is a node whose template is the file with everything outside the block blanked, so
+/// line numbers stay those of the file.
+fn snapshot_nodes(settings: &Settings, r: Read, diags: &mut Diagnostics) -> Vec<Node> {
+    let project = settings.name.as_str();
+    let text = &*r.text;
+    let mut out = Vec::new();
+    let mut rest = 0;
+    while let Some((open, name, body_start)) = next_tag(text, rest, "snapshot") {
+        let Some((close, _, after)) = next_tag(text, body_start, "endsnapshot") else {
+            diags.push(
+                Diagnostic::error(format!("snapshot `{name}` has no {{% endsnapshot %}}"))
+                    .at(Loc::new(&r.found.path, open..body_start)),
+            );
+            return out;
+        };
+        let blanked: String = text
+            .char_indices()
+            .map(|(i, c)| match c {
+                '\n' => '\n',
+                _ if (body_start..close).contains(&i) => c,
+                _ => ' ',
+            })
+            .collect();
+        let mut parts = r.found.folders.clone();
+        parts.push(name.clone());
+        let mut n = Node::new(
+            NodeKind::Snapshot,
+            name.clone(),
+            format!("snapshot.{project}.{name}"),
+            r.found.path.clone(),
+        );
+        n.config = settings.snapshots.resolve(project, &parts);
+        n.fqn = std::iter::once(project.to_string()).chain(parts).collect();
+        n.raw = Some(Arc::from(blanked));
+        n.at = Some(Loc::new(&r.found.path, open..body_start));
+        out.push(n);
+        rest = after;
+    }
+    if out.is_empty() {
+        diags.push(
+            Diagnostic::error("a file under snapshots/ holds no {% snapshot name %} block")
+                .at(Loc::new(&r.found.path, 0..0))
+                .help("wrap the query: {% snapshot customers_snapshot %} select ... {% endsnapshot %}"),
+        );
+    }
+    out
+}
+
+/// The next `{% tag word %}` at or after `from`: where it starts, the word, where it ends.
+fn next_tag(text: &str, from: usize, tag: &str) -> Option<(usize, String, usize)> {
+    let mut at = from;
+    while let Some(found) = text.get(at..)?.find("{%") {
+        let start = at + found;
+        let end = start + text[start..].find("%}")? + 2;
+        let inner = text[start + 2..end - 2].trim_matches(['-', '+', ' ', '\t', '\n', '\r']);
+        let mut words = inner.split_whitespace();
+        if words.next() == Some(tag) {
+            return Some((start, words.next().unwrap_or("").to_string(), end));
+        }
+        at = end;
+    }
+    None
+}
+
+/// Snapshots declared in YAML (`relation: source('crm', 'customers')`): the query is every
+/// column of that relation.
+fn yaml_snapshots(
+    settings: &Settings,
+    declared: Vec<ResourceProps>,
+    diags: &mut Diagnostics,
+) -> Vec<Node> {
+    let project = settings.name.as_str();
+    let mut out = Vec::new();
+    for p in declared {
+        let Some((relation, at)) = p.relation else {
+            continue;
+        };
+        if parse_relation_arg(&relation, &at).is_none() {
+            diags.push(
+                Diagnostic::error(format!(
+                    "snapshot `{}`: `relation: {relation}` is not ref('...') or source('...', '...')",
+                    p.name
+                ))
+                .at(at),
+            );
+            continue;
+        }
+        let mut n = Node::new(
+            NodeKind::Snapshot,
+            p.name.clone(),
+            format!("snapshot.{project}.{}", p.name),
+            p.at.file.clone(),
+        );
+        n.config = settings
+            .snapshots
+            .resolve(project, std::slice::from_ref(&p.name));
+        n.config.overlay(&p.config);
+        n.fqn = vec![project.to_string(), p.name.clone()];
+        n.raw = Some(Arc::from(format!("select * from {{{{ {relation} }}}}\n")));
+        n.description = p.description;
+        n.columns = p.columns;
+        n.model_tests = p.tests;
+        n.at = Some(p.at);
+        out.push(n);
+    }
+    out
 }
 
 fn check_duplicate_names(nodes: &[Node], diags: &mut Diagnostics) {

@@ -43,6 +43,7 @@ const RESOURCE_KEYS: &[&str] = &[
     "versions",
     "group",
     "deprecation_date",
+    "relation",
 ];
 const COLUMN_KEYS: &[&str] = &[
     "name",
@@ -129,6 +130,8 @@ pub struct ResourceProps {
     pub config: Config,
     pub columns: Vec<Column>,
     pub tests: Vec<TestDecl>,
+    /// A snapshot declared in YAML: what it snapshots (`ref('x')` or `source('a', 'b')`).
+    pub relation: Option<(String, Loc)>,
 }
 
 #[derive(Clone, Debug)]
@@ -170,6 +173,7 @@ pub struct UnitTestProps {
 pub struct Props {
     pub models: Vec<ResourceProps>,
     pub seeds: Vec<ResourceProps>,
+    pub snapshots: Vec<ResourceProps>,
     pub sources: Vec<SourceTable>,
     pub unit_tests: Vec<UnitTestProps>,
 }
@@ -178,6 +182,7 @@ impl Props {
     pub fn extend(&mut self, other: Props) {
         self.models.extend(other.models);
         self.seeds.extend(other.seeds);
+        self.snapshots.extend(other.snapshots);
         self.sources.extend(other.sources);
         self.unit_tests.extend(other.unit_tests);
     }
@@ -198,6 +203,9 @@ pub fn parse(file: &Arc<str>, text: &str, props: &mut Props, diags: &mut Diagnos
             "version" => {}
             "models" => props.models.extend(resources(&src, v, "model", diags)),
             "seeds" => props.seeds.extend(resources(&src, v, "seed", diags)),
+            "snapshots" => props
+                .snapshots
+                .extend(resources(&src, v, "snapshot", diags)),
             "sources" => props.sources.extend(sources(&src, v, diags)),
             "unit_tests" => props.unit_tests.extend(unit_tests(&src, v, diags)),
             _ => diags.push(
@@ -221,6 +229,7 @@ fn resources(src: &Src, node: &Node, kind: &str, diags: &mut Diagnostics) -> Vec
             config: Config::default(),
             columns: Vec::new(),
             tests: Vec::new(),
+            relation: None,
         };
         for (key, _, v) in src.fields(item, &what, RESOURCE_KEYS, diags) {
             match key {
@@ -235,6 +244,11 @@ fn resources(src: &Src, node: &Node, kind: &str, diags: &mut Diagnostics) -> Vec
                 "columns" => r.columns = columns(src, v, diags),
                 "tests" | "data_tests" => r.tests.extend(tests(src, v, diags)),
                 "tags" | "meta" | "docs" => r.config.set(key, to_json(v), Some(src.loc(v))),
+                "relation" => {
+                    r.relation = src
+                        .text(v, "`relation`", diags)
+                        .map(|text| (text, src.loc(v)))
+                }
                 _ => {}
             }
         }

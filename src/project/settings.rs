@@ -70,6 +70,7 @@ pub struct Settings {
     pub models: FolderConfig,
     pub seeds: FolderConfig,
     pub tests: FolderConfig,
+    pub snapshots: FolderConfig,
     /// Where `project.yml` declares the project (for diagnostics about the whole file).
     pub loc: Option<Loc>,
 }
@@ -105,13 +106,14 @@ pub fn parse(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Settings {
             "models" => s.models = folder_config(&src, v, "models", diags),
             "seeds" => s.seeds = folder_config(&src, v, "seeds", diags),
             "tests" | "data_tests" => s.tests = folder_config(&src, v, key, diags),
+            "snapshots" => s.snapshots = folder_config(&src, v, key, diags),
             "sql_check" => {
                 let value = src
                     .text(v, "`sql_check`", diags)
                     .map_or(Json::Null, Json::String);
                 s.models.config.set("sql_check", value, Some(src.loc(v)));
             }
-            "snapshots" | "sources" | "on_run_start" | "on_run_end" => diags.push(
+            "sources" | "on_run_start" | "on_run_end" => diags.push(
                 Diagnostic::warning(format!(
                     "`{key}` in project.yml is not used yet by this xform"
                 ))

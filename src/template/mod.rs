@@ -54,6 +54,9 @@ pub struct Templates<'p> {
 pub fn environment<'s>(project: &Project, diags: &mut Diagnostics) -> Templates<'s> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // SQL is never escaped (minijinja would JSON-escape templates named *.yml, as a YAML
+    // snapshot's is).
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     if let Ok(syntax) = SyntaxConfig::builder().keep_trailing_newline(true).build() {
         env.set_syntax(syntax);
     }
@@ -212,6 +215,7 @@ fn call_macro(state: &State, file: &str, name: &str, args: &[Value]) -> Result<V
         config => state.lookup("config"),
         this => state.lookup("this"),
         model => state.lookup("model"),
+        is_incremental => state.lookup("is_incremental"),
     };
     let result = state.env().get_template(file).and_then(|tmpl| {
         let mut captured = tmpl.render_captured(ctx)?;
@@ -235,13 +239,15 @@ pub struct Rendered {
     pub log: RenderLog,
 }
 
-/// Renders one node's template (`path` and `text`, usually the node's own) as node `idx`.
+/// Renders one node's template (`path` and `text`, usually the node's own) as node `idx`;
+/// `incremental` is what `is_incremental()` returns (true for an incremental model's run on
+/// top of its existing table).
 pub fn render<'s>(
     t: &Templates<'s>,
     names: &Arc<Names>,
-    idx: usize,
-    node: &Node,
+    (idx, node): (usize, &Node),
     (path, text): (&'s str, &'s str),
+    incremental: bool,
 ) -> Result<Rendered, Diagnostic> {
     let scope = Arc::new(RenderScope {
         node: idx,
@@ -255,6 +261,7 @@ pub fn render<'s>(
         config => Value::from_object(ConfigFn(scope.clone())),
         this => scope.relation(idx),
         model => context! { name => node.name.clone(), unique_id => node.unique_id.clone(), path => node.path.to_string() },
+        is_incremental => Value::from_function(move || incremental),
     };
     let result = t
         .env

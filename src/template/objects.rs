@@ -26,6 +26,8 @@ pub struct RelName {
     pub schema: String,
     pub identifier: String,
     pub ephemeral: bool,
+    /// An external source: the expression reading its files, in place of a relation name.
+    pub external: Option<String>,
 }
 
 /// What every render may look up: names of refable nodes and their relations.

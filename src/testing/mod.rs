@@ -8,6 +8,7 @@
 //! the model's relation, which is swapped for the staged one (`Swap`).
 
 mod config;
+pub mod freshness;
 pub mod unit;
 
 use std::time::{Instant, SystemTime};

@@ -56,7 +56,7 @@ pub fn run_results(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn ok(dir: &Path, args: &[&str]) -> String {
+pub fn ok(dir: &Path, args: &[&str]) -> String {
     let o = xform(dir, args);
     assert_eq!(
         o.code, 0,
@@ -576,7 +576,7 @@ fn example_project() -> tempfile::TempDir {
             .into_owned();
         let wanted = matches!(
             top.as_str(),
-            "project.yml" | "models" | "macros" | "seeds" | "tests"
+            "project.yml" | "models" | "macros" | "seeds" | "snapshots" | "tests" | "data"
         );
         if !wanted || rel.starts_with("tests/it") || !entry.file_type().is_file() {
             continue;
@@ -606,14 +606,57 @@ fn the_example_project_builds_every_layer() {
             "{name}: {out}"
         );
     }
-    assert!(out.contains("22 pass, 0 warn, 0 fail, 0 errors"), "{out}");
+    assert!(out.contains("24 pass, 0 warn, 0 fail, 0 errors"), "{out}");
     let schemas: std::collections::BTreeSet<String> = relations(dir.path())
         .into_iter()
         .map(|(r, _)| r.split('.').next().unwrap().to_string())
         .collect();
     assert_eq!(
         schemas.into_iter().collect::<Vec<_>>(),
-        ["analytics", "mart", "raw_data", "test_failures"]
+        [
+            "analytics",
+            "mart",
+            "raw_data",
+            "snapshots",
+            "test_failures"
+        ]
+    );
+    // The hourly fact reads the external CSV files with their `dt=` folder as a column; the
+    // daily microbatch and the customer snapshot are built on the first run.
+    assert_eq!(
+        query(
+            dir.path(),
+            "select load_date::varchar, count(*) from analytics.fct_page_views group by 1 order by 1"
+        ),
+        [
+            ["2023-03-01", "8"],
+            ["2023-03-02", "8"],
+            ["2023-03-03", "8"]
+        ]
+    );
+    assert_eq!(
+        one(dir.path(), "select sum(views) from mart.daily_traffic"),
+        "24"
+    );
+    assert_eq!(
+        one(
+            dir.path(),
+            "select count(*) from snapshots.customers_snapshot where dbt_valid_to is null"
+        ),
+        "5"
+    );
+    // A second build adds to them instead of rebuilding: nothing new has landed.
+    let again = ok(dir.path(), &["build"]);
+    assert!(
+        again
+            .lines()
+            .any(|l| l.contains("analytics.fct_page_views") && l.contains(" 0 rows")),
+        "{again}"
+    );
+    assert!(again.contains("(2 batches)"), "{again}");
+    assert_eq!(
+        one(dir.path(), "select count(*) from analytics.fct_page_views"),
+        "24"
     );
     // The CP949 export arrives intact and joins the UTF-8 orders on Korean product names.
     assert_eq!(

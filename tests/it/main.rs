@@ -4,6 +4,7 @@
 mod build;
 mod errors;
 mod harness;
+mod incremental;
 mod render;
 mod select;
 mod testing;

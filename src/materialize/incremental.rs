@@ -1,0 +1,517 @@
+//! The settings of incremental models and snapshots, checked offline (`plan`), and the time
+//! batches of a microbatch model.
+
+use jiff::civil::{Date, DateTime};
+use jiff::{Timestamp, ToSpan, tz::TimeZone};
+use serde_json::Value as Json;
+
+use crate::adapter::{SchemaChange, SnapshotColumns, SnapshotSpec, SnapshotStrategy, Strategy};
+use crate::diagnostics::{Diagnostic, did_you_mean};
+use crate::project::Node;
+
+const STRATEGIES: &[&str] = &["append", "merge", "delete+insert", "microbatch"];
+
+/// How an incremental model adds to its table.
+#[derive(Clone, Debug)]
+pub struct IncrementalSpec {
+    pub strategy: StrategyKind,
+    pub unique_key: Vec<String>,
+    pub update_columns: Option<Vec<String>>,
+    pub exclude_columns: Vec<String>,
+    pub on_schema_change: SchemaChange,
+}
+
+#[derive(Clone, Debug)]
+pub enum StrategyKind {
+    Append,
+    Merge,
+    DeleteInsert,
+    Microbatch(Microbatch),
+}
+
+impl IncrementalSpec {
+    /// The adapter's strategy for one run (a microbatch's batch given as `range`).
+    pub fn strategy<'a>(&'a self, range: Option<&'a (String, String)>) -> Strategy<'a> {
+        match (&self.strategy, range) {
+            (StrategyKind::Microbatch(mb), Some((start, end))) => Strategy::Range {
+                column: &mb.event_time,
+                start,
+                end,
+            },
+            (StrategyKind::Merge, _) => Strategy::Merge {
+                key: &self.unique_key,
+                update: self.update_columns.as_deref(),
+                exclude: &self.exclude_columns,
+            },
+            (StrategyKind::DeleteInsert, _) => Strategy::DeleteInsert {
+                key: &self.unique_key,
+            },
+            _ => Strategy::Append,
+        }
+    }
+}
+
+/// A time-sliced incremental model: each batch replaces exactly its interval of `event_time`.
+#[derive(Clone, Debug)]
+pub struct Microbatch {
+    pub event_time: String,
+    pub batch_size: BatchSize,
+    /// Where the first (full) build starts.
+    pub begin: DateTime,
+    /// How many batches before the current one a normal run rebuilds.
+    pub lookback: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchSize {
+    Hour,
+    Day,
+    Month,
+    Year,
+}
+
+impl BatchSize {
+    fn parse(s: &str) -> Option<BatchSize> {
+        Some(match s {
+            "hour" => BatchSize::Hour,
+            "day" => BatchSize::Day,
+            "month" => BatchSize::Month,
+            "year" => BatchSize::Year,
+            _ => return None,
+        })
+    }
+
+    /// The start of the batch holding `t`.
+    pub fn floor(self, t: DateTime) -> DateTime {
+        let d = t.date();
+        match self {
+            BatchSize::Hour => d.at(t.hour(), 0, 0, 0),
+            BatchSize::Day => d.at(0, 0, 0, 0),
+            BatchSize::Month => d.first_of_month().at(0, 0, 0, 0),
+            BatchSize::Year => d.first_of_year().at(0, 0, 0, 0),
+        }
+    }
+
+    fn step(self, t: DateTime, n: i64) -> DateTime {
+        let span = match self {
+            BatchSize::Hour => n.hours(),
+            BatchSize::Day => n.days(),
+            BatchSize::Month => n.months(),
+            BatchSize::Year => n.years(),
+        };
+        t.checked_add(span).unwrap_or(t)
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS`, as the adapter's timestamp literals take it.
+pub fn timestamp_text(t: DateTime) -> String {
+    t.strftime("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// A `--start`/`--end` or `begin` value: a date or a date and time.
+pub fn parse_time(s: &str) -> Option<DateTime> {
+    let s = s.trim();
+    s.parse::<DateTime>()
+        .ok()
+        .or_else(|| s.replace(' ', "T").parse::<DateTime>().ok())
+        .or_else(|| s.parse::<Date>().ok().map(|d| d.at(0, 0, 0, 0)))
+}
+
+/// Now, in UTC, as a civil time.
+pub fn now_utc() -> DateTime {
+    Timestamp::now().to_zoned(TimeZone::UTC).datetime()
+}
+
+impl Microbatch {
+    /// The batches of a run: those covering `window` (a backfill), else the current batch and
+    /// `lookback` before it.
+    pub fn batches(
+        &self,
+        window: Option<(DateTime, DateTime)>,
+        now: DateTime,
+    ) -> Vec<(String, String)> {
+        let size = self.batch_size;
+        let (from, to) = match window {
+            Some((start, end)) => (size.floor(start), end),
+            None => {
+                let current = size.floor(now);
+                (size.step(current, -self.lookback), size.step(current, 1))
+            }
+        };
+        let mut out = Vec::new();
+        let mut t = from;
+        while t < to && out.len() < 100_000 {
+            let next = size.step(t, 1);
+            out.push((timestamp_text(t), timestamp_text(next)));
+            t = next;
+        }
+        out
+    }
+
+    /// The interval a full build covers: from `begin` to the end of the current batch (or of
+    /// the window).
+    pub fn full_range(
+        &self,
+        window: Option<(DateTime, DateTime)>,
+        now: DateTime,
+    ) -> (String, String) {
+        let end = match window {
+            Some((_, end)) => end,
+            None => self.batch_size.step(self.batch_size.floor(now), 1),
+        };
+        (timestamp_text(self.begin), timestamp_text(end))
+    }
+}
+
+/// Collects a node's setting problems as diagnostics at the setting's line.
+struct Checker<'a> {
+    node: &'a Node,
+    errors: Vec<Diagnostic>,
+}
+
+impl<'a> Checker<'a> {
+    fn bad(&mut self, key: &str, problem: String, help: Option<String>) {
+        let at = self
+            .node
+            .config
+            .at(key)
+            .cloned()
+            .or_else(|| self.node.at.clone());
+        let d = Diagnostic::error(format!("`{}`: {problem}", self.node.name))
+            .at_opt(at.or_else(|| Some(crate::diagnostics::Loc::new(&self.node.path, 0..0))))
+            .help_opt(help);
+        self.errors.push(d);
+    }
+
+    fn text(&mut self, key: &str) -> Option<String> {
+        match self.node.config.get(key) {
+            None | Some(Json::Null) => None,
+            Some(Json::String(s)) => Some(s.clone()),
+            Some(other) => {
+                self.bad(
+                    key,
+                    format!("`{key}` must be a string, found {other}"),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    /// A column name or a list of them.
+    fn columns(&mut self, key: &str) -> Option<Vec<String>> {
+        match self.node.config.get(key) {
+            None | Some(Json::Null) => None,
+            Some(Json::String(s)) => Some(vec![s.clone()]),
+            Some(Json::Array(items)) if items.iter().all(Json::is_string) => Some(
+                items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+            ),
+            Some(other) => {
+                self.bad(
+                    key,
+                    format!("`{key}` must be a column name or a list of them, found {other}"),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn one_of(&mut self, key: &str, allowed: &[&str]) -> Option<String> {
+        let v = self.text(key)?;
+        if allowed.contains(&v.as_str()) {
+            return Some(v);
+        }
+        let help = did_you_mean(&v, allowed.iter().copied())
+            .unwrap_or_else(|| format!("use one of: {}", allowed.join(", ")));
+        self.bad(
+            key,
+            format!("`{key}: {v}` is not one of xform's"),
+            Some(help),
+        );
+        None
+    }
+
+    fn done<T>(self, value: T) -> Result<T, Vec<Diagnostic>> {
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.errors)
+        }
+    }
+}
+
+/// An incremental model's settings: `incremental_strategy` (default `merge` with a
+/// `unique_key`, else `append`), `unique_key`, `merge_update_columns` /
+/// `merge_exclude_columns`, `on_schema_change`, and a microbatch's `event_time`, `batch_size`,
+/// `begin`, `lookback`.
+pub fn incremental_spec(n: &Node) -> Result<IncrementalSpec, Vec<Diagnostic>> {
+    let mut ck = Checker {
+        node: n,
+        errors: Vec::new(),
+    };
+    let unique_key = ck.columns("unique_key").unwrap_or_default();
+    let strategy = ck.one_of("incremental_strategy", STRATEGIES);
+    let strategy = strategy.as_deref().unwrap_or(if unique_key.is_empty() {
+        "append"
+    } else {
+        "merge"
+    });
+    let on_schema_change = ck
+        .one_of("on_schema_change", SchemaChange::NAMES)
+        .and_then(|s| SchemaChange::parse(&s))
+        .unwrap_or(SchemaChange::Ignore);
+    let update_columns = ck.columns("merge_update_columns");
+    let exclude_columns = ck.columns("merge_exclude_columns").unwrap_or_default();
+    if update_columns.is_some() && !exclude_columns.is_empty() {
+        ck.bad(
+            "merge_exclude_columns",
+            "set `merge_update_columns` or `merge_exclude_columns`, not both".into(),
+            None,
+        );
+    }
+    let kind = match strategy {
+        "merge" | "delete+insert" if unique_key.is_empty() => {
+            ck.bad(
+                "incremental_strategy",
+                format!("the `{strategy}` strategy needs a `unique_key`"),
+                Some("e.g. config(unique_key='order_id') or unique_key=['day', 'shop_id']".into()),
+            );
+            StrategyKind::Append
+        }
+        "merge" => StrategyKind::Merge,
+        "delete+insert" => StrategyKind::DeleteInsert,
+        "microbatch" => microbatch(&mut ck).map_or(StrategyKind::Append, StrategyKind::Microbatch),
+        _ => StrategyKind::Append,
+    };
+    ck.done(IncrementalSpec {
+        strategy: kind,
+        unique_key,
+        update_columns,
+        exclude_columns,
+        on_schema_change,
+    })
+}
+
+fn microbatch(ck: &mut Checker<'_>) -> Option<Microbatch> {
+    let needs = "a microbatch model needs `event_time`, `batch_size` and `begin`";
+    let example = "e.g. config(incremental_strategy='microbatch', event_time='ordered_at', batch_size='day', begin='2024-01-01')";
+    let event_time = ck.text("event_time");
+    let batch_size = ck.one_of("batch_size", &["hour", "day", "month", "year"]);
+    let begin_text = ck.text("begin");
+    let begin = begin_text.as_deref().and_then(|b| {
+        let t = parse_time(b);
+        if t.is_none() {
+            ck.bad(
+                "begin",
+                format!("`begin: {b}` is not a date or a date and time"),
+                Some("write it as 2024-01-01 or 2024-01-01 00:00:00".into()),
+            );
+        }
+        t
+    });
+    let lookback = match ck.node.config.get("lookback") {
+        None | Some(Json::Null) => 1,
+        Some(v) => match v.as_i64().filter(|n| *n >= 0) {
+            Some(n) => n,
+            None => {
+                ck.bad(
+                    "lookback",
+                    format!("`lookback` must be a whole number ≥ 0, found {v}"),
+                    None,
+                );
+                1
+            }
+        },
+    };
+    match (event_time, batch_size, begin) {
+        (Some(event_time), Some(size), Some(begin)) => Some(Microbatch {
+            event_time,
+            batch_size: BatchSize::parse(&size)?,
+            begin,
+            lookback,
+        }),
+        _ => {
+            if ck.errors.is_empty() {
+                ck.bad("incremental_strategy", needs.into(), Some(example.into()));
+            }
+            None
+        }
+    }
+}
+
+/// A snapshot's settings: `unique_key`, `strategy` (timestamp with `updated_at`, or check
+/// with `check_cols`), `invalidate_hard_deletes` / `hard_deletes`, and
+/// `snapshot_meta_column_names`.
+pub fn snapshot_spec(n: &Node, sql: &str, now: DateTime) -> Result<SnapshotSpec, Vec<Diagnostic>> {
+    let mut ck = Checker {
+        node: n,
+        errors: Vec::new(),
+    };
+    let unique_key = ck.columns("unique_key").unwrap_or_default();
+    if unique_key.is_empty() {
+        ck.bad(
+            "unique_key",
+            "a snapshot needs a `unique_key`".into(),
+            Some("e.g. config(unique_key='customer_id', strategy='timestamp', updated_at='updated_at')".into()),
+        );
+    }
+    let strategy = match ck.one_of("strategy", &["timestamp", "check"]).as_deref() {
+        Some("check") => {
+            let columns = match n.config.get("check_cols") {
+                Some(Json::String(s)) if s == "all" => None,
+                _ => ck.columns("check_cols"),
+            };
+            if n.config.get("check_cols").is_none() {
+                ck.bad(
+                    "strategy",
+                    "the check strategy needs `check_cols` (a list of columns, or 'all')".into(),
+                    None,
+                );
+            }
+            SnapshotStrategy::Check { columns }
+        }
+        Some(_) => match ck.text("updated_at") {
+            Some(updated_at) => SnapshotStrategy::Timestamp { updated_at },
+            None => {
+                ck.bad(
+                    "strategy",
+                    "the timestamp strategy needs `updated_at`, the column that moves when a row changes".into(),
+                    None,
+                );
+                SnapshotStrategy::Check { columns: None }
+            }
+        },
+        None => {
+            if ck.errors.is_empty() {
+                ck.bad(
+                    "strategy",
+                    "a snapshot needs a `strategy`: timestamp (with `updated_at`) or check (with `check_cols`)".into(),
+                    None,
+                );
+            }
+            SnapshotStrategy::Check { columns: None }
+        }
+    };
+    let hard = ck.one_of("hard_deletes", &["ignore", "invalidate"]);
+    let invalidate = n
+        .config
+        .get("invalidate_hard_deletes")
+        .and_then(Json::as_bool)
+        == Some(true)
+        || hard.as_deref() == Some("invalidate");
+    let mut meta = SnapshotColumns::default();
+    if let Some(names) = n.config.get("snapshot_meta_column_names") {
+        let Some(map) = names.as_object() else {
+            ck.bad(
+                "snapshot_meta_column_names",
+                "`snapshot_meta_column_names` must be a mapping, e.g. {dbt_valid_from: valid_from}"
+                    .into(),
+                None,
+            );
+            return ck.done(placeholder_spec());
+        };
+        for (k, v) in map {
+            let slot = match k.as_str() {
+                "dbt_scd_id" => &mut meta.scd_id,
+                "dbt_updated_at" => &mut meta.updated_at,
+                "dbt_valid_from" => &mut meta.valid_from,
+                "dbt_valid_to" => &mut meta.valid_to,
+                other => {
+                    ck.bad(
+                        "snapshot_meta_column_names",
+                        format!("`{other}` is not a snapshot column xform writes"),
+                        Some(
+                            "rename dbt_scd_id, dbt_updated_at, dbt_valid_from or dbt_valid_to"
+                                .into(),
+                        ),
+                    );
+                    continue;
+                }
+            };
+            match v.as_str() {
+                Some(s) => *slot = s.to_string(),
+                None => ck.bad(
+                    "snapshot_meta_column_names",
+                    format!("the new name of `{k}` must be a string"),
+                    None,
+                ),
+            }
+        }
+    }
+    ck.done(SnapshotSpec {
+        sql: sql.to_string(),
+        unique_key,
+        strategy,
+        invalidate_hard_deletes: invalidate,
+        meta,
+        now: timestamp_text(now),
+    })
+}
+
+fn placeholder_spec() -> SnapshotSpec {
+    SnapshotSpec {
+        sql: String::new(),
+        unique_key: Vec::new(),
+        strategy: SnapshotStrategy::Check { columns: None },
+        invalidate_hard_deletes: false,
+        meta: SnapshotColumns::default(),
+        now: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime {
+        parse_time(s).unwrap()
+    }
+
+    #[test]
+    fn a_window_becomes_whole_batches() {
+        let mb = Microbatch {
+            event_time: "ts".into(),
+            batch_size: BatchSize::Day,
+            begin: t("2024-01-01"),
+            lookback: 1,
+        };
+        let b = mb.batches(
+            Some((t("2024-01-30 12:00"), t("2024-02-02"))),
+            t("2025-01-01"),
+        );
+        assert_eq!(b.len(), 3);
+        assert_eq!(b[0].0, "2024-01-30 00:00:00");
+        assert_eq!(b[2].1, "2024-02-02 00:00:00");
+        let normal = mb.batches(None, t("2024-03-05 10:30"));
+        assert_eq!(
+            normal,
+            vec![
+                (
+                    "2024-03-04 00:00:00".to_string(),
+                    "2024-03-05 00:00:00".to_string()
+                ),
+                (
+                    "2024-03-05 00:00:00".to_string(),
+                    "2024-03-06 00:00:00".to_string()
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn months_and_hours_step_by_the_calendar() {
+        assert_eq!(
+            BatchSize::Month.floor(t("2024-02-29 13:00")),
+            t("2024-02-01")
+        );
+        assert_eq!(BatchSize::Month.step(t("2024-01-31"), 1), t("2024-02-29"));
+        assert_eq!(
+            BatchSize::Hour.floor(t("2024-02-29 13:59:59")),
+            t("2024-02-29 13:00")
+        );
+    }
+}

@@ -1,0 +1,166 @@
+//! Source freshness: how long ago a source table last received rows (`loaded_at_field`),
+//! against its `freshness: {warn_after, error_after}` — dbt's `source freshness`.
+
+use serde_json::Value as Json;
+
+use crate::adapter::Session;
+use crate::compile::Compiled;
+use crate::diagnostics::Diagnostic;
+use crate::project::{Node, NodeKind};
+
+/// A source table's freshness settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Freshness {
+    pub loaded_at_field: String,
+    pub warn_after: Option<f64>,
+    pub error_after: Option<f64>,
+    pub filter: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FreshnessStatus {
+    Pass,
+    Warn,
+    Error,
+    RuntimeError,
+}
+
+impl FreshnessStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            FreshnessStatus::Pass => "PASS",
+            FreshnessStatus::Warn => "WARN",
+            FreshnessStatus::Error => "ERROR",
+            FreshnessStatus::RuntimeError => "ERROR",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct FreshnessResult {
+    pub node: usize,
+    pub status: FreshnessStatus,
+    /// Seconds since the Unix epoch of the latest load, if any rows.
+    pub max_loaded_at: Option<f64>,
+    /// Seconds since then.
+    pub age: Option<f64>,
+    pub spec: Freshness,
+    pub message: Option<String>,
+}
+
+/// The freshness a source table declares (its own, else its source's); None when it declares
+/// none or turns it off with `freshness: null`.
+pub fn spec(n: &Node) -> Result<Option<Freshness>, Diagnostic> {
+    if n.kind != NodeKind::Source {
+        return Ok(None);
+    }
+    let Some(f) = n.config.get("freshness").filter(|f| !f.is_null()) else {
+        return Ok(None);
+    };
+    let at = || n.config.at("freshness").cloned().or_else(|| n.at.clone());
+    let bad = |m: String| {
+        Diagnostic::error(format!("source `{}`: {m}", n.name))
+            .at_opt(at())
+            .help("e.g. freshness: {warn_after: {count: 12, period: hour}, error_after: {count: 1, period: day}}")
+    };
+    let Some(map) = f.as_object() else {
+        return Err(bad(format!("`freshness` must be a mapping, found {f}")));
+    };
+    let after = |key: &str| -> Result<Option<f64>, Diagnostic> {
+        let Some(v) = map.get(key).filter(|v| !v.is_null()) else {
+            return Ok(None);
+        };
+        let count = v.get("count").and_then(Json::as_f64);
+        let period = v.get("period").and_then(Json::as_str);
+        let unit = match period {
+            Some("minute") => 60.0,
+            Some("hour") => 3600.0,
+            Some("day") => 86400.0,
+            _ => {
+                return Err(bad(format!(
+                    "`{key}` needs a `count` and a `period` of minute, hour or day, found {v}"
+                )));
+            }
+        };
+        match count {
+            Some(c) if c > 0.0 => Ok(Some(c * unit)),
+            _ => Err(bad(format!(
+                "`{key}.count` must be a positive number, found {v}"
+            ))),
+        }
+    };
+    let (warn_after, error_after) = (after("warn_after")?, after("error_after")?);
+    if warn_after.is_none() && error_after.is_none() {
+        return Ok(None);
+    }
+    let Some(loaded_at_field) = n.config.str("loaded_at_field") else {
+        return Err(bad(
+            "`freshness` needs a `loaded_at_field`: the column (or expression) saying when a row was loaded"
+                .into(),
+        ));
+    };
+    Ok(Some(Freshness {
+        loaded_at_field: loaded_at_field.to_string(),
+        warn_after,
+        error_after,
+        filter: map.get("filter").and_then(Json::as_str).map(str::to_string),
+    }))
+}
+
+/// Checks one source table at `now` (seconds since the Unix epoch).
+pub fn check(
+    session: &mut dyn Session,
+    c: &Compiled,
+    node: usize,
+    spec: Freshness,
+    now: f64,
+) -> FreshnessResult {
+    let from = c.relation_sql(node).unwrap_or_default();
+    let latest = session.max_loaded_at(&from, &spec.loaded_at_field, spec.filter.as_deref());
+    let (status, max_loaded_at, age, message) = match latest {
+        Err(e) => (
+            FreshnessStatus::RuntimeError,
+            None,
+            None,
+            Some(e.to_string()),
+        ),
+        Ok(None) => (
+            FreshnessStatus::Error,
+            None,
+            None,
+            Some("no rows: nothing was ever loaded".to_string()),
+        ),
+        Ok(Some(t)) => {
+            let age = now - t;
+            let status = if spec.error_after.is_some_and(|e| age > e) {
+                FreshnessStatus::Error
+            } else if spec.warn_after.is_some_and(|w| age > w) {
+                FreshnessStatus::Warn
+            } else {
+                FreshnessStatus::Pass
+            };
+            (status, Some(t), Some(age), None)
+        }
+    };
+    FreshnessResult {
+        node,
+        status,
+        max_loaded_at,
+        age,
+        spec,
+        message,
+    }
+}
+
+/// 5400 → "1.5 h"; 90 → "1.5 min"; 3 days → "3.0 d".
+pub fn human_age(seconds: f64) -> String {
+    let s = seconds.max(0.0);
+    if s < 3600.0 {
+        format!("{:.1} min", s / 60.0)
+    } else if s < 86400.0 * 2.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else {
+        format!("{:.1} d", s / 86400.0)
+    }
+}

@@ -1,0 +1,725 @@
+//! Incremental models (append, merge, delete+insert, on_schema_change), microbatch backfills,
+//! snapshots, source freshness and external file sources, on DuckDB over several runs.
+//! Each run's new data arrives by rewriting a seed, as a loader would land it.
+
+use std::path::Path;
+
+use crate::build::{ok, query, run_results};
+use crate::harness::{project, write_files, xform};
+
+const PROJECT: &str = "
+-- file: project.yml
+name: shop
+default_target: dev
+targets:
+  dev: { type: duckdb, path: target/dev.duckdb, threads: 3 }
+models:
+  +materialized: incremental
+seeds:
+  +schema: raw
+-- file: seeds/properties.yml
+seeds:
+  - name: events
+    config:
+      column_types: { id: integer, region: varchar, amount: integer, event_at: timestamp, loaded_at: timestamp }
+";
+
+/// A model over `events` that takes the rows loaded since its last run.
+fn model(config: &str) -> String {
+    format!(
+        "{{{{ config({config}) }}}}
+select id, region, amount, event_at, loaded_at from {{{{ ref('events') }}}}
+{{% if is_incremental() %}}
+where loaded_at > (select max(loaded_at) from {{{{ this }}}})
+{{% endif %}}
+"
+    )
+}
+
+fn events(dir: &Path, rows: &[&str]) {
+    let mut csv = String::from("id,region,amount,event_at,loaded_at\n");
+    for r in rows {
+        csv.push_str(r);
+        csv.push('\n');
+    }
+    std::fs::write(dir.join("seeds/events.csv"), csv).unwrap();
+}
+
+fn table(dir: &Path, relation: &str) -> Vec<String> {
+    query(
+        dir,
+        &format!("SELECT id, coalesce(region, '-'), amount FROM {relation} ORDER BY id, amount"),
+    )
+    .into_iter()
+    .map(|r| r.join(" "))
+    .collect()
+}
+
+const RUN_1: &[&str] = &[
+    "1,seoul,10,2024-01-01 09:00,2024-01-01 10:00",
+    "2,busan,20,2024-01-01 09:30,2024-01-01 10:00",
+    "3,seoul,30,2024-01-01 09:40,2024-01-01 10:00",
+];
+/// Row 3 updated, row 4 inserted.
+const RUN_2: &[&str] = &[
+    "3,seoul,33,2024-01-01 09:40,2024-01-01 11:00",
+    "4,daegu,40,2024-01-01 10:10,2024-01-01 11:00",
+];
+/// A late row (event of yesterday, loaded now) and row 2 updated.
+const RUN_3: &[&str] = &[
+    "5,seoul,50,2023-12-31 23:50,2024-01-01 12:00",
+    "2,busan,22,2024-01-01 09:30,2024-01-01 12:00",
+];
+
+fn all(runs: &[&[&str]]) -> Vec<String> {
+    runs.iter()
+        .flat_map(|r| r.iter().map(|s| s.to_string()))
+        .collect()
+}
+
+#[test]
+fn each_strategy_over_three_runs_with_updates_and_late_rows() {
+    let dir = project(PROJECT);
+    let d = dir.path();
+    write_files(
+        d,
+        &format!(
+            "-- file: models/appended.sql\n{}-- file: models/merged.sql\n{}-- file: models/deleted_inserted.sql\n{}-- file: models/by_default.sql\n{}",
+            model("incremental_strategy='append'"),
+            model("incremental_strategy='merge', unique_key='id'"),
+            model("incremental_strategy='delete+insert', unique_key=['id']"),
+            model("unique_key='id'"),
+        ),
+    );
+    let mut landed: Vec<String> = Vec::new();
+    for run in [RUN_1, RUN_2, RUN_3] {
+        landed.extend(run.iter().map(|s| s.to_string()));
+        let rows: Vec<&str> = landed.iter().map(String::as_str).collect();
+        events(d, &rows);
+        let out = ok(d, &["build"]);
+        assert!(out.contains("incr"), "{out}");
+    }
+    assert_eq!(
+        table(d, "main.appended"),
+        [
+            "1 seoul 10",
+            "2 busan 20",
+            "2 busan 22",
+            "3 seoul 30",
+            "3 seoul 33",
+            "4 daegu 40",
+            "5 seoul 50"
+        ]
+    );
+    let latest = [
+        "1 seoul 10",
+        "2 busan 22",
+        "3 seoul 33",
+        "4 daegu 40",
+        "5 seoul 50",
+    ];
+    assert_eq!(table(d, "main.merged"), latest);
+    assert_eq!(table(d, "main.deleted_inserted"), latest);
+    assert_eq!(
+        table(d, "main.by_default"),
+        latest,
+        "a unique_key means merge"
+    );
+    // The last run added 2 rows to the appended table and changed 2 in the merged one.
+    let results = run_results(d);
+    let rows_of = |name: &str| {
+        results["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["unique_id"] == format!("model.shop.{name}"))
+            .unwrap()["adapter_response"]["rows_affected"]
+            .clone()
+    };
+    assert_eq!(rows_of("appended"), 2);
+    assert_eq!(rows_of("merged"), 2);
+    // --full-refresh rebuilds from everything landed: the appended table loses its history.
+    ok(d, &["build", "--full-refresh", "-s", "appended"]);
+    assert_eq!(table(d, "main.appended").len(), 7, "all landed rows, once");
+}
+
+#[test]
+fn null_keys_merge_without_duplicates() {
+    let dir = project(PROJECT);
+    let d = dir.path();
+    write_files(
+        d,
+        &format!(
+            "-- file: models/merged.sql\n{}-- file: models/deleted_inserted.sql\n{}",
+            model("unique_key=['id', 'region']"),
+            model("incremental_strategy='delete+insert', unique_key=['id', 'region']"),
+        ),
+    );
+    events(
+        d,
+        &[
+            "1,,10,2024-01-01 09:00,2024-01-01 10:00",
+            "2,seoul,20,2024-01-01 09:00,2024-01-01 10:00",
+        ],
+    );
+    ok(d, &["build"]);
+    // The loader re-sends row 1 (NULL region) with a new amount, twice over two runs.
+    events(
+        d,
+        &[
+            "1,,10,2024-01-01 09:00,2024-01-01 10:00",
+            "2,seoul,20,2024-01-01 09:00,2024-01-01 10:00",
+            "1,,11,2024-01-01 09:00,2024-01-01 11:00",
+        ],
+    );
+    ok(d, &["build"]);
+    events(
+        d,
+        &[
+            "1,,10,2024-01-01 09:00,2024-01-01 10:00",
+            "2,seoul,20,2024-01-01 09:00,2024-01-01 10:00",
+            "1,,11,2024-01-01 09:00,2024-01-01 11:00",
+            "1,,12,2024-01-01 09:00,2024-01-01 12:00",
+        ],
+    );
+    ok(d, &["build"]);
+    let expected = ["1 - 12", "2 seoul 20"];
+    assert_eq!(
+        table(d, "main.merged"),
+        expected,
+        "one row per key, NULL or not"
+    );
+    assert_eq!(table(d, "main.deleted_inserted"), expected);
+}
+
+#[test]
+fn a_merge_refuses_new_rows_that_repeat_a_key() {
+    let dir = project(PROJECT);
+    let d = dir.path();
+    write_files(
+        d,
+        &format!("-- file: models/merged.sql\n{}", model("unique_key='id'")),
+    );
+    events(d, &["1,seoul,10,2024-01-01 09:00,2024-01-01 10:00"]);
+    ok(d, &["build"]);
+    events(
+        d,
+        &[
+            "1,seoul,10,2024-01-01 09:00,2024-01-01 10:00",
+            "7,seoul,70,2024-01-01 09:00,2024-01-01 11:00",
+            "7,busan,71,2024-01-01 09:00,2024-01-01 11:00",
+        ],
+    );
+    let out = xform(d, &["build"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("same unique_key (id = 7)"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        table(d, "main.merged"),
+        ["1 seoul 10"],
+        "nothing half-merged"
+    );
+}
+
+/// Runs a model whose second version adds `channel` and drops `amount`, under `mode`.
+fn schema_change(mode: &str) -> (tempfile::TempDir, i32, String) {
+    let dir = project(PROJECT);
+    let d = dir.path();
+    let first = model(&format!("unique_key='id', on_schema_change='{mode}'"));
+    write_files(d, &format!("-- file: models/facts.sql\n{first}"));
+    events(d, RUN_1);
+    ok(d, &["build"]);
+    write_files(
+        d,
+        &format!(
+            "-- file: models/facts.sql
+{{{{ config(unique_key='id', on_schema_change='{mode}') }}}}
+select id, region, 'web' as channel, event_at, loaded_at from {{{{ ref('events') }}}}
+{{% if is_incremental() %}} where loaded_at > (select max(loaded_at) from {{{{ this }}}}) {{% endif %}}
+"
+        ),
+    );
+    let rows: Vec<String> = all(&[RUN_1, RUN_2]);
+    events(d, &rows.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = xform(d, &["build"]);
+    (dir, out.code, out.stdout)
+}
+
+fn columns(d: &Path) -> Vec<String> {
+    query(
+        d,
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'facts' ORDER BY ordinal_position",
+    )
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect()
+}
+
+#[test]
+fn on_schema_change_modes() {
+    let (dir, code, _) = schema_change("ignore");
+    assert_eq!(code, 0);
+    assert_eq!(
+        columns(dir.path()),
+        ["id", "region", "amount", "event_at", "loaded_at"]
+    );
+    let amounts = query(
+        dir.path(),
+        "SELECT id, coalesce(amount::VARCHAR, 'NULL') FROM main.facts WHERE id = 4",
+    );
+    assert_eq!(amounts, [["4", "NULL"]], "the new row has no amount");
+
+    let (dir, code, _) = schema_change("append_new_columns");
+    assert_eq!(code, 0);
+    assert_eq!(
+        columns(dir.path()),
+        ["id", "region", "amount", "event_at", "loaded_at", "channel"]
+    );
+    let channels = query(
+        dir.path(),
+        "SELECT id, coalesce(channel, '-') FROM main.facts ORDER BY id",
+    );
+    assert_eq!(
+        channels,
+        [["1", "-"], ["2", "-"], ["3", "web"], ["4", "web"]]
+    );
+
+    let (dir, code, _) = schema_change("sync_all_columns");
+    assert_eq!(code, 0);
+    assert_eq!(
+        columns(dir.path()),
+        ["id", "region", "event_at", "loaded_at", "channel"]
+    );
+
+    let (dir, code, out) = schema_change("fail");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("on_schema_change is `fail`"), "{out}");
+    assert!(
+        out.contains("added `channel`") && out.contains("removed `amount`"),
+        "{out}"
+    );
+    assert_eq!(
+        columns(dir.path()),
+        ["id", "region", "amount", "event_at", "loaded_at"]
+    );
+    assert_eq!(
+        table(dir.path(), "main.facts").len(),
+        3,
+        "the table is untouched"
+    );
+}
+
+#[test]
+fn a_failing_test_keeps_new_rows_out() {
+    let dir = project(PROJECT);
+    let d = dir.path();
+    write_files(
+        d,
+        &format!(
+            "-- file: models/merged.sql\n{}-- file: models/schema.yml
+models:
+  - name: merged
+    columns:
+      - name: amount
+        data_tests: [not_null]
+",
+            model("unique_key='id'")
+        ),
+    );
+    events(d, RUN_1);
+    ok(d, &["build"]);
+    events(
+        d,
+        &[
+            "1,seoul,10,2024-01-01 09:00,2024-01-01 10:00",
+            "2,busan,,2024-01-01 09:30,2024-01-01 11:00",
+            "8,busan,80,2024-01-01 09:30,2024-01-01 11:00",
+        ],
+    );
+    let out = xform(d, &["build"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("not published"), "{}", out.stdout);
+    assert_eq!(
+        table(d, "main.merged"),
+        ["1 seoul 10", "2 busan 20", "3 seoul 30"]
+    );
+}
+
+const MICROBATCH: &str = "
+-- file: models/daily.sql
+{{ config(materialized='incremental', incremental_strategy='microbatch', event_time='event_at',
+          batch_size='day', begin='2024-01-01') }}
+select id, amount, event_at,
+       case when amount < 0 then error('negative amount ' || id) else amount end as checked
+from {{ ref('events') }}
+";
+
+fn day_rows(amounts: [i32; 3]) -> Vec<String> {
+    amounts
+        .iter()
+        .enumerate()
+        .flat_map(|(day, a)| {
+            (0..2).map(move |k| {
+                format!(
+                    "{},x,{},2024-01-0{} 0{}:00,2024-01-05 00:00",
+                    day * 10 + k,
+                    a + k as i32,
+                    day + 1,
+                    k + 1
+                )
+            })
+        })
+        .collect()
+}
+
+fn daily(d: &Path) -> Vec<String> {
+    query(d, "SELECT id, amount FROM main.daily ORDER BY id")
+        .into_iter()
+        .map(|r| r.join(" "))
+        .collect()
+}
+
+#[test]
+fn a_backfill_replaces_exactly_its_interval_and_is_idempotent() {
+    let dir = project(PROJECT);
+    let d = dir.path();
+    write_files(d, MICROBATCH);
+    let rows = day_rows([100, 200, 300]);
+    events(d, &rows.iter().map(String::as_str).collect::<Vec<_>>());
+    ok(d, &["build"]);
+    assert_eq!(daily(d).len(), 6);
+    // New figures land for every day; only 2024-01-02 is backfilled.
+    let rows = day_rows([111, 222, 333]);
+    events(d, &rows.iter().map(String::as_str).collect::<Vec<_>>());
+    ok(d, &["seed"]);
+    let out = ok(d, &["run", "--start", "2024-01-02", "--end", "2024-01-03"]);
+    assert!(out.contains("(1 batch)"), "{out}");
+    let once = daily(d);
+    assert_eq!(
+        once,
+        ["0 100", "1 101", "10 222", "11 223", "20 300", "21 301"]
+    );
+    ok(d, &["run", "--start", "2024-01-02", "--end", "2024-01-03"]);
+    assert_eq!(daily(d), once, "re-running the interval changes nothing");
+    // A wider backfill runs one batch per day, in parallel.
+    let out = ok(d, &["run", "--start", "2024-01-01", "--end", "2024-01-04"]);
+    assert!(out.contains("(3 batches)"), "{out}");
+    assert_eq!(
+        daily(d),
+        ["0 111", "1 112", "10 222", "11 223", "20 333", "21 334"]
+    );
+}
+
+#[test]
+fn a_failing_batch_leaves_the_others_committed_and_is_reported() {
+    let dir = project(PROJECT);
+    let d = dir.path();
+    write_files(d, MICROBATCH);
+    let rows = day_rows([100, 200, 300]);
+    events(d, &rows.iter().map(String::as_str).collect::<Vec<_>>());
+    ok(d, &["build"]);
+    // Day 2 now holds a row the model refuses; days 1 and 3 have new figures.
+    let rows = day_rows([111, -5, 333]);
+    events(d, &rows.iter().map(String::as_str).collect::<Vec<_>>());
+    ok(d, &["seed"]);
+    let out = xform(d, &["run", "--start", "2024-01-01", "--end", "2024-01-04"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("1 of 3 batches failed"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("batch [2024-01-02 00:00:00, 2024-01-03 00:00:00) failed"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        daily(d),
+        ["0 111", "1 112", "10 200", "11 201", "20 333", "21 334"],
+        "days 1 and 3 committed, day 2 kept"
+    );
+    let results = run_results(d);
+    let entry = results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["unique_id"] == "model.shop.daily")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        entry["batch_results"]["successful"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        entry["batch_results"]["failed"][0]["start"],
+        "2024-01-02 00:00:00"
+    );
+}
+
+const SNAPSHOT: &str = "
+-- file: seeds/customers.csv
+id,name,tier,updated_at
+1,김민지,silver,2024-01-01 00:00
+2,이서준,gold,2024-01-01 00:00
+-- file: seeds/properties.yml
+seeds:
+  - name: customers
+    config:
+      column_types: { updated_at: timestamp }
+-- file: snapshots/customers_history.sql
+{% snapshot customers_history %}
+{{ config(unique_key='id', strategy='timestamp', updated_at='updated_at', invalidate_hard_deletes=true, schema='snapshots') }}
+select * from {{ ref('customers') }}
+{% endsnapshot %}
+-- file: snapshots/snapshots.yml
+snapshots:
+  - name: tiers_checked
+    relation: ref('customers')
+    config:
+      unique_key: id
+      strategy: check
+      check_cols: [tier]
+      hard_deletes: invalidate
+      snapshot_meta_column_names: { dbt_valid_from: valid_from, dbt_valid_to: valid_to }
+";
+
+fn history(d: &Path, relation: &str, from: &str, to: &str) -> Vec<String> {
+    query(
+        d,
+        &format!(
+            "SELECT id, tier, CASE WHEN {to} IS NULL THEN 'current' ELSE 'closed' END \
+             FROM {relation} ORDER BY id, {from}"
+        ),
+    )
+    .into_iter()
+    .map(|r| r.join(" "))
+    .collect()
+}
+
+#[test]
+fn snapshots_record_a_change_a_revert_and_a_hard_delete() {
+    let dir = project(SNAPSHOT);
+    let d = dir.path();
+    let out = ok(d, &["build"]);
+    assert!(out.contains("snapshot"), "{out}");
+    // Customer 1 moves up to gold.
+    write_files(
+        d,
+        "-- file: seeds/customers.csv
+id,name,tier,updated_at
+1,김민지,gold,2024-02-01 00:00
+2,이서준,gold,2024-01-01 00:00
+",
+    );
+    ok(d, &["seed"]);
+    ok(d, &["snapshot"]);
+    // ...and back to silver; customer 2 is deleted at the source.
+    write_files(
+        d,
+        "-- file: seeds/customers.csv
+id,name,tier,updated_at
+1,김민지,silver,2024-03-01 00:00
+",
+    );
+    ok(d, &["seed"]);
+    ok(d, &["snapshot"]);
+    let expected = [
+        "1 silver closed",
+        "1 gold closed",
+        "1 silver current",
+        "2 gold closed",
+    ];
+    assert_eq!(
+        history(
+            d,
+            "snapshots.customers_history",
+            "dbt_valid_from",
+            "dbt_valid_to"
+        ),
+        expected
+    );
+    let periods = query(
+        d,
+        "SELECT dbt_valid_from::VARCHAR, coalesce(dbt_valid_to::VARCHAR, '') FROM snapshots.customers_history \
+         WHERE id = 1 ORDER BY dbt_valid_from",
+    );
+    assert_eq!(
+        periods,
+        [
+            ["2024-01-01 00:00:00", "2024-02-01 00:00:00"],
+            ["2024-02-01 00:00:00", "2024-03-01 00:00:00"],
+            ["2024-03-01 00:00:00", ""]
+        ]
+    );
+    assert_eq!(
+        history(d, "main.tiers_checked", "valid_from", "valid_to"),
+        expected,
+        "the check strategy and renamed columns record the same story"
+    );
+    let korean = query(
+        d,
+        "SELECT DISTINCT name FROM snapshots.customers_history WHERE id = 1",
+    );
+    assert_eq!(korean, [["김민지"]]);
+    // A snapshot run with nothing changed adds nothing.
+    ok(d, &["snapshot"]);
+    assert_eq!(
+        history(d, "main.tiers_checked", "valid_from", "valid_to").len(),
+        4
+    );
+}
+
+#[test]
+fn a_snapshot_without_a_strategy_is_refused_at_its_line() {
+    let dir = project(
+        "
+-- file: seeds/customers.csv
+id,tier
+1,gold
+-- file: snapshots/broken.sql
+
+{% snapshot broken %}
+{{ config(unique_key='id', strategy='timestmap') }}
+select * from {{ ref('customers') }}
+{% endsnapshot %}
+",
+    );
+    let out = xform(dir.path(), &["build"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("snapshots/broken.sql:3"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("timestamp"), "{}", out.stderr);
+}
+
+#[test]
+fn freshness_passes_warns_and_errors() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let at = |ago: i64| {
+        jiff::Timestamp::from_second(now - ago)
+            .unwrap()
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    };
+    let dir = project(&format!(
+        "
+-- file: seeds/fresh.csv
+id,loaded_at
+1,{}
+-- file: seeds/stale.csv
+id,loaded_at
+1,{}
+-- file: seeds/dead.csv
+id,loaded_at
+1,{}
+-- file: models/sources.yml
+sources:
+  - name: loads
+    schema: main
+    loaded_at_field: loaded_at
+    freshness:
+      warn_after: {{count: 1, period: hour}}
+      error_after: {{count: 1, period: day}}
+    tables:
+      - name: fresh
+      - name: stale
+      - name: dead
+      - name: ignored
+        freshness: null
+",
+        at(600),
+        at(5 * 3600),
+        at(3 * 86400)
+    ));
+    let d = dir.path();
+    ok(d, &["seed"]);
+    let out = xform(d, &["source", "freshness"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let line = |name: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} in {}", out.stdout))
+            .to_string()
+    };
+    assert!(line("loads.fresh").starts_with("PASS"), "{}", out.stdout);
+    assert!(line("loads.stale").starts_with("WARN"), "{}", out.stdout);
+    assert!(line("loads.dead").starts_with("ERROR"), "{}", out.stdout);
+    assert!(!out.stdout.contains("ignored"), "{}", out.stdout);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("target/sources.json")).unwrap())
+            .unwrap();
+    assert_eq!(doc["results"].as_array().unwrap().len(), 3);
+    // Only the fresh table selected: exit 0.
+    let out = xform(d, &["source", "freshness", "-s", "source:loads.fresh"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn an_external_partitioned_parquet_source_is_read_with_its_partition_column() {
+    let dir = project(
+        "
+-- file: models/sources.yml
+sources:
+  - name: lake
+    tables:
+      - name: events
+        config:
+          external_location: 'lake/events/*/*.parquet'
+          hive_partitioning: true
+-- file: models/daily_counts.sql
+{{ config(materialized='table') }}
+select dt, count(*) as events, sum(amount) as amount
+from {{ source('lake', 'events') }}
+group by dt order by dt
+",
+    );
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("lake")).unwrap();
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    conn.execute_batch(&format!(
+        "COPY (SELECT i AS id, i * 10 AS amount, '2023-08-0' || (i % 3 + 1) AS dt FROM range(9) t(i)) \
+         TO '{}' (FORMAT parquet, PARTITION_BY (dt))",
+        d.join("lake/events").display()
+    ))
+    .unwrap();
+    assert!(d.join("lake/events/dt=2023-08-01").is_dir());
+    // Run from another folder: the location is relative to the project, not the shell.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xform"))
+        .args(["build", "--project-dir"])
+        .arg(d)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = query(
+        d,
+        "SELECT dt::VARCHAR, events, amount FROM main.daily_counts",
+    );
+    assert_eq!(
+        rows,
+        [
+            ["2023-08-01", "3", "90"],
+            ["2023-08-02", "3", "120"],
+            ["2023-08-03", "3", "150"]
+        ]
+    );
+}
