@@ -236,10 +236,13 @@ fn diagnostic_json(d: &Diagnostic, files: &Files) -> serde_json::Value {
 
 fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> i32 {
     let started = Instant::now();
-    let (c, _) = match load_and_compile(g, select, inline) {
+    let (c, files) = match load_and_compile(g, select, inline) {
         Ok(ok) => ok,
         Err(code) => return code,
     };
+    if let Err(code) = running::check_settings(&c, g.log_format, &files) {
+        return code;
+    }
     if inline.is_some() {
         let sql = c
             .nodes()

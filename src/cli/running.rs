@@ -27,7 +27,8 @@ pub struct RunArgs {
     /// Stop at the first failure: interrupt what is running and skip the rest.
     #[arg(long)]
     fail_fast: bool,
-    /// Rebuild incremental models and snapshots' sources from scratch instead of adding to them.
+    /// Rebuild incremental models from scratch instead of adding to them (snapshots keep
+    /// their history).
     #[arg(long)]
     full_refresh: bool,
     /// Backfill: rebuild the microbatches of microbatch models from this time (a date, or
@@ -307,6 +308,31 @@ fn plan(
     let failed = diags.has_errors();
     report(format, diags, files);
     if failed { Err(2) } else { Ok(jobs) }
+}
+
+/// The materialization settings of the selected nodes (incremental strategies, snapshots,
+/// seeds) and sources' freshness, checked as a run would, for `compile`.
+pub fn check_settings(c: &Compiled, format: LogFormat, files: &Files) -> Result<(), i32> {
+    let opts = materialize::PlanOptions {
+        full_refresh: false,
+        window: None,
+        now: materialize::incremental::now_utc(),
+    };
+    let mut diags = Diagnostics::default();
+    for &i in &c.selected {
+        let kind = c.nodes()[i].kind;
+        if Verb::Build.includes(kind)
+            && let Err(ds) = materialize::plan(c, i, opts)
+        {
+            diags.extend(ds);
+        }
+        if let Err(d) = freshness::spec(&c.nodes()[i]) {
+            diags.push(d);
+        }
+    }
+    let failed = diags.has_errors();
+    report(format, diags, files);
+    if failed { Err(2) } else { Ok(()) }
 }
 
 fn open_warehouse(p: &Project) -> Result<Arc<dyn Warehouse>, i32> {

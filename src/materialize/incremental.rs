@@ -177,9 +177,13 @@ impl<'a> Checker<'a> {
             .at(key)
             .cloned()
             .or_else(|| self.node.at.clone());
-        let d = Diagnostic::error(format!("`{}`: {problem}", self.node.name))
-            .at_opt(at.or_else(|| Some(crate::diagnostics::Loc::new(&self.node.path, 0..0))))
-            .help_opt(help);
+        let d = Diagnostic::error(format!(
+            "{} `{}`: {problem}",
+            self.node.kind.name(),
+            self.node.name
+        ))
+        .at_opt(at.or_else(|| Some(crate::diagnostics::Loc::new(&self.node.path, 0..0))))
+        .help_opt(help);
         self.errors.push(d);
     }
 

@@ -240,6 +240,53 @@ const CASES: &[Case] = &[
         args: &[],
         expect: &["macro `m` is defined twice", "macros/b.sql:1:"],
     },
+    Case {
+        name: "incremental_strategy_typo",
+        fixture: "-- file: models/facts.sql\n-- hourly facts\n{{ config(materialized='incremental', incremental_strategy='merg', unique_key='id') }}\nselect 1 as id\n",
+        args: &[],
+        expect: &[
+            "`incremental_strategy: merg`",
+            "models/facts.sql:2:",
+            "did you mean `merge`?",
+        ],
+    },
+    Case {
+        name: "merge_without_key",
+        fixture: "-- file: models/facts.sql\n{{ config(materialized='incremental', incremental_strategy='delete+insert') }}\nselect 1 as id\n",
+        args: &[],
+        expect: &["strategy needs a `unique_key`", "models/facts.sql:1:"],
+    },
+    Case {
+        name: "bad_on_schema_change",
+        fixture: "-- file: models/facts.sql\n{{ config(materialized='incremental', on_schema_change='append') }}\nselect 1 as id\n",
+        args: &[],
+        expect: &[
+            "`on_schema_change: append`",
+            "models/facts.sql:1:",
+            "append_new_columns",
+        ],
+    },
+    Case {
+        name: "microbatch_without_batch_size",
+        fixture: "-- file: models/facts.sql\n{{ config(materialized='incremental', incremental_strategy='microbatch', event_time='ts', begin='2024-01-01') }}\nselect 1 as id\n",
+        args: &[],
+        expect: &[
+            "needs `event_time`, `batch_size` and `begin`",
+            "models/facts.sql:1:",
+        ],
+    },
+    Case {
+        name: "freshness_without_period",
+        fixture: "-- file: models/sources.yml\nsources:\n  - name: raw\n    loaded_at_field: at\n    freshness:\n      warn_after: {count: 2}\n    tables: [{name: t}]\n",
+        args: &[],
+        expect: &["needs a `count` and a `period`", "models/sources.yml:"],
+    },
+    Case {
+        name: "snapshot_without_endsnapshot",
+        fixture: "-- file: snapshots/s.sql\n{% snapshot s %}\nselect 1 as id\n",
+        args: &[],
+        expect: &["has no {% endsnapshot %}", "snapshots/s.sql:1:"],
+    },
 ];
 
 #[test]

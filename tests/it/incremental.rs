@@ -193,6 +193,32 @@ fn null_keys_merge_without_duplicates() {
 }
 
 #[test]
+fn a_merge_updates_only_the_columns_it_is_told() {
+    let dir = project(PROJECT);
+    let d = dir.path();
+    write_files(
+        d,
+        &format!(
+            "-- file: models/only_amount.sql\n{}-- file: models/all_but_region.sql\n{}",
+            model("unique_key='id', merge_update_columns=['amount', 'loaded_at']"),
+            model("unique_key='id', merge_exclude_columns=['region']"),
+        ),
+    );
+    events(d, &["1,seoul,10,2024-01-01 09:00,2024-01-01 10:00"]);
+    ok(d, &["build"]);
+    events(
+        d,
+        &[
+            "1,seoul,10,2024-01-01 09:00,2024-01-01 10:00",
+            "1,busan,15,2024-01-01 09:00,2024-01-01 11:00",
+        ],
+    );
+    ok(d, &["build"]);
+    assert_eq!(table(d, "main.only_amount"), ["1 seoul 15"]);
+    assert_eq!(table(d, "main.all_but_region"), ["1 seoul 15"]);
+}
+
+#[test]
 fn a_merge_refuses_new_rows_that_repeat_a_key() {
     let dir = project(PROJECT);
     let d = dir.path();
