@@ -356,7 +356,7 @@ fn what_to_build<'a>(
 }
 
 /// A microbatch model's run: the first batch alone (it may change the table's columns), then
-/// the others in parallel on up to `threads` sessions. Each batch is its own transaction —
+/// the others in parallel on up to `threads` sessions (one with `concurrent_batches: false`). Each batch is its own transaction —
 /// delete its interval, insert its rows — so a failed batch leaves the others committed, and
 /// re-running any interval gives the same table. The model's tests run once, after.
 fn run_batches(
@@ -409,6 +409,12 @@ fn run_batches(
     let rest = &batches[batches.len().min(1)..];
     let next = Mutex::new(0usize);
     let shared = Mutex::new((Vec::new(), Vec::new()));
+    // `concurrent_batches: false` (dbt's switch) runs them one after another.
+    let concurrent = c.nodes()[job.node].config.get("concurrent_batches");
+    let threads = match concurrent.and_then(|v| v.as_bool()) {
+        Some(false) => 1,
+        _ => threads,
+    };
     let helpers = threads.saturating_sub(1).min(rest.len().saturating_sub(1));
     std::thread::scope(|scope| {
         let work = |s: &mut dyn Session| {
