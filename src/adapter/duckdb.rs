@@ -397,12 +397,12 @@ impl DuckSession {
                 )?;
             }
         }
-        Ok(self
-            .describe(target)?
-            .into_iter()
-            .filter(|(c, _)| find(incoming, c).is_some())
-            .map(|(c, _)| c)
-            .collect())
+        // The table's columns now: the old ones (less those dropped), then those added.
+        let kept = have.iter().filter(|(c, _)| find(incoming, c).is_some());
+        let added = added
+            .iter()
+            .filter(|_| sync || mode == SchemaChange::AppendNewColumns);
+        Ok(kept.chain(added.copied()).map(|(c, _)| c.clone()).collect())
     }
 
     fn increment(

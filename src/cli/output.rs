@@ -157,11 +157,7 @@ impl<'c> Printer<'c> {
         };
         let rows = r.rows.map(|n| counted(n, "row")).unwrap_or_default();
         let measure = (r.status != Status::Skipped).then_some((rows, r.seconds));
-        let kind = match job.action.label() {
-            "incremental" => "incr",
-            k => k,
-        };
-        let mut line = self.result_line(word, kind, &job.label(self.c), measure);
+        let mut line = self.result_line(word, job.action.label(), &job.label(self.c), measure);
         if let n @ 1.. = r.batches.len() {
             line.push_str(&format!("  ({n} batch{})", if n == 1 { "" } else { "es" }));
         }
@@ -199,7 +195,7 @@ impl<'c> Printer<'c> {
             .map(|(what, secs)| format!("{what:>14} {secs:>7.2} s"))
             .unwrap_or_default();
         format!(
-            "{} {status} {kind:<8} {}{tail}",
+            "{} {status} {kind:<11} {}{tail}",
             self.counter(),
             self.padded(name)
         )

@@ -114,11 +114,29 @@ pub fn compile(
         .collect();
     let templates = template::environment(&project, diags);
     let names = Arc::new(name_table(&project));
-    let mut rendered = render_all(&templates, &names, &project.nodes, &sources);
+    let mut rendered = render_all(
+        &templates,
+        &names,
+        (&project.nodes, &sources),
+        false,
+        |_, _| true,
+    );
     apply_config(&mut project.nodes, &mut rendered, diags);
     check_tests(&project.nodes, &templates, diags);
-    let mut incremental =
-        render_incremental(&templates, &names, &project.nodes, &sources, &rendered);
+    // Incremental models render a second time with `is_incremental()` true (the SQL of a run
+    // on top of the existing table), once their own `config()` has said they are incremental.
+    let mut incremental = render_all(
+        &templates,
+        &names,
+        (&project.nodes, &sources),
+        true,
+        |i, n| n.is_incremental() && matches!(rendered[i], Some(Ok(_))),
+    );
+    for r in incremental.iter_mut().filter(|r| matches!(r, Some(Err(_)))) {
+        if let Some(Err(d)) = r.take() {
+            diags.push(d);
+        }
+    }
     drop(names);
     let final_names = Arc::new(name_table(&project));
     let edges = edges(
@@ -248,41 +266,22 @@ pub(crate) type Renders = Vec<Option<Result<Rendered, Diagnostic>>>;
 
 type Sources = [Option<(Arc<str>, Arc<str>)>];
 
+/// Renders the nodes `wanted` accepts, in parallel; `incremental` is what `is_incremental()`
+/// returns.
 fn render_all<'s>(
     t: &Templates<'s>,
     names: &Arc<Names>,
-    nodes: &[Node],
-    sources: &'s Sources,
+    (nodes, sources): (&[Node], &'s Sources),
+    incremental: bool,
+    wanted: impl Fn(usize, &Node) -> bool + Sync,
 ) -> Renders {
     nodes
         .par_iter()
         .zip(sources.par_iter())
         .enumerate()
         .map(|(i, (n, src))| {
-            src.as_ref()
-                .map(|(path, raw)| template::render(t, names, (i, n), (path, raw), false))
-        })
-        .collect()
-}
-
-/// Incremental models render a second time with `is_incremental()` true (the SQL of a run on
-/// top of the existing table), once their own `config()` has said they are incremental.
-fn render_incremental<'s>(
-    t: &Templates<'s>,
-    names: &Arc<Names>,
-    nodes: &[Node],
-    sources: &'s Sources,
-    rendered: &Renders,
-) -> Renders {
-    nodes
-        .par_iter()
-        .zip(sources.par_iter())
-        .enumerate()
-        .map(|(i, (n, src))| {
-            let first_ok = matches!(rendered[i], Some(Ok(_)));
-            let wanted = first_ok && n.kind == NodeKind::Model && n.is_incremental();
-            let (path, raw) = src.as_ref().filter(|_| wanted)?;
-            Some(template::render(t, names, (i, n), (path, raw), true))
+            let (path, raw) = src.as_ref().filter(|_| wanted(i, n))?;
+            Some(template::render(t, names, (i, n), (path, raw), incremental))
         })
         .collect()
 }
@@ -383,8 +382,8 @@ fn check_tests(nodes: &[Node], t: &Templates, diags: &mut Diagnostics) {
     }
 }
 
-/// (parent, child) pairs: refs recorded while rendering (either way, for incremental
-/// models) and the static deps of YAML nodes.
+/// (parent, child) pairs: refs recorded while rendering (both ways, for incremental models)
+/// and the static deps of YAML nodes.
 fn edges(
     nodes: &[Node],
     renders: [&Renders; 2],
@@ -396,10 +395,6 @@ fn edges(
         for rendered in renders {
             if let Some(Some(Ok(r))) = rendered.get(i) {
                 out.extend(r.log.refs.iter().map(|&p| (p, i)));
-            } else if let Some(Some(Err(d))) = rendered.get(i)
-                && std::ptr::eq(rendered, renders[1])
-            {
-                diags.push(d.clone());
             }
         }
         for dep in &n.static_deps {

@@ -5,6 +5,7 @@ use jiff::civil::{Date, DateTime};
 use jiff::{Timestamp, ToSpan, tz::TimeZone};
 use serde_json::Value as Json;
 
+use super::PlanOptions;
 use crate::adapter::{SchemaChange, SnapshotColumns, SnapshotSpec, SnapshotStrategy, Strategy};
 use crate::diagnostics::{Diagnostic, did_you_mean};
 use crate::project::Node;
@@ -19,6 +20,8 @@ pub struct IncrementalSpec {
     pub update_columns: Option<Vec<String>>,
     pub exclude_columns: Vec<String>,
     pub on_schema_change: SchemaChange,
+    /// What this run asks: a full refresh, a backfill window, its time.
+    pub run: PlanOptions,
 }
 
 #[derive(Clone, Debug)]
@@ -252,7 +255,7 @@ impl<'a> Checker<'a> {
 /// `unique_key`, else `append`), `unique_key`, `merge_update_columns` /
 /// `merge_exclude_columns`, `on_schema_change`, and a microbatch's `event_time`, `batch_size`,
 /// `begin`, `lookback`.
-pub fn incremental_spec(n: &Node) -> Result<IncrementalSpec, Vec<Diagnostic>> {
+pub fn incremental_spec(n: &Node, run: PlanOptions) -> Result<IncrementalSpec, Vec<Diagnostic>> {
     let mut ck = Checker {
         node: n,
         errors: Vec::new(),
@@ -297,6 +300,7 @@ pub fn incremental_spec(n: &Node) -> Result<IncrementalSpec, Vec<Diagnostic>> {
         update_columns,
         exclude_columns,
         on_schema_change,
+        run,
     })
 }
 

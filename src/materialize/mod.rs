@@ -10,6 +10,7 @@ pub mod seed;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use jiff::civil::DateTime;
@@ -68,7 +69,6 @@ pub struct Job {
     pub audit: bool,
     pub tests: Vec<usize>,
     pub unit_tests: Vec<usize>,
-    pub opts: Option<PlanOptions>,
 }
 
 impl Job {
@@ -81,7 +81,6 @@ impl Job {
             audit: false,
             tests: Vec::new(),
             unit_tests: Vec::new(),
-            opts: None,
         }
     }
 
@@ -110,7 +109,7 @@ pub fn plan(c: &Compiled, i: usize, opts: PlanOptions) -> Result<Option<Job>, Ve
         NodeKind::Model => match n.config.materialized() {
             "view" => Action::View,
             "table" => Action::Table,
-            "incremental" => Action::Incremental(Box::new(incremental::incremental_spec(n)?)),
+            "incremental" => Action::Incremental(Box::new(incremental::incremental_spec(n, opts)?)),
             _ => return Ok(None),
         },
         NodeKind::Snapshot => {
@@ -128,7 +127,6 @@ pub fn plan(c: &Compiled, i: usize, opts: PlanOptions) -> Result<Option<Job>, Ve
         audit,
         tests: Vec::new(),
         unit_tests: Vec::new(),
-        opts: Some(opts),
     }))
 }
 
@@ -146,6 +144,7 @@ pub struct BatchResult {
     pub end: String,
     pub rows: Option<u64>,
     pub error: Option<String>,
+    pub interrupted: bool,
     pub seconds: f64,
 }
 
@@ -279,9 +278,9 @@ fn done(built: Result<Option<u64>, Failure>, tests: Vec<TestResult>) -> Done {
     }
 }
 
-/// Whether the job's table exists and is to be added to rather than rebuilt.
-fn adds_to_existing(job: &Job, replaces: Option<RelKind>) -> bool {
-    replaces == Some(RelKind::Table) && !job.opts.is_some_and(|o| o.full_refresh)
+/// Whether an incremental model's table exists and is to be added to rather than rebuilt.
+fn adds_to_existing(spec: &IncrementalSpec, replaces: Option<RelKind>) -> bool {
+    replaces == Some(RelKind::Table) && !spec.run.full_refresh
 }
 
 /// The batches of a microbatch model's run on top of its table.
@@ -292,8 +291,7 @@ fn microbatches(job: &Job, replaces: Option<RelKind>) -> Option<Vec<(String, Str
     let StrategyKind::Microbatch(mb) = &spec.strategy else {
         return None;
     };
-    let opts = job.opts?;
-    adds_to_existing(job, replaces).then(|| mb.batches(opts.window, opts.now))
+    adds_to_existing(spec, replaces).then(|| mb.batches(spec.run.window, spec.run.now))
 }
 
 /// What a build reads that the job does not hold: a seed's CSV (transcoded to UTF-8), a
@@ -316,10 +314,9 @@ fn input(
     };
     Ok(match &job.action {
         Action::Seed(spec) => Input::Csv(seed::source(root, spec).map_err(fail)?),
-        Action::Incremental(spec) if !adds_to_existing(job, replaces) => match &spec.strategy {
+        Action::Incremental(spec) if !adds_to_existing(spec, replaces) => match &spec.strategy {
             StrategyKind::Microbatch(mb) => {
-                let opts = job.opts.ok_or_else(|| fail("no run options".into()))?;
-                let (start, end) = mb.full_range(opts.window, opts.now);
+                let (start, end) = mb.full_range(spec.run.window, spec.run.now);
                 let sql = c.sql[job.node].as_deref().unwrap_or_default();
                 let kind = c.project.target.kind;
                 Input::Sql(kind.time_range(sql, &mb.event_time, &start, Some(&end)))
@@ -343,7 +340,7 @@ fn what_to_build<'a>(
         (_, Input::Csv(csv)) => Build::Seed(csv),
         (_, Input::Sql(sql)) => Build::Table(sql),
         (Action::View, _) => Build::View(sql),
-        (Action::Incremental(spec), _) if adds_to_existing(job, replaces) => {
+        (Action::Incremental(spec), _) if adds_to_existing(spec, replaces) => {
             Build::Increment(Increment {
                 sql: c.incremental_sql[job.node].as_deref().unwrap_or(sql),
                 strategy: spec.strategy(None),
@@ -398,6 +395,7 @@ fn run_batches(
             start: batch.0.clone(),
             end: batch.1.clone(),
             rows: result.as_ref().ok().and_then(|s| s.rows),
+            interrupted: result.as_ref().err() == Some(&DbError::Interrupted),
             error: result.err().map(|e| e.to_string()),
             seconds: clock.elapsed().as_secs_f64(),
         }
@@ -407,7 +405,7 @@ fn run_batches(
         results.push(run_one(session, first, log));
     }
     let rest = &batches[batches.len().min(1)..];
-    let next = Mutex::new(0usize);
+    let next = AtomicUsize::new(0);
     let shared = Mutex::new((Vec::new(), Vec::new()));
     // `concurrent_batches: false` (dbt's switch) runs them one after another.
     let concurrent = c.nodes()[job.node].config.get("concurrent_batches");
@@ -419,11 +417,7 @@ fn run_batches(
     std::thread::scope(|scope| {
         let work = |s: &mut dyn Session| {
             loop {
-                let i = {
-                    let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
-                    *n += 1;
-                    *n - 1
-                };
+                let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(batch) = rest.get(i) else { return };
                 let mut own_log = Vec::new();
                 let r = run_one(s, batch, &mut own_log);
@@ -449,9 +443,7 @@ fn run_batches(
         Ok(Some(results.iter().filter_map(|b| b.rows).sum()))
     } else {
         tests.extend(skipped(job, "skipped: a batch of its model failed"));
-        let interrupted = failed
-            .iter()
-            .all(|b| b.error.as_deref() == Some(&DbError::Interrupted.to_string()));
+        let interrupted = failed.iter().all(|b| b.interrupted);
         let first = failed[0];
         Err(Failure {
             message: format!(

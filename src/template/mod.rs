@@ -104,7 +104,6 @@ fn add_globals(env: &mut Environment<'_>, project: &Project) {
             )
         })
     });
-    env.add_function("is_incremental", || false);
     env.add_function("log", |_msg: Value, _info: Option<bool>| "");
     env.add_function(
         "raise_compiler_error",
