@@ -9,6 +9,7 @@
 pub mod adapter;
 pub mod artifacts;
 pub mod cli;
+pub mod compare;
 pub mod compile;
 pub mod diagnostics;
 pub mod execute;
@@ -17,6 +18,7 @@ pub mod materialize;
 pub mod project;
 pub mod scaffold;
 pub mod sql;
+pub mod state;
 pub mod template;
 pub mod testing;
 

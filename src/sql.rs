@@ -52,6 +52,19 @@ pub fn analyze(dialect: &dyn Dialect, sql: &str) -> Analysis {
     }
 }
 
+/// The SQL as sqlparser prints it back: layout, comments and keyword case no longer count.
+/// Text it cannot parse comes back with its whitespace collapsed.
+pub fn canonical(dialect: &dyn Dialect, sql: &str) -> String {
+    match Parser::parse_sql(dialect, sql) {
+        Ok(statements) => statements
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(";\n"),
+        Err(_) => sql.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
+}
+
 fn statement_kind(s: &Statement) -> String {
     let text = s.to_string();
     text.split_whitespace()

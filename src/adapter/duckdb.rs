@@ -807,6 +807,10 @@ impl Session for DuckSession {
             .map_err(failed)
     }
 
+    fn execute(&mut self, sql: &str) -> DbResult<()> {
+        self.conn.execute_batch(sql).map_err(failed)
+    }
+
     fn query(&mut self, sql: &str, limit: usize) -> DbResult<Rows> {
         let wrapped = format!(
             "SELECT COLUMNS(*)::VARCHAR FROM (\n{}\n) LIMIT {limit}",

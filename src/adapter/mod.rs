@@ -87,10 +87,177 @@ impl AdapterKind {
         )
     }
 
+    /// A query listing `column_name, column_type` of a relation (any FROM item).
+    pub fn describe_sql(self, rel: &str) -> String {
+        format!("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {rel})")
+    }
+
+    /// What `xform compare` can measure of a column of this warehouse type.
+    pub fn column_class(self, data_type: &str) -> ColumnClass {
+        let t = data_type.to_ascii_uppercase();
+        const NUMERIC: &[&str] = &[
+            "TINYINT",
+            "SMALLINT",
+            "INTEGER",
+            "BIGINT",
+            "HUGEINT",
+            "UTINYINT",
+            "USMALLINT",
+            "UINTEGER",
+            "UBIGINT",
+            "UHUGEINT",
+            "FLOAT",
+            "REAL",
+            "DOUBLE",
+            "DECIMAL",
+            "NUMERIC",
+            "INT",
+            "INT4",
+            "INT8",
+            "INT2",
+        ];
+        if t.contains('[')
+            || ["STRUCT", "MAP", "UNION", "LIST"]
+                .iter()
+                .any(|p| t.starts_with(p))
+        {
+            ColumnClass::Nested
+        } else if NUMERIC
+            .iter()
+            .any(|p| t == *p || t.starts_with(&format!("{p}(")))
+        {
+            ColumnClass::Numeric
+        } else if ["VARCHAR", "TEXT", "STRING", "CHAR", "BPCHAR"]
+            .iter()
+            .any(|p| t.starts_with(p))
+        {
+            ColumnClass::Text
+        } else {
+            ColumnClass::Other
+        }
+    }
+
+    /// One row: `count(*)`, then per column the stats of its class, in [`ColumnClass::stats`]
+    /// order.
+    pub fn profile_sql(self, rel: &str, columns: &[(&str, ColumnClass)]) -> String {
+        let mut items = vec!["count(*)".to_string()];
+        for (name, class) in columns {
+            let c = self.quote(name);
+            for stat in class.stats() {
+                items.push(match *stat {
+                    "nulls" => format!("count(*) - count({c})"),
+                    "distinct" => format!("count(DISTINCT {c})"),
+                    "min_length" => format!("min(length({c}))"),
+                    "max_length" => format!("max(length({c}))"),
+                    f => format!("{f}({c})"),
+                });
+            }
+        }
+        format!("SELECT {} FROM {rel}", items.join(", "))
+    }
+
+    /// How many key values occur more than once in `rel`.
+    pub fn duplicate_keys_sql(self, rel: &str, key: &[&str]) -> String {
+        let k: Vec<String> = key.iter().map(|c| self.quote(c)).collect();
+        format!(
+            "SELECT count(*) FROM (SELECT 1 FROM {rel} GROUP BY {} HAVING count(*) > 1) AS d",
+            k.join(", ")
+        )
+    }
+
+    /// Rows of `a` and `b` matched on `key` (NULL-safe) that differ: `__xform_diff` is
+    /// `only_a`, `only_b` or `changed`, then the key columns, then `a.<col>`, `b.<col>` for each
+    /// of `columns`. `counts` groups them instead; otherwise at most `limit` of each kind.
+    pub fn key_diff_sql(
+        self,
+        (a, b): (&str, &str),
+        key: &[&str],
+        columns: &[&str],
+        counts: bool,
+        limit: usize,
+    ) -> String {
+        let q = |c: &str| self.quote(c);
+        let on: Vec<String> = key
+            .iter()
+            .map(|k| format!("a.{0} IS NOT DISTINCT FROM b.{0}", q(k)))
+            .collect();
+        let mut select = vec![
+            "CASE WHEN b.__xform_b IS NULL THEN 'only_a' WHEN a.__xform_a IS NULL THEN 'only_b' ELSE 'changed' END AS __xform_diff".to_string(),
+        ];
+        select.extend(
+            key.iter()
+                .map(|k| format!("coalesce(a.{0}, b.{0}) AS {0}", q(k))),
+        );
+        for c in columns {
+            select.push(format!("a.{} AS {}", q(c), q(&format!("a.{c}"))));
+            select.push(format!("b.{} AS {}", q(c), q(&format!("b.{c}"))));
+        }
+        let mut differ = vec![
+            "a.__xform_a IS NULL".to_string(),
+            "b.__xform_b IS NULL".to_string(),
+        ];
+        differ.extend(
+            columns
+                .iter()
+                .map(|c| format!("a.{0} IS DISTINCT FROM b.{0}", q(c))),
+        );
+        let diff = format!(
+            "SELECT {}\nFROM (SELECT *, true AS __xform_a FROM {a}) AS a\nFULL OUTER JOIN (SELECT *, true AS __xform_b FROM {b}) AS b ON {}\nWHERE {}",
+            select.join(", "),
+            on.join(" AND "),
+            differ.join(" OR ")
+        );
+        if counts {
+            return format!("SELECT __xform_diff, count(*) FROM ({diff}) AS d GROUP BY 1");
+        }
+        let order: Vec<String> = key.iter().map(|k| q(k)).collect();
+        format!(
+            "SELECT * FROM ({diff}) AS d QUALIFY row_number() OVER (PARTITION BY __xform_diff ORDER BY {0}) <= {limit} ORDER BY __xform_diff, {0}",
+            order.join(", ")
+        )
+    }
+
+    /// The statement making another DuckDB file readable as `alias`.
+    pub fn attach_sql(self, path: &Path, alias: &str) -> String {
+        format!(
+            "ATTACH '{}' AS {} (READ_ONLY)",
+            path.display().to_string().replace('\'', "''"),
+            self.quote(alias)
+        )
+    }
+
     pub fn sql_dialect(self) -> Box<dyn Dialect + Send + Sync> {
         match self {
             AdapterKind::DuckDb => Box::new(DuckDbDialect {}),
             AdapterKind::Postgres => Box::new(PostgreSqlDialect {}),
+        }
+    }
+}
+
+/// What `xform compare` measures of a column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnClass {
+    Numeric,
+    Text,
+    Other,
+    Nested,
+}
+
+impl ColumnClass {
+    pub fn stats(self) -> &'static [&'static str] {
+        match self {
+            ColumnClass::Numeric => &["nulls", "distinct", "min", "max", "sum", "avg"],
+            ColumnClass::Text => &[
+                "nulls",
+                "distinct",
+                "min",
+                "max",
+                "min_length",
+                "max_length",
+            ],
+            ColumnClass::Other => &["nulls", "distinct", "min", "max"],
+            ColumnClass::Nested => &["nulls", "distinct"],
         }
     }
 }
@@ -360,6 +527,8 @@ pub trait Session: Send {
     fn discard(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<()>;
     /// Runs a query and returns at most `limit` rows.
     fn query(&mut self, sql: &str, limit: usize) -> DbResult<Rows>;
+    /// Runs a statement that returns nothing (`ATTACH`, settings).
+    fn execute(&mut self, sql: &str) -> DbResult<()>;
     /// The number of rows of each query (each capped at its limit), in one round trip.
     fn count_failures(&mut self, queries: &[(&str, Option<u64>)]) -> DbResult<Vec<u64>>;
     /// Replaces table `into` with the rows of `sql` (at most `limit`) and counts them.
@@ -430,6 +599,23 @@ pub fn describe(
             .and_then(Json::as_str)
             .unwrap_or("postgres")
             .to_string(),
+    }
+}
+
+/// The file of another target's warehouse to attach for reading, when it is not `main`'s.
+pub fn attachable(
+    kind: AdapterKind,
+    root: &Path,
+    (main, other): (&str, &str),
+    (main_settings, other_settings): (&BTreeMap<String, Json>, &BTreeMap<String, Json>),
+) -> Option<PathBuf> {
+    match kind {
+        AdapterKind::DuckDb => {
+            let a = duckdb_path(root, main, main_settings);
+            let b = duckdb_path(root, other, other_settings);
+            (a != b).then_some(b)
+        }
+        AdapterKind::Postgres => None,
     }
 }
 

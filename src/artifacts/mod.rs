@@ -14,8 +14,7 @@ use crate::project::{Column, NodeKind, TestSpec};
 
 mod run;
 pub use run::{
-    RunInfo, clean, run_path, write_run_results, write_run_sql, write_sources,
-    write_transcoded_seed,
+    RunInfo, clean, run_path, write_json, write_run_results, write_run_sql, write_transcoded_seed,
 };
 
 pub const TARGET_DIR: &str = "target";
@@ -108,6 +107,10 @@ struct ManifestNode<'a> {
     fqn: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     relation_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alias: Option<&'a str>,
     description: &'a str,
     config: Json,
     tags: Vec<&'a str>,
@@ -118,11 +121,18 @@ struct ManifestNode<'a> {
     test_metadata: Option<&'a TestSpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
     compiled_path: Option<String>,
+    /// The compiled SQL, for `--state` comparisons and `xform diff`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compiled_code: Option<&'a str>,
+    /// An incremental model's SQL run on top of its table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incremental_code: Option<&'a str>,
 }
 
 #[derive(Serialize)]
 struct DependsOn<'a> {
     nodes: Vec<&'a str>,
+    macros: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -131,6 +141,9 @@ struct Checksums {
     raw: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     compiled: Option<String>,
+    /// A seed's file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
 }
 
 /// `target/manifest.json`: every node with its config, dependencies and checksums.
@@ -159,7 +172,19 @@ pub fn write_manifest(root: &Path, c: &Compiled) -> std::io::Result<()> {
             }
             w.write_all(&entries.join(&b","[..]))?;
         }
-        w.write_all(b"}}")
+        w.write_all(b"},\"macros\":")?;
+        let macros: std::collections::BTreeMap<String, Json> =
+            crate::state::macro_checksums(&c.project)
+                .into_iter()
+                .map(|(name, (path, sum))| {
+                    (
+                        name,
+                        serde_json::json!({"original_file_path": path, "checksum": sum}),
+                    )
+                })
+                .collect();
+        serde_json::to_writer(&mut *w, &macros).map_err(std::io::Error::other)?;
+        w.write_all(b"}")
     })
 }
 
@@ -174,6 +199,8 @@ fn manifest_entry(c: &Compiled, i: usize) -> std::io::Result<Vec<u8>> {
         original_file_path: &n.path,
         fqn: &n.fqn,
         relation_name: c.relation_sql(i),
+        schema: c.relations[i].as_ref().map(|r| r.schema.as_str()),
+        alias: c.relations[i].as_ref().map(|r| r.name.as_str()),
         description: &n.description,
         config: n.config.to_json(),
         tags: n.config.tags(),
@@ -183,6 +210,7 @@ fn manifest_entry(c: &Compiled, i: usize) -> std::io::Result<Vec<u8>> {
                 .into_iter()
                 .map(|p| nodes[p].unique_id.as_str())
                 .collect(),
+            macros: &c.macros_used[i],
         },
         columns: n
             .columns
@@ -192,9 +220,14 @@ fn manifest_entry(c: &Compiled, i: usize) -> std::io::Result<Vec<u8>> {
         checksum: Checksums {
             raw: n.raw.as_deref().map(crate::checksum),
             compiled: c.checksums[i].clone(),
+            file: (n.kind == NodeKind::Seed)
+                .then(|| crate::project::file_checksum(&c.project.root, &n.path))
+                .flatten(),
         },
         test_metadata: n.test.as_ref(),
         compiled_path: c.compiled_path(i),
+        compiled_code: c.sql[i].as_deref(),
+        incremental_code: c.incremental_sql[i].as_deref(),
     };
     let mut out = serde_json::to_vec(&n.unique_id).map_err(std::io::Error::other)?;
     out.push(b':');

@@ -207,8 +207,10 @@ pub fn clean(root: &Path) -> std::io::Result<Vec<String>> {
 }
 
 /// `target/sources.json`: the result of `xform source freshness`, per source table.
-pub fn write_sources(root: &Path, results: &serde_json::Value) -> std::io::Result<()> {
-    let path = root.join(TARGET_DIR).join("sources.json");
+/// `target/<name>`: a JSON document (`sources.json`, `compare.json`).
+pub fn write_json(root: &Path, name: &str, doc: &serde_json::Value) -> std::io::Result<()> {
+    let path = root.join(TARGET_DIR).join(name);
+    let results = doc;
     atomic_write(&path, |w| {
         serde_json::to_writer_pretty(&mut *w, results)?;
         writeln!(w)

@@ -2,12 +2,16 @@
 //! Exit codes: 0 success, 1 a node or test failed, 2 the command line, the project or the
 //! connection is invalid (nothing was written), 130 interrupted by Ctrl-C.
 
+mod comparing;
+mod diff;
 mod output;
 mod running;
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -16,6 +20,7 @@ use serde_json::json;
 use crate::compile::{CompileOptions, Compiled, compile};
 use crate::diagnostics::{Diagnostic, Diagnostics, Files, render};
 use crate::project::{LoadOptions, NodeKind, load};
+use crate::state::State;
 use crate::{artifacts, scaffold};
 
 #[derive(Parser, Debug)]
@@ -52,7 +57,7 @@ enum LogFormat {
     Json,
 }
 
-#[derive(clap::Args, Debug, Default)]
+#[derive(clap::Args, Debug, Default, Clone)]
 struct Select {
     /// Nodes to select (dbt syntax: name, +name, name+, @name, tag:x, path:dir, ...).
     #[arg(short, long, num_args = 1.., action = clap::ArgAction::Append)]
@@ -60,6 +65,17 @@ struct Select {
     /// Nodes to leave out, same syntax.
     #[arg(long, num_args = 1.., action = clap::ArgAction::Append)]
     exclude: Vec<String>,
+    /// A folder with another run's manifest.json (and run_results.json), e.g. production's:
+    /// what `state:` and `result:` selectors compare against.
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+    /// Read models that are not selected from the --state run's relations (production)
+    /// instead of this target's, so only what is selected needs building.
+    #[arg(long, requires = "state")]
+    defer: bool,
+    /// Statuses `result:` selectors read instead of --state's (`xform retry`'s last run).
+    #[arg(skip)]
+    results: Option<Arc<HashMap<String, String>>>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -111,6 +127,21 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         limit: usize,
     },
+    /// What changed against another run's manifest (--state DIR): new, modified and removed
+    /// nodes with a unified diff of their compiled SQL, and the nodes downstream.
+    Diff {
+        #[command(flatten)]
+        select: Select,
+        /// `markdown` is ready to post as a pull-request comment.
+        #[arg(long, value_enum, default_value_t = diff::DiffFormat::Text)]
+        format: diff::DiffFormat,
+    },
+    /// Compare two relations, AS-IS with TO-BE: row counts, per-column nulls, distinct, min,
+    /// max, sum, avg and text lengths, and with --key the rows only in one side or changed.
+    Compare(comparing::CompareArgs),
+    /// Run again the nodes that failed (error or failing test) or were skipped in the last
+    /// run (target/run_results.json), with that run's command and arguments.
+    Retry,
     /// Show the resolved project and target, and check the connection.
     Debug,
     /// Remove what xform wrote under target/ (compiled SQL, run SQL, JSON artifacts).
@@ -135,6 +166,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
     let _ = rayon::ThreadPoolBuilder::new()
         .stack_size(64 << 20)
         .build_global();
@@ -143,14 +175,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Compile { select, inline } => cmd_compile(g, select, inline.as_deref()),
         Command::Ls { select, output } => cmd_ls(g, select, *output),
         Command::Init { dir } => cmd_init(dir),
-        Command::Build(a) => running::cmd_run(g, a, running::Verb::Build),
-        Command::Run(a) => running::cmd_run(g, a, running::Verb::Run),
-        Command::Seed(a) => running::cmd_run(g, a, running::Verb::Seed),
+        Command::Build(a) => running::cmd_run(g, a, running::Verb::Build, &argv),
+        Command::Run(a) => running::cmd_run(g, a, running::Verb::Run, &argv),
+        Command::Seed(a) => running::cmd_run(g, a, running::Verb::Seed, &argv),
         Command::Show { model, limit } => running::cmd_show(g, model, *limit),
+        Command::Diff { select, format } => diff::cmd_diff(g, select, *format),
+        Command::Retry => cmd_retry(g),
+        Command::Compare(a) => comparing::cmd_compare(g, a),
         Command::Debug => running::cmd_debug(g),
         Command::Clean => running::cmd_clean(g),
-        Command::Test(a) => running::cmd_run(g, a, running::Verb::Test),
-        Command::Snapshot(a) => running::cmd_run(g, a, running::Verb::Snapshot),
+        Command::Test(a) => running::cmd_run(g, a, running::Verb::Test, &argv),
+        Command::Snapshot(a) => running::cmd_run(g, a, running::Verb::Snapshot, &argv),
         Command::Source {
             command: SourceCommand::Freshness { select },
         } => running::cmd_freshness(g, select),
@@ -172,6 +207,16 @@ fn load_and_compile(
     select: &Select,
     inline: Option<&str>,
 ) -> Result<(Compiled, Files), i32> {
+    let state = match &select.state {
+        Some(dir) => match State::load(&state_dir(g, dir)) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Err(2);
+            }
+        },
+        None => None,
+    };
     let mut files = Files::default();
     let mut diags = Diagnostics::default();
     let project = load(&g.project_dir, &load_options(g), &mut files, &mut diags);
@@ -183,6 +228,12 @@ fn load_and_compile(
             select: select.select.clone(),
             exclude: select.exclude.clone(),
             sql_checked: artifacts::read_sql_cache(&g.project_dir),
+            results: select
+                .results
+                .clone()
+                .or_else(|| state.as_ref().map(|s| Arc::new(s.results.clone()))),
+            state,
+            defer: select.defer,
         };
         compile(p, &copts, &mut files, &mut diags)
     });
@@ -191,6 +242,15 @@ fn load_and_compile(
     match compiled {
         Some(c) if !failed => Ok((c, files)),
         _ => Err(2),
+    }
+}
+
+/// A `--state` folder as given (relative to where xform runs), or else relative to the project.
+fn state_dir(g: &Global, dir: &Path) -> PathBuf {
+    if dir.is_absolute() || dir.exists() {
+        dir.to_path_buf()
+    } else {
+        g.project_dir.join(dir)
     }
 }
 
@@ -357,6 +417,82 @@ fn cmd_ls(g: &Global, select: &Select, output: Output) -> i32 {
     print!("{out}");
     std::mem::forget(c);
     0
+}
+
+/// `xform retry`: the last run's command again, selecting exactly what failed or was skipped.
+fn cmd_retry(g: &Global) -> i32 {
+    let path = g
+        .project_dir
+        .join(artifacts::TARGET_DIR)
+        .join(crate::state::RUN_RESULTS);
+    let (argv, statuses) = match crate::state::read_run(&path) {
+        Ok(Some(run)) => (run.argv, run.statuses),
+        Ok(None) => {
+            eprintln!(
+                "error: no previous run to retry: {} does not exist",
+                path.display()
+            );
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let retried = |s: &String| matches!(s.as_str(), "error" | "fail" | "skipped" | "runtime error");
+    let prev = match Cli::try_parse_from(std::iter::once("xform".to_string()).chain(argv.clone())) {
+        Ok(cli) => cli,
+        Err(_) => {
+            eprintln!(
+                "error: cannot read the last run's command line ({})",
+                argv.join(" ")
+            );
+            return 2;
+        }
+    };
+    let (verb, mut args) = match prev.command {
+        Command::Build(a) => (running::Verb::Build, a),
+        Command::Run(a) => (running::Verb::Run, a),
+        Command::Seed(a) => (running::Verb::Seed, a),
+        Command::Test(a) => (running::Verb::Test, a),
+        Command::Snapshot(a) => (running::Verb::Snapshot, a),
+        _ => {
+            eprintln!(
+                "error: the last run (`xform {}`) is not one xform can retry",
+                argv.join(" ")
+            );
+            return 2;
+        }
+    };
+    let count = statuses.values().filter(|s| retried(s)).count();
+    if count == 0 {
+        println!(
+            "nothing to retry: `xform {}` had no failed or skipped nodes",
+            argv.join(" ")
+        );
+        return 0;
+    }
+    args.select.select = vec!["result:error result:fail result:skipped".into()];
+    args.select.exclude.clear();
+    args.select.results = Some(Arc::new(statuses));
+    let global = Global {
+        project_dir: g.project_dir.clone(),
+        target: g.target.clone().or(prev.global.target),
+        vars: g.vars.clone().or(prev.global.vars),
+        log_format: if g.log_format == LogFormat::Json {
+            LogFormat::Json
+        } else {
+            prev.global.log_format
+        },
+    };
+    if global.log_format == LogFormat::Text {
+        println!(
+            "retrying {count} node{} of `xform {}`",
+            plural(count),
+            argv.join(" ")
+        );
+    }
+    running::cmd_run(&global, &args, verb, &argv)
 }
 
 fn cmd_init(dir: &Path) -> i32 {

@@ -1,6 +1,7 @@
 //! How a run looks: one line per node (status, rows, seconds), a progress bar when stderr is a
 //! terminal, a summary with every failure spelled out; or one JSON object per event.
 
+use crate::diagnostics::Files;
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -22,6 +23,8 @@ pub struct Printer<'c> {
     done: usize,
     name_width: usize,
     color: bool,
+    /// The project's files, for the line of a failure in JSON events.
+    files: &'c Files,
 }
 
 /// Builds and tests in a run: what the counter and progress bar count.
@@ -32,7 +35,11 @@ fn units(jobs: &[Job]) -> usize {
 }
 
 impl<'c> Printer<'c> {
-    pub fn new(format: LogFormat, c: &'c Compiled, jobs: &[Job]) -> Printer<'c> {
+    pub fn new(
+        format: LogFormat,
+        (c, files): (&'c Compiled, &'c Files),
+        jobs: &[Job],
+    ) -> Printer<'c> {
         let text = format == LogFormat::Text;
         let total = units(jobs);
         let bar = (text && std::io::stderr().is_terminal() && total > 0).then(|| {
@@ -62,6 +69,7 @@ impl<'c> Printer<'c> {
             done: 0,
             name_width,
             color: text && std::io::stdout().is_terminal(),
+            files,
         }
     }
 
@@ -213,6 +221,9 @@ impl<'c> Printer<'c> {
             "path": n.path.as_ref(),
         });
         if let Some(r) = r {
+            if r.status == Status::Error {
+                self.annotate(&mut v, job.node, "error");
+            }
             v["status"] = json!(r.status);
             v["rows"] = json!(r.rows);
             v["seconds"] = json!(r.seconds);
@@ -223,9 +234,22 @@ impl<'c> Printer<'c> {
         v
     }
 
+    /// `level`, `file` and `line` of a failure, for CI annotations (a test declared in YAML
+    /// points at its declaration).
+    fn annotate(&self, v: &mut serde_json::Value, node: usize, level: &str) {
+        let n = &self.c.nodes()[node];
+        let (file, line) = match &n.at {
+            Some(at) => (at.file.to_string(), self.files.line_col(at).0),
+            None => (n.path.to_string(), 1),
+        };
+        v["level"] = json!(level);
+        v["file"] = json!(file);
+        v["line"] = json!(line);
+    }
+
     fn test_json(&self, t: &TestResult) -> serde_json::Value {
         let n = &self.c.nodes()[t.node];
-        json!({
+        let mut v = json!({
             "event": "node_finished",
             "unique_id": n.unique_id,
             "name": n.name,
@@ -239,7 +263,13 @@ impl<'c> Printer<'c> {
             "compiled_path": self.c.compiled_path(t.node),
             "index": self.done,
             "total": self.total,
-        })
+        });
+        match t.status {
+            TestStatus::Fail | TestStatus::Error => self.annotate(&mut v, t.node, "error"),
+            TestStatus::Warn => self.annotate(&mut v, t.node, "warning"),
+            _ => {}
+        }
+        v
     }
 
     pub fn finish_bar(&self) {

@@ -17,10 +17,10 @@ use crate::materialize::{self, Job};
 use crate::project::{NodeKind, PROJECT_FILE, Project, load};
 use crate::testing::freshness;
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
     #[command(flatten)]
-    select: Select,
+    pub select: Select,
     /// Worker threads, each with its own connection (default: the target's `threads`).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
@@ -41,6 +41,10 @@ pub struct RunArgs {
     /// Publish tables without first running their tests on the new data (as `+audit: false`).
     #[arg(long)]
     no_audit: bool,
+    /// After the run, compare each rebuilt relation with the one recorded in DIR's
+    /// manifest.json (production's): rows and per-column statistics; target/compare.json.
+    #[arg(long, value_name = "DIR")]
+    compare_to: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,7 +88,8 @@ impl Verb {
     }
 }
 
-pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb) -> i32 {
+/// Runs `verb`; `argv` is the command line recorded in run_results.json for `xform retry`.
+pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> i32 {
     let (clock, started_at) = (Instant::now(), SystemTime::now());
     let (c, files) = match load_and_compile(g, &a.select, None) {
         Ok(ok) => ok,
@@ -117,7 +122,7 @@ pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb) -> i32 {
     let stop = Stop::new(warehouse.clone());
     stop_on_ctrl_c(Some(&stop));
     let threads = a.threads.map_or(c.project.target.threads, usize::from);
-    let mut printer = Printer::new(g.log_format, &c, &jobs);
+    let mut printer = Printer::new(g.log_format, (&c, &files), &jobs);
     printer.header(
         verb.name(),
         &describe(&c.project, warehouse.as_ref()),
@@ -137,16 +142,21 @@ pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb) -> i32 {
             return 2;
         }
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
     let info = RunInfo {
         command: verb.name(),
-        args: &args,
+        args: argv,
         started_at,
         elapsed: clock.elapsed(),
     };
     let written = artifacts::write_run_results(root, &c, &jobs, &outcome.results, &info)
         .and_then(|_| artifacts::write_run_sql(root, &c, &jobs, &outcome.results));
     printer.summary(&jobs, &outcome, clock.elapsed().as_secs_f64());
+    if let Some(dir) = &a.compare_to {
+        match warehouse.session() {
+            Ok(mut s) => super::comparing::compare_to(g, &c, dir, (&jobs, &outcome), s.as_mut()),
+            Err(e) => eprintln!("warning: --compare-to: {e}"),
+        }
+    }
     if let Err(e) = written {
         eprintln!("warning: cannot write run artifacts under target/: {e}");
     }
@@ -179,16 +189,9 @@ pub fn cmd_freshness(g: &Global, select: &Select) -> i32 {
         eprintln!("no selected source table declares `freshness` (with `loaded_at_field`)");
         return 0;
     }
-    let warehouse = match open_warehouse(&c.project) {
-        Ok(w) => w,
+    let (_warehouse, mut session) = match open_session(&c.project) {
+        Ok(ws) => ws,
         Err(code) => return code,
-    };
-    let mut session = match warehouse.session() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
     };
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -254,7 +257,7 @@ pub fn cmd_freshness(g: &Global, select: &Select) -> i32 {
         );
     }
     let doc = serde_json::json!({ "results": entries });
-    if let Err(e) = artifacts::write_sources(&g.project_dir, &doc) {
+    if let Err(e) = artifacts::write_json(&g.project_dir, "sources.json", &doc) {
         eprintln!("warning: cannot write target/sources.json: {e}");
     }
     if errors > 0 { 1 } else { 0 }
@@ -333,6 +336,18 @@ pub fn check_settings(c: &Compiled, format: LogFormat, files: &Files) -> Result<
     let failed = diags.has_errors();
     report(format, diags, files);
     if failed { Err(2) } else { Ok(()) }
+}
+
+/// The warehouse and one session on it, for commands that run a few queries.
+pub fn open_session(p: &Project) -> Result<(Arc<dyn Warehouse>, Box<dyn adapter::Session>), i32> {
+    let warehouse = open_warehouse(p)?;
+    match warehouse.session() {
+        Ok(s) => Ok((warehouse, s)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(2)
+        }
+    }
 }
 
 fn open_warehouse(p: &Project) -> Result<Arc<dyn Warehouse>, i32> {

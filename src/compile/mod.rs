@@ -16,10 +16,11 @@ use rayon::prelude::*;
 use crate::adapter::Relation;
 use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc, did_you_mean};
 use crate::graph::Graph;
-use crate::graph::select::{Selection, select};
+use crate::graph::select::{Facts, Selection, select};
 use crate::project::config::MODEL_MATERIALIZATIONS;
 use crate::project::{DepRef, Node, NodeKind, Project};
-use crate::template::{self, Names, RelName, Rendered, Templates, scan};
+use crate::state::{Changes, State};
+use crate::template::{self, Names, RelName, RenderLog, Rendered, Templates, scan};
 use std::collections::HashSet;
 
 /// Generic tests xform runs without a `{% test %}` definition, and the arguments each needs.
@@ -39,6 +40,12 @@ pub struct CompileOptions {
     pub exclude: Vec<String>,
     /// Keys of SQL that an earlier run checked and found clean (see `Compiled::sql_clean`).
     pub sql_checked: HashSet<String>,
+    /// Another run's artifacts (`--state DIR`): for `state:` selectors, `--defer` and diffs.
+    pub state: Option<Arc<State>>,
+    /// Statuses of an earlier run's results, for `result:` selectors.
+    pub results: Option<Arc<HashMap<String, String>>>,
+    /// `ref()`s to nodes that are not selected read the state's relations instead.
+    pub defer: bool,
 }
 
 /// A compiled project: nodes with their final config, the graph, and per node (by index) its
@@ -57,6 +64,13 @@ pub struct Compiled {
     /// Keys of the SQL that sqlparser found clean, for the next run to skip.
     pub sql_clean: Vec<String>,
     pub selected: Vec<usize>,
+    /// The project macros each node's render called.
+    pub macros_used: Vec<Vec<String>>,
+    /// The `--state` run, when given, and how each node differs from it.
+    pub state: Option<Arc<State>>,
+    pub changes: Option<Changes>,
+    /// Nodes whose `ref()`s read the state's relation (`--defer`).
+    pub deferred: Vec<usize>,
 }
 
 impl Compiled {
@@ -163,45 +177,154 @@ pub fn compile(
         );
     }
     drop(templates);
+    let macros_used = macros_used(&rendered, &incremental);
+    // `--defer` resolves some names again once the selection is known.
+    let placeholders = opts
+        .defer
+        .then(|| (placeholder_sql(&rendered), placeholder_sql(&incremental)));
     let sql = ephemeral::finish(&project, &graph, &final_names, rendered, None);
     let incremental_sql =
         ephemeral::finish(&project, &graph, &final_names, incremental, Some(&sql));
     check_unit_tests(&project.nodes, &graph, &final_names, diags);
-    let checksums: Vec<Option<String>> = sql
-        .par_iter()
-        .map(|s| s.as_deref().map(crate::checksum))
-        .collect();
-    let sql_clean = check::check_sql(
-        &project,
-        &final_names,
-        &graph,
-        (&sql, &checksums),
-        &opts.sql_checked,
-        files,
-        diags,
-    );
-    let relations = relation_parts(&final_names);
-    let (selected, warnings) = match (select_spec, exclude_spec) {
-        (Ok(s), Ok(e)) => select(&graph, &project.nodes, &s, &e),
+    let (select_spec, exclude_spec) = match (select_spec, exclude_spec) {
+        (Ok(s), Ok(e)) => (s, e),
         (Err(d), _) | (_, Err(d)) => {
             diags.push(d);
             return None;
         }
     };
-    diags.extend(warnings);
+    let mut c = Compiled {
+        relations: relation_parts(&final_names),
+        project,
+        graph,
+        sql,
+        incremental_sql,
+        checksums: Vec::new(),
+        sql_clean: Vec::new(),
+        selected: Vec::new(),
+        macros_used,
+        state: opts.state.clone(),
+        changes: None,
+        deferred: Vec::new(),
+    };
+    c.changes = opts.state.as_deref().map(|s| crate::state::changes(&c, s));
+    let facts = Facts {
+        changes: c.changes.as_ref(),
+        results: opts.results.as_deref(),
+    };
+    match select(&c.graph, c.nodes(), (&select_spec, &exclude_spec), &facts) {
+        Ok((selected, warnings)) => {
+            c.selected = selected;
+            diags.extend(warnings);
+        }
+        Err(d) => {
+            diags.push(d);
+            return None;
+        }
+    }
+    let mut final_names = Arc::unwrap_or_clone(final_names);
+    if let (Some(state), Some(saved)) = (opts.state.as_deref(), placeholders) {
+        defer(&mut c, &mut final_names, state, saved);
+    }
+    c.checksums = c
+        .sql
+        .par_iter()
+        .map(|s| s.as_deref().map(crate::checksum))
+        .collect();
+    c.sql_clean = check::check_sql(
+        &c.project,
+        &final_names,
+        &c.graph,
+        (&c.sql, &c.checksums),
+        &opts.sql_checked,
+        files,
+        diags,
+    );
     if diags.has_errors() {
         return None;
     }
-    Some(Compiled {
-        project,
-        graph,
-        relations,
-        sql,
-        incremental_sql,
-        checksums,
-        sql_clean,
-        selected,
-    })
+    Some(c)
+}
+
+/// The project macros each node's renders called.
+fn macros_used(rendered: &Renders, incremental: &Renders) -> Vec<Vec<String>> {
+    rendered
+        .iter()
+        .zip(incremental)
+        .map(|(a, b)| {
+            let mut used: Vec<String> = [a, b]
+                .into_iter()
+                .filter_map(|r| r.as_ref()?.as_ref().ok())
+                .flat_map(|r| r.log.macros.iter().cloned())
+                .collect();
+            used.sort();
+            used.dedup();
+            used
+        })
+        .collect()
+}
+
+fn placeholder_sql(renders: &Renders) -> Vec<Option<String>> {
+    renders
+        .iter()
+        .map(|r| Some(r.as_ref()?.as_ref().ok()?.sql.clone()))
+        .collect()
+}
+
+/// `--defer`: a model, seed or snapshot that is not selected, and that the state recorded
+/// a relation for, is read from that relation (production's) instead of this target's.
+fn defer(
+    c: &mut Compiled,
+    names: &mut Names,
+    state: &State,
+    (base, incremental): (Vec<Option<String>>, Vec<Option<String>>),
+) {
+    let selected: HashSet<usize> = c.selected.iter().copied().collect();
+    for (i, n) in c.project.nodes.iter().enumerate() {
+        let buildable = matches!(
+            n.kind,
+            NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
+        ) && names.relations[i].as_ref().is_some_and(|r| !r.ephemeral);
+        if selected.contains(&i) || !buildable {
+            continue;
+        }
+        let Some(old) = state.nodes.get(&n.unique_id) else {
+            continue;
+        };
+        if let (Some(schema), Some(alias)) = (&old.schema, &old.alias) {
+            names.relations[i] = Some(RelName {
+                schema: schema.clone(),
+                identifier: alias.clone(),
+                ephemeral: false,
+                external: None,
+            });
+            c.deferred.push(i);
+        }
+    }
+    if c.deferred.is_empty() {
+        return;
+    }
+    let renders = |sql: Vec<Option<String>>| -> Renders {
+        sql.into_iter()
+            .map(|s| {
+                s.map(|sql| {
+                    Ok(Rendered {
+                        sql,
+                        log: RenderLog::default(),
+                    })
+                })
+            })
+            .collect()
+    };
+    c.sql = ephemeral::finish(&c.project, &c.graph, names, renders(base), None);
+    c.incremental_sql = ephemeral::finish(
+        &c.project,
+        &c.graph,
+        names,
+        renders(incremental),
+        Some(&c.sql),
+    );
+    c.relations = relation_parts(names);
 }
 
 fn relation_of(project: &Project, n: &Node) -> Option<RelName> {

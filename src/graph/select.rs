@@ -1,15 +1,19 @@
 //! Node selection, dbt's syntax: `name`, `+name`, `name+`, `2+name`, `name+1`, `@name`,
 //! `tag:x`, `path:models/mart`, `config.materialized:table`, `resource_type:model`,
-//! `source:raw`, `test_type:unit`; space is union, comma is intersection; `--exclude` removes.
+//! `source:raw`, `test_type:unit`, `state:modified` (against `--state`), `result:error` (an
+//! earlier run's statuses); space is union, comma is intersection; `--exclude` removes.
 //! Tests of selected nodes are selected too (dbt's "eager" indirect selection).
 
 use std::collections::BTreeSet;
 
 use serde_json::Value as Json;
 
+use std::collections::HashMap;
+
 use super::Graph;
-use crate::diagnostics::Diagnostic;
+use crate::diagnostics::{Diagnostic, did_you_mean};
 use crate::project::{Node, NodeKind};
+use crate::state::{Change, Changes, STATE_VALUES};
 
 const METHODS: &[&str] = &[
     "fqn",
@@ -19,7 +23,18 @@ const METHODS: &[&str] = &[
     "resource_type",
     "source",
     "test_type",
+    "state",
+    "result",
 ];
+
+/// What selectors may ask beyond the project itself.
+#[derive(Default)]
+pub struct Facts<'a> {
+    /// How each node differs from `--state`.
+    pub changes: Option<&'a Changes>,
+    /// unique_id → status of an earlier run's results.
+    pub results: Option<&'a HashMap<String, String>>,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Method {
@@ -30,6 +45,8 @@ enum Method {
     ResourceType,
     Source,
     TestType,
+    State,
+    Result,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +85,10 @@ impl Selection {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    fn atoms(&self) -> impl Iterator<Item = &Atom> {
+        self.0.iter().flatten()
+    }
 }
 
 fn parse_atom(text: &str) -> Result<Atom, Diagnostic> {
@@ -101,6 +122,12 @@ fn parse_atom(text: &str) -> Result<Atom, Diagnostic> {
             v,
         ),
     };
+    if method == Method::State && !STATE_VALUES.contains(&value) {
+        return Err(bad(&format!("unknown state `{value}`")).help(
+            did_you_mean(value, STATE_VALUES.iter().copied())
+                .unwrap_or_else(|| format!("use one of: {}", STATE_VALUES.join(", "))),
+        ));
+    }
     Ok(Atom {
         text: text.to_string(),
         at,
@@ -119,6 +146,8 @@ fn method(name: &str) -> Option<Method> {
         "resource_type" => Method::ResourceType,
         "source" => Method::Source,
         "test_type" => Method::TestType,
+        "state" => Method::State,
+        "result" => Method::Result,
         _ => Method::Config(name.strip_prefix("config.")?.to_string()),
     })
 }
@@ -155,20 +184,32 @@ fn depth_suffix(s: &str) -> Result<(Option<Option<usize>>, &str), String> {
 }
 
 /// The selected nodes in dependency order, and a warning for each atom matching nothing.
-/// An empty `select` means every node.
+/// An empty `select` means every node. Fails when a `state:`/`result:` atom has nothing to ask.
 pub fn select(
     graph: &Graph,
     nodes: &[Node],
-    select: &Selection,
-    exclude: &Selection,
-) -> (Vec<usize>, Vec<Diagnostic>) {
+    (select, exclude): (&Selection, &Selection),
+    facts: &Facts,
+) -> Result<(Vec<usize>, Vec<Diagnostic>), Diagnostic> {
+    for atom in select.atoms().chain(exclude.atoms()) {
+        let missing = match atom.method {
+            Method::State if facts.changes.is_none() => "a manifest.json",
+            Method::Result if facts.results.is_none() => "a run_results.json",
+            _ => continue,
+        };
+        return Err(Diagnostic::error(format!(
+            "selector `{}` needs --state DIR, a folder with {missing} from an earlier run",
+            atom.text
+        ))
+        .help("e.g. copy production's target/ artifacts to prod-artifacts/ and pass --state prod-artifacts"));
+    }
     let mut warnings = Vec::new();
     let mut chosen: BTreeSet<usize> = if select.is_empty() {
         (0..nodes.len()).collect()
     } else {
-        resolve(graph, nodes, select, &mut warnings)
+        resolve(graph, nodes, select, facts, &mut warnings)
     };
-    let excluded = resolve(graph, nodes, exclude, &mut warnings);
+    let excluded = resolve(graph, nodes, exclude, facts, &mut warnings);
     chosen.retain(|i| !excluded.contains(i));
     let tests: Vec<usize> = (0..nodes.len())
         .filter(|i| matches!(nodes[*i].kind, NodeKind::Test | NodeKind::UnitTest))
@@ -182,13 +223,14 @@ pub fn select(
         .copied()
         .filter(|i| chosen.contains(i))
         .collect();
-    (ordered, warnings)
+    Ok((ordered, warnings))
 }
 
 fn resolve(
     graph: &Graph,
     nodes: &[Node],
     sel: &Selection,
+    facts: &Facts,
     warnings: &mut Vec<Diagnostic>,
 ) -> BTreeSet<usize> {
     let mut out = BTreeSet::new();
@@ -201,10 +243,11 @@ fn resolve(
                 nodes
                     .iter()
                     .enumerate()
-                    .filter(|(_, n)| matches(atom, n))
+                    .filter(|(i, n)| matches(atom, *i, n, facts))
                     .map(|(i, _)| i),
             );
-            if set.is_empty() {
+            // A PR that changes nothing selects nothing: that is not worth a warning.
+            if set.is_empty() && !matches!(atom.method, Method::State | Method::Result) {
                 warnings.push(Diagnostic::warning(format!(
                     "selector `{}` matches no node",
                     atom.text
@@ -241,9 +284,16 @@ fn expand(graph: &Graph, atom: &Atom, seeds: impl Iterator<Item = usize>) -> BTr
     out
 }
 
-fn matches(atom: &Atom, n: &Node) -> bool {
+fn matches(atom: &Atom, i: usize, n: &Node, facts: &Facts) -> bool {
     let v = atom.value.as_str();
     match &atom.method {
+        Method::State => facts
+            .changes
+            .is_some_and(|c| Change::matches(c.nodes[i].as_ref(), v)),
+        Method::Result => facts
+            .results
+            .and_then(|r| r.get(&n.unique_id))
+            .is_some_and(|s| s == v || (v == "error" && s == "runtime error")),
         Method::Fqn => fqn_matches(v, n),
         Method::Path => {
             let want = v.trim_end_matches('/');

@@ -200,6 +200,9 @@ fn call_macro(state: &State, file: &str, name: &str, args: &[Value]) -> Result<V
     if let Some(scope) = &scope {
         let mut log = scope.log();
         log.macro_depth += 1;
+        if file != BUILTIN_TESTS_PATH {
+            log.macros.insert(name.to_string());
+        }
         if log.macro_depth > MAX_MACRO_DEPTH {
             log.help = Some("a macro keeps calling itself (directly or through others): add a stopping condition".into());
             return Err(Error::new(

@@ -31,6 +31,7 @@ pub struct RelName {
 }
 
 /// What every render may look up: names of refable nodes and their relations.
+#[derive(Clone)]
 pub struct Names {
     pub kind: AdapterKind,
     pub by_ref: HashMap<String, usize>,
@@ -47,6 +48,8 @@ pub struct RenderLog {
     /// Help for the error that stopped the render (closest names and the like).
     pub help: Option<String>,
     pub macro_depth: usize,
+    /// Project macros called, directly or through other macros.
+    pub macros: std::collections::BTreeSet<String>,
 }
 
 /// Shared by the objects of one render.

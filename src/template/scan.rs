@@ -116,3 +116,55 @@ pub fn find_call(text: &str, func: &str, arg: Option<&str>) -> Option<Range<usiz
     }
     None
 }
+
+/// Each `{% macro %}`/`{% test %}` definition's name and its text up to its end tag, with
+/// Jinja comments dropped and whitespace collapsed: what a change to the macro means.
+pub fn macro_bodies(text: &str) -> Vec<(String, String)> {
+    let ends: Vec<usize> = tags(text)
+        .filter(|(tag, _, _)| matches!(*tag, "endmacro" | "endtest"))
+        .map(|(_, _, span)| span.start)
+        .collect();
+    definitions(text)
+        .into_iter()
+        .map(|d| {
+            let end = ends
+                .iter()
+                .copied()
+                .find(|&e| e > d.span.end)
+                .unwrap_or(text.len());
+            (d.name, normalized(&text[d.span.start..end]))
+        })
+        .collect()
+}
+
+fn normalized(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{#") {
+        out.push_str(&rest[..open]);
+        rest = rest[open..]
+            .find("#}")
+            .map_or("", |c| &rest[open + c + 2..]);
+    }
+    out.push_str(rest);
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macro_bodies_ignore_layout_and_jinja_comments() {
+        let a = macro_bodies(
+            "{% macro cents(x) %}\n  {{ x }} * 100\n{% endmacro %}\n{% macro b() %}1{% endmacro %}",
+        );
+        let b = macro_bodies(
+            "{# money #}{% macro cents(x) %} {#- scale -#} {{ x }}   * 100 {% endmacro %}",
+        );
+        assert_eq!(a[0], b[0]);
+        assert_eq!(a[1].0, "b");
+        let c = macro_bodies("{% macro cents(x) %}{{ x }} * 1000{% endmacro %}");
+        assert_ne!(a[0], c[0]);
+    }
+}

@@ -7,4 +7,5 @@ mod harness;
 mod incremental;
 mod render;
 mod select;
+mod state;
 mod testing;

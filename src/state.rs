@@ -1,0 +1,466 @@
+//! Another run's artifacts (`--state DIR`, usually production's): what this project changes
+//! against its `manifest.json` — new, modified (body, configs, contract, macros) and removed
+//! nodes — the relations it built (for `--defer`), and its `run_results.json` statuses (for
+//! `result:` selectors and `xform retry`).
+//!
+//! "Modified" compares compiled SQL, not the Jinja source, and not as text: each relation the
+//! SQL reads is first written as a neutral `"__ref__"."name"` (so a `schema_prefix` or a
+//! deferred parent is no change), then both sides are parsed and printed back by sqlparser,
+//! so layout, comments and keyword case are no change either.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use crate::compile::Compiled;
+use crate::project::{NodeKind, Project};
+
+pub const MANIFEST: &str = "manifest.json";
+pub const RUN_RESULTS: &str = "run_results.json";
+
+/// What `state:` selectors can ask.
+pub const STATE_VALUES: &[&str] = &[
+    "new",
+    "old",
+    "modified",
+    "unmodified",
+    "modified.body",
+    "modified.configs",
+    "modified.contract",
+    "modified.macros",
+];
+
+/// A manifest (and run results, if any) read from a state folder.
+#[derive(Debug, Default)]
+pub struct State {
+    pub dir: PathBuf,
+    pub nodes: HashMap<String, StateNode>,
+    /// Project macro name → checksum of its normalized definition.
+    pub macros: HashMap<String, String>,
+    /// unique_id → status, from `run_results.json` (empty when there is none).
+    pub results: HashMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StateNode {
+    pub resource_type: String,
+    pub name: String,
+    pub original_file_path: String,
+    pub relation_name: Option<String>,
+    pub schema: Option<String>,
+    pub alias: Option<String>,
+    pub config: serde_json::Map<String, Json>,
+    pub columns: BTreeMap<String, StateColumn>,
+    pub compiled_code: Option<String>,
+    pub incremental_code: Option<String>,
+    pub depends_on: StateDeps,
+    pub checksum: StateChecksum,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StateColumn {
+    pub data_type: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StateDeps {
+    pub nodes: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StateChecksum {
+    pub file: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ManifestFile {
+    #[serde(default)]
+    nodes: HashMap<String, StateNode>,
+    #[serde(default)]
+    macros: HashMap<String, MacroEntry>,
+}
+
+#[derive(Deserialize)]
+struct MacroEntry {
+    checksum: String,
+}
+
+#[derive(Deserialize)]
+struct RunResultsFile {
+    results: Vec<ResultEntry>,
+    #[serde(default)]
+    args: RunArgs,
+}
+
+#[derive(Deserialize, Default)]
+struct RunArgs {
+    #[serde(default)]
+    argv: Vec<String>,
+}
+
+/// What a `run_results.json` says of its run: the command line and each node's status.
+#[derive(Debug, Default)]
+pub struct RunRecord {
+    /// The arguments after `xform` (`["build", "-s", "orders"]`).
+    pub argv: Vec<String>,
+    /// unique_id → status.
+    pub statuses: HashMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct ResultEntry {
+    unique_id: String,
+    status: String,
+}
+
+impl State {
+    /// Reads `DIR/manifest.json` (required) and `DIR/run_results.json` (if present).
+    pub fn load(dir: &Path) -> Result<State, String> {
+        let path = dir.join(MANIFEST);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "--state {}: cannot read {}: {e} (copy target/manifest.json of the run to compare against, e.g. production's, into that folder)",
+                dir.display(),
+                path.display()
+            )
+        })?;
+        let manifest: ManifestFile = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a manifest: {e}", path.display()))?;
+        Ok(State {
+            dir: dir.to_path_buf(),
+            nodes: manifest.nodes,
+            macros: manifest
+                .macros
+                .into_iter()
+                .map(|(k, m)| (k, m.checksum))
+                .collect(),
+            results: read_run(&dir.join(RUN_RESULTS))?
+                .map(|r| r.statuses)
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// A `run_results.json`; None when the file does not exist.
+pub fn read_run(path: &Path) -> Result<Option<RunRecord>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let doc: RunResultsFile = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a run_results.json: {e}", path.display()))?;
+    Ok(Some(RunRecord {
+        argv: doc.args.argv,
+        statuses: doc
+            .results
+            .into_iter()
+            .map(|r| (r.unique_id, r.status))
+            .collect(),
+    }))
+}
+
+/// How one node differs from its state. `None` in [`Changes::nodes`] means unchanged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    /// Not in the state manifest at all.
+    pub new: bool,
+    /// Its compiled SQL (or a seed's file, a source's relation) means something else.
+    pub body: bool,
+    /// Config keys whose effective value changed.
+    pub configs: Vec<String>,
+    /// Its contract (enforced columns and types) changed.
+    pub contract: bool,
+    /// Project macros it calls whose definitions changed.
+    pub macros: Vec<String>,
+}
+
+impl Change {
+    /// `state:<value>` for a node with this change (`None` = unchanged).
+    pub fn matches(change: Option<&Change>, value: &str) -> bool {
+        let Some(c) = change else {
+            return matches!(value, "old" | "unmodified");
+        };
+        match value {
+            "new" => c.new,
+            "old" => !c.new,
+            "modified" => true,
+            "unmodified" => false,
+            "modified.body" => c.new || c.body,
+            "modified.configs" => c.new || !c.configs.is_empty(),
+            "modified.contract" => c.new || c.contract,
+            "modified.macros" => c.new || !c.macros.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// "body, configs (materialized), macros (cents)".
+    pub fn describe(&self) -> String {
+        if self.new {
+            return "new".into();
+        }
+        let mut parts = Vec::new();
+        if self.body {
+            parts.push("body".to_string());
+        }
+        if !self.configs.is_empty() {
+            parts.push(format!("configs ({})", self.configs.join(", ")));
+        }
+        if self.contract {
+            parts.push("contract".to_string());
+        }
+        if !self.macros.is_empty() {
+            parts.push(format!("macros ({})", self.macros.join(", ")));
+        }
+        parts.join(", ")
+    }
+}
+
+/// This project against a state manifest.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Per node of the project (by index): how it changed, or None.
+    pub nodes: Vec<Option<Change>>,
+    /// unique_ids in the state that this project no longer has.
+    pub removed: Vec<String>,
+}
+
+/// Compares every node of `c` with `state`.
+pub fn changes(c: &Compiled, state: &State) -> Changes {
+    let macros = macro_checksums(&c.project);
+    let nodes = (0..c.nodes().len())
+        .into_par_iter()
+        .map(|i| node_change(c, state, &macros, i))
+        .collect();
+    let current: BTreeSet<&str> = c.nodes().iter().map(|n| n.unique_id.as_str()).collect();
+    let mut removed: Vec<String> = state
+        .nodes
+        .keys()
+        .filter(|id| !current.contains(id.as_str()))
+        .cloned()
+        .collect();
+    removed.sort();
+    Changes { nodes, removed }
+}
+
+fn node_change(
+    c: &Compiled,
+    state: &State,
+    macros: &BTreeMap<String, (String, String)>,
+    i: usize,
+) -> Option<Change> {
+    let n = &c.nodes()[i];
+    let Some(old) = state.nodes.get(&n.unique_id) else {
+        return Some(Change {
+            new: true,
+            ..Change::default()
+        });
+    };
+    let body = match n.kind {
+        NodeKind::Seed => {
+            crate::project::file_checksum(&c.project.root, &n.path) != old.checksum.file
+        }
+        NodeKind::Source => c.relation_sql(i) != old.relation_name,
+        _ => {
+            let pairs = [
+                (c.sql[i].as_deref(), old.compiled_code.as_deref()),
+                (
+                    c.incremental_sql[i].as_deref(),
+                    old.incremental_code.as_deref(),
+                ),
+            ];
+            pairs
+                .iter()
+                .any(|&(new, was)| !same_sql(c, state, i, new, was))
+        }
+    };
+    let config = n.config.to_json();
+    let empty = serde_json::Map::new();
+    let config = config.as_object().unwrap_or(&empty);
+    let keys: BTreeSet<&String> = config.keys().chain(old.config.keys()).collect();
+    let configs: Vec<String> = keys
+        .into_iter()
+        .filter(|k| config.get(*k) != old.config.get(*k))
+        .cloned()
+        .collect();
+    let enforced = |cfg: &serde_json::Map<String, Json>| {
+        cfg.get("contract")
+            .and_then(|v| v.get("enforced"))
+            .and_then(Json::as_bool)
+            .unwrap_or(false)
+    };
+    let types: BTreeMap<&str, Option<&str>> = n
+        .columns
+        .iter()
+        .map(|col| (col.name.as_str(), col.data_type.as_deref()))
+        .collect();
+    let old_types: BTreeMap<&str, Option<&str>> = old
+        .columns
+        .iter()
+        .map(|(k, col)| (k.as_str(), col.data_type.as_deref()))
+        .collect();
+    let contract =
+        enforced(config) != enforced(&old.config) || (enforced(config) && types != old_types);
+    let changed_macros: Vec<String> = c.macros_used[i]
+        .iter()
+        .filter(|m| {
+            macros
+                .get(*m)
+                .is_some_and(|(_, sum)| state.macros.get(*m) != Some(sum))
+        })
+        .cloned()
+        .collect();
+    let change = Change {
+        new: false,
+        body,
+        configs,
+        contract,
+        macros: changed_macros,
+    };
+    (change != Change::default()).then_some(change)
+}
+
+/// Whether two compiled SQL texts of node `i` mean the same: equal once the relations they
+/// read are neutral, or equal as sqlparser prints them back.
+fn same_sql(c: &Compiled, state: &State, i: usize, new: Option<&str>, was: Option<&str>) -> bool {
+    let (new, was) = match (new, was) {
+        (None, None) => return true,
+        (Some(n), Some(w)) => (n, w),
+        _ => return false,
+    };
+    let new = neutral_current(c, i, new);
+    let was = neutral_state(c, state, i, was);
+    if new == was {
+        return true;
+    }
+    let dialect = c.project.target.kind.sql_dialect();
+    crate::sql::canonical(dialect.as_ref(), &new) == crate::sql::canonical(dialect.as_ref(), &was)
+}
+
+/// The neutral name written for a node's relation.
+pub fn neutral_name(c: &Compiled, name: &str) -> String {
+    c.project.target.kind.relation("__ref__", name)
+}
+
+/// Node `i`'s SQL with the relations of what it reads (and its own, for `{{ this }}`)
+/// written neutrally.
+pub fn neutral_current(c: &Compiled, i: usize, sql: &str) -> String {
+    let mut pairs = Vec::new();
+    for p in c.reads(i).into_iter().chain([i]) {
+        let n = &c.nodes()[p];
+        if matches!(
+            n.kind,
+            NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
+        ) && let Some(rel) = c.relations[p].as_ref()
+        {
+            let kind = c.project.target.kind;
+            pairs.push((
+                kind.relation(&rel.schema, &rel.name),
+                neutral_name(c, &n.name),
+            ));
+        }
+    }
+    replace_all(sql, pairs)
+}
+
+/// A state node's SQL with the relations it reads (through ephemeral parents) and its own
+/// written neutrally.
+pub fn neutral_state(c: &Compiled, state: &State, i: usize, sql: &str) -> String {
+    let id = &c.nodes()[i].unique_id;
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![id.as_str()];
+    let mut pairs = Vec::new();
+    while let Some(at) = stack.pop() {
+        if !seen.insert(at) {
+            continue;
+        }
+        let Some(node) = state.nodes.get(at) else {
+            continue;
+        };
+        let refable = matches!(node.resource_type.as_str(), "model" | "seed" | "snapshot");
+        match &node.relation_name {
+            Some(rel) if refable => pairs.push((rel.clone(), neutral_name(c, &node.name))),
+            // An ephemeral model: what it reads is inlined into its readers.
+            None if refable => stack.extend(node.depends_on.nodes.iter().map(String::as_str)),
+            _ => {}
+        }
+        if at == id {
+            stack.extend(node.depends_on.nodes.iter().map(String::as_str));
+        }
+    }
+    replace_all(sql, pairs)
+}
+
+fn replace_all(sql: &str, mut pairs: Vec<(String, String)>) -> String {
+    // Longest first, so `"s"."orders_2"` is not taken for `"s"."orders"` plus text.
+    pairs.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+    let mut out = sql.to_string();
+    for (from, to) in pairs {
+        if from != to && out.contains(&from) {
+            out = out.replace(&from, &to);
+        }
+    }
+    out
+}
+
+/// Every project macro: name → (file, checksum of its normalized definition).
+pub fn macro_checksums(p: &Project) -> BTreeMap<String, (String, String)> {
+    let mut out = BTreeMap::new();
+    for (path, text) in &p.macro_files {
+        for (name, body) in crate::template::scan::macro_bodies(text) {
+            out.insert(name, (path.to_string(), crate::checksum(&body)));
+        }
+    }
+    out
+}
+
+/// Node `i`'s compiled SQL before (in the state) and now, for a diff: the relations both read
+/// are written as the state wrote them, so a `schema_prefix` or deferral shows no change.
+/// A new node's "before" is empty; None when the node has no SQL on either side.
+pub fn sql_before_after(c: &Compiled, state: &State, i: usize) -> Option<(String, String)> {
+    let n = &c.nodes()[i];
+    let old = state.nodes.get(&n.unique_id);
+    let was = old.and_then(|o| o.compiled_code.as_deref());
+    let now = c.sql[i].as_deref();
+    if was.is_none() && now.is_none() {
+        return None;
+    }
+    let mut names: HashMap<&str, String> = HashMap::new();
+    for p in c.reads(i).into_iter().chain([i]) {
+        if let Some(r) = &c.relations[p] {
+            let kind = c.project.target.kind;
+            names.insert(&c.nodes()[p].name, kind.relation(&r.schema, &r.name));
+        }
+    }
+    for node in state.nodes.values() {
+        if let Some(rel) = &node.relation_name {
+            names.insert(&node.name, rel.clone());
+        }
+    }
+    let show = |sql: String| restore_names(c, &sql, &names);
+    Some((
+        was.map(|w| show(neutral_state(c, state, i, w)))
+            .unwrap_or_default(),
+        now.map(|s| show(neutral_current(c, i, s)))
+            .unwrap_or_default(),
+    ))
+}
+
+/// Neutral `"__ref__"."name"` back to a relation name.
+fn restore_names(c: &Compiled, sql: &str, names: &HashMap<&str, String>) -> String {
+    let mut out = sql.to_string();
+    for (name, rel) in names {
+        let token = neutral_name(c, name);
+        if out.contains(&token) {
+            out = out.replace(&token, rel);
+        }
+    }
+    out
+}
