@@ -14,14 +14,15 @@ use crate::project::{Node, Project};
 use crate::sql::{Analysis, analyze};
 use crate::template::{Names, RelName};
 
-/// sqlparser's view of every compiled model and singular test, with `sql_check` severity.
-/// Returns the keys of the SQL found clean. SQL whose key is in `known_clean` (a previous
-/// run's result for the same text, parents and dialect) is not parsed again.
+/// sqlparser's view of every selected compiled model and singular test, with `sql_check`
+/// severity. Returns the keys of the SQL found clean (and of unselected SQL the cache already
+/// knows clean, so a narrow run does not forget them). SQL whose key is in `known_clean` (a
+/// previous run's result for the same text, parents and dialect) is not parsed again.
 pub fn check_sql(
     project: &Project,
     names: &Names,
     graph: &Graph,
-    (sql, checksums): (&[Option<String>], &[Option<String>]),
+    (sql, checksums, selected): (&[Option<String>], &[Option<String>], &[bool]),
     known_clean: &HashSet<String>,
     files: &mut Files,
     diags: &mut Diagnostics,
@@ -41,6 +42,9 @@ pub fn check_sql(
             let key = cache_key(project, names, graph, i, sum);
             if known_clean.contains(&key) {
                 return (Some(key), Vec::new());
+            }
+            if !selected[i] {
+                return (None, Vec::new());
             }
             let found = check_one(n, i, text, dialect.as_ref(), names, graph);
             (found.is_empty().then_some(key), found)

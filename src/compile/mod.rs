@@ -231,11 +231,13 @@ pub fn compile(
         .par_iter()
         .map(|s| s.as_deref().map(crate::checksum))
         .collect();
+    let mut selected = vec![false; c.nodes().len()];
+    c.selected.iter().for_each(|&i| selected[i] = true);
     c.sql_clean = check::check_sql(
         &c.project,
         &final_names,
         &c.graph,
-        (&c.sql, &c.checksums),
+        (&c.sql, &c.checksums, &selected),
         &opts.sql_checked,
         files,
         diags,
