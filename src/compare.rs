@@ -143,6 +143,20 @@ pub fn compare(
 ) -> DbResult<Report> {
     let cols_a = describe(session, kind, &a.sql)?;
     let cols_b = describe(session, kind, &b.sql)?;
+    for name in opts.key.iter().chain(&opts.columns) {
+        for (side, cols) in [(&a, &cols_a), (&b, &cols_b)] {
+            if !cols.iter().any(|(c, _)| c == name) {
+                return Err(crate::adapter::DbError::Failed(format!(
+                    "{} has no column `{name}` (it has {})",
+                    side.label,
+                    cols.iter()
+                        .map(|(c, _)| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+    }
     let wanted = |c: &str| opts.columns.is_empty() || opts.columns.iter().any(|w| w == c);
     let only_in_a = names_missing(&cols_a, &cols_b, &wanted);
     let only_in_b = names_missing(&cols_b, &cols_a, &wanted);

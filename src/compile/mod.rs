@@ -2,8 +2,10 @@
 //!
 //! Every model and singular test is rendered once, in parallel. Relations render as
 //! placeholders; once each model's own `config()` is known the final names are fixed, the graph
-//! is built (and checked for cycles), placeholders become quoted names or ephemeral CTEs, and
-//! sqlparser checks each result. Nothing here touches a warehouse or writes a file.
+//! is built (and checked for cycles), placeholders become quoted names or ephemeral CTEs, the
+//! selection is made (comparing with `--state` when given), `--defer` points unselected parents
+//! at the state's relations, and sqlparser checks each selected result. Nothing here touches a
+//! warehouse or writes a file.
 
 mod check;
 mod ephemeral;

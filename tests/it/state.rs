@@ -447,6 +447,9 @@ fn compare_finds_count_aggregate_and_key_differences() {
     ok(d, &["seed", "-t", "other"]);
     let o = xform(d, &["compare", "other:same", "as_is", "--fail-on-diff"]);
     assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let o = xform(d, &["compare", "as_is", "to_be", "--key", "ident"]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("has no column `ident`"), "{}", o.stderr);
     let o = xform(d, &["compare", "as_is", "nope.nothing"]);
     assert_eq!(o.code, 2);
     assert!(o.stderr.contains("nope.nothing"), "{}", o.stderr);
