@@ -338,8 +338,11 @@ pub fn check_settings(c: &Compiled, format: LogFormat, files: &Files) -> Result<
     if failed { Err(2) } else { Ok(()) }
 }
 
+/// An open warehouse and one session on it.
+type Opened = (Arc<dyn Warehouse>, Box<dyn adapter::Session>);
+
 /// The warehouse and one session on it, for commands that run a few queries.
-pub fn open_session(p: &Project) -> Result<(Arc<dyn Warehouse>, Box<dyn adapter::Session>), i32> {
+pub fn open_session(p: &Project) -> Result<Opened, i32> {
     let warehouse = open_warehouse(p)?;
     match warehouse.session() {
         Ok(s) => Ok((warehouse, s)),
