@@ -201,11 +201,8 @@ impl Change {
         }
     }
 
-    /// "body, configs (materialized), macros (cents)".
+    /// "body, configs (materialized), macros (cents)"; empty for a new node.
     pub fn describe(&self) -> String {
-        if self.new {
-            return "new".into();
-        }
         let mut parts = Vec::new();
         if self.body {
             parts.push("body".to_string());
@@ -264,9 +261,7 @@ fn node_change(
         });
     };
     let body = match n.kind {
-        NodeKind::Seed => {
-            crate::project::file_checksum(&c.project.root, &n.path) != old.checksum.file
-        }
+        NodeKind::Seed => n.checksum != old.checksum.file,
         NodeKind::Source => c.relation_sql(i) != old.relation_name,
         _ => {
             let pairs = [
@@ -345,13 +340,13 @@ fn same_sql(c: &Compiled, state: &State, i: usize, new: Option<&str>, was: Optio
 }
 
 /// The neutral name written for a node's relation.
-pub fn neutral_name(c: &Compiled, name: &str) -> String {
+fn neutral_name(c: &Compiled, name: &str) -> String {
     c.project.target.kind.relation("__ref__", name)
 }
 
 /// Node `i`'s SQL with the relations of what it reads (and its own, for `{{ this }}`)
 /// written neutrally.
-pub fn neutral_current(c: &Compiled, i: usize, sql: &str) -> String {
+fn neutral_current(c: &Compiled, i: usize, sql: &str) -> String {
     let mut pairs = Vec::new();
     for p in c.reads(i).into_iter().chain([i]) {
         let n = &c.nodes()[p];
@@ -372,7 +367,7 @@ pub fn neutral_current(c: &Compiled, i: usize, sql: &str) -> String {
 
 /// A state node's SQL with the relations it reads (through ephemeral parents) and its own
 /// written neutrally.
-pub fn neutral_state(c: &Compiled, state: &State, i: usize, sql: &str) -> String {
+fn neutral_state(c: &Compiled, state: &State, i: usize, sql: &str) -> String {
     let id = &c.nodes()[i].unique_id;
     let mut seen = BTreeSet::new();
     let mut stack = vec![id.as_str()];
@@ -387,11 +382,10 @@ pub fn neutral_state(c: &Compiled, state: &State, i: usize, sql: &str) -> String
         let refable = matches!(node.resource_type.as_str(), "model" | "seed" | "snapshot");
         match &node.relation_name {
             Some(rel) if refable => pairs.push((rel.clone(), neutral_name(c, &node.name))),
-            // An ephemeral model: what it reads is inlined into its readers.
-            None if refable => stack.extend(node.depends_on.nodes.iter().map(String::as_str)),
             _ => {}
         }
-        if at == id {
+        // The node itself, and ephemeral models: what they read is inlined into the SQL.
+        if at == id || (refable && node.relation_name.is_none()) {
             stack.extend(node.depends_on.nodes.iter().map(String::as_str));
         }
     }
@@ -421,46 +415,34 @@ pub fn macro_checksums(p: &Project) -> BTreeMap<String, (String, String)> {
     out
 }
 
-/// Node `i`'s compiled SQL before (in the state) and now, for a diff: the relations both read
-/// are written as the state wrote them, so a `schema_prefix` or deferral shows no change.
+/// Node `i`'s compiled SQL before (in the state) and now, for a diff: the relations it reads
+/// now are written as the state wrote them, so a `schema_prefix` or deferral shows no change.
 /// A new node's "before" is empty; None when the node has no SQL on either side.
 pub fn sql_before_after(c: &Compiled, state: &State, i: usize) -> Option<(String, String)> {
-    let n = &c.nodes()[i];
-    let old = state.nodes.get(&n.unique_id);
-    let was = old.and_then(|o| o.compiled_code.as_deref());
+    let was = state
+        .nodes
+        .get(&c.nodes()[i].unique_id)
+        .and_then(|o| o.compiled_code.clone());
     let now = c.sql[i].as_deref();
     if was.is_none() && now.is_none() {
         return None;
     }
-    let mut names: HashMap<&str, String> = HashMap::new();
-    for p in c.reads(i).into_iter().chain([i]) {
-        if let Some(r) = &c.relations[p] {
-            let kind = c.project.target.kind;
-            names.insert(&c.nodes()[p].name, kind.relation(&r.schema, &r.name));
-        }
-    }
-    for node in state.nodes.values() {
-        if let Some(rel) = &node.relation_name {
-            names.insert(&node.name, rel.clone());
-        }
-    }
-    let show = |sql: String| restore_names(c, &sql, &names);
+    let kind = c.project.target.kind;
+    let pairs = c
+        .reads(i)
+        .into_iter()
+        .chain([i])
+        .filter_map(|p| {
+            let r = c.relations[p].as_ref()?;
+            let old = state.nodes.get(&c.nodes()[p].unique_id)?;
+            Some((
+                kind.relation(&r.schema, &r.name),
+                old.relation_name.clone()?,
+            ))
+        })
+        .collect();
     Some((
-        was.map(|w| show(neutral_state(c, state, i, w)))
-            .unwrap_or_default(),
-        now.map(|s| show(neutral_current(c, i, s)))
-            .unwrap_or_default(),
+        was.unwrap_or_default(),
+        now.map(|s| replace_all(s, pairs)).unwrap_or_default(),
     ))
-}
-
-/// Neutral `"__ref__"."name"` back to a relation name.
-fn restore_names(c: &Compiled, sql: &str, names: &HashMap<&str, String>) -> String {
-    let mut out = sql.to_string();
-    for (name, rel) in names {
-        let token = neutral_name(c, name);
-        if out.contains(&token) {
-            out = out.replace(&token, rel);
-        }
-    }
-    out
 }

@@ -220,9 +220,7 @@ fn manifest_entry(c: &Compiled, i: usize) -> std::io::Result<Vec<u8>> {
         checksum: Checksums {
             raw: n.raw.as_deref().map(crate::checksum),
             compiled: c.checksums[i].clone(),
-            file: (n.kind == NodeKind::Seed)
-                .then(|| crate::project::file_checksum(&c.project.root, &n.path))
-                .flatten(),
+            file: n.checksum.clone(),
         },
         test_metadata: n.test.as_ref(),
         compiled_path: c.compiled_path(i),

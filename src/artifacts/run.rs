@@ -210,9 +210,8 @@ pub fn clean(root: &Path) -> std::io::Result<Vec<String>> {
 /// `target/<name>`: a JSON document (`sources.json`, `compare.json`).
 pub fn write_json(root: &Path, name: &str, doc: &serde_json::Value) -> std::io::Result<()> {
     let path = root.join(TARGET_DIR).join(name);
-    let results = doc;
     atomic_write(&path, |w| {
-        serde_json::to_writer_pretty(&mut *w, results)?;
+        serde_json::to_writer_pretty(&mut *w, doc)?;
         writeln!(w)
     })
 }

@@ -1,5 +1,7 @@
 //! `xform compare REL_A REL_B` and what `build --compare-to DIR` prints after a build.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use super::running::open_session;
@@ -183,22 +185,28 @@ fn side(g: &Global, c: &Compiled, session: &mut dyn Session, rel: &str) -> Resul
     })
 }
 
+/// The state `--compare-to DIR` names: `--state`'s when it is the same folder, else read now,
+/// before anything runs (a missing manifest is exit 2).
+pub fn compare_state(g: &Global, c: &Compiled, dir: &std::path::Path) -> Result<Arc<State>, i32> {
+    let dir = super::state_dir(g, dir);
+    match &c.state {
+        Some(s) if s.dir == dir => Ok(s.clone()),
+        _ => State::load(&dir).map(Arc::new).map_err(|e| {
+            eprintln!("error: --compare-to: {e}");
+            2
+        }),
+    }
+}
+
 /// `build --compare-to DIR`: each relation this run rebuilt, compared with the one the state
 /// recorded (production's); a summary printed and `target/compare.json`.
 pub fn compare_to(
     g: &Global,
     c: &Compiled,
-    dir: &std::path::Path,
+    state: &State,
     (jobs, outcome): (&[Job], &Outcome),
     session: &mut dyn Session,
 ) {
-    let state = match State::load(&super::state_dir(g, dir)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("warning: --compare-to: {e}");
-            return;
-        }
-    };
     let kind = c.project.target.kind;
     let mut entries = Vec::new();
     let mut lines = Vec::new();

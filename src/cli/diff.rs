@@ -10,7 +10,7 @@ use similar::TextDiff;
 use super::{Global, Select, load_and_compile};
 use crate::compile::Compiled;
 use crate::project::NodeKind;
-use crate::state::{Change, State};
+use crate::state::State;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum DiffFormat {
@@ -61,7 +61,7 @@ pub fn cmd_diff(g: &Global, select: &Select, format: DiffFormat) -> i32 {
             kind: n.kind.name().to_string(),
             name: n.name.clone(),
             path: n.path.to_string(),
-            detail: describe(change),
+            detail: change.describe(),
             sql,
         });
     }
@@ -89,13 +89,6 @@ pub fn cmd_diff(g: &Global, select: &Select, format: DiffFormat) -> i32 {
     print!("{text}");
     std::mem::forget(c);
     0
-}
-
-fn describe(change: &Change) -> String {
-    match change.describe().as_str() {
-        "new" => String::new(),
-        d => d.to_string(),
-    }
 }
 
 /// Models first, then seeds, snapshots, sources, tests.

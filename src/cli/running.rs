@@ -106,6 +106,13 @@ pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> i32 {
         window: a.start.zip(a.end),
         now: materialize::incremental::now_utc(),
     };
+    let compare_state = match &a.compare_to {
+        Some(dir) => match super::comparing::compare_state(g, &c, dir) {
+            Ok(s) => Some(s),
+            Err(code) => return code,
+        },
+        None => None,
+    };
     let jobs = match plan(&c, verb, (a.no_audit, opts), g.log_format, &files) {
         Ok(jobs) => jobs,
         Err(code) => return code,
@@ -151,9 +158,9 @@ pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> i32 {
     let written = artifacts::write_run_results(root, &c, &jobs, &outcome.results, &info)
         .and_then(|_| artifacts::write_run_sql(root, &c, &jobs, &outcome.results));
     printer.summary(&jobs, &outcome, clock.elapsed().as_secs_f64());
-    if let Some(dir) = &a.compare_to {
+    if let Some(state) = &compare_state {
         match warehouse.session() {
-            Ok(mut s) => super::comparing::compare_to(g, &c, dir, (&jobs, &outcome), s.as_mut()),
+            Ok(mut s) => super::comparing::compare_to(g, &c, state, (&jobs, &outcome), s.as_mut()),
             Err(e) => eprintln!("warning: --compare-to: {e}"),
         }
     }

@@ -71,8 +71,6 @@ pub struct Compiled {
     /// The `--state` run, when given, and how each node differs from it.
     pub state: Option<Arc<State>>,
     pub changes: Option<Changes>,
-    /// Nodes whose `ref()`s read the state's relation (`--defer`).
-    pub deferred: Vec<usize>,
 }
 
 impl Compiled {
@@ -207,7 +205,6 @@ pub fn compile(
         macros_used,
         state: opts.state.clone(),
         changes: None,
-        deferred: Vec::new(),
     };
     c.changes = opts.state.as_deref().map(|s| crate::state::changes(&c, s));
     let facts = Facts {
@@ -284,6 +281,7 @@ fn defer(
     (base, incremental): (Vec<Option<String>>, Vec<Option<String>>),
 ) {
     let selected: HashSet<usize> = c.selected.iter().copied().collect();
+    let mut deferred = 0;
     for (i, n) in c.project.nodes.iter().enumerate() {
         let buildable = matches!(
             n.kind,
@@ -302,10 +300,10 @@ fn defer(
                 ephemeral: false,
                 external: None,
             });
-            c.deferred.push(i);
+            deferred += 1;
         }
     }
-    if c.deferred.is_empty() {
+    if deferred == 0 {
         return;
     }
     let renders = |sql: Vec<Option<String>>| -> Renders {

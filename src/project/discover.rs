@@ -34,6 +34,8 @@ pub struct Found {
 pub struct Read {
     pub found: Found,
     pub text: Arc<str>,
+    /// A seed's file checksum (its text is not read).
+    pub checksum: Option<String>,
 }
 
 /// File endings to pick up under a folder, and what they are.
@@ -126,16 +128,19 @@ fn walk(root: &Path, dir: &str, kinds: &[(&str, FileKind)], out: &mut Vec<Found>
     }
 }
 
-/// Reads every file in parallel; seeds are not read (the runner streams them).
+/// Reads every file in parallel; seeds are not read (the runner streams them), only
+/// checksummed (what `--state` compares).
 pub fn read_all(root: &Path, found: Vec<Found>) -> (Vec<Read>, Vec<Diagnostic>) {
     let results: Vec<(Read, Option<Diagnostic>)> = found
         .into_par_iter()
         .map(|f| {
             if f.kind == FileKind::Seed {
+                let checksum = file_checksum(&root.join(&*f.path));
                 return (
                     Read {
                         found: f,
                         text: Arc::from(""),
+                        checksum,
                     },
                     None,
                 );
@@ -147,7 +152,12 @@ pub fn read_all(root: &Path, found: Vec<Found>) -> (Vec<Read>, Vec<Diagnostic>) 
                     Some(Diagnostic::error(format!("cannot read {}: {e}", f.path))),
                 ),
             };
-            (Read { found: f, text }, diag)
+            let read = Read {
+                found: f,
+                text,
+                checksum: None,
+            };
+            (read, diag)
         })
         .collect();
     let mut diags = Vec::new();
@@ -182,4 +192,36 @@ fn decode(path: &Arc<str>, bytes: Vec<u8>) -> (Arc<str>, Option<Diagnostic>) {
             (text, Some(d))
         }
     }
+}
+
+/// A checksum of a data file (a seed's CSV): SHA-256 of the bytes; above 16 MiB, of its size
+/// and its first and last MiB, so large seeds do not slow every compile. None when unreadable.
+fn file_checksum(path: &Path) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Seek, SeekFrom};
+    const WHOLE: u64 = 16 << 20;
+    const PART: usize = 1 << 20;
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let mut hasher = Sha256::new();
+    if len <= WHOLE {
+        let mut bytes = Vec::with_capacity(len as usize);
+        f.read_to_end(&mut bytes).ok()?;
+        hasher.update(&bytes);
+    } else {
+        let mut part = vec![0; PART];
+        hasher.update(len.to_le_bytes());
+        f.read_exact(&mut part).ok()?;
+        hasher.update(&part);
+        f.seek(SeekFrom::End(-(PART as i64))).ok()?;
+        f.read_exact(&mut part).ok()?;
+        hasher.update(&part);
+    }
+    Some(
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
 }

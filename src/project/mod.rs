@@ -206,35 +206,3 @@ pub fn read_encoded(
         encoding_rs::DecoderResult::OutputFull => Err((0, "decoding ran out of room".into())),
     }
 }
-
-/// A checksum of a data file (a seed's CSV): SHA-256 of the bytes; above 16 MiB, of its size
-/// and its first and last MiB, so large seeds do not slow every compile. None when unreadable.
-pub fn file_checksum(root: &Path, path: &str) -> Option<String> {
-    use sha2::{Digest, Sha256};
-    use std::io::{Read, Seek, SeekFrom};
-    const WHOLE: u64 = 16 << 20;
-    const PART: usize = 1 << 20;
-    let mut f = std::fs::File::open(root.join(path)).ok()?;
-    let len = f.metadata().ok()?.len();
-    let mut hasher = Sha256::new();
-    if len <= WHOLE {
-        let mut bytes = Vec::with_capacity(len as usize);
-        f.read_to_end(&mut bytes).ok()?;
-        hasher.update(&bytes);
-    } else {
-        let mut part = vec![0; PART];
-        hasher.update(len.to_le_bytes());
-        f.read_exact(&mut part).ok()?;
-        hasher.update(&part);
-        f.seek(SeekFrom::End(-(PART as i64))).ok()?;
-        f.read_exact(&mut part).ok()?;
-        hasher.update(&part);
-    }
-    Some(
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
-}

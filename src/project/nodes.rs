@@ -83,6 +83,8 @@ pub struct Node {
     pub fqn: Vec<String>,
     /// The Jinja SQL of a model or singular test.
     pub raw: Option<Arc<str>>,
+    /// A seed's file checksum.
+    pub checksum: Option<String>,
     pub config: Config,
     pub description: String,
     pub columns: Vec<Column>,
@@ -106,6 +108,7 @@ impl Node {
             path,
             fqn: Vec::new(),
             raw: None,
+            checksum: None,
             config: Config::default(),
             description: String::new(),
             columns: Vec::new(),
@@ -256,6 +259,7 @@ fn file_node(settings: &Settings, r: Read) -> (Node, (FileKind, Vec<String>)) {
     if kind != NodeKind::Seed {
         node.raw = Some(r.text);
     }
+    node.checksum = r.checksum;
     (node, (f.kind, parts))
 }
 
