@@ -126,8 +126,7 @@ impl State {
         let path = dir.join(MANIFEST);
         let text = std::fs::read_to_string(&path).map_err(|e| {
             format!(
-                "--state {}: cannot read {}: {e} (copy target/manifest.json of the run to compare against, e.g. production's, into that folder)",
-                dir.display(),
+                "cannot read {}: {e} (copy target/manifest.json of the run to compare against, e.g. production's, into that folder)",
                 path.display()
             )
         })?;

@@ -211,7 +211,7 @@ fn load_and_compile(
         Some(dir) => match State::load(&state_dir(g, dir)) {
             Ok(s) => Some(Arc::new(s)),
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: --state: {e}");
                 return Err(2);
             }
         },
