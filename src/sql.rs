@@ -6,7 +6,9 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{ObjectName, Query, Statement, TableFactor, Visit, Visitor};
 use sqlparser::dialect::Dialect;
+use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, Tokenizer};
 
 /// What sqlparser made of one compiled model.
 #[derive(Debug, PartialEq, Eq)]
@@ -25,11 +27,40 @@ pub enum Analysis {
     NotAQuery(String),
 }
 
+/// How much SQL sqlparser is given. Its trees are as deep as a chain of `UNION`s or of
+/// operators is long, every walk over them recurses, and each `SELECT` costs kilobytes: past
+/// these a model is not checked (the warehouse still reads it).
+const MAX_TOKENS: usize = 500_000;
+const MAX_SET_OPERATIONS: usize = 10_000;
+
+/// sqlparser's statements, or why there are none: its error, or SQL too large to check.
+fn parse(dialect: &dyn Dialect, sql: &str) -> Result<Vec<Statement>, String> {
+    let tokens = Tokenizer::new(dialect, sql)
+        .with_unescape(true)
+        .tokenize_with_location()
+        .map_err(|e| e.to_string())?;
+    let set_operations = tokens
+        .iter()
+        .filter(|t| {
+            matches!(&t.token, Token::Word(w) if matches!(w.keyword, Keyword::UNION | Keyword::EXCEPT | Keyword::INTERSECT | Keyword::MINUS))
+        })
+        .count();
+    if tokens.len() > MAX_TOKENS || set_operations > MAX_SET_OPERATIONS {
+        return Err(format!(
+            "too large to check ({} tokens, {set_operations} UNION/EXCEPT/INTERSECT; the check reads at most {MAX_TOKENS} and {MAX_SET_OPERATIONS}) at Line: 1, Column: 1",
+            tokens.len()
+        ));
+    }
+    Parser::new(dialect)
+        .with_tokens_with_locations(tokens)
+        .parse_statements()
+        .map_err(|e| e.to_string())
+}
+
 pub fn analyze(dialect: &dyn Dialect, sql: &str) -> Analysis {
-    let statements = match Parser::parse_sql(dialect, sql) {
+    let statements = match parse(dialect, sql) {
         Ok(s) => s,
-        Err(e) => {
-            let message = e.to_string();
+        Err(message) => {
             let (line, column) = position(&message).unwrap_or((0, 0));
             let message = message
                 .split(" at Line:")
@@ -55,7 +86,7 @@ pub fn analyze(dialect: &dyn Dialect, sql: &str) -> Analysis {
 /// The SQL as sqlparser prints it back: layout, comments and keyword case no longer count.
 /// Text it cannot parse comes back with its whitespace collapsed.
 pub fn canonical(dialect: &dyn Dialect, sql: &str) -> String {
-    match Parser::parse_sql(dialect, sql) {
+    match parse(dialect, sql) {
         Ok(statements) => statements
             .iter()
             .map(ToString::to_string)

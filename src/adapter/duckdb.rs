@@ -14,6 +14,9 @@ use super::{
 };
 
 const KIND: AdapterKind = AdapterKind::DuckDb;
+/// A table staged aside is committed under its name with this suffix while its tests run; one
+/// still there when a run starts was left by a run that was killed.
+const AUDIT_SUFFIX: &str = "__xform_audit";
 
 pub struct DuckDb {
     root: Mutex<Connection>,
@@ -155,8 +158,15 @@ impl DuckSession {
         self.conn.execute_batch(sql).map_err(failed)
     }
 
+    /// Rolls back the open transaction, if any; an interrupt (Ctrl-C repeats them) does not
+    /// leave it open.
     fn rollback(&self) {
-        let _ = self.conn.execute_batch("ROLLBACK");
+        for _ in 0..100 {
+            match self.conn.execute_batch("ROLLBACK").map_err(failed) {
+                Err(DbError::Interrupted) => continue,
+                _ => return,
+            }
+        }
     }
 
     /// The rows of a table just created. This query is most of xform's own cost per table: the
@@ -189,7 +199,7 @@ impl DuckSession {
             _ => RelKind::Table,
         };
         let target = if aside {
-            Relation::new(&relation.schema, format!("{}__xform_audit", relation.name))
+            Relation::new(&relation.schema, format!("{}{AUDIT_SUFFIX}", relation.name))
         } else {
             relation.clone()
         };
@@ -672,6 +682,31 @@ impl Session for DuckSession {
         rows.collect::<Result<_, _>>().map_err(failed)
     }
 
+    fn drop_leftovers(&mut self, log: &mut Vec<String>) -> DbResult<Vec<Relation>> {
+        // Another process cannot have the file open (DuckDB locks it), so every such table
+        // belongs to a run that is over.
+        let sql = format!(
+            "SELECT table_schema, table_name FROM information_schema.tables \
+             WHERE table_catalog = current_database() AND table_type = 'BASE TABLE' \
+             AND suffix(table_name, {})",
+            literal(AUDIT_SUFFIX)
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(failed)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Relation::new(
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                ))
+            })
+            .map_err(failed)?;
+        let leftovers: Vec<Relation> = rows.collect::<Result<_, _>>().map_err(failed)?;
+        for r in &leftovers {
+            self.run(&format!("DROP TABLE IF EXISTS {}", rel(r)), log)?;
+        }
+        Ok(leftovers)
+    }
+
     fn create_schemas(&mut self, schemas: &[String], log: &mut Vec<String>) -> DbResult<()> {
         for s in schemas {
             self.run(
@@ -729,10 +764,13 @@ impl Session for DuckSession {
                 self.rollback();
                 Ok(())
             }
-            Some(_) => self.run(
-                &format!("DROP TABLE IF EXISTS {}", rel(&staged.readable_as)),
-                log,
-            ),
+            Some(_) => {
+                // On a connection of its own, which no interrupt reaches.
+                let drop = format!("DROP TABLE IF EXISTS {}", rel(&staged.readable_as));
+                log.push(drop.clone());
+                let cleaner = self.conn.try_clone().map_err(failed)?;
+                cleaner.execute_batch(&drop).map_err(failed)
+            }
         }
     }
 

@@ -55,6 +55,15 @@ impl AdapterKind {
         format!("\"{}\"", ident.replace('"', "\"\""))
     }
 
+    /// The form of an identifier under which two names are the same relation: DuckDB
+    /// compares identifiers case-insensitively, quoted or not.
+    pub fn fold_identifier(self, ident: &str) -> String {
+        match self {
+            AdapterKind::DuckDb => ident.to_lowercase(),
+            AdapterKind::Postgres => ident.to_string(),
+        }
+    }
+
     /// `"schema"."name"`.
     pub fn relation(self, schema: &str, name: &str) -> String {
         format!("{}.{}", self.quote(schema), self.quote(name))
@@ -507,6 +516,10 @@ pub trait Warehouse: Send + Sync {
 pub trait Session: Send {
     /// The tables and views in these schemas.
     fn relations(&mut self, schemas: &[String]) -> DbResult<Vec<(Relation, RelKind)>>;
+    /// Drops what a run of xform that was killed left behind (a table staged aside for its
+    /// tests) anywhere in the warehouse, and returns what it dropped. Called before a run
+    /// publishes anything.
+    fn drop_leftovers(&mut self, log: &mut Vec<String>) -> DbResult<Vec<Relation>>;
     /// Creates the schemas that do not exist.
     fn create_schemas(&mut self, schemas: &[String], log: &mut Vec<String>) -> DbResult<()>;
     /// Builds `relation` in an open transaction, replacing `replaces` (what exists under its
@@ -523,7 +536,8 @@ pub trait Session: Send {
     ) -> DbResult<Staged>;
     /// Commits a staged relation: from now on everyone reads it.
     fn publish(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<Staged>;
-    /// Drops a staged relation; the previous one stays published.
+    /// Drops a staged relation; the previous one stays published. Not interrupted by
+    /// `Warehouse::interrupt`: a Ctrl-C finishes the cleanup it started.
     fn discard(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<()>;
     /// Runs a query and returns at most `limit` rows.
     fn query(&mut self, sql: &str, limit: usize) -> DbResult<Rows>;

@@ -2,7 +2,7 @@
 //! did in `run.rs`.
 //! Files are written to a temporary name and renamed, so a killed run never leaves half a file.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -31,28 +31,51 @@ pub fn write_compiled(root: &Path, c: &Compiled) -> std::io::Result<usize> {
             ))
         })
         .collect();
-    write_derived(&jobs)?;
+    write_derived(&root.join(TARGET_DIR).join("compiled"), &jobs)?;
     Ok(jobs.len())
 }
 
-/// Writes many derived files (compiled SQL, run SQL) in parallel: plain writes, no
-/// temp-and-rename, skipped when unchanged; their folders are created first.
-fn write_derived<T: AsRef<[u8]> + Sync>(files: &[(PathBuf, T)]) -> std::io::Result<()> {
+/// Writes many derived files (compiled SQL, run SQL) under `tree` (`target/compiled`,
+/// `target/run`) in parallel: plain writes, no temp-and-rename, skipped when unchanged; their
+/// folders are created first. What an earlier layout of the project left in the way (a file
+/// `x.sql` where the folder `x.sql/` now goes, or the reverse) is derived too, and replaced.
+/// Errors name the path.
+fn write_derived<T: AsRef<[u8]> + Sync>(tree: &Path, files: &[(PathBuf, T)]) -> io::Result<()> {
     let dirs: std::collections::BTreeSet<&Path> =
         files.iter().filter_map(|(p, _)| p.parent()).collect();
     for d in dirs {
-        std::fs::create_dir_all(d)?;
+        make_dir(tree, d)?;
     }
     files
         .par_iter()
         .try_for_each(|(path, bytes)| write_if_changed(path, bytes.as_ref()))
 }
 
-fn write_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Creates `dir`, removing a file inside `tree` that stands where one of its folders goes.
+fn make_dir(tree: &Path, dir: &Path) -> io::Result<()> {
+    let in_the_way = dir
+        .ancestors()
+        .take_while(|a| a.starts_with(tree))
+        .find(|a| a.is_file());
+    if let Some(file) = in_the_way {
+        std::fs::remove_file(file).map_err(naming(file))?;
+    }
+    std::fs::create_dir_all(dir).map_err(naming(dir))
+}
+
+fn write_if_changed(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if std::fs::read(path).is_ok_and(|old| old == bytes) {
         return Ok(());
     }
-    std::fs::write(path, bytes)
+    if path.is_dir() {
+        std::fs::remove_dir_all(path).map_err(naming(path))?;
+    }
+    std::fs::write(path, bytes).map_err(naming(path))
+}
+
+/// An IO error that says which path it happened at.
+fn naming(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 fn sql_cache_path(root: &Path) -> PathBuf {
@@ -82,12 +105,17 @@ pub fn atomic_write(
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::fs::create_dir_all(dir).map_err(naming(dir))?;
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(naming(dir))?;
     let mut w = std::io::BufWriter::new(tmp);
-    write(&mut w)?;
-    let tmp = w.into_inner().map_err(|e| e.into_error())?;
-    tmp.persist(path).map(drop).map_err(|e| e.error)
+    write(&mut w).map_err(naming(path))?;
+    let tmp = w
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .map_err(naming(path))?;
+    tmp.persist(path)
+        .map(drop)
+        .map_err(|e| naming(path)(e.error))
 }
 
 #[derive(Serialize)]

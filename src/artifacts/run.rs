@@ -165,7 +165,7 @@ pub fn write_run_sql(
             (root.join(run_path(c, jobs[r.job].node)), text)
         })
         .collect();
-    write_derived(&files)
+    write_derived(&root.join(TARGET_DIR).join("run"), &files)
 }
 
 /// A seed transcoded to UTF-8 for the warehouse to read: `target/.xform/seeds/<path>`.

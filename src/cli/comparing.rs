@@ -42,8 +42,8 @@ pub struct CompareArgs {
     #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
     format: CompareFormat,
     /// Differing rows shown of each kind.
-    #[arg(long, default_value_t = 5)]
-    limit: usize,
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
+    limit: u64,
 }
 
 pub fn cmd_compare(g: &Global, a: &CompareArgs) -> i32 {
@@ -60,7 +60,7 @@ pub fn cmd_compare(g: &Global, a: &CompareArgs) -> i32 {
         match side(g, &c, session.as_mut(), rel) {
             Ok(s) => sides.push(s),
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 return 2;
             }
         }
@@ -72,23 +72,23 @@ pub fn cmd_compare(g: &Global, a: &CompareArgs) -> i32 {
     let opts = CompareOptions {
         key: a.key.clone(),
         columns: a.columns.clone(),
-        limit: a.limit,
+        limit: usize::try_from(a.limit).unwrap_or(usize::MAX),
     };
     let report = match compare::compare(session.as_mut(), c.project.target.kind, (a_side, b), &opts)
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot compare {} with {}: {e}", a.a, a.b);
+            errln!("error: cannot compare {} with {}: {e}", a.a, a.b);
             return 2;
         }
     };
     match a.format {
-        CompareFormat::Text => print!("{}", compare::text(&report)),
-        CompareFormat::Markdown => print!("{}", compare::markdown(&report)),
+        CompareFormat::Text => out!("{}", compare::text(&report)),
+        CompareFormat::Markdown => out!("{}", compare::markdown(&report)),
         CompareFormat::Json => {
             let mut doc = json!(report);
             doc["identical"] = json!(report.identical());
-            println!("{doc}");
+            outln!("{doc}");
         }
     }
     if a.fail_on_diff && !report.identical() {
@@ -192,7 +192,7 @@ pub fn compare_state(g: &Global, c: &Compiled, dir: &std::path::Path) -> Result<
     match &c.state {
         Some(s) if s.dir == dir => Ok(s.clone()),
         _ => State::load(&dir).map(Arc::new).map_err(|e| {
-            eprintln!("error: --compare-to: {e}");
+            errln!("error: --compare-to: {e}");
             2
         }),
     }
@@ -237,14 +237,12 @@ pub fn compare_to(
         if new == old {
             continue;
         }
-        let key = match n.config.get("unique_key") {
-            Some(serde_json::Value::String(k)) => vec![k.clone()],
-            Some(serde_json::Value::Array(ks)) => ks
-                .iter()
-                .filter_map(|k| k.as_str().map(str::to_string))
-                .collect(),
-            _ => Vec::new(),
-        };
+        let key = n
+            .config
+            .columns("unique_key")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let opts = CompareOptions {
             key,
             columns: Vec::new(),
@@ -276,23 +274,23 @@ pub fn compare_to(
     }
     let doc = json!({ "state": state.dir, "results": entries });
     if let Err(e) = artifacts::write_json(&g.project_dir, "compare.json", &doc) {
-        eprintln!("warning: cannot write target/compare.json: {e}");
+        errln!("warning: cannot write target/compare.json: {e}");
     }
     match g.log_format {
         LogFormat::Json => {
             for e in &entries {
-                println!("{}", json!({"event": "compare", "result": e}));
+                outln!("{}", json!({"event": "compare", "result": e}));
             }
         }
         LogFormat::Text => {
-            println!(
+            outln!(
                 "\nCompared with {} ({} relations):",
                 state.dir.display(),
                 lines.len()
             );
             let width = lines.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
             for (name, verdict) in &lines {
-                println!("  {name:<width$}  {verdict}");
+                outln!("  {name:<width$}  {verdict}");
             }
         }
     }

@@ -31,7 +31,7 @@ struct Entry {
 
 pub fn cmd_diff(g: &Global, select: &Select, format: DiffFormat) -> i32 {
     if select.state.is_none() {
-        eprintln!(
+        errln!(
             "error: xform diff needs --state DIR, a folder with the manifest.json to compare against (e.g. production's)"
         );
         return 2;
@@ -86,7 +86,7 @@ pub fn cmd_diff(g: &Global, select: &Select, format: DiffFormat) -> i32 {
         DiffFormat::Text => text(&entries, &downstream, &state),
         DiffFormat::Markdown => markdown(&entries, &downstream),
     };
-    print!("{text}");
+    out!("{text}");
     std::mem::forget(c);
     0
 }

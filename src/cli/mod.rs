@@ -2,8 +2,25 @@
 //! Exit codes: 0 success, 1 a node or test failed, 2 the command line, the project or the
 //! connection is invalid (nothing was written), 130 interrupted by Ctrl-C.
 
+/// `println!` and friends that never panic on a closed or full stdout (see `out`).
+macro_rules! outln {
+    () => { $crate::cli::out::stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::out::stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::out::stdout(format_args!($($arg)*)) };
+}
+macro_rules! errln {
+    () => { $crate::cli::out::stderr(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::out::stderr(format_args!("{}\n", format_args!($($arg)*))) };
+}
+macro_rules! err {
+    ($($arg:tt)*) => { $crate::cli::out::stderr(format_args!($($arg)*)) };
+}
+
 mod comparing;
 mod diff;
+mod out;
 mod output;
 mod running;
 
@@ -124,8 +141,8 @@ enum Command {
         /// The model (or seed) to show.
         model: String,
         /// How many rows to print.
-        #[arg(long, default_value_t = 10)]
-        limit: usize,
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
+        limit: u64,
     },
     /// What changed against another run's manifest (--state DIR): new, modified and removed
     /// nodes with a unified diff of their compiled SQL, and the nodes downstream.
@@ -158,34 +175,90 @@ enum SourceCommand {
     },
 }
 
+/// The stack of the command's thread and of rayon's workers.
+const STACK: usize = 64 << 20;
+
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    // Recorded in run_results.json for `xform retry`; a path that is not UTF-8 is kept lossily
+    // there, and used as it is by this run.
+    let argv: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    // User content decides how deep some of xform's work recurses (sqlparser's trees of a
+    // model's SQL, minijinja's of a template, within their limits): the command runs on a
+    // thread with a stack as large as rayon's workers get, not on main's 8 MiB.
     let _ = rayon::ThreadPoolBuilder::new()
-        .stack_size(64 << 20)
+        .stack_size(STACK)
         .build_global();
+    let code = std::thread::scope(|s| {
+        let command = std::thread::Builder::new()
+            .stack_size(STACK)
+            .spawn_scoped(s, || dispatch(&cli, &argv));
+        match command.map(|t| t.join()) {
+            Ok(Ok(code)) => code,
+            Ok(Err(_)) => 101,
+            Err(e) => {
+                errln!("error: cannot start a thread: {e}");
+                2
+            }
+        }
+    });
+    match out::failure() {
+        Some(e) => {
+            errln!("error: cannot write standard output: {e}");
+            // A run's output is its log: the run is done and target/run_results.json holds it.
+            // For every other command the output is what was asked for.
+            match (&cli.command, code) {
+                (c, _) if c.changes_the_warehouse() => code,
+                (_, 0) => 2,
+                _ => code,
+            }
+        }
+        None => code,
+    }
+}
+
+impl Command {
+    fn changes_the_warehouse(&self) -> bool {
+        matches!(
+            self,
+            Command::Build(_)
+                | Command::Run(_)
+                | Command::Seed(_)
+                | Command::Test(_)
+                | Command::Snapshot(_)
+                | Command::Retry
+        )
+    }
+}
+
+fn dispatch(cli: &Cli, argv: &[String]) -> i32 {
     let g = &cli.global;
     match &cli.command {
         Command::Compile { select, inline } => cmd_compile(g, select, inline.as_deref()),
         Command::Ls { select, output } => cmd_ls(g, select, *output),
         Command::Init { dir } => cmd_init(dir),
-        Command::Build(a) => running::cmd_run(g, a, running::Verb::Build, &argv),
-        Command::Run(a) => running::cmd_run(g, a, running::Verb::Run, &argv),
-        Command::Seed(a) => running::cmd_run(g, a, running::Verb::Seed, &argv),
+        Command::Build(a) => running::cmd_run(g, a, running::Verb::Build, argv),
+        Command::Run(a) => running::cmd_run(g, a, running::Verb::Run, argv),
+        Command::Seed(a) => running::cmd_run(g, a, running::Verb::Seed, argv),
         Command::Show { model, limit } => running::cmd_show(g, model, *limit),
         Command::Diff { select, format } => diff::cmd_diff(g, select, *format),
         Command::Retry => cmd_retry(g),
         Command::Compare(a) => comparing::cmd_compare(g, a),
         Command::Debug => running::cmd_debug(g),
         Command::Clean => running::cmd_clean(g),
-        Command::Test(a) => running::cmd_run(g, a, running::Verb::Test, &argv),
-        Command::Snapshot(a) => running::cmd_run(g, a, running::Verb::Snapshot, &argv),
+        Command::Test(a) => running::cmd_run(g, a, running::Verb::Test, argv),
+        Command::Snapshot(a) => running::cmd_run(g, a, running::Verb::Snapshot, argv),
         Command::Source {
             command: SourceCommand::Freshness { select },
         } => running::cmd_freshness(g, select),
@@ -211,7 +284,7 @@ fn load_and_compile(
         Some(dir) => match State::load(&state_dir(g, dir)) {
             Ok(s) => Some(Arc::new(s)),
             Err(e) => {
-                eprintln!("error: --state: {e}");
+                errln!("error: --state: {e}");
                 return Err(2);
             }
         },
@@ -262,12 +335,12 @@ fn report(format: LogFormat, diags: Diagnostics, files: &Files) {
     }
     match format {
         LogFormat::Text => {
-            eprint!(
+            err!(
                 "{}",
                 render(&sorted, files, std::io::stderr().is_terminal())
             );
             if errors > 0 {
-                eprintln!(
+                errln!(
                     "xform: {errors} error{} in the project; nothing was written",
                     plural(errors)
                 );
@@ -275,7 +348,7 @@ fn report(format: LogFormat, diags: Diagnostics, files: &Files) {
         }
         LogFormat::Json => {
             for d in &sorted {
-                println!("{}", diagnostic_json(d, files));
+                outln!("{}", diagnostic_json(d, files));
             }
         }
     }
@@ -309,7 +382,7 @@ fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> i32 {
             .iter()
             .position(|n| n.path.as_ref() == crate::project::INLINE_PATH)
             .and_then(|i| c.sql[i].clone());
-        print!("{}", sql.unwrap_or_default());
+        out!("{}", sql.unwrap_or_default());
         return 0;
     }
     if let Err(code) = write_compile_artifacts(&g.project_dir, &c) {
@@ -318,8 +391,8 @@ fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> i32 {
     let counts = count(&c);
     let secs = started.elapsed().as_secs_f64();
     match g.log_format {
-        LogFormat::Text => println!("compiled {} in {secs:.2} s", counts_text(&counts)),
-        LogFormat::Json => println!(
+        LogFormat::Text => outln!("compiled {} in {secs:.2} s", counts_text(&counts)),
+        LogFormat::Json => outln!(
             "{}",
             json!({"event": "compiled", "models": counts[0], "seeds": counts[1], "tests": counts[2], "seconds": secs})
         ),
@@ -335,10 +408,7 @@ fn write_compile_artifacts(root: &Path, c: &Compiled) -> Result<(), i32> {
         .and_then(|_| artifacts::write_manifest(root, c))
         .and_then(|_| artifacts::write_sql_cache(root, c));
     written.map_err(|e| {
-        eprintln!(
-            "error: cannot write {}: {e}",
-            root.join(artifacts::TARGET_DIR).display()
-        );
+        errln!("error: cannot write xform's files under target/: {e}");
         2
     })
 }
@@ -414,7 +484,7 @@ fn cmd_ls(g: &Global, select: &Select, output: Output) -> i32 {
         out.push_str(&line);
         out.push('\n');
     }
-    print!("{out}");
+    out!("{out}");
     std::mem::forget(c);
     0
 }
@@ -428,14 +498,14 @@ fn cmd_retry(g: &Global) -> i32 {
     let (argv, statuses) = match crate::state::read_run(&path) {
         Ok(Some(run)) => (run.argv, run.statuses),
         Ok(None) => {
-            eprintln!(
+            errln!(
                 "error: no previous run to retry: {} does not exist",
                 path.display()
             );
             return 2;
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 2;
         }
     };
@@ -443,7 +513,7 @@ fn cmd_retry(g: &Global) -> i32 {
     let prev = match Cli::try_parse_from(std::iter::once("xform".to_string()).chain(argv.clone())) {
         Ok(cli) => cli,
         Err(_) => {
-            eprintln!(
+            errln!(
                 "error: cannot read the last run's command line ({})",
                 argv.join(" ")
             );
@@ -457,7 +527,7 @@ fn cmd_retry(g: &Global) -> i32 {
         Command::Test(a) => (running::Verb::Test, a),
         Command::Snapshot(a) => (running::Verb::Snapshot, a),
         _ => {
-            eprintln!(
+            errln!(
                 "error: the last run (`xform {}`) is not one xform can retry",
                 argv.join(" ")
             );
@@ -466,7 +536,7 @@ fn cmd_retry(g: &Global) -> i32 {
     };
     let count = statuses.values().filter(|s| retried(s)).count();
     if count == 0 {
-        println!(
+        outln!(
             "nothing to retry: `xform {}` had no failed or skipped nodes",
             argv.join(" ")
         );
@@ -486,7 +556,7 @@ fn cmd_retry(g: &Global) -> i32 {
         },
     };
     if global.log_format == LogFormat::Text {
-        println!(
+        outln!(
             "retrying {count} node{} of `xform {}`",
             plural(count),
             argv.join(" ")
@@ -498,12 +568,12 @@ fn cmd_retry(g: &Global) -> i32 {
 fn cmd_init(dir: &Path) -> i32 {
     match scaffold::init(dir) {
         Ok(()) => {
-            println!("created a project in {}", dir.display());
-            println!("next: cd {} && xform compile", dir.display());
+            outln!("created a project in {}", dir.display());
+            outln!("next: cd {} && xform compile", dir.display());
             0
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             2
         }
     }

@@ -75,8 +75,8 @@ impl<'c> Printer<'c> {
 
     fn line(&self, text: &str) {
         match &self.bar {
-            Some(bar) => bar.suspend(|| println!("{text}")),
-            None => println!("{text}"),
+            Some(bar) => bar.suspend(|| outln!("{text}")),
+            None => outln!("{text}"),
         }
     }
 
@@ -87,7 +87,7 @@ impl<'c> Printer<'c> {
                 self.counted(),
                 plural(threads)
             )),
-            LogFormat::Json => println!(
+            LogFormat::Json => outln!(
                 "{}",
                 json!({"event": "run_started", "command": verb, "nodes": self.total, "target": target, "threads": threads})
             ),
@@ -100,12 +100,27 @@ impl<'c> Printer<'c> {
 
     pub fn event(&mut self, e: Event<'_>) {
         match e {
+            Event::LeftoversDropped(tables) => {
+                let names: Vec<String> = tables.iter().map(ToString::to_string).collect();
+                match self.format {
+                    LogFormat::Text => self.line(&format!(
+                        "dropped {} table{} left behind by an earlier run that was killed: {}",
+                        tables.len(),
+                        plural(tables.len()),
+                        names.join(", ")
+                    )),
+                    LogFormat::Json => outln!(
+                        "{}",
+                        json!({"event": "leftovers_dropped", "relations": names})
+                    ),
+                }
+            }
             Event::Started(job) => {
                 if let Some(bar) = &self.bar {
                     bar.set_message(job.label(self.c));
                 }
                 if self.format == LogFormat::Json && job.builds() {
-                    println!("{}", self.node_json("node_started", job, None));
+                    outln!("{}", self.node_json("node_started", job, None));
                 }
             }
             Event::Finished(job, r) => {
@@ -119,7 +134,7 @@ impl<'c> Printer<'c> {
                     match self.format {
                         LogFormat::Text => self.line(&self.node_line(job, r)),
                         LogFormat::Json => {
-                            println!("{}", self.node_json("node_finished", job, Some(r)))
+                            outln!("{}", self.node_json("node_finished", job, Some(r)))
                         }
                     }
                 }
@@ -141,7 +156,7 @@ impl<'c> Printer<'c> {
         self.step();
         match self.format {
             LogFormat::Text => self.line(&self.test_line(t)),
-            LogFormat::Json => println!("{}", self.test_json(t)),
+            LogFormat::Json => outln!("{}", self.test_json(t)),
         }
     }
 
@@ -297,7 +312,7 @@ impl<'c> Printer<'c> {
             count_tests(TestStatus::Skipped),
         );
         if self.format == LogFormat::Json {
-            println!(
+            outln!(
                 "{}",
                 json!({"event": "run_finished", "success": ok, "error": err + test_err, "skipped": skip + test_skip,
                        "pass": pass, "warn": warn, "fail": fail,
@@ -325,13 +340,13 @@ impl<'c> Printer<'c> {
         let errors = err + test_err;
         parts.push(format!("{} error{}", thousands(errors), plural(errors)));
         parts.push(format!("{} skipped", thousands(skip + test_skip)));
-        println!("{how} in {seconds:.2} s: {}", parts.join(", "));
+        outln!("{how} in {seconds:.2} s: {}", parts.join(", "));
         for r in &outcome.results {
             let job = &jobs[r.job];
             if r.status == Status::Error {
                 let n = &self.c.nodes()[job.node];
-                println!();
-                println!(
+                outln!();
+                outln!(
                     "{} {} {} ({})",
                     paint("ERROR", "31", self.color),
                     job.action.label(),
@@ -339,10 +354,10 @@ impl<'c> Printer<'c> {
                     n.path
                 );
                 for line in r.message.as_deref().unwrap_or("").lines() {
-                    println!("  {line}");
+                    outln!("  {line}");
                 }
                 if !r.statements.is_empty() {
-                    println!(
+                    outln!(
                         "  SQL as executed: {}",
                         crate::artifacts::run_path(self.c, job.node)
                     );
@@ -363,14 +378,14 @@ impl<'c> Printer<'c> {
     fn test_report(&self, t: &TestResult) {
         let n = &self.c.nodes()[t.node];
         let (word, code) = test_word(t.status);
-        println!();
+        outln!();
         let failures = match t.failures {
             Some(f) if t.status != TestStatus::Error => {
                 format!(": {}", counted(f, "failing row"))
             }
             _ => String::new(),
         };
-        println!(
+        outln!(
             "{} {} {} ({}){failures}",
             paint(word, code, self.color),
             kind_label(n.kind),
@@ -378,20 +393,20 @@ impl<'c> Printer<'c> {
             n.path
         );
         for line in t.message.as_deref().unwrap_or("").lines() {
-            println!("  {line}");
+            outln!("  {line}");
         }
         if let Some(rows) = t.rows.as_ref().filter(|r| !r.rows.is_empty()) {
             let shown = rows.rows.len();
             let table = rows_table(rows);
             for line in table.lines().take(shown + 2) {
-                println!("  {line}");
+                outln!("  {line}");
             }
             if t.failures.is_some_and(|f| f as usize > shown) {
-                println!("  (first {shown} shown)");
+                outln!("  (first {shown} shown)");
             }
         }
         if self.c.sql[t.node].is_some() && n.unit.is_none() {
-            println!("  compiled SQL: {}", compiled_path(n));
+            outln!("  compiled SQL: {}", compiled_path(n));
         }
     }
 }

@@ -98,7 +98,7 @@ pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> i32 {
     if let (Some(start), Some(end)) = (a.start, a.end)
         && start >= end
     {
-        eprintln!("error: --start {start} is not before --end {end}");
+        errln!("error: --start {start} is not before --end {end}");
         return 2;
     }
     let opts = materialize::PlanOptions {
@@ -145,7 +145,7 @@ pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> i32 {
         Ok(o) => o,
         Err(e) => {
             printer.finish_bar();
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return 2;
         }
     };
@@ -161,11 +161,11 @@ pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> i32 {
     if let Some(state) = &compare_state {
         match warehouse.session() {
             Ok(mut s) => super::comparing::compare_to(g, &c, state, (&jobs, &outcome), s.as_mut()),
-            Err(e) => eprintln!("warning: --compare-to: {e}"),
+            Err(e) => errln!("warning: --compare-to: {e}"),
         }
     }
     if let Err(e) = written {
-        eprintln!("warning: cannot write run artifacts under target/: {e}");
+        errln!("warning: cannot write run artifacts under target/: {e}");
     }
     std::mem::forget(c);
     exit_code(&outcome)
@@ -193,7 +193,7 @@ pub fn cmd_freshness(g: &Global, select: &Select) -> i32 {
         return 2;
     }
     if checks.is_empty() {
-        eprintln!("no selected source table declares `freshness` (with `loaded_at_field`)");
+        errln!("no selected source table declares `freshness` (with `loaded_at_field`)");
         return 0;
     }
     let (_warehouse, mut session) = match open_session(&c.project) {
@@ -245,8 +245,8 @@ pub fn cmd_freshness(g: &Global, select: &Select) -> i32 {
             "message": r.message,
         });
         match g.log_format {
-            LogFormat::Text => println!("{:<5}  {name:<width$}  {detail}", r.status.label()),
-            LogFormat::Json => println!(
+            LogFormat::Text => outln!("{:<5}  {name:<width$}  {detail}", r.status.label()),
+            LogFormat::Json => outln!(
                 "{}",
                 serde_json::json!({"event": "freshness", "result": &entry})
             ),
@@ -257,7 +257,7 @@ pub fn cmd_freshness(g: &Global, select: &Select) -> i32 {
     let errors =
         count(freshness::FreshnessStatus::Error) + count(freshness::FreshnessStatus::RuntimeError);
     if g.log_format == LogFormat::Text {
-        println!(
+        outln!(
             "\n{} pass, {} warn, {errors} error",
             count(freshness::FreshnessStatus::Pass),
             count(freshness::FreshnessStatus::Warn)
@@ -265,7 +265,7 @@ pub fn cmd_freshness(g: &Global, select: &Select) -> i32 {
     }
     let doc = serde_json::json!({ "results": entries });
     if let Err(e) = artifacts::write_json(&g.project_dir, "sources.json", &doc) {
-        eprintln!("warning: cannot write target/sources.json: {e}");
+        errln!("warning: cannot write target/sources.json: {e}");
     }
     if errors > 0 { 1 } else { 0 }
 }
@@ -354,7 +354,7 @@ pub fn open_session(p: &Project) -> Result<Opened, i32> {
     match warehouse.session() {
         Ok(s) => Ok((warehouse, s)),
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             Err(2)
         }
     }
@@ -363,7 +363,7 @@ pub fn open_session(p: &Project) -> Result<Opened, i32> {
 fn open_warehouse(p: &Project) -> Result<Arc<dyn Warehouse>, i32> {
     let t = &p.target;
     adapter::open(t.kind, &p.root, &t.name, &t.settings).map_err(|e| {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
         2
     })
 }
@@ -387,7 +387,7 @@ fn stop_on_ctrl_c(stop: Option<&Stop>) {
             let running = RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
             match running.as_ref() {
                 Some(s) if !s.is_stopped() => {
-                    eprintln!("\ninterrupting: running statements are rolled back, previous relations kept (Ctrl-C again to quit now)");
+                    errln!("\ninterrupting: running statements are rolled back, previous relations kept (Ctrl-C again to quit now)");
                     s.stop();
                 }
                 _ => std::process::exit(130),
@@ -396,7 +396,7 @@ fn stop_on_ctrl_c(stop: Option<&Stop>) {
     });
 }
 
-pub fn cmd_show(g: &Global, model: &str, limit: usize) -> i32 {
+pub fn cmd_show(g: &Global, model: &str, limit: u64) -> i32 {
     let (c, _) = match load_and_compile(g, &Select::default(), None) {
         Ok(ok) => ok,
         Err(code) => return code,
@@ -407,9 +407,9 @@ pub fn cmd_show(g: &Global, model: &str, limit: usize) -> i32 {
             .iter()
             .filter(|n| matches!(n.kind, NodeKind::Model | NodeKind::Seed))
             .map(|n| n.name.as_str());
-        eprintln!("error: `{model}` is not a model or seed in this project");
+        errln!("error: `{model}` is not a model or seed in this project");
         if let Some(help) = did_you_mean(model, names) {
-            eprintln!("help: {help}");
+            errln!("help: {help}");
         }
         return 2;
     };
@@ -417,7 +417,7 @@ pub fn cmd_show(g: &Global, model: &str, limit: usize) -> i32 {
         (Some(sql), _) => sql.clone(),
         (None, Some(rel)) => format!("SELECT * FROM {rel}"),
         (None, None) => {
-            eprintln!("error: `{model}` has no SQL to show");
+            errln!("error: `{model}` has no SQL to show");
             return 2;
         }
     };
@@ -425,19 +425,20 @@ pub fn cmd_show(g: &Global, model: &str, limit: usize) -> i32 {
         Ok(w) => w,
         Err(code) => return code,
     };
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let rows = warehouse.session().and_then(|mut s| s.query(&sql, limit));
     match rows {
         Ok(rows) if g.log_format == LogFormat::Json => {
-            println!("{}", super::output::rows_json(&rows));
+            outln!("{}", super::output::rows_json(&rows));
             0
         }
         Ok(rows) => {
-            print!("{}", rows_table(&rows));
+            out!("{}", rows_table(&rows));
             0
         }
         Err(e) => {
-            eprintln!("error: `{model}` failed: {e}");
-            eprintln!(
+            errln!("error: `{model}` failed: {e}");
+            errln!(
                 "note: its parents must exist in the warehouse; `xform build -s +{model}` builds them"
             );
             1
@@ -452,30 +453,32 @@ fn find_node(c: &Compiled, name: &str) -> Option<usize> {
 }
 
 pub fn cmd_debug(g: &Global) -> i32 {
-    println!("xform {}", env!("CARGO_PKG_VERSION"));
+    outln!("xform {}", env!("CARGO_PKG_VERSION"));
     let mut files = Files::default();
     let mut diags = Diagnostics::default();
     let project = load(&g.project_dir, &load_options(g), &mut files, &mut diags);
     let failed = diags.has_errors();
     report(g.log_format, diags, &files);
     let Some(p) = project.filter(|_| !failed) else {
-        println!("project: invalid (see above)");
+        outln!("project: invalid (see above)");
         return 2;
     };
     let t = &p.target;
-    println!(
+    outln!(
         "project: {} ({})",
         p.name,
         p.root.join(PROJECT_FILE).display()
     );
-    println!("target: {} (type {})", t.name, t.kind.name());
-    println!(
+    outln!("target: {} (type {})", t.name, t.kind.name());
+    outln!(
         "  warehouse: {}",
         adapter::describe(t.kind, &p.root, &t.name, &t.settings)
     );
-    println!(
+    outln!(
         "  schema: {}  schema_prefix: {:?}  threads: {}",
-        t.schema, t.schema_prefix, t.threads
+        t.schema,
+        t.schema_prefix,
+        t.threads
     );
     let checked = adapter::open(t.kind, &p.root, &t.name, &t.settings).and_then(|w| {
         w.session()
@@ -484,11 +487,11 @@ pub fn cmd_debug(g: &Global) -> i32 {
     });
     match checked {
         Ok(v) => {
-            println!("connection: ok ({v})");
+            outln!("connection: ok ({v})");
             0
         }
         Err(e) => {
-            println!("connection: FAILED: {e}");
+            outln!("connection: FAILED: {e}");
             2
         }
     }
@@ -497,20 +500,20 @@ pub fn cmd_debug(g: &Global) -> i32 {
 pub fn cmd_clean(g: &Global) -> i32 {
     let root: &Path = &g.project_dir;
     if !root.join(PROJECT_FILE).is_file() {
-        eprintln!(
+        errln!(
             "error: no {PROJECT_FILE} in {}: not cleaning a folder that is not an xform project",
             root.display()
         );
         return 2;
     }
     match artifacts::clean(root) {
-        Ok(removed) if removed.is_empty() => println!("nothing to clean"),
-        Ok(removed) => println!(
+        Ok(removed) if removed.is_empty() => outln!("nothing to clean"),
+        Ok(removed) => outln!(
             "removed {} (the warehouse database is kept)",
             removed.join(", ")
         ),
         Err(e) => {
-            eprintln!("error: cannot clean target/: {e}");
+            errln!("error: cannot clean target/: {e}");
             return 2;
         }
     }

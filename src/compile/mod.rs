@@ -153,6 +153,7 @@ pub fn compile(
     }
     drop(names);
     let final_names = Arc::new(name_table(&project));
+    check_relations(&project, &final_names, diags);
     let edges = edges(
         &project.nodes,
         [&rendered, &incremental],
@@ -245,6 +246,74 @@ pub fn compile(
         return None;
     }
     Some(c)
+}
+
+/// Two nodes building one relation would overwrite each other (which one wins depends on
+/// timing): the project is refused, naming both. Names with `__xform_` are xform's own.
+fn check_relations(project: &Project, names: &Names, diags: &mut Diagnostics) {
+    let kind = project.target.kind;
+    let mut built: HashMap<(String, String), usize> = HashMap::new();
+    for (i, n) in project.nodes.iter().enumerate() {
+        let Some(r) = names.relations[i].as_ref().filter(|r| !r.ephemeral) else {
+            continue;
+        };
+        if !matches!(
+            n.kind,
+            NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
+        ) {
+            continue;
+        }
+        let at = n
+            .config
+            .at("alias")
+            .cloned()
+            .or_else(|| n.at.clone())
+            .unwrap_or_else(|| Loc::new(&n.path, 0..0));
+        if r.identifier.contains("__xform_") {
+            diags.push(
+                Diagnostic::error(format!(
+                    "{} `{}` would build `{}.{}`: names containing `__xform_` are reserved for xform's own staging tables",
+                    n.kind.name(),
+                    n.name,
+                    r.schema,
+                    r.identifier
+                ))
+                .at(at),
+            );
+            continue;
+        }
+        let key = (
+            kind.fold_identifier(&r.schema),
+            kind.fold_identifier(&r.identifier),
+        );
+        let Some(&first) = built.get(&key) else {
+            built.insert(key, i);
+            continue;
+        };
+        let other = &project.nodes[first];
+        diags.push(
+            Diagnostic::error(format!(
+                "{} `{}` and {} `{}` both build `{}.{}`",
+                other.kind.name(),
+                other.name,
+                n.kind.name(),
+                n.name,
+                r.schema,
+                r.identifier
+            ))
+            .at(at)
+            .related(
+                other
+                    .config
+                    .at("alias")
+                    .cloned()
+                    .or_else(|| other.at.clone())
+                    .unwrap_or_else(|| Loc::new(&other.path, 0..0)),
+                "the other one is here",
+            )
+            .help("give one of them another `alias` or `schema`"),
+        );
+    }
 }
 
 /// The project macros each node's renders called.

@@ -91,6 +91,8 @@ impl NodeResult {
 }
 
 pub enum Event<'a> {
+    /// Tables an earlier, killed run left behind, dropped before anything was built.
+    LeftoversDropped(&'a [Relation]),
     Started(&'a Job),
     Finished(&'a Job, &'a NodeResult),
 }
@@ -125,7 +127,10 @@ pub fn run(
     let mut sessions = (0..threads)
         .map(|_| stop.warehouse.session())
         .collect::<Result<Vec<_>, _>>()?;
-    let existing = prepare(sessions[0].as_mut(), compiled, jobs)?;
+    let (existing, leftovers) = prepare(sessions[0].as_mut(), compiled, jobs)?;
+    if !leftovers.is_empty() {
+        on_event(Event::LeftoversDropped(&leftovers));
+    }
     let graph = JobGraph::new(compiled, jobs);
     let ctx = Ctx {
         compiled,
@@ -150,12 +155,14 @@ pub fn run(
     })
 }
 
-/// Creates the schemas the jobs need and reads what exists in them.
+/// Drops what a killed run left behind, creates the schemas the jobs need and reads what
+/// exists in them.
 fn prepare(
     session: &mut dyn Session,
     c: &Compiled,
     jobs: &[Job],
-) -> Result<HashMap<Relation, RelKind>, DbError> {
+) -> Result<(HashMap<Relation, RelKind>, Vec<Relation>), DbError> {
+    let leftovers = session.drop_leftovers(&mut Vec::new())?;
     let mut schemas: Vec<String> = jobs
         .iter()
         .filter(|j| j.builds())
@@ -171,7 +178,8 @@ fn prepare(
     schemas.sort();
     schemas.dedup();
     session.create_schemas(&schemas, &mut Vec::new())?;
-    Ok(session.relations(&schemas)?.into_iter().collect())
+    let existing = session.relations(&schemas)?.into_iter().collect();
+    Ok((existing, leftovers))
 }
 
 fn work(

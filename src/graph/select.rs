@@ -68,15 +68,16 @@ impl Selection {
     pub fn parse(specs: &[String]) -> Result<Selection, Diagnostic> {
         let mut terms = Vec::new();
         for spec in specs {
+            if spec.trim().is_empty() {
+                return Err(Diagnostic::error("an empty selector (`''`) selects nothing")
+                    .help("give a selector (a name, tag:x, path:dir, ...), or leave out the option to take every node"));
+            }
             for term in spec.split_whitespace() {
                 let atoms = term
                     .split(',')
-                    .filter(|a| !a.is_empty())
                     .map(parse_atom)
                     .collect::<Result<Vec<_>, _>>()?;
-                if !atoms.is_empty() {
-                    terms.push(atoms);
-                }
+                terms.push(atoms);
             }
         }
         Ok(Selection(terms))

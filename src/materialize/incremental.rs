@@ -207,16 +207,9 @@ impl<'a> Checker<'a> {
 
     /// A column name or a list of them.
     fn columns(&mut self, key: &str) -> Option<Vec<String>> {
-        match self.node.config.get(key) {
-            None | Some(Json::Null) => None,
-            Some(Json::String(s)) => Some(vec![s.clone()]),
-            Some(Json::Array(items)) if items.iter().all(Json::is_string) => Some(
-                items
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect(),
-            ),
-            Some(other) => {
+        match self.node.config.columns(key) {
+            Ok(columns) => columns,
+            Err(other) => {
                 self.bad(
                     key,
                     format!("`{key}` must be a column name or a list of them, found {other}"),

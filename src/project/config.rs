@@ -128,6 +128,31 @@ impl Config {
         self.get(key).and_then(Json::as_str)
     }
 
+    /// A column or a list of columns (`unique_key: id`, `[day, shop_id]`), blank names left
+    /// out (`unique_key: ''` is no key, as in dbt); the value itself when it is neither.
+    pub fn columns(&self, key: &str) -> Result<Option<Vec<String>>, &Json> {
+        let named = |s: &&str| !s.trim().is_empty();
+        match self.get(key) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::String(s)) => Ok(Some(
+                Some(s.as_str())
+                    .filter(named)
+                    .map(str::to_string)
+                    .into_iter()
+                    .collect(),
+            )),
+            Some(Json::Array(items)) if items.iter().all(Json::is_string) => Ok(Some(
+                items
+                    .iter()
+                    .filter_map(Json::as_str)
+                    .filter(named)
+                    .map(str::to_string)
+                    .collect(),
+            )),
+            Some(other) => Err(other),
+        }
+    }
+
     pub fn at(&self, key: &str) -> Option<&Loc> {
         self.setting(key).and_then(|s| s.at.as_ref())
     }

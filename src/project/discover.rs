@@ -62,8 +62,9 @@ const TEST_FILES: Kinds = &[
     ("yaml", FileKind::Properties),
 ];
 
-pub fn discover(root: &Path, paths: &Paths) -> Vec<Found> {
-    let mut out = Vec::new();
+/// The project's files, and a diagnostic for each one xform cannot name (not UTF-8).
+pub fn discover(root: &Path, paths: &Paths) -> (Vec<Found>, Vec<Diagnostic>) {
+    let mut out = (Vec::new(), Vec::new());
     let groups: [(&Vec<String>, Kinds); 5] = [
         (&paths.models, MODEL_FILES),
         (&paths.seeds, SEED_FILES),
@@ -79,7 +80,12 @@ pub fn discover(root: &Path, paths: &Paths) -> Vec<Found> {
     out
 }
 
-fn walk(root: &Path, dir: &str, kinds: &[(&str, FileKind)], out: &mut Vec<Found>) {
+fn walk(
+    root: &Path,
+    dir: &str,
+    kinds: &[(&str, FileKind)],
+    (out, diags): &mut (Vec<Found>, Vec<Diagnostic>),
+) {
     let base = root.join(dir);
     let walker = WalkDir::new(&base)
         .follow_links(true)
@@ -98,6 +104,14 @@ fn walk(root: &Path, dir: &str, kinds: &[(&str, FileKind)], out: &mut Vec<Found>
         let Some(&(_, mut kind)) = kinds.iter().find(|(e, _)| *e == ext) else {
             continue;
         };
+        if rel.to_str().is_none() {
+            let shown = format!("{:?}", Path::new(dir).join(rel));
+            diags.push(
+                Diagnostic::error(format!("the file name {shown} is not valid UTF-8"))
+                    .help("rename it: file and folder names become node names, config paths and relations"),
+            );
+            continue;
+        }
         let folders: Vec<String> = rel
             .parent()
             .map(|p| {
@@ -171,7 +185,9 @@ pub fn read_all(root: &Path, found: Vec<Found>) -> (Vec<Read>, Vec<Diagnostic>) 
     (reads, diags)
 }
 
-fn decode(path: &Arc<str>, bytes: Vec<u8>) -> (Arc<str>, Option<Diagnostic>) {
+/// A file's bytes as text; when they are not UTF-8, the text kept lossily and a diagnostic at
+/// the first bad byte.
+pub(super) fn decode(path: &Arc<str>, bytes: Vec<u8>) -> (Arc<str>, Option<Diagnostic>) {
     match String::from_utf8(bytes) {
         Ok(mut s) => {
             if s.starts_with('\u{feff}') {

@@ -5,6 +5,7 @@
 
 pub mod config;
 mod discover;
+pub mod jinja;
 mod nodes;
 pub mod properties;
 pub mod settings;
@@ -66,7 +67,11 @@ fn load_into(
 ) -> Option<Project> {
     let settings_path: Arc<str> = Arc::from(PROJECT_FILE);
     let text = match std::fs::read(root.join(PROJECT_FILE)) {
-        Ok(bytes) => Arc::from(String::from_utf8_lossy(&bytes).into_owned()),
+        Ok(bytes) => {
+            let (text, not_utf8) = discover::decode(&settings_path, bytes);
+            diags.extend(not_utf8);
+            text
+        }
         Err(_) => {
             diags.push(Diagnostic::error(format!("no {PROJECT_FILE} in {}", root.display())).help(
                 "run xform inside a project, pass --project-dir DIR, or create one with `xform init DIR`",
@@ -81,7 +86,8 @@ fn load_into(
     let render = |s: &str| render_setting(s, &env, &vars);
     let target = settings.target(opts.target.as_deref(), &render, diags);
 
-    let found = discover::discover(root, &settings.paths);
+    let (found, unnamed) = discover::discover(root, &settings.paths);
+    diags.extend(unnamed);
     let (reads, read_diags) = discover::read_all(root, found);
     diags.extend(read_diags);
     for r in &reads {
@@ -137,6 +143,8 @@ fn render_setting(
     vars: &serde_json::Map<String, Json>,
 ) -> Result<String, String> {
     let mut jinja = minijinja::Environment::new();
+    // A setting is one short string: a loop running this long is a mistake.
+    jinja.set_fuel(Some(1_000_000));
     let env = env.clone();
     jinja.add_function("env_var", move |name: String, default: Option<String>| {
         env.get(&name).cloned().or(default).ok_or_else(|| {
@@ -161,6 +169,9 @@ fn render_setting(
                 })
         },
     );
+    if let Some((_, message)) = jinja::too_long(text) {
+        return Err(message);
+    }
     jinja
         .render_str(text, ())
         .map_err(|e| format!("cannot render `{text}`: {}", e.detail().unwrap_or("")))

@@ -270,6 +270,7 @@ fn snapshot_nodes(settings: &Settings, r: Read, diags: &mut Diagnostics) -> Vec<
     let project = settings.name.as_str();
     let text = &*r.text;
     let mut out = Vec::new();
+    let mut blocks = Vec::new();
     let mut rest = 0;
     while let Some((open, name, body_start)) = next_tag(text, rest, "snapshot") {
         let Some((close, _, after)) = next_tag(text, body_start, "endsnapshot") else {
@@ -300,8 +301,10 @@ fn snapshot_nodes(settings: &Settings, r: Read, diags: &mut Diagnostics) -> Vec<
         n.raw = Some(Arc::from(blanked));
         n.at = Some(Loc::new(&r.found.path, open..body_start));
         out.push(n);
+        blocks.push(open..after);
         rest = after;
     }
+    diags.extend(check_outside_blocks(&r.found.path, text, &blocks));
     if out.is_empty() {
         diags.push(
             Diagnostic::error("a file under snapshots/ holds no {% snapshot name %} block")
@@ -310,6 +313,43 @@ fn snapshot_nodes(settings: &Settings, r: Read, diags: &mut Diagnostics) -> Vec<
         );
     }
     out
+}
+
+/// The Jinja of a snapshot file outside its blocks renders to nothing, but broken Jinja there
+/// is still a mistake: it is parsed (blocks blanked, so lines stay the file's) and a syntax
+/// error reported where it is.
+fn check_outside_blocks(
+    path: &Arc<str>,
+    text: &str,
+    blocks: &[std::ops::Range<usize>],
+) -> Option<Diagnostic> {
+    let outside: String = text
+        .char_indices()
+        .map(|(i, c)| match c {
+            '\n' => '\n',
+            _ if blocks.iter().any(|b| b.contains(&i)) => ' ',
+            _ => c,
+        })
+        .collect();
+    if !outside.contains(['{', '%', '#']) {
+        return None;
+    }
+    if let Err(d) = super::jinja::check_length(path, &outside) {
+        return Some(d);
+    }
+    let env = minijinja::Environment::new();
+    let e = env.template_from_str(&outside).err()?;
+    let span = e
+        .range()
+        .or_else(|| e.line().map(|l| crate::diagnostics::line_span(text, l)))
+        .unwrap_or(0..0);
+    Some(
+        Diagnostic::error(format!(
+            "Jinja syntax error outside the snapshot blocks: {}",
+            e.detail().unwrap_or("invalid syntax")
+        ))
+        .at(Loc::new(path, span)),
+    )
 }
 
 /// The next `{% tag word %}` at or after `from`: where it starts, the word, where it ends.

@@ -7,12 +7,44 @@
 
 use std::sync::Arc;
 
-use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use saphyr::{MarkedYaml, Scalar, YamlData, YamlLoader};
+use saphyr_parser::{Event, Marker, Parser, Span, SpannedEventReceiver};
 use serde_json::Value as Json;
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
 
 pub type Node<'t> = MarkedYaml<'t>;
+
+/// How deep mappings and lists may nest (saphyr stops flow-style nesting at 255 by itself).
+pub const MAX_DEPTH: usize = 200;
+
+/// saphyr's loader, given the parser's events only while the nesting stays within
+/// [`MAX_DEPTH`]; past it the place is remembered and loading stops.
+struct Bounded<'t> {
+    loader: YamlLoader<'t, Node<'t>>,
+    depth: usize,
+    too_deep: Option<Marker>,
+}
+
+impl<'t> SpannedEventReceiver<'t> for Bounded<'t> {
+    fn on_event(&mut self, ev: Event<'t>, span: Span) {
+        if self.too_deep.is_some() {
+            return;
+        }
+        match ev {
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    self.too_deep = Some(span.start);
+                    return;
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => self.depth = self.depth.saturating_sub(1),
+            _ => {}
+        }
+        self.loader.on_event(ev, span);
+    }
+}
 
 /// One YAML file being read: where diagnostics point.
 pub struct Src<'t> {
@@ -43,22 +75,48 @@ impl<'t> Src<'t> {
         start + rest.char_indices().nth(col).map_or(rest.len(), |(i, _)| i)
     }
 
-    /// Parses the first document; an empty file is `None`.
+    /// Parses the first document; an empty file is `None`. Nesting deeper than
+    /// [`MAX_DEPTH`] is an error at the line where it goes too deep (deeper trees would
+    /// exhaust the stack of whatever walks them).
     pub fn parse(&self) -> Result<Option<Node<'t>>, Diagnostic> {
-        match MarkedYaml::load_from_str(self.text) {
-            Ok(mut docs) => Ok((!docs.is_empty()).then(|| docs.swap_remove(0))),
-            Err(e) => {
-                let m = e.marker();
-                let at = self.offset(m.line(), m.col());
-                let end = self.text[at..]
-                    .chars()
-                    .next()
-                    .map_or(at, |c| at + c.len_utf8());
-                Err(Diagnostic::error(format!("invalid YAML: {}", e.info()))
-                    .at(Loc::new(&self.file, at..end))
-                    .help("check the indentation and quoting on this line"))
+        let mut bounded = Bounded {
+            loader: YamlLoader::default(),
+            depth: 0,
+            too_deep: None,
+        };
+        // Events one by one: saphyr's own `load` recurses once per level of nesting.
+        let mut error = None;
+        for event in Parser::new_from_str(self.text) {
+            match event {
+                Ok((ev, span)) => bounded.on_event(ev, span),
+                Err(e) => error = Some(e),
+            }
+            if error.is_some() || bounded.too_deep.is_some() {
+                break;
             }
         }
+        let error = error.or_else(|| bounded.loader.error().cloned());
+        if let Some(at) = bounded.too_deep {
+            let at = self.offset(at.line(), at.col());
+            return Err(Diagnostic::error(format!(
+                "YAML nested more than {MAX_DEPTH} levels deep"
+            ))
+            .at(Loc::new(&self.file, at..at))
+            .help("flatten the structure: no project or property file needs this depth"));
+        }
+        if let Some(e) = error {
+            let m = e.marker();
+            let at = self.offset(m.line(), m.col());
+            let end = self.text[at..]
+                .chars()
+                .next()
+                .map_or(at, |c| at + c.len_utf8());
+            return Err(Diagnostic::error(format!("invalid YAML: {}", e.info()))
+                .at(Loc::new(&self.file, at..end))
+                .help("check the indentation and quoting on this line"));
+        }
+        let mut docs = bounded.loader.into_documents();
+        Ok((!docs.is_empty()).then(|| docs.swap_remove(0)))
     }
 
     pub fn loc(&self, node: &Node) -> Loc {

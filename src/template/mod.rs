@@ -20,10 +20,15 @@ use objects::{ConfigFn, RefFn, RenderScope, SourceFn};
 pub use objects::{Names, PLACEHOLDER_CLOSE, PLACEHOLDER_OPEN, RelName, RenderLog};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
-use crate::project::{Node, Project};
+use crate::project::{Node, Project, jinja};
 
 /// How deep macros may call each other across files before xform calls it runaway recursion.
 const MAX_MACRO_DEPTH: usize = 64;
+/// How much work one render may do (minijinja's fuel: about one unit per instruction, and per
+/// item or character that filters handle) before xform calls it a runaway loop: a loop of
+/// 100,000 iterations writing a line of SQL each fits; a runaway one stops after about 4 s in
+/// the dev build.
+pub const MAX_STEPS: u64 = 20_000_000;
 /// Names a macro cannot take: they are xform's own.
 const RESERVED: &[&str] = &[
     "ref",
@@ -61,6 +66,7 @@ pub fn environment<'s>(project: &Project, diags: &mut Diagnostics) -> Templates<
         env.set_syntax(syntax);
     }
     env.set_recursion_limit(200);
+    env.set_fuel(Some(MAX_STEPS));
     env.set_debug(true);
     add_globals(&mut env, project);
     let mut t = Templates {
@@ -126,6 +132,10 @@ fn add_macro_file(
     builtin: bool,
     diags: &mut Diagnostics,
 ) {
+    if let Err(d) = jinja::check_length(path, text) {
+        diags.push(d);
+        return;
+    }
     let source = scan::rewrite_tests(text).into_owned();
     if let Err(e) = t.env.add_template_owned(path.to_string(), source) {
         diags.push(jinja_diagnostic(&e, None, None));
@@ -265,6 +275,7 @@ pub fn render<'s>(
         model => context! { name => node.name.clone(), unique_id => node.unique_id.clone(), path => node.path.to_string() },
         is_incremental => Value::from_function(move || incremental),
     };
+    jinja::check_length(path, text)?;
     let result = t
         .env
         .template_from_named_str(path, text)
@@ -314,6 +325,9 @@ fn describe(e: &Error) -> String {
         (ErrorKind::UndefinedError, Some(d)) => format!("undefined value: {d}"),
         (ErrorKind::UndefinedError, None) => "undefined value".into(),
         (ErrorKind::UnknownFunction, Some(d)) => format!("unknown function or macro: {d}"),
+        (ErrorKind::OutOfFuel, _) => format!(
+            "the template was stopped after {MAX_STEPS} steps: a loop that does not end, or one far too long"
+        ),
         (_, Some(d)) => d.to_string(),
         (kind, None) => kind.to_string(),
     }
@@ -321,6 +335,9 @@ fn describe(e: &Error) -> String {
 
 fn hint(e: &Error, t: Option<&Templates>) -> Option<String> {
     match e.kind() {
+        ErrorKind::OutOfFuel => {
+            Some("check the bounds of the loops (and of macros calling themselves) here".into())
+        }
         ErrorKind::UnknownFunction => {
             let name = e.detail()?.split_whitespace().next()?;
             let known = t?.macros.keys().map(String::as_str);

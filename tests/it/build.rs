@@ -3,10 +3,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::harness::{project, write_files, xform};
+use crate::harness::{example_project, project, spawn, write_files, xform};
 
 /// Every value of a query as text (NULL as "NULL"), rows in the query's order.
 pub fn query(dir: &Path, sql: &str) -> Vec<Vec<String>> {
@@ -46,9 +46,9 @@ fn relations(dir: &Path) -> Vec<(String, String)> {
     .collect()
 }
 
-/// No relation left under a temporary name (as a build that stages under one would leave).
+/// No relation left under a staging name (`__xform_...`).
 fn no_temporary_relations(dir: &Path) -> bool {
-    !relations(dir).iter().any(|(r, _)| r.contains("xform_tmp"))
+    !relations(dir).iter().any(|(r, _)| r.contains("__xform_"))
 }
 
 pub fn run_results(dir: &Path) -> serde_json::Value {
@@ -454,16 +454,6 @@ select '{marker}' as marker, (select count(*) from range(100000000) t(x) where x
     files
 }
 
-fn spawn(dir: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_xform"))
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn xform")
-}
-
 /// Reads the child's stdout until a line matches, so the test acts mid-run.
 fn wait_for_line(child: &mut Child, what: &str) -> Vec<String> {
     let stdout = child.stdout.as_mut().unwrap();
@@ -558,34 +548,6 @@ fn a_second_build_on_the_same_file_exits_2_with_a_clear_message() {
     assert!(o.stderr.contains("dev.duckdb"), "{}", o.stderr);
     let status = first.wait().unwrap();
     assert!(status.success());
-}
-
-/// Copies the example project at the repository root (not the Rust tests under tests/it).
-fn example_project() -> tempfile::TempDir {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    for entry in walkdir::WalkDir::new(root).min_depth(1) {
-        let entry = entry.unwrap();
-        let rel = entry.path().strip_prefix(root).unwrap();
-        let top = rel
-            .components()
-            .next()
-            .unwrap()
-            .as_os_str()
-            .to_string_lossy()
-            .into_owned();
-        let wanted = matches!(
-            top.as_str(),
-            "project.yml" | "models" | "macros" | "seeds" | "snapshots" | "tests" | "data"
-        );
-        if !wanted || rel.starts_with("tests/it") || !entry.file_type().is_file() {
-            continue;
-        }
-        let to = dir.path().join(rel);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(entry.path(), to).unwrap();
-    }
-    dir
 }
 
 #[test]

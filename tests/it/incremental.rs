@@ -724,7 +724,7 @@ group by dt order by dt
     .unwrap();
     assert!(d.join("lake/events/dt=2023-08-01").is_dir());
     // Run from another folder: the location is relative to the project, not the shell.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xform"))
+    let out = std::process::Command::new(crate::harness::bin())
         .args(["build", "--project-dir"])
         .arg(d)
         .current_dir(std::env::temp_dir())

@@ -3,8 +3,11 @@
 
 mod build;
 mod errors;
+mod fuzz;
 mod harness;
 mod incremental;
+mod regressions;
+mod reliability;
 mod render;
 mod select;
 mod state;
