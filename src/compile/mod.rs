@@ -263,12 +263,7 @@ fn check_relations(project: &Project, names: &Names, diags: &mut Diagnostics) {
         ) {
             continue;
         }
-        let at = n
-            .config
-            .at("alias")
-            .cloned()
-            .or_else(|| n.at.clone())
-            .unwrap_or_else(|| Loc::new(&n.path, 0..0));
+        let at = named_at(n);
         if r.identifier.contains("__xform_") {
             diags.push(
                 Diagnostic::error(format!(
@@ -302,18 +297,19 @@ fn check_relations(project: &Project, names: &Names, diags: &mut Diagnostics) {
                 r.identifier
             ))
             .at(at)
-            .related(
-                other
-                    .config
-                    .at("alias")
-                    .cloned()
-                    .or_else(|| other.at.clone())
-                    .unwrap_or_else(|| Loc::new(&other.path, 0..0)),
-                "the other one is here",
-            )
+            .related(named_at(other), "the other one is here")
             .help("give one of them another `alias` or `schema`"),
         );
     }
+}
+
+/// Where a node's relation is named: its `alias`, else its declaration, else its file.
+fn named_at(n: &Node) -> Loc {
+    n.config
+        .at("alias")
+        .cloned()
+        .or_else(|| n.at.clone())
+        .unwrap_or_else(|| Loc::new(&n.path, 0..0))
 }
 
 /// The project macros each node's renders called.

@@ -4,11 +4,8 @@
 //! builds at once and a reader during a build; a full disk; a read-only `target/`; a corrupt
 //! database file. (A closed stdout is in `regressions`.)
 //!
-//! `cargo test` runs a few trials of each. The full suite is ignored by default:
-//!
-//! ```sh
-//! XFORM_KILLS=100 cargo test --test it reliability -- --ignored --nocapture
-//! ```
+//! `cargo test` runs a few trials of each; `scripts/reliability` runs the full suite (the
+//! ignored `reliability_suite_kill_trials`, `XFORM_KILLS` of them, 100 by default).
 //!
 //! `XFORM_SEED` replays a run. The trials see the warehouse through [`Warehouse`]: an adapter
 //! added later runs the same suite by implementing it.
@@ -446,11 +443,11 @@ fn kill_trials(w: &dyn Warehouse, count: usize) {
 
 #[test]
 fn killed_and_interrupted_runs_leave_every_relation_old_or_new() {
-    kill_trials(&DuckDb, env_count("XFORM_KILLS", 4));
+    kill_trials(&DuckDb, 4);
 }
 
 #[test]
-#[ignore = "the full reliability suite: XFORM_KILLS=100 cargo test --test it reliability -- --ignored"]
+#[ignore = "the full suite: scripts/reliability"]
 fn reliability_suite_kill_trials() {
     kill_trials(&DuckDb, env_count("XFORM_KILLS", 100));
 }
