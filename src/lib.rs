@@ -22,6 +22,12 @@ pub mod state;
 pub mod template;
 pub mod testing;
 
+/// The stack of every thread xform starts (the command's, rayon's workers, the runner's):
+/// user content decides how deep some work recurses (sqlparser's and minijinja's trees,
+/// DuckDB's parser), within limits set where that content is read; main's 8 MiB and a spawned
+/// thread's 2 MiB are not enough for them.
+pub const STACK_SIZE: usize = 64 << 20;
+
 /// Hex SHA-256 of a text, as dbt writes checksums.
 pub fn checksum(text: &str) -> String {
     use sha2::{Digest, Sha256};

@@ -25,6 +25,14 @@ pub enum Analysis {
     Statements(usize),
     /// One statement that is not a query (`insert`, `create`, ...).
     NotAQuery(String),
+    /// Too large for sqlparser to read safely: why.
+    TooLarge(String),
+}
+
+/// Why sqlparser gave no statements.
+enum Unread {
+    TooLarge(String),
+    Failed(String),
 }
 
 /// How much SQL sqlparser is given. Its trees are as deep as a chain of `UNION`s or of
@@ -33,12 +41,12 @@ pub enum Analysis {
 const MAX_TOKENS: usize = 500_000;
 const MAX_SET_OPERATIONS: usize = 10_000;
 
-/// sqlparser's statements, or why there are none: its error, or SQL too large to check.
-fn parse(dialect: &dyn Dialect, sql: &str) -> Result<Vec<Statement>, String> {
+/// sqlparser's statements, or why there are none: SQL too large to read, or its error.
+fn parse(dialect: &dyn Dialect, sql: &str) -> Result<Vec<Statement>, Unread> {
     let tokens = Tokenizer::new(dialect, sql)
         .with_unescape(true)
         .tokenize_with_location()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Unread::Failed(e.to_string()))?;
     let set_operations = tokens
         .iter()
         .filter(|t| {
@@ -46,21 +54,22 @@ fn parse(dialect: &dyn Dialect, sql: &str) -> Result<Vec<Statement>, String> {
         })
         .count();
     if tokens.len() > MAX_TOKENS || set_operations > MAX_SET_OPERATIONS {
-        return Err(format!(
-            "too large to check ({} tokens, {set_operations} UNION/EXCEPT/INTERSECT; the check reads at most {MAX_TOKENS} and {MAX_SET_OPERATIONS}) at Line: 1, Column: 1",
+        return Err(Unread::TooLarge(format!(
+            "{} tokens and {set_operations} UNION/EXCEPT/INTERSECT (the check reads at most 500,000 and 10,000)",
             tokens.len()
-        ));
+        )));
     }
     Parser::new(dialect)
         .with_tokens_with_locations(tokens)
         .parse_statements()
-        .map_err(|e| e.to_string())
+        .map_err(|e| Unread::Failed(e.to_string()))
 }
 
 pub fn analyze(dialect: &dyn Dialect, sql: &str) -> Analysis {
     let statements = match parse(dialect, sql) {
         Ok(s) => s,
-        Err(message) => {
+        Err(Unread::TooLarge(why)) => return Analysis::TooLarge(why),
+        Err(Unread::Failed(message)) => {
             let (line, column) = position(&message).unwrap_or((0, 0));
             let message = message
                 .split(" at Line:")

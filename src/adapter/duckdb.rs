@@ -118,6 +118,46 @@ fn limited(sql: &str, limit: Option<u64>) -> String {
     }
 }
 
+/// DuckDB's parser recurses once per level of parenthesis, so SQL nested deep enough (a
+/// million subqueries) overflows the stack of the process. It refuses more than 1,000 levels
+/// of expressions anyway: deeper than 10,000 is refused here, before it is parsed.
+fn readable(sql: &str) -> DbResult<()> {
+    const MAX_NESTING: usize = 10_000;
+    let (mut depth, mut deepest) = (0usize, 0);
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            '\'' | '"' => {
+                let _ = chars.by_ref().find(|&d| d == c);
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                let _ = chars.by_ref().find(|&d| d == '\n');
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                while let Some(d) = chars.next() {
+                    if d == '*' && chars.peek() == Some(&'/') {
+                        chars.next();
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if deepest > MAX_NESTING {
+        return Err(DbError::Failed(format!(
+            "the SQL is nested {deepest} parentheses deep; DuckDB reads at most 1,000 levels \
+             of expressions, and xform does not hand it more than 10,000"
+        )));
+    }
+    Ok(())
+}
+
 fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
@@ -155,6 +195,7 @@ impl DuckSession {
     /// (measured), more than xform's whole per-node overhead.
     fn run(&self, sql: &str, log: &mut Vec<String>) -> DbResult<()> {
         log.push(sql.to_string());
+        readable(sql)?;
         self.conn.execute_batch(sql).map_err(failed)
     }
 
@@ -278,6 +319,7 @@ impl DuckSession {
     /// Executes a statement and returns the rows it changed.
     fn exec(&self, sql: &str, log: &mut Vec<String>) -> DbResult<u64> {
         log.push(sql.to_string());
+        readable(sql)?;
         self.conn.execute(sql, []).map(|n| n as u64).map_err(failed)
     }
 
@@ -786,6 +828,7 @@ impl Session for DuckSession {
             })
             .collect();
         let sql = parts.join("\nUNION ALL\n");
+        readable(&sql)?;
         let mut stmt = self.conn.prepare(&sql).map_err(failed)?;
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, usize>(0)?, r.get::<_, u64>(1)?)))
@@ -854,6 +897,7 @@ impl Session for DuckSession {
             "SELECT COLUMNS(*)::VARCHAR FROM (\n{}\n) LIMIT {limit}",
             body(sql)
         );
+        readable(&wrapped)?;
         let mut stmt = self.conn.prepare(&wrapped).map_err(failed)?;
         let mut out = Rows::default();
         let mut rows = stmt.query([]).map_err(failed)?;

@@ -42,8 +42,8 @@ pub struct CompareArgs {
     #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
     format: CompareFormat,
     /// Differing rows shown of each kind.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
-    limit: u64,
+    #[arg(long, default_value_t = 5, value_parser = super::row_limit())]
+    limit: usize,
 }
 
 pub fn cmd_compare(g: &Global, a: &CompareArgs) -> i32 {
@@ -72,7 +72,7 @@ pub fn cmd_compare(g: &Global, a: &CompareArgs) -> i32 {
     let opts = CompareOptions {
         key: a.key.clone(),
         columns: a.columns.clone(),
-        limit: usize::try_from(a.limit).unwrap_or(usize::MAX),
+        limit: a.limit,
     };
     let report = match compare::compare(session.as_mut(), c.project.target.kind, (a_side, b), &opts)
     {

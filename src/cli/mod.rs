@@ -141,8 +141,8 @@ enum Command {
         /// The model (or seed) to show.
         model: String,
         /// How many rows to print.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
-        limit: u64,
+        #[arg(long, default_value_t = 10, value_parser = row_limit())]
+        limit: usize,
     },
     /// What changed against another run's manifest (--state DIR): new, modified and removed
     /// nodes with a unified diff of their compiled SQL, and the nodes downstream.
@@ -165,6 +165,11 @@ enum Command {
     Clean,
 }
 
+/// A number of rows: at most what a warehouse's `LIMIT` takes (a signed 64-bit integer).
+fn row_limit() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(0..=i64::MAX as u64)
+}
+
 #[derive(Subcommand, Debug)]
 enum SourceCommand {
     /// How long ago each selected source table was loaded, against its `freshness`; writes
@@ -174,9 +179,6 @@ enum SourceCommand {
         select: Select,
     },
 }
-
-/// The stack of the command's thread and of rayon's workers.
-const STACK: usize = 64 << 20;
 
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     let args: Vec<OsString> = args.into_iter().collect();
@@ -194,15 +196,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    // User content decides how deep some of xform's work recurses (sqlparser's trees of a
-    // model's SQL, minijinja's of a template, within their limits): the command runs on a
-    // thread with a stack as large as rayon's workers get, not on main's 8 MiB.
     let _ = rayon::ThreadPoolBuilder::new()
-        .stack_size(STACK)
+        .stack_size(crate::STACK_SIZE)
         .build_global();
     let code = std::thread::scope(|s| {
         let command = std::thread::Builder::new()
-            .stack_size(STACK)
+            .stack_size(crate::STACK_SIZE)
             .spawn_scoped(s, || dispatch(&cli, &argv));
         match command.map(|t| t.join()) {
             Ok(Ok(code)) => code,
@@ -218,10 +217,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             errln!("error: cannot write standard output: {e}");
             // A run's output is its log: the run is done and target/run_results.json holds it.
             // For every other command the output is what was asked for.
-            match (&cli.command, code) {
-                (c, _) if c.changes_the_warehouse() => code,
-                (_, 0) => 2,
-                _ => code,
+            if code == 0 && !cli.command.changes_the_warehouse() {
+                2
+            } else {
+                code
             }
         }
         None => code,

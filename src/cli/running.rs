@@ -396,7 +396,7 @@ fn stop_on_ctrl_c(stop: Option<&Stop>) {
     });
 }
 
-pub fn cmd_show(g: &Global, model: &str, limit: u64) -> i32 {
+pub fn cmd_show(g: &Global, model: &str, limit: usize) -> i32 {
     let (c, _) = match load_and_compile(g, &Select::default(), None) {
         Ok(ok) => ok,
         Err(code) => return code,
@@ -425,7 +425,6 @@ pub fn cmd_show(g: &Global, model: &str, limit: u64) -> i32 {
         Ok(w) => w,
         Err(code) => return code,
     };
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let rows = warehouse.session().and_then(|mut s| s.query(&sql, limit));
     match rows {
         Ok(rows) if g.log_format == LogFormat::Json => {

@@ -264,7 +264,7 @@ fn check_relations(project: &Project, names: &Names, diags: &mut Diagnostics) {
             continue;
         }
         let at = named_at(n);
-        if r.identifier.contains("__xform_") {
+        if kind.fold_identifier(&r.identifier).contains("__xform_") {
             diags.push(
                 Diagnostic::error(format!(
                     "{} `{}` would build `{}.{}`: names containing `__xform_` are reserved for xform's own staging tables",
@@ -286,6 +286,9 @@ fn check_relations(project: &Project, names: &Names, diags: &mut Diagnostics) {
             continue;
         };
         let other = &project.nodes[first];
+        if other.name == n.name {
+            continue; // two nodes of one name: reported as such when the project was read
+        }
         diags.push(
             Diagnostic::error(format!(
                 "{} `{}` and {} `{}` both build `{}.{}`",

@@ -127,7 +127,12 @@ pub fn run(
     let mut sessions = (0..threads)
         .map(|_| stop.warehouse.session())
         .collect::<Result<Vec<_>, _>>()?;
-    let (existing, leftovers) = prepare(sessions[0].as_mut(), compiled, jobs)?;
+    let (existing, leftovers) = match prepare(sessions[0].as_mut(), compiled, jobs) {
+        Ok(prepared) => prepared,
+        // Ctrl-C before anything was built: the scheduler reports every job as not run.
+        Err(DbError::Interrupted) if stop.is_stopped() => (HashMap::new(), Vec::new()),
+        Err(e) => return Err(e),
+    };
     if !leftovers.is_empty() {
         on_event(Event::LeftoversDropped(&leftovers));
     }
@@ -145,7 +150,10 @@ pub fn run(
     std::thread::scope(|scope| {
         for session in sessions {
             let (ctx, job_rx, res_tx) = (&ctx, &job_rx, res_tx.clone());
-            scope.spawn(move || work(ctx, session, job_rx, res_tx));
+            let worker = std::thread::Builder::new().stack_size(crate::STACK_SIZE);
+            worker
+                .spawn_scoped(scope, move || work(ctx, session, job_rx, res_tx))
+                .map_err(|e| DbError::Failed(format!("cannot start a worker thread: {e}")))?;
         }
         drop(res_tx);
         let mut s = Scheduler::new(&graph, opts, stop, on_event);

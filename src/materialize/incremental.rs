@@ -264,7 +264,8 @@ pub fn incremental_spec(n: &Node, run: PlanOptions) -> Result<IncrementalSpec, V
         .one_of("on_schema_change", SchemaChange::NAMES)
         .and_then(|s| SchemaChange::parse(&s))
         .unwrap_or(SchemaChange::Ignore);
-    let update_columns = ck.columns("merge_update_columns");
+    // An empty list is no list, as in dbt: every column is updated.
+    let update_columns = ck.columns("merge_update_columns").filter(|c| !c.is_empty());
     let exclude_columns = ck.columns("merge_exclude_columns").unwrap_or_default();
     if update_columns.is_some() && !exclude_columns.is_empty() {
         ck.bad(
@@ -371,6 +372,12 @@ pub fn snapshot_spec(n: &Node, sql: &str, now: DateTime) -> Result<SnapshotSpec,
                     "strategy",
                     "the check strategy needs `check_cols` (a list of columns, or 'all')".into(),
                     None,
+                );
+            } else if columns.as_ref().is_some_and(Vec::is_empty) {
+                ck.bad(
+                    "check_cols",
+                    "`check_cols` names no column".into(),
+                    Some("list the columns whose change makes a new version, or 'all'".into()),
                 );
             }
             SnapshotStrategy::Check { columns }

@@ -428,7 +428,8 @@ fn run_batches(
         };
         for _ in 0..helpers {
             if let Ok(mut s) = more() {
-                scope.spawn(move || work(s.as_mut()));
+                let helper = std::thread::Builder::new().stack_size(crate::STACK_SIZE);
+                let _ = helper.spawn_scoped(scope, move || work(s.as_mut()));
             }
         }
         work(session);

@@ -129,28 +129,19 @@ impl Config {
     }
 
     /// A column or a list of columns (`unique_key: id`, `[day, shop_id]`), blank names left
-    /// out (`unique_key: ''` is no key, as in dbt); the value itself when it is neither.
+    /// out (`unique_key: ''` is no key, as in dbt: the list is empty); the value itself when
+    /// it is neither.
     pub fn columns(&self, key: &str) -> Result<Option<Vec<String>>, &Json> {
-        let named = |s: &&str| !s.trim().is_empty();
-        match self.get(key) {
-            None | Some(Json::Null) => Ok(None),
-            Some(Json::String(s)) => Ok(Some(
-                Some(s.as_str())
-                    .filter(named)
-                    .map(str::to_string)
-                    .into_iter()
-                    .collect(),
-            )),
-            Some(Json::Array(items)) if items.iter().all(Json::is_string) => Ok(Some(
-                items
-                    .iter()
-                    .filter_map(Json::as_str)
-                    .filter(named)
-                    .map(str::to_string)
-                    .collect(),
-            )),
-            Some(other) => Err(other),
-        }
+        let names: Vec<&str> = match self.get(key) {
+            None | Some(Json::Null) => return Ok(None),
+            Some(Json::String(s)) => vec![s],
+            Some(Json::Array(items)) if items.iter().all(Json::is_string) => {
+                items.iter().filter_map(Json::as_str).collect()
+            }
+            Some(other) => return Err(other),
+        };
+        let named = names.into_iter().filter(|s| !s.trim().is_empty());
+        Ok(Some(named.map(str::to_string).collect()))
     }
 
     pub fn at(&self, key: &str) -> Option<&Loc> {

@@ -64,7 +64,7 @@ const TEST_FILES: Kinds = &[
 
 /// The project's files, and a diagnostic for each one xform cannot name (not UTF-8).
 pub fn discover(root: &Path, paths: &Paths) -> (Vec<Found>, Vec<Diagnostic>) {
-    let mut out = (Vec::new(), Vec::new());
+    let (mut out, mut diags) = (Vec::new(), Vec::new());
     let groups: [(&Vec<String>, Kinds); 5] = [
         (&paths.models, MODEL_FILES),
         (&paths.seeds, SEED_FILES),
@@ -74,17 +74,17 @@ pub fn discover(root: &Path, paths: &Paths) -> (Vec<Found>, Vec<Diagnostic>) {
     ];
     for (dirs, kinds) in groups {
         for dir in dirs {
-            walk(root, dir, kinds, &mut out);
+            walk(root, (dir, kinds), &mut out, &mut diags);
         }
     }
-    out
+    (out, diags)
 }
 
 fn walk(
     root: &Path,
-    dir: &str,
-    kinds: &[(&str, FileKind)],
-    (out, diags): &mut (Vec<Found>, Vec<Diagnostic>),
+    (dir, kinds): (&str, Kinds),
+    out: &mut Vec<Found>,
+    diags: &mut Vec<Diagnostic>,
 ) {
     let base = root.join(dir);
     let walker = WalkDir::new(&base)

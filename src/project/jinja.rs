@@ -60,7 +60,7 @@ fn overlong(text: &str) -> Option<(Range<usize>, usize)> {
         if count > MAX_OPERATORS {
             return Some((start..end, count));
         }
-        at = if is_raw(&text[start + 2..end]) {
+        at = if close == "%}" && is_raw(&text[start + 2..end]) {
             text[end..].find("endraw").map_or(text.len(), |e| end + e)
         } else {
             end
@@ -136,6 +136,9 @@ mod tests {
         assert_eq!(overlong(&words).map(|(_, n)| n), Some(1002));
         let raw = format!("{{% raw %}}{{{{ {} }}}}{{% endraw %}}", "|".repeat(2000));
         assert_eq!(overlong(&raw), None);
+        // `{{ raw }}` is a variable, not the start of a raw block.
+        let after_raw = format!("{{{{ raw }}}}{{{{ 1 {} }}}}", "~ 1 ".repeat(1001));
+        assert_eq!(overlong(&after_raw).map(|(_, n)| n), Some(1001));
         // Multi-byte text inside a tag.
         assert_eq!(overlong("{% mac\u{fffd}o x %}{{ '고객' | f }}"), None);
     }

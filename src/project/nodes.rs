@@ -280,14 +280,7 @@ fn snapshot_nodes(settings: &Settings, r: Read, diags: &mut Diagnostics) -> Vec<
             );
             return out;
         };
-        let blanked: String = text
-            .char_indices()
-            .map(|(i, c)| match c {
-                '\n' => '\n',
-                _ if (body_start..close).contains(&i) => c,
-                _ => ' ',
-            })
-            .collect();
+        let blanked = blank(text, |i| (body_start..close).contains(&i));
         let mut parts = r.found.folders.clone();
         parts.push(name.clone());
         let mut n = Node::new(
@@ -323,14 +316,7 @@ fn check_outside_blocks(
     text: &str,
     blocks: &[std::ops::Range<usize>],
 ) -> Option<Diagnostic> {
-    let outside: String = text
-        .char_indices()
-        .map(|(i, c)| match c {
-            '\n' => '\n',
-            _ if blocks.iter().any(|b| b.contains(&i)) => ' ',
-            _ => c,
-        })
-        .collect();
+    let outside = blank(text, |i| !blocks.iter().any(|b| b.contains(&i)));
     if !outside.contains(['{', '%', '#']) {
         return None;
     }
@@ -350,6 +336,20 @@ fn check_outside_blocks(
         ))
         .at(Loc::new(path, span)),
     )
+}
+
+/// `text` with every character at a byte offset `keep` refuses turned into as many spaces as
+/// it has bytes (line breaks stay), so offsets and lines into it are the file's.
+fn blank(text: &str, keep: impl Fn(usize) -> bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        match c {
+            '\n' => out.push('\n'),
+            _ if keep(i) => out.push(c),
+            _ => (0..c.len_utf8()).for_each(|_| out.push(' ')),
+        }
+    }
+    out
 }
 
 /// The next `{% tag word %}` at or after `from`: where it starts, the word, where it ends.

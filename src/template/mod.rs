@@ -231,7 +231,12 @@ fn call_macro(state: &State, file: &str, name: &str, args: &[Value]) -> Result<V
     };
     let result = state.env().get_template(file).and_then(|tmpl| {
         let mut captured = tmpl.render_captured(ctx)?;
-        captured.with_state_mut(|s| s.call_macro(name, args))
+        let out = captured.with_state_mut(|s| s.call_macro(name, args));
+        // The macro ran in a render of its own, with fuel of its own: the caller pays for it,
+        // so a loop of macro calls stops like any other loop.
+        let used = captured.with_state_mut(|s| s.fuel_levels().map_or(0, |(used, _)| used));
+        state.consume_fuel(used)?;
+        out
     });
     if let Some(scope) = &scope {
         scope.log().macro_depth -= 1;

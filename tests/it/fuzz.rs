@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Ended, Rng, env_count, example_project, run_bounded, seed};
+use crate::harness::{Ended, Rng, env_count, example_project, random_seed, run_bounded, seed};
 
 /// The corpus: every file of the example project, by path (bytes, so names and contents can
 /// be made invalid).
@@ -543,8 +543,7 @@ fn run_case(c: &Case, tally: &Mutex<Tally>) -> Vec<String> {
     failures
 }
 
-fn fuzz(cases: usize, budget: Duration) {
-    let seed = seed();
+fn fuzz(cases: usize, budget: Duration, seed: u64) {
     eprintln!("fuzz: XFORM_SEED={seed}, up to {cases} cases or {budget:?}");
     let corpus = corpus();
     let tally = Mutex::new(Tally::default());
@@ -590,7 +589,7 @@ fn fuzz(cases: usize, budget: Duration) {
 
 #[test]
 fn fuzzed_projects_never_panic_hang_or_pass_garbage() {
-    fuzz(120, Duration::from_secs(120));
+    fuzz(120, Duration::from_secs(120), seed());
 }
 
 #[test]
@@ -600,5 +599,6 @@ fn fuzz_pass() {
     fuzz(
         env_count("XFORM_FUZZ_CASES", 2000),
         Duration::from_secs(seconds),
+        random_seed(),
     );
 }

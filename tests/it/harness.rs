@@ -116,6 +116,21 @@ pub enum Ended {
     Hung,
 }
 
+impl Ended {
+    /// The output of a run that exited without a panic; anything else fails the test, naming
+    /// `what`.
+    pub fn exited(self, what: &str) -> Output {
+        match self {
+            Ended::Exit(o) => {
+                assert!(!o.stderr.contains("panicked"), "{what}: {}", o.stderr);
+                o
+            }
+            Ended::Signal(s, o) => panic!("{what}: died of signal {s}: {}", o.stderr),
+            Ended::Hung => panic!("{what}: hung"),
+        }
+    }
+}
+
 /// Runs xform, killing it if it runs past `limit`; output is read while it runs.
 pub fn run_bounded(dir: &Path, args: &[std::ffi::OsString], limit: std::time::Duration) -> Ended {
     let child = Command::new(crate::harness::bin())
@@ -211,17 +226,23 @@ impl Rng {
     }
 }
 
-/// A seed from the environment (`XFORM_SEED`), else from the clock; printed by the caller so a
-/// failure can be replayed.
+/// The seed of `cargo test`'s trials: `XFORM_SEED`, else a fixed one, so a run repeats.
 pub fn seed() -> u64 {
-    std::env::var("XFORM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        })
+    env_seed().unwrap_or(14)
+}
+
+/// The seed of the full suites: `XFORM_SEED`, else the clock's. Printed by the caller so a
+/// failure can be replayed.
+pub fn random_seed() -> u64 {
+    env_seed().unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    })
+}
+
+fn env_seed() -> Option<u64> {
+    std::env::var("XFORM_SEED").ok()?.parse().ok()
 }
 
 /// A count from the environment, else `default`.

@@ -15,7 +15,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Ended, Rng, env_count, run_bounded, seed, wait_bounded, write_files};
+use crate::harness::{
+    Ended, Rng, env_count, random_seed, run_bounded, seed, wait_bounded, write_files,
+};
 
 /// What the trials need of a warehouse: the target to build into, and SQL to read back what
 /// a run left (standard SQL: `count`, `min`, `max`, `information_schema.tables`).
@@ -427,8 +429,7 @@ impl<'w> Trials<'w> {
     }
 }
 
-fn kill_trials(w: &dyn Warehouse, count: usize) {
-    let seed = seed();
+fn kill_trials(w: &dyn Warehouse, count: usize, seed: u64) {
     eprintln!("kill trials on {}: XFORM_SEED={seed}", w.name());
     let mut t = Trials::new(w, seed);
     let commands = t.durations();
@@ -443,13 +444,13 @@ fn kill_trials(w: &dyn Warehouse, count: usize) {
 
 #[test]
 fn killed_and_interrupted_runs_leave_every_relation_old_or_new() {
-    kill_trials(&DuckDb, 4);
+    kill_trials(&DuckDb, 4, seed());
 }
 
 #[test]
 #[ignore = "the full suite: scripts/reliability"]
 fn reliability_suite_kill_trials() {
-    kill_trials(&DuckDb, env_count("XFORM_KILLS", 100));
+    kill_trials(&DuckDb, env_count("XFORM_KILLS", 100), random_seed());
 }
 
 #[test]
@@ -471,25 +472,18 @@ fn two_builds_at_once_and_a_reader_during_a_build() {
         std::thread::sleep(Duration::from_millis(300));
         let second = spawn(&["build"], t.round);
         let reader = spawn(&["show", "mart"], t.round);
-        let ends = [first, second, reader].map(|c| wait_bounded(c, LIMIT));
-        let codes: Vec<i32> = ends
-            .iter()
-            .map(|e| match e {
-                Ended::Exit(o) => {
-                    assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
-                    if o.code == 2 {
-                        assert!(
-                            o.stderr.contains("in use by another process"),
-                            "{}",
-                            o.stderr
-                        );
-                        assert!(o.stderr.contains("PID"), "names the holder: {}", o.stderr);
-                    }
-                    o.code
-                }
-                _ => panic!("a build died or hung"),
-            })
-            .collect();
+        let codes = [first, second, reader].map(|c| {
+            let o = wait_bounded(c, LIMIT).exited("builds at once");
+            if o.code == 2 {
+                assert!(
+                    o.stderr.contains("in use by another process"),
+                    "{}",
+                    o.stderr
+                );
+                assert!(o.stderr.contains("PID"), "names the holder: {}", o.stderr);
+            }
+            o.code
+        });
         assert_eq!(codes[0], 0, "the first build finishes");
         assert!(
             codes[1] == 2 && codes[2] == 2,
@@ -568,27 +562,18 @@ fn a_full_disk_fails_the_run_cleanly_and_the_next_one_succeeds() {
         let free = available_bytes(t.path());
         let fill = free.saturating_sub(free_kb * 1024);
         std::fs::write(&filler, vec![0u8; fill as usize]).unwrap_or_default();
-        let ended = run_bounded(t.path(), &args(&["build"], t.round), LIMIT);
-        match ended {
-            Ended::Exit(o) if o.code == 0 => {}
-            Ended::Exit(o) => {
-                assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
-                assert!(
-                    [1, 2].contains(&o.code),
-                    "exit {}: {}{}",
-                    o.code,
-                    o.stdout,
-                    o.stderr
-                );
-                let said = format!("{}{}", o.stdout, o.stderr);
-                assert!(
-                    said.contains("space") || said.contains("No space"),
-                    "{said}"
-                );
-                failed_runs += 1;
-            }
-            Ended::Signal(s, o) => panic!("signal {s} on a full disk: {}", o.stderr),
-            Ended::Hung => panic!("hung on a full disk"),
+        let o = run_bounded(t.path(), &args(&["build"], t.round), LIMIT).exited("a full disk");
+        if o.code != 0 {
+            assert!(
+                [1, 2].contains(&o.code),
+                "exit {}: {}{}",
+                o.code,
+                o.stdout,
+                o.stderr
+            );
+            let said = format!("{}{}", o.stdout, o.stderr);
+            assert!(said.contains("No space left on device"), "{said}");
+            failed_runs += 1;
         }
         std::fs::remove_file(&filler).unwrap();
         t.check_relations(false);
@@ -619,18 +604,13 @@ fn a_read_only_target_is_a_clear_error_and_nothing_is_lost() {
     fs.remount("ro");
     t.next_round();
     for words in [&["build"][..], &["compile"], &["seed"], &["test"]] {
-        match run_bounded(t.path(), &args(words, t.round), LIMIT) {
-            Ended::Exit(o) => {
-                assert_eq!(o.code, 2, "{words:?}: {}{}", o.stdout, o.stderr);
-                assert!(
-                    o.stderr.contains("Read-only file system"),
-                    "{words:?}: {}",
-                    o.stderr
-                );
-                assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
-            }
-            _ => panic!("{words:?} died or hung"),
-        }
+        let o = run_bounded(t.path(), &args(words, t.round), LIMIT).exited("read-only target/");
+        assert_eq!(o.code, 2, "{words:?}: {}{}", o.stdout, o.stderr);
+        assert!(
+            o.stderr.contains("Read-only file system"),
+            "{words:?}: {}",
+            o.stderr
+        );
     }
     fs.remount("rw");
     t.round -= 1;
@@ -673,24 +653,13 @@ fn a_corrupt_database_file_is_a_clear_error_not_a_crash() {
         let _ = std::fs::remove_file(t.path().join("target/dev.duckdb.wal"));
         t.next_round();
         for words in [&["build"][..], &["show", "mart"], &["debug"]] {
-            match run_bounded(t.path(), &args(words, t.round), LIMIT) {
-                Ended::Exit(o) => {
-                    assert!(
-                        !o.stderr.contains("panicked"),
-                        "{what} {words:?}: {}",
-                        o.stderr
-                    );
-                    if o.code != 0 {
-                        assert!(
-                            !o.stderr.trim().is_empty() || o.stdout.contains("FAILED"),
-                            "{what} {words:?}: exit {} without a word",
-                            o.code
-                        );
-                    }
-                }
-                Ended::Signal(s, o) => panic!("{what} {words:?}: signal {s}: {}", o.stderr),
-                Ended::Hung => panic!("{what} {words:?}: hung"),
-            }
+            let o = run_bounded(t.path(), &args(words, t.round), LIMIT)
+                .exited(&format!("{what} {words:?}"));
+            assert!(
+                o.code == 0 || !o.stderr.trim().is_empty() || o.stdout.contains("FAILED"),
+                "{what} {words:?}: exit {} without a word",
+                o.code
+            );
         }
     }
     // A fresh file builds again.
