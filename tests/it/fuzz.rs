@@ -572,9 +572,11 @@ fn fuzz(cases: usize, budget: Duration, seed: u64) {
         }
     });
     let t = tally.into_inner().unwrap();
+    let count = |what: &str| t.failures.iter().filter(|f| f.contains(what)).count();
     eprintln!(
         "fuzz: {} projects in {:.0} s ({} compiled, {} refused with exit 2, {} garbage by construction, \
-         {} selectors, {} builds): {} failures",
+         {} selectors, {} builds): {} panics, {} aborts/signals, {} hangs, {} garbage accepted, \
+         {} writes on exit 2, {} failures in all",
         t.cases,
         started.elapsed().as_secs_f64(),
         t.compiled,
@@ -582,6 +584,11 @@ fn fuzz(cases: usize, budget: Duration, seed: u64) {
         t.garbage,
         t.selectors,
         t.builds,
+        count("panicked"),
+        count(": signal"),
+        count(": hung"),
+        count("garbage accepted"),
+        count("but wrote"),
         t.failures.len()
     );
     assert!(t.failures.is_empty(), "{:#?}", t.failures);

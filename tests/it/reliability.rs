@@ -167,16 +167,17 @@ struct Tally {
 
 impl Tally {
     fn assert_clean(&self) {
+        if self.trials > 0 {
+            eprintln!(
+                "reliability: {} trials ({} SIGKILL, {} SIGINT), {} left behind by kills (each dropped by the next run)",
+                self.trials, self.kills, self.interrupts, self.left_by_kills
+            );
+        }
         eprintln!(
-            "reliability: {} trials ({} SIGKILL, {} SIGINT), {} relations checked: {} broken, {} leftovers \
-             ({} left by kills, all dropped by the next run), {} panics/aborts/hangs/bad exits",
-            self.trials,
-            self.kills,
-            self.interrupts,
+            "reliability: {} relation checks: {} broken, {} leftovers, {} panics/aborts/hangs/bad exits",
             self.relations_checked,
             self.broken.len(),
             self.leftovers.len(),
-            self.left_by_kills,
             self.failures.len()
         );
         assert!(
@@ -533,6 +534,16 @@ impl Drop for Tmpfs {
     }
 }
 
+/// The first line that says what went wrong, for the suite's report.
+fn first_error(o: &crate::harness::Output) -> String {
+    let said = format!("{}{}", o.stdout, o.stderr);
+    said.lines()
+        .find(|l| l.contains("error") || l.contains("ERROR") || l.contains("FAILED"))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
 fn available_bytes(at: &Path) -> u64 {
     let out = Command::new("df")
         .args(["--output=avail", "-B1"])
@@ -563,6 +574,11 @@ fn a_full_disk_fails_the_run_cleanly_and_the_next_one_succeeds() {
         let fill = free.saturating_sub(free_kb * 1024);
         std::fs::write(&filler, vec![0u8; fill as usize]).unwrap_or_default();
         let o = run_bounded(t.path(), &args(&["build"], t.round), LIMIT).exited("a full disk");
+        eprintln!(
+            "full disk, {free_kb} KB free: exit {}: {}",
+            o.code,
+            first_error(&o)
+        );
         if o.code != 0 {
             assert!(
                 [1, 2].contains(&o.code),
@@ -655,6 +671,11 @@ fn a_corrupt_database_file_is_a_clear_error_not_a_crash() {
         for words in [&["build"][..], &["show", "mart"], &["debug"]] {
             let o = run_bounded(t.path(), &args(words, t.round), LIMIT)
                 .exited(&format!("{what} {words:?}"));
+            eprintln!(
+                "corrupt database ({what}), {words:?}: exit {}: {}",
+                o.code,
+                first_error(&o)
+            );
             assert!(
                 o.code == 0 || !o.stderr.trim().is_empty() || o.stdout.contains("FAILED"),
                 "{what} {words:?}: exit {} without a word",
