@@ -75,7 +75,12 @@ impl Selection {
             for term in spec.split_whitespace() {
                 let atoms = term
                     .split(',')
-                    .map(parse_atom)
+                    .map(|atom| match atom {
+                        "" => Err(Diagnostic::error(format!(
+                            "invalid selector `{term}`: an empty part between commas"
+                        ))),
+                        _ => parse_atom(atom),
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 terms.push(atoms);
             }
