@@ -7,7 +7,8 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::adapter::{AdapterKind, ColumnClass, DbResult, Rows, Session};
+use crate::adapter::{DbResult, Rows, Session};
+use crate::sql::{ColumnClass, Dialect, KeyDiff};
 
 /// A query limit meaning every row (SQL limits are signed 64-bit).
 const ALL_ROWS: usize = i64::MAX as usize;
@@ -137,7 +138,7 @@ impl Report {
 /// Compares `a` with `b` on `session`.
 pub fn compare(
     session: &mut dyn Session,
-    kind: AdapterKind,
+    kind: &dyn Dialect,
     (a, b): (Side, Side),
     opts: &CompareOptions,
 ) -> DbResult<Report> {
@@ -173,8 +174,8 @@ pub fn compare(
         let (ca, cb) = (kind.column_class(ta), kind.column_class(tb));
         common.push((name, if ca == cb { ca } else { ColumnClass::Other }));
     }
-    let pa = one_row(session.query(&kind.profile_sql(&a.sql, &common), 1)?);
-    let pb = one_row(session.query(&kind.profile_sql(&b.sql, &common), 1)?);
+    let pa = one_row(session.query(&kind.profile(&a.sql, &common), 1)?);
+    let pb = one_row(session.query(&kind.profile(&b.sql, &common), 1)?);
     let count = |row: &[Option<String>]| {
         row.first()
             .cloned()
@@ -232,10 +233,10 @@ pub fn compare(
 
 fn describe(
     session: &mut dyn Session,
-    kind: AdapterKind,
+    kind: &dyn Dialect,
     rel: &str,
 ) -> DbResult<Vec<(String, String)>> {
-    let rows = session.query(&kind.describe_sql(rel), ALL_ROWS)?;
+    let rows = session.query(&kind.describe(rel), ALL_ROWS)?;
     Ok(rows
         .rows
         .into_iter()
@@ -275,14 +276,14 @@ fn same_value(stat: &str, a: Option<&str>, b: Option<&str>) -> bool {
 
 fn key_report(
     session: &mut dyn Session,
-    kind: AdapterKind,
+    kind: &dyn Dialect,
     (a, b): (&str, &str),
     (key, columns): (&[&str], &[&str]),
     limit: usize,
 ) -> DbResult<KeyReport> {
     let mut duplicate_keys = [0; 2];
     for (slot, rel) in duplicate_keys.iter_mut().zip([a, b]) {
-        let row = one_row(session.query(&kind.duplicate_keys_sql(rel, key), 1)?);
+        let row = one_row(session.query(&kind.duplicate_keys(rel, key), 1)?);
         *slot = row
             .first()
             .cloned()
@@ -291,7 +292,7 @@ fn key_report(
             .unwrap_or(0);
     }
     let counts = session.query(
-        &kind.key_diff_sql((a, b), key, columns, true, limit),
+        &kind.key_diff((a, b), key, columns, KeyDiff::Counts),
         ALL_ROWS,
     )?;
     let n = |what: &str| -> u64 {
@@ -307,7 +308,7 @@ fn key_report(
     let mut samples = Vec::new();
     if only_in_a + only_in_b + changed > 0 && limit > 0 {
         let rows = session.query(
-            &kind.key_diff_sql((a, b), key, columns, false, limit),
+            &kind.key_diff((a, b), key, columns, KeyDiff::Rows { limit }),
             ALL_ROWS,
         )?;
         for r in rows.rows {

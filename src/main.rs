@@ -6,5 +6,5 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    std::process::exit(xform::cli::run(std::env::args_os()));
+    std::process::exit(xform::cli::run(std::env::args_os()).code());
 }

@@ -8,7 +8,7 @@
 //! deferred parent is no change), then both sides are parsed and printed back by sqlparser,
 //! so layout, comments and keyword case are no change either.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -17,21 +17,13 @@ use serde_json::Value as Json;
 
 use crate::compile::Compiled;
 use crate::project::{NodeKind, Project};
+use crate::graph::select::Modified;
+use crate::sql::Relation;
 
 pub const MANIFEST: &str = "manifest.json";
 pub const RUN_RESULTS: &str = "run_results.json";
 
 /// What `state:` selectors can ask.
-pub const STATE_VALUES: &[&str] = &[
-    "new",
-    "old",
-    "modified",
-    "unmodified",
-    "modified.body",
-    "modified.configs",
-    "modified.contract",
-    "modified.macros",
-];
 
 /// A manifest (and run results, if any) read from a state folder.
 #[derive(Debug, Default)]
@@ -182,24 +174,6 @@ pub struct Change {
 }
 
 impl Change {
-    /// `state:<value>` for a node with this change (`None` = unchanged).
-    pub fn matches(change: Option<&Change>, value: &str) -> bool {
-        let Some(c) = change else {
-            return matches!(value, "old" | "unmodified");
-        };
-        match value {
-            "new" => c.new,
-            "old" => !c.new,
-            "modified" => true,
-            "unmodified" => false,
-            "modified.body" => c.new || c.body,
-            "modified.configs" => c.new || !c.configs.is_empty(),
-            "modified.contract" => c.new || c.contract,
-            "modified.macros" => c.new || !c.macros.is_empty(),
-            _ => false,
-        }
-    }
-
     /// "body, configs (materialized), macros (cents)"; empty for a new node.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
@@ -226,6 +200,43 @@ pub struct Changes {
     pub nodes: Vec<Option<Change>>,
     /// unique_ids in the state that this project no longer has.
     pub removed: Vec<String>,
+}
+
+impl Changes {
+    /// What `state:` selectors read of each node's change.
+    pub fn modified(&self) -> Vec<Option<Modified>> {
+        let modified = |c: &Change| Modified {
+            new: c.new,
+            body: c.body,
+            configs: !c.configs.is_empty(),
+            contract: c.contract,
+            macros: !c.macros.is_empty(),
+        };
+        self.nodes.iter().map(|c| c.as_ref().map(modified)).collect()
+    }
+}
+
+/// `--defer`: a model, seed or snapshot that is not selected, and that the state recorded
+/// a relation for, is read from that relation (production's) instead of this target's.
+pub fn defer(c: &mut Compiled, state: &State) {
+    let selected: HashSet<usize> = c.selected.iter().copied().collect();
+    let moved: Vec<(usize, Relation)> = c
+        .nodes()
+        .iter()
+        .enumerate()
+        .filter(|&(i, n)| {
+            !selected.contains(&i)
+                && matches!(n.kind, NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot)
+                && c.relations[i].is_some()
+        })
+        .filter_map(|(i, n)| {
+            let old = state.nodes.get(&n.unique_id)?;
+            Some((i, Relation::new(old.schema.as_ref()?, old.alias.as_ref()?)))
+        })
+        .collect();
+    if !moved.is_empty() {
+        c.repoint(&moved);
+    }
 }
 
 /// Compares every node of `c` with `state`.
@@ -334,13 +345,13 @@ fn same_sql(c: &Compiled, state: &State, i: usize, new: Option<&str>, was: Optio
     if new == was {
         return true;
     }
-    let dialect = c.project.target.kind.sql_dialect();
-    crate::sql::canonical(dialect.as_ref(), &new) == crate::sql::canonical(dialect.as_ref(), &was)
+    let dialect = c.project.target.dialect();
+    crate::sql::canonical(dialect, &new) == crate::sql::canonical(dialect, &was)
 }
 
 /// The neutral name written for a node's relation.
 fn neutral_name(c: &Compiled, name: &str) -> String {
-    c.project.target.kind.relation("__ref__", name)
+    c.project.target.dialect().relation(&Relation::new("__ref__", name))
 }
 
 /// Node `i`'s SQL with the relations of what it reads (and its own, for `{{ this }}`)
@@ -354,9 +365,8 @@ fn neutral_current(c: &Compiled, i: usize, sql: &str) -> String {
             NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
         ) && let Some(rel) = c.relations[p].as_ref()
         {
-            let kind = c.project.target.kind;
             pairs.push((
-                kind.relation(&rel.schema, &rel.name),
+                c.project.target.dialect().relation(rel),
                 neutral_name(c, &n.name),
             ));
         }
@@ -426,7 +436,7 @@ pub fn sql_before_after(c: &Compiled, state: &State, i: usize) -> Option<(String
     if was.is_none() && now.is_none() {
         return None;
     }
-    let kind = c.project.target.kind;
+    let dialect = c.project.target.dialect();
     let pairs = c
         .reads(i)
         .into_iter()
@@ -435,7 +445,7 @@ pub fn sql_before_after(c: &Compiled, state: &State, i: usize) -> Option<(String
             let r = c.relations[p].as_ref()?;
             let old = state.nodes.get(&c.nodes()[p].unique_id)?;
             Some((
-                kind.relation(&r.schema, &r.name),
+                dialect.relation(r),
                 old.relation_name.clone()?,
             ))
         })

@@ -7,291 +7,18 @@
 //! leaves the previous relation untouched. This module knows nothing of models, Jinja or the graph,
 //! and nothing outside it writes warehouse-specific SQL or branches on the warehouse kind.
 
-#[cfg(feature = "duckdb")]
 mod duckdb;
+mod postgres;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value as Json;
-use sqlparser::dialect::{Dialect, DuckDbDialect, PostgreSqlDialect};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AdapterKind {
-    DuckDb,
-    Postgres,
-}
-
-impl AdapterKind {
-    pub const NAMES: &'static [&'static str] = &["duckdb", "postgres"];
-
-    pub fn parse(name: &str) -> Option<AdapterKind> {
-        match name {
-            "duckdb" => Some(AdapterKind::DuckDb),
-            "postgres" | "postgresql" => Some(AdapterKind::Postgres),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            AdapterKind::DuckDb => "duckdb",
-            AdapterKind::Postgres => "postgres",
-        }
-    }
-
-    /// The schema a relation lands in when nothing configures one.
-    pub fn default_schema(self) -> &'static str {
-        match self {
-            AdapterKind::DuckDb => "main",
-            AdapterKind::Postgres => "public",
-        }
-    }
-
-    /// A quoted identifier; embedded quotes are doubled, so any name is safe.
-    pub fn quote(self, ident: &str) -> String {
-        format!("\"{}\"", ident.replace('"', "\"\""))
-    }
-
-    /// The form of an identifier under which two names are the same relation: DuckDB
-    /// compares identifiers case-insensitively, quoted or not.
-    pub fn fold_identifier(self, ident: &str) -> String {
-        match self {
-            AdapterKind::DuckDb => ident.to_lowercase(),
-            AdapterKind::Postgres => ident.to_string(),
-        }
-    }
-
-    /// `"schema"."name"`.
-    pub fn relation(self, schema: &str, name: &str) -> String {
-        format!("{}.{}", self.quote(schema), self.quote(name))
-    }
-
-    /// A query's FROM item reading an external source's files. Relative paths resolve against
-    /// the project directory (the warehouse is opened with it as its file search path).
-    pub fn external_relation(self, e: &crate::project::External) -> String {
-        let reader = match e.format.as_str() {
-            "csv" => "read_csv",
-            "json" => "read_json",
-            _ => "read_parquet",
-        };
-        let path = format!("'{}'", e.location.replace('\'', "''"));
-        match e.hive_partitioning {
-            true => format!("{reader}({path}, hive_partitioning = true)"),
-            false => format!("{reader}({path})"),
-        }
-    }
-
-    /// `sql`'s rows whose `column` lies in [start, end) (`YYYY-MM-DD HH:MM:SS` timestamps).
-    pub fn time_range(self, sql: &str, column: &str, start: &str, end: Option<&str>) -> String {
-        let col = self.quote(column);
-        let upper = end
-            .map(|e| format!(" AND {col} < TIMESTAMP '{e}'"))
-            .unwrap_or_default();
-        format!(
-            "SELECT * FROM (\n{}\n) AS __xform_batch\nWHERE {col} >= TIMESTAMP '{start}'{upper}",
-            sql.trim_end().trim_end_matches(';').trim_end()
-        )
-    }
-
-    /// A query listing `column_name, column_type` of a relation (any FROM item).
-    pub fn describe_sql(self, rel: &str) -> String {
-        format!("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {rel})")
-    }
-
-    /// What `xform compare` can measure of a column of this warehouse type.
-    pub fn column_class(self, data_type: &str) -> ColumnClass {
-        let t = data_type.to_ascii_uppercase();
-        const NUMERIC: &[&str] = &[
-            "TINYINT",
-            "SMALLINT",
-            "INTEGER",
-            "BIGINT",
-            "HUGEINT",
-            "UTINYINT",
-            "USMALLINT",
-            "UINTEGER",
-            "UBIGINT",
-            "UHUGEINT",
-            "FLOAT",
-            "REAL",
-            "DOUBLE",
-            "DECIMAL",
-            "NUMERIC",
-            "INT",
-            "INT4",
-            "INT8",
-            "INT2",
-        ];
-        if t.contains('[')
-            || ["STRUCT", "MAP", "UNION", "LIST"]
-                .iter()
-                .any(|p| t.starts_with(p))
-        {
-            ColumnClass::Nested
-        } else if NUMERIC
-            .iter()
-            .any(|p| t == *p || t.starts_with(&format!("{p}(")))
-        {
-            ColumnClass::Numeric
-        } else if ["VARCHAR", "TEXT", "STRING", "CHAR", "BPCHAR"]
-            .iter()
-            .any(|p| t.starts_with(p))
-        {
-            ColumnClass::Text
-        } else {
-            ColumnClass::Other
-        }
-    }
-
-    /// One row: `count(*)`, then per column the stats of its class, in [`ColumnClass::stats`]
-    /// order.
-    pub fn profile_sql(self, rel: &str, columns: &[(&str, ColumnClass)]) -> String {
-        let mut items = vec!["count(*)".to_string()];
-        for (name, class) in columns {
-            let c = self.quote(name);
-            for stat in class.stats() {
-                items.push(match *stat {
-                    "nulls" => format!("count(*) - count({c})"),
-                    "distinct" => format!("count(DISTINCT {c})"),
-                    "min_length" => format!("min(length({c}))"),
-                    "max_length" => format!("max(length({c}))"),
-                    f => format!("{f}({c})"),
-                });
-            }
-        }
-        format!("SELECT {} FROM {rel}", items.join(", "))
-    }
-
-    /// How many key values occur more than once in `rel`.
-    pub fn duplicate_keys_sql(self, rel: &str, key: &[&str]) -> String {
-        let k: Vec<String> = key.iter().map(|c| self.quote(c)).collect();
-        format!(
-            "SELECT count(*) FROM (SELECT 1 FROM {rel} GROUP BY {} HAVING count(*) > 1) AS d",
-            k.join(", ")
-        )
-    }
-
-    /// Rows of `a` and `b` matched on `key` (NULL-safe) that differ: `__xform_diff` is
-    /// `only_a`, `only_b` or `changed`, then the key columns, then `a.<col>`, `b.<col>` for each
-    /// of `columns`. `counts` groups them instead; otherwise at most `limit` of each kind.
-    pub fn key_diff_sql(
-        self,
-        (a, b): (&str, &str),
-        key: &[&str],
-        columns: &[&str],
-        counts: bool,
-        limit: usize,
-    ) -> String {
-        let q = |c: &str| self.quote(c);
-        let on: Vec<String> = key
-            .iter()
-            .map(|k| format!("a.{0} IS NOT DISTINCT FROM b.{0}", q(k)))
-            .collect();
-        let mut select = vec![
-            "CASE WHEN b.__xform_b IS NULL THEN 'only_a' WHEN a.__xform_a IS NULL THEN 'only_b' ELSE 'changed' END AS __xform_diff".to_string(),
-        ];
-        select.extend(
-            key.iter()
-                .map(|k| format!("coalesce(a.{0}, b.{0}) AS {0}", q(k))),
-        );
-        for c in columns {
-            select.push(format!("a.{} AS {}", q(c), q(&format!("a.{c}"))));
-            select.push(format!("b.{} AS {}", q(c), q(&format!("b.{c}"))));
-        }
-        let mut differ = vec![
-            "a.__xform_a IS NULL".to_string(),
-            "b.__xform_b IS NULL".to_string(),
-        ];
-        differ.extend(
-            columns
-                .iter()
-                .map(|c| format!("a.{0} IS DISTINCT FROM b.{0}", q(c))),
-        );
-        let diff = format!(
-            "SELECT {}\nFROM (SELECT *, true AS __xform_a FROM {a}) AS a\nFULL OUTER JOIN (SELECT *, true AS __xform_b FROM {b}) AS b ON {}\nWHERE {}",
-            select.join(", "),
-            on.join(" AND "),
-            differ.join(" OR ")
-        );
-        if counts {
-            return format!("SELECT __xform_diff, count(*) FROM ({diff}) AS d GROUP BY 1");
-        }
-        let order: Vec<String> = key.iter().map(|k| q(k)).collect();
-        format!(
-            "SELECT * FROM ({diff}) AS d QUALIFY row_number() OVER (PARTITION BY __xform_diff ORDER BY {0}) <= {limit} ORDER BY __xform_diff, {0}",
-            order.join(", ")
-        )
-    }
-
-    /// The statement making another DuckDB file readable as `alias`.
-    pub fn attach_sql(self, path: &Path, alias: &str) -> String {
-        format!(
-            "ATTACH '{}' AS {} (READ_ONLY)",
-            path.display().to_string().replace('\'', "''"),
-            self.quote(alias)
-        )
-    }
-
-    pub fn sql_dialect(self) -> Box<dyn Dialect + Send + Sync> {
-        match self {
-            AdapterKind::DuckDb => Box::new(DuckDbDialect {}),
-            AdapterKind::Postgres => Box::new(PostgreSqlDialect {}),
-        }
-    }
-}
-
-/// What `xform compare` measures of a column.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ColumnClass {
-    Numeric,
-    Text,
-    Other,
-    Nested,
-}
-
-impl ColumnClass {
-    pub fn stats(self) -> &'static [&'static str] {
-        match self {
-            ColumnClass::Numeric => &["nulls", "distinct", "min", "max", "sum", "avg"],
-            ColumnClass::Text => &[
-                "nulls",
-                "distinct",
-                "min",
-                "max",
-                "min_length",
-                "max_length",
-            ],
-            ColumnClass::Other => &["nulls", "distinct", "min", "max"],
-            ColumnClass::Nested => &["nulls", "distinct"],
-        }
-    }
-}
-
-/// A relation by its unquoted parts.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Relation {
-    pub schema: String,
-    pub name: String,
-}
-
-impl Relation {
-    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Relation {
-        Relation {
-            schema: schema.into(),
-            name: name.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for Relation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.schema, self.name)
-    }
-}
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::project::Target;
+pub use crate::sql::Relation;
+use crate::sql::Kind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -409,10 +136,12 @@ impl Default for SnapshotColumns {
     }
 }
 
-/// A CSV file, already UTF-8, and how to read it.
+/// A CSV file and how to read it.
 #[derive(Clone, Debug)]
 pub struct CsvSource {
     pub path: PathBuf,
+    /// The file's text decoded to UTF-8, when the file is in another encoding.
+    pub decoded: Option<String>,
     pub delimiter: String,
     pub quote: String,
     pub header: bool,
@@ -474,6 +203,9 @@ pub enum DbError {
     Failed(String),
     /// The statement was interrupted (Ctrl-C, fail-fast).
     Interrupted,
+    /// The statement failed inside an open transaction and took the transaction with it:
+    /// what it had staged is gone.
+    TransactionLost(String),
     /// A CSV row could not be loaded: 1-based line in the file, the column if known.
     BadRow {
         line: u64,
@@ -485,7 +217,7 @@ pub enum DbError {
 impl std::fmt::Display for DbError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DbError::Failed(m) => f.write_str(m),
+            DbError::Failed(m) | DbError::TransactionLost(m) => f.write_str(m),
             DbError::Interrupted => f.write_str("interrupted"),
             DbError::BadRow {
                 line,
@@ -565,80 +297,81 @@ pub trait Session: Send {
     ) -> DbResult<Option<f64>>;
 }
 
-/// Opens the warehouse a target describes. `root` resolves relative paths; `settings` are the
-/// target's adapter-specific fields (`path` for DuckDB).
-pub fn open(
-    kind: AdapterKind,
-    root: &Path,
-    target_name: &str,
-    settings: &BTreeMap<String, Json>,
-) -> DbResult<Arc<dyn Warehouse>> {
-    match kind {
-        AdapterKind::DuckDb => open_duckdb(&duckdb_path(root, target_name, settings), root),
-        AdapterKind::Postgres => Err(DbError::Failed(
-            "the PostgreSQL adapter is not available yet in this xform; use a duckdb target".into(),
-        )),
+/// A target's connection settings, typed and checked by its adapter.
+#[derive(Clone, Debug)]
+pub enum Connection {
+    DuckDb(duckdb::Settings),
+    Postgres(postgres::Settings),
+}
+
+impl Connection {
+    /// The target's settings as its adapter reads them: a wrong or unknown one is a
+    /// diagnostic at its line. `root` resolves relative paths.
+    pub fn new(target: &Target, root: &Path, diags: &mut Diagnostics) -> Option<Connection> {
+        let before = diags.error_count();
+        let c = match target.kind {
+            Kind::DuckDb => Connection::DuckDb(duckdb::Settings::new(target, root, diags)),
+            Kind::Postgres => Connection::Postgres(postgres::Settings::new(target, diags)),
+        };
+        (diags.error_count() == before).then_some(c)
     }
-}
 
-#[cfg(feature = "duckdb")]
-fn open_duckdb(path: &Path, root: &Path) -> DbResult<Arc<dyn Warehouse>> {
-    Ok(Arc::new(duckdb::DuckDb::open(path, root)?))
-}
-
-#[cfg(not(feature = "duckdb"))]
-fn open_duckdb(_: &Path, _: &Path) -> DbResult<Arc<dyn Warehouse>> {
-    Err(DbError::Failed(
-        "this xform was built without DuckDB (cargo feature `duckdb`)".into(),
-    ))
-}
-
-/// Where a target's warehouse lives, for messages (`target/dev.duckdb`, a server URL).
-pub fn describe(
-    kind: AdapterKind,
-    root: &Path,
-    target_name: &str,
-    settings: &BTreeMap<String, Json>,
-) -> String {
-    match kind {
-        AdapterKind::DuckDb => {
-            let path = duckdb_path(root, target_name, settings);
-            path.strip_prefix(root)
-                .unwrap_or(&path)
-                .display()
-                .to_string()
+    /// Opens the warehouse.
+    pub fn open(&self) -> DbResult<Arc<dyn Warehouse>> {
+        match self {
+            Connection::DuckDb(s) => s.open(),
+            Connection::Postgres(_) => Err(DbError::Failed(
+                "the PostgreSQL adapter is not available yet in this xform; use a duckdb target"
+                    .into(),
+            )),
         }
-        AdapterKind::Postgres => settings
-            .get("host")
-            .and_then(Json::as_str)
-            .unwrap_or("postgres")
-            .to_string(),
     }
-}
 
-/// The file of another target's warehouse to attach for reading, when it is not `main`'s.
-pub fn attachable(
-    kind: AdapterKind,
-    root: &Path,
-    (main, other): (&str, &str),
-    (main_settings, other_settings): (&BTreeMap<String, Json>, &BTreeMap<String, Json>),
-) -> Option<PathBuf> {
-    match kind {
-        AdapterKind::DuckDb => {
-            let a = duckdb_path(root, main, main_settings);
-            let b = duckdb_path(root, other, other_settings);
-            (a != b).then_some(b)
+    /// Where the warehouse lives, for messages (`target/dev.duckdb`, a host).
+    pub fn describe(&self, root: &Path) -> String {
+        match self {
+            Connection::DuckDb(s) => s.describe(root),
+            Connection::Postgres(s) => s.describe(),
         }
-        AdapterKind::Postgres => None,
+    }
+
+    /// The database file to attach so that `other`'s relations can be read beside this
+    /// one's, when it is another file; None when they are one warehouse, or when this kind of
+    /// warehouse cannot read another beside it.
+    pub fn attachable(&self, other: &Connection) -> Option<PathBuf> {
+        match (self, other) {
+            (Connection::DuckDb(a), Connection::DuckDb(b)) => a.attachable(b),
+            _ => None,
+        }
     }
 }
 
-/// A DuckDB target's file: `path:` relative to the project, else `target/<target>.duckdb`;
-/// `:memory:` stays as it is.
-fn duckdb_path(root: &Path, target_name: &str, settings: &BTreeMap<String, Json>) -> PathBuf {
-    match settings.get("path").and_then(Json::as_str) {
-        Some(":memory:") => PathBuf::from(":memory:"),
-        Some(p) => root.join(p),
-        None => root.join("target").join(format!("{target_name}.duckdb")),
+/// A setting of a target that is not one of its adapter's: a warning at its line.
+fn unknown_settings(target: &Target, known: &[&str], diags: &mut Diagnostics) {
+    for key in target.settings.keys().filter(|k| !known.contains(&k.as_str())) {
+        diags.push(
+            Diagnostic::warning(format!(
+                "target `{}`: `{key}` is not a setting of {} targets; it is ignored",
+                target.name,
+                target.kind.name()
+            ))
+            .at_opt(target.at(key))
+            .help(format!("{} targets read: {}", target.kind.name(), known.join(", "))),
+        );
+    }
+}
+
+/// A text setting; anything else is an error at its line.
+fn text_setting(target: &Target, key: &str, diags: &mut Diagnostics) -> Option<String> {
+    match target.settings.get(key)? {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        other => {
+            diags.push(
+                Diagnostic::error(format!("target `{}`: `{key}` must be text, found {other}", target.name))
+                    .at_opt(target.at(key)),
+            );
+            None
+        }
     }
 }

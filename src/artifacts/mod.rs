@@ -14,7 +14,7 @@ use crate::project::{Column, NodeKind, TestSpec};
 
 mod run;
 pub use run::{
-    RunInfo, clean, run_path, write_json, write_run_results, write_run_sql, write_transcoded_seed,
+    RunInfo, clean, run_path, write_json, write_new_project, write_run_results, write_run_sql,
 };
 
 pub const TARGET_DIR: &str = "target";

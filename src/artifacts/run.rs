@@ -168,15 +168,17 @@ pub fn write_run_sql(
     write_derived(&root.join(TARGET_DIR).join("run"), &files)
 }
 
-/// A seed transcoded to UTF-8 for the warehouse to read: `target/.xform/seeds/<path>`.
-pub fn write_transcoded_seed(root: &Path, seed_path: &str, text: &str) -> std::io::Result<PathBuf> {
-    let path = root
-        .join(TARGET_DIR)
-        .join(".xform")
-        .join("utf8")
-        .join(seed_path);
-    atomic_write(&path, |w| w.write_all(text.as_bytes()))?;
-    Ok(path)
+/// Writes a new project's files (`xform init`) under `dir`, each with the user's usual
+/// permissions.
+pub fn write_new_project(dir: &Path, files: &[(&str, &str)]) -> Result<(), String> {
+    for (path, text) in files {
+        let full = dir.join(path);
+        let parent = full.parent().unwrap_or(dir);
+        std::fs::create_dir_all(parent)
+            .and_then(|_| std::fs::write(&full, text))
+            .map_err(|e| format!("cannot write {}: {e}", full.display()))?;
+    }
+    Ok(())
 }
 
 /// Removes what xform wrote under `target/` (not the warehouse, and nothing of Cargo's);

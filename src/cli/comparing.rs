@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::running::open_session;
-use super::{Global, LogFormat, Select, load_and_compile};
+use super::warehouse::{connection, open_session};
+use super::{ExitStatus, Global, Loaded, LogFormat, Select, load_and_compile};
 use crate::adapter::Session;
 use crate::artifacts;
 use crate::compare::{self, CompareOptions, Side};
@@ -46,8 +46,8 @@ pub struct CompareArgs {
     limit: usize,
 }
 
-pub fn cmd_compare(g: &Global, a: &CompareArgs) -> i32 {
-    let (c, _) = match load_and_compile(g, &Select::default(), None) {
+pub fn cmd_compare(g: &Global, a: &CompareArgs) -> ExitStatus {
+    let Loaded { c, .. } = match load_and_compile(g, &Select::default(), None) {
         Ok(ok) => ok,
         Err(code) => return code,
     };
@@ -61,25 +61,25 @@ pub fn cmd_compare(g: &Global, a: &CompareArgs) -> i32 {
             Ok(s) => sides.push(s),
             Err(e) => {
                 errln!("error: {e}");
-                return 2;
+                return ExitStatus::Invalid;
             }
         }
     }
     let (b, a_side) = (sides.pop(), sides.pop());
     let (Some(a_side), Some(b)) = (a_side, b) else {
-        return 2;
+        return ExitStatus::Invalid;
     };
     let opts = CompareOptions {
         key: a.key.clone(),
         columns: a.columns.clone(),
         limit: a.limit,
     };
-    let report = match compare::compare(session.as_mut(), c.project.target.kind, (a_side, b), &opts)
+    let report = match compare::compare(session.as_mut(), c.project.target.dialect(), (a_side, b), &opts)
     {
         Ok(r) => r,
         Err(e) => {
             errln!("error: cannot compare {} with {}: {e}", a.a, a.b);
-            return 2;
+            return ExitStatus::Invalid;
         }
     };
     match a.format {
@@ -92,9 +92,9 @@ pub fn cmd_compare(g: &Global, a: &CompareArgs) -> i32 {
         }
     }
     if a.fail_on_diff && !report.identical() {
-        1
+        ExitStatus::Failed
     } else {
-        0
+        ExitStatus::Success
     }
 }
 
@@ -106,6 +106,7 @@ fn side(g: &Global, c: &Compiled, session: &mut dyn Session, rel: &str) -> Resul
         None => (None, rel),
     };
     let kind = c.project.target.kind;
+    let dialect = kind.dialect();
     let mut prefix = String::new();
     let other = match target.filter(|t| *t != c.project.target.name) {
         Some(t) => {
@@ -115,7 +116,7 @@ fn side(g: &Global, c: &Compiled, session: &mut dyn Session, rel: &str) -> Resul
                 vars: g.vars.clone(),
                 log_format: g.log_format,
             };
-            let (other, _) = load_and_compile(&global, &Select::default(), None)
+            let Loaded { c: other, .. } = load_and_compile(&global, &Select::default(), None)
                 .map_err(|_| format!("cannot use target `{t}` (see above)"))?;
             let ot = &other.project.target;
             if ot.kind != kind {
@@ -126,13 +127,7 @@ fn side(g: &Global, c: &Compiled, session: &mut dyn Session, rel: &str) -> Resul
                     kind.name()
                 ));
             }
-            let main = &c.project.target;
-            if let Some(path) = crate::adapter::attachable(
-                kind,
-                &c.project.root,
-                (&main.name, &ot.name),
-                (&main.settings, &ot.settings),
-            ) {
+            if let Some(path) = connection(&c.project)?.attachable(&connection(&other.project)?) {
                 if !path.exists() {
                     return Err(format!(
                         "target `{t}`'s database {} does not exist",
@@ -140,10 +135,13 @@ fn side(g: &Global, c: &Compiled, session: &mut dyn Session, rel: &str) -> Resul
                     ));
                 }
                 let alias = format!("xform_{t}");
+                let attach = dialect
+                    .attach(&path.to_string_lossy(), &alias)
+                    .ok_or_else(|| format!("{} cannot read target `{t}` beside `{}`", kind.name(), c.project.target.name))?;
                 session
-                    .execute(&kind.attach_sql(&path, &alias))
+                    .execute(&attach)
                     .map_err(|e| format!("cannot attach target `{t}`: {e}"))?;
-                prefix = format!("{}.", kind.quote(&alias));
+                prefix = format!("{}.", dialect.quote(&alias));
             }
             Some(other)
         }
@@ -152,7 +150,7 @@ fn side(g: &Global, c: &Compiled, session: &mut dyn Session, rel: &str) -> Resul
     let project = other.as_ref().unwrap_or(c);
     let sql = if name.contains('.') {
         name.split('.')
-            .map(|p| kind.quote(p))
+            .map(|p| dialect.quote(p))
             .collect::<Vec<_>>()
             .join(".")
     } else {
@@ -177,7 +175,7 @@ fn side(g: &Global, c: &Compiled, session: &mut dyn Session, rel: &str) -> Resul
     };
     let sql = format!("{prefix}{sql}");
     session
-        .query(&format!("SELECT * FROM {sql}"), 0)
+        .query(&dialect.select_all(&sql), 0)
         .map_err(|e| format!("cannot read {rel}: {e}"))?;
     Ok(Side {
         label: rel.to_string(),
@@ -187,13 +185,17 @@ fn side(g: &Global, c: &Compiled, session: &mut dyn Session, rel: &str) -> Resul
 
 /// The state `--compare-to DIR` names: `--state`'s when it is the same folder, else read now,
 /// before anything runs (a missing manifest is exit 2).
-pub fn compare_state(g: &Global, c: &Compiled, dir: &std::path::Path) -> Result<Arc<State>, i32> {
+pub fn compare_state(
+    g: &Global,
+    state: Option<&Arc<State>>,
+    dir: &std::path::Path,
+) -> Result<Arc<State>, ExitStatus> {
     let dir = super::state_dir(g, dir);
-    match &c.state {
+    match state {
         Some(s) if s.dir == dir => Ok(s.clone()),
         _ => State::load(&dir).map(Arc::new).map_err(|e| {
             errln!("error: --compare-to: {e}");
-            2
+            ExitStatus::Invalid
         }),
     }
 }
@@ -258,7 +260,7 @@ pub fn compare_to(
                 sql: new,
             },
         );
-        let (verdict, doc) = match compare::compare(session, kind, sides, &opts) {
+        let (verdict, doc) = match compare::compare(session, kind.dialect(), sides, &opts) {
             Ok(report) => {
                 let mut doc = json!(report);
                 doc["identical"] = json!(report.identical());

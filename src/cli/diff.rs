@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use similar::TextDiff;
 
-use super::{Global, Select, load_and_compile};
+use super::{ExitStatus, Global, Loaded, Select, load_and_compile};
 use crate::compile::Compiled;
 use crate::project::NodeKind;
 use crate::state::State;
@@ -29,19 +29,19 @@ struct Entry {
     sql: Option<(String, String)>,
 }
 
-pub fn cmd_diff(g: &Global, select: &Select, format: DiffFormat) -> i32 {
+pub fn cmd_diff(g: &Global, select: &Select, format: DiffFormat) -> ExitStatus {
     if select.state.is_none() {
         errln!(
             "error: xform diff needs --state DIR, a folder with the manifest.json to compare against (e.g. production's)"
         );
-        return 2;
+        return ExitStatus::Invalid;
     }
-    let (c, _) = match load_and_compile(g, select, None) {
+    let Loaded { c, state, changes, .. } = match load_and_compile(g, select, None) {
         Ok(ok) => ok,
         Err(code) => return code,
     };
-    let (Some(changes), Some(state)) = (&c.changes, c.state.clone()) else {
-        return 2;
+    let (Some(changes), Some(state)) = (&changes, state) else {
+        return ExitStatus::Invalid;
     };
     let selected: BTreeSet<usize> = c.selected.iter().copied().collect();
     let mut entries = Vec::new();
@@ -88,7 +88,7 @@ pub fn cmd_diff(g: &Global, select: &Select, format: DiffFormat) -> i32 {
     };
     out!("{text}");
     std::mem::forget(c);
-    0
+    ExitStatus::Success
 }
 
 /// Models first, then seeds, snapshots, sources, tests.

@@ -1,6 +1,5 @@
-//! The command line: clap types, reading the environment, printing, exit codes.
-//! Exit codes: 0 success, 1 a node or test failed, 2 the command line, the project or the
-//! connection is invalid (nothing was written), 130 interrupted by Ctrl-C.
+//! The command line: clap types, reading the environment, printing, exit codes
+//! (`ExitStatus`).
 
 /// `println!` and friends that never panic on a closed or full stdout (see `out`).
 macro_rules! outln {
@@ -23,8 +22,9 @@ mod diff;
 mod out;
 mod output;
 mod running;
+mod warehouse;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -34,10 +34,12 @@ use std::time::Instant;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::compile::{CompileOptions, Compiled, compile};
+use crate::adapter::Connection;
+use crate::compile::{self, CompileOptions, Compiled, compile};
 use crate::diagnostics::{Diagnostic, Diagnostics, Files, render};
+use crate::graph::select::{Facts, Selection, select};
 use crate::project::{LoadOptions, NodeKind, load};
-use crate::state::State;
+use crate::state::{Changes, State};
 use crate::{artifacts, scaffold};
 
 #[derive(Parser, Debug)]
@@ -180,13 +182,34 @@ enum SourceCommand {
     },
 }
 
-pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+/// How a command ends: the process's exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Everything asked for was done.
+    Success = 0,
+    /// The run went through and something in it failed: a node, a test, a freshness check.
+    Failed = 1,
+    /// The command line, the project or the connection is invalid; nothing was written.
+    Invalid = 2,
+    /// xform itself failed (a panic): a bug.
+    Crashed = 101,
+    /// Interrupted by Ctrl-C.
+    Interrupted = 130,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
     let args: Vec<OsString> = args.into_iter().collect();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
+            return if e.use_stderr() { ExitStatus::Invalid } else { ExitStatus::Success };
         }
     };
     // Recorded in run_results.json for `xform retry`; a path that is not UTF-8 is kept lossily
@@ -205,10 +228,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             .spawn_scoped(s, || dispatch(&cli, &argv));
         match command.map(|t| t.join()) {
             Ok(Ok(code)) => code,
-            Ok(Err(_)) => 101,
+            Ok(Err(_)) => ExitStatus::Crashed,
             Err(e) => {
                 errln!("error: cannot start a thread: {e}");
-                2
+                ExitStatus::Invalid
             }
         }
     });
@@ -217,8 +240,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             errln!("error: cannot write standard output: {e}");
             // A run's output is its log: the run is done and target/run_results.json holds it.
             // For every other command the output is what was asked for.
-            if code == 0 && !cli.command.changes_the_warehouse() {
-                2
+            if code == ExitStatus::Success && !cli.command.changes_the_warehouse() {
+                ExitStatus::Invalid
             } else {
                 code
             }
@@ -241,7 +264,7 @@ impl Command {
     }
 }
 
-fn dispatch(cli: &Cli, argv: &[String]) -> i32 {
+fn dispatch(cli: &Cli, argv: &[String]) -> ExitStatus {
     let g = &cli.global;
     match &cli.command {
         Command::Compile { select, inline } => cmd_compile(g, select, inline.as_deref()),
@@ -272,48 +295,91 @@ fn load_options(g: &Global) -> LoadOptions {
     }
 }
 
-/// Loads and compiles; on failure prints the diagnostics and returns the exit code. The files
-/// read come along, for later diagnostics to quote.
-fn load_and_compile(
-    g: &Global,
-    select: &Select,
-    inline: Option<&str>,
-) -> Result<(Compiled, Files), i32> {
+/// A compiled project with its selection made, and what the steps after compiling used.
+pub(super) struct Loaded {
+    pub c: Compiled,
+    /// The files read, for later diagnostics to quote.
+    pub files: Files,
+    /// `--state`'s run and how each node differs from it.
+    pub state: Option<Arc<State>>,
+    pub changes: Option<Changes>,
+}
+
+/// Loads, compiles, compares with `--state`, selects, defers and checks the SQL; on failure
+/// prints the diagnostics and returns the exit code.
+fn load_and_compile(g: &Global, select: &Select, inline: Option<&str>) -> Result<Loaded, ExitStatus> {
     let state = match &select.state {
-        Some(dir) => match State::load(&state_dir(g, dir)) {
-            Ok(s) => Some(Arc::new(s)),
-            Err(e) => {
-                errln!("error: --state: {e}");
-                return Err(2);
-            }
-        },
+        Some(dir) => Some(Arc::new(State::load(&state_dir(g, dir)).map_err(|e| {
+            errln!("error: --state: {e}");
+            ExitStatus::Invalid
+        })?)),
         None => None,
     };
     let mut files = Files::default();
     let mut diags = Diagnostics::default();
-    let project = load(&g.project_dir, &load_options(g), &mut files, &mut diags);
-    let compiled = project.and_then(|mut p| {
+    let loaded = load(&g.project_dir, &load_options(g), &mut files, &mut diags).and_then(|mut p| {
         if let Some(text) = inline {
             p.add_inline(text, &mut files);
         }
-        let copts = CompileOptions {
-            select: select.select.clone(),
-            exclude: select.exclude.clone(),
-            sql_checked: artifacts::read_sql_cache(&g.project_dir),
-            results: select
-                .results
-                .clone()
-                .or_else(|| state.as_ref().map(|s| Arc::new(s.results.clone()))),
-            state,
-            defer: select.defer,
+        Connection::new(&p.target, &p.root, &mut diags)?;
+        let opts = CompileOptions {
+            repointable: select.defer,
         };
-        compile(p, &copts, &mut files, &mut diags)
+        let c = compile(p, &opts, &mut diags)?;
+        let known_clean = artifacts::read_sql_cache(&g.project_dir);
+        after_compile(c, (select, state.clone()), (&known_clean, &mut files), &mut diags)
     });
-    let failed = diags.has_errors() || compiled.is_none();
+    let failed = diags.has_errors() || loaded.is_none();
     report(g.log_format, diags, &files);
-    match compiled {
-        Some(c) if !failed => Ok((c, files)),
-        _ => Err(2),
+    match loaded {
+        Some((c, changes)) if !failed => Ok(Loaded {
+            c,
+            files,
+            state,
+            changes,
+        }),
+        _ => Err(ExitStatus::Invalid),
+    }
+}
+
+/// The steps after compiling: compare with `--state`, select, `--defer`, check the SQL.
+fn after_compile(
+    mut c: Compiled,
+    (select, state): (&Select, Option<Arc<State>>),
+    (known_clean, files): (&HashSet<String>, &mut Files),
+    diags: &mut Diagnostics,
+) -> Option<(Compiled, Option<Changes>)> {
+    let changes = state.as_deref().map(|s| crate::state::changes(&c, s));
+    let results = select
+        .results
+        .clone()
+        .or_else(|| state.as_ref().map(|s| Arc::new(s.results.clone())));
+    let modified = changes.as_ref().map(Changes::modified);
+    let facts = Facts {
+        modified: modified.as_deref(),
+        results: results.as_deref(),
+    };
+    c.selected = select_nodes(&c, select, &facts, diags)?;
+    if let (true, Some(state)) = (select.defer, state.as_deref()) {
+        crate::state::defer(&mut c, state);
+    }
+    compile::check(&mut c, known_clean, files, diags);
+    Some((c, changes))
+}
+
+/// The nodes `--select`/`--exclude` pick (every node when there is no `--select`).
+fn select_nodes(c: &Compiled, s: &Select, facts: &Facts, diags: &mut Diagnostics) -> Option<Vec<usize>> {
+    let specs = Selection::parse(&s.select).and_then(|a| Ok((a, Selection::parse(&s.exclude)?)));
+    let picked = specs.and_then(|(sel, exc)| select(&c.graph, c.nodes(), (&sel, &exc), facts));
+    match picked {
+        Ok((selected, warnings)) => {
+            diags.extend(warnings);
+            Some(selected)
+        }
+        Err(d) => {
+            diags.push(d);
+            None
+        }
     }
 }
 
@@ -366,9 +432,9 @@ fn diagnostic_json(d: &Diagnostic, files: &Files) -> serde_json::Value {
     })
 }
 
-fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> i32 {
+fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> ExitStatus {
     let started = Instant::now();
-    let (c, files) = match load_and_compile(g, select, inline) {
+    let Loaded { c, files, .. } = match load_and_compile(g, select, inline) {
         Ok(ok) => ok,
         Err(code) => return code,
     };
@@ -382,7 +448,7 @@ fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> i32 {
             .position(|n| n.path.as_ref() == crate::project::INLINE_PATH)
             .and_then(|i| c.sql[i].clone());
         out!("{}", sql.unwrap_or_default());
-        return 0;
+        return ExitStatus::Success;
     }
     if let Err(code) = write_compile_artifacts(&g.project_dir, &c) {
         return code;
@@ -398,17 +464,17 @@ fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> i32 {
     }
     // The process ends now: freeing tens of thousands of strings one by one only costs time.
     std::mem::forget(c);
-    0
+    ExitStatus::Success
 }
 
 /// target/compiled, manifest.json and the SQL-check cache.
-fn write_compile_artifacts(root: &Path, c: &Compiled) -> Result<(), i32> {
+fn write_compile_artifacts(root: &Path, c: &Compiled) -> Result<(), ExitStatus> {
     let written = artifacts::write_compiled(root, c)
         .and_then(|_| artifacts::write_manifest(root, c))
         .and_then(|_| artifacts::write_sql_cache(root, c));
     written.map_err(|e| {
         errln!("error: cannot write xform's files under target/: {e}");
-        2
+        ExitStatus::Invalid
     })
 }
 
@@ -457,8 +523,8 @@ pub fn thousands(n: usize) -> String {
     out
 }
 
-fn cmd_ls(g: &Global, select: &Select, output: Output) -> i32 {
-    let (c, _) = match load_and_compile(g, select, None) {
+fn cmd_ls(g: &Global, select: &Select, output: Output) -> ExitStatus {
+    let Loaded { c, .. } = match load_and_compile(g, select, None) {
         Ok(ok) => ok,
         Err(code) => return code,
     };
@@ -485,11 +551,11 @@ fn cmd_ls(g: &Global, select: &Select, output: Output) -> i32 {
     }
     out!("{out}");
     std::mem::forget(c);
-    0
+    ExitStatus::Success
 }
 
 /// `xform retry`: the last run's command again, selecting exactly what failed or was skipped.
-fn cmd_retry(g: &Global) -> i32 {
+fn cmd_retry(g: &Global) -> ExitStatus {
     let path = g
         .project_dir
         .join(artifacts::TARGET_DIR)
@@ -501,11 +567,11 @@ fn cmd_retry(g: &Global) -> i32 {
                 "error: no previous run to retry: {} does not exist",
                 path.display()
             );
-            return 2;
+            return ExitStatus::Invalid;
         }
         Err(e) => {
             errln!("error: {e}");
-            return 2;
+            return ExitStatus::Invalid;
         }
     };
     let retried = |s: &String| matches!(s.as_str(), "error" | "fail" | "skipped" | "runtime error");
@@ -516,7 +582,7 @@ fn cmd_retry(g: &Global) -> i32 {
                 "error: cannot read the last run's command line ({})",
                 argv.join(" ")
             );
-            return 2;
+            return ExitStatus::Invalid;
         }
     };
     let (verb, mut args) = match prev.command {
@@ -530,7 +596,7 @@ fn cmd_retry(g: &Global) -> i32 {
                 "error: the last run (`xform {}`) is not one xform can retry",
                 argv.join(" ")
             );
-            return 2;
+            return ExitStatus::Invalid;
         }
     };
     let count = statuses.values().filter(|s| retried(s)).count();
@@ -539,7 +605,7 @@ fn cmd_retry(g: &Global) -> i32 {
             "nothing to retry: `xform {}` had no failed or skipped nodes",
             argv.join(" ")
         );
-        return 0;
+        return ExitStatus::Success;
     }
     args.select.select = vec!["result:error result:fail result:skipped".into()];
     args.select.exclude.clear();
@@ -564,16 +630,16 @@ fn cmd_retry(g: &Global) -> i32 {
     running::cmd_run(&global, &args, verb, &argv)
 }
 
-fn cmd_init(dir: &Path) -> i32 {
+fn cmd_init(dir: &Path) -> ExitStatus {
     match scaffold::init(dir) {
         Ok(()) => {
             outln!("created a project in {}", dir.display());
             outln!("next: cd {} && xform compile", dir.display());
-            0
+            ExitStatus::Success
         }
         Err(e) => {
             errln!("error: {e}");
-            2
+            ExitStatus::Invalid
         }
     }
 }

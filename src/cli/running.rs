@@ -1,20 +1,20 @@
 //! `build`, `run`, `seed`, `show`, `debug` and `clean`: the commands that reach the warehouse.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, Once, PoisonError};
+use std::sync::{Mutex, Once, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use super::output::{Printer, rows_table};
-use super::{
-    Global, LogFormat, Select, load_and_compile, load_options, report, write_compile_artifacts,
+use super::{ExitStatus, 
+    Global, Loaded, LogFormat, Select, load_and_compile, load_options, report, write_compile_artifacts,
 };
-use crate::adapter::{self, Warehouse};
+use super::warehouse::{connection, describe, open_session, open_warehouse};
 use crate::artifacts::{self, RunInfo};
 use crate::compile::Compiled;
 use crate::diagnostics::{Diagnostics, Files, did_you_mean};
 use crate::execute::{self, RunOptions, Stop};
 use crate::materialize::{self, Job};
-use crate::project::{NodeKind, PROJECT_FILE, Project, load};
+use crate::project::{NodeKind, PROJECT_FILE, load};
 use crate::testing::freshness;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -89,9 +89,9 @@ impl Verb {
 }
 
 /// Runs `verb`; `argv` is the command line recorded in run_results.json for `xform retry`.
-pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> i32 {
+pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> ExitStatus {
     let (clock, started_at) = (Instant::now(), SystemTime::now());
-    let (c, files) = match load_and_compile(g, &a.select, None) {
+    let Loaded { c, files, state, .. } = match load_and_compile(g, &a.select, None) {
         Ok(ok) => ok,
         Err(code) => return code,
     };
@@ -99,7 +99,7 @@ pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> i32 {
         && start >= end
     {
         errln!("error: --start {start} is not before --end {end}");
-        return 2;
+        return ExitStatus::Invalid;
     }
     let opts = materialize::PlanOptions {
         full_refresh: a.full_refresh,
@@ -107,7 +107,7 @@ pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> i32 {
         now: materialize::incremental::now_utc(),
     };
     let compare_state = match &a.compare_to {
-        Some(dir) => match super::comparing::compare_state(g, &c, dir) {
+        Some(dir) => match super::comparing::compare_state(g, state.as_ref(), dir) {
             Ok(s) => Some(s),
             Err(code) => return code,
         },
@@ -146,7 +146,7 @@ pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> i32 {
         Err(e) => {
             printer.finish_bar();
             errln!("error: {e}");
-            return 2;
+            return ExitStatus::Invalid;
         }
     };
     let info = RunInfo {
@@ -173,8 +173,8 @@ pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> i32 {
 
 /// `xform source freshness`: each selected source table that declares `freshness`, its latest
 /// `loaded_at_field` against `warn_after`/`error_after`. Exit 1 when one is an error.
-pub fn cmd_freshness(g: &Global, select: &Select) -> i32 {
-    let (c, files) = match load_and_compile(g, select, None) {
+pub fn cmd_freshness(g: &Global, select: &Select) -> ExitStatus {
+    let Loaded { c, files, .. } = match load_and_compile(g, select, None) {
         Ok(ok) => ok,
         Err(code) => return code,
     };
@@ -190,11 +190,11 @@ pub fn cmd_freshness(g: &Global, select: &Select) -> i32 {
     let failed = diags.has_errors();
     report(g.log_format, diags, &files);
     if failed {
-        return 2;
+        return ExitStatus::Invalid;
     }
     if checks.is_empty() {
         errln!("no selected source table declares `freshness` (with `loaded_at_field`)");
-        return 0;
+        return ExitStatus::Success;
     }
     let (_warehouse, mut session) = match open_session(&c.project) {
         Ok(ws) => ws,
@@ -267,7 +267,7 @@ pub fn cmd_freshness(g: &Global, select: &Select) -> i32 {
     if let Err(e) = artifacts::write_json(&g.project_dir, "sources.json", &doc) {
         errln!("warning: cannot write target/sources.json: {e}");
     }
-    if errors > 0 { 1 } else { 0 }
+    if errors > 0 { ExitStatus::Failed } else { ExitStatus::Success }
 }
 
 /// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
@@ -277,13 +277,13 @@ fn utc_text(seconds: f64) -> String {
         .unwrap_or_default()
 }
 
-fn exit_code(outcome: &execute::Outcome) -> i32 {
+fn exit_code(outcome: &execute::Outcome) -> ExitStatus {
     if outcome.interrupted {
-        130
+        ExitStatus::Interrupted
     } else if outcome.results.iter().any(|r| r.failed()) {
-        1
+        ExitStatus::Failed
     } else {
-        0
+        ExitStatus::Success
     }
 }
 
@@ -295,7 +295,7 @@ fn plan(
     (no_audit, opts): (bool, materialize::PlanOptions),
     format: LogFormat,
     files: &Files,
-) -> Result<Vec<Job>, i32> {
+) -> Result<Vec<Job>, ExitStatus> {
     let mut diags = Diagnostics::default();
     let mut jobs = Vec::new();
     let mut tests = Vec::new();
@@ -317,12 +317,12 @@ fn plan(
     }
     let failed = diags.has_errors();
     report(format, diags, files);
-    if failed { Err(2) } else { Ok(jobs) }
+    if failed { Err(ExitStatus::Invalid) } else { Ok(jobs) }
 }
 
 /// The materialization settings of the selected nodes (incremental strategies, snapshots,
 /// seeds) and sources' freshness, checked as a run would, for `compile`.
-pub fn check_settings(c: &Compiled, format: LogFormat, files: &Files) -> Result<(), i32> {
+pub fn check_settings(c: &Compiled, format: LogFormat, files: &Files) -> Result<(), ExitStatus> {
     let opts = materialize::PlanOptions {
         full_refresh: false,
         window: None,
@@ -342,37 +342,7 @@ pub fn check_settings(c: &Compiled, format: LogFormat, files: &Files) -> Result<
     }
     let failed = diags.has_errors();
     report(format, diags, files);
-    if failed { Err(2) } else { Ok(()) }
-}
-
-/// An open warehouse and one session on it.
-type Opened = (Arc<dyn Warehouse>, Box<dyn adapter::Session>);
-
-/// The warehouse and one session on it, for commands that run a few queries.
-pub fn open_session(p: &Project) -> Result<Opened, i32> {
-    let warehouse = open_warehouse(p)?;
-    match warehouse.session() {
-        Ok(s) => Ok((warehouse, s)),
-        Err(e) => {
-            errln!("error: {e}");
-            Err(2)
-        }
-    }
-}
-
-fn open_warehouse(p: &Project) -> Result<Arc<dyn Warehouse>, i32> {
-    let t = &p.target;
-    adapter::open(t.kind, &p.root, &t.name, &t.settings).map_err(|e| {
-        errln!("error: {e}");
-        2
-    })
-}
-
-fn describe(p: &Project, w: &dyn Warehouse) -> String {
-    let t = &p.target;
-    let place = adapter::describe(t.kind, &p.root, &t.name, &t.settings);
-    let version = w.version().unwrap_or_else(|_| t.kind.name().to_string());
-    format!("target {} ({place}, {version})", t.name)
+    if failed { Err(ExitStatus::Invalid) } else { Ok(()) }
 }
 
 /// The run a Ctrl-C stops. A second Ctrl-C, or one outside a run, ends the process at once
@@ -396,8 +366,8 @@ fn stop_on_ctrl_c(stop: Option<&Stop>) {
     });
 }
 
-pub fn cmd_show(g: &Global, model: &str, limit: usize) -> i32 {
-    let (c, _) = match load_and_compile(g, &Select::default(), None) {
+pub fn cmd_show(g: &Global, model: &str, limit: usize) -> ExitStatus {
+    let Loaded { c, .. } = match load_and_compile(g, &Select::default(), None) {
         Ok(ok) => ok,
         Err(code) => return code,
     };
@@ -411,14 +381,14 @@ pub fn cmd_show(g: &Global, model: &str, limit: usize) -> i32 {
         if let Some(help) = did_you_mean(model, names) {
             errln!("help: {help}");
         }
-        return 2;
+        return ExitStatus::Invalid;
     };
     let sql = match (&c.sql[i], c.relation_sql(i)) {
         (Some(sql), _) => sql.clone(),
-        (None, Some(rel)) => format!("SELECT * FROM {rel}"),
+        (None, Some(rel)) => c.project.target.dialect().select_all(&rel),
         (None, None) => {
             errln!("error: `{model}` has no SQL to show");
-            return 2;
+            return ExitStatus::Invalid;
         }
     };
     let warehouse = match open_warehouse(&c.project) {
@@ -429,18 +399,18 @@ pub fn cmd_show(g: &Global, model: &str, limit: usize) -> i32 {
     match rows {
         Ok(rows) if g.log_format == LogFormat::Json => {
             outln!("{}", super::output::rows_json(&rows));
-            0
+            ExitStatus::Success
         }
         Ok(rows) => {
             out!("{}", rows_table(&rows));
-            0
+            ExitStatus::Success
         }
         Err(e) => {
             errln!("error: `{model}` failed: {e}");
             errln!(
                 "note: its parents must exist in the warehouse; `xform build -s +{model}` builds them"
             );
-            1
+            ExitStatus::Failed
         }
     }
 }
@@ -451,7 +421,7 @@ fn find_node(c: &Compiled, name: &str) -> Option<usize> {
         .position(|n| n.name == name && matches!(n.kind, NodeKind::Model | NodeKind::Seed))
 }
 
-pub fn cmd_debug(g: &Global) -> i32 {
+pub fn cmd_debug(g: &Global) -> ExitStatus {
     outln!("xform {}", env!("CARGO_PKG_VERSION"));
     let mut files = Files::default();
     let mut diags = Diagnostics::default();
@@ -460,7 +430,7 @@ pub fn cmd_debug(g: &Global) -> i32 {
     report(g.log_format, diags, &files);
     let Some(p) = project.filter(|_| !failed) else {
         outln!("project: invalid (see above)");
-        return 2;
+        return ExitStatus::Invalid;
     };
     let t = &p.target;
     outln!(
@@ -469,41 +439,45 @@ pub fn cmd_debug(g: &Global) -> i32 {
         p.root.join(PROJECT_FILE).display()
     );
     outln!("target: {} (type {})", t.name, t.kind.name());
-    outln!(
-        "  warehouse: {}",
-        adapter::describe(t.kind, &p.root, &t.name, &t.settings)
-    );
+    let connection = match connection(&p) {
+        Ok(c) => c,
+        Err(e) => {
+            outln!("  warehouse: {e}");
+            return ExitStatus::Invalid;
+        }
+    };
+    outln!("  warehouse: {}", connection.describe(&p.root));
     outln!(
         "  schema: {}  schema_prefix: {:?}  threads: {}",
         t.schema,
         t.schema_prefix,
         t.threads
     );
-    let checked = adapter::open(t.kind, &p.root, &t.name, &t.settings).and_then(|w| {
+    let checked = connection.open().and_then(|w| {
         w.session()
-            .and_then(|mut s| s.query("SELECT 1", 1))
+            .and_then(|mut s| s.query(&t.dialect().probe(), 1))
             .and(w.version())
     });
     match checked {
         Ok(v) => {
             outln!("connection: ok ({v})");
-            0
+            ExitStatus::Success
         }
         Err(e) => {
             outln!("connection: FAILED: {e}");
-            2
+            ExitStatus::Invalid
         }
     }
 }
 
-pub fn cmd_clean(g: &Global) -> i32 {
+pub fn cmd_clean(g: &Global) -> ExitStatus {
     let root: &Path = &g.project_dir;
     if !root.join(PROJECT_FILE).is_file() {
         errln!(
             "error: no {PROJECT_FILE} in {}: not cleaning a folder that is not an xform project",
             root.display()
         );
-        return 2;
+        return ExitStatus::Invalid;
     }
     match artifacts::clean(root) {
         Ok(removed) if removed.is_empty() => outln!("nothing to clean"),
@@ -513,8 +487,8 @@ pub fn cmd_clean(g: &Global) -> i32 {
         ),
         Err(e) => {
             errln!("error: cannot clean target/: {e}");
-            return 2;
+            return ExitStatus::Invalid;
         }
     }
-    0
+    ExitStatus::Success
 }

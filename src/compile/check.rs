@@ -11,7 +11,7 @@ use super::compiled_path;
 use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc, offset_of};
 use crate::graph::Graph;
 use crate::project::{Node, Project};
-use crate::sql::{Analysis, analyze};
+use crate::sql::{Analysis, Dialect, analyze};
 use crate::template::{Names, RelName};
 
 /// sqlparser's view of every selected compiled model and singular test, with `sql_check`
@@ -27,7 +27,7 @@ pub fn check_sql(
     files: &mut Files,
     diags: &mut Diagnostics,
 ) -> Vec<String> {
-    let dialect = project.target.kind.sql_dialect();
+    let dialect = project.target.dialect();
     let results: Vec<(Option<String>, Vec<Diagnostic>)> = project
         .nodes
         .par_iter()
@@ -46,7 +46,7 @@ pub fn check_sql(
             if !selected[i] {
                 return (None, Vec::new());
             }
-            let found = check_one(n, i, text, dialect.as_ref(), names, graph);
+            let found = check_one(n, i, text, dialect, names, graph);
             (found.is_empty().then_some(key), found)
         })
         .collect();
@@ -99,7 +99,7 @@ fn check_one(
     n: &Node,
     i: usize,
     text: &str,
-    dialect: &dyn sqlparser::dialect::Dialect,
+    dialect: &dyn Dialect,
     names: &Names,
     graph: &Graph,
 ) -> Vec<Diagnostic> {

@@ -31,6 +31,7 @@ pub fn finish(
         .collect();
     let bodies_of = base.unwrap_or(&own);
     let position = graph.positions();
+    let empty = names.dialect.probe();
     let injected: Vec<(usize, String)> = (0..project.nodes.len())
         .into_par_iter()
         .filter_map(|i| {
@@ -46,13 +47,13 @@ pub fn finish(
                         cte_name(names, e),
                         bodies_of[e]
                             .as_deref()
-                            .unwrap_or("select 1")
+                            .unwrap_or(&empty)
                             .trim()
                             .trim_end_matches(';'),
                     )
                 })
                 .collect();
-            Some((i, inject(sql, &bodies)))
+            Some((i, names.dialect.inject_ctes(sql, &bodies)))
         })
         .collect();
     let mut out = own;
@@ -66,7 +67,7 @@ pub fn cte_name(names: &Names, node: usize) -> String {
     let ident = names.relations[node]
         .as_ref()
         .map_or("", |r| r.identifier.as_str());
-    names.kind.quote(&format!("__xform_cte__{ident}"))
+    names.dialect.quote(&format!("__xform_cte__{ident}"))
 }
 
 /// Replaces each `\x01<index>\x02` with the relation's quoted name (or its CTE name).
@@ -88,7 +89,7 @@ fn substitute(sql: String, names: &Names) -> String {
             Some((_, r)) if r.external.is_some() => {
                 out.push_str(r.external.as_deref().unwrap_or(""))
             }
-            Some((_, r)) => out.push_str(&names.kind.relation(&r.schema, &r.identifier)),
+            Some((_, r)) => out.push_str(&names.dialect.relation_name(None, &r.schema, &r.identifier)),
             None => out.push_str(&after[..close]),
         }
         rest = &after[close + 1..];
@@ -116,85 +117,4 @@ fn ephemeral_ancestors(
         }
     }
     found.into_iter().map(|(_, e)| e).collect()
-}
-
-/// Puts `name as (body)` CTEs in front of `sql`, merging into its own leading `with`.
-fn inject(sql: &str, ctes: &[(String, &str)]) -> String {
-    let defs: Vec<String> = ctes
-        .iter()
-        .map(|(name, body)| format!("{name} as (\n{body}\n)"))
-        .collect();
-    let defs = defs.join(",\n");
-    let start = skip_space_and_comments(sql);
-    let head = &sql[start..];
-    let word: String = head
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect::<String>()
-        .to_lowercase();
-    if word == "with" {
-        let mut at = start + 4;
-        let after = &sql[at..];
-        let trimmed = after.trim_start();
-        if trimmed
-            .get(..9)
-            .is_some_and(|w| w.eq_ignore_ascii_case("recursive"))
-        {
-            at += after.len() - trimmed.len() + 9;
-        }
-        format!("{} {defs},{}", &sql[..at], &sql[at..])
-    } else {
-        format!("{}with {defs}\n{}", &sql[..start], &sql[start..])
-    }
-}
-
-fn skip_space_and_comments(sql: &str) -> usize {
-    let mut i = 0;
-    loop {
-        let rest = &sql[i..];
-        let trimmed = rest.trim_start();
-        i += rest.len() - trimmed.len();
-        if trimmed.starts_with("--") {
-            i += trimmed.find('\n').map_or(trimmed.len(), |n| n + 1);
-        } else if trimmed.starts_with("/*") {
-            i += trimmed.find("*/").map_or(trimmed.len(), |n| n + 2);
-        } else {
-            return i;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn merges_into_an_existing_with() {
-        let out = inject(
-            "-- hi\nWITH a as (select 1) select * from a",
-            &[("\"e\"".into(), "select 2")],
-        );
-        assert_eq!(
-            out,
-            "-- hi\nWITH \"e\" as (\nselect 2\n), a as (select 1) select * from a"
-        );
-    }
-
-    #[test]
-    fn korean_text_after_with_is_not_sliced_mid_character() {
-        let out = inject(
-            "with a가나다 as (select 1) select * from a가나다",
-            &[("\"e\"".into(), "select 2")],
-        );
-        assert_eq!(
-            out,
-            "with \"e\" as (\nselect 2\n), a가나다 as (select 1) select * from a가나다"
-        );
-    }
-
-    #[test]
-    fn prepends_a_with() {
-        let out = inject("\nselect 1", &[("\"e\"".into(), "select 2")]);
-        assert_eq!(out, "\nwith \"e\" as (\nselect 2\n)\nselect 1");
-    }
 }

@@ -2,9 +2,9 @@
 //!
 //! Every model and singular test is rendered once, in parallel. Relations render as
 //! placeholders; once each model's own `config()` is known the final names are fixed, the graph
-//! is built (and checked for cycles), placeholders become quoted names or ephemeral CTEs, the
-//! selection is made (comparing with `--state` when given), `--defer` points unselected parents
-//! at the state's relations, and sqlparser checks each selected result. Nothing here touches a
+//! is built (and checked for cycles), and placeholders become quoted names or ephemeral CTEs.
+//! The steps after it — comparing with `--state`, selection, `--defer` (`Compiled::repoint`)
+//! and the SQL checks (`check`) — are the caller's. Nothing here reads another run, touches a
 //! warehouse or writes a file.
 
 mod check;
@@ -15,13 +15,12 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::adapter::Relation;
+use crate::sql::Relation;
 use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc, did_you_mean};
 use crate::graph::Graph;
-use crate::graph::select::{Facts, Selection, select};
-use crate::project::config::MODEL_MATERIALIZATIONS;
-use crate::project::{DepRef, Node, NodeKind, Project};
-use crate::state::{Changes, State};
+use crate::project::config::{MODEL_MATERIALIZATIONS, NOT_APPLIED_KEYS};
+use crate::project::{DepRef, External, Node, NodeKind, Project};
+use crate::sql::Dialect;
 use crate::template::{self, Names, RelName, RenderLog, Rendered, Templates, scan};
 use std::collections::HashSet;
 
@@ -38,20 +37,13 @@ pub const BUILTIN_TESTS: &[(&str, &[&str])] = &[
 
 #[derive(Clone, Debug, Default)]
 pub struct CompileOptions {
-    pub select: Vec<String>,
-    pub exclude: Vec<String>,
-    /// Keys of SQL that an earlier run checked and found clean (see `Compiled::sql_clean`).
-    pub sql_checked: HashSet<String>,
-    /// Another run's artifacts (`--state DIR`): for `state:` selectors, `--defer` and diffs.
-    pub state: Option<Arc<State>>,
-    /// Statuses of an earlier run's results, for `result:` selectors.
-    pub results: Option<Arc<HashMap<String, String>>>,
-    /// `ref()`s to nodes that are not selected read the state's relations instead.
-    pub defer: bool,
+    /// Keep what it takes to point `ref()`s at other relations after compiling (`--defer`).
+    pub repointable: bool,
 }
 
 /// A compiled project: nodes with their final config, the graph, and per node (by index) its
-/// relation, compiled SQL and parents.
+/// relation, compiled SQL and parents. `selected` and `sql_clean` are filled by the steps
+/// after `compile` (selection, SQL checks).
 pub struct Compiled {
     pub project: Project,
     pub graph: Graph,
@@ -68,9 +60,11 @@ pub struct Compiled {
     pub selected: Vec<usize>,
     /// The project macros each node's render called.
     pub macros_used: Vec<Vec<String>>,
-    /// The `--state` run, when given, and how each node differs from it.
-    pub state: Option<Arc<State>>,
-    pub changes: Option<Changes>,
+    /// The final names every node's SQL was resolved with.
+    names: Names,
+    /// Each render with relations still as placeholders (plain, incremental), when asked
+    /// to stay repointable.
+    placeholders: Option<[Vec<Option<String>>; 2]>,
 }
 
 impl Compiled {
@@ -81,12 +75,10 @@ impl Compiled {
     /// The quoted relation name of node `i` (for an external source, the files' reader), as
     /// the SQL reads it.
     pub fn relation_sql(&self, i: usize) -> Option<String> {
-        let kind = self.project.target.kind;
         if let Some(e) = self.nodes()[i].external() {
-            return Some(kind.external_relation(&e));
+            return files_reader(&e, self.project.target.dialect());
         }
-        let r = self.relations[i].as_ref()?;
-        Some(kind.relation(&r.schema, &r.name))
+        Some(self.project.target.dialect().relation(self.relations[i].as_ref()?))
     }
 
     /// Where node `i`'s compiled SQL is written, if it has SQL.
@@ -111,147 +103,162 @@ impl Compiled {
         p.sort_unstable();
         p
     }
+
+    /// Points what reads each of `moved` at another relation (`--defer`: production's) and
+    /// resolves every node's SQL again. Needs a compile with `repointable`.
+    pub fn repoint(&mut self, moved: &[(usize, Relation)]) {
+        let Some([base, incremental]) = self.placeholders.clone() else {
+            return;
+        };
+        for (i, r) in moved {
+            self.names.relations[*i] = Some(RelName {
+                schema: r.schema.clone(),
+                identifier: r.name.clone(),
+                ephemeral: false,
+                external: None,
+            });
+        }
+        let renders = |sql: Vec<Option<String>>| -> Renders {
+            let rendered = |sql| Rendered { sql, log: RenderLog::default() };
+            sql.into_iter().map(|s| s.map(|sql| Ok(rendered(sql)))).collect()
+        };
+        let names = &self.names;
+        self.sql = ephemeral::finish(&self.project, &self.graph, names, renders(base), None);
+        let again = renders(incremental);
+        self.incremental_sql =
+            ephemeral::finish(&self.project, &self.graph, names, again, Some(&self.sql));
+        self.relations = relation_parts(names);
+        self.checksums = checksums(&self.sql);
+    }
 }
 
-pub fn compile(
-    mut project: Project,
-    opts: &CompileOptions,
-    files: &mut Files,
-    diags: &mut Diagnostics,
-) -> Option<Compiled> {
-    let select_spec = Selection::parse(&opts.select);
-    let exclude_spec = Selection::parse(&opts.exclude);
+/// Renders every node, applies its `config()`, builds the graph and resolves each node's
+/// final SQL. Nothing here reads another run or the warehouse.
+pub fn compile(mut project: Project, opts: &CompileOptions, diags: &mut Diagnostics) -> Option<Compiled> {
     let sources: Vec<Option<(Arc<str>, Arc<str>)>> = project
         .nodes
         .iter()
         .map(|n| n.raw.clone().map(|raw| (template_name(n), raw)))
         .collect();
     let templates = template::environment(&project, diags);
+    let [rendered, incremental] = render_twice(&mut project, &templates, &sources, diags);
+    warn_not_applied(&project.nodes, diags);
     let names = Arc::new(name_table(&project));
-    let mut rendered = render_all(
-        &templates,
-        &names,
-        (&project.nodes, &sources),
-        false,
-        |_, _| true,
-    );
+    check_relations(&project, &names, diags);
+    check_external(&project, diags);
+    let graph = graph(&project.nodes, [&rendered, &incremental], &names, diags)?;
+    let mut renders = [rendered, incremental];
+    for (r, is_incremental) in renders.iter_mut().zip([false, true]) {
+        rerender_late_bound(&templates, &names, (&project.nodes, &sources), r, is_incremental, diags);
+    }
+    drop(templates);
+    let [rendered, incremental] = renders;
+    let macros_used = macros_used(&rendered, &incremental);
+    let placeholders = opts
+        .repointable
+        .then(|| [placeholder_sql(&rendered), placeholder_sql(&incremental)]);
+    let sql = ephemeral::finish(&project, &graph, &names, rendered, None);
+    let incremental_sql = ephemeral::finish(&project, &graph, &names, incremental, Some(&sql));
+    check_unit_tests(&project.nodes, &graph, &names, diags);
+    if diags.has_errors() {
+        return None;
+    }
+    Some(Compiled {
+        relations: relation_parts(&names),
+        checksums: checksums(&sql),
+        names: Arc::unwrap_or_clone(names),
+        project,
+        graph,
+        sql,
+        incremental_sql,
+        sql_clean: Vec::new(),
+        selected: Vec::new(),
+        macros_used,
+        placeholders,
+    })
+}
+
+/// Renders every node, applies each model's own `config()`, then renders incremental models a
+/// second time with `is_incremental()` true (the SQL of a run on top of the existing table),
+/// once their own `config()` has said they are incremental.
+fn render_twice(
+    project: &mut Project,
+    templates: &Templates<'_>,
+    sources: &Sources,
+    diags: &mut Diagnostics,
+) -> [Renders; 2] {
+    let names = Arc::new(name_table(project));
+    let nodes = (&project.nodes[..], sources);
+    let mut rendered = render_all(templates, &names, nodes, false, |_, _| true);
     apply_config(&mut project.nodes, &mut rendered, diags);
-    check_tests(&project.nodes, &templates, diags);
-    // Incremental models render a second time with `is_incremental()` true (the SQL of a run
-    // on top of the existing table), once their own `config()` has said they are incremental.
-    let mut incremental = render_all(
-        &templates,
-        &names,
-        (&project.nodes, &sources),
-        true,
-        |i, n| n.is_incremental() && matches!(rendered[i], Some(Ok(_))),
-    );
+    check_tests(&project.nodes, templates, diags);
+    let nodes = (&project.nodes[..], sources);
+    let wanted = |i: usize, n: &Node| n.is_incremental() && matches!(rendered[i], Some(Ok(_)));
+    let mut incremental = render_all(templates, &names, nodes, true, wanted);
     for r in incremental.iter_mut().filter(|r| matches!(r, Some(Err(_)))) {
         if let Some(Err(d)) = r.take() {
             diags.push(d);
         }
     }
-    drop(names);
-    let final_names = Arc::new(name_table(&project));
-    check_relations(&project, &final_names, diags);
-    let edges = edges(
-        &project.nodes,
-        [&rendered, &incremental],
-        &final_names,
-        diags,
-    );
-    let graph = match Graph::new(project.nodes.len(), edges) {
-        Ok(g) => g,
-        Err(cycle) => {
-            diags.push(cycle_diagnostic(&project.nodes, &cycle));
-            return None;
-        }
-    };
-    for (renders, is_incremental) in [(&mut rendered, false), (&mut incremental, true)] {
-        rerender_late_bound(
-            &templates,
-            &final_names,
-            (&project.nodes, &sources),
-            renders,
-            is_incremental,
-            diags,
+    [rendered, incremental]
+}
+
+/// A config key xform accepts but does not apply yet is a warning, once per key, where a node
+/// first got it (the folder in project.yml, the property file, the `config()` call).
+fn warn_not_applied(nodes: &[Node], diags: &mut Diagnostics) {
+    for key in NOT_APPLIED_KEYS {
+        let mut using = nodes.iter().filter(|n| n.config.get(key).is_some());
+        let Some(first) = using.next() else { continue };
+        let others = using.count();
+        let also = match others {
+            0 => String::new(),
+            n => format!(" (and {n} more node{})", if n == 1 { "" } else { "s" }),
+        };
+        diags.push(
+            Diagnostic::warning(format!(
+                "config `{key}` is not applied by this version of xform: {} `{}`{also} will build without it",
+                first.kind.name(),
+                first.name
+            ))
+            .at_opt(first.config.at(key).cloned().or_else(|| first.at.clone())),
         );
     }
-    drop(templates);
-    let macros_used = macros_used(&rendered, &incremental);
-    // `--defer` resolves some names again once the selection is known.
-    let placeholders = opts
-        .defer
-        .then(|| (placeholder_sql(&rendered), placeholder_sql(&incremental)));
-    let sql = ephemeral::finish(&project, &graph, &final_names, rendered, None);
-    let incremental_sql =
-        ephemeral::finish(&project, &graph, &final_names, incremental, Some(&sql));
-    check_unit_tests(&project.nodes, &graph, &final_names, diags);
-    let (select_spec, exclude_spec) = match (select_spec, exclude_spec) {
-        (Ok(s), Ok(e)) => (s, e),
-        (Err(d), _) | (_, Err(d)) => {
-            diags.push(d);
-            return None;
-        }
-    };
-    let mut c = Compiled {
-        relations: relation_parts(&final_names),
-        project,
-        graph,
-        sql,
-        incremental_sql,
-        checksums: Vec::new(),
-        sql_clean: Vec::new(),
-        selected: Vec::new(),
-        macros_used,
-        state: opts.state.clone(),
-        changes: None,
-    };
-    c.changes = opts.state.as_deref().map(|s| crate::state::changes(&c, s));
-    let facts = Facts {
-        changes: c.changes.as_ref(),
-        results: opts.results.as_deref(),
-    };
-    match select(&c.graph, c.nodes(), (&select_spec, &exclude_spec), &facts) {
-        Ok((selected, warnings)) => {
-            c.selected = selected;
-            diags.extend(warnings);
-        }
-        Err(d) => {
-            diags.push(d);
-            return None;
-        }
-    }
-    let mut final_names = Arc::unwrap_or_clone(final_names);
-    if let (Some(state), Some(saved)) = (opts.state.as_deref(), placeholders) {
-        defer(&mut c, &mut final_names, state, saved);
-    }
-    c.checksums = c
-        .sql
-        .par_iter()
+}
+
+/// The dependency graph of what each render referenced; a cycle is an error naming it.
+fn graph(nodes: &[Node], renders: [&Renders; 2], names: &Names, diags: &mut Diagnostics) -> Option<Graph> {
+    let edges = edges(nodes, renders, names, diags);
+    Graph::new(nodes.len(), edges)
+        .map_err(|cycle| diags.push(cycle_diagnostic(nodes, &cycle)))
+        .ok()
+}
+
+fn checksums(sql: &[Option<String>]) -> Vec<Option<String>> {
+    sql.par_iter()
         .map(|s| s.as_deref().map(crate::checksum))
-        .collect();
+        .collect()
+}
+
+/// Checks the compiled SQL of the selected nodes with sqlparser (skipping SQL whose key is in
+/// `known_clean`); findings point at the compiled files, which join `files`.
+pub fn check(c: &mut Compiled, known_clean: &HashSet<String>, files: &mut Files, diags: &mut Diagnostics) {
     let mut selected = vec![false; c.nodes().len()];
     c.selected.iter().for_each(|&i| selected[i] = true);
     c.sql_clean = check::check_sql(
         &c.project,
-        &final_names,
+        &c.names,
         &c.graph,
         (&c.sql, &c.checksums, &selected),
-        &opts.sql_checked,
+        known_clean,
         files,
         diags,
     );
-    if diags.has_errors() {
-        return None;
-    }
-    Some(c)
 }
 
 /// Two nodes building one relation would overwrite each other (which one wins depends on
 /// timing): the project is refused, naming both. Names with `__xform_` are xform's own.
 fn check_relations(project: &Project, names: &Names, diags: &mut Diagnostics) {
-    let kind = project.target.kind;
+    let dialect = project.target.dialect();
     let mut built: HashMap<(String, String), usize> = HashMap::new();
     for (i, n) in project.nodes.iter().enumerate() {
         let Some(r) = names.relations[i].as_ref().filter(|r| !r.ephemeral) else {
@@ -264,7 +271,7 @@ fn check_relations(project: &Project, names: &Names, diags: &mut Diagnostics) {
             continue;
         }
         let at = named_at(n);
-        if kind.fold_identifier(&r.identifier).contains("__xform_") {
+        if dialect.fold_identifier(&r.identifier).contains("__xform_") {
             diags.push(
                 Diagnostic::error(format!(
                     "{} `{}` would build `{}.{}`: names containing `__xform_` are reserved for xform's own staging tables",
@@ -278,8 +285,8 @@ fn check_relations(project: &Project, names: &Names, diags: &mut Diagnostics) {
             continue;
         }
         let key = (
-            kind.fold_identifier(&r.schema),
-            kind.fold_identifier(&r.identifier),
+            dialect.fold_identifier(&r.schema),
+            dialect.fold_identifier(&r.identifier),
         );
         let Some(&first) = built.get(&key) else {
             built.insert(key, i);
@@ -302,6 +309,31 @@ fn check_relations(project: &Project, names: &Names, diags: &mut Diagnostics) {
             .at(at)
             .related(named_at(other), "the other one is here")
             .help("give one of them another `alias` or `schema`"),
+        );
+    }
+}
+
+/// The FROM item reading an external source's files, where the warehouse reads files.
+fn files_reader(e: &External, dialect: &dyn Dialect) -> Option<String> {
+    dialect.read_files(&e.format, &e.location, e.hive_partitioning)
+}
+
+/// A source of files (`external:`) on a warehouse that cannot read files is refused.
+fn check_external(project: &Project, diags: &mut Diagnostics) {
+    let dialect = project.target.dialect();
+    for n in &project.nodes {
+        let Some(e) = n.external().filter(|e| files_reader(e, dialect).is_none()) else {
+            continue;
+        };
+        diags.push(
+            Diagnostic::error(format!(
+                "source `{}` reads files (`{}`), which {} targets cannot read themselves",
+                n.name,
+                e.location,
+                project.target.kind.name()
+            ))
+            .at(named_at(n))
+            .help("load the files into a table and declare that as the source"),
         );
     }
 }
@@ -340,63 +372,6 @@ fn placeholder_sql(renders: &Renders) -> Vec<Option<String>> {
         .collect()
 }
 
-/// `--defer`: a model, seed or snapshot that is not selected, and that the state recorded
-/// a relation for, is read from that relation (production's) instead of this target's.
-fn defer(
-    c: &mut Compiled,
-    names: &mut Names,
-    state: &State,
-    (base, incremental): (Vec<Option<String>>, Vec<Option<String>>),
-) {
-    let selected: HashSet<usize> = c.selected.iter().copied().collect();
-    let mut deferred = 0;
-    for (i, n) in c.project.nodes.iter().enumerate() {
-        let buildable = matches!(
-            n.kind,
-            NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
-        ) && names.relations[i].as_ref().is_some_and(|r| !r.ephemeral);
-        if selected.contains(&i) || !buildable {
-            continue;
-        }
-        let Some(old) = state.nodes.get(&n.unique_id) else {
-            continue;
-        };
-        if let (Some(schema), Some(alias)) = (&old.schema, &old.alias) {
-            names.relations[i] = Some(RelName {
-                schema: schema.clone(),
-                identifier: alias.clone(),
-                ephemeral: false,
-                external: None,
-            });
-            deferred += 1;
-        }
-    }
-    if deferred == 0 {
-        return;
-    }
-    let renders = |sql: Vec<Option<String>>| -> Renders {
-        sql.into_iter()
-            .map(|s| {
-                s.map(|sql| {
-                    Ok(Rendered {
-                        sql,
-                        log: RenderLog::default(),
-                    })
-                })
-            })
-            .collect()
-    };
-    c.sql = ephemeral::finish(&c.project, &c.graph, names, renders(base), None);
-    c.incremental_sql = ephemeral::finish(
-        &c.project,
-        &c.graph,
-        names,
-        renders(incremental),
-        Some(&c.sql),
-    );
-    c.relations = relation_parts(names);
-}
-
 fn relation_of(project: &Project, n: &Node) -> Option<RelName> {
     match n.kind {
         NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot => {
@@ -421,7 +396,7 @@ fn relation_of(project: &Project, n: &Node) -> Option<RelName> {
                 ephemeral: false,
                 external: n
                     .external()
-                    .map(|e| project.target.kind.external_relation(&e)),
+                    .and_then(|e| files_reader(&e, project.target.dialect())),
             }),
         NodeKind::Test | NodeKind::UnitTest => None,
     }
@@ -448,7 +423,7 @@ fn name_table(project: &Project) -> Names {
         .map(|n| relation_of(project, n))
         .collect();
     Names {
-        kind: project.target.kind,
+        dialect: project.target.dialect(),
         by_ref,
         by_source,
         relations,
@@ -543,7 +518,7 @@ fn check_config(n: &Node, diags: &mut Diagnostics) {
         );
     }
     if n.kind == NodeKind::Test
-        && let Err(d) = crate::testing::config(n)
+        && let Err(d) = crate::project::test_config(n)
     {
         diags.push(d);
     }
@@ -749,7 +724,7 @@ fn check_unit_tests(nodes: &[Node], graph: &Graph, names: &Names, diags: &mut Di
             );
         }
         for f in u.given.iter().chain(&u.expect) {
-            if let Err(e) = crate::testing::unit::fixture_table(f) {
+            if let Err(e) = crate::project::fixture_table(f) {
                 diags.push(
                     Diagnostic::error(format!("unit test `{}`: malformed {e}", u.name))
                         .at(f.at.clone()),

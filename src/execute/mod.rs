@@ -179,7 +179,7 @@ fn prepare(
     let stores = jobs
         .iter()
         .flat_map(|j| &j.tests)
-        .any(|&t| testing::config(&c.nodes()[t]).is_ok_and(|cfg| cfg.store_failures));
+        .any(|&t| crate::project::test_config(&c.nodes()[t]).is_ok_and(|cfg| cfg.store_failures));
     if stores {
         schemas.push(testing::failures_schema(c));
     }

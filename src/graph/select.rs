@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use super::Graph;
 use crate::diagnostics::{Diagnostic, did_you_mean};
 use crate::project::{Node, NodeKind};
-use crate::state::{Change, Changes, STATE_VALUES};
 
 const METHODS: &[&str] = &[
     "fqn",
@@ -27,11 +26,55 @@ const METHODS: &[&str] = &[
     "result",
 ];
 
-/// What selectors may ask beyond the project itself.
+/// The values of `state:`.
+pub const STATE_VALUES: &[&str] = &[
+    "new",
+    "old",
+    "modified",
+    "unmodified",
+    "modified.body",
+    "modified.configs",
+    "modified.contract",
+    "modified.macros",
+];
+
+/// How a node differs from `--state`, as `state:` selectors read it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Modified {
+    /// Not in the state at all.
+    pub new: bool,
+    pub body: bool,
+    pub configs: bool,
+    pub contract: bool,
+    pub macros: bool,
+}
+
+impl Modified {
+    /// `state:<value>` for a node with this change (`None` = unchanged).
+    pub fn matches(change: Option<&Modified>, value: &str) -> bool {
+        let Some(c) = change else {
+            return matches!(value, "old" | "unmodified");
+        };
+        match value {
+            "new" => c.new,
+            "old" => !c.new,
+            "modified" => true,
+            "unmodified" => false,
+            "modified.body" => c.new || c.body,
+            "modified.configs" => c.new || c.configs,
+            "modified.contract" => c.new || c.contract,
+            "modified.macros" => c.new || c.macros,
+            _ => false,
+        }
+    }
+}
+
+/// What selectors may ask beyond the project itself, as the steps that read other runs
+/// found it.
 #[derive(Default)]
 pub struct Facts<'a> {
-    /// How each node differs from `--state`.
-    pub changes: Option<&'a Changes>,
+    /// Per node, how it differs from `--state` (None: unchanged).
+    pub modified: Option<&'a [Option<Modified>]>,
     /// unique_id → status of an earlier run's results.
     pub results: Option<&'a HashMap<String, String>>,
 }
@@ -199,7 +242,7 @@ pub fn select(
 ) -> Result<(Vec<usize>, Vec<Diagnostic>), Diagnostic> {
     for atom in select.atoms().chain(exclude.atoms()) {
         let missing = match atom.method {
-            Method::State if facts.changes.is_none() => "a manifest.json",
+            Method::State if facts.modified.is_none() => "a manifest.json",
             Method::Result if facts.results.is_none() => "a run_results.json",
             _ => continue,
         };
@@ -294,8 +337,8 @@ fn matches(atom: &Atom, i: usize, n: &Node, facts: &Facts) -> bool {
     let v = atom.value.as_str();
     match &atom.method {
         Method::State => facts
-            .changes
-            .is_some_and(|c| Change::matches(c.nodes[i].as_ref(), v)),
+            .modified
+            .is_some_and(|m| Modified::matches(m[i].as_ref(), v)),
         Method::Result => facts
             .results
             .and_then(|r| r.get(&n.unique_id))

@@ -15,12 +15,12 @@ use std::time::Instant;
 
 use jiff::civil::DateTime;
 
-use crate::adapter::{
+use crate::adapter::{Staged, 
     Build, DbError, DbResult, Increment, RelKind, Relation, Session, SnapshotSpec,
 };
 use crate::compile::Compiled;
 use crate::diagnostics::Diagnostic;
-use crate::project::NodeKind;
+use crate::project::{self, NodeKind};
 use crate::testing::{self, Swap, TestResult};
 use incremental::{IncrementalSpec, StrategyKind};
 
@@ -200,14 +200,16 @@ pub fn run(
         Ok(i) => i,
         Err(f) => return skip_tests(job, f, tests, "skipped: its model did not build"),
     };
-    let what = what_to_build(c, job, replaces, &input);
-    let in_place = matches!(what, Build::Increment(_) | Build::Snapshot(_));
     let audit = job.audit && job.tests.iter().any(|&t| blocks(c, t));
     let relation = job
         .relation
         .as_ref()
         .expect("a building job has a relation");
-    let staged = match session.stage(relation, what, replaces, audit && !in_place, log) {
+    let stage = |s: &mut dyn Session, log: &mut Vec<String>| {
+        let what = what_to_build(c, job, replaces, &input);
+        s.stage(relation, what, replaces, audit, log)
+    };
+    let staged = match stage(session, log) {
         Ok(s) => s,
         Err(e) => {
             return skip_tests(
@@ -227,47 +229,114 @@ pub fn run(
         }
         return done(published.map(|s| s.rows), tests);
     }
-    // Audited: the tests read the new data before anyone else can — aside (a new table), or in
-    // the open transaction that added the new rows (an incremental run).
-    let swap = (&staged.readable_as != relation).then(|| Swap {
-        published: c.relation_sql(job.node).unwrap_or_default(),
-        staged: c
-            .project
-            .target
-            .kind
-            .relation(&staged.readable_as.schema, &staged.readable_as.name),
-    });
-    let audited = testing::run_data_tests(session, c, &job.tests, swap.as_ref(), log);
-    let failed: Vec<&str> = audited
-        .iter()
-        .filter(|t| t.blocking)
-        .map(|t| c.nodes()[t.node].name.as_str())
-        .collect();
-    let built = if failed.is_empty() {
-        session
-            .publish(staged, log)
-            .map(|s| s.rows)
-            .map_err(|e| failure(job, e))
-    } else {
-        let message = format!(
-            "not published: {} did not pass on the new data; the previous version stays published",
-            failed
-                .iter()
-                .map(|n| format!("`{n}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let interrupted = audited.iter().any(|t| t.interrupted);
-        match session.discard(staged, log) {
-            Ok(()) => Err(Failure {
-                message,
-                interrupted,
-            }),
-            Err(e) => Err(failure(job, e)),
+    let (staged, audited) = match audit_staged(session, c, job, staged, &stage, log) {
+        Ok(audited) => audited,
+        Err(e) => {
+            return skip_tests(job, failure(job, e), tests, "skipped: its model did not build");
         }
     };
+    let built = publish_if_passed(session, c, job, staged, &audited, log);
     tests.extend(audited);
     done(built, tests)
+}
+
+/// How a session stages the job's relation (again).
+type Stage<'a> = dyn Fn(&mut dyn Session, &mut Vec<String>) -> DbResult<Staged> + 'a;
+
+/// Runs the job's data tests on its staged relation, before anyone else can read it — a table
+/// aside, or the build's open transaction, as the adapter staged it. A test that breaks inside
+/// the open transaction takes the transaction with it (`lost`): the relation is staged again,
+/// the broken tests are found by running each alone, and the others run on a fresh stage, so
+/// every test gets its own verdict.
+fn audit_staged(
+    session: &mut dyn Session,
+    c: &Compiled,
+    job: &Job,
+    mut staged: Staged,
+    stage: &Stage<'_>,
+    log: &mut Vec<String>,
+) -> DbResult<(Staged, Vec<TestResult>)> {
+    let mut broken: Vec<TestResult> = Vec::new();
+    loop {
+        let pending: Vec<usize> = job
+            .tests
+            .iter()
+            .copied()
+            .filter(|&t| !broken.iter().any(|b| b.node == t))
+            .collect();
+        let swap = swap(c, job, &staged);
+        let mut results = testing::run_data_tests(session, c, &pending, swap.as_ref(), log);
+        let known = broken.len();
+        if results.iter().any(|r| r.lost) {
+            staged = restage(session, staged, stage, log)?;
+            for t in pending {
+                let swap = self::swap(c, job, &staged);
+                let alone = testing::run_data_tests(session, c, &[t], swap.as_ref(), log);
+                if alone.iter().any(|r| r.lost) {
+                    broken.extend(alone);
+                    staged = restage(session, staged, stage, log)?;
+                }
+            }
+        }
+        if broken.len() == known {
+            results.extend(broken);
+            return Ok((staged, results));
+        }
+    }
+}
+
+fn restage(
+    session: &mut dyn Session,
+    staged: Staged,
+    stage: &Stage<'_>,
+    log: &mut Vec<String>,
+) -> DbResult<Staged> {
+    session.discard(staged, log)?;
+    stage(session, log)
+}
+
+/// Tests name the model's published relation; where the adapter staged it under another
+/// name, they read that one instead.
+fn swap(c: &Compiled, job: &Job, staged: &Staged) -> Option<Swap> {
+    (Some(&staged.readable_as) != job.relation.as_ref()).then(|| Swap {
+        published: c.relation_sql(job.node).unwrap_or_default(),
+        staged: c.project.target.dialect().relation(&staged.readable_as),
+    })
+}
+
+/// Publishes an audited build whose blocking tests passed; else discards it, saying which
+/// tests kept it back.
+fn publish_if_passed(
+    session: &mut dyn Session,
+    c: &Compiled,
+    job: &Job,
+    staged: Staged,
+    audited: &[TestResult],
+    log: &mut Vec<String>,
+) -> Result<Option<u64>, Failure> {
+    let failed: Vec<String> = audited
+        .iter()
+        .filter(|t| t.blocking)
+        .map(|t| format!("`{}`", c.nodes()[t.node].name))
+        .collect();
+    if failed.is_empty() {
+        return session
+            .publish(staged, log)
+            .map(|s| s.rows)
+            .map_err(|e| failure(job, e));
+    }
+    let message = format!(
+        "not published: {} did not pass on the new data; the previous version stays published",
+        failed.join(", ")
+    );
+    let interrupted = audited.iter().any(|t| t.interrupted);
+    match session.discard(staged, log) {
+        Ok(()) => Err(Failure {
+            message,
+            interrupted,
+        }),
+        Err(e) => Err(failure(job, e)),
+    }
 }
 
 fn done(built: Result<Option<u64>, Failure>, tests: Vec<TestResult>) -> Done {
@@ -318,8 +387,8 @@ fn input(
             StrategyKind::Microbatch(mb) => {
                 let (start, end) = mb.full_range(spec.run.window, spec.run.now);
                 let sql = c.sql[job.node].as_deref().unwrap_or_default();
-                let kind = c.project.target.kind;
-                Input::Sql(kind.time_range(sql, &mb.event_time, &start, Some(&end)))
+                let dialect = c.project.target.dialect();
+                Input::Sql(dialect.time_range(sql, &mb.event_time, &start, Some(&end)))
             }
             _ => Input::None,
         },
@@ -371,7 +440,7 @@ fn run_batches(
     let StrategyKind::Microbatch(mb) = &spec.strategy else {
         return done(Ok(None), tests);
     };
-    let kind = c.project.target.kind;
+    let dialect = c.project.target.dialect();
     let base = c.incremental_sql[job.node]
         .as_deref()
         .or(c.sql[job.node].as_deref())
@@ -382,7 +451,7 @@ fn run_batches(
         .expect("a building job has a relation");
     let run_one = |s: &mut dyn Session, batch: &(String, String), log: &mut Vec<String>| {
         let clock = Instant::now();
-        let sql = kind.time_range(base, &mb.event_time, &batch.0, Some(&batch.1));
+        let sql = dialect.time_range(base, &mb.event_time, &batch.0, Some(&batch.1));
         let build = Build::Increment(Increment {
             sql: &sql,
             strategy: spec.strategy(Some(batch)),
@@ -469,7 +538,7 @@ fn run_batches(
 fn blocks(c: &Compiled, t: usize) -> bool {
     let n = &c.nodes()[t];
     n.kind == NodeKind::UnitTest
-        || testing::config(n).is_ok_and(|cfg| cfg.severity == testing::Severity::Error)
+        || project::test_config(n).is_ok_and(|cfg| cfg.severity == project::Severity::Error)
 }
 
 fn skipped(job: &Job, why: &str) -> Vec<TestResult> {

@@ -1,10 +1,9 @@
 //! A seed's settings (`column_types`, `delimiter`, `quote`, `header`, `encoding`), checked
-//! before anything runs, and the CSV handed to the warehouse as UTF-8.
-//!
-//! DuckDB reads only UTF-8 (and UTF-16) CSV; Korean spreadsheets are exported as CP949, so other
-//! encodings are transcoded with encoding_rs into `target/.xform/seeds/` first.
+//! before anything runs, and the CSV handed to the warehouse: Korean spreadsheets are exported
+//! as CP949, so a file in another encoding is decoded with encoding_rs and its UTF-8 text handed
+//! over with it (how it reaches the warehouse is the adapter's business).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use encoding_rs::Encoding;
 use serde_json::Value as Json;
@@ -12,7 +11,7 @@ use serde_json::Value as Json;
 use crate::adapter::CsvSource;
 use crate::diagnostics::Diagnostic;
 use crate::project::Node;
-use crate::{artifacts, project};
+use crate::project;
 
 #[derive(Clone, Debug)]
 pub struct SeedSpec {
@@ -130,34 +129,29 @@ fn encoding(label: &str) -> Option<&'static Encoding> {
     }
 }
 
-/// The CSV as DuckDB will read it: the seed file itself when it is UTF-8, else a UTF-8 copy.
-/// A file that is not valid in its encoding fails with the line of the first bad byte.
+/// The seed's CSV for the warehouse: its file, and its text decoded to UTF-8 when it is in
+/// another encoding. A file that is not valid in its encoding fails with the line of the first
+/// bad byte.
 pub fn source(root: &Path, s: &SeedSpec) -> Result<CsvSource, String> {
-    let file = root.join(&s.path);
-    let path = if s.encoding == encoding_rs::UTF_8 {
-        file
-    } else {
-        let text = project::read_encoded(&file, s.encoding).map_err(|(line, msg)| {
+    let path = root.join(&s.path);
+    let decoded = (s.encoding != encoding_rs::UTF_8)
+        .then(|| project::read_encoded(&path, s.encoding))
+        .transpose()
+        .map_err(|(line, msg)| {
             format!(
                 "{}:{line}: {msg}; is `encoding: {}` right?",
                 s.path,
                 s.encoding.name()
             )
         })?;
-        transcoded_copy(root, s, &text)?
-    };
     Ok(CsvSource {
         path,
+        decoded,
         delimiter: s.delimiter.clone(),
         quote: s.quote.clone(),
         header: s.header,
         column_types: s.column_types.clone(),
     })
-}
-
-fn transcoded_copy(root: &Path, s: &SeedSpec, text: &str) -> Result<PathBuf, String> {
-    artifacts::write_transcoded_seed(root, &s.path, text)
-        .map_err(|e| format!("cannot write a UTF-8 copy of {}: {e}", s.path))
 }
 
 /// Where a CSV load error points: `seeds/x.csv:5: column "amount": ...`.

@@ -7,15 +7,14 @@ use serde_json::Value as Json;
 
 use crate::diagnostics::Loc;
 
-/// Config keys xform knows; others are kept but warned about where they are written.
-pub const KNOWN_KEYS: &[&str] = &[
+/// Config keys xform applies (or keeps for selectors and the manifest: `tags`, `meta`, ...).
+pub const APPLIED_KEYS: &[&str] = &[
     "access",
     "alias",
     "audit",
     "batch_size",
     "begin",
     "check_cols",
-    "cluster_by",
     "column_types",
     "concurrent_batches",
     "contract",
@@ -27,16 +26,12 @@ pub const KNOWN_KEYS: &[&str] = &[
     "error_if",
     "event_time",
     "external_location",
-    "fail_calc",
     "freshness",
-    "full_refresh",
-    "grants",
     "group",
     "hard_deletes",
     "header",
     "hive_partitioning",
     "incremental_strategy",
-    "indexes",
     "invalidate_hard_deletes",
     "limit",
     "loaded_at_field",
@@ -46,18 +41,12 @@ pub const KNOWN_KEYS: &[&str] = &[
     "merge_update_columns",
     "meta",
     "on_schema_change",
-    "partition_by",
-    "persist_docs",
-    "post_hook",
-    "pre_hook",
     "quote",
-    "quote_columns",
     "schema",
     "severity",
     "snapshot_meta_column_names",
     "sql_check",
     "store_failures",
-    "store_failures_as",
     "strategy",
     "tags",
     "target_schema",
@@ -66,6 +55,32 @@ pub const KNOWN_KEYS: &[&str] = &[
     "warn_if",
     "where",
 ];
+
+/// Config keys of dbt's that xform accepts but does not apply yet: a project that sets one is
+/// warned, once per key, where it first sets it.
+pub const NOT_APPLIED_KEYS: &[&str] = &[
+    "cluster_by",
+    "fail_calc",
+    "full_refresh",
+    "grants",
+    "indexes",
+    "partition_by",
+    "persist_docs",
+    "post_hook",
+    "pre_hook",
+    "quote_columns",
+    "store_failures_as",
+];
+
+/// Every config key xform knows.
+pub fn is_known_key(key: &str) -> bool {
+    APPLIED_KEYS.contains(&key) || NOT_APPLIED_KEYS.contains(&key)
+}
+
+/// Every config key xform knows, for suggestions.
+pub fn known_keys() -> impl Iterator<Item = &'static str> {
+    APPLIED_KEYS.iter().chain(NOT_APPLIED_KEYS).copied()
+}
 
 /// Materializations a model may have.
 pub const MODEL_MATERIALIZATIONS: &[&str] = &["view", "table", "incremental", "ephemeral"];

@@ -5,6 +5,8 @@
 
 pub mod config;
 mod discover;
+mod fixture;
+mod test_config;
 pub mod jinja;
 mod nodes;
 pub mod properties;
@@ -19,6 +21,8 @@ use serde_json::Value as Json;
 
 pub use config::Config;
 pub use discover::FileKind;
+pub use fixture::{Table, fixture_table};
+pub use test_config::{Severity, TestConfig, Threshold, Verdict, test_config};
 pub use nodes::{DepRef, External, Node, NodeKind, TestSpec, parse_relation_arg};
 pub use properties::{Column, Fixture, UnitTestProps};
 pub use settings::Target;

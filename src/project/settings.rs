@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use super::config::{Config, FolderConfig, KNOWN_KEYS, normalize_key};
+use super::config::{Config, FolderConfig, is_known_key, known_keys, normalize_key};
 use super::yaml::{Node, Src, is_map, to_json};
-use crate::adapter::AdapterKind;
+use crate::sql::{Dialect, Kind};
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
 
 const TOP_KEYS: &[&str] = &[
@@ -200,13 +200,13 @@ pub fn config_entry(
     diags: &mut Diagnostics,
 ) {
     let norm = normalize_key(key);
-    if !KNOWN_KEYS.contains(&norm.as_str()) {
+    if !is_known_key(&norm) {
         diags.push(
             Diagnostic::warning(format!(
                 "unknown config `{key}` (kept, but xform does not use it)"
             ))
             .at(src.loc(knode))
-            .help_opt(did_you_mean(&norm, KNOWN_KEYS.iter().copied())),
+            .help_opt(did_you_mean(&norm, known_keys())),
         );
     }
     config.set(&norm, to_json(value), Some(src.loc(value)));
@@ -267,12 +267,15 @@ impl Settings {
 pub struct Target {
     pub name: String,
     #[serde(rename = "type")]
-    pub kind: AdapterKind,
+    pub kind: Kind,
     pub schema: String,
     pub schema_prefix: String,
     pub threads: usize,
-    /// Everything else (`path`, `url`, ...), for the adapter.
+    /// Everything else (`path`, `host`, ...), for the adapter to read.
     pub settings: BTreeMap<String, Json>,
+    /// Where each of `settings` is written.
+    #[serde(skip)]
+    settings_at: BTreeMap<String, Loc>,
 }
 
 impl Target {
@@ -283,9 +286,10 @@ impl Target {
         diags: &mut Diagnostics,
     ) -> Option<Target> {
         let mut settings = rendered_fields(decl, render, diags);
+        let settings_at = decl.fields.iter().map(|(k, (_, l))| (k.clone(), l.clone())).collect();
         let kind = target_kind(name, decl, settings.remove("type"), diags)?;
         let schema =
-            take_text(&mut settings, "schema").unwrap_or_else(|| kind.default_schema().into());
+            take_text(&mut settings, "schema").unwrap_or_else(|| kind.dialect().default_schema().into());
         let schema_prefix = take_text(&mut settings, "schema_prefix").unwrap_or_default();
         let threads = match settings.remove("threads") {
             Some(Json::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => n.as_u64()? as usize,
@@ -305,7 +309,18 @@ impl Target {
             schema_prefix,
             threads,
             settings,
+            settings_at,
         })
+    }
+
+    /// Where setting `key` is written.
+    pub fn at(&self, key: &str) -> Option<Loc> {
+        self.settings_at.get(key).cloned()
+    }
+
+    /// The SQL dialect of the target's warehouse.
+    pub fn dialect(&self) -> &'static dyn Dialect {
+        self.kind.dialect()
     }
 }
 
@@ -337,7 +352,7 @@ fn target_kind(
     decl: &TargetDecl,
     value: Option<Json>,
     diags: &mut Diagnostics,
-) -> Option<AdapterKind> {
+) -> Option<Kind> {
     let Some(Json::String(t)) = value else {
         diags.push(
             Diagnostic::error(format!("target `{name}` has no `type`"))
@@ -346,7 +361,7 @@ fn target_kind(
         );
         return None;
     };
-    let kind = AdapterKind::parse(&t);
+    let kind = Kind::parse(&t);
     if kind.is_none() {
         let at = decl.fields.get("type").map(|(_, l)| l.clone());
         diags.push(
@@ -354,7 +369,7 @@ fn target_kind(
                 .at_opt(at)
                 .help(format!(
                     "supported types: {}",
-                    AdapterKind::NAMES.join(", ")
+                    Kind::NAMES.join(", ")
                 )),
         );
     }

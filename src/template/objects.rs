@@ -13,7 +13,7 @@ use minijinja::value::{Kwargs, Object, ObjectRepr, Value, from_args};
 use minijinja::{Error, ErrorKind, State};
 use serde_json::Value as Json;
 
-use crate::adapter::AdapterKind;
+use crate::sql::Dialect;
 use crate::diagnostics::did_you_mean;
 use crate::project::Config;
 
@@ -33,7 +33,7 @@ pub struct RelName {
 /// What every render may look up: names of refable nodes and their relations.
 #[derive(Clone)]
 pub struct Names {
-    pub kind: AdapterKind,
+    pub dialect: &'static dyn Dialect,
     pub by_ref: HashMap<String, usize>,
     pub by_source: HashMap<(String, String), usize>,
     pub relations: Vec<Option<RelName>>,

@@ -7,13 +7,12 @@
 //! Before publishing an audited table the tests read the staged relation: each test's SQL names
 //! the model's relation, which is swapped for the staged one (`Swap`).
 
-mod config;
 pub mod freshness;
 pub mod unit;
 
 use std::time::{Instant, SystemTime};
 
-pub use config::{Severity, TestConfig, Threshold, Verdict, config};
+use crate::project::{Severity, TestConfig, Verdict, test_config as config};
 
 use crate::adapter::{DbError, Relation, Rows, Session};
 use crate::compile::Compiled;
@@ -46,6 +45,9 @@ pub struct TestResult {
     /// running): a failure, or an error, of an error-severity test.
     pub blocking: bool,
     pub interrupted: bool,
+    /// The test failed inside the build's open transaction and took it with it: whatever ran
+    /// after it there did not count.
+    pub lost: bool,
 }
 
 impl TestResult {
@@ -60,6 +62,7 @@ impl TestResult {
             rows: None,
             blocking: false,
             interrupted: false,
+            lost: false,
         }
     }
 }
@@ -174,6 +177,7 @@ fn judge(
         rows: None,
         blocking: false,
         interrupted: false,
+        lost: false,
     };
     match count {
         Ok(n) => {
@@ -187,6 +191,7 @@ fn judge(
         }
         Err(e) => {
             r.interrupted = e == DbError::Interrupted;
+            r.lost = matches!(e, DbError::TransactionLost(_));
             r.status = TestStatus::Error;
             r.message = Some(e.to_string());
             r.blocking = cfg.severity == Severity::Error;

@@ -9,128 +9,13 @@ use std::time::{Instant, SystemTime};
 use serde_json::Value as Json;
 
 use super::{TestResult, TestStatus};
-use crate::adapter::{AdapterKind, Rows, Session};
+use crate::adapter::{Rows, Session};
 use crate::compile::Compiled;
-use crate::project::{Fixture, NodeKind, parse_relation_arg};
+use crate::project::{Fixture, NodeKind, Table, UnitTestProps, fixture_table, parse_relation_arg};
+use crate::sql::{Dialect, Fixture as SqlFixture};
 
 /// At most this many output rows are compared.
 const MAX_ROWS: usize = 10_000;
-
-/// A fixture as rows of named values (`None` is NULL), or a SQL query.
-#[derive(Debug)]
-pub enum Table {
-    Rows {
-        columns: Vec<String>,
-        rows: Vec<Vec<Json>>,
-    },
-    Sql(String),
-}
-
-/// The rows of a `dict` or `csv` fixture; the error says what is wrong (with a 1-based line
-/// inside the CSV text).
-pub fn fixture_table(f: &Fixture) -> Result<Table, String> {
-    match f.format.as_str() {
-        "sql" => Ok(Table::Sql(f.rows.as_str().unwrap_or_default().to_string())),
-        "csv" => csv_table(f.rows.as_str().unwrap_or_default()),
-        _ => {
-            let items = f.rows.as_array().cloned().unwrap_or_default();
-            let mut columns: Vec<String> = Vec::new();
-            for item in &items {
-                for k in item.as_object().into_iter().flat_map(|o| o.keys()) {
-                    if !columns.contains(k) {
-                        columns.push(k.clone());
-                    }
-                }
-            }
-            let rows = items
-                .iter()
-                .map(|item| {
-                    columns
-                        .iter()
-                        .map(|c| item.get(c).cloned().unwrap_or(Json::Null))
-                        .collect()
-                })
-                .collect();
-            Ok(Table::Rows { columns, rows })
-        }
-    }
-}
-
-/// A CSV fixture: a header line, then rows; fields may be quoted (`"a, b"`, `""` for a quote);
-/// an empty field or `null` is NULL. (Not the csv crate: it changes the feature set of serde,
-/// and with it the hash of the bundled DuckDB build — another 20-minute compile.)
-fn csv_table(text: &str) -> Result<Table, String> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let Some((_, header)) = lines.next() else {
-        return Err("csv rows: no header line".into());
-    };
-    let columns = csv_fields(header).map_err(|e| format!("csv rows, line 1: {e}"))?;
-    let mut rows = Vec::new();
-    for (i, line) in lines {
-        let fields = csv_fields(line).map_err(|e| format!("csv rows, line {}: {e}", i + 1))?;
-        if fields.len() != columns.len() {
-            return Err(format!(
-                "csv rows, line {}: {} fields, but the header has {}",
-                i + 1,
-                fields.len(),
-                columns.len()
-            ));
-        }
-        rows.push(
-            fields
-                .into_iter()
-                .map(|v| match v.as_str() {
-                    "" | "null" | "NULL" => Json::Null,
-                    _ => Json::String(v),
-                })
-                .collect(),
-        );
-    }
-    Ok(Table::Rows { columns, rows })
-}
-
-fn csv_fields(line: &str) -> Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let mut chars = line.trim().chars().peekable();
-    loop {
-        let mut field = String::new();
-        while chars.peek() == Some(&' ') {
-            chars.next();
-        }
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        field.push('"');
-                    }
-                    Some('"') => break,
-                    Some(c) => field.push(c),
-                    None => return Err("a quoted field is not closed".into()),
-                }
-            }
-            while chars.peek().is_some_and(|c| *c != ',') {
-                if chars.next() != Some(' ') {
-                    return Err("text after a closing quote".into());
-                }
-            }
-        } else {
-            while let Some(c) = chars.peek().filter(|c| **c != ',') {
-                field.push(*c);
-                chars.next();
-            }
-            field = field.trim().to_string();
-        }
-        fields.push(field);
-        if chars.next().is_none() {
-            return Ok(fields);
-        }
-    }
-}
 
 /// Runs unit test `u` on `session`.
 pub fn run(session: &mut dyn Session, c: &Compiled, u: usize) -> TestResult {
@@ -149,6 +34,7 @@ pub fn run(session: &mut dyn Session, c: &Compiled, u: usize) -> TestResult {
         started_at,
         seconds: clock.elapsed().as_secs_f64(),
         interrupted: message.as_deref() == Some("interrupted"),
+        lost: false,
         message,
         rows: None,
         blocking: matches!(status, TestStatus::Fail | TestStatus::Error),
@@ -165,64 +51,71 @@ fn check(
     let Some(spec) = n.unit.as_deref() else {
         return Err("not a unit test".into());
     };
-    let kind = c.project.target.kind;
     let model = c
         .graph
         .parents(u)
         .find(|&p| c.nodes()[p].kind == NodeKind::Model && c.nodes()[p].name == spec.model)
         .ok_or_else(|| format!("model `{}` not found", spec.model))?;
-    let mut sql = c.sql[model].clone().unwrap_or_default();
-    let mut ctes = Vec::new();
-    for (k, given) in spec.given.iter().enumerate() {
-        let input = input_node(c, model, given)
-            .ok_or_else(|| format!("`{}` is not an input of `{}`", given.input, spec.model))?;
-        let cte = kind.quote(&format!("__xform_given_{k}"));
-        let types = match &c.relations[input] {
-            Some(r) => session.columns(r).map_err(|e| e.to_string())?,
-            None => None,
-        };
-        let table = fixture_table(given).map_err(|e| format!("{}: {e}", given.input))?;
-        ctes.push(format!(
-            "{cte} AS (\n{}\n)",
-            fixture_sql(kind, &table, types.as_deref())
-        ));
-        if let Some(published) = c.relation_sql(input) {
-            sql = sql.replace(&published, &cte);
-        }
-    }
-    let expect = spec
-        .expect
-        .as_ref()
-        .map(fixture_table)
-        .transpose()?
-        .unwrap_or(Table::Rows {
-            columns: Vec::new(),
-            rows: Vec::new(),
-        });
-    let model_cte = kind.quote("__xform_model");
-    let body = sql.trim_end().trim_end_matches(';');
-    ctes.push(format!("{model_cte} AS (\n{body}\n)"));
-    let (columns, expected) = match &expect {
+    let (mut ctes, sql) = given_inputs(session, c, model, spec)?;
+    let d = c.project.target.dialect();
+    ctes.push(("__xform_model".into(), sql));
+    let (columns, expected) = match expected_table(spec)? {
         Table::Rows { columns, rows } => (
-            columns.clone(),
+            columns,
             rows.iter()
                 .map(|r| r.iter().map(json_text).collect())
                 .collect(),
         ),
         Table::Sql(q) => {
+            ctes.push(("__xform_expected".into(), q));
             let rows = session
-                .query(
-                    &format!("WITH {}\nSELECT * FROM ({q}) AS expected", ctes.join(",\n")),
-                    MAX_ROWS,
-                )
+                .query(&d.with_ctes(&ctes, &d.quote("__xform_expected")), MAX_ROWS)
                 .map_err(|e| format!("expected rows (sql): {e}"))?;
+            ctes.pop();
             (rows.columns, rows.rows)
         }
     };
-    let query = format!("WITH {}\nSELECT * FROM {model_cte}", ctes.join(",\n"));
+    let query = d.with_ctes(&ctes, &d.quote("__xform_model"));
     let actual = session.query(&query, MAX_ROWS).map_err(|e| e.to_string())?;
     compare(&columns, expected, actual).map_err(|e| format!("{e} of `{}`", spec.model))
 }
+
+/// A CTE of fixture rows for each `given` input, and the model's SQL reading them in place
+/// of the inputs' relations.
+fn given_inputs(
+    session: &mut dyn Session,
+    c: &Compiled,
+    model: usize,
+    spec: &UnitTestProps,
+) -> Result<(Vec<(String, String)>, String), String> {
+    let d = c.project.target.dialect();
+    let mut sql = c.sql[model].clone().unwrap_or_default();
+    let mut ctes = Vec::new();
+    for (k, given) in spec.given.iter().enumerate() {
+        let input = input_node(c, model, given)
+            .ok_or_else(|| format!("`{}` is not an input of `{}`", given.input, spec.model))?;
+        let name = format!("__xform_given_{k}");
+        let types = match &c.relations[input] {
+            Some(r) => session.columns(r).map_err(|e| e.to_string())?,
+            None => None,
+        };
+        let table = fixture_table(given).map_err(|e| format!("{}: {e}", given.input))?;
+        ctes.push((name.clone(), fixture_sql(d, &table, types.as_deref())));
+        if let Some(published) = c.relation_sql(input) {
+            sql = sql.replace(&published, &d.quote(&name));
+        }
+    }
+    Ok((ctes, sql))
+}
+
+/// The `expect` rows (none when not given).
+fn expected_table(spec: &UnitTestProps) -> Result<Table, String> {
+    Ok(spec.expect.as_ref().map(fixture_table).transpose()?.unwrap_or(Table::Rows {
+        columns: Vec::new(),
+        rows: Vec::new(),
+    }))
+}
+
 /// The node a `given` input names, among the model's parents.
 fn input_node(c: &Compiled, model: usize, given: &Fixture) -> Option<usize> {
     let dep = parse_relation_arg(&given.input, &given.at)?;
@@ -231,11 +124,11 @@ fn input_node(c: &Compiled, model: usize, given: &Fixture) -> Option<usize> {
         .find(|&p| dep.names(&c.nodes()[p]))
 }
 
-/// A fixture as a query: one `SELECT` of literals per row, cast to the input's column types
-/// when known (columns the fixture leaves out are NULL of their type).
-fn fixture_sql(kind: AdapterKind, table: &Table, types: Option<&[(String, String)]>) -> String {
+/// A fixture as a query, its values cast to the input's column types when known (columns the
+/// fixture leaves out are NULL of their type).
+fn fixture_sql(d: &dyn Dialect, table: &Table, types: Option<&[(String, String)]>) -> String {
     let (columns, rows) = match table {
-        Table::Sql(q) => return q.trim_end().trim_end_matches(';').to_string(),
+        Table::Sql(q) => return q.clone(),
         Table::Rows { columns, rows } => (columns, rows),
     };
     let typed: HashMap<&str, &str> = types
@@ -252,41 +145,10 @@ fn fixture_sql(kind: AdapterKind, table: &Table, types: Option<&[(String, String
             out_cols.push((c, Some(t)));
         }
     }
-    let value = |v: &Json, ty: Option<&str>| {
-        let lit = literal(v);
-        match ty {
-            Some(t) => format!("CAST({lit} AS {t})"),
-            None => lit,
-        }
-    };
-    let select = |row: Option<&Vec<Json>>| {
-        let items: Vec<String> = out_cols
-            .iter()
-            .enumerate()
-            .map(|(i, (name, ty))| {
-                let v = row.and_then(|r| r.get(i)).unwrap_or(&Json::Null);
-                format!("{} AS {}", value(v, *ty), kind.quote(name))
-            })
-            .collect();
-        format!("SELECT {}", items.join(", "))
-    };
-    if rows.is_empty() {
-        return format!("{} WHERE false", select(None));
-    }
-    rows.iter()
-        .map(|r| select(Some(r)))
-        .collect::<Vec<_>>()
-        .join("\nUNION ALL ")
-}
-
-fn literal(v: &Json) -> String {
-    match v {
-        Json::Null => "NULL".into(),
-        Json::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
-        Json::Number(n) => n.to_string(),
-        Json::String(s) => format!("'{}'", s.replace('\'', "''")),
-        other => format!("'{}'", other.to_string().replace('\'', "''")),
-    }
+    d.fixture(&SqlFixture {
+        columns: out_cols,
+        rows,
+    })
 }
 
 fn json_text(v: &Json) -> Option<String> {
@@ -400,23 +262,6 @@ fn compare(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_fixtures_read_quotes_and_nulls() {
-        let Ok(Table::Rows { columns, rows }) = csv_table("id, name\n1, \"kim, \"\"jr\"\"\"\n2,\n")
-        else {
-            panic!("csv should parse");
-        };
-        assert_eq!(columns, ["id", "name"]);
-        assert_eq!(rows[0], [Json::from("1"), Json::from("kim, \"jr\"")]);
-        assert_eq!(rows[1], [Json::from("2"), Json::Null]);
-        assert!(
-            csv_table("a,b\n1\n")
-                .unwrap_err()
-                .contains("line 2: 1 fields")
-        );
-        assert!(csv_table("a\n\"open\n").unwrap_err().contains("not closed"));
-    }
 
     #[test]
     fn numbers_compare_by_value_and_rows_as_multisets() {

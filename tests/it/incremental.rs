@@ -374,6 +374,59 @@ models:
     );
 }
 
+/// A broken test (here one naming a column the model does not have) fails inside the open
+/// transaction of an incremental run. It is reported with its own error, and the model's other
+/// tests still get their verdicts on the new rows: they are not reported as errors of a
+/// transaction the broken one aborted.
+#[test]
+fn a_broken_test_in_an_incremental_run_does_not_take_the_other_tests_with_it() {
+    let dir = project(PROJECT);
+    let d = dir.path();
+    write_files(
+        d,
+        &format!(
+            "-- file: models/merged.sql\n{}-- file: models/schema.yml
+models:
+  - name: merged
+    columns:
+      - name: id
+        data_tests: [unique]
+      - name: amount
+        data_tests: [not_null]
+-- file: tests/broken_check.sql
+{{{{ config(severity='warn') }}}}
+select * from {{{{ ref('merged') }}}} where no_such_column > 0
+",
+            model("unique_key='id'")
+        ),
+    );
+    events(d, RUN_1);
+    xform(d, &["build"]);
+    events(d, &all(&[RUN_1, RUN_2]).iter().map(String::as_str).collect::<Vec<_>>());
+    let out = xform(d, &["build"]);
+    let results = run_results(d);
+    let status = |name: &str| -> (String, String) {
+        let r = results["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["unique_id"].as_str().is_some_and(|u| u.contains(name)))
+            .unwrap_or_else(|| panic!("no result for {name}: {results}"));
+        let text = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+        (text("status"), text("message"))
+    };
+    let (broken, message) = status("broken_check");
+    assert_eq!(broken, "error", "{}", out.stdout);
+    assert!(message.contains("no_such_column"), "{message}");
+    assert_eq!(status("not_null_merged_amount").0, "pass", "{}", out.stdout);
+    assert_eq!(status("unique_merged_id").0, "pass", "{}", out.stdout);
+    // The broken test warns only: the new rows are published.
+    assert_eq!(
+        table(d, "main.merged"),
+        ["1 seoul 10", "2 busan 20", "3 seoul 33", "4 daegu 40"]
+    );
+}
+
 const MICROBATCH: &str = "
 -- file: models/daily.sql
 {{ config(materialized='incremental', incremental_strategy='microbatch', event_time='event_at',

@@ -4,7 +4,7 @@
 use serde_json::Value as Json;
 
 use crate::diagnostics::Diagnostic;
-use crate::project::Node;
+use super::Node;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {
@@ -110,7 +110,7 @@ impl TestConfig {
 }
 
 /// The settings of test node `n` (a generic or singular data test).
-pub fn config(n: &Node) -> Result<TestConfig, Diagnostic> {
+pub fn test_config(n: &Node) -> Result<TestConfig, Diagnostic> {
     let c = &n.config;
     let bad = |key: &str, msg: String, help: &str| {
         Diagnostic::error(format!("test `{}`: {msg}", n.name))

@@ -1,19 +1,24 @@
-//! DuckDB, embedded: the database file is opened once per process and each session is a
-//! clone of that connection (opening the file twice would give two unsynchronised instances).
-//! DuckDB's DDL is transactional, so a staged build is one transaction that either commits the
-//! new relation or leaves the previous one untouched — also when the process is killed.
+//! DuckDB's engine (see the module doc of `adapter::duckdb` for how it keeps xform's
+//! guarantees).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use duckdb::{Connection, InterruptHandle};
 
-use super::{
-    AdapterKind, Build, CsvSource, DbError, DbResult, Increment, RelKind, Relation, Rows,
-    SchemaChange, Session, SnapshotSpec, SnapshotStrategy, Staged, Strategy, Warehouse,
+use crate::adapter::{
+    Build, CsvSource, DbError, DbResult, Increment, RelKind, Relation, Rows, SchemaChange,
+    Session, SnapshotSpec, SnapshotStrategy, Staged, Strategy, Warehouse,
 };
+use crate::sql::{Dialect, Kind};
 
-const KIND: AdapterKind = AdapterKind::DuckDb;
+fn dialect() -> &'static dyn Dialect {
+    Kind::DuckDb.dialect()
+}
+
+fn quote(ident: &str) -> String {
+    dialect().quote(ident)
+}
 /// A table staged aside is committed under its name with this suffix while its tests run; one
 /// still there when a run starts was left by a run that was killed.
 const AUDIT_SUFFIX: &str = "__xform_audit";
@@ -102,7 +107,7 @@ struct DuckSession {
 }
 
 fn rel(r: &Relation) -> String {
-    KIND.relation(&r.schema, &r.name)
+    dialect().relation(r)
 }
 
 /// A model's SQL without the trailing `;` it may end with, to embed in a statement.
@@ -185,7 +190,7 @@ impl DuckSession {
             &format!(
                 "ALTER TABLE {} RENAME TO {}",
                 rel(staged),
-                KIND.quote(&relation.name)
+                quote(&relation.name)
             ),
             log,
         )
@@ -197,6 +202,19 @@ impl DuckSession {
         log.push(sql.to_string());
         readable(sql)?;
         self.conn.execute_batch(sql).map_err(failed)
+    }
+
+    /// A statement's error; inside an open transaction, which DuckDB has just aborted,
+    /// `TransactionLost`.
+    fn failed_here(&self, e: duckdb::Error) -> DbError {
+        self.lost(failed(e))
+    }
+
+    fn lost(&self, e: DbError) -> DbError {
+        match e {
+            DbError::Failed(m) if !self.conn.is_autocommit() => DbError::TransactionLost(m),
+            other => other,
+        }
     }
 
     /// Rolls back the open transaction, if any; an interrupt (Ctrl-C repeats them) does not
@@ -277,10 +295,13 @@ impl DuckSession {
     /// Loads through DuckDB's own CSV reader; rows it cannot read are collected in its
     /// rejects table, and the first one fails the load with its line and column.
     fn load_csv(&self, into: &Relation, csv: &CsvSource, log: &mut Vec<String>) -> DbResult<u64> {
+        // DuckDB reads CSV only from a UTF-8 file: a decoded seed goes through a temporary copy.
+        let copy = csv.decoded.as_deref().map(utf8_copy).transpose()?;
+        let path = copy.as_ref().map_or(csv.path.as_path(), |c| c.path());
         let sql = format!(
             "CREATE OR REPLACE TABLE {} AS SELECT * FROM read_csv({}, {})",
             rel(into),
-            literal(&csv.path.to_string_lossy()),
+            literal(&path.to_string_lossy()),
             csv_options(csv)
         );
         self.run(&sql, log)?;
@@ -342,7 +363,7 @@ impl DuckSession {
         sql: &str,
         log: &mut Vec<String>,
     ) -> DbResult<String> {
-        let temp = KIND.quote(&format!("__xform_new__{}", relation.name));
+        let temp = quote(&format!("__xform_new__{}", relation.name));
         self.run(
             &format!("CREATE OR REPLACE TEMP TABLE {temp} AS\n{}", body(sql)),
             log,
@@ -352,7 +373,7 @@ impl DuckSession {
 
     /// Fails when two of the new rows share a key: merging them would be ambiguous.
     fn check_one_row_per_key(&self, new: &str, key: &[String]) -> DbResult<()> {
-        let cols: Vec<String> = key.iter().map(|k| KIND.quote(k)).collect();
+        let cols: Vec<String> = key.iter().map(|k| quote(k)).collect();
         let sql = format!(
             "SELECT {}, count(*) FROM {new} GROUP BY ALL HAVING count(*) > 1 LIMIT 1",
             cols.iter()
@@ -427,7 +448,7 @@ impl DuckSession {
         if sync || mode == SchemaChange::AppendNewColumns {
             for (c, t) in &added {
                 self.run(
-                    &format!("ALTER TABLE {target} ADD COLUMN {} {t}", KIND.quote(c)),
+                    &format!("ALTER TABLE {target} ADD COLUMN {} {t}", quote(c)),
                     log,
                 )?;
             }
@@ -435,7 +456,7 @@ impl DuckSession {
         if sync {
             for (c, _) in &removed {
                 self.run(
-                    &format!("ALTER TABLE {target} DROP COLUMN {}", KIND.quote(c)),
+                    &format!("ALTER TABLE {target} DROP COLUMN {}", quote(c)),
                     log,
                 )?;
             }
@@ -443,7 +464,7 @@ impl DuckSession {
                 self.run(
                     &format!(
                         "ALTER TABLE {target} ALTER COLUMN {} TYPE {new}",
-                        KIND.quote(c)
+                        quote(c)
                     ),
                     log,
                 )?;
@@ -506,7 +527,7 @@ impl DuckSession {
                 } else {
                     let assignments: Vec<String> = set
                         .iter()
-                        .map(|c| format!("{q} = n.{q}", q = KIND.quote(c)))
+                        .map(|c| format!("{q} = n.{q}", q = quote(c)))
                         .collect();
                     format!("UPDATE SET {}", assignments.join(", "))
                 };
@@ -527,7 +548,7 @@ impl DuckSession {
                         "DELETE FROM {target} WHERE {c} >= TIMESTAMP {} AND {c} < TIMESTAMP {}",
                         literal(start),
                         literal(end),
-                        c = KIND.quote(column)
+                        c = quote(column)
                     ),
                     log,
                 )?;
@@ -551,10 +572,10 @@ impl DuckSession {
              CAST(NULL AS TIMESTAMP) AS {}\nFROM (\n{}\n) AS s",
             rel(relation),
             scd_id(spec, "s"),
-            KIND.quote(&m.scd_id),
-            KIND.quote(&m.updated_at),
-            KIND.quote(&m.valid_from),
-            KIND.quote(&m.valid_to),
+            quote(&m.scd_id),
+            quote(&m.updated_at),
+            quote(&m.valid_from),
+            quote(&m.valid_to),
             body(&spec.sql)
         );
         self.run(&create, log)?;
@@ -577,20 +598,20 @@ impl DuckSession {
         let columns =
             self.reconcile_columns(&target, &incoming, SchemaChange::AppendNewColumns, log)?;
         let key = key_match(&spec.unique_key);
-        let valid_to = KIND.quote(&m.valid_to);
+        let valid_to = quote(&m.valid_to);
         let now = format!("TIMESTAMP {}", literal(&spec.now));
         let changed = match &spec.strategy {
             SnapshotStrategy::Timestamp { updated_at } => format!(
                 "CAST(n.{} AS TIMESTAMP) > t.{}",
-                KIND.quote(updated_at),
-                KIND.quote(&m.updated_at)
+                quote(updated_at),
+                quote(&m.updated_at)
             ),
             SnapshotStrategy::Check { columns: checked } => {
                 let all: Vec<String> = incoming.iter().map(|(c, _)| c.clone()).collect();
                 let checked = checked.as_ref().unwrap_or(&all);
                 let differs: Vec<String> = checked
                     .iter()
-                    .map(|c| format!("t.{q} IS DISTINCT FROM n.{q}", q = KIND.quote(c)))
+                    .map(|c| format!("t.{q} IS DISTINCT FROM n.{q}", q = quote(c)))
                     .collect();
                 format!("({})", differs.join(" OR "))
             }
@@ -621,9 +642,9 @@ impl DuckSession {
                  SELECT {}, {}, {version}, {version}, NULL FROM {new} AS n\n\
                  WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE t.{valid_to} IS NULL AND {key})",
                 quoted_list(&columns, ""),
-                KIND.quote(&m.scd_id),
-                KIND.quote(&m.updated_at),
-                KIND.quote(&m.valid_from),
+                quote(&m.scd_id),
+                quote(&m.updated_at),
+                quote(&m.valid_from),
                 quoted_list(&columns, "n."),
                 scd_id(spec, "n"),
             ),
@@ -638,7 +659,7 @@ impl DuckSession {
 fn quoted_list(columns: &[String], prefix: &str) -> String {
     columns
         .iter()
-        .map(|c| format!("{prefix}{}", KIND.quote(c)))
+        .map(|c| format!("{prefix}{}", quote(c)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -646,7 +667,7 @@ fn quoted_list(columns: &[String], prefix: &str) -> String {
 /// Null-safe equality of the key columns of `t` (the table) and `n` (the new rows).
 fn key_match(key: &[String]) -> String {
     key.iter()
-        .map(|k| format!("t.{q} IS NOT DISTINCT FROM n.{q}", q = KIND.quote(k)))
+        .map(|k| format!("t.{q} IS NOT DISTINCT FROM n.{q}", q = quote(k)))
         .collect::<Vec<_>>()
         .join(" AND ")
 }
@@ -655,7 +676,7 @@ fn key_match(key: &[String]) -> String {
 fn snapshot_version(spec: &SnapshotSpec, row: &str) -> String {
     match &spec.strategy {
         SnapshotStrategy::Timestamp { updated_at } => {
-            format!("CAST({row}.{} AS TIMESTAMP)", KIND.quote(updated_at))
+            format!("CAST({row}.{} AS TIMESTAMP)", quote(updated_at))
         }
         SnapshotStrategy::Check { .. } => format!("TIMESTAMP {}", literal(&spec.now)),
     }
@@ -666,10 +687,24 @@ fn scd_id(spec: &SnapshotSpec, row: &str) -> String {
     let parts: Vec<String> = spec
         .unique_key
         .iter()
-        .map(|k| format!("coalesce(CAST({row}.{} AS VARCHAR), '')", KIND.quote(k)))
+        .map(|k| format!("coalesce(CAST({row}.{} AS VARCHAR), '')", quote(k)))
         .chain([format!("CAST({} AS VARCHAR)", snapshot_version(spec, row))])
         .collect();
     format!("md5(concat_ws('|', {}))", parts.join(", "))
+}
+
+/// `text` in a temporary file, deleted when dropped.
+fn utf8_copy(text: &str) -> DbResult<tempfile::NamedTempFile> {
+    use std::io::Write;
+    let mut f = tempfile::Builder::new()
+        .prefix("xform-seed-")
+        .suffix(".csv")
+        .tempfile()
+        .map_err(|e| DbError::Failed(format!("cannot write a UTF-8 copy of the seed: {e}")))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.flush())
+        .map_err(|e| DbError::Failed(format!("cannot write a UTF-8 copy of the seed: {e}")))?;
+    Ok(f)
 }
 
 fn csv_options(csv: &CsvSource) -> String {
@@ -752,7 +787,7 @@ impl Session for DuckSession {
     fn create_schemas(&mut self, schemas: &[String], log: &mut Vec<String>) -> DbResult<()> {
         for s in schemas {
             self.run(
-                &format!("CREATE SCHEMA IF NOT EXISTS {}", KIND.quote(s)),
+                &format!("CREATE SCHEMA IF NOT EXISTS {}", quote(s)),
                 log,
             )?;
         }
@@ -764,13 +799,14 @@ impl Session for DuckSession {
         relation: &Relation,
         build: Build<'_>,
         replaces: Option<RelKind>,
-        aside: bool,
+        audited: bool,
         log: &mut Vec<String>,
     ) -> DbResult<Staged> {
-        // Aside, the new table is committed under its own name first: tests then run outside
-        // any transaction (in DuckDB one failing statement aborts the transaction it is in, so
-        // a broken test could not be told from the others), and `publish` swaps it in within
-        // one short transaction.
+        // Audited, a new table is staged aside, committed under its own name first: tests then
+        // run outside any transaction (in DuckDB one failing statement aborts the transaction
+        // it is in, so a broken test could not be told from the others), and `publish` swaps it
+        // in within one short transaction. New rows of an existing table are tested in place.
+        let aside = audited && !matches!(build, Build::Increment(_) | Build::Snapshot(_));
         if !aside {
             self.run("BEGIN TRANSACTION", log)?;
         }
@@ -829,16 +865,17 @@ impl Session for DuckSession {
             .collect();
         let sql = parts.join("\nUNION ALL\n");
         readable(&sql)?;
-        let mut stmt = self.conn.prepare(&sql).map_err(failed)?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, usize>(0)?, r.get::<_, u64>(1)?)))
-            .map_err(failed)?;
-        let mut out = vec![0; queries.len()];
-        for row in rows {
-            let (i, n) = row.map_err(failed)?;
-            out[i] = n;
-        }
-        Ok(out)
+        let counted = || -> Result<Vec<u64>, duckdb::Error> {
+            let mut stmt = self.conn.prepare(&sql)?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, usize>(0)?, r.get::<_, u64>(1)?)))?;
+            let mut out = vec![0; queries.len()];
+            for row in rows {
+                let (i, n) = row?;
+                out[i] = n;
+            }
+            Ok(out)
+        };
+        counted().map_err(|e| self.failed_here(e))
     }
 
     fn store_failures(
@@ -853,7 +890,7 @@ impl Session for DuckSession {
             rel(into),
             limited(sql, limit)
         );
-        self.run(&create, log)?;
+        self.run(&create, log).map_err(|e| self.lost(e))?;
         self.count(into)
     }
 
@@ -898,19 +935,18 @@ impl Session for DuckSession {
             body(sql)
         );
         readable(&wrapped)?;
-        let mut stmt = self.conn.prepare(&wrapped).map_err(failed)?;
-        let mut out = Rows::default();
-        let mut rows = stmt.query([]).map_err(failed)?;
-        while let Some(row) = rows.next().map_err(failed)? {
-            let n = row.as_ref().column_count();
-            let values = (0..n)
-                .map(|i| row.get::<_, Option<String>>(i))
-                .collect::<Result<_, _>>()
-                .map_err(failed)?;
-            out.rows.push(values);
-        }
-        drop(rows);
-        out.columns = stmt.column_names();
-        Ok(out)
+        let read = || -> Result<Rows, duckdb::Error> {
+            let mut stmt = self.conn.prepare(&wrapped)?;
+            let mut out = Rows::default();
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let n = row.as_ref().column_count();
+                out.rows.push((0..n).map(|i| row.get::<_, Option<String>>(i)).collect::<Result<_, _>>()?);
+            }
+            drop(rows);
+            out.columns = stmt.column_names();
+            Ok(out)
+        };
+        read().map_err(|e| self.failed_here(e))
     }
 }

@@ -1,14 +1,15 @@
 //! Reading compiled SQL with sqlparser: is it one statement, is it a query, and which
-//! relations does it read. Works on text only; the dialect comes from the target's adapter.
+//! relations does it read. Works on text only, in the target's dialect.
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{ObjectName, Query, Statement, TableFactor, Visit, Visitor};
-use sqlparser::dialect::Dialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
+
+use super::Dialect;
 
 /// What sqlparser made of one compiled model.
 #[derive(Debug, PartialEq, Eq)]
@@ -43,6 +44,7 @@ const MAX_SET_OPERATIONS: usize = 10_000;
 
 /// sqlparser's statements, or why there are none: SQL too large to read, or its error.
 fn parse(dialect: &dyn Dialect, sql: &str) -> Result<Vec<Statement>, Unread> {
+    let dialect = dialect.parser();
     let tokens = Tokenizer::new(dialect, sql)
         .with_unescape(true)
         .tokenize_with_location()

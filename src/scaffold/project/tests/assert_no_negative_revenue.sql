@@ -1,0 +1,2 @@
+-- a singular test: every returned row is a failure
+select * from {{ ref('daily_sales') }} where revenue < 0

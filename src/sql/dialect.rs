@@ -1,0 +1,559 @@
+//! The dialect of each warehouse kind, as sqlparser-rs models dialects: what differs is a
+//! method of `Dialect`, with the portable form as its default, never an `if kind == …` at a
+//! caller. Every piece of SQL text xform writes of its own outside an adapter is built here.
+
+use serde_json::Value as Json;
+use sqlparser::dialect::{Dialect as Parser, DuckDbDialect, PostgreSqlDialect};
+
+use super::Relation;
+
+/// The kinds of warehouse a target may name (`type:` in a target).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    DuckDb,
+    Postgres,
+}
+
+impl Kind {
+    pub const NAMES: &'static [&'static str] = &["duckdb", "postgres"];
+
+    pub fn parse(name: &str) -> Option<Kind> {
+        match name {
+            "duckdb" => Some(Kind::DuckDb),
+            "postgres" | "postgresql" => Some(Kind::Postgres),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::DuckDb => "duckdb",
+            Kind::Postgres => "postgres",
+        }
+    }
+
+    pub fn dialect(self) -> &'static dyn Dialect {
+        match self {
+            Kind::DuckDb => &DuckDb,
+            Kind::Postgres => &Postgres,
+        }
+    }
+}
+
+/// What `xform compare` measures of a column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnClass {
+    Numeric,
+    Text,
+    Other,
+    Nested,
+}
+
+impl ColumnClass {
+    pub fn stats(self) -> &'static [&'static str] {
+        match self {
+            ColumnClass::Numeric => &["nulls", "distinct", "min", "max", "sum", "avg"],
+            ColumnClass::Text => &[
+                "nulls",
+                "distinct",
+                "min",
+                "max",
+                "min_length",
+                "max_length",
+            ],
+            ColumnClass::Other => &["nulls", "distinct", "min", "max"],
+            ColumnClass::Nested => &["nulls", "distinct"],
+        }
+    }
+}
+
+/// What a key diff returns: a count per kind of difference, or up to `limit` rows of each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyDiff {
+    Counts,
+    Rows { limit: usize },
+}
+
+/// A unit test's fixture as rows of literals: each column's name and, when known, the type
+/// its values are cast to (a column no row gives is NULL of its type).
+pub struct Fixture<'a> {
+    pub columns: Vec<(&'a str, Option<&'a str>)>,
+    pub rows: &'a [Vec<Json>],
+}
+
+/// Numeric type names most warehouses share (`DECIMAL(12, 2)` matches `DECIMAL`).
+const NUMERIC: &[&str] = &[
+    "SMALLINT", "INTEGER", "INT", "BIGINT", "REAL", "FLOAT", "DOUBLE", "DECIMAL", "NUMERIC", "INT2",
+    "INT4", "INT8", "FLOAT4", "FLOAT8",
+];
+const TEXT: &[&str] = &["VARCHAR", "TEXT", "STRING", "CHAR", "BPCHAR"];
+const NESTED: &[&str] = &["STRUCT", "MAP", "ARRAY"];
+
+/// The SQL of one warehouse kind.
+pub trait Dialect: Send + Sync {
+    /// sqlparser's dialect for checking models.
+    fn parser(&self) -> &'static dyn Parser;
+
+    /// The schema a relation lands in when nothing configures one.
+    fn default_schema(&self) -> &'static str;
+
+    /// A quoted identifier; embedded quotes are doubled, so any name is safe.
+    fn quote(&self, ident: &str) -> String {
+        format!("\"{}\"", ident.replace('"', "\"\""))
+    }
+
+    /// The form under which two identifiers name the same relation.
+    fn fold_identifier(&self, ident: &str) -> String {
+        ident.to_string()
+    }
+
+    /// `"database"."schema"."name"`, the database only when there is one.
+    fn relation(&self, r: &Relation) -> String {
+        self.relation_name(r.database.as_deref(), &r.schema, &r.name)
+    }
+
+    /// A relation's quoted name from its parts.
+    fn relation_name(&self, database: Option<&str>, schema: &str, name: &str) -> String {
+        let db = database.map(|d| self.quote(d) + ".");
+        format!(
+            "{}{}.{}",
+            db.unwrap_or_default(),
+            self.quote(schema),
+            self.quote(name)
+        )
+    }
+
+    /// A FROM item reading files (`parquet`, `csv`, `json`) at `location`, or None when the
+    /// warehouse cannot read files itself.
+    fn read_files(&self, _format: &str, _location: &str, _hive_partitioned: bool) -> Option<String> {
+        None
+    }
+
+    /// The statement making another database file readable as `alias`, where the warehouse
+    /// can attach one.
+    fn attach(&self, _path: &str, _alias: &str) -> Option<String> {
+        None
+    }
+
+    /// Type names (prefixes) of numbers, text and nested values.
+    fn numeric_types(&self) -> &'static [&'static str] {
+        NUMERIC
+    }
+    fn text_types(&self) -> &'static [&'static str] {
+        TEXT
+    }
+    fn nested_types(&self) -> &'static [&'static str] {
+        NESTED
+    }
+
+    /// What `xform compare` can measure of a column of this type.
+    fn column_class(&self, data_type: &str) -> ColumnClass {
+        let t = data_type.trim().to_ascii_uppercase();
+        let is = |names: &[&str]| names.iter().any(|p| t.starts_with(p));
+        if t.ends_with(']') || is(self.nested_types()) {
+            ColumnClass::Nested
+        } else if self.numeric_types().iter().any(|p| {
+            t.strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('('))
+        }) {
+            ColumnClass::Numeric
+        } else if is(self.text_types()) {
+            ColumnClass::Text
+        } else {
+            ColumnClass::Other
+        }
+    }
+
+    /// A query that succeeds on any working connection.
+    fn probe(&self) -> String {
+        "SELECT 1".into()
+    }
+
+    /// Every row of a FROM item.
+    fn select_all(&self, from: &str) -> String {
+        format!("SELECT * FROM {from}")
+    }
+
+    /// `expr` converted to `data_type`.
+    fn cast(&self, expr: &str, data_type: &str) -> String {
+        format!("CAST({expr} AS {data_type})")
+    }
+
+    /// A JSON value as an SQL literal.
+    fn literal(&self, v: &Json) -> String {
+        let text = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        match v {
+            Json::Null => "NULL".into(),
+            Json::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
+            Json::Number(n) => n.to_string(),
+            Json::String(s) => text(s),
+            other => text(&other.to_string()),
+        }
+    }
+
+    /// `sql`'s rows whose `column` lies in [start, end) (`YYYY-MM-DD HH:MM:SS` timestamps).
+    fn time_range(&self, sql: &str, column: &str, start: &str, end: Option<&str>) -> String {
+        let col = self.quote(column);
+        let upper = end
+            .map(|e| format!(" AND {col} < TIMESTAMP '{e}'"))
+            .unwrap_or_default();
+        format!(
+            "SELECT * FROM (\n{}\n) AS __xform_batch\nWHERE {col} >= TIMESTAMP '{start}'{upper}",
+            trim_statement(sql)
+        )
+    }
+
+    /// A query listing `column_name, column_type` of a FROM item.
+    fn describe(&self, from: &str) -> String;
+
+    /// One row: `count(*)`, then per column the stats of its class, in [`ColumnClass::stats`]
+    /// order.
+    fn profile(&self, from: &str, columns: &[(&str, ColumnClass)]) -> String {
+        let mut items = vec!["count(*)".to_string()];
+        for (name, class) in columns {
+            let c = self.quote(name);
+            items.extend(class.stats().iter().map(|stat| match *stat {
+                "nulls" => format!("count(*) - count({c})"),
+                "distinct" => format!("count(DISTINCT {c})"),
+                "min_length" => format!("min(length({c}))"),
+                "max_length" => format!("max(length({c}))"),
+                f => format!("{f}({c})"),
+            }));
+        }
+        format!("SELECT {} FROM {from}", items.join(", "))
+    }
+
+    /// How many key values occur more than once in `from`.
+    fn duplicate_keys(&self, from: &str, key: &[&str]) -> String {
+        format!(
+            "SELECT count(*) FROM (SELECT 1 FROM {from} GROUP BY {} HAVING count(*) > 1) AS d",
+            self.quoted_list(key)
+        )
+    }
+
+    /// Rows of `a` and `b` matched on `key` (NULL-safe) that differ: `__xform_diff` is
+    /// `only_a`, `only_b` or `changed`, then the key columns, then `a.<col>`, `b.<col>` for
+    /// each of `columns`; or, `KeyDiff::Counts`, how many of each kind.
+    fn key_diff(&self, (a, b): (&str, &str), key: &[&str], columns: &[&str], want: KeyDiff) -> String {
+        let diff = self.full_key_diff((a, b), key, columns);
+        let KeyDiff::Rows { limit } = want else {
+            return format!("SELECT __xform_diff, count(*) FROM ({diff}) AS d GROUP BY 1");
+        };
+        let order = self.quoted_list(key);
+        let mut out = vec!["__xform_diff".to_string()];
+        out.extend(key.iter().map(|k| self.quote(k)));
+        for c in columns {
+            out.extend(["a", "b"].map(|side| self.quote(&format!("{side}.{c}"))));
+        }
+        format!(
+            "SELECT {0} FROM (SELECT *, row_number() OVER (PARTITION BY __xform_diff ORDER BY {order}) AS __xform_n FROM ({diff}) AS d) AS d WHERE __xform_n <= {limit} ORDER BY __xform_diff, {order}",
+            out.join(", ")
+        )
+    }
+
+    /// Every differing row of a key diff, unlimited (see `key_diff`).
+    fn full_key_diff(&self, (a, b): (&str, &str), key: &[&str], columns: &[&str]) -> String {
+        let q = |c: &str| self.quote(c);
+        let on: Vec<String> = key
+            .iter()
+            .map(|k| format!("a.{0} IS NOT DISTINCT FROM b.{0}", q(k)))
+            .collect();
+        let mut select = vec![
+            "CASE WHEN b.__xform_b IS NULL THEN 'only_a' WHEN a.__xform_a IS NULL THEN 'only_b' ELSE 'changed' END AS __xform_diff".to_string(),
+        ];
+        select.extend(key.iter().map(|k| format!("coalesce(a.{0}, b.{0}) AS {0}", q(k))));
+        let mut differ = vec!["a.__xform_a IS NULL".to_string(), "b.__xform_b IS NULL".to_string()];
+        for c in columns {
+            select.push(format!("a.{} AS {}", q(c), q(&format!("a.{c}"))));
+            select.push(format!("b.{} AS {}", q(c), q(&format!("b.{c}"))));
+            differ.push(format!("a.{0} IS DISTINCT FROM b.{0}", q(c)));
+        }
+        format!(
+            "SELECT {}\nFROM (SELECT *, true AS __xform_a FROM {a}) AS a\nFULL OUTER JOIN (SELECT *, true AS __xform_b FROM {b}) AS b ON {}\nWHERE {}",
+            select.join(", "),
+            on.join(" AND "),
+            differ.join(" OR ")
+        )
+    }
+
+    /// A fixture as a query: one `SELECT` of literals per row, each cast to its column's type
+    /// when known.
+    fn fixture(&self, f: &Fixture) -> String {
+        let select = |row: Option<&Vec<Json>>| {
+            let items: Vec<String> = f
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, (name, ty))| {
+                    let lit = self.literal(row.and_then(|r| r.get(i)).unwrap_or(&Json::Null));
+                    let value = ty.map_or_else(|| lit.clone(), |t| self.cast(&lit, t));
+                    format!("{value} AS {}", self.quote(name))
+                })
+                .collect();
+            format!("SELECT {}", items.join(", "))
+        };
+        if f.rows.is_empty() {
+            return format!("{} WHERE false", select(None));
+        }
+        let rows: Vec<String> = f.rows.iter().map(|r| select(Some(r))).collect();
+        rows.join("\nUNION ALL ")
+    }
+
+    /// `name AS (query)` for each CTE, then every row of `from`.
+    fn with_ctes(&self, ctes: &[(String, String)], from: &str) -> String {
+        let defs: Vec<String> = ctes
+            .iter()
+            .map(|(name, query)| format!("{} AS (\n{}\n)", self.quote(name), trim_statement(query)))
+            .collect();
+        format!("WITH {}\n{}", defs.join(",\n"), self.select_all(from))
+    }
+
+    /// Puts `name as (body)` CTEs (names already quoted) in front of `sql`, merging into its
+    /// own leading `with` (after `recursive`).
+    fn inject_ctes(&self, sql: &str, ctes: &[(String, &str)]) -> String {
+        let defs: Vec<String> = ctes
+            .iter()
+            .map(|(name, body)| format!("{name} as (\n{body}\n)"))
+            .collect();
+        let defs = defs.join(",\n");
+        let start = skip_space_and_comments(sql);
+        match leading_with(&sql[start..]) {
+            Some(len) => {
+                let at = start + len;
+                format!("{} {defs},{}", &sql[..at], &sql[at..])
+            }
+            None => format!("{}with {defs}\n{}", &sql[..start], &sql[start..]),
+        }
+    }
+
+    /// A data test's model narrowed by its `where` config: a FROM item.
+    fn filtered(&self, from: &str, condition: &str) -> String {
+        format!("(select * from {from} where {condition}) dbt_subquery")
+    }
+
+    /// `a, b, c` quoted.
+    fn quoted_list(&self, columns: &[&str]) -> String {
+        let q: Vec<String> = columns.iter().map(|c| self.quote(c)).collect();
+        q.join(", ")
+    }
+}
+
+/// `sql` without trailing whitespace and semicolons.
+pub fn trim_statement(sql: &str) -> &str {
+    sql.trim_end().trim_end_matches(';').trim_end()
+}
+
+/// The length of a leading `with` (and `recursive`) keyword in `head`, if it has one.
+fn leading_with(head: &str) -> Option<usize> {
+    let word: String = head.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+    if !word.eq_ignore_ascii_case("with") {
+        return None;
+    }
+    let after = &head[4..];
+    let trimmed = after.trim_start();
+    let recursive = trimmed
+        .get(..9)
+        .is_some_and(|w| w.eq_ignore_ascii_case("recursive"));
+    Some(if recursive { 4 + after.len() - trimmed.len() + 9 } else { 4 })
+}
+
+fn skip_space_and_comments(sql: &str) -> usize {
+    let mut i = 0;
+    loop {
+        let rest = &sql[i..];
+        let trimmed = rest.trim_start();
+        i += rest.len() - trimmed.len();
+        if trimmed.starts_with("--") {
+            i += trimmed.find('\n').map_or(trimmed.len(), |n| n + 1);
+        } else if trimmed.starts_with("/*") {
+            i += trimmed.find("*/").map_or(trimmed.len(), |n| n + 2);
+        } else {
+            return i;
+        }
+    }
+}
+
+/// DuckDB: case-insensitive identifiers, files read in place, other files attached.
+pub struct DuckDb;
+
+impl Dialect for DuckDb {
+    fn parser(&self) -> &'static dyn Parser {
+        &DuckDbDialect {}
+    }
+
+    fn default_schema(&self) -> &'static str {
+        "main"
+    }
+
+    /// DuckDB compares identifiers case-insensitively, quoted or not.
+    fn fold_identifier(&self, ident: &str) -> String {
+        ident.to_lowercase()
+    }
+
+    /// Relative paths resolve against the project directory (the warehouse is opened with it
+    /// as its file search path).
+    fn read_files(&self, format: &str, location: &str, hive_partitioned: bool) -> Option<String> {
+        let reader = match format {
+            "csv" => "read_csv",
+            "json" => "read_json",
+            _ => "read_parquet",
+        };
+        let path = self.literal(&Json::from(location));
+        Some(match hive_partitioned {
+            true => format!("{reader}({path}, hive_partitioning = true)"),
+            false => format!("{reader}({path})"),
+        })
+    }
+
+    fn attach(&self, path: &str, alias: &str) -> Option<String> {
+        let path = self.literal(&Json::from(path));
+        Some(format!("ATTACH {path} AS {} (READ_ONLY)", self.quote(alias)))
+    }
+
+    fn numeric_types(&self) -> &'static [&'static str] {
+        &[
+            "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+            "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "REAL", "DOUBLE", "DECIMAL", "NUMERIC",
+            "INT", "INT4", "INT8", "INT2",
+        ]
+    }
+
+    fn nested_types(&self) -> &'static [&'static str] {
+        &["STRUCT", "MAP", "UNION", "LIST"]
+    }
+
+    fn describe(&self, from: &str) -> String {
+        format!("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {from})")
+    }
+}
+
+/// PostgreSQL (and Redshift's wire): case-sensitive quoted identifiers.
+pub struct Postgres;
+
+impl Dialect for Postgres {
+    fn parser(&self) -> &'static dyn Parser {
+        &PostgreSqlDialect {}
+    }
+
+    fn default_schema(&self) -> &'static str {
+        "public"
+    }
+
+    /// Only a relation can be described from the catalog: `from` is its quoted name.
+    fn describe(&self, from: &str) -> String {
+        format!(
+            "SELECT attname AS column_name, format_type(atttypid, atttypmod) AS column_type FROM pg_attribute WHERE attrelid = {}::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            self.literal(&Json::from(from))
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A made-up second dialect: backticks, and only what every dialect must say.
+    struct Backticks;
+
+    impl Dialect for Backticks {
+        fn parser(&self) -> &'static dyn Parser {
+            &sqlparser::dialect::GenericDialect {}
+        }
+        fn default_schema(&self) -> &'static str {
+            "default"
+        }
+        fn quote(&self, ident: &str) -> String {
+            format!("`{}`", ident.replace('`', "``"))
+        }
+        fn describe(&self, from: &str) -> String {
+            format!("DESCRIBE {from}")
+        }
+    }
+
+    /// Every statement xform writes, in dialect `d`, naming the columns `id` and `amount`.
+    fn every_statement(d: &dyn Dialect) -> Vec<String> {
+        let rel = d.relation(&Relation::new("analytics", "orders"));
+        let rows = [vec![Json::from(1), Json::from("kim")]];
+        let fixture = Fixture {
+            columns: vec![("id", Some("INTEGER")), ("amount", None)],
+            rows: &rows,
+        };
+        vec![
+            rel.clone(),
+            d.time_range("select 1", "amount", "2026-01-01 00:00:00", Some("2026-01-02 00:00:00")),
+            d.describe(&rel),
+            d.profile(&rel, &[("amount", ColumnClass::Numeric)]),
+            d.duplicate_keys(&rel, &["id"]),
+            d.key_diff((&rel, &rel), &["id"], &["amount"], KeyDiff::Counts),
+            d.key_diff((&rel, &rel), &["id"], &["amount"], KeyDiff::Rows { limit: 5 }),
+            d.fixture(&fixture),
+            d.with_ctes(&[("amount".into(), "select 1".into())], &d.quote("id")),
+            d.inject_ctes("select 1", &[(d.quote("id"), "select 2")]),
+            d.filtered(&rel, "1 = 1"),
+            d.select_all(&rel),
+        ]
+    }
+
+    #[test]
+    fn every_statement_switches_with_the_dialect() {
+        for sql in every_statement(&Backticks) {
+            assert!(sql.contains('`'), "no backtick in {sql}");
+            assert!(!sql.contains('"'), "a double quote in {sql}");
+            assert!(!sql.to_uppercase().contains("QUALIFY"), "QUALIFY in {sql}");
+        }
+        for sql in every_statement(&DuckDb) {
+            assert!(!sql.contains('`'), "a backtick in {sql}");
+        }
+        assert_eq!(Backticks.read_files("parquet", "x", false), None);
+        assert_eq!(Backticks.attach("x.duckdb", "x"), None);
+        assert_eq!(
+            DuckDb.read_files("csv", "raw/o'k.csv", true).as_deref(),
+            Some("read_csv('raw/o''k.csv', hive_partitioning = true)")
+        );
+    }
+
+    #[test]
+    fn type_vocabulary() {
+        assert_eq!(DuckDb.column_class("DECIMAL(12,2)"), ColumnClass::Numeric);
+        assert_eq!(DuckDb.column_class("HUGEINT"), ColumnClass::Numeric);
+        assert_eq!(DuckDb.column_class("INTERVAL"), ColumnClass::Other);
+        assert_eq!(DuckDb.column_class("INTEGER[]"), ColumnClass::Nested);
+        assert_eq!(DuckDb.column_class("VARCHAR"), ColumnClass::Text);
+        assert_eq!(Postgres.column_class("character varying(20)"), ColumnClass::Text);
+        assert_eq!(Postgres.column_class("numeric(12,2)"), ColumnClass::Numeric);
+    }
+
+    #[test]
+    fn merges_into_an_existing_with() {
+        let out = DuckDb.inject_ctes(
+            "-- hi\nWITH a as (select 1) select * from a",
+            &[("\"e\"".into(), "select 2")],
+        );
+        assert_eq!(
+            out,
+            "-- hi\nWITH \"e\" as (\nselect 2\n), a as (select 1) select * from a"
+        );
+    }
+
+    #[test]
+    fn korean_text_after_with_is_not_sliced_mid_character() {
+        let out = DuckDb.inject_ctes(
+            "with a가나다 as (select 1) select * from a가나다",
+            &[("\"e\"".into(), "select 2")],
+        );
+        assert_eq!(
+            out,
+            "with \"e\" as (\nselect 2\n), a가나다 as (select 1) select * from a가나다"
+        );
+    }
+
+    #[test]
+    fn prepends_a_with() {
+        let out = DuckDb.inject_ctes("\nselect 1", &[("\"e\"".into(), "select 2")]);
+        assert_eq!(out, "\nwith \"e\" as (\nselect 2\n)\nselect 1");
+        let out = DuckDb.inject_ctes("with recursive r as (select 1) select 1", &[("e".into(), "x")]);
+        assert_eq!(out, "with recursive e as (\nx\n), r as (select 1) select 1");
+    }
+}
