@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use saphyr::{MarkedYaml, Scalar, YamlData, YamlLoader};
-use saphyr_parser::{Event, Marker, Parser, Span, SpannedEventReceiver};
+use saphyr_parser::{Event, Marker, Parser, ScanError, Span, SpannedEventReceiver};
 use serde_json::Value as Json;
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
@@ -79,6 +79,20 @@ impl<'t> Src<'t> {
     /// [`MAX_DEPTH`] is an error at the line where it goes too deep (deeper trees would
     /// exhaust the stack of whatever walks them).
     pub fn parse(&self) -> Result<Option<Node<'t>>, Diagnostic> {
+        let (bounded, error) = self.load_bounded();
+        if let Some(at) = bounded.too_deep {
+            return Err(self.too_deep(at));
+        }
+        if let Some(e) = error {
+            return Err(self.invalid_yaml(&e));
+        }
+        let mut docs = bounded.loader.into_documents();
+        Ok((!docs.is_empty()).then(|| docs.swap_remove(0)))
+    }
+
+    /// The parser's events fed to a [`Bounded`] loader until the first error or too deep a
+    /// nesting; the error, if any.
+    fn load_bounded(&self) -> (Bounded<'t>, Option<ScanError>) {
         let mut bounded = Bounded {
             loader: YamlLoader::default(),
             depth: 0,
@@ -96,27 +110,27 @@ impl<'t> Src<'t> {
             }
         }
         let error = error.or_else(|| bounded.loader.error().cloned());
-        if let Some(at) = bounded.too_deep {
-            let at = self.offset(at.line(), at.col());
-            return Err(Diagnostic::error(format!(
-                "YAML nested more than {MAX_DEPTH} levels deep"
-            ))
+        (bounded, error)
+    }
+
+    fn too_deep(&self, at: Marker) -> Diagnostic {
+        let at = self.offset(at.line(), at.col());
+        Diagnostic::error(format!("YAML nested more than {MAX_DEPTH} levels deep"))
             .at(Loc::new(&self.file, at..at))
-            .help("flatten the structure: no project or property file needs this depth"));
-        }
-        if let Some(e) = error {
-            let m = e.marker();
-            let at = self.offset(m.line(), m.col());
-            let end = self.text[at..]
-                .chars()
-                .next()
-                .map_or(at, |c| at + c.len_utf8());
-            return Err(Diagnostic::error(format!("invalid YAML: {}", e.info()))
-                .at(Loc::new(&self.file, at..end))
-                .help("check the indentation and quoting on this line"));
-        }
-        let mut docs = bounded.loader.into_documents();
-        Ok((!docs.is_empty()).then(|| docs.swap_remove(0)))
+            .help("flatten the structure: no project or property file needs this depth")
+    }
+
+    /// A syntax error, pointing at the character where the parser stopped.
+    fn invalid_yaml(&self, e: &ScanError) -> Diagnostic {
+        let m = e.marker();
+        let at = self.offset(m.line(), m.col());
+        let end = self.text[at..]
+            .chars()
+            .next()
+            .map_or(at, |c| at + c.len_utf8());
+        Diagnostic::error(format!("invalid YAML: {}", e.info()))
+            .at(Loc::new(&self.file, at..end))
+            .help("check the indentation and quoting on this line")
     }
 
     pub fn loc(&self, node: &Node) -> Loc {
@@ -288,17 +302,21 @@ pub fn to_json(node: &Node) -> Json {
         ),
         YamlData::Sequence(items) => Json::Array(items.iter().map(to_json).collect()),
         YamlData::Tagged(_, inner) => to_json(inner),
-        YamlData::Value(s) => match s {
-            Scalar::Null => Json::Null,
-            Scalar::Boolean(b) => Json::Bool(*b),
-            Scalar::Integer(i) => Json::from(*i),
-            Scalar::FloatingPoint(f) => {
-                serde_json::Number::from_f64(f.0).map_or(Json::Null, Json::Number)
-            }
-            Scalar::String(s) => Json::String(s.to_string()),
-        },
+        YamlData::Value(s) => scalar_json(s),
         YamlData::Representation(raw, _, _) => Json::String(raw.to_string()),
         _ => Json::Null,
+    }
+}
+
+fn scalar_json(s: &Scalar) -> Json {
+    match s {
+        Scalar::Null => Json::Null,
+        Scalar::Boolean(b) => Json::Bool(*b),
+        Scalar::Integer(i) => Json::from(*i),
+        Scalar::FloatingPoint(f) => {
+            serde_json::Number::from_f64(f.0).map_or(Json::Null, Json::Number)
+        }
+        Scalar::String(s) => Json::String(s.to_string()),
     }
 }
 
