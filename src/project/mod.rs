@@ -186,13 +186,18 @@ fn render_setting(
 /// `env_var(name, default)`: an error when the variable is not set and there is no default.
 fn add_env_var(jinja: &mut minijinja::Environment, env: BTreeMap<String, String>) {
     jinja.add_function("env_var", move |name: String, default: Option<String>| {
-        env.get(&name).cloned().or(default).ok_or_else(|| {
-            minijinja::Error::new(
-                minijinja::ErrorKind::InvalidOperation,
-                format!("environment variable `{name}` is not set and has no default"),
-            )
-        })
+        env.get(&name)
+            .cloned()
+            .or(default)
+            .ok_or_else(|| env_var_not_set(&name))
     });
+}
+
+fn env_var_not_set(name: &str) -> minijinja::Error {
+    minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!("environment variable `{name}` is not set and has no default"),
+    )
 }
 
 /// `var(name, default)`: an error when the var is not defined and there is no default.
@@ -203,14 +208,16 @@ fn add_var(jinja: &mut minijinja::Environment, vars: serde_json::Map<String, Jso
             vars.get(&name)
                 .map(|v| minijinja::Value::from(minijinja::value::Serde(v)))
                 .or(default)
-                .ok_or_else(|| {
-                    minijinja::Error::new(
-                        minijinja::ErrorKind::InvalidOperation,
-                        format!("var `{name}` is not defined"),
-                    )
-                })
+                .ok_or_else(|| var_not_defined(&name))
         },
     );
+}
+
+fn var_not_defined(name: &str) -> minijinja::Error {
+    minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!("var `{name}` is not defined"),
+    )
 }
 
 /// The pseudo-file of `xform compile --inline`.

@@ -620,13 +620,16 @@ fn take_test_decls(n: &mut Node) -> Vec<(Option<String>, TestDecl)> {
     let model_level = std::mem::take(&mut n.model_tests)
         .into_iter()
         .map(|d| (None, d));
-    let columns = n.columns.iter_mut().flat_map(|c| {
-        let name = c.name.clone();
-        std::mem::take(&mut c.tests)
-            .into_iter()
-            .map(move |d| (Some(name.clone()), d))
-    });
+    let columns = n.columns.iter_mut().flat_map(take_column_tests);
     model_level.chain(columns).collect()
+}
+
+/// A column's data tests, taken out, each with the column's name.
+fn take_column_tests(c: &mut Column) -> impl Iterator<Item = (Option<String>, TestDecl)> {
+    let name = c.name.clone();
+    std::mem::take(&mut c.tests)
+        .into_iter()
+        .map(move |d| (Some(name.clone()), d))
 }
 
 fn test_node(
@@ -807,15 +810,15 @@ fn arg_name_part(v: &Json) -> String {
 
 /// `name` with every character but letters, digits and `_` turned into `_`.
 fn sanitize_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    name.chars().map(name_char).collect()
+}
+
+fn name_char(c: char) -> char {
+    if c.is_alphanumeric() || c == '_' {
+        c
+    } else {
+        '_'
+    }
 }
 
 /// A name over 80 characters cut to 60 and a hash of the whole.

@@ -108,39 +108,45 @@ fn add_var(env: &mut Environment<'_>, vars: serde_json::Map<String, serde_json::
         vars.get(&name)
             .map(|v| Value::from(Serde(v)))
             .or(default)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("var('{name}') is not defined"),
-                )
-            })
+            .ok_or_else(|| var_not_defined(&name))
     });
+}
+
+fn var_not_defined(name: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!("var('{name}') is not defined"),
+    )
 }
 
 fn add_env_var(env: &mut Environment<'_>, os_env: Arc<BTreeMap<String, String>>) {
     env.add_function("env_var", move |name: String, default: Option<String>| {
-        os_env.get(&name).cloned().or(default).ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidOperation,
-                format!(
-                    "env_var('{name}'): the environment variable is not set and no default is given"
-                ),
-            )
-        })
+        os_env
+            .get(&name)
+            .cloned()
+            .or(default)
+            .ok_or_else(|| env_var_not_set(&name))
     });
+}
+
+fn env_var_not_set(name: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!("env_var('{name}'): the environment variable is not set and no default is given"),
+    )
 }
 
 /// `raise_compiler_error(msg)` and dbt's `exceptions.raise_compiler_error(msg)`.
 fn add_compiler_error(env: &mut Environment<'_>) {
-    env.add_function(
-        "raise_compiler_error",
-        |msg: String| -> Result<String, Error> {
-            Err(Error::new(ErrorKind::InvalidOperation, msg))
-        },
+    env.add_function("raise_compiler_error", raise_compiler_error);
+    env.add_global(
+        "exceptions",
+        context! { raise_compiler_error => Value::from_function(raise_compiler_error) },
     );
-    env.add_global("exceptions", context! { raise_compiler_error => Value::from_function(|msg: String| -> Result<String, Error> {
-        Err(Error::new(ErrorKind::InvalidOperation, msg))
-    })});
+}
+
+fn raise_compiler_error(msg: String) -> Result<String, Error> {
+    Err(Error::new(ErrorKind::InvalidOperation, msg))
 }
 
 /// Adds a macro file's definitions; `builtin` ones give way to a project's own of that name.
