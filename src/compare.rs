@@ -274,12 +274,17 @@ fn keys_compared(
         return Ok(None);
     }
     let key: Vec<&str> = opts.key.iter().map(String::as_str).collect();
-    let compared: Vec<&str> = common
+    let compared = compared_columns(common, &key);
+    key_report(session, kind, sides, (&key, &compared), opts.limit).map(Some)
+}
+
+/// The common columns that are not part of the key.
+fn compared_columns<'c>(common: &[(&'c str, ColumnClass)], key: &[&str]) -> Vec<&'c str> {
+    common
         .iter()
         .map(|(n, _)| *n)
         .filter(|n| !key.contains(n))
-        .collect();
-    key_report(session, kind, sides, (&key, &compared), opts.limit).map(Some)
+        .collect()
 }
 
 /// The number in a row's first value (0 when there is none).
@@ -528,16 +533,20 @@ fn write_stats_table(out: &mut String, table: &[[String; 5]]) {
 /// The key's counts, a warning for each side where key values repeat, and the sample rows.
 fn write_key_text(out: &mut String, k: &KeyReport) {
     let _ = writeln!(out, "key ({}): {}", k.key.join(", "), k.counts());
-    for (side, n) in ["A", "B"].iter().zip(k.duplicate_keys) {
+    write_duplicate_warnings(out, k.duplicate_keys);
+    for s in &k.samples {
+        let _ = writeln!(out, "  {}", sample_line(s));
+    }
+}
+
+fn write_duplicate_warnings(out: &mut String, duplicate_keys: [u64; 2]) {
+    for (side, n) in ["A", "B"].iter().zip(duplicate_keys) {
         if n > 0 {
             let _ = writeln!(
                 out,
                 "warning: {n} key values repeat in {side}; rows are matched on each pair"
             );
         }
-    }
-    for s in &k.samples {
-        let _ = writeln!(out, "  {}", sample_line(s));
     }
 }
 

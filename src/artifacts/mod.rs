@@ -24,15 +24,16 @@ pub fn write_compiled(root: &Path, c: &Compiled) -> std::io::Result<usize> {
     let jobs: Vec<(PathBuf, &str)> = c
         .selected
         .iter()
-        .filter_map(|&i| {
-            Some((
-                root.join(&*compiled_path(&c.nodes()[i])),
-                c.sql[i].as_deref()?,
-            ))
-        })
+        .filter_map(|&i| compiled_file(root, c, i))
         .collect();
     write_derived(&root.join(TARGET_DIR).join("compiled"), &jobs)?;
     Ok(jobs.len())
+}
+
+/// Where node `i`'s compiled SQL goes and the SQL, if it has any.
+fn compiled_file<'c>(root: &Path, c: &'c Compiled, i: usize) -> Option<(PathBuf, &'c str)> {
+    let sql = c.sql[i].as_deref()?;
+    Some((root.join(&*compiled_path(&c.nodes()[i])), sql))
 }
 
 /// Writes many derived files (compiled SQL, run SQL) under `tree` (`target/compiled`,

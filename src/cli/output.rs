@@ -108,15 +108,17 @@ impl<'c> Printer<'c> {
     pub fn event(&mut self, e: Event<'_>) {
         match e {
             Event::LeftoversDropped(tables) => self.leftovers_dropped(tables),
-            Event::Started(job) => {
-                if let Some(bar) = &self.bar {
-                    bar.set_message(job.label(self.c));
-                }
-                if self.format == LogFormat::Json && job.builds() {
-                    outln!("{}", self.node_json("node_started", job, None));
-                }
-            }
+            Event::Started(job) => self.started(job),
             Event::Finished(job, r) => self.finished(job, r),
+        }
+    }
+
+    fn started(&self, job: &Job) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(job.label(self.c));
+        }
+        if self.format == LogFormat::Json && job.builds() {
+            outln!("{}", self.node_json("node_started", job, None));
         }
     }
 
@@ -541,15 +543,16 @@ fn column_widths(columns: &[String], cells: &[Vec<String>]) -> Vec<usize> {
     columns
         .iter()
         .enumerate()
-        .map(|(i, name)| {
-            cells
-                .iter()
-                .map(|r| r[i].width())
-                .chain([name.width()])
-                .max()
-                .unwrap_or(0)
-        })
+        .map(|(i, name)| column_width(name, cells.iter().map(|r| &r[i])))
         .collect()
+}
+
+fn column_width<'a>(name: &str, cells: impl Iterator<Item = &'a String>) -> usize {
+    cells
+        .map(|c| c.width())
+        .chain([name.width()])
+        .max()
+        .unwrap_or(0)
 }
 
 fn table_row(values: &[String], widths: &[usize]) -> String {

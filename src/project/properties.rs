@@ -570,15 +570,19 @@ fn check_rows(src: &Src, node: &Node, f: &Fixture, diags: &mut Diagnostics) {
     if rows_fit_format(src, node, f, diags) {
         return;
     }
-    let help = if f.format == "dict" {
+    diags.push(
+        src.err(node, format!("malformed `rows` for format `{}`", f.format))
+            .help(rows_help(&f.format)),
+    );
+}
+
+/// What `rows` looks like in a fixture of `format`.
+fn rows_help(format: &str) -> &'static str {
+    if format == "dict" {
         "`rows` is a list of mappings, e.g. `- {id: 1, name: 'a'}`"
     } else {
         "`rows` is a block string"
-    };
-    diags.push(
-        src.err(node, format!("malformed `rows` for format `{}`", f.format))
-            .help(help),
-    );
+    }
 }
 
 /// Whether `rows` has the shape its format needs; an unknown format is reported instead.

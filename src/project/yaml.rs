@@ -124,13 +124,18 @@ impl<'t> Src<'t> {
     fn invalid_yaml(&self, e: &ScanError) -> Diagnostic {
         let m = e.marker();
         let at = self.offset(m.line(), m.col());
-        let end = self.text[at..]
-            .chars()
-            .next()
-            .map_or(at, |c| at + c.len_utf8());
+        let end = self.char_end(at);
         Diagnostic::error(format!("invalid YAML: {}", e.info()))
             .at(Loc::new(&self.file, at..end))
             .help("check the indentation and quoting on this line")
+    }
+
+    /// Where the character at byte `at` ends (`at` itself at the end of the text).
+    fn char_end(&self, at: usize) -> usize {
+        self.text[at..]
+            .chars()
+            .next()
+            .map_or(at, |c| at + c.len_utf8())
     }
 
     pub fn loc(&self, node: &Node) -> Loc {
