@@ -799,13 +799,18 @@ fn test_node_name(
 fn arg_name_part(v: &Json) -> String {
     match v {
         Json::String(s) => s.clone(),
-        Json::Array(items) => items
-            .iter()
-            .map(|i| i.as_str().map_or(i.to_string(), str::to_string))
-            .collect::<Vec<_>>()
-            .join("__"),
+        Json::Array(items) => joined_items(items),
         other => other.to_string(),
     }
+}
+
+/// List items joined by `__`, strings without their quotes.
+fn joined_items(items: &[Json]) -> String {
+    items
+        .iter()
+        .map(|i| i.as_str().map_or(i.to_string(), str::to_string))
+        .collect::<Vec<_>>()
+        .join("__")
 }
 
 /// `name` with every character but letters, digits and `_` turned into `_`.

@@ -287,30 +287,39 @@ fn kind_name(node: &Node) -> &'static str {
     match &node.data {
         YamlData::Mapping(_) => "a mapping",
         YamlData::Sequence(_) => "a list",
-        _ => match scalar(node) {
-            Some(Scalar::Null) => "nothing (null)",
-            Some(Scalar::Boolean(_)) => "a boolean",
-            Some(Scalar::Integer(_)) | Some(Scalar::FloatingPoint(_)) => "a number",
-            Some(Scalar::String(_)) => "a string",
-            None => "an unsupported value",
-        },
+        _ => scalar_kind_name(scalar(node)),
+    }
+}
+
+fn scalar_kind_name(s: Option<&Scalar>) -> &'static str {
+    match s {
+        Some(Scalar::Null) => "nothing (null)",
+        Some(Scalar::Boolean(_)) => "a boolean",
+        Some(Scalar::Integer(_)) | Some(Scalar::FloatingPoint(_)) => "a number",
+        Some(Scalar::String(_)) => "a string",
+        None => "an unsupported value",
     }
 }
 
 /// Any YAML node as JSON (config values, vars, test arguments).
 pub fn to_json(node: &Node) -> Json {
     match &node.data {
-        YamlData::Mapping(m) => Json::Object(
-            m.iter()
-                .map(|(k, v)| (scalar_text(k).unwrap_or_default(), to_json(v)))
-                .collect(),
-        ),
+        YamlData::Mapping(m) => mapping_json(m),
         YamlData::Sequence(items) => Json::Array(items.iter().map(to_json).collect()),
         YamlData::Tagged(_, inner) => to_json(inner),
         YamlData::Value(s) => scalar_json(s),
         YamlData::Representation(raw, _, _) => Json::String(raw.to_string()),
         _ => Json::Null,
     }
+}
+
+/// A mapping as a JSON object, its keys as text.
+fn mapping_json(m: &saphyr::AnnotatedMapping<Node<'_>>) -> Json {
+    Json::Object(
+        m.iter()
+            .map(|(k, v)| (scalar_text(k).unwrap_or_default(), to_json(v)))
+            .collect(),
+    )
 }
 
 fn scalar_json(s: &Scalar) -> Json {
