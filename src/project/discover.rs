@@ -161,17 +161,9 @@ fn folders_of(rel: &Path) -> Vec<String> {
 /// Reads every file in parallel; seeds are not read (the runner streams them), only
 /// checksummed (what `--state` compares).
 pub fn read_all(root: &Path, found: Vec<Found>) -> (Vec<Read>, Vec<Diagnostic>) {
-    let results: Vec<(Read, Option<Diagnostic>)> =
-        found.into_par_iter().map(|f| read_one(root, f)).collect();
-    let mut diags = Vec::new();
-    let reads = results
-        .into_iter()
-        .map(|(r, d)| {
-            diags.extend(d);
-            r
-        })
-        .collect();
-    (reads, diags)
+    let (reads, diags): (Vec<Read>, Vec<Option<Diagnostic>>) =
+        found.into_par_iter().map(|f| read_one(root, f)).unzip();
+    (reads, diags.into_iter().flatten().collect())
 }
 
 /// One file's text (a seed's checksum instead), and a diagnostic if it cannot be read whole.

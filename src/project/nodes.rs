@@ -267,8 +267,6 @@ fn file_nodes(settings: &Settings, files: Vec<Read>) -> (Vec<Node>, Vec<(FileKin
     files
         .into_par_iter()
         .map(|r| file_node(settings, r))
-        .collect::<Vec<_>>()
-        .into_iter()
         .unzip()
 }
 

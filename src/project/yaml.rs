@@ -191,13 +191,16 @@ impl<'t> Src<'t> {
         let entries = self.map(node, what, diags);
         for (key, knode, _) in &entries {
             if !known.contains(key) {
-                let d = Diagnostic::warning(format!("unknown key `{key}` in {what} (ignored)"))
-                    .at(self.loc(knode))
-                    .help_opt(did_you_mean(key, known.iter().copied()));
-                diags.push(d);
+                diags.push(self.unknown_key(key, knode, what, known));
             }
         }
         entries
+    }
+
+    fn unknown_key(&self, key: &str, knode: &Node, what: &str, known: &[&str]) -> Diagnostic {
+        Diagnostic::warning(format!("unknown key `{key}` in {what} (ignored)"))
+            .at(self.loc(knode))
+            .help_opt(did_you_mean(key, known.iter().copied()))
     }
 
     pub fn seq<'n>(
