@@ -10,6 +10,11 @@ use serde::Serialize;
 use crate::adapter::{DbResult, Rows, Session};
 use crate::sql::{ColumnClass, Dialect, KeyDiff};
 
+/// A relation's columns: (name, type).
+type Columns = [(String, String)];
+/// A column whose type differs: (column, type in A, type in B).
+type TypeChange = (String, String, String);
+
 /// A query limit meaning every row (SQL limits are signed 64-bit).
 const ALL_ROWS: usize = i64::MAX as usize;
 
@@ -80,6 +85,22 @@ impl KeyReport {
             self.only_in_a, self.only_in_b, self.changed
         )
     }
+
+    /// "2 rows changed" and the like, for each kind of row that differs.
+    fn row_differences(&self) -> Vec<String> {
+        let mut parts = Vec::new();
+        for (n, what) in [
+            (self.only_in_a, "only in A"),
+            (self.only_in_b, "only in B"),
+            (self.changed, "changed"),
+        ] {
+            if n > 0 {
+                let rows = if n == 1 { "row" } else { "rows" };
+                parts.push(format!("{n} {rows} {what}"));
+            }
+        }
+        parts
+    }
 }
 
 impl Report {
@@ -104,6 +125,16 @@ impl Report {
         if self.rows[0] != self.rows[1] {
             parts.push(format!("rows {} → {}", self.rows[0], self.rows[1]));
         }
+        parts.extend(self.column_differences());
+        if let Some(k) = &self.keys {
+            parts.extend(k.row_differences());
+        }
+        parts.join("; ")
+    }
+
+    /// Columns only on one side, changed types, and the stats that differ, column by column.
+    fn column_differences(&self) -> Vec<String> {
+        let mut parts = Vec::new();
         if !self.only_in_a.is_empty() {
             parts.push(format!("columns only in A: {}", self.only_in_a.join(", ")));
         }
@@ -119,19 +150,7 @@ impl Report {
                 parts.push(format!("{}: {}", c.name, stats.join(", ")));
             }
         }
-        if let Some(k) = &self.keys {
-            for (n, what) in [
-                (k.only_in_a, "only in A"),
-                (k.only_in_b, "only in B"),
-                (k.changed, "changed"),
-            ] {
-                if n > 0 {
-                    let rows = if n == 1 { "row" } else { "rows" };
-                    parts.push(format!("{n} {rows} {what}"));
-                }
-            }
-        }
-        parts.join("; ")
+        parts
     }
 }
 
@@ -144,23 +163,60 @@ pub fn compare(
 ) -> DbResult<Report> {
     let cols_a = describe(session, kind, &a.sql)?;
     let cols_b = describe(session, kind, &b.sql)?;
-    for name in opts.key.iter().chain(&opts.columns) {
-        for (side, cols) in [(&a, &cols_a), (&b, &cols_b)] {
-            if !cols.iter().any(|(c, _)| c == name) {
-                return Err(crate::adapter::DbError::Failed(format!(
-                    "{} has no column `{name}` (it has {})",
-                    side.label,
-                    cols.iter()
-                        .map(|(c, _)| c.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
-        }
-    }
+    require_columns(opts, [(&a, &cols_a), (&b, &cols_b)])?;
     let wanted = |c: &str| opts.columns.is_empty() || opts.columns.iter().any(|w| w == c);
     let only_in_a = names_missing(&cols_a, &cols_b, &wanted);
     let only_in_b = names_missing(&cols_b, &cols_a, &wanted);
+    let (type_changes, common) = common_columns(kind, (&cols_a, &cols_b), &wanted);
+    let pa = one_row(session.query(&kind.profile(&a.sql, &common), 1)?);
+    let pb = one_row(session.query(&kind.profile(&b.sql, &common), 1)?);
+    let columns = column_reports(&common, &pa, &pb);
+    let keys = keys_compared(session, kind, (&a.sql, &b.sql), &common, opts)?;
+    Ok(Report {
+        rows: [first_count(&pa), first_count(&pb)],
+        a,
+        b,
+        only_in_a,
+        only_in_b,
+        type_changes,
+        columns,
+        keys,
+    })
+}
+
+/// An error unless both sides have every key column and every column asked for.
+fn require_columns(
+    opts: &CompareOptions,
+    sides: [(&Side, &Vec<(String, String)>); 2],
+) -> DbResult<()> {
+    for name in opts.key.iter().chain(&opts.columns) {
+        for (side, cols) in sides {
+            if !cols.iter().any(|(c, _)| c == name) {
+                return Err(no_such_column(side, cols, name));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn no_such_column(side: &Side, cols: &[(String, String)], name: &str) -> crate::adapter::DbError {
+    crate::adapter::DbError::Failed(format!(
+        "{} has no column `{name}` (it has {})",
+        side.label,
+        cols.iter()
+            .map(|(c, _)| c.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// The wanted columns both sides have, each with how its stats are measured, and the
+/// (column, type in A, type in B) of those whose types differ.
+fn common_columns<'c>(
+    kind: &dyn Dialect,
+    (cols_a, cols_b): (&'c Columns, &Columns),
+    wanted: &dyn Fn(&str) -> bool,
+) -> (Vec<TypeChange>, Vec<(&'c str, ColumnClass)>) {
     let mut type_changes = Vec::new();
     let mut common: Vec<(&str, ColumnClass)> = Vec::new();
     for (name, ta) in cols_a.iter().filter(|(n, _)| wanted(n)) {
@@ -174,18 +230,19 @@ pub fn compare(
         let (ca, cb) = (kind.column_class(ta), kind.column_class(tb));
         common.push((name, if ca == cb { ca } else { ColumnClass::Other }));
     }
-    let pa = one_row(session.query(&kind.profile(&a.sql, &common), 1)?);
-    let pb = one_row(session.query(&kind.profile(&b.sql, &common), 1)?);
-    let count = |row: &[Option<String>]| {
-        row.first()
-            .cloned()
-            .flatten()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    (type_changes, common)
+}
+
+/// Each common column's stats side by side, read from the two profile rows (which start with
+/// the row count).
+fn column_reports(
+    common: &[(&str, ColumnClass)],
+    pa: &[Option<String>],
+    pb: &[Option<String>],
+) -> Vec<ColumnReport> {
     let mut at = 1;
     let mut columns = Vec::new();
-    for (name, class) in &common {
+    for (name, class) in common {
         let stats = class
             .stats()
             .iter()
@@ -202,33 +259,42 @@ pub fn compare(
             stats,
         });
     }
-    let keys = if opts.key.is_empty() {
-        None
-    } else {
-        let key: Vec<&str> = opts.key.iter().map(String::as_str).collect();
-        let compared: Vec<&str> = common
-            .iter()
-            .map(|(n, _)| *n)
-            .filter(|n| !key.contains(n))
-            .collect();
-        Some(key_report(
-            session,
-            kind,
-            (&a.sql, &b.sql),
-            (&key, &compared),
-            opts.limit,
-        )?)
-    };
-    Ok(Report {
-        rows: [count(&pa), count(&pb)],
-        a,
-        b,
-        only_in_a,
-        only_in_b,
-        type_changes,
-        columns,
-        keys,
-    })
+    columns
+}
+
+/// With a key, the rows matched on it, comparing the common columns that are not part of
+/// it; `None` without one.
+fn keys_compared(
+    session: &mut dyn Session,
+    kind: &dyn Dialect,
+    sides: (&str, &str),
+    common: &[(&str, ColumnClass)],
+    opts: &CompareOptions,
+) -> DbResult<Option<KeyReport>> {
+    if opts.key.is_empty() {
+        return Ok(None);
+    }
+    let key: Vec<&str> = opts.key.iter().map(String::as_str).collect();
+    let compared = compared_columns(common, &key);
+    key_report(session, kind, sides, (&key, &compared), opts.limit).map(Some)
+}
+
+/// The common columns that are not part of the key.
+fn compared_columns<'c>(common: &[(&'c str, ColumnClass)], key: &[&str]) -> Vec<&'c str> {
+    common
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| !key.contains(n))
+        .collect()
+}
+
+/// The number in a row's first value (0 when there is none).
+fn first_count(row: &[Option<String>]) -> u64 {
+    row.first()
+        .cloned()
+        .flatten()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn describe(
@@ -284,62 +350,21 @@ fn key_report(
     let mut duplicate_keys = [0; 2];
     for (slot, rel) in duplicate_keys.iter_mut().zip([a, b]) {
         let row = one_row(session.query(&kind.duplicate_keys(rel, key), 1)?);
-        *slot = row
-            .first()
-            .cloned()
-            .flatten()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        *slot = first_count(&row);
     }
     let counts = session.query(
         &kind.key_diff((a, b), key, columns, KeyDiff::Counts),
         ALL_ROWS,
     )?;
-    let n = |what: &str| -> u64 {
-        counts
-            .rows
-            .iter()
-            .find(|r| r.first().cloned().flatten().as_deref() == Some(what))
-            .and_then(|r| r.get(1).cloned().flatten())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    let (only_in_a, only_in_b, changed) = (n("only_a"), n("only_b"), n("changed"));
+    let (only_in_a, only_in_b) = (count_of(&counts, "only_a"), count_of(&counts, "only_b"));
+    let changed = count_of(&counts, "changed");
     let mut samples = Vec::new();
     if only_in_a + only_in_b + changed > 0 && limit > 0 {
         let rows = session.query(
             &kind.key_diff((a, b), key, columns, KeyDiff::Rows { limit }),
             ALL_ROWS,
         )?;
-        for r in rows.rows {
-            let kind_of = r.first().cloned().flatten().unwrap_or_default();
-            let key_values = key
-                .iter()
-                .enumerate()
-                .map(|(j, k)| (k.to_string(), r.get(1 + j).cloned().flatten()))
-                .collect();
-            let changes = if kind_of == "changed" {
-                columns
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(j, c)| {
-                        let at = 1 + key.len() + 2 * j;
-                        let (va, vb) = (
-                            r.get(at).cloned().flatten(),
-                            r.get(at + 1).cloned().flatten(),
-                        );
-                        (va != vb).then(|| (c.to_string(), va, vb))
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            samples.push(Sample {
-                kind: kind_of,
-                key: key_values,
-                changes,
-            });
-        }
+        samples = rows.rows.iter().map(|r| sample(r, key, columns)).collect();
     }
     Ok(KeyReport {
         key: key.iter().map(|k| k.to_string()).collect(),
@@ -349,6 +374,58 @@ fn key_report(
         duplicate_keys,
         samples,
     })
+}
+
+/// The count on the row of the key-diff counts whose first value is `what`.
+fn count_of(counts: &Rows, what: &str) -> u64 {
+    counts
+        .rows
+        .iter()
+        .find(|r| r.first().cloned().flatten().as_deref() == Some(what))
+        .and_then(|r| r.get(1).cloned().flatten())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A sample row of the key diff: its kind, its key values, and for a changed row the
+/// compared columns that differ.
+fn sample(r: &[Option<String>], key: &[&str], columns: &[&str]) -> Sample {
+    let kind_of = r.first().cloned().flatten().unwrap_or_default();
+    let key_values = key
+        .iter()
+        .enumerate()
+        .map(|(j, k)| (k.to_string(), r.get(1 + j).cloned().flatten()))
+        .collect();
+    let changes = if kind_of == "changed" {
+        changed_values(r, key.len(), columns)
+    } else {
+        Vec::new()
+    };
+    Sample {
+        kind: kind_of,
+        key: key_values,
+        changes,
+    }
+}
+
+/// (column, A, B) of the compared columns whose two values, after the key's, differ.
+fn changed_values(
+    r: &[Option<String>],
+    key_len: usize,
+    columns: &[&str],
+) -> Vec<(String, Option<String>, Option<String>)> {
+    columns
+        .iter()
+        .enumerate()
+        .filter_map(|(j, c)| {
+            let at = 1 + key_len + 2 * j;
+            let (va, vb) = (
+                r.get(at).cloned().flatten(),
+                r.get(at + 1).cloned().flatten(),
+            );
+            (va != vb).then(|| (c.to_string(), va, vb))
+        })
+        .collect()
 }
 
 fn shown(v: &Option<String>) -> String {
@@ -392,8 +469,25 @@ pub fn text(r: &Report) -> String {
     if !r.only_in_b.is_empty() {
         let _ = writeln!(out, "columns only in B: {}", r.only_in_b.join(", "));
     }
-    let table: Vec<[String; 5]> = r
-        .columns
+    write_stats_table(&mut out, &stats_rows(r));
+    if let Some(k) = &r.keys {
+        write_key_text(&mut out, k);
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        if r.identical() {
+            "identical".to_string()
+        } else {
+            format!("different: {}", r.headline())
+        }
+    );
+    out
+}
+
+/// One row per column and stat: column, stat, A, B, and `≠` where they differ.
+fn stats_rows(r: &Report) -> Vec<[String; 5]> {
+    r.columns
         .iter()
         .flat_map(|c| {
             c.stats.iter().map(|(stat, a, b, differs)| {
@@ -410,7 +504,11 @@ pub fn text(r: &Report) -> String {
                 ]
             })
         })
-        .collect();
+        .collect()
+}
+
+/// The stats under a header, the first four columns aligned (wide characters count double).
+fn write_stats_table(out: &mut String, table: &[[String; 5]]) {
     let header = ["column", "stat", "A", "B", ""].map(String::from);
     let width = |k: usize| {
         table
@@ -421,7 +519,7 @@ pub fn text(r: &Report) -> String {
             .unwrap_or(0)
     };
     let widths: Vec<usize> = (0..4).map(width).collect();
-    for row in [&header].into_iter().chain(&table) {
+    for row in [&header].into_iter().chain(table) {
         let mut line = String::new();
         for (k, cell) in row.iter().enumerate().take(4) {
             line.push_str(cell);
@@ -431,30 +529,26 @@ pub fn text(r: &Report) -> String {
         line.push_str(&row[4]);
         let _ = writeln!(out, "{}", line.trim_end());
     }
-    if let Some(k) = &r.keys {
-        let _ = writeln!(out, "key ({}): {}", k.key.join(", "), k.counts());
-        for (side, n) in ["A", "B"].iter().zip(k.duplicate_keys) {
-            if n > 0 {
-                let _ = writeln!(
-                    out,
-                    "warning: {n} key values repeat in {side}; rows are matched on each pair"
-                );
-            }
-        }
-        for s in &k.samples {
-            let _ = writeln!(out, "  {}", sample_line(s));
+}
+
+/// The key's counts, a warning for each side where key values repeat, and the sample rows.
+fn write_key_text(out: &mut String, k: &KeyReport) {
+    let _ = writeln!(out, "key ({}): {}", k.key.join(", "), k.counts());
+    write_duplicate_warnings(out, k.duplicate_keys);
+    for s in &k.samples {
+        let _ = writeln!(out, "  {}", sample_line(s));
+    }
+}
+
+fn write_duplicate_warnings(out: &mut String, duplicate_keys: [u64; 2]) {
+    for (side, n) in ["A", "B"].iter().zip(duplicate_keys) {
+        if n > 0 {
+            let _ = writeln!(
+                out,
+                "warning: {n} key values repeat in {side}; rows are matched on each pair"
+            );
         }
     }
-    let _ = writeln!(
-        out,
-        "{}",
-        if r.identical() {
-            "identical".to_string()
-        } else {
-            format!("different: {}", r.headline())
-        }
-    );
-    out
 }
 
 /// The report as a Markdown section (for a pull-request comment).
@@ -480,6 +574,17 @@ pub fn markdown(r: &Report) -> String {
     for c in &r.only_in_b {
         let _ = writeln!(out, "| column `{c}` | — | yes |");
     }
+    write_markdown_stats(&mut out, r);
+    if let Some(k) = &r.keys {
+        let _ = writeln!(out, "\nkey `{}`: {}\n", k.key.join(", "), k.counts());
+        for s in &k.samples {
+            let _ = writeln!(out, "- {}", sample_line(s).replace('|', "\\|"));
+        }
+    }
+    out
+}
+
+fn write_markdown_stats(out: &mut String, r: &Report) {
     out.push_str("\n| column | stat | A | B | |\n|---|---|---|---|---|\n");
     for c in &r.columns {
         for (stat, a, b, differs) in &c.stats {
@@ -493,11 +598,4 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
-    if let Some(k) = &r.keys {
-        let _ = writeln!(out, "\nkey `{}`: {}\n", k.key.join(", "), k.counts());
-        for s in &k.samples {
-            let _ = writeln!(out, "- {}", sample_line(s).replace('|', "\\|"));
-        }
-    }
-    out
 }

@@ -136,15 +136,15 @@ impl Diagnostics {
 
     /// Errors first, then by file and position, so the output reads like a compiler's.
     pub fn sorted(mut self) -> Vec<Diagnostic> {
-        self.0.sort_by(|a, b| {
-            let key = |d: &Diagnostic| {
-                let loc = d.loc.as_ref().map(|l| (l.file.clone(), l.span.start));
-                (std::cmp::Reverse(d.severity), loc)
-            };
-            key(a).cmp(&key(b))
-        });
+        self.0.sort_by_key(sort_key);
         self.0
     }
+}
+
+/// Errors before warnings, then by file and position.
+fn sort_key(d: &Diagnostic) -> (std::cmp::Reverse<Severity>, Option<(Arc<str>, usize)>) {
+    let loc = d.loc.as_ref().map(|l| (l.file.clone(), l.span.start));
+    (std::cmp::Reverse(d.severity), loc)
 }
 
 /// The text of every project file a diagnostic may point into, by relative path.
@@ -208,11 +208,7 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
 
 /// Draws diagnostics like rustc does. `color` adds ANSI styles.
 pub fn render(diagnostics: &[Diagnostic], files: &Files, color: bool) -> String {
-    let renderer = if color {
-        Renderer::styled()
-    } else {
-        Renderer::plain()
-    };
+    let renderer = renderer(color);
     let mut out = String::new();
     for d in diagnostics {
         out.push_str(&renderer.render(&report(d, files)));
@@ -221,12 +217,16 @@ pub fn render(diagnostics: &[Diagnostic], files: &Files, color: bool) -> String 
     out
 }
 
+fn renderer(color: bool) -> Renderer {
+    if color {
+        Renderer::styled()
+    } else {
+        Renderer::plain()
+    }
+}
+
 fn report<'a>(d: &'a Diagnostic, files: &'a Files) -> Vec<Group<'a>> {
-    let level = match d.severity {
-        Severity::Error => Level::ERROR,
-        Severity::Warning => Level::WARNING,
-    };
-    let mut group = Group::with_title(level.primary_title(d.message.as_str()));
+    let mut group = Group::with_title(level(d.severity).primary_title(d.message.as_str()));
     if let Some(loc) = &d.loc {
         group = group.element(snippet(
             loc,
@@ -242,6 +242,13 @@ fn report<'a>(d: &'a Diagnostic, files: &'a Files) -> Vec<Group<'a>> {
         group = group.element(Level::HELP.message(help.as_str()));
     }
     vec![group]
+}
+
+fn level(severity: Severity) -> Level<'static> {
+    match severity {
+        Severity::Error => Level::ERROR,
+        Severity::Warning => Level::WARNING,
+    }
 }
 
 fn snippet<'a>(

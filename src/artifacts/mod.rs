@@ -24,15 +24,16 @@ pub fn write_compiled(root: &Path, c: &Compiled) -> std::io::Result<usize> {
     let jobs: Vec<(PathBuf, &str)> = c
         .selected
         .iter()
-        .filter_map(|&i| {
-            Some((
-                root.join(&*compiled_path(&c.nodes()[i])),
-                c.sql[i].as_deref()?,
-            ))
-        })
+        .filter_map(|&i| compiled_file(root, c, i))
         .collect();
     write_derived(&root.join(TARGET_DIR).join("compiled"), &jobs)?;
     Ok(jobs.len())
+}
+
+/// Where node `i`'s compiled SQL goes and the SQL, if it has any.
+fn compiled_file<'c>(root: &Path, c: &'c Compiled, i: usize) -> Option<(PathBuf, &'c str)> {
+    let sql = c.sql[i].as_deref()?;
+    Some((root.join(&*compiled_path(&c.nodes()[i])), sql))
 }
 
 /// Writes many derived files (compiled SQL, run SQL) under `tree` (`target/compiled`,
@@ -176,9 +177,6 @@ struct Checksums {
 
 /// `target/manifest.json`: every node with its config, dependencies and checksums.
 pub fn write_manifest(root: &Path, c: &Compiled) -> std::io::Result<()> {
-    let nodes = c.nodes();
-    let mut order: Vec<usize> = (0..nodes.len()).collect();
-    order.sort_by(|&a, &b| nodes[a].unique_id.cmp(&nodes[b].unique_id));
     let metadata = Metadata {
         xform_version: env!("CARGO_PKG_VERSION"),
         project_name: &c.project.name,
@@ -189,38 +187,57 @@ pub fn write_manifest(root: &Path, c: &Compiled) -> std::io::Result<()> {
         w.write_all(b"{\"metadata\":")?;
         serde_json::to_writer(&mut *w, &metadata).map_err(std::io::Error::other)?;
         w.write_all(b",\"nodes\":{")?;
-        // Serialized in parallel a chunk at a time, so memory stays bounded.
-        for (k, chunk) in order.chunks(2048).enumerate() {
-            let entries: Vec<Vec<u8>> = chunk
-                .par_iter()
-                .map(|&i| manifest_entry(c, i))
-                .collect::<Result<_, _>>()?;
-            if k > 0 {
-                w.write_all(b",")?;
-            }
-            w.write_all(&entries.join(&b","[..]))?;
-        }
+        write_manifest_nodes(w, c)?;
         w.write_all(b"},\"macros\":")?;
-        let macros: std::collections::BTreeMap<String, Json> =
-            crate::state::macro_checksums(&c.project)
-                .into_iter()
-                .map(|(name, (path, sum))| {
-                    (
-                        name,
-                        serde_json::json!({"original_file_path": path, "checksum": sum}),
-                    )
-                })
-                .collect();
-        serde_json::to_writer(&mut *w, &macros).map_err(std::io::Error::other)?;
+        serde_json::to_writer(&mut *w, &manifest_macros(c)).map_err(std::io::Error::other)?;
         w.write_all(b"}")
     })
 }
 
+/// Every node's entry, by unique id, separated by commas.
+fn write_manifest_nodes(w: &mut dyn Write, c: &Compiled) -> std::io::Result<()> {
+    let nodes = c.nodes();
+    let mut order: Vec<usize> = (0..nodes.len()).collect();
+    order.sort_by(|&a, &b| nodes[a].unique_id.cmp(&nodes[b].unique_id));
+    // Serialized in parallel a chunk at a time, so memory stays bounded.
+    for (k, chunk) in order.chunks(2048).enumerate() {
+        let entries: Vec<Vec<u8>> = chunk
+            .par_iter()
+            .map(|&i| manifest_entry(c, i))
+            .collect::<Result<_, _>>()?;
+        if k > 0 {
+            w.write_all(b",")?;
+        }
+        w.write_all(&entries.join(&b","[..]))?;
+    }
+    Ok(())
+}
+
+/// Each macro's file and checksum, by name.
+fn manifest_macros(c: &Compiled) -> std::collections::BTreeMap<String, Json> {
+    crate::state::macro_checksums(&c.project)
+        .into_iter()
+        .map(|(name, (path, sum))| {
+            (
+                name,
+                serde_json::json!({"original_file_path": path, "checksum": sum}),
+            )
+        })
+        .collect()
+}
+
 /// `"unique_id": {...}` for node `i`.
 fn manifest_entry(c: &Compiled, i: usize) -> std::io::Result<Vec<u8>> {
-    let nodes = c.nodes();
-    let n = &nodes[i];
-    let node = ManifestNode {
+    let n = &c.nodes()[i];
+    let mut out = serde_json::to_vec(&n.unique_id).map_err(std::io::Error::other)?;
+    out.push(b':');
+    serde_json::to_writer(&mut out, &manifest_node(c, i)).map_err(std::io::Error::other)?;
+    Ok(out)
+}
+
+fn manifest_node(c: &Compiled, i: usize) -> ManifestNode<'_> {
+    let n = &c.nodes()[i];
+    ManifestNode {
         unique_id: &n.unique_id,
         resource_type: n.kind,
         name: &n.name,
@@ -232,14 +249,7 @@ fn manifest_entry(c: &Compiled, i: usize) -> std::io::Result<Vec<u8>> {
         description: &n.description,
         config: n.config.to_json(),
         tags: n.config.tags(),
-        depends_on: DependsOn {
-            nodes: c
-                .parents(i)
-                .into_iter()
-                .map(|p| nodes[p].unique_id.as_str())
-                .collect(),
-            macros: &c.macros_used[i],
-        },
+        depends_on: depends_on(c, i),
         columns: n
             .columns
             .iter()
@@ -254,9 +264,18 @@ fn manifest_entry(c: &Compiled, i: usize) -> std::io::Result<Vec<u8>> {
         compiled_path: c.compiled_path(i),
         compiled_code: c.sql[i].as_deref(),
         incremental_code: c.incremental_sql[i].as_deref(),
-    };
-    let mut out = serde_json::to_vec(&n.unique_id).map_err(std::io::Error::other)?;
-    out.push(b':');
-    serde_json::to_writer(&mut out, &node).map_err(std::io::Error::other)?;
-    Ok(out)
+    }
+}
+
+/// The unique ids of node `i`'s parents and the macros it used.
+fn depends_on(c: &Compiled, i: usize) -> DependsOn<'_> {
+    let nodes = c.nodes();
+    DependsOn {
+        nodes: c
+            .parents(i)
+            .into_iter()
+            .map(|p| nodes[p].unique_id.as_str())
+            .collect(),
+        macros: &c.macros_used[i],
+    }
 }

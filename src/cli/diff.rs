@@ -10,7 +10,7 @@ use similar::TextDiff;
 use super::{ExitStatus, Global, Loaded, Select, load_and_compile};
 use crate::compile::Compiled;
 use crate::project::NodeKind;
-use crate::state::State;
+use crate::state::{Change, Changes, State, StateNode};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum DiffFormat {
@@ -43,45 +43,15 @@ pub fn cmd_diff(g: &Global, select: &Select, format: DiffFormat) -> ExitStatus {
     let (Some(changes), Some(state)) = (&changes, state) else {
         return ExitStatus::Invalid;
     };
-    let selected: BTreeSet<usize> = c.selected.iter().copied().collect();
-    let mut entries = Vec::new();
-    let mut changed = BTreeSet::new();
-    for &i in &c.selected {
-        let Some(change) = &changes.nodes[i] else {
-            continue;
-        };
-        changed.insert(i);
-        let n = &c.nodes()[i];
-        let sql = (change.new || change.body)
-            .then(|| crate::state::sql_before_after(&c, &state, i))
-            .flatten()
-            .filter(|(a, b)| a != b);
-        entries.push(Entry {
-            what: if change.new { "new" } else { "modified" },
-            kind: n.kind.name().to_string(),
-            name: n.name.clone(),
-            path: n.path.to_string(),
-            detail: change.describe(),
-            sql,
-        });
-    }
-    for id in &changes.removed {
-        let old = &state.nodes[id];
-        entries.push(Entry {
-            what: "removed",
-            kind: old.resource_type.clone(),
-            name: old.name.clone(),
-            path: old.original_file_path.clone(),
-            detail: String::new(),
-            sql: None,
-        });
-    }
+    let (mut entries, changed) = changed_entries(&c, changes, &state);
+    entries.extend(
+        changes
+            .removed
+            .iter()
+            .map(|id| removed_entry(&state.nodes[id])),
+    );
     entries.sort_by_key(|e| (rank(&e.kind), e.what, e.name.clone()));
-    let downstream: Vec<&str> = downstream(&c, &changed)
-        .into_iter()
-        .filter(|i| selected.contains(i))
-        .map(|i| c.nodes()[i].name.as_str())
-        .collect();
+    let downstream = selected_downstream(&c, &changed);
     let text = match format {
         DiffFormat::Text => text(&entries, &downstream, &state),
         DiffFormat::Markdown => markdown(&entries, &downstream),
@@ -89,6 +59,61 @@ pub fn cmd_diff(g: &Global, select: &Select, format: DiffFormat) -> ExitStatus {
     out!("{text}");
     std::mem::forget(c);
     ExitStatus::Success
+}
+
+/// An entry for each selected node that is new or modified, and the set of them.
+fn changed_entries(
+    c: &Compiled,
+    changes: &Changes,
+    state: &State,
+) -> (Vec<Entry>, BTreeSet<usize>) {
+    let mut entries = Vec::new();
+    let mut changed = BTreeSet::new();
+    for &i in &c.selected {
+        let Some(change) = &changes.nodes[i] else {
+            continue;
+        };
+        changed.insert(i);
+        entries.push(changed_entry(c, state, i, change));
+    }
+    (entries, changed)
+}
+
+fn changed_entry(c: &Compiled, state: &State, i: usize, change: &Change) -> Entry {
+    let n = &c.nodes()[i];
+    let sql = (change.new || change.body)
+        .then(|| crate::state::sql_before_after(c, state, i))
+        .flatten()
+        .filter(|(a, b)| a != b);
+    Entry {
+        what: if change.new { "new" } else { "modified" },
+        kind: n.kind.name().to_string(),
+        name: n.name.clone(),
+        path: n.path.to_string(),
+        detail: change.describe(),
+        sql,
+    }
+}
+
+fn removed_entry(old: &StateNode) -> Entry {
+    Entry {
+        what: "removed",
+        kind: old.resource_type.clone(),
+        name: old.name.clone(),
+        path: old.original_file_path.clone(),
+        detail: String::new(),
+        sql: None,
+    }
+}
+
+/// The names of the selected nodes downstream of the changed ones.
+fn selected_downstream<'c>(c: &'c Compiled, changed: &BTreeSet<usize>) -> Vec<&'c str> {
+    let selected: BTreeSet<usize> = c.selected.iter().copied().collect();
+    downstream(c, changed)
+        .into_iter()
+        .filter(|i| selected.contains(i))
+        .map(|i| c.nodes()[i].name.as_str())
+        .collect()
 }
 
 /// Models first, then seeds, snapshots, sources, tests.
@@ -156,6 +181,20 @@ fn text(entries: &[Entry], downstream: &[&str], state: &State) -> String {
         return out;
     }
     let _ = writeln!(out, "{}\n", summary(entries, downstream.len()));
+    text_table(&mut out, entries);
+    if !downstream.is_empty() {
+        let _ = writeln!(out, "downstream: {}", downstream.join(", "));
+    }
+    for e in entries {
+        if let Some(sql) = &e.sql {
+            let _ = write!(out, "\n{}", unified(&e.path, sql));
+        }
+    }
+    out
+}
+
+/// One line per entry, its columns aligned.
+fn text_table(out: &mut String, entries: &[Entry]) {
     let w = |f: fn(&Entry) -> usize| entries.iter().map(f).max().unwrap_or(0);
     let (kinds, names, paths) = (
         w(|e| e.kind.len()),
@@ -169,15 +208,6 @@ fn text(entries: &[Entry], downstream: &[&str], state: &State) -> String {
         );
         let _ = writeln!(out, "{}", line.trim_end());
     }
-    if !downstream.is_empty() {
-        let _ = writeln!(out, "downstream: {}", downstream.join(", "));
-    }
-    for e in entries {
-        if let Some(sql) = &e.sql {
-            let _ = write!(out, "\n{}", unified(&e.path, sql));
-        }
-    }
-    out
 }
 
 fn markdown(entries: &[Entry], downstream: &[&str]) -> String {
@@ -191,17 +221,7 @@ fn markdown(entries: &[Entry], downstream: &[&str]) -> String {
         "### xform diff: {}\n",
         summary(entries, downstream.len())
     );
-    out.push_str("| change | node | kind | what changed |\n|---|---|---|---|\n");
-    for e in entries {
-        let _ = writeln!(
-            out,
-            "| {} | `{}` | {} | {} |",
-            e.what,
-            e.name,
-            e.kind,
-            e.detail.replace('|', "\\|")
-        );
-    }
+    markdown_table(&mut out, entries);
     if !downstream.is_empty() {
         let names: Vec<String> = downstream.iter().map(|n| format!("`{n}`")).collect();
         let _ = writeln!(
@@ -213,14 +233,33 @@ fn markdown(entries: &[Entry], downstream: &[&str]) -> String {
     }
     for e in entries {
         if let Some(sql) = &e.sql {
-            let _ = write!(
-                out,
-                "\n<details><summary><code>{}</code> ({})</summary>\n\n```diff\n{}```\n\n</details>\n",
-                e.path,
-                e.what,
-                unified(&e.path, sql)
-            );
+            markdown_sql_diff(&mut out, e, sql);
         }
     }
     out
+}
+
+fn markdown_table(out: &mut String, entries: &[Entry]) {
+    out.push_str("| change | node | kind | what changed |\n|---|---|---|---|\n");
+    for e in entries {
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {} |",
+            e.what,
+            e.name,
+            e.kind,
+            e.detail.replace('|', "\\|")
+        );
+    }
+}
+
+/// An entry's SQL diff, folded away in a `<details>` block.
+fn markdown_sql_diff(out: &mut String, e: &Entry, sql: &(String, String)) {
+    let _ = write!(
+        out,
+        "\n<details><summary><code>{}</code> ({})</summary>\n\n```diff\n{}```\n\n</details>\n",
+        e.path,
+        e.what,
+        unified(&e.path, sql)
+    );
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use unicode_width::UnicodeWidthStr;
 
 use super::{LogFormat, plural, thousands};
-use crate::adapter::Rows;
+use crate::adapter::{Relation, Rows};
 use crate::compile::{Compiled, compiled_path};
 use crate::execute::{Event, NodeResult, Outcome, Status};
 use crate::materialize::Job;
@@ -27,6 +27,30 @@ pub struct Printer<'c> {
     files: &'c Files,
 }
 
+fn progress_bar(total: usize) -> ProgressBar {
+    let style = ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {wide_msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    ProgressBar::new(total as u64).with_style(style)
+}
+
+/// The width of the longest name a result line shows (at most 60), so the columns after it
+/// line up.
+fn name_width(c: &Compiled, jobs: &[Job]) -> usize {
+    jobs.iter()
+        .flat_map(|j| {
+            let own = j.builds().then(|| j.label(c).width());
+            let tests = j
+                .tests
+                .iter()
+                .chain(&j.unit_tests)
+                .map(|&t| c.nodes()[t].name.width());
+            own.into_iter().chain(tests)
+        })
+        .max()
+        .unwrap_or(0)
+        .min(60)
+}
+
 /// Builds and tests in a run: what the counter and progress bar count.
 fn units(jobs: &[Job]) -> usize {
     jobs.iter()
@@ -42,32 +66,15 @@ impl<'c> Printer<'c> {
     ) -> Printer<'c> {
         let text = format == LogFormat::Text;
         let total = units(jobs);
-        let bar = (text && std::io::stderr().is_terminal() && total > 0).then(|| {
-            let style = ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {wide_msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
-            ProgressBar::new(total as u64).with_style(style)
-        });
-        let name_width = jobs
-            .iter()
-            .flat_map(|j| {
-                let own = j.builds().then(|| j.label(c).width());
-                let tests = j
-                    .tests
-                    .iter()
-                    .chain(&j.unit_tests)
-                    .map(|&t| c.nodes()[t].name.width());
-                own.into_iter().chain(tests)
-            })
-            .max()
-            .unwrap_or(0)
-            .min(60);
+        let bar =
+            (text && std::io::stderr().is_terminal() && total > 0).then(|| progress_bar(total));
         Printer {
             format,
             c,
             bar,
             total,
             done: 0,
-            name_width,
+            name_width: name_width(c, jobs),
             color: text && std::io::stdout().is_terminal(),
             files,
         }
@@ -100,48 +107,54 @@ impl<'c> Printer<'c> {
 
     pub fn event(&mut self, e: Event<'_>) {
         match e {
-            Event::LeftoversDropped(tables) => {
-                let names: Vec<String> = tables.iter().map(ToString::to_string).collect();
-                match self.format {
-                    LogFormat::Text => self.line(&format!(
-                        "dropped {} table{} left behind by an earlier run that was killed: {}",
-                        tables.len(),
-                        plural(tables.len()),
-                        names.join(", ")
-                    )),
-                    LogFormat::Json => outln!(
-                        "{}",
-                        json!({"event": "leftovers_dropped", "relations": names})
-                    ),
+            Event::LeftoversDropped(tables) => self.leftovers_dropped(tables),
+            Event::Started(job) => self.started(job),
+            Event::Finished(job, r) => self.finished(job, r),
+        }
+    }
+
+    fn started(&self, job: &Job) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(job.label(self.c));
+        }
+        if self.format == LogFormat::Json && job.builds() {
+            outln!("{}", self.node_json("node_started", job, None));
+        }
+    }
+
+    fn leftovers_dropped(&self, tables: &[Relation]) {
+        let names: Vec<String> = tables.iter().map(ToString::to_string).collect();
+        match self.format {
+            LogFormat::Text => self.line(&format!(
+                "dropped {} table{} left behind by an earlier run that was killed: {}",
+                tables.len(),
+                plural(tables.len()),
+                names.join(", ")
+            )),
+            LogFormat::Json => outln!(
+                "{}",
+                json!({"event": "leftovers_dropped", "relations": names})
+            ),
+        }
+    }
+
+    fn finished(&mut self, job: &Job, r: &NodeResult) {
+        // Unit tests ran before the build, data tests after it.
+        let (units, data) = r.tests.split_at(job.unit_tests.len().min(r.tests.len()));
+        for t in units {
+            self.test_finished(t);
+        }
+        if job.builds() {
+            self.step();
+            match self.format {
+                LogFormat::Text => self.line(&self.node_line(job, r)),
+                LogFormat::Json => {
+                    outln!("{}", self.node_json("node_finished", job, Some(r)))
                 }
             }
-            Event::Started(job) => {
-                if let Some(bar) = &self.bar {
-                    bar.set_message(job.label(self.c));
-                }
-                if self.format == LogFormat::Json && job.builds() {
-                    outln!("{}", self.node_json("node_started", job, None));
-                }
-            }
-            Event::Finished(job, r) => {
-                // Unit tests ran before the build, data tests after it.
-                let (units, data) = r.tests.split_at(job.unit_tests.len().min(r.tests.len()));
-                for t in units {
-                    self.test_finished(t);
-                }
-                if job.builds() {
-                    self.step();
-                    match self.format {
-                        LogFormat::Text => self.line(&self.node_line(job, r)),
-                        LogFormat::Json => {
-                            outln!("{}", self.node_json("node_finished", job, Some(r)))
-                        }
-                    }
-                }
-                for t in data {
-                    self.test_finished(t);
-                }
-            }
+        }
+        for t in data {
+            self.test_finished(t);
         }
     }
 
@@ -295,27 +308,13 @@ impl<'c> Printer<'c> {
 
     pub fn summary(&self, jobs: &[Job], outcome: &Outcome, seconds: f64) {
         self.finish_bar();
-        let builds = || outcome.results.iter().filter(|r| jobs[r.job].builds());
-        let tests = || outcome.results.iter().flat_map(|r| &r.tests);
-        let count = |s: Status| builds().filter(|r| r.status == s).count();
-        let count_tests = |s: TestStatus| tests().filter(|t| t.status == s).count();
-        let (ok, err, skip) = (
-            count(Status::Success),
-            count(Status::Error),
-            count(Status::Skipped),
-        );
-        let (pass, warn, fail, test_err, test_skip) = (
-            count_tests(TestStatus::Pass),
-            count_tests(TestStatus::Warn),
-            count_tests(TestStatus::Fail),
-            count_tests(TestStatus::Error),
-            count_tests(TestStatus::Skipped),
-        );
+        let tally = Tally::of(jobs, outcome);
         if self.format == LogFormat::Json {
             outln!(
                 "{}",
-                json!({"event": "run_finished", "success": ok, "error": err + test_err, "skipped": skip + test_skip,
-                       "pass": pass, "warn": warn, "fail": fail,
+                json!({"event": "run_finished", "success": tally.ok, "error": tally.err + tally.test_err,
+                       "skipped": tally.skip + tally.test_skip,
+                       "pass": tally.pass, "warn": tally.warn, "fail": tally.fail,
                        "interrupted": outcome.interrupted, "seconds": seconds})
             );
             return;
@@ -325,43 +324,16 @@ impl<'c> Printer<'c> {
         } else {
             "Finished"
         };
-        let mut parts = Vec::new();
-        if builds().next().is_some() {
-            parts.push(format!("{} OK", thousands(ok)));
-        }
-        if tests().next().is_some() {
-            parts.push(format!(
-                "{} pass, {} warn, {} fail",
-                thousands(pass),
-                thousands(warn),
-                thousands(fail)
-            ));
-        }
-        let errors = err + test_err;
-        parts.push(format!("{} error{}", thousands(errors), plural(errors)));
-        parts.push(format!("{} skipped", thousands(skip + test_skip)));
-        outln!("{how} in {seconds:.2} s: {}", parts.join(", "));
+        outln!("{how} in {seconds:.2} s: {}", tally.parts().join(", "));
+        self.failure_reports(jobs, outcome);
+    }
+
+    /// Every failed build, and every test that failed, warned or errored, spelled out.
+    fn failure_reports(&self, jobs: &[Job], outcome: &Outcome) {
         for r in &outcome.results {
             let job = &jobs[r.job];
             if r.status == Status::Error {
-                let n = &self.c.nodes()[job.node];
-                outln!();
-                outln!(
-                    "{} {} {} ({})",
-                    paint("ERROR", "31", self.color),
-                    job.action.label(),
-                    job.label(self.c),
-                    n.path
-                );
-                for line in r.message.as_deref().unwrap_or("").lines() {
-                    outln!("  {line}");
-                }
-                if !r.statements.is_empty() {
-                    outln!(
-                        "  SQL as executed: {}",
-                        crate::artifacts::run_path(self.c, job.node)
-                    );
-                }
+                self.node_error_report(job, r);
             }
             for t in r.tests.iter().filter(|t| {
                 matches!(
@@ -371,6 +343,28 @@ impl<'c> Printer<'c> {
             }) {
                 self.test_report(t);
             }
+        }
+    }
+
+    /// A failed build spelled out: its message and where the SQL it ran is.
+    fn node_error_report(&self, job: &Job, r: &NodeResult) {
+        let n = &self.c.nodes()[job.node];
+        outln!();
+        outln!(
+            "{} {} {} ({})",
+            paint("ERROR", "31", self.color),
+            job.action.label(),
+            job.label(self.c),
+            n.path
+        );
+        for line in r.message.as_deref().unwrap_or("").lines() {
+            outln!("  {line}");
+        }
+        if !r.statements.is_empty() {
+            outln!(
+                "  SQL as executed: {}",
+                crate::artifacts::run_path(self.c, job.node)
+            );
         }
     }
 
@@ -396,18 +390,78 @@ impl<'c> Printer<'c> {
             outln!("  {line}");
         }
         if let Some(rows) = t.rows.as_ref().filter(|r| !r.rows.is_empty()) {
-            let shown = rows.rows.len();
-            let table = rows_table(rows);
-            for line in table.lines().take(shown + 2) {
-                outln!("  {line}");
-            }
-            if t.failures.is_some_and(|f| f as usize > shown) {
-                outln!("  (first {shown} shown)");
-            }
+            failing_rows(rows, t.failures);
         }
         if self.c.sql[t.node].is_some() && n.unit.is_none() {
             outln!("  compiled SQL: {}", compiled_path(n));
         }
+    }
+}
+
+/// The rows a test kept, as a table, and a note when it failed on more of them.
+fn failing_rows(rows: &Rows, failures: Option<u64>) {
+    let shown = rows.rows.len();
+    let table = rows_table(rows);
+    for line in table.lines().take(shown + 2) {
+        outln!("  {line}");
+    }
+    if failures.is_some_and(|f| f as usize > shown) {
+        outln!("  (first {shown} shown)");
+    }
+}
+
+/// How many builds and tests of a run ended each way.
+struct Tally {
+    ok: usize,
+    err: usize,
+    skip: usize,
+    pass: usize,
+    warn: usize,
+    fail: usize,
+    test_err: usize,
+    test_skip: usize,
+    any_builds: bool,
+    any_tests: bool,
+}
+
+impl Tally {
+    fn of(jobs: &[Job], outcome: &Outcome) -> Tally {
+        let builds = || outcome.results.iter().filter(|r| jobs[r.job].builds());
+        let tests = || outcome.results.iter().flat_map(|r| &r.tests);
+        let count = |s: Status| builds().filter(|r| r.status == s).count();
+        let count_tests = |s: TestStatus| tests().filter(|t| t.status == s).count();
+        Tally {
+            ok: count(Status::Success),
+            err: count(Status::Error),
+            skip: count(Status::Skipped),
+            pass: count_tests(TestStatus::Pass),
+            warn: count_tests(TestStatus::Warn),
+            fail: count_tests(TestStatus::Fail),
+            test_err: count_tests(TestStatus::Error),
+            test_skip: count_tests(TestStatus::Skipped),
+            any_builds: builds().next().is_some(),
+            any_tests: tests().next().is_some(),
+        }
+    }
+
+    /// `12 OK`, `30 pass, 1 warn, 0 fail`, `1 error`, `2 skipped`: the summary line's parts.
+    fn parts(&self) -> Vec<String> {
+        let mut parts = Vec::new();
+        if self.any_builds {
+            parts.push(format!("{} OK", thousands(self.ok)));
+        }
+        if self.any_tests {
+            parts.push(format!(
+                "{} pass, {} warn, {} fail",
+                thousands(self.pass),
+                thousands(self.warn),
+                thousands(self.fail)
+            ));
+        }
+        let errors = self.err + self.test_err;
+        parts.push(format!("{} error{}", thousands(errors), plural(errors)));
+        parts.push(format!("{} skipped", thousands(self.skip + self.test_skip)));
+        parts
     }
 }
 
@@ -444,54 +498,17 @@ fn paint(text: &str, code: &str, on: bool) -> String {
 
 /// Rows as an aligned text table (wide characters such as Korean count double).
 pub fn rows_table(rows: &Rows) -> String {
-    const NULL: &str = "NULL";
-    let cell = |v: &Option<String>| -> String {
-        let s = v.as_deref().unwrap_or(NULL);
-        let flat = s.replace('\n', "\\n");
-        if flat.width() > 60 {
-            let mut out = String::new();
-            for ch in flat.chars() {
-                if out.width() >= 57 {
-                    break;
-                }
-                out.push(ch);
-            }
-            out + "..."
-        } else {
-            flat
-        }
-    };
     let cells: Vec<Vec<String>> = rows
         .rows
         .iter()
-        .map(|r| r.iter().map(cell).collect())
+        .map(|r| r.iter().map(cell_text).collect())
         .collect();
-    let widths: Vec<usize> = rows
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            cells
-                .iter()
-                .map(|r| r[i].width())
-                .chain([name.width()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let fmt_row = |values: &[String]| -> String {
-        let parts: Vec<String> = values
-            .iter()
-            .zip(&widths)
-            .map(|(v, w)| format!("{v}{}", " ".repeat(w.saturating_sub(v.width()))))
-            .collect();
-        format!("| {} |\n", parts.join(" | "))
-    };
-    let mut out = fmt_row(&rows.columns);
+    let widths = column_widths(&rows.columns, &cells);
+    let mut out = table_row(&rows.columns, &widths);
     let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
     out.push_str(&format!("|-{}-|\n", rule.join("-|-")));
     for r in &cells {
-        out.push_str(&fmt_row(r));
+        out.push_str(&table_row(r, &widths));
     }
     out.push_str(&format!(
         "({} row{})\n",
@@ -499,6 +516,52 @@ pub fn rows_table(rows: &Rows) -> String {
         plural(rows.rows.len())
     ));
     out
+}
+
+/// A value as one line of a table cell: `NULL` for null, line breaks as `\n`, cut with
+/// `...` past 60 columns.
+fn cell_text(v: &Option<String>) -> String {
+    const NULL: &str = "NULL";
+    let s = v.as_deref().unwrap_or(NULL);
+    let flat = s.replace('\n', "\\n");
+    if flat.width() > 60 {
+        let mut out = String::new();
+        for ch in flat.chars() {
+            if out.width() >= 57 {
+                break;
+            }
+            out.push(ch);
+        }
+        out + "..."
+    } else {
+        flat
+    }
+}
+
+/// Each column's width: that of its widest cell or its name.
+fn column_widths(columns: &[String], cells: &[Vec<String>]) -> Vec<usize> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, name)| column_width(name, cells.iter().map(|r| &r[i])))
+        .collect()
+}
+
+fn column_width<'a>(name: &str, cells: impl Iterator<Item = &'a String>) -> usize {
+    cells
+        .map(|c| c.width())
+        .chain([name.width()])
+        .max()
+        .unwrap_or(0)
+}
+
+fn table_row(values: &[String], widths: &[usize]) -> String {
+    let parts: Vec<String> = values
+        .iter()
+        .zip(widths)
+        .map(|(v, w)| format!("{v}{}", " ".repeat(w.saturating_sub(v.width()))))
+        .collect();
+    format!("| {} |\n", parts.join(" | "))
 }
 
 pub fn rows_json(rows: &Rows) -> serde_json::Value {

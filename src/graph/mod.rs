@@ -22,18 +22,8 @@ impl Graph {
         n: usize,
         edges: impl IntoIterator<Item = (usize, usize)>,
     ) -> Result<Graph, Vec<usize>> {
-        let mut g = DiGraph::with_capacity(n, n * 2);
-        for _ in 0..n {
-            g.add_node(());
-        }
-        let mut seen = HashSet::new();
-        for (p, c) in edges {
-            if seen.insert((p, c)) {
-                g.add_edge(NodeIndex::new(p), NodeIndex::new(c), ());
-            }
-        }
         let mut graph = Graph {
-            g,
+            g: digraph(n, edges),
             order: Vec::new(),
         };
         graph.order = graph.topological();
@@ -45,11 +35,7 @@ impl Graph {
 
     /// Kahn's algorithm taking the lowest index first, so the order is stable.
     fn topological(&self) -> Vec<usize> {
-        let mut indegree: Vec<usize> = self
-            .g
-            .node_indices()
-            .map(|i| self.g.neighbors_directed(i, Direction::Incoming).count())
-            .collect();
+        let mut indegree = self.indegrees();
         let mut ready: BinaryHeap<Reverse<usize>> = indegree
             .iter()
             .enumerate()
@@ -72,12 +58,18 @@ impl Graph {
         order
     }
 
+    /// How many parents each node has.
+    fn indegrees(&self) -> Vec<usize> {
+        self.g
+            .node_indices()
+            .map(|i| self.g.neighbors_directed(i, Direction::Incoming).count())
+            .collect()
+    }
+
+    /// One cycle, starting and ending at the lowest node of the cycle-forming component with
+    /// the lowest node.
     fn find_cycle(&self) -> Vec<usize> {
-        let scc = petgraph::algo::tarjan_scc(&self.g)
-            .into_iter()
-            .filter(|c| c.len() > 1 || self.g.contains_edge(c[0], c[0]))
-            .min_by_key(|c| c.iter().map(|i| i.index()).min())
-            .unwrap_or_default();
+        let scc = self.first_cyclic_component();
         let Some(start) = scc.iter().min_by_key(|i| i.index()).copied() else {
             return Vec::new();
         };
@@ -88,14 +80,7 @@ impl Graph {
         while let Some(at) = queue.pop_front() {
             for next in self.g.neighbors_directed(at, Direction::Outgoing) {
                 if next == start {
-                    let mut back = Vec::new();
-                    let mut cur = at;
-                    while cur != start {
-                        back.push(cur.index());
-                        cur = prev[&cur];
-                    }
-                    back.reverse();
-                    return [vec![start.index()], back, vec![start.index()]].concat();
+                    return cycle_through(start, at, &prev);
                 }
                 if members.contains(&next) && !prev.contains_key(&next) && next != start {
                     prev.insert(next, at);
@@ -104,6 +89,15 @@ impl Graph {
             }
         }
         vec![start.index(), start.index()]
+    }
+
+    /// Of the strongly connected components that hold a cycle, the one with the lowest node.
+    fn first_cyclic_component(&self) -> Vec<NodeIndex> {
+        petgraph::algo::tarjan_scc(&self.g)
+            .into_iter()
+            .filter(|c| c.len() > 1 || self.g.contains_edge(c[0], c[0]))
+            .min_by_key(|c| c.iter().map(|i| i.index()).min())
+            .unwrap_or_default()
     }
 
     /// Every node, parents before children.
@@ -177,4 +171,35 @@ impl Graph {
         }
         out
     }
+}
+
+/// `n` nodes and the edges between them, each edge once.
+fn digraph(n: usize, edges: impl IntoIterator<Item = (usize, usize)>) -> DiGraph<(), ()> {
+    let mut g = DiGraph::with_capacity(n, n * 2);
+    for _ in 0..n {
+        g.add_node(());
+    }
+    let mut seen = HashSet::new();
+    for (p, c) in edges {
+        if seen.insert((p, c)) {
+            g.add_edge(NodeIndex::new(p), NodeIndex::new(c), ());
+        }
+    }
+    g
+}
+
+/// The cycle `start`, the way `prev` leads from `start` to `at`, `at`, `start`.
+fn cycle_through(
+    start: NodeIndex,
+    at: NodeIndex,
+    prev: &HashMap<NodeIndex, NodeIndex>,
+) -> Vec<usize> {
+    let mut back = Vec::new();
+    let mut cur = at;
+    while cur != start {
+        back.push(cur.index());
+        cur = prev[&cur];
+    }
+    back.reverse();
+    [vec![start.index()], back, vec![start.index()]].concat()
 }

@@ -192,17 +192,21 @@ impl Config {
 fn merge_tags(old: &Json, new: &Json) -> Json {
     let mut tags: Vec<Json> = Vec::new();
     for v in [old, new] {
-        let items = match v {
-            Json::Array(items) => items.clone(),
-            other => vec![other.clone()],
-        };
-        for item in items {
+        for item in as_list(v) {
             if !tags.contains(&item) {
                 tags.push(item);
             }
         }
     }
     Json::Array(tags)
+}
+
+/// A list's items, or a single value as a list of one.
+fn as_list(v: &Json) -> Vec<Json> {
+    match v {
+        Json::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    }
 }
 
 /// One level of a folder-config tree from project.yml (`models:`, `seeds:`, `data_tests:`).

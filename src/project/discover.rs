@@ -2,10 +2,12 @@
 //! order, decoding each file as UTF-8 (a file that is not gets a diagnostic at its first bad
 //! byte, and its text is kept lossily so the diagnostic can show it).
 
+use std::io::{Read as _, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
 use rayon::prelude::*;
+use sha2::{Digest, Sha256};
 use walkdir::WalkDir;
 
 use super::settings::Paths;
@@ -91,9 +93,7 @@ fn walk(
         .follow_links(true)
         .sort_by_file_name()
         .into_iter();
-    let visible =
-        |e: &walkdir::DirEntry| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.');
-    for entry in walker.filter_entry(visible).filter_map(Result::ok) {
+    for entry in walker.filter_entry(is_visible).filter_map(Result::ok) {
         if !entry.file_type().is_file() {
             continue;
         }
@@ -101,88 +101,97 @@ fn walk(
             continue;
         };
         let ext = rel.extension().and_then(|e| e.to_str()).unwrap_or("");
-        let Some(&(_, mut kind)) = kinds.iter().find(|(e, _)| *e == ext) else {
+        let Some(&(_, kind)) = kinds.iter().find(|(e, _)| *e == ext) else {
             continue;
         };
         if rel.to_str().is_none() {
-            let shown = format!("{:?}", Path::new(dir).join(rel));
-            diags.push(
-                Diagnostic::error(format!("the file name {shown} is not valid UTF-8"))
-                    .help("rename it: file and folder names become node names, config paths and relations"),
-            );
+            diags.push(name_not_utf8(dir, rel));
             continue;
         }
-        let folders: Vec<String> = rel
-            .parent()
-            .map(|p| {
-                p.components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        // tests/generic/*.sql hold `{% test %}` definitions, i.e. macros.
-        if kind == FileKind::SingularTest && folders.first().is_some_and(|f| f == "generic") {
-            kind = FileKind::Macro;
-        }
-        let stem = rel
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let path = format!(
-            "{}/{}",
-            dir.trim_end_matches('/'),
-            rel.to_string_lossy().replace('\\', "/")
-        );
-        out.push(Found {
-            kind,
-            path: path.into(),
-            folders,
-            stem,
-        });
+        out.push(found(dir, rel, kind));
     }
+}
+
+/// The walk's root, and anything whose name does not start with a dot.
+fn is_visible(e: &walkdir::DirEntry) -> bool {
+    e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.')
+}
+
+fn name_not_utf8(dir: &str, rel: &Path) -> Diagnostic {
+    let shown = format!("{:?}", Path::new(dir).join(rel));
+    Diagnostic::error(format!("the file name {shown} is not valid UTF-8"))
+        .help("rename it: file and folder names become node names, config paths and relations")
+}
+
+/// The file at `rel` under the resource folder `dir`, found as a `kind` file.
+fn found(dir: &str, rel: &Path, mut kind: FileKind) -> Found {
+    let folders = folders_of(rel);
+    // tests/generic/*.sql hold `{% test %}` definitions, i.e. macros.
+    if kind == FileKind::SingularTest && folders.first().is_some_and(|f| f == "generic") {
+        kind = FileKind::Macro;
+    }
+    let stem = rel
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = format!(
+        "{}/{}",
+        dir.trim_end_matches('/'),
+        rel.to_string_lossy().replace('\\', "/")
+    );
+    Found {
+        kind,
+        path: path.into(),
+        folders,
+        stem,
+    }
+}
+
+/// The folders a relative path passes through.
+fn folders_of(rel: &Path) -> Vec<String> {
+    rel.parent()
+        .map(|p| {
+            p.components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Reads every file in parallel; seeds are not read (the runner streams them), only
 /// checksummed (what `--state` compares).
 pub fn read_all(root: &Path, found: Vec<Found>) -> (Vec<Read>, Vec<Diagnostic>) {
-    let results: Vec<(Read, Option<Diagnostic>)> = found
-        .into_par_iter()
-        .map(|f| {
-            if f.kind == FileKind::Seed {
-                let checksum = file_checksum(&root.join(&*f.path));
-                return (
-                    Read {
-                        found: f,
-                        text: Arc::from(""),
-                        checksum,
-                    },
-                    None,
-                );
-            }
-            let (text, diag) = match std::fs::read(root.join(&*f.path)) {
-                Ok(bytes) => decode(&f.path, bytes),
-                Err(e) => (
-                    Arc::from(""),
-                    Some(Diagnostic::error(format!("cannot read {}: {e}", f.path))),
-                ),
-            };
-            let read = Read {
+    let (reads, diags): (Vec<Read>, Vec<Option<Diagnostic>>) =
+        found.into_par_iter().map(|f| read_one(root, f)).unzip();
+    (reads, diags.into_iter().flatten().collect())
+}
+
+/// One file's text (a seed's checksum instead), and a diagnostic if it cannot be read whole.
+fn read_one(root: &Path, f: Found) -> (Read, Option<Diagnostic>) {
+    if f.kind == FileKind::Seed {
+        let checksum = file_checksum(&root.join(&*f.path));
+        return (
+            Read {
                 found: f,
-                text,
-                checksum: None,
-            };
-            (read, diag)
-        })
-        .collect();
-    let mut diags = Vec::new();
-    let reads = results
-        .into_iter()
-        .map(|(r, d)| {
-            diags.extend(d);
-            r
-        })
-        .collect();
-    (reads, diags)
+                text: Arc::from(""),
+                checksum,
+            },
+            None,
+        );
+    }
+    let (text, diag) = match std::fs::read(root.join(&*f.path)) {
+        Ok(bytes) => decode(&f.path, bytes),
+        Err(e) => (
+            Arc::from(""),
+            Some(Diagnostic::error(format!("cannot read {}: {e}", f.path))),
+        ),
+    };
+    let read = Read {
+        found: f,
+        text,
+        checksum: None,
+    };
+    (read, diag)
 }
 
 /// A file's bytes as text; when they are not UTF-8, the text kept lossily and a diagnostic at
@@ -210,13 +219,14 @@ pub(super) fn decode(path: &Arc<str>, bytes: Vec<u8>) -> (Arc<str>, Option<Diagn
     }
 }
 
+/// Data files up to this size are checksummed whole.
+const WHOLE: u64 = 16 << 20;
+/// How much of each end of a larger file is checksummed.
+const PART: usize = 1 << 20;
+
 /// A checksum of a data file (a seed's CSV): SHA-256 of the bytes; above 16 MiB, of its size
 /// and its first and last MiB, so large seeds do not slow every compile. None when unreadable.
 fn file_checksum(path: &Path) -> Option<String> {
-    use sha2::{Digest, Sha256};
-    use std::io::{Read, Seek, SeekFrom};
-    const WHOLE: u64 = 16 << 20;
-    const PART: usize = 1 << 20;
     let mut f = std::fs::File::open(path).ok()?;
     let len = f.metadata().ok()?.len();
     let mut hasher = Sha256::new();
@@ -225,13 +235,7 @@ fn file_checksum(path: &Path) -> Option<String> {
         f.read_to_end(&mut bytes).ok()?;
         hasher.update(&bytes);
     } else {
-        let mut part = vec![0; PART];
-        hasher.update(len.to_le_bytes());
-        f.read_exact(&mut part).ok()?;
-        hasher.update(&part);
-        f.seek(SeekFrom::End(-(PART as i64))).ok()?;
-        f.read_exact(&mut part).ok()?;
-        hasher.update(&part);
+        hash_ends(&mut f, len, &mut hasher)?;
     }
     Some(
         hasher
@@ -240,4 +244,16 @@ fn file_checksum(path: &Path) -> Option<String> {
             .map(|b| format!("{b:02x}"))
             .collect(),
     )
+}
+
+/// Hashes a large file's size and its first and last [`PART`] bytes.
+fn hash_ends(f: &mut std::fs::File, len: u64, hasher: &mut Sha256) -> Option<()> {
+    let mut part = vec![0; PART];
+    hasher.update(len.to_le_bytes());
+    f.read_exact(&mut part).ok()?;
+    hasher.update(&part);
+    f.seek(SeekFrom::End(-(PART as i64))).ok()?;
+    f.read_exact(&mut part).ok()?;
+    hasher.update(&part);
+    Some(())
 }

@@ -70,19 +70,7 @@ fn load_into(
     files: &mut Files,
 ) -> Option<Project> {
     let settings_path: Arc<str> = Arc::from(PROJECT_FILE);
-    let text = match std::fs::read(root.join(PROJECT_FILE)) {
-        Ok(bytes) => {
-            let (text, not_utf8) = discover::decode(&settings_path, bytes);
-            diags.extend(not_utf8);
-            text
-        }
-        Err(_) => {
-            diags.push(Diagnostic::error(format!("no {PROJECT_FILE} in {}", root.display())).help(
-                "run xform inside a project, pass --project-dir DIR, or create one with `xform init DIR`",
-            ));
-            return None;
-        }
-    };
+    let text = read_settings_file(root, &settings_path, diags)?;
     files.insert(&settings_path, &text);
     let settings = settings::parse(&settings_path, &text, diags);
     let vars = merged_vars(&settings, opts, diags, files);
@@ -90,13 +78,7 @@ fn load_into(
     let render = |s: &str| render_setting(s, &env, &vars);
     let target = settings.target(opts.target.as_deref(), &render, diags);
 
-    let (found, unnamed) = discover::discover(root, &settings.paths);
-    diags.extend(unnamed);
-    let (reads, read_diags) = discover::read_all(root, found);
-    diags.extend(read_diags);
-    for r in &reads {
-        files.insert(&r.found.path, &r.text);
-    }
+    let reads = read_project_files(root, &settings.paths, diags, files);
     // Property files are read even when the target is wrong, so one run reports both.
     let built = nodes::build(&settings, reads, diags);
     let target = target?;
@@ -111,6 +93,44 @@ fn load_into(
     })
 }
 
+/// The text of project.yml; `None` (and an error) when there is none.
+fn read_settings_file(
+    root: &Path,
+    settings_path: &Arc<str>,
+    diags: &mut Diagnostics,
+) -> Option<Arc<str>> {
+    match std::fs::read(root.join(PROJECT_FILE)) {
+        Ok(bytes) => {
+            let (text, not_utf8) = discover::decode(settings_path, bytes);
+            diags.extend(not_utf8);
+            Some(text)
+        }
+        Err(_) => {
+            diags.push(Diagnostic::error(format!("no {PROJECT_FILE} in {}", root.display())).help(
+                "run xform inside a project, pass --project-dir DIR, or create one with `xform init DIR`",
+            ));
+            None
+        }
+    }
+}
+
+/// Every file under the configured folders, read and recorded in `files`.
+fn read_project_files(
+    root: &Path,
+    paths: &settings::Paths,
+    diags: &mut Diagnostics,
+    files: &mut Files,
+) -> Vec<discover::Read> {
+    let (found, unnamed) = discover::discover(root, paths);
+    diags.extend(unnamed);
+    let (reads, read_diags) = discover::read_all(root, found);
+    diags.extend(read_diags);
+    for r in &reads {
+        files.insert(&r.found.path, &r.text);
+    }
+    reads
+}
+
 /// project.yml's `vars`, overridden by `--vars '{key: value}'`.
 fn merged_vars(
     settings: &settings::Settings,
@@ -120,24 +140,32 @@ fn merged_vars(
 ) -> serde_json::Map<String, Json> {
     let mut vars = settings.vars.clone();
     if let Some(cli) = &opts.vars {
-        let file: Arc<str> = Arc::from("--vars");
-        let text: Arc<str> = Arc::from(cli.as_str());
-        files.insert(&file, &text);
-        let src = yaml::Src::new(&file, &text);
-        match src.parse() {
-            Ok(Some(node)) if yaml::is_map(&node) => {
-                vars.extend(settings::vars(&src, &node, diags))
-            }
-            Ok(None) => {}
-            Ok(Some(_)) => diags.push(
-                Diagnostic::error("--vars must be a YAML mapping")
-                    .at(Loc::new(&file, 0..text.len()))
-                    .help("e.g. --vars '{start_date: 2024-01-01}'"),
-            ),
-            Err(d) => diags.push(d),
-        }
+        vars.extend(cli_vars(cli, diags, files));
     }
     vars
+}
+
+/// The mapping given as `--vars`; empty when it is not one.
+fn cli_vars(
+    cli: &str,
+    diags: &mut Diagnostics,
+    files: &mut Files,
+) -> serde_json::Map<String, Json> {
+    let file: Arc<str> = Arc::from("--vars");
+    let text: Arc<str> = Arc::from(cli);
+    files.insert(&file, &text);
+    let src = yaml::Src::new(&file, &text);
+    match src.parse() {
+        Ok(Some(node)) if yaml::is_map(&node) => return settings::vars(&src, &node, diags),
+        Ok(None) => {}
+        Ok(Some(_)) => diags.push(
+            Diagnostic::error("--vars must be a YAML mapping")
+                .at(Loc::new(&file, 0..text.len()))
+                .help("e.g. --vars '{start_date: 2024-01-01}'"),
+        ),
+        Err(d) => diags.push(d),
+    }
+    serde_json::Map::new()
 }
 
 /// Renders a project.yml string such as `pr_{{ env_var('PR_NUMBER', 'local') }}_`.
@@ -149,36 +177,51 @@ fn render_setting(
     let mut jinja = minijinja::Environment::new();
     // A setting is one short string: a loop running this long is a mistake.
     jinja.set_fuel(Some(1_000_000));
-    let env = env.clone();
-    jinja.add_function("env_var", move |name: String, default: Option<String>| {
-        env.get(&name).cloned().or(default).ok_or_else(|| {
-            minijinja::Error::new(
-                minijinja::ErrorKind::InvalidOperation,
-                format!("environment variable `{name}` is not set and has no default"),
-            )
-        })
-    });
-    let vars = vars.clone();
-    jinja.add_function(
-        "var",
-        move |name: String, default: Option<minijinja::Value>| {
-            vars.get(&name)
-                .map(|v| minijinja::Value::from(minijinja::value::Serde(v)))
-                .or(default)
-                .ok_or_else(|| {
-                    minijinja::Error::new(
-                        minijinja::ErrorKind::InvalidOperation,
-                        format!("var `{name}` is not defined"),
-                    )
-                })
-        },
-    );
+    add_env_var(&mut jinja, env.clone());
+    add_var(&mut jinja, vars.clone());
     if let Some((_, message)) = jinja::too_long(text) {
         return Err(message);
     }
     jinja
         .render_str(text, ())
         .map_err(|e| format!("cannot render `{text}`: {}", e.detail().unwrap_or("")))
+}
+
+/// `env_var(name, default)`: an error when the variable is not set and there is no default.
+fn add_env_var(jinja: &mut minijinja::Environment, env: BTreeMap<String, String>) {
+    jinja.add_function("env_var", move |name: String, default: Option<String>| {
+        env.get(&name)
+            .cloned()
+            .or(default)
+            .ok_or_else(|| env_var_not_set(&name))
+    });
+}
+
+fn env_var_not_set(name: &str) -> minijinja::Error {
+    minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!("environment variable `{name}` is not set and has no default"),
+    )
+}
+
+/// `var(name, default)`: an error when the var is not defined and there is no default.
+fn add_var(jinja: &mut minijinja::Environment, vars: serde_json::Map<String, Json>) {
+    jinja.add_function(
+        "var",
+        move |name: String, default: Option<minijinja::Value>| {
+            vars.get(&name)
+                .map(|v| minijinja::Value::from(minijinja::value::Serde(v)))
+                .or(default)
+                .ok_or_else(|| var_not_defined(&name))
+        },
+    );
+}
+
+fn var_not_defined(name: &str) -> minijinja::Error {
+    minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!("var `{name}` is not defined"),
+    )
 }
 
 /// The pseudo-file of `xform compile --inline`.

@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 
 use super::config::{Config, FolderConfig};
 use super::discover::{FileKind, Read};
-use super::properties::{self, Column, Props, ResourceProps, TestDecl, UnitTestProps};
+use super::properties::{self, Column, Props, ResourceProps, SourceTable, TestDecl, UnitTestProps};
 use super::settings::Settings;
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
 
@@ -133,36 +133,35 @@ impl Node {
         if self.kind != NodeKind::Source {
             return None;
         }
-        let external = self.config.get("external");
-        let meta = self.config.get("meta");
-        let find = |key: &str| {
-            let short = key.trim_start_matches("external_");
-            self.config
-                .get(key)
-                .or_else(|| meta.and_then(|m| m.get(key)))
-                .or_else(|| external.and_then(|e| e.get(short).or_else(|| e.get(key))))
-        };
-        let location = find("external_location")?.as_str()?;
+        let location = self.external_setting("external_location")?.as_str()?;
         let table = self.name.split_once('.').map_or(&*self.name, |(_, t)| t);
         let location = location.replace("{name}", table);
-        let format = find("format")
+        let format = self
+            .external_setting("format")
             .and_then(Json::as_str)
             .map(str::to_lowercase)
-            .unwrap_or_else(|| {
-                let ext = location.rsplit('.').next().unwrap_or("").to_lowercase();
-                match ext.as_str() {
-                    "csv" | "tsv" | "txt" | "gz" => "csv",
-                    "json" | "jsonl" | "ndjson" => "json",
-                    _ => "parquet",
-                }
-                .to_string()
-            });
-        let hive_partitioning = find("hive_partitioning").and_then(Json::as_bool) == Some(true);
+            .unwrap_or_else(|| format_of_extension(&location).to_string());
+        let hive_partitioning = self
+            .external_setting("hive_partitioning")
+            .and_then(Json::as_bool)
+            == Some(true);
         Some(External {
             location,
             format,
             hive_partitioning,
         })
+    }
+
+    /// A setting of an external source: in its config, its meta, or its `external:` block
+    /// (where `external_` may be left off the key).
+    fn external_setting(&self, key: &str) -> Option<&Json> {
+        let external = self.config.get("external");
+        let meta = self.config.get("meta");
+        let short = key.trim_start_matches("external_");
+        self.config
+            .get(key)
+            .or_else(|| meta.and_then(|m| m.get(key)))
+            .or_else(|| external.and_then(|e| e.get(short).or_else(|| e.get(key))))
     }
 
     /// A model that exists only for this run (`compile --inline`).
@@ -178,6 +177,16 @@ impl Node {
     }
 }
 
+/// The file format an external location's extension implies, parquet unless it says otherwise.
+fn format_of_extension(location: &str) -> &'static str {
+    let ext = location.rsplit('.').next().unwrap_or("").to_lowercase();
+    match ext.as_str() {
+        "csv" | "tsv" | "txt" | "gz" => "csv",
+        "json" | "jsonl" | "ndjson" => "json",
+        _ => "parquet",
+    }
+}
+
 pub struct Built {
     pub nodes: Vec<Node>,
     pub macro_files: Vec<(Arc<str>, Arc<str>)>,
@@ -185,12 +194,33 @@ pub struct Built {
 
 pub fn build(settings: &Settings, reads: Vec<Read>, diags: &mut Diagnostics) -> Built {
     let project = settings.name.as_str();
-    let mut props = Props::default();
-    let mut out = Built {
-        nodes: Vec::new(),
-        macro_files: Vec::new(),
-    };
-    let mut used_paths: Vec<(FileKind, Vec<String>)> = Vec::new();
+    let mut props = parse_properties(&reads, diags);
+    let sorted = sort_reads(reads);
+    let (mut nodes, used_paths) = file_nodes(settings, sorted.files);
+    for r in sorted.snapshots {
+        nodes.extend(snapshot_nodes(settings, r, diags));
+    }
+    let (declared, described): (Vec<_>, Vec<_>) = std::mem::take(&mut props.snapshots)
+        .into_iter()
+        .partition(|p| p.relation.is_some());
+    nodes.extend(yaml_snapshots(settings, declared, diags));
+    check_duplicate_names(&nodes, diags);
+    attach_props(&mut nodes, &props.models, NodeKind::Model, diags);
+    attach_props(&mut nodes, &props.seeds, NodeKind::Seed, diags);
+    attach_props(&mut nodes, &described, NodeKind::Snapshot, diags);
+    add_sources(project, &mut nodes, &props, diags);
+    add_generic_tests(project, &settings.tests, &mut nodes);
+    add_unit_tests(project, &mut nodes, props.unit_tests);
+    nodes.retain(|n| n.config.enabled());
+    warn_unused_config_paths(settings, &used_paths, diags);
+    Built {
+        nodes,
+        macro_files: sorted.macros,
+    }
+}
+
+/// Every property file parsed (in parallel), merged in the order the files were read.
+fn parse_properties(reads: &[Read], diags: &mut Diagnostics) -> Props {
     let parsed: Vec<(Props, Diagnostics)> = reads
         .par_iter()
         .filter(|r| r.found.kind == FileKind::Properties)
@@ -200,43 +230,44 @@ pub fn build(settings: &Settings, reads: Vec<Read>, diags: &mut Diagnostics) -> 
             (p, d)
         })
         .collect();
+    let mut props = Props::default();
     for (p, d) in parsed {
         props.extend(p);
         diags.extend(d);
     }
+    props
+}
+
+/// The files other than property files, by what becomes of them.
+struct SortedReads {
+    /// `(path, text)` of each macro file.
+    macros: Vec<(Arc<str>, Arc<str>)>,
+    snapshots: Vec<Read>,
+    /// Models, seeds and singular tests: one node per file.
+    files: Vec<Read>,
+}
+
+fn sort_reads(reads: Vec<Read>) -> SortedReads {
     let (macros, files): (Vec<Read>, Vec<Read>) = reads
         .into_iter()
         .filter(|r| r.found.kind != FileKind::Properties)
         .partition(|r| r.found.kind == FileKind::Macro);
-    out.macro_files = macros.into_iter().map(|r| (r.found.path, r.text)).collect();
-    let (snapshot_files, files): (Vec<Read>, Vec<Read>) = files
+    let (snapshots, files): (Vec<Read>, Vec<Read>) = files
         .into_iter()
         .partition(|r| r.found.kind == FileKind::Snapshot);
-    let made: Vec<(Node, (FileKind, Vec<String>))> = files
+    SortedReads {
+        macros: macros.into_iter().map(|r| (r.found.path, r.text)).collect(),
+        snapshots,
+        files,
+    }
+}
+
+/// The nodes of model, seed and singular test files, and the config path each was found at.
+fn file_nodes(settings: &Settings, files: Vec<Read>) -> (Vec<Node>, Vec<(FileKind, Vec<String>)>) {
+    files
         .into_par_iter()
         .map(|r| file_node(settings, r))
-        .collect();
-    for (node, used) in made {
-        out.nodes.push(node);
-        used_paths.push(used);
-    }
-    for r in snapshot_files {
-        out.nodes.extend(snapshot_nodes(settings, r, diags));
-    }
-    let (declared, described): (Vec<_>, Vec<_>) = std::mem::take(&mut props.snapshots)
-        .into_iter()
-        .partition(|p| p.relation.is_some());
-    out.nodes.extend(yaml_snapshots(settings, declared, diags));
-    check_duplicate_names(&out.nodes, diags);
-    attach_props(&mut out.nodes, &props.models, NodeKind::Model, diags);
-    attach_props(&mut out.nodes, &props.seeds, NodeKind::Seed, diags);
-    attach_props(&mut out.nodes, &described, NodeKind::Snapshot, diags);
-    add_sources(project, &mut out.nodes, &props, diags);
-    add_generic_tests(project, &settings.tests, &mut out.nodes);
-    add_unit_tests(project, &mut out.nodes, props.unit_tests);
-    out.nodes.retain(|n| n.config.enabled());
-    warn_unused_config_paths(settings, &used_paths, diags);
-    out
+        .unzip()
 }
 
 /// The node of a model, seed or singular test file, and the config path it was found at.
@@ -267,45 +298,67 @@ fn file_node(settings: &Settings, r: Read) -> (Node, (FileKind, Vec<String>)) {
 /// block is a node whose template is the file with everything outside the block blanked, so
 /// line numbers stay those of the file.
 fn snapshot_nodes(settings: &Settings, r: Read, diags: &mut Diagnostics) -> Vec<Node> {
-    let project = settings.name.as_str();
     let text = &*r.text;
     let mut out = Vec::new();
     let mut blocks = Vec::new();
     let mut rest = 0;
     while let Some((open, name, body_start)) = next_tag(text, rest, "snapshot") {
         let Some((close, _, after)) = next_tag(text, body_start, "endsnapshot") else {
-            diags.push(
-                Diagnostic::error(format!("snapshot `{name}` has no {{% endsnapshot %}}"))
-                    .at(Loc::new(&r.found.path, open..body_start)),
-            );
+            diags.push(unclosed_snapshot(&r.found.path, &name, open..body_start));
             return out;
         };
-        let blanked = blank(text, |i| (body_start..close).contains(&i));
-        let mut parts = r.found.folders.clone();
-        parts.push(name.clone());
-        let mut n = Node::new(
-            NodeKind::Snapshot,
-            name.clone(),
-            format!("snapshot.{project}.{name}"),
-            r.found.path.clone(),
-        );
-        n.config = settings.snapshots.resolve(project, &parts);
-        n.fqn = std::iter::once(project.to_string()).chain(parts).collect();
-        n.raw = Some(Arc::from(blanked));
-        n.at = Some(Loc::new(&r.found.path, open..body_start));
-        out.push(n);
+        out.push(snapshot_block_node(
+            settings,
+            &r,
+            name,
+            open..body_start,
+            close,
+        ));
         blocks.push(open..after);
         rest = after;
     }
     diags.extend(check_outside_blocks(&r.found.path, text, &blocks));
     if out.is_empty() {
-        diags.push(
-            Diagnostic::error("a file under snapshots/ holds no {% snapshot name %} block")
-                .at(Loc::new(&r.found.path, 0..0))
-                .help("wrap the query: {% snapshot customers_snapshot %} select ... {% endsnapshot %}"),
-        );
+        diags.push(no_snapshot_block(&r.found.path));
     }
     out
+}
+
+fn unclosed_snapshot(path: &Arc<str>, name: &str, tag: std::ops::Range<usize>) -> Diagnostic {
+    Diagnostic::error(format!("snapshot `{name}` has no {{% endsnapshot %}}"))
+        .at(Loc::new(path, tag))
+}
+
+fn no_snapshot_block(path: &Arc<str>) -> Diagnostic {
+    Diagnostic::error("a file under snapshots/ holds no {% snapshot name %} block")
+        .at(Loc::new(path, 0..0))
+        .help("wrap the query: {% snapshot customers_snapshot %} select ... {% endsnapshot %}")
+}
+
+/// The node of one `{% snapshot name %}` block whose opening tag spans `tag` and whose body
+/// ends at `close`.
+fn snapshot_block_node(
+    settings: &Settings,
+    r: &Read,
+    name: String,
+    tag: std::ops::Range<usize>,
+    close: usize,
+) -> Node {
+    let project = settings.name.as_str();
+    let blanked = blank(&r.text, |i| (tag.end..close).contains(&i));
+    let mut parts = r.found.folders.clone();
+    parts.push(name.clone());
+    let mut n = Node::new(
+        NodeKind::Snapshot,
+        name.clone(),
+        format!("snapshot.{project}.{name}"),
+        r.found.path.clone(),
+    );
+    n.config = settings.snapshots.resolve(project, &parts);
+    n.fqn = std::iter::once(project.to_string()).chain(parts).collect();
+    n.raw = Some(Arc::from(blanked));
+    n.at = Some(Loc::new(&r.found.path, tag));
+    n
 }
 
 /// The Jinja of a snapshot file outside its blocks renders to nothing, but broken Jinja there
@@ -325,17 +378,19 @@ fn check_outside_blocks(
     }
     let env = minijinja::Environment::new();
     let e = env.template_from_str(&outside).err()?;
+    Some(outside_syntax_error(path, text, &e))
+}
+
+fn outside_syntax_error(path: &Arc<str>, text: &str, e: &minijinja::Error) -> Diagnostic {
     let span = e
         .range()
         .or_else(|| e.line().map(|l| crate::diagnostics::line_span(text, l)))
         .unwrap_or(0..0);
-    Some(
-        Diagnostic::error(format!(
-            "Jinja syntax error outside the snapshot blocks: {}",
-            e.detail().unwrap_or("invalid syntax")
-        ))
-        .at(Loc::new(path, span)),
-    )
+    Diagnostic::error(format!(
+        "Jinja syntax error outside the snapshot blocks: {}",
+        e.detail().unwrap_or("invalid syntax")
+    ))
+    .at(Loc::new(path, span))
 }
 
 /// `text` with every character at a byte offset `keep` refuses turned into as many spaces as
@@ -375,10 +430,9 @@ fn yaml_snapshots(
     declared: Vec<ResourceProps>,
     diags: &mut Diagnostics,
 ) -> Vec<Node> {
-    let project = settings.name.as_str();
     let mut out = Vec::new();
-    for p in declared {
-        let Some((relation, at)) = p.relation else {
+    for mut p in declared {
+        let Some((relation, at)) = p.relation.take() else {
             continue;
         };
         if parse_relation_arg(&relation, &at).is_none() {
@@ -391,25 +445,31 @@ fn yaml_snapshots(
             );
             continue;
         }
-        let mut n = Node::new(
-            NodeKind::Snapshot,
-            p.name.clone(),
-            format!("snapshot.{project}.{}", p.name),
-            p.at.file.clone(),
-        );
-        n.config = settings
-            .snapshots
-            .resolve(project, std::slice::from_ref(&p.name));
-        n.config.overlay(&p.config);
-        n.fqn = vec![project.to_string(), p.name.clone()];
-        n.raw = Some(Arc::from(format!("select * from {{{{ {relation} }}}}\n")));
-        n.description = p.description;
-        n.columns = p.columns;
-        n.model_tests = p.tests;
-        n.at = Some(p.at);
-        out.push(n);
+        out.push(yaml_snapshot_node(settings, p, &relation));
     }
     out
+}
+
+/// The node of a snapshot declared in YAML whose query selects all of `relation`.
+fn yaml_snapshot_node(settings: &Settings, p: ResourceProps, relation: &str) -> Node {
+    let project = settings.name.as_str();
+    let mut n = Node::new(
+        NodeKind::Snapshot,
+        p.name.clone(),
+        format!("snapshot.{project}.{}", p.name),
+        p.at.file.clone(),
+    );
+    n.config = settings
+        .snapshots
+        .resolve(project, std::slice::from_ref(&p.name));
+    n.config.overlay(&p.config);
+    n.fqn = vec![project.to_string(), p.name.clone()];
+    n.raw = Some(Arc::from(format!("select * from {{{{ {relation} }}}}\n")));
+    n.description = p.description;
+    n.columns = p.columns;
+    n.model_tests = p.tests;
+    n.at = Some(p.at);
+    n
 }
 
 fn check_duplicate_names(nodes: &[Node], diags: &mut Diagnostics) {
@@ -428,32 +488,19 @@ fn check_duplicate_names(nodes: &[Node], diags: &mut Diagnostics) {
     }
 }
 
+/// Each property entry's description, config, columns and tests onto the node of `kind` it
+/// names; an entry for no such node is a warning, a second entry for one an error.
 fn attach_props(
     nodes: &mut [Node],
     entries: &[ResourceProps],
     kind: NodeKind,
     diags: &mut Diagnostics,
 ) {
-    let index: HashMap<String, usize> = nodes
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.kind == kind)
-        .map(|(i, n)| (n.name.clone(), i))
-        .collect();
+    let index = index_by_name(nodes, kind);
     let mut described: HashMap<String, Loc> = HashMap::new();
     for p in entries {
         let Some(&i) = index.get(&p.name) else {
-            let names = index.keys().map(String::as_str);
-            diags.push(
-                Diagnostic::warning(format!(
-                    "properties for {} `{}`, but there is no such {}",
-                    kind.name(),
-                    p.name,
-                    kind.name()
-                ))
-                .at(p.at.clone())
-                .help_opt(did_you_mean(&p.name, names)),
-            );
+            diags.push(no_such_node(kind, p, index.keys().map(String::as_str)));
             continue;
         };
         if let Some(first) = described.insert(p.name.clone(), p.at.clone()) {
@@ -464,13 +511,42 @@ fn attach_props(
             );
             continue;
         }
-        let n = &mut nodes[i];
-        n.description = p.description.clone();
-        n.config.overlay(&p.config);
-        n.columns = p.columns.clone();
-        n.at = Some(p.at.clone());
-        n.model_tests = p.tests.clone();
+        describe(&mut nodes[i], p);
     }
+}
+
+/// Where each node of `kind` is in `nodes`, by name.
+fn index_by_name(nodes: &[Node], kind: NodeKind) -> HashMap<String, usize> {
+    nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.kind == kind)
+        .map(|(i, n)| (n.name.clone(), i))
+        .collect()
+}
+
+/// The warning for properties of a node that does not exist.
+fn no_such_node<'a>(
+    kind: NodeKind,
+    p: &ResourceProps,
+    names: impl Iterator<Item = &'a str>,
+) -> Diagnostic {
+    Diagnostic::warning(format!(
+        "properties for {} `{}`, but there is no such {}",
+        kind.name(),
+        p.name,
+        kind.name()
+    ))
+    .at(p.at.clone())
+    .help_opt(did_you_mean(&p.name, names))
+}
+
+fn describe(n: &mut Node, p: &ResourceProps) {
+    n.description = p.description.clone();
+    n.config.overlay(&p.config);
+    n.columns = p.columns.clone();
+    n.at = Some(p.at.clone());
+    n.model_tests = p.tests.clone();
 }
 
 fn add_sources(project: &str, nodes: &mut Vec<Node>, props: &Props, diags: &mut Diagnostics) {
@@ -485,21 +561,29 @@ fn add_sources(project: &str, nodes: &mut Vec<Node>, props: &Props, diags: &mut 
             );
             continue;
         }
-        let mut n = Node::new(
-            NodeKind::Source,
-            name.clone(),
-            format!("source.{project}.{name}"),
-            t.at.file.clone(),
-        );
-        n.fqn = vec![project.to_string(), t.source.clone(), t.name.clone()];
-        n.description = t.description.clone();
-        n.config = t.config.clone();
-        n.columns = t.columns.clone();
-        n.at = Some(t.at.clone());
-        n.source_relation = Some((t.schema.clone(), t.identifier.clone()));
-        nodes.push(n);
+        nodes.push(source_node(project, name, t));
     }
-    // Source tests are attached by add_generic_tests through the columns/tests below.
+    attach_source_tests(nodes, props);
+}
+
+fn source_node(project: &str, name: String, t: &SourceTable) -> Node {
+    let mut n = Node::new(
+        NodeKind::Source,
+        name.clone(),
+        format!("source.{project}.{name}"),
+        t.at.file.clone(),
+    );
+    n.fqn = vec![project.to_string(), t.source.clone(), t.name.clone()];
+    n.description = t.description.clone();
+    n.config = t.config.clone();
+    n.columns = t.columns.clone();
+    n.at = Some(t.at.clone());
+    n.source_relation = Some((t.schema.clone(), t.identifier.clone()));
+    n
+}
+
+/// Source tests are attached by add_generic_tests through the columns/tests set here.
+fn attach_source_tests(nodes: &mut [Node], props: &Props) {
     for t in &props.sources {
         let target = format!("{}.{}", t.source, t.name);
         if let Some(n) = nodes
@@ -517,16 +601,7 @@ fn add_generic_tests(project: &str, folder: &FolderConfig, nodes: &mut Vec<Node>
     let tests: Vec<Node> = nodes
         .par_iter_mut()
         .flat_map_iter(|n| {
-            let model_level = std::mem::take(&mut n.model_tests)
-                .into_iter()
-                .map(|d| (None, d));
-            let columns = n.columns.iter_mut().flat_map(|c| {
-                let name = c.name.clone();
-                std::mem::take(&mut c.tests)
-                    .into_iter()
-                    .map(move |d| (Some(name.clone()), d))
-            });
-            let decls: Vec<(Option<String>, TestDecl)> = model_level.chain(columns).collect();
+            let decls = take_test_decls(n);
             let parent: &Node = n;
             decls
                 .into_iter()
@@ -536,6 +611,23 @@ fn add_generic_tests(project: &str, folder: &FolderConfig, nodes: &mut Vec<Node>
         .collect();
     nodes.reserve_exact(tests.len());
     nodes.extend(tests);
+}
+
+/// The data tests declared on `n` and on its columns (with the column's name), taken out.
+fn take_test_decls(n: &mut Node) -> Vec<(Option<String>, TestDecl)> {
+    let model_level = std::mem::take(&mut n.model_tests)
+        .into_iter()
+        .map(|d| (None, d));
+    let columns = n.columns.iter_mut().flat_map(take_column_tests);
+    model_level.chain(columns).collect()
+}
+
+/// A column's data tests, taken out, each with the column's name.
+fn take_column_tests(c: &mut Column) -> impl Iterator<Item = (Option<String>, TestDecl)> {
+    let name = c.name.clone();
+    std::mem::take(&mut c.tests)
+        .into_iter()
+        .map(move |d| (Some(name.clone()), d))
 }
 
 fn test_node(
@@ -554,28 +646,8 @@ fn test_node(
         Some(n) => n.to_string(),
         None => test_node_name(&test_name, parent, column.as_deref(), &decl.args),
     };
-    let mut n = Node::new(
-        NodeKind::Test,
-        name.clone(),
-        format!("test.{project}.{name}"),
-        decl.at.file.clone(),
-    );
-    n.fqn = vec![project.to_string(), name];
-    n.config = folder.resolve(project, &[]);
-    n.config.overlay(&decl.config);
-    n.at = Some(decl.at.clone());
-    n.static_deps.push(match parent.kind {
-        NodeKind::Source => {
-            let (src, tbl) = parent.name.split_once('.').unwrap_or((&parent.name, ""));
-            DepRef::Source(src.to_string(), tbl.to_string(), decl.at.clone())
-        }
-        _ => DepRef::Ref(parent.name.clone(), decl.at.clone()),
-    });
-    if let Some(Json::String(to)) = decl.args.get("to")
-        && let Some(dep) = parse_relation_arg(to, &decl.at)
-    {
-        n.static_deps.push(dep);
-    }
+    let mut n = declared_test_node(project, folder, name, decl);
+    n.static_deps = test_deps(parent, decl);
     n.raw = Some(Arc::from(generic_test_call(
         &test_name,
         &n.static_deps[0],
@@ -592,6 +664,39 @@ fn test_node(
     n
 }
 
+/// A test node named `name`, configured by the tests folder and then by its declaration.
+fn declared_test_node(project: &str, folder: &FolderConfig, name: String, decl: &TestDecl) -> Node {
+    let mut n = Node::new(
+        NodeKind::Test,
+        name.clone(),
+        format!("test.{project}.{name}"),
+        decl.at.file.clone(),
+    );
+    n.fqn = vec![project.to_string(), name];
+    n.config = folder.resolve(project, &[]);
+    n.config.overlay(&decl.config);
+    n.at = Some(decl.at.clone());
+    n
+}
+
+/// What a generic test depends on: the tested node first, then the relation its `to:`
+/// argument names, if any.
+fn test_deps(parent: &Node, decl: &TestDecl) -> Vec<DepRef> {
+    let mut deps = vec![match parent.kind {
+        NodeKind::Source => {
+            let (src, tbl) = parent.name.split_once('.').unwrap_or((&parent.name, ""));
+            DepRef::Source(src.to_string(), tbl.to_string(), decl.at.clone())
+        }
+        _ => DepRef::Ref(parent.name.clone(), decl.at.clone()),
+    }];
+    if let Some(Json::String(to)) = decl.args.get("to")
+        && let Some(dep) = parse_relation_arg(to, &decl.at)
+    {
+        deps.push(dep);
+    }
+    deps
+}
+
 /// The Jinja that renders a generic test: a call of its `test_<name>` macro with `model` (the
 /// tested relation, or dbt's `dbt_subquery` when the test has a `where`), `column_name` and the
 /// declared arguments as literals (`to: ref('x')` as a relation).
@@ -603,17 +708,7 @@ fn generic_test_call(
     filter: Option<&str>,
     at: &Loc,
 ) -> String {
-    let relation = |dep: &DepRef| match dep {
-        DepRef::Ref(name, _) => format!("ref({})", Json::from(name.as_str())),
-        DepRef::Source(s, t, _) => {
-            format!(
-                "source({}, {})",
-                Json::from(s.as_str()),
-                Json::from(t.as_str())
-            )
-        }
-    };
-    let mut model = relation(model);
+    let mut model = relation_call(model);
     if let Some(cond) = filter {
         model = format!(
             "\"(select * from \" ~ {model} ~ \" where \" ~ {} ~ \") dbt_subquery\"",
@@ -625,16 +720,34 @@ fn generic_test_call(
         call.push_str(&format!(", column_name={}", Json::from(c)));
     }
     for (k, v) in args {
-        let value = match v {
-            Json::String(s) if k == "to" => {
-                parse_relation_arg(s, at).map_or_else(|| jinja_literal(v), |d| relation(&d))
-            }
-            _ => jinja_literal(v),
-        };
-        call.push_str(&format!(", {k}={value}"));
+        call.push_str(&format!(", {k}={}", test_arg(k, v, at)));
     }
     call.push_str(") }}");
     call
+}
+
+/// The Jinja call that names a relation: `ref("x")` or `source("a", "b")`.
+fn relation_call(dep: &DepRef) -> String {
+    match dep {
+        DepRef::Ref(name, _) => format!("ref({})", Json::from(name.as_str())),
+        DepRef::Source(s, t, _) => {
+            format!(
+                "source({}, {})",
+                Json::from(s.as_str()),
+                Json::from(t.as_str())
+            )
+        }
+    }
+}
+
+/// A test's argument as Jinja: a literal, but `to: ref('x')` as the relation.
+fn test_arg(key: &str, v: &Json, at: &Loc) -> String {
+    match v {
+        Json::String(s) if key == "to" => {
+            parse_relation_arg(s, at).map_or_else(|| jinja_literal(v), |d| relation_call(&d))
+        }
+        _ => jinja_literal(v),
+    }
 }
 
 /// A YAML value as a Jinja literal (JSON's syntax but `none` for null).
@@ -674,28 +787,45 @@ fn test_node_name(
         name.push_str(c);
     }
     for v in args.values() {
-        let text = match v {
-            Json::String(s) => s.clone(),
-            Json::Array(items) => items
-                .iter()
-                .map(|i| i.as_str().map_or(i.to_string(), str::to_string))
-                .collect::<Vec<_>>()
-                .join("__"),
-            other => other.to_string(),
-        };
         name.push_str("__");
-        name.push_str(&text);
+        name.push_str(&arg_name_part(v));
     }
-    let clean: String = name
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    shorten_name(sanitize_name(&name))
+}
+
+/// How an argument's value shows in a test's name: list items joined by `__`.
+fn arg_name_part(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        Json::Array(items) => joined_items(items),
+        other => other.to_string(),
+    }
+}
+
+/// List items joined by `__`, strings without their quotes.
+fn joined_items(items: &[Json]) -> String {
+    items
+        .iter()
+        .map(|i| i.as_str().map_or(i.to_string(), str::to_string))
+        .collect::<Vec<_>>()
+        .join("__")
+}
+
+/// `name` with every character but letters, digits and `_` turned into `_`.
+fn sanitize_name(name: &str) -> String {
+    name.chars().map(name_char).collect()
+}
+
+fn name_char(c: char) -> char {
+    if c.is_alphanumeric() || c == '_' {
+        c
+    } else {
+        '_'
+    }
+}
+
+/// A name over 80 characters cut to 60 and a hash of the whole.
+fn shorten_name(clean: String) -> String {
     if clean.chars().count() <= 80 {
         return clean;
     }
@@ -707,21 +837,23 @@ fn test_node_name(
 /// `ref('customers')`, `ref("customers")` or `source('raw', 'orders')` written in YAML.
 pub fn parse_relation_arg(text: &str, at: &Loc) -> Option<DepRef> {
     let t = text.trim();
-    let args = |inner: &str| -> Vec<String> {
-        inner
-            .split(',')
-            .map(|a| a.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
-            .collect()
-    };
     if let Some(inner) = t.strip_prefix("ref(").and_then(|r| r.strip_suffix(')')) {
-        let a = args(inner);
+        let a = quoted_args(inner);
         return (a.len() == 1 && !a[0].is_empty()).then(|| DepRef::Ref(a[0].clone(), at.clone()));
     }
     if let Some(inner) = t.strip_prefix("source(").and_then(|r| r.strip_suffix(')')) {
-        let a = args(inner);
+        let a = quoted_args(inner);
         return (a.len() == 2).then(|| DepRef::Source(a[0].clone(), a[1].clone(), at.clone()));
     }
     None
+}
+
+/// The comma-separated arguments of a call, trimmed of spaces and quotes.
+fn quoted_args(inner: &str) -> Vec<String> {
+    inner
+        .split(',')
+        .map(|a| a.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
+        .collect()
 }
 
 fn add_unit_tests(project: &str, nodes: &mut Vec<Node>, units: Vec<UnitTestProps>) {
@@ -759,16 +891,18 @@ fn warn_unused_config_paths(
             if project_level || used.iter().any(|(k, p)| *k == kind && matches(p)) {
                 continue;
             }
-            diags.push(
-                Diagnostic::warning(format!(
-                    "`{section}: {}` in project.yml matches no file",
-                    path.join(": ")
-                ))
-                .at(loc)
-                .help(format!(
-                    "config paths name folders under {section}/ (or file names without .sql)"
-                )),
-            );
+            diags.push(unused_path_warning(section, &path, loc));
         }
     }
+}
+
+fn unused_path_warning(section: &str, path: &[String], loc: Loc) -> Diagnostic {
+    Diagnostic::warning(format!(
+        "`{section}: {}` in project.yml matches no file",
+        path.join(": ")
+    ))
+    .at(loc)
+    .help(format!(
+        "config paths name folders under {section}/ (or file names without .sql)"
+    ))
 }

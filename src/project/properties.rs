@@ -222,36 +222,7 @@ fn resources(src: &Src, node: &Node, kind: &str, diags: &mut Diagnostics) -> Vec
     let mut out = Vec::new();
     for item in src.seq(node, &format!("`{kind}s`"), diags) {
         let what = format!("a {kind} entry");
-        let mut r = ResourceProps {
-            name: String::new(),
-            at: src.loc(item),
-            description: String::new(),
-            config: Config::default(),
-            columns: Vec::new(),
-            tests: Vec::new(),
-            relation: None,
-        };
-        for (key, _, v) in src.fields(item, &what, RESOURCE_KEYS, diags) {
-            match key {
-                "name" => {
-                    r.name = src.text(v, "`name`", diags).unwrap_or_default();
-                    r.at = src.loc(v);
-                }
-                "description" => {
-                    r.description = src.text(v, "`description`", diags).unwrap_or_default()
-                }
-                "config" => r.config.overlay(&config_block(src, v, diags)),
-                "columns" => r.columns = columns(src, v, diags),
-                "tests" | "data_tests" => r.tests.extend(tests(src, v, diags)),
-                "tags" | "meta" | "docs" => r.config.set(key, to_json(v), Some(src.loc(v))),
-                "relation" => {
-                    r.relation = src
-                        .text(v, "`relation`", diags)
-                        .map(|text| (text, src.loc(v)))
-                }
-                _ => {}
-            }
-        }
+        let r = resource(src, item, &what, diags);
         if r.name.is_empty() {
             diags.push(src.err(item, format!("{what} has no `name`")));
         } else {
@@ -261,26 +232,47 @@ fn resources(src: &Src, node: &Node, kind: &str, diags: &mut Diagnostics) -> Vec
     out
 }
 
+/// One entry of a `models:`, `seeds:` or `snapshots:` list; its name is empty if it has none.
+fn resource(src: &Src, item: &Node, what: &str, diags: &mut Diagnostics) -> ResourceProps {
+    let mut r = ResourceProps {
+        name: String::new(),
+        at: src.loc(item),
+        description: String::new(),
+        config: Config::default(),
+        columns: Vec::new(),
+        tests: Vec::new(),
+        relation: None,
+    };
+    for (key, _, v) in src.fields(item, what, RESOURCE_KEYS, diags) {
+        resource_field(src, &mut r, key, v, diags);
+    }
+    r
+}
+
+fn resource_field(src: &Src, r: &mut ResourceProps, key: &str, v: &Node, diags: &mut Diagnostics) {
+    match key {
+        "name" => {
+            r.name = src.text(v, "`name`", diags).unwrap_or_default();
+            r.at = src.loc(v);
+        }
+        "description" => r.description = src.text(v, "`description`", diags).unwrap_or_default(),
+        "config" => r.config.overlay(&config_block(src, v, diags)),
+        "columns" => r.columns = columns(src, v, diags),
+        "tests" | "data_tests" => r.tests.extend(tests(src, v, diags)),
+        "tags" | "meta" | "docs" => r.config.set(key, to_json(v), Some(src.loc(v))),
+        "relation" => {
+            r.relation = src
+                .text(v, "`relation`", diags)
+                .map(|text| (text, src.loc(v)))
+        }
+        _ => {}
+    }
+}
+
 fn columns(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<Column> {
     let mut out = Vec::new();
     for item in src.seq(node, "`columns`", diags) {
-        let mut c = Column {
-            name: String::new(),
-            description: String::new(),
-            data_type: None,
-            tests: Vec::new(),
-        };
-        for (key, _, v) in src.fields(item, "a column", COLUMN_KEYS, diags) {
-            match key {
-                "name" => c.name = src.text(v, "column `name`", diags).unwrap_or_default(),
-                "description" => {
-                    c.description = src.text(v, "`description`", diags).unwrap_or_default()
-                }
-                "data_type" => c.data_type = src.text(v, "`data_type`", diags),
-                "tests" | "data_tests" => c.tests.extend(tests(src, v, diags)),
-                _ => {}
-            }
-        }
+        let c = column(src, item, diags);
         if c.name.is_empty() && super::yaml::is_map(item) {
             diags.push(src.err(item, "a column has no `name`"));
         } else {
@@ -290,26 +282,48 @@ fn columns(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<Column> {
     out
 }
 
+/// One entry of a `columns:` list; its name is empty if it has none.
+fn column(src: &Src, item: &Node, diags: &mut Diagnostics) -> Column {
+    let mut c = Column {
+        name: String::new(),
+        description: String::new(),
+        data_type: None,
+        tests: Vec::new(),
+    };
+    for (key, _, v) in src.fields(item, "a column", COLUMN_KEYS, diags) {
+        match key {
+            "name" => c.name = src.text(v, "column `name`", diags).unwrap_or_default(),
+            "description" => {
+                c.description = src.text(v, "`description`", diags).unwrap_or_default()
+            }
+            "data_type" => c.data_type = src.text(v, "`data_type`", diags),
+            "tests" | "data_tests" => c.tests.extend(tests(src, v, diags)),
+            _ => {}
+        }
+    }
+    c
+}
+
 /// `- not_null`, `- accepted_values: {values: [..], config: {severity: warn}}`, or dbt 1.10's
 /// `- accepted_values: {arguments: {values: [..]}}`.
 fn tests(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<TestDecl> {
     let mut out = Vec::new();
     for item in src.seq(node, "`data_tests`", diags) {
-        let at = src.loc(item);
-        if let Json::String(name) = to_json(item) {
-            out.push(TestDecl {
-                test_name: name,
-                args: BTreeMap::new(),
-                config: Config::default(),
-                at,
-            });
-            continue;
+        if let Some(t) = test_decl(src, item, diags) {
+            out.push(t);
         }
-        let entries = src.map(item, "a data test", diags);
-        let [(name, _, body)] = entries.as_slice() else {
-            if !super::yaml::is_map(item) {
-                continue;
-            }
+    }
+    out
+}
+
+/// One data test: a bare name, or a mapping of the name to its arguments and config.
+fn test_decl(src: &Src, item: &Node, diags: &mut Diagnostics) -> Option<TestDecl> {
+    if let Json::String(name) = to_json(item) {
+        return Some(bare_test(name, src.loc(item)));
+    }
+    let entries = src.map(item, "a data test", diags);
+    let [(name, _, body)] = entries.as_slice() else {
+        if super::yaml::is_map(item) {
             diags.push(
                 src.err(
                     item,
@@ -317,67 +331,85 @@ fn tests(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<TestDecl> {
                 )
                 .help("e.g. `- accepted_values: {values: ['a', 'b']}`"),
             );
-            continue;
-        };
-        let mut t = TestDecl {
-            test_name: name.to_string(),
-            args: BTreeMap::new(),
-            config: Config::default(),
-            at,
-        };
-        for (key, knode, v) in src.map(body, &format!("test `{name}`"), diags) {
-            match key {
-                "config" => t.config.overlay(&config_block(src, v, diags)),
-                "arguments" => t.args.extend(
-                    src.map(v, "`arguments`", diags)
-                        .into_iter()
-                        .map(|(k, _, a)| (k.to_string(), to_json(a))),
-                ),
-                "severity" | "where" | "limit" | "warn_if" | "error_if" | "store_failures"
-                | "tags" | "enabled" => t.config.set(key, to_json(v), Some(src.loc(v))),
-                "name" => t.config.set("name", to_json(v), Some(src.loc(knode))),
-                _ => {
-                    t.args.insert(key.to_string(), to_json(v));
-                }
-            }
         }
-        out.push(t);
+        return None;
+    };
+    let mut t = bare_test(name.to_string(), src.loc(item));
+    for (key, knode, v) in src.map(body, &format!("test `{name}`"), diags) {
+        test_field(src, &mut t, key, knode, v, diags);
     }
-    out
+    Some(t)
+}
+
+fn bare_test(test_name: String, at: Loc) -> TestDecl {
+    TestDecl {
+        test_name,
+        args: BTreeMap::new(),
+        config: Config::default(),
+        at,
+    }
+}
+
+/// One key of a data test's mapping: its config, its arguments, or a config key or argument
+/// written directly.
+fn test_field(
+    src: &Src,
+    t: &mut TestDecl,
+    key: &str,
+    knode: &Node,
+    v: &Node,
+    diags: &mut Diagnostics,
+) {
+    match key {
+        "config" => t.config.overlay(&config_block(src, v, diags)),
+        "arguments" => t.args.extend(
+            src.map(v, "`arguments`", diags)
+                .into_iter()
+                .map(|(k, _, a)| (k.to_string(), to_json(a))),
+        ),
+        "severity" | "where" | "limit" | "warn_if" | "error_if" | "store_failures" | "tags"
+        | "enabled" => t.config.set(key, to_json(v), Some(src.loc(v))),
+        "name" => t.config.set("name", to_json(v), Some(src.loc(knode))),
+        _ => {
+            t.args.insert(key.to_string(), to_json(v));
+        }
+    }
 }
 
 fn sources(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<SourceTable> {
     let mut out = Vec::new();
     for item in src.seq(node, "`sources`", diags) {
-        let (mut name, mut schema, mut config, mut tables) =
-            (String::new(), None, Config::default(), None);
-        for (key, _, v) in src.fields(item, "a source", SOURCE_KEYS, diags) {
-            match key {
-                "name" => name = src.text(v, "source `name`", diags).unwrap_or_default(),
-                "schema" => schema = src.text(v, "`schema`", diags),
-                "config" => config.overlay(&config_block(src, v, diags)),
-                "loaded_at_field" | "freshness" | "tags" | "meta" => {
-                    config.set(key, to_json(v), Some(src.loc(v)))
-                }
-                "tables" => tables = Some(v),
-                _ => {}
-            }
-        }
-        if name.is_empty() {
-            diags.push(src.err(item, "a source has no `name`"));
-            continue;
-        }
-        let schema = schema.unwrap_or_else(|| name.clone());
-        for t in tables
-            .map(|t| src.seq(t, "`tables`", diags))
-            .unwrap_or_default()
-        {
-            if let Some(table) = source_table(src, t, &name, &schema, &config, diags) {
-                out.push(table);
-            }
-        }
+        out.extend(source(src, item, diags));
     }
     out
+}
+
+/// The tables of one entry of `sources:`, each with the source's schema and config.
+fn source(src: &Src, item: &Node, diags: &mut Diagnostics) -> Vec<SourceTable> {
+    let (mut name, mut schema, mut config, mut tables) =
+        (String::new(), None, Config::default(), None);
+    for (key, _, v) in src.fields(item, "a source", SOURCE_KEYS, diags) {
+        match key {
+            "name" => name = src.text(v, "source `name`", diags).unwrap_or_default(),
+            "schema" => schema = src.text(v, "`schema`", diags),
+            "config" => config.overlay(&config_block(src, v, diags)),
+            "loaded_at_field" | "freshness" | "tags" | "meta" => {
+                config.set(key, to_json(v), Some(src.loc(v)))
+            }
+            "tables" => tables = Some(v),
+            _ => {}
+        }
+    }
+    if name.is_empty() {
+        diags.push(src.err(item, "a source has no `name`"));
+        return Vec::new();
+    }
+    let schema = schema.unwrap_or_else(|| name.clone());
+    let tables = tables.map_or(&[][..], |t| src.seq(t, "`tables`", diags));
+    tables
+        .iter()
+        .filter_map(|t| source_table(src, t, &name, &schema, &config, diags))
+        .collect()
 }
 
 fn source_table(
@@ -400,20 +432,7 @@ fn source_table(
         tests: Vec::new(),
     };
     for (key, _, v) in src.fields(node, "a source table", TABLE_KEYS, diags) {
-        match key {
-            "name" => {
-                t.name = src.text(v, "table `name`", diags).unwrap_or_default();
-                t.at = src.loc(v);
-            }
-            "identifier" => t.identifier = src.text(v, "`identifier`", diags).unwrap_or_default(),
-            "description" => {
-                t.description = src.text(v, "`description`", diags).unwrap_or_default()
-            }
-            "columns" => t.columns = columns(src, v, diags),
-            "tests" | "data_tests" => t.tests.extend(tests(src, v, diags)),
-            "config" => t.config.overlay(&config_block(src, v, diags)),
-            _ => t.config.set(key, to_json(v), Some(src.loc(v))),
-        }
+        source_table_field(src, &mut t, key, v, diags);
     }
     if t.name.is_empty() {
         diags.push(src.err(node, format!("a table of source `{source}` has no `name`")));
@@ -425,61 +444,96 @@ fn source_table(
     Some(t)
 }
 
+/// One key of a source table; keys xform does not read are kept in its config.
+fn source_table_field(
+    src: &Src,
+    t: &mut SourceTable,
+    key: &str,
+    v: &Node,
+    diags: &mut Diagnostics,
+) {
+    match key {
+        "name" => {
+            t.name = src.text(v, "table `name`", diags).unwrap_or_default();
+            t.at = src.loc(v);
+        }
+        "identifier" => t.identifier = src.text(v, "`identifier`", diags).unwrap_or_default(),
+        "description" => t.description = src.text(v, "`description`", diags).unwrap_or_default(),
+        "columns" => t.columns = columns(src, v, diags),
+        "tests" | "data_tests" => t.tests.extend(tests(src, v, diags)),
+        "config" => t.config.overlay(&config_block(src, v, diags)),
+        _ => t.config.set(key, to_json(v), Some(src.loc(v))),
+    }
+}
+
 fn unit_tests(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<UnitTestProps> {
     let mut out = Vec::new();
     for item in src.seq(node, "`unit_tests`", diags) {
-        let mut u = UnitTestProps {
-            name: String::new(),
-            model: String::new(),
-            at: src.loc(item),
-            model_at: src.loc(item),
-            description: String::new(),
-            given: Vec::new(),
-            expect: None,
-            config: Config::default(),
-        };
-        for (key, _, v) in src.fields(item, "a unit test", UNIT_KEYS, diags) {
-            match key {
-                "name" => {
-                    u.name = src.text(v, "unit test `name`", diags).unwrap_or_default();
-                    u.at = src.loc(v);
-                }
-                "model" => {
-                    u.model = src.text(v, "`model`", diags).unwrap_or_default();
-                    u.model_at = src.loc(v);
-                }
-                "description" => {
-                    u.description = src.text(v, "`description`", diags).unwrap_or_default()
-                }
-                "given" => {
-                    u.given = src
-                        .seq(v, "`given`", diags)
-                        .iter()
-                        .filter_map(|g| fixture(src, g, GIVEN_KEYS, diags))
-                        .collect()
-                }
-                "expect" => u.expect = fixture(src, v, EXPECT_KEYS, diags),
-                "config" => u.config = config_block(src, v, diags),
-                _ => {}
-            }
-        }
-        let problems = [
-            (u.name.is_empty(), "a unit test has no `name`"),
-            (u.model.is_empty(), "a unit test has no `model`"),
-            (u.expect.is_none(), "a unit test has no `expect`"),
-        ];
-        let before = diags.error_count();
-        for (_, msg) in problems.iter().filter(|(bad, _)| *bad) {
-            diags.push(
-                src.err(item, *msg)
-                    .help("a unit test needs `name`, `model`, `given` and `expect`"),
-            );
-        }
-        if diags.error_count() == before {
+        let u = unit_test(src, item, diags);
+        if is_complete(src, item, &u, diags) {
             out.push(u);
         }
     }
     out
+}
+
+/// One entry of `unit_tests:`, as written.
+fn unit_test(src: &Src, item: &Node, diags: &mut Diagnostics) -> UnitTestProps {
+    let mut u = UnitTestProps {
+        name: String::new(),
+        model: String::new(),
+        at: src.loc(item),
+        model_at: src.loc(item),
+        description: String::new(),
+        given: Vec::new(),
+        expect: None,
+        config: Config::default(),
+    };
+    for (key, _, v) in src.fields(item, "a unit test", UNIT_KEYS, diags) {
+        unit_test_field(src, &mut u, key, v, diags);
+    }
+    u
+}
+
+fn unit_test_field(src: &Src, u: &mut UnitTestProps, key: &str, v: &Node, diags: &mut Diagnostics) {
+    match key {
+        "name" => {
+            u.name = src.text(v, "unit test `name`", diags).unwrap_or_default();
+            u.at = src.loc(v);
+        }
+        "model" => {
+            u.model = src.text(v, "`model`", diags).unwrap_or_default();
+            u.model_at = src.loc(v);
+        }
+        "description" => u.description = src.text(v, "`description`", diags).unwrap_or_default(),
+        "given" => {
+            u.given = src
+                .seq(v, "`given`", diags)
+                .iter()
+                .filter_map(|g| fixture(src, g, GIVEN_KEYS, diags))
+                .collect()
+        }
+        "expect" => u.expect = fixture(src, v, EXPECT_KEYS, diags),
+        "config" => u.config = config_block(src, v, diags),
+        _ => {}
+    }
+}
+
+/// Reports each of `name`, `model` and `expect` a unit test lacks; whether it has them all.
+fn is_complete(src: &Src, item: &Node, u: &UnitTestProps, diags: &mut Diagnostics) -> bool {
+    let problems = [
+        (u.name.is_empty(), "a unit test has no `name`"),
+        (u.model.is_empty(), "a unit test has no `model`"),
+        (u.expect.is_none(), "a unit test has no `expect`"),
+    ];
+    let before = diags.error_count();
+    for (_, msg) in problems.iter().filter(|(bad, _)| *bad) {
+        diags.push(
+            src.err(item, *msg)
+                .help("a unit test needs `name`, `model`, `given` and `expect`"),
+        );
+    }
+    diags.error_count() == before
 }
 
 fn fixture(src: &Src, node: &Node, known: &[&str], diags: &mut Diagnostics) -> Option<Fixture> {
@@ -501,7 +555,39 @@ fn fixture(src: &Src, node: &Node, known: &[&str], diags: &mut Diagnostics) -> O
             _ => {}
         }
     }
-    let rows_ok = match (f.format.as_str(), &f.rows) {
+    check_rows(src, node, &f, diags);
+    if known.contains(&"input") && f.input.is_empty() {
+        diags.push(
+            src.err(node, "a `given` entry has no `input`")
+                .help("e.g. `input: ref('orders')`"),
+        );
+    }
+    (diags.error_count() == before).then_some(f)
+}
+
+/// Reports `rows` that do not fit the fixture's format.
+fn check_rows(src: &Src, node: &Node, f: &Fixture, diags: &mut Diagnostics) {
+    if rows_fit_format(src, node, f, diags) {
+        return;
+    }
+    diags.push(
+        src.err(node, format!("malformed `rows` for format `{}`", f.format))
+            .help(rows_help(&f.format)),
+    );
+}
+
+/// What `rows` looks like in a fixture of `format`.
+fn rows_help(format: &str) -> &'static str {
+    if format == "dict" {
+        "`rows` is a list of mappings, e.g. `- {id: 1, name: 'a'}`"
+    } else {
+        "`rows` is a block string"
+    }
+}
+
+/// Whether `rows` has the shape its format needs; an unknown format is reported instead.
+fn rows_fit_format(src: &Src, node: &Node, f: &Fixture, diags: &mut Diagnostics) -> bool {
+    match (f.format.as_str(), &f.rows) {
         ("dict", Json::Array(rows)) => rows.iter().all(Json::is_object),
         ("csv" | "sql", Json::String(_)) => true,
         ("dict" | "csv" | "sql", _) => false,
@@ -512,23 +598,5 @@ fn fixture(src: &Src, node: &Node, known: &[&str], diags: &mut Diagnostics) -> O
             );
             true
         }
-    };
-    if !rows_ok {
-        let help = if f.format == "dict" {
-            "`rows` is a list of mappings, e.g. `- {id: 1, name: 'a'}`"
-        } else {
-            "`rows` is a block string"
-        };
-        diags.push(
-            src.err(node, format!("malformed `rows` for format `{}`", f.format))
-                .help(help),
-        );
     }
-    if known.contains(&"input") && f.input.is_empty() {
-        diags.push(
-            src.err(node, "a `given` entry has no `input`")
-                .help("e.g. `input: ref('orders')`"),
-        );
-    }
-    (diags.error_count() == before).then_some(f)
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use saphyr::{MarkedYaml, Scalar, YamlData, YamlLoader};
-use saphyr_parser::{Event, Marker, Parser, Span, SpannedEventReceiver};
+use saphyr_parser::{Event, Marker, Parser, ScanError, Span, SpannedEventReceiver};
 use serde_json::Value as Json;
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
@@ -79,6 +79,20 @@ impl<'t> Src<'t> {
     /// [`MAX_DEPTH`] is an error at the line where it goes too deep (deeper trees would
     /// exhaust the stack of whatever walks them).
     pub fn parse(&self) -> Result<Option<Node<'t>>, Diagnostic> {
+        let (bounded, error) = self.load_bounded();
+        if let Some(at) = bounded.too_deep {
+            return Err(self.too_deep(at));
+        }
+        if let Some(e) = error {
+            return Err(self.invalid_yaml(&e));
+        }
+        let mut docs = bounded.loader.into_documents();
+        Ok((!docs.is_empty()).then(|| docs.swap_remove(0)))
+    }
+
+    /// The parser's events fed to a [`Bounded`] loader until the first error or too deep a
+    /// nesting; the error, if any.
+    fn load_bounded(&self) -> (Bounded<'t>, Option<ScanError>) {
         let mut bounded = Bounded {
             loader: YamlLoader::default(),
             depth: 0,
@@ -96,27 +110,32 @@ impl<'t> Src<'t> {
             }
         }
         let error = error.or_else(|| bounded.loader.error().cloned());
-        if let Some(at) = bounded.too_deep {
-            let at = self.offset(at.line(), at.col());
-            return Err(Diagnostic::error(format!(
-                "YAML nested more than {MAX_DEPTH} levels deep"
-            ))
+        (bounded, error)
+    }
+
+    fn too_deep(&self, at: Marker) -> Diagnostic {
+        let at = self.offset(at.line(), at.col());
+        Diagnostic::error(format!("YAML nested more than {MAX_DEPTH} levels deep"))
             .at(Loc::new(&self.file, at..at))
-            .help("flatten the structure: no project or property file needs this depth"));
-        }
-        if let Some(e) = error {
-            let m = e.marker();
-            let at = self.offset(m.line(), m.col());
-            let end = self.text[at..]
-                .chars()
-                .next()
-                .map_or(at, |c| at + c.len_utf8());
-            return Err(Diagnostic::error(format!("invalid YAML: {}", e.info()))
-                .at(Loc::new(&self.file, at..end))
-                .help("check the indentation and quoting on this line"));
-        }
-        let mut docs = bounded.loader.into_documents();
-        Ok((!docs.is_empty()).then(|| docs.swap_remove(0)))
+            .help("flatten the structure: no project or property file needs this depth")
+    }
+
+    /// A syntax error, pointing at the character where the parser stopped.
+    fn invalid_yaml(&self, e: &ScanError) -> Diagnostic {
+        let m = e.marker();
+        let at = self.offset(m.line(), m.col());
+        let end = self.char_end(at);
+        Diagnostic::error(format!("invalid YAML: {}", e.info()))
+            .at(Loc::new(&self.file, at..end))
+            .help("check the indentation and quoting on this line")
+    }
+
+    /// Where the character at byte `at` ends (`at` itself at the end of the text).
+    fn char_end(&self, at: usize) -> usize {
+        self.text[at..]
+            .chars()
+            .next()
+            .map_or(at, |c| at + c.len_utf8())
     }
 
     pub fn loc(&self, node: &Node) -> Loc {
@@ -172,13 +191,16 @@ impl<'t> Src<'t> {
         let entries = self.map(node, what, diags);
         for (key, knode, _) in &entries {
             if !known.contains(key) {
-                let d = Diagnostic::warning(format!("unknown key `{key}` in {what} (ignored)"))
-                    .at(self.loc(knode))
-                    .help_opt(did_you_mean(key, known.iter().copied()));
-                diags.push(d);
+                diags.push(self.unknown_key(key, knode, what, known));
             }
         }
         entries
+    }
+
+    fn unknown_key(&self, key: &str, knode: &Node, what: &str, known: &[&str]) -> Diagnostic {
+        Diagnostic::warning(format!("unknown key `{key}` in {what} (ignored)"))
+            .at(self.loc(knode))
+            .help_opt(did_you_mean(key, known.iter().copied()))
     }
 
     pub fn seq<'n>(
@@ -268,37 +290,50 @@ fn kind_name(node: &Node) -> &'static str {
     match &node.data {
         YamlData::Mapping(_) => "a mapping",
         YamlData::Sequence(_) => "a list",
-        _ => match scalar(node) {
-            Some(Scalar::Null) => "nothing (null)",
-            Some(Scalar::Boolean(_)) => "a boolean",
-            Some(Scalar::Integer(_)) | Some(Scalar::FloatingPoint(_)) => "a number",
-            Some(Scalar::String(_)) => "a string",
-            None => "an unsupported value",
-        },
+        _ => scalar_kind_name(scalar(node)),
+    }
+}
+
+fn scalar_kind_name(s: Option<&Scalar>) -> &'static str {
+    match s {
+        Some(Scalar::Null) => "nothing (null)",
+        Some(Scalar::Boolean(_)) => "a boolean",
+        Some(Scalar::Integer(_)) | Some(Scalar::FloatingPoint(_)) => "a number",
+        Some(Scalar::String(_)) => "a string",
+        None => "an unsupported value",
     }
 }
 
 /// Any YAML node as JSON (config values, vars, test arguments).
 pub fn to_json(node: &Node) -> Json {
     match &node.data {
-        YamlData::Mapping(m) => Json::Object(
-            m.iter()
-                .map(|(k, v)| (scalar_text(k).unwrap_or_default(), to_json(v)))
-                .collect(),
-        ),
+        YamlData::Mapping(m) => mapping_json(m),
         YamlData::Sequence(items) => Json::Array(items.iter().map(to_json).collect()),
         YamlData::Tagged(_, inner) => to_json(inner),
-        YamlData::Value(s) => match s {
-            Scalar::Null => Json::Null,
-            Scalar::Boolean(b) => Json::Bool(*b),
-            Scalar::Integer(i) => Json::from(*i),
-            Scalar::FloatingPoint(f) => {
-                serde_json::Number::from_f64(f.0).map_or(Json::Null, Json::Number)
-            }
-            Scalar::String(s) => Json::String(s.to_string()),
-        },
+        YamlData::Value(s) => scalar_json(s),
         YamlData::Representation(raw, _, _) => Json::String(raw.to_string()),
         _ => Json::Null,
+    }
+}
+
+/// A mapping as a JSON object, its keys as text.
+fn mapping_json(m: &saphyr::AnnotatedMapping<Node<'_>>) -> Json {
+    Json::Object(
+        m.iter()
+            .map(|(k, v)| (scalar_text(k).unwrap_or_default(), to_json(v)))
+            .collect(),
+    )
+}
+
+fn scalar_json(s: &Scalar) -> Json {
+    match s {
+        Scalar::Null => Json::Null,
+        Scalar::Boolean(b) => Json::Bool(*b),
+        Scalar::Integer(i) => Json::from(*i),
+        Scalar::FloatingPoint(f) => {
+            serde_json::Number::from_f64(f.0).map_or(Json::Null, Json::Number)
+        }
+        Scalar::String(s) => Json::String(s.to_string()),
     }
 }
 

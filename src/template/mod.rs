@@ -57,17 +57,7 @@ pub struct Templates<'p> {
 
 /// Templates of model texts living for `'s` can be rendered with the result.
 pub fn environment<'s>(project: &Project, diags: &mut Diagnostics) -> Templates<'s> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    // SQL is never escaped (minijinja would JSON-escape templates named *.yml, as a YAML
-    // snapshot's is).
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    if let Ok(syntax) = SyntaxConfig::builder().keep_trailing_newline(true).build() {
-        env.set_syntax(syntax);
-    }
-    env.set_recursion_limit(200);
-    env.set_fuel(Some(MAX_STEPS));
-    env.set_debug(true);
+    let mut env = sql_environment();
     add_globals(&mut env, project);
     let mut t = Templates {
         env,
@@ -82,46 +72,81 @@ pub fn environment<'s>(project: &Project, diags: &mut Diagnostics) -> Templates<
     t
 }
 
+/// An environment set up for SQL: strict about undefined values, no escaping, trailing
+/// newlines kept, recursion and fuel bounded.
+fn sql_environment<'s>() -> Environment<'s> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // SQL is never escaped (minijinja would JSON-escape templates named *.yml, as a YAML
+    // snapshot's is).
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    if let Ok(syntax) = SyntaxConfig::builder().keep_trailing_newline(true).build() {
+        env.set_syntax(syntax);
+    }
+    env.set_recursion_limit(200);
+    env.set_fuel(Some(MAX_STEPS));
+    env.set_debug(true);
+    env
+}
+
 /// The name diagnostics give the built-in generic tests' template.
 pub const BUILTIN_TESTS_PATH: &str = "<xform built-in tests>";
 const BUILTIN_TESTS: &str = include_str!("generic_tests.sql");
 
 fn add_globals(env: &mut Environment<'_>, project: &Project) {
-    let vars = project.vars.clone();
+    add_var(env, project.vars.clone());
+    add_env_var(env, project.env.clone());
+    env.add_function("log", |_msg: Value, _info: Option<bool>| "");
+    add_compiler_error(env);
+    env.add_global("target", Value::from(Serde(&project.target)));
+    env.add_global("project_name", project.name.clone());
+}
+
+/// `var(name, default)`: a project var, `--vars` included.
+fn add_var(env: &mut Environment<'_>, vars: serde_json::Map<String, serde_json::Value>) {
     env.add_function("var", move |name: String, default: Option<Value>| {
         vars.get(&name)
             .map(|v| Value::from(Serde(v)))
             .or(default)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("var('{name}') is not defined"),
-                )
-            })
+            .ok_or_else(|| var_not_defined(&name))
     });
-    let os_env = project.env.clone();
+}
+
+fn var_not_defined(name: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!("var('{name}') is not defined"),
+    )
+}
+
+fn add_env_var(env: &mut Environment<'_>, os_env: Arc<BTreeMap<String, String>>) {
     env.add_function("env_var", move |name: String, default: Option<String>| {
-        os_env.get(&name).cloned().or(default).ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidOperation,
-                format!(
-                    "env_var('{name}'): the environment variable is not set and no default is given"
-                ),
-            )
-        })
+        os_env
+            .get(&name)
+            .cloned()
+            .or(default)
+            .ok_or_else(|| env_var_not_set(&name))
     });
-    env.add_function("log", |_msg: Value, _info: Option<bool>| "");
-    env.add_function(
-        "raise_compiler_error",
-        |msg: String| -> Result<String, Error> {
-            Err(Error::new(ErrorKind::InvalidOperation, msg))
-        },
+}
+
+fn env_var_not_set(name: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!("env_var('{name}'): the environment variable is not set and no default is given"),
+    )
+}
+
+/// `raise_compiler_error(msg)` and dbt's `exceptions.raise_compiler_error(msg)`.
+fn add_compiler_error(env: &mut Environment<'_>) {
+    env.add_function("raise_compiler_error", raise_compiler_error);
+    env.add_global(
+        "exceptions",
+        context! { raise_compiler_error => Value::from_function(raise_compiler_error) },
     );
-    env.add_global("exceptions", context! { raise_compiler_error => Value::from_function(|msg: String| -> Result<String, Error> {
-        Err(Error::new(ErrorKind::InvalidOperation, msg))
-    })});
-    env.add_global("target", Value::from(Serde(&project.target)));
-    env.add_global("project_name", project.name.clone());
+}
+
+fn raise_compiler_error(msg: String) -> Result<String, Error> {
+    Err(Error::new(ErrorKind::InvalidOperation, msg))
 }
 
 /// Adds a macro file's definitions; `builtin` ones give way to a project's own of that name.
@@ -142,46 +167,55 @@ fn add_macro_file(
         return;
     }
     for def in scan::definitions(text) {
-        let name = if def.is_test {
-            format!("test_{}", def.name)
-        } else {
-            def.name.clone()
-        };
-        let at = Loc::new(path, def.span.clone());
-        if RESERVED.contains(&def.name.as_str()) {
-            diags.push(
-                Diagnostic::error(format!(
-                    "a macro cannot be named `{}`: it is built in",
-                    def.name
-                ))
-                .at(at),
-            );
-            continue;
-        }
-        if let Some(first) = t.macros.get(&name) {
-            if builtin {
-                continue;
-            }
-            diags.push(
-                Diagnostic::error(format!("macro `{name}` is defined twice"))
-                    .at(at)
-                    .related(Loc::new(first, 0..0), "also defined in this file")
-                    .help("macro names are global to the project: rename one"),
-            );
-            continue;
-        }
-        if def.is_test {
-            t.generic_tests.insert(def.name.clone());
-        }
-        t.macros.insert(name.clone(), path.clone());
-        t.env.add_global(
-            name.clone(),
-            Value::from_object(MacroFn {
-                file: path.to_string(),
-                name,
-            }),
-        );
+        add_definition(t, path, &def, builtin, diags);
     }
+}
+
+/// Exposes one `{% macro %}` or `{% test %}` definition as a global function, unless its name
+/// is built in or taken.
+fn add_definition(
+    t: &mut Templates<'_>,
+    path: &Arc<str>,
+    def: &scan::Definition,
+    builtin: bool,
+    diags: &mut Diagnostics,
+) {
+    let name = if def.is_test {
+        format!("test_{}", def.name)
+    } else {
+        def.name.clone()
+    };
+    let at = Loc::new(path, def.span.clone());
+    if RESERVED.contains(&def.name.as_str()) {
+        diags.push(
+            Diagnostic::error(format!(
+                "a macro cannot be named `{}`: it is built in",
+                def.name
+            ))
+            .at(at),
+        );
+        return;
+    }
+    if let Some(first) = t.macros.get(&name) {
+        if !builtin {
+            diags.push(defined_twice(&name, at, first));
+        }
+        return;
+    }
+    if def.is_test {
+        t.generic_tests.insert(def.name.clone());
+    }
+    t.macros.insert(name.clone(), path.clone());
+    let file = path.to_string();
+    t.env
+        .add_global(name.clone(), Value::from_object(MacroFn { file, name }));
+}
+
+fn defined_twice(name: &str, at: Loc, first: &Arc<str>) -> Diagnostic {
+    Diagnostic::error(format!("macro `{name}` is defined twice"))
+        .at(at)
+        .related(Loc::new(first, 0..0), "also defined in this file")
+        .help("macro names are global to the project: rename one")
 }
 
 /// The global callable behind a macro; it takes any arguments, keyword ones included.
@@ -208,36 +242,9 @@ fn call_macro(state: &State, file: &str, name: &str, args: &[Value]) -> Result<V
         .and_then(|r| r.downcast_object::<RefFn>())
         .map(|r| r.0.clone());
     if let Some(scope) = &scope {
-        let mut log = scope.log();
-        log.macro_depth += 1;
-        if file != BUILTIN_TESTS_PATH {
-            log.macros.insert(name.to_string());
-        }
-        if log.macro_depth > MAX_MACRO_DEPTH {
-            log.help = Some("a macro keeps calling itself (directly or through others): add a stopping condition".into());
-            return Err(Error::new(
-                ErrorKind::InvalidOperation,
-                format!("macro `{name}` nested more than {MAX_MACRO_DEPTH} calls deep"),
-            ));
-        }
+        enter_macro(scope, file, name)?;
     }
-    let ctx = context! {
-        ref => state.lookup("ref"),
-        source => state.lookup("source"),
-        config => state.lookup("config"),
-        this => state.lookup("this"),
-        model => state.lookup("model"),
-        is_incremental => state.lookup("is_incremental"),
-    };
-    let result = state.env().get_template(file).and_then(|tmpl| {
-        let mut captured = tmpl.render_captured(ctx)?;
-        let out = captured.with_state_mut(|s| s.call_macro(name, args));
-        // The macro ran in a render of its own, with fuel of its own: the caller pays for it,
-        // so a loop of macro calls stops like any other loop.
-        let used = captured.with_state_mut(|s| s.fuel_levels().map_or(0, |(used, _)| used));
-        state.consume_fuel(used)?;
-        out
-    });
+    let result = run_macro(state, file, name, args);
     if let Some(scope) = &scope {
         scope.log().macro_depth -= 1;
     }
@@ -248,6 +255,49 @@ fn call_macro(state: &State, file: &str, name: &str, args: &[Value]) -> Result<V
         ),
         Err(e) => Err(e),
     }
+}
+
+/// Records a call of macro `name` in the render's log; an error past [`MAX_MACRO_DEPTH`]
+/// nested calls.
+fn enter_macro(scope: &RenderScope, file: &str, name: &str) -> Result<(), Error> {
+    let mut log = scope.log();
+    log.macro_depth += 1;
+    if file != BUILTIN_TESTS_PATH {
+        log.macros.insert(name.to_string());
+    }
+    if log.macro_depth > MAX_MACRO_DEPTH {
+        log.help = Some(
+            "a macro keeps calling itself (directly or through others): add a stopping condition"
+                .into(),
+        );
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("macro `{name}` nested more than {MAX_MACRO_DEPTH} calls deep"),
+        ));
+    }
+    Ok(())
+}
+
+/// Renders the macro's file with the caller's `ref`, `source`, `config`, `this`, `model` and
+/// `is_incremental`, and calls the macro in it.
+fn run_macro(state: &State, file: &str, name: &str, args: &[Value]) -> Result<String, Error> {
+    let ctx = context! {
+        ref => state.lookup("ref"),
+        source => state.lookup("source"),
+        config => state.lookup("config"),
+        this => state.lookup("this"),
+        model => state.lookup("model"),
+        is_incremental => state.lookup("is_incremental"),
+    };
+    state.env().get_template(file).and_then(|tmpl| {
+        let mut captured = tmpl.render_captured(ctx)?;
+        let out = captured.with_state_mut(|s| s.call_macro(name, args));
+        // The macro ran in a render of its own, with fuel of its own: the caller pays for it,
+        // so a loop of macro calls stops like any other loop.
+        let used = captured.with_state_mut(|s| s.fuel_levels().map_or(0, |(used, _)| used));
+        state.consume_fuel(used)?;
+        out
+    })
 }
 
 /// The output of one render: SQL with relation placeholders, and what the render recorded.
@@ -272,14 +322,7 @@ pub fn render<'s>(
         base_config: node.config.clone(),
         log: Mutex::new(RenderLog::default()),
     });
-    let ctx = context! {
-        ref => Value::from_object(RefFn(scope.clone())),
-        source => Value::from_object(SourceFn(scope.clone())),
-        config => Value::from_object(ConfigFn(scope.clone())),
-        this => scope.relation(idx),
-        model => context! { name => node.name.clone(), unique_id => node.unique_id.clone(), path => node.path.to_string() },
-        is_incremental => Value::from_function(move || incremental),
-    };
+    let ctx = render_context(&scope, (idx, node), incremental);
     jinja::check_length(path, text)?;
     let result = t
         .env
@@ -292,18 +335,27 @@ pub fn render<'s>(
     }
 }
 
+/// What a node's template sees: `ref`, `source`, `config` and `this` bound to its render,
+/// `model`, and `is_incremental()`.
+fn render_context(
+    scope: &Arc<RenderScope>,
+    (idx, node): (usize, &Node),
+    incremental: bool,
+) -> Value {
+    context! {
+        ref => Value::from_object(RefFn(scope.clone())),
+        source => Value::from_object(SourceFn(scope.clone())),
+        config => Value::from_object(ConfigFn(scope.clone())),
+        this => scope.relation(idx),
+        model => context! { name => node.name.clone(), unique_id => node.unique_id.clone(), path => node.path.to_string() },
+        is_incremental => Value::from_function(move || incremental),
+    }
+}
+
 /// A minijinja error as a diagnostic at the innermost failing line, with each enclosing
 /// macro call as a related location.
 fn jinja_diagnostic(e: &Error, help: Option<String>, t: Option<&Templates>) -> Diagnostic {
-    let mut frames: Vec<&Error> = vec![e];
-    let mut cur: &(dyn std::error::Error + 'static) = e;
-    while let Some(next) = cur.source() {
-        match next.downcast_ref::<Error>() {
-            Some(inner) => frames.push(inner),
-            None => break,
-        }
-        cur = next;
-    }
+    let frames = error_frames(e);
     let innermost = frames
         .iter()
         .rev()
@@ -322,6 +374,20 @@ fn jinja_diagnostic(e: &Error, help: Option<String>, t: Option<&Templates>) -> D
         }
     }
     d
+}
+
+/// `e` and the minijinja errors it wraps, outermost first.
+fn error_frames(e: &Error) -> Vec<&Error> {
+    let mut frames: Vec<&Error> = vec![e];
+    let mut cur: &(dyn std::error::Error + 'static) = e;
+    while let Some(next) = cur.source() {
+        match next.downcast_ref::<Error>() {
+            Some(inner) => frames.push(inner),
+            None => break,
+        }
+        cur = next;
+    }
+    frames
 }
 
 fn describe(e: &Error) -> String {

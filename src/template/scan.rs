@@ -14,27 +14,32 @@ pub struct Definition {
 
 /// Every `{% tag word ...` in `text`: (tag, the word after it, span of the word).
 fn tags(text: &str) -> impl Iterator<Item = (&str, &str, Range<usize>)> {
-    text.match_indices("{%").map(move |(at, _)| {
-        let rest = &text[at + 2..];
-        let rest_trim = rest.trim_start_matches(['-', '+']).trim_start();
-        let tag_start = at + 2 + (rest.len() - rest_trim.len());
-        let tag_len = rest_trim
-            .find(|c: char| !c.is_alphanumeric() && c != '_')
-            .unwrap_or(rest_trim.len());
-        let tag = &rest_trim[..tag_len];
-        let after = &rest_trim[tag_len..];
-        let word_off = after.len() - after.trim_start().len();
-        let word_start = tag_start + tag_len + word_off;
-        let word_text = &text[word_start..];
-        let word_len = word_text
-            .find(|c: char| !c.is_alphanumeric() && c != '_')
-            .unwrap_or(word_text.len());
-        (
-            tag,
-            &text[word_start..word_start + word_len],
-            word_start..word_start + word_len,
-        )
-    })
+    text.match_indices("{%")
+        .map(move |(at, _)| tag_at(text, at))
+}
+
+/// The tag of the `{%` at `at`, the word after it and the word's span.
+fn tag_at(text: &str, at: usize) -> (&str, &str, Range<usize>) {
+    let rest = &text[at + 2..];
+    let rest_trim = rest.trim_start_matches(['-', '+']).trim_start();
+    let tag_start = at + 2 + (rest.len() - rest_trim.len());
+    let tag_len = word_len(rest_trim);
+    let tag = &rest_trim[..tag_len];
+    let after = &rest_trim[tag_len..];
+    let word_off = after.len() - after.trim_start().len();
+    let word_start = tag_start + tag_len + word_off;
+    let word_len = word_len(&text[word_start..]);
+    (
+        tag,
+        &text[word_start..word_start + word_len],
+        word_start..word_start + word_len,
+    )
+}
+
+/// The length of the identifier `text` starts with.
+fn word_len(text: &str) -> usize {
+    text.find(|c: char| !c.is_alphanumeric() && c != '_')
+        .unwrap_or(text.len())
 }
 
 pub fn definitions(text: &str) -> Vec<Definition> {
@@ -53,6 +58,15 @@ pub fn rewrite_tests(text: &str) -> Cow<'_, str> {
     if !text.contains("test") {
         return Cow::Borrowed(text);
     }
+    let edits = test_tag_edits(text);
+    if edits.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(apply_edits(text, edits))
+}
+
+/// Where each `test` and `endtest` tag name is, and what replaces it.
+fn test_tag_edits(text: &str) -> Vec<(Range<usize>, &'static str)> {
     let mut edits: Vec<(Range<usize>, &str)> = Vec::new();
     for (tag, _, span) in tags(text) {
         let tag_span = |len: usize| {
@@ -65,9 +79,10 @@ pub fn rewrite_tests(text: &str) -> Cow<'_, str> {
             _ => {}
         }
     }
-    if edits.is_empty() {
-        return Cow::Borrowed(text);
-    }
+    edits
+}
+
+fn apply_edits(text: &str, edits: Vec<(Range<usize>, &str)>) -> String {
     let mut out = String::with_capacity(text.len() + edits.len() * 8);
     let mut last = 0;
     for (range, with) in edits {
@@ -83,7 +98,7 @@ pub fn rewrite_tests(text: &str) -> Cow<'_, str> {
         }
     }
     out.push_str(&text[last..]);
-    Cow::Owned(out)
+    out
 }
 
 /// Where `func('name'` is written in `text` (any quote, spaces allowed), or the first

@@ -58,44 +58,30 @@ pub fn spec(n: &Node) -> Result<Option<Freshness>, Diagnostic> {
     let Some(f) = n.config.get("freshness").filter(|f| !f.is_null()) else {
         return Ok(None);
     };
-    let at = || n.config.at("freshness").cloned().or_else(|| n.at.clone());
-    let bad = |m: String| {
-        Diagnostic::error(format!("source `{}`: {m}", n.name))
-            .at_opt(at())
-            .help("e.g. freshness: {warn_after: {count: 12, period: hour}, error_after: {count: 1, period: day}}")
-    };
     let Some(map) = f.as_object() else {
-        return Err(bad(format!("`freshness` must be a mapping, found {f}")));
+        return Err(bad_freshness(
+            n,
+            format!("`freshness` must be a mapping, found {f}"),
+        ));
     };
-    let after = |key: &str| -> Result<Option<f64>, Diagnostic> {
-        let Some(v) = map.get(key).filter(|v| !v.is_null()) else {
-            return Ok(None);
-        };
-        let count = v.get("count").and_then(Json::as_f64);
-        let period = v.get("period").and_then(Json::as_str);
-        let unit = match period {
-            Some("minute") => 60.0,
-            Some("hour") => 3600.0,
-            Some("day") => 86400.0,
-            _ => {
-                return Err(bad(format!(
-                    "`{key}` needs a `count` and a `period` of minute, hour or day, found {v}"
-                )));
-            }
-        };
-        match count {
-            Some(c) if c > 0.0 => Ok(Some(c * unit)),
-            _ => Err(bad(format!(
-                "`{key}.count` must be a positive number, found {v}"
-            ))),
-        }
-    };
-    let (warn_after, error_after) = (after("warn_after")?, after("error_after")?);
+    declared_freshness(n, map)
+}
+
+/// The freshness a `freshness:` mapping declares; None when it sets neither limit.
+fn declared_freshness(
+    n: &Node,
+    map: &serde_json::Map<String, Json>,
+) -> Result<Option<Freshness>, Diagnostic> {
+    let (warn_after, error_after) = (
+        after_seconds(n, map, "warn_after")?,
+        after_seconds(n, map, "error_after")?,
+    );
     if warn_after.is_none() && error_after.is_none() {
         return Ok(None);
     }
     let Some(loaded_at_field) = n.config.str("loaded_at_field") else {
-        return Err(bad(
+        return Err(bad_freshness(
+            n,
             "`freshness` needs a `loaded_at_field`: the column (or expression) saying when a row was loaded"
                 .into(),
         ));
@@ -106,6 +92,48 @@ pub fn spec(n: &Node) -> Result<Option<Freshness>, Diagnostic> {
         error_after,
         filter: map.get("filter").and_then(Json::as_str).map(str::to_string),
     }))
+}
+
+/// A mistake in a source's `freshness`, pointing at it (or else at the source).
+fn bad_freshness(n: &Node, m: String) -> Diagnostic {
+    let at = n.config.at("freshness").cloned().or_else(|| n.at.clone());
+    Diagnostic::error(format!("source `{}`: {m}", n.name))
+        .at_opt(at)
+        .help("e.g. freshness: {warn_after: {count: 12, period: hour}, error_after: {count: 1, period: day}}")
+}
+
+/// `warn_after` or `error_after` (`{count, period}`) in seconds; None when not set.
+fn after_seconds(
+    n: &Node,
+    map: &serde_json::Map<String, Json>,
+    key: &str,
+) -> Result<Option<f64>, Diagnostic> {
+    let Some(v) = map.get(key).filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let count = v.get("count").and_then(Json::as_f64);
+    let Some(unit) = period_seconds(v.get("period").and_then(Json::as_str)) else {
+        return Err(bad_freshness(
+            n,
+            format!("`{key}` needs a `count` and a `period` of minute, hour or day, found {v}"),
+        ));
+    };
+    match count {
+        Some(c) if c > 0.0 => Ok(Some(c * unit)),
+        _ => Err(bad_freshness(
+            n,
+            format!("`{key}.count` must be a positive number, found {v}"),
+        )),
+    }
+}
+
+fn period_seconds(period: Option<&str>) -> Option<f64> {
+    match period {
+        Some("minute") => Some(60.0),
+        Some("hour") => Some(3600.0),
+        Some("day") => Some(86400.0),
+        _ => None,
+    }
 }
 
 /// Checks one source table at `now` (seconds since the Unix epoch).
@@ -133,14 +161,7 @@ pub fn check(
         ),
         Ok(Some(t)) => {
             let age = now - t;
-            let status = if spec.error_after.is_some_and(|e| age > e) {
-                FreshnessStatus::Error
-            } else if spec.warn_after.is_some_and(|w| age > w) {
-                FreshnessStatus::Warn
-            } else {
-                FreshnessStatus::Pass
-            };
-            (status, Some(t), Some(age), None)
+            (status_at_age(&spec, age), Some(t), Some(age), None)
         }
     };
     FreshnessResult {
@@ -150,6 +171,17 @@ pub fn check(
         age,
         spec,
         message,
+    }
+}
+
+/// Error past `error_after`, else warn past `warn_after`, else pass.
+fn status_at_age(spec: &Freshness, age: f64) -> FreshnessStatus {
+    if spec.error_after.is_some_and(|e| age > e) {
+        FreshnessStatus::Error
+    } else if spec.warn_after.is_some_and(|w| age > w) {
+        FreshnessStatus::Warn
+    } else {
+        FreshnessStatus::Pass
     }
 }
 
