@@ -16,8 +16,8 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 
 use crate::compile::Compiled;
-use crate::project::{NodeKind, Project};
 use crate::graph::select::Modified;
+use crate::project::{NodeKind, Project};
 use crate::sql::Relation;
 
 pub const MANIFEST: &str = "manifest.json";
@@ -212,7 +212,10 @@ impl Changes {
             contract: c.contract,
             macros: !c.macros.is_empty(),
         };
-        self.nodes.iter().map(|c| c.as_ref().map(modified)).collect()
+        self.nodes
+            .iter()
+            .map(|c| c.as_ref().map(modified))
+            .collect()
     }
 }
 
@@ -226,7 +229,10 @@ pub fn defer(c: &mut Compiled, state: &State) {
         .enumerate()
         .filter(|&(i, n)| {
             !selected.contains(&i)
-                && matches!(n.kind, NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot)
+                && matches!(
+                    n.kind,
+                    NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
+                )
                 && c.relations[i].is_some()
         })
         .filter_map(|(i, n)| {
@@ -351,7 +357,10 @@ fn same_sql(c: &Compiled, state: &State, i: usize, new: Option<&str>, was: Optio
 
 /// The neutral name written for a node's relation.
 fn neutral_name(c: &Compiled, name: &str) -> String {
-    c.project.target.dialect().relation(&Relation::new("__ref__", name))
+    c.project
+        .target
+        .dialect()
+        .relation(&Relation::new("__ref__", name))
 }
 
 /// Node `i`'s SQL with the relations of what it reads (and its own, for `{{ this }}`)
@@ -444,10 +453,7 @@ pub fn sql_before_after(c: &Compiled, state: &State, i: usize) -> Option<(String
         .filter_map(|p| {
             let r = c.relations[p].as_ref()?;
             let old = state.nodes.get(&c.nodes()[p].unique_id)?;
-            Some((
-                dialect.relation(r),
-                old.relation_name.clone()?,
-            ))
+            Some((dialect.relation(r), old.relation_name.clone()?))
         })
         .collect();
     Some((

@@ -17,8 +17,8 @@ use serde_json::Value as Json;
 
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::project::Target;
-pub use crate::sql::Relation;
 use crate::sql::Kind;
+pub use crate::sql::Relation;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -348,7 +348,11 @@ impl Connection {
 
 /// A setting of a target that is not one of its adapter's: a warning at its line.
 fn unknown_settings(target: &Target, known: &[&str], diags: &mut Diagnostics) {
-    for key in target.settings.keys().filter(|k| !known.contains(&k.as_str())) {
+    for key in target
+        .settings
+        .keys()
+        .filter(|k| !known.contains(&k.as_str()))
+    {
         diags.push(
             Diagnostic::warning(format!(
                 "target `{}`: `{key}` is not a setting of {} targets; it is ignored",
@@ -356,7 +360,11 @@ fn unknown_settings(target: &Target, known: &[&str], diags: &mut Diagnostics) {
                 target.kind.name()
             ))
             .at_opt(target.at(key))
-            .help(format!("{} targets read: {}", target.kind.name(), known.join(", "))),
+            .help(format!(
+                "{} targets read: {}",
+                target.kind.name(),
+                known.join(", ")
+            )),
         );
     }
 }
@@ -368,8 +376,11 @@ fn text_setting(target: &Target, key: &str, diags: &mut Diagnostics) -> Option<S
         Json::Number(n) => Some(n.to_string()),
         other => {
             diags.push(
-                Diagnostic::error(format!("target `{}`: `{key}` must be text, found {other}", target.name))
-                    .at_opt(target.at(key)),
+                Diagnostic::error(format!(
+                    "target `{}`: `{key}` must be text, found {other}",
+                    target.name
+                ))
+                .at_opt(target.at(key)),
             );
             None
         }

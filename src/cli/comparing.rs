@@ -74,8 +74,12 @@ pub fn cmd_compare(g: &Global, a: &CompareArgs) -> ExitStatus {
         columns: a.columns.clone(),
         limit: a.limit,
     };
-    let report = match compare::compare(session.as_mut(), c.project.target.dialect(), (a_side, b), &opts)
-    {
+    let report = match compare::compare(
+        session.as_mut(),
+        c.project.target.dialect(),
+        (a_side, b),
+        &opts,
+    ) {
         Ok(r) => r,
         Err(e) => {
             errln!("error: cannot compare {} with {}: {e}", a.a, a.b);
@@ -137,7 +141,13 @@ fn side(g: &Global, c: &Compiled, session: &mut dyn Session, rel: &str) -> Resul
                 let alias = format!("xform_{t}");
                 let attach = dialect
                     .attach(&path.to_string_lossy(), &alias)
-                    .ok_or_else(|| format!("{} cannot read target `{t}` beside `{}`", kind.name(), c.project.target.name))?;
+                    .ok_or_else(|| {
+                        format!(
+                            "{} cannot read target `{t}` beside `{}`",
+                            kind.name(),
+                            c.project.target.name
+                        )
+                    })?;
                 session
                     .execute(&attach)
                     .map_err(|e| format!("cannot attach target `{t}`: {e}"))?;

@@ -36,7 +36,9 @@ pub fn cmd_diff(g: &Global, select: &Select, format: DiffFormat) -> ExitStatus {
         );
         return ExitStatus::Invalid;
     }
-    let Loaded { c, state, changes, .. } = match load_and_compile(g, select, None) {
+    let Loaded {
+        c, state, changes, ..
+    } = match load_and_compile(g, select, None) {
         Ok(ok) => ok,
         Err(code) => return code,
     };

@@ -209,7 +209,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitStatus::Invalid } else { ExitStatus::Success };
+            return if e.use_stderr() {
+                ExitStatus::Invalid
+            } else {
+                ExitStatus::Success
+            };
         }
     };
     // Recorded in run_results.json for `xform retry`; a path that is not UTF-8 is kept lossily
@@ -307,7 +311,11 @@ pub(super) struct Loaded {
 
 /// Loads, compiles, compares with `--state`, selects, defers and checks the SQL; on failure
 /// prints the diagnostics and returns the exit code.
-fn load_and_compile(g: &Global, select: &Select, inline: Option<&str>) -> Result<Loaded, ExitStatus> {
+fn load_and_compile(
+    g: &Global,
+    select: &Select,
+    inline: Option<&str>,
+) -> Result<Loaded, ExitStatus> {
     let state = match &select.state {
         Some(dir) => Some(Arc::new(State::load(&state_dir(g, dir)).map_err(|e| {
             errln!("error: --state: {e}");
@@ -317,18 +325,24 @@ fn load_and_compile(g: &Global, select: &Select, inline: Option<&str>) -> Result
     };
     let mut files = Files::default();
     let mut diags = Diagnostics::default();
-    let loaded = load(&g.project_dir, &load_options(g), &mut files, &mut diags).and_then(|mut p| {
-        if let Some(text) = inline {
-            p.add_inline(text, &mut files);
-        }
-        Connection::new(&p.target, &p.root, &mut diags)?;
-        let opts = CompileOptions {
-            repointable: select.defer,
-        };
-        let c = compile(p, &opts, &mut diags)?;
-        let known_clean = artifacts::read_sql_cache(&g.project_dir);
-        after_compile(c, (select, state.clone()), (&known_clean, &mut files), &mut diags)
-    });
+    let loaded =
+        load(&g.project_dir, &load_options(g), &mut files, &mut diags).and_then(|mut p| {
+            if let Some(text) = inline {
+                p.add_inline(text, &mut files);
+            }
+            Connection::new(&p.target, &p.root, &mut diags)?;
+            let opts = CompileOptions {
+                repointable: select.defer,
+            };
+            let c = compile(p, &opts, &mut diags)?;
+            let known_clean = artifacts::read_sql_cache(&g.project_dir);
+            after_compile(
+                c,
+                (select, state.clone()),
+                (&known_clean, &mut files),
+                &mut diags,
+            )
+        });
     let failed = diags.has_errors() || loaded.is_none();
     report(g.log_format, diags, &files);
     match loaded {
@@ -368,7 +382,12 @@ fn after_compile(
 }
 
 /// The nodes `--select`/`--exclude` pick (every node when there is no `--select`).
-fn select_nodes(c: &Compiled, s: &Select, facts: &Facts, diags: &mut Diagnostics) -> Option<Vec<usize>> {
+fn select_nodes(
+    c: &Compiled,
+    s: &Select,
+    facts: &Facts,
+    diags: &mut Diagnostics,
+) -> Option<Vec<usize>> {
     let specs = Selection::parse(&s.select).and_then(|a| Ok((a, Selection::parse(&s.exclude)?)));
     let picked = specs.and_then(|(sel, exc)| select(&c.graph, c.nodes(), (&sel, &exc), facts));
     match picked {

@@ -5,10 +5,11 @@ use std::sync::{Mutex, Once, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use super::output::{Printer, rows_table};
-use super::{ExitStatus, 
-    Global, Loaded, LogFormat, Select, load_and_compile, load_options, report, write_compile_artifacts,
-};
 use super::warehouse::{connection, describe, open_session, open_warehouse};
+use super::{
+    ExitStatus, Global, Loaded, LogFormat, Select, load_and_compile, load_options, report,
+    write_compile_artifacts,
+};
 use crate::artifacts::{self, RunInfo};
 use crate::compile::Compiled;
 use crate::diagnostics::{Diagnostics, Files, did_you_mean};
@@ -91,7 +92,9 @@ impl Verb {
 /// Runs `verb`; `argv` is the command line recorded in run_results.json for `xform retry`.
 pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> ExitStatus {
     let (clock, started_at) = (Instant::now(), SystemTime::now());
-    let Loaded { c, files, state, .. } = match load_and_compile(g, &a.select, None) {
+    let Loaded {
+        c, files, state, ..
+    } = match load_and_compile(g, &a.select, None) {
         Ok(ok) => ok,
         Err(code) => return code,
     };
@@ -267,7 +270,11 @@ pub fn cmd_freshness(g: &Global, select: &Select) -> ExitStatus {
     if let Err(e) = artifacts::write_json(&g.project_dir, "sources.json", &doc) {
         errln!("warning: cannot write target/sources.json: {e}");
     }
-    if errors > 0 { ExitStatus::Failed } else { ExitStatus::Success }
+    if errors > 0 {
+        ExitStatus::Failed
+    } else {
+        ExitStatus::Success
+    }
 }
 
 /// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
@@ -317,7 +324,11 @@ fn plan(
     }
     let failed = diags.has_errors();
     report(format, diags, files);
-    if failed { Err(ExitStatus::Invalid) } else { Ok(jobs) }
+    if failed {
+        Err(ExitStatus::Invalid)
+    } else {
+        Ok(jobs)
+    }
 }
 
 /// The materialization settings of the selected nodes (incremental strategies, snapshots,
@@ -342,7 +353,11 @@ pub fn check_settings(c: &Compiled, format: LogFormat, files: &Files) -> Result<
     }
     let failed = diags.has_errors();
     report(format, diags, files);
-    if failed { Err(ExitStatus::Invalid) } else { Ok(()) }
+    if failed {
+        Err(ExitStatus::Invalid)
+    } else {
+        Ok(())
+    }
 }
 
 /// The run a Ctrl-C stops. A second Ctrl-C, or one outside a run, ends the process at once

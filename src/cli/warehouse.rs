@@ -43,4 +43,3 @@ pub(super) fn describe(p: &Project, w: &dyn Warehouse) -> String {
     let version = w.version().unwrap_or_else(|_| t.kind.name().to_string());
     format!("target {} ({place}, {version})", t.name)
 }
-

@@ -89,7 +89,9 @@ fn substitute(sql: String, names: &Names) -> String {
             Some((_, r)) if r.external.is_some() => {
                 out.push_str(r.external.as_deref().unwrap_or(""))
             }
-            Some((_, r)) => out.push_str(&names.dialect.relation_name(None, &r.schema, &r.identifier)),
+            Some((_, r)) => {
+                out.push_str(&names.dialect.relation_name(None, &r.schema, &r.identifier))
+            }
             None => out.push_str(&after[..close]),
         }
         rest = &after[close + 1..];

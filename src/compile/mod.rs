@@ -15,12 +15,12 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::sql::Relation;
 use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc, did_you_mean};
 use crate::graph::Graph;
 use crate::project::config::{MODEL_MATERIALIZATIONS, NOT_APPLIED_KEYS};
 use crate::project::{DepRef, External, Node, NodeKind, Project};
 use crate::sql::Dialect;
+use crate::sql::Relation;
 use crate::template::{self, Names, RelName, RenderLog, Rendered, Templates, scan};
 use std::collections::HashSet;
 
@@ -78,7 +78,12 @@ impl Compiled {
         if let Some(e) = self.nodes()[i].external() {
             return files_reader(&e, self.project.target.dialect());
         }
-        Some(self.project.target.dialect().relation(self.relations[i].as_ref()?))
+        Some(
+            self.project
+                .target
+                .dialect()
+                .relation(self.relations[i].as_ref()?),
+        )
     }
 
     /// Where node `i`'s compiled SQL is written, if it has SQL.
@@ -119,8 +124,13 @@ impl Compiled {
             });
         }
         let renders = |sql: Vec<Option<String>>| -> Renders {
-            let rendered = |sql| Rendered { sql, log: RenderLog::default() };
-            sql.into_iter().map(|s| s.map(|sql| Ok(rendered(sql)))).collect()
+            let rendered = |sql| Rendered {
+                sql,
+                log: RenderLog::default(),
+            };
+            sql.into_iter()
+                .map(|s| s.map(|sql| Ok(rendered(sql))))
+                .collect()
         };
         let names = &self.names;
         self.sql = ephemeral::finish(&self.project, &self.graph, names, renders(base), None);
@@ -134,7 +144,11 @@ impl Compiled {
 
 /// Renders every node, applies its `config()`, builds the graph and resolves each node's
 /// final SQL. Nothing here reads another run or the warehouse.
-pub fn compile(mut project: Project, opts: &CompileOptions, diags: &mut Diagnostics) -> Option<Compiled> {
+pub fn compile(
+    mut project: Project,
+    opts: &CompileOptions,
+    diags: &mut Diagnostics,
+) -> Option<Compiled> {
     let sources: Vec<Option<(Arc<str>, Arc<str>)>> = project
         .nodes
         .iter()
@@ -149,7 +163,14 @@ pub fn compile(mut project: Project, opts: &CompileOptions, diags: &mut Diagnost
     let graph = graph(&project.nodes, [&rendered, &incremental], &names, diags)?;
     let mut renders = [rendered, incremental];
     for (r, is_incremental) in renders.iter_mut().zip([false, true]) {
-        rerender_late_bound(&templates, &names, (&project.nodes, &sources), r, is_incremental, diags);
+        rerender_late_bound(
+            &templates,
+            &names,
+            (&project.nodes, &sources),
+            r,
+            is_incremental,
+            diags,
+        );
     }
     drop(templates);
     let [rendered, incremental] = renders;
@@ -226,7 +247,12 @@ fn warn_not_applied(nodes: &[Node], diags: &mut Diagnostics) {
 }
 
 /// The dependency graph of what each render referenced; a cycle is an error naming it.
-fn graph(nodes: &[Node], renders: [&Renders; 2], names: &Names, diags: &mut Diagnostics) -> Option<Graph> {
+fn graph(
+    nodes: &[Node],
+    renders: [&Renders; 2],
+    names: &Names,
+    diags: &mut Diagnostics,
+) -> Option<Graph> {
     let edges = edges(nodes, renders, names, diags);
     Graph::new(nodes.len(), edges)
         .map_err(|cycle| diags.push(cycle_diagnostic(nodes, &cycle)))
@@ -241,7 +267,12 @@ fn checksums(sql: &[Option<String>]) -> Vec<Option<String>> {
 
 /// Checks the compiled SQL of the selected nodes with sqlparser (skipping SQL whose key is in
 /// `known_clean`); findings point at the compiled files, which join `files`.
-pub fn check(c: &mut Compiled, known_clean: &HashSet<String>, files: &mut Files, diags: &mut Diagnostics) {
+pub fn check(
+    c: &mut Compiled,
+    known_clean: &HashSet<String>,
+    files: &mut Files,
+    diags: &mut Diagnostics,
+) {
     let mut selected = vec![false; c.nodes().len()];
     c.selected.iter().for_each(|&i| selected[i] = true);
     c.sql_clean = check::check_sql(

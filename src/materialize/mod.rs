@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use jiff::civil::DateTime;
 
-use crate::adapter::{Staged, 
-    Build, DbError, DbResult, Increment, RelKind, Relation, Session, SnapshotSpec,
+use crate::adapter::{
+    Build, DbError, DbResult, Increment, RelKind, Relation, Session, SnapshotSpec, Staged,
 };
 use crate::compile::Compiled;
 use crate::diagnostics::Diagnostic;
@@ -232,7 +232,12 @@ pub fn run(
     let (staged, audited) = match audit_staged(session, c, job, staged, &stage, log) {
         Ok(audited) => audited,
         Err(e) => {
-            return skip_tests(job, failure(job, e), tests, "skipped: its model did not build");
+            return skip_tests(
+                job,
+                failure(job, e),
+                tests,
+                "skipped: its model did not build",
+            );
         }
     };
     let built = publish_if_passed(session, c, job, staged, &audited, log);

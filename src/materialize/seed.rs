@@ -10,8 +10,8 @@ use serde_json::Value as Json;
 
 use crate::adapter::CsvSource;
 use crate::diagnostics::Diagnostic;
-use crate::project::Node;
 use crate::project;
+use crate::project::Node;
 
 #[derive(Clone, Debug)]
 pub struct SeedSpec {

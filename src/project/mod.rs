@@ -6,11 +6,11 @@
 pub mod config;
 mod discover;
 mod fixture;
-mod test_config;
 pub mod jinja;
 mod nodes;
 pub mod properties;
 pub mod settings;
+mod test_config;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -22,10 +22,10 @@ use serde_json::Value as Json;
 pub use config::Config;
 pub use discover::FileKind;
 pub use fixture::{Table, fixture_table};
-pub use test_config::{Severity, TestConfig, Threshold, Verdict, test_config};
 pub use nodes::{DepRef, External, Node, NodeKind, TestSpec, parse_relation_arg};
 pub use properties::{Column, Fixture, UnitTestProps};
 pub use settings::Target;
+pub use test_config::{Severity, TestConfig, Threshold, Verdict, test_config};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc};
 

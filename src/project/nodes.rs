@@ -464,7 +464,9 @@ fn yaml_snapshot_node(settings: &Settings, p: ResourceProps, relation: &str) -> 
         .resolve(project, std::slice::from_ref(&p.name));
     n.config.overlay(&p.config);
     n.fqn = vec![project.to_string(), p.name.clone()];
-    n.raw = Some(Arc::from(format!("select * from {{{{ {relation} }}}}\n")));
+    n.raw = Some(Arc::from(format!(
+        "{{{{ __xform_select_all({relation}) }}}}\n"
+    )));
     n.description = p.description;
     n.columns = p.columns;
     n.model_tests = p.tests;
@@ -710,10 +712,7 @@ fn generic_test_call(
 ) -> String {
     let mut model = relation_call(model);
     if let Some(cond) = filter {
-        model = format!(
-            "\"(select * from \" ~ {model} ~ \" where \" ~ {} ~ \") dbt_subquery\"",
-            Json::from(cond)
-        );
+        model = format!("__xform_filtered({model}, {})", Json::from(cond));
     }
     let mut call = format!("{{{{ test_{test}(model={model}");
     if let Some(c) = column {

@@ -7,8 +7,8 @@ use serde_json::Value as Json;
 
 use super::config::{Config, FolderConfig, is_known_key, known_keys, normalize_key};
 use super::yaml::{Node, Src, is_map, to_json};
-use crate::sql::{Dialect, Kind};
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
+use crate::sql::{Dialect, Kind};
 
 const TOP_KEYS: &[&str] = &[
     "name",
@@ -286,10 +286,14 @@ impl Target {
         diags: &mut Diagnostics,
     ) -> Option<Target> {
         let mut settings = rendered_fields(decl, render, diags);
-        let settings_at = decl.fields.iter().map(|(k, (_, l))| (k.clone(), l.clone())).collect();
+        let settings_at = decl
+            .fields
+            .iter()
+            .map(|(k, (_, l))| (k.clone(), l.clone()))
+            .collect();
         let kind = target_kind(name, decl, settings.remove("type"), diags)?;
-        let schema =
-            take_text(&mut settings, "schema").unwrap_or_else(|| kind.dialect().default_schema().into());
+        let schema = take_text(&mut settings, "schema")
+            .unwrap_or_else(|| kind.dialect().default_schema().into());
         let schema_prefix = take_text(&mut settings, "schema_prefix").unwrap_or_default();
         let threads = match settings.remove("threads") {
             Some(Json::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => n.as_u64()? as usize,
@@ -367,10 +371,7 @@ fn target_kind(
         diags.push(
             Diagnostic::error(format!("target `{name}` has unknown type `{t}`"))
                 .at_opt(at)
-                .help(format!(
-                    "supported types: {}",
-                    Kind::NAMES.join(", ")
-                )),
+                .help(format!("supported types: {}", Kind::NAMES.join(", "))),
         );
     }
     kind

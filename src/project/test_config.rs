@@ -3,8 +3,8 @@
 
 use serde_json::Value as Json;
 
-use crate::diagnostics::Diagnostic;
 use super::Node;
+use crate::diagnostics::Diagnostic;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {

@@ -8,7 +8,10 @@ use crate::artifacts;
 /// Each file of the new project: its path and text.
 const FILES: &[(&str, &str)] = &[
     ("project.yml", include_str!("project/project.yml")),
-    ("seeds/raw_orders.csv", include_str!("project/seeds/raw_orders.csv")),
+    (
+        "seeds/raw_orders.csv",
+        include_str!("project/seeds/raw_orders.csv"),
+    ),
     (
         "models/staging/stg_orders.sql",
         include_str!("project/models/staging/stg_orders.sql"),
@@ -17,7 +20,10 @@ const FILES: &[(&str, &str)] = &[
         "models/mart/daily_sales.sql",
         include_str!("project/models/mart/daily_sales.sql"),
     ),
-    ("models/schema.yml", include_str!("project/models/schema.yml")),
+    (
+        "models/schema.yml",
+        include_str!("project/models/schema.yml"),
+    ),
     (
         "tests/assert_no_negative_revenue.sql",
         include_str!("project/tests/assert_no_negative_revenue.sql"),

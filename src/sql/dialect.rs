@@ -85,8 +85,8 @@ pub struct Fixture<'a> {
 
 /// Numeric type names most warehouses share (`DECIMAL(12, 2)` matches `DECIMAL`).
 const NUMERIC: &[&str] = &[
-    "SMALLINT", "INTEGER", "INT", "BIGINT", "REAL", "FLOAT", "DOUBLE", "DECIMAL", "NUMERIC", "INT2",
-    "INT4", "INT8", "FLOAT4", "FLOAT8",
+    "SMALLINT", "INTEGER", "INT", "BIGINT", "REAL", "FLOAT", "DOUBLE", "DECIMAL", "NUMERIC",
+    "INT2", "INT4", "INT8", "FLOAT4", "FLOAT8",
 ];
 const TEXT: &[&str] = &["VARCHAR", "TEXT", "STRING", "CHAR", "BPCHAR"];
 const NESTED: &[&str] = &["STRUCT", "MAP", "ARRAY"];
@@ -127,7 +127,12 @@ pub trait Dialect: Send + Sync {
 
     /// A FROM item reading files (`parquet`, `csv`, `json`) at `location`, or None when the
     /// warehouse cannot read files itself.
-    fn read_files(&self, _format: &str, _location: &str, _hive_partitioned: bool) -> Option<String> {
+    fn read_files(
+        &self,
+        _format: &str,
+        _location: &str,
+        _hive_partitioned: bool,
+    ) -> Option<String> {
         None
     }
 
@@ -236,7 +241,13 @@ pub trait Dialect: Send + Sync {
     /// Rows of `a` and `b` matched on `key` (NULL-safe) that differ: `__xform_diff` is
     /// `only_a`, `only_b` or `changed`, then the key columns, then `a.<col>`, `b.<col>` for
     /// each of `columns`; or, `KeyDiff::Counts`, how many of each kind.
-    fn key_diff(&self, (a, b): (&str, &str), key: &[&str], columns: &[&str], want: KeyDiff) -> String {
+    fn key_diff(
+        &self,
+        (a, b): (&str, &str),
+        key: &[&str],
+        columns: &[&str],
+        want: KeyDiff,
+    ) -> String {
         let diff = self.full_key_diff((a, b), key, columns);
         let KeyDiff::Rows { limit } = want else {
             return format!("SELECT __xform_diff, count(*) FROM ({diff}) AS d GROUP BY 1");
@@ -263,8 +274,14 @@ pub trait Dialect: Send + Sync {
         let mut select = vec![
             "CASE WHEN b.__xform_b IS NULL THEN 'only_a' WHEN a.__xform_a IS NULL THEN 'only_b' ELSE 'changed' END AS __xform_diff".to_string(),
         ];
-        select.extend(key.iter().map(|k| format!("coalesce(a.{0}, b.{0}) AS {0}", q(k))));
-        let mut differ = vec!["a.__xform_a IS NULL".to_string(), "b.__xform_b IS NULL".to_string()];
+        select.extend(
+            key.iter()
+                .map(|k| format!("coalesce(a.{0}, b.{0}) AS {0}", q(k))),
+        );
+        let mut differ = vec![
+            "a.__xform_a IS NULL".to_string(),
+            "b.__xform_b IS NULL".to_string(),
+        ];
         for c in columns {
             select.push(format!("a.{} AS {}", q(c), q(&format!("a.{c}"))));
             select.push(format!("b.{} AS {}", q(c), q(&format!("b.{c}"))));
@@ -347,7 +364,10 @@ pub fn trim_statement(sql: &str) -> &str {
 
 /// The length of a leading `with` (and `recursive`) keyword in `head`, if it has one.
 fn leading_with(head: &str) -> Option<usize> {
-    let word: String = head.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+    let word: String = head
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
     if !word.eq_ignore_ascii_case("with") {
         return None;
     }
@@ -356,7 +376,11 @@ fn leading_with(head: &str) -> Option<usize> {
     let recursive = trimmed
         .get(..9)
         .is_some_and(|w| w.eq_ignore_ascii_case("recursive"));
-    Some(if recursive { 4 + after.len() - trimmed.len() + 9 } else { 4 })
+    Some(if recursive {
+        4 + after.len() - trimmed.len() + 9
+    } else {
+        4
+    })
 }
 
 fn skip_space_and_comments(sql: &str) -> usize {
@@ -409,14 +433,33 @@ impl Dialect for DuckDb {
 
     fn attach(&self, path: &str, alias: &str) -> Option<String> {
         let path = self.literal(&Json::from(path));
-        Some(format!("ATTACH {path} AS {} (READ_ONLY)", self.quote(alias)))
+        Some(format!(
+            "ATTACH {path} AS {} (READ_ONLY)",
+            self.quote(alias)
+        ))
     }
 
     fn numeric_types(&self) -> &'static [&'static str] {
         &[
-            "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-            "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "REAL", "DOUBLE", "DECIMAL", "NUMERIC",
-            "INT", "INT4", "INT8", "INT2",
+            "TINYINT",
+            "SMALLINT",
+            "INTEGER",
+            "BIGINT",
+            "HUGEINT",
+            "UTINYINT",
+            "USMALLINT",
+            "UINTEGER",
+            "UBIGINT",
+            "UHUGEINT",
+            "FLOAT",
+            "REAL",
+            "DOUBLE",
+            "DECIMAL",
+            "NUMERIC",
+            "INT",
+            "INT4",
+            "INT8",
+            "INT2",
         ]
     }
 
@@ -482,12 +525,22 @@ mod tests {
         };
         vec![
             rel.clone(),
-            d.time_range("select 1", "amount", "2026-01-01 00:00:00", Some("2026-01-02 00:00:00")),
+            d.time_range(
+                "select 1",
+                "amount",
+                "2026-01-01 00:00:00",
+                Some("2026-01-02 00:00:00"),
+            ),
             d.describe(&rel),
             d.profile(&rel, &[("amount", ColumnClass::Numeric)]),
             d.duplicate_keys(&rel, &["id"]),
             d.key_diff((&rel, &rel), &["id"], &["amount"], KeyDiff::Counts),
-            d.key_diff((&rel, &rel), &["id"], &["amount"], KeyDiff::Rows { limit: 5 }),
+            d.key_diff(
+                (&rel, &rel),
+                &["id"],
+                &["amount"],
+                KeyDiff::Rows { limit: 5 },
+            ),
             d.fixture(&fixture),
             d.with_ctes(&[("amount".into(), "select 1".into())], &d.quote("id")),
             d.inject_ctes("select 1", &[(d.quote("id"), "select 2")]),
@@ -521,7 +574,10 @@ mod tests {
         assert_eq!(DuckDb.column_class("INTERVAL"), ColumnClass::Other);
         assert_eq!(DuckDb.column_class("INTEGER[]"), ColumnClass::Nested);
         assert_eq!(DuckDb.column_class("VARCHAR"), ColumnClass::Text);
-        assert_eq!(Postgres.column_class("character varying(20)"), ColumnClass::Text);
+        assert_eq!(
+            Postgres.column_class("character varying(20)"),
+            ColumnClass::Text
+        );
         assert_eq!(Postgres.column_class("numeric(12,2)"), ColumnClass::Numeric);
     }
 
@@ -553,7 +609,10 @@ mod tests {
     fn prepends_a_with() {
         let out = DuckDb.inject_ctes("\nselect 1", &[("\"e\"".into(), "select 2")]);
         assert_eq!(out, "\nwith \"e\" as (\nselect 2\n)\nselect 1");
-        let out = DuckDb.inject_ctes("with recursive r as (select 1) select 1", &[("e".into(), "x")]);
+        let out = DuckDb.inject_ctes(
+            "with recursive r as (select 1) select 1",
+            &[("e".into(), "x")],
+        );
         assert_eq!(out, "with recursive e as (\nx\n), r as (select 1) select 1");
     }
 }

@@ -7,7 +7,7 @@ mod analyze;
 mod dialect;
 
 pub use analyze::{Analysis, analyze, canonical};
-pub use dialect::{ColumnClass, Dialect, Fixture, Kind, KeyDiff};
+pub use dialect::{ColumnClass, Dialect, Fixture, KeyDiff, Kind};
 
 /// A relation by its unquoted parts; `database` is the catalog (an attached DuckDB file, a
 /// Spark catalog), None for the warehouse's own.

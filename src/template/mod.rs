@@ -21,6 +21,7 @@ pub use objects::{Names, PLACEHOLDER_CLOSE, PLACEHOLDER_OPEN, RelName, RenderLog
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
 use crate::project::{Node, Project, jinja};
+use crate::sql::Dialect;
 
 /// How deep macros may call each other across files before xform calls it runaway recursion.
 const MAX_MACRO_DEPTH: usize = 64;
@@ -100,6 +101,18 @@ fn add_globals(env: &mut Environment<'_>, project: &Project) {
     add_compiler_error(env);
     env.add_global("target", Value::from(Serde(&project.target)));
     env.add_global("project_name", project.name.clone());
+    add_dialect(env, project.target.dialect());
+}
+
+/// xform's own SQL in the Jinja it generates — a data test's `where`, a snapshot declared in
+/// YAML — written in the target's dialect.
+fn add_dialect(env: &mut Environment<'_>, dialect: &'static dyn Dialect) {
+    env.add_function("__xform_filtered", move |from: Value, condition: String| {
+        dialect.filtered(&from.to_string(), &condition)
+    });
+    env.add_function("__xform_select_all", move |from: Value| {
+        dialect.select_all(&from.to_string())
+    });
 }
 
 /// `var(name, default)`: a project var, `--vars` included.

@@ -13,9 +13,9 @@ use minijinja::value::{Kwargs, Object, ObjectRepr, Value, from_args};
 use minijinja::{Error, ErrorKind, State};
 use serde_json::Value as Json;
 
-use crate::sql::Dialect;
 use crate::diagnostics::did_you_mean;
 use crate::project::Config;
+use crate::sql::Dialect;
 
 pub const PLACEHOLDER_OPEN: char = '\u{1}';
 pub const PLACEHOLDER_CLOSE: char = '\u{2}';

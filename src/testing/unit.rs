@@ -110,10 +110,15 @@ fn given_inputs(
 
 /// The `expect` rows (none when not given).
 fn expected_table(spec: &UnitTestProps) -> Result<Table, String> {
-    Ok(spec.expect.as_ref().map(fixture_table).transpose()?.unwrap_or(Table::Rows {
-        columns: Vec::new(),
-        rows: Vec::new(),
-    }))
+    Ok(spec
+        .expect
+        .as_ref()
+        .map(fixture_table)
+        .transpose()?
+        .unwrap_or(Table::Rows {
+            columns: Vec::new(),
+            rows: Vec::new(),
+        }))
 }
 
 /// The node a `given` input names, among the model's parents.

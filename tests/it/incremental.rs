@@ -402,7 +402,13 @@ select * from {{{{ ref('merged') }}}} where no_such_column > 0
     );
     events(d, RUN_1);
     xform(d, &["build"]);
-    events(d, &all(&[RUN_1, RUN_2]).iter().map(String::as_str).collect::<Vec<_>>());
+    events(
+        d,
+        &all(&[RUN_1, RUN_2])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
     let out = xform(d, &["build"]);
     let results = run_results(d);
     let status = |name: &str| -> (String, String) {

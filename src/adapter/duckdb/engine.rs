@@ -1,14 +1,15 @@
 //! DuckDB's engine (see the module doc of `adapter::duckdb` for how it keeps xform's
 //! guarantees).
 
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use duckdb::{Connection, InterruptHandle};
 
 use crate::adapter::{
-    Build, CsvSource, DbError, DbResult, Increment, RelKind, Relation, Rows, SchemaChange,
-    Session, SnapshotSpec, SnapshotStrategy, Staged, Strategy, Warehouse,
+    Build, CsvSource, DbError, DbResult, Increment, RelKind, Relation, Rows, SchemaChange, Session,
+    SnapshotSpec, SnapshotStrategy, Staged, Strategy, Warehouse,
 };
 use crate::sql::{Dialect, Kind};
 
@@ -72,7 +73,10 @@ impl Warehouse for DuckDb {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(conn.interrupt_handle());
-        Ok(Box::new(DuckSession { conn }))
+        Ok(Box::new(DuckSession {
+            conn,
+            open: Cell::new(false),
+        }))
     }
 
     fn interrupt(&self) {
@@ -104,6 +108,8 @@ fn failed(e: duckdb::Error) -> DbError {
 
 struct DuckSession {
     conn: Connection,
+    /// Whether a transaction is open (the duckdb crate cannot tell).
+    open: Cell<bool>,
 }
 
 fn rel(r: &Relation) -> String {
@@ -201,7 +207,13 @@ impl DuckSession {
     fn run(&self, sql: &str, log: &mut Vec<String>) -> DbResult<()> {
         log.push(sql.to_string());
         readable(sql)?;
-        self.conn.execute_batch(sql).map_err(failed)
+        self.conn.execute_batch(sql).map_err(failed)?;
+        match sql {
+            "BEGIN TRANSACTION" => self.open.set(true),
+            "COMMIT" => self.open.set(false),
+            _ => {}
+        }
+        Ok(())
     }
 
     /// A statement's error; inside an open transaction, which DuckDB has just aborted,
@@ -212,7 +224,7 @@ impl DuckSession {
 
     fn lost(&self, e: DbError) -> DbError {
         match e {
-            DbError::Failed(m) if !self.conn.is_autocommit() => DbError::TransactionLost(m),
+            DbError::Failed(m) if self.open.get() => DbError::TransactionLost(m),
             other => other,
         }
     }
@@ -221,6 +233,7 @@ impl DuckSession {
     /// leave it open.
     fn rollback(&self) {
         for _ in 0..100 {
+            self.open.set(false);
             match self.conn.execute_batch("ROLLBACK").map_err(failed) {
                 Err(DbError::Interrupted) => continue,
                 _ => return,
@@ -462,10 +475,7 @@ impl DuckSession {
             }
             for (c, _, new) in &changed {
                 self.run(
-                    &format!(
-                        "ALTER TABLE {target} ALTER COLUMN {} TYPE {new}",
-                        quote(c)
-                    ),
+                    &format!("ALTER TABLE {target} ALTER COLUMN {} TYPE {new}", quote(c)),
                     log,
                 )?;
             }
@@ -786,10 +796,7 @@ impl Session for DuckSession {
 
     fn create_schemas(&mut self, schemas: &[String], log: &mut Vec<String>) -> DbResult<()> {
         for s in schemas {
-            self.run(
-                &format!("CREATE SCHEMA IF NOT EXISTS {}", quote(s)),
-                log,
-            )?;
+            self.run(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(s)), log)?;
         }
         Ok(())
     }
@@ -941,7 +948,11 @@ impl Session for DuckSession {
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let n = row.as_ref().column_count();
-                out.rows.push((0..n).map(|i| row.get::<_, Option<String>>(i)).collect::<Result<_, _>>()?);
+                out.rows.push(
+                    (0..n)
+                        .map(|i| row.get::<_, Option<String>>(i))
+                        .collect::<Result<_, _>>()?,
+                );
             }
             drop(rows);
             out.columns = stmt.column_names();
