@@ -12,3 +12,4 @@ mod render;
 mod select;
 mod state;
 mod testing;
+mod tidy;
