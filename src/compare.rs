@@ -20,61 +20,61 @@ const ALL_ROWS: usize = i64::MAX as usize;
 
 /// One side of a comparison: a label for people and the FROM item for SQL.
 #[derive(Clone, Debug, Serialize)]
-pub struct Side {
-    pub label: String,
+pub(crate) struct Side {
+    pub(crate) label: String,
     #[serde(skip)]
-    pub sql: String,
+    pub(crate) sql: String,
 }
 
 #[derive(Clone, Debug, Default)]
-pub struct CompareOptions {
-    pub key: Vec<String>,
+pub(crate) struct CompareOptions {
+    pub(crate) key: Vec<String>,
     /// Only these columns (default: every column both sides have).
-    pub columns: Vec<String>,
+    pub(crate) columns: Vec<String>,
     /// Differing rows shown per kind (only in A, only in B, changed).
-    pub limit: usize,
+    pub(crate) limit: usize,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Report {
-    pub a: Side,
-    pub b: Side,
-    pub rows: [u64; 2],
-    pub only_in_a: Vec<String>,
-    pub only_in_b: Vec<String>,
+pub(crate) struct Report {
+    pub(crate) a: Side,
+    pub(crate) b: Side,
+    pub(crate) rows: [u64; 2],
+    pub(crate) only_in_a: Vec<String>,
+    pub(crate) only_in_b: Vec<String>,
     /// (column, type in A, type in B).
-    pub type_changes: Vec<(String, String, String)>,
-    pub columns: Vec<ColumnReport>,
+    pub(crate) type_changes: Vec<(String, String, String)>,
+    pub(crate) columns: Vec<ColumnReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub keys: Option<KeyReport>,
+    pub(crate) keys: Option<KeyReport>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct ColumnReport {
-    pub name: String,
-    pub class: ColumnClass,
+pub(crate) struct ColumnReport {
+    pub(crate) name: String,
+    pub(crate) class: ColumnClass,
     /// (stat, value in A, value in B, differs).
-    pub stats: Vec<(String, Option<String>, Option<String>, bool)>,
+    pub(crate) stats: Vec<(String, Option<String>, Option<String>, bool)>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct KeyReport {
-    pub key: Vec<String>,
-    pub only_in_a: u64,
-    pub only_in_b: u64,
-    pub changed: u64,
+pub(crate) struct KeyReport {
+    pub(crate) key: Vec<String>,
+    pub(crate) only_in_a: u64,
+    pub(crate) only_in_b: u64,
+    pub(crate) changed: u64,
     /// Key values occurring more than once, in A and in B (matching is then ambiguous).
-    pub duplicate_keys: [u64; 2],
-    pub samples: Vec<Sample>,
+    pub(crate) duplicate_keys: [u64; 2],
+    pub(crate) samples: Vec<Sample>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// `only_a`, `only_b` or `changed`.
-    pub kind: String,
-    pub key: Vec<(String, Option<String>)>,
+    pub(crate) kind: String,
+    pub(crate) key: Vec<(String, Option<String>)>,
     /// Changed rows: (column, A, B) of the columns that differ.
-    pub changes: Vec<(String, Option<String>, Option<String>)>,
+    pub(crate) changes: Vec<(String, Option<String>, Option<String>)>,
 }
 
 impl KeyReport {
@@ -104,7 +104,7 @@ impl KeyReport {
 }
 
 impl Report {
-    pub fn identical(&self) -> bool {
+    pub(crate) fn identical(&self) -> bool {
         self.rows[0] == self.rows[1]
             && self.only_in_a.is_empty()
             && self.only_in_b.is_empty()
@@ -117,7 +117,7 @@ impl Report {
     }
 
     /// "rows 100 → 102; amount: sum, avg; 2 changed keys", or "identical".
-    pub fn headline(&self) -> String {
+    pub(crate) fn headline(&self) -> String {
         if self.identical() {
             return format!("identical ({} rows)", self.rows[0]);
         }
@@ -155,7 +155,7 @@ impl Report {
 }
 
 /// Compares `a` with `b` on `session`.
-pub fn compare(
+pub(crate) fn compare(
     session: &mut dyn Session,
     kind: &dyn Dialect,
     (a, b): (Side, Side),
@@ -456,7 +456,7 @@ fn sample_line(s: &Sample) -> String {
 }
 
 /// The report for a terminal.
-pub fn text(r: &Report) -> String {
+pub(crate) fn text(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "A: {}\nB: {}", r.a.label, r.b.label);
     let _ = writeln!(out, "rows: {} vs {}", r.rows[0], r.rows[1]);
@@ -552,7 +552,7 @@ fn write_duplicate_warnings(out: &mut String, duplicate_keys: [u64; 2]) {
 }
 
 /// The report as a Markdown section (for a pull-request comment).
-pub fn markdown(r: &Report) -> String {
+pub(crate) fn markdown(r: &Report) -> String {
     let mut out = String::new();
     let verdict = if r.identical() {
         "identical"

@@ -14,20 +14,20 @@ use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Severity {
+pub(crate) enum Severity {
     Warning,
     Error,
 }
 
 /// A place in a project file: its path relative to the project root and a byte span.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Loc {
-    pub file: Arc<str>,
-    pub span: Range<usize>,
+pub(crate) struct Loc {
+    pub(crate) file: Arc<str>,
+    pub(crate) span: Range<usize>,
 }
 
 impl Loc {
-    pub fn new(file: &Arc<str>, span: Range<usize>) -> Loc {
+    pub(crate) fn new(file: &Arc<str>, span: Range<usize>) -> Loc {
         Loc {
             file: file.clone(),
             span,
@@ -36,19 +36,19 @@ impl Loc {
 }
 
 #[derive(Clone, Debug)]
-pub struct Diagnostic {
-    pub severity: Severity,
-    pub message: String,
-    pub loc: Option<Loc>,
+pub(crate) struct Diagnostic {
+    pub(crate) severity: Severity,
+    pub(crate) message: String,
+    pub(crate) loc: Option<Loc>,
     /// A short label under the caret.
-    pub label: Option<String>,
-    pub help: Option<String>,
+    pub(crate) label: Option<String>,
+    pub(crate) help: Option<String>,
     /// Other places that explain this one, e.g. the macro call chain, outermost last.
-    pub related: Vec<(Loc, String)>,
+    pub(crate) related: Vec<(Loc, String)>,
 }
 
 impl Diagnostic {
-    pub fn error(message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn error(message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Error,
             message: message.into(),
@@ -59,51 +59,51 @@ impl Diagnostic {
         }
     }
 
-    pub fn warning(message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn warning(message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(message)
         }
     }
 
-    pub fn at(mut self, loc: Loc) -> Diagnostic {
+    pub(crate) fn at(mut self, loc: Loc) -> Diagnostic {
         self.loc = Some(loc);
         self
     }
 
-    pub fn at_opt(mut self, loc: Option<Loc>) -> Diagnostic {
+    pub(crate) fn at_opt(mut self, loc: Option<Loc>) -> Diagnostic {
         self.loc = loc;
         self
     }
 
-    pub fn label(mut self, label: impl Into<String>) -> Diagnostic {
+    pub(crate) fn label(mut self, label: impl Into<String>) -> Diagnostic {
         self.label = Some(label.into());
         self
     }
 
-    pub fn help(mut self, help: impl Into<String>) -> Diagnostic {
+    pub(crate) fn help(mut self, help: impl Into<String>) -> Diagnostic {
         self.help = Some(help.into());
         self
     }
 
-    pub fn help_opt(mut self, help: Option<String>) -> Diagnostic {
+    pub(crate) fn help_opt(mut self, help: Option<String>) -> Diagnostic {
         self.help = help;
         self
     }
 
-    pub fn related(mut self, loc: Loc, note: impl Into<String>) -> Diagnostic {
+    pub(crate) fn related(mut self, loc: Loc, note: impl Into<String>) -> Diagnostic {
         self.related.push((loc, note.into()));
         self
     }
 
-    pub fn is_error(&self) -> bool {
+    pub(crate) fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
 }
 
 /// The findings of one run, in the order they were made.
 #[derive(Default, Debug)]
-pub struct Diagnostics(Vec<Diagnostic>);
+pub(crate) struct Diagnostics(Vec<Diagnostic>);
 
 impl IntoIterator for Diagnostics {
     type Item = Diagnostic;
@@ -114,28 +114,24 @@ impl IntoIterator for Diagnostics {
 }
 
 impl Diagnostics {
-    pub fn push(&mut self, d: Diagnostic) {
+    pub(crate) fn push(&mut self, d: Diagnostic) {
         self.0.push(d);
     }
 
-    pub fn extend(&mut self, ds: impl IntoIterator<Item = Diagnostic>) {
+    pub(crate) fn extend(&mut self, ds: impl IntoIterator<Item = Diagnostic>) {
         self.0.extend(ds);
     }
 
-    pub fn has_errors(&self) -> bool {
+    pub(crate) fn has_errors(&self) -> bool {
         self.0.iter().any(Diagnostic::is_error)
     }
 
-    pub fn error_count(&self) -> usize {
+    pub(crate) fn error_count(&self) -> usize {
         self.0.iter().filter(|d| d.is_error()).count()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.0.iter()
-    }
-
     /// Errors first, then by file and position, so the output reads like a compiler's.
-    pub fn sorted(mut self) -> Vec<Diagnostic> {
+    pub(crate) fn sorted(mut self) -> Vec<Diagnostic> {
         self.0.sort_by_key(sort_key);
         self.0
     }
@@ -149,25 +145,25 @@ fn sort_key(d: &Diagnostic) -> (std::cmp::Reverse<Severity>, Option<(Arc<str>, u
 
 /// The text of every project file a diagnostic may point into, by relative path.
 #[derive(Default, Debug)]
-pub struct Files(HashMap<Arc<str>, Arc<str>>);
+pub(crate) struct Files(HashMap<Arc<str>, Arc<str>>);
 
 impl Files {
-    pub fn insert(&mut self, path: &Arc<str>, text: &Arc<str>) {
+    pub(crate) fn insert(&mut self, path: &Arc<str>, text: &Arc<str>) {
         self.0.insert(path.clone(), text.clone());
     }
 
-    pub fn get(&self, path: &str) -> Option<&Arc<str>> {
+    pub(crate) fn get(&self, path: &str) -> Option<&Arc<str>> {
         self.0.get(path)
     }
 
     /// 1-based line and column (in characters) of a byte offset.
-    pub fn line_col(&self, loc: &Loc) -> (usize, usize) {
+    pub(crate) fn line_col(&self, loc: &Loc) -> (usize, usize) {
         self.get(&loc.file)
             .map_or((1, 1), |text| line_col(text, loc.span.start))
     }
 }
 
-pub fn line_span(text: &str, line: usize) -> Range<usize> {
+pub(crate) fn line_span(text: &str, line: usize) -> Range<usize> {
     let start: usize = text
         .split_inclusive('\n')
         .take(line.saturating_sub(1))
@@ -179,7 +175,7 @@ pub fn line_span(text: &str, line: usize) -> Range<usize> {
     start..start + len
 }
 
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = floor_char_boundary(text, offset);
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
@@ -188,7 +184,7 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// Byte offset of a 1-based line and 0-based character column.
-pub fn offset_of(text: &str, line: usize, char_col: usize) -> usize {
+pub(crate) fn offset_of(text: &str, line: usize, char_col: usize) -> usize {
     let span = line_span(text, line);
     let line_text = &text[span.clone()];
     let within = line_text
@@ -207,7 +203,7 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
 }
 
 /// Draws diagnostics like rustc does. `color` adds ANSI styles.
-pub fn render(diagnostics: &[Diagnostic], files: &Files, color: bool) -> String {
+pub(crate) fn render(diagnostics: &[Diagnostic], files: &Files, color: bool) -> String {
     let renderer = renderer(color);
     let mut out = String::new();
     for d in diagnostics {
@@ -271,7 +267,10 @@ fn snippet<'a>(
 }
 
 /// The closest of `candidates` to `name`, for "did you mean" hints.
-pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(name, c), c))
@@ -281,7 +280,7 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// "did you mean `x`?" or None.
-pub fn did_you_mean<'a>(
+pub(crate) fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {

@@ -20,55 +20,55 @@ use crate::graph::select::Modified;
 use crate::project::{NodeKind, Project};
 use crate::sql::Relation;
 
-pub const MANIFEST: &str = "manifest.json";
-pub const RUN_RESULTS: &str = "run_results.json";
+pub(crate) const MANIFEST: &str = "manifest.json";
+pub(crate) const RUN_RESULTS: &str = "run_results.json";
 
 /// What `state:` selectors can ask.
 
 /// A manifest (and run results, if any) read from a state folder.
 #[derive(Debug, Default)]
-pub struct State {
-    pub dir: PathBuf,
-    pub nodes: HashMap<String, StateNode>,
+pub(crate) struct State {
+    pub(crate) dir: PathBuf,
+    pub(crate) nodes: HashMap<String, StateNode>,
     /// Project macro name → checksum of its normalized definition.
-    pub macros: HashMap<String, String>,
+    pub(crate) macros: HashMap<String, String>,
     /// unique_id → status, from `run_results.json` (empty when there is none).
-    pub results: HashMap<String, String>,
+    pub(crate) results: HashMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct StateNode {
-    pub resource_type: String,
-    pub name: String,
-    pub original_file_path: String,
-    pub relation_name: Option<String>,
-    pub schema: Option<String>,
-    pub alias: Option<String>,
-    pub config: serde_json::Map<String, Json>,
-    pub columns: BTreeMap<String, StateColumn>,
-    pub compiled_code: Option<String>,
-    pub incremental_code: Option<String>,
-    pub depends_on: StateDeps,
-    pub checksum: StateChecksum,
+pub(crate) struct StateNode {
+    pub(crate) resource_type: String,
+    pub(crate) name: String,
+    pub(crate) original_file_path: String,
+    pub(crate) relation_name: Option<String>,
+    pub(crate) schema: Option<String>,
+    pub(crate) alias: Option<String>,
+    pub(crate) config: serde_json::Map<String, Json>,
+    pub(crate) columns: BTreeMap<String, StateColumn>,
+    pub(crate) compiled_code: Option<String>,
+    pub(crate) incremental_code: Option<String>,
+    pub(crate) depends_on: StateDeps,
+    pub(crate) checksum: StateChecksum,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct StateColumn {
-    pub data_type: Option<String>,
+pub(crate) struct StateColumn {
+    pub(crate) data_type: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct StateDeps {
-    pub nodes: Vec<String>,
+pub(crate) struct StateDeps {
+    pub(crate) nodes: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct StateChecksum {
-    pub file: Option<String>,
+pub(crate) struct StateChecksum {
+    pub(crate) file: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -99,11 +99,11 @@ struct RunArgs {
 
 /// What a `run_results.json` says of its run: the command line and each node's status.
 #[derive(Debug, Default)]
-pub struct RunRecord {
+pub(crate) struct RunRecord {
     /// The arguments after `xform` (`["build", "-s", "orders"]`).
-    pub argv: Vec<String>,
+    pub(crate) argv: Vec<String>,
     /// unique_id → status.
-    pub statuses: HashMap<String, String>,
+    pub(crate) statuses: HashMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -114,7 +114,7 @@ struct ResultEntry {
 
 impl State {
     /// Reads `DIR/manifest.json` (required) and `DIR/run_results.json` (if present).
-    pub fn load(dir: &Path) -> Result<State, String> {
+    pub(crate) fn load(dir: &Path) -> Result<State, String> {
         let path = dir.join(MANIFEST);
         let text = std::fs::read_to_string(&path).map_err(|e| {
             format!(
@@ -140,7 +140,7 @@ impl State {
 }
 
 /// A `run_results.json`; None when the file does not exist.
-pub fn read_run(path: &Path) -> Result<Option<RunRecord>, String> {
+pub(crate) fn read_run(path: &Path) -> Result<Option<RunRecord>, String> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -160,22 +160,22 @@ pub fn read_run(path: &Path) -> Result<Option<RunRecord>, String> {
 
 /// How one node differs from its state. `None` in [`Changes::nodes`] means unchanged.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Change {
+pub(crate) struct Change {
     /// Not in the state manifest at all.
-    pub new: bool,
+    pub(crate) new: bool,
     /// Its compiled SQL (or a seed's file, a source's relation) means something else.
-    pub body: bool,
+    pub(crate) body: bool,
     /// Config keys whose effective value changed.
-    pub configs: Vec<String>,
+    pub(crate) configs: Vec<String>,
     /// Its contract (enforced columns and types) changed.
-    pub contract: bool,
+    pub(crate) contract: bool,
     /// Project macros it calls whose definitions changed.
-    pub macros: Vec<String>,
+    pub(crate) macros: Vec<String>,
 }
 
 impl Change {
     /// "body, configs (materialized), macros (cents)"; empty for a new node.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut parts = Vec::new();
         if self.body {
             parts.push("body".to_string());
@@ -195,16 +195,16 @@ impl Change {
 
 /// This project against a state manifest.
 #[derive(Debug, Default)]
-pub struct Changes {
+pub(crate) struct Changes {
     /// Per node of the project (by index): how it changed, or None.
-    pub nodes: Vec<Option<Change>>,
+    pub(crate) nodes: Vec<Option<Change>>,
     /// unique_ids in the state that this project no longer has.
-    pub removed: Vec<String>,
+    pub(crate) removed: Vec<String>,
 }
 
 impl Changes {
     /// What `state:` selectors read of each node's change.
-    pub fn modified(&self) -> Vec<Option<Modified>> {
+    pub(crate) fn modified(&self) -> Vec<Option<Modified>> {
         let modified = |c: &Change| Modified {
             new: c.new,
             body: c.body,
@@ -221,7 +221,7 @@ impl Changes {
 
 /// `--defer`: a model, seed or snapshot that is not selected, and that the state recorded
 /// a relation for, is read from that relation (production's) instead of this target's.
-pub fn defer(c: &mut Compiled, state: &State) {
+pub(crate) fn defer(c: &mut Compiled, state: &State) {
     let selected: HashSet<usize> = c.selected.iter().copied().collect();
     let moved: Vec<(usize, Relation)> = c
         .nodes()
@@ -246,7 +246,7 @@ pub fn defer(c: &mut Compiled, state: &State) {
 }
 
 /// Compares every node of `c` with `state`.
-pub fn changes(c: &Compiled, state: &State) -> Changes {
+pub(crate) fn changes(c: &Compiled, state: &State) -> Changes {
     let macros = macro_checksums(&c.project);
     let nodes = (0..c.nodes().len())
         .into_par_iter()
@@ -423,7 +423,7 @@ fn replace_all(sql: &str, mut pairs: Vec<(String, String)>) -> String {
 }
 
 /// Every project macro: name → (file, checksum of its normalized definition).
-pub fn macro_checksums(p: &Project) -> BTreeMap<String, (String, String)> {
+pub(crate) fn macro_checksums(p: &Project) -> BTreeMap<String, (String, String)> {
     let mut out = BTreeMap::new();
     for (path, text) in &p.macro_files {
         for (name, body) in crate::template::scan::macro_bodies(text) {
@@ -436,7 +436,7 @@ pub fn macro_checksums(p: &Project) -> BTreeMap<String, (String, String)> {
 /// Node `i`'s compiled SQL before (in the state) and now, for a diff: the relations it reads
 /// now are written as the state wrote them, so a `schema_prefix` or deferral shows no change.
 /// A new node's "before" is empty; None when the node has no SQL on either side.
-pub fn sql_before_after(c: &Compiled, state: &State, i: usize) -> Option<(String, String)> {
+pub(crate) fn sql_before_after(c: &Compiled, state: &State, i: usize) -> Option<(String, String)> {
     let was = state
         .nodes
         .get(&c.nodes()[i].unique_id)

@@ -18,17 +18,17 @@ use serde_json::Value as Json;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::project::Target;
 use crate::sql::Kind;
-pub use crate::sql::Relation;
+pub(crate) use crate::sql::Relation;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RelKind {
+pub(crate) enum RelKind {
     Table,
     View,
 }
 
 /// What to build.
-pub enum Build<'a> {
+pub(crate) enum Build<'a> {
     View(&'a str),
     Table(&'a str),
     Seed(&'a CsvSource),
@@ -39,16 +39,16 @@ pub enum Build<'a> {
 }
 
 /// An incremental model's run on top of its existing table.
-pub struct Increment<'a> {
+pub(crate) struct Increment<'a> {
     /// The model's SQL with `is_incremental()` true: the new rows.
-    pub sql: &'a str,
-    pub strategy: Strategy<'a>,
-    pub on_schema_change: SchemaChange,
+    pub(crate) sql: &'a str,
+    pub(crate) strategy: Strategy<'a>,
+    pub(crate) on_schema_change: SchemaChange,
 }
 
 /// How new rows enter the table. Keys match null-safely (`IS NOT DISTINCT FROM`): a NULL key
 /// is a value like any other, so a re-run never duplicates such rows.
-pub enum Strategy<'a> {
+pub(crate) enum Strategy<'a> {
     Append,
     /// Update rows whose key matches (`update`: only these columns; else all but the key and
     /// `exclude`), insert the others.
@@ -72,7 +72,7 @@ pub enum Strategy<'a> {
 
 /// What happens when the new rows' columns differ from the table's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SchemaChange {
+pub(crate) enum SchemaChange {
     Ignore,
     AppendNewColumns,
     SyncAllColumns,
@@ -80,10 +80,10 @@ pub enum SchemaChange {
 }
 
 impl SchemaChange {
-    pub const NAMES: &'static [&'static str] =
+    pub(crate) const NAMES: &'static [&'static str] =
         &["ignore", "append_new_columns", "sync_all_columns", "fail"];
 
-    pub fn parse(s: &str) -> Option<SchemaChange> {
+    pub(crate) fn parse(s: &str) -> Option<SchemaChange> {
         Some(match s {
             "ignore" => SchemaChange::Ignore,
             "append_new_columns" => SchemaChange::AppendNewColumns,
@@ -96,21 +96,21 @@ impl SchemaChange {
 
 /// A snapshot (SCD type 2): each version of a row with the interval it was current.
 #[derive(Clone, Debug)]
-pub struct SnapshotSpec {
-    pub sql: String,
-    pub unique_key: Vec<String>,
-    pub strategy: SnapshotStrategy,
+pub(crate) struct SnapshotSpec {
+    pub(crate) sql: String,
+    pub(crate) unique_key: Vec<String>,
+    pub(crate) strategy: SnapshotStrategy,
     /// Close the current version of rows that vanished from the source.
-    pub invalidate_hard_deletes: bool,
+    pub(crate) invalidate_hard_deletes: bool,
     /// Names of the `dbt_scd_id`, `dbt_updated_at`, `dbt_valid_from`, `dbt_valid_to` columns.
-    pub meta: SnapshotColumns,
+    pub(crate) meta: SnapshotColumns,
     /// The run's time (UTC, `YYYY-MM-DD HH:MM:SS`): when check-strategy changes and hard
     /// deletes are recorded.
-    pub now: String,
+    pub(crate) now: String,
 }
 
 #[derive(Clone, Debug)]
-pub enum SnapshotStrategy {
+pub(crate) enum SnapshotStrategy {
     /// A row changed when its `updated_at` column moved forward.
     Timestamp { updated_at: String },
     /// A row changed when one of these columns (None: all) differs.
@@ -118,11 +118,11 @@ pub enum SnapshotStrategy {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SnapshotColumns {
-    pub scd_id: String,
-    pub updated_at: String,
-    pub valid_from: String,
-    pub valid_to: String,
+pub(crate) struct SnapshotColumns {
+    pub(crate) scd_id: String,
+    pub(crate) updated_at: String,
+    pub(crate) valid_from: String,
+    pub(crate) valid_to: String,
 }
 
 impl Default for SnapshotColumns {
@@ -138,24 +138,24 @@ impl Default for SnapshotColumns {
 
 /// A CSV file and how to read it.
 #[derive(Clone, Debug)]
-pub struct CsvSource {
-    pub path: PathBuf,
+pub(crate) struct CsvSource {
+    pub(crate) path: PathBuf,
     /// The file's text decoded to UTF-8, when the file is in another encoding.
-    pub decoded: Option<String>,
-    pub delimiter: String,
-    pub quote: String,
-    pub header: bool,
+    pub(crate) decoded: Option<String>,
+    pub(crate) delimiter: String,
+    pub(crate) quote: String,
+    pub(crate) header: bool,
     /// Column name → warehouse type, for the columns whose type is not to be inferred.
-    pub column_types: Vec<(String, String)>,
+    pub(crate) column_types: Vec<(String, String)>,
 }
 
 /// A relation built but not yet published: in place, inside an open transaction (invisible to
 /// every other connection until `publish`); or aside, as a table beside the published relation
 /// that `publish` swaps in. The session reads it as `readable_as`; `discard` drops it.
 #[derive(Debug)]
-pub struct Staged {
-    pub rows: Option<u64>,
-    pub readable_as: Relation,
+pub(crate) struct Staged {
+    pub(crate) rows: Option<u64>,
+    pub(crate) readable_as: Relation,
     /// Staged aside: the relation it becomes on publish, and what that replaces.
     #[cfg_attr(not(feature = "duckdb"), allow(dead_code))]
     aside: Option<(Relation, Option<RelKind>)>,
@@ -179,14 +179,14 @@ impl Staged {
 
 /// The result of a query, every value as text (as the warehouse prints it) or NULL.
 #[derive(Debug, Default)]
-pub struct Rows {
-    pub columns: Vec<String>,
-    pub rows: Vec<Vec<Option<String>>>,
+pub(crate) struct Rows {
+    pub(crate) columns: Vec<String>,
+    pub(crate) rows: Vec<Vec<Option<String>>>,
 }
 
 impl Rows {
     /// Each row as a JSON object from column name to value (text or null).
-    pub fn objects(&self) -> Vec<serde_json::Map<String, Json>> {
+    pub(crate) fn objects(&self) -> Vec<serde_json::Map<String, Json>> {
         self.rows
             .iter()
             .map(|r| {
@@ -198,7 +198,7 @@ impl Rows {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DbError {
+pub(crate) enum DbError {
     /// The warehouse refused or failed the statement.
     Failed(String),
     /// The statement was interrupted (Ctrl-C, fail-fast).
@@ -231,10 +231,10 @@ impl std::fmt::Display for DbError {
     }
 }
 
-pub type DbResult<T> = Result<T, DbError>;
+pub(crate) type DbResult<T> = Result<T, DbError>;
 
 /// One open warehouse for the length of a run.
-pub trait Warehouse: Send + Sync {
+pub(crate) trait Warehouse: Send + Sync {
     /// A new connection; each thread of a run holds its own.
     fn session(&self) -> DbResult<Box<dyn Session>>;
     /// Interrupts every statement running on any session (they fail with `Interrupted`).
@@ -245,7 +245,7 @@ pub trait Warehouse: Send + Sync {
 
 /// A connection. Methods that change the warehouse append each statement they execute to
 /// `log` (also when it fails), which becomes `target/run/`.
-pub trait Session: Send {
+pub(crate) trait Session: Send {
     /// The tables and views in these schemas.
     fn relations(&mut self, schemas: &[String]) -> DbResult<Vec<(Relation, RelKind)>>;
     /// Drops what a run of xform that was killed left behind (a table staged aside for its
@@ -299,7 +299,7 @@ pub trait Session: Send {
 
 /// A target's connection settings, typed and checked by its adapter.
 #[derive(Clone, Debug)]
-pub enum Connection {
+pub(crate) enum Connection {
     DuckDb(duckdb::Settings),
     Postgres(postgres::Settings),
 }
@@ -307,7 +307,7 @@ pub enum Connection {
 impl Connection {
     /// The target's settings as its adapter reads them: a wrong or unknown one is a
     /// diagnostic at its line. `root` resolves relative paths.
-    pub fn new(target: &Target, root: &Path, diags: &mut Diagnostics) -> Option<Connection> {
+    pub(crate) fn new(target: &Target, root: &Path, diags: &mut Diagnostics) -> Option<Connection> {
         let before = diags.error_count();
         let c = match target.kind {
             Kind::DuckDb => Connection::DuckDb(duckdb::Settings::new(target, root, diags)),
@@ -317,7 +317,7 @@ impl Connection {
     }
 
     /// Opens the warehouse.
-    pub fn open(&self) -> DbResult<Arc<dyn Warehouse>> {
+    pub(crate) fn open(&self) -> DbResult<Arc<dyn Warehouse>> {
         match self {
             Connection::DuckDb(s) => s.open(),
             Connection::Postgres(_) => Err(DbError::Failed(
@@ -328,7 +328,7 @@ impl Connection {
     }
 
     /// Where the warehouse lives, for messages (`target/dev.duckdb`, a host).
-    pub fn describe(&self, root: &Path) -> String {
+    pub(crate) fn describe(&self, root: &Path) -> String {
         match self {
             Connection::DuckDb(s) => s.describe(root),
             Connection::Postgres(s) => s.describe(),
@@ -338,7 +338,7 @@ impl Connection {
     /// The database file to attach so that `other`'s relations can be read beside this
     /// one's, when it is another file; None when they are one warehouse, or when this kind of
     /// warehouse cannot read another beside it.
-    pub fn attachable(&self, other: &Connection) -> Option<PathBuf> {
+    pub(crate) fn attachable(&self, other: &Connection) -> Option<PathBuf> {
         match (self, other) {
             (Connection::DuckDb(a), Connection::DuckDb(b)) => a.attachable(b),
             _ => None,

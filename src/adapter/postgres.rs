@@ -8,14 +8,14 @@ const KNOWN: &[&str] = &["host", "port", "user", "password", "dbname", "sslmode"
 
 /// A PostgreSQL target: where the server is and who connects.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Settings {
+pub(crate) struct Settings {
     host: String,
     port: String,
     dbname: Option<String>,
 }
 
 impl Settings {
-    pub fn new(target: &Target, diags: &mut Diagnostics) -> Settings {
+    pub(crate) fn new(target: &Target, diags: &mut Diagnostics) -> Settings {
         super::unknown_settings(target, KNOWN, diags);
         for key in ["user", "password", "sslmode"] {
             text_setting(target, key, diags);
@@ -28,7 +28,7 @@ impl Settings {
     }
 
     /// `host:port/dbname`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let db = self.dbname.as_deref().map(|d| format!("/{d}"));
         format!("{}:{}{}", self.host, self.port, db.unwrap_or_default())
     }

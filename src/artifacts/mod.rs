@@ -13,14 +13,14 @@ use crate::compile::{Compiled, compiled_path};
 use crate::project::{Column, NodeKind, TestSpec};
 
 mod run;
-pub use run::{
+pub(crate) use run::{
     RunInfo, clean, run_path, write_json, write_new_project, write_run_results, write_run_sql,
 };
 
-pub const TARGET_DIR: &str = "target";
+pub(crate) const TARGET_DIR: &str = "target";
 
 /// Writes the compiled SQL of the selected nodes; returns how many files were written.
-pub fn write_compiled(root: &Path, c: &Compiled) -> std::io::Result<usize> {
+pub(crate) fn write_compiled(root: &Path, c: &Compiled) -> std::io::Result<usize> {
     let jobs: Vec<(PathBuf, &str)> = c
         .selected
         .iter()
@@ -84,13 +84,13 @@ fn sql_cache_path(root: &Path) -> PathBuf {
 }
 
 /// Keys of SQL the previous compile found clean (empty when there is no cache).
-pub fn read_sql_cache(root: &Path) -> std::collections::HashSet<String> {
+pub(crate) fn read_sql_cache(root: &Path) -> std::collections::HashSet<String> {
     std::fs::read_to_string(sql_cache_path(root))
         .map(|t| t.lines().map(str::to_string).collect())
         .unwrap_or_default()
 }
 
-pub fn write_sql_cache(root: &Path, c: &Compiled) -> std::io::Result<()> {
+pub(crate) fn write_sql_cache(root: &Path, c: &Compiled) -> std::io::Result<()> {
     atomic_write(&sql_cache_path(root), |w| {
         for key in &c.sql_clean {
             writeln!(w, "{key}")?;
@@ -101,7 +101,7 @@ pub fn write_sql_cache(root: &Path, c: &Compiled) -> std::io::Result<()> {
 
 /// Writes `path` through a temporary file renamed into place, so readers (and a run that is
 /// killed) see the old file or the new one, never half of one.
-pub fn atomic_write(
+pub(crate) fn atomic_write(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
@@ -176,7 +176,7 @@ struct Checksums {
 }
 
 /// `target/manifest.json`: every node with its config, dependencies and checksums.
-pub fn write_manifest(root: &Path, c: &Compiled) -> std::io::Result<()> {
+pub(crate) fn write_manifest(root: &Path, c: &Compiled) -> std::io::Result<()> {
     let metadata = Metadata {
         xform_version: env!("CARGO_PKG_VERSION"),
         project_name: &c.project.name,

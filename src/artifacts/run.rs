@@ -14,11 +14,11 @@ use crate::materialize::Job;
 use crate::testing::TestResult;
 
 /// How the run was invoked, for `run_results.json` (and a later `xform retry`).
-pub struct RunInfo<'a> {
-    pub command: &'a str,
-    pub args: &'a [String],
-    pub started_at: SystemTime,
-    pub elapsed: Duration,
+pub(crate) struct RunInfo<'a> {
+    pub(crate) command: &'a str,
+    pub(crate) args: &'a [String],
+    pub(crate) started_at: SystemTime,
+    pub(crate) elapsed: Duration,
 }
 
 #[derive(Serialize)]
@@ -57,13 +57,13 @@ fn timestamp(t: SystemTime) -> String {
 
 /// Where the statements of a node's run are written, relative to the project root.
 /// A seed's file is CSV; what ran for it is SQL, so it gets a `.sql` name.
-pub fn run_path(c: &Compiled, node: usize) -> String {
+pub(crate) fn run_path(c: &Compiled, node: usize) -> String {
     let path = Path::new(&*c.nodes()[node].path).with_extension("sql");
     format!("{TARGET_DIR}/run/{}", path.display())
 }
 
 /// `target/run_results.json`.
-pub fn write_run_results(
+pub(crate) fn write_run_results(
     root: &Path,
     c: &Compiled,
     jobs: &[Job],
@@ -151,7 +151,7 @@ fn result_entry<'a>(c: &'a Compiled, job: &Job, r: &'a NodeResult) -> ResultEntr
 }
 
 /// `target/run/<model path>`: each node's statements as executed, separated by `;`.
-pub fn write_run_sql(
+pub(crate) fn write_run_sql(
     root: &Path,
     c: &Compiled,
     jobs: &[Job],
@@ -170,7 +170,7 @@ pub fn write_run_sql(
 
 /// Writes a new project's files (`xform init`) under `dir`, each with the user's usual
 /// permissions.
-pub fn write_new_project(dir: &Path, files: &[(&str, &str)]) -> Result<(), String> {
+pub(crate) fn write_new_project(dir: &Path, files: &[(&str, &str)]) -> Result<(), String> {
     for (path, text) in files {
         let full = dir.join(path);
         let parent = full.parent().unwrap_or(dir);
@@ -183,7 +183,7 @@ pub fn write_new_project(dir: &Path, files: &[(&str, &str)]) -> Result<(), Strin
 
 /// Removes what xform wrote under `target/` (not the warehouse, and nothing of Cargo's);
 /// returns the paths removed, relative to the root.
-pub fn clean(root: &Path) -> std::io::Result<Vec<String>> {
+pub(crate) fn clean(root: &Path) -> std::io::Result<Vec<String>> {
     let mut removed = Vec::new();
     for name in [
         "compiled",
@@ -210,7 +210,7 @@ pub fn clean(root: &Path) -> std::io::Result<Vec<String>> {
 
 /// `target/sources.json`: the result of `xform source freshness`, per source table.
 /// `target/<name>`: a JSON document (`sources.json`, `compare.json`).
-pub fn write_json(root: &Path, name: &str, doc: &serde_json::Value) -> std::io::Result<()> {
+pub(crate) fn write_json(root: &Path, name: &str, doc: &serde_json::Value) -> std::io::Result<()> {
     let path = root.join(TARGET_DIR).join(name);
     atomic_write(&path, |w| {
         serde_json::to_writer_pretty(&mut *w, doc)?;

@@ -16,14 +16,14 @@ use crate::project::NodeKind;
 use crate::state::State;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum CompareFormat {
+pub(crate) enum CompareFormat {
     Text,
     Json,
     Markdown,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct CompareArgs {
+pub(crate) struct CompareArgs {
     /// The AS-IS relation: `schema.table`, a model or seed name, or either behind `TARGET:`
     /// to read it through another target of the same type (e.g. `prod:analytics.orders`).
     a: String,
@@ -46,7 +46,7 @@ pub struct CompareArgs {
     limit: usize,
 }
 
-pub fn cmd_compare(g: &Global, a: &CompareArgs) -> ExitStatus {
+pub(crate) fn cmd_compare(g: &Global, a: &CompareArgs) -> ExitStatus {
     let Loaded { c, .. } = match load_and_compile(g, &Select::default(), None) {
         Ok(ok) => ok,
         Err(code) => return code,
@@ -195,7 +195,7 @@ fn side(g: &Global, c: &Compiled, session: &mut dyn Session, rel: &str) -> Resul
 
 /// The state `--compare-to DIR` names: `--state`'s when it is the same folder, else read now,
 /// before anything runs (a missing manifest is exit 2).
-pub fn compare_state(
+pub(crate) fn compare_state(
     g: &Global,
     state: Option<&Arc<State>>,
     dir: &std::path::Path,
@@ -212,7 +212,7 @@ pub fn compare_state(
 
 /// `build --compare-to DIR`: each relation this run rebuilt, compared with the one the state
 /// recorded (production's); a summary printed and `target/compare.json`.
-pub fn compare_to(
+pub(crate) fn compare_to(
     g: &Global,
     c: &Compiled,
     state: &State,

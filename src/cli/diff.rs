@@ -13,7 +13,7 @@ use crate::project::NodeKind;
 use crate::state::{Change, Changes, State, StateNode};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum DiffFormat {
+pub(crate) enum DiffFormat {
     Text,
     Markdown,
 }
@@ -29,7 +29,7 @@ struct Entry {
     sql: Option<(String, String)>,
 }
 
-pub fn cmd_diff(g: &Global, select: &Select, format: DiffFormat) -> ExitStatus {
+pub(crate) fn cmd_diff(g: &Global, select: &Select, format: DiffFormat) -> ExitStatus {
     if select.state.is_none() {
         errln!(
             "error: xform diff needs --state DIR, a folder with the manifest.json to compare against (e.g. production's)"

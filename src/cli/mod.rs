@@ -301,12 +301,12 @@ fn load_options(g: &Global) -> LoadOptions {
 
 /// A compiled project with its selection made, and what the steps after compiling used.
 pub(super) struct Loaded {
-    pub c: Compiled,
+    pub(crate) c: Compiled,
     /// The files read, for later diagnostics to quote.
-    pub files: Files,
+    pub(crate) files: Files,
     /// `--state`'s run and how each node differs from it.
-    pub state: Option<Arc<State>>,
-    pub changes: Option<Changes>,
+    pub(crate) state: Option<Arc<State>>,
+    pub(crate) changes: Option<Changes>,
 }
 
 /// Loads, compiles, compares with `--state`, selects, defers and checks the SQL; on failure
@@ -530,7 +530,7 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// 1234567 → "1,234,567".
-pub fn thousands(n: usize) -> String {
+pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {

@@ -18,7 +18,7 @@ enum State {
 static STDOUT: Mutex<State> = Mutex::new(State::Open);
 
 /// Writes to stdout unless it has closed or failed (`outln!`, `out!`).
-pub fn stdout(args: fmt::Arguments<'_>) {
+pub(crate) fn stdout(args: fmt::Arguments<'_>) {
     let mut state = STDOUT.lock().unwrap_or_else(PoisonError::into_inner);
     if !matches!(*state, State::Open) {
         return;
@@ -33,12 +33,12 @@ pub fn stdout(args: fmt::Arguments<'_>) {
 }
 
 /// Writes to stderr, ignoring failure (`errln!`, `err!`).
-pub fn stderr(args: fmt::Arguments<'_>) {
+pub(crate) fn stderr(args: fmt::Arguments<'_>) {
     let _ = io::stderr().lock().write_fmt(args);
 }
 
 /// Why stdout could not be written, unless its reader simply went away.
-pub fn failure() -> Option<String> {
+pub(crate) fn failure() -> Option<String> {
     match &*STDOUT.lock().unwrap_or_else(PoisonError::into_inner) {
         State::Failed(e) => Some(e.to_string()),
         _ => None,

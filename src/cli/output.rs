@@ -15,7 +15,7 @@ use crate::execute::{Event, NodeResult, Outcome, Status};
 use crate::materialize::Job;
 use crate::testing::{TestResult, TestStatus};
 
-pub struct Printer<'c> {
+pub(crate) struct Printer<'c> {
     format: LogFormat,
     c: &'c Compiled,
     bar: Option<ProgressBar>,
@@ -59,7 +59,7 @@ fn units(jobs: &[Job]) -> usize {
 }
 
 impl<'c> Printer<'c> {
-    pub fn new(
+    pub(crate) fn new(
         format: LogFormat,
         (c, files): (&'c Compiled, &'c Files),
         jobs: &[Job],
@@ -87,7 +87,7 @@ impl<'c> Printer<'c> {
         }
     }
 
-    pub fn header(&self, verb: &str, target: &str, threads: usize) {
+    pub(crate) fn header(&self, verb: &str, target: &str, threads: usize) {
         match self.format {
             LogFormat::Text => self.line(&format!(
                 "xform {verb}: {} on {target}, {threads} thread{}",
@@ -105,7 +105,7 @@ impl<'c> Printer<'c> {
         format!("{} node{}", thousands(self.total), plural(self.total))
     }
 
-    pub fn event(&mut self, e: Event<'_>) {
+    pub(crate) fn event(&mut self, e: Event<'_>) {
         match e {
             Event::LeftoversDropped(tables) => self.leftovers_dropped(tables),
             Event::Started(job) => self.started(job),
@@ -300,13 +300,13 @@ impl<'c> Printer<'c> {
         v
     }
 
-    pub fn finish_bar(&self) {
+    pub(crate) fn finish_bar(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
     }
 
-    pub fn summary(&self, jobs: &[Job], outcome: &Outcome, seconds: f64) {
+    pub(crate) fn summary(&self, jobs: &[Job], outcome: &Outcome, seconds: f64) {
         self.finish_bar();
         let tally = Tally::of(jobs, outcome);
         if self.format == LogFormat::Json {
@@ -497,7 +497,7 @@ fn paint(text: &str, code: &str, on: bool) -> String {
 }
 
 /// Rows as an aligned text table (wide characters such as Korean count double).
-pub fn rows_table(rows: &Rows) -> String {
+pub(crate) fn rows_table(rows: &Rows) -> String {
     let cells: Vec<Vec<String>> = rows
         .rows
         .iter()
@@ -564,6 +564,6 @@ fn table_row(values: &[String], widths: &[usize]) -> String {
     format!("| {} |\n", parts.join(" | "))
 }
 
-pub fn rows_json(rows: &Rows) -> serde_json::Value {
+pub(crate) fn rows_json(rows: &Rows) -> serde_json::Value {
     json!({"event": "rows", "columns": rows.columns, "rows": rows.objects()})
 }

@@ -19,9 +19,9 @@ use crate::project::{NodeKind, PROJECT_FILE, load};
 use crate::testing::freshness;
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
-    pub select: Select,
+    pub(crate) select: Select,
     /// Worker threads, each with its own connection (default: the target's `threads`).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
@@ -49,7 +49,7 @@ pub struct RunArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verb {
+pub(crate) enum Verb {
     Build,
     Run,
     Seed,
@@ -90,7 +90,7 @@ impl Verb {
 }
 
 /// Runs `verb`; `argv` is the command line recorded in run_results.json for `xform retry`.
-pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> ExitStatus {
+pub(crate) fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> ExitStatus {
     let (clock, started_at) = (Instant::now(), SystemTime::now());
     let Loaded {
         c, files, state, ..
@@ -176,7 +176,7 @@ pub fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> ExitStat
 
 /// `xform source freshness`: each selected source table that declares `freshness`, its latest
 /// `loaded_at_field` against `warn_after`/`error_after`. Exit 1 when one is an error.
-pub fn cmd_freshness(g: &Global, select: &Select) -> ExitStatus {
+pub(crate) fn cmd_freshness(g: &Global, select: &Select) -> ExitStatus {
     let Loaded { c, files, .. } = match load_and_compile(g, select, None) {
         Ok(ok) => ok,
         Err(code) => return code,
@@ -333,7 +333,11 @@ fn plan(
 
 /// The materialization settings of the selected nodes (incremental strategies, snapshots,
 /// seeds) and sources' freshness, checked as a run would, for `compile`.
-pub fn check_settings(c: &Compiled, format: LogFormat, files: &Files) -> Result<(), ExitStatus> {
+pub(crate) fn check_settings(
+    c: &Compiled,
+    format: LogFormat,
+    files: &Files,
+) -> Result<(), ExitStatus> {
     let opts = materialize::PlanOptions {
         full_refresh: false,
         window: None,
@@ -381,7 +385,7 @@ fn stop_on_ctrl_c(stop: Option<&Stop>) {
     });
 }
 
-pub fn cmd_show(g: &Global, model: &str, limit: usize) -> ExitStatus {
+pub(crate) fn cmd_show(g: &Global, model: &str, limit: usize) -> ExitStatus {
     let Loaded { c, .. } = match load_and_compile(g, &Select::default(), None) {
         Ok(ok) => ok,
         Err(code) => return code,
@@ -436,7 +440,7 @@ fn find_node(c: &Compiled, name: &str) -> Option<usize> {
         .position(|n| n.name == name && matches!(n.kind, NodeKind::Model | NodeKind::Seed))
 }
 
-pub fn cmd_debug(g: &Global) -> ExitStatus {
+pub(crate) fn cmd_debug(g: &Global) -> ExitStatus {
     outln!("xform {}", env!("CARGO_PKG_VERSION"));
     let mut files = Files::default();
     let mut diags = Diagnostics::default();
@@ -485,7 +489,7 @@ pub fn cmd_debug(g: &Global) -> ExitStatus {
     }
 }
 
-pub fn cmd_clean(g: &Global) -> ExitStatus {
+pub(crate) fn cmd_clean(g: &Global) -> ExitStatus {
     let root: &Path = &g.project_dir;
     if !root.join(PROJECT_FILE).is_file() {
         errln!(

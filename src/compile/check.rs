@@ -18,7 +18,7 @@ use crate::template::{Names, RelName};
 /// severity. Returns the keys of the SQL found clean (and of unselected SQL the cache already
 /// knows clean, so a narrow run does not forget them). SQL whose key is in `known_clean` (a
 /// previous run's result for the same text, parents and dialect) is not parsed again.
-pub fn check_sql(
+pub(crate) fn check_sql(
     project: &Project,
     names: &Names,
     graph: &Graph,

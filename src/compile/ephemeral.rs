@@ -14,7 +14,7 @@ use super::Renders;
 /// The final SQL of every rendered node (None for nodes without SQL or whose render failed).
 /// Ephemeral parents are inlined from `base` (the primary renders) when given, else from
 /// `rendered` itself.
-pub fn finish(
+pub(crate) fn finish(
     project: &Project,
     graph: &Graph,
     names: &Names,
@@ -63,7 +63,7 @@ pub fn finish(
     out
 }
 
-pub fn cte_name(names: &Names, node: usize) -> String {
+pub(crate) fn cte_name(names: &Names, node: usize) -> String {
     let ident = names.relations[node]
         .as_ref()
         .map_or("", |r| r.identifier.as_str());

@@ -25,7 +25,7 @@ use crate::template::{self, Names, RelName, RenderLog, Rendered, Templates, scan
 use std::collections::HashSet;
 
 /// Generic tests xform runs without a `{% test %}` definition, and the arguments each needs.
-pub const BUILTIN_TESTS: &[(&str, &[&str])] = &[
+pub(crate) const BUILTIN_TESTS: &[(&str, &[&str])] = &[
     ("not_null", &[]),
     ("unique", &[]),
     ("accepted_values", &["values"]),
@@ -36,30 +36,30 @@ pub const BUILTIN_TESTS: &[(&str, &[&str])] = &[
 ];
 
 #[derive(Clone, Debug, Default)]
-pub struct CompileOptions {
+pub(crate) struct CompileOptions {
     /// Keep what it takes to point `ref()`s at other relations after compiling (`--defer`).
-    pub repointable: bool,
+    pub(crate) repointable: bool,
 }
 
 /// A compiled project: nodes with their final config, the graph, and per node (by index) its
 /// relation, compiled SQL and parents. `selected` and `sql_clean` are filled by the steps
 /// after `compile` (selection, SQL checks).
-pub struct Compiled {
-    pub project: Project,
-    pub graph: Graph,
+pub(crate) struct Compiled {
+    pub(crate) project: Project,
+    pub(crate) graph: Graph,
     /// Each model's, seed's and source's relation (none for ephemerals and tests).
-    pub relations: Vec<Option<Relation>>,
-    pub sql: Vec<Option<String>>,
+    pub(crate) relations: Vec<Option<Relation>>,
+    pub(crate) sql: Vec<Option<String>>,
     /// An incremental model's SQL rendered with `is_incremental()` true: what runs on top of
     /// its existing table (`sql` builds it from scratch).
-    pub incremental_sql: Vec<Option<String>>,
+    pub(crate) incremental_sql: Vec<Option<String>>,
     /// SHA-256 of each node's compiled SQL.
-    pub checksums: Vec<Option<String>>,
+    pub(crate) checksums: Vec<Option<String>>,
     /// Keys of the SQL that sqlparser found clean, for the next run to skip.
-    pub sql_clean: Vec<String>,
-    pub selected: Vec<usize>,
+    pub(crate) sql_clean: Vec<String>,
+    pub(crate) selected: Vec<usize>,
     /// The project macros each node's render called.
-    pub macros_used: Vec<Vec<String>>,
+    pub(crate) macros_used: Vec<Vec<String>>,
     /// The final names every node's SQL was resolved with.
     names: Names,
     /// Each render with relations still as placeholders (plain, incremental), when asked
@@ -68,13 +68,13 @@ pub struct Compiled {
 }
 
 impl Compiled {
-    pub fn nodes(&self) -> &[Node] {
+    pub(crate) fn nodes(&self) -> &[Node] {
         &self.project.nodes
     }
 
     /// The quoted relation name of node `i` (for an external source, the files' reader), as
     /// the SQL reads it.
-    pub fn relation_sql(&self, i: usize) -> Option<String> {
+    pub(crate) fn relation_sql(&self, i: usize) -> Option<String> {
         if let Some(e) = self.nodes()[i].external() {
             return files_reader(&e, self.project.target.dialect());
         }
@@ -87,23 +87,23 @@ impl Compiled {
     }
 
     /// Where node `i`'s compiled SQL is written, if it has SQL.
-    pub fn compiled_path(&self, i: usize) -> Option<String> {
+    pub(crate) fn compiled_path(&self, i: usize) -> Option<String> {
         self.sql[i]
             .as_ref()
             .map(|_| compiled_path(&self.nodes()[i]).to_string())
     }
 
     /// An ephemeral model: inlined into what reads it, nothing of its own in the warehouse.
-    pub fn is_ephemeral(&self, i: usize) -> bool {
+    pub(crate) fn is_ephemeral(&self, i: usize) -> bool {
         self.nodes()[i].kind == NodeKind::Model && self.relations[i].is_none()
     }
 
     /// What node `i`'s compiled SQL reads: its parents, looking through ephemeral models.
-    pub fn reads(&self, i: usize) -> Vec<usize> {
+    pub(crate) fn reads(&self, i: usize) -> Vec<usize> {
         self.graph.parents_through(i, |p| self.is_ephemeral(p))
     }
 
-    pub fn parents(&self, i: usize) -> Vec<usize> {
+    pub(crate) fn parents(&self, i: usize) -> Vec<usize> {
         let mut p: Vec<usize> = self.graph.parents(i).collect();
         p.sort_unstable();
         p
@@ -111,7 +111,7 @@ impl Compiled {
 
     /// Points what reads each of `moved` at another relation (`--defer`: production's) and
     /// resolves every node's SQL again. Needs a compile with `repointable`.
-    pub fn repoint(&mut self, moved: &[(usize, Relation)]) {
+    pub(crate) fn repoint(&mut self, moved: &[(usize, Relation)]) {
         let Some([base, incremental]) = self.placeholders.clone() else {
             return;
         };
@@ -144,7 +144,7 @@ impl Compiled {
 
 /// Renders every node, applies its `config()`, builds the graph and resolves each node's
 /// final SQL. Nothing here reads another run or the warehouse.
-pub fn compile(
+pub(crate) fn compile(
     mut project: Project,
     opts: &CompileOptions,
     diags: &mut Diagnostics,
@@ -267,7 +267,7 @@ fn checksums(sql: &[Option<String>]) -> Vec<Option<String>> {
 
 /// Checks the compiled SQL of the selected nodes with sqlparser (skipping SQL whose key is in
 /// `known_clean`); findings point at the compiled files, which join `files`.
-pub fn check(
+pub(crate) fn check(
     c: &mut Compiled,
     known_clean: &HashSet<String>,
     files: &mut Files,
@@ -767,7 +767,7 @@ fn check_unit_tests(nodes: &[Node], graph: &Graph, names: &Names, diags: &mut Di
 
 /// Where `xform compile` writes a node's SQL, relative to the project root; a generic test's
 /// goes under its property file, as dbt does: `models/schema.yml/unique_orders_id.sql`.
-pub fn compiled_path(n: &Node) -> Arc<str> {
+pub(crate) fn compiled_path(n: &Node) -> Arc<str> {
     match n.test {
         Some(_) => Arc::from(format!("target/compiled/{}/{}.sql", n.path, n.name)),
         None => Arc::from(format!("target/compiled/{}", n.path)),

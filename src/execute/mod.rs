@@ -17,71 +17,71 @@ use crate::materialize::{self, BatchResult, Job};
 use crate::testing::{self, TestResult, TestStatus};
 
 #[derive(Clone, Copy, Debug)]
-pub struct RunOptions {
-    pub threads: usize,
-    pub fail_fast: bool,
+pub(crate) struct RunOptions {
+    pub(crate) threads: usize,
+    pub(crate) fail_fast: bool,
 }
 
 /// Stops a run from another thread (a Ctrl-C handler): no new node starts and running
 /// statements are interrupted.
 #[derive(Clone)]
-pub struct Stop {
+pub(crate) struct Stop {
     flag: Arc<AtomicBool>,
     warehouse: Arc<dyn Warehouse>,
 }
 
 impl Stop {
-    pub fn new(warehouse: Arc<dyn Warehouse>) -> Stop {
+    pub(crate) fn new(warehouse: Arc<dyn Warehouse>) -> Stop {
         Stop {
             flag: Arc::default(),
             warehouse,
         }
     }
 
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.flag.store(true, Ordering::SeqCst);
         self.warehouse.interrupt();
     }
 
-    pub fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         self.flag.load(Ordering::SeqCst)
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     Success,
     Error,
     Skipped,
 }
 
 #[derive(Debug)]
-pub struct NodeResult {
+pub(crate) struct NodeResult {
     /// Index into the run's jobs.
-    pub job: usize,
-    pub status: Status,
-    pub rows: Option<u64>,
-    pub started_at: SystemTime,
-    pub seconds: f64,
-    pub message: Option<String>,
+    pub(crate) job: usize,
+    pub(crate) status: Status,
+    pub(crate) rows: Option<u64>,
+    pub(crate) started_at: SystemTime,
+    pub(crate) seconds: f64,
+    pub(crate) message: Option<String>,
     /// The statements executed, in order (empty when skipped).
-    pub statements: Vec<String>,
+    pub(crate) statements: Vec<String>,
     /// The job's unit and data tests.
-    pub tests: Vec<TestResult>,
+    pub(crate) tests: Vec<TestResult>,
     /// A microbatch model's batches (empty for other jobs).
-    pub batches: Vec<BatchResult>,
+    pub(crate) batches: Vec<BatchResult>,
 }
 
 impl NodeResult {
     /// Whether the nodes that read this job's node must be skipped: it did not build, or an
     /// error-severity test of it failed.
-    pub fn blocks_children(&self) -> bool {
+    pub(crate) fn blocks_children(&self) -> bool {
         self.status != Status::Success || self.tests.iter().any(|t| t.blocking)
     }
 
     /// Whether the build or a test failed (what makes the run exit 1).
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.status == Status::Error
             || self
                 .tests
@@ -90,18 +90,18 @@ impl NodeResult {
     }
 }
 
-pub enum Event<'a> {
+pub(crate) enum Event<'a> {
     /// Tables an earlier, killed run left behind, dropped before anything was built.
     LeftoversDropped(&'a [Relation]),
     Started(&'a Job),
     Finished(&'a Job, &'a NodeResult),
 }
 
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// In the order nodes finished.
-    pub results: Vec<NodeResult>,
+    pub(crate) results: Vec<NodeResult>,
     /// Stopped from outside (Ctrl-C), not by `--fail-fast`.
-    pub interrupted: bool,
+    pub(crate) interrupted: bool,
 }
 
 /// Everything a worker needs, shared read-only.
@@ -115,7 +115,7 @@ struct Ctx<'a> {
 
 /// Runs `jobs` (in dependency order) on the warehouse. Fails only when the warehouse cannot be
 /// prepared (sessions, schemas); a failing node is a result, not an error.
-pub fn run(
+pub(crate) fn run(
     compiled: &Compiled,
     root: &Path,
     jobs: &[Job],

@@ -2,7 +2,7 @@
 //! run from parent to child. Building it finds cycles; it offers a stable topological order
 //! and bounded ancestor/descendant walks for selection.
 
-pub mod select;
+pub(crate) mod select;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -10,7 +10,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-pub struct Graph {
+pub(crate) struct Graph {
     g: DiGraph<(), ()>,
     order: Vec<usize>,
 }
@@ -18,7 +18,7 @@ pub struct Graph {
 impl Graph {
     /// The graph of `n` nodes with `edges` (parent, child). `Err` holds one cycle, as node
     /// indexes in dependency order with the first repeated at the end.
-    pub fn new(
+    pub(crate) fn new(
         n: usize,
         edges: impl IntoIterator<Item = (usize, usize)>,
     ) -> Result<Graph, Vec<usize>> {
@@ -101,12 +101,12 @@ impl Graph {
     }
 
     /// Every node, parents before children.
-    pub fn order(&self) -> &[usize] {
+    pub(crate) fn order(&self) -> &[usize] {
         &self.order
     }
 
     /// Each node's place in `order()`.
-    pub fn positions(&self) -> Vec<usize> {
+    pub(crate) fn positions(&self) -> Vec<usize> {
         let mut pos = vec![0; self.order.len()];
         for (k, &i) in self.order.iter().enumerate() {
             pos[i] = k;
@@ -114,7 +114,7 @@ impl Graph {
         pos
     }
 
-    pub fn parents(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+    pub(crate) fn parents(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
         self.g
             .neighbors_directed(NodeIndex::new(i), Direction::Incoming)
             .map(|n| n.index())
@@ -122,7 +122,11 @@ impl Graph {
 
     /// The parents of `i`, looking through those `see_through` names (ephemeral models are
     /// inlined, so what they read is what `i` reads).
-    pub fn parents_through(&self, i: usize, see_through: impl Fn(usize) -> bool) -> Vec<usize> {
+    pub(crate) fn parents_through(
+        &self,
+        i: usize,
+        see_through: impl Fn(usize) -> bool,
+    ) -> Vec<usize> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         let mut stack: Vec<usize> = self.parents(i).collect();
@@ -139,14 +143,8 @@ impl Graph {
         out
     }
 
-    pub fn children(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        self.g
-            .neighbors_directed(NodeIndex::new(i), Direction::Outgoing)
-            .map(|n| n.index())
-    }
-
     /// Nodes reachable from `start` going `up` (to parents) or down, at most `depth` steps.
-    pub fn walk(&self, start: usize, up: bool, depth: Option<usize>) -> Vec<usize> {
+    pub(crate) fn walk(&self, start: usize, up: bool, depth: Option<usize>) -> Vec<usize> {
         let dir = if up {
             Direction::Incoming
         } else {

@@ -27,7 +27,7 @@ const METHODS: &[&str] = &[
 ];
 
 /// The values of `state:`.
-pub const STATE_VALUES: &[&str] = &[
+pub(crate) const STATE_VALUES: &[&str] = &[
     "new",
     "old",
     "modified",
@@ -40,18 +40,18 @@ pub const STATE_VALUES: &[&str] = &[
 
 /// How a node differs from `--state`, as `state:` selectors read it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Modified {
+pub(crate) struct Modified {
     /// Not in the state at all.
-    pub new: bool,
-    pub body: bool,
-    pub configs: bool,
-    pub contract: bool,
-    pub macros: bool,
+    pub(crate) new: bool,
+    pub(crate) body: bool,
+    pub(crate) configs: bool,
+    pub(crate) contract: bool,
+    pub(crate) macros: bool,
 }
 
 impl Modified {
     /// `state:<value>` for a node with this change (`None` = unchanged).
-    pub fn matches(change: Option<&Modified>, value: &str) -> bool {
+    pub(crate) fn matches(change: Option<&Modified>, value: &str) -> bool {
         let Some(c) = change else {
             return matches!(value, "old" | "unmodified");
         };
@@ -72,11 +72,11 @@ impl Modified {
 /// What selectors may ask beyond the project itself, as the steps that read other runs
 /// found it.
 #[derive(Default)]
-pub struct Facts<'a> {
+pub(crate) struct Facts<'a> {
     /// Per node, how it differs from `--state` (None: unchanged).
-    pub modified: Option<&'a [Option<Modified>]>,
+    pub(crate) modified: Option<&'a [Option<Modified>]>,
     /// unique_id → status of an earlier run's results.
-    pub results: Option<&'a HashMap<String, String>>,
+    pub(crate) results: Option<&'a HashMap<String, String>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -104,11 +104,11 @@ struct Atom {
 
 /// A parsed selection: a union of intersections of atoms.
 #[derive(Debug, Clone, Default)]
-pub struct Selection(Vec<Vec<Atom>>);
+pub(crate) struct Selection(Vec<Vec<Atom>>);
 
 impl Selection {
     /// Parses every `-s` value (each may hold several space-separated terms).
-    pub fn parse(specs: &[String]) -> Result<Selection, Diagnostic> {
+    pub(crate) fn parse(specs: &[String]) -> Result<Selection, Diagnostic> {
         let mut terms = Vec::new();
         for spec in specs {
             if spec.trim().is_empty() {
@@ -131,7 +131,7 @@ impl Selection {
         Ok(Selection(terms))
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
@@ -234,7 +234,7 @@ fn depth_suffix(s: &str) -> Result<(Option<Option<usize>>, &str), String> {
 
 /// The selected nodes in dependency order, and a warning for each atom matching nothing.
 /// An empty `select` means every node. Fails when a `state:`/`result:` atom has nothing to ask.
-pub fn select(
+pub(crate) fn select(
     graph: &Graph,
     nodes: &[Node],
     (select, exclude): (&Selection, &Selection),

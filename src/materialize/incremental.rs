@@ -14,18 +14,18 @@ const STRATEGIES: &[&str] = &["append", "merge", "delete+insert", "microbatch"];
 
 /// How an incremental model adds to its table.
 #[derive(Clone, Debug)]
-pub struct IncrementalSpec {
-    pub strategy: StrategyKind,
-    pub unique_key: Vec<String>,
-    pub update_columns: Option<Vec<String>>,
-    pub exclude_columns: Vec<String>,
-    pub on_schema_change: SchemaChange,
+pub(crate) struct IncrementalSpec {
+    pub(crate) strategy: StrategyKind,
+    pub(crate) unique_key: Vec<String>,
+    pub(crate) update_columns: Option<Vec<String>>,
+    pub(crate) exclude_columns: Vec<String>,
+    pub(crate) on_schema_change: SchemaChange,
     /// What this run asks: a full refresh, a backfill window, its time.
-    pub run: PlanOptions,
+    pub(crate) run: PlanOptions,
 }
 
 #[derive(Clone, Debug)]
-pub enum StrategyKind {
+pub(crate) enum StrategyKind {
     Append,
     Merge,
     DeleteInsert,
@@ -34,7 +34,7 @@ pub enum StrategyKind {
 
 impl IncrementalSpec {
     /// The adapter's strategy for one run (a microbatch's batch given as `range`).
-    pub fn strategy<'a>(&'a self, range: Option<&'a (String, String)>) -> Strategy<'a> {
+    pub(crate) fn strategy<'a>(&'a self, range: Option<&'a (String, String)>) -> Strategy<'a> {
         match (&self.strategy, range) {
             (StrategyKind::Microbatch(mb), Some((start, end))) => Strategy::Range {
                 column: &mb.event_time,
@@ -56,17 +56,17 @@ impl IncrementalSpec {
 
 /// A time-sliced incremental model: each batch replaces exactly its interval of `event_time`.
 #[derive(Clone, Debug)]
-pub struct Microbatch {
-    pub event_time: String,
-    pub batch_size: BatchSize,
+pub(crate) struct Microbatch {
+    pub(crate) event_time: String,
+    pub(crate) batch_size: BatchSize,
     /// Where the first (full) build starts.
-    pub begin: DateTime,
+    pub(crate) begin: DateTime,
     /// How many batches before the current one a normal run rebuilds.
-    pub lookback: i64,
+    pub(crate) lookback: i64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BatchSize {
+pub(crate) enum BatchSize {
     Hour,
     Day,
     Month,
@@ -85,7 +85,7 @@ impl BatchSize {
     }
 
     /// The start of the batch holding `t`.
-    pub fn floor(self, t: DateTime) -> DateTime {
+    pub(crate) fn floor(self, t: DateTime) -> DateTime {
         let d = t.date();
         match self {
             BatchSize::Hour => d.at(t.hour(), 0, 0, 0),
@@ -107,12 +107,12 @@ impl BatchSize {
 }
 
 /// `YYYY-MM-DD HH:MM:SS`, as the adapter's timestamp literals take it.
-pub fn timestamp_text(t: DateTime) -> String {
+pub(crate) fn timestamp_text(t: DateTime) -> String {
     t.strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// A `--start`/`--end` or `begin` value: a date or a date and time.
-pub fn parse_time(s: &str) -> Option<DateTime> {
+pub(crate) fn parse_time(s: &str) -> Option<DateTime> {
     let s = s.trim();
     s.parse::<DateTime>()
         .ok()
@@ -121,14 +121,14 @@ pub fn parse_time(s: &str) -> Option<DateTime> {
 }
 
 /// Now, in UTC, as a civil time.
-pub fn now_utc() -> DateTime {
+pub(crate) fn now_utc() -> DateTime {
     Timestamp::now().to_zoned(TimeZone::UTC).datetime()
 }
 
 impl Microbatch {
     /// The batches of a run: those covering `window` (a backfill), else the current batch and
     /// `lookback` before it.
-    pub fn batches(
+    pub(crate) fn batches(
         &self,
         window: Option<(DateTime, DateTime)>,
         now: DateTime,
@@ -153,7 +153,7 @@ impl Microbatch {
 
     /// The interval a full build covers: from `begin` to the end of the current batch (or of
     /// the window).
-    pub fn full_range(
+    pub(crate) fn full_range(
         &self,
         window: Option<(DateTime, DateTime)>,
         now: DateTime,
@@ -248,7 +248,10 @@ impl<'a> Checker<'a> {
 /// `unique_key`, else `append`), `unique_key`, `merge_update_columns` /
 /// `merge_exclude_columns`, `on_schema_change`, and a microbatch's `event_time`, `batch_size`,
 /// `begin`, `lookback`.
-pub fn incremental_spec(n: &Node, run: PlanOptions) -> Result<IncrementalSpec, Vec<Diagnostic>> {
+pub(crate) fn incremental_spec(
+    n: &Node,
+    run: PlanOptions,
+) -> Result<IncrementalSpec, Vec<Diagnostic>> {
     let mut ck = Checker {
         node: n,
         errors: Vec::new(),
@@ -348,7 +351,11 @@ fn microbatch(ck: &mut Checker<'_>) -> Option<Microbatch> {
 /// A snapshot's settings: `unique_key`, `strategy` (timestamp with `updated_at`, or check
 /// with `check_cols`), `invalidate_hard_deletes` / `hard_deletes`, and
 /// `snapshot_meta_column_names`.
-pub fn snapshot_spec(n: &Node, sql: &str, now: DateTime) -> Result<SnapshotSpec, Vec<Diagnostic>> {
+pub(crate) fn snapshot_spec(
+    n: &Node,
+    sql: &str,
+    now: DateTime,
+) -> Result<SnapshotSpec, Vec<Diagnostic>> {
     let mut ck = Checker {
         node: n,
         errors: Vec::new(),

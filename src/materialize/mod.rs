@@ -4,14 +4,13 @@
 //! its children). Every build is staged and then published through the adapter, so the
 //! previous relation stays in place until the new one is complete. No SQL is written here.
 
-pub mod incremental;
-pub mod seed;
+pub(crate) mod incremental;
+pub(crate) mod seed;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
 
 use jiff::civil::DateTime;
 
@@ -26,7 +25,7 @@ use incremental::{IncrementalSpec, StrategyKind};
 
 /// How a node is built.
 #[derive(Clone, Debug)]
-pub enum Action {
+pub(crate) enum Action {
     Seed(seed::SeedSpec),
     View,
     Table,
@@ -37,7 +36,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Action::Seed(_) => "seed",
             Action::View => "view",
@@ -52,28 +51,28 @@ impl Action {
 /// What a run asks of every job: rebuild incremental models from scratch, or (a backfill)
 /// rebuild the microbatches of this interval; `now` is the run's time (UTC).
 #[derive(Clone, Copy, Debug)]
-pub struct PlanOptions {
-    pub full_refresh: bool,
-    pub window: Option<(DateTime, DateTime)>,
-    pub now: DateTime,
+pub(crate) struct PlanOptions {
+    pub(crate) full_refresh: bool,
+    pub(crate) window: Option<(DateTime, DateTime)>,
+    pub(crate) now: DateTime,
 }
 
 /// One unit of work: a node to build (or, for `Action::Test`, the node whose tests run), its
 /// unit tests (run first: a failure means it is not built) and its data tests (run after the
 /// build — before publishing when `audit` is set).
 #[derive(Clone, Debug)]
-pub struct Job {
-    pub node: usize,
-    pub relation: Option<Relation>,
-    pub action: Action,
-    pub audit: bool,
-    pub tests: Vec<usize>,
-    pub unit_tests: Vec<usize>,
+pub(crate) struct Job {
+    pub(crate) node: usize,
+    pub(crate) relation: Option<Relation>,
+    pub(crate) action: Action,
+    pub(crate) audit: bool,
+    pub(crate) tests: Vec<usize>,
+    pub(crate) unit_tests: Vec<usize>,
 }
 
 impl Job {
     /// A job that only tests: `node` is the tested node (or the test itself).
-    pub fn tests_of(c: &Compiled, node: usize) -> Job {
+    pub(crate) fn tests_of(c: &Compiled, node: usize) -> Job {
         Job {
             node,
             relation: c.relations.get(node).cloned().flatten(),
@@ -84,12 +83,12 @@ impl Job {
         }
     }
 
-    pub fn builds(&self) -> bool {
+    pub(crate) fn builds(&self) -> bool {
         !matches!(self.action, Action::Test)
     }
 
     /// What output lines call this job: its relation, or the node's name.
-    pub fn label(&self, c: &Compiled) -> String {
+    pub(crate) fn label(&self, c: &Compiled) -> String {
         match &self.relation {
             Some(r) => r.to_string(),
             None => c.nodes()[self.node].name.clone(),
@@ -99,7 +98,11 @@ impl Job {
 
 /// The job that builds node `i`, if building it does anything. Settings that cannot work (a
 /// seed's unknown encoding, a merge without a key) are diagnostics, found before anything runs.
-pub fn plan(c: &Compiled, i: usize, opts: PlanOptions) -> Result<Option<Job>, Vec<Diagnostic>> {
+pub(crate) fn plan(
+    c: &Compiled,
+    i: usize,
+    opts: PlanOptions,
+) -> Result<Option<Job>, Vec<Diagnostic>> {
     let n = &c.nodes()[i];
     let Some(relation) = c.relations[i].clone() else {
         return Ok(None);
@@ -132,36 +135,35 @@ pub fn plan(c: &Compiled, i: usize, opts: PlanOptions) -> Result<Option<Job>, Ve
 
 /// A build that failed: what the user reads.
 #[derive(Debug)]
-pub struct Failure {
-    pub message: String,
-    pub interrupted: bool,
+pub(crate) struct Failure {
+    pub(crate) message: String,
+    pub(crate) interrupted: bool,
 }
 
 /// One microbatch of a run: its interval and what became of it.
 #[derive(Debug, Clone)]
-pub struct BatchResult {
-    pub start: String,
-    pub end: String,
-    pub rows: Option<u64>,
-    pub error: Option<String>,
-    pub interrupted: bool,
-    pub seconds: f64,
+pub(crate) struct BatchResult {
+    pub(crate) start: String,
+    pub(crate) end: String,
+    pub(crate) rows: Option<u64>,
+    pub(crate) error: Option<String>,
+    pub(crate) interrupted: bool,
 }
 
 /// What a job did: the build's rows or failure, each microbatch, and every test's result.
-pub struct Done {
-    pub built: Result<Option<u64>, Failure>,
-    pub batches: Vec<BatchResult>,
-    pub tests: Vec<TestResult>,
+pub(crate) struct Done {
+    pub(crate) built: Result<Option<u64>, Failure>,
+    pub(crate) batches: Vec<BatchResult>,
+    pub(crate) tests: Vec<TestResult>,
 }
 
 /// Where a job may open more sessions (a microbatch model's batches run in parallel).
-pub type MoreSessions<'a> = &'a (dyn Fn() -> DbResult<Box<dyn Session>> + Sync);
+pub(crate) type MoreSessions<'a> = &'a (dyn Fn() -> DbResult<Box<dyn Session>> + Sync);
 
 /// Runs a job: unit tests, the build (staged, audited by its data tests when the job says so,
 /// then published or discarded), data tests. `replaces` is what exists under the relation's
 /// name now. Every statement that changes the warehouse is appended to `log`.
-pub fn run(
+pub(crate) fn run(
     session: &mut dyn Session,
     c: &Compiled,
     root: &Path,
@@ -455,7 +457,6 @@ fn run_batches(
         .as_ref()
         .expect("a building job has a relation");
     let run_one = |s: &mut dyn Session, batch: &(String, String), log: &mut Vec<String>| {
-        let clock = Instant::now();
         let sql = dialect.time_range(base, &mb.event_time, &batch.0, Some(&batch.1));
         let build = Build::Increment(Increment {
             sql: &sql,
@@ -471,7 +472,6 @@ fn run_batches(
             rows: result.as_ref().ok().and_then(|s| s.rows),
             interrupted: result.as_ref().err() == Some(&DbError::Interrupted),
             error: result.err().map(|e| e.to_string()),
-            seconds: clock.elapsed().as_secs_f64(),
         }
     };
     let mut results = Vec::with_capacity(batches.len());
@@ -580,7 +580,7 @@ fn failure(job: &Job, e: DbError) -> Failure {
 /// node it tests when everything else it reads is upstream of that node (so it can audit the
 /// new relation before it is published); otherwise, and for `xform test`, the tests of one node
 /// share a test-only job, run after everything they read is built.
-pub fn attach_tests(c: &Compiled, jobs: &mut Vec<Job>, tests: &[usize]) {
+pub(crate) fn attach_tests(c: &Compiled, jobs: &mut Vec<Job>, tests: &[usize]) {
     let job_of: HashMap<usize, usize> = jobs
         .iter()
         .enumerate()
@@ -634,7 +634,7 @@ fn merge_test_jobs(jobs: &mut Vec<Job>) {
 
 /// The node a test is about: the model (or seed, source) a generic or unit test is declared
 /// on; for a singular test the last of what it reads; a test reading nothing is its own.
-pub fn tested_node(c: &Compiled, t: usize, position: &[usize]) -> usize {
+pub(crate) fn tested_node(c: &Compiled, t: usize, position: &[usize]) -> usize {
     let n = &c.nodes()[t];
     let declared_on = n
         .static_deps

@@ -14,18 +14,18 @@ use crate::project;
 use crate::project::Node;
 
 #[derive(Clone, Debug)]
-pub struct SeedSpec {
+pub(crate) struct SeedSpec {
     /// The CSV file, relative to the project root.
-    pub path: String,
-    pub encoding: &'static Encoding,
-    pub delimiter: String,
-    pub quote: String,
-    pub header: bool,
-    pub column_types: Vec<(String, String)>,
+    pub(crate) path: String,
+    pub(crate) encoding: &'static Encoding,
+    pub(crate) delimiter: String,
+    pub(crate) quote: String,
+    pub(crate) header: bool,
+    pub(crate) column_types: Vec<(String, String)>,
 }
 
 /// Reads and checks a seed's settings; every mistake is a diagnostic at the setting.
-pub fn spec(n: &Node) -> Result<SeedSpec, Vec<Diagnostic>> {
+pub(crate) fn spec(n: &Node) -> Result<SeedSpec, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut bad = |key: &str, other: &Json, problem: &str, help: &str| {
         let d = Diagnostic::error(format!("seed `{}`: `{key}: {other}` {problem}", n.name))
@@ -132,7 +132,7 @@ fn encoding(label: &str) -> Option<&'static Encoding> {
 /// The seed's CSV for the warehouse: its file, and its text decoded to UTF-8 when it is in
 /// another encoding. A file that is not valid in its encoding fails with the line of the first
 /// bad byte.
-pub fn source(root: &Path, s: &SeedSpec) -> Result<CsvSource, String> {
+pub(crate) fn source(root: &Path, s: &SeedSpec) -> Result<CsvSource, String> {
     let path = root.join(&s.path);
     let decoded = (s.encoding != encoding_rs::UTF_8)
         .then(|| project::read_encoded(&path, s.encoding))
@@ -155,7 +155,12 @@ pub fn source(root: &Path, s: &SeedSpec) -> Result<CsvSource, String> {
 }
 
 /// Where a CSV load error points: `seeds/x.csv:5: column "amount": ...`.
-pub fn bad_row_message(s: &SeedSpec, line: u64, column: Option<&str>, message: &str) -> String {
+pub(crate) fn bad_row_message(
+    s: &SeedSpec,
+    line: u64,
+    column: Option<&str>,
+    message: &str,
+) -> String {
     let hint = if message.to_ascii_lowercase().contains("unicode") {
         "; if the file is not UTF-8, set `encoding:` (e.g. cp949) on the seed"
     } else {

@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 use crate::diagnostics::Loc;
 
 /// Config keys xform applies (or keeps for selectors and the manifest: `tags`, `meta`, ...).
-pub const APPLIED_KEYS: &[&str] = &[
+pub(crate) const APPLIED_KEYS: &[&str] = &[
     "access",
     "alias",
     "audit",
@@ -58,7 +58,7 @@ pub const APPLIED_KEYS: &[&str] = &[
 
 /// Config keys of dbt's that xform accepts but does not apply yet: a project that sets one is
 /// warned, once per key, where it first sets it.
-pub const NOT_APPLIED_KEYS: &[&str] = &[
+pub(crate) const NOT_APPLIED_KEYS: &[&str] = &[
     "cluster_by",
     "fail_calc",
     "full_refresh",
@@ -73,37 +73,37 @@ pub const NOT_APPLIED_KEYS: &[&str] = &[
 ];
 
 /// Every config key xform knows.
-pub fn is_known_key(key: &str) -> bool {
+pub(crate) fn is_known_key(key: &str) -> bool {
     APPLIED_KEYS.contains(&key) || NOT_APPLIED_KEYS.contains(&key)
 }
 
 /// Every config key xform knows, for suggestions.
-pub fn known_keys() -> impl Iterator<Item = &'static str> {
+pub(crate) fn known_keys() -> impl Iterator<Item = &'static str> {
     APPLIED_KEYS.iter().chain(NOT_APPLIED_KEYS).copied()
 }
 
 /// Materializations a model may have.
-pub const MODEL_MATERIALIZATIONS: &[&str] = &["view", "table", "incremental", "ephemeral"];
+pub(crate) const MODEL_MATERIALIZATIONS: &[&str] = &["view", "table", "incremental", "ephemeral"];
 
 #[derive(Clone, Debug)]
-pub struct Setting {
-    pub value: Json,
-    pub at: Option<Loc>,
+pub(crate) struct Setting {
+    pub(crate) value: Json,
+    pub(crate) at: Option<Loc>,
 }
 
 #[derive(Clone, Debug, Default)]
 /// Settings in the order first set. A few keys per node: a vector is smaller and faster
 /// than a map here (tens of thousands of nodes each carry one).
-pub struct Config(Vec<(String, Setting)>);
+pub(crate) struct Config(Vec<(String, Setting)>);
 
 /// `pre-hook` and `pre_hook` are the same key, as in dbt.
-pub fn normalize_key(key: &str) -> String {
+pub(crate) fn normalize_key(key: &str) -> String {
     key.trim_start_matches('+').replace('-', "_")
 }
 
 impl Config {
     /// Sets `key`; `tags` accumulate and `meta` merges, as dbt users expect.
-    pub fn set(&mut self, key: &str, value: Json, at: Option<Loc>) {
+    pub(crate) fn set(&mut self, key: &str, value: Json, at: Option<Loc>) {
         let key = normalize_key(key);
         let merged = match (key.as_str(), self.setting(&key).map(|s| &s.value)) {
             ("tags", Some(old)) => merge_tags(old, &value),
@@ -125,7 +125,7 @@ impl Config {
     }
 
     /// Applies every setting of `other` on top of this one.
-    pub fn overlay(&mut self, other: &Config) {
+    pub(crate) fn overlay(&mut self, other: &Config) {
         for (k, s) in &other.0 {
             self.set(k, s.value.clone(), s.at.clone());
         }
@@ -135,18 +135,18 @@ impl Config {
         self.0.iter().find(|(k, _)| k == key).map(|(_, s)| s)
     }
 
-    pub fn get(&self, key: &str) -> Option<&Json> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Json> {
         self.setting(key).map(|s| &s.value)
     }
 
-    pub fn str(&self, key: &str) -> Option<&str> {
+    pub(crate) fn str(&self, key: &str) -> Option<&str> {
         self.get(key).and_then(Json::as_str)
     }
 
     /// A column or a list of columns (`unique_key: id`, `[day, shop_id]`), blank names left
     /// out (`unique_key: ''` is no key, as in dbt: the list is empty); the value itself when
     /// it is neither.
-    pub fn columns(&self, key: &str) -> Result<Option<Vec<String>>, &Json> {
+    pub(crate) fn columns(&self, key: &str) -> Result<Option<Vec<String>>, &Json> {
         let names: Vec<&str> = match self.get(key) {
             None | Some(Json::Null) => return Ok(None),
             Some(Json::String(s)) => vec![s],
@@ -159,19 +159,19 @@ impl Config {
         Ok(Some(named.map(str::to_string).collect()))
     }
 
-    pub fn at(&self, key: &str) -> Option<&Loc> {
+    pub(crate) fn at(&self, key: &str) -> Option<&Loc> {
         self.setting(key).and_then(|s| s.at.as_ref())
     }
 
-    pub fn materialized(&self) -> &str {
+    pub(crate) fn materialized(&self) -> &str {
         self.str("materialized").unwrap_or("view")
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.get("enabled").and_then(Json::as_bool).unwrap_or(true)
     }
 
-    pub fn tags(&self) -> Vec<&str> {
+    pub(crate) fn tags(&self) -> Vec<&str> {
         match self.get("tags") {
             Some(Json::Array(items)) => items.iter().filter_map(Json::as_str).collect(),
             Some(Json::String(s)) => vec![s.as_str()],
@@ -179,7 +179,7 @@ impl Config {
         }
     }
 
-    pub fn to_json(&self) -> Json {
+    pub(crate) fn to_json(&self) -> Json {
         Json::Object(
             self.0
                 .iter()
@@ -211,16 +211,16 @@ fn as_list(v: &Json) -> Vec<Json> {
 
 /// One level of a folder-config tree from project.yml (`models:`, `seeds:`, `data_tests:`).
 #[derive(Clone, Debug, Default)]
-pub struct FolderConfig {
-    pub config: Config,
-    pub children: BTreeMap<String, (Loc, FolderConfig)>,
+pub(crate) struct FolderConfig {
+    pub(crate) config: Config,
+    pub(crate) children: BTreeMap<String, (Loc, FolderConfig)>,
 }
 
 impl FolderConfig {
     /// The config for a resource at `path` (folders under the resource root, then its name):
     /// every level's settings from the top down, deeper levels winning.
     /// A level named after the project (`models: { shop: {...} }`, as in dbt) applies too.
-    pub fn resolve(&self, project: &str, path: &[String]) -> Config {
+    pub(crate) fn resolve(&self, project: &str, path: &[String]) -> Config {
         let mut out = self.resolve_path(path);
         if let Some((_, child)) = self.children.get(project) {
             out.overlay(&child.resolve_path(path));
@@ -244,7 +244,7 @@ impl FolderConfig {
     }
 
     /// Every configured path (e.g. `["analytics", "part_001"]`) with where it is written.
-    pub fn paths(&self) -> Vec<(Vec<String>, Loc)> {
+    pub(crate) fn paths(&self) -> Vec<(Vec<String>, Loc)> {
         let mut out = Vec::new();
         for (name, (loc, child)) in &self.children {
             out.push((vec![name.clone()], loc.clone()));

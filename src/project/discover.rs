@@ -14,7 +14,7 @@ use super::settings::Paths;
 use crate::diagnostics::{Diagnostic, Loc, line_col};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileKind {
+pub(crate) enum FileKind {
     Model,
     Seed,
     Macro,
@@ -25,19 +25,19 @@ pub enum FileKind {
 
 /// A discovered file: its kind, its path relative to the project root (with `/`), and the
 /// path of its parent folder relative to the folder it was found under.
-pub struct Found {
-    pub kind: FileKind,
-    pub path: Arc<str>,
+pub(crate) struct Found {
+    pub(crate) kind: FileKind,
+    pub(crate) path: Arc<str>,
     /// Folders between the resource root and the file (`["analytics", "part_000"]`).
-    pub folders: Vec<String>,
-    pub stem: String,
+    pub(crate) folders: Vec<String>,
+    pub(crate) stem: String,
 }
 
-pub struct Read {
-    pub found: Found,
-    pub text: Arc<str>,
+pub(crate) struct Read {
+    pub(crate) found: Found,
+    pub(crate) text: Arc<str>,
     /// A seed's file checksum (its text is not read).
-    pub checksum: Option<String>,
+    pub(crate) checksum: Option<String>,
 }
 
 /// File endings to pick up under a folder, and what they are.
@@ -65,7 +65,7 @@ const TEST_FILES: Kinds = &[
 ];
 
 /// The project's files, and a diagnostic for each one xform cannot name (not UTF-8).
-pub fn discover(root: &Path, paths: &Paths) -> (Vec<Found>, Vec<Diagnostic>) {
+pub(crate) fn discover(root: &Path, paths: &Paths) -> (Vec<Found>, Vec<Diagnostic>) {
     let (mut out, mut diags) = (Vec::new(), Vec::new());
     let groups: [(&Vec<String>, Kinds); 5] = [
         (&paths.models, MODEL_FILES),
@@ -160,7 +160,7 @@ fn folders_of(rel: &Path) -> Vec<String> {
 
 /// Reads every file in parallel; seeds are not read (the runner streams them), only
 /// checksummed (what `--state` compares).
-pub fn read_all(root: &Path, found: Vec<Found>) -> (Vec<Read>, Vec<Diagnostic>) {
+pub(crate) fn read_all(root: &Path, found: Vec<Found>) -> (Vec<Read>, Vec<Diagnostic>) {
     let (reads, diags): (Vec<Read>, Vec<Option<Diagnostic>>) =
         found.into_par_iter().map(|f| read_one(root, f)).unzip();
     (reads, diags.into_iter().flatten().collect())

@@ -6,7 +6,7 @@ use super::Fixture;
 
 /// A fixture as rows of named values (`None` is NULL), or a SQL query.
 #[derive(Debug)]
-pub enum Table {
+pub(crate) enum Table {
     Rows {
         columns: Vec<String>,
         rows: Vec<Vec<Json>>,
@@ -16,7 +16,7 @@ pub enum Table {
 
 /// The rows of a `dict` or `csv` fixture; the error says what is wrong (with a 1-based line
 /// inside the CSV text).
-pub fn fixture_table(f: &Fixture) -> Result<Table, String> {
+pub(crate) fn fixture_table(f: &Fixture) -> Result<Table, String> {
     match f.format.as_str() {
         "sql" => Ok(Table::Sql(f.rows.as_str().unwrap_or_default().to_string())),
         "csv" => csv_table(f.rows.as_str().unwrap_or_default()),

@@ -10,13 +10,13 @@ use std::sync::Arc;
 use crate::diagnostics::{Diagnostic, Loc};
 
 /// Filters and operators one `{{ }}` or `{% %}` may hold.
-pub const MAX_OPERATORS: usize = 1000;
+pub(crate) const MAX_OPERATORS: usize = 1000;
 
 const WORD_OPERATORS: &[&str] = &["and", "or", "not", "is", "in", "if", "else"];
 
 /// An error at the first `{{ }}` or `{% %}` of `text` (the file `path`) that holds more than
 /// [`MAX_OPERATORS`] filters and operators.
-pub fn check_length(path: &str, text: &str) -> Result<(), Diagnostic> {
+pub(crate) fn check_length(path: &str, text: &str) -> Result<(), Diagnostic> {
     match too_long(text) {
         None => Ok(()),
         Some((span, message)) => Err(Diagnostic::error(message)
@@ -26,7 +26,7 @@ pub fn check_length(path: &str, text: &str) -> Result<(), Diagnostic> {
 }
 
 /// Where the first overlong tag starts and ends, and what is wrong with it.
-pub fn too_long(text: &str) -> Option<(Range<usize>, String)> {
+pub(crate) fn too_long(text: &str) -> Option<(Range<usize>, String)> {
     let (span, count) = overlong(text)?;
     Some((
         span,

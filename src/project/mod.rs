@@ -3,15 +3,15 @@
 //! config. This is the only module that reads project files. It renders nothing but the
 //! target's `{{ env_var() }}` strings, and never connects to a warehouse.
 
-pub mod config;
+pub(crate) mod config;
 mod discover;
 mod fixture;
-pub mod jinja;
+pub(crate) mod jinja;
 mod nodes;
-pub mod properties;
-pub mod settings;
+pub(crate) mod properties;
+pub(crate) mod settings;
 mod test_config;
-pub mod yaml;
+pub(crate) mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,42 +19,41 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-pub use config::Config;
-pub use discover::FileKind;
-pub use fixture::{Table, fixture_table};
-pub use nodes::{DepRef, External, Node, NodeKind, TestSpec, parse_relation_arg};
-pub use properties::{Column, Fixture, UnitTestProps};
-pub use settings::Target;
-pub use test_config::{Severity, TestConfig, Threshold, Verdict, test_config};
+pub(crate) use config::Config;
+pub(crate) use fixture::{Table, fixture_table};
+pub(crate) use nodes::{DepRef, External, Node, NodeKind, TestSpec, parse_relation_arg};
+pub(crate) use properties::{Column, Fixture, UnitTestProps};
+pub(crate) use settings::Target;
+pub(crate) use test_config::{Severity, TestConfig, Verdict, test_config};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc};
 
 /// What the caller decides: the target, `--vars`, and the environment `env_var()` reads.
 #[derive(Clone, Debug, Default)]
-pub struct LoadOptions {
-    pub target: Option<String>,
-    pub vars: Option<String>,
-    pub env: BTreeMap<String, String>,
+pub(crate) struct LoadOptions {
+    pub(crate) target: Option<String>,
+    pub(crate) vars: Option<String>,
+    pub(crate) env: BTreeMap<String, String>,
 }
 
 #[derive(Debug)]
-pub struct Project {
-    pub root: PathBuf,
-    pub name: String,
-    pub target: Target,
-    pub vars: serde_json::Map<String, Json>,
-    pub env: Arc<BTreeMap<String, String>>,
-    pub nodes: Vec<Node>,
+pub(crate) struct Project {
+    pub(crate) root: PathBuf,
+    pub(crate) name: String,
+    pub(crate) target: Target,
+    pub(crate) vars: serde_json::Map<String, Json>,
+    pub(crate) env: Arc<BTreeMap<String, String>>,
+    pub(crate) nodes: Vec<Node>,
     /// `macros/**/*.sql` and `tests/generic/**/*.sql`: (path, text).
-    pub macro_files: Vec<(Arc<str>, Arc<str>)>,
+    pub(crate) macro_files: Vec<(Arc<str>, Arc<str>)>,
 }
 
-pub const PROJECT_FILE: &str = "project.yml";
+pub(crate) const PROJECT_FILE: &str = "project.yml";
 
 /// Loads the project at `root`, recording every mistake in `diags` and every file read in
 /// `files`. `None` only when it is too broken to compile at all (no project.yml, no usable
 /// target); otherwise later stages run too, so one run reports as many mistakes as it can.
-pub fn load(
+pub(crate) fn load(
     root: &Path,
     opts: &LoadOptions,
     files: &mut Files,
@@ -225,11 +224,11 @@ fn var_not_defined(name: &str) -> minijinja::Error {
 }
 
 /// The pseudo-file of `xform compile --inline`.
-pub const INLINE_PATH: &str = "<inline>";
+pub(crate) const INLINE_PATH: &str = "<inline>";
 
 impl Project {
     /// Adds `--inline` SQL as a model, so it compiles exactly like one.
-    pub fn add_inline(&mut self, text: &str, files: &mut Files) {
+    pub(crate) fn add_inline(&mut self, text: &str, files: &mut Files) {
         let path: Arc<str> = Arc::from(INLINE_PATH);
         let raw: Arc<str> = Arc::from(text);
         files.insert(&path, &raw);
@@ -241,7 +240,7 @@ impl Project {
 
 /// A text file in a declared encoding (a BOM, if any, wins), as UTF-8. A byte sequence that is
 /// not valid in it fails with its 1-based line and a message.
-pub fn read_encoded(
+pub(crate) fn read_encoded(
     path: &Path,
     encoding: &'static encoding_rs::Encoding,
 ) -> Result<String, (usize, String)> {

@@ -14,7 +14,7 @@ use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum NodeKind {
+pub(crate) enum NodeKind {
     Seed,
     Source,
     Model,
@@ -24,7 +24,7 @@ pub enum NodeKind {
 }
 
 impl NodeKind {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             NodeKind::Seed => "seed",
             NodeKind::Source => "source",
@@ -38,14 +38,14 @@ impl NodeKind {
 
 /// A dependency known without rendering (tests, unit tests): `ref('x')` or `source('a','b')`.
 #[derive(Clone, Debug)]
-pub enum DepRef {
+pub(crate) enum DepRef {
     Ref(String, Loc),
     Source(String, String, Loc),
 }
 
 impl DepRef {
     /// Whether `n` is the node this `ref()` or `source()` names.
-    pub fn names(&self, n: &Node) -> bool {
+    pub(crate) fn names(&self, n: &Node) -> bool {
         match self {
             DepRef::Ref(name, _) => n.kind != NodeKind::Source && &n.name == name,
             DepRef::Source(s, t, _) => {
@@ -59,44 +59,44 @@ impl DepRef {
 /// Files a source reads: a path or glob relative to the project, their format (parquet, csv,
 /// json) and whether `key=value/` folders become columns.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct External {
-    pub location: String,
-    pub format: String,
-    pub hive_partitioning: bool,
+pub(crate) struct External {
+    pub(crate) location: String,
+    pub(crate) format: String,
+    pub(crate) hive_partitioning: bool,
 }
 
 /// A generic data test applied to a node (and maybe a column).
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct TestSpec {
-    pub test_name: String,
-    pub column_name: Option<String>,
-    pub kwargs: BTreeMap<String, Json>,
+pub(crate) struct TestSpec {
+    pub(crate) test_name: String,
+    pub(crate) column_name: Option<String>,
+    pub(crate) kwargs: BTreeMap<String, Json>,
 }
 
 #[derive(Clone, Debug)]
-pub struct Node {
-    pub kind: NodeKind,
-    pub name: String,
-    pub unique_id: String,
+pub(crate) struct Node {
+    pub(crate) kind: NodeKind,
+    pub(crate) name: String,
+    pub(crate) unique_id: String,
     /// The file the node comes from, relative to the project root.
-    pub path: Arc<str>,
-    pub fqn: Vec<String>,
+    pub(crate) path: Arc<str>,
+    pub(crate) fqn: Vec<String>,
     /// The Jinja SQL of a model or singular test.
-    pub raw: Option<Arc<str>>,
+    pub(crate) raw: Option<Arc<str>>,
     /// A seed's file checksum.
-    pub checksum: Option<String>,
-    pub config: Config,
-    pub description: String,
-    pub columns: Vec<Column>,
+    pub(crate) checksum: Option<String>,
+    pub(crate) config: Config,
+    pub(crate) description: String,
+    pub(crate) columns: Vec<Column>,
     /// Where a node declared in YAML (test, source, unit test) is written.
-    pub at: Option<Loc>,
+    pub(crate) at: Option<Loc>,
     /// `(schema, identifier)` of a source table; models and seeds get theirs when compiled.
-    pub source_relation: Option<(String, String)>,
-    pub test: Option<TestSpec>,
+    pub(crate) source_relation: Option<(String, String)>,
+    pub(crate) test: Option<TestSpec>,
     /// Model-level data tests from property files, until they become test nodes.
-    pub model_tests: Vec<TestDecl>,
-    pub unit: Option<Box<UnitTestProps>>,
-    pub static_deps: Vec<DepRef>,
+    pub(crate) model_tests: Vec<TestDecl>,
+    pub(crate) unit: Option<Box<UnitTestProps>>,
+    pub(crate) static_deps: Vec<DepRef>,
 }
 
 impl Node {
@@ -122,14 +122,14 @@ impl Node {
     }
 
     /// An incremental model: built once, then added to on each run.
-    pub fn is_incremental(&self) -> bool {
+    pub(crate) fn is_incremental(&self) -> bool {
         self.kind == NodeKind::Model && self.config.materialized() == "incremental"
     }
 
     /// A source read from files rather than a warehouse table: `external_location` in its
     /// config or meta (dbt-duckdb), or `external: {location}` (dbt-external-tables). A
     /// `{name}` in the location is the table's name.
-    pub fn external(&self) -> Option<External> {
+    pub(crate) fn external(&self) -> Option<External> {
         if self.kind != NodeKind::Source {
             return None;
         }
@@ -165,7 +165,7 @@ impl Node {
     }
 
     /// A model that exists only for this run (`compile --inline`).
-    pub fn ad_hoc(name: &str, path: &Arc<str>, raw: &Arc<str>) -> Node {
+    pub(crate) fn ad_hoc(name: &str, path: &Arc<str>, raw: &Arc<str>) -> Node {
         let mut n = Node::new(
             NodeKind::Model,
             name.to_string(),
@@ -187,12 +187,12 @@ fn format_of_extension(location: &str) -> &'static str {
     }
 }
 
-pub struct Built {
-    pub nodes: Vec<Node>,
-    pub macro_files: Vec<(Arc<str>, Arc<str>)>,
+pub(crate) struct Built {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) macro_files: Vec<(Arc<str>, Arc<str>)>,
 }
 
-pub fn build(settings: &Settings, reads: Vec<Read>, diags: &mut Diagnostics) -> Built {
+pub(crate) fn build(settings: &Settings, reads: Vec<Read>, diags: &mut Diagnostics) -> Built {
     let project = settings.name.as_str();
     let mut props = parse_properties(&reads, diags);
     let sorted = sort_reads(reads);
@@ -834,7 +834,7 @@ fn shorten_name(clean: String) -> String {
 }
 
 /// `ref('customers')`, `ref("customers")` or `source('raw', 'orders')` written in YAML.
-pub fn parse_relation_arg(text: &str, at: &Loc) -> Option<DepRef> {
+pub(crate) fn parse_relation_arg(text: &str, at: &Loc) -> Option<DepRef> {
     let t = text.trim();
     if let Some(inner) = t.strip_prefix("ref(").and_then(|r| r.strip_suffix(')')) {
         let a = quoted_args(inner);

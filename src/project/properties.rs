@@ -104,82 +104,82 @@ const EXPECT_KEYS: &[&str] = &["rows", "format", "fixture"];
 
 /// A data test as declared: `- unique` or `- accepted_values: {values: [...]}`.
 #[derive(Clone, Debug)]
-pub struct TestDecl {
-    pub test_name: String,
-    pub args: BTreeMap<String, Json>,
-    pub config: Config,
-    pub at: Loc,
+pub(crate) struct TestDecl {
+    pub(crate) test_name: String,
+    pub(crate) args: BTreeMap<String, Json>,
+    pub(crate) config: Config,
+    pub(crate) at: Loc,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct Column {
-    pub name: String,
-    pub description: String,
+pub(crate) struct Column {
+    pub(crate) name: String,
+    pub(crate) description: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub data_type: Option<String>,
+    pub(crate) data_type: Option<String>,
     #[serde(skip)]
-    pub tests: Vec<TestDecl>,
+    pub(crate) tests: Vec<TestDecl>,
 }
 
 /// Properties of a model or seed.
 #[derive(Clone, Debug)]
-pub struct ResourceProps {
-    pub name: String,
-    pub at: Loc,
-    pub description: String,
-    pub config: Config,
-    pub columns: Vec<Column>,
-    pub tests: Vec<TestDecl>,
+pub(crate) struct ResourceProps {
+    pub(crate) name: String,
+    pub(crate) at: Loc,
+    pub(crate) description: String,
+    pub(crate) config: Config,
+    pub(crate) columns: Vec<Column>,
+    pub(crate) tests: Vec<TestDecl>,
     /// A snapshot declared in YAML: what it snapshots (`ref('x')` or `source('a', 'b')`).
-    pub relation: Option<(String, Loc)>,
+    pub(crate) relation: Option<(String, Loc)>,
 }
 
 #[derive(Clone, Debug)]
-pub struct SourceTable {
-    pub source: String,
-    pub name: String,
-    pub at: Loc,
-    pub schema: String,
-    pub identifier: String,
-    pub description: String,
-    pub config: Config,
-    pub columns: Vec<Column>,
-    pub tests: Vec<TestDecl>,
+pub(crate) struct SourceTable {
+    pub(crate) source: String,
+    pub(crate) name: String,
+    pub(crate) at: Loc,
+    pub(crate) schema: String,
+    pub(crate) identifier: String,
+    pub(crate) description: String,
+    pub(crate) config: Config,
+    pub(crate) columns: Vec<Column>,
+    pub(crate) tests: Vec<TestDecl>,
 }
 
 /// A mocked input or expected output of a unit test.
 #[derive(Clone, Debug)]
-pub struct Fixture {
+pub(crate) struct Fixture {
     /// `ref('x')` / `source('a', 'b')` for inputs; empty for `expect`.
-    pub input: String,
-    pub format: String,
-    pub rows: Json,
-    pub at: Loc,
+    pub(crate) input: String,
+    pub(crate) format: String,
+    pub(crate) rows: Json,
+    pub(crate) at: Loc,
 }
 
 #[derive(Clone, Debug)]
-pub struct UnitTestProps {
-    pub name: String,
-    pub model: String,
-    pub at: Loc,
-    pub model_at: Loc,
-    pub description: String,
-    pub given: Vec<Fixture>,
-    pub expect: Option<Fixture>,
-    pub config: Config,
+pub(crate) struct UnitTestProps {
+    pub(crate) name: String,
+    pub(crate) model: String,
+    pub(crate) at: Loc,
+    pub(crate) model_at: Loc,
+    pub(crate) description: String,
+    pub(crate) given: Vec<Fixture>,
+    pub(crate) expect: Option<Fixture>,
+    pub(crate) config: Config,
 }
 
 #[derive(Debug, Default)]
-pub struct Props {
-    pub models: Vec<ResourceProps>,
-    pub seeds: Vec<ResourceProps>,
-    pub snapshots: Vec<ResourceProps>,
-    pub sources: Vec<SourceTable>,
-    pub unit_tests: Vec<UnitTestProps>,
+pub(crate) struct Props {
+    pub(crate) models: Vec<ResourceProps>,
+    pub(crate) seeds: Vec<ResourceProps>,
+    pub(crate) snapshots: Vec<ResourceProps>,
+    pub(crate) sources: Vec<SourceTable>,
+    pub(crate) unit_tests: Vec<UnitTestProps>,
 }
 
 impl Props {
-    pub fn extend(&mut self, other: Props) {
+    pub(crate) fn extend(&mut self, other: Props) {
         self.models.extend(other.models);
         self.seeds.extend(other.seeds);
         self.snapshots.extend(other.snapshots);
@@ -188,7 +188,7 @@ impl Props {
     }
 }
 
-pub fn parse(file: &Arc<str>, text: &str, props: &mut Props, diags: &mut Diagnostics) {
+pub(crate) fn parse(file: &Arc<str>, text: &str, props: &mut Props, diags: &mut Diagnostics) {
     let src = Src::new(file, text);
     let root = match src.parse() {
         Ok(Some(root)) => root,

@@ -32,12 +32,12 @@ const TOP_KEYS: &[&str] = &[
 
 /// Folders of each kind of file, relative to the project root.
 #[derive(Clone, Debug)]
-pub struct Paths {
-    pub models: Vec<String>,
-    pub seeds: Vec<String>,
-    pub macros: Vec<String>,
-    pub tests: Vec<String>,
-    pub snapshots: Vec<String>,
+pub(crate) struct Paths {
+    pub(crate) models: Vec<String>,
+    pub(crate) seeds: Vec<String>,
+    pub(crate) macros: Vec<String>,
+    pub(crate) tests: Vec<String>,
+    pub(crate) snapshots: Vec<String>,
 }
 
 impl Default for Paths {
@@ -55,27 +55,27 @@ impl Default for Paths {
 
 /// A target as written: its fields (strings may still hold `{{ env_var(...) }}`).
 #[derive(Clone, Debug)]
-pub struct TargetDecl {
-    pub loc: Loc,
-    pub fields: BTreeMap<String, (Json, Loc)>,
+pub(crate) struct TargetDecl {
+    pub(crate) loc: Loc,
+    pub(crate) fields: BTreeMap<String, (Json, Loc)>,
 }
 
 #[derive(Debug, Default)]
-pub struct Settings {
-    pub name: String,
-    pub default_target: Option<(String, Loc)>,
-    pub targets: BTreeMap<String, TargetDecl>,
-    pub paths: Paths,
-    pub vars: serde_json::Map<String, Json>,
-    pub models: FolderConfig,
-    pub seeds: FolderConfig,
-    pub tests: FolderConfig,
-    pub snapshots: FolderConfig,
+pub(crate) struct Settings {
+    pub(crate) name: String,
+    pub(crate) default_target: Option<(String, Loc)>,
+    pub(crate) targets: BTreeMap<String, TargetDecl>,
+    pub(crate) paths: Paths,
+    pub(crate) vars: serde_json::Map<String, Json>,
+    pub(crate) models: FolderConfig,
+    pub(crate) seeds: FolderConfig,
+    pub(crate) tests: FolderConfig,
+    pub(crate) snapshots: FolderConfig,
     /// Where `project.yml` declares the project (for diagnostics about the whole file).
-    pub loc: Option<Loc>,
+    pub(crate) loc: Option<Loc>,
 }
 
-pub fn parse(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Settings {
+pub(crate) fn parse(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Settings {
     let src = Src::new(file, text);
     let mut s = Settings::default();
     let root = match src.parse() {
@@ -168,7 +168,11 @@ fn paths(src: &Src, node: &Node, diags: &mut Diagnostics) -> Paths {
     p
 }
 
-pub fn vars(src: &Src, node: &Node, diags: &mut Diagnostics) -> serde_json::Map<String, Json> {
+pub(crate) fn vars(
+    src: &Src,
+    node: &Node,
+    diags: &mut Diagnostics,
+) -> serde_json::Map<String, Json> {
     src.map(node, "`vars`", diags)
         .into_iter()
         .map(|(k, _, v)| (k.to_string(), to_json(v)))
@@ -191,7 +195,7 @@ fn folder_config(src: &Src, node: &Node, what: &str, diags: &mut Diagnostics) ->
 }
 
 /// Sets one config key, warning about keys xform does not know.
-pub fn config_entry(
+pub(crate) fn config_entry(
     src: &Src,
     config: &mut Config,
     key: &str,
@@ -213,7 +217,7 @@ pub fn config_entry(
 }
 
 /// The `config:` block of a property-file entry.
-pub fn config_block(src: &Src, node: &Node, diags: &mut Diagnostics) -> Config {
+pub(crate) fn config_block(src: &Src, node: &Node, diags: &mut Diagnostics) -> Config {
     let mut config = Config::default();
     for (key, knode, v) in src.map(node, "`config`", diags) {
         config_entry(src, &mut config, key, knode, v, diags);
@@ -223,7 +227,7 @@ pub fn config_block(src: &Src, node: &Node, diags: &mut Diagnostics) -> Config {
 
 impl Settings {
     /// The resolved target: `-t NAME` or `default_target`, strings rendered by `render`.
-    pub fn target(
+    pub(crate) fn target(
         &self,
         requested: Option<&str>,
         render: &dyn Fn(&str) -> Result<String, String>,
@@ -264,15 +268,15 @@ impl Settings {
 
 /// The warehouse a run talks to, with every `{{ env_var() }}` already rendered.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct Target {
-    pub name: String,
+pub(crate) struct Target {
+    pub(crate) name: String,
     #[serde(rename = "type")]
-    pub kind: Kind,
-    pub schema: String,
-    pub schema_prefix: String,
-    pub threads: usize,
+    pub(crate) kind: Kind,
+    pub(crate) schema: String,
+    pub(crate) schema_prefix: String,
+    pub(crate) threads: usize,
     /// Everything else (`path`, `host`, ...), for the adapter to read.
-    pub settings: BTreeMap<String, Json>,
+    pub(crate) settings: BTreeMap<String, Json>,
     /// Where each of `settings` is written.
     #[serde(skip)]
     settings_at: BTreeMap<String, Loc>,
@@ -318,12 +322,12 @@ impl Target {
     }
 
     /// Where setting `key` is written.
-    pub fn at(&self, key: &str) -> Option<Loc> {
+    pub(crate) fn at(&self, key: &str) -> Option<Loc> {
         self.settings_at.get(key).cloned()
     }
 
     /// The SQL dialect of the target's warehouse.
-    pub fn dialect(&self) -> &'static dyn Dialect {
+    pub(crate) fn dialect(&self) -> &'static dyn Dialect {
         self.kind.dialect()
     }
 }

@@ -7,14 +7,14 @@ use super::Node;
 use crate::diagnostics::Diagnostic;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Severity {
+pub(crate) enum Severity {
     Error,
     Warn,
 }
 
 /// `!= 0`, `> 10`, `>=5`: compared with the number of failing rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Threshold {
+pub(crate) struct Threshold {
     op: Op,
     value: u64,
 }
@@ -35,7 +35,7 @@ impl Threshold {
         value: 0,
     };
 
-    pub fn parse(text: &str) -> Option<Threshold> {
+    pub(crate) fn parse(text: &str) -> Option<Threshold> {
         let t = text.trim();
         let ops = [
             (">=", Op::Ge),
@@ -54,7 +54,7 @@ impl Threshold {
         Some(Threshold { op, value })
     }
 
-    pub fn holds(self, failures: u64) -> bool {
+    pub(crate) fn holds(self, failures: u64) -> bool {
         let v = self.value;
         match self.op {
             Op::Eq => failures == v,
@@ -68,17 +68,17 @@ impl Threshold {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TestConfig {
-    pub severity: Severity,
-    pub warn_if: Threshold,
-    pub error_if: Threshold,
+pub(crate) struct TestConfig {
+    pub(crate) severity: Severity,
+    pub(crate) warn_if: Threshold,
+    pub(crate) error_if: Threshold,
     /// At most this many failing rows are counted.
-    pub limit: Option<u64>,
-    pub store_failures: bool,
+    pub(crate) limit: Option<u64>,
+    pub(crate) store_failures: bool,
 }
 
 impl TestConfig {
-    pub const DEFAULT: TestConfig = TestConfig {
+    pub(crate) const DEFAULT: TestConfig = TestConfig {
         severity: Severity::Error,
         warn_if: Threshold::ANY,
         error_if: Threshold::ANY,
@@ -89,7 +89,7 @@ impl TestConfig {
 
 /// What a test's failure count means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Pass,
     Warn,
     Fail,
@@ -98,7 +98,7 @@ pub enum Verdict {
 impl TestConfig {
     /// dbt's rule: an error-severity test fails when `error_if` holds, else warns when
     /// `warn_if` holds; a warn-severity test only warns.
-    pub fn verdict(&self, failures: u64) -> Verdict {
+    pub(crate) fn verdict(&self, failures: u64) -> Verdict {
         if self.severity == Severity::Error && self.error_if.holds(failures) {
             Verdict::Fail
         } else if self.warn_if.holds(failures) {
@@ -110,7 +110,7 @@ impl TestConfig {
 }
 
 /// The settings of test node `n` (a generic or singular data test).
-pub fn test_config(n: &Node) -> Result<TestConfig, Diagnostic> {
+pub(crate) fn test_config(n: &Node) -> Result<TestConfig, Diagnostic> {
     let c = &n.config;
     let bad = |key: &str, msg: String, help: &str| {
         Diagnostic::error(format!("test `{}`: {msg}", n.name))

@@ -13,10 +13,10 @@ use serde_json::Value as Json;
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
 
-pub type Node<'t> = MarkedYaml<'t>;
+pub(crate) type Node<'t> = MarkedYaml<'t>;
 
 /// How deep mappings and lists may nest (saphyr stops flow-style nesting at 255 by itself).
-pub const MAX_DEPTH: usize = 200;
+pub(crate) const MAX_DEPTH: usize = 200;
 
 /// saphyr's loader, given the parser's events only while the nesting stays within
 /// [`MAX_DEPTH`]; past it the place is remembered and loading stops.
@@ -47,15 +47,15 @@ impl<'t> SpannedEventReceiver<'t> for Bounded<'t> {
 }
 
 /// One YAML file being read: where diagnostics point.
-pub struct Src<'t> {
-    pub file: Arc<str>,
-    pub text: &'t str,
+pub(crate) struct Src<'t> {
+    pub(crate) file: Arc<str>,
+    pub(crate) text: &'t str,
     /// Byte offset where each line starts.
     lines: Vec<usize>,
 }
 
 impl<'t> Src<'t> {
-    pub fn new(file: &Arc<str>, text: &'t str) -> Src<'t> {
+    pub(crate) fn new(file: &Arc<str>, text: &'t str) -> Src<'t> {
         let lines = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
@@ -78,7 +78,7 @@ impl<'t> Src<'t> {
     /// Parses the first document; an empty file is `None`. Nesting deeper than
     /// [`MAX_DEPTH`] is an error at the line where it goes too deep (deeper trees would
     /// exhaust the stack of whatever walks them).
-    pub fn parse(&self) -> Result<Option<Node<'t>>, Diagnostic> {
+    pub(crate) fn parse(&self) -> Result<Option<Node<'t>>, Diagnostic> {
         let (bounded, error) = self.load_bounded();
         if let Some(at) = bounded.too_deep {
             return Err(self.too_deep(at));
@@ -138,7 +138,7 @@ impl<'t> Src<'t> {
             .map_or(at, |c| at + c.len_utf8())
     }
 
-    pub fn loc(&self, node: &Node) -> Loc {
+    pub(crate) fn loc(&self, node: &Node) -> Loc {
         let (s, e) = (node.span.start, node.span.end);
         let start = self.offset(s.line(), s.col());
         let mut end = self.offset(e.line(), e.col());
@@ -150,12 +150,12 @@ impl<'t> Src<'t> {
         Loc::new(&self.file, start..end.max(start))
     }
 
-    pub fn err(&self, node: &Node, message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn err(&self, node: &Node, message: impl Into<String>) -> Diagnostic {
         Diagnostic::error(message).at(self.loc(node))
     }
 
     /// The entries of a mapping node; anything else is reported as `what` of the wrong type.
-    pub fn map<'n>(
+    pub(crate) fn map<'n>(
         &self,
         node: &'n Node<'t>,
         what: &str,
@@ -181,7 +181,7 @@ impl<'t> Src<'t> {
     }
 
     /// Like [`Src::map`], warning about keys not in `known`.
-    pub fn fields<'n>(
+    pub(crate) fn fields<'n>(
         &self,
         node: &'n Node<'t>,
         what: &str,
@@ -203,7 +203,7 @@ impl<'t> Src<'t> {
             .help_opt(did_you_mean(key, known.iter().copied()))
     }
 
-    pub fn seq<'n>(
+    pub(crate) fn seq<'n>(
         &self,
         node: &'n Node<'t>,
         what: &str,
@@ -219,18 +219,13 @@ impl<'t> Src<'t> {
         }
     }
 
-    pub fn str(&self, node: &Node<'t>, what: &str, diags: &mut Diagnostics) -> Option<String> {
-        match scalar(node) {
-            Some(Scalar::String(s)) => Some(s.to_string()),
-            _ => {
-                diags.push(self.type_error(node, what, "a string"));
-                None
-            }
-        }
-    }
-
     /// A string, or a scalar number/bool written where text was meant (`schema: 2023`).
-    pub fn text(&self, node: &Node<'t>, what: &str, diags: &mut Diagnostics) -> Option<String> {
+    pub(crate) fn text(
+        &self,
+        node: &Node<'t>,
+        what: &str,
+        diags: &mut Diagnostics,
+    ) -> Option<String> {
         match scalar(node) {
             Some(Scalar::String(s)) => Some(s.to_string()),
             Some(Scalar::Integer(i)) => Some(i.to_string()),
@@ -244,7 +239,12 @@ impl<'t> Src<'t> {
     }
 
     /// A string or a list of strings (`tags: nightly` or `tags: [a, b]`).
-    pub fn strings(&self, node: &Node<'t>, what: &str, diags: &mut Diagnostics) -> Vec<String> {
+    pub(crate) fn strings(
+        &self,
+        node: &Node<'t>,
+        what: &str,
+        diags: &mut Diagnostics,
+    ) -> Vec<String> {
         match &node.data {
             YamlData::Sequence(items) => items
                 .iter()
@@ -278,11 +278,11 @@ fn scalar_str<'a>(node: &'a Node) -> Option<&'a str> {
     }
 }
 
-pub fn is_null(node: &Node) -> bool {
+pub(crate) fn is_null(node: &Node) -> bool {
     matches!(scalar(node), Some(Scalar::Null))
 }
 
-pub fn is_map(node: &Node) -> bool {
+pub(crate) fn is_map(node: &Node) -> bool {
     matches!(node.data, YamlData::Mapping(_))
 }
 
@@ -305,7 +305,7 @@ fn scalar_kind_name(s: Option<&Scalar>) -> &'static str {
 }
 
 /// Any YAML node as JSON (config values, vars, test arguments).
-pub fn to_json(node: &Node) -> Json {
+pub(crate) fn to_json(node: &Node) -> Json {
     match &node.data {
         YamlData::Mapping(m) => mapping_json(m),
         YamlData::Sequence(items) => Json::Array(items.iter().map(to_json).collect()),

@@ -32,7 +32,7 @@ const FILES: &[(&str, &str)] = &[
 ];
 
 /// Writes the scaffold into `dir`, which must be missing or empty.
-pub fn init(dir: &Path) -> Result<(), String> {
+pub(crate) fn init(dir: &Path) -> Result<(), String> {
     let occupied = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
     if occupied {
         return Err(format!(

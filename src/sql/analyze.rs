@@ -13,7 +13,7 @@ use super::Dialect;
 
 /// What sqlparser made of one compiled model.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Analysis {
+pub(crate) enum Analysis {
     /// One query; the relations it reads (parts of each name, unquoted), CTEs left out.
     Query { relations: Vec<Vec<String>> },
     /// sqlparser could not parse it: its message, and 1-based line/column in the compiled SQL.
@@ -67,7 +67,7 @@ fn parse(dialect: &dyn Dialect, sql: &str) -> Result<Vec<Statement>, Unread> {
         .map_err(|e| Unread::Failed(e.to_string()))
 }
 
-pub fn analyze(dialect: &dyn Dialect, sql: &str) -> Analysis {
+pub(crate) fn analyze(dialect: &dyn Dialect, sql: &str) -> Analysis {
     let statements = match parse(dialect, sql) {
         Ok(s) => s,
         Err(Unread::TooLarge(why)) => return Analysis::TooLarge(why),
@@ -96,7 +96,7 @@ pub fn analyze(dialect: &dyn Dialect, sql: &str) -> Analysis {
 
 /// The SQL as sqlparser prints it back: layout, comments and keyword case no longer count.
 /// Text it cannot parse comes back with its whitespace collapsed.
-pub fn canonical(dialect: &dyn Dialect, sql: &str) -> String {
+pub(crate) fn canonical(dialect: &dyn Dialect, sql: &str) -> String {
     match parse(dialect, sql) {
         Ok(statements) => statements
             .iter()

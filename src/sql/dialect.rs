@@ -10,15 +10,15 @@ use super::Relation;
 /// The kinds of warehouse a target may name (`type:` in a target).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub(crate) enum Kind {
     DuckDb,
     Postgres,
 }
 
 impl Kind {
-    pub const NAMES: &'static [&'static str] = &["duckdb", "postgres"];
+    pub(crate) const NAMES: &'static [&'static str] = &["duckdb", "postgres"];
 
-    pub fn parse(name: &str) -> Option<Kind> {
+    pub(crate) fn parse(name: &str) -> Option<Kind> {
         match name {
             "duckdb" => Some(Kind::DuckDb),
             "postgres" | "postgresql" => Some(Kind::Postgres),
@@ -26,14 +26,14 @@ impl Kind {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::DuckDb => "duckdb",
             Kind::Postgres => "postgres",
         }
     }
 
-    pub fn dialect(self) -> &'static dyn Dialect {
+    pub(crate) fn dialect(self) -> &'static dyn Dialect {
         match self {
             Kind::DuckDb => &DuckDb,
             Kind::Postgres => &Postgres,
@@ -44,7 +44,7 @@ impl Kind {
 /// What `xform compare` measures of a column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ColumnClass {
+pub(crate) enum ColumnClass {
     Numeric,
     Text,
     Other,
@@ -52,7 +52,7 @@ pub enum ColumnClass {
 }
 
 impl ColumnClass {
-    pub fn stats(self) -> &'static [&'static str] {
+    pub(crate) fn stats(self) -> &'static [&'static str] {
         match self {
             ColumnClass::Numeric => &["nulls", "distinct", "min", "max", "sum", "avg"],
             ColumnClass::Text => &[
@@ -71,16 +71,16 @@ impl ColumnClass {
 
 /// What a key diff returns: a count per kind of difference, or up to `limit` rows of each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyDiff {
+pub(crate) enum KeyDiff {
     Counts,
     Rows { limit: usize },
 }
 
 /// A unit test's fixture as rows of literals: each column's name and, when known, the type
 /// its values are cast to (a column no row gives is NULL of its type).
-pub struct Fixture<'a> {
-    pub columns: Vec<(&'a str, Option<&'a str>)>,
-    pub rows: &'a [Vec<Json>],
+pub(crate) struct Fixture<'a> {
+    pub(crate) columns: Vec<(&'a str, Option<&'a str>)>,
+    pub(crate) rows: &'a [Vec<Json>],
 }
 
 /// Numeric type names most warehouses share (`DECIMAL(12, 2)` matches `DECIMAL`).
@@ -92,7 +92,7 @@ const TEXT: &[&str] = &["VARCHAR", "TEXT", "STRING", "CHAR", "BPCHAR"];
 const NESTED: &[&str] = &["STRUCT", "MAP", "ARRAY"];
 
 /// The SQL of one warehouse kind.
-pub trait Dialect: Send + Sync {
+pub(crate) trait Dialect: Send + Sync {
     /// sqlparser's dialect for checking models.
     fn parser(&self) -> &'static dyn Parser;
 
@@ -358,7 +358,7 @@ pub trait Dialect: Send + Sync {
 }
 
 /// `sql` without trailing whitespace and semicolons.
-pub fn trim_statement(sql: &str) -> &str {
+pub(crate) fn trim_statement(sql: &str) -> &str {
     sql.trim_end().trim_end_matches(';').trim_end()
 }
 
@@ -400,7 +400,7 @@ fn skip_space_and_comments(sql: &str) -> usize {
 }
 
 /// DuckDB: case-insensitive identifiers, files read in place, other files attached.
-pub struct DuckDb;
+pub(crate) struct DuckDb;
 
 impl Dialect for DuckDb {
     fn parser(&self) -> &'static dyn Parser {
@@ -473,7 +473,7 @@ impl Dialect for DuckDb {
 }
 
 /// PostgreSQL (and Redshift's wire): case-sensitive quoted identifiers.
-pub struct Postgres;
+pub(crate) struct Postgres;
 
 impl Dialect for Postgres {
     fn parser(&self) -> &'static dyn Parser {

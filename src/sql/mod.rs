@@ -6,20 +6,20 @@
 mod analyze;
 mod dialect;
 
-pub use analyze::{Analysis, analyze, canonical};
-pub use dialect::{ColumnClass, Dialect, Fixture, KeyDiff, Kind};
+pub(crate) use analyze::{Analysis, analyze, canonical};
+pub(crate) use dialect::{ColumnClass, Dialect, Fixture, KeyDiff, Kind};
 
 /// A relation by its unquoted parts; `database` is the catalog (an attached DuckDB file, a
 /// Spark catalog), None for the warehouse's own.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Relation {
-    pub database: Option<String>,
-    pub schema: String,
-    pub name: String,
+pub(crate) struct Relation {
+    pub(crate) database: Option<String>,
+    pub(crate) schema: String,
+    pub(crate) name: String,
 }
 
 impl Relation {
-    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Relation {
+    pub(crate) fn new(schema: impl Into<String>, name: impl Into<String>) -> Relation {
         Relation {
             database: None,
             schema: schema.into(),

@@ -7,7 +7,7 @@
 //! Errors become diagnostics pointing into the model or macro file, with the call chain.
 
 mod objects;
-pub mod scan;
+pub(crate) mod scan;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -17,7 +17,7 @@ use minijinja::value::{Object, ObjectRepr, Serde, Value};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, context};
 
 use objects::{ConfigFn, RefFn, RenderScope, SourceFn};
-pub use objects::{Names, PLACEHOLDER_CLOSE, PLACEHOLDER_OPEN, RelName, RenderLog};
+pub(crate) use objects::{Names, PLACEHOLDER_CLOSE, PLACEHOLDER_OPEN, RelName, RenderLog};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
 use crate::project::{Node, Project, jinja};
@@ -29,7 +29,7 @@ const MAX_MACRO_DEPTH: usize = 64;
 /// item or character that filters handle) before xform calls it a runaway loop: a loop of
 /// 100,000 iterations writing a line of SQL each fits; a runaway one stops after about 4 s in
 /// the dev build.
-pub const MAX_STEPS: u64 = 20_000_000;
+pub(crate) const MAX_STEPS: u64 = 20_000_000;
 /// Names a macro cannot take: they are xform's own.
 const RESERVED: &[&str] = &[
     "ref",
@@ -48,16 +48,16 @@ const RESERVED: &[&str] = &[
 ];
 
 /// The compiled macro files and the functions every render sees.
-pub struct Templates<'p> {
+pub(crate) struct Templates<'p> {
     env: Environment<'p>,
     /// Macro name → the file defining it.
-    pub macros: BTreeMap<String, Arc<str>>,
+    pub(crate) macros: BTreeMap<String, Arc<str>>,
     /// Names of `{% test name(...) %}` generic tests.
-    pub generic_tests: BTreeSet<String>,
+    pub(crate) generic_tests: BTreeSet<String>,
 }
 
 /// Templates of model texts living for `'s` can be rendered with the result.
-pub fn environment<'s>(project: &Project, diags: &mut Diagnostics) -> Templates<'s> {
+pub(crate) fn environment<'s>(project: &Project, diags: &mut Diagnostics) -> Templates<'s> {
     let mut env = sql_environment();
     add_globals(&mut env, project);
     let mut t = Templates {
@@ -91,7 +91,7 @@ fn sql_environment<'s>() -> Environment<'s> {
 }
 
 /// The name diagnostics give the built-in generic tests' template.
-pub const BUILTIN_TESTS_PATH: &str = "<xform built-in tests>";
+pub(crate) const BUILTIN_TESTS_PATH: &str = "<xform built-in tests>";
 const BUILTIN_TESTS: &str = include_str!("generic_tests.sql");
 
 fn add_globals(env: &mut Environment<'_>, project: &Project) {
@@ -314,15 +314,15 @@ fn run_macro(state: &State, file: &str, name: &str, args: &[Value]) -> Result<St
 }
 
 /// The output of one render: SQL with relation placeholders, and what the render recorded.
-pub struct Rendered {
-    pub sql: String,
-    pub log: RenderLog,
+pub(crate) struct Rendered {
+    pub(crate) sql: String,
+    pub(crate) log: RenderLog,
 }
 
 /// Renders one node's template (`path` and `text`, usually the node's own) as node `idx`;
 /// `incremental` is what `is_incremental()` returns (true for an incremental model's run on
 /// top of its existing table).
-pub fn render<'s>(
+pub(crate) fn render<'s>(
     t: &Templates<'s>,
     names: &Arc<Names>,
     (idx, node): (usize, &Node),

@@ -17,51 +17,51 @@ use crate::diagnostics::did_you_mean;
 use crate::project::Config;
 use crate::sql::Dialect;
 
-pub const PLACEHOLDER_OPEN: char = '\u{1}';
-pub const PLACEHOLDER_CLOSE: char = '\u{2}';
+pub(crate) const PLACEHOLDER_OPEN: char = '\u{1}';
+pub(crate) const PLACEHOLDER_CLOSE: char = '\u{2}';
 
 /// A node's relation as `ref()` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RelName {
-    pub schema: String,
-    pub identifier: String,
-    pub ephemeral: bool,
+pub(crate) struct RelName {
+    pub(crate) schema: String,
+    pub(crate) identifier: String,
+    pub(crate) ephemeral: bool,
     /// An external source: the expression reading its files, in place of a relation name.
-    pub external: Option<String>,
+    pub(crate) external: Option<String>,
 }
 
 /// What every render may look up: names of refable nodes and their relations.
 #[derive(Clone)]
-pub struct Names {
-    pub dialect: &'static dyn Dialect,
-    pub by_ref: HashMap<String, usize>,
-    pub by_source: HashMap<(String, String), usize>,
-    pub relations: Vec<Option<RelName>>,
+pub(crate) struct Names {
+    pub(crate) dialect: &'static dyn Dialect,
+    pub(crate) by_ref: HashMap<String, usize>,
+    pub(crate) by_source: HashMap<(String, String), usize>,
+    pub(crate) relations: Vec<Option<RelName>>,
 }
 
 /// What one render recorded.
 #[derive(Default, Debug)]
-pub struct RenderLog {
-    pub refs: Vec<usize>,
-    pub config: Vec<(String, Json)>,
-    pub late_bound: bool,
+pub(crate) struct RenderLog {
+    pub(crate) refs: Vec<usize>,
+    pub(crate) config: Vec<(String, Json)>,
+    pub(crate) late_bound: bool,
     /// Help for the error that stopped the render (closest names and the like).
-    pub help: Option<String>,
-    pub macro_depth: usize,
+    pub(crate) help: Option<String>,
+    pub(crate) macro_depth: usize,
     /// Project macros called, directly or through other macros.
-    pub macros: std::collections::BTreeSet<String>,
+    pub(crate) macros: std::collections::BTreeSet<String>,
 }
 
 /// Shared by the objects of one render.
-pub struct RenderScope {
-    pub node: usize,
-    pub names: Arc<Names>,
-    pub base_config: Config,
-    pub log: Mutex<RenderLog>,
+pub(crate) struct RenderScope {
+    pub(crate) node: usize,
+    pub(crate) names: Arc<Names>,
+    pub(crate) base_config: Config,
+    pub(crate) log: Mutex<RenderLog>,
 }
 
 impl RenderScope {
-    pub fn log(&self) -> MutexGuard<'_, RenderLog> {
+    pub(crate) fn log(&self) -> MutexGuard<'_, RenderLog> {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -70,7 +70,7 @@ impl RenderScope {
         Error::new(ErrorKind::InvalidOperation, message)
     }
 
-    pub fn relation(self: &Arc<Self>, node: usize) -> Value {
+    pub(crate) fn relation(self: &Arc<Self>, node: usize) -> Value {
         Value::from_object(Relation {
             node,
             scope: self.clone(),
@@ -79,7 +79,7 @@ impl RenderScope {
 }
 
 #[derive(Debug)]
-pub struct Relation {
+pub(crate) struct Relation {
     node: usize,
     scope: Arc<RenderScope>,
 }
@@ -111,7 +111,7 @@ impl Object for Relation {
 
 /// `ref('model')` (or `ref('package', 'model')`).
 #[derive(Debug)]
-pub struct RefFn(pub Arc<RenderScope>);
+pub(crate) struct RefFn(pub Arc<RenderScope>);
 
 impl Object for RefFn {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
@@ -152,7 +152,7 @@ impl Object for RefFn {
 
 /// `source('source_name', 'table_name')`.
 #[derive(Debug)]
-pub struct SourceFn(pub Arc<RenderScope>);
+pub(crate) struct SourceFn(pub Arc<RenderScope>);
 
 impl Object for SourceFn {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
@@ -194,7 +194,7 @@ impl Object for SourceFn {
 
 /// `{{ config(materialized='table') }}` and `config.get('key', default)`.
 #[derive(Debug)]
-pub struct ConfigFn(pub Arc<RenderScope>);
+pub(crate) struct ConfigFn(pub Arc<RenderScope>);
 
 impl Object for ConfigFn {
     fn repr(self: &Arc<Self>) -> ObjectRepr {

@@ -6,10 +6,10 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 /// A `{% macro name(` or `{% test name(` definition.
-pub struct Definition {
-    pub is_test: bool,
-    pub name: String,
-    pub span: Range<usize>,
+pub(crate) struct Definition {
+    pub(crate) is_test: bool,
+    pub(crate) name: String,
+    pub(crate) span: Range<usize>,
 }
 
 /// Every `{% tag word ...` in `text`: (tag, the word after it, span of the word).
@@ -42,7 +42,7 @@ fn word_len(text: &str) -> usize {
         .unwrap_or(text.len())
 }
 
-pub fn definitions(text: &str) -> Vec<Definition> {
+pub(crate) fn definitions(text: &str) -> Vec<Definition> {
     tags(text)
         .filter(|(tag, name, _)| matches!(*tag, "macro" | "test") && !name.is_empty())
         .map(|(tag, name, span)| Definition {
@@ -54,7 +54,7 @@ pub fn definitions(text: &str) -> Vec<Definition> {
 }
 
 /// dbt's `{% test name(...) %}...{% endtest %}` as minijinja macros named `test_name`.
-pub fn rewrite_tests(text: &str) -> Cow<'_, str> {
+pub(crate) fn rewrite_tests(text: &str) -> Cow<'_, str> {
     if !text.contains("test") {
         return Cow::Borrowed(text);
     }
@@ -103,7 +103,7 @@ fn apply_edits(text: &str, edits: Vec<(Range<usize>, &str)>) -> String {
 
 /// Where `func('name'` is written in `text` (any quote, spaces allowed), or the first
 /// `func(` when `arg` is None.
-pub fn find_call(text: &str, func: &str, arg: Option<&str>) -> Option<Range<usize>> {
+pub(crate) fn find_call(text: &str, func: &str, arg: Option<&str>) -> Option<Range<usize>> {
     let pattern = format!("{func}(");
     for (at, _) in text.match_indices(&pattern) {
         let before_ok = text[..at]
@@ -134,7 +134,7 @@ pub fn find_call(text: &str, func: &str, arg: Option<&str>) -> Option<Range<usiz
 
 /// Each `{% macro %}`/`{% test %}` definition's name and its text up to its end tag, with
 /// Jinja comments dropped and whitespace collapsed: what a change to the macro means.
-pub fn macro_bodies(text: &str) -> Vec<(String, String)> {
+pub(crate) fn macro_bodies(text: &str) -> Vec<(String, String)> {
     let ends: Vec<usize> = tags(text)
         .filter(|(tag, _, _)| matches!(*tag, "endmacro" | "endtest"))
         .map(|(_, _, span)| span.start)

@@ -10,16 +10,16 @@ use crate::project::{Node, NodeKind};
 
 /// A source table's freshness settings.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Freshness {
-    pub loaded_at_field: String,
-    pub warn_after: Option<f64>,
-    pub error_after: Option<f64>,
-    pub filter: Option<String>,
+pub(crate) struct Freshness {
+    pub(crate) loaded_at_field: String,
+    pub(crate) warn_after: Option<f64>,
+    pub(crate) error_after: Option<f64>,
+    pub(crate) filter: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum FreshnessStatus {
+pub(crate) enum FreshnessStatus {
     Pass,
     Warn,
     Error,
@@ -27,7 +27,7 @@ pub enum FreshnessStatus {
 }
 
 impl FreshnessStatus {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             FreshnessStatus::Pass => "PASS",
             FreshnessStatus::Warn => "WARN",
@@ -38,20 +38,20 @@ impl FreshnessStatus {
 }
 
 #[derive(Clone, Debug)]
-pub struct FreshnessResult {
-    pub node: usize,
-    pub status: FreshnessStatus,
+pub(crate) struct FreshnessResult {
+    pub(crate) node: usize,
+    pub(crate) status: FreshnessStatus,
     /// Seconds since the Unix epoch of the latest load, if any rows.
-    pub max_loaded_at: Option<f64>,
+    pub(crate) max_loaded_at: Option<f64>,
     /// Seconds since then.
-    pub age: Option<f64>,
-    pub spec: Freshness,
-    pub message: Option<String>,
+    pub(crate) age: Option<f64>,
+    pub(crate) spec: Freshness,
+    pub(crate) message: Option<String>,
 }
 
 /// The freshness a source table declares (its own, else its source's); None when it declares
 /// none or turns it off with `freshness: null`.
-pub fn spec(n: &Node) -> Result<Option<Freshness>, Diagnostic> {
+pub(crate) fn spec(n: &Node) -> Result<Option<Freshness>, Diagnostic> {
     if n.kind != NodeKind::Source {
         return Ok(None);
     }
@@ -137,7 +137,7 @@ fn period_seconds(period: Option<&str>) -> Option<f64> {
 }
 
 /// Checks one source table at `now` (seconds since the Unix epoch).
-pub fn check(
+pub(crate) fn check(
     session: &mut dyn Session,
     c: &Compiled,
     node: usize,
@@ -186,7 +186,7 @@ fn status_at_age(spec: &Freshness, age: f64) -> FreshnessStatus {
 }
 
 /// 5400 → "1.5 h"; 90 → "1.5 min"; 3 days → "3.0 d".
-pub fn human_age(seconds: f64) -> String {
+pub(crate) fn human_age(seconds: f64) -> String {
     let s = seconds.max(0.0);
     if s < 3600.0 {
         format!("{:.1} min", s / 60.0)

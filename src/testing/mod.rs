@@ -7,8 +7,8 @@
 //! Before publishing an audited table the tests read the staged relation: each test's SQL names
 //! the model's relation, which is swapped for the staged one (`Swap`).
 
-pub mod freshness;
-pub mod unit;
+pub(crate) mod freshness;
+pub(crate) mod unit;
 
 use std::time::{Instant, SystemTime};
 
@@ -18,11 +18,11 @@ use crate::adapter::{DbError, Relation, Rows, Session};
 use crate::compile::Compiled;
 
 /// How many failing rows a report shows.
-pub const SHOWN_ROWS: usize = 5;
+pub(crate) const SHOWN_ROWS: usize = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TestStatus {
+pub(crate) enum TestStatus {
     Pass,
     Warn,
     Fail,
@@ -31,27 +31,27 @@ pub enum TestStatus {
 }
 
 #[derive(Debug)]
-pub struct TestResult {
-    pub node: usize,
-    pub status: TestStatus,
+pub(crate) struct TestResult {
+    pub(crate) node: usize,
+    pub(crate) status: TestStatus,
     /// Failing rows counted (for a unit test: rows that differ).
-    pub failures: Option<u64>,
-    pub started_at: SystemTime,
-    pub seconds: f64,
-    pub message: Option<String>,
+    pub(crate) failures: Option<u64>,
+    pub(crate) started_at: SystemTime,
+    pub(crate) seconds: f64,
+    pub(crate) message: Option<String>,
     /// Up to `SHOWN_ROWS` failing rows.
-    pub rows: Option<Rows>,
+    pub(crate) rows: Option<Rows>,
     /// Whether this result keeps the tested model from being published (or its children from
     /// running): a failure, or an error, of an error-severity test.
-    pub blocking: bool,
-    pub interrupted: bool,
+    pub(crate) blocking: bool,
+    pub(crate) interrupted: bool,
     /// The test failed inside the build's open transaction and took it with it: whatever ran
     /// after it there did not count.
-    pub lost: bool,
+    pub(crate) lost: bool,
 }
 
 impl TestResult {
-    pub fn skipped(node: usize, message: &str) -> TestResult {
+    pub(crate) fn skipped(node: usize, message: &str) -> TestResult {
         TestResult {
             node,
             status: TestStatus::Skipped,
@@ -68,19 +68,19 @@ impl TestResult {
 }
 
 /// Tests read `staged` wherever their SQL names `published` (quoted relation names).
-pub struct Swap {
-    pub published: String,
-    pub staged: String,
+pub(crate) struct Swap {
+    pub(crate) published: String,
+    pub(crate) staged: String,
 }
 
 /// The schema failing rows are stored in.
-pub fn failures_schema(c: &Compiled) -> String {
+pub(crate) fn failures_schema(c: &Compiled) -> String {
     format!("{}test_failures", c.project.target.schema_prefix)
 }
 
 /// Runs data tests `tests` (node indexes) and judges each. Statements that write (stored
 /// failures) are appended to `log`.
-pub fn run_data_tests(
+pub(crate) fn run_data_tests(
     session: &mut dyn Session,
     c: &Compiled,
     tests: &[usize],

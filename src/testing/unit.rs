@@ -18,7 +18,7 @@ use crate::sql::{Dialect, Fixture as SqlFixture};
 const MAX_ROWS: usize = 10_000;
 
 /// Runs unit test `u` on `session`.
-pub fn run(session: &mut dyn Session, c: &Compiled, u: usize) -> TestResult {
+pub(crate) fn run(session: &mut dyn Session, c: &Compiled, u: usize) -> TestResult {
     let started_at = SystemTime::now();
     let clock = Instant::now();
     let outcome = check(session, c, u);

@@ -24,7 +24,7 @@ fn quote(ident: &str) -> String {
 /// still there when a run starts was left by a run that was killed.
 const AUDIT_SUFFIX: &str = "__xform_audit";
 
-pub struct DuckDb {
+pub(crate) struct DuckDb {
     root: Mutex<Connection>,
     interrupts: Mutex<Vec<Arc<InterruptHandle>>>,
 }
@@ -32,7 +32,7 @@ pub struct DuckDb {
 impl DuckDb {
     /// Opens the database file; relative paths in queries (external sources) resolve
     /// against `project`.
-    pub fn open(path: &Path, project: &Path) -> DbResult<DuckDb> {
+    pub(crate) fn open(path: &Path, project: &Path) -> DbResult<DuckDb> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| DbError::Failed(format!("cannot create {}: {e}", dir.display())))?;

@@ -30,13 +30,13 @@ use crate::project::Target;
 
 /// A DuckDB target: its database file.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Settings {
+pub(crate) struct Settings {
     path: PathBuf,
     root: PathBuf,
 }
 
 impl Settings {
-    pub fn new(target: &Target, root: &Path, diags: &mut Diagnostics) -> Settings {
+    pub(crate) fn new(target: &Target, root: &Path, diags: &mut Diagnostics) -> Settings {
         super::unknown_settings(target, &["path"], diags);
         let path = match super::text_setting(target, "path", diags).as_deref() {
             Some(":memory:") => PathBuf::from(":memory:"),
@@ -50,22 +50,22 @@ impl Settings {
     }
 
     /// The file relative to the project: `target/dev.duckdb`.
-    pub fn describe(&self, root: &Path) -> String {
+    pub(crate) fn describe(&self, root: &Path) -> String {
         let p = &self.path;
         p.strip_prefix(root).unwrap_or(p).display().to_string()
     }
 
-    pub fn attachable(&self, other: &Settings) -> Option<PathBuf> {
+    pub(crate) fn attachable(&self, other: &Settings) -> Option<PathBuf> {
         (self.path != other.path).then(|| other.path.clone())
     }
 
     #[cfg(feature = "duckdb")]
-    pub fn open(&self) -> DbResult<Arc<dyn Warehouse>> {
+    pub(crate) fn open(&self) -> DbResult<Arc<dyn Warehouse>> {
         Ok(Arc::new(engine::DuckDb::open(&self.path, &self.root)?))
     }
 
     #[cfg(not(feature = "duckdb"))]
-    pub fn open(&self) -> DbResult<Arc<dyn Warehouse>> {
+    pub(crate) fn open(&self) -> DbResult<Arc<dyn Warehouse>> {
         Err(super::DbError::Failed(
             "this xform was built without DuckDB (cargo feature `duckdb`)".into(),
         ))
