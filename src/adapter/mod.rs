@@ -254,16 +254,17 @@ pub(crate) trait Session: Send {
     fn drop_leftovers(&mut self, log: &mut Vec<String>) -> DbResult<Vec<Relation>>;
     /// Creates the schemas that do not exist.
     fn create_schemas(&mut self, schemas: &[String], log: &mut Vec<String>) -> DbResult<()>;
-    /// Builds `relation` in an open transaction, replacing `replaces` (what exists under its
-    /// name now) — or, `aside`, as a table beside it (`readable_as`), leaving the previous
-    /// relation in place until `publish` swaps it in, so tests can audit the new one first.
-    /// On error nothing stays behind and the previous relation is untouched.
+    /// Builds `relation`, replacing `replaces` (what exists under its name now), so that no
+    /// other connection sees it before `publish`. An `audited` build is one whose tests will
+    /// read it (as `Staged::readable_as`) before `publish`: the adapter chooses how — in the
+    /// open transaction, or as a table beside the published relation that `publish` swaps
+    /// in. On error nothing stays behind and the previous relation is untouched.
     fn stage(
         &mut self,
         relation: &Relation,
         build: Build<'_>,
         replaces: Option<RelKind>,
-        aside: bool,
+        audited: bool,
         log: &mut Vec<String>,
     ) -> DbResult<Staged>;
     /// Commits a staged relation: from now on everyone reads it.
