@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc, did_you_mean};
 use crate::graph::Graph;
 use crate::project::config::{MODEL_MATERIALIZATIONS, NOT_APPLIED_KEYS};
-use crate::project::{DepRef, External, Node, NodeKind, Project};
+use crate::project::{DepRef, External, Fixture, Node, NodeKind, Project, TestSpec, UnitTestProps};
 use crate::sql::Dialect;
 use crate::sql::Relation;
 use crate::template::{self, Names, RelName, RenderLog, Rendered, Templates, scan};
@@ -149,19 +149,14 @@ pub(crate) fn compile(
     opts: &CompileOptions,
     diags: &mut Diagnostics,
 ) -> Option<Compiled> {
-    let sources: Vec<Option<(Arc<str>, Arc<str>)>> = project
-        .nodes
-        .iter()
-        .map(|n| n.raw.clone().map(|raw| (template_name(n), raw)))
-        .collect();
+    let sources = template_sources(&project);
     let templates = template::environment(&project, diags);
-    let [rendered, incremental] = render_twice(&mut project, &templates, &sources, diags);
+    let mut renders = render_twice(&mut project, &templates, &sources, diags);
     warn_not_applied(&project.nodes, diags);
     let names = Arc::new(name_table(&project));
     check_relations(&project, &names, diags);
     check_external(&project, diags);
-    let graph = graph(&project.nodes, [&rendered, &incremental], &names, diags)?;
-    let mut renders = [rendered, incremental];
+    let graph = graph(&project.nodes, [&renders[0], &renders[1]], &names, diags)?;
     for (r, is_incremental) in renders.iter_mut().zip([false, true]) {
         rerender_late_bound(
             &templates,
@@ -173,7 +168,28 @@ pub(crate) fn compile(
         );
     }
     drop(templates);
-    let [rendered, incremental] = renders;
+    finish(project, graph, names, renders, opts, diags)
+}
+
+/// Each node's template name and Jinja source, for the nodes that have one.
+fn template_sources(project: &Project) -> Vec<Option<(Arc<str>, Arc<str>)>> {
+    project
+        .nodes
+        .iter()
+        .map(|n| n.raw.clone().map(|raw| (template_name(n), raw)))
+        .collect()
+}
+
+/// The compiled project from its final renders: ephemeral models inlined, the unit tests
+/// checked against the graph; `None` when anything so far was an error.
+fn finish(
+    project: Project,
+    graph: Graph,
+    names: Arc<Names>,
+    [rendered, incremental]: [Renders; 2],
+    opts: &CompileOptions,
+    diags: &mut Diagnostics,
+) -> Option<Compiled> {
     let macros_used = macros_used(&rendered, &incremental);
     let placeholders = opts
         .repointable
@@ -295,24 +311,11 @@ fn check_relations(project: &Project, names: &Names, diags: &mut Diagnostics) {
         let Some(r) = names.relations[i].as_ref().filter(|r| !r.ephemeral) else {
             continue;
         };
-        if !matches!(
-            n.kind,
-            NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
-        ) {
+        if !builds_relation(n.kind) {
             continue;
         }
-        let at = named_at(n);
         if dialect.fold_identifier(&r.identifier).contains("__xform_") {
-            diags.push(
-                Diagnostic::error(format!(
-                    "{} `{}` would build `{}.{}`: names containing `__xform_` are reserved for xform's own staging tables",
-                    n.kind.name(),
-                    n.name,
-                    r.schema,
-                    r.identifier
-                ))
-                .at(at),
-            );
+            diags.push(reserved_name(n, r));
             continue;
         }
         let key = (
@@ -327,21 +330,41 @@ fn check_relations(project: &Project, names: &Names, diags: &mut Diagnostics) {
         if other.name == n.name {
             continue; // two nodes of one name: reported as such when the project was read
         }
-        diags.push(
-            Diagnostic::error(format!(
-                "{} `{}` and {} `{}` both build `{}.{}`",
-                other.kind.name(),
-                other.name,
-                n.kind.name(),
-                n.name,
-                r.schema,
-                r.identifier
-            ))
-            .at(at)
-            .related(named_at(other), "the other one is here")
-            .help("give one of them another `alias` or `schema`"),
-        );
+        diags.push(built_twice(other, n, r));
     }
+}
+
+/// Whether nodes of this kind build a relation.
+fn builds_relation(kind: NodeKind) -> bool {
+    matches!(kind, NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot)
+}
+
+/// Node `n` would build relation `r`, whose name is reserved for xform's staging tables.
+fn reserved_name(n: &Node, r: &RelName) -> Diagnostic {
+    Diagnostic::error(format!(
+        "{} `{}` would build `{}.{}`: names containing `__xform_` are reserved for xform's own staging tables",
+        n.kind.name(),
+        n.name,
+        r.schema,
+        r.identifier
+    ))
+    .at(named_at(n))
+}
+
+/// Nodes `other` and `n` would both build relation `r`.
+fn built_twice(other: &Node, n: &Node, r: &RelName) -> Diagnostic {
+    Diagnostic::error(format!(
+        "{} `{}` and {} `{}` both build `{}.{}`",
+        other.kind.name(),
+        other.name,
+        n.kind.name(),
+        n.name,
+        r.schema,
+        r.identifier
+    ))
+    .at(named_at(n))
+    .related(named_at(other), "the other one is here")
+    .help("give one of them another `alias` or `schema`")
 }
 
 /// The FROM item reading an external source's files, where the warehouse reads files.
@@ -509,29 +532,7 @@ fn apply_config(nodes: &mut [Node], rendered: &mut Renders, diags: &mut Diagnost
 }
 
 fn check_config(n: &Node, diags: &mut Diagnostics) {
-    let at = |key: &str| n.config.at(key).cloned().or_else(|| n.at.clone());
-    if let Some(v) = n.config.get("materialized").filter(|v| !v.is_string()) {
-        diags.push(
-            Diagnostic::error(format!("`materialized` must be a string, found {v}"))
-                .at_opt(at("materialized")),
-        );
-    } else if n.kind == NodeKind::Model
-        && !MODEL_MATERIALIZATIONS.contains(&n.config.materialized())
-    {
-        let m = n.config.materialized();
-        diags.push(
-            Diagnostic::error(format!(
-                "model `{}` has unknown materialization `{m}`",
-                n.name
-            ))
-            .at_opt(at("materialized"))
-            .help(
-                did_you_mean(m, MODEL_MATERIALIZATIONS.iter().copied()).unwrap_or_else(|| {
-                    format!("use one of: {}", MODEL_MATERIALIZATIONS.join(", "))
-                }),
-            ),
-        );
-    }
+    check_materialized(n, diags);
     if let Some(v) = n
         .config
         .get("sql_check")
@@ -539,13 +540,13 @@ fn check_config(n: &Node, diags: &mut Diagnostics) {
     {
         diags.push(
             Diagnostic::error(format!("`sql_check` is {v}; use error, warn or off"))
-                .at_opt(at("sql_check")),
+                .at_opt(setting_at(n, "sql_check")),
         );
     }
     if let Some(v) = n.config.get("audit").filter(|v| !v.is_boolean()) {
         diags.push(
             Diagnostic::error(format!("`audit` must be true or false, found {v}"))
-                .at_opt(at("audit")),
+                .at_opt(setting_at(n, "audit")),
         );
     }
     if n.kind == NodeKind::Test
@@ -556,9 +557,41 @@ fn check_config(n: &Node, diags: &mut Diagnostics) {
     for key in ["schema", "alias"] {
         if let Some(v) = n.config.get(key).filter(|v| !v.is_string() && !v.is_null()) {
             diags.push(
-                Diagnostic::error(format!("`{key}` must be a string, found {v}")).at_opt(at(key)),
+                Diagnostic::error(format!("`{key}` must be a string, found {v}"))
+                    .at_opt(setting_at(n, key)),
             );
         }
+    }
+}
+
+/// Where node `n` got setting `key`, else where the node is declared.
+fn setting_at(n: &Node, key: &str) -> Option<Loc> {
+    n.config.at(key).cloned().or_else(|| n.at.clone())
+}
+
+/// `materialized` must be a string, and a model's one xform knows.
+fn check_materialized(n: &Node, diags: &mut Diagnostics) {
+    if let Some(v) = n.config.get("materialized").filter(|v| !v.is_string()) {
+        diags.push(
+            Diagnostic::error(format!("`materialized` must be a string, found {v}"))
+                .at_opt(setting_at(n, "materialized")),
+        );
+    } else if n.kind == NodeKind::Model
+        && !MODEL_MATERIALIZATIONS.contains(&n.config.materialized())
+    {
+        let m = n.config.materialized();
+        diags.push(
+            Diagnostic::error(format!(
+                "model `{}` has unknown materialization `{m}`",
+                n.name
+            ))
+            .at_opt(setting_at(n, "materialized"))
+            .help(
+                did_you_mean(m, MODEL_MATERIALIZATIONS.iter().copied()).unwrap_or_else(|| {
+                    format!("use one of: {}", MODEL_MATERIALIZATIONS.join(", "))
+                }),
+            ),
+        );
     }
 }
 
@@ -694,66 +727,9 @@ fn check_unit_tests(nodes: &[Node], graph: &Graph, names: &Names, diags: &mut Di
         let Some(&model) = names.by_ref.get(&u.model) else {
             continue;
         };
-        let is_ephemeral = |p: usize| names.relations[p].as_ref().is_some_and(|r| r.ephemeral);
-        let inputs = graph.parents_through(model, is_ephemeral);
-        let mut given = HashSet::new();
-        for g in &u.given {
-            let dep = crate::project::parse_relation_arg(&g.input, &g.at);
-            let resolved = match dep {
-                Some(dep) => resolve_dep(&dep, names),
-                None => Err(Diagnostic::error(format!(
-                    "`input: {}` is not ref('...') or source('...', '...')",
-                    g.input
-                ))
-                .at(g.at.clone())),
-            };
-            match resolved {
-                Ok(p) if is_ephemeral(p) => diags.push(
-                    Diagnostic::error(format!(
-                        "unit test `{}`: `{}` is ephemeral, inlined into `{}`",
-                        u.name, g.input, u.model
-                    ))
-                    .at(g.at.clone())
-                    .help("give the inputs it reads instead"),
-                ),
-                Ok(p) if inputs.contains(&p) => {
-                    given.insert(p);
-                }
-                Ok(_) => diags.push(
-                    Diagnostic::error(format!(
-                        "unit test `{}`: `{}` is not read by model `{}`",
-                        u.name, g.input, u.model
-                    ))
-                    .at(g.at.clone())
-                    .help(format!(
-                        "mock what the model reads: {}",
-                        inputs
-                            .iter()
-                            .map(|&q| format!("`{}`", nodes[q].name))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
-                ),
-                Err(d) => diags.push(d),
-            }
-        }
-        let missing: Vec<&str> = inputs
-            .iter()
-            .filter(|p| !given.contains(*p) && nodes[**p].kind != NodeKind::Seed)
-            .map(|&p| nodes[p].name.as_str())
-            .collect();
-        if !missing.is_empty() {
-            diags.push(
-                Diagnostic::error(format!(
-                    "unit test `{}` does not give every input of `{}`: {} missing",
-                    u.name,
-                    u.model,
-                    missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
-                ))
-                .at(u.at.clone())
-                .help("add a `given` entry (`rows: []` for an empty input) for each; seeds not given are read as they are"),
-            );
-        }
+        let inputs = graph.parents_through(model, |p| is_ephemeral(names, p));
+        let given = check_given(nodes, names, u, &inputs, diags);
+        check_all_given(nodes, u, &inputs, &given, diags);
         for f in u.given.iter().chain(&u.expect) {
             if let Err(e) = crate::project::fixture_table(f) {
                 diags.push(
@@ -762,6 +738,96 @@ fn check_unit_tests(nodes: &[Node], graph: &Graph, names: &Names, diags: &mut Di
                 );
             }
         }
+    }
+}
+
+fn is_ephemeral(names: &Names, p: usize) -> bool {
+    names.relations[p].as_ref().is_some_and(|r| r.ephemeral)
+}
+
+/// Checks each `given` input of unit test `u` against `inputs`, what its model reads; returns
+/// the inputs given.
+fn check_given(
+    nodes: &[Node],
+    names: &Names,
+    u: &UnitTestProps,
+    inputs: &[usize],
+    diags: &mut Diagnostics,
+) -> HashSet<usize> {
+    let mut given = HashSet::new();
+    for g in &u.given {
+        match given_input(names, g) {
+            Ok(p) if is_ephemeral(names, p) => diags.push(
+                Diagnostic::error(format!(
+                    "unit test `{}`: `{}` is ephemeral, inlined into `{}`",
+                    u.name, g.input, u.model
+                ))
+                .at(g.at.clone())
+                .help("give the inputs it reads instead"),
+            ),
+            Ok(p) if inputs.contains(&p) => {
+                given.insert(p);
+            }
+            Ok(_) => diags.push(not_read(nodes, u, g, inputs)),
+            Err(d) => diags.push(d),
+        }
+    }
+    given
+}
+
+/// The node a `given` entry's `input` names.
+fn given_input(names: &Names, g: &Fixture) -> Result<usize, Diagnostic> {
+    match crate::project::parse_relation_arg(&g.input, &g.at) {
+        Some(dep) => resolve_dep(&dep, names),
+        None => Err(Diagnostic::error(format!(
+            "`input: {}` is not ref('...') or source('...', '...')",
+            g.input
+        ))
+        .at(g.at.clone())),
+    }
+}
+
+/// A `given` input the model under test does not read, with what it does read.
+fn not_read(nodes: &[Node], u: &UnitTestProps, g: &Fixture, inputs: &[usize]) -> Diagnostic {
+    Diagnostic::error(format!(
+        "unit test `{}`: `{}` is not read by model `{}`",
+        u.name, g.input, u.model
+    ))
+    .at(g.at.clone())
+    .help(format!(
+        "mock what the model reads: {}",
+        inputs
+            .iter()
+            .map(|&q| format!("`{}`", nodes[q].name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// Every input of the model under test but seeds must be given.
+fn check_all_given(
+    nodes: &[Node],
+    u: &UnitTestProps,
+    inputs: &[usize],
+    given: &HashSet<usize>,
+    diags: &mut Diagnostics,
+) {
+    let missing: Vec<&str> = inputs
+        .iter()
+        .filter(|p| !given.contains(*p) && nodes[**p].kind != NodeKind::Seed)
+        .map(|&p| nodes[p].name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        diags.push(
+            Diagnostic::error(format!(
+                "unit test `{}` does not give every input of `{}`: {} missing",
+                u.name,
+                u.model,
+                missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+            ))
+            .at(u.at.clone())
+            .help("add a `given` entry (`rows: []` for an empty input) for each; seeds not given are read as they are"),
+        );
     }
 }
 
@@ -796,31 +862,8 @@ fn generic_test_diagnostic(mut d: Diagnostic, n: &Node) -> Option<Diagnostic> {
     let written_by_xform =
         |l: &Loc| l.file == own || &*l.file == crate::template::BUILTIN_TESTS_PATH;
     d.message = format!("data test `{}`: {}", n.name, d.message);
-    if let Some(spec) = &n.test
-        && let Some((_, needs)) = BUILTIN_TESTS.iter().find(|(t, _)| *t == spec.test_name)
-    {
-        let missing: Vec<String> = needs
-            .iter()
-            .filter(|a| !spec.kwargs.contains_key(**a))
-            .map(|a| format!("`{a}`"))
-            .collect();
-        if !missing.is_empty() {
-            d.message = format!(
-                "data test `{}`: `{}` needs {}",
-                n.name,
-                spec.test_name,
-                missing.join(" and ")
-            );
-            d.help = Some(format!(
-                "e.g. `- {}: {{{}}}`",
-                spec.test_name,
-                needs
-                    .iter()
-                    .map(|a| format!("{a}: ..."))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
+    if let Some(spec) = &n.test {
+        say_missing_arguments(&mut d, n, spec);
     }
     if d.loc.as_ref().is_none_or(written_by_xform) {
         d.loc = n.at.clone();
@@ -830,4 +873,35 @@ fn generic_test_diagnostic(mut d: Diagnostic, n: &Node) -> Option<Diagnostic> {
     }
     d.related.retain(|(l, _)| !written_by_xform(l));
     Some(d)
+}
+
+/// When a built-in test lacks arguments it needs, the diagnostic names them instead, with an
+/// example.
+fn say_missing_arguments(d: &mut Diagnostic, n: &Node, spec: &TestSpec) {
+    let Some((_, needs)) = BUILTIN_TESTS.iter().find(|(t, _)| *t == spec.test_name) else {
+        return;
+    };
+    let missing: Vec<String> = needs
+        .iter()
+        .filter(|a| !spec.kwargs.contains_key(**a))
+        .map(|a| format!("`{a}`"))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    d.message = format!(
+        "data test `{}`: `{}` needs {}",
+        n.name,
+        spec.test_name,
+        missing.join(" and ")
+    );
+    d.help = Some(format!(
+        "e.g. `- {}: {{{}}}`",
+        spec.test_name,
+        needs
+            .iter()
+            .map(|a| format!("{a}: ..."))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
 }
