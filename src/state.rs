@@ -17,7 +17,7 @@ use serde_json::Value as Json;
 
 use crate::compile::Compiled;
 use crate::graph::select::Modified;
-use crate::project::{NodeKind, Project};
+use crate::project::{Node, NodeKind, Project};
 use crate::sql::Relation;
 
 pub(crate) const MANIFEST: &str = "manifest.json";
@@ -276,7 +276,24 @@ fn node_change(
             ..Change::default()
         });
     };
-    let body = match n.kind {
+    let config = n.config.to_json();
+    let empty = serde_json::Map::new();
+    let config = config.as_object().unwrap_or(&empty);
+    let change = Change {
+        new: false,
+        body: body_changed(c, state, i, old),
+        configs: changed_configs(config, &old.config),
+        contract: contract_changed(n, config, old),
+        macros: changed_macros(c, state, macros, i),
+    };
+    (change != Change::default()).then_some(change)
+}
+
+/// Whether node `i` means something else than `old`: its compiled SQL (either render), a
+/// seed's file, a source's relation.
+fn body_changed(c: &Compiled, state: &State, i: usize, old: &StateNode) -> bool {
+    let n = &c.nodes()[i];
+    match n.kind {
         NodeKind::Seed => n.checksum != old.checksum.file,
         NodeKind::Source => c.relation_sql(i) != old.relation_name,
         _ => {
@@ -291,22 +308,23 @@ fn node_change(
                 .iter()
                 .any(|&(new, was)| !same_sql(c, state, i, new, was))
         }
-    };
-    let config = n.config.to_json();
-    let empty = serde_json::Map::new();
-    let config = config.as_object().unwrap_or(&empty);
-    let keys: BTreeSet<&String> = config.keys().chain(old.config.keys()).collect();
-    let configs: Vec<String> = keys
-        .into_iter()
-        .filter(|k| config.get(*k) != old.config.get(*k))
+    }
+}
+
+/// The config keys whose values differ.
+fn changed_configs(
+    config: &serde_json::Map<String, Json>,
+    old: &serde_json::Map<String, Json>,
+) -> Vec<String> {
+    let keys: BTreeSet<&String> = config.keys().chain(old.keys()).collect();
+    keys.into_iter()
+        .filter(|k| config.get(*k) != old.get(*k))
         .cloned()
-        .collect();
-    let enforced = |cfg: &serde_json::Map<String, Json>| {
-        cfg.get("contract")
-            .and_then(|v| v.get("enforced"))
-            .and_then(Json::as_bool)
-            .unwrap_or(false)
-    };
+        .collect()
+}
+
+/// Whether the contract changed: enforced or not, or the column types of an enforced one.
+fn contract_changed(n: &Node, config: &serde_json::Map<String, Json>, old: &StateNode) -> bool {
     let types: BTreeMap<&str, Option<&str>> = n
         .columns
         .iter()
@@ -317,9 +335,25 @@ fn node_change(
         .iter()
         .map(|(k, col)| (k.as_str(), col.data_type.as_deref()))
         .collect();
-    let contract =
-        enforced(config) != enforced(&old.config) || (enforced(config) && types != old_types);
-    let changed_macros: Vec<String> = c.macros_used[i]
+    enforced(config) != enforced(&old.config) || (enforced(config) && types != old_types)
+}
+
+/// `contract: {enforced: true}`.
+fn enforced(cfg: &serde_json::Map<String, Json>) -> bool {
+    cfg.get("contract")
+        .and_then(|v| v.get("enforced"))
+        .and_then(Json::as_bool)
+        .unwrap_or(false)
+}
+
+/// The project macros node `i` calls whose definitions changed.
+fn changed_macros(
+    c: &Compiled,
+    state: &State,
+    macros: &BTreeMap<String, (String, String)>,
+    i: usize,
+) -> Vec<String> {
+    c.macros_used[i]
         .iter()
         .filter(|m| {
             macros
@@ -327,15 +361,7 @@ fn node_change(
                 .is_some_and(|(_, sum)| state.macros.get(*m) != Some(sum))
         })
         .cloned()
-        .collect();
-    let change = Change {
-        new: false,
-        body,
-        configs,
-        contract,
-        macros: changed_macros,
-    };
-    (change != Change::default()).then_some(change)
+        .collect()
 }
 
 /// Whether two compiled SQL texts of node `i` mean the same: equal once the relations they
