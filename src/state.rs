@@ -252,6 +252,12 @@ pub(crate) fn changes(c: &Compiled, state: &State) -> Changes {
         .into_par_iter()
         .map(|i| node_change(c, state, &macros, i))
         .collect();
+    let removed = removed(c, state);
+    Changes { nodes, removed }
+}
+
+/// The unique_ids in the state that `c` no longer has, sorted.
+fn removed(c: &Compiled, state: &State) -> Vec<String> {
     let current: BTreeSet<&str> = c.nodes().iter().map(|n| n.unique_id.as_str()).collect();
     let mut removed: Vec<String> = state
         .nodes
@@ -260,7 +266,7 @@ pub(crate) fn changes(c: &Compiled, state: &State) -> Changes {
         .cloned()
         .collect();
     removed.sort();
-    Changes { nodes, removed }
+    removed
 }
 
 fn node_change(
@@ -325,17 +331,24 @@ fn changed_configs(
 
 /// Whether the contract changed: enforced or not, or the column types of an enforced one.
 fn contract_changed(n: &Node, config: &serde_json::Map<String, Json>, old: &StateNode) -> bool {
-    let types: BTreeMap<&str, Option<&str>> = n
-        .columns
+    enforced(config) != enforced(&old.config)
+        || (enforced(config) && declared_types(n) != recorded_types(old))
+}
+
+/// Each declared column's `data_type`.
+fn declared_types(n: &Node) -> BTreeMap<&str, Option<&str>> {
+    n.columns
         .iter()
         .map(|col| (col.name.as_str(), col.data_type.as_deref()))
-        .collect();
-    let old_types: BTreeMap<&str, Option<&str>> = old
-        .columns
+        .collect()
+}
+
+/// Each column's `data_type` as the state recorded it.
+fn recorded_types(old: &StateNode) -> BTreeMap<&str, Option<&str>> {
+    old.columns
         .iter()
         .map(|(k, col)| (k.as_str(), col.data_type.as_deref()))
-        .collect();
-    enforced(config) != enforced(&old.config) || (enforced(config) && types != old_types)
+        .collect()
 }
 
 /// `contract: {enforced: true}`.

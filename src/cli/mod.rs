@@ -253,15 +253,20 @@ fn with_output_failure(cli: &Cli, code: ExitStatus) -> ExitStatus {
     match out::failure() {
         Some(e) => {
             errln!("error: cannot write standard output: {e}");
-            // A run's output is its log: the run is done and target/run_results.json holds it.
-            // For every other command the output is what was asked for.
-            if code == ExitStatus::Success && !cli.command.changes_the_warehouse() {
-                ExitStatus::Invalid
-            } else {
-                code
-            }
+            without_output(cli, code)
         }
         None => code,
+    }
+}
+
+/// The exit code of a command whose output was lost. A run's output is its log: the run is
+/// done and target/run_results.json holds it. For every other command the output is what was
+/// asked for.
+fn without_output(cli: &Cli, code: ExitStatus) -> ExitStatus {
+    if code == ExitStatus::Success && !cli.command.changes_the_warehouse() {
+        ExitStatus::Invalid
+    } else {
+        code
     }
 }
 

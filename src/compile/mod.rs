@@ -406,17 +406,20 @@ fn macros_used(rendered: &Renders, incremental: &Renders) -> Vec<Vec<String>> {
     rendered
         .iter()
         .zip(incremental)
-        .map(|(a, b)| {
-            let mut used: Vec<String> = [a, b]
-                .into_iter()
-                .filter_map(|r| r.as_ref()?.as_ref().ok())
-                .flat_map(|r| r.log.macros.iter().cloned())
-                .collect();
-            used.sort();
-            used.dedup();
-            used
-        })
+        .map(|(a, b)| macros_called([a, b]))
         .collect()
+}
+
+/// The project macros one node's two renders called, sorted, once each.
+fn macros_called(renders: [&Option<Result<Rendered, Diagnostic>>; 2]) -> Vec<String> {
+    let mut used: Vec<String> = renders
+        .into_iter()
+        .filter_map(|r| r.as_ref()?.as_ref().ok())
+        .flat_map(|r| r.log.macros.iter().cloned())
+        .collect();
+    used.sort();
+    used.dedup();
+    used
 }
 
 fn placeholder_sql(renders: &Renders) -> Vec<Option<String>> {
@@ -641,19 +644,29 @@ fn edges(
 
 fn resolve_dep(dep: &DepRef, names: &Names) -> Result<usize, Diagnostic> {
     match dep {
-        DepRef::Ref(name, at) => names.by_ref.get(name).copied().ok_or_else(|| {
-            Diagnostic::error(format!("`{name}` is not a model or seed in this project"))
-                .at(at.clone())
-                .help_opt(did_you_mean(name, names.by_ref.keys().map(String::as_str)))
-        }),
-        DepRef::Source(s, t, at) => names
-            .by_source
-            .get(&(s.clone(), t.clone()))
-            .copied()
-            .ok_or_else(|| {
-                Diagnostic::error(format!("source `{s}.{t}` is not declared")).at(at.clone())
-            }),
+        DepRef::Ref(name, at) => resolve_ref(name, at, names),
+        DepRef::Source(s, t, at) => resolve_source((s, t), at, names),
     }
+}
+
+/// The model, seed or snapshot `ref(name)` names.
+fn resolve_ref(name: &str, at: &Loc, names: &Names) -> Result<usize, Diagnostic> {
+    names.by_ref.get(name).copied().ok_or_else(|| {
+        Diagnostic::error(format!("`{name}` is not a model or seed in this project"))
+            .at(at.clone())
+            .help_opt(did_you_mean(name, names.by_ref.keys().map(String::as_str)))
+    })
+}
+
+/// The source table `source(s, t)` names.
+fn resolve_source((s, t): (&str, &str), at: &Loc, names: &Names) -> Result<usize, Diagnostic> {
+    names
+        .by_source
+        .get(&(s.to_string(), t.to_string()))
+        .copied()
+        .ok_or_else(|| {
+            Diagnostic::error(format!("source `{s}.{t}` is not declared")).at(at.clone())
+        })
 }
 
 fn cycle_diagnostic(nodes: &[Node], cycle: &[usize]) -> Diagnostic {

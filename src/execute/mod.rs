@@ -425,15 +425,19 @@ impl<'a> Scheduler<'a> {
 
     /// Every job not finished when the run stops: skipped, saying why.
     fn skip_unfinished(&mut self, jobs: &[Job]) {
-        let reason = if self.failed_fast {
-            "not run: --fail-fast stopped the run"
-        } else {
-            "not run: the run was interrupted"
-        };
+        let reason = self.unfinished_reason();
         for j in 0..jobs.len() {
             if !self.finished[j] {
                 self.finish(jobs, skipped(&jobs[j], j, reason.to_string()));
             }
+        }
+    }
+
+    fn unfinished_reason(&self) -> &'static str {
+        if self.failed_fast {
+            "not run: --fail-fast stopped the run"
+        } else {
+            "not run: the run was interrupted"
         }
     }
 

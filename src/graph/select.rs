@@ -303,17 +303,28 @@ fn resolve(
 ) -> BTreeSet<usize> {
     let mut out = BTreeSet::new();
     for term in &sel.0 {
-        let mut acc: Option<BTreeSet<usize>> = None;
-        for atom in term {
-            let set = resolve_atom(graph, nodes, atom, facts, warnings);
-            acc = Some(match acc {
-                None => set,
-                Some(prev) => prev.intersection(&set).copied().collect(),
-            });
-        }
-        out.extend(acc.unwrap_or_default());
+        out.extend(resolve_term(graph, nodes, term, facts, warnings));
     }
     out
+}
+
+/// The nodes every atom of a term selects.
+fn resolve_term(
+    graph: &Graph,
+    nodes: &[Node],
+    term: &[Atom],
+    facts: &Facts,
+    warnings: &mut Vec<Diagnostic>,
+) -> BTreeSet<usize> {
+    let mut acc: Option<BTreeSet<usize>> = None;
+    for atom in term {
+        let set = resolve_atom(graph, nodes, atom, facts, warnings);
+        acc = Some(match acc {
+            None => set,
+            Some(prev) => prev.intersection(&set).copied().collect(),
+        });
+    }
+    acc.unwrap_or_default()
 }
 
 /// The nodes one atom selects, with a warning when it matches none.

@@ -181,20 +181,24 @@ impl<'a> Checker<'a> {
     }
 
     fn bad(&mut self, key: &str, problem: String, help: Option<String>) {
-        let at = self
-            .node
-            .config
-            .at(key)
-            .cloned()
-            .or_else(|| self.node.at.clone());
         let d = Diagnostic::error(format!(
             "{} `{}`: {problem}",
             self.node.kind.name(),
             self.node.name
         ))
-        .at_opt(at.or_else(|| Some(crate::diagnostics::Loc::new(&self.node.path, 0..0))))
+        .at(self.at(key))
         .help_opt(help);
         self.errors.push(d);
+    }
+
+    /// Where the node got setting `key`, else where it is declared, else its file.
+    fn at(&self, key: &str) -> crate::diagnostics::Loc {
+        let n = self.node;
+        n.config
+            .at(key)
+            .cloned()
+            .or_else(|| n.at.clone())
+            .unwrap_or_else(|| crate::diagnostics::Loc::new(&n.path, 0..0))
     }
 
     fn text(&mut self, key: &str) -> Option<String> {

@@ -69,16 +69,9 @@ impl TestResult {
 
     pub(crate) fn skipped(node: usize, message: &str) -> TestResult {
         TestResult {
-            node,
             status: TestStatus::Skipped,
-            failures: None,
-            started_at: SystemTime::now(),
-            seconds: 0.0,
             message: Some(message.to_string()),
-            rows: None,
-            blocking: false,
-            interrupted: false,
-            lost: false,
+            ..TestResult::passed(node, SystemTime::now(), 0.0)
         }
     }
 }
