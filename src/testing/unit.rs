@@ -65,6 +65,9 @@ fn check(
     compare(&columns, expected, actual).map_err(|e| format!("{e} of `{}`", spec.model))
 }
 
+/// The expected columns, and rows of values as text.
+type Expected = (Vec<String>, Vec<Vec<Option<String>>>);
+
 /// The `expect` columns and rows: as written, or (`format: sql`) queried beside the mocked
 /// inputs in `ctes`.
 fn expected_rows(
@@ -72,7 +75,7 @@ fn expected_rows(
     d: &dyn Dialect,
     ctes: &mut Vec<(String, String)>,
     spec: &UnitTestProps,
-) -> Result<(Vec<String>, Vec<Vec<Option<String>>>), String> {
+) -> Result<Expected, String> {
     match expected_table(spec)? {
         Table::Rows { columns, rows } => Ok((
             columns,
