@@ -582,20 +582,22 @@ fn check_materialized(n: &Node, diags: &mut Diagnostics) {
     } else if n.kind == NodeKind::Model
         && !MODEL_MATERIALIZATIONS.contains(&n.config.materialized())
     {
-        let m = n.config.materialized();
-        diags.push(
-            Diagnostic::error(format!(
-                "model `{}` has unknown materialization `{m}`",
-                n.name
-            ))
-            .at_opt(setting_at(n, "materialized"))
-            .help(
-                did_you_mean(m, MODEL_MATERIALIZATIONS.iter().copied()).unwrap_or_else(|| {
-                    format!("use one of: {}", MODEL_MATERIALIZATIONS.join(", "))
-                }),
-            ),
-        );
+        diags.push(unknown_materialization(n));
     }
+}
+
+/// Model `n`'s `materialized` is not one xform knows.
+fn unknown_materialization(n: &Node) -> Diagnostic {
+    let m = n.config.materialized();
+    Diagnostic::error(format!(
+        "model `{}` has unknown materialization `{m}`",
+        n.name
+    ))
+    .at_opt(setting_at(n, "materialized"))
+    .help(
+        did_you_mean(m, MODEL_MATERIALIZATIONS.iter().copied())
+            .unwrap_or_else(|| format!("use one of: {}", MODEL_MATERIALIZATIONS.join(", "))),
+    )
 }
 
 fn check_tests(nodes: &[Node], t: &Templates, diags: &mut Diagnostics) {
@@ -671,18 +673,7 @@ fn resolve_source((s, t): (&str, &str), at: &Loc, names: &Names) -> Result<usize
 
 fn cycle_diagnostic(nodes: &[Node], cycle: &[usize]) -> Diagnostic {
     let names: Vec<&str> = cycle.iter().map(|&i| nodes[i].name.as_str()).collect();
-    let edge_loc = |parent: usize, child: usize| {
-        let c = &nodes[child];
-        let span = c
-            .raw
-            .as_ref()
-            .and_then(|raw| scan::find_call(raw, "ref", Some(&nodes[parent].name)));
-        match span {
-            Some(s) => Loc::new(&c.path, s),
-            None => c.at.clone().unwrap_or_else(|| Loc::new(&c.path, 0..0)),
-        }
-    };
-    let first = edge_loc(cycle[0], cycle[1]);
+    let first = ref_loc(nodes, cycle[0], cycle[1]);
     let mut d = Diagnostic::error(format!("dependency cycle: {}", names.join(" → ")))
         .at(first)
         .label(format!("`{}` reads `{}`", names[1], names[0]))
@@ -691,11 +682,24 @@ fn cycle_diagnostic(nodes: &[Node], cycle: &[usize]) -> Diagnostic {
         );
     for w in cycle.windows(2).skip(1) {
         d = d.related(
-            edge_loc(w[0], w[1]),
+            ref_loc(nodes, w[0], w[1]),
             format!("`{}` reads `{}`", nodes[w[1]].name, nodes[w[0]].name),
         );
     }
     d
+}
+
+/// Where `child` calls `ref()` on `parent`, else where it is declared, else its file.
+fn ref_loc(nodes: &[Node], parent: usize, child: usize) -> Loc {
+    let c = &nodes[child];
+    let span = c
+        .raw
+        .as_ref()
+        .and_then(|raw| scan::find_call(raw, "ref", Some(&nodes[parent].name)));
+    match span {
+        Some(s) => Loc::new(&c.path, s),
+        None => c.at.clone().unwrap_or_else(|| Loc::new(&c.path, 0..0)),
+    }
 }
 
 /// Models that read a relation's attributes (`ref('x').schema`) see final names only now.
@@ -908,7 +912,12 @@ fn say_missing_arguments(d: &mut Diagnostic, n: &Node, spec: &TestSpec) {
         spec.test_name,
         missing.join(" and ")
     );
-    d.help = Some(format!(
+    d.help = Some(example_arguments(spec, needs));
+}
+
+/// A built-in test declared with the arguments it needs: `- accepted_values: {values: ...}`.
+fn example_arguments(spec: &TestSpec, needs: &[&str]) -> String {
+    format!(
         "e.g. `- {}: {{{}}}`",
         spec.test_name,
         needs
@@ -916,5 +925,5 @@ fn say_missing_arguments(d: &mut Diagnostic, n: &Node, spec: &TestSpec) {
             .map(|a| format!("{a}: ..."))
             .collect::<Vec<_>>()
             .join(", ")
-    ));
+    )
 }

@@ -186,11 +186,7 @@ fn prepare(
         .filter(|j| j.builds())
         .filter_map(|j| Some(j.relation.as_ref()?.schema.clone()))
         .collect();
-    let stores = jobs
-        .iter()
-        .flat_map(|j| &j.tests)
-        .any(|&t| crate::project::test_config(&c.nodes()[t]).is_ok_and(|cfg| cfg.store_failures));
-    if stores {
+    if stores_failures(c, jobs) {
         schemas.push(testing::failures_schema(c));
     }
     schemas.sort();
@@ -198,6 +194,13 @@ fn prepare(
     session.create_schemas(&schemas, &mut Vec::new())?;
     let existing = session.relations(&schemas)?.into_iter().collect();
     Ok((existing, leftovers))
+}
+
+/// Whether a test of the jobs stores its failing rows.
+fn stores_failures(c: &Compiled, jobs: &[Job]) -> bool {
+    jobs.iter()
+        .flat_map(|j| &j.tests)
+        .any(|&t| crate::project::test_config(&c.nodes()[t]).is_ok_and(|cfg| cfg.store_failures))
 }
 
 fn work(
@@ -279,23 +282,28 @@ impl JobGraph {
         let mut parents = vec![0; jobs.len()];
         let mut children = vec![Vec::new(); jobs.len()];
         for (j, job) in jobs.iter().enumerate() {
-            let own = job.builds().then_some(job.node);
-            let mut reads: Vec<usize> = own
-                .into_iter()
-                .chain(job.tests.iter().copied())
-                .chain(job.unit_tests.iter().copied())
-                .flat_map(|r| c.reads(r))
-                .filter(|&p| own != Some(p))
-                .collect();
-            reads.sort_unstable();
-            reads.dedup();
-            for pj in reads.into_iter().filter_map(|p| job_of[p]) {
+            for pj in reads(c, job).into_iter().filter_map(|p| job_of[p]) {
                 parents[j] += 1;
                 children[pj].push(j);
             }
         }
         JobGraph { parents, children }
     }
+}
+
+/// The nodes a job's build and tests read (besides the node it builds), once each.
+fn reads(c: &Compiled, job: &Job) -> Vec<usize> {
+    let own = job.builds().then_some(job.node);
+    let mut reads: Vec<usize> = own
+        .into_iter()
+        .chain(job.tests.iter().copied())
+        .chain(job.unit_tests.iter().copied())
+        .flat_map(|r| c.reads(r))
+        .filter(|&p| own != Some(p))
+        .collect();
+    reads.sort_unstable();
+    reads.dedup();
+    reads
 }
 
 struct Scheduler<'a> {

@@ -280,12 +280,7 @@ fn audit_staged(
 ) -> DbResult<(Staged, Vec<TestResult>)> {
     let mut broken: Vec<TestResult> = Vec::new();
     loop {
-        let pending: Vec<usize> = job
-            .tests
-            .iter()
-            .copied()
-            .filter(|&t| !broken.iter().any(|b| b.node == t))
-            .collect();
+        let pending = pending_tests(job, &broken);
         let swap = swap(c, job, &staged);
         let mut results = testing::run_data_tests(session, c, &pending, swap.as_ref(), log);
         let known = broken.len();
@@ -305,6 +300,15 @@ fn audit_staged(
             return Ok((staged, results));
         }
     }
+}
+
+/// The job's tests not found broken yet.
+fn pending_tests(job: &Job, broken: &[TestResult]) -> Vec<usize> {
+    job.tests
+        .iter()
+        .copied()
+        .filter(|&t| !broken.iter().any(|b| b.node == t))
+        .collect()
 }
 
 fn restage(
@@ -336,11 +340,7 @@ fn publish_if_passed(
     audited: &[TestResult],
     log: &mut Vec<String>,
 ) -> Result<Option<u64>, Failure> {
-    let failed: Vec<String> = audited
-        .iter()
-        .filter(|t| t.blocking)
-        .map(|t| format!("`{}`", c.nodes()[t.node].name))
-        .collect();
+    let failed = blocking_failures(c, audited);
     if failed.is_empty() {
         return session
             .publish(staged, log)
@@ -359,6 +359,15 @@ fn publish_if_passed(
         }),
         Err(e) => Err(failure(job, e)),
     }
+}
+
+/// The tests (quoted names) whose failure keeps the build from being published.
+fn blocking_failures(c: &Compiled, audited: &[TestResult]) -> Vec<String> {
+    audited
+        .iter()
+        .filter(|t| t.blocking)
+        .map(|t| format!("`{}`", c.nodes()[t.node].name))
+        .collect()
 }
 
 fn done(built: Result<Option<u64>, Failure>, tests: Vec<TestResult>) -> Done {
