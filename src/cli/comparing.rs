@@ -60,18 +60,9 @@ pub(crate) fn cmd_compare(g: &Global, a: &CompareArgs) -> ExitStatus {
         Ok(sides) => sides,
         Err(code) => return code,
     };
-    let opts = CompareOptions {
-        key: a.key.clone(),
-        columns: a.columns.clone(),
-        limit: a.limit,
-    };
-    let report = match compare::compare(session.as_mut(), c.project.target.dialect(), sides, &opts)
-    {
+    let report = match compare_sides(session.as_mut(), &c, sides, a) {
         Ok(r) => r,
-        Err(e) => {
-            errln!("error: cannot compare {} with {}: {e}", a.a, a.b);
-            return ExitStatus::Invalid;
-        }
+        Err(code) => return code,
     };
     print_report(a.format, &report);
     if a.fail_on_diff && !report.identical() {
@@ -100,6 +91,24 @@ fn sides(
     }
     let (b, a_side) = (sides.pop(), sides.pop());
     a_side.zip(b).ok_or(ExitStatus::Invalid)
+}
+
+/// The comparison `a` asks for of the two sides.
+fn compare_sides(
+    session: &mut dyn Session,
+    c: &Compiled,
+    sides: (Side, Side),
+    a: &CompareArgs,
+) -> Result<compare::Report, ExitStatus> {
+    let opts = CompareOptions {
+        key: a.key.clone(),
+        columns: a.columns.clone(),
+        limit: a.limit,
+    };
+    compare::compare(session, c.project.target.dialect(), sides, &opts).map_err(|e| {
+        errln!("error: cannot compare {} with {}: {e}", a.a, a.b);
+        ExitStatus::Invalid
+    })
 }
 
 fn print_report(format: CompareFormat, report: &compare::Report) {

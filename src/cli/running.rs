@@ -10,7 +10,7 @@ use super::{
     ExitStatus, Global, Loaded, LogFormat, Select, load_and_compile, load_options, report,
     write_compile_artifacts,
 };
-use crate::adapter::{Connection, Warehouse};
+use crate::adapter::{Connection, DbResult, Rows, Warehouse};
 use crate::artifacts::{self, RunInfo};
 use crate::compile::Compiled;
 use crate::diagnostics::{Diagnostics, Files, did_you_mean};
@@ -249,10 +249,8 @@ pub(crate) fn cmd_freshness(g: &Global, select: &Select) -> ExitStatus {
         Err(code) => return code,
     };
     let (checks, diags) = freshness_checks(&c);
-    let failed = diags.has_errors();
-    report(g.log_format, diags, &files);
-    if failed {
-        return ExitStatus::Invalid;
+    if let Err(code) = reported(g.log_format, diags, &files) {
+        return code;
     }
     if checks.is_empty() {
         errln!("no selected source table declares `freshness` (with `loaded_at_field`)");
@@ -321,16 +319,7 @@ fn print_freshness(
         let name = &c.nodes()[r.node].name;
         let when = r.max_loaded_at.map(utc_text);
         let detail = freshness_detail(r, when.as_deref());
-        let entry = serde_json::json!({
-            "unique_id": c.nodes()[r.node].unique_id,
-            "source": name,
-            "status": r.status,
-            "max_loaded_at": when,
-            "age_seconds": r.age,
-            "warn_after_seconds": r.spec.warn_after,
-            "error_after_seconds": r.spec.error_after,
-            "message": r.message,
-        });
+        let entry = freshness_entry(c, r, when.as_deref());
         match format {
             LogFormat::Text => outln!("{:<5}  {name:<width$}  {detail}", r.status.label()),
             LogFormat::Json => outln!(
@@ -341,6 +330,24 @@ fn print_freshness(
         entries.push(entry);
     }
     entries
+}
+
+/// A source's entry in sources.json.
+fn freshness_entry(
+    c: &Compiled,
+    r: &freshness::FreshnessResult,
+    when: Option<&str>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "unique_id": c.nodes()[r.node].unique_id,
+        "source": c.nodes()[r.node].name,
+        "status": r.status,
+        "max_loaded_at": when,
+        "age_seconds": r.age,
+        "warn_after_seconds": r.spec.warn_after,
+        "error_after_seconds": r.spec.error_after,
+        "message": r.message,
+    })
 }
 
 /// What a source's freshness line says after its name: the error, or its latest load, age and
@@ -408,6 +415,24 @@ fn plan(
     files: &Files,
 ) -> Result<Vec<Job>, ExitStatus> {
     let mut diags = Diagnostics::default();
+    let (mut jobs, tests) = builds_and_tests(c, verb, opts, &mut diags);
+    if no_audit {
+        jobs.iter_mut().for_each(|j| j.audit = false);
+    }
+    if verb.tests() {
+        materialize::attach_tests(c, &mut jobs, &tests);
+    }
+    reported(format, diags, files)?;
+    Ok(jobs)
+}
+
+/// The jobs that build the selected nodes `verb` builds, and the selected tests.
+fn builds_and_tests(
+    c: &Compiled,
+    verb: Verb,
+    opts: materialize::PlanOptions,
+    diags: &mut Diagnostics,
+) -> (Vec<Job>, Vec<usize>) {
     let mut jobs = Vec::new();
     let mut tests = Vec::new();
     for &i in &c.selected {
@@ -420,18 +445,17 @@ fn plan(
             _ => {}
         }
     }
-    if no_audit {
-        jobs.iter_mut().for_each(|j| j.audit = false);
-    }
-    if verb.tests() {
-        materialize::attach_tests(c, &mut jobs, &tests);
-    }
+    (jobs, tests)
+}
+
+/// Reports the diagnostics; exit code 2 when one is an error.
+fn reported(format: LogFormat, diags: Diagnostics, files: &Files) -> Result<(), ExitStatus> {
     let failed = diags.has_errors();
     report(format, diags, files);
     if failed {
         Err(ExitStatus::Invalid)
     } else {
-        Ok(jobs)
+        Ok(())
     }
 }
 
@@ -459,13 +483,7 @@ pub(crate) fn check_settings(
             diags.push(d);
         }
     }
-    let failed = diags.has_errors();
-    report(format, diags, files);
-    if failed {
-        Err(ExitStatus::Invalid)
-    } else {
-        Ok(())
-    }
+    reported(format, diags, files)
 }
 
 /// The run a Ctrl-C stops. A second Ctrl-C, or one outside a run, ends the process at once
@@ -503,8 +521,13 @@ pub(crate) fn cmd_show(g: &Global, model: &str, limit: usize) -> ExitStatus {
         Err(code) => return code,
     };
     let rows = warehouse.session().and_then(|mut s| s.query(&sql, limit));
+    print_rows(g.log_format, model, rows)
+}
+
+/// `show`'s rows as a table or JSON, or why the query failed.
+fn print_rows(format: LogFormat, model: &str, rows: DbResult<Rows>) -> ExitStatus {
     match rows {
-        Ok(rows) if g.log_format == LogFormat::Json => {
+        Ok(rows) if format == LogFormat::Json => {
             outln!("{}", super::output::rows_json(&rows));
             ExitStatus::Success
         }
@@ -559,12 +582,7 @@ pub(crate) fn cmd_debug(g: &Global) -> ExitStatus {
         return ExitStatus::Invalid;
     };
     let t = &p.target;
-    outln!(
-        "project: {} ({})",
-        p.name,
-        p.root.join(PROJECT_FILE).display()
-    );
-    outln!("target: {} (type {})", t.name, t.kind.name());
+    print_project(&p);
     let connection = match connection(&p) {
         Ok(c) => c,
         Err(e) => {
@@ -580,6 +598,15 @@ pub(crate) fn cmd_debug(g: &Global) -> ExitStatus {
         t.threads
     );
     check_connection(&connection, t)
+}
+
+fn print_project(p: &Project) {
+    outln!(
+        "project: {} ({})",
+        p.name,
+        p.root.join(PROJECT_FILE).display()
+    );
+    outln!("target: {} (type {})", p.target.name, p.target.kind.name());
 }
 
 /// The project, loaded with its mistakes reported; `None` when it has any.
