@@ -174,6 +174,17 @@ pub(crate) struct Change {
 }
 
 impl Change {
+    /// What `state:` selectors read of this change.
+    fn modified(&self) -> Modified {
+        Modified {
+            new: self.new,
+            body: self.body,
+            configs: !self.configs.is_empty(),
+            contract: self.contract,
+            macros: !self.macros.is_empty(),
+        }
+    }
+
     /// "body, configs (materialized), macros (cents)"; empty for a new node.
     pub(crate) fn describe(&self) -> String {
         let mut parts = Vec::new();
@@ -205,16 +216,9 @@ pub(crate) struct Changes {
 impl Changes {
     /// What `state:` selectors read of each node's change.
     pub(crate) fn modified(&self) -> Vec<Option<Modified>> {
-        let modified = |c: &Change| Modified {
-            new: c.new,
-            body: c.body,
-            configs: !c.configs.is_empty(),
-            contract: c.contract,
-            macros: !c.macros.is_empty(),
-        };
         self.nodes
             .iter()
-            .map(|c| c.as_ref().map(modified))
+            .map(|c| c.as_ref().map(Change::modified))
             .collect()
     }
 }
@@ -368,13 +372,16 @@ fn changed_macros(
 ) -> Vec<String> {
     c.macros_used[i]
         .iter()
-        .filter(|m| {
-            macros
-                .get(*m)
-                .is_some_and(|(_, sum)| state.macros.get(*m) != Some(sum))
-        })
+        .filter(|m| macro_changed(state, macros, m))
         .cloned()
         .collect()
+}
+
+/// Whether project macro `m`'s definition differs from the state's.
+fn macro_changed(state: &State, macros: &BTreeMap<String, (String, String)>, m: &str) -> bool {
+    macros
+        .get(m)
+        .is_some_and(|(_, sum)| state.macros.get(m) != Some(sum))
 }
 
 /// Whether two compiled SQL texts of node `i` mean the same: equal once the relations they

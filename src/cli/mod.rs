@@ -710,11 +710,16 @@ fn retry_global(g: &Global, prev: Global) -> Global {
         project_dir: g.project_dir.clone(),
         target: g.target.clone().or(prev.target),
         vars: g.vars.clone().or(prev.vars),
-        log_format: if g.log_format == LogFormat::Json {
-            LogFormat::Json
-        } else {
-            prev.log_format
-        },
+        log_format: retry_log_format(g.log_format, prev.log_format),
+    }
+}
+
+/// JSON logs when this command or the last run asked for them.
+fn retry_log_format(now: LogFormat, last: LogFormat) -> LogFormat {
+    if now == LogFormat::Json {
+        LogFormat::Json
+    } else {
+        last
     }
 }
 

@@ -375,7 +375,7 @@ fn freshness_detail(r: &freshness::FreshnessResult, when: Option<&str>) -> Strin
 
 /// Prints the tally of a freshness check (as text) and returns how many sources are errors.
 fn freshness_summary(format: LogFormat, results: &[freshness::FreshnessResult]) -> usize {
-    let count = |s: freshness::FreshnessStatus| results.iter().filter(|r| r.status == s).count();
+    let count = |s| count_status(results, s);
     let errors =
         count(freshness::FreshnessStatus::Error) + count(freshness::FreshnessStatus::RuntimeError);
     if format == LogFormat::Text {
@@ -386,6 +386,10 @@ fn freshness_summary(format: LogFormat, results: &[freshness::FreshnessResult]) 
         );
     }
     errors
+}
+
+fn count_status(results: &[freshness::FreshnessResult], s: freshness::FreshnessStatus) -> usize {
+    results.iter().filter(|r| r.status == s).count()
 }
 
 /// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS` (UTC).

@@ -134,13 +134,7 @@ impl Microbatch {
         now: DateTime,
     ) -> Vec<(String, String)> {
         let size = self.batch_size;
-        let (from, to) = match window {
-            Some((start, end)) => (size.floor(start), end),
-            None => {
-                let current = size.floor(now);
-                (size.step(current, -self.lookback), size.step(current, 1))
-            }
-        };
+        let (from, to) = self.span(window, now);
         let mut out = Vec::new();
         let mut t = from;
         while t < to && out.len() < 100_000 {
@@ -149,6 +143,19 @@ impl Microbatch {
             t = next;
         }
         out
+    }
+
+    /// Where a run's batches start and end: the window's whole batches, else the current
+    /// batch and `lookback` before it.
+    fn span(&self, window: Option<(DateTime, DateTime)>, now: DateTime) -> (DateTime, DateTime) {
+        let size = self.batch_size;
+        match window {
+            Some((start, end)) => (size.floor(start), end),
+            None => {
+                let current = size.floor(now);
+                (size.step(current, -self.lookback), size.step(current, 1))
+            }
+        }
     }
 
     /// The interval a full build covers: from `begin` to the end of the current batch (or of

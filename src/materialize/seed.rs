@@ -211,13 +211,18 @@ pub(crate) fn bad_row_message(
     column: Option<&str>,
     message: &str,
 ) -> String {
-    let hint = if message.to_ascii_lowercase().contains("unicode") {
-        "; if the file is not UTF-8, set `encoding:` (e.g. cp949) on the seed"
-    } else {
-        ""
-    };
+    let hint = encoding_hint(message);
     match column {
         Some(c) => format!("{}:{line}: column `{c}`: {message}{hint}", s.path),
         None => format!("{}:{line}: {message}{hint}", s.path),
+    }
+}
+
+/// A word on `encoding:` when the warehouse could not read the text as Unicode.
+fn encoding_hint(message: &str) -> &'static str {
+    if message.to_ascii_lowercase().contains("unicode") {
+        "; if the file is not UTF-8, set `encoding:` (e.g. cp949) on the seed"
+    } else {
+        ""
     }
 }
