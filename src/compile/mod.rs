@@ -319,32 +319,40 @@ fn placeholder_sql(renders: &Renders) -> Vec<Option<String>> {
 
 fn relation_of(project: &Project, n: &Node) -> Option<RelName> {
     match n.kind {
-        NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot => {
-            let schema = n
-                .config
-                .str("schema")
-                .or_else(|| n.config.str("target_schema"))
-                .unwrap_or(&project.target.schema);
-            Some(RelName {
-                schema: format!("{}{}", project.target.schema_prefix, schema),
-                identifier: n.config.str("alias").unwrap_or(&n.name).to_string(),
-                ephemeral: n.kind == NodeKind::Model && n.config.materialized() == "ephemeral",
-                external: None,
-            })
-        }
-        NodeKind::Source => n
-            .source_relation
-            .clone()
-            .map(|(schema, identifier)| RelName {
-                schema,
-                identifier,
-                ephemeral: false,
-                external: n
-                    .external()
-                    .and_then(|e| files_reader(&e, project.target.dialect())),
-            }),
+        NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot => Some(built_relation(project, n)),
+        NodeKind::Source => source_relation(project, n),
         NodeKind::Test | NodeKind::UnitTest => None,
     }
+}
+
+/// The relation a model, seed or snapshot builds: its `schema` (or `target_schema`) behind the
+/// target's prefix, its `alias` or name.
+fn built_relation(project: &Project, n: &Node) -> RelName {
+    let schema = n
+        .config
+        .str("schema")
+        .or_else(|| n.config.str("target_schema"))
+        .unwrap_or(&project.target.schema);
+    RelName {
+        schema: format!("{}{}", project.target.schema_prefix, schema),
+        identifier: n.config.str("alias").unwrap_or(&n.name).to_string(),
+        ephemeral: n.kind == NodeKind::Model && n.config.materialized() == "ephemeral",
+        external: None,
+    }
+}
+
+/// A source table's relation, or the reader of its files.
+fn source_relation(project: &Project, n: &Node) -> Option<RelName> {
+    n.source_relation
+        .clone()
+        .map(|(schema, identifier)| RelName {
+            schema,
+            identifier,
+            ephemeral: false,
+            external: n
+                .external()
+                .and_then(|e| files_reader(&e, project.target.dialect())),
+        })
 }
 
 fn name_table(project: &Project) -> Names {

@@ -195,6 +195,14 @@ fn with_failing_rows(
     r
 }
 
+fn status_of(verdict: Verdict) -> TestStatus {
+    match verdict {
+        Verdict::Pass => TestStatus::Pass,
+        Verdict::Warn => TestStatus::Warn,
+        Verdict::Fail => TestStatus::Fail,
+    }
+}
+
 fn judge(
     node: usize,
     cfg: &TestConfig,
@@ -206,11 +214,7 @@ fn judge(
     match count {
         Ok(n) => {
             r.failures = Some(n);
-            r.status = match cfg.verdict(n) {
-                Verdict::Pass => TestStatus::Pass,
-                Verdict::Warn => TestStatus::Warn,
-                Verdict::Fail => TestStatus::Fail,
-            };
+            r.status = status_of(cfg.verdict(n));
             r.blocking = r.status == TestStatus::Fail;
         }
         Err(e) => {

@@ -21,12 +21,7 @@ const MAX_ROWS: usize = 10_000;
 pub(crate) fn run(session: &mut dyn Session, c: &Compiled, u: usize) -> TestResult {
     let started_at = SystemTime::now();
     let clock = Instant::now();
-    let outcome = check(session, c, u);
-    let (status, failures, message) = match outcome {
-        Ok(None) => (TestStatus::Pass, Some(0), None),
-        Ok(Some((differ, diff))) => (TestStatus::Fail, Some(differ), Some(diff)),
-        Err(m) => (TestStatus::Error, None, Some(m)),
-    };
+    let (status, failures, message) = verdict(check(session, c, u));
     TestResult {
         node: u,
         status,
@@ -38,6 +33,17 @@ pub(crate) fn run(session: &mut dyn Session, c: &Compiled, u: usize) -> TestResu
         message,
         rows: None,
         blocking: matches!(status, TestStatus::Fail | TestStatus::Error),
+    }
+}
+
+/// A check's status, rows that differ, and diff or error.
+fn verdict(
+    outcome: Result<Option<(u64, String)>, String>,
+) -> (TestStatus, Option<u64>, Option<String>) {
+    match outcome {
+        Ok(None) => (TestStatus::Pass, Some(0), None),
+        Ok(Some((differ, diff))) => (TestStatus::Fail, Some(differ), Some(diff)),
+        Err(m) => (TestStatus::Error, None, Some(m)),
     }
 }
 
