@@ -23,8 +23,6 @@ use crate::sql::Relation;
 pub(crate) const MANIFEST: &str = "manifest.json";
 pub(crate) const RUN_RESULTS: &str = "run_results.json";
 
-/// What `state:` selectors can ask.
-
 /// A manifest (and run results, if any) read from a state folder.
 #[derive(Debug, Default)]
 pub(crate) struct State {
