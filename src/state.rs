@@ -17,13 +17,11 @@ use serde_json::Value as Json;
 
 use crate::compile::Compiled;
 use crate::graph::select::Modified;
-use crate::project::{NodeKind, Project};
+use crate::project::{Node, NodeKind, Project};
 use crate::sql::Relation;
 
 pub(crate) const MANIFEST: &str = "manifest.json";
 pub(crate) const RUN_RESULTS: &str = "run_results.json";
-
-/// What `state:` selectors can ask.
 
 /// A manifest (and run results, if any) read from a state folder.
 #[derive(Debug, Default)]
@@ -174,6 +172,17 @@ pub(crate) struct Change {
 }
 
 impl Change {
+    /// What `state:` selectors read of this change.
+    fn modified(&self) -> Modified {
+        Modified {
+            new: self.new,
+            body: self.body,
+            configs: !self.configs.is_empty(),
+            contract: self.contract,
+            macros: !self.macros.is_empty(),
+        }
+    }
+
     /// "body, configs (materialized), macros (cents)"; empty for a new node.
     pub(crate) fn describe(&self) -> String {
         let mut parts = Vec::new();
@@ -205,16 +214,9 @@ pub(crate) struct Changes {
 impl Changes {
     /// What `state:` selectors read of each node's change.
     pub(crate) fn modified(&self) -> Vec<Option<Modified>> {
-        let modified = |c: &Change| Modified {
-            new: c.new,
-            body: c.body,
-            configs: !c.configs.is_empty(),
-            contract: c.contract,
-            macros: !c.macros.is_empty(),
-        };
         self.nodes
             .iter()
-            .map(|c| c.as_ref().map(modified))
+            .map(|c| c.as_ref().map(Change::modified))
             .collect()
     }
 }
@@ -252,6 +254,12 @@ pub(crate) fn changes(c: &Compiled, state: &State) -> Changes {
         .into_par_iter()
         .map(|i| node_change(c, state, &macros, i))
         .collect();
+    let removed = removed(c, state);
+    Changes { nodes, removed }
+}
+
+/// The unique_ids in the state that `c` no longer has, sorted.
+fn removed(c: &Compiled, state: &State) -> Vec<String> {
     let current: BTreeSet<&str> = c.nodes().iter().map(|n| n.unique_id.as_str()).collect();
     let mut removed: Vec<String> = state
         .nodes
@@ -260,7 +268,7 @@ pub(crate) fn changes(c: &Compiled, state: &State) -> Changes {
         .cloned()
         .collect();
     removed.sort();
-    Changes { nodes, removed }
+    removed
 }
 
 fn node_change(
@@ -276,7 +284,24 @@ fn node_change(
             ..Change::default()
         });
     };
-    let body = match n.kind {
+    let config = n.config.to_json();
+    let empty = serde_json::Map::new();
+    let config = config.as_object().unwrap_or(&empty);
+    let change = Change {
+        new: false,
+        body: body_changed(c, state, i, old),
+        configs: changed_configs(config, &old.config),
+        contract: contract_changed(n, config, old),
+        macros: changed_macros(c, state, macros, i),
+    };
+    (change != Change::default()).then_some(change)
+}
+
+/// Whether node `i` means something else than `old`: its compiled SQL (either render), a
+/// seed's file, a source's relation.
+fn body_changed(c: &Compiled, state: &State, i: usize, old: &StateNode) -> bool {
+    let n = &c.nodes()[i];
+    match n.kind {
         NodeKind::Seed => n.checksum != old.checksum.file,
         NodeKind::Source => c.relation_sql(i) != old.relation_name,
         _ => {
@@ -291,51 +316,70 @@ fn node_change(
                 .iter()
                 .any(|&(new, was)| !same_sql(c, state, i, new, was))
         }
-    };
-    let config = n.config.to_json();
-    let empty = serde_json::Map::new();
-    let config = config.as_object().unwrap_or(&empty);
-    let keys: BTreeSet<&String> = config.keys().chain(old.config.keys()).collect();
-    let configs: Vec<String> = keys
-        .into_iter()
-        .filter(|k| config.get(*k) != old.config.get(*k))
+    }
+}
+
+/// The config keys whose values differ.
+fn changed_configs(
+    config: &serde_json::Map<String, Json>,
+    old: &serde_json::Map<String, Json>,
+) -> Vec<String> {
+    let keys: BTreeSet<&String> = config.keys().chain(old.keys()).collect();
+    keys.into_iter()
+        .filter(|k| config.get(*k) != old.get(*k))
         .cloned()
-        .collect();
-    let enforced = |cfg: &serde_json::Map<String, Json>| {
-        cfg.get("contract")
-            .and_then(|v| v.get("enforced"))
-            .and_then(Json::as_bool)
-            .unwrap_or(false)
-    };
-    let types: BTreeMap<&str, Option<&str>> = n
-        .columns
+        .collect()
+}
+
+/// Whether the contract changed: enforced or not, or the column types of an enforced one.
+fn contract_changed(n: &Node, config: &serde_json::Map<String, Json>, old: &StateNode) -> bool {
+    enforced(config) != enforced(&old.config)
+        || (enforced(config) && declared_types(n) != recorded_types(old))
+}
+
+/// Each declared column's `data_type`.
+fn declared_types(n: &Node) -> BTreeMap<&str, Option<&str>> {
+    n.columns
         .iter()
         .map(|col| (col.name.as_str(), col.data_type.as_deref()))
-        .collect();
-    let old_types: BTreeMap<&str, Option<&str>> = old
-        .columns
+        .collect()
+}
+
+/// Each column's `data_type` as the state recorded it.
+fn recorded_types(old: &StateNode) -> BTreeMap<&str, Option<&str>> {
+    old.columns
         .iter()
         .map(|(k, col)| (k.as_str(), col.data_type.as_deref()))
-        .collect();
-    let contract =
-        enforced(config) != enforced(&old.config) || (enforced(config) && types != old_types);
-    let changed_macros: Vec<String> = c.macros_used[i]
+        .collect()
+}
+
+/// `contract: {enforced: true}`.
+fn enforced(cfg: &serde_json::Map<String, Json>) -> bool {
+    cfg.get("contract")
+        .and_then(|v| v.get("enforced"))
+        .and_then(Json::as_bool)
+        .unwrap_or(false)
+}
+
+/// The project macros node `i` calls whose definitions changed.
+fn changed_macros(
+    c: &Compiled,
+    state: &State,
+    macros: &BTreeMap<String, (String, String)>,
+    i: usize,
+) -> Vec<String> {
+    c.macros_used[i]
         .iter()
-        .filter(|m| {
-            macros
-                .get(*m)
-                .is_some_and(|(_, sum)| state.macros.get(*m) != Some(sum))
-        })
+        .filter(|m| macro_changed(state, macros, m))
         .cloned()
-        .collect();
-    let change = Change {
-        new: false,
-        body,
-        configs,
-        contract,
-        macros: changed_macros,
-    };
-    (change != Change::default()).then_some(change)
+        .collect()
+}
+
+/// Whether project macro `m`'s definition differs from the state's.
+fn macro_changed(state: &State, macros: &BTreeMap<String, (String, String)>, m: &str) -> bool {
+    macros
+        .get(m)
+        .is_some_and(|(_, sum)| state.macros.get(m) != Some(sum))
 }
 
 /// Whether two compiled SQL texts of node `i` mean the same: equal once the relations they

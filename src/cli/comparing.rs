@@ -1,5 +1,6 @@
 //! `xform compare REL_A REL_B` and what `build --compare-to DIR` prints after a build.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -55,50 +56,70 @@ pub(crate) fn cmd_compare(g: &Global, a: &CompareArgs) -> ExitStatus {
         Ok(ws) => ws,
         Err(code) => return code,
     };
+    let sides = match sides(g, &c, session.as_mut(), a) {
+        Ok(sides) => sides,
+        Err(code) => return code,
+    };
+    let report = match compare_sides(session.as_mut(), &c, sides, a) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    print_report(a.format, &report);
+    if a.fail_on_diff && !report.identical() {
+        ExitStatus::Failed
+    } else {
+        ExitStatus::Success
+    }
+}
+
+/// The two relations to compare, each checked to be readable.
+fn sides(
+    g: &Global,
+    c: &Compiled,
+    session: &mut dyn Session,
+    a: &CompareArgs,
+) -> Result<(Side, Side), ExitStatus> {
     let mut sides = Vec::new();
     for rel in [&a.a, &a.b] {
-        match side(g, &c, session.as_mut(), rel) {
+        match side(g, c, session, rel) {
             Ok(s) => sides.push(s),
             Err(e) => {
                 errln!("error: {e}");
-                return ExitStatus::Invalid;
+                return Err(ExitStatus::Invalid);
             }
         }
     }
     let (b, a_side) = (sides.pop(), sides.pop());
-    let (Some(a_side), Some(b)) = (a_side, b) else {
-        return ExitStatus::Invalid;
-    };
+    a_side.zip(b).ok_or(ExitStatus::Invalid)
+}
+
+/// The comparison `a` asks for of the two sides.
+fn compare_sides(
+    session: &mut dyn Session,
+    c: &Compiled,
+    sides: (Side, Side),
+    a: &CompareArgs,
+) -> Result<compare::Report, ExitStatus> {
     let opts = CompareOptions {
         key: a.key.clone(),
         columns: a.columns.clone(),
         limit: a.limit,
     };
-    let report = match compare::compare(
-        session.as_mut(),
-        c.project.target.dialect(),
-        (a_side, b),
-        &opts,
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            errln!("error: cannot compare {} with {}: {e}", a.a, a.b);
-            return ExitStatus::Invalid;
-        }
-    };
-    match a.format {
-        CompareFormat::Text => out!("{}", compare::text(&report)),
-        CompareFormat::Markdown => out!("{}", compare::markdown(&report)),
+    compare::compare(session, c.project.target.dialect(), sides, &opts).map_err(|e| {
+        errln!("error: cannot compare {} with {}: {e}", a.a, a.b);
+        ExitStatus::Invalid
+    })
+}
+
+fn print_report(format: CompareFormat, report: &compare::Report) {
+    match format {
+        CompareFormat::Text => out!("{}", compare::text(report)),
+        CompareFormat::Markdown => out!("{}", compare::markdown(report)),
         CompareFormat::Json => {
             let mut doc = json!(report);
             doc["identical"] = json!(report.identical());
             outln!("{doc}");
         }
-    }
-    if a.fail_on_diff && !report.identical() {
-        ExitStatus::Failed
-    } else {
-        ExitStatus::Success
     }
 }
 
@@ -109,88 +130,111 @@ fn side(g: &Global, c: &Compiled, session: &mut dyn Session, rel: &str) -> Resul
         Some((t, n)) => (Some(t), n),
         None => (None, rel),
     };
-    let kind = c.project.target.kind;
-    let dialect = kind.dialect();
-    let mut prefix = String::new();
-    let other = match target.filter(|t| *t != c.project.target.name) {
+    let (other, prefix) = match target.filter(|t| *t != c.project.target.name) {
         Some(t) => {
-            let global = Global {
-                project_dir: g.project_dir.clone(),
-                target: Some(t.to_string()),
-                vars: g.vars.clone(),
-                log_format: g.log_format,
-            };
-            let Loaded { c: other, .. } = load_and_compile(&global, &Select::default(), None)
-                .map_err(|_| format!("cannot use target `{t}` (see above)"))?;
-            let ot = &other.project.target;
-            if ot.kind != kind {
-                return Err(format!(
-                    "target `{t}` is {}, `{}` is {}: compare reads both through one connection",
-                    ot.kind.name(),
-                    c.project.target.name,
-                    kind.name()
-                ));
-            }
-            if let Some(path) = connection(&c.project)?.attachable(&connection(&other.project)?) {
-                if !path.exists() {
-                    return Err(format!(
-                        "target `{t}`'s database {} does not exist",
-                        path.display()
-                    ));
-                }
-                let alias = format!("xform_{t}");
-                let attach = dialect
-                    .attach(&path.to_string_lossy(), &alias)
-                    .ok_or_else(|| {
-                        format!(
-                            "{} cannot read target `{t}` beside `{}`",
-                            kind.name(),
-                            c.project.target.name
-                        )
-                    })?;
-                session
-                    .execute(&attach)
-                    .map_err(|e| format!("cannot attach target `{t}`: {e}"))?;
-                prefix = format!("{}.", dialect.quote(&alias));
-            }
-            Some(other)
+            let (other, prefix) = other_target(g, c, session, t)?;
+            (Some(other), prefix)
         }
-        None => None,
+        None => (None, String::new()),
     };
-    let project = other.as_ref().unwrap_or(c);
-    let sql = if name.contains('.') {
-        name.split('.')
-            .map(|p| dialect.quote(p))
-            .collect::<Vec<_>>()
-            .join(".")
-    } else {
-        let i = project
-            .nodes()
-            .iter()
-            .position(|n| {
-                n.name == name
-                    && matches!(
-                        n.kind,
-                        NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
-                    )
-            })
-            .ok_or_else(|| {
-                format!(
-                    "`{name}` is neither schema.table nor a model, seed or snapshot of this project"
-                )
-            })?;
-        project
-            .relation_sql(i)
-            .ok_or_else(|| format!("`{name}` is ephemeral: it has no relation to compare"))?
-    };
+    let sql = named_relation(c, other.as_ref().unwrap_or(c), name)?;
     let sql = format!("{prefix}{sql}");
     session
-        .query(&dialect.select_all(&sql), 0)
+        .query(&c.project.target.kind.dialect().select_all(&sql), 0)
         .map_err(|e| format!("cannot read {rel}: {e}"))?;
     Ok(Side {
         label: rel.to_string(),
         sql,
     })
+}
+
+/// Target `t`'s project, compiled; its warehouse is attached when it is another database, and
+/// the prefix its relations then take is returned with it.
+fn other_target(
+    g: &Global,
+    c: &Compiled,
+    session: &mut dyn Session,
+    t: &str,
+) -> Result<(Compiled, String), String> {
+    let kind = c.project.target.kind;
+    let global = Global {
+        project_dir: g.project_dir.clone(),
+        target: Some(t.to_string()),
+        vars: g.vars.clone(),
+        log_format: g.log_format,
+    };
+    let Loaded { c: other, .. } = load_and_compile(&global, &Select::default(), None)
+        .map_err(|_| format!("cannot use target `{t}` (see above)"))?;
+    let ot = &other.project.target;
+    if ot.kind != kind {
+        return Err(format!(
+            "target `{t}` is {}, `{}` is {}: compare reads both through one connection",
+            ot.kind.name(),
+            c.project.target.name,
+            kind.name()
+        ));
+    }
+    let prefix = match connection(&c.project)?.attachable(&connection(&other.project)?) {
+        Some(path) => attach(c, session, t, &path)?,
+        None => String::new(),
+    };
+    Ok((other, prefix))
+}
+
+/// Attaches target `t`'s database file for reading; the prefix of its relations.
+fn attach(c: &Compiled, session: &mut dyn Session, t: &str, path: &Path) -> Result<String, String> {
+    let kind = c.project.target.kind;
+    let dialect = kind.dialect();
+    if !path.exists() {
+        return Err(format!(
+            "target `{t}`'s database {} does not exist",
+            path.display()
+        ));
+    }
+    let alias = format!("xform_{t}");
+    let attach = dialect
+        .attach(&path.to_string_lossy(), &alias)
+        .ok_or_else(|| {
+            format!(
+                "{} cannot read target `{t}` beside `{}`",
+                kind.name(),
+                c.project.target.name
+            )
+        })?;
+    session
+        .execute(&attach)
+        .map_err(|e| format!("cannot attach target `{t}`: {e}"))?;
+    Ok(format!("{}.", dialect.quote(&alias)))
+}
+
+/// What `name` names in `project`, quoted in `c`'s dialect: `schema.table` as written, or the
+/// relation of a model, seed or snapshot.
+fn named_relation(c: &Compiled, project: &Compiled, name: &str) -> Result<String, String> {
+    let dialect = c.project.target.kind.dialect();
+    if name.contains('.') {
+        return Ok(name
+            .split('.')
+            .map(|p| dialect.quote(p))
+            .collect::<Vec<_>>()
+            .join("."));
+    }
+    let i = project
+        .nodes()
+        .iter()
+        .position(|n| n.name == name && has_relation_kind(n.kind))
+        .ok_or_else(|| {
+            format!(
+                "`{name}` is neither schema.table nor a model, seed or snapshot of this project"
+            )
+        })?;
+    project
+        .relation_sql(i)
+        .ok_or_else(|| format!("`{name}` is ephemeral: it has no relation to compare"))
+}
+
+/// Whether nodes of this kind may have a relation to compare.
+fn has_relation_kind(kind: NodeKind) -> bool {
+    matches!(kind, NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot)
 }
 
 /// The state `--compare-to DIR` names: `--state`'s when it is the same folder, else read now,
@@ -219,68 +263,14 @@ pub(crate) fn compare_to(
     (jobs, outcome): (&[Job], &Outcome),
     session: &mut dyn Session,
 ) {
-    let kind = c.project.target.kind;
     let mut entries = Vec::new();
     let mut lines = Vec::new();
-    for r in outcome
-        .results
-        .iter()
-        .filter(|r| r.status == Status::Success)
-    {
-        let i = jobs[r.job].node;
+    for i in rebuilt(c, jobs, outcome) {
         let n = &c.nodes()[i];
-        if !jobs[r.job].builds()
-            || !matches!(
-                n.kind,
-                NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
-            )
-        {
-            continue;
-        }
-        let (Some(new), Some(old)) = (
-            c.relation_sql(i),
-            state
-                .nodes
-                .get(&n.unique_id)
-                .and_then(|o| o.relation_name.clone()),
-        ) else {
+        let Some(sides) = changed_relation(c, state, i) else {
             continue;
         };
-        if new == old {
-            continue;
-        }
-        let key = n
-            .config
-            .columns("unique_key")
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let opts = CompareOptions {
-            key,
-            columns: Vec::new(),
-            limit: 3,
-        };
-        let sides = (
-            Side {
-                label: old.clone(),
-                sql: old,
-            },
-            Side {
-                label: new.clone(),
-                sql: new,
-            },
-        );
-        let (verdict, doc) = match compare::compare(session, kind.dialect(), sides, &opts) {
-            Ok(report) => {
-                let mut doc = json!(report);
-                doc["identical"] = json!(report.identical());
-                (report.headline(), doc)
-            }
-            Err(e) => (
-                format!("not compared: {e}"),
-                json!({"error": e.to_string()}),
-            ),
-        };
+        let (verdict, doc) = compare_relation(c, i, sides, session);
         lines.push((n.name.clone(), verdict));
         entries.push(json!({"unique_id": n.unique_id, "name": n.name, "comparison": doc}));
     }
@@ -288,9 +278,89 @@ pub(crate) fn compare_to(
     if let Err(e) = artifacts::write_json(&g.project_dir, "compare.json", &doc) {
         errln!("warning: cannot write target/compare.json: {e}");
     }
-    match g.log_format {
+    print_comparisons(g.log_format, state, &lines, &entries);
+}
+
+/// The models, seeds and snapshots this run built.
+fn rebuilt<'a>(
+    c: &'a Compiled,
+    jobs: &'a [Job],
+    outcome: &'a Outcome,
+) -> impl Iterator<Item = usize> + 'a {
+    outcome
+        .results
+        .iter()
+        .filter(|r| r.status == Status::Success)
+        .filter(|r| jobs[r.job].builds())
+        .map(|r| jobs[r.job].node)
+        .filter(|&i| has_relation_kind(c.nodes()[i].kind))
+}
+
+/// Node `i`'s relation as the state recorded it and as this run built it, when they differ.
+fn changed_relation(c: &Compiled, state: &State, i: usize) -> Option<(Side, Side)> {
+    let n = &c.nodes()[i];
+    let new = c.relation_sql(i)?;
+    let old = state
+        .nodes
+        .get(&n.unique_id)
+        .and_then(|o| o.relation_name.clone())?;
+    if new == old {
+        return None;
+    }
+    Some((
+        Side {
+            label: old.clone(),
+            sql: old,
+        },
+        Side {
+            label: new.clone(),
+            sql: new,
+        },
+    ))
+}
+
+/// Compares the state's relation of node `i` with the new one, matching rows on its
+/// `unique_key`: a one-line verdict and the report for compare.json.
+fn compare_relation(
+    c: &Compiled,
+    i: usize,
+    sides: (Side, Side),
+    session: &mut dyn Session,
+) -> (String, serde_json::Value) {
+    let key = c.nodes()[i]
+        .config
+        .columns("unique_key")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let opts = CompareOptions {
+        key,
+        columns: Vec::new(),
+        limit: 3,
+    };
+    match compare::compare(session, c.project.target.kind.dialect(), sides, &opts) {
+        Ok(report) => {
+            let mut doc = json!(report);
+            doc["identical"] = json!(report.identical());
+            (report.headline(), doc)
+        }
+        Err(e) => (
+            format!("not compared: {e}"),
+            json!({"error": e.to_string()}),
+        ),
+    }
+}
+
+/// The comparisons after a run: JSON events, or a line per relation under a heading.
+fn print_comparisons(
+    format: LogFormat,
+    state: &State,
+    lines: &[(String, String)],
+    entries: &[serde_json::Value],
+) {
+    match format {
         LogFormat::Json => {
-            for e in &entries {
+            for e in entries {
                 outln!("{}", json!({"event": "compare", "result": e}));
             }
         }
@@ -301,7 +371,7 @@ pub(crate) fn compare_to(
                 lines.len()
             );
             let width = lines.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-            for (name, verdict) in &lines {
+            for (name, verdict) in lines {
                 outln!("  {name:<width$}  {verdict}");
             }
         }

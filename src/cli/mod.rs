@@ -38,7 +38,7 @@ use crate::adapter::Connection;
 use crate::compile::{self, CompileOptions, Compiled, compile};
 use crate::diagnostics::{Diagnostic, Diagnostics, Files, render};
 use crate::graph::select::{Facts, Selection, select};
-use crate::project::{LoadOptions, NodeKind, load};
+use crate::project::{LoadOptions, NodeKind, Project, load};
 use crate::state::{Changes, State};
 use crate::{artifacts, scaffold};
 
@@ -223,13 +223,19 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    let code = run_on_big_stack(&cli, &argv);
+    with_output_failure(&cli, code)
+}
+
+/// Runs the command on a thread (and rayon's pool) with xform's large stack.
+fn run_on_big_stack(cli: &Cli, argv: &[String]) -> ExitStatus {
     let _ = rayon::ThreadPoolBuilder::new()
         .stack_size(crate::STACK_SIZE)
         .build_global();
-    let code = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let command = std::thread::Builder::new()
             .stack_size(crate::STACK_SIZE)
-            .spawn_scoped(s, || dispatch(&cli, &argv));
+            .spawn_scoped(s, || dispatch(cli, argv));
         match command.map(|t| t.join()) {
             Ok(Ok(code)) => code,
             Ok(Err(_)) => ExitStatus::Crashed,
@@ -238,19 +244,29 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
                 ExitStatus::Invalid
             }
         }
-    });
+    })
+}
+
+/// The exit code once standard output could not be written: reported, and a failure of every
+/// command but a run.
+fn with_output_failure(cli: &Cli, code: ExitStatus) -> ExitStatus {
     match out::failure() {
         Some(e) => {
             errln!("error: cannot write standard output: {e}");
-            // A run's output is its log: the run is done and target/run_results.json holds it.
-            // For every other command the output is what was asked for.
-            if code == ExitStatus::Success && !cli.command.changes_the_warehouse() {
-                ExitStatus::Invalid
-            } else {
-                code
-            }
+            without_output(cli, code)
         }
         None => code,
+    }
+}
+
+/// The exit code of a command whose output was lost. A run's output is its log: the run is
+/// done and target/run_results.json holds it. For every other command the output is what was
+/// asked for.
+fn without_output(cli: &Cli, code: ExitStatus) -> ExitStatus {
+    if code == ExitStatus::Success && !cli.command.changes_the_warehouse() {
+        ExitStatus::Invalid
+    } else {
+        code
     }
 }
 
@@ -316,33 +332,18 @@ fn load_and_compile(
     select: &Select,
     inline: Option<&str>,
 ) -> Result<Loaded, ExitStatus> {
-    let state = match &select.state {
-        Some(dir) => Some(Arc::new(State::load(&state_dir(g, dir)).map_err(|e| {
-            errln!("error: --state: {e}");
-            ExitStatus::Invalid
-        })?)),
-        None => None,
-    };
+    let state = load_state(g, select)?;
     let mut files = Files::default();
     let mut diags = Diagnostics::default();
-    let loaded =
-        load(&g.project_dir, &load_options(g), &mut files, &mut diags).and_then(|mut p| {
-            if let Some(text) = inline {
-                p.add_inline(text, &mut files);
-            }
-            Connection::new(&p.target, &p.root, &mut diags)?;
-            let opts = CompileOptions {
-                repointable: select.defer,
-            };
-            let c = compile(p, &opts, &mut diags)?;
-            let known_clean = artifacts::read_sql_cache(&g.project_dir);
-            after_compile(
-                c,
-                (select, state.clone()),
-                (&known_clean, &mut files),
-                &mut diags,
-            )
-        });
+    let loaded = load(&g.project_dir, &load_options(g), &mut files, &mut diags).and_then(|p| {
+        compile_loaded(
+            p,
+            (g, select, inline),
+            state.clone(),
+            &mut files,
+            &mut diags,
+        )
+    });
     let failed = diags.has_errors() || loaded.is_none();
     report(g.log_format, diags, &files);
     match loaded {
@@ -354,6 +355,39 @@ fn load_and_compile(
         }),
         _ => Err(ExitStatus::Invalid),
     }
+}
+
+/// `--state`'s run, read before anything else.
+fn load_state(g: &Global, select: &Select) -> Result<Option<Arc<State>>, ExitStatus> {
+    let Some(dir) = &select.state else {
+        return Ok(None);
+    };
+    let state = State::load(&state_dir(g, dir)).map_err(|e| {
+        errln!("error: --state: {e}");
+        ExitStatus::Invalid
+    })?;
+    Ok(Some(Arc::new(state)))
+}
+
+/// Compiles a loaded project (with the `--inline` SQL as a node of its own), then takes the
+/// steps after compiling.
+fn compile_loaded(
+    mut p: Project,
+    (g, select, inline): (&Global, &Select, Option<&str>),
+    state: Option<Arc<State>>,
+    files: &mut Files,
+    diags: &mut Diagnostics,
+) -> Option<(Compiled, Option<Changes>)> {
+    if let Some(text) = inline {
+        p.add_inline(text, files);
+    }
+    Connection::new(&p.target, &p.root, diags)?;
+    let opts = CompileOptions {
+        repointable: select.defer,
+    };
+    let c = compile(p, &opts, diags)?;
+    let known_clean = artifacts::read_sql_cache(&g.project_dir);
+    after_compile(c, (select, state), (&known_clean, files), diags)
 }
 
 /// The steps after compiling: compare with `--state`, select, `--defer`, check the SQL.
@@ -461,29 +495,36 @@ fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> ExitStatus 
         return code;
     }
     if inline.is_some() {
-        let sql = c
-            .nodes()
-            .iter()
-            .position(|n| n.path.as_ref() == crate::project::INLINE_PATH)
-            .and_then(|i| c.sql[i].clone());
-        out!("{}", sql.unwrap_or_default());
+        out!("{}", inline_sql(&c).unwrap_or_default());
         return ExitStatus::Success;
     }
     if let Err(code) = write_compile_artifacts(&g.project_dir, &c) {
         return code;
     }
-    let counts = count(&c);
-    let secs = started.elapsed().as_secs_f64();
-    match g.log_format {
+    print_compiled(g.log_format, &c, started.elapsed().as_secs_f64());
+    // The process ends now: freeing tens of thousands of strings one by one only costs time.
+    std::mem::forget(c);
+    ExitStatus::Success
+}
+
+/// The compiled SQL of `--inline`'s text.
+fn inline_sql(c: &Compiled) -> Option<String> {
+    c.nodes()
+        .iter()
+        .position(|n| n.path.as_ref() == crate::project::INLINE_PATH)
+        .and_then(|i| c.sql[i].clone())
+}
+
+/// What `compile` says when done: how many nodes of each kind, in how long.
+fn print_compiled(format: LogFormat, c: &Compiled, secs: f64) {
+    let counts = count(c);
+    match format {
         LogFormat::Text => outln!("compiled {} in {secs:.2} s", counts_text(&counts)),
         LogFormat::Json => outln!(
             "{}",
             json!({"event": "compiled", "models": counts[0], "seeds": counts[1], "tests": counts[2], "seconds": secs})
         ),
     }
-    // The process ends now: freeing tens of thousands of strings one by one only costs time.
-    std::mem::forget(c);
-    ExitStatus::Success
 }
 
 /// target/compiled, manifest.json and the SQL-check cache.
@@ -575,48 +616,13 @@ fn cmd_ls(g: &Global, select: &Select, output: Output) -> ExitStatus {
 
 /// `xform retry`: the last run's command again, selecting exactly what failed or was skipped.
 fn cmd_retry(g: &Global) -> ExitStatus {
-    let path = g
-        .project_dir
-        .join(artifacts::TARGET_DIR)
-        .join(crate::state::RUN_RESULTS);
-    let (argv, statuses) = match crate::state::read_run(&path) {
-        Ok(Some(run)) => (run.argv, run.statuses),
-        Ok(None) => {
-            errln!(
-                "error: no previous run to retry: {} does not exist",
-                path.display()
-            );
-            return ExitStatus::Invalid;
-        }
-        Err(e) => {
-            errln!("error: {e}");
-            return ExitStatus::Invalid;
-        }
+    let (argv, statuses) = match last_run(g) {
+        Ok(run) => run,
+        Err(code) => return code,
     };
-    let retried = |s: &String| matches!(s.as_str(), "error" | "fail" | "skipped" | "runtime error");
-    let prev = match Cli::try_parse_from(std::iter::once("xform".to_string()).chain(argv.clone())) {
-        Ok(cli) => cli,
-        Err(_) => {
-            errln!(
-                "error: cannot read the last run's command line ({})",
-                argv.join(" ")
-            );
-            return ExitStatus::Invalid;
-        }
-    };
-    let (verb, mut args) = match prev.command {
-        Command::Build(a) => (running::Verb::Build, a),
-        Command::Run(a) => (running::Verb::Run, a),
-        Command::Seed(a) => (running::Verb::Seed, a),
-        Command::Test(a) => (running::Verb::Test, a),
-        Command::Snapshot(a) => (running::Verb::Snapshot, a),
-        _ => {
-            errln!(
-                "error: the last run (`xform {}`) is not one xform can retry",
-                argv.join(" ")
-            );
-            return ExitStatus::Invalid;
-        }
+    let (prev, verb, mut args) = match retryable(&argv) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
     };
     let count = statuses.values().filter(|s| retried(s)).count();
     if count == 0 {
@@ -629,16 +635,7 @@ fn cmd_retry(g: &Global) -> ExitStatus {
     args.select.select = vec!["result:error result:fail result:skipped".into()];
     args.select.exclude.clear();
     args.select.results = Some(Arc::new(statuses));
-    let global = Global {
-        project_dir: g.project_dir.clone(),
-        target: g.target.clone().or(prev.global.target),
-        vars: g.vars.clone().or(prev.global.vars),
-        log_format: if g.log_format == LogFormat::Json {
-            LogFormat::Json
-        } else {
-            prev.global.log_format
-        },
-    };
+    let global = retry_global(g, prev);
     if global.log_format == LogFormat::Text {
         outln!(
             "retrying {count} node{} of `xform {}`",
@@ -647,6 +644,83 @@ fn cmd_retry(g: &Global) -> ExitStatus {
         );
     }
     running::cmd_run(&global, &args, verb, &argv)
+}
+
+/// The last run's command line and the status of each node, from run_results.json.
+fn last_run(g: &Global) -> Result<(Vec<String>, HashMap<String, String>), ExitStatus> {
+    let path = g
+        .project_dir
+        .join(artifacts::TARGET_DIR)
+        .join(crate::state::RUN_RESULTS);
+    match crate::state::read_run(&path) {
+        Ok(Some(run)) => Ok((run.argv, run.statuses)),
+        Ok(None) => {
+            errln!(
+                "error: no previous run to retry: {} does not exist",
+                path.display()
+            );
+            Err(ExitStatus::Invalid)
+        }
+        Err(e) => {
+            errln!("error: {e}");
+            Err(ExitStatus::Invalid)
+        }
+    }
+}
+
+/// The last run's command line parsed, when it is a run `retry` can repeat: its global
+/// options, verb and arguments.
+fn retryable(argv: &[String]) -> Result<(Global, running::Verb, running::RunArgs), ExitStatus> {
+    let prev = match Cli::try_parse_from(std::iter::once("xform".to_string()).chain(argv.to_vec()))
+    {
+        Ok(cli) => cli,
+        Err(_) => {
+            errln!(
+                "error: cannot read the last run's command line ({})",
+                argv.join(" ")
+            );
+            return Err(ExitStatus::Invalid);
+        }
+    };
+    match prev.command {
+        Command::Build(a) => Ok((prev.global, running::Verb::Build, a)),
+        Command::Run(a) => Ok((prev.global, running::Verb::Run, a)),
+        Command::Seed(a) => Ok((prev.global, running::Verb::Seed, a)),
+        Command::Test(a) => Ok((prev.global, running::Verb::Test, a)),
+        Command::Snapshot(a) => Ok((prev.global, running::Verb::Snapshot, a)),
+        _ => {
+            errln!(
+                "error: the last run (`xform {}`) is not one xform can retry",
+                argv.join(" ")
+            );
+            Err(ExitStatus::Invalid)
+        }
+    }
+}
+
+/// Whether `retry` runs a node that ended with this status.
+fn retried(status: &str) -> bool {
+    matches!(status, "error" | "fail" | "skipped" | "runtime error")
+}
+
+/// The global options of a retry: this command's, else the last run's (JSON logs when
+/// either asked for them).
+fn retry_global(g: &Global, prev: Global) -> Global {
+    Global {
+        project_dir: g.project_dir.clone(),
+        target: g.target.clone().or(prev.target),
+        vars: g.vars.clone().or(prev.vars),
+        log_format: retry_log_format(g.log_format, prev.log_format),
+    }
+}
+
+/// JSON logs when this command or the last run asked for them.
+fn retry_log_format(now: LogFormat, last: LogFormat) -> LogFormat {
+    if now == LogFormat::Json {
+        LogFormat::Json
+    } else {
+        last
+    }
 }
 
 fn cmd_init(dir: &Path) -> ExitStatus {

@@ -1,7 +1,7 @@
 //! `build`, `run`, `seed`, `show`, `debug` and `clean`: the commands that reach the warehouse.
 
 use std::path::Path;
-use std::sync::{Mutex, Once, PoisonError};
+use std::sync::{Arc, Mutex, Once, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use super::output::{Printer, rows_table};
@@ -10,12 +10,14 @@ use super::{
     ExitStatus, Global, Loaded, LogFormat, Select, load_and_compile, load_options, report,
     write_compile_artifacts,
 };
+use crate::adapter::{Connection, DbResult, Rows, Warehouse};
 use crate::artifacts::{self, RunInfo};
 use crate::compile::Compiled;
 use crate::diagnostics::{Diagnostics, Files, did_you_mean};
 use crate::execute::{self, RunOptions, Stop};
 use crate::materialize::{self, Job};
-use crate::project::{NodeKind, PROJECT_FILE, load};
+use crate::project::{NodeKind, PROJECT_FILE, Project, Target, load};
+use crate::state::State;
 use crate::testing::freshness;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -92,47 +94,112 @@ impl Verb {
 /// Runs `verb`; `argv` is the command line recorded in run_results.json for `xform retry`.
 pub(crate) fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> ExitStatus {
     let (clock, started_at) = (Instant::now(), SystemTime::now());
-    let Loaded {
-        c, files, state, ..
-    } = match load_and_compile(g, &a.select, None) {
+    let run = match prepare(g, a, verb) {
         Ok(ok) => ok,
         Err(code) => return code,
     };
+    let (c, jobs) = (&run.c, &run.jobs);
+    let warehouse = match open_for_run(&g.project_dir, c) {
+        Ok(w) => w,
+        Err(code) => return code,
+    };
+    let (outcome, printer) = match execute_jobs(g, a, verb, (c, &run.files, jobs), &warehouse) {
+        Ok(done) => done,
+        Err(code) => return code,
+    };
+    let info = RunInfo {
+        command: verb.name(),
+        args: argv,
+        started_at,
+        elapsed: clock.elapsed(),
+    };
+    let written = write_run_artifacts(&g.project_dir, c, (jobs, &outcome), &info);
+    printer.summary(jobs, &outcome, clock.elapsed().as_secs_f64());
+    compare_after_run(g, &run, &outcome, &warehouse);
+    if let Err(e) = written {
+        errln!("warning: cannot write run artifacts under target/: {e}");
+    }
+    std::mem::forget(run.c);
+    exit_code(&outcome)
+}
+
+/// Opens the warehouse, then writes the compile artifacts: when another process holds the
+/// warehouse, nothing at all is written.
+fn open_for_run(root: &Path, c: &Compiled) -> Result<Arc<dyn Warehouse>, ExitStatus> {
+    let warehouse = open_warehouse(&c.project)?;
+    write_compile_artifacts(root, c)?;
+    Ok(warehouse)
+}
+
+/// run_results.json, and the SQL each node ran.
+fn write_run_artifacts(
+    root: &Path,
+    c: &Compiled,
+    (jobs, outcome): (&[Job], &execute::Outcome),
+    info: &RunInfo<'_>,
+) -> std::io::Result<()> {
+    artifacts::write_run_results(root, c, jobs, &outcome.results, info)?;
+    artifacts::write_run_sql(root, c, jobs, &outcome.results)
+}
+
+/// What a run has ready before it touches the warehouse.
+struct Prepared {
+    c: Compiled,
+    files: Files,
+    jobs: Vec<Job>,
+    /// `--compare-to`'s state.
+    compare_state: Option<Arc<State>>,
+}
+
+/// Compiles the project and plans the run's jobs; every mistake found is reported here.
+fn prepare(g: &Global, a: &RunArgs, verb: Verb) -> Result<Prepared, ExitStatus> {
+    let Loaded {
+        c, files, state, ..
+    } = load_and_compile(g, &a.select, None)?;
+    let opts = plan_options(a)?;
+    let compare_state = a
+        .compare_to
+        .as_deref()
+        .map(|dir| super::comparing::compare_state(g, state.as_ref(), dir))
+        .transpose()?;
+    let jobs = plan(&c, verb, (a.no_audit, opts), g.log_format, &files)?;
+    Ok(Prepared {
+        c,
+        files,
+        jobs,
+        compare_state,
+    })
+}
+
+/// What the run asks of every job: `--full-refresh`, the `--start`/`--end` window (which must
+/// not be empty), the time now.
+fn plan_options(a: &RunArgs) -> Result<materialize::PlanOptions, ExitStatus> {
     if let (Some(start), Some(end)) = (a.start, a.end)
         && start >= end
     {
         errln!("error: --start {start} is not before --end {end}");
-        return ExitStatus::Invalid;
+        return Err(ExitStatus::Invalid);
     }
-    let opts = materialize::PlanOptions {
+    Ok(materialize::PlanOptions {
         full_refresh: a.full_refresh,
         window: a.start.zip(a.end),
         now: materialize::incremental::now_utc(),
-    };
-    let compare_state = match &a.compare_to {
-        Some(dir) => match super::comparing::compare_state(g, state.as_ref(), dir) {
-            Ok(s) => Some(s),
-            Err(code) => return code,
-        },
-        None => None,
-    };
-    let jobs = match plan(&c, verb, (a.no_audit, opts), g.log_format, &files) {
-        Ok(jobs) => jobs,
-        Err(code) => return code,
-    };
-    // Open the warehouse first: when another process holds it, nothing at all is written.
-    let warehouse = match open_warehouse(&c.project) {
-        Ok(w) => w,
-        Err(code) => return code,
-    };
-    let root = &g.project_dir;
-    if let Err(code) = write_compile_artifacts(root, &c) {
-        return code;
-    }
+    })
+}
+
+/// Runs the jobs, Ctrl-C stopping them, with a printer showing their progress; the printer is
+/// returned for the summary.
+fn execute_jobs<'c>(
+    g: &Global,
+    a: &RunArgs,
+    verb: Verb,
+    (c, files, jobs): (&'c Compiled, &'c Files, &[Job]),
+    warehouse: &Arc<dyn Warehouse>,
+) -> Result<(execute::Outcome, Printer<'c>), ExitStatus> {
     let stop = Stop::new(warehouse.clone());
     stop_on_ctrl_c(Some(&stop));
     let threads = a.threads.map_or(c.project.target.threads, usize::from);
-    let mut printer = Printer::new(g.log_format, (&c, &files), &jobs);
+    let mut printer = Printer::new(g.log_format, (c, files), jobs);
     printer.header(
         verb.name(),
         &describe(&c.project, warehouse.as_ref()),
@@ -142,36 +209,36 @@ pub(crate) fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> E
         threads,
         fail_fast: a.fail_fast,
     };
-    let outcome = execute::run(&c, root, &jobs, opts, &stop, &mut |e| printer.event(e));
+    let outcome = execute::run(c, &g.project_dir, jobs, opts, &stop, &mut |e| {
+        printer.event(e)
+    });
     stop_on_ctrl_c(None);
-    let outcome = match outcome {
-        Ok(o) => o,
+    match outcome {
+        Ok(o) => Ok((o, printer)),
         Err(e) => {
             printer.finish_bar();
             errln!("error: {e}");
-            return ExitStatus::Invalid;
-        }
-    };
-    let info = RunInfo {
-        command: verb.name(),
-        args: argv,
-        started_at,
-        elapsed: clock.elapsed(),
-    };
-    let written = artifacts::write_run_results(root, &c, &jobs, &outcome.results, &info)
-        .and_then(|_| artifacts::write_run_sql(root, &c, &jobs, &outcome.results));
-    printer.summary(&jobs, &outcome, clock.elapsed().as_secs_f64());
-    if let Some(state) = &compare_state {
-        match warehouse.session() {
-            Ok(mut s) => super::comparing::compare_to(g, &c, state, (&jobs, &outcome), s.as_mut()),
-            Err(e) => errln!("warning: --compare-to: {e}"),
+            Err(ExitStatus::Invalid)
         }
     }
-    if let Err(e) = written {
-        errln!("warning: cannot write run artifacts under target/: {e}");
+}
+
+/// `--compare-to`: the rebuilt relations compared with the state's, on a new session.
+fn compare_after_run(
+    g: &Global,
+    run: &Prepared,
+    outcome: &execute::Outcome,
+    warehouse: &Arc<dyn Warehouse>,
+) {
+    let Some(state) = &run.compare_state else {
+        return;
+    };
+    match warehouse.session() {
+        Ok(mut s) => {
+            super::comparing::compare_to(g, &run.c, state, (&run.jobs, outcome), s.as_mut())
+        }
+        Err(e) => errln!("warning: --compare-to: {e}"),
     }
-    std::mem::forget(c);
-    exit_code(&outcome)
 }
 
 /// `xform source freshness`: each selected source table that declares `freshness`, its latest
@@ -181,91 +248,20 @@ pub(crate) fn cmd_freshness(g: &Global, select: &Select) -> ExitStatus {
         Ok(ok) => ok,
         Err(code) => return code,
     };
-    let mut diags = Diagnostics::default();
-    let mut checks = Vec::new();
-    for &i in &c.selected {
-        match freshness::spec(&c.nodes()[i]) {
-            Ok(Some(spec)) => checks.push((i, spec)),
-            Ok(None) => {}
-            Err(d) => diags.push(d),
-        }
-    }
-    let failed = diags.has_errors();
-    report(g.log_format, diags, &files);
-    if failed {
-        return ExitStatus::Invalid;
+    let (checks, diags) = freshness_checks(&c);
+    if let Err(code) = reported(g.log_format, diags, &files) {
+        return code;
     }
     if checks.is_empty() {
         errln!("no selected source table declares `freshness` (with `loaded_at_field`)");
         return ExitStatus::Success;
     }
-    let (_warehouse, mut session) = match open_session(&c.project) {
-        Ok(ws) => ws,
+    let results = match check_freshness(&c, checks) {
+        Ok(results) => results,
         Err(code) => return code,
     };
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    let results: Vec<freshness::FreshnessResult> = checks
-        .into_iter()
-        .map(|(i, spec)| freshness::check(session.as_mut(), &c, i, spec, now))
-        .collect();
-    let width = results
-        .iter()
-        .map(|r| c.nodes()[r.node].name.len())
-        .max()
-        .unwrap_or(0);
-    let mut entries = Vec::new();
-    for r in &results {
-        let name = &c.nodes()[r.node].name;
-        let when = r.max_loaded_at.map(utc_text);
-        let limits = [
-            ("warn after", r.spec.warn_after),
-            ("error after", r.spec.error_after),
-        ]
-        .iter()
-        .filter_map(|(w, s)| s.map(|s| format!("{w} {}", freshness::human_age(s))))
-        .collect::<Vec<_>>()
-        .join(", ");
-        let detail = match (&when, r.age, &r.message) {
-            (_, _, Some(m)) => m.clone(),
-            (Some(w), Some(age), None) => {
-                format!(
-                    "latest {w} UTC, {} ago ({limits})",
-                    freshness::human_age(age)
-                )
-            }
-            _ => String::new(),
-        };
-        let entry = serde_json::json!({
-            "unique_id": c.nodes()[r.node].unique_id,
-            "source": name,
-            "status": r.status,
-            "max_loaded_at": when,
-            "age_seconds": r.age,
-            "warn_after_seconds": r.spec.warn_after,
-            "error_after_seconds": r.spec.error_after,
-            "message": r.message,
-        });
-        match g.log_format {
-            LogFormat::Text => outln!("{:<5}  {name:<width$}  {detail}", r.status.label()),
-            LogFormat::Json => outln!(
-                "{}",
-                serde_json::json!({"event": "freshness", "result": &entry})
-            ),
-        }
-        entries.push(entry);
-    }
-    let count = |s: freshness::FreshnessStatus| results.iter().filter(|r| r.status == s).count();
-    let errors =
-        count(freshness::FreshnessStatus::Error) + count(freshness::FreshnessStatus::RuntimeError);
-    if g.log_format == LogFormat::Text {
-        outln!(
-            "\n{} pass, {} warn, {errors} error",
-            count(freshness::FreshnessStatus::Pass),
-            count(freshness::FreshnessStatus::Warn)
-        );
-    }
+    let entries = print_freshness(g.log_format, &c, &results);
+    let errors = freshness_summary(g.log_format, &results);
     let doc = serde_json::json!({ "results": entries });
     if let Err(e) = artifacts::write_json(&g.project_dir, "sources.json", &doc) {
         errln!("warning: cannot write target/sources.json: {e}");
@@ -275,6 +271,125 @@ pub(crate) fn cmd_freshness(g: &Global, select: &Select) -> ExitStatus {
     } else {
         ExitStatus::Success
     }
+}
+
+/// The selected sources' `freshness` settings, and the mistakes in them.
+fn freshness_checks(c: &Compiled) -> (Vec<(usize, freshness::Freshness)>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let mut checks = Vec::new();
+    for &i in &c.selected {
+        match freshness::spec(&c.nodes()[i]) {
+            Ok(Some(spec)) => checks.push((i, spec)),
+            Ok(None) => {}
+            Err(d) => diags.push(d),
+        }
+    }
+    (checks, diags)
+}
+
+/// Each source's freshness, queried now.
+fn check_freshness(
+    c: &Compiled,
+    checks: Vec<(usize, freshness::Freshness)>,
+) -> Result<Vec<freshness::FreshnessResult>, ExitStatus> {
+    let (_warehouse, mut session) = open_session(&c.project)?;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    Ok(checks
+        .into_iter()
+        .map(|(i, spec)| freshness::check(session.as_mut(), c, i, spec, now))
+        .collect())
+}
+
+/// Prints each source's freshness (a line, or a JSON event) and returns the entries of
+/// sources.json.
+fn print_freshness(
+    format: LogFormat,
+    c: &Compiled,
+    results: &[freshness::FreshnessResult],
+) -> Vec<serde_json::Value> {
+    let width = results
+        .iter()
+        .map(|r| c.nodes()[r.node].name.len())
+        .max()
+        .unwrap_or(0);
+    let mut entries = Vec::new();
+    for r in results {
+        let name = &c.nodes()[r.node].name;
+        let when = r.max_loaded_at.map(utc_text);
+        let detail = freshness_detail(r, when.as_deref());
+        let entry = freshness_entry(c, r, when.as_deref());
+        match format {
+            LogFormat::Text => outln!("{:<5}  {name:<width$}  {detail}", r.status.label()),
+            LogFormat::Json => outln!(
+                "{}",
+                serde_json::json!({"event": "freshness", "result": &entry})
+            ),
+        }
+        entries.push(entry);
+    }
+    entries
+}
+
+/// A source's entry in sources.json.
+fn freshness_entry(
+    c: &Compiled,
+    r: &freshness::FreshnessResult,
+    when: Option<&str>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "unique_id": c.nodes()[r.node].unique_id,
+        "source": c.nodes()[r.node].name,
+        "status": r.status,
+        "max_loaded_at": when,
+        "age_seconds": r.age,
+        "warn_after_seconds": r.spec.warn_after,
+        "error_after_seconds": r.spec.error_after,
+        "message": r.message,
+    })
+}
+
+/// What a source's freshness line says after its name: the error, or its latest load, age and
+/// limits.
+fn freshness_detail(r: &freshness::FreshnessResult, when: Option<&str>) -> String {
+    let limits = [
+        ("warn after", r.spec.warn_after),
+        ("error after", r.spec.error_after),
+    ]
+    .iter()
+    .filter_map(|(w, s)| s.map(|s| format!("{w} {}", freshness::human_age(s))))
+    .collect::<Vec<_>>()
+    .join(", ");
+    match (when, r.age, &r.message) {
+        (_, _, Some(m)) => m.clone(),
+        (Some(w), Some(age), None) => {
+            format!(
+                "latest {w} UTC, {} ago ({limits})",
+                freshness::human_age(age)
+            )
+        }
+        _ => String::new(),
+    }
+}
+
+/// Prints the tally of a freshness check (as text) and returns how many sources are errors.
+fn freshness_summary(format: LogFormat, results: &[freshness::FreshnessResult]) -> usize {
+    let count = |s| count_status(results, s);
+    let errors =
+        count(freshness::FreshnessStatus::Error) + count(freshness::FreshnessStatus::RuntimeError);
+    if format == LogFormat::Text {
+        outln!(
+            "\n{} pass, {} warn, {errors} error",
+            count(freshness::FreshnessStatus::Pass),
+            count(freshness::FreshnessStatus::Warn)
+        );
+    }
+    errors
+}
+
+fn count_status(results: &[freshness::FreshnessResult], s: freshness::FreshnessStatus) -> usize {
+    results.iter().filter(|r| r.status == s).count()
 }
 
 /// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
@@ -304,6 +419,24 @@ fn plan(
     files: &Files,
 ) -> Result<Vec<Job>, ExitStatus> {
     let mut diags = Diagnostics::default();
+    let (mut jobs, tests) = builds_and_tests(c, verb, opts, &mut diags);
+    if no_audit {
+        jobs.iter_mut().for_each(|j| j.audit = false);
+    }
+    if verb.tests() {
+        materialize::attach_tests(c, &mut jobs, &tests);
+    }
+    reported(format, diags, files)?;
+    Ok(jobs)
+}
+
+/// The jobs that build the selected nodes `verb` builds, and the selected tests.
+fn builds_and_tests(
+    c: &Compiled,
+    verb: Verb,
+    opts: materialize::PlanOptions,
+    diags: &mut Diagnostics,
+) -> (Vec<Job>, Vec<usize>) {
     let mut jobs = Vec::new();
     let mut tests = Vec::new();
     for &i in &c.selected {
@@ -316,18 +449,17 @@ fn plan(
             _ => {}
         }
     }
-    if no_audit {
-        jobs.iter_mut().for_each(|j| j.audit = false);
-    }
-    if verb.tests() {
-        materialize::attach_tests(c, &mut jobs, &tests);
-    }
+    (jobs, tests)
+}
+
+/// Reports the diagnostics; exit code 2 when one is an error.
+fn reported(format: LogFormat, diags: Diagnostics, files: &Files) -> Result<(), ExitStatus> {
     let failed = diags.has_errors();
     report(format, diags, files);
     if failed {
         Err(ExitStatus::Invalid)
     } else {
-        Ok(jobs)
+        Ok(())
     }
 }
 
@@ -355,13 +487,7 @@ pub(crate) fn check_settings(
             diags.push(d);
         }
     }
-    let failed = diags.has_errors();
-    report(format, diags, files);
-    if failed {
-        Err(ExitStatus::Invalid)
-    } else {
-        Ok(())
-    }
+    reported(format, diags, files)
 }
 
 /// The run a Ctrl-C stops. A second Ctrl-C, or one outside a run, ends the process at once
@@ -390,33 +516,22 @@ pub(crate) fn cmd_show(g: &Global, model: &str, limit: usize) -> ExitStatus {
         Ok(ok) => ok,
         Err(code) => return code,
     };
-    let Some(i) = find_node(&c, model) else {
-        let names = c
-            .nodes()
-            .iter()
-            .filter(|n| matches!(n.kind, NodeKind::Model | NodeKind::Seed))
-            .map(|n| n.name.as_str());
-        errln!("error: `{model}` is not a model or seed in this project");
-        if let Some(help) = did_you_mean(model, names) {
-            errln!("help: {help}");
-        }
-        return ExitStatus::Invalid;
-    };
-    let sql = match (&c.sql[i], c.relation_sql(i)) {
-        (Some(sql), _) => sql.clone(),
-        (None, Some(rel)) => c.project.target.dialect().select_all(&rel),
-        (None, None) => {
-            errln!("error: `{model}` has no SQL to show");
-            return ExitStatus::Invalid;
-        }
+    let sql = match sql_to_show(&c, model) {
+        Ok(sql) => sql,
+        Err(code) => return code,
     };
     let warehouse = match open_warehouse(&c.project) {
         Ok(w) => w,
         Err(code) => return code,
     };
     let rows = warehouse.session().and_then(|mut s| s.query(&sql, limit));
+    print_rows(g.log_format, model, rows)
+}
+
+/// `show`'s rows as a table or JSON, or why the query failed.
+fn print_rows(format: LogFormat, model: &str, rows: DbResult<Rows>) -> ExitStatus {
     match rows {
-        Ok(rows) if g.log_format == LogFormat::Json => {
+        Ok(rows) if format == LogFormat::Json => {
             outln!("{}", super::output::rows_json(&rows));
             ExitStatus::Success
         }
@@ -434,6 +549,30 @@ pub(crate) fn cmd_show(g: &Global, model: &str, limit: usize) -> ExitStatus {
     }
 }
 
+/// The query `show` runs for a model or seed: its compiled SQL, else all of its relation.
+fn sql_to_show(c: &Compiled, model: &str) -> Result<String, ExitStatus> {
+    let Some(i) = find_node(c, model) else {
+        let names = c
+            .nodes()
+            .iter()
+            .filter(|n| matches!(n.kind, NodeKind::Model | NodeKind::Seed))
+            .map(|n| n.name.as_str());
+        errln!("error: `{model}` is not a model or seed in this project");
+        if let Some(help) = did_you_mean(model, names) {
+            errln!("help: {help}");
+        }
+        return Err(ExitStatus::Invalid);
+    };
+    match (&c.sql[i], c.relation_sql(i)) {
+        (Some(sql), _) => Ok(sql.clone()),
+        (None, Some(rel)) => Ok(c.project.target.dialect().select_all(&rel)),
+        (None, None) => {
+            errln!("error: `{model}` has no SQL to show");
+            Err(ExitStatus::Invalid)
+        }
+    }
+}
+
 fn find_node(c: &Compiled, name: &str) -> Option<usize> {
     c.nodes()
         .iter()
@@ -442,22 +581,12 @@ fn find_node(c: &Compiled, name: &str) -> Option<usize> {
 
 pub(crate) fn cmd_debug(g: &Global) -> ExitStatus {
     outln!("xform {}", env!("CARGO_PKG_VERSION"));
-    let mut files = Files::default();
-    let mut diags = Diagnostics::default();
-    let project = load(&g.project_dir, &load_options(g), &mut files, &mut diags);
-    let failed = diags.has_errors();
-    report(g.log_format, diags, &files);
-    let Some(p) = project.filter(|_| !failed) else {
+    let Some(p) = debug_project(g) else {
         outln!("project: invalid (see above)");
         return ExitStatus::Invalid;
     };
     let t = &p.target;
-    outln!(
-        "project: {} ({})",
-        p.name,
-        p.root.join(PROJECT_FILE).display()
-    );
-    outln!("target: {} (type {})", t.name, t.kind.name());
+    print_project(&p);
     let connection = match connection(&p) {
         Ok(c) => c,
         Err(e) => {
@@ -472,6 +601,30 @@ pub(crate) fn cmd_debug(g: &Global) -> ExitStatus {
         t.schema_prefix,
         t.threads
     );
+    check_connection(&connection, t)
+}
+
+fn print_project(p: &Project) {
+    outln!(
+        "project: {} ({})",
+        p.name,
+        p.root.join(PROJECT_FILE).display()
+    );
+    outln!("target: {} (type {})", p.target.name, p.target.kind.name());
+}
+
+/// The project, loaded with its mistakes reported; `None` when it has any.
+fn debug_project(g: &Global) -> Option<Project> {
+    let mut files = Files::default();
+    let mut diags = Diagnostics::default();
+    let project = load(&g.project_dir, &load_options(g), &mut files, &mut diags);
+    let failed = diags.has_errors();
+    report(g.log_format, diags, &files);
+    project.filter(|_| !failed)
+}
+
+/// Opens the warehouse and runs a probe query, saying how it went.
+fn check_connection(connection: &Connection, t: &Target) -> ExitStatus {
     let checked = connection.open().and_then(|w| {
         w.session()
             .and_then(|mut s| s.query(&t.dialect().probe(), 1))

@@ -27,7 +27,6 @@ pub(crate) fn check_sql(
     files: &mut Files,
     diags: &mut Diagnostics,
 ) -> Vec<String> {
-    let dialect = project.target.dialect();
     let results: Vec<(Option<String>, Vec<Diagnostic>)> = project
         .nodes
         .par_iter()
@@ -36,28 +35,18 @@ pub(crate) fn check_sql(
             let (Some(text), Some(sum)) = (&sql[i], &checksums[i]) else {
                 return (None, Vec::new());
             };
-            if n.config.str("sql_check") == Some("off") {
-                return (None, Vec::new());
-            }
-            let key = cache_key(project, names, graph, i, sum);
-            if known_clean.contains(&key) {
-                return (Some(key), Vec::new());
-            }
-            if !selected[i] {
-                return (None, Vec::new());
-            }
-            let found = check_one(n, i, text, dialect, names, graph);
-            (found.is_empty().then_some(key), found)
+            check_node(
+                (project, names, graph),
+                (i, n),
+                (text, sum, selected[i]),
+                known_clean,
+            )
         })
         .collect();
     let mut clean = Vec::new();
     for (i, (key, found)) in results.into_iter().enumerate() {
         clean.extend(key);
-        if found.iter().any(|d| {
-            d.loc
-                .as_ref()
-                .is_some_and(|l| l.file.starts_with("target/"))
-        }) {
+        if found.iter().any(points_at_compiled) {
             let n = &project.nodes[i];
             files.insert(
                 &compiled_path(n),
@@ -67,6 +56,35 @@ pub(crate) fn check_sql(
         diags.extend(found);
     }
     clean
+}
+
+/// One node's check, unless `sql_check: off`: the findings, and its cache key when clean
+/// (from the cache when known clean; an unselected node not known is not checked).
+fn check_node(
+    (project, names, graph): (&Project, &Names, &Graph),
+    (i, n): (usize, &Node),
+    (text, sum, selected): (&str, &str, bool),
+    known_clean: &HashSet<String>,
+) -> (Option<String>, Vec<Diagnostic>) {
+    if n.config.str("sql_check") == Some("off") {
+        return (None, Vec::new());
+    }
+    let key = cache_key(project, names, graph, i, sum);
+    if known_clean.contains(&key) {
+        return (Some(key), Vec::new());
+    }
+    if !selected {
+        return (None, Vec::new());
+    }
+    let found = check_one(n, i, text, project.target.dialect(), names, graph);
+    (found.is_empty().then_some(key), found)
+}
+
+/// Whether a finding points into the compiled SQL, which diagnostics then quote.
+fn points_at_compiled(d: &Diagnostic) -> bool {
+    d.loc
+        .as_ref()
+        .is_some_and(|l| l.file.starts_with("target/"))
 }
 
 /// What a check's result depends on: the SQL, the relations its parents have (a direct read
@@ -107,19 +125,7 @@ fn check_one(
     let what = n.kind.name();
     match analyze(dialect, text) {
         Analysis::Query { relations } => bypassing_refs(n, i, &relations, names, graph),
-        Analysis::Statements(0) => vec![
-            Diagnostic::error(format!("{what} `{}` has no SQL", n.name))
-                .at(file_start)
-                .help("a model is one SELECT statement"),
-        ],
-        Analysis::Statements(k) => vec![
-            Diagnostic::error(format!(
-                "{what} `{}` has {k} SQL statements; it must be exactly one",
-                n.name
-            ))
-            .at(file_start)
-            .help("a model is one SELECT; remove the extra statements (or the `;` between them)"),
-        ],
+        Analysis::Statements(k) => vec![not_one_statement(n, k)],
         Analysis::NotAQuery(kind) => vec![
             Diagnostic::error(format!(
                 "{what} `{}` is a {kind} statement, not a query",
@@ -138,6 +144,23 @@ fn check_one(
             line,
             column,
         } => vec![unparsed(n, text, &message, (line, column))],
+    }
+}
+
+/// A compiled SQL of `k` statements, not one.
+fn not_one_statement(n: &Node, k: usize) -> Diagnostic {
+    let file_start = Loc::new(&n.path, 0..0);
+    let what = n.kind.name();
+    match k {
+        0 => Diagnostic::error(format!("{what} `{}` has no SQL", n.name))
+            .at(file_start)
+            .help("a model is one SELECT statement"),
+        k => Diagnostic::error(format!(
+            "{what} `{}` has {k} SQL statements; it must be exactly one",
+            n.name
+        ))
+        .at(file_start)
+        .help("a model is one SELECT; remove the extra statements (or the `;` between them)"),
     }
 }
 
@@ -171,19 +194,7 @@ fn bypassing_refs(
     names: &Names,
     graph: &Graph,
 ) -> Vec<Diagnostic> {
-    // An inlined ephemeral parent's own parents are read by this query too.
-    let mut readable = vec![i];
-    let mut stack: Vec<usize> = graph.parents(i).collect();
-    while let Some(p) = stack.pop() {
-        readable.push(p);
-        if names.relations[p].as_ref().is_some_and(|r| r.ephemeral) {
-            stack.extend(graph.parents(p));
-        }
-    }
-    let known: Vec<&RelName> = readable
-        .iter()
-        .filter_map(|&p| names.relations[p].as_ref())
-        .collect();
+    let known = readable(i, names, graph);
     let is_known = |parts: &[String]| match parts {
         [.., schema, ident] => known
             .iter()
@@ -194,16 +205,41 @@ fn bypassing_refs(
     relations
         .iter()
         .filter(|parts| !is_known(parts))
-        .map(|parts| {
-            let name = parts.join(".");
-            let last = parts.last().map(String::as_str).unwrap_or("");
-            let raw = n.raw.as_deref().unwrap_or("");
-            let span = find_word(raw, &name).or_else(|| find_word(raw, last)).unwrap_or(0..0);
-            Diagnostic::warning(format!("`{}` reads `{name}` directly, bypassing ref() and source()", n.name))
-                .at(Loc::new(&n.path, span))
-                .help("use {{ ref('model') }} or {{ source('source', 'table') }} so xform knows the dependency")
-        })
+        .map(|parts| bypassing(n, parts))
         .collect()
+}
+
+/// The relations node `i` may read: its own, its parents', and (an inlined ephemeral parent's
+/// own parents being read too) those of ephemeral parents' parents.
+fn readable<'n>(i: usize, names: &'n Names, graph: &Graph) -> Vec<&'n RelName> {
+    let mut readable = vec![i];
+    let mut stack: Vec<usize> = graph.parents(i).collect();
+    while let Some(p) = stack.pop() {
+        readable.push(p);
+        if names.relations[p].as_ref().is_some_and(|r| r.ephemeral) {
+            stack.extend(graph.parents(p));
+        }
+    }
+    readable
+        .iter()
+        .filter_map(|&p| names.relations[p].as_ref())
+        .collect()
+}
+
+/// Node `n` reads relation `parts` directly: a warning at the name in its file.
+fn bypassing(n: &Node, parts: &[String]) -> Diagnostic {
+    let name = parts.join(".");
+    let last = parts.last().map(String::as_str).unwrap_or("");
+    let raw = n.raw.as_deref().unwrap_or("");
+    let span = find_word(raw, &name)
+        .or_else(|| find_word(raw, last))
+        .unwrap_or(0..0);
+    Diagnostic::warning(format!(
+        "`{}` reads `{name}` directly, bypassing ref() and source()",
+        n.name
+    ))
+    .at(Loc::new(&n.path, span))
+    .help("use {{ ref('model') }} or {{ source('source', 'table') }} so xform knows the dependency")
 }
 
 /// Where `word` stands alone in `text` (not inside a longer identifier), ignoring case.

@@ -36,24 +36,9 @@ pub(crate) fn finish(
         .into_par_iter()
         .filter_map(|i| {
             let sql = own[i].as_ref()?;
-            let ctes = ephemeral_ancestors(i, graph, &project.nodes, names, &position);
-            if ctes.is_empty() {
-                return None;
-            }
-            let bodies: Vec<(String, &str)> = ctes
-                .iter()
-                .map(|&e| {
-                    (
-                        cte_name(names, e),
-                        bodies_of[e]
-                            .as_deref()
-                            .unwrap_or(&empty)
-                            .trim()
-                            .trim_end_matches(';'),
-                    )
-                })
-                .collect();
-            Some((i, names.dialect.inject_ctes(sql, &bodies)))
+            let ancestors = (graph, &project.nodes[..], &position[..]);
+            let bodies = (bodies_of, empty.as_str());
+            Some((i, with_ctes(names, ancestors, bodies, (i, sql))?))
         })
         .collect();
     let mut out = own;
@@ -61,6 +46,34 @@ pub(crate) fn finish(
         out[i] = Some(sql);
     }
     out
+}
+
+/// Node `i`'s SQL with its ephemeral ancestors inlined as CTEs, each body taken from
+/// `bodies_of` (or `empty`); None when it has no ephemeral ancestor.
+fn with_ctes(
+    names: &Names,
+    (graph, nodes, position): (&Graph, &[Node], &[usize]),
+    (bodies_of, empty): (&[Option<String>], &str),
+    (i, sql): (usize, &str),
+) -> Option<String> {
+    let ctes = ephemeral_ancestors(i, graph, nodes, names, position);
+    if ctes.is_empty() {
+        return None;
+    }
+    let bodies: Vec<(String, &str)> = ctes
+        .iter()
+        .map(|&e| {
+            (
+                cte_name(names, e),
+                bodies_of[e]
+                    .as_deref()
+                    .unwrap_or(empty)
+                    .trim()
+                    .trim_end_matches(';'),
+            )
+        })
+        .collect();
+    Some(names.dialect.inject_ctes(sql, &bodies))
 }
 
 pub(crate) fn cte_name(names: &Names, node: usize) -> String {

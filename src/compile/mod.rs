@@ -9,6 +9,7 @@
 
 mod check;
 mod ephemeral;
+mod validate;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,12 +18,15 @@ use rayon::prelude::*;
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc, did_you_mean};
 use crate::graph::Graph;
-use crate::project::config::{MODEL_MATERIALIZATIONS, NOT_APPLIED_KEYS};
 use crate::project::{DepRef, External, Node, NodeKind, Project};
 use crate::sql::Dialect;
 use crate::sql::Relation;
 use crate::template::{self, Names, RelName, RenderLog, Rendered, Templates, scan};
 use std::collections::HashSet;
+use validate::{
+    check_config, check_external, check_relations, check_tests, check_unit_tests, cycle_diagnostic,
+    generic_test_diagnostic, warn_not_applied,
+};
 
 /// Generic tests xform runs without a `{% test %}` definition, and the arguments each needs.
 pub(crate) const BUILTIN_TESTS: &[(&str, &[&str])] = &[
@@ -149,19 +153,14 @@ pub(crate) fn compile(
     opts: &CompileOptions,
     diags: &mut Diagnostics,
 ) -> Option<Compiled> {
-    let sources: Vec<Option<(Arc<str>, Arc<str>)>> = project
-        .nodes
-        .iter()
-        .map(|n| n.raw.clone().map(|raw| (template_name(n), raw)))
-        .collect();
+    let sources = template_sources(&project);
     let templates = template::environment(&project, diags);
-    let [rendered, incremental] = render_twice(&mut project, &templates, &sources, diags);
+    let mut renders = render_twice(&mut project, &templates, &sources, diags);
     warn_not_applied(&project.nodes, diags);
     let names = Arc::new(name_table(&project));
     check_relations(&project, &names, diags);
     check_external(&project, diags);
-    let graph = graph(&project.nodes, [&rendered, &incremental], &names, diags)?;
-    let mut renders = [rendered, incremental];
+    let graph = graph(&project.nodes, [&renders[0], &renders[1]], &names, diags)?;
     for (r, is_incremental) in renders.iter_mut().zip([false, true]) {
         rerender_late_bound(
             &templates,
@@ -173,7 +172,28 @@ pub(crate) fn compile(
         );
     }
     drop(templates);
-    let [rendered, incremental] = renders;
+    finish(project, graph, names, renders, opts, diags)
+}
+
+/// Each node's template name and Jinja source, for the nodes that have one.
+fn template_sources(project: &Project) -> Vec<Option<(Arc<str>, Arc<str>)>> {
+    project
+        .nodes
+        .iter()
+        .map(|n| n.raw.clone().map(|raw| (template_name(n), raw)))
+        .collect()
+}
+
+/// The compiled project from its final renders: ephemeral models inlined, the unit tests
+/// checked against the graph; `None` when anything so far was an error.
+fn finish(
+    project: Project,
+    graph: Graph,
+    names: Arc<Names>,
+    [rendered, incremental]: [Renders; 2],
+    opts: &CompileOptions,
+    diags: &mut Diagnostics,
+) -> Option<Compiled> {
     let macros_used = macros_used(&rendered, &incremental);
     let placeholders = opts
         .repointable
@@ -224,28 +244,6 @@ fn render_twice(
     [rendered, incremental]
 }
 
-/// A config key xform accepts but does not apply yet is a warning, once per key, where a node
-/// first got it (the folder in project.yml, the property file, the `config()` call).
-fn warn_not_applied(nodes: &[Node], diags: &mut Diagnostics) {
-    for key in NOT_APPLIED_KEYS {
-        let mut using = nodes.iter().filter(|n| n.config.get(key).is_some());
-        let Some(first) = using.next() else { continue };
-        let others = using.count();
-        let also = match others {
-            0 => String::new(),
-            n => format!(" (and {n} more node{})", if n == 1 { "" } else { "s" }),
-        };
-        diags.push(
-            Diagnostic::warning(format!(
-                "config `{key}` is not applied by this version of xform: {} `{}`{also} will build without it",
-                first.kind.name(),
-                first.name
-            ))
-            .at_opt(first.config.at(key).cloned().or_else(|| first.at.clone())),
-        );
-    }
-}
-
 /// The dependency graph of what each render referenced; a cycle is an error naming it.
 fn graph(
     nodes: &[Node],
@@ -286,96 +284,9 @@ pub(crate) fn check(
     );
 }
 
-/// Two nodes building one relation would overwrite each other (which one wins depends on
-/// timing): the project is refused, naming both. Names with `__xform_` are xform's own.
-fn check_relations(project: &Project, names: &Names, diags: &mut Diagnostics) {
-    let dialect = project.target.dialect();
-    let mut built: HashMap<(String, String), usize> = HashMap::new();
-    for (i, n) in project.nodes.iter().enumerate() {
-        let Some(r) = names.relations[i].as_ref().filter(|r| !r.ephemeral) else {
-            continue;
-        };
-        if !matches!(
-            n.kind,
-            NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
-        ) {
-            continue;
-        }
-        let at = named_at(n);
-        if dialect.fold_identifier(&r.identifier).contains("__xform_") {
-            diags.push(
-                Diagnostic::error(format!(
-                    "{} `{}` would build `{}.{}`: names containing `__xform_` are reserved for xform's own staging tables",
-                    n.kind.name(),
-                    n.name,
-                    r.schema,
-                    r.identifier
-                ))
-                .at(at),
-            );
-            continue;
-        }
-        let key = (
-            dialect.fold_identifier(&r.schema),
-            dialect.fold_identifier(&r.identifier),
-        );
-        let Some(&first) = built.get(&key) else {
-            built.insert(key, i);
-            continue;
-        };
-        let other = &project.nodes[first];
-        if other.name == n.name {
-            continue; // two nodes of one name: reported as such when the project was read
-        }
-        diags.push(
-            Diagnostic::error(format!(
-                "{} `{}` and {} `{}` both build `{}.{}`",
-                other.kind.name(),
-                other.name,
-                n.kind.name(),
-                n.name,
-                r.schema,
-                r.identifier
-            ))
-            .at(at)
-            .related(named_at(other), "the other one is here")
-            .help("give one of them another `alias` or `schema`"),
-        );
-    }
-}
-
 /// The FROM item reading an external source's files, where the warehouse reads files.
 fn files_reader(e: &External, dialect: &dyn Dialect) -> Option<String> {
     dialect.read_files(&e.format, &e.location, e.hive_partitioning)
-}
-
-/// A source of files (`external:`) on a warehouse that cannot read files is refused.
-fn check_external(project: &Project, diags: &mut Diagnostics) {
-    let dialect = project.target.dialect();
-    for n in &project.nodes {
-        let Some(e) = n.external().filter(|e| files_reader(e, dialect).is_none()) else {
-            continue;
-        };
-        diags.push(
-            Diagnostic::error(format!(
-                "source `{}` reads files (`{}`), which {} targets cannot read themselves",
-                n.name,
-                e.location,
-                project.target.kind.name()
-            ))
-            .at(named_at(n))
-            .help("load the files into a table and declare that as the source"),
-        );
-    }
-}
-
-/// Where a node's relation is named: its `alias`, else its declaration, else its file.
-fn named_at(n: &Node) -> Loc {
-    n.config
-        .at("alias")
-        .cloned()
-        .or_else(|| n.at.clone())
-        .unwrap_or_else(|| Loc::new(&n.path, 0..0))
 }
 
 /// The project macros each node's renders called.
@@ -383,17 +294,20 @@ fn macros_used(rendered: &Renders, incremental: &Renders) -> Vec<Vec<String>> {
     rendered
         .iter()
         .zip(incremental)
-        .map(|(a, b)| {
-            let mut used: Vec<String> = [a, b]
-                .into_iter()
-                .filter_map(|r| r.as_ref()?.as_ref().ok())
-                .flat_map(|r| r.log.macros.iter().cloned())
-                .collect();
-            used.sort();
-            used.dedup();
-            used
-        })
+        .map(|(a, b)| macros_called([a, b]))
         .collect()
+}
+
+/// The project macros one node's two renders called, sorted, once each.
+fn macros_called(renders: [&Option<Result<Rendered, Diagnostic>>; 2]) -> Vec<String> {
+    let mut used: Vec<String> = renders
+        .into_iter()
+        .filter_map(|r| r.as_ref()?.as_ref().ok())
+        .flat_map(|r| r.log.macros.iter().cloned())
+        .collect();
+    used.sort();
+    used.dedup();
+    used
 }
 
 fn placeholder_sql(renders: &Renders) -> Vec<Option<String>> {
@@ -405,32 +319,40 @@ fn placeholder_sql(renders: &Renders) -> Vec<Option<String>> {
 
 fn relation_of(project: &Project, n: &Node) -> Option<RelName> {
     match n.kind {
-        NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot => {
-            let schema = n
-                .config
-                .str("schema")
-                .or_else(|| n.config.str("target_schema"))
-                .unwrap_or(&project.target.schema);
-            Some(RelName {
-                schema: format!("{}{}", project.target.schema_prefix, schema),
-                identifier: n.config.str("alias").unwrap_or(&n.name).to_string(),
-                ephemeral: n.kind == NodeKind::Model && n.config.materialized() == "ephemeral",
-                external: None,
-            })
-        }
-        NodeKind::Source => n
-            .source_relation
-            .clone()
-            .map(|(schema, identifier)| RelName {
-                schema,
-                identifier,
-                ephemeral: false,
-                external: n
-                    .external()
-                    .and_then(|e| files_reader(&e, project.target.dialect())),
-            }),
+        NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot => Some(built_relation(project, n)),
+        NodeKind::Source => source_relation(project, n),
         NodeKind::Test | NodeKind::UnitTest => None,
     }
+}
+
+/// The relation a model, seed or snapshot builds: its `schema` (or `target_schema`) behind the
+/// target's prefix, its `alias` or name.
+fn built_relation(project: &Project, n: &Node) -> RelName {
+    let schema = n
+        .config
+        .str("schema")
+        .or_else(|| n.config.str("target_schema"))
+        .unwrap_or(&project.target.schema);
+    RelName {
+        schema: format!("{}{}", project.target.schema_prefix, schema),
+        identifier: n.config.str("alias").unwrap_or(&n.name).to_string(),
+        ephemeral: n.kind == NodeKind::Model && n.config.materialized() == "ephemeral",
+        external: None,
+    }
+}
+
+/// A source table's relation, or the reader of its files.
+fn source_relation(project: &Project, n: &Node) -> Option<RelName> {
+    n.source_relation
+        .clone()
+        .map(|(schema, identifier)| RelName {
+            schema,
+            identifier,
+            ephemeral: false,
+            external: n
+                .external()
+                .and_then(|e| files_reader(&e, project.target.dialect())),
+        })
 }
 
 fn name_table(project: &Project) -> Names {
@@ -508,79 +430,6 @@ fn apply_config(nodes: &mut [Node], rendered: &mut Renders, diags: &mut Diagnost
     }
 }
 
-fn check_config(n: &Node, diags: &mut Diagnostics) {
-    let at = |key: &str| n.config.at(key).cloned().or_else(|| n.at.clone());
-    if let Some(v) = n.config.get("materialized").filter(|v| !v.is_string()) {
-        diags.push(
-            Diagnostic::error(format!("`materialized` must be a string, found {v}"))
-                .at_opt(at("materialized")),
-        );
-    } else if n.kind == NodeKind::Model
-        && !MODEL_MATERIALIZATIONS.contains(&n.config.materialized())
-    {
-        let m = n.config.materialized();
-        diags.push(
-            Diagnostic::error(format!(
-                "model `{}` has unknown materialization `{m}`",
-                n.name
-            ))
-            .at_opt(at("materialized"))
-            .help(
-                did_you_mean(m, MODEL_MATERIALIZATIONS.iter().copied()).unwrap_or_else(|| {
-                    format!("use one of: {}", MODEL_MATERIALIZATIONS.join(", "))
-                }),
-            ),
-        );
-    }
-    if let Some(v) = n
-        .config
-        .get("sql_check")
-        .filter(|v| !matches!(v.as_str(), Some("error" | "warn" | "off")))
-    {
-        diags.push(
-            Diagnostic::error(format!("`sql_check` is {v}; use error, warn or off"))
-                .at_opt(at("sql_check")),
-        );
-    }
-    if let Some(v) = n.config.get("audit").filter(|v| !v.is_boolean()) {
-        diags.push(
-            Diagnostic::error(format!("`audit` must be true or false, found {v}"))
-                .at_opt(at("audit")),
-        );
-    }
-    if n.kind == NodeKind::Test
-        && let Err(d) = crate::project::test_config(n)
-    {
-        diags.push(d);
-    }
-    for key in ["schema", "alias"] {
-        if let Some(v) = n.config.get(key).filter(|v| !v.is_string() && !v.is_null()) {
-            diags.push(
-                Diagnostic::error(format!("`{key}` must be a string, found {v}")).at_opt(at(key)),
-            );
-        }
-    }
-}
-
-fn check_tests(nodes: &[Node], t: &Templates, diags: &mut Diagnostics) {
-    for n in nodes {
-        let Some(spec) = &n.test else { continue };
-        let name = spec.test_name.as_str();
-        if t.generic_tests.contains(name) {
-            continue;
-        }
-        let known = t.generic_tests.iter().map(String::as_str);
-        diags.push(
-            Diagnostic::error(format!("unknown data test `{name}`"))
-                .at_opt(n.at.clone())
-                .help(did_you_mean(name, known).unwrap_or_else(|| {
-                    let builtin: Vec<&str> = BUILTIN_TESTS.iter().map(|(n, _)| *n).collect();
-                    format!("built-in tests: {}; define others with {{% test {name}(model, column_name) %}} in macros/", builtin.join(", "))
-                })),
-        );
-    }
-}
-
 /// (parent, child) pairs: refs recorded while rendering (both ways, for incremental models)
 /// and the static deps of YAML nodes.
 fn edges(
@@ -608,48 +457,29 @@ fn edges(
 
 fn resolve_dep(dep: &DepRef, names: &Names) -> Result<usize, Diagnostic> {
     match dep {
-        DepRef::Ref(name, at) => names.by_ref.get(name).copied().ok_or_else(|| {
-            Diagnostic::error(format!("`{name}` is not a model or seed in this project"))
-                .at(at.clone())
-                .help_opt(did_you_mean(name, names.by_ref.keys().map(String::as_str)))
-        }),
-        DepRef::Source(s, t, at) => names
-            .by_source
-            .get(&(s.clone(), t.clone()))
-            .copied()
-            .ok_or_else(|| {
-                Diagnostic::error(format!("source `{s}.{t}` is not declared")).at(at.clone())
-            }),
+        DepRef::Ref(name, at) => resolve_ref(name, at, names),
+        DepRef::Source(s, t, at) => resolve_source((s, t), at, names),
     }
 }
 
-fn cycle_diagnostic(nodes: &[Node], cycle: &[usize]) -> Diagnostic {
-    let names: Vec<&str> = cycle.iter().map(|&i| nodes[i].name.as_str()).collect();
-    let edge_loc = |parent: usize, child: usize| {
-        let c = &nodes[child];
-        let span = c
-            .raw
-            .as_ref()
-            .and_then(|raw| scan::find_call(raw, "ref", Some(&nodes[parent].name)));
-        match span {
-            Some(s) => Loc::new(&c.path, s),
-            None => c.at.clone().unwrap_or_else(|| Loc::new(&c.path, 0..0)),
-        }
-    };
-    let first = edge_loc(cycle[0], cycle[1]);
-    let mut d = Diagnostic::error(format!("dependency cycle: {}", names.join(" → ")))
-        .at(first)
-        .label(format!("`{}` reads `{}`", names[1], names[0]))
-        .help(
-            "a model cannot depend on itself, directly or through others: break one of these refs",
-        );
-    for w in cycle.windows(2).skip(1) {
-        d = d.related(
-            edge_loc(w[0], w[1]),
-            format!("`{}` reads `{}`", nodes[w[1]].name, nodes[w[0]].name),
-        );
-    }
-    d
+/// The model, seed or snapshot `ref(name)` names.
+fn resolve_ref(name: &str, at: &Loc, names: &Names) -> Result<usize, Diagnostic> {
+    names.by_ref.get(name).copied().ok_or_else(|| {
+        Diagnostic::error(format!("`{name}` is not a model or seed in this project"))
+            .at(at.clone())
+            .help_opt(did_you_mean(name, names.by_ref.keys().map(String::as_str)))
+    })
+}
+
+/// The source table `source(s, t)` names.
+fn resolve_source((s, t): (&str, &str), at: &Loc, names: &Names) -> Result<usize, Diagnostic> {
+    names
+        .by_source
+        .get(&(s.to_string(), t.to_string()))
+        .copied()
+        .ok_or_else(|| {
+            Diagnostic::error(format!("source `{s}.{t}` is not declared")).at(at.clone())
+        })
 }
 
 /// Models that read a relation's attributes (`ref('x').schema`) see final names only now.
@@ -686,85 +516,6 @@ fn relation_parts(names: &Names) -> Vec<Option<Relation>> {
         .collect()
 }
 
-/// A unit test's `given` inputs must exist and be read by the model under test, every input
-/// of the model but seeds must be given, and CSV fixtures must parse.
-fn check_unit_tests(nodes: &[Node], graph: &Graph, names: &Names, diags: &mut Diagnostics) {
-    for n in nodes {
-        let Some(u) = &n.unit else { continue };
-        let Some(&model) = names.by_ref.get(&u.model) else {
-            continue;
-        };
-        let is_ephemeral = |p: usize| names.relations[p].as_ref().is_some_and(|r| r.ephemeral);
-        let inputs = graph.parents_through(model, is_ephemeral);
-        let mut given = HashSet::new();
-        for g in &u.given {
-            let dep = crate::project::parse_relation_arg(&g.input, &g.at);
-            let resolved = match dep {
-                Some(dep) => resolve_dep(&dep, names),
-                None => Err(Diagnostic::error(format!(
-                    "`input: {}` is not ref('...') or source('...', '...')",
-                    g.input
-                ))
-                .at(g.at.clone())),
-            };
-            match resolved {
-                Ok(p) if is_ephemeral(p) => diags.push(
-                    Diagnostic::error(format!(
-                        "unit test `{}`: `{}` is ephemeral, inlined into `{}`",
-                        u.name, g.input, u.model
-                    ))
-                    .at(g.at.clone())
-                    .help("give the inputs it reads instead"),
-                ),
-                Ok(p) if inputs.contains(&p) => {
-                    given.insert(p);
-                }
-                Ok(_) => diags.push(
-                    Diagnostic::error(format!(
-                        "unit test `{}`: `{}` is not read by model `{}`",
-                        u.name, g.input, u.model
-                    ))
-                    .at(g.at.clone())
-                    .help(format!(
-                        "mock what the model reads: {}",
-                        inputs
-                            .iter()
-                            .map(|&q| format!("`{}`", nodes[q].name))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
-                ),
-                Err(d) => diags.push(d),
-            }
-        }
-        let missing: Vec<&str> = inputs
-            .iter()
-            .filter(|p| !given.contains(*p) && nodes[**p].kind != NodeKind::Seed)
-            .map(|&p| nodes[p].name.as_str())
-            .collect();
-        if !missing.is_empty() {
-            diags.push(
-                Diagnostic::error(format!(
-                    "unit test `{}` does not give every input of `{}`: {} missing",
-                    u.name,
-                    u.model,
-                    missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
-                ))
-                .at(u.at.clone())
-                .help("add a `given` entry (`rows: []` for an empty input) for each; seeds not given are read as they are"),
-            );
-        }
-        for f in u.given.iter().chain(&u.expect) {
-            if let Err(e) = crate::project::fixture_table(f) {
-                diags.push(
-                    Diagnostic::error(format!("unit test `{}`: malformed {e}", u.name))
-                        .at(f.at.clone()),
-                );
-            }
-        }
-    }
-}
-
 /// Where `xform compile` writes a node's SQL, relative to the project root; a generic test's
 /// goes under its property file, as dbt does: `models/schema.yml/unique_orders_id.sql`.
 pub(crate) fn compiled_path(n: &Node) -> Arc<str> {
@@ -781,53 +532,4 @@ fn template_name(n: &Node) -> Arc<str> {
         Some(_) => Arc::from(format!("{}#{}", n.path, n.name)),
         None => n.path.clone(),
     }
-}
-
-/// A generic test's render error, pointed at the line that declares the test unless it lies in
-/// a project macro (a custom test's body). None for an unknown test: `check_tests` reports it.
-fn generic_test_diagnostic(mut d: Diagnostic, n: &Node) -> Option<Diagnostic> {
-    if let Some(spec) = &n.test
-        && d.message
-            .contains(&format!("test_{} is unknown", spec.test_name))
-    {
-        return None;
-    }
-    let own = template_name(n);
-    let written_by_xform =
-        |l: &Loc| l.file == own || &*l.file == crate::template::BUILTIN_TESTS_PATH;
-    d.message = format!("data test `{}`: {}", n.name, d.message);
-    if let Some(spec) = &n.test
-        && let Some((_, needs)) = BUILTIN_TESTS.iter().find(|(t, _)| *t == spec.test_name)
-    {
-        let missing: Vec<String> = needs
-            .iter()
-            .filter(|a| !spec.kwargs.contains_key(**a))
-            .map(|a| format!("`{a}`"))
-            .collect();
-        if !missing.is_empty() {
-            d.message = format!(
-                "data test `{}`: `{}` needs {}",
-                n.name,
-                spec.test_name,
-                missing.join(" and ")
-            );
-            d.help = Some(format!(
-                "e.g. `- {}: {{{}}}`",
-                spec.test_name,
-                needs
-                    .iter()
-                    .map(|a| format!("{a}: ..."))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-    }
-    if d.loc.as_ref().is_none_or(written_by_xform) {
-        d.loc = n.at.clone();
-        d.label = None;
-    } else if let Some(at) = n.at.clone() {
-        d.related.push((at, "the test is declared here".into()));
-    }
-    d.related.retain(|(l, _)| !written_by_xform(l));
-    Some(d)
 }

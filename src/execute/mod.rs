@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::adapter::{DbError, RelKind, Relation, Session, Warehouse};
 use crate::compile::Compiled;
-use crate::materialize::{self, BatchResult, Job};
+use crate::materialize::{self, BatchResult, Failure, Job};
 use crate::testing::{self, TestResult, TestStatus};
 
 #[derive(Clone, Copy, Debug)]
@@ -144,20 +144,30 @@ pub(crate) fn run(
         stop,
         threads,
     };
+    let mut scheduler = Scheduler::new(&graph, opts, stop, on_event);
+    run_workers(&ctx, sessions, &mut scheduler, &existing)
+}
+
+/// Starts a worker thread per session and has `scheduler` hand them the jobs.
+fn run_workers(
+    ctx: &Ctx<'_>,
+    sessions: Vec<Box<dyn Session>>,
+    scheduler: &mut Scheduler<'_>,
+    existing: &HashMap<Relation, RelKind>,
+) -> Result<Outcome, DbError> {
     let (job_tx, job_rx) = channel::<(usize, Option<RelKind>)>();
     let (res_tx, res_rx) = channel::<NodeResult>();
     let job_rx = Mutex::new(job_rx);
     std::thread::scope(|scope| {
         for session in sessions {
-            let (ctx, job_rx, res_tx) = (&ctx, &job_rx, res_tx.clone());
+            let (ctx, job_rx, res_tx) = (ctx, &job_rx, res_tx.clone());
             let worker = std::thread::Builder::new().stack_size(crate::STACK_SIZE);
             worker
                 .spawn_scoped(scope, move || work(ctx, session, job_rx, res_tx))
                 .map_err(|e| DbError::Failed(format!("cannot start a worker thread: {e}")))?;
         }
         drop(res_tx);
-        let mut s = Scheduler::new(&graph, opts, stop, on_event);
-        let outcome = s.drive(jobs, &existing, &job_tx, &res_rx);
+        let outcome = scheduler.drive(ctx.jobs, existing, &job_tx, &res_rx);
         drop(job_tx);
         Ok(outcome)
     })
@@ -176,11 +186,7 @@ fn prepare(
         .filter(|j| j.builds())
         .filter_map(|j| Some(j.relation.as_ref()?.schema.clone()))
         .collect();
-    let stores = jobs
-        .iter()
-        .flat_map(|j| &j.tests)
-        .any(|&t| crate::project::test_config(&c.nodes()[t]).is_ok_and(|cfg| cfg.store_failures));
-    if stores {
+    if stores_failures(c, jobs) {
         schemas.push(testing::failures_schema(c));
     }
     schemas.sort();
@@ -188,6 +194,13 @@ fn prepare(
     session.create_schemas(&schemas, &mut Vec::new())?;
     let existing = session.relations(&schemas)?.into_iter().collect();
     Ok((existing, leftovers))
+}
+
+/// Whether a test of the jobs stores its failing rows.
+fn stores_failures(c: &Compiled, jobs: &[Job]) -> bool {
+    jobs.iter()
+        .flat_map(|j| &j.tests)
+        .any(|&t| crate::project::test_config(&c.nodes()[t]).is_ok_and(|cfg| cfg.store_failures))
 }
 
 fn work(
@@ -228,11 +241,7 @@ fn build_one(
         (&more, ctx.threads),
         &mut statements,
     );
-    let (status, rows, message) = match done.built {
-        Ok(rows) => (Status::Success, rows, None),
-        Err(f) if f.interrupted => (Status::Skipped, None, Some(INTERRUPTED.to_string())),
-        Err(f) => (Status::Error, None, Some(f.message)),
-    };
+    let (status, rows, message) = status_of(done.built);
     NodeResult {
         job: j,
         status,
@@ -243,6 +252,15 @@ fn build_one(
         statements,
         tests: done.tests,
         batches: done.batches,
+    }
+}
+
+/// A build's status, rows and message.
+fn status_of(built: Result<Option<u64>, Failure>) -> (Status, Option<u64>, Option<String>) {
+    match built {
+        Ok(rows) => (Status::Success, rows, None),
+        Err(f) if f.interrupted => (Status::Skipped, None, Some(INTERRUPTED.to_string())),
+        Err(f) => (Status::Error, None, Some(f.message)),
     }
 }
 
@@ -264,23 +282,28 @@ impl JobGraph {
         let mut parents = vec![0; jobs.len()];
         let mut children = vec![Vec::new(); jobs.len()];
         for (j, job) in jobs.iter().enumerate() {
-            let own = job.builds().then_some(job.node);
-            let mut reads: Vec<usize> = own
-                .into_iter()
-                .chain(job.tests.iter().copied())
-                .chain(job.unit_tests.iter().copied())
-                .flat_map(|r| c.reads(r))
-                .filter(|&p| own != Some(p))
-                .collect();
-            reads.sort_unstable();
-            reads.dedup();
-            for pj in reads.into_iter().filter_map(|p| job_of[p]) {
+            for pj in reads(c, job).into_iter().filter_map(|p| job_of[p]) {
                 parents[j] += 1;
                 children[pj].push(j);
             }
         }
         JobGraph { parents, children }
     }
+}
+
+/// The nodes a job's build and tests read (besides the node it builds), once each.
+fn reads(c: &Compiled, job: &Job) -> Vec<usize> {
+    let own = job.builds().then_some(job.node);
+    let mut reads: Vec<usize> = own
+        .into_iter()
+        .chain(job.tests.iter().copied())
+        .chain(job.unit_tests.iter().copied())
+        .flat_map(|r| c.reads(r))
+        .filter(|&p| own != Some(p))
+        .collect();
+    reads.sort_unstable();
+    reads.dedup();
+    reads
 }
 
 struct Scheduler<'a> {
@@ -325,13 +348,8 @@ impl<'a> Scheduler<'a> {
         let mut running = 0;
         let mut stopping = false;
         loop {
-            while !stopping && let Some(j) = ready.pop_front() {
-                (self.on_event)(Event::Started(&jobs[j]));
-                let replaces = jobs[j].relation.as_ref().and_then(|r| existing.get(r));
-                if send.send((j, replaces.copied())).is_err() {
-                    break;
-                }
-                running += 1;
+            if !stopping {
+                running += self.start(jobs, existing, send, &mut ready);
             }
             if running == 0 {
                 break;
@@ -340,47 +358,94 @@ impl<'a> Scheduler<'a> {
                 break;
             };
             running -= 1;
-            let j = result.job;
             if result.failed() && self.opts.fail_fast && !stopping {
                 self.failed_fast = true;
                 self.stop.stop();
             }
             stopping |= self.stop.is_stopped();
-            if result.status == Status::Success {
-                // Failed tests block the builds that read this node, not other tests of it.
-                let blocked = result.blocks_children();
-                let mut skip = Vec::new();
-                for &child in &self.graph.children[j] {
-                    if blocked && jobs[child].builds() {
-                        skip.push(child);
-                        continue;
-                    }
-                    self.waiting[child] -= 1;
-                    if self.waiting[child] == 0 && !self.finished[child] {
-                        ready.push_back(child);
-                    }
-                }
-                self.finish(jobs, result);
-                self.skip_descendants(jobs, j, skip, "failed its tests");
-            } else {
-                self.finish(jobs, result);
-                let children = self.graph.children[j].clone();
-                self.skip_descendants(jobs, j, children, "did not build");
+            self.settle(jobs, result, &mut ready);
+        }
+        self.skip_unfinished(jobs);
+        Outcome {
+            results: std::mem::take(&mut self.results),
+            interrupted: stopping && !self.failed_fast,
+        }
+    }
+
+    /// Hands the ready jobs to the workers; returns how many it handed.
+    fn start(
+        &mut self,
+        jobs: &[Job],
+        existing: &HashMap<Relation, RelKind>,
+        send: &Sender<(usize, Option<RelKind>)>,
+        ready: &mut VecDeque<usize>,
+    ) -> usize {
+        let mut started = 0;
+        while let Some(j) = ready.pop_front() {
+            (self.on_event)(Event::Started(&jobs[j]));
+            let replaces = jobs[j].relation.as_ref().and_then(|r| existing.get(r));
+            if send.send((j, replaces.copied())).is_err() {
+                break;
+            }
+            started += 1;
+        }
+        started
+    }
+
+    /// Records a job's result; its children become ready, or are skipped when it did not build
+    /// (or, for builds, when its tests failed).
+    fn settle(&mut self, jobs: &[Job], result: NodeResult, ready: &mut VecDeque<usize>) {
+        let j = result.job;
+        if result.status == Status::Success {
+            let skip = self.release_children(jobs, j, result.blocks_children(), ready);
+            self.finish(jobs, result);
+            self.skip_descendants(jobs, j, skip, "failed its tests");
+        } else {
+            self.finish(jobs, result);
+            let children = self.graph.children[j].clone();
+            self.skip_descendants(jobs, j, children, "did not build");
+        }
+    }
+
+    /// Counts job `j` as done for each of its children, queueing those it leaves waiting for
+    /// nothing; returns the builds to skip instead when `blocked`.
+    fn release_children(
+        &mut self,
+        jobs: &[Job],
+        j: usize,
+        blocked: bool,
+        ready: &mut VecDeque<usize>,
+    ) -> Vec<usize> {
+        // Failed tests block the builds that read this node, not other tests of it.
+        let mut skip = Vec::new();
+        for &child in &self.graph.children[j] {
+            if blocked && jobs[child].builds() {
+                skip.push(child);
+                continue;
+            }
+            self.waiting[child] -= 1;
+            if self.waiting[child] == 0 && !self.finished[child] {
+                ready.push_back(child);
             }
         }
-        let reason = if self.failed_fast {
-            "not run: --fail-fast stopped the run"
-        } else {
-            "not run: the run was interrupted"
-        };
+        skip
+    }
+
+    /// Every job not finished when the run stops: skipped, saying why.
+    fn skip_unfinished(&mut self, jobs: &[Job]) {
+        let reason = self.unfinished_reason();
         for j in 0..jobs.len() {
             if !self.finished[j] {
                 self.finish(jobs, skipped(&jobs[j], j, reason.to_string()));
             }
         }
-        Outcome {
-            results: std::mem::take(&mut self.results),
-            interrupted: stopping && !self.failed_fast,
+    }
+
+    fn unfinished_reason(&self) -> &'static str {
+        if self.failed_fast {
+            "not run: --fail-fast stopped the run"
+        } else {
+            "not run: the run was interrupted"
         }
     }
 

@@ -116,16 +116,7 @@ impl Selection {
                     .help("give a selector (a name, tag:x, path:dir, ...), or leave out the option to take every node"));
             }
             for term in spec.split_whitespace() {
-                let atoms = term
-                    .split(',')
-                    .map(|atom| match atom {
-                        "" => Err(Diagnostic::error(format!(
-                            "invalid selector `{term}`: an empty part between commas"
-                        ))),
-                        _ => parse_atom(atom),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                terms.push(atoms);
+                terms.push(parse_term(term)?);
             }
         }
         Ok(Selection(terms))
@@ -140,42 +131,32 @@ impl Selection {
     }
 }
 
+/// A term: atoms joined by commas (their intersection).
+fn parse_term(term: &str) -> Result<Vec<Atom>, Diagnostic> {
+    term.split(',')
+        .map(|atom| match atom {
+            "" => Err(Diagnostic::error(format!(
+                "invalid selector `{term}`: an empty part between commas"
+            ))),
+            _ => parse_atom(atom),
+        })
+        .collect()
+}
+
 fn parse_atom(text: &str) -> Result<Atom, Diagnostic> {
-    let bad = |why: &str| Diagnostic::error(format!("invalid selector `{text}`: {why}"));
-    let mut rest = text;
-    let at = rest.starts_with('@');
-    rest = rest.trim_start_matches('@');
-    let (parents, r) = depth_prefix(rest).map_err(|e| bad(&e))?;
-    let (children, r) = depth_suffix(r).map_err(|e| bad(&e))?;
-    rest = r;
+    let at = text.starts_with('@');
+    let rest = text.trim_start_matches('@');
+    let (parents, r) = depth_prefix(rest).map_err(|e| invalid(text, &e))?;
+    let (children, rest) = depth_suffix(r).map_err(|e| invalid(text, &e))?;
     if rest.is_empty() {
-        return Err(bad("nothing to select"));
+        return Err(invalid(text, "nothing to select"));
     }
     if at && (parents.is_some() || children.is_some()) {
-        return Err(bad("`@` cannot be combined with `+`"));
+        return Err(invalid(text, "`@` cannot be combined with `+`"));
     }
-    let (method, value) = match rest.split_once(':') {
-        None => (
-            if rest.contains('/') || rest.ends_with(".sql") {
-                Method::Path
-            } else {
-                Method::Fqn
-            },
-            rest,
-        ),
-        Some((m, v)) => (
-            method(m).ok_or_else(|| {
-                bad(&format!("unknown method `{m}`"))
-                    .help(format!("methods: {}", METHODS.join(", ")))
-            })?,
-            v,
-        ),
-    };
-    if method == Method::State && !STATE_VALUES.contains(&value) {
-        return Err(bad(&format!("unknown state `{value}`")).help(
-            did_you_mean(value, STATE_VALUES.iter().copied())
-                .unwrap_or_else(|| format!("use one of: {}", STATE_VALUES.join(", "))),
-        ));
+    let (method, value) = method_and_value(text, rest)?;
+    if method == Method::State {
+        check_state_value(text, value)?;
     }
     Ok(Atom {
         text: text.to_string(),
@@ -185,6 +166,34 @@ fn parse_atom(text: &str) -> Result<Atom, Diagnostic> {
         method,
         value: value.to_string(),
     })
+}
+
+fn invalid(text: &str, why: &str) -> Diagnostic {
+    Diagnostic::error(format!("invalid selector `{text}`: {why}"))
+}
+
+/// `method:value`, or a bare value: a path when it looks like one, else a name.
+fn method_and_value<'r>(text: &str, rest: &'r str) -> Result<(Method, &'r str), Diagnostic> {
+    let Some((m, v)) = rest.split_once(':') else {
+        let path = rest.contains('/') || rest.ends_with(".sql");
+        return Ok((if path { Method::Path } else { Method::Fqn }, rest));
+    };
+    let method = method(m).ok_or_else(|| {
+        invalid(text, &format!("unknown method `{m}`"))
+            .help(format!("methods: {}", METHODS.join(", ")))
+    })?;
+    Ok((method, v))
+}
+
+/// A `state:` value must be one xform knows.
+fn check_state_value(text: &str, value: &str) -> Result<(), Diagnostic> {
+    if STATE_VALUES.contains(&value) {
+        return Ok(());
+    }
+    Err(invalid(text, &format!("unknown state `{value}`")).help(
+        did_you_mean(value, STATE_VALUES.iter().copied())
+            .unwrap_or_else(|| format!("use one of: {}", STATE_VALUES.join(", "))),
+    ))
 }
 
 fn method(name: &str) -> Option<Method> {
@@ -241,16 +250,7 @@ pub(crate) fn select(
     facts: &Facts,
 ) -> Result<(Vec<usize>, Vec<Diagnostic>), Diagnostic> {
     for atom in select.atoms().chain(exclude.atoms()) {
-        let missing = match atom.method {
-            Method::State if facts.modified.is_none() => "a manifest.json",
-            Method::Result if facts.results.is_none() => "a run_results.json",
-            _ => continue,
-        };
-        return Err(Diagnostic::error(format!(
-            "selector `{}` needs --state DIR, a folder with {missing} from an earlier run",
-            atom.text
-        ))
-        .help("e.g. copy production's target/ artifacts to prod-artifacts/ and pass --state prod-artifacts"));
+        check_facts(atom, facts)?;
     }
     let mut warnings = Vec::new();
     let mut chosen: BTreeSet<usize> = if select.is_empty() {
@@ -260,10 +260,7 @@ pub(crate) fn select(
     };
     let excluded = resolve(graph, nodes, exclude, facts, &mut warnings);
     chosen.retain(|i| !excluded.contains(i));
-    let tests: Vec<usize> = (0..nodes.len())
-        .filter(|i| matches!(nodes[*i].kind, NodeKind::Test | NodeKind::UnitTest))
-        .filter(|i| !chosen.contains(i) && graph.parents(*i).any(|p| chosen.contains(&p)))
-        .collect();
+    let tests = tests_of(graph, nodes, &chosen);
     chosen.extend(tests);
     chosen.retain(|i| !excluded.contains(i));
     let ordered = graph
@@ -275,6 +272,28 @@ pub(crate) fn select(
     Ok((ordered, warnings))
 }
 
+/// A `state:` or `result:` atom needs the state's manifest or run results.
+fn check_facts(atom: &Atom, facts: &Facts) -> Result<(), Diagnostic> {
+    let missing = match atom.method {
+        Method::State if facts.modified.is_none() => "a manifest.json",
+        Method::Result if facts.results.is_none() => "a run_results.json",
+        _ => return Ok(()),
+    };
+    Err(Diagnostic::error(format!(
+        "selector `{}` needs --state DIR, a folder with {missing} from an earlier run",
+        atom.text
+    ))
+    .help("e.g. copy production's target/ artifacts to prod-artifacts/ and pass --state prod-artifacts"))
+}
+
+/// The tests not chosen that test a chosen node.
+fn tests_of(graph: &Graph, nodes: &[Node], chosen: &BTreeSet<usize>) -> Vec<usize> {
+    (0..nodes.len())
+        .filter(|i| matches!(nodes[*i].kind, NodeKind::Test | NodeKind::UnitTest))
+        .filter(|i| !chosen.contains(i) && graph.parents(*i).any(|p| chosen.contains(&p)))
+        .collect()
+}
+
 fn resolve(
     graph: &Graph,
     nodes: &[Node],
@@ -284,32 +303,52 @@ fn resolve(
 ) -> BTreeSet<usize> {
     let mut out = BTreeSet::new();
     for term in &sel.0 {
-        let mut acc: Option<BTreeSet<usize>> = None;
-        for atom in term {
-            let set = expand(
-                graph,
-                atom,
-                nodes
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, n)| matches(atom, *i, n, facts))
-                    .map(|(i, _)| i),
-            );
-            // A PR that changes nothing selects nothing: that is not worth a warning.
-            if set.is_empty() && !matches!(atom.method, Method::State | Method::Result) {
-                warnings.push(Diagnostic::warning(format!(
-                    "selector `{}` matches no node",
-                    atom.text
-                )));
-            }
-            acc = Some(match acc {
-                None => set,
-                Some(prev) => prev.intersection(&set).copied().collect(),
-            });
-        }
-        out.extend(acc.unwrap_or_default());
+        out.extend(resolve_term(graph, nodes, term, facts, warnings));
     }
     out
+}
+
+/// The nodes every atom of a term selects.
+fn resolve_term(
+    graph: &Graph,
+    nodes: &[Node],
+    term: &[Atom],
+    facts: &Facts,
+    warnings: &mut Vec<Diagnostic>,
+) -> BTreeSet<usize> {
+    let mut acc: Option<BTreeSet<usize>> = None;
+    for atom in term {
+        let set = resolve_atom(graph, nodes, atom, facts, warnings);
+        acc = Some(match acc {
+            None => set,
+            Some(prev) => prev.intersection(&set).copied().collect(),
+        });
+    }
+    acc.unwrap_or_default()
+}
+
+/// The nodes one atom selects, with a warning when it matches none.
+fn resolve_atom(
+    graph: &Graph,
+    nodes: &[Node],
+    atom: &Atom,
+    facts: &Facts,
+    warnings: &mut Vec<Diagnostic>,
+) -> BTreeSet<usize> {
+    let matching = nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, n)| matches(atom, *i, n, facts))
+        .map(|(i, _)| i);
+    let set = expand(graph, atom, matching);
+    // A PR that changes nothing selects nothing: that is not worth a warning.
+    if set.is_empty() && !matches!(atom.method, Method::State | Method::Result) {
+        warnings.push(Diagnostic::warning(format!(
+            "selector `{}` matches no node",
+            atom.text
+        )));
+    }
+    set
 }
 
 fn expand(graph: &Graph, atom: &Atom, seeds: impl Iterator<Item = usize>) -> BTreeSet<usize> {
@@ -339,38 +378,53 @@ fn matches(atom: &Atom, i: usize, n: &Node, facts: &Facts) -> bool {
         Method::State => facts
             .modified
             .is_some_and(|m| Modified::matches(m[i].as_ref(), v)),
-        Method::Result => facts
-            .results
-            .and_then(|r| r.get(&n.unique_id))
-            .is_some_and(|s| s == v || (v == "error" && s == "runtime error")),
+        Method::Result => result_matches(v, n, facts),
         Method::Fqn => fqn_matches(v, n),
-        Method::Path => {
-            let want = v.trim_end_matches('/');
-            let path = &*n.path;
-            path == want
-                || path.strip_prefix(want).is_some_and(|r| r.starts_with('/'))
-                || glob(want, path)
-        }
+        Method::Path => path_matches(v, n),
         Method::Tag => n.config.tags().iter().any(|t| glob(v, t)),
         Method::ResourceType => n.kind.name() == v || (v == "test" && n.kind == NodeKind::UnitTest),
         Method::Source => {
             n.kind == NodeKind::Source
                 && (glob(v, &n.name) || n.name.split('.').next().is_some_and(|s| glob(v, s)))
         }
-        Method::TestType => match v {
-            "unit" => n.kind == NodeKind::UnitTest,
-            "generic" | "data" if n.kind == NodeKind::Test => n.test.is_some() || v == "data",
-            "singular" => n.kind == NodeKind::Test && n.test.is_none(),
-            _ => false,
-        },
-        Method::Config(key) => match n.config.get(key) {
-            Some(Json::String(s)) => glob(v, s),
-            Some(Json::Array(items)) => {
-                items.iter().any(|i| i.as_str().is_some_and(|s| glob(v, s)))
-            }
-            Some(other) => *other == v,
-            None => false,
-        },
+        Method::TestType => test_type_matches(v, n),
+        Method::Config(key) => config_matches(key, v, n),
+    }
+}
+
+/// `result:error` also matches a runtime error.
+fn result_matches(v: &str, n: &Node, facts: &Facts) -> bool {
+    facts
+        .results
+        .and_then(|r| r.get(&n.unique_id))
+        .is_some_and(|s| s == v || (v == "error" && s == "runtime error"))
+}
+
+/// A file, a folder holding it, or a glob.
+fn path_matches(v: &str, n: &Node) -> bool {
+    let want = v.trim_end_matches('/');
+    let path = &*n.path;
+    path == want || path.strip_prefix(want).is_some_and(|r| r.starts_with('/')) || glob(want, path)
+}
+
+/// `test_type:unit`, `generic`, `singular`, or `data` (every data test).
+fn test_type_matches(v: &str, n: &Node) -> bool {
+    match v {
+        "unit" => n.kind == NodeKind::UnitTest,
+        "generic" | "data" if n.kind == NodeKind::Test => n.test.is_some() || v == "data",
+        "singular" => n.kind == NodeKind::Test && n.test.is_none(),
+        _ => false,
+    }
+}
+
+/// `config.key:v`: a string setting matching the glob, a list holding one, or another value
+/// written as `v`.
+fn config_matches(key: &str, v: &str, n: &Node) -> bool {
+    match n.config.get(key) {
+        Some(Json::String(s)) => glob(v, s),
+        Some(Json::Array(items)) => items.iter().any(|i| i.as_str().is_some_and(|s| glob(v, s))),
+        Some(other) => *other == v,
+        None => false,
     }
 }
 

@@ -134,13 +134,7 @@ impl Microbatch {
         now: DateTime,
     ) -> Vec<(String, String)> {
         let size = self.batch_size;
-        let (from, to) = match window {
-            Some((start, end)) => (size.floor(start), end),
-            None => {
-                let current = size.floor(now);
-                (size.step(current, -self.lookback), size.step(current, 1))
-            }
-        };
+        let (from, to) = self.span(window, now);
         let mut out = Vec::new();
         let mut t = from;
         while t < to && out.len() < 100_000 {
@@ -149,6 +143,19 @@ impl Microbatch {
             t = next;
         }
         out
+    }
+
+    /// Where a run's batches start and end: the window's whole batches, else the current
+    /// batch and `lookback` before it.
+    fn span(&self, window: Option<(DateTime, DateTime)>, now: DateTime) -> (DateTime, DateTime) {
+        let size = self.batch_size;
+        match window {
+            Some((start, end)) => (size.floor(start), end),
+            None => {
+                let current = size.floor(now);
+                (size.step(current, -self.lookback), size.step(current, 1))
+            }
+        }
     }
 
     /// The interval a full build covers: from `begin` to the end of the current batch (or of
@@ -173,21 +180,32 @@ struct Checker<'a> {
 }
 
 impl<'a> Checker<'a> {
+    fn new(node: &'a Node) -> Checker<'a> {
+        Checker {
+            node,
+            errors: Vec::new(),
+        }
+    }
+
     fn bad(&mut self, key: &str, problem: String, help: Option<String>) {
-        let at = self
-            .node
-            .config
-            .at(key)
-            .cloned()
-            .or_else(|| self.node.at.clone());
         let d = Diagnostic::error(format!(
             "{} `{}`: {problem}",
             self.node.kind.name(),
             self.node.name
         ))
-        .at_opt(at.or_else(|| Some(crate::diagnostics::Loc::new(&self.node.path, 0..0))))
+        .at(self.at(key))
         .help_opt(help);
         self.errors.push(d);
+    }
+
+    /// Where the node got setting `key`, else where it is declared, else its file.
+    fn at(&self, key: &str) -> crate::diagnostics::Loc {
+        let n = self.node;
+        n.config
+            .at(key)
+            .cloned()
+            .or_else(|| n.at.clone())
+            .unwrap_or_else(|| crate::diagnostics::Loc::new(&n.path, 0..0))
     }
 
     fn text(&mut self, key: &str) -> Option<String> {
@@ -252,10 +270,7 @@ pub(crate) fn incremental_spec(
     n: &Node,
     run: PlanOptions,
 ) -> Result<IncrementalSpec, Vec<Diagnostic>> {
-    let mut ck = Checker {
-        node: n,
-        errors: Vec::new(),
-    };
+    let mut ck = Checker::new(n);
     let unique_key = ck.columns("unique_key").unwrap_or_default();
     let strategy = ck.one_of("incremental_strategy", STRATEGIES);
     let strategy = strategy.as_deref().unwrap_or(if unique_key.is_empty() {
@@ -267,30 +282,8 @@ pub(crate) fn incremental_spec(
         .one_of("on_schema_change", SchemaChange::NAMES)
         .and_then(|s| SchemaChange::parse(&s))
         .unwrap_or(SchemaChange::Ignore);
-    // An empty list is no list, as in dbt: every column is updated.
-    let update_columns = ck.columns("merge_update_columns").filter(|c| !c.is_empty());
-    let exclude_columns = ck.columns("merge_exclude_columns").unwrap_or_default();
-    if update_columns.is_some() && !exclude_columns.is_empty() {
-        ck.bad(
-            "merge_exclude_columns",
-            "set `merge_update_columns` or `merge_exclude_columns`, not both".into(),
-            None,
-        );
-    }
-    let kind = match strategy {
-        "merge" | "delete+insert" if unique_key.is_empty() => {
-            ck.bad(
-                "incremental_strategy",
-                format!("the `{strategy}` strategy needs a `unique_key`"),
-                Some("e.g. config(unique_key='order_id') or unique_key=['day', 'shop_id']".into()),
-            );
-            StrategyKind::Append
-        }
-        "merge" => StrategyKind::Merge,
-        "delete+insert" => StrategyKind::DeleteInsert,
-        "microbatch" => microbatch(&mut ck).map_or(StrategyKind::Append, StrategyKind::Microbatch),
-        _ => StrategyKind::Append,
-    };
+    let (update_columns, exclude_columns) = merge_columns(&mut ck);
+    let kind = strategy_kind(&mut ck, strategy, &unique_key);
     ck.done(IncrementalSpec {
         strategy: kind,
         unique_key,
@@ -301,37 +294,46 @@ pub(crate) fn incremental_spec(
     })
 }
 
+/// `merge_update_columns` and `merge_exclude_columns`, of which at most one may be set.
+fn merge_columns(ck: &mut Checker<'_>) -> (Option<Vec<String>>, Vec<String>) {
+    // An empty list is no list, as in dbt: every column is updated.
+    let update_columns = ck.columns("merge_update_columns").filter(|c| !c.is_empty());
+    let exclude_columns = ck.columns("merge_exclude_columns").unwrap_or_default();
+    if update_columns.is_some() && !exclude_columns.is_empty() {
+        ck.bad(
+            "merge_exclude_columns",
+            "set `merge_update_columns` or `merge_exclude_columns`, not both".into(),
+            None,
+        );
+    }
+    (update_columns, exclude_columns)
+}
+
+/// The named strategy, checked against what it needs (append when it cannot be had).
+fn strategy_kind(ck: &mut Checker<'_>, strategy: &str, unique_key: &[String]) -> StrategyKind {
+    match strategy {
+        "merge" | "delete+insert" if unique_key.is_empty() => {
+            ck.bad(
+                "incremental_strategy",
+                format!("the `{strategy}` strategy needs a `unique_key`"),
+                Some("e.g. config(unique_key='order_id') or unique_key=['day', 'shop_id']".into()),
+            );
+            StrategyKind::Append
+        }
+        "merge" => StrategyKind::Merge,
+        "delete+insert" => StrategyKind::DeleteInsert,
+        "microbatch" => microbatch(ck).map_or(StrategyKind::Append, StrategyKind::Microbatch),
+        _ => StrategyKind::Append,
+    }
+}
+
 fn microbatch(ck: &mut Checker<'_>) -> Option<Microbatch> {
     let needs = "a microbatch model needs `event_time`, `batch_size` and `begin`";
     let example = "e.g. config(incremental_strategy='microbatch', event_time='ordered_at', batch_size='day', begin='2024-01-01')";
     let event_time = ck.text("event_time");
     let batch_size = ck.one_of("batch_size", &["hour", "day", "month", "year"]);
-    let begin_text = ck.text("begin");
-    let begin = begin_text.as_deref().and_then(|b| {
-        let t = parse_time(b);
-        if t.is_none() {
-            ck.bad(
-                "begin",
-                format!("`begin: {b}` is not a date or a date and time"),
-                Some("write it as 2024-01-01 or 2024-01-01 00:00:00".into()),
-            );
-        }
-        t
-    });
-    let lookback = match ck.node.config.get("lookback") {
-        None | Some(Json::Null) => 1,
-        Some(v) => match v.as_i64().filter(|n| *n >= 0) {
-            Some(n) => n,
-            None => {
-                ck.bad(
-                    "lookback",
-                    format!("`lookback` must be a whole number ≥ 0, found {v}"),
-                    None,
-                );
-                1
-            }
-        },
-    };
+    let begin = begin(ck);
+    let lookback = lookback(ck);
     match (event_time, batch_size, begin) {
         (Some(event_time), Some(size), Some(begin)) => Some(Microbatch {
             event_time,
@@ -348,6 +350,40 @@ fn microbatch(ck: &mut Checker<'_>) -> Option<Microbatch> {
     }
 }
 
+/// A microbatch's `begin`, a date or a date and time.
+fn begin(ck: &mut Checker<'_>) -> Option<DateTime> {
+    let begin_text = ck.text("begin");
+    begin_text.as_deref().and_then(|b| {
+        let t = parse_time(b);
+        if t.is_none() {
+            ck.bad(
+                "begin",
+                format!("`begin: {b}` is not a date or a date and time"),
+                Some("write it as 2024-01-01 or 2024-01-01 00:00:00".into()),
+            );
+        }
+        t
+    })
+}
+
+/// A microbatch's `lookback`, 1 when unset.
+fn lookback(ck: &mut Checker<'_>) -> i64 {
+    match ck.node.config.get("lookback") {
+        None | Some(Json::Null) => 1,
+        Some(v) => match v.as_i64().filter(|n| *n >= 0) {
+            Some(n) => n,
+            None => {
+                ck.bad(
+                    "lookback",
+                    format!("`lookback` must be a whole number ≥ 0, found {v}"),
+                    None,
+                );
+                1
+            }
+        },
+    }
+}
+
 /// A snapshot's settings: `unique_key`, `strategy` (timestamp with `updated_at`, or check
 /// with `check_cols`), `invalidate_hard_deletes` / `hard_deletes`, and
 /// `snapshot_meta_column_names`.
@@ -356,10 +392,7 @@ pub(crate) fn snapshot_spec(
     sql: &str,
     now: DateTime,
 ) -> Result<SnapshotSpec, Vec<Diagnostic>> {
-    let mut ck = Checker {
-        node: n,
-        errors: Vec::new(),
-    };
+    let mut ck = Checker::new(n);
     let unique_key = ck.columns("unique_key").unwrap_or_default();
     if unique_key.is_empty() {
         ck.bad(
@@ -368,95 +401,10 @@ pub(crate) fn snapshot_spec(
             Some("e.g. config(unique_key='customer_id', strategy='timestamp', updated_at='updated_at')".into()),
         );
     }
-    let strategy = match ck.one_of("strategy", &["timestamp", "check"]).as_deref() {
-        Some("check") => {
-            let columns = match n.config.get("check_cols") {
-                Some(Json::String(s)) if s == "all" => None,
-                _ => ck.columns("check_cols"),
-            };
-            if n.config.get("check_cols").is_none() {
-                ck.bad(
-                    "strategy",
-                    "the check strategy needs `check_cols` (a list of columns, or 'all')".into(),
-                    None,
-                );
-            } else if columns.as_ref().is_some_and(Vec::is_empty) {
-                ck.bad(
-                    "check_cols",
-                    "`check_cols` names no column".into(),
-                    Some("list the columns whose change makes a new version, or 'all'".into()),
-                );
-            }
-            SnapshotStrategy::Check { columns }
-        }
-        Some(_) => match ck.text("updated_at") {
-            Some(updated_at) => SnapshotStrategy::Timestamp { updated_at },
-            None => {
-                ck.bad(
-                    "strategy",
-                    "the timestamp strategy needs `updated_at`, the column that moves when a row changes".into(),
-                    None,
-                );
-                SnapshotStrategy::Check { columns: None }
-            }
-        },
-        None => {
-            if ck.errors.is_empty() {
-                ck.bad(
-                    "strategy",
-                    "a snapshot needs a `strategy`: timestamp (with `updated_at`) or check (with `check_cols`)".into(),
-                    None,
-                );
-            }
-            SnapshotStrategy::Check { columns: None }
-        }
-    };
-    let hard = ck.one_of("hard_deletes", &["ignore", "invalidate"]);
-    let invalidate = n
-        .config
-        .get("invalidate_hard_deletes")
-        .and_then(Json::as_bool)
-        == Some(true)
-        || hard.as_deref() == Some("invalidate");
-    let mut meta = SnapshotColumns::default();
-    if let Some(names) = n.config.get("snapshot_meta_column_names") {
-        let Some(map) = names.as_object() else {
-            ck.bad(
-                "snapshot_meta_column_names",
-                "`snapshot_meta_column_names` must be a mapping, e.g. {dbt_valid_from: valid_from}"
-                    .into(),
-                None,
-            );
-            return ck.done(placeholder_spec());
-        };
-        for (k, v) in map {
-            let slot = match k.as_str() {
-                "dbt_scd_id" => &mut meta.scd_id,
-                "dbt_updated_at" => &mut meta.updated_at,
-                "dbt_valid_from" => &mut meta.valid_from,
-                "dbt_valid_to" => &mut meta.valid_to,
-                other => {
-                    ck.bad(
-                        "snapshot_meta_column_names",
-                        format!("`{other}` is not a snapshot column xform writes"),
-                        Some(
-                            "rename dbt_scd_id, dbt_updated_at, dbt_valid_from or dbt_valid_to"
-                                .into(),
-                        ),
-                    );
-                    continue;
-                }
-            };
-            match v.as_str() {
-                Some(s) => *slot = s.to_string(),
-                None => ck.bad(
-                    "snapshot_meta_column_names",
-                    format!("the new name of `{k}` must be a string"),
-                    None,
-                ),
-            }
-        }
-    }
+    let strategy = snapshot_strategy(&mut ck);
+    let invalidate = invalidates_hard_deletes(&mut ck);
+    // When the names are not a mapping, `done` returns that error and the columns are unused.
+    let meta = meta_columns(&mut ck);
     ck.done(SnapshotSpec {
         sql: sql.to_string(),
         unique_key,
@@ -467,14 +415,122 @@ pub(crate) fn snapshot_spec(
     })
 }
 
-fn placeholder_spec() -> SnapshotSpec {
-    SnapshotSpec {
-        sql: String::new(),
-        unique_key: Vec::new(),
-        strategy: SnapshotStrategy::Check { columns: None },
-        invalidate_hard_deletes: false,
-        meta: SnapshotColumns::default(),
-        now: String::new(),
+/// A snapshot's `strategy`: check or timestamp, each with the setting it needs.
+fn snapshot_strategy(ck: &mut Checker<'_>) -> SnapshotStrategy {
+    match ck.one_of("strategy", &["timestamp", "check"]).as_deref() {
+        Some("check") => check_strategy(ck),
+        Some(_) => timestamp_strategy(ck),
+        None => {
+            if ck.errors.is_empty() {
+                ck.bad(
+                    "strategy",
+                    "a snapshot needs a `strategy`: timestamp (with `updated_at`) or check (with `check_cols`)".into(),
+                    None,
+                );
+            }
+            SnapshotStrategy::Check { columns: None }
+        }
+    }
+}
+
+/// The check strategy with its `check_cols`: a list of columns, or 'all' (`None`).
+fn check_strategy(ck: &mut Checker<'_>) -> SnapshotStrategy {
+    let n = ck.node;
+    let columns = match n.config.get("check_cols") {
+        Some(Json::String(s)) if s == "all" => None,
+        _ => ck.columns("check_cols"),
+    };
+    if n.config.get("check_cols").is_none() {
+        ck.bad(
+            "strategy",
+            "the check strategy needs `check_cols` (a list of columns, or 'all')".into(),
+            None,
+        );
+    } else if columns.as_ref().is_some_and(Vec::is_empty) {
+        ck.bad(
+            "check_cols",
+            "`check_cols` names no column".into(),
+            Some("list the columns whose change makes a new version, or 'all'".into()),
+        );
+    }
+    SnapshotStrategy::Check { columns }
+}
+
+/// The timestamp strategy with its `updated_at` column.
+fn timestamp_strategy(ck: &mut Checker<'_>) -> SnapshotStrategy {
+    match ck.text("updated_at") {
+        Some(updated_at) => SnapshotStrategy::Timestamp { updated_at },
+        None => {
+            ck.bad(
+                "strategy",
+                "the timestamp strategy needs `updated_at`, the column that moves when a row changes".into(),
+                None,
+            );
+            SnapshotStrategy::Check { columns: None }
+        }
+    }
+}
+
+/// `invalidate_hard_deletes: true` or `hard_deletes: invalidate`.
+fn invalidates_hard_deletes(ck: &mut Checker<'_>) -> bool {
+    let hard = ck.one_of("hard_deletes", &["ignore", "invalidate"]);
+    ck.node
+        .config
+        .get("invalidate_hard_deletes")
+        .and_then(Json::as_bool)
+        == Some(true)
+        || hard.as_deref() == Some("invalidate")
+}
+
+/// The snapshot's own columns, renamed by `snapshot_meta_column_names`.
+fn meta_columns(ck: &mut Checker<'_>) -> SnapshotColumns {
+    let mut meta = SnapshotColumns::default();
+    let Some(names) = ck.node.config.get("snapshot_meta_column_names") else {
+        return meta;
+    };
+    let Some(map) = names.as_object() else {
+        ck.bad(
+            "snapshot_meta_column_names",
+            "`snapshot_meta_column_names` must be a mapping, e.g. {dbt_valid_from: valid_from}"
+                .into(),
+            None,
+        );
+        return meta;
+    };
+    for (k, v) in map {
+        rename_meta_column(ck, &mut meta, k, v);
+    }
+    meta
+}
+
+/// Renames the snapshot column `k` to `v`, or says why not.
+fn rename_meta_column(ck: &mut Checker<'_>, meta: &mut SnapshotColumns, k: &str, v: &Json) {
+    let Some(slot) = meta_slot(meta, k) else {
+        ck.bad(
+            "snapshot_meta_column_names",
+            format!("`{k}` is not a snapshot column xform writes"),
+            Some("rename dbt_scd_id, dbt_updated_at, dbt_valid_from or dbt_valid_to".into()),
+        );
+        return;
+    };
+    match v.as_str() {
+        Some(s) => *slot = s.to_string(),
+        None => ck.bad(
+            "snapshot_meta_column_names",
+            format!("the new name of `{k}` must be a string"),
+            None,
+        ),
+    }
+}
+
+/// The name of the snapshot column dbt calls `dbt_name`.
+fn meta_slot<'m>(meta: &'m mut SnapshotColumns, dbt_name: &str) -> Option<&'m mut String> {
+    match dbt_name {
+        "dbt_scd_id" => Some(&mut meta.scd_id),
+        "dbt_updated_at" => Some(&mut meta.updated_at),
+        "dbt_valid_from" => Some(&mut meta.valid_from),
+        "dbt_valid_to" => Some(&mut meta.valid_to),
+        _ => None,
     }
 }
 

@@ -176,14 +176,7 @@ pub(crate) fn run(
         .iter()
         .map(|&u| testing::unit::run(session, c, u))
         .collect();
-    if let Some(failed) = tests.iter().find(|t| t.blocking) {
-        let failure = Failure {
-            message: format!(
-                "not built: unit test `{}` failed",
-                c.nodes()[failed.node].name
-            ),
-            interrupted: failed.interrupted,
-        };
+    if let Some(failure) = unit_test_failure(c, &tests) {
         return skip_tests(
             job,
             failure,
@@ -198,53 +191,75 @@ pub(crate) fn run(
     if let Some(batches) = microbatches(job, replaces) {
         return run_batches(session, c, job, &batches, (more, threads), tests, log);
     }
-    let input = match input(c, root, job, replaces) {
-        Ok(i) => i,
-        Err(f) => return skip_tests(job, f, tests, "skipped: its model did not build"),
-    };
+    match input(c, root, job, replaces) {
+        Ok(input) => build(session, c, (job, replaces), &input, tests, log),
+        Err(f) => not_built(job, f, tests),
+    }
+}
+
+/// Why the job's model is not built when one of its unit tests blocks it.
+fn unit_test_failure(c: &Compiled, tests: &[TestResult]) -> Option<Failure> {
+    let failed = tests.iter().find(|t| t.blocking)?;
+    Some(Failure {
+        message: format!(
+            "not built: unit test `{}` failed",
+            c.nodes()[failed.node].name
+        ),
+        interrupted: failed.interrupted,
+    })
+}
+
+/// Stages the job's relation and publishes it — after its data tests pass on it, when the job
+/// audits — then runs the tests that did not audit it.
+fn build(
+    session: &mut dyn Session,
+    c: &Compiled,
+    (job, replaces): (&Job, Option<RelKind>),
+    input: &Input,
+    mut tests: Vec<TestResult>,
+    log: &mut Vec<String>,
+) -> Done {
     let audit = job.audit && job.tests.iter().any(|&t| blocks(c, t));
     let relation = job
         .relation
         .as_ref()
         .expect("a building job has a relation");
     let stage = |s: &mut dyn Session, log: &mut Vec<String>| {
-        let what = what_to_build(c, job, replaces, &input);
+        let what = what_to_build(c, job, replaces, input);
         s.stage(relation, what, replaces, audit, log)
     };
     let staged = match stage(session, log) {
         Ok(s) => s,
-        Err(e) => {
-            return skip_tests(
-                job,
-                failure(job, e),
-                tests,
-                "skipped: its model did not build",
-            );
-        }
+        Err(e) => return not_built(job, failure(job, e), tests),
     };
     if !audit {
-        let published = session.publish(staged, log).map_err(|e| failure(job, e));
-        if published.is_ok() {
-            tests.extend(testing::run_data_tests(session, c, &job.tests, None, log));
-        } else {
-            tests.extend(skipped(job, "skipped: its model did not build"));
-        }
-        return done(published.map(|s| s.rows), tests);
+        return publish_then_test(session, c, job, staged, tests, log);
     }
     let (staged, audited) = match audit_staged(session, c, job, staged, &stage, log) {
         Ok(audited) => audited,
-        Err(e) => {
-            return skip_tests(
-                job,
-                failure(job, e),
-                tests,
-                "skipped: its model did not build",
-            );
-        }
+        Err(e) => return not_built(job, failure(job, e), tests),
     };
     let built = publish_if_passed(session, c, job, staged, &audited, log);
     tests.extend(audited);
     done(built, tests)
+}
+
+/// Publishes an unaudited build, then runs the job's data tests on it.
+fn publish_then_test(
+    session: &mut dyn Session,
+    c: &Compiled,
+    job: &Job,
+    staged: Staged,
+    mut tests: Vec<TestResult>,
+    log: &mut Vec<String>,
+) -> Done {
+    let published = session.publish(staged, log).map_err(|e| failure(job, e));
+    if published.is_ok() {
+        tests.extend(testing::run_data_tests(session, c, &job.tests, None, log));
+    } else {
+        tests.extend(skipped(job, "skipped: its model did not build"));
+    }
+    done(published.map(|s| s.rows), tests)
 }
 
 /// How a session stages the job's relation (again).
@@ -265,12 +280,7 @@ fn audit_staged(
 ) -> DbResult<(Staged, Vec<TestResult>)> {
     let mut broken: Vec<TestResult> = Vec::new();
     loop {
-        let pending: Vec<usize> = job
-            .tests
-            .iter()
-            .copied()
-            .filter(|&t| !broken.iter().any(|b| b.node == t))
-            .collect();
+        let pending = pending_tests(job, &broken);
         let swap = swap(c, job, &staged);
         let mut results = testing::run_data_tests(session, c, &pending, swap.as_ref(), log);
         let known = broken.len();
@@ -290,6 +300,15 @@ fn audit_staged(
             return Ok((staged, results));
         }
     }
+}
+
+/// The job's tests not found broken yet.
+fn pending_tests(job: &Job, broken: &[TestResult]) -> Vec<usize> {
+    job.tests
+        .iter()
+        .copied()
+        .filter(|&t| !broken.iter().any(|b| b.node == t))
+        .collect()
 }
 
 fn restage(
@@ -321,11 +340,7 @@ fn publish_if_passed(
     audited: &[TestResult],
     log: &mut Vec<String>,
 ) -> Result<Option<u64>, Failure> {
-    let failed: Vec<String> = audited
-        .iter()
-        .filter(|t| t.blocking)
-        .map(|t| format!("`{}`", c.nodes()[t.node].name))
-        .collect();
+    let failed = blocking_failures(c, audited);
     if failed.is_empty() {
         return session
             .publish(staged, log)
@@ -344,6 +359,15 @@ fn publish_if_passed(
         }),
         Err(e) => Err(failure(job, e)),
     }
+}
+
+/// The tests (quoted names) whose failure keeps the build from being published.
+fn blocking_failures(c: &Compiled, audited: &[TestResult]) -> Vec<String> {
+    audited
+        .iter()
+        .filter(|t| t.blocking)
+        .map(|t| format!("`{}`", c.nodes()[t.node].name))
+        .collect()
 }
 
 fn done(built: Result<Option<u64>, Failure>, tests: Vec<TestResult>) -> Done {
@@ -447,24 +471,79 @@ fn run_batches(
     let StrategyKind::Microbatch(mb) = &spec.strategy else {
         return done(Ok(None), tests);
     };
-    let dialect = c.project.target.dialect();
-    let base = c.incremental_sql[job.node]
+    let run = BatchRun {
+        c,
+        spec,
+        event_time: &mb.event_time,
+        base: increment_sql(c, job.node),
+        relation: job
+            .relation
+            .as_ref()
+            .expect("a building job has a relation"),
+    };
+    let mut results = Vec::with_capacity(batches.len());
+    if let Some(first) = batches.first() {
+        results.push(run.one(session, first, log));
+    }
+    let rest = &batches[batches.len().min(1)..];
+    let threads = batch_threads(c, job, threads);
+    results.extend(run.in_parallel(session, rest, (more, threads), log));
+    let built = batches_built(session, c, job, &results, &mut tests, log);
+    Done {
+        built,
+        batches: results,
+        tests,
+    }
+}
+
+/// The SQL of model `i`'s new rows: its incremental branch, or all of it.
+fn increment_sql(c: &Compiled, i: usize) -> &str {
+    c.incremental_sql[i]
         .as_deref()
-        .or(c.sql[job.node].as_deref())
-        .unwrap_or_default();
-    let relation = job
-        .relation
-        .as_ref()
-        .expect("a building job has a relation");
-    let run_one = |s: &mut dyn Session, batch: &(String, String), log: &mut Vec<String>| {
-        let sql = dialect.time_range(base, &mb.event_time, &batch.0, Some(&batch.1));
+        .or(c.sql[i].as_deref())
+        .unwrap_or_default()
+}
+
+/// The sessions a microbatch model's batches may use: one with `concurrent_batches: false`
+/// (dbt's switch), which runs them one after another.
+fn batch_threads(c: &Compiled, job: &Job, threads: usize) -> usize {
+    let concurrent = c.nodes()[job.node].config.get("concurrent_batches");
+    match concurrent.and_then(|v| v.as_bool()) {
+        Some(false) => 1,
+        _ => threads,
+    }
+}
+
+/// The batches run by parallel sessions, each with its index, and the statements they ran.
+type Finished = Mutex<(Vec<(usize, BatchResult)>, Vec<String>)>;
+
+/// What every batch of one microbatch model's run shares.
+struct BatchRun<'a> {
+    c: &'a Compiled,
+    spec: &'a IncrementalSpec,
+    event_time: &'a str,
+    /// The model's SQL, before it is limited to a batch's interval.
+    base: &'a str,
+    relation: &'a Relation,
+}
+
+impl BatchRun<'_> {
+    /// Runs one batch in its own transaction: delete its interval, insert its rows.
+    fn one(
+        &self,
+        s: &mut dyn Session,
+        batch: &(String, String),
+        log: &mut Vec<String>,
+    ) -> BatchResult {
+        let dialect = self.c.project.target.dialect();
+        let sql = dialect.time_range(self.base, self.event_time, &batch.0, Some(&batch.1));
         let build = Build::Increment(Increment {
             sql: &sql,
-            strategy: spec.strategy(Some(batch)),
-            on_schema_change: spec.on_schema_change,
+            strategy: self.spec.strategy(Some(batch)),
+            on_schema_change: self.spec.on_schema_change,
         });
         let result = s
-            .stage(relation, build, Some(RelKind::Table), false, log)
+            .stage(self.relation, build, Some(RelKind::Table), false, log)
             .and_then(|staged| s.publish(staged, log));
         BatchResult {
             start: batch.0.clone(),
@@ -473,70 +552,87 @@ fn run_batches(
             interrupted: result.as_ref().err() == Some(&DbError::Interrupted),
             error: result.err().map(|e| e.to_string()),
         }
-    };
-    let mut results = Vec::with_capacity(batches.len());
-    if let Some(first) = batches.first() {
-        results.push(run_one(session, first, log));
     }
-    let rest = &batches[batches.len().min(1)..];
-    let next = AtomicUsize::new(0);
-    let shared = Mutex::new((Vec::new(), Vec::new()));
-    // `concurrent_batches: false` (dbt's switch) runs them one after another.
-    let concurrent = c.nodes()[job.node].config.get("concurrent_batches");
-    let threads = match concurrent.and_then(|v| v.as_bool()) {
-        Some(false) => 1,
-        _ => threads,
-    };
-    let helpers = threads.saturating_sub(1).min(rest.len().saturating_sub(1));
-    std::thread::scope(|scope| {
-        let work = |s: &mut dyn Session| {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(batch) = rest.get(i) else { return };
-                let mut own_log = Vec::new();
-                let r = run_one(s, batch, &mut own_log);
-                let mut out = shared.lock().unwrap_or_else(|e| e.into_inner());
-                out.0.push((i, r));
-                out.1.extend(own_log);
+
+    /// Runs `batches` on this session and up to `threads - 1` more opened with `more`; the
+    /// results come back in the order of the batches.
+    fn in_parallel(
+        &self,
+        session: &mut dyn Session,
+        batches: &[(String, String)],
+        (more, threads): (MoreSessions<'_>, usize),
+        log: &mut Vec<String>,
+    ) -> Vec<BatchResult> {
+        let next = AtomicUsize::new(0);
+        let finished: Finished = Mutex::new((Vec::new(), Vec::new()));
+        let helpers = threads
+            .saturating_sub(1)
+            .min(batches.len().saturating_sub(1));
+        std::thread::scope(|scope| {
+            let work = |s: &mut dyn Session| self.take_turns(s, batches, &next, &finished);
+            for _ in 0..helpers {
+                if let Ok(mut s) = more() {
+                    let helper = std::thread::Builder::new().stack_size(crate::STACK_SIZE);
+                    let _ = helper.spawn_scoped(scope, move || work(s.as_mut()));
+                }
             }
-        };
-        for _ in 0..helpers {
-            if let Ok(mut s) = more() {
-                let helper = std::thread::Builder::new().stack_size(crate::STACK_SIZE);
-                let _ = helper.spawn_scoped(scope, move || work(s.as_mut()));
-            }
+            work(session);
+        });
+        let (mut results, own_logs) = finished.into_inner().unwrap_or_else(|e| e.into_inner());
+        results.sort_by_key(|(i, _)| *i);
+        log.extend(own_logs);
+        results.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Runs the next batch nobody has taken, until none is left.
+    fn take_turns(
+        &self,
+        s: &mut dyn Session,
+        batches: &[(String, String)],
+        next: &AtomicUsize,
+        finished: &Finished,
+    ) {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(batch) = batches.get(i) else { return };
+            let mut own_log = Vec::new();
+            let r = self.one(s, batch, &mut own_log);
+            let mut out = finished.lock().unwrap_or_else(|e| e.into_inner());
+            out.0.push((i, r));
+            out.1.extend(own_log);
         }
-        work(session);
-    });
-    let (mut rest_results, rest_log) = shared.into_inner().unwrap_or_else(|e| e.into_inner());
-    rest_results.sort_by_key(|(i, _)| *i);
-    results.extend(rest_results.into_iter().map(|(_, r)| r));
-    log.extend(rest_log);
-    let failed: Vec<&BatchResult> = results.iter().filter(|b| b.error.is_some()).collect();
-    let built = if failed.is_empty() {
-        tests.extend(testing::run_data_tests(session, c, &job.tests, None, log));
-        Ok(Some(results.iter().filter_map(|b| b.rows).sum()))
-    } else {
-        tests.extend(skipped(job, "skipped: a batch of its model failed"));
-        let interrupted = failed.iter().all(|b| b.interrupted);
-        let first = failed[0];
-        Err(Failure {
-            message: format!(
-                "{} of {} batches failed (the others are committed); first: [{}, {}): {}",
-                failed.len(),
-                results.len(),
-                first.start,
-                first.end,
-                first.error.as_deref().unwrap_or("")
-            ),
-            interrupted,
-        })
-    };
-    Done {
-        built,
-        batches: results,
-        tests,
     }
+}
+
+/// A microbatch model's build: its rows when every batch committed (then its tests run), else
+/// how many batches failed and the first failure.
+fn batches_built(
+    session: &mut dyn Session,
+    c: &Compiled,
+    job: &Job,
+    results: &[BatchResult],
+    tests: &mut Vec<TestResult>,
+    log: &mut Vec<String>,
+) -> Result<Option<u64>, Failure> {
+    let failed: Vec<&BatchResult> = results.iter().filter(|b| b.error.is_some()).collect();
+    if failed.is_empty() {
+        tests.extend(testing::run_data_tests(session, c, &job.tests, None, log));
+        return Ok(Some(results.iter().filter_map(|b| b.rows).sum()));
+    }
+    tests.extend(skipped(job, "skipped: a batch of its model failed"));
+    let interrupted = failed.iter().all(|b| b.interrupted);
+    let first = failed[0];
+    Err(Failure {
+        message: format!(
+            "{} of {} batches failed (the others are committed); first: [{}, {}): {}",
+            failed.len(),
+            results.len(),
+            first.start,
+            first.end,
+            first.error.as_deref().unwrap_or("")
+        ),
+        interrupted,
+    })
 }
 
 /// Whether a failure of test `t` keeps its model from being published.
@@ -556,6 +652,10 @@ fn skipped(job: &Job, why: &str) -> Vec<TestResult> {
 fn skip_tests(job: &Job, f: Failure, mut tests: Vec<TestResult>, why: &str) -> Done {
     tests.extend(skipped(job, why));
     done(Err(f), tests)
+}
+
+fn not_built(job: &Job, f: Failure, tests: Vec<TestResult>) -> Done {
+    skip_tests(job, f, tests, "skipped: its model did not build")
 }
 
 fn failure(job: &Job, e: DbError) -> Failure {
@@ -590,14 +690,7 @@ pub(crate) fn attach_tests(c: &Compiled, jobs: &mut Vec<Job>, tests: &[usize]) {
     let position = c.graph.positions();
     for &t in tests {
         let owner = tested_node(c, t, &position);
-        let parents: Vec<usize> = c.graph.parents(t).filter(|&p| p != owner).collect();
-        let attachable = job_of.contains_key(&owner)
-            && (parents.is_empty() || {
-                let upstream: HashSet<usize> =
-                    c.graph.walk(owner, true, None).into_iter().collect();
-                parents.iter().all(|p| upstream.contains(p))
-            });
-        let j = if attachable {
+        let j = if job_of.contains_key(&owner) && reads_upstream_only(c, t, owner) {
             job_of[&owner]
         } else {
             *test_job_of.entry(owner).or_insert_with(|| {
@@ -612,6 +705,15 @@ pub(crate) fn attach_tests(c: &Compiled, jobs: &mut Vec<Job>, tests: &[usize]) {
     }
     if jobs.iter().all(|j| !j.builds()) {
         merge_test_jobs(jobs);
+    }
+}
+
+/// Whether everything test `t` reads besides `owner` is upstream of `owner`.
+fn reads_upstream_only(c: &Compiled, t: usize, owner: usize) -> bool {
+    let parents: Vec<usize> = c.graph.parents(t).filter(|&p| p != owner).collect();
+    parents.is_empty() || {
+        let upstream: HashSet<usize> = c.graph.walk(owner, true, None).into_iter().collect();
+        parents.iter().all(|p| upstream.contains(p))
     }
 }
 

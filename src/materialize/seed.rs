@@ -26,85 +26,17 @@ pub(crate) struct SeedSpec {
 
 /// Reads and checks a seed's settings; every mistake is a diagnostic at the setting.
 pub(crate) fn spec(n: &Node) -> Result<SeedSpec, Vec<Diagnostic>> {
-    let mut errors = Vec::new();
-    let mut bad = |key: &str, other: &Json, problem: &str, help: &str| {
-        let d = Diagnostic::error(format!("seed `{}`: `{key}: {other}` {problem}", n.name))
-            .at_opt(n.config.at(key).cloned().or_else(|| n.at.clone()))
-            .help(help.to_string());
-        errors.push(d);
+    let mut ck = Settings {
+        node: n,
+        errors: Vec::new(),
     };
-    // A string setting: `default` when unset, the value when `valid` accepts it.
-    let mut text = |key: &str, default: &str, valid: fn(&str) -> bool, problem, help| match n
-        .config
-        .get(key)
-    {
-        None | Some(Json::Null) => default.to_string(),
-        Some(Json::String(s)) if valid(s) => s.clone(),
-        Some(other) => {
-            bad(key, other, problem, help);
-            default.to_string()
-        }
-    };
-    let label = text(
-        "encoding",
-        "utf-8",
-        |l| encoding(l).is_some(),
-        "is not an encoding xform knows",
-        ENCODING_HELP,
-    );
-    let delimiter = text(
-        "delimiter",
-        ",",
-        |d| !d.is_empty() && d.len() <= 4 && d != "\n",
-        "cannot separate columns",
-        "use one character, e.g. `delimiter: \";\"` or `delimiter: \"\\t\"`",
-    );
-    let quote = text(
-        "quote",
-        "\"",
-        |q| q.chars().count() <= 1,
-        "must be one character (or empty)",
-        "e.g. `quote: \"'\"`",
-    );
-    let header = match n.config.get("header") {
-        None | Some(Json::Null) => true,
-        Some(Json::Bool(b)) => *b,
-        Some(other) => {
-            bad(
-                "header",
-                other,
-                "must be true or false",
-                "`header: false` when the first line is data",
-            );
-            true
-        }
-    };
-    let column_types = match n.config.get("column_types") {
-        None | Some(Json::Null) => Vec::new(),
-        Some(Json::Object(m)) if m.values().all(Json::is_string) => m
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-            .collect(),
-        Some(other) => {
-            let help = if other
-                .as_object()
-                .is_some_and(|m| m.values().any(Json::is_null))
-            {
-                "a type with a comma must be quoted in YAML: `amount: \"decimal(12,2)\"`"
-            } else {
-                "e.g. `column_types: {amount: \"decimal(12,2)\", ordered_at: timestamp}`"
-            };
-            bad(
-                "column_types",
-                other,
-                "must map column names to type names",
-                help,
-            );
-            Vec::new()
-        }
-    };
-    if !errors.is_empty() {
-        return Err(errors);
+    let label = encoding_label(&mut ck);
+    let delimiter = delimiter(&mut ck);
+    let quote = quote(&mut ck);
+    let header = header(&mut ck);
+    let column_types = column_types(&mut ck);
+    if !ck.errors.is_empty() {
+        return Err(ck.errors);
     }
     Ok(SeedSpec {
         path: n.path.to_string(),
@@ -114,6 +46,124 @@ pub(crate) fn spec(n: &Node) -> Result<SeedSpec, Vec<Diagnostic>> {
         header,
         column_types,
     })
+}
+
+/// A seed's settings being read, with the mistakes found so far.
+struct Settings<'a> {
+    node: &'a Node,
+    errors: Vec<Diagnostic>,
+}
+
+impl Settings<'_> {
+    fn bad(&mut self, key: &str, other: &Json, problem: &str, help: &str) {
+        let n = self.node;
+        let d = Diagnostic::error(format!("seed `{}`: `{key}: {other}` {problem}", n.name))
+            .at_opt(n.config.at(key).cloned().or_else(|| n.at.clone()))
+            .help(help.to_string());
+        self.errors.push(d);
+    }
+
+    /// A string setting: `default` when unset, the value when `valid` accepts it.
+    fn text(
+        &mut self,
+        key: &str,
+        default: &str,
+        valid: fn(&str) -> bool,
+        problem: &str,
+        help: &str,
+    ) -> String {
+        match self.node.config.get(key) {
+            None | Some(Json::Null) => default.to_string(),
+            Some(Json::String(s)) if valid(s) => s.clone(),
+            Some(other) => {
+                self.bad(key, other, problem, help);
+                default.to_string()
+            }
+        }
+    }
+}
+
+/// `encoding`, a label [`encoding`] knows; utf-8 when unset.
+fn encoding_label(ck: &mut Settings<'_>) -> String {
+    ck.text(
+        "encoding",
+        "utf-8",
+        |l| encoding(l).is_some(),
+        "is not an encoding xform knows",
+        ENCODING_HELP,
+    )
+}
+
+/// `delimiter`, up to four bytes; a comma when unset.
+fn delimiter(ck: &mut Settings<'_>) -> String {
+    ck.text(
+        "delimiter",
+        ",",
+        |d| !d.is_empty() && d.len() <= 4 && d != "\n",
+        "cannot separate columns",
+        "use one character, e.g. `delimiter: \";\"` or `delimiter: \"\\t\"`",
+    )
+}
+
+/// `quote`, one character or none; a double quote when unset.
+fn quote(ck: &mut Settings<'_>) -> String {
+    ck.text(
+        "quote",
+        "\"",
+        |q| q.chars().count() <= 1,
+        "must be one character (or empty)",
+        "e.g. `quote: \"'\"`",
+    )
+}
+
+/// `header`, true when unset.
+fn header(ck: &mut Settings<'_>) -> bool {
+    match ck.node.config.get("header") {
+        None | Some(Json::Null) => true,
+        Some(Json::Bool(b)) => *b,
+        Some(other) => {
+            ck.bad(
+                "header",
+                other,
+                "must be true or false",
+                "`header: false` when the first line is data",
+            );
+            true
+        }
+    }
+}
+
+/// `column_types`: column names mapped to type names.
+fn column_types(ck: &mut Settings<'_>) -> Vec<(String, String)> {
+    match ck.node.config.get("column_types") {
+        None | Some(Json::Null) => Vec::new(),
+        Some(Json::Object(m)) if m.values().all(Json::is_string) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect(),
+        Some(other) => {
+            ck.bad(
+                "column_types",
+                other,
+                "must map column names to type names",
+                column_types_help(other),
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// What to write instead of a bad `column_types`; a null value hints at a type with an
+/// unquoted comma.
+fn column_types_help(other: &Json) -> &'static str {
+    if other
+        .as_object()
+        .is_some_and(|m| m.values().any(Json::is_null))
+    {
+        "a type with a comma must be quoted in YAML: `amount: \"decimal(12,2)\"`"
+    } else {
+        "e.g. `column_types: {amount: \"decimal(12,2)\", ordered_at: timestamp}`"
+    }
 }
 
 const ENCODING_HELP: &str = "use utf-8 (the default), cp949 / euc-kr for Korean spreadsheets, utf-16, or another WHATWG label";
@@ -161,13 +211,18 @@ pub(crate) fn bad_row_message(
     column: Option<&str>,
     message: &str,
 ) -> String {
-    let hint = if message.to_ascii_lowercase().contains("unicode") {
-        "; if the file is not UTF-8, set `encoding:` (e.g. cp949) on the seed"
-    } else {
-        ""
-    };
+    let hint = encoding_hint(message);
     match column {
         Some(c) => format!("{}:{line}: column `{c}`: {message}{hint}", s.path),
         None => format!("{}:{line}: {message}{hint}", s.path),
+    }
+}
+
+/// A word on `encoding:` when the warehouse could not read the text as Unicode.
+fn encoding_hint(message: &str) -> &'static str {
+    if message.to_ascii_lowercase().contains("unicode") {
+        "; if the file is not UTF-8, set `encoding:` (e.g. cp949) on the seed"
+    } else {
+        ""
     }
 }

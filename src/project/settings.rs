@@ -78,49 +78,12 @@ pub(crate) struct Settings {
 pub(crate) fn parse(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Settings {
     let src = Src::new(file, text);
     let mut s = Settings::default();
-    let root = match src.parse() {
-        Ok(Some(root)) => root,
-        Ok(None) => {
-            diags.push(Diagnostic::error("project.yml is empty").at(Loc::new(file, 0..0)).help(
-                "a project needs at least `name:` and a target, e.g. run `xform init` for an example",
-            ));
-            return s;
-        }
-        Err(d) => {
-            diags.push(d);
-            return s;
-        }
+    let Some(root) = root(&src, file, diags) else {
+        return s;
     };
     s.loc = Some(src.loc(&root));
     for (key, knode, v) in src.fields(&root, "project.yml", TOP_KEYS, diags) {
-        match key {
-            "name" => s.name = src.text(v, "`name`", diags).unwrap_or_default(),
-            "default_target" => {
-                s.default_target = src
-                    .text(v, "`default_target`", diags)
-                    .map(|t| (t, src.loc(v)))
-            }
-            "targets" => s.targets = targets(&src, v, diags),
-            "paths" => s.paths = paths(&src, v, diags),
-            "vars" => s.vars = vars(&src, v, diags),
-            "models" => s.models = folder_config(&src, v, "models", diags),
-            "seeds" => s.seeds = folder_config(&src, v, "seeds", diags),
-            "tests" | "data_tests" => s.tests = folder_config(&src, v, key, diags),
-            "snapshots" => s.snapshots = folder_config(&src, v, key, diags),
-            "sql_check" => {
-                let value = src
-                    .text(v, "`sql_check`", diags)
-                    .map_or(Json::Null, Json::String);
-                s.models.config.set("sql_check", value, Some(src.loc(v)));
-            }
-            "sources" | "on_run_start" | "on_run_end" => diags.push(
-                Diagnostic::warning(format!(
-                    "`{key}` in project.yml is not used yet by this xform"
-                ))
-                .at(src.loc(knode)),
-            ),
-            _ => {}
-        }
+        set(&mut s, &src, (key, knode, v), diags);
     }
     if s.name.is_empty() {
         diags.push(
@@ -130,6 +93,60 @@ pub(crate) fn parse(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Set
         );
     }
     s
+}
+
+/// The document of project.yml; `None` when it is empty or not YAML.
+fn root<'t>(src: &Src<'t>, file: &Arc<str>, diags: &mut Diagnostics) -> Option<Node<'t>> {
+    match src.parse() {
+        Ok(Some(root)) => Some(root),
+        Ok(None) => {
+            diags.push(Diagnostic::error("project.yml is empty").at(Loc::new(file, 0..0)).help(
+                "a project needs at least `name:` and a target, e.g. run `xform init` for an example",
+            ));
+            None
+        }
+        Err(d) => {
+            diags.push(d);
+            None
+        }
+    }
+}
+
+/// Reads one top-level key of project.yml into `s`.
+fn set(
+    s: &mut Settings,
+    src: &Src,
+    (key, knode, v): (&str, &Node, &Node),
+    diags: &mut Diagnostics,
+) {
+    match key {
+        "name" => s.name = src.text(v, "`name`", diags).unwrap_or_default(),
+        "default_target" => {
+            s.default_target = src
+                .text(v, "`default_target`", diags)
+                .map(|t| (t, src.loc(v)))
+        }
+        "targets" => s.targets = targets(src, v, diags),
+        "paths" => s.paths = paths(src, v, diags),
+        "vars" => s.vars = vars(src, v, diags),
+        "models" => s.models = folder_config(src, v, "models", diags),
+        "seeds" => s.seeds = folder_config(src, v, "seeds", diags),
+        "tests" | "data_tests" => s.tests = folder_config(src, v, key, diags),
+        "snapshots" => s.snapshots = folder_config(src, v, key, diags),
+        "sql_check" => {
+            let value = src
+                .text(v, "`sql_check`", diags)
+                .map_or(Json::Null, Json::String);
+            s.models.config.set("sql_check", value, Some(src.loc(v)));
+        }
+        "sources" | "on_run_start" | "on_run_end" => diags.push(
+            Diagnostic::warning(format!(
+                "`{key}` in project.yml is not used yet by this xform"
+            ))
+            .at(src.loc(knode)),
+        ),
+        _ => {}
+    }
 }
 
 fn targets(src: &Src, node: &Node, diags: &mut Diagnostics) -> BTreeMap<String, TargetDecl> {

@@ -111,69 +111,88 @@ impl TestConfig {
 
 /// The settings of test node `n` (a generic or singular data test).
 pub(crate) fn test_config(n: &Node) -> Result<TestConfig, Diagnostic> {
-    let c = &n.config;
-    let bad = |key: &str, msg: String, help: &str| {
-        Diagnostic::error(format!("test `{}`: {msg}", n.name))
-            .at_opt(c.at(key).cloned().or_else(|| n.at.clone()))
-            .help(help.to_string())
-    };
-    let severity = match c.get("severity") {
-        None | Some(Json::Null) => Severity::Error,
-        Some(Json::String(s)) if s.eq_ignore_ascii_case("error") => Severity::Error,
-        Some(Json::String(s)) if s.eq_ignore_ascii_case("warn") => Severity::Warn,
-        Some(v) => {
-            return Err(bad(
-                "severity",
-                format!("`severity` is {v}"),
-                "use `error` or `warn`",
-            ));
-        }
-    };
-    let threshold = |key: &str| -> Result<Threshold, Diagnostic> {
-        match c.get(key) {
-            None | Some(Json::Null) => Ok(Threshold::ANY),
-            Some(Json::String(s)) => Threshold::parse(s).ok_or_else(|| {
-                bad(
-                    key,
-                    format!("`{key}: {s}` is not a comparison with a number"),
-                    "write a comparison with the number of failing rows, e.g. `>10` or `!=0`",
-                )
-            }),
-            Some(v) => Err(bad(
-                key,
-                format!("`{key}` is {v}"),
-                "write a comparison in quotes, e.g. `\">10\"`",
-            )),
-        }
-    };
-    let limit = match c.get("limit") {
-        None | Some(Json::Null) => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| {
+    let severity = severity(n)?;
+    let limit = limit(n)?;
+    let store_failures = store_failures(n)?;
+    Ok(TestConfig {
+        severity,
+        warn_if: threshold(n, "warn_if")?,
+        error_if: threshold(n, "error_if")?,
+        limit,
+        store_failures,
+    })
+}
+
+/// A mistake in test `n`'s setting `key`.
+fn bad(n: &Node, key: &str, msg: String, help: &str) -> Diagnostic {
+    Diagnostic::error(format!("test `{}`: {msg}", n.name))
+        .at_opt(n.config.at(key).cloned().or_else(|| n.at.clone()))
+        .help(help.to_string())
+}
+
+/// `severity`: error (the default) or warn, in any case.
+fn severity(n: &Node) -> Result<Severity, Diagnostic> {
+    match n.config.get("severity") {
+        None | Some(Json::Null) => Ok(Severity::Error),
+        Some(Json::String(s)) if s.eq_ignore_ascii_case("error") => Ok(Severity::Error),
+        Some(Json::String(s)) if s.eq_ignore_ascii_case("warn") => Ok(Severity::Warn),
+        Some(v) => Err(bad(
+            n,
+            "severity",
+            format!("`severity` is {v}"),
+            "use `error` or `warn`",
+        )),
+    }
+}
+
+/// `warn_if` or `error_if`: a comparison with the number of failing rows.
+fn threshold(n: &Node, key: &str) -> Result<Threshold, Diagnostic> {
+    match n.config.get(key) {
+        None | Some(Json::Null) => Ok(Threshold::ANY),
+        Some(Json::String(s)) => Threshold::parse(s).ok_or_else(|| {
             bad(
+                n,
+                key,
+                format!("`{key}: {s}` is not a comparison with a number"),
+                "write a comparison with the number of failing rows, e.g. `>10` or `!=0`",
+            )
+        }),
+        Some(v) => Err(bad(
+            n,
+            key,
+            format!("`{key}` is {v}"),
+            "write a comparison in quotes, e.g. `\">10\"`",
+        )),
+    }
+}
+
+/// `limit`: how many failing rows are counted at most.
+fn limit(n: &Node) -> Result<Option<u64>, Diagnostic> {
+    match n.config.get("limit") {
+        None | Some(Json::Null) => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            bad(
+                n,
                 "limit",
                 format!("`limit` is {v}"),
                 "use a whole number of rows",
             )
-        })?),
-    };
-    let store_failures = match c.get("store_failures") {
-        None | Some(Json::Null) => false,
-        Some(Json::Bool(b)) => *b,
-        Some(v) => {
-            return Err(bad(
-                "store_failures",
-                format!("`store_failures` is {v}"),
-                "use true or false",
-            ));
-        }
-    };
-    Ok(TestConfig {
-        severity,
-        warn_if: threshold("warn_if")?,
-        error_if: threshold("error_if")?,
-        limit,
-        store_failures,
-    })
+        }),
+    }
+}
+
+/// `store_failures`: false unless set.
+fn store_failures(n: &Node) -> Result<bool, Diagnostic> {
+    match n.config.get("store_failures") {
+        None | Some(Json::Null) => Ok(false),
+        Some(Json::Bool(b)) => Ok(*b),
+        Some(v) => Err(bad(
+            n,
+            "store_failures",
+            format!("`store_failures` is {v}"),
+            "use true or false",
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -51,18 +51,27 @@ pub(crate) struct TestResult {
 }
 
 impl TestResult {
-    pub(crate) fn skipped(node: usize, message: &str) -> TestResult {
+    /// A passing result, to be amended by what the test found.
+    fn passed(node: usize, started_at: SystemTime, seconds: f64) -> TestResult {
         TestResult {
             node,
-            status: TestStatus::Skipped,
+            status: TestStatus::Pass,
             failures: None,
-            started_at: SystemTime::now(),
-            seconds: 0.0,
-            message: Some(message.to_string()),
+            started_at,
+            seconds,
+            message: None,
             rows: None,
             blocking: false,
             interrupted: false,
             lost: false,
+        }
+    }
+
+    pub(crate) fn skipped(node: usize, message: &str) -> TestResult {
+        TestResult {
+            status: TestStatus::Skipped,
+            message: Some(message.to_string()),
+            ..TestResult::passed(node, SystemTime::now(), 0.0)
         }
     }
 }
@@ -89,20 +98,8 @@ pub(crate) fn run_data_tests(
 ) -> Vec<TestResult> {
     let started_at = SystemTime::now();
     let clock = Instant::now();
-    let prepared: Vec<(usize, TestConfig, String)> = tests
-        .iter()
-        .map(|&t| {
-            let n = &c.nodes()[t];
-            // Checked when compiling: a test reaching here has a valid config.
-            let cfg = config(n).unwrap_or(TestConfig::DEFAULT);
-            let mut sql = c.sql[t].clone().unwrap_or_default();
-            if let Some(s) = swap {
-                sql = sql.replace(&s.published, &s.staged);
-            }
-            (t, cfg, sql)
-        })
-        .collect();
-    let mut counts: Vec<Option<Result<u64, DbError>>> = vec![None; prepared.len()];
+    let prepared: Vec<Prepared> = tests.iter().map(|&t| prepare(c, t, swap)).collect();
+    let mut counts: Vec<Count> = vec![None; prepared.len()];
     // Stored failures are written one by one; the others are counted in one query.
     let failures_schema = failures_schema(c);
     for (k, (t, cfg, sql)) in prepared.iter().enumerate() {
@@ -111,54 +108,99 @@ pub(crate) fn run_data_tests(
             counts[k] = Some(session.store_failures(&into, sql, cfg.limit, log));
         }
     }
-    let batch: Vec<usize> = (0..prepared.len())
-        .filter(|&k| counts[k].is_none())
-        .collect();
-    if !batch.is_empty() {
-        let queries: Vec<(&str, Option<u64>)> = batch
-            .iter()
-            .map(|&k| (prepared[k].2.as_str(), prepared[k].1.limit))
-            .collect();
-        match session.count_failures(&queries) {
-            Ok(n) => {
-                for (&k, n) in batch.iter().zip(n) {
-                    counts[k] = Some(Ok(n));
-                }
-            }
-            // One broken test fails the whole query: count each alone to tell which (unless it
-            // took the open transaction with it: then the caller stages again).
-            Err(DbError::Failed(_)) if batch.len() > 1 => {
-                for (&k, q) in batch.iter().zip(&queries) {
-                    counts[k] = Some(session.count_failures(&[*q]).map(|n| n[0]));
-                }
-            }
-            Err(e) => {
-                for &k in &batch {
-                    counts[k] = Some(Err(e.clone()));
-                }
-            }
-        }
-    }
+    count_the_rest(session, &prepared, &mut counts);
     let share = clock.elapsed().as_secs_f64() / prepared.len().max(1) as f64;
     prepared
         .into_iter()
         .zip(counts)
         .map(|((t, cfg, sql), count)| {
             let count = count.unwrap_or(Err(DbError::Interrupted));
-            let mut r = judge(t, &cfg, count, started_at, share);
-            if matches!(r.status, TestStatus::Fail | TestStatus::Warn) {
-                let sample = session.query(&sql, SHOWN_ROWS);
-                r.rows = sample.ok();
-                if cfg.store_failures {
-                    r.message = Some(format!(
-                        "failing rows stored in {failures_schema}.{}",
-                        c.nodes()[t].name
-                    ));
-                }
-            }
-            r
+            let r = judge(t, &cfg, count, started_at, share);
+            with_failing_rows(session, c, r, (&cfg, &sql))
         })
         .collect()
+}
+
+/// A test ready to run: its node, its config and its SQL.
+type Prepared = (usize, TestConfig, String);
+
+/// A test's failing rows, once counted (or stored).
+type Count = Option<Result<u64, DbError>>;
+
+/// Test `t`'s config and SQL, reading the staged relation where `swap` says.
+fn prepare(c: &Compiled, t: usize, swap: Option<&Swap>) -> Prepared {
+    let n = &c.nodes()[t];
+    // Checked when compiling: a test reaching here has a valid config.
+    let cfg = config(n).unwrap_or(TestConfig::DEFAULT);
+    let mut sql = c.sql[t].clone().unwrap_or_default();
+    if let Some(s) = swap {
+        sql = sql.replace(&s.published, &s.staged);
+    }
+    (t, cfg, sql)
+}
+
+/// Counts the failing rows of every test not counted yet, in one query.
+fn count_the_rest(session: &mut dyn Session, prepared: &[Prepared], counts: &mut [Count]) {
+    let batch: Vec<usize> = (0..prepared.len())
+        .filter(|&k| counts[k].is_none())
+        .collect();
+    if batch.is_empty() {
+        return;
+    }
+    let queries: Vec<(&str, Option<u64>)> = batch
+        .iter()
+        .map(|&k| (prepared[k].2.as_str(), prepared[k].1.limit))
+        .collect();
+    match session.count_failures(&queries) {
+        Ok(n) => {
+            for (&k, n) in batch.iter().zip(n) {
+                counts[k] = Some(Ok(n));
+            }
+        }
+        // One broken test fails the whole query: count each alone to tell which (unless it
+        // took the open transaction with it: then the caller stages again).
+        Err(DbError::Failed(_)) if batch.len() > 1 => {
+            for (&k, q) in batch.iter().zip(&queries) {
+                counts[k] = Some(session.count_failures(&[*q]).map(|n| n[0]));
+            }
+        }
+        Err(e) => {
+            for &k in &batch {
+                counts[k] = Some(Err(e.clone()));
+            }
+        }
+    }
+}
+
+/// A failing or warning test's result with a sample of its rows (and where all of them are
+/// stored).
+fn with_failing_rows(
+    session: &mut dyn Session,
+    c: &Compiled,
+    mut r: TestResult,
+    (cfg, sql): (&TestConfig, &str),
+) -> TestResult {
+    if !matches!(r.status, TestStatus::Fail | TestStatus::Warn) {
+        return r;
+    }
+    let sample = session.query(sql, SHOWN_ROWS);
+    r.rows = sample.ok();
+    if cfg.store_failures {
+        r.message = Some(format!(
+            "failing rows stored in {}.{}",
+            failures_schema(c),
+            c.nodes()[r.node].name
+        ));
+    }
+    r
+}
+
+fn status_of(verdict: Verdict) -> TestStatus {
+    match verdict {
+        Verdict::Pass => TestStatus::Pass,
+        Verdict::Warn => TestStatus::Warn,
+        Verdict::Fail => TestStatus::Fail,
+    }
 }
 
 fn judge(
@@ -168,26 +210,11 @@ fn judge(
     started_at: SystemTime,
     seconds: f64,
 ) -> TestResult {
-    let mut r = TestResult {
-        node,
-        status: TestStatus::Pass,
-        failures: None,
-        started_at,
-        seconds,
-        message: None,
-        rows: None,
-        blocking: false,
-        interrupted: false,
-        lost: false,
-    };
+    let mut r = TestResult::passed(node, started_at, seconds);
     match count {
         Ok(n) => {
             r.failures = Some(n);
-            r.status = match cfg.verdict(n) {
-                Verdict::Pass => TestStatus::Pass,
-                Verdict::Warn => TestStatus::Warn,
-                Verdict::Fail => TestStatus::Fail,
-            };
+            r.status = status_of(cfg.verdict(n));
             r.blocking = r.status == TestStatus::Fail;
         }
         Err(e) => {

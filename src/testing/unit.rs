@@ -21,12 +21,7 @@ const MAX_ROWS: usize = 10_000;
 pub(crate) fn run(session: &mut dyn Session, c: &Compiled, u: usize) -> TestResult {
     let started_at = SystemTime::now();
     let clock = Instant::now();
-    let outcome = check(session, c, u);
-    let (status, failures, message) = match outcome {
-        Ok(None) => (TestStatus::Pass, Some(0), None),
-        Ok(Some((differ, diff))) => (TestStatus::Fail, Some(differ), Some(diff)),
-        Err(m) => (TestStatus::Error, None, Some(m)),
-    };
+    let (status, failures, message) = verdict(check(session, c, u));
     TestResult {
         node: u,
         status,
@@ -38,6 +33,17 @@ pub(crate) fn run(session: &mut dyn Session, c: &Compiled, u: usize) -> TestResu
         message,
         rows: None,
         blocking: matches!(status, TestStatus::Fail | TestStatus::Error),
+    }
+}
+
+/// A check's status, rows that differ, and diff or error.
+fn verdict(
+    outcome: Result<Option<(u64, String)>, String>,
+) -> (TestStatus, Option<u64>, Option<String>) {
+    match outcome {
+        Ok(None) => (TestStatus::Pass, Some(0), None),
+        Ok(Some((differ, diff))) => (TestStatus::Fail, Some(differ), Some(diff)),
+        Err(m) => (TestStatus::Error, None, Some(m)),
     }
 }
 
@@ -59,25 +65,39 @@ fn check(
     let (mut ctes, sql) = given_inputs(session, c, model, spec)?;
     let d = c.project.target.dialect();
     ctes.push(("__xform_model".into(), sql));
-    let (columns, expected) = match expected_table(spec)? {
-        Table::Rows { columns, rows } => (
+    let (columns, expected) = expected_rows(session, d, &mut ctes, spec)?;
+    let query = d.with_ctes(&ctes, &d.quote("__xform_model"));
+    let actual = session.query(&query, MAX_ROWS).map_err(|e| e.to_string())?;
+    compare(&columns, expected, actual).map_err(|e| format!("{e} of `{}`", spec.model))
+}
+
+/// The expected columns, and rows of values as text.
+type Expected = (Vec<String>, Vec<Vec<Option<String>>>);
+
+/// The `expect` columns and rows: as written, or (`format: sql`) queried beside the mocked
+/// inputs in `ctes`.
+fn expected_rows(
+    session: &mut dyn Session,
+    d: &dyn Dialect,
+    ctes: &mut Vec<(String, String)>,
+    spec: &UnitTestProps,
+) -> Result<Expected, String> {
+    match expected_table(spec)? {
+        Table::Rows { columns, rows } => Ok((
             columns,
             rows.iter()
                 .map(|r| r.iter().map(json_text).collect())
                 .collect(),
-        ),
+        )),
         Table::Sql(q) => {
             ctes.push(("__xform_expected".into(), q));
             let rows = session
-                .query(&d.with_ctes(&ctes, &d.quote("__xform_expected")), MAX_ROWS)
+                .query(&d.with_ctes(ctes, &d.quote("__xform_expected")), MAX_ROWS)
                 .map_err(|e| format!("expected rows (sql): {e}"))?;
             ctes.pop();
-            (rows.columns, rows.rows)
+            Ok((rows.columns, rows.rows))
         }
-    };
-    let query = d.with_ctes(&ctes, &d.quote("__xform_model"));
-    let actual = session.query(&query, MAX_ROWS).map_err(|e| e.to_string())?;
-    compare(&columns, expected, actual).map_err(|e| format!("{e} of `{}`", spec.model))
+    }
 }
 
 /// A CTE of fixture rows for each `given` input, and the model's SQL reading them in place
@@ -209,29 +229,15 @@ fn compare(
             actual.columns.join(", ")
         ));
     }
-    // (index in actual, index in expected) of each compared column, in the model's order.
-    let pairs: Vec<(usize, Option<usize>)> = actual
-        .columns
-        .iter()
-        .enumerate()
-        .filter_map(|(a, name)| match columns.iter().position(|c| c == name) {
-            Some(e) => Some((a, Some(e))),
-            None if columns.is_empty() => Some((a, None)),
-            None => None,
-        })
-        .collect();
-    let line = |cells: Vec<&Option<String>>| {
-        let cells: Vec<String> = cells.into_iter().map(normalize).collect();
-        format!("| {} |", cells.join(" | "))
-    };
+    let pairs = compared_columns(columns, &actual);
     let mut want: Vec<String> = expected
         .iter()
-        .map(|r| line(pairs.iter().filter_map(|(_, e)| r.get((*e)?)).collect()))
+        .map(|r| row_line(pairs.iter().filter_map(|(_, e)| r.get((*e)?)).collect()))
         .collect();
     let mut got: Vec<String> = actual
         .rows
         .iter()
-        .map(|r| line(pairs.iter().map(|(a, _)| &r[*a]).collect()))
+        .map(|r| row_line(pairs.iter().map(|(a, _)| &r[*a]).collect()))
         .collect();
     want.sort();
     got.sort();
@@ -242,6 +248,32 @@ fn compare(
         .iter()
         .map(|(a, _)| actual.columns[*a].as_str())
         .collect();
+    Ok(Some(diff(&header, &want, &got)))
+}
+
+/// (index in actual, index in expected) of each compared column, in the model's order: the
+/// expected columns, or every column when `expect` names none.
+fn compared_columns(columns: &[String], actual: &Rows) -> Vec<(usize, Option<usize>)> {
+    actual
+        .columns
+        .iter()
+        .enumerate()
+        .filter_map(|(a, name)| match columns.iter().position(|c| c == name) {
+            Some(e) => Some((a, Some(e))),
+            None if columns.is_empty() => Some((a, None)),
+            None => None,
+        })
+        .collect()
+}
+
+/// A row as a table line of normalized values: `| 1 | 12.5 |`.
+fn row_line(cells: Vec<&Option<String>>) -> String {
+    let cells: Vec<String> = cells.into_iter().map(normalize).collect();
+    format!("| {} |", cells.join(" | "))
+}
+
+/// The lines that differ between the sorted expected and actual rows, and how many.
+fn diff(header: &[&str], want: &[String], got: &[String]) -> (u64, String) {
     let text_want = want.join("\n") + "\n";
     let text_got = got.join("\n") + "\n";
     let diff = similar::TextDiff::from_lines(&text_want, &text_got);
@@ -261,7 +293,7 @@ fn compare(
         }
         out.push_str(&format!("{sign} {}", change.value()));
     }
-    Ok(Some((differ, out.trim_end().to_string())))
+    (differ, out.trim_end().to_string())
 }
 
 #[cfg(test)]

@@ -134,6 +134,18 @@ fn limited(sql: &str, limit: Option<u64>) -> String {
 /// of expressions anyway: deeper than 10,000 is refused here, before it is parsed.
 fn readable(sql: &str) -> DbResult<()> {
     const MAX_NESTING: usize = 10_000;
+    let deepest = deepest_nesting(sql);
+    if deepest > MAX_NESTING {
+        return Err(DbError::Failed(format!(
+            "the SQL is nested {deepest} parentheses deep; DuckDB reads at most 1,000 levels \
+             of expressions, and xform does not hand it more than 10,000"
+        )));
+    }
+    Ok(())
+}
+
+/// How deep `sql`'s parentheses nest, outside quotes and comments.
+fn deepest_nesting(sql: &str) -> usize {
     let (mut depth, mut deepest) = (0usize, 0);
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
@@ -149,24 +161,21 @@ fn readable(sql: &str) -> DbResult<()> {
             '-' if chars.peek() == Some(&'-') => {
                 let _ = chars.by_ref().find(|&d| d == '\n');
             }
-            '/' if chars.peek() == Some(&'*') => {
-                while let Some(d) = chars.next() {
-                    if d == '*' && chars.peek() == Some(&'/') {
-                        chars.next();
-                        break;
-                    }
-                }
-            }
+            '/' if chars.peek() == Some(&'*') => skip_block_comment(&mut chars),
             _ => {}
         }
     }
-    if deepest > MAX_NESTING {
-        return Err(DbError::Failed(format!(
-            "the SQL is nested {deepest} parentheses deep; DuckDB reads at most 1,000 levels \
-             of expressions, and xform does not hand it more than 10,000"
-        )));
+    deepest
+}
+
+/// Skips to the end of a `/* ... */` comment.
+fn skip_block_comment(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    while let Some(d) = chars.next() {
+        if d == '*' && chars.peek() == Some(&'/') {
+            chars.next();
+            break;
+        }
     }
-    Ok(())
 }
 
 fn literal(s: &str) -> String {
@@ -279,8 +288,19 @@ impl DuckSession {
             self.run(&format!("DROP {} {}", kind_word(old), rel(relation)), log)?;
         }
         let published = aside.then(|| (relation.clone(), replaces));
-        let relation = &target;
-        let rows = match build {
+        let rows = self.build(&target, build, replaces, log)?;
+        Ok(Staged::new(rows, target.clone(), published))
+    }
+
+    /// Builds `relation`; the rows of a table.
+    fn build(
+        &self,
+        relation: &Relation,
+        build: Build<'_>,
+        replaces: Option<RelKind>,
+        log: &mut Vec<String>,
+    ) -> DbResult<Option<u64>> {
+        Ok(match build {
             Build::View(sql) => {
                 let create = format!("CREATE OR REPLACE VIEW {} AS\n{}", rel(relation), body(sql));
                 self.run(&create, log)?;
@@ -301,8 +321,7 @@ impl DuckSession {
                 Some(self.update_snapshot(relation, spec, log)?)
             }
             Build::Snapshot(spec) => Some(self.create_snapshot(relation, spec, log)?),
-        };
-        Ok(Staged::new(rows, target.clone(), published))
+        })
     }
 
     /// Loads through DuckDB's own CSV reader; rows it cannot read are collected in its
@@ -318,8 +337,19 @@ impl DuckSession {
             csv_options(csv)
         );
         self.run(&sql, log)?;
-        let first_reject = self
-            .conn
+        match self.first_reject()? {
+            Some((line, column, message)) => Err(DbError::BadRow {
+                line,
+                column,
+                message: clean_reject_message(&message),
+            }),
+            None => self.count(into),
+        }
+    }
+
+    /// The first row the CSV reader rejected: its line, column and error.
+    fn first_reject(&self) -> DbResult<Option<Reject>> {
+        self.conn
             .query_row(
                 "SELECT line, column_name, error_message FROM reject_errors ORDER BY line LIMIT 1",
                 [],
@@ -335,17 +365,12 @@ impl DuckSession {
             .or_else(|e| match e {
                 duckdb::Error::QueryReturnedNoRows => Ok(None),
                 e => Err(failed(e)),
-            })?;
-        match first_reject {
-            Some((line, column, message)) => Err(DbError::BadRow {
-                line,
-                column,
-                message: clean_reject_message(&message),
-            }),
-            None => self.count(into),
-        }
+            })
     }
 }
+
+/// A row DuckDB's CSV reader rejected: its line, column and error message.
+type Reject = (u64, Option<String>, String);
 
 /// The incremental and snapshot statements. Each runs inside the transaction `stage` opened;
 /// the new rows are first materialized as a temporary table (this connection's only).
@@ -421,71 +446,61 @@ impl DuckSession {
         log: &mut Vec<String>,
     ) -> DbResult<Vec<String>> {
         let have = self.describe(target)?;
-        let find = |cols: &[(String, String)], name: &str| {
-            cols.iter()
-                .find(|(c, _)| c.eq_ignore_ascii_case(name))
-                .map(|(_, t)| t.clone())
-        };
-        let added: Vec<&(String, String)> = incoming
-            .iter()
-            .filter(|(c, _)| find(&have, c).is_none())
-            .collect();
-        let removed: Vec<&(String, String)> = have
-            .iter()
-            .filter(|(c, _)| find(incoming, c).is_none())
-            .collect();
-        let changed: Vec<(&String, &String, String)> = have
-            .iter()
-            .filter_map(|(c, t)| {
-                let new = find(incoming, c)?;
-                (new != *t).then_some((c, t, new))
-            })
-            .collect();
-        let differs = !added.is_empty() || !removed.is_empty() || !changed.is_empty();
-        if mode == SchemaChange::Fail && differs {
-            let mut what: Vec<String> = Vec::new();
-            what.extend(added.iter().map(|(c, t)| format!("added `{c}` {t}")));
-            what.extend(removed.iter().map(|(c, _)| format!("removed `{c}`")));
-            what.extend(
-                changed
-                    .iter()
-                    .map(|(c, old, new)| format!("`{c}` {old} → {new}")),
-            );
-            return Err(DbError::Failed(format!(
-                "the model's columns changed and on_schema_change is `fail`: {}. Rebuild it with \
-                 --full-refresh, or set on_schema_change to append_new_columns or sync_all_columns",
-                what.join(", ")
-            )));
+        let changes = ColumnChanges::between(&have, incoming);
+        if mode == SchemaChange::Fail && changes.differ() {
+            return Err(changes.refused());
         }
         let sync = mode == SchemaChange::SyncAllColumns;
-        if sync || mode == SchemaChange::AppendNewColumns {
-            for (c, t) in &added {
-                self.run(
-                    &format!("ALTER TABLE {target} ADD COLUMN {} {t}", quote(c)),
-                    log,
-                )?;
-            }
+        let append = sync || mode == SchemaChange::AppendNewColumns;
+        if append {
+            self.add_columns(target, &changes.added, log)?;
         }
         if sync {
-            for (c, _) in &removed {
-                self.run(
-                    &format!("ALTER TABLE {target} DROP COLUMN {}", quote(c)),
-                    log,
-                )?;
-            }
-            for (c, _, new) in &changed {
-                self.run(
-                    &format!("ALTER TABLE {target} ALTER COLUMN {} TYPE {new}", quote(c)),
-                    log,
-                )?;
-            }
+            self.sync_columns(target, &changes, log)?;
         }
         // The table's columns now: the old ones (less those dropped), then those added.
-        let kept = have.iter().filter(|(c, _)| find(incoming, c).is_some());
-        let added = added
+        let kept = have
             .iter()
-            .filter(|_| sync || mode == SchemaChange::AppendNewColumns);
+            .filter(|(c, _)| column_type(incoming, c).is_some());
+        let added = changes.added.iter().filter(|_| append);
         Ok(kept.chain(added.copied()).map(|(c, _)| c.clone()).collect())
+    }
+
+    fn add_columns(
+        &self,
+        target: &str,
+        added: &[&(String, String)],
+        log: &mut Vec<String>,
+    ) -> DbResult<()> {
+        for (c, t) in added {
+            self.run(
+                &format!("ALTER TABLE {target} ADD COLUMN {} {t}", quote(c)),
+                log,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Drops the removed columns and changes the types of the changed ones.
+    fn sync_columns(
+        &self,
+        target: &str,
+        changes: &ColumnChanges<'_>,
+        log: &mut Vec<String>,
+    ) -> DbResult<()> {
+        for (c, _) in &changes.removed {
+            self.run(
+                &format!("ALTER TABLE {target} DROP COLUMN {}", quote(c)),
+                log,
+            )?;
+        }
+        for (c, _, new) in &changes.changed {
+            self.run(
+                &format!("ALTER TABLE {target} ALTER COLUMN {} TYPE {new}", quote(c)),
+                log,
+            )?;
+        }
+        Ok(())
     }
 
     fn increment(
@@ -498,75 +513,97 @@ impl DuckSession {
         let new = self.stage_rows(relation, inc.sql, log)?;
         let incoming = self.describe(&new)?;
         let columns = self.reconcile_columns(&target, &incoming, inc.on_schema_change, log)?;
-        let list = quoted_list(&columns, "");
         let insert = format!(
-            "INSERT INTO {target} ({list})\nSELECT {} FROM {new} AS n",
+            "INSERT INTO {target} ({})\nSELECT {} FROM {new} AS n",
+            quoted_list(&columns, ""),
             quoted_list(&columns, "n.")
         );
         let rows = match &inc.strategy {
             Strategy::Append => self.exec(&insert, log)?,
             Strategy::DeleteInsert { key } => {
-                self.exec(
-                    &format!(
-                        "DELETE FROM {target} AS t USING {new} AS n WHERE {}",
-                        key_match(key)
-                    ),
-                    log,
-                )?;
+                self.delete_keys((&target, &new), key, log)?;
                 self.exec(&insert, log)?
             }
             Strategy::Merge {
                 key,
                 update,
                 exclude,
-            } => {
-                self.check_one_row_per_key(&new, key)?;
-                let is = |list: &[String], c: &str| list.iter().any(|k| k.eq_ignore_ascii_case(c));
-                let set: Vec<String> = match update {
-                    Some(u) => u.to_vec(),
-                    None => columns
-                        .iter()
-                        .filter(|c| !is(key, c) && !is(exclude, c))
-                        .cloned()
-                        .collect(),
-                };
-                // One MERGE joins the new rows with the table once (measured: 40% faster
-                // than UPDATE ... FROM then INSERT ... WHERE NOT EXISTS on 10M rows).
-                let matched = if set.is_empty() {
-                    "DO NOTHING".to_string()
-                } else {
-                    let assignments: Vec<String> = set
-                        .iter()
-                        .map(|c| format!("{q} = n.{q}", q = quote(c)))
-                        .collect();
-                    format!("UPDATE SET {}", assignments.join(", "))
-                };
-                self.exec(
-                    &format!(
-                        "MERGE INTO {target} AS t USING {new} AS n ON {}\n\
-                         WHEN MATCHED THEN {matched}\n\
-                         WHEN NOT MATCHED THEN INSERT ({list}) VALUES ({})",
-                        key_match(key),
-                        quoted_list(&columns, "n.")
-                    ),
-                    log,
-                )?
-            }
+            } => self.merge((&target, &new), &columns, (key, *update, exclude), log)?,
             Strategy::Range { column, start, end } => {
-                self.exec(
-                    &format!(
-                        "DELETE FROM {target} WHERE {c} >= TIMESTAMP {} AND {c} < TIMESTAMP {}",
-                        literal(start),
-                        literal(end),
-                        c = quote(column)
-                    ),
-                    log,
-                )?;
+                self.delete_range(&target, (column, start, end), log)?;
                 self.exec(&insert, log)?
             }
         };
         self.run(&format!("DROP TABLE {new}"), log)?;
         Ok(rows)
+    }
+
+    /// Deletes the table's rows whose key the new rows have.
+    fn delete_keys(
+        &self,
+        (target, new): (&str, &str),
+        key: &[String],
+        log: &mut Vec<String>,
+    ) -> DbResult<u64> {
+        self.exec(
+            &format!(
+                "DELETE FROM {target} AS t USING {new} AS n WHERE {}",
+                key_match(key)
+            ),
+            log,
+        )
+    }
+
+    /// Deletes the table's rows whose `column` lies in [start, end).
+    fn delete_range(
+        &self,
+        target: &str,
+        (column, start, end): (&str, &str, &str),
+        log: &mut Vec<String>,
+    ) -> DbResult<u64> {
+        self.exec(
+            &format!(
+                "DELETE FROM {target} WHERE {c} >= TIMESTAMP {} AND {c} < TIMESTAMP {}",
+                literal(start),
+                literal(end),
+                c = quote(column)
+            ),
+            log,
+        )
+    }
+
+    /// Merges the new rows into the table on `key`: matching rows are updated (`update`'s
+    /// columns, else all but the key and `exclude`), the others inserted.
+    fn merge(
+        &self,
+        (target, new): (&str, &str),
+        columns: &[String],
+        (key, update, exclude): (&[String], Option<&[String]>, &[String]),
+        log: &mut Vec<String>,
+    ) -> DbResult<u64> {
+        self.check_one_row_per_key(new, key)?;
+        let set: Vec<String> = match update {
+            Some(u) => u.to_vec(),
+            None => columns
+                .iter()
+                .filter(|c| !named(key, c) && !named(exclude, c))
+                .cloned()
+                .collect(),
+        };
+        // One MERGE joins the new rows with the table once (measured: 40% faster
+        // than UPDATE ... FROM then INSERT ... WHERE NOT EXISTS on 10M rows).
+        self.exec(
+            &format!(
+                "MERGE INTO {target} AS t USING {new} AS n ON {}\n\
+                 WHEN MATCHED THEN {}\n\
+                 WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
+                key_match(key),
+                when_matched(&set),
+                quoted_list(columns, ""),
+                quoted_list(columns, "n.")
+            ),
+            log,
+        )
     }
 
     fn create_snapshot(
@@ -600,68 +637,186 @@ impl DuckSession {
         spec: &SnapshotSpec,
         log: &mut Vec<String>,
     ) -> DbResult<u64> {
-        let m = &spec.meta;
         let target = rel(relation);
         let new = self.stage_rows(relation, &spec.sql, log)?;
         self.check_one_row_per_key(&new, &spec.unique_key)?;
         let incoming = self.describe(&new)?;
         let columns =
             self.reconcile_columns(&target, &incoming, SchemaChange::AppendNewColumns, log)?;
-        let key = key_match(&spec.unique_key);
-        let valid_to = quote(&m.valid_to);
-        let now = format!("TIMESTAMP {}", literal(&spec.now));
-        let changed = match &spec.strategy {
-            SnapshotStrategy::Timestamp { updated_at } => format!(
-                "CAST(n.{} AS TIMESTAMP) > t.{}",
-                quote(updated_at),
-                quote(&m.updated_at)
-            ),
-            SnapshotStrategy::Check { columns: checked } => {
-                let all: Vec<String> = incoming.iter().map(|(c, _)| c.clone()).collect();
-                let checked = checked.as_ref().unwrap_or(&all);
-                let differs: Vec<String> = checked
-                    .iter()
-                    .map(|c| format!("t.{q} IS DISTINCT FROM n.{q}", q = quote(c)))
-                    .collect();
-                format!("({})", differs.join(" OR "))
-            }
+        let changed = snapshot_changed(spec, &incoming);
+        let rows = (&target[..], &new[..]);
+        let closed = self.close_changed(rows, spec, &changed, log)?;
+        let deleted = if spec.invalidate_hard_deletes {
+            self.close_deleted(rows, spec, log)?
+        } else {
+            0
         };
-        let closed = self.exec(
+        let inserted = self.insert_versions(rows, spec, &columns, log)?;
+        self.run(&format!("DROP TABLE {new}"), log)?;
+        Ok(closed + deleted + inserted)
+    }
+
+    /// Ends the current version of each row that `changed`.
+    fn close_changed(
+        &self,
+        (target, new): (&str, &str),
+        spec: &SnapshotSpec,
+        changed: &str,
+        log: &mut Vec<String>,
+    ) -> DbResult<u64> {
+        let key = key_match(&spec.unique_key);
+        let valid_to = quote(&spec.meta.valid_to);
+        self.exec(
             &format!(
                 "UPDATE {target} AS t SET {valid_to} = {}\nFROM {new} AS n\n\
                  WHERE t.{valid_to} IS NULL AND {key} AND {changed}",
                 snapshot_version(spec, "n")
             ),
             log,
-        )?;
-        let deleted = if spec.invalidate_hard_deletes {
-            self.exec(
-                &format!(
-                    "UPDATE {target} AS t SET {valid_to} = {now}\n\
-                     WHERE t.{valid_to} IS NULL AND NOT EXISTS (SELECT 1 FROM {new} AS n WHERE {key})"
-                ),
-                log,
-            )?
-        } else {
-            0
-        };
+        )
+    }
+
+    /// Ends, now, the current version of each key the new rows no longer have.
+    fn close_deleted(
+        &self,
+        (target, new): (&str, &str),
+        spec: &SnapshotSpec,
+        log: &mut Vec<String>,
+    ) -> DbResult<u64> {
+        let key = key_match(&spec.unique_key);
+        let valid_to = quote(&spec.meta.valid_to);
+        let now = format!("TIMESTAMP {}", literal(&spec.now));
+        self.exec(
+            &format!(
+                "UPDATE {target} AS t SET {valid_to} = {now}\n\
+                 WHERE t.{valid_to} IS NULL AND NOT EXISTS (SELECT 1 FROM {new} AS n WHERE {key})"
+            ),
+            log,
+        )
+    }
+
+    /// Inserts a new version of each key without a current one.
+    fn insert_versions(
+        &self,
+        (target, new): (&str, &str),
+        spec: &SnapshotSpec,
+        columns: &[String],
+        log: &mut Vec<String>,
+    ) -> DbResult<u64> {
+        let m = &spec.meta;
+        let key = key_match(&spec.unique_key);
+        let valid_to = quote(&m.valid_to);
         let version = snapshot_version(spec, "n");
-        let inserted = self.exec(
+        self.exec(
             &format!(
                 "INSERT INTO {target} ({}, {}, {}, {}, {valid_to})\n\
                  SELECT {}, {}, {version}, {version}, NULL FROM {new} AS n\n\
                  WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE t.{valid_to} IS NULL AND {key})",
-                quoted_list(&columns, ""),
+                quoted_list(columns, ""),
                 quote(&m.scd_id),
                 quote(&m.updated_at),
                 quote(&m.valid_from),
-                quoted_list(&columns, "n."),
+                quoted_list(columns, "n."),
                 scd_id(spec, "n"),
             ),
             log,
-        )?;
-        self.run(&format!("DROP TABLE {new}"), log)?;
-        Ok(closed + deleted + inserted)
+        )
+    }
+}
+
+/// How the columns of the new rows differ from the table's.
+struct ColumnChanges<'c> {
+    added: Vec<&'c (String, String)>,
+    removed: Vec<&'c (String, String)>,
+    /// Name, old type, new type.
+    changed: Vec<(&'c String, &'c String, String)>,
+}
+
+impl<'c> ColumnChanges<'c> {
+    fn between(have: &'c [(String, String)], incoming: &'c [(String, String)]) -> Self {
+        ColumnChanges {
+            added: incoming
+                .iter()
+                .filter(|(c, _)| column_type(have, c).is_none())
+                .collect(),
+            removed: have
+                .iter()
+                .filter(|(c, _)| column_type(incoming, c).is_none())
+                .collect(),
+            changed: have
+                .iter()
+                .filter_map(|(c, t)| {
+                    let new = column_type(incoming, c)?;
+                    (new != *t).then_some((c, t, new))
+                })
+                .collect(),
+        }
+    }
+
+    fn differ(&self) -> bool {
+        !self.added.is_empty() || !self.removed.is_empty() || !self.changed.is_empty()
+    }
+
+    /// The error of `on_schema_change: fail`, naming each change.
+    fn refused(&self) -> DbError {
+        let mut what: Vec<String> = Vec::new();
+        what.extend(self.added.iter().map(|(c, t)| format!("added `{c}` {t}")));
+        what.extend(self.removed.iter().map(|(c, _)| format!("removed `{c}`")));
+        what.extend(
+            self.changed
+                .iter()
+                .map(|(c, old, new)| format!("`{c}` {old} → {new}")),
+        );
+        DbError::Failed(format!(
+            "the model's columns changed and on_schema_change is `fail`: {}. Rebuild it with \
+             --full-refresh, or set on_schema_change to append_new_columns or sync_all_columns",
+            what.join(", ")
+        ))
+    }
+}
+
+/// The type of column `name` (in any case) among `cols`.
+fn column_type(cols: &[(String, String)], name: &str) -> Option<String> {
+    cols.iter()
+        .find(|(c, _)| c.eq_ignore_ascii_case(name))
+        .map(|(_, t)| t.clone())
+}
+
+/// Whether `list` names column `c` (in any case).
+fn named(list: &[String], c: &str) -> bool {
+    list.iter().any(|k| k.eq_ignore_ascii_case(c))
+}
+
+/// What a MERGE does with a matched row: set `set`'s columns from the new row, or nothing.
+fn when_matched(set: &[String]) -> String {
+    if set.is_empty() {
+        return "DO NOTHING".to_string();
+    }
+    let assignments: Vec<String> = set
+        .iter()
+        .map(|c| format!("{q} = n.{q}", q = quote(c)))
+        .collect();
+    format!("UPDATE SET {}", assignments.join(", "))
+}
+
+/// What makes a snapshot row a new version: a later `updated_at`, or (check strategy) a
+/// difference in the checked columns (all the new rows' columns unless listed).
+fn snapshot_changed(spec: &SnapshotSpec, incoming: &[(String, String)]) -> String {
+    match &spec.strategy {
+        SnapshotStrategy::Timestamp { updated_at } => format!(
+            "CAST(n.{} AS TIMESTAMP) > t.{}",
+            quote(updated_at),
+            quote(&spec.meta.updated_at)
+        ),
+        SnapshotStrategy::Check { columns: checked } => {
+            let all: Vec<String> = incoming.iter().map(|(c, _)| c.clone()).collect();
+            let checked = checked.as_ref().unwrap_or(&all);
+            let differs: Vec<String> = checked
+                .iter()
+                .map(|c| format!("t.{q} IS DISTINCT FROM n.{q}", q = quote(c)))
+                .collect();
+            format!("({})", differs.join(" OR "))
+        }
     }
 }
 
