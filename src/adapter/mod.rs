@@ -149,32 +149,18 @@ pub(crate) struct CsvSource {
     pub(crate) column_types: Vec<(String, String)>,
 }
 
-/// A relation built but not yet published: in place, inside an open transaction (invisible to
-/// every other connection until `publish`); or aside, as a table beside the published relation
-/// that `publish` swaps in. The session reads it as `readable_as`; `discard` drops it.
+/// A relation built but not yet published: no other connection sees it until `publish`. The
+/// session that staged it reads it as `readable_as` — `relation` itself, or another name the
+/// adapter chose (a table beside the published one); `discard` drops it.
 #[derive(Debug)]
 pub(crate) struct Staged {
     pub(crate) rows: Option<u64>,
     pub(crate) readable_as: Relation,
-    /// Staged aside: the relation it becomes on publish, and what that replaces.
+    /// The relation it becomes on `publish`, and what exists under that name now.
     #[cfg_attr(not(feature = "duckdb"), allow(dead_code))]
-    aside: Option<(Relation, Option<RelKind>)>,
-}
-
-#[cfg_attr(not(feature = "duckdb"), allow(dead_code))]
-impl Staged {
-    /// A relation staged under its own name (`aside` None) or beside it.
-    fn new(
-        rows: Option<u64>,
-        readable_as: Relation,
-        aside: Option<(Relation, Option<RelKind>)>,
-    ) -> Staged {
-        Staged {
-            rows,
-            readable_as,
-            aside,
-        }
-    }
+    relation: Relation,
+    #[cfg_attr(not(feature = "duckdb"), allow(dead_code))]
+    replaces: Option<RelKind>,
 }
 
 /// The result of a query, every value as text (as the warehouse prints it) or NULL.

@@ -613,11 +613,15 @@ fn print_project(p: &Project) {
     outln!("target: {} (type {})", p.target.name, p.target.kind.name());
 }
 
-/// The project, loaded with its mistakes reported; `None` when it has any.
+/// The project, loaded with its mistakes (its target's settings too) reported; `None` when it
+/// has any.
 fn debug_project(g: &Global) -> Option<Project> {
     let mut files = Files::default();
     let mut diags = Diagnostics::default();
     let project = load(&g.project_dir, &load_options(g), &mut files, &mut diags);
+    if let Some(p) = &project {
+        Connection::new(&p.target, &p.root, &mut diags);
+    }
     let failed = diags.has_errors();
     report(g.log_format, diags, &files);
     project.filter(|_| !failed)

@@ -20,6 +20,12 @@ fn dialect() -> &'static dyn Dialect {
 fn quote(ident: &str) -> String {
     dialect().quote(ident)
 }
+/// Whether `staged` is a table beside the relation it replaces (committed, tested in
+/// autocommit), rather than the relation itself in the open transaction.
+fn aside(staged: &Staged) -> bool {
+    staged.readable_as != staged.relation
+}
+
 /// A table staged aside is committed under its name with this suffix while its tests run; one
 /// still there when a run starts was left by a run that was killed.
 const AUDIT_SUFFIX: &str = "__xform_audit";
@@ -287,9 +293,13 @@ impl DuckSession {
         if let Some(old) = replaces.filter(|&old| old != kind && !aside) {
             self.run(&format!("DROP {} {}", kind_word(old), rel(relation)), log)?;
         }
-        let published = aside.then(|| (relation.clone(), replaces));
         let rows = self.build(&target, build, replaces, log)?;
-        Ok(Staged::new(rows, target.clone(), published))
+        Ok(Staged {
+            rows,
+            readable_as: target,
+            relation: relation.clone(),
+            replaces,
+        })
     }
 
     /// Builds `relation`; the rows of a table.
@@ -980,17 +990,17 @@ impl Session for DuckSession {
     }
 
     fn publish(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<Staged> {
-        let swapped = match &staged.aside {
-            Some((relation, replaces)) => self
-                .run("BEGIN TRANSACTION", log)
-                .and_then(|()| self.swap_in(&staged.readable_as, relation, *replaces, log)),
-            None => Ok(()),
+        let swapped = match aside(&staged) {
+            true => self.run("BEGIN TRANSACTION", log).and_then(|()| {
+                self.swap_in(&staged.readable_as, &staged.relation, staged.replaces, log)
+            }),
+            false => Ok(()),
         };
         match swapped.and_then(|()| self.run("COMMIT", log)) {
             Ok(()) => Ok(staged),
             Err(e) => {
                 self.rollback();
-                if staged.aside.is_some() {
+                if aside(&staged) {
                     let _ = self.discard(staged, log);
                 }
                 Err(e)
@@ -999,12 +1009,12 @@ impl Session for DuckSession {
     }
 
     fn discard(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<()> {
-        match staged.aside {
-            None => {
+        match aside(&staged) {
+            false => {
                 self.rollback();
                 Ok(())
             }
-            Some(_) => {
+            true => {
                 // On a connection of its own, which no interrupt reaches.
                 let drop = format!("DROP TABLE IF EXISTS {}", rel(&staged.readable_as));
                 log.push(drop.clone());
