@@ -114,9 +114,9 @@ impl Compiled {
     }
 
     /// Points what reads each of `moved` at another relation (`--defer`: production's) and
-    /// resolves every node's SQL again. Needs a compile with `repointable`.
+    /// resolves every node's SQL again. Needs a compile with `repointable`; once.
     pub(crate) fn repoint(&mut self, moved: &[(usize, Relation)]) {
-        let Some([base, incremental]) = self.placeholders.clone() else {
+        let Some([base, incremental]) = self.placeholders.take() else {
             return;
         };
         for (i, r) in moved {
@@ -137,12 +137,13 @@ impl Compiled {
                 .collect()
         };
         let names = &self.names;
-        self.sql = ephemeral::finish(&self.project, &self.graph, names, renders(base), None);
+        let sql = ephemeral::finish(&self.project, &self.graph, names, renders(base), None);
         let again = renders(incremental);
         self.incremental_sql =
-            ephemeral::finish(&self.project, &self.graph, names, again, Some(&self.sql));
+            ephemeral::finish(&self.project, &self.graph, names, again, Some(&sql));
         self.relations = relation_parts(names);
-        self.checksums = checksums(&self.sql);
+        self.checksums = checksums_again(&self.sql, &sql, std::mem::take(&mut self.checksums));
+        self.sql = sql;
     }
 }
 
@@ -255,6 +256,21 @@ fn graph(
     Graph::new(nodes.len(), edges)
         .map_err(|cycle| diags.push(cycle_diagnostic(nodes, &cycle)))
         .ok()
+}
+
+/// The checksums of `now`, reusing those of `before` where the SQL is the same.
+fn checksums_again(
+    before: &[Option<String>],
+    now: &[Option<String>],
+    sums: Vec<Option<String>>,
+) -> Vec<Option<String>> {
+    (before, now, sums)
+        .into_par_iter()
+        .map(|(b, n, sum)| match b == n {
+            true => sum,
+            false => n.as_deref().map(crate::checksum),
+        })
+        .collect()
 }
 
 fn checksums(sql: &[Option<String>]) -> Vec<Option<String>> {
