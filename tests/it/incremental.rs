@@ -338,23 +338,26 @@ fn on_schema_change_modes() {
     );
 }
 
-#[test]
-fn a_failing_test_keeps_new_rows_out() {
+/// The project with a merged incremental model `merged` whose columns are `columns` (YAML
+/// under `columns:`), and any more files.
+fn merged_project(columns: &str, more: &str) -> tempfile::TempDir {
     let dir = project(PROJECT);
-    let d = dir.path();
-    write_files(
-        d,
-        &format!(
-            "-- file: models/merged.sql\n{}-- file: models/schema.yml
+    let files = format!(
+        "-- file: models/merged.sql\n{}-- file: models/schema.yml
 models:
   - name: merged
     columns:
-      - name: amount
-        data_tests: [not_null]
-",
-            model("unique_key='id'")
-        ),
+{columns}{more}",
+        model("unique_key='id'")
     );
+    write_files(dir.path(), &files);
+    dir
+}
+
+#[test]
+fn a_failing_test_keeps_new_rows_out() {
+    let dir = merged_project("      - name: amount\n        data_tests: [not_null]\n", "");
+    let d = dir.path();
     events(d, RUN_1);
     ok(d, &["build"]);
     events(
@@ -380,26 +383,17 @@ models:
 /// transaction the broken one aborted.
 #[test]
 fn a_broken_test_in_an_incremental_run_does_not_take_the_other_tests_with_it() {
-    let dir = project(PROJECT);
-    let d = dir.path();
-    write_files(
-        d,
-        &format!(
-            "-- file: models/merged.sql\n{}-- file: models/schema.yml
-models:
-  - name: merged
-    columns:
-      - name: id
+    let columns = "      - name: id
         data_tests: [unique]
       - name: amount
         data_tests: [not_null]
--- file: tests/broken_check.sql
-{{{{ config(severity='warn') }}}}
-select * from {{{{ ref('merged') }}}} where no_such_column > 0
-",
-            model("unique_key='id'")
-        ),
-    );
+";
+    let broken = "-- file: tests/broken_check.sql
+{{ config(severity='warn') }}
+select * from {{ ref('merged') }} where no_such_column > 0
+";
+    let dir = merged_project(columns, broken);
+    let d = dir.path();
     events(d, RUN_1);
     xform(d, &["build"]);
     events(
