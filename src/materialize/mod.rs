@@ -394,7 +394,7 @@ fn microbatches(job: &Job, replaces: Option<RelKind>) -> Option<Vec<(String, Str
     adds_to_existing(spec, replaces).then(|| mb.batches(spec.run.window, spec.run.now))
 }
 
-/// What a build reads that the job does not hold: a seed's CSV (transcoded to UTF-8), a
+/// What a build reads that the job does not hold: a seed's CSV (decoded when not UTF-8), a
 /// microbatch model's SQL limited to its interval.
 enum Input {
     None,
