@@ -45,14 +45,7 @@ pub(crate) fn cmd_diff(g: &Global, select: &Select, format: DiffFormat) -> ExitS
     let (Some(changes), Some(state)) = (&changes, state) else {
         return ExitStatus::Invalid;
     };
-    let (mut entries, changed) = changed_entries(&c, changes, &state);
-    entries.extend(
-        changes
-            .removed
-            .iter()
-            .map(|id| removed_entry(&state.nodes[id])),
-    );
-    entries.sort_by_key(|e| (rank(&e.kind), e.what, e.name.clone()));
+    let (entries, changed) = entries(&c, changes, &state);
     let downstream = selected_downstream(&c, &changed);
     let text = match format {
         DiffFormat::Text => text(&entries, &downstream, &state),
@@ -61,6 +54,19 @@ pub(crate) fn cmd_diff(g: &Global, select: &Select, format: DiffFormat) -> ExitS
     out!("{text}");
     std::mem::forget(c);
     ExitStatus::Success
+}
+
+/// Every entry of the report in its order (changed nodes, then removed ones by kind and name),
+/// and the changed nodes.
+fn entries(c: &Compiled, changes: &Changes, state: &State) -> (Vec<Entry>, BTreeSet<usize>) {
+    let (mut entries, changed) = changed_entries(c, changes, state);
+    let removed = changes
+        .removed
+        .iter()
+        .map(|id| removed_entry(&state.nodes[id]));
+    entries.extend(removed);
+    entries.sort_by_key(|e| (rank(&e.kind), e.what, e.name.clone()));
+    (entries, changed)
 }
 
 /// An entry for each selected node that is new or modified, and the set of them.

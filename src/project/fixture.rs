@@ -84,40 +84,53 @@ fn csv_fields(line: &str) -> Result<Vec<String>, String> {
     let mut fields = Vec::new();
     let mut chars = line.trim().chars().peekable();
     loop {
-        let mut field = String::new();
         while chars.peek() == Some(&' ') {
             chars.next();
         }
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        field.push('"');
-                    }
-                    Some('"') => break,
-                    Some(c) => field.push(c),
-                    None => return Err("a quoted field is not closed".into()),
-                }
-            }
-            while chars.peek().is_some_and(|c| *c != ',') {
-                if chars.next() != Some(' ') {
-                    return Err("text after a closing quote".into());
-                }
-            }
-        } else {
-            while let Some(c) = chars.peek().filter(|c| **c != ',') {
-                field.push(*c);
-                chars.next();
-            }
-            field = field.trim().to_string();
-        }
+        let field = match chars.peek() {
+            Some('"') => quoted_field(&mut chars)?,
+            _ => bare_field(&mut chars),
+        };
         fields.push(field);
         if chars.next().is_none() {
             return Ok(fields);
         }
     }
+}
+
+type Chars<'a> = std::iter::Peekable<std::str::Chars<'a>>;
+
+/// A field in quotes (`""` is a quote), up to the comma after it.
+fn quoted_field(chars: &mut Chars) -> Result<String, String> {
+    chars.next();
+    let mut field = String::new();
+    loop {
+        match chars.next() {
+            Some('"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            Some('"') => break,
+            Some(c) => field.push(c),
+            None => return Err("a quoted field is not closed".into()),
+        }
+    }
+    while chars.peek().is_some_and(|c| *c != ',') {
+        if chars.next() != Some(' ') {
+            return Err("text after a closing quote".into());
+        }
+    }
+    Ok(field)
+}
+
+/// A field without quotes, up to the next comma, trimmed.
+fn bare_field(chars: &mut Chars) -> String {
+    let mut field = String::new();
+    while let Some(c) = chars.peek().filter(|c| **c != ',') {
+        field.push(*c);
+        chars.next();
+    }
+    field.trim().to_string()
 }
 
 #[cfg(test)]
