@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::diagnostics::{Diagnostic, Diagnostics, did_you_mean};
 use crate::project::Target;
 use crate::sql::Kind;
 pub(crate) use crate::sql::Relation;
@@ -350,11 +350,14 @@ fn unknown_settings(target: &Target, known: &[&str], diags: &mut Diagnostics) {
                 target.kind.name()
             ))
             .at_opt(target.at(key))
-            .help(format!(
-                "{} targets read: {}",
-                target.kind.name(),
-                known.join(", ")
-            )),
+            .help(did_you_mean(key, known.iter().copied()).unwrap_or_else(|| {
+                let common = "type, schema, schema_prefix, threads";
+                format!(
+                    "{} targets read: {common}, {}",
+                    target.kind.name(),
+                    known.join(", ")
+                )
+            })),
         );
     }
 }

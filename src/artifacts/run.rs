@@ -58,7 +58,12 @@ fn timestamp(t: SystemTime) -> String {
 /// Where the statements of a node's run are written, relative to the project root.
 /// A seed's file is CSV; what ran for it is SQL, so it gets a `.sql` name.
 pub(crate) fn run_path(c: &Compiled, node: usize) -> String {
-    let path = Path::new(&*c.nodes()[node].path).with_extension("sql");
+    let n = &c.nodes()[node];
+    if !n.path.ends_with(".sql") {
+        // Declared in a property file, which may declare more.
+        return format!("{TARGET_DIR}/run/{}/{}.sql", n.path, n.name);
+    }
+    let path = Path::new(&*n.path).with_extension("sql");
     format!("{TARGET_DIR}/run/{}", path.display())
 }
 

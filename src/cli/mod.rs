@@ -382,18 +382,26 @@ fn compile_loaded(
         p.add_inline(text, files);
     }
     Connection::new(&p.target, &p.root, diags)?;
+    let specs = selections(select, diags);
     let opts = CompileOptions {
         repointable: select.defer,
     };
     let c = compile(p, &opts, diags)?;
     let known_clean = artifacts::read_sql_cache(&g.project_dir);
-    after_compile(c, (select, state), (&known_clean, files), diags)
+    after_compile(c, (select, &specs?, state), (&known_clean, files), diags)
+}
+
+/// `--select` and `--exclude`, read before compiling so that a bad one is reported with the
+/// project's mistakes.
+fn selections(s: &Select, diags: &mut Diagnostics) -> Option<(Selection, Selection)> {
+    let parsed = Selection::parse(&s.select).and_then(|a| Ok((a, Selection::parse(&s.exclude)?)));
+    parsed.map_err(|d| diags.push(d)).ok()
 }
 
 /// The steps after compiling: compare with `--state`, select, `--defer`, check the SQL.
 fn after_compile(
     mut c: Compiled,
-    (select, state): (&Select, Option<Arc<State>>),
+    (select, specs, state): (&Select, &(Selection, Selection), Option<Arc<State>>),
     (known_clean, files): (&HashSet<String>, &mut Files),
     diags: &mut Diagnostics,
 ) -> Option<(Compiled, Option<Changes>)> {
@@ -407,7 +415,7 @@ fn after_compile(
         modified: modified.as_deref(),
         results: results.as_deref(),
     };
-    c.selected = select_nodes(&c, select, &facts, diags)?;
+    c.selected = select_nodes(&c, specs, &facts, diags)?;
     if let (true, Some(state)) = (select.defer, state.as_deref()) {
         crate::state::defer(&mut c, state);
     }
@@ -418,13 +426,11 @@ fn after_compile(
 /// The nodes `--select`/`--exclude` pick (every node when there is no `--select`).
 fn select_nodes(
     c: &Compiled,
-    s: &Select,
+    (sel, exc): &(Selection, Selection),
     facts: &Facts,
     diags: &mut Diagnostics,
 ) -> Option<Vec<usize>> {
-    let specs = Selection::parse(&s.select).and_then(|a| Ok((a, Selection::parse(&s.exclude)?)));
-    let picked = specs.and_then(|(sel, exc)| select(&c.graph, c.nodes(), (&sel, &exc), facts));
-    match picked {
+    match select(&c.graph, c.nodes(), (sel, exc), facts) {
         Ok((selected, warnings)) => {
             diags.extend(warnings);
             Some(selected)

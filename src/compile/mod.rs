@@ -535,10 +535,15 @@ fn relation_parts(names: &Names) -> Vec<Option<Relation>> {
 /// Where `xform compile` writes a node's SQL, relative to the project root; a generic test's
 /// goes under its property file, as dbt does: `models/schema.yml/unique_orders_id.sql`.
 pub(crate) fn compiled_path(n: &Node) -> Arc<str> {
-    match n.test {
-        Some(_) => Arc::from(format!("target/compiled/{}/{}.sql", n.path, n.name)),
-        None => Arc::from(format!("target/compiled/{}", n.path)),
+    match declared_in_yaml(n) {
+        true => Arc::from(format!("target/compiled/{}/{}.sql", n.path, n.name)),
+        false => Arc::from(format!("target/compiled/{}", n.path)),
     }
+}
+
+/// A generic test, or a snapshot declared in a property file: many such nodes share a file.
+fn declared_in_yaml(n: &Node) -> bool {
+    n.test.is_some() || !n.path.ends_with(".sql")
 }
 
 /// The template name a node renders under: its file, or for a generic test (whose Jinja xform

@@ -26,7 +26,7 @@ pub(super) fn warn_not_applied(nodes: &[Node], diags: &mut Diagnostics) {
         };
         diags.push(
             Diagnostic::warning(format!(
-                "config `{key}` is not applied by this version of xform: {} `{}`{also} will build without it",
+                "config `{key}` is not applied by this version of xform: {} `{}`{also} runs as if it were not set",
                 first.kind.name(),
                 first.name
             ))

@@ -223,6 +223,19 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// `true` or `false`, when set.
+    fn flag(&mut self, key: &str) -> Option<bool> {
+        match self.node.config.get(key) {
+            None | Some(Json::Null) => None,
+            Some(Json::Bool(b)) => Some(*b),
+            Some(other) => {
+                let problem = format!("`{key}` must be true or false, found {other}");
+                self.bad(key, problem, None);
+                None
+            }
+        }
+    }
+
     /// A column name or a list of them.
     fn columns(&mut self, key: &str) -> Option<Vec<String>> {
         match self.node.config.columns(key) {
@@ -284,6 +297,12 @@ pub(crate) fn incremental_spec(
         .unwrap_or(SchemaChange::Ignore);
     let (update_columns, exclude_columns) = merge_columns(&mut ck);
     let kind = strategy_kind(&mut ck, strategy, &unique_key);
+    // dbt's `full_refresh`: `false` keeps a table that is costly to rebuild out of
+    // `--full-refresh`; `true` rebuilds it every run.
+    let run = PlanOptions {
+        full_refresh: ck.flag("full_refresh").unwrap_or(run.full_refresh),
+        ..run
+    };
     ck.done(IncrementalSpec {
         strategy: kind,
         unique_key,

@@ -235,11 +235,11 @@ fn build(
     if !audit {
         return publish_then_test(session, c, job, staged, tests, log);
     }
-    let (staged, audited) = match audit_staged(session, c, job, staged, &stage, log) {
+    let (staged, mut audited) = match audit_staged(session, c, job, staged, &stage, log) {
         Ok(audited) => audited,
         Err(e) => return not_built(job, failure(job, e), tests),
     };
-    let built = publish_if_passed(session, c, job, staged, &audited, log);
+    let built = publish_if_passed(session, c, job, staged, &mut audited, log);
     tests.extend(audited);
     done(built, tests)
 }
@@ -268,8 +268,9 @@ type Stage<'a> = dyn Fn(&mut dyn Session, &mut Vec<String>) -> DbResult<Staged> 
 /// Runs the job's data tests on its staged relation, before anyone else can read it — a table
 /// aside, or the build's open transaction, as the adapter staged it. A test that breaks inside
 /// the open transaction takes the transaction with it (`lost`): the relation is staged again,
-/// the broken tests are found by running each alone, and the others run on a fresh stage, so
-/// every test gets its own verdict.
+/// the tests run one by one to find the broken ones (staging again after each), and the others
+/// run together on the last stage. Every test gets its own verdict, and a broken one keeps the
+/// new rows out only when its severity says so.
 fn audit_staged(
     session: &mut dyn Session,
     c: &Compiled,
@@ -281,25 +282,66 @@ fn audit_staged(
     let mut broken: Vec<TestResult> = Vec::new();
     loop {
         let pending = pending_tests(job, &broken);
-        let swap = swap(c, job, &staged);
-        let mut results = testing::run_data_tests(session, c, &pending, swap.as_ref(), log);
-        let known = broken.len();
-        if results.iter().any(|r| r.lost) {
-            staged = restage(session, staged, stage, log)?;
-            for t in pending {
-                let swap = self::swap(c, job, &staged);
-                let alone = testing::run_data_tests(session, c, &[t], swap.as_ref(), log);
-                if alone.iter().any(|r| r.lost) {
-                    broken.extend(alone);
-                    staged = restage(session, staged, stage, log)?;
-                }
-            }
+        let results = run_tests(session, c, job, &staged, &pending, log);
+        if results.iter().all(|r| !r.lost) {
+            return Ok((staged, in_job_order(job, results, broken)));
         }
-        if broken.len() == known {
-            results.extend(broken);
-            return Ok((staged, results));
+        let restaged = restage(session, staged, stage, log)?;
+        let (now, alone, found) = tests_alone(session, c, job, (restaged, stage), &pending, log)?;
+        staged = now;
+        if found.is_empty() {
+            // Nothing breaks alone: the verdicts of this one-by-one round stand.
+            return Ok((staged, in_job_order(job, alone, broken)));
+        }
+        broken.extend(found);
+    }
+}
+
+/// The verdicts of the job's tests, broken ones included, in the job's order.
+fn in_job_order(
+    job: &Job,
+    mut results: Vec<TestResult>,
+    broken: Vec<TestResult>,
+) -> Vec<TestResult> {
+    results.extend(broken);
+    results.sort_by_key(|r| job.tests.iter().position(|&t| t == r.node));
+    results
+}
+
+/// `tests` on the staged relation, in one round.
+fn run_tests(
+    session: &mut dyn Session,
+    c: &Compiled,
+    job: &Job,
+    staged: &Staged,
+    tests: &[usize],
+    log: &mut Vec<String>,
+) -> Vec<TestResult> {
+    let swap = swap(c, job, staged);
+    testing::run_data_tests(session, c, tests, swap.as_ref(), log)
+}
+
+/// Runs each of `tests` alone; one that loses the transaction is broken, and the relation is
+/// staged again after it. Returns the last stage, the verdicts of the others and the broken.
+fn tests_alone(
+    session: &mut dyn Session,
+    c: &Compiled,
+    job: &Job,
+    (mut staged, stage): (Staged, &Stage<'_>),
+    tests: &[usize],
+    log: &mut Vec<String>,
+) -> DbResult<(Staged, Vec<TestResult>, Vec<TestResult>)> {
+    let (mut passed, mut broken) = (Vec::new(), Vec::new());
+    for &t in tests {
+        let results = run_tests(session, c, job, &staged, &[t], log);
+        if results.iter().any(|r| r.lost) {
+            broken.extend(results);
+            staged = restage(session, staged, stage, log)?;
+        } else {
+            passed.extend(results);
         }
     }
+    Ok((staged, passed, broken))
 }
 
 /// The job's tests not found broken yet.
@@ -337,7 +379,7 @@ fn publish_if_passed(
     c: &Compiled,
     job: &Job,
     staged: Staged,
-    audited: &[TestResult],
+    audited: &mut [TestResult],
     log: &mut Vec<String>,
 ) -> Result<Option<u64>, Failure> {
     let failed = blocking_failures(c, audited);
@@ -352,12 +394,28 @@ fn publish_if_passed(
         failed.join(", ")
     );
     let interrupted = audited.iter().any(|t| t.interrupted);
+    if Some(&staged.readable_as) == job.relation.as_ref() {
+        unstore_failures(c, audited);
+    }
     match session.discard(staged, log) {
         Ok(()) => Err(Failure {
             message,
             interrupted,
         }),
         Err(e) => Err(failure(job, e)),
+    }
+}
+
+/// Failing rows stored inside a build's transaction go with it when it is rolled back: the
+/// tests that stored them say so.
+fn unstore_failures(c: &Compiled, audited: &mut [TestResult]) {
+    let stored = |t: &TestResult| {
+        project::test_config(&c.nodes()[t.node]).is_ok_and(|cfg| cfg.store_failures)
+    };
+    for t in audited.iter_mut().filter(|t| t.rows.is_some() && stored(t)) {
+        t.message = Some(
+            "failing rows not stored: the new rows they were found in were rolled back".into(),
+        );
     }
 }
 

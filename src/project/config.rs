@@ -27,6 +27,7 @@ pub(crate) const APPLIED_KEYS: &[&str] = &[
     "event_time",
     "external_location",
     "freshness",
+    "full_refresh",
     "group",
     "hard_deletes",
     "header",
@@ -61,7 +62,6 @@ pub(crate) const APPLIED_KEYS: &[&str] = &[
 pub(crate) const NOT_APPLIED_KEYS: &[&str] = &[
     "cluster_by",
     "fail_calc",
-    "full_refresh",
     "grants",
     "indexes",
     "partition_by",

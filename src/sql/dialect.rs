@@ -178,7 +178,7 @@ pub(crate) trait Dialect: Send + Sync {
 
     /// Every row of a FROM item.
     fn select_all(&self, from: &str) -> String {
-        format!("SELECT * FROM {from}")
+        format!("select * from {from}")
     }
 
     /// `expr` converted to `data_type`.

@@ -183,8 +183,14 @@ fn with_failing_rows(
     if !matches!(r.status, TestStatus::Fail | TestStatus::Warn) {
         return r;
     }
-    let sample = session.query(sql, SHOWN_ROWS);
-    r.rows = sample.ok();
+    match session.query(sql, SHOWN_ROWS) {
+        Ok(rows) => r.rows = Some(rows),
+        Err(e) => {
+            r.lost = matches!(e, DbError::TransactionLost(_));
+            r.message = Some(format!("its failing rows could not be read: {e}"));
+            return r;
+        }
+    }
     if cfg.store_failures {
         r.message = Some(format!(
             "failing rows stored in {}.{}",

@@ -427,6 +427,82 @@ select * from {{ ref('merged') }} where no_such_column > 0
     );
 }
 
+/// A warning test whose count query runs but whose failing rows cannot be read (the sample
+/// query errors inside the open transaction, which DuckDB then aborts): the run must not
+/// report the model built while its new rows were silently rolled back.
+#[test]
+fn a_test_whose_failing_rows_cannot_be_read_does_not_lose_the_new_rows() {
+    let columns = "      - name: id\n        data_tests: [unique]\n";
+    let sample_breaks = "-- file: tests/sample_breaks.sql
+{{ config(severity='warn') }}
+select cast(region as int) as r from {{ ref('merged') }} where amount > 35
+";
+    let dir = merged_project(columns, sample_breaks);
+    let d = dir.path();
+    events(d, RUN_1);
+    xform(d, &["build"]);
+    events(
+        d,
+        &all(&[RUN_1, RUN_2])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let out = xform(d, &["build"]);
+    assert_eq!(
+        table(d, "main.merged"),
+        ["1 seoul 10", "2 busan 20", "3 seoul 33", "4 daegu 40"],
+        "{}",
+        out.stdout
+    );
+    let results = run_results(d);
+    let status = |name: &str| {
+        results["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["unique_id"].as_str().is_some_and(|u| u.ends_with(name)))
+            .map(|r| r["status"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(
+        status("merged").as_deref(),
+        Some("success"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        status("sample_breaks").as_deref(),
+        Some("warn"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        status("unique_merged_id").as_deref(),
+        Some("pass"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// dbt's `full_refresh: false` protects a table that is costly to rebuild from `--full-refresh`.
+#[test]
+fn full_refresh_false_keeps_an_incremental_table_out_of_a_full_refresh() {
+    let dir = project(PROJECT);
+    let d = dir.path();
+    let protected = model("unique_key='id', full_refresh=false");
+    write_files(d, &format!("-- file: models/kept.sql\n{protected}"));
+    events(d, RUN_1);
+    ok(d, &["build"]);
+    // The source loses row 1; a rebuild from scratch would lose it too.
+    events(d, &RUN_1[1..]);
+    let out = ok(d, &["build", "--full-refresh"]);
+    assert_eq!(
+        table(d, "main.kept"),
+        ["1 seoul 10", "2 busan 20", "3 seoul 30"],
+        "{out}"
+    );
+}
+
 const MICROBATCH: &str = "
 -- file: models/daily.sql
 {{ config(materialized='incremental', incremental_strategy='microbatch', event_time='event_at',

@@ -82,6 +82,7 @@ impl Warehouse for DuckDb {
         Ok(Box::new(DuckSession {
             conn,
             open: Cell::new(false),
+            aborted: Cell::new(false),
         }))
     }
 
@@ -116,6 +117,9 @@ struct DuckSession {
     conn: Connection,
     /// Whether a transaction is open (the duckdb crate cannot tell).
     open: Cell<bool>,
+    /// A statement failed in the open transaction, which DuckDB then aborted: a `COMMIT` would
+    /// quietly roll it back.
+    aborted: Cell<bool>,
 }
 
 fn rel(r: &Relation) -> String {
@@ -222,13 +226,29 @@ impl DuckSession {
     fn run(&self, sql: &str, log: &mut Vec<String>) -> DbResult<()> {
         log.push(sql.to_string());
         readable(sql)?;
-        self.conn.execute_batch(sql).map_err(failed)?;
+        self.conn
+            .execute_batch(sql)
+            .map_err(|e| self.lost(failed(e)))?;
         match sql {
-            "BEGIN TRANSACTION" => self.open.set(true),
+            "BEGIN TRANSACTION" => {
+                self.open.set(true);
+                self.aborted.set(false);
+            }
             "COMMIT" => self.open.set(false),
             _ => {}
         }
         Ok(())
+    }
+
+    /// Commits the open transaction, unless a statement in it failed: DuckDB would then roll
+    /// it back and report success.
+    fn commit(&self, log: &mut Vec<String>) -> DbResult<()> {
+        if self.aborted.get() {
+            return Err(DbError::TransactionLost(
+                "a statement in the build's transaction failed, and DuckDB rolled it back".into(),
+            ));
+        }
+        self.run("COMMIT", log)
     }
 
     /// A statement's error; inside an open transaction, which DuckDB has just aborted,
@@ -239,14 +259,19 @@ impl DuckSession {
 
     fn lost(&self, e: DbError) -> DbError {
         match e {
-            DbError::Failed(m) if self.open.get() => DbError::TransactionLost(m),
+            DbError::Failed(m) if self.open.get() => {
+                self.aborted.set(true);
+                DbError::TransactionLost(m)
+            }
             other => other,
         }
     }
 
     /// Rolls back the open transaction, if any; an interrupt (Ctrl-C repeats them) does not
     /// leave it open.
-    fn rollback(&self) {
+    fn rollback(&self, log: &mut Vec<String>) {
+        log.push("ROLLBACK".into());
+        self.aborted.set(false);
         for _ in 0..100 {
             self.open.set(false);
             match self.conn.execute_batch("ROLLBACK").map_err(failed) {
@@ -984,7 +1009,7 @@ impl Session for DuckSession {
         }
         let staged = self.create(relation, build, replaces, aside, log);
         if staged.is_err() && !aside {
-            self.rollback();
+            self.rollback(log);
         }
         staged
     }
@@ -996,10 +1021,10 @@ impl Session for DuckSession {
             }),
             false => Ok(()),
         };
-        match swapped.and_then(|()| self.run("COMMIT", log)) {
+        match swapped.and_then(|()| self.commit(log)) {
             Ok(()) => Ok(staged),
             Err(e) => {
-                self.rollback();
+                self.rollback(log);
                 if aside(&staged) {
                     let _ = self.discard(staged, log);
                 }
@@ -1011,7 +1036,7 @@ impl Session for DuckSession {
     fn discard(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<()> {
         match aside(&staged) {
             false => {
-                self.rollback();
+                self.rollback(log);
                 Ok(())
             }
             true => {
