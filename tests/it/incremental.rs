@@ -377,6 +377,30 @@ fn a_failing_test_keeps_new_rows_out() {
     );
 }
 
+/// Builds with RUN_1, then with RUN_1 and RUN_2 loaded; the second build's output.
+fn two_runs(d: &Path) -> crate::harness::Output {
+    events(d, RUN_1);
+    xform(d, &["build"]);
+    let rows = all(&[RUN_1, RUN_2]);
+    events(d, &rows.iter().map(String::as_str).collect::<Vec<_>>());
+    xform(d, &["build"])
+}
+
+/// The status and message run_results.json records for the node whose unique_id ends with
+/// `name`.
+fn result_of(d: &Path, name: &str) -> (String, String) {
+    let results = run_results(d);
+    let r = results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["unique_id"].as_str().is_some_and(|u| u.ends_with(name)))
+        .unwrap_or_else(|| panic!("no result for {name}: {results}"))
+        .clone();
+    let text = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+    (text("status"), text("message"))
+}
+
 /// A broken test (here one naming a column the model does not have) fails inside the open
 /// transaction of an incremental run. It is reported with its own error, and the model's other
 /// tests still get their verdicts on the new rows: they are not reported as errors of a
@@ -394,27 +418,8 @@ select * from {{ ref('merged') }} where no_such_column > 0
 ";
     let dir = merged_project(columns, broken);
     let d = dir.path();
-    events(d, RUN_1);
-    xform(d, &["build"]);
-    events(
-        d,
-        &all(&[RUN_1, RUN_2])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    let out = xform(d, &["build"]);
-    let results = run_results(d);
-    let status = |name: &str| -> (String, String) {
-        let r = results["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["unique_id"].as_str().is_some_and(|u| u.contains(name)))
-            .unwrap_or_else(|| panic!("no result for {name}: {results}"));
-        let text = |k: &str| r[k].as_str().unwrap_or_default().to_string();
-        (text("status"), text("message"))
-    };
+    let out = two_runs(d);
+    let status = |name: &str| result_of(d, name);
     let (broken, message) = status("broken_check");
     assert_eq!(broken, "error", "{}", out.stdout);
     assert!(message.contains("no_such_column"), "{message}");
@@ -439,49 +444,17 @@ select cast(region as int) as r from {{ ref('merged') }} where amount > 35
 ";
     let dir = merged_project(columns, sample_breaks);
     let d = dir.path();
-    events(d, RUN_1);
-    xform(d, &["build"]);
-    events(
-        d,
-        &all(&[RUN_1, RUN_2])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    let out = xform(d, &["build"]);
+    let out = two_runs(d);
     assert_eq!(
         table(d, "main.merged"),
         ["1 seoul 10", "2 busan 20", "3 seoul 33", "4 daegu 40"],
         "{}",
         out.stdout
     );
-    let results = run_results(d);
-    let status = |name: &str| {
-        results["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["unique_id"].as_str().is_some_and(|u| u.ends_with(name)))
-            .map(|r| r["status"].as_str().unwrap_or_default().to_string())
-    };
-    assert_eq!(
-        status("merged").as_deref(),
-        Some("success"),
-        "{}",
-        out.stdout
-    );
-    assert_eq!(
-        status("sample_breaks").as_deref(),
-        Some("warn"),
-        "{}",
-        out.stdout
-    );
-    assert_eq!(
-        status("unique_merged_id").as_deref(),
-        Some("pass"),
-        "{}",
-        out.stdout
-    );
+    let status = |name: &str| result_of(d, name).0;
+    assert_eq!(status("merged"), "success", "{}", out.stdout);
+    assert_eq!(status("sample_breaks"), "warn", "{}", out.stdout);
+    assert_eq!(status("unique_merged_id"), "pass", "{}", out.stdout);
 }
 
 /// dbt's `full_refresh: false` protects a table that is costly to rebuild from `--full-refresh`.
