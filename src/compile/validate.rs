@@ -14,25 +14,47 @@ use crate::project::{Fixture, Node, NodeKind, Project, TestSpec, UnitTestProps};
 use crate::template::{Names, RelName, Templates, scan};
 
 /// A config key xform accepts but does not apply yet is a warning, once per key, where a node
-/// first got it (the folder in project.yml, the property file, the `config()` call).
+/// first got it (the folder in project.yml, the property file, the `config()` call). So is an
+/// enforced `contract` (kept for `state:modified.contract`, but not checked against the
+/// columns built).
 pub(super) fn warn_not_applied(nodes: &[Node], diags: &mut Diagnostics) {
     for key in NOT_APPLIED_KEYS {
-        let mut using = nodes.iter().filter(|n| n.config.get(key).is_some());
-        let Some(first) = using.next() else { continue };
-        let others = using.count();
-        let also = match others {
-            0 => String::new(),
-            n => format!(" (and {n} more node{})", if n == 1 { "" } else { "s" }),
-        };
-        diags.push(
-            Diagnostic::warning(format!(
-                "config `{key}` is not applied by this version of xform: {} `{}`{also} runs as if it were not set",
-                first.kind.name(),
-                first.name
-            ))
-            .at_opt(first.config.at(key).cloned().or_else(|| first.at.clone())),
+        let what = format!("config `{key}` is not applied by this version of xform");
+        let set = |n: &Node| n.config.get(key).is_some();
+        warn_setting(
+            nodes,
+            (key, &what, "runs as if it were not set"),
+            set,
+            diags,
         );
     }
+    let enforced = |n: &Node| {
+        let contract = n.config.get("contract");
+        contract.and_then(|c| c.get("enforced")) == Some(&serde_json::Value::Bool(true))
+    };
+    let what = "an enforced `contract` is not checked by this version of xform";
+    let then = "builds without checking its columns and types";
+    warn_setting(nodes, ("contract", what, then), enforced, diags);
+}
+
+/// One warning at the first node that has setting `key`, counting the others.
+fn warn_setting(
+    nodes: &[Node],
+    (key, what, then): (&str, &str, &str),
+    set: impl Fn(&Node) -> bool,
+    diags: &mut Diagnostics,
+) {
+    let mut using = nodes.iter().filter(|n| set(n));
+    let Some(first) = using.next() else { return };
+    let also = match using.count() {
+        0 => String::new(),
+        n => format!(" (and {n} more node{})", if n == 1 { "" } else { "s" }),
+    };
+    let (kind, name) = (first.kind.name(), &first.name);
+    diags.push(
+        Diagnostic::warning(format!("{what}: {kind} `{name}`{also} {then}"))
+            .at_opt(first.config.at(key).cloned().or_else(|| first.at.clone())),
+    );
 }
 
 /// Two nodes building one relation would overwrite each other (which one wins depends on

@@ -18,7 +18,6 @@ pub(crate) const APPLIED_KEYS: &[&str] = &[
     "column_types",
     "concurrent_batches",
     "contract",
-    "database",
     "delimiter",
     "docs",
     "enabled",
@@ -61,6 +60,7 @@ pub(crate) const APPLIED_KEYS: &[&str] = &[
 /// warned, once per key, where it first sets it.
 pub(crate) const NOT_APPLIED_KEYS: &[&str] = &[
     "cluster_by",
+    "database",
     "fail_calc",
     "grants",
     "indexes",
