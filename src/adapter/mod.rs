@@ -8,10 +8,11 @@
 //! graph.
 
 // Built without an engine (`--no-default-features`), what only the engines read goes unread.
-#![cfg_attr(not(feature = "duckdb"), allow(dead_code))]
+#![cfg_attr(not(any(feature = "duckdb", feature = "postgres")), allow(dead_code))]
 
 mod duckdb;
 mod postgres;
+mod statements;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -160,9 +161,7 @@ pub(crate) struct Staged {
     pub(crate) rows: Option<u64>,
     pub(crate) readable_as: Relation,
     /// The relation it becomes on `publish`, and what exists under that name now.
-    #[cfg_attr(not(feature = "duckdb"), allow(dead_code))]
     relation: Relation,
-    #[cfg_attr(not(feature = "duckdb"), allow(dead_code))]
     replaces: Option<RelKind>,
 }
 
@@ -230,6 +229,12 @@ pub(crate) trait Warehouse: Send + Sync {
     fn interrupt(&self);
     /// "DuckDB v1.4.1" or the like.
     fn version(&self) -> DbResult<String>;
+    /// Claims the target for a run that will change it: a second run on the same target is
+    /// refused with an error naming the holder, until this process ends. (Where opening the
+    /// warehouse already claims it, as DuckDB's file lock does, there is nothing to do.)
+    fn claim(&self) -> DbResult<()> {
+        Ok(())
+    }
 }
 
 /// A connection. Methods that change the warehouse append each statement they execute to
@@ -301,7 +306,7 @@ impl Connection {
         let before = diags.error_count();
         let c = match target.kind {
             Kind::DuckDb => Connection::DuckDb(duckdb::Settings::new(target, root, diags)),
-            Kind::Postgres => Connection::Postgres(postgres::Settings::new(target, diags)),
+            Kind::Postgres => Connection::Postgres(postgres::Settings::new(target, root, diags)),
         };
         (diags.error_count() == before).then_some(c)
     }
@@ -310,10 +315,7 @@ impl Connection {
     pub(crate) fn open(&self) -> DbResult<Arc<dyn Warehouse>> {
         match self {
             Connection::DuckDb(s) => s.open(),
-            Connection::Postgres(_) => Err(DbError::Failed(
-                "the PostgreSQL adapter is not available yet in this xform; use a duckdb target"
-                    .into(),
-            )),
+            Connection::Postgres(s) => s.open(),
         }
     }
 

@@ -127,6 +127,10 @@ pub(crate) fn cmd_run(g: &Global, a: &RunArgs, verb: Verb, argv: &[String]) -> E
 /// warehouse, nothing at all is written.
 fn open_for_run(root: &Path, c: &Compiled) -> Result<Arc<dyn Warehouse>, ExitStatus> {
     let warehouse = open_warehouse(&c.project)?;
+    if let Err(e) = warehouse.claim() {
+        errln!("error: {e}");
+        return Err(ExitStatus::Invalid);
+    }
     write_compile_artifacts(root, c)?;
     Ok(warehouse)
 }

@@ -7,7 +7,7 @@ mod analyze;
 mod dialect;
 
 pub(crate) use analyze::{Analysis, analyze, canonical};
-pub(crate) use dialect::{ColumnClass, Dialect, Fixture, KeyDiff, Kind};
+pub(crate) use dialect::{ColumnClass, Dialect, Fixture, KeyDiff, Kind, trim_statement};
 
 /// A relation by its unquoted parts; `database` is the catalog (an attached DuckDB file, a
 /// Spark catalog), None for the warehouse's own.

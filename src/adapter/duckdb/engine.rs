@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use duckdb::{Connection, InterruptHandle};
 
+use crate::adapter::statements::Statements;
 use crate::adapter::{
-    Build, CsvSource, DbError, DbResult, Increment, RelKind, Relation, Rows, SchemaChange, Session,
-    SnapshotSpec, SnapshotStrategy, Staged, Strategy, Warehouse,
+    Build, CsvSource, DbError, DbResult, RelKind, Relation, Rows, Session, Staged, Warehouse,
 };
 use crate::sql::{Dialect, Kind};
 
@@ -299,7 +299,7 @@ impl DuckSession {
     /// (or a kill, thanks to the write-ahead log) leaves it untouched — no temporary name
     /// needed. `aside`, it is a table named `<name>__xform_audit` instead (see `stage`).
     fn create(
-        &self,
+        &mut self,
         relation: &Relation,
         build: Build<'_>,
         replaces: Option<RelKind>,
@@ -329,7 +329,7 @@ impl DuckSession {
 
     /// Builds `relation`; the rows of a table.
     fn build(
-        &self,
+        &mut self,
         relation: &Relation,
         build: Build<'_>,
         replaces: Option<RelKind>,
@@ -341,15 +341,7 @@ impl DuckSession {
                 self.run(&create, log)?;
                 None
             }
-            Build::Table(sql) => {
-                let create = format!(
-                    "CREATE OR REPLACE TABLE {} AS\n{}",
-                    rel(relation),
-                    body(sql)
-                );
-                self.run(&create, log)?;
-                Some(self.count(relation)?)
-            }
+            Build::Table(sql) => Some(self.create_table(relation, sql, log)?),
             Build::Seed(csv) => Some(self.load_csv(relation, csv, log)?),
             Build::Increment(inc) => Some(self.increment(relation, &inc, log)?),
             Build::Snapshot(spec) if replaces == Some(RelKind::Table) => {
@@ -404,493 +396,70 @@ impl DuckSession {
     }
 }
 
+impl DuckSession {
+    /// The rows of a query whose columns are all text.
+    fn text_rows(&self, wrapped: &str) -> DbResult<Rows> {
+        readable(wrapped)?;
+        let read = || -> Result<Rows, duckdb::Error> {
+            let mut stmt = self.conn.prepare(wrapped)?;
+            let mut out = Rows::default();
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let n = row.as_ref().column_count();
+                out.rows.push(
+                    (0..n)
+                        .map(|i| row.get::<_, Option<String>>(i))
+                        .collect::<Result<_, _>>()?,
+                );
+            }
+            drop(rows);
+            out.columns = stmt.column_names();
+            Ok(out)
+        };
+        read().map_err(|e| self.failed_here(e))
+    }
+}
+
 /// A row DuckDB's CSV reader rejected: its line, column and error message.
 type Reject = (u64, Option<String>, String);
 
-/// The incremental and snapshot statements. Each runs inside the transaction `stage` opened;
-/// the new rows are first materialized as a temporary table (this connection's only).
-impl DuckSession {
-    /// Executes a statement and returns the rows it changed.
-    fn exec(&self, sql: &str, log: &mut Vec<String>) -> DbResult<u64> {
+/// Incremental runs and snapshots: the shared statements over DuckDB's primitives.
+impl Statements for DuckSession {
+    fn dialect(&self) -> &'static dyn Dialect {
+        dialect()
+    }
+
+    fn run(&mut self, sql: &str, log: &mut Vec<String>) -> DbResult<()> {
+        DuckSession::run(self, sql, log)
+    }
+
+    fn exec(&mut self, sql: &str, log: &mut Vec<String>) -> DbResult<u64> {
         log.push(sql.to_string());
         readable(sql)?;
         self.conn.execute(sql, []).map(|n| n as u64).map_err(failed)
     }
 
-    /// The columns and types of what `from` (a relation or table function) returns.
-    fn describe(&self, from: &str) -> DbResult<Vec<(String, String)>> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("DESCRIBE SELECT * FROM {from}"))
-            .map_err(failed)?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(failed)?;
-        rows.collect::<Result<_, _>>().map_err(failed)
+    fn rows(&mut self, sql: &str) -> DbResult<Rows> {
+        self.text_rows(&format!("SELECT COLUMNS(*)::VARCHAR FROM (\n{}\n)", body(sql)))
     }
 
-    /// `sql`'s rows as a temporary table named after `relation`.
-    fn stage_rows(
-        &self,
-        relation: &Relation,
-        sql: &str,
-        log: &mut Vec<String>,
-    ) -> DbResult<String> {
-        let temp = quote(&format!("__xform_new__{}", relation.name));
-        self.run(
-            &format!("CREATE OR REPLACE TEMP TABLE {temp} AS\n{}", body(sql)),
-            log,
-        )?;
+    fn temp_table(&mut self, name: &str, sql: &str, log: &mut Vec<String>) -> DbResult<String> {
+        let temp = quote(name);
+        let create = format!("CREATE OR REPLACE TEMP TABLE {temp} AS\n{}", body(sql));
+        DuckSession::run(self, &create, log)?;
         Ok(temp)
     }
 
-    /// Fails when two of the new rows share a key: merging them would be ambiguous.
-    fn check_one_row_per_key(&self, new: &str, key: &[String]) -> DbResult<()> {
-        let cols: Vec<String> = key.iter().map(|k| quote(k)).collect();
-        let sql = format!(
-            "SELECT {}, count(*) FROM {new} GROUP BY ALL HAVING count(*) > 1 LIMIT 1",
-            cols.iter()
-                .map(|c| format!("CAST({c} AS VARCHAR)"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let mut stmt = self.conn.prepare(&sql).map_err(failed)?;
-        let mut rows = stmt.query([]).map_err(failed)?;
-        let Some(row) = rows.next().map_err(failed)? else {
-            return Ok(());
-        };
-        let mut shown = Vec::new();
-        for (i, k) in key.iter().enumerate() {
-            let v: Option<String> = row.get(i).map_err(failed)?;
-            shown.push(format!("{k} = {}", v.as_deref().unwrap_or("NULL")));
-        }
-        let n: u64 = row.get(key.len()).map_err(failed)?;
-        Err(DbError::Failed(format!(
-            "{n} of the new rows have the same unique_key ({}); each key may appear once",
-            shown.join(", ")
-        )))
-    }
-
-    /// Applies `mode` to the table's columns given the new rows' columns, and returns the
-    /// columns to insert: those of the (altered) table the new rows have, in table order.
-    fn reconcile_columns(
-        &self,
-        target: &str,
-        incoming: &[(String, String)],
-        mode: SchemaChange,
-        log: &mut Vec<String>,
-    ) -> DbResult<Vec<String>> {
-        let have = self.describe(target)?;
-        let changes = ColumnChanges::between(&have, incoming);
-        if mode == SchemaChange::Fail && changes.differ() {
-            return Err(changes.refused());
-        }
-        let sync = mode == SchemaChange::SyncAllColumns;
-        let append = sync || mode == SchemaChange::AppendNewColumns;
-        if append {
-            self.add_columns(target, &changes.added, log)?;
-        }
-        if sync {
-            self.sync_columns(target, &changes, log)?;
-        }
-        // The table's columns now: the old ones (less those dropped), then those added.
-        let kept = have
-            .iter()
-            .filter(|(c, _)| column_type(incoming, c).is_some());
-        let added = changes.added.iter().filter(|_| append);
-        Ok(kept.chain(added.copied()).map(|(c, _)| c.clone()).collect())
-    }
-
-    fn add_columns(
-        &self,
-        target: &str,
-        added: &[&(String, String)],
-        log: &mut Vec<String>,
-    ) -> DbResult<()> {
-        for (c, t) in added {
-            self.run(
-                &format!("ALTER TABLE {target} ADD COLUMN {} {t}", quote(c)),
-                log,
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Drops the removed columns and changes the types of the changed ones.
-    fn sync_columns(
-        &self,
-        target: &str,
-        changes: &ColumnChanges<'_>,
-        log: &mut Vec<String>,
-    ) -> DbResult<()> {
-        for (c, _) in &changes.removed {
-            self.run(
-                &format!("ALTER TABLE {target} DROP COLUMN {}", quote(c)),
-                log,
-            )?;
-        }
-        for (c, _, new) in &changes.changed {
-            self.run(
-                &format!("ALTER TABLE {target} ALTER COLUMN {} TYPE {new}", quote(c)),
-                log,
-            )?;
-        }
-        Ok(())
-    }
-
-    fn increment(
-        &self,
+    fn create_table(
+        &mut self,
         relation: &Relation,
-        inc: &Increment<'_>,
+        sql: &str,
         log: &mut Vec<String>,
     ) -> DbResult<u64> {
-        let target = rel(relation);
-        let new = self.stage_rows(relation, inc.sql, log)?;
-        let incoming = self.describe(&new)?;
-        let columns = self.reconcile_columns(&target, &incoming, inc.on_schema_change, log)?;
-        let insert = format!(
-            "INSERT INTO {target} ({})\nSELECT {} FROM {new} AS n",
-            quoted_list(&columns, ""),
-            quoted_list(&columns, "n.")
-        );
-        let rows = match &inc.strategy {
-            Strategy::Append => self.exec(&insert, log)?,
-            Strategy::DeleteInsert { key } => {
-                self.delete_keys((&target, &new), key, log)?;
-                self.exec(&insert, log)?
-            }
-            Strategy::Merge {
-                key,
-                update,
-                exclude,
-            } => self.merge((&target, &new), &columns, (key, *update, exclude), log)?,
-            Strategy::Range { column, start, end } => {
-                self.delete_range(&target, (column, start, end), log)?;
-                self.exec(&insert, log)?
-            }
-        };
-        self.run(&format!("DROP TABLE {new}"), log)?;
-        Ok(rows)
-    }
-
-    /// Deletes the table's rows whose key the new rows have.
-    fn delete_keys(
-        &self,
-        (target, new): (&str, &str),
-        key: &[String],
-        log: &mut Vec<String>,
-    ) -> DbResult<u64> {
-        self.exec(
-            &format!(
-                "DELETE FROM {target} AS t USING {new} AS n WHERE {}",
-                key_match(key)
-            ),
-            log,
-        )
-    }
-
-    /// Deletes the table's rows whose `column` lies in [start, end).
-    fn delete_range(
-        &self,
-        target: &str,
-        (column, start, end): (&str, &str, &str),
-        log: &mut Vec<String>,
-    ) -> DbResult<u64> {
-        self.exec(
-            &format!(
-                "DELETE FROM {target} WHERE {c} >= TIMESTAMP {} AND {c} < TIMESTAMP {}",
-                literal(start),
-                literal(end),
-                c = quote(column)
-            ),
-            log,
-        )
-    }
-
-    /// Merges the new rows into the table on `key`: matching rows are updated (`update`'s
-    /// columns, else all but the key and `exclude`), the others inserted.
-    fn merge(
-        &self,
-        (target, new): (&str, &str),
-        columns: &[String],
-        (key, update, exclude): (&[String], Option<&[String]>, &[String]),
-        log: &mut Vec<String>,
-    ) -> DbResult<u64> {
-        self.check_one_row_per_key(new, key)?;
-        let set: Vec<String> = match update {
-            Some(u) => u.to_vec(),
-            None => columns
-                .iter()
-                .filter(|c| !named(key, c) && !named(exclude, c))
-                .cloned()
-                .collect(),
-        };
-        // One MERGE joins the new rows with the table once (measured: 40% faster
-        // than UPDATE ... FROM then INSERT ... WHERE NOT EXISTS on 10M rows).
-        self.exec(
-            &format!(
-                "MERGE INTO {target} AS t USING {new} AS n ON {}\n\
-                 WHEN MATCHED THEN {}\n\
-                 WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
-                key_match(key),
-                when_matched(&set),
-                quoted_list(columns, ""),
-                quoted_list(columns, "n.")
-            ),
-            log,
-        )
-    }
-
-    fn create_snapshot(
-        &self,
-        relation: &Relation,
-        spec: &SnapshotSpec,
-        log: &mut Vec<String>,
-    ) -> DbResult<u64> {
-        let m = &spec.meta;
-        let version = snapshot_version(spec, "s");
-        let create = format!(
-            "CREATE OR REPLACE TABLE {} AS\nSELECT s.*, {} AS {}, {version} AS {}, {version} AS {}, \
-             CAST(NULL AS TIMESTAMP) AS {}\nFROM (\n{}\n) AS s",
-            rel(relation),
-            scd_id(spec, "s"),
-            quote(&m.scd_id),
-            quote(&m.updated_at),
-            quote(&m.valid_from),
-            quote(&m.valid_to),
-            body(&spec.sql)
-        );
-        self.run(&create, log)?;
+        let create = format!("CREATE OR REPLACE TABLE {} AS\n{}", rel(relation), body(sql));
+        DuckSession::run(self, &create, log)?;
         self.count(relation)
     }
-
-    /// Closes the current version of changed (and, if asked, vanished) rows and inserts the
-    /// new versions: of changed rows, of new keys and of keys that come back.
-    fn update_snapshot(
-        &self,
-        relation: &Relation,
-        spec: &SnapshotSpec,
-        log: &mut Vec<String>,
-    ) -> DbResult<u64> {
-        let target = rel(relation);
-        let new = self.stage_rows(relation, &spec.sql, log)?;
-        self.check_one_row_per_key(&new, &spec.unique_key)?;
-        let incoming = self.describe(&new)?;
-        let columns =
-            self.reconcile_columns(&target, &incoming, SchemaChange::AppendNewColumns, log)?;
-        let changed = snapshot_changed(spec, &incoming);
-        let rows = (&target[..], &new[..]);
-        let closed = self.close_changed(rows, spec, &changed, log)?;
-        let deleted = if spec.invalidate_hard_deletes {
-            self.close_deleted(rows, spec, log)?
-        } else {
-            0
-        };
-        let inserted = self.insert_versions(rows, spec, &columns, log)?;
-        self.run(&format!("DROP TABLE {new}"), log)?;
-        Ok(closed + deleted + inserted)
-    }
-
-    /// Ends the current version of each row that `changed`.
-    fn close_changed(
-        &self,
-        (target, new): (&str, &str),
-        spec: &SnapshotSpec,
-        changed: &str,
-        log: &mut Vec<String>,
-    ) -> DbResult<u64> {
-        let key = key_match(&spec.unique_key);
-        let valid_to = quote(&spec.meta.valid_to);
-        self.exec(
-            &format!(
-                "UPDATE {target} AS t SET {valid_to} = {}\nFROM {new} AS n\n\
-                 WHERE t.{valid_to} IS NULL AND {key} AND {changed}",
-                snapshot_version(spec, "n")
-            ),
-            log,
-        )
-    }
-
-    /// Ends, now, the current version of each key the new rows no longer have.
-    fn close_deleted(
-        &self,
-        (target, new): (&str, &str),
-        spec: &SnapshotSpec,
-        log: &mut Vec<String>,
-    ) -> DbResult<u64> {
-        let key = key_match(&spec.unique_key);
-        let valid_to = quote(&spec.meta.valid_to);
-        let now = format!("TIMESTAMP {}", literal(&spec.now));
-        self.exec(
-            &format!(
-                "UPDATE {target} AS t SET {valid_to} = {now}\n\
-                 WHERE t.{valid_to} IS NULL AND NOT EXISTS (SELECT 1 FROM {new} AS n WHERE {key})"
-            ),
-            log,
-        )
-    }
-
-    /// Inserts a new version of each key without a current one.
-    fn insert_versions(
-        &self,
-        (target, new): (&str, &str),
-        spec: &SnapshotSpec,
-        columns: &[String],
-        log: &mut Vec<String>,
-    ) -> DbResult<u64> {
-        let m = &spec.meta;
-        let key = key_match(&spec.unique_key);
-        let valid_to = quote(&m.valid_to);
-        let version = snapshot_version(spec, "n");
-        self.exec(
-            &format!(
-                "INSERT INTO {target} ({}, {}, {}, {}, {valid_to})\n\
-                 SELECT {}, {}, {version}, {version}, NULL FROM {new} AS n\n\
-                 WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE t.{valid_to} IS NULL AND {key})",
-                quoted_list(columns, ""),
-                quote(&m.scd_id),
-                quote(&m.updated_at),
-                quote(&m.valid_from),
-                quoted_list(columns, "n."),
-                scd_id(spec, "n"),
-            ),
-            log,
-        )
-    }
-}
-
-/// How the columns of the new rows differ from the table's.
-struct ColumnChanges<'c> {
-    added: Vec<&'c (String, String)>,
-    removed: Vec<&'c (String, String)>,
-    /// Name, old type, new type.
-    changed: Vec<(&'c String, &'c String, String)>,
-}
-
-impl<'c> ColumnChanges<'c> {
-    fn between(have: &'c [(String, String)], incoming: &'c [(String, String)]) -> Self {
-        ColumnChanges {
-            added: incoming
-                .iter()
-                .filter(|(c, _)| column_type(have, c).is_none())
-                .collect(),
-            removed: have
-                .iter()
-                .filter(|(c, _)| column_type(incoming, c).is_none())
-                .collect(),
-            changed: have
-                .iter()
-                .filter_map(|(c, t)| {
-                    let new = column_type(incoming, c)?;
-                    (new != *t).then_some((c, t, new))
-                })
-                .collect(),
-        }
-    }
-
-    fn differ(&self) -> bool {
-        !self.added.is_empty() || !self.removed.is_empty() || !self.changed.is_empty()
-    }
-
-    /// The error of `on_schema_change: fail`, naming each change.
-    fn refused(&self) -> DbError {
-        let mut what: Vec<String> = Vec::new();
-        what.extend(self.added.iter().map(|(c, t)| format!("added `{c}` {t}")));
-        what.extend(self.removed.iter().map(|(c, _)| format!("removed `{c}`")));
-        what.extend(
-            self.changed
-                .iter()
-                .map(|(c, old, new)| format!("`{c}` {old} → {new}")),
-        );
-        DbError::Failed(format!(
-            "the model's columns changed and on_schema_change is `fail`: {}. Rebuild it with \
-             --full-refresh, or set on_schema_change to append_new_columns or sync_all_columns",
-            what.join(", ")
-        ))
-    }
-}
-
-/// The type of column `name` (in any case) among `cols`.
-fn column_type(cols: &[(String, String)], name: &str) -> Option<String> {
-    cols.iter()
-        .find(|(c, _)| c.eq_ignore_ascii_case(name))
-        .map(|(_, t)| t.clone())
-}
-
-/// Whether `list` names column `c` (in any case).
-fn named(list: &[String], c: &str) -> bool {
-    list.iter().any(|k| k.eq_ignore_ascii_case(c))
-}
-
-/// What a MERGE does with a matched row: set `set`'s columns from the new row, or nothing.
-fn when_matched(set: &[String]) -> String {
-    if set.is_empty() {
-        return "DO NOTHING".to_string();
-    }
-    let assignments: Vec<String> = set
-        .iter()
-        .map(|c| format!("{q} = n.{q}", q = quote(c)))
-        .collect();
-    format!("UPDATE SET {}", assignments.join(", "))
-}
-
-/// What makes a snapshot row a new version: a later `updated_at`, or (check strategy) a
-/// difference in the checked columns (all the new rows' columns unless listed).
-fn snapshot_changed(spec: &SnapshotSpec, incoming: &[(String, String)]) -> String {
-    match &spec.strategy {
-        SnapshotStrategy::Timestamp { updated_at } => format!(
-            "CAST(n.{} AS TIMESTAMP) > t.{}",
-            quote(updated_at),
-            quote(&spec.meta.updated_at)
-        ),
-        SnapshotStrategy::Check { columns: checked } => {
-            let all: Vec<String> = incoming.iter().map(|(c, _)| c.clone()).collect();
-            let checked = checked.as_ref().unwrap_or(&all);
-            let differs: Vec<String> = checked
-                .iter()
-                .map(|c| format!("t.{q} IS DISTINCT FROM n.{q}", q = quote(c)))
-                .collect();
-            format!("({})", differs.join(" OR "))
-        }
-    }
-}
-
-/// `"a", "b"` with each name prefixed (`n."a"`).
-fn quoted_list(columns: &[String], prefix: &str) -> String {
-    columns
-        .iter()
-        .map(|c| format!("{prefix}{}", quote(c)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Null-safe equality of the key columns of `t` (the table) and `n` (the new rows).
-fn key_match(key: &[String]) -> String {
-    key.iter()
-        .map(|k| format!("t.{q} IS NOT DISTINCT FROM n.{q}", q = quote(k)))
-        .collect::<Vec<_>>()
-        .join(" AND ")
-}
-
-/// When a source row's version begins: its `updated_at`, or the run's time (check strategy).
-fn snapshot_version(spec: &SnapshotSpec, row: &str) -> String {
-    match &spec.strategy {
-        SnapshotStrategy::Timestamp { updated_at } => {
-            format!("CAST({row}.{} AS TIMESTAMP)", quote(updated_at))
-        }
-        SnapshotStrategy::Check { .. } => format!("TIMESTAMP {}", literal(&spec.now)),
-    }
-}
-
-/// A version's id: a hash of its key and when it began.
-fn scd_id(spec: &SnapshotSpec, row: &str) -> String {
-    let parts: Vec<String> = spec
-        .unique_key
-        .iter()
-        .map(|k| format!("coalesce(CAST({row}.{} AS VARCHAR), '')", quote(k)))
-        .chain([format!("CAST({} AS VARCHAR)", snapshot_version(spec, row))])
-        .collect();
-    format!("md5(concat_ws('|', {}))", parts.join(", "))
 }
 
 /// `text` in a temporary file, deleted when dropped.
@@ -1127,27 +696,9 @@ impl Session for DuckSession {
     }
 
     fn query(&mut self, sql: &str, limit: usize) -> DbResult<Rows> {
-        let wrapped = format!(
+        self.text_rows(&format!(
             "SELECT COLUMNS(*)::VARCHAR FROM (\n{}\n) LIMIT {limit}",
             body(sql)
-        );
-        readable(&wrapped)?;
-        let read = || -> Result<Rows, duckdb::Error> {
-            let mut stmt = self.conn.prepare(&wrapped)?;
-            let mut out = Rows::default();
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let n = row.as_ref().column_count();
-                out.rows.push(
-                    (0..n)
-                        .map(|i| row.get::<_, Option<String>>(i))
-                        .collect::<Result<_, _>>()?,
-                );
-            }
-            drop(rows);
-            out.columns = stmt.column_names();
-            Ok(out)
-        };
-        read().map_err(|e| self.failed_here(e))
+        ))
     }
 }

@@ -1,0 +1,176 @@
+//! PostgreSQL, over its wire protocol (the `postgres` crate; TLS by rustls). Its target names a
+//! server (`host`, `port`, `user`, `password`, `dbname`, `sslmode`); the engine (`engine.rs`)
+//! is built with the `postgres` cargo feature.
+//!
+//! How PostgreSQL carries xform's guarantees: its DDL is transactional, so each node is one
+//! transaction on the worker's session, and no other connection sees anything of it before
+//! `COMMIT`; a failure, a Ctrl-C (the statement is cancelled, then rolled back) or a kill (the
+//! server rolls back; `client_connection_check_interval` stops the running statement within a
+//! second) leaves the previous relation. A table is built beside the published one as
+//! `<name>__xform_new` inside that transaction, audited there (its tests run in a savepoint,
+//! so a broken test is reported alone and the build goes on), then swapped in: the old table
+//! is renamed away, the new one renamed in, the views that read the old one re-pointed with
+//! `CREATE OR REPLACE VIEW` (their definitions read before the rename), and the old one dropped
+//! — never `DROP … CASCADE` behind the user's back, unless a view cannot be re-pointed because
+//! the columns it reads changed type; then the chain of views is dropped and created again in
+//! order. Nothing named `__xform_*` is ever committed. Views are `CREATE OR REPLACE`d; an
+//! incremental run adds its rows in place (keys match with a hashable null-safe form, see
+//! `Dialect::null_safe_equal`). Seeds are typed from the file (`seed.rs`) and loaded with
+//! `COPY … FROM STDIN`. A run takes the target's advisory lock: a second xform on the same
+//! target and schemas is refused, naming the holder.
+
+#[cfg(feature = "postgres")]
+mod engine;
+#[cfg(feature = "postgres")]
+mod seed;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use super::{DbResult, Warehouse, text_setting};
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::project::Target;
+
+const KNOWN: &[&str] = &[
+    "host",
+    "port",
+    "user",
+    "password",
+    "dbname",
+    "sslmode",
+    "sslrootcert",
+    "connect_timeout",
+    "lock_timeout",
+];
+
+/// How the connection is encrypted, as libpq's `sslmode` says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS when the server offers it, without checking its certificate.
+    Prefer,
+    /// TLS, without checking the certificate (encrypted, not authenticated).
+    Require,
+    /// TLS with the certificate checked against the public roots (or `sslrootcert`) and the
+    /// host name.
+    VerifyFull,
+}
+
+impl SslMode {
+    const NAMES: &[&str] = &["disable", "prefer", "require", "verify-full"];
+
+    fn parse(s: &str) -> Option<SslMode> {
+        Some(match s {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+}
+
+/// A PostgreSQL target: where the server is, who connects, and what the run lock covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Settings {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) user: String,
+    pub(crate) password: Option<String>,
+    pub(crate) dbname: String,
+    pub(crate) sslmode: SslMode,
+    pub(crate) sslrootcert: Option<PathBuf>,
+    pub(crate) connect_timeout: u64,
+    /// How long a swap waits for readers' locks before the node fails (PostgreSQL's syntax).
+    pub(crate) lock_timeout: String,
+    /// What the run lock is named after: the target's schemas.
+    pub(crate) lock_name: String,
+}
+
+impl Settings {
+    pub(crate) fn new(target: &Target, root: &Path, diags: &mut Diagnostics) -> Settings {
+        super::unknown_settings(target, KNOWN, diags);
+        let text = |key: &str, diags: &mut Diagnostics| text_setting(target, key, diags);
+        let user = text("user", diags).unwrap_or_else(|| {
+            diags.push(
+                Diagnostic::error(format!(
+                    "target `{}`: postgres targets need a `user`",
+                    target.name
+                ))
+                .at_opt(target.at("type"))
+                .help("for example `user: analytics_author`; the password from the environment: `password: \"{{ env_var('XFORM_PG_PASSWORD') }}\"`"),
+            );
+            String::new()
+        });
+        Settings {
+            host: text("host", diags).unwrap_or_else(|| "localhost".into()),
+            port: number(target, "port", diags).unwrap_or(5432),
+            dbname: text("dbname", diags).unwrap_or_else(|| user.clone()),
+            password: text("password", diags),
+            sslmode: sslmode(target, diags),
+            sslrootcert: text("sslrootcert", diags).map(|p| root.join(p)),
+            connect_timeout: number(target, "connect_timeout", diags).unwrap_or(10).into(),
+            lock_timeout: text("lock_timeout", diags).unwrap_or_else(|| "10s".into()),
+            lock_name: format!("{}{}", target.schema_prefix, target.schema),
+            user,
+        }
+    }
+
+    /// `user@host:port/dbname`.
+    pub(crate) fn describe(&self) -> String {
+        format!("{}@{}:{}/{}", self.user, self.host, self.port, self.dbname)
+    }
+
+    #[cfg(feature = "postgres")]
+    pub(crate) fn open(&self) -> DbResult<Arc<dyn Warehouse>> {
+        Ok(Arc::new(engine::Pg::open(self)?))
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    pub(crate) fn open(&self) -> DbResult<Arc<dyn Warehouse>> {
+        Err(super::DbError::Failed(
+            "this xform was built without PostgreSQL (cargo feature `postgres`)".into(),
+        ))
+    }
+}
+
+fn sslmode(target: &Target, diags: &mut Diagnostics) -> SslMode {
+    let Some(mode) = text_setting(target, "sslmode", diags) else {
+        return SslMode::Prefer;
+    };
+    SslMode::parse(&mode).unwrap_or_else(|| {
+        diags.push(
+            Diagnostic::error(format!(
+                "target `{}`: sslmode `{mode}` is not one xform knows",
+                target.name
+            ))
+            .at_opt(target.at("sslmode"))
+            .help(format!("use one of: {}", SslMode::NAMES.join(", "))),
+        );
+        SslMode::Prefer
+    })
+}
+
+/// A whole number setting (a port, seconds) up to 65535.
+fn number(target: &Target, key: &str, diags: &mut Diagnostics) -> Option<u16> {
+    let value = target.settings.get(key)?;
+    let n = match value {
+        Json::Number(n) => n.as_u64(),
+        Json::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    let n = n.and_then(|n| u16::try_from(n).ok()).filter(|&n| n > 0);
+    if n.is_none() {
+        diags.push(
+            Diagnostic::error(format!(
+                "target `{}`: `{key}` must be a whole number from 1 to 65535, found {value}",
+                target.name
+            ))
+            .at_opt(target.at(key)),
+        );
+    }
+    n
+}

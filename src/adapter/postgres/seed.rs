@@ -1,0 +1,201 @@
+//! A seed's column types, read from its values as dbt does (whole numbers, decimals,
+//! booleans, dates, timestamps, else text), unless `column_types` names them; and a refused
+//! row's place in the file.
+
+use crate::adapter::{CsvSource, DbError, DbResult};
+
+/// The types a column's values may all have, narrowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Type {
+    Integer,
+    Bigint,
+    Numeric,
+    Boolean,
+    Date,
+    Timestamp,
+    Text,
+}
+
+impl Type {
+    fn name(self) -> &'static str {
+        match self {
+            Type::Integer => "integer",
+            Type::Bigint => "bigint",
+            Type::Numeric => "numeric",
+            Type::Boolean => "boolean",
+            Type::Date => "date",
+            Type::Timestamp => "timestamp",
+            Type::Text => "text",
+        }
+    }
+
+    /// The narrowest type that holds `v`.
+    fn of(v: &str) -> Type {
+        if v.parse::<i32>().is_ok() {
+            Type::Integer
+        } else if v.parse::<i64>().is_ok() {
+            Type::Bigint
+        } else if is_decimal(v) {
+            Type::Numeric
+        } else if ["true", "false"].iter().any(|b| v.eq_ignore_ascii_case(b)) {
+            Type::Boolean
+        } else if jiff::civil::Date::strptime("%Y-%m-%d", v).is_ok() {
+            Type::Date
+        } else if is_timestamp(v) {
+            Type::Timestamp
+        } else {
+            Type::Text
+        }
+    }
+
+    /// The type holding values of both: numbers widen among themselves, a date into a
+    /// timestamp; anything else mixed is text.
+    fn widen(self, other: Type) -> Type {
+        let (lo, hi) = (self.min(other), self.max(other));
+        let numbers = hi <= Type::Numeric;
+        let times = lo >= Type::Date && hi <= Type::Timestamp;
+        if lo == hi || numbers || times { hi } else { Type::Text }
+    }
+}
+
+/// `-12.50`, `3`, `.5`: digits with at most one point (no exponent, no thousands separators).
+fn is_decimal(v: &str) -> bool {
+    let digits = v.strip_prefix(['-', '+']).unwrap_or(v);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    !(int.is_empty() && frac.is_empty()) && all_digits(int) && all_digits(frac)
+}
+
+fn is_timestamp(v: &str) -> bool {
+    let v = v.replacen('T', " ", 1);
+    ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M"]
+        .iter()
+        .any(|f| jiff::civil::DateTime::strptime(f, &v).is_ok())
+}
+
+/// Each column's name and type: `column_types`' where given, else the narrowest type all of
+/// its values have (text when it has none).
+pub(super) fn columns(data: &[u8], csv: &CsvSource) -> DbResult<Vec<(String, String)>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(csv.header)
+        .delimiter(single_byte(&csv.delimiter, "delimiter")?)
+        .quote(single_byte(&csv.quote, "quote")?)
+        .from_reader(data);
+    let bad = |e: csv::Error| {
+        let line = e.position().map_or(0, |p| p.line());
+        DbError::BadRow {
+            line,
+            column: None,
+            message: e.to_string(),
+        }
+    };
+    let names: Vec<String> = match csv.header {
+        true => reader.headers().map_err(bad)?.iter().map(str::to_string).collect(),
+        false => Vec::new(),
+    };
+    let mut types: Vec<Option<Type>> = vec![None; names.len()];
+    for record in reader.records() {
+        let record = record.map_err(bad)?;
+        types.resize(types.len().max(record.len()), None);
+        for (slot, v) in types.iter_mut().zip(record.iter()) {
+            if !v.is_empty() {
+                let t = Type::of(v);
+                *slot = Some(slot.map_or(t, |have| have.widen(t)));
+            }
+        }
+    }
+    Ok(types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let name = names.get(i).cloned().unwrap_or_else(|| format!("column{i}"));
+            let given = csv.column_types.iter().find(|(c, _)| c.eq_ignore_ascii_case(&name));
+            let ty = given.map_or_else(
+                || t.unwrap_or(Type::Text).name().to_string(),
+                |(_, t)| t.clone(),
+            );
+            (name, ty)
+        })
+        .collect())
+}
+
+fn single_byte(s: &str, what: &str) -> DbResult<u8> {
+    match s.as_bytes() {
+        [b] => Ok(*b),
+        _ => Err(DbError::Failed(format!(
+            "the seed's {what} must be one ASCII character, found {s:?}"
+        ))),
+    }
+}
+
+/// A `COPY` refused a value: its line in the file and its column, from the server's
+/// context (`COPY orders, line 3, column amount: "x"`), else the plain error.
+pub(super) fn bad_row(e: postgres::Error, otherwise: fn(postgres::Error) -> DbError) -> DbError {
+    let Some((db, context)) = e.as_db_error().and_then(|d| Some((d, d.where_()?))) else {
+        return otherwise(e);
+    };
+    let Some((_, rest)) = context.split_once(", line ") else {
+        return otherwise(e);
+    };
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let Ok(line) = digits.parse::<u64>() else {
+        return otherwise(e);
+    };
+    let column = rest
+        .split_once(", column ")
+        .map(|(_, c)| c.split(':').next().unwrap_or(c).to_string());
+    DbError::BadRow {
+        line,
+        column,
+        message: db.message().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typed(rows: &str) -> Vec<(String, String)> {
+        let csv = CsvSource {
+            path: "x.csv".into(),
+            decoded: None,
+            delimiter: ",".into(),
+            quote: "\"".into(),
+            header: true,
+            column_types: vec![("fixed".into(), "varchar(3)".into())],
+        };
+        columns(rows.as_bytes(), &csv).unwrap()
+    }
+
+    #[test]
+    fn each_column_gets_the_narrowest_type_of_its_values() {
+        let cols = typed(
+            "id,big,amount,flag,day,at,name,mixed,empty,fixed\n\
+             1,3000000000,12.5,true,2024-01-31,2024-01-31 10:00:00,김치,1,,7\n\
+             2,4,-3,FALSE,2024-02-01,2024-02-01T11:30:00,라면,x,,8\n",
+        );
+        let types: Vec<&str> = cols.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(
+            types,
+            [
+                "integer",
+                "bigint",
+                "numeric",
+                "boolean",
+                "date",
+                "timestamp",
+                "text",
+                "text",
+                "text",
+                "varchar(3)"
+            ]
+        );
+    }
+
+    #[test]
+    fn dates_widen_into_timestamps_and_numbers_into_numeric() {
+        let cols = typed("a,b\n2024-01-01,1\n2024-01-01 00:00:01,1.5\n");
+        assert_eq!(cols[0].1, "timestamp");
+        assert_eq!(cols[1].1, "numeric");
+    }
+}
