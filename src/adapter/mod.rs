@@ -153,6 +153,17 @@ pub(crate) struct CsvSource {
     pub(crate) column_types: Vec<(String, String)>,
 }
 
+/// What runs around a build, in its transaction: `pre` before it; when it is published, `post`
+/// and then the grants.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Around {
+    pub(crate) pre: Vec<String>,
+    pub(crate) post: Vec<String>,
+    /// Each privilege with exactly the grantees that hold it afterwards (`group:g`, `role:r`,
+    /// `user:u` or a bare name); others are revoked. None: grants are left as they are.
+    pub(crate) grants: Option<Vec<(String, Vec<String>)>>,
+}
+
 /// A relation built but not yet published: no other connection sees it until `publish`. The
 /// session that staged it reads it as `readable_as` — `relation` itself, or another name the
 /// adapter chose (a table beside the published one); `discard` drops it.
@@ -163,6 +174,8 @@ pub(crate) struct Staged {
     /// The relation it becomes on `publish`, and what exists under that name now.
     relation: Relation,
     replaces: Option<RelKind>,
+    /// Run on `publish`.
+    around: Around,
 }
 
 /// The result of a query, every value as text (as the warehouse prints it) or NULL.
@@ -252,13 +265,14 @@ pub(crate) trait Session: Send {
     /// other connection sees it before `publish`. An `audited` build is one whose tests will
     /// read it (as `Staged::readable_as`) before `publish`: the adapter chooses how — in the
     /// open transaction, or as a table beside the published relation that `publish` swaps
-    /// in. On error nothing stays behind and the previous relation is untouched.
+    /// in. `around`'s `pre` statements run before the build, its `post` statements and grants
+    /// on `publish`. On error nothing stays behind and the previous relation is untouched.
     fn stage(
         &mut self,
         relation: &Relation,
         build: Build<'_>,
         replaces: Option<RelKind>,
-        audited: bool,
+        audited_around: (bool, &Around),
         log: &mut Vec<String>,
     ) -> DbResult<Staged>;
     /// Commits a staged relation: from now on everyone reads it.

@@ -404,6 +404,10 @@ fn utc_text(seconds: f64) -> String {
 }
 
 fn exit_code(outcome: &execute::Outcome) -> ExitStatus {
+    if let Some(e) = &outcome.run_end_failed {
+        errln!("error: on_run_end failed: {e}");
+        return ExitStatus::Failed;
+    }
     if outcome.interrupted {
         ExitStatus::Interrupted
     } else if outcome.results.iter().any(|r| r.failed()) {

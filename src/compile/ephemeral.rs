@@ -84,7 +84,7 @@ pub(crate) fn cte_name(names: &Names, node: usize) -> String {
 }
 
 /// Replaces each `\x01<index>\x02` with the relation's quoted name (or its CTE name).
-fn substitute(sql: String, names: &Names) -> String {
+pub(super) fn substitute(sql: String, names: &Names) -> String {
     if !sql.contains(PLACEHOLDER_OPEN) {
         return sql;
     }

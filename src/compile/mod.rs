@@ -9,7 +9,10 @@
 
 mod check;
 mod ephemeral;
+mod hooks;
 mod validate;
+
+pub(crate) use hooks::Hooks;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -69,6 +72,8 @@ pub(crate) struct Compiled {
     /// Each render with relations still as placeholders (plain, incremental), when asked
     /// to stay repointable.
     placeholders: Option<[Vec<Option<String>>; 2]>,
+    /// Each node's `pre_hook`/`post_hook` statements and the run's `on_run_start`/`on_run_end`.
+    pub(crate) hooks: Hooks,
 }
 
 impl Compiled {
@@ -157,7 +162,7 @@ pub(crate) fn compile(
     let sources = template_sources(&project);
     let templates = template::environment(&project, diags);
     let mut renders = render_twice(&mut project, &templates, &sources, diags);
-    warn_not_applied(&project.nodes, diags);
+    warn_not_applied(&project, diags);
     let names = Arc::new(name_table(&project));
     check_relations(&project, &names, diags);
     check_external(&project, diags);
@@ -172,8 +177,11 @@ pub(crate) fn compile(
             diags,
         );
     }
+    let hooks = hooks::render(&project, &templates, &names, diags);
     drop(templates);
-    finish(project, graph, names, renders, opts, diags)
+    let mut c = finish(project, graph, names, renders, opts, diags)?;
+    c.hooks = hooks;
+    Some(c)
 }
 
 /// Each node's template name and Jinja source, for the nodes that have one.
@@ -217,6 +225,7 @@ fn finish(
         selected: Vec::new(),
         macros_used,
         placeholders,
+        hooks: Hooks::default(),
     })
 }
 

@@ -17,7 +17,18 @@ use crate::template::{Names, RelName, Templates, scan};
 /// first got it (the folder in project.yml, the property file, the `config()` call). So is an
 /// enforced `contract` (kept for `state:modified.contract`, but not checked against the
 /// columns built).
-pub(super) fn warn_not_applied(nodes: &[Node], diags: &mut Diagnostics) {
+pub(super) fn warn_not_applied(project: &Project, diags: &mut Diagnostics) {
+    let nodes = &project.nodes[..];
+    let target = &project.target;
+    if !target.dialect().has_privileges() {
+        let what = format!(
+            "config `grants` is not applied on {} targets, which have no users or privileges",
+            target.kind.name()
+        );
+        let set = |n: &Node| n.config.get("grants").is_some();
+        let then = "is built without them (they apply on postgres targets)";
+        warn_setting(nodes, ("grants", &what, then), set, diags);
+    }
     for key in NOT_APPLIED_KEYS {
         let what = format!("config `{key}` is not applied by this version of xform");
         let set = |n: &Node| n.config.get(key).is_some();

@@ -102,6 +102,8 @@ pub(crate) struct Outcome {
     pub(crate) results: Vec<NodeResult>,
     /// Stopped from outside (Ctrl-C), not by `--fail-fast`.
     pub(crate) interrupted: bool,
+    /// Why the project's `on_run_end` statements failed.
+    pub(crate) run_end_failed: Option<String>,
 }
 
 /// Everything a worker needs, shared read-only.
@@ -145,7 +147,18 @@ pub(crate) fn run(
         threads,
     };
     let mut scheduler = Scheduler::new(&graph, opts, stop, on_event);
-    run_workers(&ctx, sessions, &mut scheduler, &existing)
+    let mut outcome = run_workers(&ctx, sessions, &mut scheduler, &existing)?;
+    if !outcome.interrupted {
+        let end = &compiled.hooks.on_run_end;
+        let ran = stop.warehouse.session().and_then(|mut s| run_hooks(s.as_mut(), end));
+        outcome.run_end_failed = ran.err().map(|e| e.to_string());
+    }
+    Ok(outcome)
+}
+
+/// The project's `on_run_start` or `on_run_end` statements, in order, each on its own.
+fn run_hooks(session: &mut dyn Session, statements: &[String]) -> Result<(), DbError> {
+    statements.iter().try_for_each(|sql| session.execute(sql))
 }
 
 /// Starts a worker thread per session and has `scheduler` hand them the jobs.
@@ -192,6 +205,8 @@ fn prepare(
     schemas.sort();
     schemas.dedup();
     session.create_schemas(&schemas, &mut Vec::new())?;
+    run_hooks(session, &c.hooks.on_run_start)
+        .map_err(|e| DbError::Failed(format!("on_run_start failed: {e}")))?;
     let existing = session.relations(&schemas)?.into_iter().collect();
     Ok((existing, leftovers))
 }
@@ -369,6 +384,7 @@ impl<'a> Scheduler<'a> {
         Outcome {
             results: std::mem::take(&mut self.results),
             interrupted: stopping && !self.failed_fast,
+            run_end_failed: None,
         }
     }
 

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use jiff::civil::DateTime;
 
 use crate::adapter::{
-    Build, DbError, DbResult, Increment, RelKind, Relation, Session, SnapshotSpec, Staged,
+    Around, Build, DbError, DbResult, Increment, RelKind, Relation, Session, SnapshotSpec, Staged,
 };
 use crate::compile::Compiled;
 use crate::diagnostics::Diagnostic;
@@ -224,9 +224,10 @@ fn build(
         .relation
         .as_ref()
         .expect("a building job has a relation");
+    let around = around(c, job.node);
     let stage = |s: &mut dyn Session, log: &mut Vec<String>| {
         let what = what_to_build(c, job, replaces, input);
-        s.stage(relation, what, replaces, audit, log)
+        s.stage(relation, what, replaces, (audit, &around), log)
     };
     let staged = match stage(session, log) {
         Ok(s) => s,
@@ -242,6 +243,16 @@ fn build(
     let built = publish_if_passed(session, c, job, staged, &mut audited, log);
     tests.extend(audited);
     done(built, tests)
+}
+
+/// The node's hooks and grants.
+fn around(c: &Compiled, node: usize) -> Around {
+    let hooks = |all: &[Vec<String>]| all.get(node).cloned().unwrap_or_default();
+    Around {
+        pre: hooks(&c.hooks.pre),
+        post: hooks(&c.hooks.post),
+        grants: c.nodes()[node].config.grants(),
+    }
 }
 
 /// Publishes an unaudited build, then runs the job's data tests on it.
@@ -538,6 +549,7 @@ fn run_batches(
             .relation
             .as_ref()
             .expect("a building job has a relation"),
+        around: around(c, job.node),
     };
     let mut results = Vec::with_capacity(batches.len());
     if let Some(first) = batches.first() {
@@ -583,6 +595,7 @@ struct BatchRun<'a> {
     /// The model's SQL, before it is limited to a batch's interval.
     base: &'a str,
     relation: &'a Relation,
+    around: Around,
 }
 
 impl BatchRun<'_> {
@@ -601,7 +614,7 @@ impl BatchRun<'_> {
             on_schema_change: self.spec.on_schema_change,
         });
         let result = s
-            .stage(self.relation, build, Some(RelKind::Table), false, log)
+            .stage(self.relation, build, Some(RelKind::Table), (false, &self.around), log)
             .and_then(|staged| s.publish(staged, log));
         BatchResult {
             start: batch.0.clone(),

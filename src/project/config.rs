@@ -27,6 +27,7 @@ pub(crate) const APPLIED_KEYS: &[&str] = &[
     "external_location",
     "freshness",
     "full_refresh",
+    "grants",
     "group",
     "hard_deletes",
     "header",
@@ -41,6 +42,8 @@ pub(crate) const APPLIED_KEYS: &[&str] = &[
     "merge_update_columns",
     "meta",
     "on_schema_change",
+    "post_hook",
+    "pre_hook",
     "quote",
     "schema",
     "severity",
@@ -62,12 +65,9 @@ pub(crate) const NOT_APPLIED_KEYS: &[&str] = &[
     "cluster_by",
     "database",
     "fail_calc",
-    "grants",
     "indexes",
     "partition_by",
     "persist_docs",
-    "post_hook",
-    "pre_hook",
     "quote_columns",
     "store_failures_as",
 ];
@@ -137,6 +137,43 @@ impl Config {
 
     pub(crate) fn get(&self, key: &str) -> Option<&Json> {
         self.setting(key).map(|s| &s.value)
+    }
+
+    /// A hook setting's statements (`pre_hook`, `post_hook`): a string, a list of strings, or
+    /// dbt's `{sql: ...}` forms.
+    pub(crate) fn hooks(&self, key: &str) -> Vec<String> {
+        fn sql(v: &Json) -> Option<String> {
+            match v {
+                Json::String(s) => Some(s.clone()),
+                Json::Object(o) => o.get("sql").and_then(Json::as_str).map(str::to_string),
+                _ => None,
+            }
+        }
+        match self.get(key) {
+            Some(Json::Array(items)) => items.iter().filter_map(sql).collect(),
+            Some(v) => sql(v).into_iter().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// `grants: {select: [a, b]}`: each privilege with its grantees (one grantee may be
+    /// given as a string); None when the key is not set.
+    pub(crate) fn grants(&self) -> Option<Vec<(String, Vec<String>)>> {
+        let Json::Object(map) = self.get("grants")? else {
+            return Some(Vec::new());
+        };
+        Some(
+            map.iter()
+                .map(|(privilege, who)| {
+                    let grantees = match who {
+                        Json::Array(a) => a.iter().filter_map(Json::as_str).map(str::to_string).collect(),
+                        Json::String(s) => vec![s.clone()],
+                        _ => Vec::new(),
+                    };
+                    (privilege.clone(), grantees)
+                })
+                .collect(),
+        )
     }
 
     pub(crate) fn str(&self, key: &str) -> Option<&str> {

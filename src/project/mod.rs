@@ -46,6 +46,9 @@ pub(crate) struct Project {
     pub(crate) nodes: Vec<Node>,
     /// `macros/**/*.sql` and `tests/generic/**/*.sql`: (path, text).
     pub(crate) macro_files: Vec<(Arc<str>, Arc<str>)>,
+    /// project.yml's `on_run_start` and `on_run_end` statements (Jinja), with their places.
+    pub(crate) on_run_start: Vec<(String, Loc)>,
+    pub(crate) on_run_end: Vec<(String, Loc)>,
 }
 
 pub(crate) const PROJECT_FILE: &str = "project.yml";
@@ -89,6 +92,8 @@ fn load_into(
         env,
         nodes: built.nodes,
         macro_files: built.macro_files,
+        on_run_start: settings.on_run_start.clone(),
+        on_run_end: settings.on_run_end.clone(),
     })
 }
 

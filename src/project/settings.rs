@@ -73,6 +73,10 @@ pub(crate) struct Settings {
     pub(crate) snapshots: FolderConfig,
     /// Where `project.yml` declares the project (for diagnostics about the whole file).
     pub(crate) loc: Option<Loc>,
+    /// Statements run before and after every run that builds (`on_run_start`, `on_run_end`),
+    /// each with its place.
+    pub(crate) on_run_start: Vec<(String, Loc)>,
+    pub(crate) on_run_end: Vec<(String, Loc)>,
 }
 
 pub(crate) fn parse(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Settings {
@@ -139,7 +143,15 @@ fn set(
                 .map_or(Json::Null, Json::String);
             s.models.config.set("sql_check", value, Some(src.loc(v)));
         }
-        "sources" | "on_run_start" | "on_run_end" => diags.push(
+        "on_run_start" | "on_run_end" => {
+            let hooks = src.strings(v, &format!("`{key}`"), diags);
+            let hooks = hooks.into_iter().map(|h| (h, src.loc(v))).collect();
+            match key {
+                "on_run_start" => s.on_run_start = hooks,
+                _ => s.on_run_end = hooks,
+            }
+        }
+        "sources" => diags.push(
             Diagnostic::warning(format!(
                 "`{key}` in project.yml is not used yet by this xform"
             ))

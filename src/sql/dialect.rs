@@ -177,6 +177,11 @@ pub(crate) trait Dialect: Send + Sync {
         format!("{a} IS NOT DISTINCT FROM {b}")
     }
 
+    /// Whether the warehouse has users and privileges (`grants` config applies).
+    fn has_privileges(&self) -> bool {
+        true
+    }
+
     /// A query that succeeds on any working connection.
     fn probe(&self) -> String {
         "SELECT 1".into()
@@ -415,6 +420,10 @@ impl Dialect for DuckDb {
 
     fn default_schema(&self) -> &'static str {
         "main"
+    }
+
+    fn has_privileges(&self) -> bool {
+        false
     }
 
     /// DuckDB compares identifiers case-insensitively, quoted or not.

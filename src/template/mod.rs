@@ -348,6 +348,32 @@ pub(crate) fn render<'s>(
     }
 }
 
+/// Renders a hook's statement (`pre_hook`, `post_hook`, `on_run_start`, ...): as node `idx`'s
+/// template sees the world (`this` is its relation), or, without a node, with the project's
+/// globals and macros only. The error is minijinja's message.
+pub(crate) fn render_hook(
+    t: &Templates<'_>,
+    names: &Arc<Names>,
+    node: Option<(usize, &Node)>,
+    text: &str,
+) -> Result<String, String> {
+    let ctx = match node {
+        Some((idx, n)) => {
+            let scope = Arc::new(RenderScope {
+                node: idx,
+                names: names.clone(),
+                base_config: n.config.clone(),
+                log: Mutex::new(RenderLog::default()),
+            });
+            render_context(&scope, (idx, n), false)
+        }
+        None => context! {},
+    };
+    t.env
+        .render_str(text, ctx)
+        .map_err(|e| describe(error_frames(&e).last().copied().unwrap_or(&e)))
+}
+
 /// What a node's template sees: `ref`, `source`, `config` and `this` bound to its render,
 /// `model`, and `is_incremental()`.
 fn render_context(

@@ -6,6 +6,7 @@ mod errors;
 mod fuzz;
 mod harness;
 mod incremental;
+mod on_postgres;
 mod regressions;
 mod reliability;
 mod render;

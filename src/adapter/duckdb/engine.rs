@@ -9,7 +9,8 @@ use duckdb::{Connection, InterruptHandle};
 
 use crate::adapter::statements::Statements;
 use crate::adapter::{
-    Build, CsvSource, DbError, DbResult, RelKind, Relation, Rows, Session, Staged, Warehouse,
+    Around, Build, CsvSource, DbError, DbResult, RelKind, Relation, Rows, Session, Staged,
+    Warehouse,
 };
 use crate::sql::{Dialect, Kind};
 
@@ -221,6 +222,11 @@ impl DuckSession {
         )
     }
 
+    /// Runs hook statements, in order.
+    fn run_all(&self, statements: &[String], log: &mut Vec<String>) -> DbResult<()> {
+        statements.iter().try_for_each(|sql| self.run(sql, log))
+    }
+
     /// Executes one statement unprepared: a prepared CTAS costs 1.7 ms more per statement
     /// (measured), more than xform's whole per-node overhead.
     fn run(&self, sql: &str, log: &mut Vec<String>) -> DbResult<()> {
@@ -324,6 +330,7 @@ impl DuckSession {
             readable_as: target,
             relation: relation.clone(),
             replaces,
+            around: Around::default(),
         })
     }
 
@@ -565,7 +572,7 @@ impl Session for DuckSession {
         relation: &Relation,
         build: Build<'_>,
         replaces: Option<RelKind>,
-        audited: bool,
+        (audited, around): (bool, &Around),
         log: &mut Vec<String>,
     ) -> DbResult<Staged> {
         // Audited, a new table is staged aside, committed under its own name first: tests then
@@ -576,7 +583,13 @@ impl Session for DuckSession {
         if !aside {
             self.run("BEGIN TRANSACTION", log)?;
         }
-        let staged = self.create(relation, build, replaces, aside, log);
+        let staged = self
+            .run_all(&around.pre, log)
+            .and_then(|()| self.create(relation, build, replaces, aside, log))
+            .map(|s| Staged {
+                around: around.clone(),
+                ..s
+            });
         if staged.is_err() && !aside {
             self.rollback(log);
         }
@@ -590,6 +603,8 @@ impl Session for DuckSession {
             }),
             false => Ok(()),
         };
+        // DuckDB has no users or privileges: grants are warned about when compiling.
+        let swapped = swapped.and_then(|()| self.run_all(&staged.around.post, log));
         match swapped.and_then(|()| self.commit(log)) {
             Ok(()) => Ok(staged),
             Err(e) => {

@@ -9,7 +9,8 @@ use postgres::{CancelToken, Client, NoTls, SimpleQueryMessage};
 use super::{Settings, SslMode, seed};
 use crate::adapter::statements::Statements;
 use crate::adapter::{
-    Build, CsvSource, DbError, DbResult, RelKind, Relation, Rows, Session, Staged, Warehouse,
+    Around, Build, CsvSource, DbError, DbResult, RelKind, Relation, Rows, Session, Staged,
+    Warehouse,
 };
 use crate::sql::{Dialect, Kind, trim_statement};
 
@@ -624,6 +625,63 @@ impl PgSession {
     }
 }
 
+/// A grantee as the config names it (`group:g`, `role:r`, `user:u`, `name`): how a GRANT
+/// names it, and the role name the catalog shows.
+fn grantee(spec: &str) -> (String, String) {
+    if spec.eq_ignore_ascii_case("public") {
+        return ("PUBLIC".into(), "public".into());
+    }
+    match spec.split_once(':') {
+        Some(("group", g)) => (format!("GROUP {}", quote(g)), g.to_string()),
+        Some(("role" | "user", r)) => (quote(r), r.to_string()),
+        _ => (quote(spec), spec.to_string()),
+    }
+}
+
+impl PgSession {
+    /// Gives each privilege to exactly the grantees `grants` names: grants what is missing,
+    /// revokes what is no longer named (a table swapped in has none of the old one's).
+    fn grant(
+        &mut self,
+        relation: &Relation,
+        grants: &[(String, Vec<String>)],
+        log: &mut Vec<String>,
+    ) -> DbResult<()> {
+        let sql = format!(
+            "SELECT a.privilege_type, CASE WHEN a.grantee = 0 THEN 'public' ELSE \
+             pg_get_userbyid(a.grantee) END FROM pg_class c, aclexplode(c.relacl) a \
+             WHERE c.oid = {}::regclass AND a.grantee <> c.relowner",
+            literal(&rel(relation))
+        );
+        let held: Vec<(String, String)> = Statements::rows(self, &sql)?
+            .rows
+            .into_iter()
+            .map(|r| {
+                let v = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                (v(0).to_lowercase(), v(1))
+            })
+            .collect();
+        let wanted: Vec<(String, (String, String))> = grants
+            .iter()
+            .flat_map(|(p, who)| who.iter().map(move |g| (p.to_lowercase(), grantee(g))))
+            .collect();
+        let target = rel(relation);
+        for (p, role) in &held {
+            if !wanted.iter().any(|(wp, (_, name))| wp == p && name == role) {
+                let from = if role == "public" { "PUBLIC".into() } else { quote(role) };
+                let revoke = format!("REVOKE {} ON {target} FROM {from}", p.to_uppercase());
+                self.run(&revoke, log)?;
+            }
+        }
+        for (p, (to, name)) in &wanted {
+            if !held.iter().any(|(hp, role)| hp == p && role == name) {
+                self.run(&format!("GRANT {} ON {target} TO {to}", p.to_uppercase()), log)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Incremental runs and snapshots: the shared statements over PostgreSQL's primitives.
 impl Statements for PgSession {
     fn dialect(&self) -> &'static dyn Dialect {
@@ -738,7 +796,7 @@ impl Session for PgSession {
         relation: &Relation,
         build: Build<'_>,
         replaces: Option<RelKind>,
-        _audited: bool,
+        (_audited, around): (bool, &Around),
         log: &mut Vec<String>,
     ) -> DbResult<Staged> {
         // Everything happens in one transaction that no one else sees before `publish`; a
@@ -751,12 +809,18 @@ impl Session for PgSession {
             _ => relation.clone(),
         };
         self.begin(log)?;
-        match self.build(&target, build, replaces, log) {
+        let built = around
+            .pre
+            .iter()
+            .try_for_each(|sql| self.run(sql, log))
+            .and_then(|()| self.build(&target, build, replaces, log));
+        match built {
             Ok(rows) => Ok(Staged {
                 rows,
                 readable_as: target,
                 relation: relation.clone(),
                 replaces,
+                around: around.clone(),
             }),
             Err(e) => {
                 self.rollback(log);
@@ -770,7 +834,13 @@ impl Session for PgSession {
             (true, Some(old)) => self.swap_in(&staged.readable_as, (&staged.relation, old), log),
             _ => Ok(()),
         };
-        match swapped.and_then(|()| self.commit(log)) {
+        let finished = swapped
+            .and_then(|()| staged.around.post.iter().try_for_each(|sql| self.run(sql, log)))
+            .and_then(|()| match &staged.around.grants {
+                Some(grants) => self.grant(&staged.relation, grants, log),
+                None => Ok(()),
+            });
+        match finished.and_then(|()| self.commit(log)) {
             Ok(()) => Ok(staged),
             Err(e) => {
                 self.rollback(log);

@@ -1,0 +1,461 @@
+//! Building into a real PostgreSQL server: the address is `XFORM_TEST_POSTGRES` (libpq's
+//! `key=value` form, as `.ci/run` exports it). Without it these tests say so and pass, except
+//! `postgres_is_configured_in_ci`, which fails under `CI=true`. Each test builds into schemas
+//! of its own (`xt_<pid>_<n>_…`) and drops them when it ends.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::build::{ok, run_results};
+use crate::harness::{Rng, project, spawn, write_files, xform};
+
+/// The server's address as `key=value` pairs, or None (the test is skipped).
+fn address() -> Option<Vec<(String, String)>> {
+    let text = std::env::var("XFORM_TEST_POSTGRES").ok()?;
+    Some(
+        text.split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+#[test]
+fn postgres_is_configured_in_ci() {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        assert!(
+            address().is_some(),
+            "CI=true but XFORM_TEST_POSTGRES is not set: the PostgreSQL tests would be skipped"
+        );
+    }
+}
+
+/// A test's own schemas on the server, dropped when it ends.
+struct Pg {
+    prefix: String,
+    address: Vec<(String, String)>,
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+impl Pg {
+    /// None when no server is configured (the caller returns: skipped).
+    fn new() -> Option<Pg> {
+        let Some(address) = address() else {
+            eprintln!("skipped: XFORM_TEST_POSTGRES not set");
+            return None;
+        };
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let pg = Pg {
+            prefix: format!("xt_{}_{n}_", std::process::id()),
+            address,
+        };
+        pg.drop_schemas();
+        Some(pg)
+    }
+
+    fn client(&self) -> postgres::Client {
+        let conninfo: Vec<String> = self.address.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        postgres::Client::connect(&conninfo.join(" "), postgres::NoTls).expect("connect")
+    }
+
+    /// The target's settings as flow-style YAML.
+    fn target(&self, threads: usize) -> String {
+        let fields: Vec<String> = self.address.iter().map(|(k, v)| format!("{k}: \"{v}\"")).collect();
+        format!(
+            "{{ type: postgres, {}, threads: {threads}, schema_prefix: {} }}",
+            fields.join(", "),
+            self.prefix
+        )
+    }
+
+    /// A project.yml with this server as target `dev`.
+    fn project_yml(&self, threads: usize, rest: &str) -> String {
+        format!(
+            "-- file: project.yml\nname: pgtest\ndefault_target: dev\ntargets:\n  dev: {}\n{rest}",
+            self.target(threads)
+        )
+    }
+
+    /// Every value of a query as text (NULL as "NULL").
+    fn query(&self, sql: &str) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        for m in self.client().simple_query(sql).expect(sql) {
+            if let postgres::SimpleQueryMessage::Row(r) = m {
+                out.push((0..r.len()).map(|i| r.get(i).unwrap_or("NULL").to_string()).collect());
+            }
+        }
+        out
+    }
+
+    fn one(&self, sql: &str) -> String {
+        self.query(sql)[0][0].clone()
+    }
+
+    /// A schema of this test: `analytics` → `xt_1_0_analytics`.
+    fn schema(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// `schema.name, kind` of every relation in this test's schemas, sorted.
+    fn relations(&self) -> Vec<(String, String)> {
+        self.query(&format!(
+            "SELECT n.nspname || '.' || c.relname, c.relkind::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE '{}%' \
+             AND c.relkind IN ('r', 'v') ORDER BY 1",
+            self.prefix
+        ))
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect()
+    }
+
+    fn no_staging_relations(&self) -> bool {
+        !self.relations().iter().any(|(r, _)| r.contains("__xform_"))
+    }
+
+    fn drop_schemas(&self) {
+        let mut client = self.client();
+        let schemas = self.query(&format!(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE '{}%'",
+            self.prefix
+        ));
+        for s in schemas {
+            let _ = client.batch_execute(&format!("DROP SCHEMA \"{}\" CASCADE", s[0]));
+        }
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        self.drop_schemas();
+    }
+}
+
+const LAYERS: &str = "
+models:
+  +materialized: view
+  raw: { +schema: raw_data }
+  analytics: { +schema: analytics, +materialized: table }
+seeds:
+  +schema: raw_data
+-- file: seeds/orders.csv
+order_id,customer,amount,product,ordered_at
+1,kim,1000,라면,2024-01-01 10:00:00
+2,lee,2500,김치,2024-01-02
+3,kim,700,\"떡볶이, 매운맛\",2024-01-03 12:00:00
+-- file: seeds/properties.yml
+seeds:
+  - name: orders
+    config:
+      column_types: { order_id: varchar(10) }
+-- file: models/raw/stg_orders.sql
+select order_id, customer, amount, product from {{ ref('orders') }}
+-- file: models/analytics/by_customer_base.sql
+{{ config(materialized='ephemeral') }}
+select customer, sum(amount) as total, count(*) as orders from {{ ref('stg_orders') }} group by customer
+-- file: models/analytics/by_customer.sql
+select * from {{ ref('by_customer_base') }}
+-- file: models/analytics/big_spenders.sql
+{{ config(materialized='view') }}
+select customer from {{ ref('by_customer') }} where total > 1000
+-- file: models/analytics/schema.yml
+models:
+  - name: by_customer
+    columns:
+      - name: customer
+        data_tests: [unique, not_null]
+";
+
+#[test]
+fn every_layer_lands_and_rebuilds_keep_the_views_that_read_a_swapped_table() {
+    let Some(pg) = Pg::new() else { return };
+    let dir = project(&pg.project_yml(2, LAYERS));
+    ok(dir.path(), &["build"]);
+    let a = pg.schema("analytics");
+    let types = pg.query(&format!(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = '{}' \
+         AND table_name = 'orders' ORDER BY ordinal_position",
+        pg.schema("raw_data")
+    ));
+    let types: Vec<String> = types.iter().map(|r| format!("{} {}", r[0], r[1])).collect();
+    assert_eq!(
+        types,
+        [
+            "order_id character varying",
+            "customer text",
+            "amount integer",
+            "product text",
+            "ordered_at timestamp without time zone"
+        ]
+    );
+    let product = pg.one(&format!(
+        "SELECT product FROM {}.orders WHERE order_id = '3'",
+        pg.schema("raw_data")
+    ));
+    assert_eq!(product, "떡볶이, 매운맛");
+    let view_oid = |pg: &Pg| pg.one(&format!("SELECT '{a}.big_spenders'::regclass::oid"));
+    let before = view_oid(&pg);
+    // Rebuilds swap `by_customer` (read by the view `big_spenders`) and the seed (read by
+    // `stg_orders`): the views stay the same objects and read the new tables.
+    write_files(dir.path(), "-- file: seeds/orders.csv\norder_id,customer,amount,product,ordered_at\n1,kim,1000,라면,2024-01-01\n2,lee,2500,김치,2024-01-02\n3,kim,700,x,2024-01-03\n4,park,5000,y,2024-01-04\n");
+    for _ in 0..2 {
+        ok(dir.path(), &["build"]);
+    }
+    assert_eq!(view_oid(&pg), before, "the view was dropped and created again");
+    let spenders = pg.query(&format!("SELECT customer FROM {a}.big_spenders ORDER BY 1"));
+    assert_eq!(spenders, [["kim"], ["lee"], ["park"]].map(|r| r.map(String::from)));
+    assert!(pg.no_staging_relations(), "{:?}", pg.relations());
+    // A kind change (table → view) keeps the view that reads it too.
+    write_files(dir.path(), "-- file: models/analytics/by_customer.sql\n{{ config(materialized='view') }}\nselect * from {{ ref('by_customer_base') }}\n");
+    ok(dir.path(), &["build"]);
+    assert_eq!(pg.one(&format!("SELECT count(*) FROM {a}.big_spenders")), "3");
+    assert!(pg.relations().contains(&(format!("{a}.by_customer"), "v".into())));
+}
+
+#[test]
+fn a_failing_test_keeps_the_previous_table_published() {
+    let Some(pg) = Pg::new() else { return };
+    let dir = project(&pg.project_yml(1, LAYERS));
+    ok(dir.path(), &["build"]);
+    write_files(dir.path(), "-- file: models/analytics/by_customer.sql\nselect * from {{ ref('by_customer_base') }} union all select null, 1, 1\n");
+    let o = xform(dir.path(), &["build"]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(o.stdout.contains("not published"), "{}", o.stdout);
+    let a = pg.schema("analytics");
+    assert_eq!(pg.one(&format!("SELECT count(*) FROM {a}.by_customer")), "2");
+    assert!(pg.no_staging_relations());
+    // A test that is broken (bad SQL) is reported alone; the others still judge the data.
+    write_files(dir.path(), "-- file: models/analytics/by_customer.sql\nselect * from {{ ref('by_customer_base') }}\n-- file: tests/broken.sql\nselect * from {{ ref('by_customer') }} where no_such_column = 1\n");
+    let o = xform(dir.path(), &["build"]);
+    let results = run_results(dir.path());
+    let status = |name: &str| {
+        results["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["unique_id"].as_str().unwrap().ends_with(name))
+            .map(|r| r["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status(".broken").as_deref(), Some("error"), "{}", o.stdout);
+    assert_eq!(status("not_null_by_customer_customer").as_deref(), Some("pass"), "{}", o.stdout);
+}
+
+const INCREMENTAL: &str = "
+-- file: models/source_rows.sql
+{{ config(materialized='table') }}
+select k, v from (values (1, 'a'), (2, 'b'), (null, 'n')) as t(k, v)
+-- file: models/merged.sql
+{{ config(materialized='incremental', unique_key='k', incremental_strategy='merge') }}
+select k, v || '{{ var(\"round\", \"0\") }}' as v from {{ ref('source_rows') }}
+-- file: models/replaced.sql
+{{ config(materialized='incremental', unique_key='k', incremental_strategy='delete+insert') }}
+select k, v from {{ ref('source_rows') }}
+";
+
+#[test]
+fn incremental_null_keys_never_duplicate_and_key_joins_hash() {
+    let Some(pg) = Pg::new() else { return };
+    let dir = project(&pg.project_yml(2, INCREMENTAL));
+    for round in 0..3 {
+        ok(dir.path(), &["build", "--vars", &format!("{{round: '{round}'}}")]);
+    }
+    let s = pg.schema("public");
+    for table in ["merged", "replaced"] {
+        let counts = pg.one(&format!("SELECT count(*) || '/' || count(DISTINCT k) FROM {s}.{table}"));
+        assert_eq!(counts, "3/2", "{table} duplicated a key");
+    }
+    let null_row = pg.one(&format!("SELECT v FROM {s}.merged WHERE k IS NULL"));
+    assert_eq!(null_row, "n2", "the NULL key's row was not merged");
+    // The statements xform ran, planned against a 50,000-row table: no nested loop on the key.
+    let mut client = pg.client();
+    client
+        .batch_execute(&format!(
+            "INSERT INTO {s}.merged SELECT g, 'x' FROM generate_series(10, 50000) g; ANALYZE {s}.merged;\
+             INSERT INTO {s}.replaced SELECT g, 'x' FROM generate_series(10, 50000) g; ANALYZE {s}.replaced"
+        ))
+        .unwrap();
+    for table in ["merged", "replaced"] {
+        let run = std::fs::read_to_string(dir.path().join(format!("target/run/models/{table}.sql"))).unwrap();
+        let statement = run
+            .split(";\n")
+            .find(|s| s.trim_start().starts_with("MERGE") || s.trim_start().starts_with("DELETE"))
+            .unwrap_or_else(|| panic!("no MERGE or DELETE in {run}"));
+        let mut tx = client.transaction().unwrap();
+        tx.batch_execute(&format!(
+            "CREATE TEMP TABLE \"__xform_new__{table}\" AS SELECT * FROM {s}.{table} LIMIT 2000; ANALYZE \"__xform_new__{table}\""
+        ))
+        .unwrap();
+        let plan: Vec<String> = tx
+            .simple_query(&format!("EXPLAIN {statement}"))
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => r.get(0).map(String::from),
+                _ => None,
+            })
+            .collect();
+        let plan = plan.join("\n");
+        assert!(!plan.contains("Nested Loop"), "{table}: {statement}\n{plan}");
+        tx.rollback().unwrap();
+    }
+}
+
+#[test]
+fn a_snapshot_records_changes_over_runs() {
+    let Some(pg) = Pg::new() else { return };
+    let snapshot = "-- file: snapshots/snap.sql\n{% snapshot snap %}\n{{ config(target_schema='snapshots', unique_key='id', strategy='check', check_cols='all') }}\nselect * from (values (1, 'a'), (2, '{{ var(\"v\", \"b\") }}')) as t(id, v)\n{% endsnapshot %}\n";
+    let dir = project(&pg.project_yml(1, snapshot));
+    ok(dir.path(), &["snapshot"]);
+    ok(dir.path(), &["snapshot", "--vars", "{v: c}"]);
+    ok(dir.path(), &["snapshot", "--vars", "{v: c}"]);
+    let s = pg.schema("snapshots");
+    let versions = pg.query(&format!(
+        "SELECT id, v, (dbt_valid_to IS NULL)::text FROM {s}.snap ORDER BY id, v"
+    ));
+    let expected = [["1", "a", "true"], ["2", "b", "false"], ["2", "c", "true"]];
+    assert_eq!(versions, expected.map(|r| r.map(String::from)));
+}
+
+#[test]
+fn a_bad_seed_value_names_its_line_and_column_and_keeps_the_old_table() {
+    let Some(pg) = Pg::new() else { return };
+    let dir = project(&pg.project_yml(1, LAYERS));
+    ok(dir.path(), &["seed"]);
+    write_files(dir.path(), "-- file: seeds/properties.yml\nseeds:\n  - name: orders\n    config:\n      column_types: { amount: integer }\n-- file: seeds/orders.csv\norder_id,customer,amount,product,ordered_at\n1,kim,1000,라면,2024-01-01\n2,lee,많이,김치,2024-01-02\n");
+    let o = xform(dir.path(), &["seed"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stdout.contains("seeds/orders.csv:3: column `amount`"), "{}", o.stdout);
+    assert_eq!(pg.one(&format!("SELECT count(*) FROM {}.orders", pg.schema("raw_data"))), "3");
+}
+
+/// A model that sleeps, for interrupting.
+const SLOW: &str = "-- file: models/slow.sql\n{{ config(materialized='table') }}\nselect 'new' as marker from (select pg_sleep(60)) as s\n";
+
+#[test]
+fn ctrl_c_during_a_statement_exits_130_within_a_second_and_a_second_run_is_refused() {
+    let Some(pg) = Pg::new() else { return };
+    let dir = project(&pg.project_yml(1, "-- file: models/slow.sql\n{{ config(materialized='table') }}\nselect 'old' as marker\n"));
+    ok(dir.path(), &["build"]);
+    write_files(dir.path(), SLOW);
+    let mut child = spawn(dir.path(), &["build"]);
+    let started = Instant::now();
+    while pg.one("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND state = 'active' AND pid <> pg_backend_pid()") == "0" {
+        assert!(started.elapsed() < Duration::from_secs(20), "the build never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = xform(dir.path(), &["build"]);
+    assert_eq!(second.code, 2, "{}", second.stdout);
+    assert!(second.stderr.contains("another xform run holds this target"), "{}", second.stderr);
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let signalled = Instant::now();
+    let status = child.wait().unwrap();
+    assert!(signalled.elapsed() < Duration::from_secs(1), "{:?}", signalled.elapsed());
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(pg.one(&format!("SELECT marker FROM {}.slow", pg.schema("public"))), "old");
+    assert!(pg.no_staging_relations());
+}
+
+#[test]
+fn killed_builds_leave_every_relation_old_or_new_and_stop_on_the_server() {
+    let Some(pg) = Pg::new() else { return };
+    let chain = |marker: &str| {
+        let mut files = String::new();
+        for i in 0..6 {
+            let (kind, from) = match i {
+                0 => ("table", format!("select '{marker}' as marker, pg_sleep(0.05) as s")),
+                _ => (if i % 2 == 0 { "table" } else { "view" }, format!("select marker, pg_sleep(0.05) as s from {{{{ ref('m{}') }}}}", i - 1)),
+            };
+            files.push_str(&format!("-- file: models/m{i}.sql\n{{{{ config(materialized='{kind}') }}}}\n{from}\n"));
+        }
+        files
+    };
+    let dir = project(&pg.project_yml(1, &chain("old")));
+    ok(dir.path(), &["build"]);
+    let s = pg.schema("public");
+    let markers = |pg: &Pg| -> Vec<String> {
+        (0..6).map(|i| pg.one(&format!("SELECT marker FROM {s}.m{i}"))).collect()
+    };
+    let mut rng = Rng::new(crate::harness::seed());
+    for trial in 0..20 {
+        let marker = if trial % 2 == 0 { "new" } else { "old" };
+        write_files(dir.path(), &chain(marker));
+        let mut child = spawn(dir.path(), &["build"]);
+        std::thread::sleep(Duration::from_millis(150 + rng.below(500) as u64));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let seen = markers(&pg);
+        assert!(seen.iter().all(|m| m == "old" || m == "new"), "trial {trial}: {seen:?}");
+        assert!(pg.no_staging_relations(), "trial {trial}");
+    }
+    // The killed run's statement stops on the server within about a second.
+    write_files(dir.path(), SLOW);
+    let mut child = spawn(dir.path(), &["build", "-s", "slow"]);
+    std::thread::sleep(Duration::from_millis(800));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    let active = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND state = 'active' AND pid <> pg_backend_pid()";
+    while pg.one(active) != "0" {
+        assert!(killed.elapsed() < Duration::from_millis(1500), "the statement outlived its client");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::remove_file(dir.path().join("models/slow.sql")).unwrap();
+    ok(dir.path(), &["build"]);
+}
+
+#[test]
+fn readers_during_rebuilds_see_old_or_new_rows_and_no_error() {
+    let Some(pg) = Pg::new() else { return };
+    let model = |n: usize| format!("-- file: models/t.sql\n{{{{ config(materialized='table') }}}}\nselect g from generate_series(1, {n}) g\n-- file: models/v.sql\nselect * from {{{{ ref('t') }}}}\n");
+    let dir = project(&pg.project_yml(1, &model(100)));
+    ok(dir.path(), &["build"]);
+    let s = pg.schema("public");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let seen = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut client = pg.client();
+            let mut seen = std::collections::BTreeSet::new();
+            while !stop.load(Ordering::SeqCst) {
+                for rel in ["t", "v"] {
+                    let rows = client.simple_query(&format!("SELECT count(*) FROM {s}.{rel}"));
+                    let n = match rows.map_err(|e| e.to_string()).map(|ms| ms.into_iter().find_map(|m| match m {
+                        postgres::SimpleQueryMessage::Row(r) => r.get(0).map(String::from),
+                        _ => None,
+                    })) {
+                        Ok(Some(n)) => n,
+                        other => format!("error: {other:?}"),
+                    };
+                    seen.insert(n);
+                }
+            }
+            seen
+        });
+        for i in 0..20 {
+            write_files(dir.path(), &model(if i % 2 == 0 { 200 } else { 100 }));
+            ok(dir.path(), &["build"]);
+        }
+        stop.store(true, Ordering::SeqCst);
+        reader.join().unwrap()
+    });
+    let expected: std::collections::BTreeSet<String> = ["100", "200"].map(String::from).into();
+    assert_eq!(seen, expected);
+}
+
+#[test]
+fn show_compile_debug_and_freshness_work_against_the_server() {
+    let Some(pg) = Pg::new() else { return };
+    let dir = project(&pg.project_yml(1, LAYERS));
+    ok(dir.path(), &["build"]);
+    let shown = ok(dir.path(), &["show", "by_customer", "--limit", "1"]);
+    assert!(shown.contains("customer"), "{shown}");
+    let debug = ok(dir.path(), &["debug"]);
+    assert!(debug.contains("PostgreSQL"), "{debug}");
+    assert!(ok_path(dir.path(), "target/compiled/models/analytics/by_customer.sql"));
+}
+
+fn ok_path(dir: &Path, p: &str) -> bool {
+    dir.join(p).exists()
+}
