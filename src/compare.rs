@@ -167,7 +167,7 @@ pub(crate) fn compare(
     let wanted = |c: &str| opts.columns.is_empty() || opts.columns.iter().any(|w| w == c);
     let only_in_a = names_missing(&cols_a, &cols_b, &wanted);
     let only_in_b = names_missing(&cols_b, &cols_a, &wanted);
-    let (type_changes, common) = common_columns(kind, (&cols_a, &cols_b), &wanted);
+    let (type_changes, common) = common_columns((kind, kind), (&cols_a, &cols_b), &wanted);
     let pa = one_row(session.query(&kind.profile(&a.sql, &common), 1)?);
     let pb = one_row(session.query(&kind.profile(&b.sql, &common), 1)?);
     let columns = column_reports(&common, &pa, &pb);
@@ -213,7 +213,7 @@ fn no_such_column(side: &Side, cols: &[(String, String)], name: &str) -> crate::
 /// The wanted columns both sides have, each with how its stats are measured, and the
 /// (column, type in A, type in B) of those whose types differ.
 fn common_columns<'c>(
-    kind: &dyn Dialect,
+    (da, db): (&dyn Dialect, &dyn Dialect),
     (cols_a, cols_b): (&'c Columns, &Columns),
     wanted: &dyn Fn(&str) -> bool,
 ) -> (Vec<TypeChange>, Vec<(&'c str, ColumnClass)>) {
@@ -223,11 +223,13 @@ fn common_columns<'c>(
         let Some((_, tb)) = cols_b.iter().find(|(n, _)| n == name) else {
             continue;
         };
-        if ta != tb {
+        // Stats are compared as text, so both sides must be measured alike. Two warehouses
+        // name their types differently: there, a change of class is a change of type.
+        let (ca, cb) = (da.column_class(ta), db.column_class(tb));
+        let one_vocabulary = std::ptr::addr_eq(da, db);
+        if (one_vocabulary && ta != tb) || ca != cb {
             type_changes.push((name.clone(), ta.clone(), tb.clone()));
         }
-        // Stats are compared as text, so both sides must be measured alike.
-        let (ca, cb) = (kind.column_class(ta), kind.column_class(tb));
         common.push((name, if ca == cb { ca } else { ColumnClass::Other }));
     }
     (type_changes, common)
@@ -325,8 +327,9 @@ fn one_row(rows: Rows) -> Vec<Option<String>> {
     rows.rows.into_iter().next().unwrap_or_default()
 }
 
-/// Equal as text; sums and averages also when they agree to 1e-9 relative (floating-point
-/// sums depend on the order rows are added in).
+/// Equal as text, or as numbers (`1000` and `1000.00`, as two warehouses print one value);
+/// sums and averages also when they agree to 1e-9 relative (floating-point sums depend on the
+/// order rows are added in).
 fn same_value(stat: &str, a: Option<&str>, b: Option<&str>) -> bool {
     if a == b {
         return true;
@@ -337,7 +340,7 @@ fn same_value(stat: &str, a: Option<&str>, b: Option<&str>) -> bool {
     ) else {
         return false;
     };
-    matches!(stat, "sum" | "avg") && (x - y).abs() <= 1e-9 * x.abs().max(y.abs())
+    x == y || matches!(stat, "sum" | "avg") && (x - y).abs() <= 1e-9 * x.abs().max(y.abs())
 }
 
 fn key_report(
@@ -598,4 +601,212 @@ fn write_markdown_stats(out: &mut String, r: &Report) {
             );
         }
     }
+}
+
+/// Where one side of a comparison across warehouses is read.
+pub(crate) struct Reader<'s> {
+    pub(crate) session: &'s mut dyn Session,
+    pub(crate) dialect: &'static dyn Dialect,
+}
+
+/// Compares `a` with `b` where they live in two warehouses (a PostgreSQL server and a DuckDB
+/// file, say): each side is described and profiled where it is, and with a key both are read
+/// in key order at once and merged here, so memory stays flat however large they are.
+pub(crate) fn compare_apart(
+    (ra, a): (Reader<'_>, Side),
+    (rb, b): (Reader<'_>, Side),
+    opts: &CompareOptions,
+) -> DbResult<Report> {
+    let cols_a = describe(ra.session, ra.dialect, &a.sql)?;
+    let cols_b = describe(rb.session, rb.dialect, &b.sql)?;
+    require_columns(opts, [(&a, &cols_a), (&b, &cols_b)])?;
+    let wanted = |c: &str| opts.columns.is_empty() || opts.columns.iter().any(|w| w == c);
+    let only_in_a = names_missing(&cols_a, &cols_b, &wanted);
+    let only_in_b = names_missing(&cols_b, &cols_a, &wanted);
+    let (type_changes, common) =
+        common_columns((ra.dialect, rb.dialect), (&cols_a, &cols_b), &wanted);
+    let pa = one_row(ra.session.query(&ra.dialect.profile(&a.sql, &common), 1)?);
+    let pb = one_row(rb.session.query(&rb.dialect.profile(&b.sql, &common), 1)?);
+    let columns = column_reports(&common, &pa, &pb);
+    let keys = match opts.key.is_empty() {
+        true => None,
+        false => Some(merged_keys((ra, &a.sql), (rb, &b.sql), &common, opts)?),
+    };
+    Ok(Report {
+        rows: [first_count(&pa), first_count(&pb)],
+        a,
+        b,
+        only_in_a,
+        only_in_b,
+        type_changes,
+        columns,
+        keys,
+    })
+}
+
+/// One row of a side read in key order: its key values, then the compared columns'.
+type KeyedRow = Vec<Option<String>>;
+
+/// The key report of two sides read in key order and merged.
+fn merged_keys(
+    (ra, a): (Reader<'_>, &str),
+    (rb, b): (Reader<'_>, &str),
+    common: &[(&str, ColumnClass)],
+    opts: &CompareOptions,
+) -> DbResult<KeyReport> {
+    let key: Vec<&str> = opts.key.iter().map(String::as_str).collect();
+    let compared = compared_columns(common, &key);
+    let mut duplicate_keys = [0; 2];
+    duplicate_keys[0] = first_count(&one_row(ra.session.query(&ra.dialect.duplicate_keys(a, &key), 1)?));
+    duplicate_keys[1] = first_count(&one_row(rb.session.query(&rb.dialect.duplicate_keys(b, &key), 1)?));
+    let sql_a = ra.dialect.in_key_order(a, &key, &compared);
+    let sql_b = rb.dialect.in_key_order(b, &key, &compared);
+    let mut merge = Merge::new(&key, &compared, opts.limit);
+    std::thread::scope(|scope| {
+        let (ta, rx_a) = std::sync::mpsc::sync_channel::<KeyedRow>(4096);
+        let (tb, rx_b) = std::sync::mpsc::sync_channel::<KeyedRow>(4096);
+        let reader_a = scope.spawn(move || ra.session.for_each_row(&sql_a, &mut |r| ta.send(r).is_ok()));
+        let reader_b = scope.spawn(move || rb.session.for_each_row(&sql_b, &mut |r| tb.send(r).is_ok()));
+        merge.run(rx_a.into_iter().peekable(), rx_b.into_iter().peekable());
+        let joined = |h: std::thread::ScopedJoinHandle<'_, DbResult<()>>| {
+            h.join().unwrap_or_else(|_| Err(crate::adapter::DbError::Failed("a reader failed".into())))
+        };
+        joined(reader_a).and(joined(reader_b))
+    })?;
+    Ok(KeyReport {
+        key: opts.key.clone(),
+        only_in_a: merge.counts[0],
+        only_in_b: merge.counts[1],
+        changed: merge.counts[2],
+        duplicate_keys,
+        samples: merge.samples,
+    })
+}
+
+/// The merge of two sides' rows in key order: counts of rows only in A, only in B and
+/// changed, and up to `limit` samples of each.
+struct Merge<'k> {
+    key: &'k [&'k str],
+    columns: &'k [&'k str],
+    limit: usize,
+    counts: [u64; 3],
+    samples: Vec<Sample>,
+}
+
+impl<'k> Merge<'k> {
+    fn new(key: &'k [&'k str], columns: &'k [&'k str], limit: usize) -> Self {
+        Merge {
+            key,
+            columns,
+            limit,
+            counts: [0; 3],
+            samples: Vec::new(),
+        }
+    }
+
+    fn run<I: Iterator<Item = KeyedRow>>(
+        &mut self,
+        mut a: std::iter::Peekable<I>,
+        mut b: std::iter::Peekable<I>,
+    ) {
+        let n = self.key.len();
+        loop {
+            let order = match (a.peek(), b.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(x), Some(y)) => x[..n].cmp(&y[..n]),
+            };
+            match order {
+                std::cmp::Ordering::Less => self.only(0, a.next()),
+                std::cmp::Ordering::Greater => self.only(1, b.next()),
+                std::cmp::Ordering::Equal => {
+                    let (x, y) = (a.next().unwrap_or_default(), b.next().unwrap_or_default());
+                    self.matched(&x, &y);
+                }
+            }
+        }
+    }
+
+    /// A row only one side has (0: A, 1: B).
+    fn only(&mut self, side: usize, row: Option<KeyedRow>) {
+        self.counts[side] += 1;
+        let kind = ["only_a", "only_b"][side];
+        if let Some(row) = row.filter(|_| self.shown(kind) < self.limit) {
+            let key = self.key_values(&row);
+            self.samples.push(Sample { kind: kind.into(), key, changes: Vec::new() });
+        }
+    }
+
+    /// Two rows with one key: changed when a compared column differs.
+    fn matched(&mut self, x: &KeyedRow, y: &KeyedRow) {
+        let n = self.key.len();
+        let changes: Vec<(String, Option<String>, Option<String>)> = self
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| !same_text(x.get(n + j).cloned().flatten(), y.get(n + j).cloned().flatten()))
+            .map(|(j, c)| (c.to_string(), x.get(n + j).cloned().flatten(), y.get(n + j).cloned().flatten()))
+            .collect();
+        if changes.is_empty() {
+            return;
+        }
+        self.counts[2] += 1;
+        if self.shown("changed") < self.limit {
+            let key = self.key_values(x);
+            self.samples.push(Sample { kind: "changed".into(), key, changes });
+        }
+    }
+
+    fn shown(&self, kind: &str) -> usize {
+        self.samples.iter().filter(|s| s.kind == kind).count()
+    }
+
+    fn key_values(&self, row: &KeyedRow) -> Vec<(String, Option<String>)> {
+        self.key
+            .iter()
+            .enumerate()
+            .map(|(j, k)| (k.to_string(), row.get(j).cloned().flatten()))
+            .collect()
+    }
+}
+
+/// One value as two warehouses print it: the same text, the same number (`1000` and
+/// `1000.00`), or the same truth (`t` and `true`).
+fn same_text(a: Option<String>, b: Option<String>) -> bool {
+    let (Some(a), Some(b)) = (&a, &b) else {
+        return a.is_none() && b.is_none();
+    };
+    let truth = |v: &str| match v {
+        "t" | "true" => Some(true),
+        "f" | "false" => Some(false),
+        _ => None,
+    };
+    a == b
+        || decimal(a).is_some() && decimal(a) == decimal(b)
+        || truth(a).is_some() && truth(a) == truth(b)
+        || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if x == y)
+}
+
+/// A decimal number's canonical text (`+1.50` → `1.5`, `-0.0` → `0`), exact at any size;
+/// None when `v` is not one.
+fn decimal(v: &str) -> Option<String> {
+    let (sign, digits) = match v.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", v.strip_prefix('+').unwrap_or(v)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() && frac.is_empty() || !all_digits(int) || !all_digits(frac) {
+        return None;
+    }
+    let int = int.trim_start_matches('0');
+    let frac = frac.trim_end_matches('0');
+    let body = match (int.is_empty(), frac.is_empty()) {
+        (true, true) => return Some("0".into()),
+        (_, true) => int.to_string(),
+        (true, false) => format!("0.{frac}"),
+        (false, false) => format!("{int}.{frac}"),
+    };
+    Some(format!("{sign}{body}"))
 }

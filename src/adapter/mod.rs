@@ -282,6 +282,13 @@ pub(crate) trait Session: Send {
     fn discard(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<()>;
     /// Runs a query and returns at most `limit` rows.
     fn query(&mut self, sql: &str, limit: usize) -> DbResult<Rows>;
+    /// Runs a query and hands each row (every value as text) to `row` as it arrives, until
+    /// `row` returns false: memory stays flat however many rows there are.
+    fn for_each_row(
+        &mut self,
+        sql: &str,
+        row: &mut dyn FnMut(Vec<Option<String>>) -> bool,
+    ) -> DbResult<()>;
     /// Runs a statement that returns nothing (`ATTACH`, settings).
     fn execute(&mut self, sql: &str) -> DbResult<()>;
     /// The number of rows of each query (each capped at its limit), in one round trip.
@@ -338,6 +345,18 @@ impl Connection {
         match self {
             Connection::DuckDb(s) => s.describe(root),
             Connection::Postgres(s) => s.describe(),
+        }
+    }
+
+    /// Whether `other` names the same warehouse (one file, one server's database): its
+    /// relations are read through this connection as they are.
+    pub(crate) fn same_warehouse(&self, other: &Connection) -> bool {
+        match (self, other) {
+            (Connection::DuckDb(a), Connection::DuckDb(b)) => a.attachable(b).is_none(),
+            (Connection::Postgres(a), Connection::Postgres(b)) => {
+                (&a.host, a.port, &a.dbname) == (&b.host, b.port, &b.dbname)
+            }
+            _ => false,
         }
     }
 

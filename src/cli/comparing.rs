@@ -7,13 +7,14 @@ use serde_json::json;
 
 use super::warehouse::{connection, open_session};
 use super::{ExitStatus, Global, Loaded, LogFormat, Select, load_and_compile};
-use crate::adapter::Session;
+use crate::adapter::{Session, Warehouse};
 use crate::artifacts;
-use crate::compare::{self, CompareOptions, Side};
+use crate::compare::{self, CompareOptions, Reader, Side};
 use crate::compile::Compiled;
 use crate::execute::{Outcome, Status};
 use crate::materialize::Job;
 use crate::project::NodeKind;
+use crate::sql::Dialect;
 use crate::state::State;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -72,32 +73,47 @@ pub(crate) fn cmd_compare(g: &Global, a: &CompareArgs) -> ExitStatus {
     }
 }
 
+/// A side in a warehouse of its own (another server, another kind of warehouse), read
+/// through a session there.
+struct Apart {
+    _warehouse: Arc<dyn Warehouse>,
+    session: Box<dyn Session>,
+    dialect: &'static dyn Dialect,
+}
+
+impl Apart {
+    fn reader(&mut self) -> Reader<'_> {
+        Reader {
+            session: self.session.as_mut(),
+            dialect: self.dialect,
+        }
+    }
+}
+
+type Sides = ((Side, Option<Apart>), (Side, Option<Apart>));
+
 /// The two relations to compare, each checked to be readable.
 fn sides(
     g: &Global,
     c: &Compiled,
     session: &mut dyn Session,
     a: &CompareArgs,
-) -> Result<(Side, Side), ExitStatus> {
-    let mut sides = Vec::new();
-    for rel in [&a.a, &a.b] {
-        match side(g, c, session, rel) {
-            Ok(s) => sides.push(s),
-            Err(e) => {
-                errln!("error: {e}");
-                return Err(ExitStatus::Invalid);
-            }
-        }
-    }
-    let (b, a_side) = (sides.pop(), sides.pop());
-    a_side.zip(b).ok_or(ExitStatus::Invalid)
+) -> Result<Sides, ExitStatus> {
+    let mut read = |rel: &str| {
+        side(g, c, session, rel).map_err(|e| {
+            errln!("error: {e}");
+            ExitStatus::Invalid
+        })
+    };
+    Ok((read(&a.a)?, read(&a.b)?))
 }
 
-/// The comparison `a` asks for of the two sides.
+/// The comparison `a` asks for of the two sides: on one connection, or, when a side lives in
+/// another warehouse, each where it is.
 fn compare_sides(
     session: &mut dyn Session,
     c: &Compiled,
-    sides: (Side, Side),
+    ((side_a, apart_a), (side_b, apart_b)): Sides,
     a: &CompareArgs,
 ) -> Result<compare::Report, ExitStatus> {
     let opts = CompareOptions {
@@ -105,7 +121,20 @@ fn compare_sides(
         columns: a.columns.clone(),
         limit: a.limit,
     };
-    compare::compare(session, c.project.target.dialect(), sides, &opts).map_err(|e| {
+    let dialect = c.project.target.dialect();
+    let (mut apart_a, mut apart_b) = (apart_a, apart_b);
+    let here = |session| Reader { session, dialect };
+    let readers = match (apart_a.as_mut(), apart_b.as_mut()) {
+        (None, None) => None,
+        (Some(pa), Some(pb)) => Some((pa.reader(), pb.reader())),
+        (Some(pa), None) => Some((pa.reader(), here(session))),
+        (None, Some(pb)) => Some((here(session), pb.reader())),
+    };
+    let compared = match readers {
+        Some((ra, rb)) => compare::compare_apart((ra, side_a), (rb, side_b), &opts),
+        None => compare::compare(session, dialect, (side_a, side_b), &opts),
+    };
+    compared.map_err(|e| {
         errln!("error: cannot compare {} with {}: {e}", a.a, a.b);
         ExitStatus::Invalid
     })
@@ -123,62 +152,75 @@ fn print_report(format: CompareFormat, report: &compare::Report) {
     }
 }
 
-/// `[TARGET:](schema.table | catalog.schema.table | model)` as a FROM item; another target's
-/// warehouse is attached for reading when it is a different database.
-fn side(g: &Global, c: &Compiled, session: &mut dyn Session, rel: &str) -> Result<Side, String> {
+/// `[TARGET:](schema.table | catalog.schema.table | model)` as a FROM item: read through this
+/// target's connection (another DuckDB file attached beside it), or, when the target lives in
+/// another warehouse, through a session of its own.
+fn side(
+    g: &Global,
+    c: &Compiled,
+    session: &mut dyn Session,
+    rel: &str,
+) -> Result<(Side, Option<Apart>), String> {
     let (target, name) = match rel.split_once(':') {
         Some((t, n)) => (Some(t), n),
         None => (None, rel),
     };
-    let (other, prefix) = match target.filter(|t| *t != c.project.target.name) {
-        Some(t) => {
-            let (other, prefix) = other_target(g, c, session, t)?;
-            (Some(other), prefix)
-        }
-        None => (None, String::new()),
+    let label = rel.to_string();
+    let Some(t) = target.filter(|t| *t != c.project.target.name) else {
+        let sql = named_relation(c, c, name)?;
+        readable(session, c.project.target.dialect(), &sql, rel)?;
+        return Ok((Side { label, sql }, None));
     };
-    let sql = named_relation(c, other.as_ref().unwrap_or(c), name)?;
-    let sql = format!("{prefix}{sql}");
-    session
-        .query(&c.project.target.kind.dialect().select_all(&sql), 0)
-        .map_err(|e| format!("cannot read {rel}: {e}"))?;
-    Ok(Side {
-        label: rel.to_string(),
-        sql,
-    })
+    let other = other_target(g, t)?;
+    let (here, there) = (connection(&c.project)?, connection(&other.project)?);
+    if here.same_warehouse(&there) {
+        let sql = named_relation(c, &other, name)?;
+        readable(session, c.project.target.dialect(), &sql, rel)?;
+        return Ok((Side { label, sql }, None));
+    }
+    if let Some(path) = here.attachable(&there) {
+        let prefix = attach(c, session, t, &path)?;
+        let sql = format!("{prefix}{}", named_relation(c, &other, name)?);
+        readable(session, c.project.target.dialect(), &sql, rel)?;
+        return Ok((Side { label, sql }, None));
+    }
+    let warehouse = there
+        .open()
+        .map_err(|e| format!("cannot open target `{t}`: {e}"))?;
+    let mut apart = Apart {
+        session: warehouse.session().map_err(|e| format!("target `{t}`: {e}"))?,
+        _warehouse: warehouse,
+        dialect: other.project.target.dialect(),
+    };
+    let sql = named_relation(&other, &other, name)?;
+    readable(apart.session.as_mut(), apart.dialect, &sql, rel)?;
+    Ok((Side { label, sql }, Some(apart)))
 }
 
-/// Target `t`'s project, compiled; its warehouse is attached when it is another database, and
-/// the prefix its relations then take is returned with it.
-fn other_target(
-    g: &Global,
-    c: &Compiled,
+/// An error unless `sql` (a FROM item) can be read.
+fn readable(
     session: &mut dyn Session,
-    t: &str,
-) -> Result<(Compiled, String), String> {
-    let kind = c.project.target.kind;
+    dialect: &dyn Dialect,
+    sql: &str,
+    rel: &str,
+) -> Result<(), String> {
+    session
+        .query(&dialect.select_all(sql), 0)
+        .map(|_| ())
+        .map_err(|e| format!("cannot read {rel}: {e}"))
+}
+
+/// Target `t`'s project, compiled.
+fn other_target(g: &Global, t: &str) -> Result<Compiled, String> {
     let global = Global {
         project_dir: g.project_dir.clone(),
         target: Some(t.to_string()),
         vars: g.vars.clone(),
         log_format: g.log_format,
     };
-    let Loaded { c: other, .. } = load_and_compile(&global, &Select::default(), None)
-        .map_err(|_| format!("cannot use target `{t}` (see above)"))?;
-    let ot = &other.project.target;
-    if ot.kind != kind {
-        return Err(format!(
-            "target `{t}` is {}, `{}` is {}: compare reads both through one connection",
-            ot.kind.name(),
-            c.project.target.name,
-            kind.name()
-        ));
-    }
-    let prefix = match connection(&c.project)?.attachable(&connection(&other.project)?) {
-        Some(path) => attach(c, session, t, &path)?,
-        None => String::new(),
-    };
-    Ok((other, prefix))
+    load_and_compile(&global, &Select::default(), None)
+        .map(|l| l.c)
+        .map_err(|_| format!("cannot use target `{t}` (see above)"))
 }
 
 /// Attaches target `t`'s database file for reading; the prefix of its relations.

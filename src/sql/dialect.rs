@@ -177,6 +177,28 @@ pub(crate) trait Dialect: Send + Sync {
         format!("{a} IS NOT DISTINCT FROM {b}")
     }
 
+    /// `expr` (text) ordered byte by byte, whatever the database's collation.
+    fn binary_order(&self, expr: &str) -> String {
+        expr.to_string()
+    }
+
+    /// Every row of `from` as text — the key columns, then `columns` — ordered by the key's
+    /// text byte by byte, NULLs first: two warehouses list the same rows in the same order.
+    fn in_key_order(&self, from: &str, key: &[&str], columns: &[&str]) -> String {
+        let text = |c: &&str| self.cast(&self.quote(c), "VARCHAR");
+        let keys: Vec<String> = key.iter().map(text).collect();
+        let order: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{} NULLS FIRST", self.binary_order(k)))
+            .collect();
+        let values: Vec<String> = keys.iter().cloned().chain(columns.iter().map(text)).collect();
+        format!(
+            "SELECT {} FROM {from} ORDER BY {}",
+            values.join(", "),
+            order.join(", ")
+        )
+    }
+
     /// Whether the warehouse has users and privileges (`grants` config applies).
     fn has_privileges(&self) -> bool {
         true
@@ -280,7 +302,7 @@ pub(crate) trait Dialect: Send + Sync {
         let q = |c: &str| self.quote(c);
         let on: Vec<String> = key
             .iter()
-            .map(|k| format!("a.{0} IS NOT DISTINCT FROM b.{0}", q(k)))
+            .map(|k| self.null_safe_equal(&format!("a.{}", q(k)), &format!("b.{}", q(k)), None))
             .collect();
         let mut select = vec![
             "CASE WHEN b.__xform_b IS NULL THEN 'only_a' WHEN a.__xform_a IS NULL THEN 'only_b' ELSE 'changed' END AS __xform_diff".to_string(),
@@ -525,6 +547,11 @@ impl Dialect for Postgres {
         &["JSON", "JSONB", "SUPER"]
     }
 
+    /// Text sorts by the database's collation (often a locale's) unless told otherwise.
+    fn binary_order(&self, expr: &str) -> String {
+        format!("{expr} COLLATE \"C\"")
+    }
+
     /// `IS NOT DISTINCT FROM` cannot be hashed or merged in a join: PostgreSQL plans a nested
     /// loop (2k new rows into 200k took 17 s against 91 ms, measured). Both sides coalesced to
     /// a value of their type, plus the equality of their NULL-ness, is exactly as null-safe
@@ -537,7 +564,11 @@ impl Dialect for Postgres {
             _ if ty == "boolean" => "false",
             _ if ty == "date" => "DATE '1970-01-01'",
             _ if ty.starts_with("timestamp") => "TIMESTAMP '1970-01-01'",
-            _ => return format!("{a} IS NOT DISTINCT FROM {b}"),
+            // Of a type not known here, compared as text: as exact, and as hashable.
+            _ => {
+                let text = |x: &str| format!("coalesce(CAST({x} AS text), '')");
+                return format!("{} = {} AND ({a} IS NULL) = ({b} IS NULL)", text(a), text(b));
+            }
         };
         format!("coalesce({a}, {zero}) = coalesce({b}, {zero}) AND ({a} IS NULL) = ({b} IS NULL)")
     }

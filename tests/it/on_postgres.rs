@@ -459,3 +459,81 @@ fn show_compile_debug_and_freshness_work_against_the_server() {
 fn ok_path(dir: &Path, p: &str) -> bool {
     dir.join(p).exists()
 }
+
+/// Creates a role once for the whole server (roles are not per database).
+fn role(pg: &Pg, name: &str) {
+    let _ = pg.client().batch_execute(&format!(
+        "DO $$ BEGIN CREATE ROLE {name}; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+    ));
+}
+
+#[test]
+fn hooks_run_in_order_in_the_build_and_grants_follow_the_config() {
+    let Some(pg) = Pg::new() else { return };
+    role(&pg, "xt_analytics_users");
+    role(&pg, "xt_kim");
+    let log = format!("{}public.hook_log", pg.prefix);
+    let files = |grantees: &str| {
+        pg.project_yml(
+            1,
+            &format!(
+                "on_run_start:\n  - \"create table if not exists {log} (n serial, what text)\"\n  - \"insert into {log} (what) values ('start')\"\non_run_end: \"insert into {log} (what) values ('end')\"\n\
+                 models:\n  +materialized: table\n  +grants: {{ select: [{grantees}] }}\n  +pre_hook: \"insert into {log} (what) values ('pre {{{{ this.identifier }}}}')\"\n  +post_hook:\n    - \"insert into {log} (what) values ('post {{{{ this.identifier }}}}')\"\n\
+                 -- file: models/a.sql\nselect 1 as x\n-- file: models/b.sql\nselect * from {{{{ ref('a') }}}}\n"
+            ),
+        )
+    };
+    let dir = project(&files("'group:xt_analytics_users', 'user:xt_kim'"));
+    ok(dir.path(), &["build"]);
+    ok(dir.path(), &["build"]);
+    let seen: Vec<String> = pg.query(&format!("SELECT what FROM {log} ORDER BY n")).into_iter().map(|r| r[0].clone()).collect();
+    let run = ["start", "pre a", "post a", "pre b", "post b", "end"];
+    assert_eq!(seen, [run, run].concat());
+    let readable = |who: &str, t: &str| {
+        pg.one(&format!("SELECT has_table_privilege('{who}', '{}.{t}', 'select')::text", pg.schema("public")))
+    };
+    for t in ["a", "b"] {
+        assert_eq!(readable("xt_analytics_users", t), "true");
+        assert_eq!(readable("xt_kim", t), "true");
+    }
+    // Removing a grantee revokes it on the next run; a table swapped in keeps the others.
+    write_files(dir.path(), &files("'group:xt_analytics_users'"));
+    ok(dir.path(), &["build"]);
+    assert_eq!(readable("xt_kim", "a"), "false");
+    assert_eq!(readable("xt_analytics_users", "a"), "true");
+    // A failing post hook keeps the previous table: it runs in the build's transaction.
+    write_files(dir.path(), "-- file: models/a.sql\n{{ config(post_hook='select no_such_column') }}\nselect 2 as x\n");
+    let o = xform(dir.path(), &["build", "-s", "a"]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert_eq!(pg.one(&format!("SELECT x FROM {}.a", pg.schema("public"))), "1");
+}
+
+#[test]
+fn compare_across_postgres_and_duckdb_finds_the_changed_and_missing_rows() {
+    let Some(pg) = Pg::new() else { return };
+    let files = format!(
+        "{}  local: {{ type: duckdb, path: target/local.duckdb }}\n\
+         -- file: seeds/orders.csv\nid,customer,amount,memo\n1,김철수,1000.50,라면\n2,이영희,2500,\n3,박민수,700,\"떡볶이, 매운맛\"\n",
+        // `local` goes under `targets:`, after `dev`.
+        pg.project_yml(1, "")
+    );
+    let dir = project(&files);
+    ok(dir.path(), &["seed"]);
+    ok(dir.path(), &["seed", "--target", "local"]);
+    let same = ok(dir.path(), &["compare", "orders", "local:orders", "--key", "id", "--fail-on-diff"]);
+    assert!(same.contains("identical"), "{same}");
+    pg.client()
+        .batch_execute(&format!(
+            "UPDATE {s}.orders SET memo = '김치' WHERE id = 2; DELETE FROM {s}.orders WHERE id = 3",
+            s = pg.schema("public")
+        ))
+        .unwrap();
+    let o = xform(dir.path(), &["compare", "orders", "local:orders", "--key", "id", "--format", "json"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let report: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(report["keys"]["only_in_b"], 1, "{report}");
+    assert_eq!(report["keys"]["changed"], 1, "{report}");
+    assert_eq!(report["keys"]["only_in_a"], 0, "{report}");
+    let changed = report["keys"]["samples"].as_array().unwrap().iter().find(|s| s["kind"] == "changed").unwrap();
+    assert_eq!(changed["changes"][0], serde_json::json!(["memo", "김치", null]), "{report}");
+}

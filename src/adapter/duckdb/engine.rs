@@ -710,6 +710,25 @@ impl Session for DuckSession {
         self.conn.execute_batch(sql).map_err(failed)
     }
 
+    fn for_each_row(
+        &mut self,
+        sql: &str,
+        each: &mut dyn FnMut(Vec<Option<String>>) -> bool,
+    ) -> DbResult<()> {
+        let wrapped = format!("SELECT COLUMNS(*)::VARCHAR FROM (\n{}\n)", body(sql));
+        readable(&wrapped)?;
+        let mut stmt = self.conn.prepare(&wrapped).map_err(failed)?;
+        let mut rows = stmt.query([]).map_err(failed)?;
+        while let Some(row) = rows.next().map_err(failed)? {
+            let n = row.as_ref().column_count();
+            let values = (0..n).map(|i| row.get::<_, Option<String>>(i));
+            if !each(values.collect::<Result<_, _>>().map_err(failed)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn query(&mut self, sql: &str, limit: usize) -> DbResult<Rows> {
         self.text_rows(&format!(
             "SELECT COLUMNS(*)::VARCHAR FROM (\n{}\n) LIMIT {limit}",

@@ -371,6 +371,38 @@ fn suffixed(relation: &Relation, suffix: &str) -> Relation {
     )
 }
 
+/// The values of one line of `COPY … TO STDOUT` (text format): tab-separated, `\N` for NULL,
+/// backslash escapes for the rest.
+fn copy_fields(line: &[u8]) -> Vec<Option<String>> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.split(|&b| b == b'\t')
+        .map(|field| {
+            if field == b"\\N" {
+                return None;
+            }
+            let mut out = Vec::with_capacity(field.len());
+            let mut bytes = field.iter();
+            while let Some(&b) = bytes.next() {
+                if b != b'\\' {
+                    out.push(b);
+                    continue;
+                }
+                out.push(match bytes.next() {
+                    Some(b'n') => b'\n',
+                    Some(b't') => b'\t',
+                    Some(b'r') => b'\r',
+                    Some(b'b') => 8,
+                    Some(b'f') => 12,
+                    Some(b'v') => 11,
+                    Some(&other) => other,
+                    None => b'\\',
+                });
+            }
+            Some(String::from_utf8_lossy(&out).into_owned())
+        })
+        .collect()
+}
+
 /// A view that reads a relation: its name and definition.
 type Dependent = (Relation, String);
 
@@ -927,6 +959,28 @@ impl Session for PgSession {
             .map(|v| v.parse::<f64>())
             .transpose()
             .map_err(|e| DbError::Failed(format!("the latest loaded_at is not a time: {e}")))
+    }
+
+    fn for_each_row(
+        &mut self,
+        sql: &str,
+        each: &mut dyn FnMut(Vec<Option<String>>) -> bool,
+    ) -> DbResult<()> {
+        use std::io::BufRead;
+        let copy = format!("COPY (\n{}\n) TO STDOUT", body(sql));
+        let reader = self.client.copy_out(&copy).map_err(failed)?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let read = reader.read_until(b'\n', &mut line);
+            match read {
+                Ok(0) => return Ok(()),
+                Ok(_) if !each(copy_fields(&line)) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(DbError::Failed(e.to_string())),
+            }
+        }
     }
 
     fn execute(&mut self, sql: &str) -> DbResult<()> {

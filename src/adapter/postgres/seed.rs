@@ -39,9 +39,11 @@ impl Type {
             Type::Numeric
         } else if ["true", "false"].iter().any(|b| v.eq_ignore_ascii_case(b)) {
             Type::Boolean
-        } else if jiff::civil::Date::strptime("%Y-%m-%d", v).is_ok() {
+        } else if !v.starts_with(|c: char| c.is_ascii_digit()) || v.len() < 10 {
+            Type::Text
+        } else if v.len() == 10 && jiff::civil::Date::strptime("%Y-%m-%d", v).is_ok() {
             Type::Date
-        } else if is_timestamp(v) {
+        } else if v.len() > 10 && is_timestamp(v) {
             Type::Timestamp
         } else {
             Type::Text
@@ -98,7 +100,8 @@ pub(super) fn columns(data: &[u8], csv: &CsvSource) -> DbResult<Vec<(String, Str
         let record = record.map_err(bad)?;
         types.resize(types.len().max(record.len()), None);
         for (slot, v) in types.iter_mut().zip(record.iter()) {
-            if !v.is_empty() {
+            // Text holds anything: a column found to be text needs no more reading.
+            if !v.is_empty() && *slot != Some(Type::Text) {
                 let t = Type::of(v);
                 *slot = Some(slot.map_or(t, |have| have.widen(t)));
             }
