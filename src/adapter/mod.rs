@@ -162,6 +162,15 @@ pub(crate) struct Around {
     /// Each privilege with exactly the grantees that hold it afterwards (`group:g`, `role:r`,
     /// `user:u` or a bare name); others are revoked. None: grants are left as they are.
     pub(crate) grants: Option<Vec<(String, Vec<String>)>>,
+    /// Descriptions stored as comments on publish (`persist_docs`): the relation's, and each
+    /// column's.
+    pub(crate) docs: Docs,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Docs {
+    pub(crate) relation: Option<String>,
+    pub(crate) columns: Vec<(String, String)>,
 }
 
 /// A relation built but not yet published: no other connection sees it until `publish`. The
@@ -174,6 +183,8 @@ pub(crate) struct Staged {
     /// The relation it becomes on `publish`, and what exists under that name now.
     relation: Relation,
     replaces: Option<RelKind>,
+    /// What it is built as.
+    kind: RelKind,
     /// Run on `publish`.
     around: Around,
 }
@@ -368,6 +379,14 @@ impl Connection {
             (Connection::DuckDb(a), Connection::DuckDb(b)) => a.attachable(b),
             _ => None,
         }
+    }
+}
+
+/// The kind of relation a build makes.
+fn kind_built(build: &Build<'_>) -> RelKind {
+    match build {
+        Build::View(_) => RelKind::View,
+        _ => RelKind::Table,
     }
 }
 

@@ -3,8 +3,8 @@
 //! primitives (`Statements`) and gets the rest.
 
 use super::{
-    DbError, DbResult, Increment, Relation, Rows, SchemaChange, SnapshotSpec, SnapshotStrategy,
-    Strategy,
+    DbError, DbResult, Docs, Increment, RelKind, Relation, Rows, SchemaChange, SnapshotSpec,
+    SnapshotStrategy, Strategy,
 };
 use crate::sql::{Dialect, trim_statement};
 
@@ -512,4 +512,21 @@ fn scd_id(d: &dyn Dialect, spec: &SnapshotSpec, row: &str) -> String {
 
 fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
+}
+
+/// `COMMENT ON` statements storing the descriptions of a relation (of `kind`) and its columns.
+pub(super) fn comments(d: &dyn Dialect, relation: &Relation, kind: RelKind, docs: &Docs) -> Vec<String> {
+    let target = d.relation(relation);
+    let word = match kind {
+        RelKind::Table => "TABLE",
+        RelKind::View => "VIEW",
+    };
+    let on_relation = docs
+        .relation
+        .iter()
+        .map(|text| format!("COMMENT ON {word} {target} IS {}", lit(text)));
+    let on_columns = docs.columns.iter().map(|(c, text)| {
+        format!("COMMENT ON COLUMN {target}.{} IS {}", d.quote(c), lit(text))
+    });
+    on_relation.chain(on_columns).collect()
 }

@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use jiff::civil::DateTime;
 
 use crate::adapter::{
-    Around, Build, DbError, DbResult, Increment, RelKind, Relation, Session, SnapshotSpec, Staged,
+    Around, Build, DbError, DbResult, Docs, Increment, RelKind, Relation, Session, SnapshotSpec,
+    Staged,
 };
 use crate::compile::Compiled;
 use crate::diagnostics::Diagnostic;
@@ -252,6 +253,23 @@ fn around(c: &Compiled, node: usize) -> Around {
         pre: hooks(&c.hooks.pre),
         post: hooks(&c.hooks.post),
         grants: c.nodes()[node].config.grants(),
+        docs: docs(&c.nodes()[node]),
+    }
+}
+
+/// The descriptions `persist_docs` asks to store (`relation: true`, `columns: true`).
+fn docs(n: &crate::project::Node) -> Docs {
+    let wants = |what: &str| {
+        let persist = n.config.get("persist_docs");
+        persist.and_then(|p| p.get(what)) == Some(&serde_json::Value::Bool(true))
+    };
+    let described = |d: &String| (!d.trim().is_empty()).then(|| d.clone());
+    Docs {
+        relation: described(&n.description).filter(|_| wants("relation")),
+        columns: match wants("columns") {
+            true => n.columns.iter().filter_map(|c| Some((c.name.clone(), described(&c.description)?))).collect(),
+            false => Vec::new(),
+        },
     }
 }
 

@@ -42,6 +42,7 @@ pub(crate) const APPLIED_KEYS: &[&str] = &[
     "merge_update_columns",
     "meta",
     "on_schema_change",
+    "persist_docs",
     "post_hook",
     "pre_hook",
     "quote",
@@ -67,7 +68,6 @@ pub(crate) const NOT_APPLIED_KEYS: &[&str] = &[
     "fail_calc",
     "indexes",
     "partition_by",
-    "persist_docs",
     "quote_columns",
     "store_failures_as",
 ];

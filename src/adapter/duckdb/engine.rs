@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use duckdb::{Connection, InterruptHandle};
 
-use crate::adapter::statements::Statements;
+use crate::adapter::statements::{self, Statements};
 use crate::adapter::{
     Around, Build, CsvSource, DbError, DbResult, RelKind, Relation, Rows, Session, Staged,
-    Warehouse,
+    Warehouse, kind_built,
 };
 use crate::sql::{Dialect, Kind};
 
@@ -312,10 +312,7 @@ impl DuckSession {
         aside: bool,
         log: &mut Vec<String>,
     ) -> DbResult<Staged> {
-        let kind = match build {
-            Build::View(_) => RelKind::View,
-            _ => RelKind::Table,
-        };
+        let kind = kind_built(&build);
         let target = if aside {
             Relation::new(&relation.schema, format!("{}{AUDIT_SUFFIX}", relation.name))
         } else {
@@ -330,6 +327,7 @@ impl DuckSession {
             readable_as: target,
             relation: relation.clone(),
             replaces,
+            kind,
             around: Around::default(),
         })
     }
@@ -604,7 +602,10 @@ impl Session for DuckSession {
             false => Ok(()),
         };
         // DuckDB has no users or privileges: grants are warned about when compiling.
-        let swapped = swapped.and_then(|()| self.run_all(&staged.around.post, log));
+        let comments = statements::comments(dialect(), &staged.relation, staged.kind, &staged.around.docs);
+        let swapped = swapped
+            .and_then(|()| self.run_all(&staged.around.post, log))
+            .and_then(|()| self.run_all(&comments, log));
         match swapped.and_then(|()| self.commit(log)) {
             Ok(()) => Ok(staged),
             Err(e) => {

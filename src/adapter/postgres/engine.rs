@@ -7,10 +7,10 @@ use std::time::Duration;
 use postgres::{CancelToken, Client, NoTls, SimpleQueryMessage};
 
 use super::{Settings, SslMode, seed};
-use crate::adapter::statements::Statements;
+use crate::adapter::statements::{self, Statements};
 use crate::adapter::{
     Around, Build, CsvSource, DbError, DbResult, RelKind, Relation, Rows, Session, Staged,
-    Warehouse,
+    Warehouse, kind_built,
 };
 use crate::sql::{Dialect, Kind, trim_statement};
 
@@ -840,6 +840,7 @@ impl Session for PgSession {
             (false, Some(_)) => suffixed(relation, NEW_SUFFIX),
             _ => relation.clone(),
         };
+        let kind = kind_built(&build);
         self.begin(log)?;
         let built = around
             .pre
@@ -852,6 +853,7 @@ impl Session for PgSession {
                 readable_as: target,
                 relation: relation.clone(),
                 replaces,
+                kind,
                 around: around.clone(),
             }),
             Err(e) => {
@@ -871,6 +873,11 @@ impl Session for PgSession {
             .and_then(|()| match &staged.around.grants {
                 Some(grants) => self.grant(&staged.relation, grants, log),
                 None => Ok(()),
+            })
+            .and_then(|()| {
+                let docs = &staged.around.docs;
+                let comments = statements::comments(dialect(), &staged.relation, staged.kind, docs);
+                comments.iter().try_for_each(|sql| self.run(sql, log))
             });
         match finished.and_then(|()| self.commit(log)) {
             Ok(()) => Ok(staged),
