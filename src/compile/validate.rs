@@ -11,6 +11,7 @@ use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
 use crate::graph::Graph;
 use crate::project::config::{MODEL_MATERIALIZATIONS, NOT_APPLIED_KEYS};
 use crate::project::{Fixture, Node, NodeKind, Project, TestSpec, UnitTestProps};
+use crate::sql::Dialect;
 use crate::template::{Names, RelName, Templates, scan};
 
 /// A config key xform accepts but does not apply yet is a warning, once per key, where a node
@@ -84,6 +85,10 @@ pub(super) fn check_relations(project: &Project, names: &Names, diags: &mut Diag
             diags.push(reserved_name(n, r));
             continue;
         }
+        if let Some(d) = too_long(dialect, n, r) {
+            diags.push(d);
+            continue;
+        }
         let key = (
             dialect.fold_identifier(&r.schema),
             dialect.fold_identifier(&r.identifier),
@@ -98,6 +103,23 @@ pub(super) fn check_relations(project: &Project, names: &Names, diags: &mut Diag
         }
         diags.push(built_twice(other, n, r));
     }
+}
+
+/// A schema or relation name longer than the warehouse keeps (PostgreSQL cuts names at 63
+/// bytes without a word, so two long names could become one).
+fn too_long(dialect: &dyn Dialect, n: &Node, r: &RelName) -> Option<Diagnostic> {
+    let max = dialect.max_identifier_bytes()?;
+    let name = [&r.schema, &r.identifier].into_iter().find(|p| p.len() > max)?;
+    Some(
+        Diagnostic::error(format!(
+            "{} `{}` would build a relation named `{name}`, {} bytes long: the warehouse keeps at most {max}",
+            n.kind.name(),
+            n.name,
+            name.len()
+        ))
+        .at(named_at(n))
+        .help("shorten the name, or give the relation a shorter one with `alias` or `schema`"),
+    )
 }
 
 /// Whether nodes of this kind build a relation.

@@ -304,11 +304,26 @@ pub(crate) struct Target {
     pub(crate) schema: String,
     pub(crate) schema_prefix: String,
     pub(crate) threads: usize,
-    /// Everything else (`path`, `host`, ...), for the adapter to read.
+    /// Everything else (`path`, `host`, ...), for the adapter to read. A password is not shown
+    /// to templates (`{{ target }}`) or written anywhere.
+    #[serde(flatten, serialize_with = "without_password")]
     pub(crate) settings: BTreeMap<String, Json>,
     /// Where each of `settings` is written.
     #[serde(skip)]
     settings_at: BTreeMap<String, Loc>,
+}
+
+fn without_password<S: serde::Serializer>(
+    settings: &BTreeMap<String, Json>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let shown = settings.iter().filter(|(k, _)| k.as_str() != "password");
+    let mut map = s.serialize_map(None)?;
+    for (k, v) in shown {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
 }
 
 impl Target {

@@ -199,6 +199,12 @@ pub(crate) trait Dialect: Send + Sync {
         )
     }
 
+    /// The longest name (of a schema, a relation) the warehouse keeps, in bytes, if it has a
+    /// limit.
+    fn max_identifier_bytes(&self) -> Option<usize> {
+        None
+    }
+
     /// Whether the warehouse has users and privileges (`grants` config applies).
     fn has_privileges(&self) -> bool {
         true
@@ -545,6 +551,10 @@ impl Dialect for Postgres {
 
     fn nested_types(&self) -> &'static [&'static str] {
         &["JSON", "JSONB", "SUPER"]
+    }
+
+    fn max_identifier_bytes(&self) -> Option<usize> {
+        Some(63)
     }
 
     /// Text sorts by the database's collation (often a locale's) unless told otherwise.

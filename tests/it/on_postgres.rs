@@ -164,8 +164,11 @@ select customer from {{ ref('by_customer') }} where total > 1000
 -- file: models/analytics/schema.yml
 models:
   - name: by_customer
+    description: 고객별 매출 합계
+    config: { persist_docs: { relation: true, columns: true } }
     columns:
       - name: customer
+        description: \"고객 이름 (it's the key)\"
         data_tests: [unique, not_null]
 ";
 
@@ -205,6 +208,10 @@ fn every_layer_lands_and_rebuilds_keep_the_views_that_read_a_swapped_table() {
         ok(dir.path(), &["build"]);
     }
     assert_eq!(view_oid(&pg), before, "the view was dropped and created again");
+    let docs = pg.query(&format!(
+        "SELECT obj_description('{a}.by_customer'::regclass), col_description('{a}.by_customer'::regclass, 1)"
+    ));
+    assert_eq!(docs, [["고객별 매출 합계", "고객 이름 (it's the key)"]]);
     let spenders = pg.query(&format!("SELECT customer FROM {a}.big_spenders ORDER BY 1"));
     assert_eq!(spenders, [["kim"], ["lee"], ["park"]].map(|r| r.map(String::from)));
     assert!(pg.no_staging_relations(), "{:?}", pg.relations());
