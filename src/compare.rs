@@ -8,7 +8,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use crate::adapter::{DbResult, Rows, Session};
-use crate::sql::{ColumnClass, Dialect, KeyDiff};
+use crate::sql::{ColumnClass, Dialect, KeyDiff, Kind};
 
 /// A relation's columns: (name, type).
 type Columns = [(String, String)];
@@ -157,21 +157,22 @@ impl Report {
 /// Compares `a` with `b` on `session`.
 pub(crate) fn compare(
     session: &mut dyn Session,
-    kind: &dyn Dialect,
+    kind: Kind,
     (a, b): (Side, Side),
     opts: &CompareOptions,
 ) -> DbResult<Report> {
-    let cols_a = describe(session, kind, &a.sql)?;
-    let cols_b = describe(session, kind, &b.sql)?;
+    let cols_a = describe(session, kind.dialect(), &a.sql)?;
+    let cols_b = describe(session, kind.dialect(), &b.sql)?;
     require_columns(opts, [(&a, &cols_a), (&b, &cols_b)])?;
     let wanted = |c: &str| opts.columns.is_empty() || opts.columns.iter().any(|w| w == c);
     let only_in_a = names_missing(&cols_a, &cols_b, &wanted);
     let only_in_b = names_missing(&cols_b, &cols_a, &wanted);
     let (type_changes, common) = common_columns((kind, kind), (&cols_a, &cols_b), &wanted);
-    let pa = one_row(session.query(&kind.profile(&a.sql, &common), 1)?);
-    let pb = one_row(session.query(&kind.profile(&b.sql, &common), 1)?);
+    let d = kind.dialect();
+    let pa = one_row(session.query(&d.profile(&a.sql, &common), 1)?);
+    let pb = one_row(session.query(&d.profile(&b.sql, &common), 1)?);
     let columns = column_reports(&common, &pa, &pb);
-    let keys = keys_compared(session, kind, (&a.sql, &b.sql), &common, opts)?;
+    let keys = keys_compared(session, d, (&a.sql, &b.sql), &common, opts)?;
     Ok(Report {
         rows: [first_count(&pa), first_count(&pb)],
         a,
@@ -213,7 +214,7 @@ fn no_such_column(side: &Side, cols: &[(String, String)], name: &str) -> crate::
 /// The wanted columns both sides have, each with how its stats are measured, and the
 /// (column, type in A, type in B) of those whose types differ.
 fn common_columns<'c>(
-    (da, db): (&dyn Dialect, &dyn Dialect),
+    (ka, kb): (Kind, Kind),
     (cols_a, cols_b): (&'c Columns, &Columns),
     wanted: &dyn Fn(&str) -> bool,
 ) -> (Vec<TypeChange>, Vec<(&'c str, ColumnClass)>) {
@@ -225,9 +226,8 @@ fn common_columns<'c>(
         };
         // Stats are compared as text, so both sides must be measured alike. Two warehouses
         // name their types differently: there, a change of class is a change of type.
-        let (ca, cb) = (da.column_class(ta), db.column_class(tb));
-        let one_vocabulary = std::ptr::addr_eq(da, db);
-        if (one_vocabulary && ta != tb) || ca != cb {
+        let (ca, cb) = (ka.dialect().column_class(ta), kb.dialect().column_class(tb));
+        if (ka == kb && ta != tb) || ca != cb {
             type_changes.push((name.clone(), ta.clone(), tb.clone()));
         }
         common.push((name, if ca == cb { ca } else { ColumnClass::Other }));
@@ -606,7 +606,7 @@ fn write_markdown_stats(out: &mut String, r: &Report) {
 /// Where one side of a comparison across warehouses is read.
 pub(crate) struct Reader<'s> {
     pub(crate) session: &'s mut dyn Session,
-    pub(crate) dialect: &'static dyn Dialect,
+    pub(crate) kind: Kind,
 }
 
 /// Compares `a` with `b` where they live in two warehouses (a PostgreSQL server and a DuckDB
@@ -617,16 +617,16 @@ pub(crate) fn compare_apart(
     (rb, b): (Reader<'_>, Side),
     opts: &CompareOptions,
 ) -> DbResult<Report> {
-    let cols_a = describe(ra.session, ra.dialect, &a.sql)?;
-    let cols_b = describe(rb.session, rb.dialect, &b.sql)?;
+    let (da, db) = (ra.kind.dialect(), rb.kind.dialect());
+    let cols_a = describe(ra.session, da, &a.sql)?;
+    let cols_b = describe(rb.session, db, &b.sql)?;
     require_columns(opts, [(&a, &cols_a), (&b, &cols_b)])?;
     let wanted = |c: &str| opts.columns.is_empty() || opts.columns.iter().any(|w| w == c);
     let only_in_a = names_missing(&cols_a, &cols_b, &wanted);
     let only_in_b = names_missing(&cols_b, &cols_a, &wanted);
-    let (type_changes, common) =
-        common_columns((ra.dialect, rb.dialect), (&cols_a, &cols_b), &wanted);
-    let pa = one_row(ra.session.query(&ra.dialect.profile(&a.sql, &common), 1)?);
-    let pb = one_row(rb.session.query(&rb.dialect.profile(&b.sql, &common), 1)?);
+    let (type_changes, common) = common_columns((ra.kind, rb.kind), (&cols_a, &cols_b), &wanted);
+    let pa = one_row(ra.session.query(&da.profile(&a.sql, &common), 1)?);
+    let pb = one_row(rb.session.query(&db.profile(&b.sql, &common), 1)?);
     let columns = column_reports(&common, &pa, &pb);
     let keys = match opts.key.is_empty() {
         true => None,
@@ -657,10 +657,11 @@ fn merged_keys(
     let key: Vec<&str> = opts.key.iter().map(String::as_str).collect();
     let compared = compared_columns(common, &key);
     let mut duplicate_keys = [0; 2];
-    duplicate_keys[0] = first_count(&one_row(ra.session.query(&ra.dialect.duplicate_keys(a, &key), 1)?));
-    duplicate_keys[1] = first_count(&one_row(rb.session.query(&rb.dialect.duplicate_keys(b, &key), 1)?));
-    let sql_a = ra.dialect.in_key_order(a, &key, &compared);
-    let sql_b = rb.dialect.in_key_order(b, &key, &compared);
+    let (da, db) = (ra.kind.dialect(), rb.kind.dialect());
+    duplicate_keys[0] = first_count(&one_row(ra.session.query(&da.duplicate_keys(a, &key), 1)?));
+    duplicate_keys[1] = first_count(&one_row(rb.session.query(&db.duplicate_keys(b, &key), 1)?));
+    let sql_a = da.in_key_order(a, &key, &compared);
+    let sql_b = db.in_key_order(b, &key, &compared);
     let mut merge = Merge::new(&key, &compared, opts.limit);
     std::thread::scope(|scope| {
         let (ta, rx_a) = std::sync::mpsc::sync_channel::<KeyedRow>(4096);

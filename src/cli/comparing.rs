@@ -14,7 +14,7 @@ use crate::compile::Compiled;
 use crate::execute::{Outcome, Status};
 use crate::materialize::Job;
 use crate::project::NodeKind;
-use crate::sql::Dialect;
+use crate::sql::{Dialect, Kind};
 use crate::state::State;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -78,14 +78,14 @@ pub(crate) fn cmd_compare(g: &Global, a: &CompareArgs) -> ExitStatus {
 struct Apart {
     _warehouse: Arc<dyn Warehouse>,
     session: Box<dyn Session>,
-    dialect: &'static dyn Dialect,
+    kind: Kind,
 }
 
 impl Apart {
     fn reader(&mut self) -> Reader<'_> {
         Reader {
             session: self.session.as_mut(),
-            dialect: self.dialect,
+            kind: self.kind,
         }
     }
 }
@@ -121,9 +121,9 @@ fn compare_sides(
         columns: a.columns.clone(),
         limit: a.limit,
     };
-    let dialect = c.project.target.dialect();
+    let kind = c.project.target.kind;
     let (mut apart_a, mut apart_b) = (apart_a, apart_b);
-    let here = |session| Reader { session, dialect };
+    let here = |session| Reader { session, kind };
     let readers = match (apart_a.as_mut(), apart_b.as_mut()) {
         (None, None) => None,
         (Some(pa), Some(pb)) => Some((pa.reader(), pb.reader())),
@@ -132,7 +132,7 @@ fn compare_sides(
     };
     let compared = match readers {
         Some((ra, rb)) => compare::compare_apart((ra, side_a), (rb, side_b), &opts),
-        None => compare::compare(session, dialect, (side_a, side_b), &opts),
+        None => compare::compare(session, kind, (side_a, side_b), &opts),
     };
     compared.map_err(|e| {
         errln!("error: cannot compare {} with {}: {e}", a.a, a.b);
@@ -190,10 +190,10 @@ fn side(
     let mut apart = Apart {
         session: warehouse.session().map_err(|e| format!("target `{t}`: {e}"))?,
         _warehouse: warehouse,
-        dialect: other.project.target.dialect(),
+        kind: other.project.target.kind,
     };
     let sql = named_relation(&other, &other, name)?;
-    readable(apart.session.as_mut(), apart.dialect, &sql, rel)?;
+    readable(apart.session.as_mut(), apart.kind.dialect(), &sql, rel)?;
     Ok((Side { label, sql }, Some(apart)))
 }
 
@@ -380,7 +380,7 @@ fn compare_relation(
         columns: Vec::new(),
         limit: 3,
     };
-    match compare::compare(session, c.project.target.kind.dialect(), sides, &opts) {
+    match compare::compare(session, c.project.target.kind, sides, &opts) {
         Ok(report) => {
             let mut doc = json!(report);
             doc["identical"] = json!(report.identical());

@@ -372,8 +372,8 @@ fn killed_builds_leave_every_relation_old_or_new_and_stop_on_the_server() {
         let mut files = String::new();
         for i in 0..6 {
             let (kind, from) = match i {
-                0 => ("table", format!("select '{marker}' as marker, pg_sleep(0.05) as s")),
-                _ => (if i % 2 == 0 { "table" } else { "view" }, format!("select marker, pg_sleep(0.05) as s from {{{{ ref('m{}') }}}}", i - 1)),
+                0 => ("table", format!("select '{marker}' as marker from (select pg_sleep(0.05)) as s")),
+                _ => (if i % 2 == 0 { "table" } else { "view" }, format!("select marker from {{{{ ref('m{}') }}}}, (select pg_sleep(0.05)) as s", i - 1)),
             };
             files.push_str(&format!("-- file: models/m{i}.sql\n{{{{ config(materialized='{kind}') }}}}\n{from}\n"));
         }
@@ -428,7 +428,7 @@ fn readers_during_rebuilds_see_old_or_new_rows_and_no_error() {
             while !stop.load(Ordering::SeqCst) {
                 for rel in ["t", "v"] {
                     let rows = client.simple_query(&format!("SELECT count(*) FROM {s}.{rel}"));
-                    let n = match rows.map_err(|e| e.to_string()).map(|ms| ms.into_iter().find_map(|m| match m {
+                    let n = match rows.map_err(|e| e.as_db_error().map_or(e.to_string(), |d| format!("{rel}: {}", d.message()))).map(|ms| ms.into_iter().find_map(|m| match m {
                         postgres::SimpleQueryMessage::Row(r) => r.get(0).map(String::from),
                         _ => None,
                     })) {
@@ -543,4 +543,40 @@ fn compare_across_postgres_and_duckdb_finds_the_changed_and_missing_rows() {
     assert_eq!(report["keys"]["only_in_a"], 0, "{report}");
     let changed = report["keys"]["samples"].as_array().unwrap().iter().find(|s| s["kind"] == "changed").unwrap();
     assert_eq!(changed["changes"][0], serde_json::json!(["memo", "김치", null]), "{report}");
+}
+
+#[test]
+fn microbatches_schema_changes_unit_tests_freshness_and_defer_work_on_the_server() {
+    let Some(pg) = Pg::new() else { return };
+    let s = pg.schema("public");
+    let files = format!(
+        "{}  pr: {}\n\
+         -- file: models/events.sql\n{{{{ config(materialized='table') }}}}\nselect * from (values (1, 'a', timestamp '2024-01-01 10:00'), (2, 'b', timestamp '2024-01-02 10:00')) as t(id, v, at)\n\
+         -- file: models/daily.sql\n{{{{ config(materialized='incremental', incremental_strategy='microbatch', event_time='at', batch_size='day', begin='2024-01-01', unique_key='id', on_schema_change='append_new_columns') }}}}\nselect id, v, at from {{{{ ref('events') }}}}\n\
+         -- file: models/sources.yml\nsources:\n  - name: app\n    schema: {s}\n    loaded_at_field: at\n    freshness: {{ error_after: {{ count: 1, period: day }} }}\n    tables: [{{ name: events }}]\n\
+         -- file: models/unit.yml\nunit_tests:\n  - name: daily_copies\n    model: daily\n    given:\n      - input: ref('events')\n        rows: [{{ id: 7, v: x, at: '2024-01-01 00:00:00' }}]\n    expect:\n      rows: [{{ id: 7, v: x }}]\n",
+        pg.project_yml(1, ""),
+        pg.target(1).replace(&format!("schema_prefix: {}", pg.prefix), &format!("schema_prefix: {}pr_", pg.prefix))
+    );
+    let dir = project(&files);
+    ok(dir.path(), &["build"]);
+    ok(dir.path(), &["run", "-s", "daily", "--start", "2024-01-01", "--end", "2024-01-03"]);
+    assert_eq!(pg.one(&format!("SELECT count(*) || '/' || count(DISTINCT id) FROM {s}.daily")), "2/2");
+    // A new column is added to the incremental table, not rebuilt.
+    write_files(dir.path(), "-- file: models/daily.sql\n{{ config(materialized='incremental', incremental_strategy='microbatch', event_time='at', batch_size='day', begin='2024-01-01', unique_key='id', on_schema_change='append_new_columns') }}\nselect id, v, at, v || '!' as loud from {{ ref('events') }}\n");
+    ok(dir.path(), &["run", "-s", "daily", "--start", "2024-01-02", "--end", "2024-01-03"]);
+    assert_eq!(pg.one(&format!("SELECT string_agg(coalesce(loud, '-'), ',' ORDER BY id) FROM {s}.daily")), "-,b!");
+    // The source was loaded long ago: freshness fails with exit 1.
+    let fresh = xform(dir.path(), &["source", "freshness"]);
+    assert_eq!(fresh.code, 1, "{}", fresh.stdout);
+    // A pull request builds what changed into its own schemas and reads the rest from dev's.
+    std::fs::create_dir_all(dir.path().join("prod")).unwrap();
+    for f in ["manifest.json", "run_results.json"] {
+        std::fs::copy(dir.path().join("target").join(f), dir.path().join("prod").join(f)).unwrap();
+    }
+    write_files(dir.path(), "-- file: models/top.sql\nselect max(id) as top from {{ ref('daily') }}\n");
+    ok(dir.path(), &["build", "-t", "pr", "-s", "state:modified+", "--defer", "--state", "prod"]);
+    let pr = format!("{}pr_public", pg.prefix);
+    assert_eq!(pg.one(&format!("SELECT top FROM {pr}.top")), "2");
+    assert!(!pg.relations().iter().any(|(r, _)| r == &format!("{pr}.daily")), "daily was rebuilt");
 }

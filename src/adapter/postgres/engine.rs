@@ -534,6 +534,8 @@ impl PgSession {
         log: &mut Vec<String>,
     ) -> DbResult<()> {
         let deps = self.dependents(relation, true)?;
+        let order: Vec<String> = deps.iter().rev().map(|(v, _)| rel(v)).chain([rel(relation)]).collect();
+        self.run(&format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", order.join(", ")), log)?;
         self.run(&format!("DROP {} {} CASCADE", kind_word(old), rel(relation)), log)?;
         create(self, log)?;
         self.recreate(&deps, log)
@@ -580,6 +582,10 @@ impl PgSession {
         let deps = self.dependents(relation, false)?;
         let aside = suffixed(relation, OLD_SUFFIX);
         self.run(&format!("SET LOCAL lock_timeout = {}", literal(&self.shared.lock_timeout)), log)?;
+        // Readers of a view lock the view, then its table: lock in that order too, or a reader
+        // and the swap could each wait for the other (a deadlock, measured).
+        let order: Vec<String> = deps.iter().map(|(v, _)| rel(v)).chain([rel(relation)]).collect();
+        self.run(&format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", order.join(", ")), log)?;
         self.run(
             &format!("ALTER TABLE {} RENAME TO {}", rel(relation), quote(&aside.name)),
             log,
