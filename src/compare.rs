@@ -161,27 +161,72 @@ pub(crate) fn compare(
     (a, b): (Side, Side),
     opts: &CompareOptions,
 ) -> DbResult<Report> {
-    let cols_a = describe(session, kind.dialect(), &a.sql)?;
-    let cols_b = describe(session, kind.dialect(), &b.sql)?;
-    require_columns(opts, [(&a, &cols_a), (&b, &cols_b)])?;
+    let p = profiled(
+        (kind, kind),
+        &mut |_, sql, limit| session.query(sql, limit),
+        (&a, &b),
+        opts,
+    )?;
+    let common = p.common();
+    let keys = keys_compared(session, kind.dialect(), (&a.sql, &b.sql), &common, opts)?;
+    Ok(p.report((a, b), keys))
+}
+
+/// What describing and profiling both sides found.
+struct Profiled {
+    rows: [u64; 2],
+    only_in_a: Vec<String>,
+    only_in_b: Vec<String>,
+    type_changes: Vec<TypeChange>,
+    /// The columns both sides have, each with how it is measured.
+    common: Vec<(String, ColumnClass)>,
+    columns: Vec<ColumnReport>,
+}
+
+impl Profiled {
+    fn common(&self) -> Vec<(&str, ColumnClass)> {
+        self.common.iter().map(|(n, c)| (n.as_str(), *c)).collect()
+    }
+
+    fn report(self, (a, b): (Side, Side), keys: Option<KeyReport>) -> Report {
+        Report {
+            rows: self.rows,
+            a,
+            b,
+            only_in_a: self.only_in_a,
+            only_in_b: self.only_in_b,
+            type_changes: self.type_changes,
+            columns: self.columns,
+            keys,
+        }
+    }
+}
+
+/// A query on side 0 (A) or 1 (B), returning at most `limit` rows.
+type Read<'r> = dyn FnMut(usize, &str, usize) -> DbResult<Rows> + 'r;
+
+/// Describes and profiles both sides, each in its warehouse's dialect (`kinds`).
+fn profiled(
+    kinds: (Kind, Kind),
+    read: &mut Read<'_>,
+    (a, b): (&Side, &Side),
+    opts: &CompareOptions,
+) -> DbResult<Profiled> {
+    let (da, db) = (kinds.0.dialect(), kinds.1.dialect());
+    let cols_a = columns_of(read(0, &da.describe(&a.sql), ALL_ROWS)?);
+    let cols_b = columns_of(read(1, &db.describe(&b.sql), ALL_ROWS)?);
+    require_columns(opts, [(a, &cols_a), (b, &cols_b)])?;
     let wanted = |c: &str| opts.columns.is_empty() || opts.columns.iter().any(|w| w == c);
-    let only_in_a = names_missing(&cols_a, &cols_b, &wanted);
-    let only_in_b = names_missing(&cols_b, &cols_a, &wanted);
-    let (type_changes, common) = common_columns((kind, kind), (&cols_a, &cols_b), &wanted);
-    let d = kind.dialect();
-    let pa = one_row(session.query(&d.profile(&a.sql, &common), 1)?);
-    let pb = one_row(session.query(&d.profile(&b.sql, &common), 1)?);
-    let columns = column_reports(&common, &pa, &pb);
-    let keys = keys_compared(session, d, (&a.sql, &b.sql), &common, opts)?;
-    Ok(Report {
+    let (type_changes, common) = common_columns(kinds, (&cols_a, &cols_b), &wanted);
+    let pa = one_row(read(0, &da.profile(&a.sql, &common), 1)?);
+    let pb = one_row(read(1, &db.profile(&b.sql, &common), 1)?);
+    Ok(Profiled {
         rows: [first_count(&pa), first_count(&pb)],
-        a,
-        b,
-        only_in_a,
-        only_in_b,
+        only_in_a: names_missing(&cols_a, &cols_b, &wanted),
+        only_in_b: names_missing(&cols_b, &cols_a, &wanted),
         type_changes,
-        columns,
-        keys,
+        columns: column_reports(&common, &pa, &pb),
+        common: common.iter().map(|(n, c)| (n.to_string(), *c)).collect(),
     })
 }
 
@@ -299,17 +344,12 @@ fn first_count(row: &[Option<String>]) -> u64 {
         .unwrap_or(0)
 }
 
-fn describe(
-    session: &mut dyn Session,
-    kind: &dyn Dialect,
-    rel: &str,
-) -> DbResult<Vec<(String, String)>> {
-    let rows = session.query(&kind.describe(rel), ALL_ROWS)?;
-    Ok(rows
-        .rows
+/// The (name, type) rows of a `describe` query.
+fn columns_of(rows: Rows) -> Vec<(String, String)> {
+    rows.rows
         .into_iter()
         .filter_map(|r| Some((r.first()?.clone()?, r.get(1)?.clone()?)))
-        .collect())
+        .collect()
 }
 
 fn names_missing(
@@ -617,31 +657,30 @@ pub(crate) fn compare_apart(
     (rb, b): (Reader<'_>, Side),
     opts: &CompareOptions,
 ) -> DbResult<Report> {
-    let (da, db) = (ra.kind.dialect(), rb.kind.dialect());
-    let cols_a = describe(ra.session, da, &a.sql)?;
-    let cols_b = describe(rb.session, db, &b.sql)?;
-    require_columns(opts, [(&a, &cols_a), (&b, &cols_b)])?;
-    let wanted = |c: &str| opts.columns.is_empty() || opts.columns.iter().any(|w| w == c);
-    let only_in_a = names_missing(&cols_a, &cols_b, &wanted);
-    let only_in_b = names_missing(&cols_b, &cols_a, &wanted);
-    let (type_changes, common) = common_columns((ra.kind, rb.kind), (&cols_a, &cols_b), &wanted);
-    let pa = one_row(ra.session.query(&da.profile(&a.sql, &common), 1)?);
-    let pb = one_row(rb.session.query(&db.profile(&b.sql, &common), 1)?);
-    let columns = column_reports(&common, &pa, &pb);
+    let kinds = (ra.kind, rb.kind);
+    let (sa, sb) = (ra.session, rb.session);
+    let mut read = |side: usize, sql: &str, limit: usize| match side {
+        0 => sa.query(sql, limit),
+        _ => sb.query(sql, limit),
+    };
+    let p = profiled(kinds, &mut read, (&a, &b), opts)?;
     let keys = match opts.key.is_empty() {
         true => None,
-        false => Some(merged_keys((ra, &a.sql), (rb, &b.sql), &common, opts)?),
+        false => {
+            let (ra, rb) = (
+                Reader {
+                    session: sa,
+                    kind: kinds.0,
+                },
+                Reader {
+                    session: sb,
+                    kind: kinds.1,
+                },
+            );
+            Some(merged_keys((ra, &a.sql), (rb, &b.sql), &p.common(), opts)?)
+        }
     };
-    Ok(Report {
-        rows: [first_count(&pa), first_count(&pb)],
-        a,
-        b,
-        only_in_a,
-        only_in_b,
-        type_changes,
-        columns,
-        keys,
-    })
+    Ok(p.report((a, b), keys))
 }
 
 /// One row of a side read in key order: its key values, then the compared columns'.
@@ -666,11 +705,14 @@ fn merged_keys(
     std::thread::scope(|scope| {
         let (ta, rx_a) = std::sync::mpsc::sync_channel::<KeyedRow>(4096);
         let (tb, rx_b) = std::sync::mpsc::sync_channel::<KeyedRow>(4096);
-        let reader_a = scope.spawn(move || ra.session.for_each_row(&sql_a, &mut |r| ta.send(r).is_ok()));
-        let reader_b = scope.spawn(move || rb.session.for_each_row(&sql_b, &mut |r| tb.send(r).is_ok()));
+        let reader_a =
+            scope.spawn(move || ra.session.for_each_row(&sql_a, &mut |r| ta.send(r).is_ok()));
+        let reader_b =
+            scope.spawn(move || rb.session.for_each_row(&sql_b, &mut |r| tb.send(r).is_ok()));
         merge.run(rx_a.into_iter().peekable(), rx_b.into_iter().peekable());
         let joined = |h: std::thread::ScopedJoinHandle<'_, DbResult<()>>| {
-            h.join().unwrap_or_else(|_| Err(crate::adapter::DbError::Failed("a reader failed".into())))
+            h.join()
+                .unwrap_or_else(|_| Err(crate::adapter::DbError::Failed("a reader failed".into())))
         };
         joined(reader_a).and(joined(reader_b))
     })?;
@@ -735,7 +777,11 @@ impl<'k> Merge<'k> {
         let kind = ["only_a", "only_b"][side];
         if let Some(row) = row.filter(|_| self.shown(kind) < self.limit) {
             let key = self.key_values(&row);
-            self.samples.push(Sample { kind: kind.into(), key, changes: Vec::new() });
+            self.samples.push(Sample {
+                kind: kind.into(),
+                key,
+                changes: Vec::new(),
+            });
         }
     }
 
@@ -746,8 +792,19 @@ impl<'k> Merge<'k> {
             .columns
             .iter()
             .enumerate()
-            .filter(|(j, _)| !same_text(x.get(n + j).cloned().flatten(), y.get(n + j).cloned().flatten()))
-            .map(|(j, c)| (c.to_string(), x.get(n + j).cloned().flatten(), y.get(n + j).cloned().flatten()))
+            .filter(|(j, _)| {
+                !same_text(
+                    x.get(n + j).cloned().flatten(),
+                    y.get(n + j).cloned().flatten(),
+                )
+            })
+            .map(|(j, c)| {
+                (
+                    c.to_string(),
+                    x.get(n + j).cloned().flatten(),
+                    y.get(n + j).cloned().flatten(),
+                )
+            })
             .collect();
         if changes.is_empty() {
             return;
@@ -755,7 +812,11 @@ impl<'k> Merge<'k> {
         self.counts[2] += 1;
         if self.shown("changed") < self.limit {
             let key = self.key_values(x);
-            self.samples.push(Sample { kind: "changed".into(), key, changes });
+            self.samples.push(Sample {
+                kind: "changed".into(),
+                key,
+                changes,
+            });
         }
     }
 

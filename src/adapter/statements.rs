@@ -24,8 +24,12 @@ pub(super) trait Statements {
     fn temp_table(&mut self, name: &str, sql: &str, log: &mut Vec<String>) -> DbResult<String>;
     /// Creates table `relation` from `sql` (it does not exist yet in this transaction, or is
     /// replaced) and returns its rows.
-    fn create_table(&mut self, relation: &Relation, sql: &str, log: &mut Vec<String>)
-    -> DbResult<u64>;
+    fn create_table(
+        &mut self,
+        relation: &Relation,
+        sql: &str,
+        log: &mut Vec<String>,
+    ) -> DbResult<u64>;
 
     fn quote(&self, ident: &str) -> String {
         self.dialect().quote(ident)
@@ -45,14 +49,22 @@ pub(super) trait Statements {
     }
 
     /// `sql`'s rows as a temporary table named after `relation`.
-    fn stage_rows(&mut self, relation: &Relation, sql: &str, log: &mut Vec<String>) -> DbResult<String> {
+    fn stage_rows(
+        &mut self,
+        relation: &Relation,
+        sql: &str,
+        log: &mut Vec<String>,
+    ) -> DbResult<String> {
         self.temp_table(&format!("__xform_new__{}", relation.name), sql, log)
     }
 
     /// Fails when two of the new rows share a key: merging them would be ambiguous.
     fn check_one_row_per_key(&mut self, new: &str, key: &[String]) -> DbResult<()> {
         let cols: Vec<String> = key.iter().map(|k| self.quote(k)).collect();
-        let shown: Vec<String> = cols.iter().map(|c| self.dialect().cast(c, "VARCHAR")).collect();
+        let shown: Vec<String> = cols
+            .iter()
+            .map(|c| self.dialect().cast(c, "VARCHAR"))
+            .collect();
         let sql = format!(
             "SELECT {}, count(*) FROM {new} GROUP BY {} HAVING count(*) > 1 LIMIT 1",
             shown.join(", "),
@@ -136,7 +148,10 @@ pub(super) trait Statements {
         }
         for (c, _, new) in &changes.changed {
             self.run(
-                &format!("ALTER TABLE {target} ALTER COLUMN {} TYPE {new}", d.quote(c)),
+                &format!(
+                    "ALTER TABLE {target} ALTER COLUMN {} TYPE {new}",
+                    d.quote(c)
+                ),
                 log,
             )?;
         }
@@ -169,7 +184,12 @@ pub(super) trait Statements {
                 key,
                 update,
                 exclude,
-            } => self.merge((&target, &new), (&columns, &incoming), (key, *update, exclude), log)?,
+            } => self.merge(
+                (&target, &new),
+                (&columns, &incoming),
+                (key, *update, exclude),
+                log,
+            )?,
             Strategy::Range { column, start, end } => {
                 self.delete_range(&target, (column, start, end), log)?;
                 self.exec(&insert, log)?
@@ -505,28 +525,71 @@ fn scd_id(d: &dyn Dialect, spec: &SnapshotSpec, row: &str) -> String {
         .unique_key
         .iter()
         .map(|k| format!("coalesce(CAST({row}.{} AS VARCHAR), '')", d.quote(k)))
-        .chain([format!("CAST({} AS VARCHAR)", snapshot_version(d, spec, row))])
+        .chain([format!(
+            "CAST({} AS VARCHAR)",
+            snapshot_version(d, spec, row)
+        )])
         .collect();
     format!("md5(concat_ws('|', {}))", parts.join(", "))
 }
 
-fn lit(s: &str) -> String {
+pub(super) fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// `COMMENT ON` statements storing the descriptions of a relation (of `kind`) and its columns.
-pub(super) fn comments(d: &dyn Dialect, relation: &Relation, kind: RelKind, docs: &Docs) -> Vec<String> {
-    let target = d.relation(relation);
-    let word = match kind {
+/// A model's SQL without the trailing `;` it may end with, to embed in a statement.
+pub(super) fn body(sql: &str) -> &str {
+    trim_statement(sql)
+}
+
+/// `sql` as a subquery returning at most `limit` rows.
+pub(super) fn limited(sql: &str, limit: Option<u64>) -> String {
+    match limit {
+        Some(n) => format!("SELECT * FROM (\n{}\n) AS limited LIMIT {n}", body(sql)),
+        None => format!("\n{}\n", body(sql)),
+    }
+}
+
+/// `TABLE` or `VIEW`.
+pub(super) fn kind_word(k: RelKind) -> &'static str {
+    match k {
         RelKind::Table => "TABLE",
         RelKind::View => "VIEW",
-    };
+    }
+}
+
+/// One query counting the rows of each of `queries` (each capped at its limit): rows of
+/// `(i, count)`.
+pub(super) fn failure_counts(queries: &[(&str, Option<u64>)]) -> String {
+    let parts: Vec<String> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, (sql, limit))| {
+            format!(
+                "SELECT {i} AS i, count(*) AS n FROM ({}) AS t{i}",
+                limited(sql, *limit)
+            )
+        })
+        .collect();
+    parts.join("\nUNION ALL\n")
+}
+
+/// `COMMENT ON` statements storing the descriptions of a relation (of `kind`) and its columns.
+pub(super) fn comments(
+    d: &dyn Dialect,
+    relation: &Relation,
+    kind: RelKind,
+    docs: &Docs,
+) -> Vec<String> {
+    let target = d.relation(relation);
+    let word = kind_word(kind);
     let on_relation = docs
         .relation
         .iter()
         .map(|text| format!("COMMENT ON {word} {target} IS {}", lit(text)));
-    let on_columns = docs.columns.iter().map(|(c, text)| {
-        format!("COMMENT ON COLUMN {target}.{} IS {}", d.quote(c), lit(text))
-    });
+    let on_columns = docs
+        .columns
+        .iter()
+        .map(|(c, text)| format!("COMMENT ON COLUMN {target}.{} IS {}", d.quote(c), lit(text)));
     on_relation.chain(on_columns).collect()
 }

@@ -188,7 +188,9 @@ fn side(
         .open()
         .map_err(|e| format!("cannot open target `{t}`: {e}"))?;
     let mut apart = Apart {
-        session: warehouse.session().map_err(|e| format!("target `{t}`: {e}"))?,
+        session: warehouse
+            .session()
+            .map_err(|e| format!("target `{t}`: {e}"))?,
         _warehouse: warehouse,
         kind: other.project.target.kind,
     };

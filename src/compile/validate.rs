@@ -109,7 +109,9 @@ pub(super) fn check_relations(project: &Project, names: &Names, diags: &mut Diag
 /// bytes without a word, so two long names could become one).
 fn too_long(dialect: &dyn Dialect, n: &Node, r: &RelName) -> Option<Diagnostic> {
     let max = dialect.max_identifier_bytes()?;
-    let name = [&r.schema, &r.identifier].into_iter().find(|p| p.len() > max)?;
+    let name = [&r.schema, &r.identifier]
+        .into_iter()
+        .find(|p| p.len() > max)?;
     Some(
         Diagnostic::error(format!(
             "{} `{}` would build a relation named `{name}`, {} bytes long: the warehouse keeps at most {max}",

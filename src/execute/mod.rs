@@ -150,7 +150,10 @@ pub(crate) fn run(
     let mut outcome = run_workers(&ctx, sessions, &mut scheduler, &existing)?;
     if !outcome.interrupted {
         let end = &compiled.hooks.on_run_end;
-        let ran = stop.warehouse.session().and_then(|mut s| run_hooks(s.as_mut(), end));
+        let ran = stop
+            .warehouse
+            .session()
+            .and_then(|mut s| run_hooks(s.as_mut(), end));
         outcome.run_end_failed = ran.err().map(|e| e.to_string());
     }
     Ok(outcome)

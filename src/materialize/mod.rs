@@ -267,7 +267,11 @@ fn docs(n: &crate::project::Node) -> Docs {
     Docs {
         relation: described(&n.description).filter(|_| wants("relation")),
         columns: match wants("columns") {
-            true => n.columns.iter().filter_map(|c| Some((c.name.clone(), described(&c.description)?))).collect(),
+            true => n
+                .columns
+                .iter()
+                .filter_map(|c| Some((c.name.clone(), described(&c.description)?)))
+                .collect(),
             false => Vec::new(),
         },
     }
@@ -632,7 +636,13 @@ impl BatchRun<'_> {
             on_schema_change: self.spec.on_schema_change,
         });
         let result = s
-            .stage(self.relation, build, Some(RelKind::Table), (false, &self.around), log)
+            .stage(
+                self.relation,
+                build,
+                Some(RelKind::Table),
+                (false, &self.around),
+                log,
+            )
             .and_then(|staged| s.publish(staged, log));
         BatchResult {
             start: batch.0.clone(),

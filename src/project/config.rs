@@ -166,7 +166,11 @@ impl Config {
             map.iter()
                 .map(|(privilege, who)| {
                     let grantees = match who {
-                        Json::Array(a) => a.iter().filter_map(Json::as_str).map(str::to_string).collect(),
+                        Json::Array(a) => a
+                            .iter()
+                            .filter_map(Json::as_str)
+                            .map(str::to_string)
+                            .collect(),
                         Json::String(s) => vec![s.clone()],
                         _ => Vec::new(),
                     };

@@ -191,7 +191,11 @@ pub(crate) trait Dialect: Send + Sync {
             .iter()
             .map(|k| format!("{} NULLS FIRST", self.binary_order(k)))
             .collect();
-        let values: Vec<String> = keys.iter().cloned().chain(columns.iter().map(text)).collect();
+        let values: Vec<String> = keys
+            .iter()
+            .cloned()
+            .chain(columns.iter().map(text))
+            .collect();
         format!(
             "SELECT {} FROM {from} ORDER BY {}",
             values.join(", "),
@@ -577,7 +581,11 @@ impl Dialect for Postgres {
             // Of a type not known here, compared as text: as exact, and as hashable.
             _ => {
                 let text = |x: &str| format!("coalesce(CAST({x} AS text), '')");
-                return format!("{} = {} AND ({a} IS NULL) = ({b} IS NULL)", text(a), text(b));
+                return format!(
+                    "{} = {} AND ({a} IS NULL) = ({b} IS NULL)",
+                    text(a),
+                    text(b)
+                );
             }
         };
         format!("coalesce({a}, {zero}) = coalesce({b}, {zero}) AND ({a} IS NULL) = ({b} IS NULL)")

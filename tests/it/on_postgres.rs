@@ -57,13 +57,21 @@ impl Pg {
     }
 
     fn client(&self) -> postgres::Client {
-        let conninfo: Vec<String> = self.address.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let conninfo: Vec<String> = self
+            .address
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         postgres::Client::connect(&conninfo.join(" "), postgres::NoTls).expect("connect")
     }
 
     /// The target's settings as flow-style YAML.
     fn target(&self, threads: usize) -> String {
-        let fields: Vec<String> = self.address.iter().map(|(k, v)| format!("{k}: \"{v}\"")).collect();
+        let fields: Vec<String> = self
+            .address
+            .iter()
+            .map(|(k, v)| format!("{k}: \"{v}\""))
+            .collect();
         format!(
             "{{ type: postgres, {}, threads: {threads}, schema_prefix: {} }}",
             fields.join(", "),
@@ -84,7 +92,11 @@ impl Pg {
         let mut out = Vec::new();
         for m in self.client().simple_query(sql).expect(sql) {
             if let postgres::SimpleQueryMessage::Row(r) = m {
-                out.push((0..r.len()).map(|i| r.get(i).unwrap_or("NULL").to_string()).collect());
+                out.push(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                        .collect(),
+                );
             }
         }
         out
@@ -203,23 +215,42 @@ fn every_layer_lands_and_rebuilds_keep_the_views_that_read_a_swapped_table() {
     let before = view_oid(&pg);
     // Rebuilds swap `by_customer` (read by the view `big_spenders`) and the seed (read by
     // `stg_orders`): the views stay the same objects and read the new tables.
-    write_files(dir.path(), "-- file: seeds/orders.csv\norder_id,customer,amount,product,ordered_at\n1,kim,1000,라면,2024-01-01\n2,lee,2500,김치,2024-01-02\n3,kim,700,x,2024-01-03\n4,park,5000,y,2024-01-04\n");
+    write_files(
+        dir.path(),
+        "-- file: seeds/orders.csv\norder_id,customer,amount,product,ordered_at\n1,kim,1000,라면,2024-01-01\n2,lee,2500,김치,2024-01-02\n3,kim,700,x,2024-01-03\n4,park,5000,y,2024-01-04\n",
+    );
     for _ in 0..2 {
         ok(dir.path(), &["build"]);
     }
-    assert_eq!(view_oid(&pg), before, "the view was dropped and created again");
+    assert_eq!(
+        view_oid(&pg),
+        before,
+        "the view was dropped and created again"
+    );
     let docs = pg.query(&format!(
         "SELECT obj_description('{a}.by_customer'::regclass), col_description('{a}.by_customer'::regclass, 1)"
     ));
     assert_eq!(docs, [["고객별 매출 합계", "고객 이름 (it's the key)"]]);
     let spenders = pg.query(&format!("SELECT customer FROM {a}.big_spenders ORDER BY 1"));
-    assert_eq!(spenders, [["kim"], ["lee"], ["park"]].map(|r| r.map(String::from)));
+    assert_eq!(
+        spenders,
+        [["kim"], ["lee"], ["park"]].map(|r| r.map(String::from))
+    );
     assert!(pg.no_staging_relations(), "{:?}", pg.relations());
     // A kind change (table → view) keeps the view that reads it too.
-    write_files(dir.path(), "-- file: models/analytics/by_customer.sql\n{{ config(materialized='view') }}\nselect * from {{ ref('by_customer_base') }}\n");
+    write_files(
+        dir.path(),
+        "-- file: models/analytics/by_customer.sql\n{{ config(materialized='view') }}\nselect * from {{ ref('by_customer_base') }}\n",
+    );
     ok(dir.path(), &["build"]);
-    assert_eq!(pg.one(&format!("SELECT count(*) FROM {a}.big_spenders")), "3");
-    assert!(pg.relations().contains(&(format!("{a}.by_customer"), "v".into())));
+    assert_eq!(
+        pg.one(&format!("SELECT count(*) FROM {a}.big_spenders")),
+        "3"
+    );
+    assert!(
+        pg.relations()
+            .contains(&(format!("{a}.by_customer"), "v".into()))
+    );
 }
 
 #[test]
@@ -227,15 +258,24 @@ fn a_failing_test_keeps_the_previous_table_published() {
     let Some(pg) = Pg::new() else { return };
     let dir = project(&pg.project_yml(1, LAYERS));
     ok(dir.path(), &["build"]);
-    write_files(dir.path(), "-- file: models/analytics/by_customer.sql\nselect * from {{ ref('by_customer_base') }} union all select null, 1, 1\n");
+    write_files(
+        dir.path(),
+        "-- file: models/analytics/by_customer.sql\nselect * from {{ ref('by_customer_base') }} union all select null, 1, 1\n",
+    );
     let o = xform(dir.path(), &["build"]);
     assert_eq!(o.code, 1, "{}", o.stdout);
     assert!(o.stdout.contains("not published"), "{}", o.stdout);
     let a = pg.schema("analytics");
-    assert_eq!(pg.one(&format!("SELECT count(*) FROM {a}.by_customer")), "2");
+    assert_eq!(
+        pg.one(&format!("SELECT count(*) FROM {a}.by_customer")),
+        "2"
+    );
     assert!(pg.no_staging_relations());
     // A test that is broken (bad SQL) is reported alone; the others still judge the data.
-    write_files(dir.path(), "-- file: models/analytics/by_customer.sql\nselect * from {{ ref('by_customer_base') }}\n-- file: tests/broken.sql\nselect * from {{ ref('by_customer') }} where no_such_column = 1\n");
+    write_files(
+        dir.path(),
+        "-- file: models/analytics/by_customer.sql\nselect * from {{ ref('by_customer_base') }}\n-- file: tests/broken.sql\nselect * from {{ ref('by_customer') }} where no_such_column = 1\n",
+    );
     let o = xform(dir.path(), &["build"]);
     let results = run_results(dir.path());
     let status = |name: &str| {
@@ -247,7 +287,12 @@ fn a_failing_test_keeps_the_previous_table_published() {
             .map(|r| r["status"].as_str().unwrap().to_string())
     };
     assert_eq!(status(".broken").as_deref(), Some("error"), "{}", o.stdout);
-    assert_eq!(status("not_null_by_customer_customer").as_deref(), Some("pass"), "{}", o.stdout);
+    assert_eq!(
+        status("not_null_by_customer_customer").as_deref(),
+        Some("pass"),
+        "{}",
+        o.stdout
+    );
 }
 
 const INCREMENTAL: &str = "
@@ -267,11 +312,16 @@ fn incremental_null_keys_never_duplicate_and_key_joins_hash() {
     let Some(pg) = Pg::new() else { return };
     let dir = project(&pg.project_yml(2, INCREMENTAL));
     for round in 0..3 {
-        ok(dir.path(), &["build", "--vars", &format!("{{round: '{round}'}}")]);
+        ok(
+            dir.path(),
+            &["build", "--vars", &format!("{{round: '{round}'}}")],
+        );
     }
     let s = pg.schema("public");
     for table in ["merged", "replaced"] {
-        let counts = pg.one(&format!("SELECT count(*) || '/' || count(DISTINCT k) FROM {s}.{table}"));
+        let counts = pg.one(&format!(
+            "SELECT count(*) || '/' || count(DISTINCT k) FROM {s}.{table}"
+        ));
         assert_eq!(counts, "3/2", "{table} duplicated a key");
     }
     let null_row = pg.one(&format!("SELECT v FROM {s}.merged WHERE k IS NULL"));
@@ -285,7 +335,9 @@ fn incremental_null_keys_never_duplicate_and_key_joins_hash() {
         ))
         .unwrap();
     for table in ["merged", "replaced"] {
-        let run = std::fs::read_to_string(dir.path().join(format!("target/run/models/{table}.sql"))).unwrap();
+        let run =
+            std::fs::read_to_string(dir.path().join(format!("target/run/models/{table}.sql")))
+                .unwrap();
         let statement = run
             .split(";\n")
             .find(|s| s.trim_start().starts_with("MERGE") || s.trim_start().starts_with("DELETE"))
@@ -305,7 +357,10 @@ fn incremental_null_keys_never_duplicate_and_key_joins_hash() {
             })
             .collect();
         let plan = plan.join("\n");
-        assert!(!plan.contains("Nested Loop"), "{table}: {statement}\n{plan}");
+        assert!(
+            !plan.contains("Nested Loop"),
+            "{table}: {statement}\n{plan}"
+        );
         tx.rollback().unwrap();
     }
 }
@@ -331,11 +386,24 @@ fn a_bad_seed_value_names_its_line_and_column_and_keeps_the_old_table() {
     let Some(pg) = Pg::new() else { return };
     let dir = project(&pg.project_yml(1, LAYERS));
     ok(dir.path(), &["seed"]);
-    write_files(dir.path(), "-- file: seeds/properties.yml\nseeds:\n  - name: orders\n    config:\n      column_types: { amount: integer }\n-- file: seeds/orders.csv\norder_id,customer,amount,product,ordered_at\n1,kim,1000,라면,2024-01-01\n2,lee,많이,김치,2024-01-02\n");
+    write_files(
+        dir.path(),
+        "-- file: seeds/properties.yml\nseeds:\n  - name: orders\n    config:\n      column_types: { amount: integer }\n-- file: seeds/orders.csv\norder_id,customer,amount,product,ordered_at\n1,kim,1000,라면,2024-01-01\n2,lee,많이,김치,2024-01-02\n",
+    );
     let o = xform(dir.path(), &["seed"]);
     assert_eq!(o.code, 1);
-    assert!(o.stdout.contains("seeds/orders.csv:3: column `amount`"), "{}", o.stdout);
-    assert_eq!(pg.one(&format!("SELECT count(*) FROM {}.orders", pg.schema("raw_data"))), "3");
+    assert!(
+        o.stdout.contains("seeds/orders.csv:3: column `amount`"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(
+        pg.one(&format!(
+            "SELECT count(*) FROM {}.orders",
+            pg.schema("raw_data")
+        )),
+        "3"
+    );
 }
 
 /// A model that sleeps, for interrupting.
@@ -344,7 +412,10 @@ const SLOW: &str = "-- file: models/slow.sql\n{{ config(materialized='table') }}
 #[test]
 fn ctrl_c_during_a_statement_exits_130_within_a_second_and_a_second_run_is_refused() {
     let Some(pg) = Pg::new() else { return };
-    let dir = project(&pg.project_yml(1, "-- file: models/slow.sql\n{{ config(materialized='table') }}\nselect 'old' as marker\n"));
+    let dir = project(&pg.project_yml(
+        1,
+        "-- file: models/slow.sql\n{{ config(materialized='table') }}\nselect 'old' as marker\n",
+    ));
     ok(dir.path(), &["build"]);
     write_files(dir.path(), SLOW);
     let mut child = spawn(dir.path(), &["build"]);
@@ -355,13 +426,29 @@ fn ctrl_c_during_a_statement_exits_130_within_a_second_and_a_second_run_is_refus
     }
     let second = xform(dir.path(), &["build"]);
     assert_eq!(second.code, 2, "{}", second.stdout);
-    assert!(second.stderr.contains("another xform run holds this target"), "{}", second.stderr);
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(
+        second
+            .stderr
+            .contains("another xform run holds this target"),
+        "{}",
+        second.stderr
+    );
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     let signalled = Instant::now();
     let status = child.wait().unwrap();
-    assert!(signalled.elapsed() < Duration::from_secs(1), "{:?}", signalled.elapsed());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        signalled.elapsed()
+    );
     assert_eq!(status.code(), Some(130));
-    assert_eq!(pg.one(&format!("SELECT marker FROM {}.slow", pg.schema("public"))), "old");
+    assert_eq!(
+        pg.one(&format!("SELECT marker FROM {}.slow", pg.schema("public"))),
+        "old"
+    );
     assert!(pg.no_staging_relations());
 }
 
@@ -372,10 +459,21 @@ fn killed_builds_leave_every_relation_old_or_new_and_stop_on_the_server() {
         let mut files = String::new();
         for i in 0..6 {
             let (kind, from) = match i {
-                0 => ("table", format!("select '{marker}' as marker from (select pg_sleep(0.05)) as s")),
-                _ => (if i % 2 == 0 { "table" } else { "view" }, format!("select marker from {{{{ ref('m{}') }}}}, (select pg_sleep(0.05)) as s", i - 1)),
+                0 => (
+                    "table",
+                    format!("select '{marker}' as marker from (select pg_sleep(0.05)) as s"),
+                ),
+                _ => (
+                    if i % 2 == 0 { "table" } else { "view" },
+                    format!(
+                        "select marker from {{{{ ref('m{}') }}}}, (select pg_sleep(0.05)) as s",
+                        i - 1
+                    ),
+                ),
             };
-            files.push_str(&format!("-- file: models/m{i}.sql\n{{{{ config(materialized='{kind}') }}}}\n{from}\n"));
+            files.push_str(&format!(
+                "-- file: models/m{i}.sql\n{{{{ config(materialized='{kind}') }}}}\n{from}\n"
+            ));
         }
         files
     };
@@ -383,7 +481,9 @@ fn killed_builds_leave_every_relation_old_or_new_and_stop_on_the_server() {
     ok(dir.path(), &["build"]);
     let s = pg.schema("public");
     let markers = |pg: &Pg| -> Vec<String> {
-        (0..6).map(|i| pg.one(&format!("SELECT marker FROM {s}.m{i}"))).collect()
+        (0..6)
+            .map(|i| pg.one(&format!("SELECT marker FROM {s}.m{i}")))
+            .collect()
     };
     let mut rng = Rng::new(crate::harness::seed());
     for trial in 0..20 {
@@ -394,7 +494,10 @@ fn killed_builds_leave_every_relation_old_or_new_and_stop_on_the_server() {
         child.kill().unwrap();
         child.wait().unwrap();
         let seen = markers(&pg);
-        assert!(seen.iter().all(|m| m == "old" || m == "new"), "trial {trial}: {seen:?}");
+        assert!(
+            seen.iter().all(|m| m == "old" || m == "new"),
+            "trial {trial}: {seen:?}"
+        );
         assert!(pg.no_staging_relations(), "trial {trial}");
     }
     // The killed run's statement stops on the server within about a second.
@@ -406,7 +509,10 @@ fn killed_builds_leave_every_relation_old_or_new_and_stop_on_the_server() {
     let killed = Instant::now();
     let active = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND state = 'active' AND pid <> pg_backend_pid()";
     while pg.one(active) != "0" {
-        assert!(killed.elapsed() < Duration::from_millis(1500), "the statement outlived its client");
+        assert!(
+            killed.elapsed() < Duration::from_millis(1500),
+            "the statement outlived its client"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     std::fs::remove_file(dir.path().join("models/slow.sql")).unwrap();
@@ -416,7 +522,11 @@ fn killed_builds_leave_every_relation_old_or_new_and_stop_on_the_server() {
 #[test]
 fn readers_during_rebuilds_see_old_or_new_rows_and_no_error() {
     let Some(pg) = Pg::new() else { return };
-    let model = |n: usize| format!("-- file: models/t.sql\n{{{{ config(materialized='table') }}}}\nselect g from generate_series(1, {n}) g\n-- file: models/v.sql\nselect * from {{{{ ref('t') }}}}\n");
+    let model = |n: usize| {
+        format!(
+            "-- file: models/t.sql\n{{{{ config(materialized='table') }}}}\nselect g from generate_series(1, {n}) g\n-- file: models/v.sql\nselect * from {{{{ ref('t') }}}}\n"
+        )
+    };
     let dir = project(&pg.project_yml(1, &model(100)));
     ok(dir.path(), &["build"]);
     let s = pg.schema("public");
@@ -428,10 +538,17 @@ fn readers_during_rebuilds_see_old_or_new_rows_and_no_error() {
             while !stop.load(Ordering::SeqCst) {
                 for rel in ["t", "v"] {
                     let rows = client.simple_query(&format!("SELECT count(*) FROM {s}.{rel}"));
-                    let n = match rows.map_err(|e| e.as_db_error().map_or(e.to_string(), |d| format!("{rel}: {}", d.message()))).map(|ms| ms.into_iter().find_map(|m| match m {
-                        postgres::SimpleQueryMessage::Row(r) => r.get(0).map(String::from),
-                        _ => None,
-                    })) {
+                    let n = match rows
+                        .map_err(|e| {
+                            e.as_db_error()
+                                .map_or(e.to_string(), |d| format!("{rel}: {}", d.message()))
+                        })
+                        .map(|ms| {
+                            ms.into_iter().find_map(|m| match m {
+                                postgres::SimpleQueryMessage::Row(r) => r.get(0).map(String::from),
+                                _ => None,
+                            })
+                        }) {
                         Ok(Some(n)) => n,
                         other => format!("error: {other:?}"),
                     };
@@ -460,7 +577,10 @@ fn show_compile_debug_and_freshness_work_against_the_server() {
     assert!(shown.contains("customer"), "{shown}");
     let debug = ok(dir.path(), &["debug"]);
     assert!(debug.contains("PostgreSQL"), "{debug}");
-    assert!(ok_path(dir.path(), "target/compiled/models/analytics/by_customer.sql"));
+    assert!(ok_path(
+        dir.path(),
+        "target/compiled/models/analytics/by_customer.sql"
+    ));
 }
 
 fn ok_path(dir: &Path, p: &str) -> bool {
@@ -493,11 +613,18 @@ fn hooks_run_in_order_in_the_build_and_grants_follow_the_config() {
     let dir = project(&files("'group:xt_analytics_users', 'user:xt_kim'"));
     ok(dir.path(), &["build"]);
     ok(dir.path(), &["build"]);
-    let seen: Vec<String> = pg.query(&format!("SELECT what FROM {log} ORDER BY n")).into_iter().map(|r| r[0].clone()).collect();
+    let seen: Vec<String> = pg
+        .query(&format!("SELECT what FROM {log} ORDER BY n"))
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
     let run = ["start", "pre a", "post a", "pre b", "post b", "end"];
     assert_eq!(seen, [run, run].concat());
     let readable = |who: &str, t: &str| {
-        pg.one(&format!("SELECT has_table_privilege('{who}', '{}.{t}', 'select')::text", pg.schema("public")))
+        pg.one(&format!(
+            "SELECT has_table_privilege('{who}', '{}.{t}', 'select')::text",
+            pg.schema("public")
+        ))
     };
     for t in ["a", "b"] {
         assert_eq!(readable("xt_analytics_users", t), "true");
@@ -509,10 +636,16 @@ fn hooks_run_in_order_in_the_build_and_grants_follow_the_config() {
     assert_eq!(readable("xt_kim", "a"), "false");
     assert_eq!(readable("xt_analytics_users", "a"), "true");
     // A failing post hook keeps the previous table: it runs in the build's transaction.
-    write_files(dir.path(), "-- file: models/a.sql\n{{ config(post_hook='select no_such_column') }}\nselect 2 as x\n");
+    write_files(
+        dir.path(),
+        "-- file: models/a.sql\n{{ config(post_hook='select no_such_column') }}\nselect 2 as x\n",
+    );
     let o = xform(dir.path(), &["build", "-s", "a"]);
     assert_eq!(o.code, 1, "{}", o.stdout);
-    assert_eq!(pg.one(&format!("SELECT x FROM {}.a", pg.schema("public"))), "1");
+    assert_eq!(
+        pg.one(&format!("SELECT x FROM {}.a", pg.schema("public"))),
+        "1"
+    );
 }
 
 #[test]
@@ -527,7 +660,17 @@ fn compare_across_postgres_and_duckdb_finds_the_changed_and_missing_rows() {
     let dir = project(&files);
     ok(dir.path(), &["seed"]);
     ok(dir.path(), &["seed", "--target", "local"]);
-    let same = ok(dir.path(), &["compare", "orders", "local:orders", "--key", "id", "--fail-on-diff"]);
+    let same = ok(
+        dir.path(),
+        &[
+            "compare",
+            "orders",
+            "local:orders",
+            "--key",
+            "id",
+            "--fail-on-diff",
+        ],
+    );
     assert!(same.contains("identical"), "{same}");
     pg.client()
         .batch_execute(&format!(
@@ -535,14 +678,34 @@ fn compare_across_postgres_and_duckdb_finds_the_changed_and_missing_rows() {
             s = pg.schema("public")
         ))
         .unwrap();
-    let o = xform(dir.path(), &["compare", "orders", "local:orders", "--key", "id", "--format", "json"]);
+    let o = xform(
+        dir.path(),
+        &[
+            "compare",
+            "orders",
+            "local:orders",
+            "--key",
+            "id",
+            "--format",
+            "json",
+        ],
+    );
     assert_eq!(o.code, 0, "{}", o.stderr);
     let report: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(report["keys"]["only_in_b"], 1, "{report}");
     assert_eq!(report["keys"]["changed"], 1, "{report}");
     assert_eq!(report["keys"]["only_in_a"], 0, "{report}");
-    let changed = report["keys"]["samples"].as_array().unwrap().iter().find(|s| s["kind"] == "changed").unwrap();
-    assert_eq!(changed["changes"][0], serde_json::json!(["memo", "김치", null]), "{report}");
+    let changed = report["keys"]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "changed")
+        .unwrap();
+    assert_eq!(
+        changed["changes"][0],
+        serde_json::json!(["memo", "김치", null]),
+        "{report}"
+    );
 }
 
 #[test]
@@ -556,27 +719,89 @@ fn microbatches_schema_changes_unit_tests_freshness_and_defer_work_on_the_server
          -- file: models/sources.yml\nsources:\n  - name: app\n    schema: {s}\n    loaded_at_field: at\n    freshness: {{ error_after: {{ count: 1, period: day }} }}\n    tables: [{{ name: events }}]\n\
          -- file: models/unit.yml\nunit_tests:\n  - name: daily_copies\n    model: daily\n    given:\n      - input: ref('events')\n        rows: [{{ id: 7, v: x, at: '2024-01-01 00:00:00' }}]\n    expect:\n      rows: [{{ id: 7, v: x }}]\n",
         pg.project_yml(1, ""),
-        pg.target(1).replace(&format!("schema_prefix: {}", pg.prefix), &format!("schema_prefix: {}pr_", pg.prefix))
+        pg.target(1).replace(
+            &format!("schema_prefix: {}", pg.prefix),
+            &format!("schema_prefix: {}pr_", pg.prefix)
+        )
     );
     let dir = project(&files);
     ok(dir.path(), &["build"]);
-    ok(dir.path(), &["run", "-s", "daily", "--start", "2024-01-01", "--end", "2024-01-03"]);
-    assert_eq!(pg.one(&format!("SELECT count(*) || '/' || count(DISTINCT id) FROM {s}.daily")), "2/2");
+    ok(
+        dir.path(),
+        &[
+            "run",
+            "-s",
+            "daily",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-03",
+        ],
+    );
+    assert_eq!(
+        pg.one(&format!(
+            "SELECT count(*) || '/' || count(DISTINCT id) FROM {s}.daily"
+        )),
+        "2/2"
+    );
     // A new column is added to the incremental table, not rebuilt.
-    write_files(dir.path(), "-- file: models/daily.sql\n{{ config(materialized='incremental', incremental_strategy='microbatch', event_time='at', batch_size='day', begin='2024-01-01', unique_key='id', on_schema_change='append_new_columns') }}\nselect id, v, at, v || '!' as loud from {{ ref('events') }}\n");
-    ok(dir.path(), &["run", "-s", "daily", "--start", "2024-01-02", "--end", "2024-01-03"]);
-    assert_eq!(pg.one(&format!("SELECT string_agg(coalesce(loud, '-'), ',' ORDER BY id) FROM {s}.daily")), "-,b!");
+    write_files(
+        dir.path(),
+        "-- file: models/daily.sql\n{{ config(materialized='incremental', incremental_strategy='microbatch', event_time='at', batch_size='day', begin='2024-01-01', unique_key='id', on_schema_change='append_new_columns') }}\nselect id, v, at, v || '!' as loud from {{ ref('events') }}\n",
+    );
+    ok(
+        dir.path(),
+        &[
+            "run",
+            "-s",
+            "daily",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-03",
+        ],
+    );
+    assert_eq!(
+        pg.one(&format!(
+            "SELECT string_agg(coalesce(loud, '-'), ',' ORDER BY id) FROM {s}.daily"
+        )),
+        "-,b!"
+    );
     // The source was loaded long ago: freshness fails with exit 1.
     let fresh = xform(dir.path(), &["source", "freshness"]);
     assert_eq!(fresh.code, 1, "{}", fresh.stdout);
     // A pull request builds what changed into its own schemas and reads the rest from dev's.
     std::fs::create_dir_all(dir.path().join("prod")).unwrap();
     for f in ["manifest.json", "run_results.json"] {
-        std::fs::copy(dir.path().join("target").join(f), dir.path().join("prod").join(f)).unwrap();
+        std::fs::copy(
+            dir.path().join("target").join(f),
+            dir.path().join("prod").join(f),
+        )
+        .unwrap();
     }
-    write_files(dir.path(), "-- file: models/top.sql\nselect max(id) as top from {{ ref('daily') }}\n");
-    ok(dir.path(), &["build", "-t", "pr", "-s", "state:modified+", "--defer", "--state", "prod"]);
+    write_files(
+        dir.path(),
+        "-- file: models/top.sql\nselect max(id) as top from {{ ref('daily') }}\n",
+    );
+    ok(
+        dir.path(),
+        &[
+            "build",
+            "-t",
+            "pr",
+            "-s",
+            "state:modified+",
+            "--defer",
+            "--state",
+            "prod",
+        ],
+    );
     let pr = format!("{}pr_public", pg.prefix);
     assert_eq!(pg.one(&format!("SELECT top FROM {pr}.top")), "2");
-    assert!(!pg.relations().iter().any(|(r, _)| r == &format!("{pr}.daily")), "daily was rebuilt");
+    assert!(
+        !pg.relations()
+            .iter()
+            .any(|(r, _)| r == &format!("{pr}.daily")),
+        "daily was rebuilt"
+    );
 }

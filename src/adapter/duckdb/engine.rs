@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use duckdb::{Connection, InterruptHandle};
 
-use crate::adapter::statements::{self, Statements};
+use crate::adapter::statements::{self, Statements, body, kind_word, limited, lit as literal};
 use crate::adapter::{
     Around, Build, CsvSource, DbError, DbResult, RelKind, Relation, Rows, Session, Staged,
     Warehouse, kind_built,
@@ -127,19 +127,6 @@ fn rel(r: &Relation) -> String {
     dialect().relation(r)
 }
 
-/// A model's SQL without the trailing `;` it may end with, to embed in a statement.
-fn body(sql: &str) -> &str {
-    sql.trim_end().trim_end_matches(';').trim_end()
-}
-
-/// `sql` as a subquery returning at most `limit` rows.
-fn limited(sql: &str, limit: Option<u64>) -> String {
-    match limit {
-        Some(n) => format!("SELECT * FROM (\n{}\n) AS limited LIMIT {n}", body(sql)),
-        None => format!("\n{}\n", body(sql)),
-    }
-}
-
 /// DuckDB's parser recurses once per level of parenthesis, so SQL nested deep enough (a
 /// million subqueries) overflows the stack of the process. It refuses more than 1,000 levels
 /// of expressions anyway: deeper than 10,000 is refused here, before it is parsed.
@@ -186,17 +173,6 @@ fn skip_block_comment(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
             chars.next();
             break;
         }
-    }
-}
-
-fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-fn kind_word(k: RelKind) -> &'static str {
-    match k {
-        RelKind::Table => "TABLE",
-        RelKind::View => "VIEW",
     }
 }
 
@@ -445,7 +421,10 @@ impl Statements for DuckSession {
     }
 
     fn rows(&mut self, sql: &str) -> DbResult<Rows> {
-        self.text_rows(&format!("SELECT COLUMNS(*)::VARCHAR FROM (\n{}\n)", body(sql)))
+        self.text_rows(&format!(
+            "SELECT COLUMNS(*)::VARCHAR FROM (\n{}\n)",
+            body(sql)
+        ))
     }
 
     fn temp_table(&mut self, name: &str, sql: &str, log: &mut Vec<String>) -> DbResult<String> {
@@ -461,7 +440,11 @@ impl Statements for DuckSession {
         sql: &str,
         log: &mut Vec<String>,
     ) -> DbResult<u64> {
-        let create = format!("CREATE OR REPLACE TABLE {} AS\n{}", rel(relation), body(sql));
+        let create = format!(
+            "CREATE OR REPLACE TABLE {} AS\n{}",
+            rel(relation),
+            body(sql)
+        );
         DuckSession::run(self, &create, log)?;
         self.count(relation)
     }
@@ -602,7 +585,12 @@ impl Session for DuckSession {
             false => Ok(()),
         };
         // DuckDB has no users or privileges: grants are warned about when compiling.
-        let comments = statements::comments(dialect(), &staged.relation, staged.kind, &staged.around.docs);
+        let comments = statements::comments(
+            dialect(),
+            &staged.relation,
+            staged.kind,
+            &staged.around.docs,
+        );
         let swapped = swapped
             .and_then(|()| self.run_all(&staged.around.post, log))
             .and_then(|()| self.run_all(&comments, log));
@@ -635,17 +623,7 @@ impl Session for DuckSession {
     }
 
     fn count_failures(&mut self, queries: &[(&str, Option<u64>)]) -> DbResult<Vec<u64>> {
-        let parts: Vec<String> = queries
-            .iter()
-            .enumerate()
-            .map(|(i, (sql, limit))| {
-                format!(
-                    "SELECT {i} AS i, count(*) AS n FROM ({}) AS t{i}",
-                    limited(sql, *limit)
-                )
-            })
-            .collect();
-        let sql = parts.join("\nUNION ALL\n");
+        let sql = statements::failure_counts(queries);
         readable(&sql)?;
         let counted = || -> Result<Vec<u64>, duckdb::Error> {
             let mut stmt = self.conn.prepare(&sql)?;

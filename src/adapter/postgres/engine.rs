@@ -7,12 +7,12 @@ use std::time::Duration;
 use postgres::{CancelToken, Client, NoTls, SimpleQueryMessage};
 
 use super::{Settings, SslMode, seed};
-use crate::adapter::statements::{self, Statements};
+use crate::adapter::statements::{self, Statements, body, kind_word, limited, lit as literal};
 use crate::adapter::{
     Around, Build, CsvSource, DbError, DbResult, RelKind, Relation, Rows, Session, Staged,
     Warehouse, kind_built,
 };
-use crate::sql::{Dialect, Kind, trim_statement};
+use crate::sql::{Dialect, Kind};
 
 fn dialect() -> &'static dyn Dialect {
     Kind::Postgres.dialect()
@@ -24,10 +24,6 @@ fn quote(ident: &str) -> String {
 
 fn rel(r: &Relation) -> String {
     dialect().relation(r)
-}
-
-fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// PostgreSQL's longest identifier, in bytes; longer names are cut silently.
@@ -148,9 +144,8 @@ fn roots(sslrootcert: Option<&std::path::Path>) -> DbResult<rustls::RootCertStor
         store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         return Ok(store);
     };
-    let bad = |e: &dyn std::fmt::Display| {
-        DbError::Failed(format!("sslrootcert {}: {e}", path.display()))
-    };
+    let bad =
+        |e: &dyn std::fmt::Display| DbError::Failed(format!("sslrootcert {}: {e}", path.display()));
     for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
         store.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
     }
@@ -305,7 +300,11 @@ fn failed(e: postgres::Error) -> DbError {
 /// The first value of a query's first row.
 fn scalar(client: &mut Client, sql: &str) -> DbResult<Option<String>> {
     let rows = query_rows(client, sql, None)?;
-    Ok(rows.rows.into_iter().next().and_then(|r| r.into_iter().next().flatten()))
+    Ok(rows
+        .rows
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten()))
 }
 
 /// A query's rows as text, through the simple protocol (no type look-ups).
@@ -333,26 +332,6 @@ struct PgSession {
     open: bool,
 }
 
-/// A model's SQL without the trailing `;` it may end with, to embed in a statement.
-fn body(sql: &str) -> &str {
-    trim_statement(sql)
-}
-
-/// `sql` as a subquery returning at most `limit` rows.
-fn limited(sql: &str, limit: Option<u64>) -> String {
-    match limit {
-        Some(n) => format!("SELECT * FROM (\n{}\n) AS limited LIMIT {n}", body(sql)),
-        None => format!("\n{}\n", body(sql)),
-    }
-}
-
-fn kind_word(k: RelKind) -> &'static str {
-    match k {
-        RelKind::Table => "TABLE",
-        RelKind::View => "VIEW",
-    }
-}
-
 /// `relation`'s name with `suffix`, shortened (with a hash of the whole name, so two long
 /// names stay apart) where PostgreSQL would cut it.
 fn suffixed(relation: &Relation, suffix: &str) -> Relation {
@@ -364,7 +343,10 @@ fn suffixed(relation: &Relation, suffix: &str) -> Relation {
     let hash = sha2::Sha256::digest(name.as_bytes());
     let short: String = hash.iter().take(4).map(|b| format!("{b:02x}")).collect();
     let keep = MAX_IDENT - suffix.len() - short.len() - 1;
-    let cut = (0..=keep).rev().find(|&i| name.is_char_boundary(i)).unwrap_or(0);
+    let cut = (0..=keep)
+        .rev()
+        .find(|&i| name.is_char_boundary(i))
+        .unwrap_or(0);
     Relation::new(
         &relation.schema,
         format!("{}_{short}{suffix}", &name[..cut]),
@@ -513,6 +495,20 @@ impl PgSession {
             .collect())
     }
 
+    /// Locks the views that read `relation` (the outermost first), then `relation`: readers of
+    /// a view lock it before what it reads, and locking in their order means a reader and the
+    /// build never wait for each other (a deadlock, measured).
+    fn lock<'r>(
+        &mut self,
+        views: impl Iterator<Item = &'r Relation>,
+        relation: &Relation,
+        log: &mut Vec<String>,
+    ) -> DbResult<()> {
+        let order: Vec<String> = views.chain([relation]).map(rel).collect();
+        let lock = format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", order.join(", "));
+        self.run(&lock, log)
+    }
+
     /// Creates the dependent views again, in order; one that no longer builds (it read a
     /// column that is gone) stays dropped, and the log says so.
     fn recreate(&mut self, deps: &[Dependent], log: &mut Vec<String>) -> DbResult<()> {
@@ -534,9 +530,11 @@ impl PgSession {
         log: &mut Vec<String>,
     ) -> DbResult<()> {
         let deps = self.dependents(relation, true)?;
-        let order: Vec<String> = deps.iter().rev().map(|(v, _)| rel(v)).chain([rel(relation)]).collect();
-        self.run(&format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", order.join(", ")), log)?;
-        self.run(&format!("DROP {} {} CASCADE", kind_word(old), rel(relation)), log)?;
+        self.lock(deps.iter().rev().map(|(v, _)| v), relation, log)?;
+        self.run(
+            &format!("DROP {} {} CASCADE", kind_word(old), rel(relation)),
+            log,
+        )?;
         create(self, log)?;
         self.recreate(&deps, log)
     }
@@ -581,19 +579,29 @@ impl PgSession {
         }
         let deps = self.dependents(relation, false)?;
         let aside = suffixed(relation, OLD_SUFFIX);
-        self.run(&format!("SET LOCAL lock_timeout = {}", literal(&self.shared.lock_timeout)), log)?;
-        // Readers of a view lock the view, then its table: lock in that order too, or a reader
-        // and the swap could each wait for the other (a deadlock, measured).
-        let order: Vec<String> = deps.iter().map(|(v, _)| rel(v)).chain([rel(relation)]).collect();
-        self.run(&format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", order.join(", ")), log)?;
         self.run(
-            &format!("ALTER TABLE {} RENAME TO {}", rel(relation), quote(&aside.name)),
+            &format!(
+                "SET LOCAL lock_timeout = {}",
+                literal(&self.shared.lock_timeout)
+            ),
+            log,
+        )?;
+        self.lock(deps.iter().map(|(v, _)| v), relation, log)?;
+        self.run(
+            &format!(
+                "ALTER TABLE {} RENAME TO {}",
+                rel(relation),
+                quote(&aside.name)
+            ),
             log,
         )?;
         rename(self, log)?;
         let repointed = self.guarded(|s| {
             deps.iter().try_for_each(|(view, def)| {
-                s.run(&format!("CREATE OR REPLACE VIEW {} AS\n{}", rel(view), body(def)), log)
+                s.run(
+                    &format!("CREATE OR REPLACE VIEW {} AS\n{}", rel(view), body(def)),
+                    log,
+                )
             })
         });
         match repointed {
@@ -633,15 +641,26 @@ impl PgSession {
     /// Creates the seed's table with the types its values have (or `column_types` say) and
     /// loads the file with `COPY … FROM STDIN`; a value the column's type refuses fails the
     /// load with its line in the file.
-    fn load_csv(&mut self, into: &Relation, csv: &CsvSource, log: &mut Vec<String>) -> DbResult<u64> {
+    fn load_csv(
+        &mut self,
+        into: &Relation,
+        csv: &CsvSource,
+        log: &mut Vec<String>,
+    ) -> DbResult<u64> {
         let data = match &csv.decoded {
             Some(text) => text.clone().into_bytes(),
             None => std::fs::read(&csv.path)
                 .map_err(|e| DbError::Failed(format!("cannot read {}: {e}", csv.path.display())))?,
         };
         let columns = seed::columns(&data, csv)?;
-        let defs: Vec<String> = columns.iter().map(|(c, t)| format!("{} {t}", quote(c))).collect();
-        self.run(&format!("CREATE TABLE {} ({})", rel(into), defs.join(", ")), log)?;
+        let defs: Vec<String> = columns
+            .iter()
+            .map(|(c, t)| format!("{} {t}", quote(c)))
+            .collect();
+        self.run(
+            &format!("CREATE TABLE {} ({})", rel(into), defs.join(", ")),
+            log,
+        )?;
         let copy = format!(
             "COPY {} FROM STDIN (FORMAT csv, HEADER {}, DELIMITER {}, QUOTE {})",
             rel(into),
@@ -706,14 +725,21 @@ impl PgSession {
         let target = rel(relation);
         for (p, role) in &held {
             if !wanted.iter().any(|(wp, (_, name))| wp == p && name == role) {
-                let from = if role == "public" { "PUBLIC".into() } else { quote(role) };
+                let from = if role == "public" {
+                    "PUBLIC".into()
+                } else {
+                    quote(role)
+                };
                 let revoke = format!("REVOKE {} ON {target} FROM {from}", p.to_uppercase());
                 self.run(&revoke, log)?;
             }
         }
         for (p, (to, name)) in &wanted {
             if !held.iter().any(|(hp, role)| hp == p && role == name) {
-                self.run(&format!("GRANT {} ON {target} TO {to}", p.to_uppercase()), log)?;
+                self.run(
+                    &format!("GRANT {} ON {target} TO {to}", p.to_uppercase()),
+                    log,
+                )?;
             }
         }
         Ok(())
@@ -741,10 +767,7 @@ impl Statements for PgSession {
 
     fn temp_table(&mut self, name: &str, sql: &str, log: &mut Vec<String>) -> DbResult<String> {
         let temp = quote(name);
-        let create = format!(
-            "CREATE TEMP TABLE {temp} ON COMMIT DROP AS\n{}",
-            body(sql)
-        );
+        let create = format!("CREATE TEMP TABLE {temp} ON COMMIT DROP AS\n{}", body(sql));
         PgSession::run(self, &create, log)?;
         Ok(temp)
     }
@@ -822,7 +845,11 @@ impl Session for PgSession {
             true => Rows::default(),
             false => query_rows(&mut self.client, &sql, None)?,
         };
-        let exists = |s: &str| have.rows.iter().any(|r| r.first().cloned().flatten().as_deref() == Some(s));
+        let exists = |s: &str| {
+            have.rows
+                .iter()
+                .any(|r| r.first().cloned().flatten().as_deref() == Some(s))
+        };
         for s in schemas.iter().filter(|s| !exists(s)) {
             self.run(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(s)), log)?;
         }
@@ -875,7 +902,13 @@ impl Session for PgSession {
             _ => Ok(()),
         };
         let finished = swapped
-            .and_then(|()| staged.around.post.iter().try_for_each(|sql| self.run(sql, log)))
+            .and_then(|()| {
+                staged
+                    .around
+                    .post
+                    .iter()
+                    .try_for_each(|sql| self.run(sql, log))
+            })
             .and_then(|()| match &staged.around.grants {
                 Some(grants) => self.grant(&staged.relation, grants, log),
                 None => Ok(()),
@@ -900,25 +933,16 @@ impl Session for PgSession {
     }
 
     fn count_failures(&mut self, queries: &[(&str, Option<u64>)]) -> DbResult<Vec<u64>> {
-        let parts: Vec<String> = queries
-            .iter()
-            .enumerate()
-            .map(|(i, (sql, limit))| {
-                format!(
-                    "SELECT {i} AS i, count(*) AS n FROM ({}) AS t{i}",
-                    limited(sql, *limit)
-                )
-            })
-            .collect();
-        let sql = parts.join("\nUNION ALL\n");
+        let sql = statements::failure_counts(queries);
         let rows = self.guarded(|s| query_rows(&mut s.client, &sql, None))?;
         let mut out = vec![0; queries.len()];
         for r in rows.rows {
             let v = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-            if let (Ok(i), Ok(n)) = (v(0).parse::<usize>(), v(1).parse::<u64>()) {
-                if let Some(slot) = out.get_mut(i) {
-                    *slot = n;
-                }
+            let counted = (v(0).parse::<usize>(), v(1).parse::<u64>());
+            if let (Ok(i), Ok(n)) = counted
+                && let Some(slot) = out.get_mut(i)
+            {
+                *slot = n;
             }
         }
         Ok(out)

@@ -112,7 +112,9 @@ impl Settings {
             password: text("password", diags),
             sslmode: sslmode(target, diags),
             sslrootcert: text("sslrootcert", diags).map(|p| root.join(p)),
-            connect_timeout: number(target, "connect_timeout", diags).unwrap_or(10).into(),
+            connect_timeout: number(target, "connect_timeout", diags)
+                .unwrap_or(10)
+                .into(),
             lock_timeout: text("lock_timeout", diags).unwrap_or_else(|| "10s".into()),
             lock_name: format!("{}{}", target.schema_prefix, target.schema),
             user,

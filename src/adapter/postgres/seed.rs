@@ -56,7 +56,11 @@ impl Type {
         let (lo, hi) = (self.min(other), self.max(other));
         let numbers = hi <= Type::Numeric;
         let times = lo >= Type::Date && hi <= Type::Timestamp;
-        if lo == hi || numbers || times { hi } else { Type::Text }
+        if lo == hi || numbers || times {
+            hi
+        } else {
+            Type::Text
+        }
     }
 }
 
@@ -70,9 +74,13 @@ fn is_decimal(v: &str) -> bool {
 
 fn is_timestamp(v: &str) -> bool {
     let v = v.replacen('T', " ", 1);
-    ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M"]
-        .iter()
-        .any(|f| jiff::civil::DateTime::strptime(f, &v).is_ok())
+    [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .any(|f| jiff::civil::DateTime::strptime(f, &v).is_ok())
 }
 
 /// Each column's name and type: `column_types`' where given, else the narrowest type all of
@@ -92,7 +100,12 @@ pub(super) fn columns(data: &[u8], csv: &CsvSource) -> DbResult<Vec<(String, Str
         }
     };
     let names: Vec<String> = match csv.header {
-        true => reader.headers().map_err(bad)?.iter().map(str::to_string).collect(),
+        true => reader
+            .headers()
+            .map_err(bad)?
+            .iter()
+            .map(str::to_string)
+            .collect(),
         false => Vec::new(),
     };
     let mut types: Vec<Option<Type>> = vec![None; names.len()];
@@ -111,8 +124,14 @@ pub(super) fn columns(data: &[u8], csv: &CsvSource) -> DbResult<Vec<(String, Str
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let name = names.get(i).cloned().unwrap_or_else(|| format!("column{i}"));
-            let given = csv.column_types.iter().find(|(c, _)| c.eq_ignore_ascii_case(&name));
+            let name = names
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("column{i}"));
+            let given = csv
+                .column_types
+                .iter()
+                .find(|(c, _)| c.eq_ignore_ascii_case(&name));
             let ty = given.map_or_else(
                 || t.unwrap_or(Type::Text).name().to_string(),
                 |(_, t)| t.clone(),
