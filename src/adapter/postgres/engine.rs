@@ -501,7 +501,7 @@ impl PgSession {
     fn lock<'r>(
         &mut self,
         views: impl Iterator<Item = &'r Relation>,
-        relation: &Relation,
+        relation: &'r Relation,
         log: &mut Vec<String>,
     ) -> DbResult<()> {
         let order: Vec<String> = views.chain([relation]).map(rel).collect();
