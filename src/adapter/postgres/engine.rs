@@ -465,24 +465,25 @@ impl PgSession {
         }
     }
 
-    /// The views that read `relation`, with their definitions: those reading it directly,
-    /// or (`all`) every view that depends on it through others too, in the order they can
-    /// be created.
-    fn dependents(&mut self, relation: &Relation, all: bool) -> DbResult<Vec<Dependent>> {
+    /// The views that read `relation`: those reading it directly, or (`all`) every view that
+    /// depends on it through others too, in the order they can be created.
+    fn dependents(&mut self, relation: &Relation, all: bool) -> DbResult<Vec<Relation>> {
         let oid = format!("{}::regclass", literal(&rel(relation)));
         let depth = if all { "" } else { "WHERE deps.depth = 1" };
         let sql = format!(
             "WITH RECURSIVE deps(oid, depth) AS (\n\
              SELECT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid\n\
-             WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = {oid} AND r.ev_class <> {oid}\n\
+             WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = {oid}\n\
+             AND d.classid = 'pg_rewrite'::regclass AND r.ev_class <> {oid}\n\
              UNION\n\
-             SELECT r.ev_class, deps.depth + 1 FROM deps JOIN pg_depend d ON d.refobjid = deps.oid\n\
+             SELECT r.ev_class, deps.depth + 1 FROM deps JOIN pg_depend d\n\
+             ON d.refclassid = 'pg_class'::regclass AND d.refobjid = deps.oid\n\
              JOIN pg_rewrite r ON r.oid = d.objid\n\
              WHERE d.classid = 'pg_rewrite'::regclass AND r.ev_class <> deps.oid)\n\
-             SELECT n.nspname, c.relname, pg_get_viewdef(c.oid) FROM deps\n\
+             SELECT n.nspname, c.relname FROM deps\n\
              JOIN pg_class c ON c.oid = deps.oid AND c.relkind = 'v'\n\
              JOIN pg_namespace n ON n.oid = c.relnamespace {depth}\n\
-             GROUP BY 1, 2, 3 ORDER BY max(deps.depth), 1, 2"
+             GROUP BY 1, 2 ORDER BY max(deps.depth), 1, 2"
         );
         let rows = Statements::rows(self, &sql)?;
         Ok(rows
@@ -490,9 +491,43 @@ impl PgSession {
             .into_iter()
             .map(|r| {
                 let v = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                (Relation::new(v(0), v(1)), v(2))
+                Relation::new(v(0), v(1))
             })
             .collect())
+    }
+
+    /// Locks `relation` and the views that read it (see `lock`), then reads the views'
+    /// definitions: read before the locks, a definition could still name a table another
+    /// session was swapping out, and be gone by the time it is used (measured).
+    fn locked_dependents(
+        &mut self,
+        relation: &Relation,
+        all: bool,
+        log: &mut Vec<String>,
+    ) -> DbResult<Vec<Dependent>> {
+        let mut views = self.dependents(relation, all)?;
+        loop {
+            self.lock(views.iter().rev(), relation, log)?;
+            let now = self.dependents(relation, all)?;
+            if now == views {
+                break;
+            }
+            views = now;
+        }
+        let names: Vec<String> = views.iter().map(|v| literal(&rel(v))).collect();
+        let sql = format!(
+            "SELECT pg_get_viewdef(v::regclass) FROM unnest(ARRAY[{}]::text[]) WITH ORDINALITY AS u(v, i) ORDER BY i",
+            names.join(", ")
+        );
+        let defs = match views.is_empty() {
+            true => Rows::default(),
+            false => Statements::rows(self, &sql)?,
+        };
+        let defs = defs
+            .rows
+            .into_iter()
+            .map(|r| r.into_iter().next().flatten().unwrap_or_default());
+        Ok(views.into_iter().zip(defs).collect())
     }
 
     /// Locks the views that read `relation` (the outermost first), then `relation`: readers of
@@ -529,8 +564,7 @@ impl PgSession {
         create: impl FnOnce(&mut Self, &mut Vec<String>) -> DbResult<()>,
         log: &mut Vec<String>,
     ) -> DbResult<()> {
-        let deps = self.dependents(relation, true)?;
-        self.lock(deps.iter().rev().map(|(v, _)| v), relation, log)?;
+        let deps = self.locked_dependents(relation, true, log)?;
         self.run(
             &format!("DROP {} {} CASCADE", kind_word(old), rel(relation)),
             log,
@@ -577,16 +611,13 @@ impl PgSession {
         if old == RelKind::View {
             return self.replace_dropping((relation, old), rename, log);
         }
-        let deps = self.dependents(relation, false)?;
+        let timeout = format!(
+            "SET LOCAL lock_timeout = {}",
+            literal(&self.shared.lock_timeout)
+        );
+        self.run(&timeout, log)?;
+        let deps = self.locked_dependents(relation, false, log)?;
         let aside = suffixed(relation, OLD_SUFFIX);
-        self.run(
-            &format!(
-                "SET LOCAL lock_timeout = {}",
-                literal(&self.shared.lock_timeout)
-            ),
-            log,
-        )?;
-        self.lock(deps.iter().map(|(v, _)| v), relation, log)?;
         self.run(
             &format!(
                 "ALTER TABLE {} RENAME TO {}",
@@ -608,7 +639,7 @@ impl PgSession {
             Ok(()) => self.run(&format!("DROP TABLE {}", rel(&aside)), log),
             // A view's column changed type: drop the chain with the old table, create it again.
             Err(_) => {
-                let chain = self.dependents(&aside, true)?;
+                let chain = self.locked_dependents(&aside, true, log)?;
                 self.run(&format!("DROP TABLE {} CASCADE", rel(&aside)), log)?;
                 self.recreate(&chain, log)
             }
