@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use super::ephemeral::substitute;
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc};
-use crate::project::{Node, Project};
-use crate::template::{self, Names, Templates};
+use std::collections::BTreeSet;
+
+use crate::project::{Node, NodeKind, Project};
+use crate::template::{self, Names, RelName, Templates};
 
 /// The rendered statements, per node (index) and per run.
 #[derive(Debug, Default)]
@@ -30,17 +32,21 @@ pub(super) fn render(
             let texts = n.config.hooks(key);
             texts
                 .iter()
-                .filter_map(|text| rendered(t, names, Some((i, n)), (text, at()), diags))
+                .filter_map(|text| rendered(t, names, (Some((i, n)), &[]), (text, at()), diags))
                 .collect()
         };
         project.nodes.iter().enumerate().map(of).collect()
     };
     let pre = node_hooks("pre_hook");
     let post = node_hooks("post_hook");
+    let schemas = built_schemas(project, names);
     let mut run_hooks = |hooks: &[(String, Loc)]| -> Vec<String> {
         hooks
             .iter()
-            .filter_map(|(text, at)| rendered(t, names, None, (text, Some(at.clone())), diags))
+            .filter_map(|(text, at)| {
+                let run = (None, &schemas[..]);
+                rendered(t, names, run, (text, Some(at.clone())), diags)
+            })
             .collect()
     };
     Hooks {
@@ -51,11 +57,30 @@ pub(super) fn render(
     }
 }
 
+/// The schemas the project builds into (`schemas` in `on_run_start`/`on_run_end`, as in dbt).
+fn built_schemas(project: &Project, names: &Names) -> Vec<String> {
+    let builds = |(n, r): (&Node, &Option<RelName>)| {
+        let r = r.as_ref().filter(|r| !r.ephemeral)?;
+        matches!(
+            n.kind,
+            NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
+        )
+        .then(|| r.schema.clone())
+    };
+    let set: BTreeSet<String> = project
+        .nodes
+        .iter()
+        .zip(&names.relations)
+        .filter_map(builds)
+        .collect();
+    set.into_iter().collect()
+}
+
 /// One hook's SQL, relation names resolved; None (and an error) when it does not render.
 fn rendered(
     t: &Templates<'_>,
     names: &Arc<Names>,
-    node: Option<(usize, &Node)>,
+    node: (Option<(usize, &Node)>, &[String]),
     (text, at): (&str, Option<Loc>),
     diags: &mut Diagnostics,
 ) -> Option<String> {

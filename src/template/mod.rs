@@ -350,11 +350,12 @@ pub(crate) fn render<'s>(
 
 /// Renders a hook's statement (`pre_hook`, `post_hook`, `on_run_start`, ...): as node `idx`'s
 /// template sees the world (`this` is its relation), or, without a node, with the project's
-/// globals and macros only. The error is minijinja's message.
+/// globals, its macros and `schemas` (every schema it builds into, as dbt's `on-run-end`
+/// sees them). The error is minijinja's message.
 pub(crate) fn render_hook(
     t: &Templates<'_>,
     names: &Arc<Names>,
-    node: Option<(usize, &Node)>,
+    (node, schemas): (Option<(usize, &Node)>, &[String]),
     text: &str,
 ) -> Result<String, String> {
     let ctx = match node {
@@ -367,7 +368,7 @@ pub(crate) fn render_hook(
             });
             render_context(&scope, (idx, n), false)
         }
-        None => context! {},
+        None => context! { schemas => schemas.to_vec() },
     };
     t.env
         .render_str(text, ctx)

@@ -604,7 +604,7 @@ fn hooks_run_in_order_in_the_build_and_grants_follow_the_config() {
         pg.project_yml(
             1,
             &format!(
-                "on_run_start:\n  - \"create table if not exists {log} (n serial, what text)\"\n  - \"insert into {log} (what) values ('start')\"\non_run_end: \"insert into {log} (what) values ('end')\"\n\
+                "on_run_start:\n  - \"create table if not exists {log} (n serial, what text)\"\n  - \"insert into {log} (what) values ('start')\"\non_run_end:\n  - \"insert into {log} (what) values ('end')\"\n  - \"{{% for s in schemas %}}grant usage on schema {{{{ s }}}} to group xt_analytics_users;{{% endfor %}}\"\n\
                  models:\n  +materialized: table\n  +grants: {{ select: [{grantees}] }}\n  +pre_hook: \"insert into {log} (what) values ('pre {{{{ this.identifier }}}}')\"\n  +post_hook:\n    - \"insert into {log} (what) values ('post {{{{ this.identifier }}}}')\"\n\
                  -- file: models/a.sql\nselect 1 as x\n-- file: models/b.sql\nselect * from {{{{ ref('a') }}}}\n"
             ),
@@ -626,6 +626,8 @@ fn hooks_run_in_order_in_the_build_and_grants_follow_the_config() {
             pg.schema("public")
         ))
     };
+    let usage = format!("SELECT has_schema_privilege('xt_analytics_users', '{}', 'usage')::text", pg.schema("public"));
+    assert_eq!(pg.one(&usage), "true", "on_run_end's loop over `schemas` did not grant");
     for t in ["a", "b"] {
         assert_eq!(readable("xt_analytics_users", t), "true");
         assert_eq!(readable("xt_kim", t), "true");

@@ -584,8 +584,10 @@ impl PgSession {
     ) -> DbResult<()> {
         let create = format!("CREATE OR REPLACE VIEW {} AS\n{}", rel(relation), body(sql));
         let replaced = match replaces {
+            // Nothing to fall back to: no savepoint needed.
+            None => self.run(&create, log),
             Some(RelKind::Table) => Err(DbError::Failed(String::new())),
-            _ => self.guarded(|s| s.run(&create, log)),
+            Some(RelKind::View) => self.guarded(|s| s.run(&create, log)),
         };
         match (replaced, replaces) {
             (Ok(()), _) => Ok(()),
