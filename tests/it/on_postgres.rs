@@ -626,8 +626,15 @@ fn hooks_run_in_order_in_the_build_and_grants_follow_the_config() {
             pg.schema("public")
         ))
     };
-    let usage = format!("SELECT has_schema_privilege('xt_analytics_users', '{}', 'usage')::text", pg.schema("public"));
-    assert_eq!(pg.one(&usage), "true", "on_run_end's loop over `schemas` did not grant");
+    let usage = format!(
+        "SELECT has_schema_privilege('xt_analytics_users', '{}', 'usage')::text",
+        pg.schema("public")
+    );
+    assert_eq!(
+        pg.one(&usage),
+        "true",
+        "on_run_end's loop over `schemas` did not grant"
+    );
     for t in ["a", "b"] {
         assert_eq!(readable("xt_analytics_users", t), "true");
         assert_eq!(readable("xt_kim", t), "true");
