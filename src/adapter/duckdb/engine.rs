@@ -380,22 +380,34 @@ impl DuckSession {
 impl DuckSession {
     /// The rows of a query whose columns are all text.
     fn text_rows(&self, wrapped: &str) -> DbResult<Rows> {
+        let mut rows = Vec::new();
+        let columns = self.stream_text(wrapped, &mut |r| {
+            rows.push(r);
+            true
+        })?;
+        Ok(Rows { columns, rows })
+    }
+
+    /// Runs a query whose columns are all text, handing each row to `each` until it returns
+    /// false; returns the column names.
+    fn stream_text(
+        &self,
+        wrapped: &str,
+        each: &mut dyn FnMut(Vec<Option<String>>) -> bool,
+    ) -> DbResult<Vec<String>> {
         readable(wrapped)?;
-        let read = || -> Result<Rows, duckdb::Error> {
+        let mut read = || -> Result<Vec<String>, duckdb::Error> {
             let mut stmt = self.conn.prepare(wrapped)?;
-            let mut out = Rows::default();
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let n = row.as_ref().column_count();
-                out.rows.push(
-                    (0..n)
-                        .map(|i| row.get::<_, Option<String>>(i))
-                        .collect::<Result<_, _>>()?,
-                );
+                let values = (0..n).map(|i| row.get::<_, Option<String>>(i));
+                if !each(values.collect::<Result<_, _>>()?) {
+                    break;
+                }
             }
             drop(rows);
-            out.columns = stmt.column_names();
-            Ok(out)
+            Ok(stmt.column_names())
         };
         read().map_err(|e| self.failed_here(e))
     }
@@ -695,17 +707,7 @@ impl Session for DuckSession {
         each: &mut dyn FnMut(Vec<Option<String>>) -> bool,
     ) -> DbResult<()> {
         let wrapped = format!("SELECT COLUMNS(*)::VARCHAR FROM (\n{}\n)", body(sql));
-        readable(&wrapped)?;
-        let mut stmt = self.conn.prepare(&wrapped).map_err(failed)?;
-        let mut rows = stmt.query([]).map_err(failed)?;
-        while let Some(row) = rows.next().map_err(failed)? {
-            let n = row.as_ref().column_count();
-            let values = (0..n).map(|i| row.get::<_, Option<String>>(i));
-            if !each(values.collect::<Result<_, _>>().map_err(failed)?) {
-                break;
-            }
-        }
-        Ok(())
+        self.stream_text(&wrapped, each).map(|_| ())
     }
 
     fn query(&mut self, sql: &str, limit: usize) -> DbResult<Rows> {
