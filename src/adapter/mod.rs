@@ -165,6 +165,35 @@ pub(crate) struct Around {
     /// Descriptions stored as comments on publish (`persist_docs`): the relation's, and each
     /// column's.
     pub(crate) docs: Docs,
+    /// How the warehouse lays the relation out, where it has a say.
+    pub(crate) layout: Layout,
+}
+
+/// The physical layout of a relation (Redshift's `dist`, `sort`, `sort_type`, `backup`,
+/// `bind`); an adapter applies what its warehouse has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// `all`, `even`, `auto` or a column (the distribution key).
+    pub(crate) dist: Option<String>,
+    pub(crate) sort: Vec<String>,
+    /// `compound` or `interleaved`.
+    pub(crate) sort_type: Option<String>,
+    /// False: left out of snapshots of the cluster.
+    pub(crate) backup: bool,
+    /// False: a late-binding view, which depends on nothing until it is read.
+    pub(crate) bind: bool,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            dist: None,
+            sort: Vec::new(),
+            sort_type: None,
+            backup: true,
+            bind: true,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -338,7 +367,9 @@ impl Connection {
         let before = diags.error_count();
         let c = match target.kind {
             Kind::DuckDb => Connection::DuckDb(duckdb::Settings::new(target, root, diags)),
-            Kind::Postgres => Connection::Postgres(postgres::Settings::new(target, root, diags)),
+            Kind::Postgres | Kind::Redshift => {
+                Connection::Postgres(postgres::Settings::new(target, root, diags))
+            }
         };
         (diags.error_count() == before).then_some(c)
     }
@@ -365,7 +396,7 @@ impl Connection {
         match (self, other) {
             (Connection::DuckDb(a), Connection::DuckDb(b)) => a.attachable(b).is_none(),
             (Connection::Postgres(a), Connection::Postgres(b)) => {
-                (&a.host, a.port, &a.dbname) == (&b.host, b.port, &b.dbname)
+                (a.flavour, &a.host, a.port, &a.dbname) == (b.flavour, &b.host, b.port, &b.dbname)
             }
             _ => false,
         }

@@ -63,7 +63,7 @@ pub(super) trait Statements {
         let cols: Vec<String> = key.iter().map(|k| self.quote(k)).collect();
         let shown: Vec<String> = cols
             .iter()
-            .map(|c| self.dialect().cast(c, "VARCHAR"))
+            .map(|c| self.dialect().cast(c, self.dialect().text_type()))
             .collect();
         let sql = format!(
             "SELECT {}, count(*) FROM {new} GROUP BY {} HAVING count(*) > 1 LIMIT 1",
@@ -177,7 +177,7 @@ pub(super) trait Statements {
         let rows = match &inc.strategy {
             Strategy::Append => self.exec(&insert, log)?,
             Strategy::DeleteInsert { key } => {
-                self.delete_keys((&target, &new), (key, &incoming), log)?;
+                self.delete_keys((relation, &new), (key, &incoming), log)?;
                 self.exec(&insert, log)?
             }
             Strategy::Merge {
@@ -202,16 +202,19 @@ pub(super) trait Statements {
     /// Deletes the table's rows whose key the new rows have.
     fn delete_keys(
         &mut self,
-        (target, new): (&str, &str),
+        (relation, new): (&Relation, &str),
         (key, incoming): (&[String], &[(String, String)]),
         log: &mut Vec<String>,
     ) -> DbResult<u64> {
         let d = self.dialect();
+        let target = d.relation(relation);
+        let (from, t) = match d.aliases_delete_target() {
+            true => (format!("{target} AS t"), "t".to_string()),
+            false => (target, d.quote(&relation.name)),
+        };
+        let on = key_match(d, (&t, "n"), key, incoming);
         self.exec(
-            &format!(
-                "DELETE FROM {target} AS t USING {new} AS n WHERE {}",
-                key_match(d, key, incoming)
-            ),
+            &format!("DELETE FROM {from} USING {new} AS n WHERE {on}"),
             log,
         )
     }
@@ -254,14 +257,37 @@ pub(super) trait Statements {
                 .cloned()
                 .collect(),
         };
+        let on = key_match(d, ("t", "n"), key, incoming);
+        if !d.merges() {
+            // The update first: the rows it inserts next must not be updated again.
+            let updated = match set.is_empty() {
+                true => 0,
+                false => self.exec(
+                    &format!(
+                        "UPDATE {target} AS t SET {}\nFROM {new} AS n WHERE {on}",
+                        assignments(d, &set)
+                    ),
+                    log,
+                )?,
+            };
+            let inserted = self.exec(
+                &format!(
+                    "INSERT INTO {target} ({})\nSELECT {} FROM {new} AS n\n\
+                     WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {on})",
+                    quoted_list(d, columns, ""),
+                    quoted_list(d, columns, "n.")
+                ),
+                log,
+            )?;
+            return Ok(updated + inserted);
+        }
         // One MERGE joins the new rows with the table once (measured: 40% faster
         // than UPDATE ... FROM then INSERT ... WHERE NOT EXISTS on 10M rows).
         self.exec(
             &format!(
-                "MERGE INTO {target} AS t USING {new} AS n ON {}\n\
+                "MERGE INTO {target} AS t USING {new} AS n ON {on}\n\
                  WHEN MATCHED THEN {}\n\
                  WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
-                key_match(d, key, incoming),
                 when_matched(d, &set),
                 quoted_list(d, columns, ""),
                 quoted_list(d, columns, "n.")
@@ -329,7 +355,7 @@ pub(super) trait Statements {
         log: &mut Vec<String>,
     ) -> DbResult<u64> {
         let d = self.dialect();
-        let key = key_match(d, &spec.unique_key, incoming);
+        let key = key_match(d, ("t", "n"), &spec.unique_key, incoming);
         let valid_to = d.quote(&spec.meta.valid_to);
         self.exec(
             &format!(
@@ -349,7 +375,7 @@ pub(super) trait Statements {
         log: &mut Vec<String>,
     ) -> DbResult<u64> {
         let d = self.dialect();
-        let key = key_match(d, &spec.unique_key, incoming);
+        let key = key_match(d, ("t", "n"), &spec.unique_key, incoming);
         let valid_to = d.quote(&spec.meta.valid_to);
         let now = format!("TIMESTAMP {}", lit(&spec.now));
         self.exec(
@@ -371,7 +397,7 @@ pub(super) trait Statements {
     ) -> DbResult<u64> {
         let d = self.dialect();
         let m = &spec.meta;
-        let key = key_match(d, &spec.unique_key, incoming);
+        let key = key_match(d, ("t", "n"), &spec.unique_key, incoming);
         let valid_to = d.quote(&m.valid_to);
         let version = snapshot_version(d, spec, "n");
         self.exec(
@@ -459,11 +485,16 @@ fn when_matched(d: &dyn Dialect, set: &[String]) -> String {
     if set.is_empty() {
         return "DO NOTHING".to_string();
     }
-    let assignments: Vec<String> = set
+    format!("UPDATE SET {}", assignments(d, set))
+}
+
+/// `"a" = n."a", …` for each column of `set`.
+fn assignments(d: &dyn Dialect, set: &[String]) -> String {
+    let each: Vec<String> = set
         .iter()
         .map(|c| format!("{q} = n.{q}", q = d.quote(c)))
         .collect();
-    format!("UPDATE SET {}", assignments.join(", "))
+    each.join(", ")
 }
 
 /// What makes a snapshot row a new version: a later `updated_at`, or (check strategy) a
@@ -480,7 +511,7 @@ fn snapshot_changed(d: &dyn Dialect, spec: &SnapshotSpec, incoming: &[(String, S
             let checked = checked.as_ref().unwrap_or(&all);
             let differs: Vec<String> = checked
                 .iter()
-                .map(|c| format!("t.{q} IS DISTINCT FROM n.{q}", q = d.quote(c)))
+                .map(|c| d.distinct(&format!("t.{}", d.quote(c)), &format!("n.{}", d.quote(c))))
                 .collect();
             format!("({})", differs.join(" OR "))
         }
@@ -496,14 +527,20 @@ fn quoted_list(d: &dyn Dialect, columns: &[String], prefix: &str) -> String {
         .join(", ")
 }
 
-/// Null-safe equality of the key columns of `t` (the table) and `n` (the new rows), in the
-/// form the dialect can join on fast; `types` are the new rows' columns.
-fn key_match(d: &dyn Dialect, key: &[String], types: &[(String, String)]) -> String {
+/// Null-safe equality of the key columns of `t` (the table) and `n` (the new rows), as they
+/// are named in the statement, in the form the dialect can join on fast; `types` are the new
+/// rows' columns.
+fn key_match(
+    d: &dyn Dialect,
+    (t, n): (&str, &str),
+    key: &[String],
+    types: &[(String, String)],
+) -> String {
     key.iter()
         .map(|k| {
             let q = d.quote(k);
             let ty = column_type(types, k);
-            d.null_safe_equal(&format!("t.{q}"), &format!("n.{q}"), ty.as_deref())
+            d.null_safe_equal(&format!("{t}.{q}"), &format!("{n}.{q}"), ty.as_deref())
         })
         .collect::<Vec<_>>()
         .join(" AND ")
@@ -524,13 +561,13 @@ fn scd_id(d: &dyn Dialect, spec: &SnapshotSpec, row: &str) -> String {
     let parts: Vec<String> = spec
         .unique_key
         .iter()
-        .map(|k| format!("coalesce(CAST({row}.{} AS VARCHAR), '')", d.quote(k)))
-        .chain([format!(
-            "CAST({} AS VARCHAR)",
-            snapshot_version(d, spec, row)
-        )])
+        .map(|k| {
+            let text = d.cast(&format!("{row}.{}", d.quote(k)), d.text_type());
+            format!("coalesce({text}, '')")
+        })
+        .chain([d.cast(&snapshot_version(d, spec, row), d.text_type())])
         .collect();
-    format!("md5(concat_ws('|', {}))", parts.join(", "))
+    d.hash_text(&parts)
 }
 
 pub(super) fn lit(s: &str) -> String {

@@ -358,9 +358,10 @@ fn built_relation(project: &Project, n: &Node) -> RelName {
         .str("schema")
         .or_else(|| n.config.str("target_schema"))
         .unwrap_or(&project.target.schema);
+    let stored = |name: &str| project.target.dialect().stored_name(name);
     RelName {
-        schema: format!("{}{}", project.target.schema_prefix, schema),
-        identifier: n.config.str("alias").unwrap_or(&n.name).to_string(),
+        schema: stored(&format!("{}{}", project.target.schema_prefix, schema)),
+        identifier: stored(n.config.str("alias").unwrap_or(&n.name)),
         ephemeral: n.kind == NodeKind::Model && n.config.materialized() == "ephemeral",
         external: None,
     }
@@ -371,8 +372,8 @@ fn source_relation(project: &Project, n: &Node) -> Option<RelName> {
     n.source_relation
         .clone()
         .map(|(schema, identifier)| RelName {
-            schema,
-            identifier,
+            schema: project.target.dialect().stored_name(&schema),
+            identifier: project.target.dialect().stored_name(&identifier),
             ephemeral: false,
             external: n
                 .external()

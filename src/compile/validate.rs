@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use super::{BUILTIN_TESTS, files_reader, resolve_dep, template_name};
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
 use crate::graph::Graph;
-use crate::project::config::{MODEL_MATERIALIZATIONS, NOT_APPLIED_KEYS};
+use crate::project::config::{LAYOUT_KEYS, MODEL_MATERIALIZATIONS, NOT_APPLIED_KEYS};
 use crate::project::{Fixture, Node, NodeKind, Project, TestSpec, UnitTestProps};
 use crate::sql::Dialect;
 use crate::template::{Names, RelName, Templates, scan};
@@ -29,6 +29,15 @@ pub(super) fn warn_not_applied(project: &Project, diags: &mut Diagnostics) {
         let set = |n: &Node| n.config.get("grants").is_some();
         let then = "is built without them (they apply on postgres targets)";
         warn_setting(nodes, ("grants", &what, then), set, diags);
+    }
+    let applied = target.dialect().layout_keys();
+    for key in LAYOUT_KEYS.iter().filter(|k| !applied.contains(k)) {
+        let what = format!(
+            "config `{key}` is not applied on {} targets (it lays out Redshift's tables and views)",
+            target.kind.name()
+        );
+        let set = |n: &Node| n.config.get(key).is_some();
+        warn_setting(nodes, (key, &what, "is built without it"), set, diags);
     }
     for key in NOT_APPLIED_KEYS {
         let what = format!("config `{key}` is not applied by this version of xform");

@@ -6,7 +6,9 @@ use jiff::{Timestamp, ToSpan, tz::TimeZone};
 use serde_json::Value as Json;
 
 use super::PlanOptions;
-use crate::adapter::{SchemaChange, SnapshotColumns, SnapshotSpec, SnapshotStrategy, Strategy};
+use crate::adapter::{
+    Layout, SchemaChange, SnapshotColumns, SnapshotSpec, SnapshotStrategy, Strategy,
+};
 use crate::diagnostics::{Diagnostic, did_you_mean};
 use crate::project::Node;
 
@@ -273,6 +275,24 @@ impl<'a> Checker<'a> {
             Err(self.errors)
         }
     }
+}
+
+/// A table's or view's physical layout (`dist`, `sort`, `sort_type`, `backup`, `bind`), read
+/// where the target's warehouse has one (a key it lacks was warned of at compile time).
+pub(crate) fn layout(n: &Node, keys: &[&str]) -> Result<Layout, Vec<Diagnostic>> {
+    let mut ck = Checker::new(n);
+    if keys.is_empty() {
+        return ck.done(Layout::default());
+    }
+    let defaults = Layout::default();
+    let layout = Layout {
+        dist: ck.text("dist"),
+        sort: ck.columns("sort").unwrap_or_default(),
+        sort_type: ck.one_of("sort_type", &["compound", "interleaved"]),
+        backup: ck.flag("backup").unwrap_or(defaults.backup),
+        bind: ck.flag("bind").unwrap_or(defaults.bind),
+    };
+    ck.done(layout)
 }
 
 /// An incremental model's settings: `incremental_strategy` (default `merge` with a

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use jiff::civil::DateTime;
 
 use crate::adapter::{
-    Around, Build, DbError, DbResult, Docs, Increment, RelKind, Relation, Session, SnapshotSpec,
-    Staged,
+    Around, Build, DbError, DbResult, Docs, Increment, Layout, RelKind, Relation, Session,
+    SnapshotSpec, Staged,
 };
 use crate::compile::Compiled;
 use crate::diagnostics::Diagnostic;
@@ -69,6 +69,8 @@ pub(crate) struct Job {
     pub(crate) audit: bool,
     pub(crate) tests: Vec<usize>,
     pub(crate) unit_tests: Vec<usize>,
+    /// How the warehouse lays the relation out.
+    pub(crate) layout: Layout,
 }
 
 impl Job {
@@ -81,6 +83,7 @@ impl Job {
             audit: false,
             tests: Vec::new(),
             unit_tests: Vec::new(),
+            layout: Layout::default(),
         }
     }
 
@@ -124,6 +127,7 @@ pub(crate) fn plan(
     };
     let audit = matches!(action, Action::Table | Action::Incremental(_))
         && n.config.get("audit").and_then(|v| v.as_bool()) != Some(false);
+    let layout = incremental::layout(n, c.project.target.dialect().layout_keys())?;
     Ok(Some(Job {
         node: i,
         relation: Some(relation),
@@ -131,6 +135,7 @@ pub(crate) fn plan(
         audit,
         tests: Vec::new(),
         unit_tests: Vec::new(),
+        layout,
     }))
 }
 
@@ -225,7 +230,7 @@ fn build(
         .relation
         .as_ref()
         .expect("a building job has a relation");
-    let around = around(c, job.node);
+    let around = around(c, job);
     let stage = |s: &mut dyn Session, log: &mut Vec<String>| {
         let what = what_to_build(c, job, replaces, input);
         s.stage(relation, what, replaces, (audit, &around), log)
@@ -246,14 +251,16 @@ fn build(
     done(built, tests)
 }
 
-/// The node's hooks and grants.
-fn around(c: &Compiled, node: usize) -> Around {
+/// The job's hooks, grants, comments and layout.
+fn around(c: &Compiled, job: &Job) -> Around {
+    let node = job.node;
     let hooks = |all: &[Vec<String>]| all.get(node).cloned().unwrap_or_default();
     Around {
         pre: hooks(&c.hooks.pre),
         post: hooks(&c.hooks.post),
         grants: c.nodes()[node].config.grants(),
         docs: docs(&c.nodes()[node]),
+        layout: job.layout.clone(),
     }
 }
 
@@ -571,7 +578,7 @@ fn run_batches(
             .relation
             .as_ref()
             .expect("a building job has a relation"),
-        around: around(c, job.node),
+        around: around(c, job),
     };
     let mut results = Vec::with_capacity(batches.len());
     if let Some(first) = batches.first() {

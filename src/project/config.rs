@@ -12,13 +12,16 @@ pub(crate) const APPLIED_KEYS: &[&str] = &[
     "access",
     "alias",
     "audit",
+    "backup",
     "batch_size",
     "begin",
+    "bind",
     "check_cols",
     "column_types",
     "concurrent_batches",
     "contract",
     "delimiter",
+    "dist",
     "docs",
     "enabled",
     "encoding",
@@ -49,6 +52,8 @@ pub(crate) const APPLIED_KEYS: &[&str] = &[
     "schema",
     "severity",
     "snapshot_meta_column_names",
+    "sort",
+    "sort_type",
     "sql_check",
     "store_failures",
     "strategy",
@@ -59,6 +64,10 @@ pub(crate) const APPLIED_KEYS: &[&str] = &[
     "warn_if",
     "where",
 ];
+
+/// Config keys of a relation's physical layout, applied where the warehouse has one
+/// (`Dialect::layout_keys`) and warned of elsewhere.
+pub(crate) const LAYOUT_KEYS: &[&str] = &["dist", "sort", "sort_type", "backup", "bind"];
 
 /// Config keys of dbt's that xform accepts but does not apply yet: a project that sets one is
 /// warned, once per key, where it first sets it.

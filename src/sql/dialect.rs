@@ -3,7 +3,7 @@
 //! caller. Every piece of SQL text xform writes of its own outside an adapter is built here.
 
 use serde_json::Value as Json;
-use sqlparser::dialect::{Dialect as Parser, DuckDbDialect, PostgreSqlDialect};
+use sqlparser::dialect::{Dialect as Parser, DuckDbDialect, PostgreSqlDialect, RedshiftSqlDialect};
 
 use super::Relation;
 
@@ -13,15 +13,17 @@ use super::Relation;
 pub(crate) enum Kind {
     DuckDb,
     Postgres,
+    Redshift,
 }
 
 impl Kind {
-    pub(crate) const NAMES: &'static [&'static str] = &["duckdb", "postgres"];
+    pub(crate) const NAMES: &'static [&'static str] = &["duckdb", "postgres", "redshift"];
 
     pub(crate) fn parse(name: &str) -> Option<Kind> {
         match name {
             "duckdb" => Some(Kind::DuckDb),
             "postgres" | "postgresql" => Some(Kind::Postgres),
+            "redshift" => Some(Kind::Redshift),
             _ => None,
         }
     }
@@ -30,6 +32,7 @@ impl Kind {
         match self {
             Kind::DuckDb => "duckdb",
             Kind::Postgres => "postgres",
+            Kind::Redshift => "redshift",
         }
     }
 
@@ -37,6 +40,7 @@ impl Kind {
         match self {
             Kind::DuckDb => &DuckDb,
             Kind::Postgres => &Postgres,
+            Kind::Redshift => &Redshift,
         }
     }
 }
@@ -109,6 +113,12 @@ pub(crate) trait Dialect: Send + Sync {
         ident.to_string()
     }
 
+    /// The name the warehouse stores for an identifier xform creates (and lists in its
+    /// catalog).
+    fn stored_name(&self, ident: &str) -> String {
+        ident.to_string()
+    }
+
     /// `"database"."schema"."name"`, the database only when there is one.
     fn relation(&self, r: &Relation) -> String {
         self.relation_name(r.database.as_deref(), &r.schema, &r.name)
@@ -177,6 +187,39 @@ pub(crate) trait Dialect: Send + Sync {
         format!("{a} IS NOT DISTINCT FROM {b}")
     }
 
+    /// Whether `a` and `b` differ, a NULL differing from any value but NULL.
+    fn distinct(&self, a: &str, b: &str) -> String {
+        format!("{a} IS DISTINCT FROM {b}")
+    }
+
+    /// The type any value can be cast to as text, whole.
+    fn text_type(&self) -> &'static str {
+        "VARCHAR"
+    }
+
+    /// A hash (text) of `parts` (text expressions, never NULL) joined by `|`.
+    fn hash_text(&self, parts: &[String]) -> String {
+        format!("md5(concat_ws('|', {}))", parts.join(", "))
+    }
+
+    /// Whether `MERGE INTO t AS alias … WHEN MATCHED THEN DO NOTHING` is understood; else a
+    /// merge is an `UPDATE … FROM` and an `INSERT … WHERE NOT EXISTS`.
+    fn merges(&self) -> bool {
+        true
+    }
+
+    /// Whether `DELETE FROM t AS alias` is understood; else the table is named by its own
+    /// name in the condition.
+    fn aliases_delete_target(&self) -> bool {
+        true
+    }
+
+    /// Config keys of the physical layout of tables and views (sort and distribution keys,
+    /// late binding) this warehouse applies.
+    fn layout_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// `expr` (text) ordered byte by byte, whatever the database's collation.
     fn binary_order(&self, expr: &str) -> String {
         expr.to_string()
@@ -185,7 +228,7 @@ pub(crate) trait Dialect: Send + Sync {
     /// Every row of `from` as text — the key columns, then `columns` — ordered by the key's
     /// text byte by byte, NULLs first: two warehouses list the same rows in the same order.
     fn in_key_order(&self, from: &str, key: &[&str], columns: &[&str]) -> String {
-        let text = |c: &&str| self.cast(&self.quote(c), "VARCHAR");
+        let text = |c: &&str| self.cast(&self.quote(c), self.text_type());
         let keys: Vec<String> = key.iter().map(text).collect();
         let order: Vec<String> = keys
             .iter()
@@ -328,7 +371,7 @@ pub(crate) trait Dialect: Send + Sync {
         for c in columns {
             select.push(format!("a.{} AS {}", q(c), q(&format!("a.{c}"))));
             select.push(format!("b.{} AS {}", q(c), q(&format!("b.{c}"))));
-            differ.push(format!("a.{0} IS DISTINCT FROM b.{0}", q(c)));
+            differ.push(self.distinct(&format!("a.{}", q(c)), &format!("b.{}", q(c))));
         }
         format!(
             "SELECT {}\nFROM (SELECT *, true AS __xform_a FROM {a}) AS a\nFULL OUTER JOIN (SELECT *, true AS __xform_b FROM {b}) AS b ON {}\nWHERE {}",
@@ -571,32 +614,150 @@ impl Dialect for Postgres {
     /// a value of their type, plus the equality of their NULL-ness, is exactly as null-safe
     /// and joins by hash.
     fn null_safe_equal(&self, a: &str, b: &str, data_type: Option<&str>) -> String {
-        let ty = data_type.unwrap_or_default().to_ascii_lowercase();
-        let zero = match self.column_class(&ty) {
-            ColumnClass::Numeric => "0",
-            ColumnClass::Text => "''",
-            _ if ty == "boolean" => "false",
-            _ if ty == "date" => "DATE '1970-01-01'",
-            _ if ty.starts_with("timestamp") => "TIMESTAMP '1970-01-01'",
-            // Of a type not known here, compared as text: as exact, and as hashable.
-            _ => {
-                let text = |x: &str| format!("coalesce(CAST({x} AS text), '')");
-                return format!(
-                    "{} = {} AND ({a} IS NULL) = ({b} IS NULL)",
-                    text(a),
-                    text(b)
-                );
-            }
-        };
-        format!("coalesce({a}, {zero}) = coalesce({b}, {zero}) AND ({a} IS NULL) = ({b} IS NULL)")
+        coalesced_equal(self, (a, b), data_type)
     }
 
-    /// Only a relation can be described from the catalog: `from` is its quoted name.
+    /// Only a relation or a temporary table can be described from the catalog: `from` is its
+    /// quoted name. Matched by name (no `regclass`, which Redshift lacks).
     fn describe(&self, from: &str) -> String {
+        let parts = unquoted(from);
+        let lit = |s: &str| self.literal(&Json::from(s));
+        let (schema, name) = match &parts[..] {
+            [.., schema, name] => (format!("n.nspname = {}", lit(schema)), name),
+            [name] => ("pg_table_is_visible(c.oid)".to_string(), name),
+            [] => ("false".to_string(), &String::new()),
+        };
         format!(
-            "SELECT attname AS column_name, format_type(atttypid, atttypmod) AS column_type FROM pg_attribute WHERE attrelid = {}::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-            self.literal(&Json::from(from))
+            "SELECT a.attname AS column_name, format_type(a.atttypid, a.atttypmod) AS column_type \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relname = {} AND {schema} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            lit(name)
         )
+    }
+}
+
+/// `a` and `b` both coalesced to a value of their type, plus the equality of their NULL-ness:
+/// exactly null-safe, and a join on it can hash.
+fn coalesced_equal(d: &dyn Dialect, (a, b): (&str, &str), data_type: Option<&str>) -> String {
+    let ty = data_type.unwrap_or_default().to_ascii_lowercase();
+    let zero = match d.column_class(&ty) {
+        ColumnClass::Numeric => "0",
+        ColumnClass::Text => "''",
+        _ if ty == "boolean" => "false",
+        _ if ty == "date" => "DATE '1970-01-01'",
+        _ if ty.starts_with("timestamp") => "TIMESTAMP '1970-01-01'",
+        // Of a type not known here, compared as text: as exact, and as hashable.
+        _ => {
+            let text = |x: &str| format!("coalesce(CAST({x} AS {}), '')", d.text_type());
+            return format!(
+                "{} = {} AND ({a} IS NULL) = ({b} IS NULL)",
+                text(a),
+                text(b)
+            );
+        }
+    };
+    format!("coalesce({a}, {zero}) = coalesce({b}, {zero}) AND ({a} IS NULL) = ({b} IS NULL)")
+}
+
+/// The parts of a name quoted with double quotes (`"a"."b""c"` → `a`, `b"c`).
+fn unquoted(name: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut part = String::new();
+    let mut quoted = false;
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                part.push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            ('.', false) => parts.push(std::mem::take(&mut part)),
+            (c, _) => part.push(c),
+        }
+    }
+    parts.push(part);
+    parts
+}
+
+/// Amazon Redshift: PostgreSQL 8's SQL over its wire, with identifiers folded to lower case
+/// (quoted or not), text sized in bytes (`VARCHAR` alone is 256 of them), and no `IS [NOT]
+/// DISTINCT FROM`, `COLLATE`, `concat_ws`, target aliases in `DELETE` or `MERGE … DO NOTHING`.
+pub(crate) struct Redshift;
+
+impl Dialect for Redshift {
+    fn parser(&self) -> &'static dyn Parser {
+        &RedshiftSqlDialect {}
+    }
+
+    fn default_schema(&self) -> &'static str {
+        "public"
+    }
+
+    /// Redshift folds every identifier to lower case: so does xform, so that the names it
+    /// writes and the names the catalog lists are the same.
+    fn quote(&self, ident: &str) -> String {
+        Postgres.quote(&ident.to_lowercase())
+    }
+
+    fn fold_identifier(&self, ident: &str) -> String {
+        ident.to_lowercase()
+    }
+
+    fn stored_name(&self, ident: &str) -> String {
+        ident.to_lowercase()
+    }
+
+    fn numeric_types(&self) -> &'static [&'static str] {
+        Postgres.numeric_types()
+    }
+
+    fn text_types(&self) -> &'static [&'static str] {
+        Postgres.text_types()
+    }
+
+    fn nested_types(&self) -> &'static [&'static str] {
+        &["SUPER"]
+    }
+
+    fn max_identifier_bytes(&self) -> Option<usize> {
+        Some(127)
+    }
+
+    fn null_safe_equal(&self, a: &str, b: &str, data_type: Option<&str>) -> String {
+        coalesced_equal(self, (a, b), data_type)
+    }
+
+    /// Exact where `IS DISTINCT FROM` is not implemented: an unknown comparison (a NULL side)
+    /// counts as equal only when both sides are NULL.
+    fn distinct(&self, a: &str, b: &str) -> String {
+        format!("(coalesce({a} <> {b}, false) OR ({a} IS NULL) <> ({b} IS NULL))")
+    }
+
+    fn text_type(&self) -> &'static str {
+        "VARCHAR(65535)"
+    }
+
+    fn hash_text(&self, parts: &[String]) -> String {
+        let joined: Vec<String> = parts.iter().map(|p| format!("coalesce({p}, '')")).collect();
+        format!("md5({})", joined.join(" || '|' || "))
+    }
+
+    fn merges(&self) -> bool {
+        false
+    }
+
+    fn aliases_delete_target(&self) -> bool {
+        false
+    }
+
+    fn layout_keys(&self) -> &'static [&'static str] {
+        &["dist", "sort", "sort_type", "backup", "bind"]
+    }
+
+    fn describe(&self, from: &str) -> String {
+        Postgres.describe(from)
     }
 }
 
@@ -686,6 +847,24 @@ mod tests {
             ColumnClass::Text
         );
         assert_eq!(Postgres.column_class("numeric(12,2)"), ColumnClass::Numeric);
+    }
+
+    #[test]
+    fn quoted_names_read_back_into_their_parts() {
+        assert_eq!(unquoted("\"a\".\"b\"\"c.d\""), ["a", "b\"c.d"]);
+        assert_eq!(unquoted("\"tmp\""), ["tmp"]);
+    }
+
+    #[test]
+    fn redshift_folds_names_and_writes_null_safe_forms_it_has() {
+        let r = Redshift;
+        assert_eq!(r.quote("Orders"), "\"orders\"");
+        let d = r.distinct("a", "b");
+        assert!(!d.contains("DISTINCT"), "{d}");
+        let every = every_statement(&r).join("\n");
+        assert!(!every.contains("DISTINCT FROM"), "{every}");
+        assert!(!every.contains("AS VARCHAR)"), "{every}");
+        assert_eq!(r.column_class("SUPER"), ColumnClass::Nested);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod fuzz;
 mod harness;
 mod incremental;
 mod on_postgres;
+mod on_redshift;
 mod regressions;
 mod reliability;
 mod render;

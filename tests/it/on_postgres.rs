@@ -33,16 +33,16 @@ fn postgres_is_configured_in_ci() {
 }
 
 /// A test's own schemas on the server, dropped when it ends.
-struct Pg {
-    prefix: String,
-    address: Vec<(String, String)>,
+pub struct Pg {
+    pub prefix: String,
+    pub address: Vec<(String, String)>,
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 impl Pg {
     /// None when no server is configured (the caller returns: skipped).
-    fn new() -> Option<Pg> {
+    pub fn new() -> Option<Pg> {
         let Some(address) = address() else {
             eprintln!("skipped: XFORM_TEST_POSTGRES not set");
             return None;
@@ -56,7 +56,7 @@ impl Pg {
         Some(pg)
     }
 
-    fn client(&self) -> postgres::Client {
+    pub fn client(&self) -> postgres::Client {
         let conninfo: Vec<String> = self
             .address
             .iter()
@@ -88,7 +88,7 @@ impl Pg {
     }
 
     /// Every value of a query as text (NULL as "NULL").
-    fn query(&self, sql: &str) -> Vec<Vec<String>> {
+    pub fn query(&self, sql: &str) -> Vec<Vec<String>> {
         let mut out = Vec::new();
         for m in self.client().simple_query(sql).expect(sql) {
             if let postgres::SimpleQueryMessage::Row(r) = m {
@@ -102,17 +102,17 @@ impl Pg {
         out
     }
 
-    fn one(&self, sql: &str) -> String {
+    pub fn one(&self, sql: &str) -> String {
         self.query(sql)[0][0].clone()
     }
 
     /// A schema of this test: `analytics` → `xt_1_0_analytics`.
-    fn schema(&self, name: &str) -> String {
+    pub fn schema(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
     }
 
     /// `schema.name, kind` of every relation in this test's schemas, sorted.
-    fn relations(&self) -> Vec<(String, String)> {
+    pub fn relations(&self) -> Vec<(String, String)> {
         self.query(&format!(
             "SELECT n.nspname || '.' || c.relname, c.relkind::text FROM pg_class c \
              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE '{}%' \
@@ -588,7 +588,7 @@ fn ok_path(dir: &Path, p: &str) -> bool {
 }
 
 /// Creates a role once for the whole server (roles are not per database).
-fn role(pg: &Pg, name: &str) {
+pub fn role(pg: &Pg, name: &str) {
     let _ = pg.client().batch_execute(&format!(
         "DO $$ BEGIN CREATE ROLE {name}; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
     ));

@@ -6,24 +6,46 @@ use std::time::Duration;
 
 use postgres::{CancelToken, Client, NoTls, SimpleQueryMessage};
 
-use super::{Settings, SslMode, seed};
+use super::{Flavour, Settings, SslMode, seed};
 use crate::adapter::statements::{self, Statements, body, kind_word, limited, lit as literal};
 use crate::adapter::{
-    Around, Build, CsvSource, DbError, DbResult, RelKind, Relation, Rows, Session, Staged,
+    Around, Build, CsvSource, DbError, DbResult, Layout, RelKind, Relation, Rows, Session, Staged,
     Warehouse, kind_built,
 };
 use crate::sql::{Dialect, Kind};
 
-fn dialect() -> &'static dyn Dialect {
-    Kind::Postgres.dialect()
+impl Flavour {
+    fn dialect(self) -> &'static dyn Dialect {
+        match self {
+            Flavour::Postgres => Kind::Postgres.dialect(),
+            Flavour::Redshift => Kind::Redshift.dialect(),
+        }
+    }
+
+    /// Whether a failed statement can be undone alone (`SAVEPOINT`) inside a transaction.
+    fn savepoints(self) -> bool {
+        self == Flavour::Postgres
+    }
 }
 
+/// Quoting as PostgreSQL does (Redshift folds even quoted names to lower case, and xform
+/// stores its relations' names folded there: the same text names the same thing).
 fn quote(ident: &str) -> String {
-    dialect().quote(ident)
+    Kind::Postgres.dialect().quote(ident)
 }
 
 fn rel(r: &Relation) -> String {
-    dialect().relation(r)
+    Kind::Postgres.dialect().relation(r)
+}
+
+/// The catalog's condition for `relation`, `c` being its `pg_class` row and `n` its
+/// namespace's (no `regclass`, which Redshift lacks).
+fn catalog_match(relation: &Relation) -> String {
+    format!(
+        "n.nspname = {} AND c.relname = {}",
+        literal(&relation.schema),
+        literal(&relation.name)
+    )
 }
 
 /// PostgreSQL's longest identifier, in bytes; longer names are cut silently.
@@ -43,6 +65,7 @@ enum Tls {
 
 /// What the warehouse and its sessions share.
 struct Shared {
+    flavour: Flavour,
     config: postgres::Config,
     tls: Tls,
     lock_timeout: String,
@@ -95,6 +118,7 @@ impl Pg {
             config.password(p);
         }
         let shared = Arc::new(Shared {
+            flavour: s.flavour,
             config,
             tls: tls(s)?,
             lock_timeout: s.lock_timeout.clone(),
@@ -104,11 +128,11 @@ impl Pg {
         });
         let mut client = shared.connect()?;
         let version = scalar(&mut client, "SELECT version()")?.unwrap_or_default();
-        if version.contains("Redshift") {
+        if version.contains("Redshift") && s.flavour == Flavour::Postgres {
             return Err(DbError::Failed(format!(
-                "{}:{} is a Amazon Redshift server, not PostgreSQL: Redshift lacks much of what a \
-                 postgres target uses (savepoints, COPY FROM STDIN, MERGE on NULL keys). xform \
-                 does not build into Redshift yet",
+                "{}:{} is an Amazon Redshift server, not PostgreSQL: Redshift lacks much of what \
+                 a postgres target uses (savepoints, COPY FROM STDIN, IS NOT DISTINCT FROM); \
+                 set `type: redshift` on this target",
                 s.host, s.port
             )));
         }
@@ -198,7 +222,9 @@ impl Warehouse for Pg {
         let mut client = self.shared.connect()?;
         // A killed xform's statement stops within a second (PostgreSQL 14 and later; older
         // servers refuse the setting and run the statement to its end before rolling back).
-        let _ = client.batch_execute("SET client_connection_check_interval = '1s'");
+        if self.shared.flavour == Flavour::Postgres {
+            let _ = client.batch_execute("SET client_connection_check_interval = '1s'");
+        }
         self.shared
             .cancels
             .lock()
@@ -206,8 +232,10 @@ impl Warehouse for Pg {
             .push(client.cancel_token());
         Ok(Box::new(PgSession {
             client,
+            flavour: self.shared.flavour,
             shared: self.shared.clone(),
             open: false,
+            layout: Layout::default(),
         }))
     }
 
@@ -238,28 +266,75 @@ impl Warehouse for Pg {
             return Ok(());
         }
         let mut client = self.shared.connect()?;
-        let key = literal(&format!("xform:{}", self.shared.lock_name));
-        let sql = format!("SELECT pg_try_advisory_lock(hashtext({key}))");
-        if scalar(&mut client, &sql)?.as_deref() == Some("t") {
+        let (taken, lock, which) = match self.shared.flavour {
+            Flavour::Postgres => self.advisory_lock(&mut client)?,
+            Flavour::Redshift => self.table_lock(&mut client)?,
+        };
+        if taken {
             *held = Some(client);
             return Ok(());
         }
-        let holder = lock_holder(&mut client, &key).unwrap_or_default();
+        let holder = lock_holder(&mut client, &which).unwrap_or_default();
         Err(DbError::Failed(format!(
-            "another xform run holds this target (its run lock `xform:{}`){holder}; wait for \
-             it to finish (or stop it), or use another target",
-            self.shared.lock_name
+            "another xform run holds this target (its run lock {lock}){holder}; wait for it to \
+             finish (or stop it), or use another target"
         )))
     }
 }
 
-/// Who holds the run lock: " (xform (pid 123) from 10.0.0.5, since 12:00:01)".
-fn lock_holder(client: &mut Client, key: &str) -> DbResult<String> {
+impl Pg {
+    /// PostgreSQL: an advisory lock named after the target's schemas. Whether it was taken,
+    /// its name, and which `pg_locks` row is it.
+    fn advisory_lock(&self, client: &mut Client) -> DbResult<(bool, String, String)> {
+        let key = literal(&format!("xform:{}", self.shared.lock_name));
+        let sql = format!("SELECT pg_try_advisory_lock(hashtext({key}))");
+        let taken = scalar(client, &sql)?.as_deref() == Some("t");
+        let which =
+            format!("l.locktype = 'advisory' AND l.objid = (hashtext({key})::bigint & 4294967295)");
+        Ok((taken, format!("`xform:{}`", self.shared.lock_name), which))
+    }
+
+    /// Redshift, which has no advisory locks: table `xform_run_lock` in the target's schema,
+    /// locked by a transaction this session keeps open for the run. A second run waits a
+    /// second for it, then gives up.
+    fn table_lock(&self, client: &mut Client) -> DbResult<(bool, String, String)> {
+        let table = Relation::new(&self.shared.lock_name, "xform_run_lock");
+        let exists = format!(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {}",
+            catalog_match(&table)
+        );
+        let d = self.shared.flavour.dialect();
+        let name = d.relation(&table);
+        if scalar(client, &exists)?.as_deref() == Some("0") {
+            let schema = d.quote(&table.schema);
+            let create = format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {name} (holder VARCHAR(256))"
+            );
+            client.batch_execute(&create).map_err(failed)?;
+        }
+        let lock = format!("SET statement_timeout = 1000; BEGIN; LOCK TABLE {name}");
+        let taken = client.batch_execute(&lock).is_ok();
+        let settle = match taken {
+            true => "SET statement_timeout = 0",
+            false => "ROLLBACK; SET statement_timeout = 0",
+        };
+        client.batch_execute(settle).map_err(failed)?;
+        let which = format!(
+            "l.locktype = 'relation' AND l.relation = (SELECT c.oid FROM pg_class c JOIN \
+             pg_namespace n ON n.oid = c.relnamespace WHERE {})",
+            catalog_match(&table)
+        );
+        Ok((taken, format!("table `{table}`"), which))
+    }
+}
+
+/// Who holds the run lock (`which`: its `pg_locks` row): " (xform (pid 123) from 10.0.0.5,
+/// since 12:00:01)". Where the server cannot say (Redshift has no `pg_locks`), nothing.
+fn lock_holder(client: &mut Client, which: &str) -> DbResult<String> {
     let sql = format!(
         "SELECT a.application_name, coalesce(host(a.client_addr), 'this host'), \
          to_char(a.backend_start, 'HH24:MI:SS') FROM pg_locks l JOIN pg_stat_activity a ON \
-         a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.objid = \
-         (hashtext({key})::bigint & 4294967295) LIMIT 1"
+         a.pid = l.pid WHERE {which} AND l.granted LIMIT 1"
     );
     let rows = query_rows(client, &sql, None)?;
     Ok(rows
@@ -327,9 +402,12 @@ fn query_rows(client: &mut Client, sql: &str, limit: Option<usize>) -> DbResult<
 
 struct PgSession {
     client: Client,
+    flavour: Flavour,
     shared: Arc<Shared>,
     /// Whether a transaction is open.
     open: bool,
+    /// The layout of what the open transaction builds.
+    layout: Layout,
 }
 
 /// `relation`'s name with `suffix`, shortened (with a hash of the whole name, so two long
@@ -446,8 +524,10 @@ impl PgSession {
 
     /// Runs `f` in a savepoint of the open transaction (if one is open): when it fails, the
     /// transaction goes on without what it did, and the error is an ordinary failure.
+    /// Without savepoints (Redshift), a failure inside the transaction loses it
+    /// (`DbError::TransactionLost`).
     fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> DbResult<T>) -> DbResult<T> {
-        if !self.open {
+        if !self.open || !self.flavour.savepoints() {
             return f(self);
         }
         let mut log = Vec::new();
@@ -465,25 +545,28 @@ impl PgSession {
         }
     }
 
-    /// The views that read `relation`: those reading it directly, or (`all`) every view that
-    /// depends on it through others too, in the order they can be created.
-    fn dependents(&mut self, relation: &Relation, all: bool) -> DbResult<Vec<Relation>> {
-        let oid = format!("{}::regclass", literal(&rel(relation)));
+    /// The views that read `relation` and their definitions: those reading it directly, or
+    /// (`all`) every view that depends on it through others too, in the order they can be
+    /// created.
+    fn dependents(&mut self, relation: &Relation, all: bool) -> DbResult<Vec<Dependent>> {
         let depth = if all { "" } else { "WHERE deps.depth = 1" };
+        // 1259 is pg_class, 2618 pg_rewrite: fixed OIDs (Redshift has no `regclass`).
         let sql = format!(
             "WITH RECURSIVE deps(oid, depth) AS (\n\
              SELECT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid\n\
-             WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = {oid}\n\
-             AND d.classid = 'pg_rewrite'::regclass AND r.ev_class <> {oid}\n\
-             UNION\n\
+             JOIN pg_class c ON c.oid = d.refobjid JOIN pg_namespace n ON n.oid = c.relnamespace\n\
+             WHERE d.refclassid = 1259 AND {}\n\
+             AND d.classid = 2618 AND r.ev_class <> c.oid\n\
+             UNION ALL\n\
              SELECT r.ev_class, deps.depth + 1 FROM deps JOIN pg_depend d\n\
-             ON d.refclassid = 'pg_class'::regclass AND d.refobjid = deps.oid\n\
+             ON d.refclassid = 1259 AND d.refobjid = deps.oid\n\
              JOIN pg_rewrite r ON r.oid = d.objid\n\
-             WHERE d.classid = 'pg_rewrite'::regclass AND r.ev_class <> deps.oid)\n\
-             SELECT n.nspname, c.relname FROM deps\n\
+             WHERE d.classid = 2618 AND r.ev_class <> deps.oid)\n\
+             SELECT n.nspname, c.relname, pg_get_viewdef(c.oid) FROM deps\n\
              JOIN pg_class c ON c.oid = deps.oid AND c.relkind = 'v'\n\
              JOIN pg_namespace n ON n.oid = c.relnamespace {depth}\n\
-             GROUP BY 1, 2 ORDER BY max(deps.depth), 1, 2"
+             GROUP BY 1, 2, 3 ORDER BY max(deps.depth), 1, 2",
+            catalog_match(relation)
         );
         let rows = Statements::rows(self, &sql)?;
         Ok(rows
@@ -491,14 +574,15 @@ impl PgSession {
             .into_iter()
             .map(|r| {
                 let v = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                Relation::new(v(0), v(1))
+                (Relation::new(v(0), v(1)), v(2))
             })
             .collect())
     }
 
     /// Locks `relation` and the views that read it (see `lock`), then reads the views'
     /// definitions: read before the locks, a definition could still name a table another
-    /// session was swapping out, and be gone by the time it is used (measured).
+    /// session was swapping out, and be gone by the time it is used (measured). On Redshift,
+    /// whose `LOCK` takes tables only, the statements that follow take their own locks.
     fn locked_dependents(
         &mut self,
         relation: &Relation,
@@ -506,28 +590,18 @@ impl PgSession {
         log: &mut Vec<String>,
     ) -> DbResult<Vec<Dependent>> {
         let mut views = self.dependents(relation, all)?;
+        if self.flavour == Flavour::Redshift {
+            // Its DDL takes the locks it needs; LOCK takes tables only.
+            return Ok(views);
+        }
         loop {
-            self.lock(views.iter().rev(), relation, log)?;
+            self.lock(views.iter().rev().map(|(v, _)| v), relation, log)?;
             let now = self.dependents(relation, all)?;
             if now == views {
-                break;
+                return Ok(now);
             }
             views = now;
         }
-        let names: Vec<String> = views.iter().map(|v| literal(&rel(v))).collect();
-        let sql = format!(
-            "SELECT pg_get_viewdef(v::regclass) FROM unnest(ARRAY[{}]::text[]) WITH ORDINALITY AS u(v, i) ORDER BY i",
-            names.join(", ")
-        );
-        let defs = match views.is_empty() {
-            true => Rows::default(),
-            false => Statements::rows(self, &sql)?,
-        };
-        let defs = defs
-            .rows
-            .into_iter()
-            .map(|r| r.into_iter().next().flatten().unwrap_or_default());
-        Ok(views.into_iter().zip(defs).collect())
     }
 
     /// Locks the views that read `relation` (the outermost first), then `relation`: readers of
@@ -565,8 +639,9 @@ impl PgSession {
         log: &mut Vec<String>,
     ) -> DbResult<()> {
         let deps = self.locked_dependents(relation, true, log)?;
+        let cascade = if deps.is_empty() { "" } else { " CASCADE" };
         self.run(
-            &format!("DROP {} {} CASCADE", kind_word(old), rel(relation)),
+            &format!("DROP {} {}{cascade}", kind_word(old), rel(relation)),
             log,
         )?;
         create(self, log)?;
@@ -582,12 +657,23 @@ impl PgSession {
         replaces: Option<RelKind>,
         log: &mut Vec<String>,
     ) -> DbResult<()> {
-        let create = format!("CREATE OR REPLACE VIEW {} AS\n{}", rel(relation), body(sql));
+        let late = match self.layout.bind {
+            true => "",
+            false => "\nWITH NO SCHEMA BINDING",
+        };
+        let create = format!(
+            "CREATE OR REPLACE VIEW {} AS\n{}{late}",
+            rel(relation),
+            body(sql)
+        );
         let replaced = match replaces {
             // Nothing to fall back to: no savepoint needed.
             None => self.run(&create, log),
-            Some(RelKind::Table) => Err(DbError::Failed(String::new())),
-            Some(RelKind::View) => self.guarded(|s| s.run(&create, log)),
+            // Without a savepoint to fall back from, straight to dropping and creating.
+            Some(RelKind::View) if self.flavour.savepoints() => {
+                self.guarded(|s| s.run(&create, log))
+            }
+            Some(_) => Err(DbError::Failed(String::new())),
         };
         match (replaced, replaces) {
             (Ok(()), _) => Ok(()),
@@ -613,11 +699,13 @@ impl PgSession {
         if old == RelKind::View {
             return self.replace_dropping((relation, old), rename, log);
         }
-        let timeout = format!(
-            "SET LOCAL lock_timeout = {}",
-            literal(&self.shared.lock_timeout)
-        );
-        self.run(&timeout, log)?;
+        if self.flavour == Flavour::Postgres {
+            let timeout = format!(
+                "SET LOCAL lock_timeout = {}",
+                literal(&self.shared.lock_timeout)
+            );
+            self.run(&timeout, log)?;
+        }
         let deps = self.locked_dependents(relation, false, log)?;
         let aside = suffixed(relation, OLD_SUFFIX);
         self.run(
@@ -672,8 +760,9 @@ impl PgSession {
     }
 
     /// Creates the seed's table with the types its values have (or `column_types` say) and
-    /// loads the file with `COPY … FROM STDIN`; a value the column's type refuses fails the
-    /// load with its line in the file.
+    /// loads the file: with `COPY … FROM STDIN` on PostgreSQL, a value the column's type
+    /// refuses failing the load with its line in the file; with multi-row `INSERT`s on
+    /// Redshift, into text and numbers sized to the values.
     fn load_csv(
         &mut self,
         into: &Relation,
@@ -686,14 +775,30 @@ impl PgSession {
                 .map_err(|e| DbError::Failed(format!("cannot read {}: {e}", csv.path.display())))?,
         };
         let columns = seed::columns(&data, csv)?;
+        let records = match self.flavour {
+            Flavour::Postgres => None,
+            Flavour::Redshift => Some(seed::records(&data, csv, columns.len())?),
+        };
+        let columns = match &records {
+            Some(records) => seed::sized(columns, records),
+            None => columns,
+        };
         let defs: Vec<String> = columns
             .iter()
             .map(|(c, t)| format!("{} {t}", quote(c)))
             .collect();
         self.run(
-            &format!("CREATE TABLE {} ({})", rel(into), defs.join(", ")),
+            &format!(
+                "CREATE TABLE {} ({}){}",
+                rel(into),
+                defs.join(", "),
+                attributes(&self.layout)
+            ),
             log,
         )?;
+        if let Some(records) = records {
+            return self.insert_rows(into, &records, log);
+        }
         let copy = format!(
             "COPY {} FROM STDIN (FORMAT csv, HEADER {}, DELIMITER {}, QUOTE {})",
             rel(into),
@@ -706,6 +811,47 @@ impl PgSession {
         self.lost(loaded.map_err(|e| seed::bad_row(e, failed)))
     }
 
+    /// Inserts `records` 500 rows a statement; a statement the server refuses fails the load
+    /// at the line its rows begin.
+    fn insert_rows(
+        &mut self,
+        into: &Relation,
+        records: &[seed::Record],
+        log: &mut Vec<String>,
+    ) -> DbResult<u64> {
+        let mut loaded = 0;
+        for batch in records.chunks(500) {
+            let rows: Vec<String> = batch
+                .iter()
+                .map(|r| {
+                    let values: Vec<String> = r.values.iter().map(|v| self.value(v)).collect();
+                    format!("({})", values.join(", "))
+                })
+                .collect();
+            let insert = format!("INSERT INTO {} VALUES\n{}", rel(into), rows.join(",\n"));
+            let first = batch.first().map_or(0, |r| r.line);
+            loaded += self.exec(&insert, log).map_err(|e| match e {
+                DbError::Failed(m) | DbError::TransactionLost(m) => DbError::BadRow {
+                    line: first,
+                    column: None,
+                    message: format!("one of the {} rows from this line: {m}", batch.len()),
+                },
+                other => other,
+            })?;
+        }
+        Ok(loaded)
+    }
+
+    /// A seed's value as a literal: empty is NULL; Redshift reads a backslash in a literal as
+    /// an escape, PostgreSQL as itself.
+    fn value(&self, v: &str) -> String {
+        match (v.is_empty(), self.flavour) {
+            (true, _) => "NULL".into(),
+            (false, Flavour::Postgres) => literal(v),
+            (false, Flavour::Redshift) => literal(&v.replace('\\', "\\\\")),
+        }
+    }
+
     fn copy_in(&mut self, copy: &str, data: &[u8]) -> Result<u64, postgres::Error> {
         use std::io::Write;
         let mut writer = self.client.copy_in(copy)?;
@@ -715,16 +861,58 @@ impl PgSession {
     }
 }
 
-/// A grantee as the config names it (`group:g`, `role:r`, `user:u`, `name`): how a GRANT
-/// names it, and the role name the catalog shows.
-fn grantee(spec: &str) -> (String, String) {
+/// A grantee as the config names it (`group:g`, `role:r`, `user:u`, `name`): its kind
+/// (`group`, `role`, `user`, `public`) and name.
+fn grantee(spec: &str) -> (&'static str, String) {
     if spec.eq_ignore_ascii_case("public") {
-        return ("PUBLIC".into(), "public".into());
+        return ("public", "public".into());
     }
     match spec.split_once(':') {
-        Some(("group", g)) => (format!("GROUP {}", quote(g)), g.to_string()),
-        Some(("role" | "user", r)) => (quote(r), r.to_string()),
-        _ => (quote(spec), spec.to_string()),
+        Some(("group", g)) => ("group", g.to_string()),
+        Some(("role", r)) => ("role", r.to_string()),
+        Some(("user", u)) => ("user", u.to_string()),
+        _ => ("user", spec.to_string()),
+    }
+}
+
+impl Flavour {
+    /// How GRANT and REVOKE name a grantee of `kind`: PostgreSQL's groups, roles and users are
+    /// all roles (it takes `GROUP g` too); Redshift's are three things.
+    fn grantee(self, (kind, name): (&str, &str)) -> String {
+        match (kind, self) {
+            ("public", _) => "PUBLIC".into(),
+            ("group", _) => format!("GROUP {}", quote(name)),
+            ("role", Flavour::Redshift) => format!("ROLE {}", quote(name)),
+            _ => quote(name),
+        }
+    }
+
+    /// Whether two grantees are the same: on PostgreSQL, by name alone.
+    fn same_grantee(self, a: (&str, &str), b: (&str, &str)) -> bool {
+        match self {
+            Flavour::Postgres => a.1 == b.1,
+            Flavour::Redshift => a == b,
+        }
+    }
+
+    /// A query listing the privileges others hold on `relation`: privilege, grantee kind,
+    /// grantee name.
+    fn held_grants(self, relation: &Relation) -> String {
+        match self {
+            Flavour::Postgres => format!(
+                "SELECT a.privilege_type, CASE WHEN a.grantee = 0 THEN 'public' ELSE 'role' END, \
+                 CASE WHEN a.grantee = 0 THEN 'public' ELSE pg_get_userbyid(a.grantee) END \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, \
+                 aclexplode(c.relacl) a WHERE {} AND a.grantee <> c.relowner",
+                catalog_match(relation)
+            ),
+            Flavour::Redshift => format!(
+                "SELECT privilege_type, identity_type, identity_name FROM svv_relation_privileges \
+                 WHERE namespace_name = {} AND relation_name = {} AND identity_name <> current_user",
+                literal(&relation.schema),
+                literal(&relation.name)
+            ),
+        }
     }
 }
 
@@ -737,52 +925,120 @@ impl PgSession {
         grants: &[(String, Vec<String>)],
         log: &mut Vec<String>,
     ) -> DbResult<()> {
-        let sql = format!(
-            "SELECT a.privilege_type, CASE WHEN a.grantee = 0 THEN 'public' ELSE \
-             pg_get_userbyid(a.grantee) END FROM pg_class c, aclexplode(c.relacl) a \
-             WHERE c.oid = {}::regclass AND a.grantee <> c.relowner",
-            literal(&rel(relation))
-        );
-        let held: Vec<(String, String)> = Statements::rows(self, &sql)?
+        let sql = self.flavour.held_grants(relation);
+        let held: Vec<(String, String, String)> = Statements::rows(self, &sql)?
             .rows
             .into_iter()
             .map(|r| {
                 let v = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                (v(0).to_lowercase(), v(1))
+                (v(0).to_lowercase(), v(1).to_lowercase(), v(2))
             })
             .collect();
-        let wanted: Vec<(String, (String, String))> = grants
+        let wanted: Vec<(String, (&str, String))> = grants
             .iter()
             .flat_map(|(p, who)| who.iter().map(move |g| (p.to_lowercase(), grantee(g))))
             .collect();
         let target = rel(relation);
-        for (p, role) in &held {
-            if !wanted.iter().any(|(wp, (_, name))| wp == p && name == role) {
-                let from = if role == "public" {
-                    "PUBLIC".into()
-                } else {
-                    quote(role)
-                };
-                let revoke = format!("REVOKE {} ON {target} FROM {from}", p.to_uppercase());
+        let f = self.flavour;
+        for (p, kind, name) in &held {
+            let held = (kind.as_str(), name.as_str());
+            let named =
+                |(wp, (k, n)): &(String, (&str, String))| wp == p && f.same_grantee((k, n), held);
+            if !wanted.iter().any(named) {
+                let revoke = format!(
+                    "REVOKE {} ON {target} FROM {}",
+                    p.to_uppercase(),
+                    f.grantee(held)
+                );
                 self.run(&revoke, log)?;
             }
         }
-        for (p, (to, name)) in &wanted {
-            if !held.iter().any(|(hp, role)| hp == p && role == name) {
-                self.run(
-                    &format!("GRANT {} ON {target} TO {to}", p.to_uppercase()),
-                    log,
-                )?;
+        for (p, (kind, name)) in &wanted {
+            let want = (*kind, name.as_str());
+            let holds =
+                |(hp, k, n): &(String, String, String)| hp == p && f.same_grantee((k, n), want);
+            if !held.iter().any(holds) {
+                let grant = format!(
+                    "GRANT {} ON {target} TO {}",
+                    p.to_uppercase(),
+                    f.grantee(want)
+                );
+                self.run(&grant, log)?;
             }
         }
         Ok(())
     }
 }
 
+/// Redshift's table attributes for `layout` (`BACKUP NO`, `DISTSTYLE`, `SORTKEY`); nothing
+/// for the default layout, which is all other warehouses have.
+fn attributes(layout: &Layout) -> String {
+    let mut out = String::new();
+    if !layout.backup {
+        out.push_str(" BACKUP NO");
+    }
+    if let Some(dist) = &layout.dist {
+        let style = dist.to_ascii_lowercase();
+        out.push_str(&match style.as_str() {
+            "all" | "even" | "auto" => format!(" DISTSTYLE {}", style.to_uppercase()),
+            _ => format!(" DISTSTYLE KEY DISTKEY ({})", quote(dist)),
+        });
+    }
+    if !layout.sort.is_empty() {
+        let keys: Vec<String> = layout.sort.iter().map(|c| quote(c)).collect();
+        let kind = layout.sort_type.as_deref().unwrap_or("compound");
+        out.push_str(&format!(
+            " {} SORTKEY ({})",
+            kind.to_uppercase(),
+            keys.join(", ")
+        ));
+    }
+    out
+}
+
+impl PgSession {
+    /// `for_each_row` without `COPY … TO STDOUT` (Redshift): a cursor read 10,000 rows at a
+    /// time, in a transaction of its own unless one is open.
+    fn through_cursor(
+        &mut self,
+        sql: &str,
+        each: &mut dyn FnMut(Vec<Option<String>>) -> bool,
+    ) -> DbResult<()> {
+        let own = !self.open;
+        let begin = if own { "BEGIN; " } else { "" };
+        let declare = format!("{begin}DECLARE xform_rows CURSOR FOR\n{}", body(sql));
+        let read = self
+            .client
+            .batch_execute(&declare)
+            .map_err(failed)
+            .and_then(|()| {
+                loop {
+                    let rows = query_rows(
+                        &mut self.client,
+                        "FETCH FORWARD 10000 FROM xform_rows",
+                        None,
+                    )?;
+                    let full = rows.rows.len() == 10_000;
+                    for row in rows.rows {
+                        if !each(row) {
+                            return Ok(());
+                        }
+                    }
+                    if !full {
+                        return Ok(());
+                    }
+                }
+            });
+        let end = if own { "ROLLBACK" } else { "CLOSE xform_rows" };
+        let closed = self.client.batch_execute(end).map_err(failed);
+        self.lost(read.and(closed))
+    }
+}
+
 /// Incremental runs and snapshots: the shared statements over PostgreSQL's primitives.
 impl Statements for PgSession {
     fn dialect(&self) -> &'static dyn Dialect {
-        dialect()
+        self.flavour.dialect()
     }
 
     fn run(&mut self, sql: &str, log: &mut Vec<String>) -> DbResult<()> {
@@ -800,7 +1056,13 @@ impl Statements for PgSession {
 
     fn temp_table(&mut self, name: &str, sql: &str, log: &mut Vec<String>) -> DbResult<String> {
         let temp = quote(name);
-        let create = format!("CREATE TEMP TABLE {temp} ON COMMIT DROP AS\n{}", body(sql));
+        // Redshift has no ON COMMIT DROP: the table lives to the end of the transaction (a
+        // failure) or to `DROP TABLE` at the end of the statements that use it.
+        let drop = match self.flavour {
+            Flavour::Postgres => " ON COMMIT DROP",
+            Flavour::Redshift => "",
+        };
+        let create = format!("CREATE TEMP TABLE {temp}{drop} AS\n{}", body(sql));
         PgSession::run(self, &create, log)?;
         Ok(temp)
     }
@@ -811,7 +1073,12 @@ impl Statements for PgSession {
         sql: &str,
         log: &mut Vec<String>,
     ) -> DbResult<u64> {
-        let create = format!("CREATE TABLE {} AS\n{}", rel(relation), body(sql));
+        let create = format!(
+            "CREATE TABLE {}{} AS\n{}",
+            rel(relation),
+            attributes(&self.layout),
+            body(sql)
+        );
         PgSession::exec(self, &create, log)
     }
 }
@@ -907,6 +1174,7 @@ impl Session for PgSession {
             _ => relation.clone(),
         };
         let kind = kind_built(&build);
+        self.layout = around.layout.clone();
         self.begin(log)?;
         let built = around
             .pre
@@ -948,7 +1216,12 @@ impl Session for PgSession {
             })
             .and_then(|()| {
                 let docs = &staged.around.docs;
-                let comments = statements::comments(dialect(), &staged.relation, staged.kind, docs);
+                let comments = statements::comments(
+                    self.flavour.dialect(),
+                    &staged.relation,
+                    staged.kind,
+                    docs,
+                );
                 comments.iter().try_for_each(|sql| self.run(sql, log))
             });
         match finished.and_then(|()| self.commit(log)) {
@@ -998,9 +1271,10 @@ impl Session for PgSession {
 
     fn columns(&mut self, relation: &Relation) -> DbResult<Option<Vec<(String, String)>>> {
         let sql = format!(
-            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute \
-             WHERE attrelid = to_regclass({}) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-            literal(&rel(relation))
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE {} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            catalog_match(relation)
         );
         let rows = self.rows(&sql)?;
         let columns: Vec<(String, String)> = rows
@@ -1037,6 +1311,9 @@ impl Session for PgSession {
         each: &mut dyn FnMut(Vec<Option<String>>) -> bool,
     ) -> DbResult<()> {
         use std::io::BufRead;
+        if self.flavour == Flavour::Redshift {
+            return self.through_cursor(sql, each);
+        }
         let copy = format!("COPY (\n{}\n) TO STDOUT", body(sql));
         let reader = self.client.copy_out(&copy).map_err(failed)?;
         let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);

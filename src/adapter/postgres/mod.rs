@@ -1,6 +1,7 @@
-//! PostgreSQL, over its wire protocol (the `postgres` crate; TLS by rustls). Its target names a
-//! server (`host`, `port`, `user`, `password`, `dbname`, `sslmode`); the engine (`engine.rs`)
-//! is built with the `postgres` cargo feature.
+//! PostgreSQL and Amazon Redshift, over PostgreSQL's wire protocol (the `postgres` crate; TLS
+//! by rustls). A target names a server (`host`, `port`, `user`, `password`, `dbname`,
+//! `sslmode`); the engine (`engine.rs`) is built with the `postgres` cargo feature, and
+//! speaks to Redshift in its flavour (`Flavour`, see the end of this comment).
 //!
 //! How PostgreSQL carries xform's guarantees: its DDL is transactional, so each node is one
 //! transaction on the worker's session, and no other connection sees anything of it before
@@ -18,6 +19,19 @@
 //! `Dialect::null_safe_equal`). Seeds are typed from the file (`seed.rs`) and loaded with
 //! `COPY … FROM STDIN`. A run takes the target's advisory lock: a second xform on the same
 //! target and schemas is refused, naming the holder.
+//!
+//! Redshift keeps the same guarantees by other means. Its DDL is transactional too (but
+//! `TRUNCATE`, which xform never runs), so a node is still one transaction; without
+//! savepoints, a statement that fails inside it loses the transaction: a broken test is then
+//! found by building again and running the tests one by one (as on DuckDB), and a view that
+//! cannot be re-pointed fails the node instead of being dropped and created again. A view is
+//! replaced by dropping it (with the views that read it, created again after it) rather than
+//! `CREATE OR REPLACE`, which refuses changed columns; `bind: false` makes it late-binding
+//! (`WITH NO SCHEMA BINDING`): no dependency, nothing to re-point. Seeds are multi-row
+//! `INSERT`s (no `COPY FROM STDIN`), into `VARCHAR`s sized in bytes and `NUMERIC`s sized to
+//! the values; rows are read back through a cursor; the run lock is a table
+//! (`<schema>.xform_run_lock`) locked by a transaction held for the run; tables take `dist`,
+//! `sort`, `sort_type` and `backup`; grants name `GROUP g`, `ROLE r` or a user.
 
 #[cfg(feature = "postgres")]
 mod engine;
@@ -32,6 +46,7 @@ use serde_json::Value as Json;
 use super::{DbResult, Warehouse, text_setting};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::project::Target;
+use crate::sql::Kind;
 
 const KNOWN: &[&str] = &[
     "host",
@@ -73,9 +88,20 @@ impl SslMode {
     }
 }
 
-/// A PostgreSQL target: where the server is, who connects, and what the run lock covers.
+/// The server behind the wire: PostgreSQL, or Amazon Redshift (PostgreSQL 8's wire and SQL,
+/// without savepoints, `COPY FROM STDIN`/`TO STDOUT`, advisory locks or `lock_timeout`; with
+/// sort and distribution keys, late-binding views and grants to groups and roles).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flavour {
+    Postgres,
+    Redshift,
+}
+
+/// A PostgreSQL or Redshift target: where the server is, who connects, and what the run lock
+/// covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Settings {
+    pub(crate) flavour: Flavour,
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) user: String,
@@ -97,17 +123,26 @@ impl Settings {
         let user = text("user", diags).unwrap_or_else(|| {
             diags.push(
                 Diagnostic::error(format!(
-                    "target `{}`: postgres targets need a `user`",
-                    target.name
+                    "target `{}`: {} targets need a `user`",
+                    target.name,
+                    target.kind.name()
                 ))
                 .at_opt(target.at("type"))
                 .help("for example `user: analytics_author`; the password from the environment: `password: \"{{ env_var('XFORM_PG_PASSWORD') }}\"`"),
             );
             String::new()
         });
+        let flavour = match target.kind {
+            Kind::Redshift => Flavour::Redshift,
+            _ => Flavour::Postgres,
+        };
         Settings {
+            flavour,
             host: text("host", diags).unwrap_or_else(|| "localhost".into()),
-            port: number(target, "port", diags).unwrap_or(5432),
+            port: number(target, "port", diags).unwrap_or(match flavour {
+                Flavour::Postgres => 5432,
+                Flavour::Redshift => 5439,
+            }),
             dbname: text("dbname", diags).unwrap_or_else(|| user.clone()),
             password: text("password", diags),
             sslmode: sslmode(target, diags),
@@ -116,7 +151,8 @@ impl Settings {
                 .unwrap_or(10)
                 .into(),
             lock_timeout: text("lock_timeout", diags).unwrap_or_else(|| "10s".into()),
-            lock_name: format!("{}{}", target.schema_prefix, target.schema),
+            lock_name: (target.dialect())
+                .stored_name(&format!("{}{}", target.schema_prefix, target.schema)),
             user,
         }
     }

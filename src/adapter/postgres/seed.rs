@@ -86,19 +86,7 @@ fn is_timestamp(v: &str) -> bool {
 /// Each column's name and type: `column_types`' where given, else the narrowest type all of
 /// its values have (text when it has none).
 pub(super) fn columns(data: &[u8], csv: &CsvSource) -> DbResult<Vec<(String, String)>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(csv.header)
-        .delimiter(single_byte(&csv.delimiter, "delimiter")?)
-        .quote(single_byte(&csv.quote, "quote")?)
-        .from_reader(data);
-    let bad = |e: csv::Error| {
-        let line = e.position().map_or(0, |p| p.line());
-        DbError::BadRow {
-            line,
-            column: None,
-            message: e.to_string(),
-        }
-    };
+    let mut reader = reader(data, csv)?;
     let names: Vec<String> = match csv.header {
         true => reader
             .headers()
@@ -139,6 +127,78 @@ pub(super) fn columns(data: &[u8], csv: &CsvSource) -> DbResult<Vec<(String, Str
             (name, ty)
         })
         .collect())
+}
+
+fn reader<'d>(data: &'d [u8], csv: &CsvSource) -> DbResult<csv::Reader<&'d [u8]>> {
+    Ok(csv::ReaderBuilder::new()
+        .has_headers(csv.header)
+        .delimiter(single_byte(&csv.delimiter, "delimiter")?)
+        .quote(single_byte(&csv.quote, "quote")?)
+        .from_reader(data))
+}
+
+/// A row the file could not be read at.
+fn bad(e: csv::Error) -> DbError {
+    let line = e.position().map_or(0, |p| p.line());
+    DbError::BadRow {
+        line,
+        column: None,
+        message: e.to_string(),
+    }
+}
+
+/// A row of a seed and its line in the file.
+pub(super) struct Record {
+    pub(super) line: u64,
+    pub(super) values: Vec<String>,
+}
+
+/// Every row of the file, each `width` values long (a short row ends with empty ones).
+pub(super) fn records(data: &[u8], csv: &CsvSource, width: usize) -> DbResult<Vec<Record>> {
+    let mut out = Vec::new();
+    for record in reader(data, csv)?.records() {
+        let record = record.map_err(bad)?;
+        let mut values: Vec<String> = record.iter().map(str::to_string).collect();
+        values.resize(width.max(values.len()), String::new());
+        out.push(Record {
+            line: record.position().map_or(0, |p| p.line()),
+            values,
+        });
+    }
+    Ok(out)
+}
+
+/// Sizes for Redshift, whose `text` is `VARCHAR(256)` bytes and whose `numeric` is
+/// `NUMERIC(18, 0)`: text as wide as its longest value's bytes, numbers as wide as theirs.
+pub(super) fn sized(columns: Vec<(String, String)>, records: &[Record]) -> Vec<(String, String)> {
+    let values = |i: usize| records.iter().filter_map(move |r| r.values.get(i));
+    columns
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, ty))| {
+            let ty = match ty.as_str() {
+                "text" => {
+                    let widest = values(i).map(String::len).max().unwrap_or(0);
+                    format!("varchar({})", widest.clamp(1, 65535))
+                }
+                "numeric" => {
+                    let digits = |v: &String| {
+                        let v = v.trim_start_matches(['-', '+']);
+                        let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+                        (int.trim_start_matches('0').len(), frac.len())
+                    };
+                    let (int, scale) = values(i)
+                        .filter(|v| !v.is_empty())
+                        .map(digits)
+                        .fold((1, 0), |(a, b), (c, d)| (a.max(c), b.max(d)));
+                    let scale = scale.min(37);
+                    format!("numeric({}, {scale})", (int + scale).min(38))
+                }
+                _ => ty,
+            };
+            (name, ty)
+        })
+        .collect()
 }
 
 fn single_byte(s: &str, what: &str) -> DbResult<u8> {
@@ -212,6 +272,24 @@ mod tests {
                 "varchar(3)"
             ]
         );
+    }
+
+    #[test]
+    fn redshift_sizes_text_in_bytes_and_numbers_to_their_digits() {
+        let csv = "name,amount,id\n김치찌개,-12.505,1\nab,3000.5,2\n,,3\n";
+        let source = CsvSource {
+            path: "x.csv".into(),
+            decoded: None,
+            delimiter: ",".into(),
+            quote: "\"".into(),
+            header: true,
+            column_types: Vec::new(),
+        };
+        let cols = columns(csv.as_bytes(), &source).unwrap();
+        let rows = records(csv.as_bytes(), &source, 3).unwrap();
+        assert_eq!(rows[0].line, 2);
+        let types: Vec<String> = sized(cols, &rows).into_iter().map(|(_, t)| t).collect();
+        assert_eq!(types, ["varchar(12)", "numeric(7, 3)", "integer"]);
     }
 
     #[test]
