@@ -169,6 +169,9 @@ pub(crate) struct Around {
     pub(crate) layout: Layout,
 }
 
+/// A schema and the privileges it gives: each privilege with its grantees.
+pub(crate) type SchemaGrants = (String, Vec<(String, Vec<String>)>);
+
 /// The physical layout of a relation (Redshift's `dist`, `sort`, `sort_type`, `backup`,
 /// `bind`); an adapter applies what its warehouse has.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -301,6 +304,12 @@ pub(crate) trait Session: Send {
     fn drop_leftovers(&mut self, log: &mut Vec<String>) -> DbResult<Vec<Relation>>;
     /// Creates the schemas that do not exist.
     fn create_schemas(&mut self, schemas: &[String], log: &mut Vec<String>) -> DbResult<()>;
+    /// Gives each schema's privileges to its grantees (`usage`, `create` on the schema; the
+    /// others on its tables and views, those there now and, as default privileges, those
+    /// created later), in one transaction. Where the warehouse has no privileges, nothing.
+    fn grant_schemas(&mut self, _grants: &[SchemaGrants], _log: &mut Vec<String>) -> DbResult<()> {
+        Ok(())
+    }
     /// Builds `relation`, replacing `replaces` (what exists under its name now), so that no
     /// other connection sees it before `publish`. An `audited` build is one whose tests will
     /// read it (as `Staged::readable_as`) before `publish`: the adapter chooses how — in the

@@ -29,6 +29,15 @@ pub(super) fn warn_not_applied(project: &Project, diags: &mut Diagnostics) {
         let set = |n: &Node| n.config.get("grants").is_some();
         let then = "is built without them (they apply on postgres targets)";
         warn_setting(nodes, ("grants", &what, then), set, diags);
+        if let Some(g) = project.schema_grants.first() {
+            diags.push(
+                Diagnostic::warning(format!(
+                    "`schema_grants` are not applied on {} targets, which have no users or privileges",
+                    target.kind.name()
+                ))
+                .at(g.at.clone()),
+            );
+        }
     }
     let applied = target.dialect().layout_keys();
     for key in LAYOUT_KEYS.iter().filter(|k| !applied.contains(k)) {

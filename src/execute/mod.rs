@@ -208,10 +208,26 @@ fn prepare(
     schemas.sort();
     schemas.dedup();
     session.create_schemas(&schemas, &mut Vec::new())?;
+    session.grant_schemas(&schema_grants(c, &schemas), &mut Vec::new())?;
     run_hooks(session, &c.hooks.on_run_start)
         .map_err(|e| DbError::Failed(format!("on_run_start failed: {e}")))?;
     let existing = session.relations(&schemas)?.into_iter().collect();
     Ok((existing, leftovers))
+}
+
+/// The declared privileges of those of `schemas` the project's `schema_grants` names (by
+/// their name in configs, before the target's prefix).
+fn schema_grants(c: &Compiled, schemas: &[String]) -> Vec<crate::adapter::SchemaGrants> {
+    let target = &c.project.target;
+    c.project
+        .schema_grants
+        .iter()
+        .map(|g| {
+            let name = format!("{}{}", target.schema_prefix, g.schema);
+            (target.dialect().stored_name(&name), g.grants.clone())
+        })
+        .filter(|(schema, _)| schemas.contains(schema))
+        .collect()
 }
 
 /// Whether a test of the jobs stores its failing rows.

@@ -105,6 +105,27 @@ pub(crate) struct Setting {
 /// than a map here (tens of thousands of nodes each carry one).
 pub(crate) struct Config(Vec<(String, Setting)>);
 
+/// Privileges and their grantees (`{select: [a, b], usage: c}`); anything else grants nothing.
+pub(crate) fn grant_list(value: &Json) -> Vec<(String, Vec<String>)> {
+    let Json::Object(map) = value else {
+        return Vec::new();
+    };
+    map.iter()
+        .map(|(privilege, who)| {
+            let grantees = match who {
+                Json::Array(a) => a
+                    .iter()
+                    .filter_map(Json::as_str)
+                    .map(str::to_string)
+                    .collect(),
+                Json::String(s) => vec![s.clone()],
+                _ => Vec::new(),
+            };
+            (privilege.clone(), grantees)
+        })
+        .collect()
+}
+
 /// `pre-hook` and `pre_hook` are the same key, as in dbt.
 pub(crate) fn normalize_key(key: &str) -> String {
     key.trim_start_matches('+').replace('-', "_")
@@ -168,25 +189,7 @@ impl Config {
     /// `grants: {select: [a, b]}`: each privilege with its grantees (one grantee may be
     /// given as a string); None when the key is not set.
     pub(crate) fn grants(&self) -> Option<Vec<(String, Vec<String>)>> {
-        let Json::Object(map) = self.get("grants")? else {
-            return Some(Vec::new());
-        };
-        Some(
-            map.iter()
-                .map(|(privilege, who)| {
-                    let grantees = match who {
-                        Json::Array(a) => a
-                            .iter()
-                            .filter_map(Json::as_str)
-                            .map(str::to_string)
-                            .collect(),
-                        Json::String(s) => vec![s.clone()],
-                        _ => Vec::new(),
-                    };
-                    (privilege.clone(), grantees)
-                })
-                .collect(),
-        )
+        Some(grant_list(self.get("grants")?))
     }
 
     pub(crate) fn str(&self, key: &str) -> Option<&str> {

@@ -49,6 +49,8 @@ pub(crate) struct Project {
     /// project.yml's `on_run_start` and `on_run_end` statements (Jinja), with their places.
     pub(crate) on_run_start: Vec<(String, Loc)>,
     pub(crate) on_run_end: Vec<(String, Loc)>,
+    /// The privileges each schema gives (the target's `schema_grants`, else the project's).
+    pub(crate) schema_grants: Vec<settings::SchemaGrant>,
 }
 
 pub(crate) const PROJECT_FILE: &str = "project.yml";
@@ -84,6 +86,10 @@ fn load_into(
     // Property files are read even when the target is wrong, so one run reports both.
     let built = nodes::build(&settings, reads, diags);
     let target = target?;
+    let schema_grants = target
+        .schema_grants
+        .clone()
+        .unwrap_or_else(|| settings.schema_grants.clone());
     Some(Project {
         root: root.to_path_buf(),
         name: settings.name.clone(),
@@ -94,6 +100,7 @@ fn load_into(
         macro_files: built.macro_files,
         on_run_start: settings.on_run_start.clone(),
         on_run_end: settings.on_run_end.clone(),
+        schema_grants,
     })
 }
 

@@ -28,7 +28,31 @@ const TOP_KEYS: &[&str] = &[
     "sql_check",
     "on_run_start",
     "on_run_end",
+    "schema_grants",
 ];
+
+/// What `schema_grants` may give on a schema: `usage` (and `create`) on the schema itself;
+/// the others on every table and view in it, now and created later.
+const SCHEMA_PRIVILEGES: &[&str] = &[
+    "usage",
+    "create",
+    "select",
+    "insert",
+    "update",
+    "delete",
+    "references",
+    "trigger",
+    "all",
+];
+
+/// A schema's declared privileges (`schema_grants: {analytics: {usage: [...], select:
+/// [...]}}`), the schema named as configs name it (before the target's prefix).
+#[derive(Clone, Debug)]
+pub(crate) struct SchemaGrant {
+    pub(crate) schema: String,
+    pub(crate) grants: Vec<(String, Vec<String>)>,
+    pub(crate) at: Loc,
+}
 
 /// Folders of each kind of file, relative to the project root.
 #[derive(Clone, Debug)]
@@ -77,6 +101,7 @@ pub(crate) struct Settings {
     /// each with its place.
     pub(crate) on_run_start: Vec<(String, Loc)>,
     pub(crate) on_run_end: Vec<(String, Loc)>,
+    pub(crate) schema_grants: Vec<SchemaGrant>,
 }
 
 pub(crate) fn parse(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Settings {
@@ -151,6 +176,11 @@ fn set(
                 _ => s.on_run_end = hooks,
             }
         }
+        "schema_grants" => {
+            let entries = src.map(v, "`schema_grants`", diags).into_iter();
+            let entries = entries.map(|(k, _, pv)| (k.to_string(), to_json(pv), src.loc(pv)));
+            s.schema_grants = schema_grants(entries.collect(), diags);
+        }
         "sources" => diags.push(
             Diagnostic::warning(format!(
                 "`{key}` in project.yml is not used yet by this xform"
@@ -176,6 +206,39 @@ fn targets(src: &Src, node: &Node, diags: &mut Diagnostics) -> BTreeMap<String, 
                 fields,
             },
         );
+    }
+    out
+}
+
+/// `schema_grants` (of the project or of a target): each schema's privileges and grantees,
+/// each where it is written; a privilege xform cannot give is an error there.
+fn schema_grants(entries: Vec<(String, Json, Loc)>, diags: &mut Diagnostics) -> Vec<SchemaGrant> {
+    let mut out = Vec::new();
+    for (schema, privileges, at) in entries {
+        if !privileges.is_object() {
+            diags.push(
+                Diagnostic::error(format!(
+                    "`schema_grants.{schema}` must map privileges to grantees"
+                ))
+                .at(at.clone())
+                .help("for example `analytics: { usage: ['group:analytics_users'], select: ['group:analytics_users'] }`"),
+            );
+        }
+        let grants = super::config::grant_list(&privileges);
+        for (p, _) in &grants {
+            if !SCHEMA_PRIVILEGES.contains(&p.to_lowercase().as_str()) {
+                diags.push(
+                    Diagnostic::error(format!(
+                        "`schema_grants.{schema}`: `{p}` is not a privilege xform can give on a schema"
+                    ))
+                    .at(at.clone())
+                    .help(did_you_mean(p, SCHEMA_PRIVILEGES.iter().copied()).unwrap_or_else(
+                        || format!("use: {}", SCHEMA_PRIVILEGES.join(", ")),
+                    )),
+                );
+            }
+        }
+        out.push(SchemaGrant { schema, grants, at });
     }
     out
 }
@@ -311,6 +374,9 @@ pub(crate) struct Target {
     /// Where each of `settings` is written.
     #[serde(skip)]
     settings_at: BTreeMap<String, Loc>,
+    /// The target's own `schema_grants`, in place of the project's.
+    #[serde(skip)]
+    pub(crate) schema_grants: Option<Vec<SchemaGrant>>,
 }
 
 fn without_password<S: serde::Serializer>(
@@ -343,6 +409,15 @@ impl Target {
         let schema = take_text(&mut settings, "schema")
             .unwrap_or_else(|| kind.dialect().default_schema().into());
         let schema_prefix = take_text(&mut settings, "schema_prefix").unwrap_or_default();
+        let schema_grants = settings.remove("schema_grants").map(|v| {
+            let at = decl.fields.get("schema_grants").map(|(_, l)| l.clone());
+            let at = at.unwrap_or_else(|| decl.loc.clone());
+            let entries = match v {
+                Json::Object(map) => map.into_iter().map(|(k, p)| (k, p, at.clone())).collect(),
+                other => vec![(String::new(), other, at)],
+            };
+            schema_grants(entries, diags)
+        });
         let threads = match settings.remove("threads") {
             Some(Json::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => n.as_u64()? as usize,
             None => 4,
@@ -362,6 +437,7 @@ impl Target {
             threads,
             settings,
             settings_at,
+            schema_grants,
         })
     }
 

@@ -814,3 +814,86 @@ fn microbatches_schema_changes_unit_tests_freshness_and_defer_work_on_the_server
         "daily was rebuilt"
     );
 }
+
+#[test]
+fn schema_grants_give_usage_and_reading_of_tables_now_and_later() {
+    let Some(pg) = Pg::new() else { return };
+    role(&pg, "xt_analytics_users");
+    role(&pg, "xt_pii_users");
+    let files = |models: &str| {
+        pg.project_yml(
+            1,
+            &format!(
+                "schema_grants:\n  analytics: {{ usage: ['group:xt_analytics_users'], select: ['group:xt_analytics_users'] }}\n  pii: {{ usage: [xt_pii_users] }}\n\
+                 models:\n  +materialized: table\n  analytics: {{ +schema: analytics }}\n  pii: {{ +schema: pii }}\n{models}"
+            ),
+        )
+    };
+    let dir = project(&files(
+        "-- file: models/analytics/a.sql\nselect 1 as x\n-- file: models/pii/p.sql\nselect 'kim' as name\n",
+    ));
+    ok(dir.path(), &["build"]);
+    let (a, pii) = (pg.schema("analytics"), pg.schema("pii"));
+    let can = |sql: String| pg.one(&sql);
+    assert_eq!(
+        can(format!(
+            "SELECT has_schema_privilege('xt_analytics_users', '{a}', 'usage')::text"
+        )),
+        "true"
+    );
+    assert_eq!(
+        can(format!(
+            "SELECT has_schema_privilege('xt_analytics_users', '{pii}', 'usage')::text"
+        )),
+        "false"
+    );
+    assert_eq!(
+        can(format!(
+            "SELECT has_schema_privilege('xt_pii_users', '{pii}', 'usage')::text"
+        )),
+        "true"
+    );
+    assert_eq!(
+        can(format!(
+            "SELECT has_table_privilege('xt_analytics_users', '{a}.a', 'select')::text"
+        )),
+        "true"
+    );
+    assert_eq!(
+        can(format!(
+            "SELECT has_table_privilege('xt_pii_users', '{pii}.p', 'select')::text"
+        )),
+        "false"
+    );
+    // A table created later, and one swapped in, are readable too (default privileges).
+    write_files(
+        dir.path(),
+        "-- file: models/analytics/b.sql\nselect 2 as x\n",
+    );
+    ok(dir.path(), &["build"]);
+    for t in ["a", "b"] {
+        assert_eq!(
+            can(format!(
+                "SELECT has_table_privilege('xt_analytics_users', '{a}.{t}', 'select')::text"
+            )),
+            "true",
+            "{t}"
+        );
+    }
+    // A privilege no schema has is refused where it is written, before anything runs.
+    write_files(
+        dir.path(),
+        &files("").replace(
+            "usage: [xt_pii_users]",
+            "usage: [xt_pii_users], selekt: [x]",
+        ),
+    );
+    let o = xform(dir.path(), &["build"]);
+    assert_eq!(o.code, 2);
+    assert!(
+        o.stderr.contains("`selekt` is not a privilege")
+            && o.stderr.contains("did you mean `select`"),
+        "{}",
+        o.stderr
+    );
+}

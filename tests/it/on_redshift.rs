@@ -339,7 +339,9 @@ impl Redshift {
     }
 }
 
-const PROJECT: &str = "models:
+const PROJECT: &str = "schema_grants:
+  analytics: { usage: ['group:xt_rs_group', 'role:xt_rs_role'], select: ['group:xt_rs_group'] }
+models:
   +materialized: view
   raw: { +schema: raw_data }
   analytics:

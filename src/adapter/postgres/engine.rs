@@ -9,8 +9,8 @@ use postgres::{CancelToken, Client, NoTls, SimpleQueryMessage};
 use super::{Flavour, Settings, SslMode, seed};
 use crate::adapter::statements::{self, Statements, body, kind_word, limited, lit as literal};
 use crate::adapter::{
-    Around, Build, CsvSource, DbError, DbResult, Layout, RelKind, Relation, Rows, Session, Staged,
-    Warehouse, kind_built,
+    Around, Build, CsvSource, DbError, DbResult, Layout, RelKind, Relation, Rows, SchemaGrants,
+    Session, Staged, Warehouse, kind_built,
 };
 use crate::sql::{Dialect, Kind};
 
@@ -1156,6 +1156,40 @@ impl Session for PgSession {
         Ok(())
     }
 
+    fn grant_schemas(&mut self, grants: &[SchemaGrants], log: &mut Vec<String>) -> DbResult<()> {
+        if grants.is_empty() {
+            return Ok(());
+        }
+        self.begin(log)?;
+        let granted = grants.iter().try_for_each(|(schema, privileges)| {
+            privileges.iter().try_for_each(|(p, grantees)| {
+                grantees.iter().try_for_each(|g| {
+                    let (kind, name) = grantee(g);
+                    let to = self.flavour.grantee((kind, &name));
+                    let (p, s) = (p.to_uppercase(), quote(schema));
+                    let on_schema = matches!(p.as_str(), "USAGE" | "CREATE");
+                    let statements = match on_schema {
+                        true => vec![format!("GRANT {p} ON SCHEMA {s} TO {to}")],
+                        false => vec![
+                            format!("GRANT {p} ON ALL TABLES IN SCHEMA {s} TO {to}"),
+                            format!(
+                                "ALTER DEFAULT PRIVILEGES IN SCHEMA {s} GRANT {p} ON TABLES TO {to}"
+                            ),
+                        ],
+                    };
+                    statements.iter().try_for_each(|sql| self.run(sql, log))
+                })
+            })
+        });
+        match granted.and_then(|()| self.commit(log)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.rollback(log);
+                Err(e)
+            }
+        }
+    }
+
     fn stage(
         &mut self,
         relation: &Relation,
@@ -1240,7 +1274,7 @@ impl Session for PgSession {
 
     fn count_failures(&mut self, queries: &[(&str, Option<u64>)]) -> DbResult<Vec<u64>> {
         let sql = statements::failure_counts(queries);
-        let rows = self.guarded(|s| query_rows(&mut s.client, &sql, None))?;
+        let rows = self.guarded(|s| Statements::rows(s, &sql))?;
         let mut out = vec![0; queries.len()];
         for r in rows.rows {
             let v = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();

@@ -11,6 +11,12 @@ SELECT nspname FROM pg_namespace WHERE nspname IN ('xt_analytics', 'xt_raw_data'
 CREATE SCHEMA IF NOT EXISTS "xt_analytics";
 CREATE SCHEMA IF NOT EXISTS "xt_raw_data";
 CREATE SCHEMA IF NOT EXISTS "xt_snapshots";
+BEGIN;
+GRANT SELECT ON ALL TABLES IN SCHEMA "xt_analytics" TO GROUP "xt_rs_group";
+ALTER DEFAULT PRIVILEGES IN SCHEMA "xt_analytics" GRANT SELECT ON TABLES TO GROUP "xt_rs_group";
+GRANT USAGE ON SCHEMA "xt_analytics" TO GROUP "xt_rs_group";
+GRANT USAGE ON SCHEMA "xt_analytics" TO ROLE "xt_rs_role";
+COMMIT;
 SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('xt_analytics', 'xt_raw_data', 'xt_snapshots') AND c.relkind IN ('r', 'p', 'v', 'm', 'f');
 BEGIN;
 CREATE TABLE "xt_raw_data"."orders" ("order_id" integer, "customer" varchar(4), "amount" numeric(6, 2), "product" varchar(20), "ordered_at" timestamp);
@@ -44,7 +50,6 @@ CREATE TABLE "xt_analytics"."appended" DISTSTYLE ALL AS
 
 select count(*) as n from "xt_raw_data"."stg_orders";
 SELECT privilege_type, identity_type, identity_name FROM svv_relation_privileges WHERE namespace_name = 'xt_analytics' AND relation_name = 'appended' AND identity_name <> current_user;
-GRANT SELECT ON "xt_analytics"."appended" TO GROUP "xt_rs_group";
 GRANT SELECT ON "xt_analytics"."appended" TO ROLE "xt_rs_role";
 COMMIT;
 SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'xt_raw_data' AND c.relname = 'stg_orders' AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum;
@@ -77,7 +82,6 @@ from "xt_analytics"."by_customer"
 where customer is null
 ) AS t1;
 SELECT privilege_type, identity_type, identity_name FROM svv_relation_privileges WHERE namespace_name = 'xt_analytics' AND relation_name = 'by_customer' AND identity_name <> current_user;
-GRANT SELECT ON "xt_analytics"."by_customer" TO GROUP "xt_rs_group";
 GRANT SELECT ON "xt_analytics"."by_customer" TO ROLE "xt_rs_role";
 COMMENT ON TABLE "xt_analytics"."by_customer" IS '고객별 매출 합계';
 COMMENT ON COLUMN "xt_analytics"."by_customer"."customer" IS '고객 이름';
@@ -87,7 +91,6 @@ CREATE TABLE "xt_analytics"."merged" DISTSTYLE EVEN AS
 
 select order_id, customer, amount from "xt_raw_data"."stg_orders";
 SELECT privilege_type, identity_type, identity_name FROM svv_relation_privileges WHERE namespace_name = 'xt_analytics' AND relation_name = 'merged' AND identity_name <> current_user;
-GRANT SELECT ON "xt_analytics"."merged" TO GROUP "xt_rs_group";
 GRANT SELECT ON "xt_analytics"."merged" TO ROLE "xt_rs_role";
 COMMIT;
 BEGIN;
@@ -95,7 +98,6 @@ CREATE TABLE "xt_analytics"."replaced" INTERLEAVED SORTKEY ("order_id") AS
 
 select order_id, product from "xt_raw_data"."stg_orders";
 SELECT privilege_type, identity_type, identity_name FROM svv_relation_privileges WHERE namespace_name = 'xt_analytics' AND relation_name = 'replaced' AND identity_name <> current_user;
-GRANT SELECT ON "xt_analytics"."replaced" TO GROUP "xt_rs_group";
 GRANT SELECT ON "xt_analytics"."replaced" TO ROLE "xt_rs_role";
 COMMIT;
 BEGIN;
@@ -103,6 +105,5 @@ CREATE OR REPLACE VIEW "xt_analytics"."big_spenders" AS
 
 select customer from "xt_analytics"."by_customer" where total > 1000;
 SELECT privilege_type, identity_type, identity_name FROM svv_relation_privileges WHERE namespace_name = 'xt_analytics' AND relation_name = 'big_spenders' AND identity_name <> current_user;
-GRANT SELECT ON "xt_analytics"."big_spenders" TO GROUP "xt_rs_group";
 GRANT SELECT ON "xt_analytics"."big_spenders" TO ROLE "xt_rs_role";
 COMMIT;

@@ -7,6 +7,12 @@ SET statement_timeout = 0;
 -- connection 3
 SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema' AND (c.relname LIKE '%\_\_xform\_new' OR c.relname LIKE '%\_\_xform\_old');
 SELECT nspname FROM pg_namespace WHERE nspname IN ('xt_analytics', 'xt_raw_data', 'xt_snapshots');
+BEGIN;
+GRANT SELECT ON ALL TABLES IN SCHEMA "xt_analytics" TO GROUP "xt_rs_group";
+ALTER DEFAULT PRIVILEGES IN SCHEMA "xt_analytics" GRANT SELECT ON TABLES TO GROUP "xt_rs_group";
+GRANT USAGE ON SCHEMA "xt_analytics" TO GROUP "xt_rs_group";
+GRANT USAGE ON SCHEMA "xt_analytics" TO ROLE "xt_rs_role";
+COMMIT;
 SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('xt_analytics', 'xt_raw_data', 'xt_snapshots') AND c.relkind IN ('r', 'p', 'v', 'm', 'f');
 BEGIN;
 CREATE TABLE "xt_raw_data"."orders__xform_new" ("order_id" integer, "customer" varchar(4), "amount" numeric(6, 2), "product" varchar(20), "ordered_at" timestamp);
@@ -163,7 +169,6 @@ CREATE OR REPLACE VIEW "xt_analytics"."big_spenders" AS
   WHERE (by_customer.total > (1000)::numeric);
 DROP TABLE "xt_analytics"."by_customer__xform_old";
 SELECT privilege_type, identity_type, identity_name FROM svv_relation_privileges WHERE namespace_name = 'xt_analytics' AND relation_name = 'by_customer' AND identity_name <> current_user;
-GRANT SELECT ON "xt_analytics"."by_customer" TO GROUP "xt_rs_group";
 GRANT SELECT ON "xt_analytics"."by_customer" TO ROLE "xt_rs_role";
 COMMENT ON TABLE "xt_analytics"."by_customer" IS '고객별 매출 합계';
 COMMENT ON COLUMN "xt_analytics"."by_customer"."customer" IS '고객 이름';
@@ -215,6 +220,5 @@ CREATE OR REPLACE VIEW "xt_analytics"."big_spenders" AS
 
 select customer from "xt_analytics"."by_customer" where total > 1000;
 SELECT privilege_type, identity_type, identity_name FROM svv_relation_privileges WHERE namespace_name = 'xt_analytics' AND relation_name = 'big_spenders' AND identity_name <> current_user;
-GRANT SELECT ON "xt_analytics"."big_spenders" TO GROUP "xt_rs_group";
 GRANT SELECT ON "xt_analytics"."big_spenders" TO ROLE "xt_rs_role";
 COMMIT;
