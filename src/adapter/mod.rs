@@ -185,6 +185,18 @@ pub(crate) struct Layout {
     pub(crate) backup: bool,
     /// False: a late-binding view, which depends on nothing until it is read.
     pub(crate) bind: bool,
+    /// Indexes made on a table when it is created (PostgreSQL's `indexes`).
+    pub(crate) indexes: Vec<Index>,
+}
+
+/// An index on a table's columns (dbt-postgres's `indexes: [{columns: [...], unique: true,
+/// type: btree}]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Index {
+    pub(crate) columns: Vec<String>,
+    pub(crate) unique: bool,
+    /// The access method (`btree`, `hash`, `brin`, ...), when not the default.
+    pub(crate) method: Option<String>,
 }
 
 impl Default for Layout {
@@ -195,6 +207,7 @@ impl Default for Layout {
             sort_type: None,
             backup: true,
             bind: true,
+            indexes: Vec::new(),
         }
     }
 }

@@ -212,11 +212,42 @@ pub(super) trait Statements {
             true => (format!("{target} AS t"), "t".to_string()),
             false => (target, d.quote(&relation.name)),
         };
-        let on = key_match(d, (&t, "n"), key, incoming);
-        self.exec(
-            &format!("DELETE FROM {from} USING {new} AS n WHERE {on}"),
-            log,
-        )
+        let mut deleted = 0;
+        for (rows, how) in self.key_parts(new, key)? {
+            let on = key_match(d, (&t, "n"), (key, how), incoming);
+            deleted += self.exec(
+                &format!("DELETE FROM {from} USING {rows} AS n WHERE {on}"),
+                log,
+            )?;
+        }
+        Ok(deleted)
+    }
+
+    /// The new rows (`new`) as the FROM items to match the table's keys against, each with
+    /// how its keys match: all of them null-safely, or, where the dialect splits them, those
+    /// whose key has no NULL with `=` and (when there are any) the others null-safely.
+    fn key_parts(&mut self, new: &str, key: &[String]) -> DbResult<Vec<(String, Match)>> {
+        let d = self.dialect();
+        if !d.splits_null_keys() {
+            return Ok(vec![(new.to_string(), Match::NullSafe)]);
+        }
+        let each = |test: &str, join: &str| {
+            let parts: Vec<String> = key
+                .iter()
+                .map(|k| format!("{} {test}", d.quote(k)))
+                .collect();
+            parts.join(join)
+        };
+        let (whole, some_null) = (each("IS NOT NULL", " AND "), each("IS NULL", " OR "));
+        let mut parts = vec![(format!("(SELECT * FROM {new} WHERE {whole})"), Match::Equal)];
+        let nulls = self.rows(&format!("SELECT 1 FROM {new} WHERE {some_null} LIMIT 1"))?;
+        if !nulls.rows.is_empty() {
+            parts.push((
+                format!("(SELECT * FROM {new} WHERE {some_null})"),
+                Match::NullSafe,
+            ));
+        }
+        Ok(parts)
     }
 
     /// Deletes the table's rows whose `column` lies in [start, end).
@@ -257,22 +288,39 @@ pub(super) trait Statements {
                 .cloned()
                 .collect(),
         };
-        let on = key_match(d, ("t", "n"), key, incoming);
+        let mut merged = 0;
+        for (rows, how) in self.key_parts(new, key)? {
+            let on = key_match(d, ("t", "n"), (key, how), incoming);
+            merged += self.merge_rows((target, &rows), &on, (&set, columns), log)?;
+        }
+        Ok(merged)
+    }
+
+    /// Merges `rows` (a FROM item) into the table where `on` matches them (`t` the table,
+    /// `n` the new row): `set`'s columns updated, the others inserted with `columns`.
+    fn merge_rows(
+        &mut self,
+        (target, rows): (&str, &str),
+        on: &str,
+        (set, columns): (&[String], &[String]),
+        log: &mut Vec<String>,
+    ) -> DbResult<u64> {
+        let d = self.dialect();
         if !d.merges() {
             // The update first: the rows it inserts next must not be updated again.
             let updated = match set.is_empty() {
                 true => 0,
                 false => self.exec(
                     &format!(
-                        "UPDATE {target} AS t SET {}\nFROM {new} AS n WHERE {on}",
-                        assignments(d, &set)
+                        "UPDATE {target} AS t SET {}\nFROM {rows} AS n WHERE {on}",
+                        assignments(d, set)
                     ),
                     log,
                 )?,
             };
             let inserted = self.exec(
                 &format!(
-                    "INSERT INTO {target} ({})\nSELECT {} FROM {new} AS n\n\
+                    "INSERT INTO {target} ({})\nSELECT {} FROM {rows} AS n\n\
                      WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {on})",
                     quoted_list(d, columns, ""),
                     quoted_list(d, columns, "n.")
@@ -285,10 +333,10 @@ pub(super) trait Statements {
         // than UPDATE ... FROM then INSERT ... WHERE NOT EXISTS on 10M rows).
         self.exec(
             &format!(
-                "MERGE INTO {target} AS t USING {new} AS n ON {on}\n\
+                "MERGE INTO {target} AS t USING {rows} AS n ON {on}\n\
                  WHEN MATCHED THEN {}\n\
                  WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
-                when_matched(d, &set),
+                when_matched(d, set),
                 quoted_list(d, columns, ""),
                 quoted_list(d, columns, "n.")
             ),
@@ -355,7 +403,7 @@ pub(super) trait Statements {
         log: &mut Vec<String>,
     ) -> DbResult<u64> {
         let d = self.dialect();
-        let key = key_match(d, ("t", "n"), &spec.unique_key, incoming);
+        let key = key_match(d, ("t", "n"), (&spec.unique_key, Match::NullSafe), incoming);
         let valid_to = d.quote(&spec.meta.valid_to);
         self.exec(
             &format!(
@@ -375,7 +423,7 @@ pub(super) trait Statements {
         log: &mut Vec<String>,
     ) -> DbResult<u64> {
         let d = self.dialect();
-        let key = key_match(d, ("t", "n"), &spec.unique_key, incoming);
+        let key = key_match(d, ("t", "n"), (&spec.unique_key, Match::NullSafe), incoming);
         let valid_to = d.quote(&spec.meta.valid_to);
         let now = format!("TIMESTAMP {}", lit(&spec.now));
         self.exec(
@@ -397,7 +445,7 @@ pub(super) trait Statements {
     ) -> DbResult<u64> {
         let d = self.dialect();
         let m = &spec.meta;
-        let key = key_match(d, ("t", "n"), &spec.unique_key, incoming);
+        let key = key_match(d, ("t", "n"), (&spec.unique_key, Match::NullSafe), incoming);
         let valid_to = d.quote(&m.valid_to);
         let version = snapshot_version(d, spec, "n");
         self.exec(
@@ -415,6 +463,13 @@ pub(super) trait Statements {
             log,
         )
     }
+}
+
+/// How a key matches: with `=` (for keys known to hold no NULL), or null-safely.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Match {
+    Equal,
+    NullSafe,
 }
 
 /// How the columns of the new rows differ from the table's.
@@ -533,14 +588,17 @@ fn quoted_list(d: &dyn Dialect, columns: &[String], prefix: &str) -> String {
 fn key_match(
     d: &dyn Dialect,
     (t, n): (&str, &str),
-    key: &[String],
+    (key, how): (&[String], Match),
     types: &[(String, String)],
 ) -> String {
     key.iter()
         .map(|k| {
             let q = d.quote(k);
-            let ty = column_type(types, k);
-            d.null_safe_equal(&format!("{t}.{q}"), &format!("{n}.{q}"), ty.as_deref())
+            let (a, b) = (format!("{t}.{q}"), format!("{n}.{q}"));
+            match how {
+                Match::Equal => format!("{a} = {b}"),
+                Match::NullSafe => d.null_safe_equal(&a, &b, column_type(types, k).as_deref()),
+            }
         })
         .collect::<Vec<_>>()
         .join(" AND ")

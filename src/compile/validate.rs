@@ -42,8 +42,13 @@ pub(super) fn warn_not_applied(project: &Project, diags: &mut Diagnostics) {
     let applied = target.dialect().layout_keys();
     for key in LAYOUT_KEYS.iter().filter(|k| !applied.contains(k)) {
         let what = format!(
-            "config `{key}` is not applied on {} targets (it lays out Redshift's tables and views)",
-            target.kind.name()
+            "config `{key}` is not applied on {} targets (it lays out tables of {})",
+            target.kind.name(),
+            if *key == "indexes" {
+                "PostgreSQL"
+            } else {
+                "Redshift"
+            }
         );
         let set = |n: &Node| n.config.get(key).is_some();
         warn_setting(nodes, (key, &what, "is built without it"), set, diags);

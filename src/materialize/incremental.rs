@@ -7,7 +7,7 @@ use serde_json::Value as Json;
 
 use super::PlanOptions;
 use crate::adapter::{
-    Layout, SchemaChange, SnapshotColumns, SnapshotSpec, SnapshotStrategy, Strategy,
+    Index, Layout, SchemaChange, SnapshotColumns, SnapshotSpec, SnapshotStrategy, Strategy,
 };
 use crate::diagnostics::{Diagnostic, did_you_mean};
 use crate::project::Node;
@@ -291,8 +291,54 @@ pub(crate) fn layout(n: &Node, keys: &[&str]) -> Result<Layout, Vec<Diagnostic>>
         sort_type: ck.one_of("sort_type", &["compound", "interleaved"]),
         backup: ck.flag("backup").unwrap_or(defaults.backup),
         bind: ck.flag("bind").unwrap_or(defaults.bind),
+        indexes: indexes(&mut ck),
     };
     ck.done(layout)
+}
+
+/// `indexes: [{columns: [a, b], unique: true, type: btree}]`, as dbt-postgres reads it.
+fn indexes(ck: &mut Checker) -> Vec<Index> {
+    let Some(value) = ck.node.config.get("indexes") else {
+        return Vec::new();
+    };
+    let one = |v: &Json| -> Option<Index> {
+        let columns = match v.get("columns")? {
+            Json::String(c) => vec![c.clone()],
+            Json::Array(cs) => cs
+                .iter()
+                .map(|c| c.as_str().map(str::to_string))
+                .collect::<Option<_>>()?,
+            _ => return None,
+        };
+        let unique = match v.get("unique") {
+            None | Some(Json::Null) => false,
+            Some(u) => u.as_bool()?,
+        };
+        let method = match v.get("type") {
+            None | Some(Json::Null) => None,
+            // An access method's name goes into the statement as it is: a word, nothing else.
+            Some(t) => Some(
+                t.as_str()
+                    .filter(|m| {
+                        !m.is_empty() && m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    })?
+                    .to_string(),
+            ),
+        };
+        (!columns.is_empty()).then_some(Index {
+            columns,
+            unique,
+            method,
+        })
+    };
+    let parsed = value
+        .as_array()
+        .and_then(|all| all.iter().map(one).collect::<Option<Vec<_>>>());
+    parsed.unwrap_or_else(|| {
+        let problem = format!("`indexes` must be a list of `{{columns: [...], unique: true|false, type: ...}}`, found {value}");
+        ck.bad("indexes", problem, Some("for example `indexes: [{columns: ['id'], unique: true}]`".into()));
+        Vec::new()
+    })
 }
 
 /// An incremental model's settings: `incremental_strategy` (default `merge` with a

@@ -36,6 +36,7 @@ pub(crate) const APPLIED_KEYS: &[&str] = &[
     "header",
     "hive_partitioning",
     "incremental_strategy",
+    "indexes",
     "invalidate_hard_deletes",
     "limit",
     "loaded_at_field",
@@ -67,7 +68,7 @@ pub(crate) const APPLIED_KEYS: &[&str] = &[
 
 /// Config keys of a relation's physical layout, applied where the warehouse has one
 /// (`Dialect::layout_keys`) and warned of elsewhere.
-pub(crate) const LAYOUT_KEYS: &[&str] = &["dist", "sort", "sort_type", "backup", "bind"];
+pub(crate) const LAYOUT_KEYS: &[&str] = &["dist", "sort", "sort_type", "backup", "bind", "indexes"];
 
 /// Config keys of dbt's that xform accepts but does not apply yet: a project that sets one is
 /// warned, once per key, where it first sets it.
@@ -75,7 +76,6 @@ pub(crate) const NOT_APPLIED_KEYS: &[&str] = &[
     "cluster_by",
     "database",
     "fail_calc",
-    "indexes",
     "partition_by",
     "quote_columns",
     "store_failures_as",

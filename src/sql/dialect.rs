@@ -208,6 +208,13 @@ pub(crate) trait Dialect: Send + Sync {
         true
     }
 
+    /// Whether key matches are split by NULLs: new rows whose key has no NULL matched with
+    /// plain `=` (which an index on the key serves), the others null-safely; else every row
+    /// null-safely (`null_safe_equal`).
+    fn splits_null_keys(&self) -> bool {
+        false
+    }
+
     /// Whether `DELETE FROM t AS alias` is understood; else the table is named by its own
     /// name in the condition.
     fn aliases_delete_target(&self) -> bool {
@@ -604,6 +611,16 @@ impl Dialect for Postgres {
         Some(63)
     }
 
+    fn layout_keys(&self) -> &'static [&'static str] {
+        &["indexes"]
+    }
+
+    /// A null-safe match cannot use an index on the key (measured: +1% of 10M rows merged by
+    /// a scan of the whole table).
+    fn splits_null_keys(&self) -> bool {
+        true
+    }
+
     /// Text sorts by the database's collation (often a locale's) unless told otherwise.
     fn binary_order(&self, expr: &str) -> String {
         format!("{expr} COLLATE \"C\"")
@@ -746,6 +763,10 @@ impl Dialect for Redshift {
 
     fn merges(&self) -> bool {
         false
+    }
+
+    fn splits_null_keys(&self) -> bool {
+        true
     }
 
     fn aliases_delete_target(&self) -> bool {

@@ -338,31 +338,97 @@ fn incremental_null_keys_never_duplicate_and_key_joins_hash() {
         let run =
             std::fs::read_to_string(dir.path().join(format!("target/run/models/{table}.sql")))
                 .unwrap();
-        let statement = run
+        // The rows whose key has no NULL match with `=`, the NULL key's row null-safely.
+        let statements: Vec<&str> = run
             .split(";\n")
-            .find(|s| s.trim_start().starts_with("MERGE") || s.trim_start().starts_with("DELETE"))
-            .unwrap_or_else(|| panic!("no MERGE or DELETE in {run}"));
+            .filter(|s| s.trim_start().starts_with("MERGE") || s.trim_start().starts_with("DELETE"))
+            .collect();
+        assert_eq!(statements.len(), 2, "{run}");
         let mut tx = client.transaction().unwrap();
         tx.batch_execute(&format!(
             "CREATE TEMP TABLE \"__xform_new__{table}\" AS SELECT * FROM {s}.{table} LIMIT 2000; ANALYZE \"__xform_new__{table}\""
         ))
         .unwrap();
-        let plan: Vec<String> = tx
-            .simple_query(&format!("EXPLAIN {statement}"))
-            .unwrap()
-            .into_iter()
-            .filter_map(|m| match m {
-                postgres::SimpleQueryMessage::Row(r) => r.get(0).map(String::from),
-                _ => None,
-            })
-            .collect();
-        let plan = plan.join("\n");
-        assert!(
-            !plan.contains("Nested Loop"),
-            "{table}: {statement}\n{plan}"
-        );
+        for statement in statements {
+            let plan = explain(&mut tx, statement);
+            assert!(
+                !plan.contains("Nested Loop"),
+                "{table}: {statement}\n{plan}"
+            );
+        }
         tx.rollback().unwrap();
     }
+}
+
+/// The plan PostgreSQL makes for `statement`.
+fn explain(tx: &mut postgres::Transaction, statement: &str) -> String {
+    let plan: Vec<String> = tx
+        .simple_query(&format!("EXPLAIN {statement}"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => r.get(0).map(String::from),
+            _ => None,
+        })
+        .collect();
+    plan.join("\n")
+}
+
+#[test]
+fn indexes_are_made_with_each_table_and_serve_the_merge_of_new_keys() {
+    let Some(pg) = Pg::new() else { return };
+    let indexed = INCREMENTAL.replace(
+        "incremental_strategy='merge'",
+        "incremental_strategy='merge', indexes=[{'columns': ['k']}, {'columns': ['v'], 'type': 'hash'}]",
+    );
+    let dir = project(&pg.project_yml(1, &indexed));
+    let s = pg.schema("public");
+    let indexes = || {
+        pg.query(&format!(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = '{s}' AND tablename = 'merged' ORDER BY indexdef"
+        ))
+    };
+    ok(dir.path(), &["build"]);
+    ok(dir.path(), &["build", "--full-refresh"]);
+    let made = indexes();
+    assert_eq!(made.len(), 2, "{made:?}");
+    assert!(
+        made[0][1].contains("USING btree (k)") && made[1][1].contains("USING hash (v)"),
+        "{made:?}"
+    );
+    assert!(
+        made.iter()
+            .all(|i| i[0].starts_with("merged_") && !i[0].contains("__xform")),
+        "{made:?}"
+    );
+    // With its index, a few new keys merge into a big table without reading all of it.
+    let mut client = pg.client();
+    client
+        .batch_execute(&format!(
+            "INSERT INTO {s}.merged SELECT g, 'x' FROM generate_series(10, 200000) g; ANALYZE {s}.merged"
+        ))
+        .unwrap();
+    ok(
+        dir.path(),
+        &["build", "-s", "merged", "--vars", "{round: '1'}"],
+    );
+    let run = std::fs::read_to_string(dir.path().join("target/run/models/merged.sql")).unwrap();
+    let merge = run
+        .split(";\n")
+        .find(|s| s.trim_start().starts_with("MERGE"))
+        .unwrap();
+    assert!(merge.contains("ON t.\"k\" = n.\"k\""), "{merge}");
+    let mut tx = client.transaction().unwrap();
+    tx.batch_execute(&format!(
+        "CREATE TEMP TABLE \"__xform_new__merged\" AS SELECT * FROM {s}.merged WHERE k < 100; ANALYZE \"__xform_new__merged\""
+    ))
+    .unwrap();
+    let plan = explain(&mut tx, merge);
+    assert!(
+        plan.contains("Index Scan") || plan.contains("Index Only Scan"),
+        "{merge}\n{plan}"
+    );
+    assert!(!plan.contains("Seq Scan on merged"), "{plan}");
 }
 
 #[test]

@@ -744,19 +744,54 @@ impl PgSession {
         replaces: Option<RelKind>,
         log: &mut Vec<String>,
     ) -> DbResult<Option<u64>> {
-        Ok(match build {
+        let created = match build {
             Build::View(sql) => {
                 self.create_view(relation, sql, replaces, log)?;
-                None
+                return Ok(None);
             }
-            Build::Table(sql) => Some(self.create_table(relation, sql, log)?),
-            Build::Seed(csv) => Some(self.load_csv(relation, csv, log)?),
-            Build::Increment(inc) => Some(self.increment(relation, &inc, log)?),
+            Build::Increment(inc) => return Ok(Some(self.increment(relation, &inc, log)?)),
             Build::Snapshot(spec) if replaces == Some(RelKind::Table) => {
-                Some(self.update_snapshot(relation, spec, log)?)
+                return Ok(Some(self.update_snapshot(relation, spec, log)?));
             }
-            Build::Snapshot(spec) => Some(self.create_snapshot(relation, spec, log)?),
-        })
+            Build::Table(sql) => self.create_table(relation, sql, log)?,
+            Build::Seed(csv) => self.load_csv(relation, csv, log)?,
+            Build::Snapshot(spec) => self.create_snapshot(relation, spec, log)?,
+        };
+        self.create_indexes(relation, log)?;
+        Ok(Some(created))
+    }
+
+    /// The layout's indexes on a table just created. Each is named after the table and a hash
+    /// of the moment, so that it never meets the name of the index of a table it replaces.
+    fn create_indexes(&mut self, table: &Relation, log: &mut Vec<String>) -> DbResult<()> {
+        use sha2::Digest;
+        let base = table.name.replace(NEW_SUFFIX, "");
+        let cut = (0..=base.len().min(40))
+            .rev()
+            .find(|&i| base.is_char_boundary(i));
+        let base = &base[..cut.unwrap_or(0)];
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        for (i, index) in self.layout.indexes.clone().iter().enumerate() {
+            let hash = sha2::Sha256::digest(format!("{nanos}:{i}:{index:?}").as_bytes());
+            let short: String = hash.iter().take(4).map(|b| format!("{b:02x}")).collect();
+            let columns: Vec<String> = index.columns.iter().map(|c| quote(c)).collect();
+            let create = format!(
+                "CREATE {}INDEX {} ON {}{} ({})",
+                if index.unique { "UNIQUE " } else { "" },
+                quote(&format!("{base}_{short}_idx")),
+                rel(table),
+                index
+                    .method
+                    .as_ref()
+                    .map(|m| format!(" USING {m}"))
+                    .unwrap_or_default(),
+                columns.join(", ")
+            );
+            self.run(&create, log)?;
+        }
+        Ok(())
     }
 
     /// Creates the seed's table with the types its values have (or `column_types` say) and

@@ -180,10 +180,16 @@ select order_id, customer, amount from "xt_raw_data"."stg_orders";
 SELECT a.attname AS column_name, format_type(a.atttypid, a.atttypmod) AS column_type FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = '__xform_new__merged' AND pg_table_is_visible(c.oid) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum;
 SELECT a.attname AS column_name, format_type(a.atttypid, a.atttypmod) AS column_type FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'merged' AND n.nspname = 'xt_analytics' AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum;
 SELECT CAST("order_id" AS VARCHAR(65535)), count(*) FROM "__xform_new__merged" GROUP BY "order_id" HAVING count(*) > 1 LIMIT 1;
+SELECT 1 FROM "__xform_new__merged" WHERE "order_id" IS NULL LIMIT 1;
 UPDATE "xt_analytics"."merged" AS t SET "customer" = n."customer", "amount" = n."amount"
-FROM "__xform_new__merged" AS n WHERE coalesce(t."order_id", 0) = coalesce(n."order_id", 0) AND (t."order_id" IS NULL) = (n."order_id" IS NULL);
+FROM (SELECT * FROM "__xform_new__merged" WHERE "order_id" IS NOT NULL) AS n WHERE t."order_id" = n."order_id";
 INSERT INTO "xt_analytics"."merged" ("order_id", "customer", "amount")
-SELECT n."order_id", n."customer", n."amount" FROM "__xform_new__merged" AS n
+SELECT n."order_id", n."customer", n."amount" FROM (SELECT * FROM "__xform_new__merged" WHERE "order_id" IS NOT NULL) AS n
+WHERE NOT EXISTS (SELECT 1 FROM "xt_analytics"."merged" AS t WHERE t."order_id" = n."order_id");
+UPDATE "xt_analytics"."merged" AS t SET "customer" = n."customer", "amount" = n."amount"
+FROM (SELECT * FROM "__xform_new__merged" WHERE "order_id" IS NULL) AS n WHERE coalesce(t."order_id", 0) = coalesce(n."order_id", 0) AND (t."order_id" IS NULL) = (n."order_id" IS NULL);
+INSERT INTO "xt_analytics"."merged" ("order_id", "customer", "amount")
+SELECT n."order_id", n."customer", n."amount" FROM (SELECT * FROM "__xform_new__merged" WHERE "order_id" IS NULL) AS n
 WHERE NOT EXISTS (SELECT 1 FROM "xt_analytics"."merged" AS t WHERE coalesce(t."order_id", 0) = coalesce(n."order_id", 0) AND (t."order_id" IS NULL) = (n."order_id" IS NULL));
 DROP TABLE "__xform_new__merged";
 SELECT privilege_type, identity_type, identity_name FROM svv_relation_privileges WHERE namespace_name = 'xt_analytics' AND relation_name = 'merged' AND identity_name <> current_user;
@@ -194,7 +200,9 @@ CREATE TEMP TABLE "__xform_new__replaced" AS
 select order_id, product from "xt_raw_data"."stg_orders";
 SELECT a.attname AS column_name, format_type(a.atttypid, a.atttypmod) AS column_type FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = '__xform_new__replaced' AND pg_table_is_visible(c.oid) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum;
 SELECT a.attname AS column_name, format_type(a.atttypid, a.atttypmod) AS column_type FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'replaced' AND n.nspname = 'xt_analytics' AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum;
-DELETE FROM "xt_analytics"."replaced" USING "__xform_new__replaced" AS n WHERE coalesce("replaced"."order_id", 0) = coalesce(n."order_id", 0) AND ("replaced"."order_id" IS NULL) = (n."order_id" IS NULL);
+SELECT 1 FROM "__xform_new__replaced" WHERE "order_id" IS NULL LIMIT 1;
+DELETE FROM "xt_analytics"."replaced" USING (SELECT * FROM "__xform_new__replaced" WHERE "order_id" IS NOT NULL) AS n WHERE "replaced"."order_id" = n."order_id";
+DELETE FROM "xt_analytics"."replaced" USING (SELECT * FROM "__xform_new__replaced" WHERE "order_id" IS NULL) AS n WHERE coalesce("replaced"."order_id", 0) = coalesce(n."order_id", 0) AND ("replaced"."order_id" IS NULL) = (n."order_id" IS NULL);
 INSERT INTO "xt_analytics"."replaced" ("order_id", "product")
 SELECT n."order_id", n."product" FROM "__xform_new__replaced" AS n;
 DROP TABLE "__xform_new__replaced";
