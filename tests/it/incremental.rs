@@ -4,8 +4,24 @@
 
 use std::path::Path;
 
-use crate::build::{ok, query, run_results};
+use crate::build::{ok, run_results};
 use crate::harness::{project, write_files, xform};
+use crate::warehouses::{Warehouse, both};
+
+both!(
+    each_strategy_over_three_runs_with_updates_and_late_rows,
+    null_keys_merge_without_duplicates,
+    a_merge_updates_only_the_columns_it_is_told,
+    a_merge_refuses_new_rows_that_repeat_a_key,
+    on_schema_change_modes,
+    a_failing_test_keeps_new_rows_out,
+    a_broken_test_in_an_incremental_run_does_not_take_the_other_tests_with_it,
+    a_test_whose_failing_rows_cannot_be_read_does_not_lose_the_new_rows,
+    full_refresh_false_keeps_an_incremental_table_out_of_a_full_refresh,
+    a_backfill_replaces_exactly_its_interval_and_is_idempotent,
+    a_failing_batch_leaves_the_others_committed_and_is_reported,
+    snapshots_record_a_change_a_revert_and_a_hard_delete
+);
 
 const PROJECT: &str = "
 -- file: project.yml
@@ -45,8 +61,11 @@ fn events(dir: &Path, rows: &[&str]) {
     std::fs::write(dir.join("seeds/events.csv"), csv).unwrap();
 }
 
-fn table(dir: &Path, relation: &str) -> Vec<String> {
-    query(
+/// The rows of `relation` (`schema.name`, `main` the default schema).
+fn table(w: &Warehouse, dir: &Path, relation: &str) -> Vec<String> {
+    let (schema, name) = relation.split_once('.').unwrap_or(("main", relation));
+    let relation = w.rel(schema, name);
+    w.query(
         dir,
         &format!("SELECT id, coalesce(region, '-'), amount FROM {relation} ORDER BY id, amount"),
     )
@@ -77,9 +96,8 @@ fn all(runs: &[&[&str]]) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn each_strategy_over_three_runs_with_updates_and_late_rows() {
-    let dir = project(PROJECT);
+fn each_strategy_over_three_runs_with_updates_and_late_rows(w: &Warehouse) {
+    let dir = w.project(PROJECT);
     let d = dir.path();
     write_files(
         d,
@@ -100,7 +118,7 @@ fn each_strategy_over_three_runs_with_updates_and_late_rows() {
         assert!(out.contains("incr"), "{out}");
     }
     assert_eq!(
-        table(d, "main.appended"),
+        table(w, d, "main.appended"),
         [
             "1 seoul 10",
             "2 busan 20",
@@ -118,10 +136,10 @@ fn each_strategy_over_three_runs_with_updates_and_late_rows() {
         "4 daegu 40",
         "5 seoul 50",
     ];
-    assert_eq!(table(d, "main.merged"), latest);
-    assert_eq!(table(d, "main.deleted_inserted"), latest);
+    assert_eq!(table(w, d, "main.merged"), latest);
+    assert_eq!(table(w, d, "main.deleted_inserted"), latest);
     assert_eq!(
-        table(d, "main.by_default"),
+        table(w, d, "main.by_default"),
         latest,
         "a unique_key means merge"
     );
@@ -140,12 +158,15 @@ fn each_strategy_over_three_runs_with_updates_and_late_rows() {
     assert_eq!(rows_of("merged"), 2);
     // --full-refresh rebuilds from everything landed: the appended table loses its history.
     ok(d, &["build", "--full-refresh", "-s", "appended"]);
-    assert_eq!(table(d, "main.appended").len(), 7, "all landed rows, once");
+    assert_eq!(
+        table(w, d, "main.appended").len(),
+        7,
+        "all landed rows, once"
+    );
 }
 
-#[test]
-fn null_keys_merge_without_duplicates() {
-    let dir = project(PROJECT);
+fn null_keys_merge_without_duplicates(w: &Warehouse) {
+    let dir = w.project(PROJECT);
     let d = dir.path();
     write_files(
         d,
@@ -185,16 +206,15 @@ fn null_keys_merge_without_duplicates() {
     ok(d, &["build"]);
     let expected = ["1 - 12", "2 seoul 20"];
     assert_eq!(
-        table(d, "main.merged"),
+        table(w, d, "main.merged"),
         expected,
         "one row per key, NULL or not"
     );
-    assert_eq!(table(d, "main.deleted_inserted"), expected);
+    assert_eq!(table(w, d, "main.deleted_inserted"), expected);
 }
 
-#[test]
-fn a_merge_updates_only_the_columns_it_is_told() {
-    let dir = project(PROJECT);
+fn a_merge_updates_only_the_columns_it_is_told(w: &Warehouse) {
+    let dir = w.project(PROJECT);
     let d = dir.path();
     write_files(
         d,
@@ -214,13 +234,12 @@ fn a_merge_updates_only_the_columns_it_is_told() {
         ],
     );
     ok(d, &["build"]);
-    assert_eq!(table(d, "main.only_amount"), ["1 seoul 15"]);
-    assert_eq!(table(d, "main.all_but_region"), ["1 seoul 15"]);
+    assert_eq!(table(w, d, "main.only_amount"), ["1 seoul 15"]);
+    assert_eq!(table(w, d, "main.all_but_region"), ["1 seoul 15"]);
 }
 
-#[test]
-fn a_merge_refuses_new_rows_that_repeat_a_key() {
-    let dir = project(PROJECT);
+fn a_merge_refuses_new_rows_that_repeat_a_key(w: &Warehouse) {
+    let dir = w.project(PROJECT);
     let d = dir.path();
     write_files(
         d,
@@ -244,15 +263,15 @@ fn a_merge_refuses_new_rows_that_repeat_a_key() {
         out.stdout
     );
     assert_eq!(
-        table(d, "main.merged"),
+        table(w, d, "main.merged"),
         ["1 seoul 10"],
         "nothing half-merged"
     );
 }
 
 /// Runs a model whose second version adds `channel` and drops `amount`, under `mode`.
-fn schema_change(mode: &str) -> (tempfile::TempDir, i32, String) {
-    let dir = project(PROJECT);
+fn schema_change(w: &Warehouse, mode: &str) -> (tempfile::TempDir, i32, String) {
+    let dir = w.project(PROJECT);
     let d = dir.path();
     let first = model(&format!("unique_key='id', on_schema_change='{mode}'"));
     write_files(d, &format!("-- file: models/facts.sql\n{first}"));
@@ -274,53 +293,52 @@ select id, region, 'web' as channel, event_at, loaded_at from {{{{ ref('events')
     (dir, out.code, out.stdout)
 }
 
-fn columns(d: &Path) -> Vec<String> {
-    query(
-        d,
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'facts' ORDER BY ordinal_position",
-    )
-    .into_iter()
-    .map(|r| r[0].clone())
-    .collect()
+fn columns(w: &Warehouse, d: &Path) -> Vec<String> {
+    w.columns(d, "main", "facts")
 }
 
-#[test]
-fn on_schema_change_modes() {
-    let (dir, code, _) = schema_change("ignore");
+fn on_schema_change_modes(w: &Warehouse) {
+    let (dir, code, _) = schema_change(w, "ignore");
     assert_eq!(code, 0);
     assert_eq!(
-        columns(dir.path()),
+        columns(w, dir.path()),
         ["id", "region", "amount", "event_at", "loaded_at"]
     );
-    let amounts = query(
+    let amounts = w.query(
         dir.path(),
-        "SELECT id, coalesce(amount::VARCHAR, 'NULL') FROM main.facts WHERE id = 4",
+        &format!(
+            "SELECT id, coalesce(amount::VARCHAR, 'NULL') FROM {} WHERE id = 4",
+            w.rel("main", "facts")
+        ),
     );
     assert_eq!(amounts, [["4", "NULL"]], "the new row has no amount");
 
-    let (dir, code, _) = schema_change("append_new_columns");
+    let (dir, code, _) = schema_change(w, "append_new_columns");
     assert_eq!(code, 0);
     assert_eq!(
-        columns(dir.path()),
+        columns(w, dir.path()),
         ["id", "region", "amount", "event_at", "loaded_at", "channel"]
     );
-    let channels = query(
+    let channels = w.query(
         dir.path(),
-        "SELECT id, coalesce(channel, '-') FROM main.facts ORDER BY id",
+        &format!(
+            "SELECT id, coalesce(channel, '-') FROM {} ORDER BY id",
+            w.rel("main", "facts")
+        ),
     );
     assert_eq!(
         channels,
         [["1", "-"], ["2", "-"], ["3", "web"], ["4", "web"]]
     );
 
-    let (dir, code, _) = schema_change("sync_all_columns");
+    let (dir, code, _) = schema_change(w, "sync_all_columns");
     assert_eq!(code, 0);
     assert_eq!(
-        columns(dir.path()),
+        columns(w, dir.path()),
         ["id", "region", "event_at", "loaded_at", "channel"]
     );
 
-    let (dir, code, out) = schema_change("fail");
+    let (dir, code, out) = schema_change(w, "fail");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("on_schema_change is `fail`"), "{out}");
     assert!(
@@ -328,11 +346,11 @@ fn on_schema_change_modes() {
         "{out}"
     );
     assert_eq!(
-        columns(dir.path()),
+        columns(w, dir.path()),
         ["id", "region", "amount", "event_at", "loaded_at"]
     );
     assert_eq!(
-        table(dir.path(), "main.facts").len(),
+        table(w, dir.path(), "main.facts").len(),
         3,
         "the table is untouched"
     );
@@ -340,8 +358,8 @@ fn on_schema_change_modes() {
 
 /// The project with a merged incremental model `merged` whose columns are `columns` (YAML
 /// under `columns:`), and any more files.
-fn merged_project(columns: &str, more: &str) -> tempfile::TempDir {
-    let dir = project(PROJECT);
+fn merged_project(w: &Warehouse, columns: &str, more: &str) -> tempfile::TempDir {
+    let dir = w.project(PROJECT);
     let files = format!(
         "-- file: models/merged.sql\n{}-- file: models/schema.yml
 models:
@@ -354,9 +372,12 @@ models:
     dir
 }
 
-#[test]
-fn a_failing_test_keeps_new_rows_out() {
-    let dir = merged_project("      - name: amount\n        data_tests: [not_null]\n", "");
+fn a_failing_test_keeps_new_rows_out(w: &Warehouse) {
+    let dir = merged_project(
+        w,
+        "      - name: amount\n        data_tests: [not_null]\n",
+        "",
+    );
     let d = dir.path();
     events(d, RUN_1);
     ok(d, &["build"]);
@@ -372,7 +393,7 @@ fn a_failing_test_keeps_new_rows_out() {
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert!(out.stdout.contains("not published"), "{}", out.stdout);
     assert_eq!(
-        table(d, "main.merged"),
+        table(w, d, "main.merged"),
         ["1 seoul 10", "2 busan 20", "3 seoul 30"]
     );
 }
@@ -405,8 +426,7 @@ fn result_of(d: &Path, name: &str) -> (String, String) {
 /// transaction of an incremental run. It is reported with its own error, and the model's other
 /// tests still get their verdicts on the new rows: they are not reported as errors of a
 /// transaction the broken one aborted.
-#[test]
-fn a_broken_test_in_an_incremental_run_does_not_take_the_other_tests_with_it() {
+fn a_broken_test_in_an_incremental_run_does_not_take_the_other_tests_with_it(w: &Warehouse) {
     let columns = "      - name: id
         data_tests: [unique]
       - name: amount
@@ -416,7 +436,7 @@ fn a_broken_test_in_an_incremental_run_does_not_take_the_other_tests_with_it() {
 {{ config(severity='warn') }}
 select * from {{ ref('merged') }} where no_such_column > 0
 ";
-    let dir = merged_project(columns, broken);
+    let dir = merged_project(w, columns, broken);
     let d = dir.path();
     let out = two_runs(d);
     let status = |name: &str| result_of(d, name);
@@ -427,7 +447,7 @@ select * from {{ ref('merged') }} where no_such_column > 0
     assert_eq!(status("unique_merged_id").0, "pass", "{}", out.stdout);
     // The broken test warns only: the new rows are published.
     assert_eq!(
-        table(d, "main.merged"),
+        table(w, d, "main.merged"),
         ["1 seoul 10", "2 busan 20", "3 seoul 33", "4 daegu 40"]
     );
 }
@@ -435,18 +455,17 @@ select * from {{ ref('merged') }} where no_such_column > 0
 /// A warning test whose count query runs but whose failing rows cannot be read (the sample
 /// query errors inside the open transaction, which DuckDB then aborts): the run must not
 /// report the model built while its new rows were silently rolled back.
-#[test]
-fn a_test_whose_failing_rows_cannot_be_read_does_not_lose_the_new_rows() {
+fn a_test_whose_failing_rows_cannot_be_read_does_not_lose_the_new_rows(w: &Warehouse) {
     let columns = "      - name: id\n        data_tests: [unique]\n";
     let sample_breaks = "-- file: tests/sample_breaks.sql
 {{ config(severity='warn') }}
 select cast(region as int) as r from {{ ref('merged') }} where amount > 35
 ";
-    let dir = merged_project(columns, sample_breaks);
+    let dir = merged_project(w, columns, sample_breaks);
     let d = dir.path();
     let out = two_runs(d);
     assert_eq!(
-        table(d, "main.merged"),
+        table(w, d, "main.merged"),
         ["1 seoul 10", "2 busan 20", "3 seoul 33", "4 daegu 40"],
         "{}",
         out.stdout
@@ -458,9 +477,8 @@ select cast(region as int) as r from {{ ref('merged') }} where amount > 35
 }
 
 /// dbt's `full_refresh: false` protects a table that is costly to rebuild from `--full-refresh`.
-#[test]
-fn full_refresh_false_keeps_an_incremental_table_out_of_a_full_refresh() {
-    let dir = project(PROJECT);
+fn full_refresh_false_keeps_an_incremental_table_out_of_a_full_refresh(w: &Warehouse) {
+    let dir = w.project(PROJECT);
     let d = dir.path();
     let protected = model("unique_key='id', full_refresh=false");
     write_files(d, &format!("-- file: models/kept.sql\n{protected}"));
@@ -470,7 +488,7 @@ fn full_refresh_false_keeps_an_incremental_table_out_of_a_full_refresh() {
     events(d, &RUN_1[1..]);
     let out = ok(d, &["build", "--full-refresh"]);
     assert_eq!(
-        table(d, "main.kept"),
+        table(w, d, "main.kept"),
         ["1 seoul 10", "2 busan 20", "3 seoul 30"],
         "{out}"
     );
@@ -481,7 +499,7 @@ const MICROBATCH: &str = "
 {{ config(materialized='incremental', incremental_strategy='microbatch', event_time='event_at',
           batch_size='day', begin='2024-01-01') }}
 select id, amount, event_at,
-       case when amount < 0 then error('negative amount ' || id) else amount end as checked
+       case when amount < 0 then cast('negative amount ' || id as integer) else amount end as checked
 from {{ ref('events') }}
 ";
 
@@ -503,47 +521,46 @@ fn day_rows(amounts: [i32; 3]) -> Vec<String> {
         .collect()
 }
 
-fn daily(d: &Path) -> Vec<String> {
-    query(d, "SELECT id, amount FROM main.daily ORDER BY id")
-        .into_iter()
-        .map(|r| r.join(" "))
-        .collect()
+fn daily(w: &Warehouse, d: &Path) -> Vec<String> {
+    let sql = format!(
+        "SELECT id, amount FROM {} ORDER BY id",
+        w.rel("main", "daily")
+    );
+    w.query(d, &sql).into_iter().map(|r| r.join(" ")).collect()
 }
 
-#[test]
-fn a_backfill_replaces_exactly_its_interval_and_is_idempotent() {
-    let dir = project(PROJECT);
+fn a_backfill_replaces_exactly_its_interval_and_is_idempotent(w: &Warehouse) {
+    let dir = w.project(PROJECT);
     let d = dir.path();
     write_files(d, MICROBATCH);
     let rows = day_rows([100, 200, 300]);
     events(d, &rows.iter().map(String::as_str).collect::<Vec<_>>());
     ok(d, &["build"]);
-    assert_eq!(daily(d).len(), 6);
+    assert_eq!(daily(w, d).len(), 6);
     // New figures land for every day; only 2024-01-02 is backfilled.
     let rows = day_rows([111, 222, 333]);
     events(d, &rows.iter().map(String::as_str).collect::<Vec<_>>());
     ok(d, &["seed"]);
     let out = ok(d, &["run", "--start", "2024-01-02", "--end", "2024-01-03"]);
     assert!(out.contains("(1 batch)"), "{out}");
-    let once = daily(d);
+    let once = daily(w, d);
     assert_eq!(
         once,
         ["0 100", "1 101", "10 222", "11 223", "20 300", "21 301"]
     );
     ok(d, &["run", "--start", "2024-01-02", "--end", "2024-01-03"]);
-    assert_eq!(daily(d), once, "re-running the interval changes nothing");
+    assert_eq!(daily(w, d), once, "re-running the interval changes nothing");
     // A wider backfill runs one batch per day, in parallel.
     let out = ok(d, &["run", "--start", "2024-01-01", "--end", "2024-01-04"]);
     assert!(out.contains("(3 batches)"), "{out}");
     assert_eq!(
-        daily(d),
+        daily(w, d),
         ["0 111", "1 112", "10 222", "11 223", "20 333", "21 334"]
     );
 }
 
-#[test]
-fn a_failing_batch_leaves_the_others_committed_and_is_reported() {
-    let dir = project(PROJECT);
+fn a_failing_batch_leaves_the_others_committed_and_is_reported(w: &Warehouse) {
+    let dir = w.project(PROJECT);
     let d = dir.path();
     write_files(d, MICROBATCH);
     let rows = day_rows([100, 200, 300]);
@@ -567,7 +584,7 @@ fn a_failing_batch_leaves_the_others_committed_and_is_reported() {
         out.stdout
     );
     assert_eq!(
-        daily(d),
+        daily(w, d),
         ["0 111", "1 112", "10 200", "11 201", "20 333", "21 334"],
         "days 1 and 3 committed, day 2 kept"
     );
@@ -619,8 +636,10 @@ snapshots:
       snapshot_meta_column_names: { dbt_valid_from: valid_from, dbt_valid_to: valid_to }
 ";
 
-fn history(d: &Path, relation: &str, from: &str, to: &str) -> Vec<String> {
-    query(
+fn history(w: &Warehouse, d: &Path, relation: &str, from: &str, to: &str) -> Vec<String> {
+    let (schema, name) = relation.split_once('.').unwrap_or(("main", relation));
+    let relation = w.rel(schema, name);
+    w.query(
         d,
         &format!(
             "SELECT id, tier, CASE WHEN {to} IS NULL THEN 'current' ELSE 'closed' END \
@@ -632,9 +651,8 @@ fn history(d: &Path, relation: &str, from: &str, to: &str) -> Vec<String> {
     .collect()
 }
 
-#[test]
-fn snapshots_record_a_change_a_revert_and_a_hard_delete() {
-    let dir = project(SNAPSHOT);
+fn snapshots_record_a_change_a_revert_and_a_hard_delete(w: &Warehouse) {
+    let dir = w.project(SNAPSHOT);
     let d = dir.path();
     let out = ok(d, &["build"]);
     assert!(out.contains("snapshot"), "{out}");
@@ -667,6 +685,7 @@ id,name,tier,updated_at
     ];
     assert_eq!(
         history(
+            w,
             d,
             "snapshots.customers_history",
             "dbt_valid_from",
@@ -674,10 +693,13 @@ id,name,tier,updated_at
         ),
         expected
     );
-    let periods = query(
+    let periods = w.query(
         d,
-        "SELECT dbt_valid_from::VARCHAR, coalesce(dbt_valid_to::VARCHAR, '') FROM snapshots.customers_history \
-         WHERE id = 1 ORDER BY dbt_valid_from",
+        &format!(
+            "SELECT dbt_valid_from::VARCHAR, coalesce(dbt_valid_to::VARCHAR, '') FROM {} \
+             WHERE id = 1 ORDER BY dbt_valid_from",
+            w.rel("snapshots", "customers_history")
+        ),
     );
     assert_eq!(
         periods,
@@ -688,19 +710,22 @@ id,name,tier,updated_at
         ]
     );
     assert_eq!(
-        history(d, "main.tiers_checked", "valid_from", "valid_to"),
+        history(w, d, "main.tiers_checked", "valid_from", "valid_to"),
         expected,
         "the check strategy and renamed columns record the same story"
     );
-    let korean = query(
+    let korean = w.query(
         d,
-        "SELECT DISTINCT name FROM snapshots.customers_history WHERE id = 1",
+        &format!(
+            "SELECT DISTINCT name FROM {} WHERE id = 1",
+            w.rel("snapshots", "customers_history")
+        ),
     );
     assert_eq!(korean, [["김민지"]]);
     // A snapshot run with nothing changed adds nothing.
     ok(d, &["snapshot"]);
     assert_eq!(
-        history(d, "main.tiers_checked", "valid_from", "valid_to").len(),
+        history(w, d, "main.tiers_checked", "valid_from", "valid_to").len(),
         4
     );
 }
@@ -838,7 +863,7 @@ group by dt order by dt
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows = query(
+    let rows = crate::build::query(
         d,
         "SELECT dt::VARCHAR, events, amount FROM main.daily_counts",
     );

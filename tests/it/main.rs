@@ -15,3 +15,4 @@ mod select;
 mod state;
 mod testing;
 mod tidy;
+mod warehouses;

@@ -66,7 +66,7 @@ impl Pg {
     }
 
     /// The target's settings as flow-style YAML.
-    fn target(&self, threads: usize) -> String {
+    pub fn target(&self, threads: usize) -> String {
         let fields: Vec<String> = self
             .address
             .iter()
@@ -128,7 +128,7 @@ impl Pg {
         !self.relations().iter().any(|(r, _)| r.contains("__xform_"))
     }
 
-    fn drop_schemas(&self) {
+    pub fn drop_schemas(&self) {
         let mut client = self.client();
         let schemas = self.query(&format!(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE '{}%'",
