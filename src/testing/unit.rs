@@ -185,7 +185,9 @@ fn json_text(v: &Json) -> Option<String> {
 }
 
 /// Values compare as numbers when both read as numbers (`12.50` = `12.5`), a midnight
-/// timestamp as its date (`2024-03-01 00:00:00` = `2024-03-01`), else as text.
+/// timestamp as its date (`2024-03-01 00:00:00` = `2024-03-01`), a timestamp with a time zone
+/// as it reads in the session's (`2024-03-01 00:00:00+09` = `2024-03-01`: dbt casts the
+/// expected value to the column's type in the session), else as text.
 fn normalize(v: &Option<String>) -> String {
     let Some(s) = v else {
         return "NULL".into();
@@ -200,9 +202,31 @@ fn normalize(v: &Option<String>) -> String {
         _ => {}
     }
     let t = t.replacen('T', " ", usize::from(looks_like_date(t)));
+    let t = without_offset(&t);
     match t.strip_suffix(" 00:00:00") {
         Some(date) if looks_like_date(date) => date.to_string(),
         _ => t,
+    }
+}
+
+/// A timestamp without its time zone offset (`…12:00:00+09`, `+05:30`, `Z`); anything else
+/// as it is.
+fn without_offset(t: &str) -> String {
+    let timestamp = looks_like_date(t) && t.len() >= 19 && t.as_bytes()[13] == b':';
+    let Some(time) = t.get(11..).filter(|_| timestamp) else {
+        return t.to_string();
+    };
+    let cut = time
+        .rfind(['+', '-'])
+        .or_else(|| time.strip_suffix('Z').map(str::len));
+    let offset = cut.map(|i| &time[i..]);
+    let is_offset = offset.is_some_and(|o| {
+        let digits = o.trim_start_matches(['+', '-']).replace(':', "");
+        o == "Z" || (matches!(digits.len(), 2 | 4) && digits.bytes().all(|b| b.is_ascii_digit()))
+    });
+    match (cut, is_offset) {
+        (Some(i), true) => t[..11 + i].to_string(),
+        _ => t.to_string(),
     }
 }
 
@@ -327,5 +351,16 @@ mod tests {
             diff.contains("- | 1 | 3 |") && diff.contains("+ | 1 | 4 |"),
             "{diff}"
         );
+    }
+
+    #[test]
+    fn timestamps_compare_in_the_session_time_zone() {
+        let n = |s: &str| normalize(&Some(s.to_string()));
+        assert_eq!(n("2024-03-01 00:00:00+00"), "2024-03-01");
+        assert_eq!(n("2024-03-01 00:00:00+09"), "2024-03-01");
+        assert_eq!(n("2024-03-01T12:30:00+05:30"), "2024-03-01 12:30:00");
+        assert_eq!(n("2024-03-01 12:30:00.5Z"), "2024-03-01 12:30:00.5");
+        assert_eq!(n("2024-03-01"), "2024-03-01");
+        assert_eq!(n("2024-03-01 x-12"), "2024-03-01 x-12");
     }
 }

@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use crate::build::{query, run_results};
+use crate::build::run_results;
 use crate::harness::{project, write_files, xform};
+use crate::warehouses::{Warehouse, both};
 
 /// One line of the run output that mentions `name`.
 fn line_of<'a>(out: &'a str, name: &str) -> &'a str {
@@ -31,6 +32,23 @@ fn result_of(dir: &Path, name: &str) -> serde_json::Value {
         })
         .unwrap_or_else(|| panic!("no result for {name}"))
         .clone()
+}
+
+both!(
+    every_builtin_generic_test_passes_on_good_data,
+    every_builtin_generic_test_fails_on_bad_data_with_rows_shown,
+    severity_thresholds_where_limit_and_stored_failures,
+    custom_generic_tests_and_singular_tests,
+    write_audit_publish_keeps_the_previous_table_when_a_test_fails,
+    a_failing_test_on_a_view_skips_its_children,
+    unit_tests_run_the_model_on_mocked_inputs,
+    a_failing_unit_test_prints_a_row_diff_and_blocks_the_model,
+    a_test_that_cannot_run_is_reported_alone_and_blocks_publishing
+);
+
+/// Whether the warehouse has relation `name` in the default schema.
+fn exists(w: &Warehouse, dir: &Path, name: &str) -> bool {
+    !w.columns(dir, "main", name).is_empty()
 }
 
 const SHOP: &str = "
@@ -74,9 +92,8 @@ models:
           - relationships: {to: ref('customers'), field: id}
 ";
 
-#[test]
-fn every_builtin_generic_test_passes_on_good_data() {
-    let dir = project(SHOP);
+fn every_builtin_generic_test_passes_on_good_data(w: &Warehouse) {
+    let dir = w.project(SHOP);
     let o = xform(dir.path(), &["build"]);
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
     for name in [
@@ -95,9 +112,8 @@ fn every_builtin_generic_test_passes_on_good_data() {
 }
 
 /// Data that breaks every built-in test once, tested after the fact with `xform test`.
-#[test]
-fn every_builtin_generic_test_fails_on_bad_data_with_rows_shown() {
-    let dir = project(SHOP);
+fn every_builtin_generic_test_fails_on_bad_data_with_rows_shown(w: &Warehouse) {
+    let dir = w.project(SHOP);
     assert_eq!(xform(dir.path(), &["build"]).code, 0);
     write_files(
         dir.path(),
@@ -234,9 +250,8 @@ models:
               config: {store_failures: true, severity: warn}
 ";
 
-#[test]
-fn severity_thresholds_where_limit_and_stored_failures() {
-    let dir = project(THRESHOLDS);
+fn severity_thresholds_where_limit_and_stored_failures(w: &Warehouse) {
+    let dir = w.project(THRESHOLDS);
     let o = xform(dir.path(), &["build"]);
     // Nothing fails at error severity: warnings only, exit 0.
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
@@ -256,16 +271,14 @@ fn severity_thresholds_where_limit_and_stored_failures() {
     assert_eq!(status("referrer_limited"), ("warn".into(), 2));
     assert_line(&o.stdout, "referrer_mostly_set", "WARN");
     // Stored failures: the failing rows in test_failures.<test name>.
+    let stored = w.rel("test_failures", "referrer_stored");
     assert_eq!(
-        query(
-            dir.path(),
-            "select id from test_failures.referrer_stored order by id"
-        ),
+        w.query(dir.path(), &format!("select id from {stored} order by id")),
         [["1"], ["2"], ["3"]]
     );
     assert!(
         o.stdout
-            .contains("failing rows stored in test_failures.referrer_stored"),
+            .contains(&format!("failing rows stored in {stored}")),
         "{}",
         o.stdout
     );
@@ -338,9 +351,8 @@ models:
           - at_most: {value: 5}
 ";
 
-#[test]
-fn custom_generic_tests_and_singular_tests() {
-    let dir = project(CUSTOM);
+fn custom_generic_tests_and_singular_tests(w: &Warehouse) {
+    let dir = w.project(CUSTOM);
     let o = xform(dir.path(), &["build"]);
     assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
     assert_eq!(result_of(dir.path(), "is_even_numbers_n")["status"], "pass");
@@ -364,13 +376,7 @@ fn custom_generic_tests_and_singular_tests() {
         "{}",
         o.stdout
     );
-    assert_eq!(
-        query(
-            dir.path(),
-            "select count(*) from information_schema.tables where table_name = 'numbers'"
-        ),
-        [["0"]]
-    );
+    assert!(!exists(w, dir.path(), "numbers"));
     // An unknown test or a missing argument names the YAML line.
     write_files(
         dir.path(),
@@ -420,9 +426,8 @@ models:
         data_tests: [unique]
 ";
 
-#[test]
-fn write_audit_publish_keeps_the_previous_table_when_a_test_fails() {
-    let dir = project(WAP);
+fn write_audit_publish_keeps_the_previous_table_when_a_test_fails(w: &Warehouse) {
+    let dir = w.project(WAP);
     let o = xform(dir.path(), &["build"]);
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
     // New data breaks `unique`: it is tested before it is published, and never published.
@@ -435,15 +440,16 @@ select * from (values (1, 'kim'), (1, 'park'), (2, 'lee')) as t(id, name)
     );
     let o = xform(dir.path(), &["build"]);
     assert_eq!(o.code, 1, "{}", o.stdout);
+    let (customers, count) = (w.rel("main", "customers"), w.rel("main", "customer_count"));
     assert_eq!(
-        query(
+        w.query(
             dir.path(),
-            "select id, name from main.customers order by id"
+            &format!("select id, name from {customers} order by id")
         ),
         [["1", "kim"], ["2", "lee"]]
     );
     assert_line(&o.stdout, "unique_customers_id", "FAIL");
-    assert_line(&o.stdout, "main.customer_count", "SKIP");
+    assert_line(&o.stdout, &count, "SKIP");
     assert_eq!(result_of(dir.path(), "customers")["status"], "error");
     assert_eq!(result_of(dir.path(), "customer_count")["status"], "skipped");
     assert!(
@@ -458,13 +464,11 @@ select * from (values (1, 'kim'), (1, 'park'), (2, 'lee')) as t(id, name)
         o.stdout
     );
     // No staging relation is left behind.
-    assert_eq!(
-        query(
-            dir.path(),
-            "select count(*) from information_schema.tables where table_name like '%xform%'"
-        ),
-        [["0"]]
+    let staged = format!(
+        "select count(*) from information_schema.tables where table_schema = '{}' and table_name like '%xform%'",
+        w.schema("main")
     );
+    assert_eq!(w.query(dir.path(), &staged), [["0"]]);
 
     // `audit: false`: published first, tested after; the failure still skips the children.
     write_files(
@@ -488,28 +492,27 @@ models:
     let o = xform(dir.path(), &["build"]);
     assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
     assert_eq!(
-        query(dir.path(), "select count(*) from main.customers"),
+        w.query(dir.path(), &format!("select count(*) from {customers}")),
         [["3"]]
     );
-    assert_line(&o.stdout, "main.customers", "OK");
-    assert_line(&o.stdout, "main.customer_count", "SKIP");
+    assert_line(&o.stdout, &customers, "OK");
+    assert_line(&o.stdout, &count, "SKIP");
     assert_eq!(
         result_of(dir.path(), "customer_count")["message"],
-        "skipped: upstream main.customers failed its tests"
+        format!("skipped: upstream {customers} failed its tests")
     );
 }
 
-#[test]
-fn a_failing_test_on_a_view_skips_its_children() {
-    let dir = project(
+fn a_failing_test_on_a_view_skips_its_children(w: &Warehouse) {
+    let dir = w.project(
         &WAP.replace("+materialized: table", "+materialized: view")
             .replace("(1, 'kim'), (2, 'lee')", "(1, 'kim'), (1, 'lee')"),
     );
     let o = xform(dir.path(), &["build"]);
     assert_eq!(o.code, 1, "{}", o.stdout);
-    assert_line(&o.stdout, "main.customers ", "OK");
+    assert_line(&o.stdout, &format!("{} ", w.rel("main", "customers")), "OK");
     assert_line(&o.stdout, "unique_customers_id", "FAIL");
-    assert_line(&o.stdout, "main.customer_count", "SKIP");
+    assert_line(&o.stdout, &w.rel("main", "customer_count"), "SKIP");
 }
 
 const UNIT: &str = "
@@ -549,9 +552,8 @@ unit_tests:
         - {id: 2, amount_krw: 1500.0, month: 2024-03-01}
 ";
 
-#[test]
-fn unit_tests_run_the_model_on_mocked_inputs() {
-    let dir = project(UNIT);
+fn unit_tests_run_the_model_on_mocked_inputs(w: &Warehouse) {
+    let dir = w.project(UNIT);
     // Built first, so the fixtures take the real inputs' column types (DATE, DECIMAL).
     let o = xform(dir.path(), &["build"]);
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
@@ -560,12 +562,12 @@ fn unit_tests_run_the_model_on_mocked_inputs() {
     let o = xform(dir.path(), &["test", "-s", "test_type:unit"]);
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
     assert!(o.stdout.contains("1 node"), "{}", o.stdout);
-    assert_eq!(query(dir.path(), "select rate from main.fx"), [["1300"]]);
+    let rate = format!("select rate from {}", w.rel("main", "fx"));
+    assert_eq!(w.query(dir.path(), &rate), [["1300"]]);
 }
 
-#[test]
-fn a_failing_unit_test_prints_a_row_diff_and_blocks_the_model() {
-    let dir = project(&UNIT.replace("amount_krw: 1500.0", "amount_krw: 1600"));
+fn a_failing_unit_test_prints_a_row_diff_and_blocks_the_model(w: &Warehouse) {
+    let dir = w.project(&UNIT.replace("amount_krw: 1500.0", "amount_krw: 1600"));
     let o = xform(dir.path(), &["build"]);
     assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
     assert_line(&o.stdout, "converts_to_krw", "FAIL");
@@ -591,13 +593,7 @@ fn a_failing_unit_test_prints_a_row_diff_and_blocks_the_model() {
         "{}",
         o.stdout
     );
-    assert_eq!(
-        query(
-            dir.path(),
-            "select count(*) from information_schema.tables where table_name = 'orders_krw'"
-        ),
-        [["0"]]
-    );
+    assert!(!exists(w, dir.path(), "orders_krw"));
 }
 
 #[test]
@@ -621,9 +617,8 @@ fn malformed_unit_test_fixtures_name_the_file_and_line() {
     assert!(o.stderr.contains("`orders` missing"), "{}", o.stderr);
 }
 
-#[test]
-fn a_test_that_cannot_run_is_reported_alone_and_blocks_publishing() {
-    let dir = project(WAP);
+fn a_test_that_cannot_run_is_reported_alone_and_blocks_publishing(w: &Warehouse) {
+    let dir = w.project(WAP);
     assert_eq!(xform(dir.path(), &["build"]).code, 0);
     write_files(
         dir.path(),
@@ -645,9 +640,7 @@ select * from (values (1, 'kim'), (2, 'lee'), (3, 'park')) as t(id, name)
     assert_line(&o.stdout, "unique_customers_id", "PASS");
     assert!(o.stdout.contains("no_such_column"), "{}", o.stdout);
     // Unverified data is not published: the previous two rows stay.
-    assert_eq!(
-        query(dir.path(), "select count(*) from main.customers"),
-        [["2"]]
-    );
-    assert_line(&o.stdout, "main.customer_count", "SKIP");
+    let count = format!("select count(*) from {}", w.rel("main", "customers"));
+    assert_eq!(w.query(dir.path(), &count), [["2"]]);
+    assert_line(&o.stdout, &w.rel("main", "customer_count"), "SKIP");
 }
