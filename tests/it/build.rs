@@ -7,6 +7,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::harness::{example_project, project, spawn, write_files, xform};
+use crate::warehouses::{Warehouse, both};
 
 /// Every value of a query as text (NULL as "NULL"), rows in the query's order.
 pub fn query(dir: &Path, sql: &str) -> Vec<Vec<String>> {
@@ -35,7 +36,7 @@ fn one(dir: &Path, sql: &str) -> String {
 }
 
 /// (schema.name, TABLE|VIEW) of every relation in the database, sorted.
-fn relations(dir: &Path) -> Vec<(String, String)> {
+pub fn relations(dir: &Path) -> Vec<(String, String)> {
     query(
         dir,
         "SELECT table_schema || '.' || table_name, table_type FROM information_schema.tables \
@@ -65,6 +66,16 @@ pub fn ok(dir: &Path, args: &[&str]) -> String {
     );
     o.stdout
 }
+
+both!(
+    every_layer_lands_with_its_materialization,
+    a_ragged_csv_is_rejected_with_its_line_and_the_old_table_kept,
+    a_failing_model_keeps_its_previous_table_and_its_children_are_skipped,
+    rebuilding_is_idempotent_and_switches_kinds,
+    schema_prefix_isolates_a_target,
+    json_log_has_one_object_per_event,
+    show_prints_rows_without_materializing
+);
 
 const LAYERS: &str = "
 -- file: project.yml
@@ -98,13 +109,12 @@ select customer, sum(amount) as total from {{ ref('stg_orders') }} group by cust
 select * from {{ ref('by_customer_base') }} order by customer
 ";
 
-#[test]
-fn every_layer_lands_with_its_materialization() {
-    let dir = project(LAYERS);
+fn every_layer_lands_with_its_materialization(w: &Warehouse) {
+    let dir = w.project(LAYERS);
     let out = ok(dir.path(), &["build"]);
     assert!(out.contains("3 nodes"), "{out}");
     assert_eq!(
-        relations(dir.path()),
+        w.relations(dir.path()),
         [
             ("analytics.by_customer".into(), "BASE TABLE".into()),
             ("raw_data.orders".into(), "BASE TABLE".into()),
@@ -112,7 +122,10 @@ fn every_layer_lands_with_its_materialization() {
         ]
     );
     assert_eq!(
-        query(dir.path(), "select * from analytics.by_customer"),
+        w.query(
+            dir.path(),
+            &format!("select * from {}", w.rel("analytics", "by_customer"))
+        ),
         [["kim", "1700.00"], ["lee", "2500.00"]]
     );
     // One line per node: status, kind, relation, rows for tables, seconds.
@@ -209,9 +222,8 @@ fn a_cp949_file_read_as_utf8_fails_with_its_line_and_a_hint() {
     assert!(o.stdout.contains("encoding"), "{}", o.stdout);
 }
 
-#[test]
-fn a_ragged_csv_is_rejected_with_its_line_and_the_old_table_kept() {
-    let dir = project(LAYERS);
+fn a_ragged_csv_is_rejected_with_its_line_and_the_old_table_kept(w: &Warehouse) {
+    let dir = w.project(LAYERS);
     ok(dir.path(), &["seed"]);
     write_files(
         dir.path(),
@@ -224,7 +236,13 @@ order_id,customer,amount,product
     let o = xform(dir.path(), &["seed"]);
     assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
     assert!(o.stdout.contains("seeds/orders.csv:3"), "{}", o.stdout);
-    assert_eq!(one(dir.path(), "select count(*) from raw_data.orders"), "3");
+    assert_eq!(
+        w.query(
+            dir.path(),
+            &format!("select count(*) from {}", w.rel("raw_data", "orders"))
+        )[0][0],
+        "3"
+    );
     // A value that does not fit its declared type names the column.
     write_files(
         dir.path(),
@@ -241,13 +259,22 @@ order_id,customer,amount,product
         "{}",
         o.stdout
     );
-    assert_eq!(one(dir.path(), "select count(*) from raw_data.orders"), "3");
-    assert!(no_temporary_relations(dir.path()));
+    assert_eq!(
+        w.query(
+            dir.path(),
+            &format!("select count(*) from {}", w.rel("raw_data", "orders"))
+        )[0][0],
+        "3"
+    );
+    assert!(
+        !w.relations(dir.path())
+            .iter()
+            .any(|(r, _)| r.contains("__xform_"))
+    );
 }
 
-#[test]
-fn a_failing_model_keeps_its_previous_table_and_its_children_are_skipped() {
-    let dir = project(&format!(
+fn a_failing_model_keeps_its_previous_table_and_its_children_are_skipped(w: &Warehouse) {
+    let dir = w.project(&format!(
         "{LAYERS}-- file: models/analytics/top_customer.sql
 select * from {{{{ ref('by_customer') }}}} order by total desc limit 1
 "
@@ -256,7 +283,7 @@ select * from {{{{ ref('by_customer') }}}} order by total desc limit 1
     write_files(
         dir.path(),
         "-- file: models/analytics/by_customer.sql
-select customer, error('broken on purpose') as total from {{ ref('stg_orders') }}
+select customer, cast('broken on purpose' as integer) as total from {{ ref('stg_orders') }}
 ",
     );
     let o = xform(dir.path(), &["build"]);
@@ -272,10 +299,17 @@ select customer, error('broken on purpose') as total from {{ ref('stg_orders') }
             .contains("SQL as executed: target/run/models/analytics/by_customer.sql")
     );
     assert_eq!(
-        query(dir.path(), "select * from analytics.by_customer"),
+        w.query(
+            dir.path(),
+            &format!("select * from {}", w.rel("analytics", "by_customer"))
+        ),
         [["kim", "1700.00"], ["lee", "2500.00"]]
     );
-    assert!(no_temporary_relations(dir.path()));
+    assert!(
+        !w.relations(dir.path())
+            .iter()
+            .any(|(r, _)| r.contains("__xform_"))
+    );
     let results = run_results(dir.path());
     let status = |id: &str| {
         results["results"]
@@ -293,16 +327,18 @@ select customer, error('broken on purpose') as total from {{ ref('stg_orders') }
     assert_eq!(status("model.shop.stg_orders").as_deref(), Some("success"));
 }
 
-#[test]
-fn rebuilding_is_idempotent_and_switches_kinds() {
-    let dir = project(LAYERS);
+fn rebuilding_is_idempotent_and_switches_kinds(w: &Warehouse) {
+    let dir = w.project(LAYERS);
     ok(dir.path(), &["build"]);
-    let first = relations(dir.path());
+    let first = w.relations(dir.path());
     let out = ok(dir.path(), &["build"]);
     assert!(out.contains("3 OK, 0 errors, 0 skipped"), "{out}");
-    assert_eq!(relations(dir.path()), first);
+    assert_eq!(w.relations(dir.path()), first);
     assert_eq!(
-        one(dir.path(), "select count(*) from analytics.by_customer"),
+        w.query(
+            dir.path(),
+            &format!("select count(*) from {}", w.rel("analytics", "by_customer"))
+        )[0][0],
         "2"
     );
     // A view that becomes a table and back.
@@ -314,7 +350,10 @@ select order_id, customer, amount from {{ ref('orders') }}
 ",
     );
     ok(dir.path(), &["run"]);
-    assert!(relations(dir.path()).contains(&("raw_data.stg_orders".into(), "BASE TABLE".into())));
+    assert!(
+        w.relations(dir.path())
+            .contains(&("raw_data.stg_orders".into(), "BASE TABLE".into()))
+    );
     write_files(
         dir.path(),
         "-- file: models/raw/stg_orders.sql
@@ -322,14 +361,16 @@ select order_id, customer, amount from {{ ref('orders') }}
 ",
     );
     ok(dir.path(), &["run", "-s", "stg_orders"]);
-    assert!(relations(dir.path()).contains(&("raw_data.stg_orders".into(), "VIEW".into())));
+    assert!(
+        w.relations(dir.path())
+            .contains(&("raw_data.stg_orders".into(), "VIEW".into()))
+    );
 }
 
-#[test]
-fn schema_prefix_isolates_a_target() {
-    let dir = project(LAYERS);
+fn schema_prefix_isolates_a_target(w: &Warehouse) {
+    let dir = w.project(LAYERS);
     ok(dir.path(), &["build", "--target", "pr"]);
-    let rels: Vec<String> = relations(dir.path()).into_iter().map(|r| r.0).collect();
+    let rels: Vec<String> = w.relations(dir.path()).into_iter().map(|r| r.0).collect();
     assert_eq!(
         rels,
         [
@@ -370,9 +411,8 @@ fn run_artifacts_record_every_node() {
     assert!(run_sql.contains("COMMIT"), "{run_sql}");
 }
 
-#[test]
-fn json_log_has_one_object_per_event() {
-    let dir = project(LAYERS);
+fn json_log_has_one_object_per_event(w: &Warehouse) {
+    let dir = w.project(LAYERS);
     let out = ok(dir.path(), &["build", "--log-format", "json"]);
     let events: Vec<serde_json::Value> = out
         .lines()
@@ -391,15 +431,14 @@ fn json_log_has_one_object_per_event() {
     assert_eq!(events.last().unwrap()["event"], "run_finished");
 }
 
-#[test]
-fn show_prints_rows_without_materializing() {
-    let dir = project(LAYERS);
+fn show_prints_rows_without_materializing(w: &Warehouse) {
+    let dir = w.project(LAYERS);
     ok(dir.path(), &["seed"]);
     let out = ok(dir.path(), &["show", "stg_orders", "--limit", "2"]);
     assert!(out.contains("| order_id | customer | amount  |"), "{out}");
     assert!(out.contains("(2 rows)"), "{out}");
     assert!(
-        !relations(dir.path())
+        !w.relations(dir.path())
             .iter()
             .any(|(r, _)| r.contains("stg_orders"))
     );

@@ -4,8 +4,17 @@
 
 use std::path::Path;
 
-use crate::build::{ok, query, run_results};
+use crate::build::{ok, run_results};
 use crate::harness::{project, write_files, xform};
+use crate::warehouses::{Warehouse, both};
+
+both!(
+    layout_and_comments_are_not_modifications_logic_config_and_macros_are,
+    deferred_build_reads_production_for_parents_it_does_not_build,
+    build_compare_to_summarises_each_rebuilt_model_against_production,
+    retry_reruns_exactly_the_failed_and_skipped_nodes,
+    json_log_points_failures_at_their_files_for_ci_annotations
+);
 
 const PROJECT: &str = "
 -- file: project.yml
@@ -45,8 +54,8 @@ models:
 ";
 
 /// A project built into `prod`, its manifest copied to `prod-artifacts/` as CI would restore it.
-fn production() -> tempfile::TempDir {
-    let dir = project(PROJECT);
+fn production(w: &Warehouse) -> tempfile::TempDir {
+    let dir = w.project(PROJECT);
     ok(dir.path(), &["build"]);
     save_artifacts(dir.path());
     dir
@@ -104,9 +113,8 @@ fn edit(dir: &Path, path: &str, from: &str, to: &str) {
     std::fs::write(&p, text.replace(from, to)).unwrap();
 }
 
-#[test]
-fn layout_and_comments_are_not_modifications_logic_config_and_macros_are() {
-    let dir = production();
+fn layout_and_comments_are_not_modifications_logic_config_and_macros_are(w: &Warehouse) {
+    let dir = production(w);
     let d = dir.path();
     // Reformatted, re-commented, keywords upper-cased: the same query.
     write_files(
@@ -210,9 +218,8 @@ select sum(amount) as revenue, count(*) as orders from {{ ref('paid_orders') }}
     assert!(o.stderr.contains("did you mean `modified`"), "{}", o.stderr);
 }
 
-#[test]
-fn deferred_build_reads_production_for_parents_it_does_not_build() {
-    let dir = production();
+fn deferred_build_reads_production_for_parents_it_does_not_build(w: &Warehouse) {
+    let dir = production(w);
     let d = dir.path();
     let out = pr_build(d, &[]);
     assert!(
@@ -224,30 +231,31 @@ fn deferred_build_reads_production_for_parents_it_does_not_build() {
         "unchanged parent was built:\n{out}"
     );
     // Only the changed model and its child exist in the PR schema; the parent is production's.
-    let pr: Vec<String> = query(
-        d,
-        "SELECT table_schema || '.' || table_name FROM information_schema.tables \
-         WHERE table_schema LIKE 'pr_7_%' ORDER BY 1",
-    )
-    .into_iter()
-    .map(|r| r[0].clone())
-    .collect();
-    assert_eq!(pr, ["pr_7_analytics.paid_orders", "pr_7_analytics.revenue"]);
+    let pr: Vec<String> = w
+        .query(
+            d,
+            &format!(
+                "SELECT table_schema || '.' || table_name FROM information_schema.tables \
+                 WHERE table_schema LIKE '{}%' ORDER BY 1",
+                w.schema("pr_7_")
+            ),
+        )
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    let in_pr = |name: &str| w.rel("pr_7_analytics", name);
+    assert_eq!(pr, [in_pr("paid_orders"), in_pr("revenue")]);
+    let revenue = |rel: String| w.query(d, &format!("SELECT revenue, orders FROM {rel}"));
+    assert_eq!(revenue(in_pr("revenue")), [["250", "1"]]);
     assert_eq!(
-        query(d, "SELECT revenue, orders FROM pr_7_analytics.revenue"),
-        [["250", "1"]]
-    );
-    assert_eq!(
-        query(d, "SELECT revenue, orders FROM analytics.revenue"),
+        revenue(w.rel("analytics", "revenue")),
         [["350", "2"]],
         "production untouched"
     );
     let compiled =
         std::fs::read_to_string(d.join("target/compiled/models/paid_orders.sql")).unwrap();
-    assert!(
-        compiled.contains("\"analytics\".\"stg_orders\""),
-        "{compiled}"
-    );
+    let parent = format!("\"{}\".\"stg_orders\"", w.schema("analytics"));
+    assert!(compiled.contains(&parent), "{compiled}");
     // Without --defer the parent would be read from the PR schema, where it does not exist.
     let o = xform(d, &["build", "-t", "ci", "-s", "paid_orders"]);
     assert_eq!(o.code, 1, "{}", o.stdout);
@@ -255,7 +263,7 @@ fn deferred_build_reads_production_for_parents_it_does_not_build() {
 
 #[test]
 fn diff_lists_changes_with_sql_diffs_and_downstream() {
-    let dir = production();
+    let dir = production(&Warehouse::DuckDb);
     let d = dir.path();
     edit(
         d,
@@ -455,9 +463,8 @@ fn compare_finds_count_aggregate_and_key_differences() {
     assert!(o.stderr.contains("nope.nothing"), "{}", o.stderr);
 }
 
-#[test]
-fn build_compare_to_summarises_each_rebuilt_model_against_production() {
-    let dir = production();
+fn build_compare_to_summarises_each_rebuilt_model_against_production(w: &Warehouse) {
+    let dir = production(w);
     let d = dir.path();
     let out = pr_build(d, &["--compare-to", "prod-artifacts"]);
     assert!(
@@ -481,9 +488,8 @@ fn build_compare_to_summarises_each_rebuilt_model_against_production() {
     assert_eq!(doc["results"].as_array().unwrap().len(), 2);
 }
 
-#[test]
-fn retry_reruns_exactly_the_failed_and_skipped_nodes() {
-    let dir = project(PROJECT);
+fn retry_reruns_exactly_the_failed_and_skipped_nodes(w: &Warehouse) {
+    let dir = w.project(PROJECT);
     let d = dir.path();
     write_files(
         d,
@@ -554,9 +560,8 @@ fn retry_reruns_exactly_the_failed_and_skipped_nodes() {
     assert!(ok(d, &["retry"]).contains("nothing to retry"));
 }
 
-#[test]
-fn json_log_points_failures_at_their_files_for_ci_annotations() {
-    let dir = project(PROJECT);
+fn json_log_points_failures_at_their_files_for_ci_annotations(w: &Warehouse) {
+    let dir = w.project(PROJECT);
     let d = dir.path();
     write_files(
         d,

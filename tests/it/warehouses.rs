@@ -55,25 +55,36 @@ impl Warehouse {
         dir
     }
 
+    /// The fixture with each target on the project's DuckDB file (`name: { type: duckdb,
+    /// path: target/dev.duckdb, … }`) on the server instead, its threads and schema prefix
+    /// kept (behind the test's own).
     fn retarget(&self, fixture: &str) -> String {
         let Warehouse::Postgres(pg) = self else {
             return fixture.to_string();
         };
+        let setting = |rest: &str, key: &str| {
+            let value = rest.split(&format!("{key}: ")).nth(1)?;
+            Some(value.split([',', '}']).next()?.trim().to_string())
+        };
         fixture
             .lines()
-            .map(
-                |l| match l.trim_start().strip_prefix("dev: { type: duckdb") {
-                    Some(rest) => {
-                        let threads = rest
-                            .split("threads: ")
-                            .nth(1)
-                            .and_then(|t| t.trim_end_matches([' ', '}']).parse().ok())
-                            .unwrap_or(1);
-                        format!("  dev: {}\n", pg.target(threads))
-                    }
-                    None => format!("{l}\n"),
-                },
-            )
+            .map(|l| {
+                let Some((name, rest)) = l
+                    .trim_start()
+                    .split_once(": { type: duckdb, path: target/dev.duckdb")
+                else {
+                    return format!("{l}\n");
+                };
+                let threads = setting(rest, "threads")
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(1);
+                let prefix = setting(rest, "schema_prefix").unwrap_or_default();
+                let target = pg.target(threads).replace(
+                    &format!("schema_prefix: {}", pg.prefix),
+                    &format!("schema_prefix: {}{prefix}", pg.prefix),
+                );
+                format!("  {name}: {target}\n")
+            })
             .collect()
     }
 
@@ -98,6 +109,28 @@ impl Warehouse {
             Warehouse::DuckDb => crate::build::query(dir, sql),
             Warehouse::Postgres(pg) => pg.query(sql),
         }
+    }
+
+    /// (`schema.name`, `BASE TABLE`|`VIEW`) of every relation the project built, sorted; on
+    /// the server without the test's prefix.
+    pub fn relations(&self, dir: &Path) -> Vec<(String, String)> {
+        let Warehouse::Postgres(pg) = self else {
+            return crate::build::relations(dir);
+        };
+        let sql = format!(
+            "SELECT table_schema || '.' || table_name, table_type FROM information_schema.tables \
+             WHERE table_schema LIKE '{}%' ORDER BY 1",
+            pg.prefix
+        );
+        let name = |r: &str| {
+            r.strip_prefix(&pg.prefix)
+                .unwrap_or(r)
+                .replace("public.", "main.")
+        };
+        self.query(dir, &sql)
+            .into_iter()
+            .map(|r| (name(&r[0]), r[1].clone()))
+            .collect()
     }
 
     /// A table's column names in order.
