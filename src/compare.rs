@@ -703,13 +703,14 @@ fn merged_keys(
     let sql_b = db.in_key_order(b, &key, &compared);
     let mut merge = Merge::new(&key, &compared, opts.limit);
     std::thread::scope(|scope| {
-        let (ta, rx_a) = std::sync::mpsc::sync_channel::<KeyedRow>(4096);
-        let (tb, rx_b) = std::sync::mpsc::sync_channel::<KeyedRow>(4096);
-        let reader_a =
-            scope.spawn(move || ra.session.for_each_row(&sql_a, &mut |r| ta.send(r).is_ok()));
-        let reader_b =
-            scope.spawn(move || rb.session.for_each_row(&sql_b, &mut |r| tb.send(r).is_ok()));
-        merge.run(rx_a.into_iter().peekable(), rx_b.into_iter().peekable());
+        // Rows cross between threads in batches: one hand-over per row cost more than the
+        // merge itself (measured: 1M rows a side).
+        let (ta, rx_a) = std::sync::mpsc::sync_channel::<Vec<KeyedRow>>(8);
+        let (tb, rx_b) = std::sync::mpsc::sync_channel::<Vec<KeyedRow>>(8);
+        let reader_a = scope.spawn(move || batched(ra.session, &sql_a, ta));
+        let reader_b = scope.spawn(move || batched(rb.session, &sql_b, tb));
+        let rows = |rx: std::sync::mpsc::Receiver<Vec<KeyedRow>>| rx.into_iter().flatten();
+        merge.run(rows(rx_a).peekable(), rows(rx_b).peekable());
         let joined = |h: std::thread::ScopedJoinHandle<'_, DbResult<()>>| {
             h.join()
                 .unwrap_or_else(|_| Err(crate::adapter::DbError::Failed("a reader failed".into())))
@@ -724,6 +725,31 @@ fn merged_keys(
         duplicate_keys,
         samples: merge.samples,
     })
+}
+
+/// Reads `sql`'s rows on `session` and sends them on in batches of 1,024, until the receiver
+/// hangs up.
+fn batched(
+    session: &mut dyn Session,
+    sql: &str,
+    to: std::sync::mpsc::SyncSender<Vec<KeyedRow>>,
+) -> DbResult<()> {
+    const BATCH: usize = 1024;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut open = true;
+    session.for_each_row(sql, &mut |row| {
+        batch.push(row);
+        if batch.len() == BATCH {
+            open = to
+                .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                .is_ok();
+        }
+        open
+    })?;
+    if open && !batch.is_empty() {
+        let _ = to.send(batch);
+    }
+    Ok(())
 }
 
 /// The merge of two sides' rows in key order: counts of rows only in A, only in B and
@@ -794,8 +820,8 @@ impl<'k> Merge<'k> {
             .enumerate()
             .filter(|(j, _)| {
                 !same_text(
-                    x.get(n + j).cloned().flatten(),
-                    y.get(n + j).cloned().flatten(),
+                    x.get(n + j).and_then(Option::as_deref),
+                    y.get(n + j).and_then(Option::as_deref),
                 )
             })
             .map(|(j, c)| {
@@ -835,8 +861,8 @@ impl<'k> Merge<'k> {
 
 /// One value as two warehouses print it: the same text, the same number (`1000` and
 /// `1000.00`), or the same truth (`t` and `true`).
-fn same_text(a: Option<String>, b: Option<String>) -> bool {
-    let (Some(a), Some(b)) = (&a, &b) else {
+fn same_text(a: Option<&str>, b: Option<&str>) -> bool {
+    let (Some(a), Some(b)) = (a, b) else {
         return a.is_none() && b.is_none();
     };
     let truth = |v: &str| match v {
