@@ -124,7 +124,7 @@ impl Pg {
         .collect()
     }
 
-    fn no_staging_relations(&self) -> bool {
+    pub fn no_staging_relations(&self) -> bool {
         !self.relations().iter().any(|(r, _)| r.contains("__xform_"))
     }
 
@@ -962,4 +962,52 @@ fn schema_grants_give_usage_and_reading_of_tables_now_and_later() {
         "{}",
         o.stderr
     );
+}
+
+#[test]
+fn a_swap_waits_out_a_short_reader_and_gives_up_on_a_long_one_keeping_the_old_table() {
+    let Some(pg) = Pg::new() else { return };
+    let files = |version: &str| {
+        pg.project_yml(1, &format!("-- file: models/t.sql\n{{{{ config(materialized='table') }}}}\nselect {version} as v\n"))
+            .replace("threads: 1,", "threads: 1, lock_timeout: 200ms,")
+    };
+    let dir = project(&files("1"));
+    ok(dir.path(), &["build"]);
+    let t = format!("{}.t", pg.schema("public"));
+    // A reader holds the table for 0.6 s: the first lock times out, a later one gets it.
+    let hold = |seconds: f64| {
+        let (pg_t, conninfo) = (t.clone(), pg.address.clone());
+        std::thread::spawn(move || {
+            let info: Vec<String> = conninfo.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let mut c = postgres::Client::connect(&info.join(" "), postgres::NoTls).unwrap();
+            c.batch_execute(&format!(
+                "BEGIN; LOCK TABLE {pg_t} IN ACCESS SHARE MODE; SELECT pg_sleep({seconds}); COMMIT"
+            ))
+            .unwrap();
+        })
+    };
+    let reader = hold(0.6);
+    std::thread::sleep(Duration::from_millis(100));
+    write_files(dir.path(), &files("2"));
+    let o = xform(dir.path(), &["build"]);
+    reader.join().unwrap();
+    assert_eq!(o.code, 0, "{}", o.stdout);
+    assert_eq!(pg.one(&format!("SELECT v FROM {t}")), "2");
+    let run = std::fs::read_to_string(dir.path().join("target/run/models/t.sql")).unwrap();
+    assert!(run.contains("lock timeout; trying again"), "{run}");
+    // A reader holding it for 5 s outlasts every try: the node fails, the old table stays.
+    let reader = hold(5.0);
+    std::thread::sleep(Duration::from_millis(100));
+    write_files(dir.path(), &files("3"));
+    let o = xform(dir.path(), &["build"]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains("held it past lock_timeout (200ms) 3 times"),
+        "{}",
+        o.stdout
+    );
+    reader.join().unwrap();
+    assert_eq!(pg.one(&format!("SELECT v FROM {t}")), "2");
+    assert!(pg.no_staging_relations());
 }

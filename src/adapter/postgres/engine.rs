@@ -54,6 +54,9 @@ const MAX_IDENT: usize = 63;
 /// A table built beside the published one carries this suffix until it is swapped in; the
 /// table it replaces, the other. Neither is ever committed.
 const NEW_SUFFIX: &str = "__xform_new";
+
+/// How many times a swap tries to lock a table its readers hold (waiting 0.25 s, then 1 s).
+const LOCK_TRIES: u32 = 3;
 const OLD_SUFFIX: &str = "__xform_old";
 
 /// How connections are encrypted.
@@ -615,7 +618,30 @@ impl PgSession {
     ) -> DbResult<()> {
         let order: Vec<String> = views.chain([relation]).map(rel).collect();
         let lock = format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", order.join(", "));
-        self.run(&lock, log)
+        // A reader holding the table past `lock_timeout` makes the lock fail; a long query
+        // usually ends soon after, so the lock is tried again (in a savepoint: the build
+        // stays) before the node gives up.
+        for attempt in 1..=LOCK_TRIES {
+            match self.guarded(|s| s.run(&lock, log)) {
+                Err(DbError::Failed(m)) if m.contains("lock timeout") && attempt < LOCK_TRIES => {
+                    log.push(format!(
+                        "-- {}; trying again",
+                        m.lines().next().unwrap_or("")
+                    ));
+                    std::thread::sleep(Duration::from_millis(250 << (2 * (attempt - 1))));
+                }
+                Err(DbError::Failed(m)) if m.contains("lock timeout") => {
+                    return Err(DbError::Failed(format!(
+                        "{m}\nreaders of {relation} held it past lock_timeout ({}) {LOCK_TRIES} \
+                         times: the previous version stays published; raise `lock_timeout` in \
+                         the target, or build when the readers are done",
+                        self.shared.lock_timeout
+                    )));
+                }
+                done => return done,
+            }
+        }
+        Ok(())
     }
 
     /// Creates the dependent views again, in order; one that no longer builds (it read a
