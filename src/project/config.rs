@@ -132,11 +132,20 @@ pub(crate) fn normalize_key(key: &str) -> String {
 }
 
 impl Config {
-    /// Sets `key`; `tags` accumulate and `meta` merges, as dbt users expect.
+    /// Sets `key`; `tags` accumulate, `meta` merges, and hooks append (a folder's run
+    /// before the model's own), as dbt users expect.
     pub(crate) fn set(&mut self, key: &str, value: Json, at: Option<Loc>) {
         let key = normalize_key(key);
         let merged = match (key.as_str(), self.setting(&key).map(|s| &s.value)) {
             ("tags", Some(old)) => merge_tags(old, &value),
+            ("pre_hook" | "post_hook", Some(old)) => {
+                let list = |v: &Json| match v {
+                    Json::Array(items) => items.clone(),
+                    Json::Null => Vec::new(),
+                    one => vec![one.clone()],
+                };
+                Json::Array([list(old), list(&value)].concat())
+            }
             ("meta", Some(Json::Object(old))) => match value {
                 Json::Object(new) => {
                     let mut m = old.clone();

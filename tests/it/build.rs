@@ -74,7 +74,8 @@ both!(
     rebuilding_is_idempotent_and_switches_kinds,
     schema_prefix_isolates_a_target,
     json_log_has_one_object_per_event,
-    show_prints_rows_without_materializing
+    show_prints_rows_without_materializing,
+    hooks_run_in_order_and_a_folders_come_before_a_models_own
 );
 
 const LAYERS: &str = "
@@ -754,4 +755,36 @@ select * from range(2)
         ),
         "2"
     );
+}
+
+/// A project whose hooks log what runs, in order, into `hook_log`.
+const HOOKS: &str = "
+-- file: project.yml
+name: shop
+default_target: dev
+targets:
+  dev: { type: duckdb, path: target/dev.duckdb, threads: 1 }
+on_run_start:
+  - \"create table if not exists {{ schemas[0] }}.hook_log (n integer, what varchar(40))\"
+on_run_end: \"insert into {{ schemas[0] }}.hook_log select count(*) + 1, 'end' from {{ schemas[0] }}.hook_log\"
+models:
+  +materialized: table
+  +pre_hook: \"insert into {{ this.schema }}.hook_log select count(*) + 1, 'folder pre {{ this.identifier }}' from {{ this.schema }}.hook_log\"
+-- file: models/a.sql
+{{ config(
+    pre_hook=\"insert into {{ this.schema }}.hook_log select count(*) + 1, 'own pre a' from {{ this.schema }}.hook_log\",
+    post_hook=[\"insert into {{ this.schema }}.hook_log select count(*) + 1, 'post a ' || (select count(*) from {{ this }}) from {{ this.schema }}.hook_log\"]) }}
+select 1 as x
+";
+
+fn hooks_run_in_order_and_a_folders_come_before_a_models_own(w: &Warehouse) {
+    let dir = w.project(HOOKS);
+    ok(dir.path(), &["build"]);
+    let log = w.query(
+        dir.path(),
+        &format!("select what from {} order by n", w.rel("main", "hook_log")),
+    );
+    let log: Vec<&str> = log.iter().map(|r| r[0].as_str()).collect();
+    // The post hook runs in the build's transaction: it sees the new table's row.
+    assert_eq!(log, ["folder pre a", "own pre a", "post a 1", "end"]);
 }
