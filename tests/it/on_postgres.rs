@@ -1011,3 +1011,34 @@ fn a_swap_waits_out_a_short_reader_and_gives_up_on_a_long_one_keeping_the_old_ta
     assert_eq!(pg.one(&format!("SELECT v FROM {t}")), "2");
     assert!(pg.no_staging_relations());
 }
+
+#[test]
+fn views_recreated_after_a_column_changes_type_keep_their_grants() {
+    let Some(pg) = Pg::new() else { return };
+    role(&pg, "xt_analytics_users");
+    let files = |amount: &str| {
+        pg.project_yml(
+            1,
+            &format!(
+                "models:\n  +materialized: view\n  +grants: {{ select: ['group:xt_analytics_users'] }}\n\
+                 -- file: models/t.sql\n{{{{ config(materialized='table') }}}}\nselect 1 as id, {amount} as amount\n\
+                 -- file: models/v.sql\nselect id, amount from {{{{ ref('t') }}}}\n\
+                 -- file: models/w.sql\nselect amount from {{{{ ref('v') }}}}\n"
+            ),
+        )
+    };
+    let dir = project(&files("10"));
+    ok(dir.path(), &["build"]);
+    // The amount becomes text: the views cannot be re-pointed, so they are dropped with the old
+    // table and created again in the same transaction — with their privileges.
+    write_files(dir.path(), &files("'ten'"));
+    ok(dir.path(), &["build", "-s", "t"]);
+    let s = pg.schema("public");
+    for view in ["v", "w"] {
+        assert_eq!(pg.one(&format!("SELECT amount FROM {s}.{view}")), "ten");
+        let can = format!(
+            "SELECT has_table_privilege('xt_analytics_users', '{s}.{view}', 'select')::text"
+        );
+        assert_eq!(pg.one(&can), "true", "{view} lost its grant");
+    }
+}

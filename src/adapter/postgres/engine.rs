@@ -644,13 +644,35 @@ impl PgSession {
         Ok(())
     }
 
-    /// Creates the dependent views again, in order; one that no longer builds (it read a
-    /// column that is gone) stays dropped, and the log says so.
-    fn recreate(&mut self, deps: &[Dependent], log: &mut Vec<String>) -> DbResult<()> {
-        for (view, def) in deps {
+    /// Runs `drop` (which takes the views `deps` with it), then `create`, then creates the
+    /// views again, in order, each with the privileges it had; one that no longer builds (it
+    /// read a column that is gone) stays dropped, and the log says so.
+    fn drop_and_recreate(
+        &mut self,
+        (drop, deps): (String, Vec<Dependent>),
+        create: impl FnOnce(&mut Self, &mut Vec<String>) -> DbResult<()>,
+        log: &mut Vec<String>,
+    ) -> DbResult<()> {
+        let mut held = Vec::with_capacity(deps.len());
+        for (view, _) in &deps {
+            held.push(self.held_grants(view)?);
+        }
+        self.run(&drop, log)?;
+        create(self, log)?;
+        for ((view, def), grants) in deps.iter().zip(held) {
             let create = format!("CREATE OR REPLACE VIEW {} AS\n{}", rel(view), body(def));
             if let Err(e) = self.guarded(|s| s.run(&create, log)) {
                 log.push(format!("-- view {view} dropped: it no longer builds: {e}"));
+                continue;
+            }
+            for (privilege, kind, name) in grants {
+                let to = self.flavour.grantee((&kind, &name));
+                let grant = format!(
+                    "GRANT {} ON {} TO {to}",
+                    privilege.to_uppercase(),
+                    rel(view)
+                );
+                self.run(&grant, log)?;
             }
         }
         Ok(())
@@ -666,12 +688,8 @@ impl PgSession {
     ) -> DbResult<()> {
         let deps = self.locked_dependents(relation, true, log)?;
         let cascade = if deps.is_empty() { "" } else { " CASCADE" };
-        self.run(
-            &format!("DROP {} {}{cascade}", kind_word(old), rel(relation)),
-            log,
-        )?;
-        create(self, log)?;
-        self.recreate(&deps, log)
+        let drop = format!("DROP {} {}{cascade}", kind_word(old), rel(relation));
+        self.drop_and_recreate((drop, deps), create, log)
     }
 
     /// `CREATE OR REPLACE VIEW`, or, when the view's columns changed in a way PostgreSQL
@@ -734,16 +752,13 @@ impl PgSession {
         }
         let deps = self.locked_dependents(relation, false, log)?;
         let aside = suffixed(relation, OLD_SUFFIX);
-        self.run(
-            &format!(
-                "ALTER TABLE {} RENAME TO {}",
-                rel(relation),
-                quote(&aside.name)
-            ),
-            log,
-        )?;
-        rename(self, log)?;
-        let repointed = self.guarded(|s| {
+        let swapped = self.guarded(|s| {
+            let aside_name = quote(&aside.name);
+            s.run(
+                &format!("ALTER TABLE {} RENAME TO {aside_name}", rel(relation)),
+                log,
+            )?;
+            rename(s, log)?;
             deps.iter().try_for_each(|(view, def)| {
                 s.run(
                     &format!("CREATE OR REPLACE VIEW {} AS\n{}", rel(view), body(def)),
@@ -751,14 +766,17 @@ impl PgSession {
                 )
             })
         });
-        match repointed {
+        match swapped {
             Ok(()) => self.run(&format!("DROP TABLE {}", rel(&aside)), log),
-            // A view's column changed type: drop the chain with the old table, create it again.
-            Err(_) => {
-                let chain = self.locked_dependents(&aside, true, log)?;
-                self.run(&format!("DROP TABLE {} CASCADE", rel(&aside)), log)?;
-                self.recreate(&chain, log)
+            // A view's column changed type (the renames are undone with the savepoint): drop
+            // the old table with the chain of views, and create them again on the new one
+            // from their definitions, read while they still named the table.
+            Err(DbError::Failed(_)) => {
+                let chain = self.locked_dependents(relation, true, log)?;
+                let drop = format!("DROP TABLE {} CASCADE", rel(relation));
+                self.drop_and_recreate((drop, chain), rename, log)
             }
+            Err(e) => Err(e),
         }
     }
 
@@ -978,6 +996,19 @@ impl Flavour {
 }
 
 impl PgSession {
+    /// The privileges others hold on `relation`: (privilege, grantee kind, grantee name).
+    fn held_grants(&mut self, relation: &Relation) -> DbResult<Vec<(String, String, String)>> {
+        let sql = self.flavour.held_grants(relation);
+        Ok(Statements::rows(self, &sql)?
+            .rows
+            .into_iter()
+            .map(|r| {
+                let v = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                (v(0).to_lowercase(), v(1).to_lowercase(), v(2))
+            })
+            .collect())
+    }
+
     /// Gives each privilege to exactly the grantees `grants` names: grants what is missing,
     /// revokes what is no longer named (a table swapped in has none of the old one's).
     fn grant(
@@ -986,15 +1017,7 @@ impl PgSession {
         grants: &[(String, Vec<String>)],
         log: &mut Vec<String>,
     ) -> DbResult<()> {
-        let sql = self.flavour.held_grants(relation);
-        let held: Vec<(String, String, String)> = Statements::rows(self, &sql)?
-            .rows
-            .into_iter()
-            .map(|r| {
-                let v = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                (v(0).to_lowercase(), v(1).to_lowercase(), v(2))
-            })
-            .collect();
+        let held = self.held_grants(relation)?;
         let wanted: Vec<(String, (&str, String))> = grants
             .iter()
             .flat_map(|(p, who)| who.iter().map(move |g| (p.to_lowercase(), grantee(g))))
