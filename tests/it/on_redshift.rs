@@ -4,7 +4,7 @@
 //! NO`, `DISTSTYLE`/`DISTKEY`, `SORTKEY`, `WITH NO SCHEMA BINDING`, `TO ROLE`) are cut from
 //! what PostgreSQL receives — never from the record — and `svv_relation_privileges` is a view
 //! over PostgreSQL's own catalog. The record is checked three ways: against the snapshot files
-//! in `tests/it/redshift/` (every statement each materialization emits; `XFORM_BLESS=1`
+//! in `tests/it/redshift/` (every statement each materialization emits; `UPDATE_SNAPSHOTS=1`
 //! rewrites them), against the constructs Redshift lacks (`lacking`), and by the rows built.
 
 use std::io::{Read, Write};
@@ -265,22 +265,22 @@ fn run_time(sql: &str) -> String {
 }
 
 /// Compares `text` with the snapshot file `tests/it/redshift/<name>.sql`, or writes it when
-/// `XFORM_BLESS` is set.
+/// `UPDATE_SNAPSHOTS` is set.
 fn snapshot(name: &str, text: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/it/redshift")
         .join(format!("{name}.sql"));
-    if std::env::var_os("XFORM_BLESS").is_some() {
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, text).unwrap();
         return;
     }
     let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (XFORM_BLESS=1 writes it)", path.display()));
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_SNAPSHOTS=1 writes it)", path.display()));
     if want != text {
         let diff = similar::TextDiff::from_lines(want.as_str(), text);
         panic!(
-            "the statements for Redshift changed (XFORM_BLESS=1 accepts them):\n{}",
+            "the statements for Redshift changed (UPDATE_SNAPSHOTS=1 accepts them):\n{}",
             diff.unified_diff().context_radius(3)
         );
     }
