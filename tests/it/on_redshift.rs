@@ -330,7 +330,7 @@ impl Redshift {
         format!(
             "-- file: project.yml\nname: rstest\ndefault_target: dev\ntargets:\n  dev: {{ type: redshift, \
              host: 127.0.0.1, port: {}, user: \"{}\", dbname: \"{}\", sslmode: disable, threads: 1, \
-             schema_prefix: {} }}\n{rest}",
+             schema_prefix: {} }}\n  local: {{ type: duckdb, path: target/local.duckdb }}\n{rest}",
             self.proxy.port,
             value("user"),
             value("dbname"),
@@ -421,7 +421,8 @@ fn redshift_statements_as_snapshots_without_what_redshift_lacks_and_right_on_pos
     role(&rs.pg, "xt_rs_role");
     let dir = project(&rs.project_yml(PROJECT));
     let merged = format!("{}.merged", rs.pg.schema("analytics"));
-    let runs: [(&str, &[&str]); 4] = [
+    let orders = format!("dev:{}.orders", rs.pg.schema("raw_data"));
+    let runs: [(&str, &[&str]); 5] = [
         ("build", &["build", "--exclude", "daily"]),
         (
             "microbatch",
@@ -440,11 +441,26 @@ fn redshift_statements_as_snapshots_without_what_redshift_lacks_and_right_on_pos
             "compare",
             &["compare", &merged, &merged, "--key", "order_id"],
         ),
+        // Across warehouses: the Redshift side is read through a cursor.
+        (
+            "compare_apart",
+            &[
+                "compare",
+                &orders,
+                "local:raw_data.orders",
+                "--key",
+                "order_id",
+            ],
+        ),
     ];
     let mut problems = Vec::new();
     for (name, args) in runs {
         if name == "rebuild" {
             write_files(dir.path(), CHANGED);
+        }
+        if name == "compare_apart" {
+            ok(dir.path(), &["seed", "-t", "local"]);
+            rs.proxy.take();
         }
         let out = ok(dir.path(), args);
         let record = rs.proxy.take();

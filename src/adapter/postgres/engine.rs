@@ -1454,7 +1454,13 @@ impl Session for PgSession {
     }
 
     fn query(&mut self, sql: &str, limit: usize) -> DbResult<Rows> {
-        let bound = i64::try_from(limit).map_or(String::new(), |l| format!(" LIMIT {l}"));
+        // No bound where the caller wants every row (Redshift's LIMIT takes no such number).
+        let every = limit >= u32::MAX as usize;
+        let bound = if every {
+            String::new()
+        } else {
+            format!(" LIMIT {limit}")
+        };
         let wrapped = format!("SELECT * FROM (\n{}\n) AS q{bound}", body(sql));
         let rows = query_rows(&mut self.client, &wrapped, Some(limit));
         self.lost(rows)
