@@ -224,6 +224,8 @@ fn a_cp949_file_read_as_utf8_fails_with_its_line_and_a_hint() {
 }
 
 fn a_ragged_csv_is_rejected_with_its_line_and_the_old_table_kept(w: &Warehouse) {
+    let orders = format!("select count(*) from {}", w.rel("raw_data", "orders"));
+    let count = |d: &Path| w.query(d, &orders)[0][0].clone();
     let dir = w.project(LAYERS);
     ok(dir.path(), &["seed"]);
     write_files(
@@ -237,13 +239,7 @@ order_id,customer,amount,product
     let o = xform(dir.path(), &["seed"]);
     assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
     assert!(o.stdout.contains("seeds/orders.csv:3"), "{}", o.stdout);
-    assert_eq!(
-        w.query(
-            dir.path(),
-            &format!("select count(*) from {}", w.rel("raw_data", "orders"))
-        )[0][0],
-        "3"
-    );
+    assert_eq!(count(dir.path()), "3");
     // A value that does not fit its declared type names the column.
     write_files(
         dir.path(),
@@ -260,13 +256,7 @@ order_id,customer,amount,product
         "{}",
         o.stdout
     );
-    assert_eq!(
-        w.query(
-            dir.path(),
-            &format!("select count(*) from {}", w.rel("raw_data", "orders"))
-        )[0][0],
-        "3"
-    );
+    assert_eq!(count(dir.path()), "3");
     assert!(
         !w.relations(dir.path())
             .iter()
