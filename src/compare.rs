@@ -163,7 +163,7 @@ pub(crate) fn compare(
 ) -> DbResult<Report> {
     let p = profiled(
         (kind, kind),
-        &mut |_, sql, limit| session.query(sql, limit),
+        &mut |(qa, la), (qb, lb)| Ok((session.query(qa, la)?, session.query(qb, lb)?)),
         (&a, &b),
         opts,
     )?;
@@ -202,8 +202,8 @@ impl Profiled {
     }
 }
 
-/// A query on side 0 (A) or 1 (B), returning at most `limit` rows.
-type Read<'r> = dyn FnMut(usize, &str, usize) -> DbResult<Rows> + 'r;
+/// A query on side A and one on side B, each returning at most its limit of rows.
+type Read<'r> = dyn FnMut((&str, usize), (&str, usize)) -> DbResult<(Rows, Rows)> + 'r;
 
 /// Describes and profiles both sides, each in its warehouse's dialect (`kinds`).
 fn profiled(
@@ -213,13 +213,19 @@ fn profiled(
     opts: &CompareOptions,
 ) -> DbResult<Profiled> {
     let (da, db) = (kinds.0.dialect(), kinds.1.dialect());
-    let cols_a = columns_of(read(0, &da.describe(&a.sql), ALL_ROWS)?);
-    let cols_b = columns_of(read(1, &db.describe(&b.sql), ALL_ROWS)?);
+    let (cols_a, cols_b) = read(
+        (&da.describe(&a.sql), ALL_ROWS),
+        (&db.describe(&b.sql), ALL_ROWS),
+    )?;
+    let (cols_a, cols_b) = (columns_of(cols_a), columns_of(cols_b));
     require_columns(opts, [(a, &cols_a), (b, &cols_b)])?;
     let wanted = |c: &str| opts.columns.is_empty() || opts.columns.iter().any(|w| w == c);
     let (type_changes, common) = common_columns(kinds, (&cols_a, &cols_b), &wanted);
-    let pa = one_row(read(0, &da.profile(&a.sql, &common), 1)?);
-    let pb = one_row(read(1, &db.profile(&b.sql, &common), 1)?);
+    let (pa, pb) = read(
+        (&da.profile(&a.sql, &common), 1),
+        (&db.profile(&b.sql, &common), 1),
+    )?;
+    let (pa, pb) = (one_row(pa), one_row(pb));
     Ok(Profiled {
         rows: [first_count(&pa), first_count(&pb)],
         only_in_a: names_missing(&cols_a, &cols_b, &wanted),
@@ -659,9 +665,14 @@ pub(crate) fn compare_apart(
 ) -> DbResult<Report> {
     let kinds = (ra.kind, rb.kind);
     let (sa, sb) = (ra.session, rb.session);
-    let mut read = |side: usize, sql: &str, limit: usize| match side {
-        0 => sa.query(sql, limit),
-        _ => sb.query(sql, limit),
+    // Each side's query runs in its warehouse at the same time as the other's.
+    let mut read = |(qa, la): (&str, usize), (qb, lb): (&str, usize)| {
+        let (sa, sb) = (&mut *sa, &mut *sb);
+        std::thread::scope(|scope| {
+            let on_a = scope.spawn(move || sa.query(qa, la));
+            let on_b = sb.query(qb, lb);
+            Ok((joined(on_a)?, on_b?))
+        })
     };
     let p = profiled(kinds, &mut read, (&a, &b), opts)?;
     let keys = match opts.key.is_empty() {
@@ -695,27 +706,26 @@ fn merged_keys(
 ) -> DbResult<KeyReport> {
     let key: Vec<&str> = opts.key.iter().map(String::as_str).collect();
     let compared = compared_columns(common, &key);
-    let mut duplicate_keys = [0; 2];
     let (da, db) = (ra.kind.dialect(), rb.kind.dialect());
-    duplicate_keys[0] = first_count(&one_row(ra.session.query(&da.duplicate_keys(a, &key), 1)?));
-    duplicate_keys[1] = first_count(&one_row(rb.session.query(&db.duplicate_keys(b, &key), 1)?));
-    let sql_a = da.in_key_order(a, &key, &compared);
-    let sql_b = db.in_key_order(b, &key, &compared);
+    let side_a = (
+        da.duplicate_keys(a, &key),
+        da.in_key_order(a, &key, &compared),
+    );
+    let side_b = (
+        db.duplicate_keys(b, &key),
+        db.in_key_order(b, &key, &compared),
+    );
     let mut merge = Merge::new(&key, &compared, opts.limit);
-    std::thread::scope(|scope| {
+    let duplicate_keys = std::thread::scope(|scope| {
         // Rows cross between threads in batches: one hand-over per row cost more than the
         // merge itself (measured: 1M rows a side).
         let (ta, rx_a) = std::sync::mpsc::sync_channel::<Vec<KeyedRow>>(8);
         let (tb, rx_b) = std::sync::mpsc::sync_channel::<Vec<KeyedRow>>(8);
-        let reader_a = scope.spawn(move || batched(ra.session, &sql_a, ta));
-        let reader_b = scope.spawn(move || batched(rb.session, &sql_b, tb));
+        let reader_a = scope.spawn(move || in_key_order(ra.session, &side_a, ta));
+        let reader_b = scope.spawn(move || in_key_order(rb.session, &side_b, tb));
         let rows = |rx: std::sync::mpsc::Receiver<Vec<KeyedRow>>| rx.into_iter().flatten();
         merge.run(rows(rx_a).peekable(), rows(rx_b).peekable());
-        let joined = |h: std::thread::ScopedJoinHandle<'_, DbResult<()>>| {
-            h.join()
-                .unwrap_or_else(|_| Err(crate::adapter::DbError::Failed("a reader failed".into())))
-        };
-        joined(reader_a).and(joined(reader_b))
+        DbResult::Ok([joined(reader_a)?, joined(reader_b)?])
     })?;
     Ok(KeyReport {
         key: opts.key.clone(),
@@ -725,6 +735,24 @@ fn merged_keys(
         duplicate_keys,
         samples: merge.samples,
     })
+}
+
+/// What a thread of a comparison returned; a panic there is an error here.
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, DbResult<T>>) -> DbResult<T> {
+    h.join()
+        .unwrap_or_else(|_| Err(crate::adapter::DbError::Failed("a reader failed".into())))
+}
+
+/// One side of a key comparison on its session: how many keys repeat (`duplicates`), then
+/// its rows in key order (`rows`), sent on in batches.
+fn in_key_order(
+    session: &mut dyn Session,
+    (duplicates, rows): &(String, String),
+    to: std::sync::mpsc::SyncSender<Vec<KeyedRow>>,
+) -> DbResult<u64> {
+    let repeated = first_count(&one_row(session.query(duplicates, 1)?));
+    batched(session, rows, to)?;
+    Ok(repeated)
 }
 
 /// Reads `sql`'s rows on `session` and sends them on in batches of 1,024, until the receiver
