@@ -548,11 +548,18 @@ impl PgSession {
         }
     }
 
-    /// The views that read `relation` and their definitions: those reading it directly, or
-    /// (`all`) every view that depends on it through others too, in the order they can be
-    /// created.
-    fn dependents(&mut self, relation: &Relation, all: bool) -> DbResult<Vec<Dependent>> {
+    /// The views that read `relation`, with their definitions when `defs` (else empty):
+    /// those reading it directly, or (`all`) every view that depends on it through others
+    /// too, in the order they can be created. Read a definition only under the locks: a view
+    /// another session is re-pointing may name a table that is gone when it commits
+    /// ("could not open relation", measured).
+    fn dependents(
+        &mut self,
+        relation: &Relation,
+        (all, defs): (bool, bool),
+    ) -> DbResult<Vec<Dependent>> {
         let depth = if all { "" } else { "WHERE deps.depth = 1" };
+        let def = if defs { "pg_get_viewdef(c.oid)" } else { "''" };
         // 1259 is pg_class, 2618 pg_rewrite: fixed OIDs (Redshift has no `regclass`).
         let sql = format!(
             "WITH RECURSIVE deps(oid, depth) AS (\n\
@@ -565,7 +572,7 @@ impl PgSession {
              ON d.refclassid = 1259 AND d.refobjid = deps.oid\n\
              JOIN pg_rewrite r ON r.oid = d.objid\n\
              WHERE d.classid = 2618 AND r.ev_class <> deps.oid)\n\
-             SELECT n.nspname, c.relname, pg_get_viewdef(c.oid) FROM deps\n\
+             SELECT n.nspname, c.relname, {def} FROM deps\n\
              JOIN pg_class c ON c.oid = deps.oid AND c.relkind = 'v'\n\
              JOIN pg_namespace n ON n.oid = c.relnamespace {depth}\n\
              GROUP BY 1, 2, 3 ORDER BY max(deps.depth), 1, 2",
@@ -592,15 +599,15 @@ impl PgSession {
         all: bool,
         log: &mut Vec<String>,
     ) -> DbResult<Vec<Dependent>> {
-        let mut views = self.dependents(relation, all)?;
         if self.flavour == Flavour::Redshift {
             // Its DDL takes the locks it needs; LOCK takes tables only.
-            return Ok(views);
+            return self.dependents(relation, (all, true));
         }
+        let mut views = self.dependents(relation, (all, false))?;
         loop {
             self.lock(views.iter().rev().map(|(v, _)| v), relation, log)?;
-            let now = self.dependents(relation, all)?;
-            if now == views {
+            let now = self.dependents(relation, (all, true))?;
+            if now.iter().map(|(v, _)| v).eq(views.iter().map(|(v, _)| v)) {
                 return Ok(now);
             }
             views = now;
