@@ -55,7 +55,8 @@ const MAX_IDENT: usize = 63;
 /// table it replaces, the other. Neither is ever committed.
 const NEW_SUFFIX: &str = "__xform_new";
 
-/// How many times a swap tries to lock a table its readers hold (waiting 0.25 s, then 1 s).
+/// How many times a swap tries to lock a table its readers hold, or another swap deadlocked
+/// with (waiting 0.25 s, then 1 s, each plus up to 0.2 s).
 const LOCK_TRIES: u32 = 3;
 const OLD_SUFFIX: &str = "__xform_old";
 
@@ -626,16 +627,24 @@ impl PgSession {
         let order: Vec<String> = views.chain([relation]).map(rel).collect();
         let lock = format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", order.join(", "));
         // A reader holding the table past `lock_timeout` makes the lock fail; a long query
-        // usually ends soon after, so the lock is tried again (in a savepoint: the build
-        // stays) before the node gives up.
+        // usually ends soon after. And locking a view locks what it reads, so two swaps of
+        // tables one view reads can deadlock (the server stops one). Either way the lock is
+        // tried again (in a savepoint: the build stays, the locks taken so far are let go)
+        // before the node gives up.
+        let retried = |m: &str| m.contains("lock timeout") || m.contains("deadlock detected");
         for attempt in 1..=LOCK_TRIES {
             match self.guarded(|s| s.run(&lock, log)) {
-                Err(DbError::Failed(m)) if m.contains("lock timeout") && attempt < LOCK_TRIES => {
+                Err(DbError::Failed(m)) if retried(&m) && attempt < LOCK_TRIES => {
                     log.push(format!(
                         "-- {}; trying again",
                         m.lines().next().unwrap_or("")
                     ));
-                    std::thread::sleep(Duration::from_millis(250 << (2 * (attempt - 1))));
+                    // Apart in time, so that two sessions do not meet again in step.
+                    let jitter = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| u64::from(d.subsec_micros() % 200));
+                    let wait = (250 << (2 * (attempt - 1))) + jitter;
+                    std::thread::sleep(Duration::from_millis(wait));
                 }
                 Err(DbError::Failed(m)) if m.contains("lock timeout") => {
                     return Err(DbError::Failed(format!(
