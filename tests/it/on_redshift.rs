@@ -71,6 +71,9 @@ fn relay(
     rewrite: &dyn Fn(&str) -> String,
 ) -> std::io::Result<()> {
     let mut server = TcpStream::connect((upstream.0.as_str(), upstream.1))?;
+    // Each message is written whole and at once: no small writes for Nagle to hold back.
+    server.set_nodelay(true)?;
+    client.set_nodelay(true)?;
     loop {
         let len = read_u32(&mut client)?;
         let body = read_body(&mut client, len)?;
@@ -79,8 +82,7 @@ fn relay(
             client.write_all(b"N")?; // no TLS, no GSS: plain startup follows
             continue;
         }
-        server.write_all(&len.to_be_bytes())?;
-        server.write_all(&body)?;
+        server.write_all(&[&len.to_be_bytes()[..], &body].concat())?;
         if code == 80877102 {
             return Ok(()); // a cancel request: the server acts and closes
         }
@@ -106,9 +108,10 @@ fn relay(
             }
             _ => body,
         };
-        server.write_all(&tag)?;
-        server.write_all(&(body.len() as u32 + 4).to_be_bytes())?;
-        server.write_all(&body)?;
+        let mut message = tag.to_vec();
+        message.extend((body.len() as u32 + 4).to_be_bytes());
+        message.extend(body);
+        server.write_all(&message)?;
     }
     let _ = server.shutdown(std::net::Shutdown::Both);
     Ok(())
@@ -135,9 +138,18 @@ fn query(
     out
 }
 
-/// What PostgreSQL is sent instead of a Redshift statement: the clauses only Redshift has cut,
-/// its privileges view read from `shim`.
+/// What PostgreSQL is sent instead of Redshift statements (one message may hold several).
 fn for_postgres(sql: &str, shim: &str) -> String {
+    let each: Vec<String> = sql
+        .split(";\n")
+        .map(|s| for_postgres_one(s, shim))
+        .collect();
+    each.join(";\n")
+}
+
+/// One Redshift statement for PostgreSQL: the clauses only Redshift has cut, its privileges
+/// view read from `shim`.
+fn for_postgres_one(sql: &str, shim: &str) -> String {
     let mut sql = sql
         .replace("\nWITH NO SCHEMA BINDING", "")
         .replace(" TO ROLE ", " TO ")
@@ -214,12 +226,12 @@ fn lacking(sql: &str) -> Vec<&'static str> {
         .filter(|(word, _)| flat.contains(word))
         .map(|(_, what)| *what)
         .collect();
-    if flat.starts_with("DELETE FROM")
-        && flat
-            .split(" USING ")
-            .next()
-            .is_some_and(|h| h.contains(" AS "))
-    {
+    let aliased_delete = |s: &str| {
+        let s = s.trim_start().to_uppercase();
+        let head = s.split(" USING ").next().unwrap_or_default();
+        s.starts_with("DELETE FROM") && head.contains(" AS ")
+    };
+    if sql.split(";\n").any(aliased_delete) {
         found.push("an alias of DELETE's table");
     }
     found

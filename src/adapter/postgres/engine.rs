@@ -240,6 +240,7 @@ impl Warehouse for Pg {
             shared: self.shared.clone(),
             open: false,
             layout: Layout::default(),
+            deferred: Vec::new(),
         }))
     }
 
@@ -412,6 +413,8 @@ struct PgSession {
     open: bool,
     /// The layout of what the open transaction builds.
     layout: Layout,
+    /// Statements to send with the next one (`defer`).
+    deferred: Vec<String>,
 }
 
 /// `relation`'s name with `suffix`, shortened (with a hash of the whole name, so two long
@@ -474,14 +477,44 @@ impl PgSession {
     /// Executes one statement (or several, `;`-separated), appending it to `log`.
     fn run(&mut self, sql: &str, log: &mut Vec<String>) -> DbResult<()> {
         log.push(sql.to_string());
-        let done = self.client.batch_execute(sql).map_err(failed);
+        let sql = self.after_deferred(sql);
+        let done = self.client.batch_execute(&sql).map_err(failed);
         self.lost(done)
+    }
+
+    /// A statement whose outcome nothing waits for (`BEGIN`, a setting): sent in one message
+    /// with the next one, which saves a round trip per node (measured: 5% of a build).
+    fn defer(&mut self, sql: &str, log: &mut Vec<String>) {
+        log.push(sql.to_string());
+        self.deferred.push(sql.to_string());
+    }
+
+    /// `sql` behind the deferred statements, which are then sent.
+    fn after_deferred(&mut self, sql: &str) -> String {
+        if self.deferred.is_empty() {
+            return sql.to_string();
+        }
+        self.deferred.push(sql.to_string());
+        std::mem::take(&mut self.deferred).join(";\n")
+    }
+
+    /// Sends the deferred statements now, before what does not take them along (`COPY`).
+    fn flush(&mut self) -> DbResult<()> {
+        match self.deferred.is_empty() {
+            true => Ok(()),
+            false => {
+                let sql = std::mem::take(&mut self.deferred).join(";\n");
+                let done = self.client.batch_execute(&sql).map_err(failed);
+                self.lost(done)
+            }
+        }
     }
 
     /// Executes a statement and returns the rows it changed or created (its command tag).
     fn exec(&mut self, sql: &str, log: &mut Vec<String>) -> DbResult<u64> {
         log.push(sql.to_string());
-        let done = self.client.simple_query(sql).map_err(failed).map(|ms| {
+        let sql = self.after_deferred(sql);
+        let done = self.client.simple_query(&sql).map_err(failed).map(|ms| {
             ms.iter()
                 .rev()
                 .find_map(|m| match m {
@@ -502,7 +535,7 @@ impl PgSession {
     }
 
     fn begin(&mut self, log: &mut Vec<String>) -> DbResult<()> {
-        self.run("BEGIN", log)?;
+        self.defer("BEGIN", log);
         self.open = true;
         Ok(())
     }
@@ -518,6 +551,7 @@ impl PgSession {
     fn rollback(&mut self, log: &mut Vec<String>) {
         log.push("ROLLBACK".into());
         self.open = false;
+        self.deferred.clear();
         for _ in 0..100 {
             match self.client.batch_execute("ROLLBACK").map_err(failed) {
                 Err(DbError::Interrupted) => continue,
@@ -764,7 +798,7 @@ impl PgSession {
                 "SET LOCAL lock_timeout = {}",
                 literal(&self.shared.lock_timeout)
             );
-            self.run(&timeout, log)?;
+            self.defer(&timeout, log);
         }
         let deps = self.locked_dependents(relation, false, log)?;
         let aside = suffixed(relation, OLD_SUFFIX);
@@ -948,6 +982,7 @@ impl PgSession {
     }
 
     fn copy_in(&mut self, copy: &str, data: &[u8]) -> Result<u64, postgres::Error> {
+        // `run` sent what was deferred: the table was created just before.
         use std::io::Write;
         let mut writer = self.client.copy_in(copy)?;
         // A write error means the server refused the data: `finish` returns its error.
@@ -1104,6 +1139,7 @@ impl PgSession {
         sql: &str,
         each: &mut dyn FnMut(Vec<Option<String>>) -> bool,
     ) -> DbResult<()> {
+        self.flush()?;
         let own = !self.open;
         let begin = if own { "BEGIN; " } else { "" };
         let declare = format!("{begin}DECLARE xform_rows CURSOR FOR\n{}", body(sql));
@@ -1150,7 +1186,8 @@ impl Statements for PgSession {
     }
 
     fn rows(&mut self, sql: &str) -> DbResult<Rows> {
-        let rows = query_rows(&mut self.client, sql, None);
+        let sql = self.after_deferred(sql);
+        let rows = query_rows(&mut self.client, &sql, None);
         self.lost(rows)
     }
 
@@ -1195,7 +1232,7 @@ impl Session for PgSession {
              WHERE n.nspname IN ({}) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
             list.join(", ")
         );
-        let rows = query_rows(&mut self.client, &sql, None)?;
+        let rows = Statements::rows(self, &sql)?;
         Ok(rows
             .rows
             .into_iter()
@@ -1220,7 +1257,7 @@ impl Session for PgSession {
             literal(&format!("%{}", NEW_SUFFIX.replace('_', "\\_"))),
             literal(&format!("%{}", OLD_SUFFIX.replace('_', "\\_")))
         );
-        let leftovers: Vec<Relation> = query_rows(&mut self.client, &sql, None)?
+        let leftovers: Vec<Relation> = Statements::rows(self, &sql)?
             .rows
             .into_iter()
             .map(|r| {
@@ -1243,7 +1280,7 @@ impl Session for PgSession {
         );
         let have = match schemas.is_empty() {
             true => Rows::default(),
-            false => query_rows(&mut self.client, &sql, None)?,
+            false => Statements::rows(self, &sql)?,
         };
         let exists = |s: &str| {
             have.rows
@@ -1432,7 +1469,11 @@ impl Session for PgSession {
         let sql = format!(
             "SELECT CAST(extract(epoch FROM max({loaded_at})) AS double precision) FROM {from}{filter}"
         );
-        let value = scalar(&mut self.client, &sql)?;
+        let value = Statements::rows(self, &sql)?
+            .rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten());
         value
             .map(|v| v.parse::<f64>())
             .transpose()
@@ -1448,6 +1489,7 @@ impl Session for PgSession {
         if self.flavour == Flavour::Redshift {
             return self.through_cursor(sql, each);
         }
+        self.flush()?;
         let copy = format!("COPY (\n{}\n) TO STDOUT", body(sql));
         let reader = self.client.copy_out(&copy).map_err(failed)?;
         let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
@@ -1465,7 +1507,8 @@ impl Session for PgSession {
     }
 
     fn execute(&mut self, sql: &str) -> DbResult<()> {
-        let done = self.client.batch_execute(sql).map_err(failed);
+        let sql = self.after_deferred(sql);
+        let done = self.client.batch_execute(&sql).map_err(failed);
         self.lost(done)
     }
 
@@ -1478,6 +1521,7 @@ impl Session for PgSession {
             format!(" LIMIT {limit}")
         };
         let wrapped = format!("SELECT * FROM (\n{}\n) AS q{bound}", body(sql));
+        let wrapped = self.after_deferred(&wrapped);
         let rows = query_rows(&mut self.client, &wrapped, Some(limit));
         self.lost(rows)
     }
