@@ -569,10 +569,10 @@ impl PgSession {
             return f(self);
         }
         let mut log = Vec::new();
-        self.run("SAVEPOINT xform_guard", &mut log)?;
+        self.defer("SAVEPOINT xform_guard", &mut log);
         match f(self) {
             Ok(v) => {
-                self.run("RELEASE SAVEPOINT xform_guard", &mut log)?;
+                self.defer("RELEASE SAVEPOINT xform_guard", &mut log);
                 Ok(v)
             }
             Err(DbError::TransactionLost(m) | DbError::Failed(m)) => {
@@ -804,20 +804,27 @@ impl PgSession {
         let aside = suffixed(relation, OLD_SUFFIX);
         let swapped = self.guarded(|s| {
             let aside_name = quote(&aside.name);
-            s.run(
+            s.defer(
                 &format!("ALTER TABLE {} RENAME TO {aside_name}", rel(relation)),
                 log,
-            )?;
+            );
             rename(s, log)?;
-            deps.iter().try_for_each(|(view, def)| {
-                s.run(
-                    &format!("CREATE OR REPLACE VIEW {} AS\n{}", rel(view), body(def)),
-                    log,
-                )
-            })
+            let repoint: Vec<String> = deps
+                .iter()
+                .map(|(view, def)| {
+                    format!("CREATE OR REPLACE VIEW {} AS\n{}", rel(view), body(def))
+                })
+                .collect();
+            match repoint.is_empty() {
+                true => Ok(()),
+                false => s.run(&repoint.join(";\n"), log),
+            }
         });
         match swapped {
-            Ok(()) => self.run(&format!("DROP TABLE {}", rel(&aside)), log),
+            Ok(()) => {
+                self.defer(&format!("DROP TABLE {}", rel(&aside)), log);
+                Ok(())
+            }
             // A view's column changed type (the renames are undone with the savepoint): drop
             // the old table with the chain of views, and create them again on the new one
             // from their definitions, read while they still named the table.
