@@ -640,8 +640,9 @@ impl PgSession {
         }
         let mut views = self.dependents(relation, (all, false))?;
         loop {
-            self.lock(views.iter().rev().map(|(v, _)| v), relation, log)?;
-            let now = self.dependents(relation, (all, true))?;
+            let order = views.iter().rev().map(|(v, _)| v);
+            let read = |s: &mut Self| s.dependents(relation, (all, true));
+            let now = self.lock((order, relation), read, log)?;
             if now.iter().map(|(v, _)| v).eq(views.iter().map(|(v, _)| v)) {
                 return Ok(now);
             }
@@ -649,15 +650,16 @@ impl PgSession {
         }
     }
 
-    /// Locks the views that read `relation` (the outermost first), then `relation`: readers of
-    /// a view lock it before what it reads, and locking in their order means a reader and the
-    /// build never wait for each other (a deadlock, measured).
-    fn lock<'r>(
+    /// Locks the views that read `relation` (the outermost first), then `relation`, and
+    /// runs `then` under the locks (in the same message): readers of a view lock it before
+    /// what it reads, and locking in their order means a reader and the build never wait for
+    /// each other (a deadlock, measured).
+    fn lock<'r, T>(
         &mut self,
-        views: impl Iterator<Item = &'r Relation>,
-        relation: &'r Relation,
+        (views, relation): (impl Iterator<Item = &'r Relation>, &'r Relation),
+        mut then: impl FnMut(&mut Self) -> DbResult<T>,
         log: &mut Vec<String>,
-    ) -> DbResult<()> {
+    ) -> DbResult<T> {
         let order: Vec<String> = views.chain([relation]).map(rel).collect();
         let lock = format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", order.join(", "));
         // A reader holding the table past `lock_timeout` makes the lock fail; a long query
@@ -666,8 +668,13 @@ impl PgSession {
         // tried again (in a savepoint: the build stays, the locks taken so far are let go)
         // before the node gives up.
         let retried = |m: &str| m.contains("lock timeout") || m.contains("deadlock detected");
-        for attempt in 1..=LOCK_TRIES {
-            match self.guarded(|s| s.run(&lock, log)) {
+        let mut attempt = 1;
+        loop {
+            let locked = self.guarded(|s| {
+                s.defer(&lock, log);
+                then(s)
+            });
+            match locked {
                 Err(DbError::Failed(m)) if retried(&m) && attempt < LOCK_TRIES => {
                     log.push(format!(
                         "-- {}; trying again",
@@ -679,6 +686,7 @@ impl PgSession {
                         .map_or(0, |d| u64::from(d.subsec_micros() % 200));
                     let wait = (250 << (2 * (attempt - 1))) + jitter;
                     std::thread::sleep(Duration::from_millis(wait));
+                    attempt += 1;
                 }
                 Err(DbError::Failed(m)) if m.contains("lock timeout") => {
                     return Err(DbError::Failed(format!(
@@ -691,7 +699,6 @@ impl PgSession {
                 done => return done,
             }
         }
-        Ok(())
     }
 
     /// Runs `drop` (which takes the views `deps` with it), then `create`, then creates the
