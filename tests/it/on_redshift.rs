@@ -276,12 +276,12 @@ fn run_time(sql: &str) -> String {
     out
 }
 
-/// Compares `text` with the snapshot file `tests/it/redshift/<name>.sql`, or writes it when
+/// Compares `text` with the snapshot file `tests/it/redshift/<name>.out`, or writes it when
 /// `UPDATE_SNAPSHOTS` is set.
 fn snapshot(name: &str, text: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/it/redshift")
-        .join(format!("{name}.sql"));
+        .join(format!("{name}.out"));
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, text).unwrap();

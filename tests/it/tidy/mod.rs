@@ -394,3 +394,22 @@ pub fn say(text: &str) {
         f.summary()
     );
 }
+
+/// The repository root is the example project, and xform reads `.sql` and `.yml` files
+/// under `tests/` as its data tests: no fixture of the Rust tests may look like one (it
+/// broke `cargo run -- build` once).
+#[test]
+fn no_fixture_under_tests_it_is_read_by_the_example_project() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
+    let read: Vec<String> = walkdir::WalkDir::new(&root)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().display().to_string())
+        .filter(|p| [".sql", ".yml", ".yaml"].iter().any(|x| p.ends_with(x)))
+        .collect();
+    assert!(
+        read.is_empty(),
+        "the example project would read these as tests: {read:?}"
+    );
+}
