@@ -281,17 +281,31 @@ impl<'a> Checker<'a> {
 /// where the target's warehouse has one (a key it lacks was warned of at compile time).
 pub(crate) fn layout(n: &Node, keys: &[&str]) -> Result<Layout, Vec<Diagnostic>> {
     let mut ck = Checker::new(n);
-    if keys.is_empty() {
-        return ck.done(Layout::default());
-    }
+    // Only the keys the warehouse applies: another's (`dist` on PostgreSQL, `indexes` on
+    // Redshift) were warned of, and are left out of what is built.
+    let applies = |key: &str| keys.contains(&key);
     let defaults = Layout::default();
     let layout = Layout {
-        dist: ck.text("dist"),
-        sort: ck.columns("sort").unwrap_or_default(),
-        sort_type: ck.one_of("sort_type", &["compound", "interleaved"]),
-        backup: ck.flag("backup").unwrap_or(defaults.backup),
-        bind: ck.flag("bind").unwrap_or(defaults.bind),
-        indexes: indexes(&mut ck),
+        dist: applies("dist").then(|| ck.text("dist")).flatten(),
+        sort: match applies("sort") {
+            true => ck.columns("sort").unwrap_or_default(),
+            false => Vec::new(),
+        },
+        sort_type: applies("sort_type")
+            .then(|| ck.one_of("sort_type", &["compound", "interleaved"]))
+            .flatten(),
+        backup: applies("backup")
+            .then(|| ck.flag("backup"))
+            .flatten()
+            .unwrap_or(defaults.backup),
+        bind: applies("bind")
+            .then(|| ck.flag("bind"))
+            .flatten()
+            .unwrap_or(defaults.bind),
+        indexes: match applies("indexes") {
+            true => indexes(&mut ck),
+            false => Vec::new(),
+        },
     };
     ck.done(layout)
 }

@@ -1060,3 +1060,24 @@ fn concurrent_swaps_of_tables_read_by_the_same_views_never_collide() {
         assert!(out.contains("60 OK, 0 errors"), "{out}");
     }
 }
+
+#[test]
+fn redshift_layout_config_on_a_postgres_target_is_warned_of_and_left_out() {
+    let Some(pg) = Pg::new() else { return };
+    let files = "models:\n  +dist: all\n  +bind: false\n-- file: models/t.sql\n{{ config(materialized='table') }}\nselect 1 as x\n-- file: models/v.sql\nselect x from {{ ref('t') }}\n";
+    let dir = project(&pg.project_yml(1, files));
+    let o = xform(dir.path(), &["build"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr
+            .contains("config `dist` is not applied on postgres targets"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr
+            .contains("config `bind` is not applied on postgres targets"),
+        "{}",
+        o.stderr
+    );
+}

@@ -416,8 +416,12 @@ select order_id, customer, amount from {{ ref('orders') }}
 {% endsnapshot %}
 ";
 
-/// The second run's seed: order 2 changed, order 5 new.
-const CHANGED: &str = "-- file: seeds/orders.csv
+/// The second run's seed: order 2 changed, order 5 new; and `by_customer`'s total becomes a
+/// double (the view reading it cannot be re-pointed: it is dropped and created again).
+const CHANGED: &str = "-- file: models/analytics/by_customer.sql
+{{ config(dist='customer', sort=['customer'], backup=false, persist_docs={'relation': true, 'columns': true}) }}
+select customer, cast(sum(amount) as double precision) as total, count(*) as orders from {{ ref('stg_orders') }} group by customer
+-- file: seeds/orders.csv
 order_id,customer,amount,product,ordered_at
 1,kim,1000.50,라면,2024-01-01 10:00:00
 2,lee,3000,김치,2024-01-02 09:00:00

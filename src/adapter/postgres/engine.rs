@@ -593,23 +593,32 @@ impl PgSession {
         relation: &Relation,
         (all, defs): (bool, bool),
     ) -> DbResult<Vec<Dependent>> {
-        let depth = if all { "" } else { "WHERE deps.depth = 1" };
+        // Direct readers only: the recursion stops at once.
+        let deeper = if all { "" } else { " AND false" };
         let def = if defs { "pg_get_viewdef(c.oid)" } else { "''" };
+        // pg_depend has a row per column a view reads: each (view, relation) pair is taken
+        // once, or a chain of views multiplies the rows at each level (measured: 1.1M rows
+        // for six `select *` levels over 10 columns). PostgreSQL's UNION also drops repeats
+        // between levels; Redshift's recursion takes UNION ALL only.
+        let union = match self.flavour {
+            Flavour::Postgres => "UNION",
+            Flavour::Redshift => "UNION ALL",
+        };
         // 1259 is pg_class, 2618 pg_rewrite: fixed OIDs (Redshift has no `regclass`).
+        let edges = "(SELECT DISTINCT r.ev_class AS view_oid, d.refobjid AS read_oid FROM pg_depend d \
+                     JOIN pg_rewrite r ON r.oid = d.objid \
+                     WHERE d.classid = 2618 AND d.refclassid = 1259 AND r.ev_class <> d.refobjid)";
         let sql = format!(
             "WITH RECURSIVE deps(oid, depth) AS (\n\
-             SELECT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid\n\
-             JOIN pg_class c ON c.oid = d.refobjid JOIN pg_namespace n ON n.oid = c.relnamespace\n\
-             WHERE d.refclassid = 1259 AND {}\n\
-             AND d.classid = 2618 AND r.ev_class <> c.oid\n\
-             UNION ALL\n\
-             SELECT r.ev_class, deps.depth + 1 FROM deps JOIN pg_depend d\n\
-             ON d.refclassid = 1259 AND d.refobjid = deps.oid\n\
-             JOIN pg_rewrite r ON r.oid = d.objid\n\
-             WHERE d.classid = 2618 AND r.ev_class <> deps.oid)\n\
+             SELECT e.view_oid, 1 FROM {edges} AS e\n\
+             JOIN pg_class c ON c.oid = e.read_oid JOIN pg_namespace n ON n.oid = c.relnamespace\n\
+             WHERE {}\n\
+             {union}\n\
+             SELECT e.view_oid, deps.depth + 1 FROM deps JOIN {edges} AS e ON e.read_oid = deps.oid\n\
+             WHERE e.view_oid <> deps.oid{deeper})\n\
              SELECT n.nspname, c.relname, {def} FROM deps\n\
              JOIN pg_class c ON c.oid = deps.oid AND c.relkind = 'v'\n\
-             JOIN pg_namespace n ON n.oid = c.relnamespace {depth}\n\
+             JOIN pg_namespace n ON n.oid = c.relnamespace\n\
              GROUP BY 1, 2, 3 ORDER BY max(deps.depth), 1, 2",
             catalog_match(relation)
         );
@@ -718,9 +727,13 @@ impl PgSession {
         create(self, log)?;
         for ((view, def), grants) in deps.iter().zip(held) {
             let create = format!("CREATE OR REPLACE VIEW {} AS\n{}", rel(view), body(def));
-            if let Err(e) = self.guarded(|s| s.run(&create, log)) {
-                log.push(format!("-- view {view} dropped: it no longer builds: {e}"));
-                continue;
+            // Where a failure loses the transaction (Redshift, an interrupt), the node fails.
+            match self.guarded(|s| s.run(&create, log)) {
+                Err(DbError::Failed(e)) => {
+                    log.push(format!("-- view {view} dropped: it no longer builds: {e}"));
+                    continue;
+                }
+                other => other?,
             }
             for (privilege, kind, name) in grants {
                 let to = self.flavour.grantee((&kind, &name));
@@ -808,6 +821,14 @@ impl PgSession {
             self.defer(&timeout, log);
         }
         let deps = self.locked_dependents(relation, false, log)?;
+        // Without a savepoint (Redshift) a view that cannot be re-pointed would lose the
+        // transaction: when the columns changed, straight to dropping and creating the views.
+        let unsure = !self.flavour.savepoints() && !deps.is_empty();
+        if unsure && Session::columns(self, staged)? != Session::columns(self, relation)? {
+            let chain = self.locked_dependents(relation, true, log)?;
+            let drop = format!("DROP TABLE {} CASCADE", rel(relation));
+            return self.drop_and_recreate((drop, chain), rename, log);
+        }
         let aside = suffixed(relation, OLD_SUFFIX);
         let swapped = self.guarded(|s| {
             let aside_name = quote(&aside.name);
