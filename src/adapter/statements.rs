@@ -95,7 +95,8 @@ pub(super) trait Statements {
         mode: SchemaChange,
         log: &mut Vec<String>,
     ) -> DbResult<Vec<String>> {
-        let have = self.describe(target)?;
+        let mut have = self.describe(target)?;
+        self.widen_text(target, &mut have, incoming, log)?;
         let changes = ColumnChanges::between(&have, incoming);
         if mode == SchemaChange::Fail && changes.differ() {
             return Err(changes.refused());
@@ -114,6 +115,32 @@ pub(super) trait Statements {
             .filter(|(c, _)| column_type(incoming, c).is_some());
         let added = changes.added.iter().filter(|_| append);
         Ok(kept.chain(added.copied()).map(|(c, _)| c.clone()).collect())
+    }
+
+    /// Widens the table's sized text columns the new rows' values outgrow (`varchar(4)` to
+    /// `varchar(5)`), as dbt does before anything else: not a change of schema, whatever
+    /// `on_schema_change` says.
+    fn widen_text(
+        &mut self,
+        target: &str,
+        have: &mut [(String, String)],
+        incoming: &[(String, String)],
+        log: &mut Vec<String>,
+    ) -> DbResult<()> {
+        let d = self.dialect();
+        for (column, ty) in have.iter_mut() {
+            let Some(new) = column_type(incoming, column) else {
+                continue;
+            };
+            let wider = matches!((text_length(ty), text_length(&new)), (Some(a), Some(b)) if b > a);
+            if wider {
+                for sql in d.widen_column(target, column, &new) {
+                    self.run(&sql, log)?;
+                }
+                *ty = new;
+            }
+        }
+        Ok(())
     }
 
     fn add_columns(
@@ -495,7 +522,10 @@ impl<'c> ColumnChanges<'c> {
                 .iter()
                 .filter_map(|(c, t)| {
                     let new = column_type(incoming, c)?;
-                    (new != *t).then_some((c, t, new))
+                    // Shorter text fits a wider column: no change.
+                    let fits =
+                        matches!((text_length(t), text_length(&new)), (Some(a), Some(b)) if b <= a);
+                    (new != *t && !fits).then_some((c, t, new))
                 })
                 .collect(),
         }
@@ -528,6 +558,15 @@ fn column_type(cols: &[(String, String)], name: &str) -> Option<String> {
     cols.iter()
         .find(|(c, _)| c.eq_ignore_ascii_case(name))
         .map(|(_, t)| t.clone())
+}
+
+/// The length of a sized text type (`character varying(12)`, `varchar(12)`).
+fn text_length(ty: &str) -> Option<u32> {
+    let t = ty.trim().to_ascii_lowercase();
+    let rest = t
+        .strip_prefix("character varying(")
+        .or_else(|| t.strip_prefix("varchar("))?;
+    rest.strip_suffix(')')?.trim().parse().ok()
 }
 
 /// Whether `list` names column `c` (in any case).

@@ -221,6 +221,15 @@ pub(crate) trait Dialect: Send + Sync {
         true
     }
 
+    /// The statements giving column `column` of `table` (quoted) the wider type `to`, its
+    /// values kept.
+    fn widen_column(&self, table: &str, column: &str, to: &str) -> Vec<String> {
+        vec![format!(
+            "ALTER TABLE {table} ALTER COLUMN {} TYPE {to}",
+            self.quote(column)
+        )]
+    }
+
     /// Config keys of the physical layout of tables and views (sort and distribution keys,
     /// late binding) this warehouse applies.
     fn layout_keys(&self) -> &'static [&'static str] {
@@ -775,6 +784,21 @@ impl Dialect for Redshift {
 
     fn layout_keys(&self) -> &'static [&'static str] {
         &["dist", "sort", "sort_type", "backup", "bind"]
+    }
+
+    /// `ALTER COLUMN … TYPE` cannot run in a transaction there: a new column takes the
+    /// values and the old one's place (it moves to the end; inserts name their columns).
+    fn widen_column(&self, table: &str, column: &str, to: &str) -> Vec<String> {
+        let (old, new) = (
+            self.quote(column),
+            self.quote(&format!("{column}__xform_wide")),
+        );
+        vec![
+            format!("ALTER TABLE {table} ADD COLUMN {new} {to}"),
+            format!("UPDATE {table} SET {new} = {old}"),
+            format!("ALTER TABLE {table} DROP COLUMN {old}"),
+            format!("ALTER TABLE {table} RENAME COLUMN {new} TO {old}"),
+        ]
     }
 
     fn describe(&self, from: &str) -> String {

@@ -20,7 +20,8 @@ both!(
     full_refresh_false_keeps_an_incremental_table_out_of_a_full_refresh,
     a_backfill_replaces_exactly_its_interval_and_is_idempotent,
     a_failing_batch_leaves_the_others_committed_and_is_reported,
-    snapshots_record_a_change_a_revert_and_a_hard_delete
+    snapshots_record_a_change_a_revert_and_a_hard_delete,
+    sized_text_widens_when_new_rows_outgrow_it
 );
 
 const PROJECT: &str = "
@@ -874,5 +875,32 @@ group by dt order by dt
             ["2023-08-02", "3", "120"],
             ["2023-08-03", "3", "150"]
         ]
+    );
+}
+
+/// A model casting to `varchar(n)` whose new rows need more: the column is widened (as dbt
+/// does), whatever `on_schema_change` says, and a merge stays a merge.
+fn sized_text_widens_when_new_rows_outgrow_it(w: &Warehouse) {
+    let dir = w.project(PROJECT);
+    let d = dir.path();
+    let sized = "-- file: models/merged.sql
+{{ config(unique_key='id', on_schema_change='fail') }}
+select id, cast(region as varchar({{ var('width', 5) }})) as region, amount, loaded_at from {{ ref('events') }}
+{% if is_incremental() %} where loaded_at > (select max(loaded_at) from {{ this }}) {% endif %}
+";
+    write_files(d, sized);
+    events(d, RUN_1);
+    ok(d, &["build"]);
+    events(
+        d,
+        &[
+            "1,seoul,10,2024-01-01 09:00,2024-01-01 10:00",
+            "9,chungcheong,90,2024-01-01 09:00,2024-01-01 11:00",
+        ],
+    );
+    ok(d, &["build", "--vars", "{width: 20}"]);
+    assert_eq!(
+        table(w, d, "main.merged"),
+        ["1 seoul 10", "2 busan 20", "3 seoul 30", "9 chungcheong 90"]
     );
 }

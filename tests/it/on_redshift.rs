@@ -416,8 +416,10 @@ select order_id, customer, amount from {{ ref('orders') }}
 {% endsnapshot %}
 ";
 
-/// The second run's seed: order 2 changed, order 5 new; and `by_customer`'s total becomes a
-/// double (the view reading it cannot be re-pointed: it is dropped and created again).
+/// The second run's seed: order 2 changed, order 5 new with a customer a letter longer than
+/// any before (the seed's and the incremental tables' `VARCHAR`s widen); and `by_customer`'s
+/// total becomes a double (the view reading it cannot be re-pointed: it is dropped and
+/// created again).
 const CHANGED: &str = "-- file: models/analytics/by_customer.sql
 {{ config(dist='customer', sort=['customer'], backup=false, persist_docs={'relation': true, 'columns': true}) }}
 select customer, cast(sum(amount) as double precision) as total, count(*) as orders from {{ ref('stg_orders') }} group by customer
@@ -427,7 +429,7 @@ order_id,customer,amount,product,ordered_at
 2,lee,3000,김치,2024-01-02 09:00:00
 3,kim,700,\"떡볶이, 매운맛\",2024-01-03 12:00:00
 ,park,10,,2024-01-03 13:00:00
-5,choi,42,만두,2024-01-03 15:00:00
+5,jeong,42,만두,2024-01-03 15:00:00
 ";
 
 #[test]
@@ -509,7 +511,7 @@ fn redshift_statements_as_snapshots_without_what_redshift_lacks_and_right_on_pos
             ["1", "kim", "1000.50"],
             ["2", "lee", "3000.00"],
             ["3", "kim", "700.00"],
-            ["5", "choi", "42.00"]
+            ["5", "jeong", "42.00"]
         ]
         .map(|r| r.map(String::from)),
         "the merge (a NULL key included) is not what the seed says"
