@@ -358,10 +358,10 @@ fn built_relation(project: &Project, n: &Node) -> RelName {
         .str("schema")
         .or_else(|| n.config.str("target_schema"))
         .unwrap_or(&project.target.schema);
-    let stored = |name: &str| project.target.dialect().stored_name(name);
     RelName {
-        schema: stored(&format!("{}{}", project.target.schema_prefix, schema)),
-        identifier: stored(n.config.str("alias").unwrap_or(&n.name)),
+        schema: project.target.schema_name(schema),
+        identifier: (project.target.dialect())
+            .stored_name(n.config.str("alias").unwrap_or(&n.name)),
         ephemeral: n.kind == NodeKind::Model && n.config.materialized() == "ephemeral",
         external: None,
     }

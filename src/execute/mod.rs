@@ -222,10 +222,7 @@ fn schema_grants(c: &Compiled, schemas: &[String]) -> Vec<crate::adapter::Schema
     c.project
         .schema_grants
         .iter()
-        .map(|g| {
-            let name = format!("{}{}", target.schema_prefix, g.schema);
-            (target.dialect().stored_name(&name), g.grants.clone())
-        })
+        .map(|g| (target.schema_name(&g.schema), g.grants.clone()))
         .filter(|(schema, _)| schemas.contains(schema))
         .collect()
 }

@@ -450,6 +450,13 @@ impl Target {
     pub(crate) fn dialect(&self) -> &'static dyn Dialect {
         self.kind.dialect()
     }
+
+    /// The warehouse's name of a schema as configs name it: behind the target's prefix, as
+    /// the warehouse stores it.
+    pub(crate) fn schema_name(&self, configured: &str) -> String {
+        let name = format!("{}{configured}", self.schema_prefix);
+        self.dialect().stored_name(&name)
+    }
 }
 
 /// The target's fields with `{{ ... }}` strings rendered.

@@ -84,7 +84,7 @@ pub(crate) struct Swap {
 
 /// The schema failing rows are stored in.
 pub(crate) fn failures_schema(c: &Compiled) -> String {
-    format!("{}test_failures", c.project.target.schema_prefix)
+    c.project.target.schema_name("test_failures")
 }
 
 /// Runs data tests `tests` (node indexes) and judges each. Statements that write (stored

@@ -151,8 +151,7 @@ impl Settings {
                 .unwrap_or(10)
                 .into(),
             lock_timeout: text("lock_timeout", diags).unwrap_or_else(|| "10s".into()),
-            lock_name: (target.dialect())
-                .stored_name(&format!("{}{}", target.schema_prefix, target.schema)),
+            lock_name: target.schema_name(&target.schema),
             user,
         }
     }
