@@ -215,10 +215,8 @@ fn readable(
 /// Target `t`'s project, compiled.
 fn other_target(g: &Global, t: &str) -> Result<Compiled, String> {
     let global = Global {
-        project_dir: g.project_dir.clone(),
         target: Some(t.to_string()),
-        vars: g.vars.clone(),
-        log_format: g.log_format,
+        ..g.clone()
     };
     load_and_compile(&global, &Select::default(), None)
         .map(|l| l.c)

@@ -55,12 +55,20 @@ struct Cli {
     global: Global,
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Clone, Debug)]
 struct Global {
-    /// The project folder (holding project.yml).
+    /// The project folder (holding project.yml, or a dbt project's dbt_project.yml).
     #[arg(long, global = true, default_value = ".")]
     project_dir: PathBuf,
-    /// Target from project.yml (default: `default_target`).
+    /// dbt projects: the folder holding profiles.yml (default: $DBT_PROFILES_DIR, the
+    /// project folder, ~/.dbt).
+    #[arg(long, global = true, value_name = "DIR")]
+    profiles_dir: Option<PathBuf>,
+    /// dbt projects: the profile in profiles.yml (default: dbt_project.yml's `profile`).
+    #[arg(long, global = true)]
+    profile: Option<String>,
+    /// Target from project.yml, or a dbt profile's output (default: `default_target`, the
+    /// profile's `target`).
     #[arg(short, long, global = true)]
     target: Option<String>,
     /// Project vars as a YAML mapping, e.g. '{start_date: 2024-01-01}'.
@@ -312,6 +320,8 @@ fn load_options(g: &Global) -> LoadOptions {
         target: g.target.clone(),
         vars: g.vars.clone(),
         env: std::env::vars().collect(),
+        profiles_dir: g.profiles_dir.clone(),
+        profile: g.profile.clone(),
     }
 }
 
@@ -717,6 +727,8 @@ fn retry_global(g: &Global, prev: Global) -> Global {
         target: g.target.clone().or(prev.target),
         vars: g.vars.clone().or(prev.vars),
         log_format: retry_log_format(g.log_format, prev.log_format),
+        profiles_dir: g.profiles_dir.clone().or(prev.profiles_dir),
+        profile: g.profile.clone().or(prev.profile),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::compile::Compiled;
 use crate::diagnostics::{Diagnostics, Files, did_you_mean};
 use crate::execute::{self, RunOptions, Stop};
 use crate::materialize::{self, Job};
-use crate::project::{NodeKind, PROJECT_FILE, Project, Target, load};
+use crate::project::{DBT_PROJECT_FILE, NodeKind, PROJECT_FILE, Project, Target, load};
 use crate::state::State;
 use crate::testing::freshness;
 
@@ -616,7 +616,7 @@ fn print_project(p: &Project) {
     outln!(
         "project: {} ({})",
         p.name,
-        p.root.join(PROJECT_FILE).display()
+        p.root.join(p.file).display()
     );
     outln!("target: {} (type {})", p.target.name, p.target.kind.name());
 }
@@ -656,9 +656,9 @@ fn check_connection(connection: &Connection, t: &Target) -> ExitStatus {
 
 pub(crate) fn cmd_clean(g: &Global) -> ExitStatus {
     let root: &Path = &g.project_dir;
-    if !root.join(PROJECT_FILE).is_file() {
+    if ![PROJECT_FILE, DBT_PROJECT_FILE].iter().any(|f| root.join(f).is_file()) {
         errln!(
-            "error: no {PROJECT_FILE} in {}: not cleaning a folder that is not an xform project",
+            "error: no {PROJECT_FILE} or {DBT_PROJECT_FILE} in {}: not cleaning a folder that is not a project",
             root.display()
         );
         return ExitStatus::Invalid;

@@ -10,6 +10,7 @@
 mod check;
 mod ephemeral;
 mod hooks;
+mod naming;
 mod validate;
 
 pub(crate) use hooks::Hooks;
@@ -163,7 +164,7 @@ pub(crate) fn compile(
     let templates = template::environment(&project, diags);
     let mut renders = render_twice(&mut project, &templates, &sources, diags);
     warn_not_applied(&project, diags);
-    let names = Arc::new(name_table(&project));
+    let names = Arc::new(name_table(&project, Some(&templates), diags));
     check_relations(&project, &names, diags);
     check_external(&project, diags);
     let graph = graph(&project.nodes, [&renders[0], &renders[1]], &names, diags)?;
@@ -238,7 +239,7 @@ fn render_twice(
     sources: &Sources,
     diags: &mut Diagnostics,
 ) -> [Renders; 2] {
-    let names = Arc::new(name_table(project));
+    let names = Arc::new(name_table(project, None, diags));
     let nodes = (&project.nodes[..], sources);
     let mut rendered = render_all(templates, &names, nodes, false, |_, _| true);
     apply_config(&mut project.nodes, &mut rendered, diags);
@@ -342,26 +343,20 @@ fn placeholder_sql(renders: &Renders) -> Vec<Option<String>> {
         .collect()
 }
 
-fn relation_of(project: &Project, n: &Node) -> Option<RelName> {
+/// Node `n`'s relation; `configured` is its (schema, name) as configured.
+fn relation_of(project: &Project, n: &Node, configured: Option<(String, String)>) -> Option<RelName> {
     match n.kind {
-        NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot => Some(built_relation(project, n)),
         NodeKind::Source => source_relation(project, n),
-        NodeKind::Test | NodeKind::UnitTest => None,
+        _ => configured.map(|(schema, name)| built_relation(project, n, (&schema, &name))),
     }
 }
 
-/// The relation a model, seed or snapshot builds: its `schema` (or `target_schema`) behind the
-/// target's prefix, its `alias` or name.
-fn built_relation(project: &Project, n: &Node) -> RelName {
-    let schema = n
-        .config
-        .str("schema")
-        .or_else(|| n.config.str("target_schema"))
-        .unwrap_or(&project.target.schema);
+/// The relation a model, seed or snapshot builds, as the warehouse stores its names.
+fn built_relation(project: &Project, n: &Node, (schema, name): (&str, &str)) -> RelName {
+    let dialect = project.target.dialect();
     RelName {
-        schema: project.target.schema_name(schema),
-        identifier: (project.target.dialect())
-            .stored_name(n.config.str("alias").unwrap_or(&n.name)),
+        schema: dialect.stored_name(schema),
+        identifier: dialect.stored_name(name),
         ephemeral: n.kind == NodeKind::Model && n.config.materialized() == "ephemeral",
         external: None,
     }
@@ -381,7 +376,7 @@ fn source_relation(project: &Project, n: &Node) -> Option<RelName> {
         })
 }
 
-fn name_table(project: &Project) -> Names {
+fn name_table(project: &Project, templates: Option<&Templates>, diags: &mut Diagnostics) -> Names {
     let mut by_ref = HashMap::new();
     let mut by_source = HashMap::new();
     for (i, n) in project.nodes.iter().enumerate() {
@@ -396,10 +391,9 @@ fn name_table(project: &Project) -> Names {
             _ => {}
         }
     }
-    let relations = project
-        .nodes
-        .iter()
-        .map(|n| relation_of(project, n))
+    let configured = naming::configured_names(project, templates, diags);
+    let relations = (project.nodes.iter().zip(configured))
+        .map(|(n, c)| relation_of(project, n, c))
         .collect();
     Names {
         dialect: project.target.dialect(),

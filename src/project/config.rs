@@ -241,6 +241,28 @@ impl Config {
         }
     }
 
+    /// Renders every string setting holding `{{`/`{%` but the hooks (rendered per node,
+    /// later) with `render`, reading the result as dbt does (`False` is false, `3` a number).
+    pub(crate) fn render_strings(
+        &mut self,
+        render: &dyn Fn(&str) -> Result<String, String>,
+        diags: &mut crate::diagnostics::Diagnostics,
+    ) {
+        for (key, setting) in &mut self.0 {
+            let Json::String(text) = &setting.value else {
+                continue;
+            };
+            let templated = text.contains("{{") || text.contains("{%");
+            if !templated || key == "pre_hook" || key == "post_hook" {
+                continue;
+            }
+            match render(text) {
+                Ok(out) => setting.value = native(&out),
+                Err(e) => diags.push(crate::diagnostics::Diagnostic::error(e).at_opt(setting.at.clone())),
+            }
+        }
+    }
+
     pub(crate) fn to_json(&self) -> Json {
         Json::Object(
             self.0
@@ -248,6 +270,21 @@ impl Config {
                 .map(|(k, s)| (k.clone(), s.value.clone()))
                 .collect(),
         )
+    }
+}
+
+/// A rendered string as the value it spells: a boolean, none, a number, or the text.
+fn native(text: &str) -> Json {
+    match text.trim() {
+        "True" | "true" => Json::Bool(true),
+        "False" | "false" => Json::Bool(false),
+        "None" | "none" => Json::Null,
+        t => t
+            .parse::<i64>()
+            .map(Json::from)
+            .ok()
+            .or_else(|| t.parse::<f64>().ok().and_then(|f| serde_json::Number::from_f64(f).map(Json::Number)))
+            .unwrap_or_else(|| Json::String(text.to_string())),
     }
 }
 
@@ -303,6 +340,18 @@ impl FolderConfig {
             }
         }
         out
+    }
+
+    /// Renders the templated settings of every level (see [`Config::render_strings`]).
+    pub(crate) fn render_strings(
+        &mut self,
+        render: &dyn Fn(&str) -> Result<String, String>,
+        diags: &mut crate::diagnostics::Diagnostics,
+    ) {
+        self.config.render_strings(render, diags);
+        for (_, child) in self.children.values_mut() {
+            child.render_strings(render, diags);
+        }
     }
 
     /// Every configured path (e.g. `["analytics", "part_001"]`) with where it is written.

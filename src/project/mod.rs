@@ -4,6 +4,7 @@
 //! target's `{{ env_var() }}` strings, and never connects to a warehouse.
 
 pub(crate) mod config;
+mod dbt;
 mod discover;
 mod fixture;
 pub(crate) mod jinja;
@@ -23,7 +24,8 @@ pub(crate) use config::Config;
 pub(crate) use fixture::{Table, fixture_table};
 pub(crate) use nodes::{DepRef, External, Node, NodeKind, TestSpec, parse_relation_arg};
 pub(crate) use properties::{Column, Fixture, UnitTestProps};
-pub(crate) use settings::Target;
+pub(crate) use dbt::DBT_PROJECT_FILE;
+pub(crate) use settings::{Style, Target};
 pub(crate) use test_config::{Severity, TestConfig, Verdict, test_config};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc};
@@ -34,11 +36,17 @@ pub(crate) struct LoadOptions {
     pub(crate) target: Option<String>,
     pub(crate) vars: Option<String>,
     pub(crate) env: BTreeMap<String, String>,
+    /// dbt projects: where profiles.yml is (`--profiles-dir`) and which profile (`--profile`).
+    pub(crate) profiles_dir: Option<PathBuf>,
+    pub(crate) profile: Option<String>,
 }
 
 #[derive(Debug)]
 pub(crate) struct Project {
     pub(crate) root: PathBuf,
+    /// project.yml or dbt_project.yml.
+    pub(crate) file: &'static str,
+    pub(crate) style: Style,
     pub(crate) name: String,
     pub(crate) target: Target,
     pub(crate) vars: serde_json::Map<String, Json>,
@@ -51,6 +59,17 @@ pub(crate) struct Project {
     pub(crate) on_run_end: Vec<(String, Loc)>,
     /// The privileges each schema gives (the target's `schema_grants`, else the project's).
     pub(crate) schema_grants: Vec<settings::SchemaGrant>,
+    /// dbt's `dispatch:` search orders per macro namespace.
+    pub(crate) dispatch: Vec<(String, Vec<String>)>,
+    /// dbt packages installed in `dbt_packages/`.
+    pub(crate) packages: Vec<Package>,
+}
+
+/// An installed dbt package: its name and its macro files (path, text).
+#[derive(Debug)]
+pub(crate) struct Package {
+    pub(crate) name: String,
+    pub(crate) macro_files: Vec<(Arc<str>, Arc<str>)>,
 }
 
 pub(crate) const PROJECT_FILE: &str = "project.yml";
@@ -73,16 +92,31 @@ fn load_into(
     diags: &mut Diagnostics,
     files: &mut Files,
 ) -> Option<Project> {
-    let settings_path: Arc<str> = Arc::from(PROJECT_FILE);
-    let text = read_settings_file(root, &settings_path, diags)?;
+    let (file, text) = read_settings_file(root, diags)?;
+    let settings_path: Arc<str> = Arc::from(file);
     files.insert(&settings_path, &text);
-    let settings = settings::parse(&settings_path, &text, diags);
+    let mut settings = match file {
+        DBT_PROJECT_FILE => dbt::parse(&settings_path, &text, diags),
+        _ => settings::parse(&settings_path, &text, diags),
+    };
+    if settings.style == Style::Dbt {
+        let profile = (opts.profiles_dir.as_deref(), opts.profile.as_deref());
+        dbt::profile_targets(root, profile, &mut settings, &opts.env, (files, diags));
+    }
     let vars = merged_vars(&settings, opts, diags, files);
     let env = Arc::new(opts.env.clone());
-    let render = |s: &str| render_setting(s, &env, &vars);
+    let render = |s: &str| render_setting(s, (&env, &vars), None);
     let target = settings.target(opts.target.as_deref(), &render, diags);
+    if let Some(t) = &target {
+        let render = |s: &str| render_setting(s, (&env, &vars), Some(t));
+        render_folder_configs(&mut settings, &render, diags);
+    }
 
     let reads = read_project_files(root, &settings.paths, diags, files);
+    let packages = match settings.style {
+        Style::Dbt => dbt::packages(root, &settings.packages_path, (files, diags)),
+        Style::Xform => Vec::new(),
+    };
     // Property files are read even when the target is wrong, so one run reports both.
     let built = nodes::build(&settings, reads, diags);
     let target = target?;
@@ -92,6 +126,8 @@ fn load_into(
         .unwrap_or_else(|| settings.schema_grants.clone());
     Some(Project {
         root: root.to_path_buf(),
+        file,
+        style: settings.style,
         name: settings.name.clone(),
         target,
         vars,
@@ -101,28 +137,44 @@ fn load_into(
         on_run_start: settings.on_run_start.clone(),
         on_run_end: settings.on_run_end.clone(),
         schema_grants,
+        dispatch: settings.dispatch.clone(),
+        packages,
     })
 }
 
-/// The text of project.yml; `None` (and an error) when there is none.
-fn read_settings_file(
-    root: &Path,
-    settings_path: &Arc<str>,
+/// Renders `{{ ... }}` in the folder configs of dbt_project.yml (`+enabled: "{{ var('x') }}"`),
+/// as dbt does when it reads the file; hooks are rendered later, per node.
+fn render_folder_configs(
+    settings: &mut settings::Settings,
+    render: &dyn Fn(&str) -> Result<String, String>,
     diags: &mut Diagnostics,
-) -> Option<Arc<str>> {
-    match std::fs::read(root.join(PROJECT_FILE)) {
-        Ok(bytes) => {
-            let (text, not_utf8) = discover::decode(settings_path, bytes);
+) {
+    let trees = [
+        &mut settings.models,
+        &mut settings.seeds,
+        &mut settings.tests,
+        &mut settings.snapshots,
+    ];
+    for tree in trees {
+        tree.render_strings(render, diags);
+    }
+}
+
+/// The project file's name and text: project.yml, else dbt_project.yml; `None` (and an
+/// error) when there is neither.
+fn read_settings_file(root: &Path, diags: &mut Diagnostics) -> Option<(&'static str, Arc<str>)> {
+    for file in [PROJECT_FILE, DBT_PROJECT_FILE] {
+        if let Ok(bytes) = std::fs::read(root.join(file)) {
+            let (text, not_utf8) = discover::decode(&Arc::from(file), bytes);
             diags.extend(not_utf8);
-            Some(text)
-        }
-        Err(_) => {
-            diags.push(Diagnostic::error(format!("no {PROJECT_FILE} in {}", root.display())).help(
-                "run xform inside a project, pass --project-dir DIR, or create one with `xform init DIR`",
-            ));
-            None
+            return Some((file, text));
         }
     }
+    diags.push(
+        Diagnostic::error(format!("no {PROJECT_FILE} or {DBT_PROJECT_FILE} in {}", root.display()))
+            .help("run xform inside a project, pass --project-dir DIR, or create one with `xform init DIR`"),
+    );
+    None
 }
 
 /// Every file under the configured folders, read and recorded in `files`.
@@ -179,17 +231,21 @@ fn cli_vars(
     serde_json::Map::new()
 }
 
-/// Renders a project.yml string such as `pr_{{ env_var('PR_NUMBER', 'local') }}_`.
+/// Renders a project.yml string such as `pr_{{ env_var('PR_NUMBER', 'local') }}_` (with
+/// `target`, once it is known).
 fn render_setting(
     text: &str,
-    env: &BTreeMap<String, String>,
-    vars: &serde_json::Map<String, Json>,
+    (env, vars): (&BTreeMap<String, String>, &serde_json::Map<String, Json>),
+    target: Option<&Target>,
 ) -> Result<String, String> {
     let mut jinja = minijinja::Environment::new();
     // A setting is one short string: a loop running this long is a mistake.
     jinja.set_fuel(Some(1_000_000));
     add_env_var(&mut jinja, env.clone());
     add_var(&mut jinja, vars.clone());
+    if let Some(t) = target {
+        jinja.add_global("target", minijinja::Value::from(minijinja::value::Serde(t)));
+    }
     if let Some((_, message)) = jinja::too_long(text) {
         return Err(message);
     }

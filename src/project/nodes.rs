@@ -209,7 +209,8 @@ pub(crate) fn build(settings: &Settings, reads: Vec<Read>, diags: &mut Diagnosti
     attach_props(&mut nodes, &props.seeds, NodeKind::Seed, diags);
     attach_props(&mut nodes, &described, NodeKind::Snapshot, diags);
     add_sources(project, &mut nodes, &props, diags);
-    add_generic_tests(project, &settings.tests, &mut nodes);
+    let dbt_names = settings.style == super::settings::Style::Dbt;
+    add_generic_tests((project, dbt_names), &settings.tests, &mut nodes);
     add_unit_tests(project, &mut nodes, props.unit_tests);
     nodes.retain(|n| n.config.enabled());
     warn_unused_config_paths(settings, &used_paths, diags);
@@ -599,7 +600,8 @@ fn attach_source_tests(nodes: &mut [Node], props: &Props) {
 }
 
 /// One test node per data test declared on a node (model-level) or on one of its columns.
-fn add_generic_tests(project: &str, folder: &FolderConfig, nodes: &mut Vec<Node>) {
+/// `project` is its name, and whether test names follow dbt exactly.
+fn add_generic_tests(project: (&str, bool), folder: &FolderConfig, nodes: &mut Vec<Node>) {
     let tests: Vec<Node> = nodes
         .par_iter_mut()
         .flat_map_iter(|n| {
@@ -633,7 +635,7 @@ fn take_column_tests(c: &mut Column) -> impl Iterator<Item = (Option<String>, Te
 }
 
 fn test_node(
-    project: &str,
+    (project, dbt_names): (&str, bool),
     folder: &FolderConfig,
     parent: &Node,
     column: Option<String>,
@@ -644,9 +646,10 @@ fn test_node(
         .strip_prefix("dbt_utils.")
         .unwrap_or(&decl.test_name)
         .to_string();
-    let name = match decl.config.str("name") {
-        Some(n) => n.to_string(),
-        None => test_node_name(&test_name, parent, column.as_deref(), &decl.args),
+    let name = match (decl.config.str("name"), dbt_names) {
+        (Some(n), _) => n.to_string(),
+        (None, true) => dbt_test_name(&decl.test_name, parent, column.as_deref(), &decl.args),
+        (None, false) => test_node_name(&test_name, parent, column.as_deref(), &decl.args),
     };
     let mut n = declared_test_node(project, folder, name, decl);
     n.static_deps = test_deps(parent, decl);
@@ -790,6 +793,58 @@ fn test_node_name(
         name.push_str(&arg_name_part(v));
     }
     shorten_name(sanitize_name(&name))
+}
+
+/// A test's name exactly as dbt gives it: `{test}_{parent}_{args}`, the arguments (the
+/// column's name among them) in the order of their names, list and mapping values flattened,
+/// each with runs of characters other than ASCII letters, digits and `_` made one `_`;
+/// `pkg.test` is `pkg_test`, a source's tests begin with `source_`.
+fn dbt_test_name(
+    test: &str,
+    parent: &Node,
+    column: Option<&str>,
+    args: &BTreeMap<String, Json>,
+) -> String {
+    let mut all: BTreeMap<&str, Json> = args.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    if let Some(c) = column {
+        all.insert("column_name", Json::String(c.to_string()));
+    }
+    let flat = all.values().flat_map(|v| match v {
+        Json::Array(items) => items.clone(),
+        Json::Object(map) => map.values().cloned().collect(),
+        one => vec![one.clone()],
+    });
+    let parts: Vec<String> = flat.map(|v| dbt_clean(&python_str(&v))).collect();
+    let prefix = if parent.kind == NodeKind::Source { "source_" } else { "" };
+    let target = parent.name.replace('.', "_");
+    format!("{prefix}{}_{target}_{}", test.replace('.', "_"), parts.join("__"))
+}
+
+/// A value as Python's `str()` writes it (how dbt sees YAML values).
+fn python_str(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        Json::Bool(true) => "True".into(),
+        Json::Bool(false) => "False".into(),
+        Json::Null => "None".into(),
+        other => other.to_string(),
+    }
+}
+
+/// dbt's `re.sub("[^0-9a-zA-Z_]+", "_", text)`.
+fn dbt_clean(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_run = false;
+    for c in text.chars() {
+        let kept = c.is_ascii_alphanumeric() || c == '_';
+        if kept {
+            out.push(c);
+        } else if !in_run {
+            out.push('_');
+        }
+        in_run = !kept;
+    }
+    out
 }
 
 /// How an argument's value shows in a test's name: list items joined by `__`.

@@ -208,6 +208,8 @@ pub(crate) fn parse(file: &Arc<str>, text: &str, props: &mut Props, diags: &mut 
                 .extend(resources(&src, v, "snapshot", diags)),
             "sources" => props.sources.extend(sources(&src, v, diags)),
             "unit_tests" => props.unit_tests.extend(unit_tests(&src, v, diags)),
+            // dbt's semantic layer and catalog entries: they build and test nothing.
+            "semantic_models" | "metrics" | "saved_queries" | "exposures" | "groups" => {}
             _ => diags.push(
                 Diagnostic::warning(format!(
                     "`{key}` in property files is not used yet by this xform"

@@ -84,9 +84,26 @@ pub(crate) struct TargetDecl {
     pub(crate) fields: BTreeMap<String, (Json, Loc)>,
 }
 
+/// Which tool's project this is: xform's own (`project.yml`) or dbt's (`dbt_project.yml`),
+/// named as dbt names relations (`<target schema>_<custom schema>`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Style {
+    #[default]
+    Xform,
+    Dbt,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Settings {
+    pub(crate) style: Style,
     pub(crate) name: String,
+    /// dbt: the profile in profiles.yml whose outputs are the targets.
+    pub(crate) profile: Option<(String, Loc)>,
+    /// dbt: where `dbt deps` installs packages (`dbt_packages`).
+    pub(crate) packages_path: String,
+    /// dbt: `dispatch:` — per macro namespace, the packages searched in order.
+    pub(crate) dispatch: Vec<(String, Vec<String>)>,
     pub(crate) default_target: Option<(String, Loc)>,
     pub(crate) targets: BTreeMap<String, TargetDecl>,
     pub(crate) paths: Paths,
@@ -273,7 +290,7 @@ pub(crate) fn vars(
 
 /// A `models:`-style tree: `+key` (or a scalar under a plain key) is config, a mapping under a
 /// plain key is a sub-folder or a resource name.
-fn folder_config(src: &Src, node: &Node, what: &str, diags: &mut Diagnostics) -> FolderConfig {
+pub(super) fn folder_config(src: &Src, node: &Node, what: &str, diags: &mut Diagnostics) -> FolderConfig {
     let mut fc = FolderConfig::default();
     for (key, knode, v) in src.map(node, &format!("`{what}`"), diags) {
         if key.starts_with('+') || !is_map(v) {

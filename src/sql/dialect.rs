@@ -36,6 +36,15 @@ impl Kind {
         }
     }
 
+    /// The adapter names dbt's `adapter.dispatch` tries, in order (`duckdb__x`, `default__x`).
+    pub(crate) fn dispatch_prefixes(self) -> &'static [&'static str] {
+        match self {
+            Kind::DuckDb => &["duckdb", "default"],
+            Kind::Postgres => &["postgres", "default"],
+            Kind::Redshift => &["redshift", "postgres", "default"],
+        }
+    }
+
     pub(crate) fn dialect(self) -> &'static dyn Dialect {
         match self {
             Kind::DuckDb => &DuckDb,

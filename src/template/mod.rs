@@ -6,11 +6,12 @@
 //! along, so macros call each other across files. Rendering is pure: no warehouse, no file IO.
 //! Errors become diagnostics pointing into the model or macro file, with the call chain.
 
+mod dbt;
 mod objects;
 pub(crate) mod scan;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::{Object, ObjectRepr, Serde, Value};
@@ -50,27 +51,111 @@ const RESERVED: &[&str] = &[
 /// The compiled macro files and the functions every render sees.
 pub(crate) struct Templates<'p> {
     env: Environment<'p>,
-    /// Macro name → the file defining it.
+    /// Macro name → the file defining it (the project's, xform's built-in tests and dbt
+    /// macros; not the packages').
     pub(crate) macros: BTreeMap<String, Arc<str>>,
+    /// Each package's macros (name → file), `dbt` for xform's implementations of dbt's.
+    packages: BTreeMap<String, BTreeMap<String, Arc<str>>>,
     /// Names of `{% test name(...) %}` generic tests.
     pub(crate) generic_tests: BTreeSet<String>,
+}
+
+impl Templates<'_> {
+    /// Whether `name` is a macro of the project's own (not one xform provides).
+    pub(crate) fn is_project_macro(&self, name: &str) -> bool {
+        self.macros
+            .get(name)
+            .is_some_and(|file| !file.starts_with('<'))
+    }
+
+    /// Calls macro `name` with `args`, outside any node's render: its output.
+    pub(crate) fn call(&self, name: &str, args: &[Value]) -> Result<String, Diagnostic> {
+        let ctx = context! { __args => args.to_vec() };
+        self.env
+            .render_str(&format!("{{{{ {name}(*__args) }}}}"), ctx)
+            .map_err(|e| jinja_diagnostic(&e, None, Some(self)))
+    }
 }
 
 /// Templates of model texts living for `'s` can be rendered with the result.
 pub(crate) fn environment<'s>(project: &Project, diags: &mut Diagnostics) -> Templates<'s> {
     let mut env = sql_environment();
     add_globals(&mut env, project);
+    let registry = Arc::new(OnceLock::new());
+    dbt::add_globals(&mut env, project.target.kind, &registry);
     let mut t = Templates {
         env,
         macros: BTreeMap::new(),
+        packages: BTreeMap::new(),
         generic_tests: BTreeSet::new(),
     };
     for (path, text) in &project.macro_files {
-        add_macro_file(&mut t, path, text, false, diags);
+        add_macro_file(&mut t, (path, None), text, false, diags);
+    }
+    for package in &project.packages {
+        for (path, text) in &package.macro_files {
+            add_macro_file(&mut t, (path, Some(&package.name)), text, false, diags);
+        }
+        t.env.add_global(
+            package.name.clone(),
+            Value::from_object(dbt::Namespace {
+                name: package.name.clone(),
+                registry: registry.clone(),
+            }),
+        );
     }
     let builtin: Arc<str> = Arc::from(BUILTIN_TESTS_PATH);
-    add_macro_file(&mut t, &builtin, BUILTIN_TESTS, true, diags);
+    add_macro_file(&mut t, (&builtin, None), BUILTIN_TESTS, true, diags);
+    let dbt_macros: Arc<str> = Arc::from(dbt::DBT_MACROS_PATH);
+    add_macro_file(&mut t, (&dbt_macros, Some(dbt::DBT_NAMESPACE)), dbt::DBT_MACROS, true, diags);
+    t.add_dbt_globals();
+    let _ = registry.set(t.registry(project));
     t
+}
+
+impl Templates<'_> {
+    /// dbt's own macros by their plain names too (`dateadd(...)`), where the project has
+    /// none of that name.
+    fn add_dbt_globals(&mut self) {
+        let Some(dbt_macros) = self.packages.get(dbt::DBT_NAMESPACE) else {
+            return;
+        };
+        for (name, file) in dbt_macros {
+            if !self.macros.contains_key(name) {
+                let value = macro_value(file, name, Some(dbt::DBT_NAMESPACE));
+                self.env.add_global(name.clone(), value);
+            }
+        }
+    }
+
+    /// Which macro each name means in each package, for namespaces and dispatch.
+    fn registry(&self, project: &Project) -> dbt::Registry {
+        let own = self.macros.iter().filter(|(_, f)| !f.starts_with('<'));
+        let own = own.map(|(name, file)| (name.clone(), macro_value(file, name, None)));
+        let mut packages: BTreeMap<String, BTreeMap<String, Value>> = (self.packages.iter())
+            .map(|(p, macros)| {
+                let values = macros.iter().map(|(name, file)| (name.clone(), macro_value(file, name, Some(p))));
+                (p.clone(), values.collect())
+            })
+            .collect();
+        dbt::Registry {
+            root: project.name.clone(),
+            project: own.collect(),
+            builtin: packages.remove(dbt::DBT_NAMESPACE).unwrap_or_default(),
+            packages,
+            dispatch: project.dispatch.clone(),
+        }
+    }
+}
+
+/// The callable of macro `name` in `file` (of package `package`, when it is one's).
+fn macro_value(file: &Arc<str>, name: &str, package: Option<&str>) -> Value {
+    Value::from_object(MacroFn {
+        file: file.to_string(),
+        name: name.to_string(),
+        inner: inner_name(name),
+        package: package.map(Arc::from),
+    })
 }
 
 /// An environment set up for SQL: strict about undefined values, no escaping, trailing
@@ -162,10 +247,11 @@ fn raise_compiler_error(msg: String) -> Result<String, Error> {
     Err(Error::new(ErrorKind::InvalidOperation, msg))
 }
 
-/// Adds a macro file's definitions; `builtin` ones give way to a project's own of that name.
+/// Adds a macro file's definitions (of a package's, when `package` says which);
+/// `builtin` ones give way to a project's own of that name.
 fn add_macro_file(
     t: &mut Templates<'_>,
-    path: &Arc<str>,
+    (path, package): (&Arc<str>, Option<&str>),
     text: &str,
     builtin: bool,
     diags: &mut Diagnostics,
@@ -174,14 +260,34 @@ fn add_macro_file(
         diags.push(d);
         return;
     }
-    let source = scan::rewrite_tests(text).into_owned();
+    let renamed = scan::rename_definitions(text);
+    let source = scan::rewrite_tests(&dbt::mutable_literals(&renamed)).into_owned();
     if let Err(e) = t.env.add_template_owned(path.to_string(), source) {
         diags.push(jinja_diagnostic(&e, None, None));
         return;
     }
     for def in scan::definitions(text) {
-        add_definition(t, path, &def, builtin, diags);
+        match package {
+            Some(p) => add_package_definition(t, (path, p), &def),
+            None => add_definition(t, path, &def, builtin, diags),
+        }
     }
+}
+
+/// The name a definition is called by: `test_<name>` for a `{% test %}`.
+fn callable_name(def: &scan::Definition) -> String {
+    match def.is_test {
+        true => format!("test_{}", def.name),
+        false => def.name.clone(),
+    }
+}
+
+/// A package's macro: reached through its namespace (`dbt_utils.star`), by dispatch, and by
+/// name from the package's own macros; a package's generic test is a test of the project.
+fn add_package_definition(t: &mut Templates<'_>, (path, package): (&Arc<str>, &str), def: &scan::Definition) {
+    let name = callable_name(def);
+    let macros = t.packages.entry(package.to_string()).or_default();
+    macros.entry(name).or_insert_with(|| path.clone());
 }
 
 /// Exposes one `{% macro %}` or `{% test %}` definition as a global function, unless its name
@@ -193,11 +299,7 @@ fn add_definition(
     builtin: bool,
     diags: &mut Diagnostics,
 ) {
-    let name = if def.is_test {
-        format!("test_{}", def.name)
-    } else {
-        def.name.clone()
-    };
+    let name = callable_name(def);
     let at = Loc::new(path, def.span.clone());
     if RESERVED.contains(&def.name.as_str()) {
         diags.push(
@@ -219,9 +321,7 @@ fn add_definition(
         t.generic_tests.insert(def.name.clone());
     }
     t.macros.insert(name.clone(), path.clone());
-    let file = path.to_string();
-    t.env
-        .add_global(name.clone(), Value::from_object(MacroFn { file, name }));
+    t.env.add_global(name.clone(), macro_value(path, &name, None));
 }
 
 fn defined_twice(name: &str, at: Loc, first: &Arc<str>) -> Diagnostic {
@@ -236,6 +336,10 @@ fn defined_twice(name: &str, at: Loc, first: &Arc<str>) -> Diagnostic {
 struct MacroFn {
     file: String,
     name: String,
+    /// Its name inside its file (see [`scan::inner_name`]).
+    inner: String,
+    /// The package it belongs to, whose other macros it calls by name.
+    package: Option<Arc<str>>,
 }
 
 impl Object for MacroFn {
@@ -244,12 +348,18 @@ impl Object for MacroFn {
     }
 
     fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        call_macro(state, &self.file, &self.name, args)
+        call_macro(state, self, args)
     }
 }
 
-/// Evaluates the macro's file with the caller's scope and calls the macro.
-fn call_macro(state: &State, file: &str, name: &str, args: &[Value]) -> Result<Value, Error> {
+fn inner_name(name: &str) -> String {
+    scan::inner_name(name)
+}
+
+/// Evaluates the macro's file with the caller's scope and calls the macro: its output, or
+/// the value it gave to `return()`.
+fn call_macro(state: &State, m: &MacroFn, args: &[Value]) -> Result<Value, Error> {
+    let (file, name) = (m.file.as_str(), m.name.as_str());
     let scope = state
         .lookup("ref")
         .and_then(|r| r.downcast_object::<RefFn>())
@@ -257,12 +367,14 @@ fn call_macro(state: &State, file: &str, name: &str, args: &[Value]) -> Result<V
     if let Some(scope) = &scope {
         enter_macro(scope, file, name)?;
     }
-    let result = run_macro(state, file, name, args);
+    let result = run_macro(state, m, args);
     if let Some(scope) = &scope {
         scope.log().macro_depth -= 1;
     }
+    let returned = dbt::take_returned();
     match result {
-        Ok(out) => Ok(Value::from_safe_string(out)),
+        Ok(out) => Ok(returned.unwrap_or_else(|| Value::from_safe_string(out))),
+        Err(_) if returned.is_some() => Ok(returned.unwrap_or_default()),
         Err(e) if e.name() == Some(file) || std::error::Error::source(&e).is_some() => Err(
             Error::new(ErrorKind::InvalidOperation, format!("in macro `{name}`")).with_source(e),
         ),
@@ -292,8 +404,10 @@ fn enter_macro(scope: &RenderScope, file: &str, name: &str) -> Result<(), Error>
 }
 
 /// Renders the macro's file with the caller's `ref`, `source`, `config`, `this`, `model` and
-/// `is_incremental`, and calls the macro in it.
-fn run_macro(state: &State, file: &str, name: &str, args: &[Value]) -> Result<String, Error> {
+/// `is_incremental` (and, for a package's macro, the package's other macros by name), and
+/// calls the macro in it.
+fn run_macro(state: &State, m: &MacroFn, args: &[Value]) -> Result<String, Error> {
+    let package_macros = m.package.as_ref().and_then(|p| state.lookup(p));
     let ctx = context! {
         ref => state.lookup("ref"),
         source => state.lookup("source"),
@@ -301,10 +415,12 @@ fn run_macro(state: &State, file: &str, name: &str, args: &[Value]) -> Result<St
         this => state.lookup("this"),
         model => state.lookup("model"),
         is_incremental => state.lookup("is_incremental"),
+        __xform_package => m.package.as_deref(),
+        ..package_macros.unwrap_or_default()
     };
-    state.env().get_template(file).and_then(|tmpl| {
+    state.env().get_template(&m.file).and_then(|tmpl| {
         let mut captured = tmpl.render_captured(ctx)?;
-        let out = captured.with_state_mut(|s| s.call_macro(name, args));
+        let out = captured.with_state_mut(|s| s.call_macro(&m.inner, args));
         // The macro ran in a render of its own, with fuel of its own: the caller pays for it,
         // so a loop of macro calls stops like any other loop.
         let used = captured.with_state_mut(|s| s.fuel_levels().map_or(0, |(used, _)| used));

@@ -53,7 +53,8 @@ pub(crate) fn definitions(text: &str) -> Vec<Definition> {
         .collect()
 }
 
-/// dbt's `{% test name(...) %}...{% endtest %}` as minijinja macros named `test_name`.
+/// dbt's `{% test name(...) %}...{% endtest %}` as minijinja macros named `TEST_name` (the
+/// prefix in capitals, as [`rename_definitions`] leaves every macro's name in the file).
 pub(crate) fn rewrite_tests(text: &str) -> Cow<'_, str> {
     if !text.contains("test") {
         return Cow::Borrowed(text);
@@ -74,7 +75,7 @@ fn test_tag_edits(text: &str) -> Vec<(Range<usize>, &'static str)> {
             start..start + len
         };
         match tag {
-            "test" => edits.push((tag_span(4), "macro test_")),
+            "test" => edits.push((tag_span(4), "macro TEST_")),
             "endtest" => edits.push((tag_span(7), "endmacro")),
             _ => {}
         }
@@ -87,8 +88,8 @@ fn apply_edits(text: &str, edits: Vec<(Range<usize>, &str)>) -> String {
     let mut last = 0;
     for (range, with) in edits {
         out.push_str(&text[last..range.start]);
-        if with == "macro test_" {
-            // `{% test name(` becomes `{% macro test_name(`: drop the space after the tag.
+        if with == "macro TEST_" {
+            // `{% test name(` becomes `{% macro TEST_name(`: drop the space after the tag.
             out.push_str(with);
             let after = &text[range.end..];
             last = range.end + (after.len() - after.trim_start().len());
@@ -98,6 +99,28 @@ fn apply_edits(text: &str, edits: Vec<(Range<usize>, &str)>) -> String {
         }
     }
     out.push_str(&text[last..]);
+    out
+}
+
+/// The name a macro has inside its own file: its letters' case swapped (`date_trunc` is
+/// `DATE_TRUNC`). Calls in the file then reach the macro the way calls from other files do
+/// (with `return()`, dispatch and namespaces working), and every offset stays where it was.
+pub(crate) fn inner_name(name: &str) -> String {
+    name.chars()
+        .map(|c| match c.is_ascii_lowercase() {
+            true => c.to_ascii_uppercase(),
+            false => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// `text` with every `{% macro name(` / `{% test name(` definition's name made its
+/// [`inner_name`] (same length, so diagnostics still point at the user's text).
+pub(crate) fn rename_definitions(text: &str) -> String {
+    let mut out = text.to_string();
+    for d in definitions(text) {
+        out.replace_range(d.span.clone(), &inner_name(&d.name));
+    }
     out
 }
 

@@ -2,6 +2,7 @@
 //! `-- file: path` headers (xform reads .sql/.yml under tests/, so fixtures are never .sql).
 
 mod build;
+mod dbt_projects;
 mod errors;
 mod fuzz;
 mod harness;

@@ -1,0 +1,402 @@
+//! A dbt project as it is: `dbt_project.yml` read into the same [`Settings`] as project.yml,
+//! and the targets from `profiles.yml` (its outputs are xform's targets). Keys dbt reads that
+//! change nothing xform builds are accepted; one xform cannot honour is a warning at its line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use super::settings::{Settings, Style, TargetDecl, folder_config, vars};
+use super::yaml::{Node, Src, to_json};
+use super::Package;
+use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc};
+
+pub(crate) const DBT_PROJECT_FILE: &str = "dbt_project.yml";
+pub(crate) const PROFILES_FILE: &str = "profiles.yml";
+
+/// The dbt version whose behaviour xform follows, for `require-dbt-version`.
+const DBT_VERSION: [u64; 3] = [1, 11, 0];
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "version",
+    "config-version",
+    "profile",
+    "model-paths",
+    "seed-paths",
+    "test-paths",
+    "macro-paths",
+    "snapshot-paths",
+    "analysis-paths",
+    "docs-paths",
+    "asset-paths",
+    "function-paths",
+    "target-path",
+    "log-path",
+    "packages-install-path",
+    "clean-targets",
+    "require-dbt-version",
+    "vars",
+    "models",
+    "seeds",
+    "snapshots",
+    "tests",
+    "data_tests",
+    "sources",
+    "unit_tests",
+    "analyses",
+    "exposures",
+    "metrics",
+    "semantic-models",
+    "saved-queries",
+    "functions",
+    "on-run-start",
+    "on-run-end",
+    "dispatch",
+    "flags",
+    "quoting",
+    "query-comment",
+    "restrict-access",
+    "dbt-cloud",
+];
+
+/// Reads dbt_project.yml.
+pub(crate) fn parse(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Settings {
+    let src = Src::new(file, text);
+    let mut s = Settings {
+        style: Style::Dbt,
+        packages_path: "dbt_packages".into(),
+        ..Settings::default()
+    };
+    let root = match src.parse() {
+        Ok(Some(root)) => root,
+        Ok(None) => {
+            diags.push(Diagnostic::error("dbt_project.yml is empty").at(Loc::new(file, 0..0)));
+            return s;
+        }
+        Err(d) => {
+            diags.push(d);
+            return s;
+        }
+    };
+    s.loc = Some(src.loc(&root));
+    for (key, knode, v) in src.fields(&root, DBT_PROJECT_FILE, TOP_KEYS, diags) {
+        set(&mut s, &src, (key, knode, v), diags);
+    }
+    if s.name.is_empty() {
+        diags.push(
+            Diagnostic::error("dbt_project.yml has no `name`")
+                .at_opt(s.loc.clone())
+                .help("add `name: my_project` at the top"),
+        );
+    }
+    s
+}
+
+/// Reads one top-level key of dbt_project.yml into `s`.
+fn set(s: &mut Settings, src: &Src, (key, knode, v): (&str, &Node, &Node), diags: &mut Diagnostics) {
+    let paths = |d: &mut Diagnostics| src.strings(v, &format!("`{key}`"), d);
+    match key {
+        "name" => s.name = src.text(v, "`name`", diags).unwrap_or_default(),
+        "profile" => s.profile = src.text(v, "`profile`", diags).map(|p| (p, src.loc(v))),
+        "model-paths" => s.paths.models = paths(diags),
+        "seed-paths" => s.paths.seeds = paths(diags),
+        "test-paths" => s.paths.tests = paths(diags),
+        "macro-paths" => s.paths.macros = paths(diags),
+        "snapshot-paths" => s.paths.snapshots = paths(diags),
+        "packages-install-path" => {
+            s.packages_path = src.text(v, "`packages-install-path`", diags).unwrap_or_default()
+        }
+        "vars" => s.vars = vars(src, v, diags),
+        "models" | "seeds" | "snapshots" | "tests" | "data_tests" => {
+            let tree = folder_config(src, v, key, diags);
+            match key {
+                "models" => s.models = tree,
+                "seeds" => s.seeds = tree,
+                "snapshots" => s.snapshots = tree,
+                _ => s.tests = tree,
+            }
+        }
+        "on-run-start" | "on-run-end" => {
+            let hooks = src.strings(v, &format!("`{key}`"), diags);
+            let hooks = hooks.into_iter().map(|h| (h, src.loc(v))).collect();
+            match key {
+                "on-run-start" => s.on_run_start = hooks,
+                _ => s.on_run_end = hooks,
+            }
+        }
+        "dispatch" => s.dispatch = dispatch(src, v, diags),
+        "require-dbt-version" => require_version(src, v, diags),
+        "target-path" => {
+            let path = src.text(v, "`target-path`", diags).unwrap_or_default();
+            if path.trim_end_matches('/') != "target" {
+                diags.push(
+                    Diagnostic::warning(format!(
+                        "xform writes its artifacts to `target/`, not `{path}`"
+                    ))
+                    .at(src.loc(v)),
+                );
+            }
+        }
+        "quoting" => quoting(src, v, diags),
+        _ => {
+            let _ = knode;
+        }
+    }
+}
+
+/// `dispatch: [{macro_namespace: dbt_utils, search_order: [my_project, dbt_utils]}]`.
+fn dispatch(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for item in src.seq(node, "`dispatch`", diags) {
+        let mut namespace = None;
+        let mut order = Vec::new();
+        let known = ["macro_namespace", "search_order"];
+        for (key, _, v) in src.fields(item, "a `dispatch` entry", &known, diags) {
+            match key {
+                "macro_namespace" => namespace = src.text(v, "`macro_namespace`", diags),
+                _ => order = src.strings(v, "`search_order`", diags),
+            }
+        }
+        match namespace {
+            Some(ns) => out.push((ns, order)),
+            None => diags.push(src.err(item, "a `dispatch` entry needs `macro_namespace`")),
+        }
+    }
+    out
+}
+
+/// dbt's identifiers are quoted as written unless `quoting` says otherwise; xform quotes
+/// every name the warehouse stores, so only quoting turned off for identifiers changes
+/// nothing, and anything else is said.
+fn quoting(src: &Src, node: &Node, diags: &mut Diagnostics) {
+    for (key, _, v) in src.map(node, "`quoting`", diags) {
+        if to_json(v) == Json::Bool(true) {
+            diags.push(
+                Diagnostic::warning(format!(
+                    "`quoting.{key}: true` is not applied: xform quotes names as the warehouse stores them (lower case on PostgreSQL)"
+                ))
+                .at(src.loc(v)),
+            );
+        }
+    }
+}
+
+/// `require-dbt-version: ">=1.5.0"` or a list of such ranges: an error when the dbt version
+/// xform follows is outside any of them.
+fn require_version(src: &Src, node: &Node, diags: &mut Diagnostics) {
+    let ranges = src.strings(node, "`require-dbt-version`", diags);
+    let outside: Vec<&String> = ranges
+        .iter()
+        .filter(|r| !version_allows(r).unwrap_or(true))
+        .collect();
+    if !outside.is_empty() {
+        let shown = DBT_VERSION.map(|p| p.to_string()).join(".");
+        diags.push(
+            Diagnostic::error(format!(
+                "this project requires dbt {}; xform runs projects as dbt {shown} does",
+                outside.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+            .at(src.loc(node)),
+        );
+    }
+}
+
+/// Whether one range (`>=1.0.0`, `<2.0.0`, `1.8.0`, comma-separated) allows [`DBT_VERSION`];
+/// `None` when it cannot be read.
+fn version_allows(range: &str) -> Option<bool> {
+    let mut ok = true;
+    for part in range.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let split = part.find(|c: char| c.is_ascii_digit())?;
+        let (op, version) = part.split_at(split);
+        let mut want = [0u64; 3];
+        for (slot, n) in want.iter_mut().zip(version.trim().split('.')) {
+            *slot = n.trim_start_matches(|c: char| !c.is_ascii_digit()).parse().ok()?;
+        }
+        let have = DBT_VERSION;
+        ok &= match op.trim() {
+            ">=" => have >= want,
+            ">" => have > want,
+            "<=" => have <= want,
+            "<" => have < want,
+            "" | "=" | "==" => have == want,
+            _ => return None,
+        };
+    }
+    Some(ok)
+}
+
+/// The packages `dbt deps` installed under `dir` (`dbt_packages/`): each folder with a
+/// dbt_project.yml, named by it, with the macro files under its `macro-paths`.
+pub(crate) fn packages(root: &Path, dir: &str, (files, diags): (&mut Files, &mut Diagnostics)) -> Vec<Package> {
+    let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+        return Vec::new();
+    };
+    let mut folders: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+    folders.sort();
+    let mut out = Vec::new();
+    for folder in folders.iter().filter(|f| f.join(DBT_PROJECT_FILE).is_file()) {
+        let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).to_string_lossy().replace('\\', "/");
+        let file: Arc<str> = Arc::from(rel(&folder.join(DBT_PROJECT_FILE)));
+        let Ok(text) = std::fs::read_to_string(folder.join(DBT_PROJECT_FILE)) else {
+            continue;
+        };
+        let text: Arc<str> = Arc::from(text);
+        files.insert(&file, &text);
+        // A package's own keys are its business: only its name and paths are read here.
+        let settings = parse(&file, &text, &mut Diagnostics::default());
+        if settings.name.is_empty() {
+            diags.push(Diagnostic::warning("a package without a `name` is skipped").at(Loc::new(&file, 0..0)));
+            continue;
+        }
+        let found = super::discover::discover(folder, &macro_paths(&settings));
+        let (reads, read_diags) = super::discover::read_all(folder, found.0);
+        diags.extend(read_diags);
+        let macro_files = reads
+            .into_iter()
+            .map(|r| {
+                let path: Arc<str> = Arc::from(format!("{}/{}", rel(folder), r.found.path));
+                files.insert(&path, &r.text);
+                (path, r.text)
+            })
+            .collect();
+        out.push(Package {
+            name: settings.name,
+            macro_files,
+        });
+    }
+    out
+}
+
+/// Only a package's macro folders.
+fn macro_paths(settings: &Settings) -> super::settings::Paths {
+    super::settings::Paths {
+        models: Vec::new(),
+        seeds: Vec::new(),
+        tests: Vec::new(),
+        snapshots: Vec::new(),
+        macros: settings.paths.macros.clone(),
+    }
+}
+
+/// Where profiles.yml is: `--profiles-dir`, `DBT_PROFILES_DIR`, the project folder, `~/.dbt`.
+fn profiles_path(root: &Path, dir: Option<&Path>, env: &BTreeMap<String, String>) -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(d) = dir {
+        return Some(d.join(PROFILES_FILE));
+    }
+    if let Some(d) = env.get("DBT_PROFILES_DIR") {
+        return Some(Path::new(d).join(PROFILES_FILE));
+    }
+    candidates.push(root.join(PROFILES_FILE));
+    if let Some(home) = env.get("HOME") {
+        candidates.push(Path::new(home).join(".dbt").join(PROFILES_FILE));
+    }
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// The outputs of the project's profile (or `--profile`) as targets, and the profile's
+/// `target:` as the default one. Keys of dbt outputs that xform names otherwise are renamed.
+pub(crate) fn profile_targets(
+    root: &Path,
+    (dir, name): (Option<&Path>, Option<&str>),
+    settings: &mut Settings,
+    env: &BTreeMap<String, String>,
+    (files, diags): (&mut Files, &mut Diagnostics),
+) {
+    let wanted = name
+        .map(str::to_string)
+        .or_else(|| settings.profile.as_ref().map(|(p, _)| p.clone()));
+    let Some(wanted) = wanted else {
+        diags.push(
+            Diagnostic::error("dbt_project.yml names no `profile`")
+                .at_opt(settings.loc.clone())
+                .help("add `profile: my_profile` naming a profile in profiles.yml, or pass --profile"),
+        );
+        return;
+    };
+    let Some(path) = profiles_path(root, dir, env) else {
+        diags.push(
+            Diagnostic::error(format!("no profiles.yml with the profile `{wanted}`"))
+                .at_opt(settings.profile.as_ref().map(|(_, l)| l.clone()))
+                .help("looked in --profiles-dir, $DBT_PROFILES_DIR, the project folder and ~/.dbt/"),
+        );
+        return;
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.push(Diagnostic::error(format!("cannot read {}: {e}", path.display())));
+            return;
+        }
+    };
+    let file: Arc<str> = Arc::from(path.display().to_string());
+    let text: Arc<str> = Arc::from(text);
+    files.insert(&file, &text);
+    let src = Src::new(&file, &text);
+    let root_node = match src.parse() {
+        Ok(Some(n)) => n,
+        Ok(None) => return diags.push(Diagnostic::error("profiles.yml is empty").at(Loc::new(&file, 0..0))),
+        Err(d) => return diags.push(d),
+    };
+    let profiles = src.map(&root_node, "profiles.yml", diags);
+    let Some((_, _, profile)) = profiles.into_iter().find(|(k, _, _)| *k == wanted) else {
+        diags.push(
+            Diagnostic::error(format!("profiles.yml has no profile `{wanted}`"))
+                .at(Loc::new(&file, 0..0)),
+        );
+        return;
+    };
+    for (key, _, v) in src.fields(profile, &format!("profile `{wanted}`"), &["target", "outputs"], diags) {
+        match key {
+            "target" => settings.default_target = src.text(v, "`target`", diags).map(|t| (t, src.loc(v))),
+            _ => settings.targets = outputs(&src, v, diags),
+        }
+    }
+}
+
+/// Each output of a profile as a target declaration, in xform's names for its settings.
+fn outputs(src: &Src, node: &Node, diags: &mut Diagnostics) -> BTreeMap<String, TargetDecl> {
+    let mut out = BTreeMap::new();
+    for (name, knode, v) in src.map(node, "`outputs`", diags) {
+        let mut fields: BTreeMap<String, (Json, Loc)> = BTreeMap::new();
+        for (k, _, fv) in src.map(v, &format!("output `{name}`"), diags) {
+            let key = match k {
+                "pass" => "password",
+                "database" | "dbname" => "dbname",
+                other => other,
+            };
+            fields.insert(key.to_string(), (to_json(fv), src.loc(fv)));
+        }
+        let duckdb = fields.get("type").is_some_and(|(t, _)| t == "duckdb");
+        if duckdb {
+            // A DuckDB file's database is the file itself; its default schema is `main`.
+            fields.remove("dbname");
+        }
+        out.insert(
+            name.to_string(),
+            TargetDecl {
+                loc: src.loc(knode),
+                fields,
+            },
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_allows;
+
+    #[test]
+    fn version_ranges_as_dbt_reads_them() {
+        assert_eq!(version_allows(">=1.0.0"), Some(true));
+        assert_eq!(version_allows(">=1.5.0, <2.0.0"), Some(true));
+        assert_eq!(version_allows("<1.0.0"), Some(false));
+        assert_eq!(version_allows(">=1.12.0"), Some(false));
+        assert_eq!(version_allows("1.11.0"), Some(true));
+        assert_eq!(version_allows("~1.3"), None);
+    }
+}

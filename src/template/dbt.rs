@@ -1,0 +1,411 @@
+//! dbt's Jinja surface around a project's macros: `return()`, `adapter.dispatch` with dbt's
+//! search order, macro namespaces (`dbt.date_trunc`, `dbt_utils.star`), and the small helpers
+//! dbt's macros expect (`execute`, `fromjson`, `zip`, ...). xform's own implementations of
+//! dbt's cross-database macros are in `dbt_macros.sql`, rendered like a package named `dbt`.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value, from_args};
+use minijinja::{Environment, Error, ErrorKind, State};
+
+use crate::sql::Kind;
+
+/// The name diagnostics give xform's implementations of dbt's macros.
+pub(crate) const DBT_MACROS_PATH: &str = "<xform dbt macros>";
+pub(super) const DBT_MACROS: &str = include_str!("dbt_macros.sql");
+/// The namespace of dbt's own macros (`dbt.date_trunc`).
+pub(super) const DBT_NAMESPACE: &str = "dbt";
+
+thread_local! {
+    /// The value a macro gave to `return()`, until the macro's call takes it.
+    static RETURNED: RefCell<Option<Value>> = const { RefCell::new(None) };
+}
+
+const RETURN_OUTSIDE: &str = "return() is only meaningful inside a macro";
+
+/// `return(value)`: ends the macro being run; its call's value is `value`.
+fn return_value(value: Value) -> Result<Value, Error> {
+    RETURNED.with(|r| *r.borrow_mut() = Some(value));
+    Err(Error::new(ErrorKind::InvalidOperation, RETURN_OUTSIDE))
+}
+
+/// The value the macro just run gave to `return()`, if it did.
+pub(super) fn take_returned() -> Option<Value> {
+    RETURNED.with(|r| r.borrow_mut().take())
+}
+
+/// Where each macro a name or a namespace may mean lives, filled once every macro file is
+/// read.
+#[derive(Default)]
+pub(super) struct Registry {
+    pub(super) root: String,
+    /// The project's own macros.
+    pub(super) project: BTreeMap<String, Value>,
+    /// xform's implementations of dbt's macros.
+    pub(super) builtin: BTreeMap<String, Value>,
+    /// Each installed package's macros.
+    pub(super) packages: BTreeMap<String, BTreeMap<String, Value>>,
+    /// `dispatch:` from dbt_project.yml: per namespace, the packages searched in order.
+    pub(super) dispatch: Vec<(String, Vec<String>)>,
+}
+
+impl Registry {
+    /// The macros of package `p` (the root project, `dbt`, or an installed package).
+    fn package(&self, p: &str) -> Option<&BTreeMap<String, Value>> {
+        match p {
+            _ if p == self.root => Some(&self.project),
+            DBT_NAMESPACE => Some(&self.builtin),
+            _ => self.packages.get(p),
+        }
+    }
+
+    /// dbt's dispatch: for each package in the search order, `<adapter>__name` for each of
+    /// the warehouse's adapter names, then `default__name`.
+    fn dispatch(
+        &self,
+        (kind, here): (Kind, Option<&str>),
+        name: &str,
+        namespace: Option<&str>,
+    ) -> Result<Value, Error> {
+        let configured = namespace.and_then(|ns| self.dispatch.iter().find(|(n, _)| n == ns));
+        let order: Vec<&str> = match (namespace, configured) {
+            (_, Some((_, order))) => order.iter().map(String::as_str).collect(),
+            (Some(DBT_NAMESPACE), None) => vec![self.root.as_str(), DBT_NAMESPACE],
+            (Some(ns), None) => vec![ns],
+            (None, None) => here
+                .into_iter()
+                .chain([self.root.as_str(), DBT_NAMESPACE])
+                .collect(),
+        };
+        let prefixes = kind.dispatch_prefixes();
+        for package in &order {
+            let Some(macros) = self.package(package) else {
+                continue;
+            };
+            for prefix in prefixes {
+                if let Some(m) = macros.get(&format!("{prefix}__{name}")) {
+                    return Ok(m.clone());
+                }
+            }
+        }
+        let tried: Vec<String> = prefixes.iter().map(|p| format!("{p}__{name}")).collect();
+        Err(Error::new(
+            ErrorKind::UnknownFunction,
+            format!(
+                "adapter.dispatch('{name}'): no macro {} in {}",
+                tried.join(" or "),
+                order.join(", ")
+            ),
+        ))
+    }
+}
+
+/// A package's macros as `package.name` (`dbt_utils.star`, `dbt.date_trunc`).
+#[derive(Debug)]
+pub(super) struct Namespace {
+    pub(super) name: String,
+    pub(super) registry: Arc<OnceLock<Registry>>,
+}
+
+impl Object for Namespace {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let registry = self.registry.get()?;
+        registry.package(&self.name)?.get(key.as_str()?).cloned()
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let keys = (self.registry.get())
+            .and_then(|r| r.package(&self.name))
+            .map(|m| m.keys().cloned().map(Value::from).collect::<Vec<_>>())
+            .unwrap_or_default();
+        Enumerator::Values(keys)
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<macros of {}>", self.root)
+    }
+}
+
+/// dbt's `adapter`: `dispatch`, `quote`, `type`.
+#[derive(Debug)]
+struct Adapter {
+    kind: Kind,
+    registry: Arc<OnceLock<Registry>>,
+}
+
+impl Object for Adapter {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "dispatch" => {
+                let (name, namespace): (String, Option<String>) = from_args(args)?;
+                let here = state.lookup(PACKAGE_VAR);
+                let registry = self.registry.get().ok_or_else(not_ready)?;
+                registry.dispatch((self.kind, here.as_ref().and_then(Value::as_str)), &name, namespace.as_deref())
+            }
+            "quote" => {
+                let (ident,): (String,) = from_args(args)?;
+                Ok(Value::from(self.kind.dialect().quote(&ident)))
+            }
+            "type" => Ok(Value::from(self.kind.name())),
+            other => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!(
+                    "adapter.{other}() needs the warehouse while compiling, which xform does not do yet"
+                ),
+            )),
+        }
+    }
+}
+
+/// A dbt function that queries the warehouse while a node renders: an error that says so.
+#[derive(Debug)]
+struct NeedsWarehouse(&'static str);
+
+impl Object for NeedsWarehouse {
+    fn call(self: &Arc<Self>, _: &mut State<'_, '_>, _: &[Value]) -> Result<Value, Error> {
+        Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "{}() queries the warehouse while the model renders, which xform does not do yet",
+                self.0
+            ),
+        ))
+    }
+}
+
+fn not_ready() -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        "adapter.dispatch() cannot be called while macros are still being read",
+    )
+}
+
+/// The context variable naming the package whose macro is running (for dispatch without a
+/// namespace, which looks there first).
+pub(super) const PACKAGE_VAR: &str = "__xform_package";
+
+/// A list a macro can change in place (`{% do cols.append(c) %}`), as Python's: what
+/// `{% set cols = [] %}` makes in a macro file (see [`mutable_literals`]).
+#[derive(Debug, Default)]
+struct MutList(Mutex<Vec<Value>>);
+
+impl MutList {
+    fn items(&self) -> MutexGuard<'_, Vec<Value>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Object for MutList {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let items = self.items();
+        let i = key.as_i64()?;
+        let i = if i < 0 { items.len() as i64 + i } else { i };
+        items.get(usize::try_from(i).ok()?).cloned()
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.items().clone())
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let mut items = self.items();
+        match method {
+            "append" => {
+                let (v,): (Value,) = from_args(args)?;
+                items.push(v);
+            }
+            "extend" => {
+                let (v,): (Value,) = from_args(args)?;
+                items.extend(v.try_iter()?);
+            }
+            "insert" => {
+                let (at, v): (usize, Value) = from_args(args)?;
+                let at = at.min(items.len());
+                items.insert(at, v);
+            }
+            "pop" => return Ok(items.pop().unwrap_or_default()),
+            _ => {
+                let copy = Value::from(items.clone());
+                drop(items);
+                return Err(Error::new(
+                    ErrorKind::UnknownMethod,
+                    format!("a list has no method `{method}` ({copy})"),
+                ));
+            }
+        }
+        Ok(Value::from(()))
+    }
+}
+
+/// A mapping a macro can change in place (`{% do d.update({...}) %}`).
+#[derive(Debug, Default)]
+struct MutMap(Mutex<BTreeMap<Value, Value>>);
+
+impl MutMap {
+    fn entries(&self) -> MutexGuard<'_, BTreeMap<Value, Value>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Object for MutMap {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.entries().get(key).cloned()
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.entries().keys().cloned().collect())
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let mut entries = self.entries();
+        match method {
+            "update" => {
+                let (other,): (Value,) = from_args(args)?;
+                for k in other.try_iter()? {
+                    let v = other.get_item(&k)?;
+                    entries.insert(k, v);
+                }
+                Ok(Value::from(()))
+            }
+            "get" => {
+                let (k, default): (Value, Option<Value>) = from_args(args)?;
+                Ok(entries.get(&k).cloned().or(default).unwrap_or_default())
+            }
+            "items" => Ok(Value::from(
+                entries.iter().map(|(k, v)| Value::from(vec![k.clone(), v.clone()])).collect::<Vec<_>>(),
+            )),
+            "keys" => Ok(Value::from(entries.keys().cloned().collect::<Vec<_>>())),
+            "values" => Ok(Value::from(entries.values().cloned().collect::<Vec<_>>())),
+            "pop" => {
+                let (k, default): (Value, Option<Value>) = from_args(args)?;
+                Ok(entries.remove(&k).or(default).unwrap_or_default())
+            }
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("a mapping has no method `{method}`"),
+            )),
+        }
+    }
+}
+
+/// The functions an empty list or mapping literal in a `{% set %}` becomes.
+const NEW_LIST: &str = "_l()";
+const NEW_MAP: &str = "_d()";
+
+/// `{% set cols = [] %}` (and `= {}`) in a macro file made to build a list (mapping) the
+/// macro can change in place, as dbt's Jinja does. The tag keeps its length (spaces inside it
+/// make room), so every diagnostic still points at the user's text; a tag with no room is
+/// left as written.
+pub(super) fn mutable_literals(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("[]") && !text.contains("{}") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{%") {
+        let close = rest[open..].find("%}").map_or(rest.len(), |c| open + c + 2);
+        out.push_str(&rest[..open]);
+        out.push_str(&mutable_tag(&rest[open..close]));
+        rest = &rest[close..];
+    }
+    out.push_str(rest);
+    out
+        .into()
+}
+
+/// One `{% set x = [] %}` tag rewritten to the same length, or as it was.
+fn mutable_tag(tag: &str) -> std::borrow::Cow<'_, str> {
+    let body = tag.trim_start_matches("{%").trim_start_matches(['-', '+']).trim_start();
+    if !body.starts_with("set ") {
+        return tag.into();
+    }
+    let Some((lhs, value)) = tag.split_once('=') else {
+        return tag.into();
+    };
+    let value_trim = value.trim_end_matches("%}").trim_end_matches(['-', '+']).trim();
+    let call = match value_trim {
+        "[]" => NEW_LIST,
+        "{}" => NEW_MAP,
+        _ => return tag.into(),
+    };
+    let head = lhs.trim_end();
+    let end = &value[value.find(value_trim).map_or(value.len(), |i| i + value_trim.len())..];
+    let end = end.trim_start();
+    let tight = format!("{head}={call}{end}");
+    match tag.len().checked_sub(tight.len()) {
+        Some(pad) => format!("{head}={call}{}{end}", " ".repeat(pad)).into(),
+        None => tag.into(),
+    }
+}
+
+/// dbt's globals: `return`, `adapter`, `execute`, the `dbt` namespace, JSON and YAML helpers.
+pub(super) fn add_globals(env: &mut Environment<'_>, kind: Kind, registry: &Arc<OnceLock<Registry>>) {
+    env.add_function("return", return_value);
+    env.add_function("_l", || Value::from_object(MutList::default()));
+    env.add_function("_d", || Value::from_object(MutMap::default()));
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.add_global(
+        "adapter",
+        Value::from_object(Adapter {
+            kind,
+            registry: registry.clone(),
+        }),
+    );
+    env.add_global(
+        DBT_NAMESPACE,
+        Value::from_object(Namespace {
+            name: DBT_NAMESPACE.into(),
+            registry: registry.clone(),
+        }),
+    );
+    env.add_global("execute", true);
+    env.add_function("fromjson", |text: String, default: Option<Value>| {
+        serde_json::from_str::<serde_json::Value>(&text)
+            .map(|j| Value::from(minijinja::value::Serde(j)))
+            .or_else(|e| default.ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("fromjson: {e}"))))
+    });
+    env.add_function("tojson", |value: Value| {
+        serde_json::to_string(&value).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
+    });
+    env.add_function("zip", |a: Vec<Value>, b: Vec<Value>| {
+        a.into_iter().zip(b).map(|(x, y)| Value::from(vec![x, y])).collect::<Vec<_>>()
+    });
+    for name in ["run_query", "statement", "load_result"] {
+        env.add_global(name, Value::from_object(NeedsWarehouse(name)));
+    }
+}
