@@ -613,11 +613,7 @@ pub(crate) fn cmd_debug(g: &Global) -> ExitStatus {
 }
 
 fn print_project(p: &Project) {
-    outln!(
-        "project: {} ({})",
-        p.name,
-        p.root.join(p.file).display()
-    );
+    outln!("project: {} ({})", p.name, p.root.join(p.file).display());
     outln!("target: {} (type {})", p.target.name, p.target.kind.name());
 }
 
@@ -656,7 +652,10 @@ fn check_connection(connection: &Connection, t: &Target) -> ExitStatus {
 
 pub(crate) fn cmd_clean(g: &Global) -> ExitStatus {
     let root: &Path = &g.project_dir;
-    if ![PROJECT_FILE, DBT_PROJECT_FILE].iter().any(|f| root.join(f).is_file()) {
+    if ![PROJECT_FILE, DBT_PROJECT_FILE]
+        .iter()
+        .any(|f| root.join(f).is_file())
+    {
         errln!(
             "error: no {PROJECT_FILE} or {DBT_PROJECT_FILE} in {}: not cleaning a folder that is not a project",
             root.display()

@@ -344,7 +344,11 @@ fn placeholder_sql(renders: &Renders) -> Vec<Option<String>> {
 }
 
 /// Node `n`'s relation; `configured` is its (schema, name) as configured.
-fn relation_of(project: &Project, n: &Node, configured: Option<(String, String)>) -> Option<RelName> {
+fn relation_of(
+    project: &Project,
+    n: &Node,
+    configured: Option<(String, String)>,
+) -> Option<RelName> {
     match n.kind {
         NodeKind::Source => source_relation(project, n),
         _ => configured.map(|(schema, name)| built_relation(project, n, (&schema, &name))),

@@ -49,12 +49,19 @@ fn name(
     let target_schema = &project.target.schema;
     if project.style == Style::Xform {
         let schema = custom.or_else(|| n.config.str("target_schema"));
-        let schema = format!("{}{}", project.target.schema_prefix, schema.unwrap_or(target_schema));
+        let schema = format!(
+            "{}{}",
+            project.target.schema_prefix,
+            schema.unwrap_or(target_schema)
+        );
         return Ok((schema, alias.unwrap_or(&n.name).to_string()));
     }
     let overridden = |macro_name| templates.filter(|t| t.is_project_macro(macro_name));
     // A snapshot's `target_schema` is the schema itself, as in dbt.
-    let schema = match (n.config.str("target_schema"), overridden("generate_schema_name")) {
+    let schema = match (
+        n.config.str("target_schema"),
+        overridden("generate_schema_name"),
+    ) {
         (Some(s), _) if n.kind == NodeKind::Snapshot && custom.is_none() => s.to_string(),
         (_, Some(t)) => call(t, "generate_schema_name", custom, n)?,
         (_, None) => match custom {
@@ -70,7 +77,12 @@ fn name(
 }
 
 /// Calls a naming macro with the custom value (or none) and the node as dbt passes it.
-fn call(t: &Templates, macro_name: &str, custom: Option<&str>, n: &Node) -> Result<String, Diagnostic> {
+fn call(
+    t: &Templates,
+    macro_name: &str,
+    custom: Option<&str>,
+    n: &Node,
+) -> Result<String, Diagnostic> {
     let node = minijinja::context! {
         name => n.name.clone(),
         resource_type => n.kind.name(),

@@ -258,7 +258,9 @@ impl Config {
             }
             match render(text) {
                 Ok(out) => setting.value = native(&out),
-                Err(e) => diags.push(crate::diagnostics::Diagnostic::error(e).at_opt(setting.at.clone())),
+                Err(e) => {
+                    diags.push(crate::diagnostics::Diagnostic::error(e).at_opt(setting.at.clone()))
+                }
             }
         }
     }
@@ -283,7 +285,11 @@ fn native(text: &str) -> Json {
             .parse::<i64>()
             .map(Json::from)
             .ok()
-            .or_else(|| t.parse::<f64>().ok().and_then(|f| serde_json::Number::from_f64(f).map(Json::Number)))
+            .or_else(|| {
+                t.parse::<f64>()
+                    .ok()
+                    .and_then(|f| serde_json::Number::from_f64(f).map(Json::Number))
+            })
             .unwrap_or_else(|| Json::String(text.to_string())),
     }
 }

@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use super::settings::{Settings, Style, TargetDecl, folder_config, vars};
+use super::settings::{Settings, Style, TargetDecl, folder_config, targets, vars};
 use super::yaml::{Node, Src, to_json};
-use super::Package;
 use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc};
 
 pub(crate) const DBT_PROJECT_FILE: &str = "dbt_project.yml";
@@ -96,7 +95,12 @@ pub(crate) fn parse(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Set
 }
 
 /// Reads one top-level key of dbt_project.yml into `s`.
-fn set(s: &mut Settings, src: &Src, (key, knode, v): (&str, &Node, &Node), diags: &mut Diagnostics) {
+fn set(
+    s: &mut Settings,
+    src: &Src,
+    (key, knode, v): (&str, &Node, &Node),
+    diags: &mut Diagnostics,
+) {
     let paths = |d: &mut Diagnostics| src.strings(v, &format!("`{key}`"), d);
     match key {
         "name" => s.name = src.text(v, "`name`", diags).unwrap_or_default(),
@@ -107,7 +111,9 @@ fn set(s: &mut Settings, src: &Src, (key, knode, v): (&str, &Node, &Node), diags
         "macro-paths" => s.paths.macros = paths(diags),
         "snapshot-paths" => s.paths.snapshots = paths(diags),
         "packages-install-path" => {
-            s.packages_path = src.text(v, "`packages-install-path`", diags).unwrap_or_default()
+            s.packages_path = src
+                .text(v, "`packages-install-path`", diags)
+                .unwrap_or_default()
         }
         "vars" => s.vars = vars(src, v, diags),
         "models" | "seeds" | "snapshots" | "tests" | "data_tests" => {
@@ -197,7 +203,11 @@ fn require_version(src: &Src, node: &Node, diags: &mut Diagnostics) {
         diags.push(
             Diagnostic::error(format!(
                 "this project requires dbt {}; xform runs projects as dbt {shown} does",
-                outside.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                outside
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
             .at(src.loc(node)),
         );
@@ -213,7 +223,10 @@ fn version_allows(range: &str) -> Option<bool> {
         let (op, version) = part.split_at(split);
         let mut want = [0u64; 3];
         for (slot, n) in want.iter_mut().zip(version.trim().split('.')) {
-            *slot = n.trim_start_matches(|c: char| !c.is_ascii_digit()).parse().ok()?;
+            *slot = n
+                .trim_start_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .ok()?;
         }
         let have = DBT_VERSION;
         ok &= match op.trim() {
@@ -228,17 +241,36 @@ fn version_allows(range: &str) -> Option<bool> {
     Some(ok)
 }
 
+/// An installed dbt package: its name and its macro files (path, text).
+#[derive(Debug)]
+pub(crate) struct Package {
+    pub(crate) name: String,
+    pub(crate) macro_files: Vec<(Arc<str>, Arc<str>)>,
+}
+
 /// The packages `dbt deps` installed under `dir` (`dbt_packages/`): each folder with a
 /// dbt_project.yml, named by it, with the macro files under its `macro-paths`.
-pub(crate) fn packages(root: &Path, dir: &str, (files, diags): (&mut Files, &mut Diagnostics)) -> Vec<Package> {
+pub(crate) fn packages(
+    root: &Path,
+    dir: &str,
+    (files, diags): (&mut Files, &mut Diagnostics),
+) -> Vec<Package> {
     let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
         return Vec::new();
     };
     let mut folders: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
     folders.sort();
     let mut out = Vec::new();
-    for folder in folders.iter().filter(|f| f.join(DBT_PROJECT_FILE).is_file()) {
-        let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).to_string_lossy().replace('\\', "/");
+    for folder in folders
+        .iter()
+        .filter(|f| f.join(DBT_PROJECT_FILE).is_file())
+    {
+        let rel = |p: &Path| {
+            p.strip_prefix(root)
+                .unwrap_or(p)
+                .to_string_lossy()
+                .replace('\\', "/")
+        };
         let file: Arc<str> = Arc::from(rel(&folder.join(DBT_PROJECT_FILE)));
         let Ok(text) = std::fs::read_to_string(folder.join(DBT_PROJECT_FILE)) else {
             continue;
@@ -248,7 +280,10 @@ pub(crate) fn packages(root: &Path, dir: &str, (files, diags): (&mut Files, &mut
         // A package's own keys are its business: only its name and paths are read here.
         let settings = parse(&file, &text, &mut Diagnostics::default());
         if settings.name.is_empty() {
-            diags.push(Diagnostic::warning("a package without a `name` is skipped").at(Loc::new(&file, 0..0)));
+            diags.push(
+                Diagnostic::warning("a package without a `name` is skipped")
+                    .at(Loc::new(&file, 0..0)),
+            );
             continue;
         }
         let found = super::discover::discover(folder, &macro_paths(&settings));
@@ -282,7 +317,11 @@ fn macro_paths(settings: &Settings) -> super::settings::Paths {
 }
 
 /// Where profiles.yml is: `--profiles-dir`, `DBT_PROFILES_DIR`, the project folder, `~/.dbt`.
-fn profiles_path(root: &Path, dir: Option<&Path>, env: &BTreeMap<String, String>) -> Option<PathBuf> {
+fn profiles_path(
+    root: &Path,
+    dir: Option<&Path>,
+    env: &BTreeMap<String, String>,
+) -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(d) = dir {
         return Some(d.join(PROFILES_FILE));
@@ -313,7 +352,9 @@ pub(crate) fn profile_targets(
         diags.push(
             Diagnostic::error("dbt_project.yml names no `profile`")
                 .at_opt(settings.loc.clone())
-                .help("add `profile: my_profile` naming a profile in profiles.yml, or pass --profile"),
+                .help(
+                    "add `profile: my_profile` naming a profile in profiles.yml, or pass --profile",
+                ),
         );
         return;
     };
@@ -321,14 +362,19 @@ pub(crate) fn profile_targets(
         diags.push(
             Diagnostic::error(format!("no profiles.yml with the profile `{wanted}`"))
                 .at_opt(settings.profile.as_ref().map(|(_, l)| l.clone()))
-                .help("looked in --profiles-dir, $DBT_PROFILES_DIR, the project folder and ~/.dbt/"),
+                .help(
+                    "looked in --profiles-dir, $DBT_PROFILES_DIR, the project folder and ~/.dbt/",
+                ),
         );
         return;
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) => {
-            diags.push(Diagnostic::error(format!("cannot read {}: {e}", path.display())));
+            diags.push(Diagnostic::error(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
             return;
         }
     };
@@ -338,7 +384,10 @@ pub(crate) fn profile_targets(
     let src = Src::new(&file, &text);
     let root_node = match src.parse() {
         Ok(Some(n)) => n,
-        Ok(None) => return diags.push(Diagnostic::error("profiles.yml is empty").at(Loc::new(&file, 0..0))),
+        Ok(None) => {
+            return diags
+                .push(Diagnostic::error("profiles.yml is empty").at(Loc::new(&file, 0..0)));
+        }
         Err(d) => return diags.push(d),
     };
     let profiles = src.map(&root_node, "profiles.yml", diags);
@@ -349,9 +398,16 @@ pub(crate) fn profile_targets(
         );
         return;
     };
-    for (key, _, v) in src.fields(profile, &format!("profile `{wanted}`"), &["target", "outputs"], diags) {
+    for (key, _, v) in src.fields(
+        profile,
+        &format!("profile `{wanted}`"),
+        &["target", "outputs"],
+        diags,
+    ) {
         match key {
-            "target" => settings.default_target = src.text(v, "`target`", diags).map(|t| (t, src.loc(v))),
+            "target" => {
+                settings.default_target = src.text(v, "`target`", diags).map(|t| (t, src.loc(v)))
+            }
             _ => settings.targets = outputs(&src, v, diags),
         }
     }
@@ -359,29 +415,17 @@ pub(crate) fn profile_targets(
 
 /// Each output of a profile as a target declaration, in xform's names for its settings.
 fn outputs(src: &Src, node: &Node, diags: &mut Diagnostics) -> BTreeMap<String, TargetDecl> {
-    let mut out = BTreeMap::new();
-    for (name, knode, v) in src.map(node, "`outputs`", diags) {
-        let mut fields: BTreeMap<String, (Json, Loc)> = BTreeMap::new();
-        for (k, _, fv) in src.map(v, &format!("output `{name}`"), diags) {
-            let key = match k {
-                "pass" => "password",
-                "database" | "dbname" => "dbname",
-                other => other,
-            };
-            fields.insert(key.to_string(), (to_json(fv), src.loc(fv)));
+    let mut out = targets(src, node, diags);
+    for decl in out.values_mut() {
+        for (dbt_key, key) in [("pass", "password"), ("database", "dbname")] {
+            if let Some(value) = decl.fields.remove(dbt_key) {
+                decl.fields.insert(key.to_string(), value);
+            }
         }
-        let duckdb = fields.get("type").is_some_and(|(t, _)| t == "duckdb");
-        if duckdb {
+        if decl.fields.get("type").is_some_and(|(t, _)| t == "duckdb") {
             // A DuckDB file's database is the file itself; its default schema is `main`.
-            fields.remove("dbname");
+            decl.fields.remove("dbname");
         }
-        out.insert(
-            name.to_string(),
-            TargetDecl {
-                loc: src.loc(knode),
-                fields,
-            },
-        );
     }
     out
 }

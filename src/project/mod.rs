@@ -21,10 +21,10 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 pub(crate) use config::Config;
+pub(crate) use dbt::{DBT_PROJECT_FILE, Package};
 pub(crate) use fixture::{Table, fixture_table};
 pub(crate) use nodes::{DepRef, External, Node, NodeKind, TestSpec, parse_relation_arg};
 pub(crate) use properties::{Column, Fixture, UnitTestProps};
-pub(crate) use dbt::DBT_PROJECT_FILE;
 pub(crate) use settings::{Style, Target};
 pub(crate) use test_config::{Severity, TestConfig, Verdict, test_config};
 
@@ -63,13 +63,6 @@ pub(crate) struct Project {
     pub(crate) dispatch: Vec<(String, Vec<String>)>,
     /// dbt packages installed in `dbt_packages/`.
     pub(crate) packages: Vec<Package>,
-}
-
-/// An installed dbt package: its name and its macro files (path, text).
-#[derive(Debug)]
-pub(crate) struct Package {
-    pub(crate) name: String,
-    pub(crate) macro_files: Vec<(Arc<str>, Arc<str>)>,
 }
 
 pub(crate) const PROJECT_FILE: &str = "project.yml";

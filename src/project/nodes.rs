@@ -815,9 +815,17 @@ fn dbt_test_name(
         one => vec![one.clone()],
     });
     let parts: Vec<String> = flat.map(|v| dbt_clean(&python_str(&v))).collect();
-    let prefix = if parent.kind == NodeKind::Source { "source_" } else { "" };
+    let prefix = if parent.kind == NodeKind::Source {
+        "source_"
+    } else {
+        ""
+    };
     let target = parent.name.replace('.', "_");
-    format!("{prefix}{}_{target}_{}", test.replace('.', "_"), parts.join("__"))
+    format!(
+        "{prefix}{}_{target}_{}",
+        test.replace('.', "_"),
+        parts.join("__")
+    )
 }
 
 /// A value as Python's `str()` writes it (how dbt sees YAML values).

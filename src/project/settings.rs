@@ -208,7 +208,11 @@ fn set(
     }
 }
 
-fn targets(src: &Src, node: &Node, diags: &mut Diagnostics) -> BTreeMap<String, TargetDecl> {
+pub(super) fn targets(
+    src: &Src,
+    node: &Node,
+    diags: &mut Diagnostics,
+) -> BTreeMap<String, TargetDecl> {
     let mut out = BTreeMap::new();
     for (name, knode, v) in src.map(node, "`targets`", diags) {
         let fields = src
@@ -290,7 +294,12 @@ pub(crate) fn vars(
 
 /// A `models:`-style tree: `+key` (or a scalar under a plain key) is config, a mapping under a
 /// plain key is a sub-folder or a resource name.
-pub(super) fn folder_config(src: &Src, node: &Node, what: &str, diags: &mut Diagnostics) -> FolderConfig {
+pub(super) fn folder_config(
+    src: &Src,
+    node: &Node,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> FolderConfig {
     let mut fc = FolderConfig::default();
     for (key, knode, v) in src.map(node, &format!("`{what}`"), diags) {
         if key.starts_with('+') || !is_map(v) {

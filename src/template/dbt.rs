@@ -157,7 +157,11 @@ impl Object for Adapter {
                 let (name, namespace): (String, Option<String>) = from_args(args)?;
                 let here = state.lookup(PACKAGE_VAR);
                 let registry = self.registry.get().ok_or_else(not_ready)?;
-                registry.dispatch((self.kind, here.as_ref().and_then(Value::as_str)), &name, namespace.as_deref())
+                registry.dispatch(
+                    (self.kind, here.as_ref().and_then(Value::as_str)),
+                    &name,
+                    namespace.as_deref(),
+                )
             }
             "quote" => {
                 let (ident,): (String,) = from_args(args)?;
@@ -307,7 +311,10 @@ impl Object for MutMap {
                 Ok(entries.get(&k).cloned().or(default).unwrap_or_default())
             }
             "items" => Ok(Value::from(
-                entries.iter().map(|(k, v)| Value::from(vec![k.clone(), v.clone()])).collect::<Vec<_>>(),
+                entries
+                    .iter()
+                    .map(|(k, v)| Value::from(vec![k.clone(), v.clone()]))
+                    .collect::<Vec<_>>(),
             )),
             "keys" => Ok(Value::from(entries.keys().cloned().collect::<Vec<_>>())),
             "values" => Ok(Value::from(entries.values().cloned().collect::<Vec<_>>())),
@@ -344,27 +351,34 @@ pub(super) fn mutable_literals(text: &str) -> std::borrow::Cow<'_, str> {
         rest = &rest[close..];
     }
     out.push_str(rest);
-    out
-        .into()
+    out.into()
 }
 
 /// One `{% set x = [] %}` tag rewritten to the same length, or as it was.
 fn mutable_tag(tag: &str) -> std::borrow::Cow<'_, str> {
-    let body = tag.trim_start_matches("{%").trim_start_matches(['-', '+']).trim_start();
+    let body = tag
+        .trim_start_matches("{%")
+        .trim_start_matches(['-', '+'])
+        .trim_start();
     if !body.starts_with("set ") {
         return tag.into();
     }
     let Some((lhs, value)) = tag.split_once('=') else {
         return tag.into();
     };
-    let value_trim = value.trim_end_matches("%}").trim_end_matches(['-', '+']).trim();
+    let value_trim = value
+        .trim_end_matches("%}")
+        .trim_end_matches(['-', '+'])
+        .trim();
     let call = match value_trim {
         "[]" => NEW_LIST,
         "{}" => NEW_MAP,
         _ => return tag.into(),
     };
     let head = lhs.trim_end();
-    let end = &value[value.find(value_trim).map_or(value.len(), |i| i + value_trim.len())..];
+    let end = &value[value
+        .find(value_trim)
+        .map_or(value.len(), |i| i + value_trim.len())..];
     let end = end.trim_start();
     let tight = format!("{head}={call}{end}");
     match tag.len().checked_sub(tight.len()) {
@@ -374,7 +388,11 @@ fn mutable_tag(tag: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// dbt's globals: `return`, `adapter`, `execute`, the `dbt` namespace, JSON and YAML helpers.
-pub(super) fn add_globals(env: &mut Environment<'_>, kind: Kind, registry: &Arc<OnceLock<Registry>>) {
+pub(super) fn add_globals(
+    env: &mut Environment<'_>,
+    kind: Kind,
+    registry: &Arc<OnceLock<Registry>>,
+) {
     env.add_function("return", return_value);
     env.add_function("_l", || Value::from_object(MutList::default()));
     env.add_function("_d", || Value::from_object(MutMap::default()));
@@ -397,13 +415,21 @@ pub(super) fn add_globals(env: &mut Environment<'_>, kind: Kind, registry: &Arc<
     env.add_function("fromjson", |text: String, default: Option<Value>| {
         serde_json::from_str::<serde_json::Value>(&text)
             .map(|j| Value::from(minijinja::value::Serde(j)))
-            .or_else(|e| default.ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("fromjson: {e}"))))
+            .or_else(|e| {
+                default.ok_or_else(|| {
+                    Error::new(ErrorKind::InvalidOperation, format!("fromjson: {e}"))
+                })
+            })
     });
     env.add_function("tojson", |value: Value| {
-        serde_json::to_string(&value).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
+        serde_json::to_string(&value)
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
     });
     env.add_function("zip", |a: Vec<Value>, b: Vec<Value>| {
-        a.into_iter().zip(b).map(|(x, y)| Value::from(vec![x, y])).collect::<Vec<_>>()
+        a.into_iter()
+            .zip(b)
+            .map(|(x, y)| Value::from(vec![x, y]))
+            .collect::<Vec<_>>()
     });
     for name in ["run_query", "statement", "load_result"] {
         env.add_global(name, Value::from_object(NeedsWarehouse(name)));

@@ -107,7 +107,13 @@ pub(crate) fn environment<'s>(project: &Project, diags: &mut Diagnostics) -> Tem
     let builtin: Arc<str> = Arc::from(BUILTIN_TESTS_PATH);
     add_macro_file(&mut t, (&builtin, None), BUILTIN_TESTS, true, diags);
     let dbt_macros: Arc<str> = Arc::from(dbt::DBT_MACROS_PATH);
-    add_macro_file(&mut t, (&dbt_macros, Some(dbt::DBT_NAMESPACE)), dbt::DBT_MACROS, true, diags);
+    add_macro_file(
+        &mut t,
+        (&dbt_macros, Some(dbt::DBT_NAMESPACE)),
+        dbt::DBT_MACROS,
+        true,
+        diags,
+    );
     t.add_dbt_globals();
     let _ = registry.set(t.registry(project));
     t
@@ -134,7 +140,9 @@ impl Templates<'_> {
         let own = own.map(|(name, file)| (name.clone(), macro_value(file, name, None)));
         let mut packages: BTreeMap<String, BTreeMap<String, Value>> = (self.packages.iter())
             .map(|(p, macros)| {
-                let values = macros.iter().map(|(name, file)| (name.clone(), macro_value(file, name, Some(p))));
+                let values = macros
+                    .iter()
+                    .map(|(name, file)| (name.clone(), macro_value(file, name, Some(p))));
                 (p.clone(), values.collect())
             })
             .collect();
@@ -284,7 +292,11 @@ fn callable_name(def: &scan::Definition) -> String {
 
 /// A package's macro: reached through its namespace (`dbt_utils.star`), by dispatch, and by
 /// name from the package's own macros; a package's generic test is a test of the project.
-fn add_package_definition(t: &mut Templates<'_>, (path, package): (&Arc<str>, &str), def: &scan::Definition) {
+fn add_package_definition(
+    t: &mut Templates<'_>,
+    (path, package): (&Arc<str>, &str),
+    def: &scan::Definition,
+) {
     let name = callable_name(def);
     let macros = t.packages.entry(package.to_string()).or_default();
     macros.entry(name).or_insert_with(|| path.clone());
@@ -321,7 +333,8 @@ fn add_definition(
         t.generic_tests.insert(def.name.clone());
     }
     t.macros.insert(name.clone(), path.clone());
-    t.env.add_global(name.clone(), macro_value(path, &name, None));
+    t.env
+        .add_global(name.clone(), macro_value(path, &name, None));
 }
 
 fn defined_twice(name: &str, at: Loc, first: &Arc<str>) -> Diagnostic {

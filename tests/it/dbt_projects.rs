@@ -115,7 +115,10 @@ fn dbt_project(w: &Warehouse) -> tempfile::TempDir {
                 .map(|(k, v)| format!("{k}: \"{v}\""))
                 .collect();
             let schema = pg.schema("public");
-            format!("type: postgres\n      {}\n      schema: {schema}", fields.join("\n      "))
+            format!(
+                "type: postgres\n      {}\n      schema: {schema}",
+                fields.join("\n      ")
+            )
         }
     };
     let profiles = format!(
@@ -150,7 +153,11 @@ fn dbt_project_builds_unchanged(w: &Warehouse) {
         out.stdout
     );
     // Named by the project's generate_schema_name: seeds and marts in `<schema>_<custom>`.
-    let staged = query(w, dir.path(), "select order_id, amount, order_code, cast(ship_by as varchar) from {s}.stg_orders order by order_id");
+    let staged = query(
+        w,
+        dir.path(),
+        "select order_id, amount, order_code, cast(ship_by as varchar) from {s}.stg_orders order by order_id",
+    );
     assert_eq!(
         staged,
         [
@@ -160,7 +167,11 @@ fn dbt_project_builds_unchanged(w: &Warehouse) {
         ]
         .map(|r| r.map(String::from).to_vec())
     );
-    let monthly = query(w, dir.path(), "select cast(order_month as date), total_amount, ship_span_days from {s}_marts.monthly order by 1");
+    let monthly = query(
+        w,
+        dir.path(),
+        "select cast(order_month as date), total_amount, ship_span_days from {s}_marts.monthly order by 1",
+    );
     assert_eq!(
         monthly,
         [["2024-01-01", "22.4", "5"], ["2024-02-01", "40.0", "0"]]
@@ -172,3 +183,115 @@ fn dbt_project_builds_unchanged(w: &Warehouse) {
 }
 
 both!(dbt_project_builds_unchanged);
+
+/// Each of dbt's cross-database macros (xform's implementation for the warehouse), on
+/// literal inputs, with the results dbt's own tests of these macros expect.
+const CROSS_DB_CASES: &[(&str, &str)] = &[
+    (
+        "dbt.dateadd('day', 1, \"cast('2018-01-01' as date)\")",
+        "2018-01-02 00:00:00",
+    ),
+    (
+        "dbt.dateadd('month', -1, \"cast('2018-03-31' as date)\")",
+        "2018-02-28 00:00:00",
+    ),
+    (
+        "dbt.dateadd('hour', 2, \"cast('2018-01-01 23:00:00' as timestamp)\")",
+        "2018-01-02 01:00:00",
+    ),
+    (
+        "dbt.datediff(\"cast('2018-01-01' as date)\", \"cast('2018-01-20' as date)\", 'day')",
+        "19",
+    ),
+    (
+        "dbt.datediff(\"cast('2018-01-31' as date)\", \"cast('2018-02-01' as date)\", 'month')",
+        "1",
+    ),
+    (
+        "dbt.datediff(\"cast('2017-12-31' as date)\", \"cast('2018-01-01' as date)\", 'year')",
+        "1",
+    ),
+    (
+        "dbt.datediff(\"cast('2019-12-29' as date)\", \"cast('2019-12-30' as date)\", 'week')",
+        "1",
+    ),
+    (
+        "dbt.datediff(\"cast('2019-12-31' as date)\", \"cast('2020-01-02' as date)\", 'week')",
+        "0",
+    ),
+    (
+        "dbt.datediff(\"cast('2018-01-01 01:59:00' as timestamp)\", \"cast('2018-01-01 02:00:00' as timestamp)\", 'hour')",
+        "1",
+    ),
+    (
+        "dbt.date_trunc('month', \"cast('2018-01-05 12:00:00' as timestamp)\")",
+        "2018-01-01 00:00:00",
+    ),
+    (
+        "dbt.last_day(\"cast('2018-02-05' as date)\", 'month')",
+        "2018-02-28",
+    ),
+    ("dbt.concat([\"'a'\", \"'b'\"])", "ab"),
+    ("dbt.hash(\"'abc'\")", "900150983cd24fb0d6963f7d28e17f72"),
+    ("dbt.split_part(\"'a,b,c'\", \"','\", 2)", "b"),
+    ("dbt.position(\"'b'\", \"'abc'\")", "2"),
+    ("dbt.replace(\"'abc'\", \"'b'\", \"'x'\")", "axc"),
+    ("dbt.right(\"'abcdef'\", 3)", "def"),
+    ("dbt.length(\"'abc'\")", "3"),
+    ("dbt.safe_cast(\"'12'\", dbt.type_int())", "12"),
+    ("dbt.cast_bool_to_text('true')", "true"),
+    (
+        "dbt.string_literal(dbt.escape_single_quotes(\"it's\"))",
+        "it's",
+    ),
+    ("dbt.cast(\"'1.5'\", dbt.type_float())", "1.5"),
+    ("dbt.cast(\"'2.25'\", dbt.type_numeric())", "2.250000"),
+    ("dbt.cast(\"'7'\", dbt.type_bigint())", "7"),
+    ("dbt.cast(\"'true'\", dbt.type_boolean())", "true"),
+    (
+        "dbt.cast(\"'2018-01-01 10:00:00'\", dbt.type_timestamp())",
+        "2018-01-01 10:00:00",
+    ),
+];
+
+fn cross_database_macros_agree_with_dbt(w: &Warehouse) {
+    let columns: Vec<String> = (CROSS_DB_CASES.iter().enumerate())
+        .map(|(i, (call, _))| format!("    cast({{{{ {call} }}}} as varchar) as c{i}"))
+        .collect();
+    let fixture = format!(
+        "-- file: models/calls.sql\nselect\n{}\n\
+         -- file: models/aggregates.sql\n\
+         select {{{{ dbt.listagg('x', \"','\", \"order by x\") }}}} as listed,\n\
+             cast({{{{ dbt.bool_or('flag') }}}} as varchar) as any_true,\n\
+             {{{{ dbt.any_value('v') }}}} as one_value\n\
+         from (select 'b' as x, true as flag, 'z' as v union all select 'a', false, 'z') as t\n\
+         -- file: models/sets.sql\n\
+         select (select count(*) from (select 1 as a {{{{ dbt.except() }}}} select 2) as e) as excepted,\n\
+             (select count(*) from (select 1 as a {{{{ dbt.intersect() }}}} select 1) as i) as intersected,\n\
+             (select count(*) from ({{{{ dbt.generate_series(3) }}}}) as g) as series,\n\
+             (select count(*) from ({{{{ dbt.date_spine('day', \"cast('2018-01-01' as date)\", \"cast('2018-01-04' as date)\") }}}}) as s) as days\n",
+        columns.join(",\n")
+    );
+    let dir = w.project(&fixture);
+    let out = xform(dir.path(), &["build"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let row = &w.query(
+        dir.path(),
+        &format!("select * from {}", w.rel("main", "calls")),
+    )[0];
+    for (((call, want), got), i) in CROSS_DB_CASES.iter().zip(row).zip(0..) {
+        assert_eq!(got, want, "c{i}: {call}");
+    }
+    let agg = w.query(
+        dir.path(),
+        &format!("select * from {}", w.rel("main", "aggregates")),
+    );
+    assert_eq!(agg, [["a,b", "true", "z"].map(String::from).to_vec()]);
+    let sets = w.query(
+        dir.path(),
+        &format!("select * from {}", w.rel("main", "sets")),
+    );
+    assert_eq!(sets.concat(), ["1", "1", "3", "3"]);
+}
+
+both!(cross_database_macros_agree_with_dbt);
