@@ -148,7 +148,7 @@ const CASES: &[Case] = &[
         name: "runaway_recursion_in_one_file",
         fixture: "-- file: macros/m.sql\n{% macro forever(n) %}{{ forever(n + 1) }}{% endmacro %}\n-- file: models/a.sql\nselect {{ forever(0) }}\n",
         args: &[],
-        expect: &["recursion", "macros/m.sql:1:"],
+        expect: &["nested more than 64 calls deep", "macros/m.sql:1:"],
     },
     Case {
         name: "runaway_recursion_across_files",
@@ -214,7 +214,7 @@ const CASES: &[Case] = &[
         name: "missing_project_file",
         fixture: "-- no-project\n-- file: models/a.sql\nselect 1\n",
         args: &[],
-        expect: &["no project.yml in", "xform init"],
+        expect: &["no project.yml or dbt_project.yml in", "xform init"],
     },
     Case {
         name: "malformed_unit_test_rows",

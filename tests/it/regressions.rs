@@ -151,7 +151,7 @@ fn a_path_argument_that_is_not_utf8_is_used_as_it_is() {
     // A folder that does not exist is the usual clear error, whatever its name.
     let missing = OsString::from_vec(b"nope\xff".to_vec());
     let o = xform_os(dir.path(), &[os("compile"), os("--project-dir"), missing]);
-    refused(&o, &["no project.yml in nope"]);
+    refused(&o, &["no project.yml or dbt_project.yml in nope"]);
     let state = OsString::from_vec(b"state\xfe".to_vec());
     let o = xform_os(dir.path(), &[os("ls"), os("--state"), state]);
     refused(&o, &["--state"]);
