@@ -95,12 +95,7 @@ pub(crate) fn parse(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Set
 }
 
 /// Reads one top-level key of dbt_project.yml into `s`.
-fn set(
-    s: &mut Settings,
-    src: &Src,
-    (key, knode, v): (&str, &Node, &Node),
-    diags: &mut Diagnostics,
-) {
+fn set(s: &mut Settings, src: &Src, (key, _, v): (&str, &Node, &Node), diags: &mut Diagnostics) {
     let paths = |d: &mut Diagnostics| src.strings(v, &format!("`{key}`"), d);
     match key {
         "name" => s.name = src.text(v, "`name`", diags).unwrap_or_default(),
@@ -147,9 +142,7 @@ fn set(
             }
         }
         "quoting" => quoting(src, v, diags),
-        _ => {
-            let _ = knode;
-        }
+        _ => {}
     }
 }
 
