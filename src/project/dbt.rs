@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use super::settings::{Settings, Style, TargetDecl, folder_config, targets, vars};
+use super::settings::{Settings, Style, TargetDecl, folder_config, read, targets, vars};
 use super::yaml::{Node, Src, to_json};
 use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc};
 
@@ -63,35 +63,12 @@ const TOP_KEYS: &[&str] = &[
 
 /// Reads dbt_project.yml.
 pub(crate) fn parse(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Settings {
-    let src = Src::new(file, text);
-    let mut s = Settings {
+    let s = Settings {
         style: Style::Dbt,
         packages_path: "dbt_packages".into(),
         ..Settings::default()
     };
-    let root = match src.parse() {
-        Ok(Some(root)) => root,
-        Ok(None) => {
-            diags.push(Diagnostic::error("dbt_project.yml is empty").at(Loc::new(file, 0..0)));
-            return s;
-        }
-        Err(d) => {
-            diags.push(d);
-            return s;
-        }
-    };
-    s.loc = Some(src.loc(&root));
-    for (key, knode, v) in src.fields(&root, DBT_PROJECT_FILE, TOP_KEYS, diags) {
-        set(&mut s, &src, (key, knode, v), diags);
-    }
-    if s.name.is_empty() {
-        diags.push(
-            Diagnostic::error("dbt_project.yml has no `name`")
-                .at_opt(s.loc.clone())
-                .help("add `name: my_project` at the top"),
-        );
-    }
-    s
+    read(file, text, (s, TOP_KEYS, set), diags)
 }
 
 /// Reads one top-level key of dbt_project.yml into `s`.
@@ -315,18 +292,16 @@ fn profiles_path(
     dir: Option<&Path>,
     env: &BTreeMap<String, String>,
 ) -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(d) = dir {
+    let named = dir.map(Path::to_path_buf);
+    if let Some(d) = named.or_else(|| env.get("DBT_PROFILES_DIR").map(PathBuf::from)) {
         return Some(d.join(PROFILES_FILE));
     }
-    if let Some(d) = env.get("DBT_PROFILES_DIR") {
-        return Some(Path::new(d).join(PROFILES_FILE));
-    }
-    candidates.push(root.join(PROFILES_FILE));
-    if let Some(home) = env.get("HOME") {
-        candidates.push(Path::new(home).join(".dbt").join(PROFILES_FILE));
-    }
-    candidates.into_iter().find(|p| p.is_file())
+    let home = env.get("HOME").map(|h| Path::new(h).join(".dbt"));
+    [Some(root.to_path_buf()), home]
+        .into_iter()
+        .flatten()
+        .map(|d| d.join(PROFILES_FILE))
+        .find(|p| p.is_file())
 }
 
 /// The outputs of the project's profile (or `--profile`) as targets, and the profile's

@@ -122,18 +122,31 @@ pub(crate) struct Settings {
 }
 
 pub(crate) fn parse(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Settings {
+    read(file, text, (Settings::default(), TOP_KEYS, set), diags)
+}
+
+/// How one top-level key of a project file is read into the settings.
+pub(super) type SetKey = fn(&mut Settings, &Src, (&str, &Node, &Node), &mut Diagnostics);
+
+/// Reads a project file (project.yml or dbt_project.yml, named by `file`) on top of `s`: each
+/// of its `keys` with `set`; a file that is empty, not YAML or without a `name` is an error.
+pub(super) fn read(
+    file: &Arc<str>,
+    text: &str,
+    (mut s, keys, set): (Settings, &[&str], SetKey),
+    diags: &mut Diagnostics,
+) -> Settings {
     let src = Src::new(file, text);
-    let mut s = Settings::default();
     let Some(root) = root(&src, file, diags) else {
         return s;
     };
     s.loc = Some(src.loc(&root));
-    for (key, knode, v) in src.fields(&root, "project.yml", TOP_KEYS, diags) {
+    for (key, knode, v) in src.fields(&root, file, keys, diags) {
         set(&mut s, &src, (key, knode, v), diags);
     }
     if s.name.is_empty() {
         diags.push(
-            Diagnostic::error("project.yml has no `name`")
+            Diagnostic::error(format!("{file} has no `name`"))
                 .at_opt(s.loc.clone())
                 .help("add `name: my_project` at the top"),
         );
@@ -141,12 +154,12 @@ pub(crate) fn parse(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Set
     s
 }
 
-/// The document of project.yml; `None` when it is empty or not YAML.
+/// The document of a project file; `None` when it is empty or not YAML.
 fn root<'t>(src: &Src<'t>, file: &Arc<str>, diags: &mut Diagnostics) -> Option<Node<'t>> {
     match src.parse() {
         Ok(Some(root)) => Some(root),
         Ok(None) => {
-            diags.push(Diagnostic::error("project.yml is empty").at(Loc::new(file, 0..0)).help(
+            diags.push(Diagnostic::error(format!("{file} is empty")).at(Loc::new(file, 0..0)).help(
                 "a project needs at least `name:` and a target, e.g. run `xform init` for an example",
             ));
             None

@@ -376,18 +376,18 @@ fn mutable_tag(tag: &str) -> std::borrow::Cow<'_, str> {
         _ => return tag.into(),
     };
     let head = lhs.trim_end();
-    let end = &value[value
-        .find(value_trim)
-        .map_or(value.len(), |i| i + value_trim.len())..];
-    let end = end.trim_start();
-    let tight = format!("{head}={call}{end}");
-    match tag.len().checked_sub(tight.len()) {
+    // What follows the literal: the tag's end (`%}`, `-%}`).
+    let end = value.trim_start()[value_trim.len()..].trim_start();
+    let tight = head.len() + 1 + call.len() + end.len();
+    match tag.len().checked_sub(tight) {
         Some(pad) => format!("{head}={call}{}{end}", " ".repeat(pad)).into(),
         None => tag.into(),
     }
 }
 
-/// dbt's globals: `return`, `adapter`, `execute`, the `dbt` namespace, JSON and YAML helpers.
+/// dbt's globals: `return`, `adapter`, `execute`, the `dbt` namespace, `fromjson`/`tojson`,
+/// `zip`, Python's methods on strings and mappings, and the functions that need the warehouse
+/// (an error naming them).
 pub(super) fn add_globals(
     env: &mut Environment<'_>,
     kind: Kind,

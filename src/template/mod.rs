@@ -75,6 +75,41 @@ impl Templates<'_> {
             .render_str(&format!("{{{{ {name}(*__args) }}}}"), ctx)
             .map_err(|e| jinja_diagnostic(&e, None, Some(self)))
     }
+
+    /// dbt's own macros by their plain names too (`dateadd(...)`), where the project has
+    /// none of that name.
+    fn add_dbt_globals(&mut self) {
+        let Some(dbt_macros) = self.packages.get(dbt::DBT_NAMESPACE) else {
+            return;
+        };
+        for (name, file) in dbt_macros {
+            if !self.macros.contains_key(name) {
+                let value = macro_value(file, name, Some(dbt::DBT_NAMESPACE));
+                self.env.add_global(name.clone(), value);
+            }
+        }
+    }
+
+    /// Which macro each name means in each package, for namespaces and dispatch.
+    fn registry(&self, project: &Project) -> dbt::Registry {
+        let own = self.macros.iter().filter(|(_, f)| !f.starts_with('<'));
+        let own = own.map(|(name, file)| (name.clone(), macro_value(file, name, None)));
+        let mut packages: BTreeMap<String, BTreeMap<String, Value>> = (self.packages.iter())
+            .map(|(p, macros)| {
+                let values = macros
+                    .iter()
+                    .map(|(name, file)| (name.clone(), macro_value(file, name, Some(p))));
+                (p.clone(), values.collect())
+            })
+            .collect();
+        dbt::Registry {
+            root: project.name.clone(),
+            project: own.collect(),
+            builtin: packages.remove(dbt::DBT_NAMESPACE).unwrap_or_default(),
+            packages,
+            dispatch: project.dispatch.clone(),
+        }
+    }
 }
 
 /// Templates of model texts living for `'s` can be rendered with the result.
@@ -119,49 +154,12 @@ pub(crate) fn environment<'s>(project: &Project, diags: &mut Diagnostics) -> Tem
     t
 }
 
-impl Templates<'_> {
-    /// dbt's own macros by their plain names too (`dateadd(...)`), where the project has
-    /// none of that name.
-    fn add_dbt_globals(&mut self) {
-        let Some(dbt_macros) = self.packages.get(dbt::DBT_NAMESPACE) else {
-            return;
-        };
-        for (name, file) in dbt_macros {
-            if !self.macros.contains_key(name) {
-                let value = macro_value(file, name, Some(dbt::DBT_NAMESPACE));
-                self.env.add_global(name.clone(), value);
-            }
-        }
-    }
-
-    /// Which macro each name means in each package, for namespaces and dispatch.
-    fn registry(&self, project: &Project) -> dbt::Registry {
-        let own = self.macros.iter().filter(|(_, f)| !f.starts_with('<'));
-        let own = own.map(|(name, file)| (name.clone(), macro_value(file, name, None)));
-        let mut packages: BTreeMap<String, BTreeMap<String, Value>> = (self.packages.iter())
-            .map(|(p, macros)| {
-                let values = macros
-                    .iter()
-                    .map(|(name, file)| (name.clone(), macro_value(file, name, Some(p))));
-                (p.clone(), values.collect())
-            })
-            .collect();
-        dbt::Registry {
-            root: project.name.clone(),
-            project: own.collect(),
-            builtin: packages.remove(dbt::DBT_NAMESPACE).unwrap_or_default(),
-            packages,
-            dispatch: project.dispatch.clone(),
-        }
-    }
-}
-
 /// The callable of macro `name` in `file` (of package `package`, when it is one's).
 fn macro_value(file: &Arc<str>, name: &str, package: Option<&str>) -> Value {
     Value::from_object(MacroFn {
         file: file.to_string(),
         name: name.to_string(),
-        inner: inner_name(name),
+        inner: scan::inner_name(name),
         package: package.map(Arc::from),
     })
 }
@@ -291,7 +289,7 @@ fn callable_name(def: &scan::Definition) -> String {
 }
 
 /// A package's macro: reached through its namespace (`dbt_utils.star`), by dispatch, and by
-/// name from the package's own macros; a package's generic test is a test of the project.
+/// name from the package's own macros.
 fn add_package_definition(
     t: &mut Templates<'_>,
     (path, package): (&Arc<str>, &str),
@@ -363,10 +361,6 @@ impl Object for MacroFn {
     fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
         call_macro(state, self, args)
     }
-}
-
-fn inner_name(name: &str) -> String {
-    scan::inner_name(name)
 }
 
 /// Evaluates the macro's file with the caller's scope and calls the macro: its output, or
