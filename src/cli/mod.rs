@@ -86,8 +86,9 @@ enum LogFormat {
 
 #[derive(clap::Args, Debug, Default, Clone)]
 struct Select {
-    /// Nodes to select (dbt syntax: name, +name, name+, @name, tag:x, path:dir, ...).
-    #[arg(short, long, num_args = 1.., action = clap::ArgAction::Append)]
+    /// Nodes to select (dbt syntax: name, +name, name+, @name, tag:x, path:dir, ...); also
+    /// dbt's older `-m/--models`.
+    #[arg(short, long, short_alias = 'm', alias = "models", num_args = 1.., action = clap::ArgAction::Append)]
     select: Vec<String>,
     /// Nodes to leave out, same syntax.
     #[arg(long, num_args = 1.., action = clap::ArgAction::Append)]
@@ -149,10 +150,17 @@ enum Command {
     /// Run a model's SQL and print its first rows; nothing is materialized.
     Show {
         /// The model (or seed) to show.
-        model: String,
-        /// How many rows to print.
-        #[arg(long, default_value_t = 10, value_parser = row_limit())]
-        limit: usize,
+        #[arg(required_unless_present_any = ["select", "inline"], conflicts_with_all = ["select", "inline"])]
+        model: Option<String>,
+        /// The model to show, as dbt's `show --select` names it.
+        #[arg(short, long, conflicts_with = "inline")]
+        select: Option<String>,
+        /// SQL (with Jinja) to run instead of a model's.
+        #[arg(long)]
+        inline: Option<String>,
+        /// How many rows to print; -1 prints every row.
+        #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = row_limit())]
+        limit: i64,
     },
     /// What changed against another run's manifest (--state DIR): new, modified and removed
     /// nodes with a unified diff of their compiled SQL, and the nodes downstream.
@@ -176,8 +184,8 @@ enum Command {
 }
 
 /// A number of rows: at most what a warehouse's `LIMIT` takes (a signed 64-bit integer).
-fn row_limit() -> clap::builder::RangedU64ValueParser<usize> {
-    clap::builder::RangedU64ValueParser::new().range(0..=i64::MAX as u64)
+fn row_limit() -> clap::builder::RangedI64ValueParser<i64> {
+    clap::builder::RangedI64ValueParser::new().range(-1..=i64::MAX)
 }
 
 #[derive(Subcommand, Debug)]
@@ -301,7 +309,21 @@ fn dispatch(cli: &Cli, argv: &[String]) -> ExitStatus {
         Command::Build(a) => running::cmd_run(g, a, running::Verb::Build, argv),
         Command::Run(a) => running::cmd_run(g, a, running::Verb::Run, argv),
         Command::Seed(a) => running::cmd_run(g, a, running::Verb::Seed, argv),
-        Command::Show { model, limit } => running::cmd_show(g, model, *limit),
+        Command::Show {
+            model,
+            select,
+            inline,
+            limit,
+        } => {
+            let shown = match (model.as_deref().or(select.as_deref()), inline.as_deref()) {
+                (_, Some(sql)) => running::Shown::Inline(sql),
+                (Some(name), None) => running::Shown::Model(name),
+                (None, None) => running::Shown::Model(""),
+            };
+            // -1: every row.
+            let limit = usize::try_from(*limit).unwrap_or(i64::MAX as usize);
+            running::cmd_show(g, shown, limit)
+        }
         Command::Diff { select, format } => diff::cmd_diff(g, select, *format),
         Command::Retry => cmd_retry(g),
         Command::Compare(a) => comparing::cmd_compare(g, a),
@@ -524,7 +546,7 @@ fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> ExitStatus 
 }
 
 /// The compiled SQL of `--inline`'s text.
-fn inline_sql(c: &Compiled) -> Option<String> {
+pub(super) fn inline_sql(c: &Compiled) -> Option<String> {
     c.nodes()
         .iter()
         .position(|n| n.path.as_ref() == crate::project::INLINE_PATH)

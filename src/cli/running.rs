@@ -519,12 +519,26 @@ fn stop_on_ctrl_c(stop: Option<&Stop>) {
     });
 }
 
-pub(crate) fn cmd_show(g: &Global, model: &str, limit: usize) -> ExitStatus {
-    let Loaded { c, .. } = match load_and_compile(g, &Select::default(), None) {
+/// What `show` runs: a model's SQL, or SQL given on the command line.
+pub(crate) enum Shown<'a> {
+    Model(&'a str),
+    Inline(&'a str),
+}
+
+pub(crate) fn cmd_show(g: &Global, shown: Shown, limit: usize) -> ExitStatus {
+    let inline = match shown {
+        Shown::Inline(sql) => Some(sql),
+        Shown::Model(_) => None,
+    };
+    let Loaded { c, .. } = match load_and_compile(g, &Select::default(), inline) {
         Ok(ok) => ok,
         Err(code) => return code,
     };
-    let sql = match sql_to_show(&c, model) {
+    let (model, sql) = match shown {
+        Shown::Inline(_) => ("--inline", super::inline_sql(&c).ok_or(ExitStatus::Invalid)),
+        Shown::Model(name) => (name, sql_to_show(&c, name)),
+    };
+    let sql = match sql {
         Ok(sql) => sql,
         Err(code) => return code,
     };

@@ -22,6 +22,7 @@ const METHODS: &[&str] = &[
     "resource_type",
     "source",
     "test_type",
+    "test_name",
     "state",
     "result",
 ];
@@ -88,6 +89,7 @@ enum Method {
     ResourceType,
     Source,
     TestType,
+    TestName,
     State,
     Result,
 }
@@ -204,6 +206,7 @@ fn method(name: &str) -> Option<Method> {
         "resource_type" => Method::ResourceType,
         "source" => Method::Source,
         "test_type" => Method::TestType,
+        "test_name" => Method::TestName,
         "state" => Method::State,
         "result" => Method::Result,
         _ => Method::Config(name.strip_prefix("config.")?.to_string()),
@@ -388,6 +391,8 @@ fn matches(atom: &Atom, i: usize, n: &Node, facts: &Facts) -> bool {
                 && (glob(v, &n.name) || n.name.split('.').next().is_some_and(|s| glob(v, s)))
         }
         Method::TestType => test_type_matches(v, n),
+        // A generic test by the test it runs (`test_name:unique`; a package's without its namespace).
+        Method::TestName => (n.test.as_ref()).is_some_and(|t| glob(v, &t.test_name)),
         Method::Config(key) => config_matches(key, v, n),
     }
 }

@@ -21,6 +21,8 @@ pub(crate) enum FileKind {
     SingularTest,
     Snapshot,
     Properties,
+    /// A dbt Python model (`models/x.py`), which xform cannot run.
+    PythonModel,
 }
 
 /// A discovered file: its kind, its path relative to the project root (with `/`), and the
@@ -44,6 +46,7 @@ pub(crate) struct Read {
 type Kinds = &'static [(&'static str, FileKind)];
 const MODEL_FILES: Kinds = &[
     ("sql", FileKind::Model),
+    ("py", FileKind::PythonModel),
     ("yml", FileKind::Properties),
     ("yaml", FileKind::Properties),
 ];

@@ -194,6 +194,7 @@ pub(crate) struct Built {
 
 pub(crate) fn build(settings: &Settings, reads: Vec<Read>, diags: &mut Diagnostics) -> Built {
     let project = settings.name.as_str();
+    python_models(&reads, diags);
     let mut props = parse_properties(&reads, diags);
     let sorted = sort_reads(reads);
     let (mut nodes, used_paths) = file_nodes(settings, sorted.files);
@@ -251,7 +252,7 @@ struct SortedReads {
 fn sort_reads(reads: Vec<Read>) -> SortedReads {
     let (macros, files): (Vec<Read>, Vec<Read>) = reads
         .into_iter()
-        .filter(|r| r.found.kind != FileKind::Properties)
+        .filter(|r| !matches!(r.found.kind, FileKind::Properties | FileKind::PythonModel))
         .partition(|r| r.found.kind == FileKind::Macro);
     let (snapshots, files): (Vec<Read>, Vec<Read>) = files
         .into_iter()
@@ -260,6 +261,20 @@ fn sort_reads(reads: Vec<Read>) -> SortedReads {
         macros: macros.into_iter().map(|r| (r.found.path, r.text)).collect(),
         snapshots,
         files,
+    }
+}
+
+/// Each dbt Python model: an error at its file.
+fn python_models(reads: &[Read], diags: &mut Diagnostics) {
+    for r in reads.iter().filter(|r| r.found.kind == FileKind::PythonModel) {
+        diags.push(
+            Diagnostic::error(format!(
+                "Python models are not supported by xform: `{}`",
+                r.found.stem
+            ))
+            .at(Loc::new(&r.found.path, 0..0))
+            .help("write the model in SQL, or build it with dbt and read it as a source"),
+        );
     }
 }
 
