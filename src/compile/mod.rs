@@ -68,6 +68,10 @@ pub(crate) struct Compiled {
     pub(crate) selected: Vec<usize>,
     /// The project macros each node's render called.
     pub(crate) macros_used: Vec<Vec<String>>,
+    /// The nodes whose render asks the warehouse something (`run_query`, the columns of a
+    /// relation): their SQL here is as dbt parses it (`execute` false); they render again,
+    /// against the warehouse, when they are built (`render_at_run`).
+    pub(crate) at_run: Vec<bool>,
     /// The final names every node's SQL was resolved with.
     names: Names,
     /// Each render with relations still as placeholders (plain, incremental), when asked
@@ -117,6 +121,32 @@ impl Compiled {
         let mut p: Vec<usize> = self.graph.parents(i).collect();
         p.sort_unstable();
         p
+    }
+
+    /// Node `i`'s SQL rendered as it is built, its macros querying `warehouse`: the SQL that
+    /// builds it, and (for an incremental model) the SQL that adds to it.
+    pub(crate) fn render_at_run(
+        &self,
+        i: usize,
+        warehouse: Arc<dyn template::Querier>,
+    ) -> Result<(String, Option<String>), Diagnostic> {
+        let n = &self.nodes()[i];
+        let (path, raw) = (template_name(n), n.raw.clone().unwrap_or_default());
+        let templates = template::environment(&self.project, &mut Diagnostics::default());
+        let names = Arc::new(self.names.clone());
+        let render = |incremental: bool| -> Result<String, Diagnostic> {
+            let online = (incremental, Some(warehouse.clone()));
+            let r = template::render(&templates, &names, (i, n), (&path, &raw), online)?;
+            let mut one = Some(Some(Ok(r)));
+            let renders = (0..self.nodes().len()).map(|j| if j == i { one.take().flatten() } else { None });
+            let mut sql = ephemeral::finish(&self.project, &self.graph, &names, renders.collect(), Some(&self.sql));
+            Ok(sql.swap_remove(i).unwrap_or_default())
+        };
+        let incremental = match n.is_incremental() {
+            true => Some(render(true)?),
+            false => None,
+        };
+        Ok((render(false)?, incremental))
     }
 
     /// Points what reads each of `moved` at another relation (`--defer`: production's) and
@@ -205,6 +235,10 @@ fn finish(
     diags: &mut Diagnostics,
 ) -> Option<Compiled> {
     let macros_used = macros_used(&rendered, &incremental);
+    let at_run = rendered
+        .iter()
+        .map(|r| matches!(r, Some(Ok(r)) if r.log.needs_warehouse))
+        .collect();
     let placeholders = opts
         .repointable
         .then(|| [placeholder_sql(&rendered), placeholder_sql(&incremental)]);
@@ -225,6 +259,7 @@ fn finish(
         sql_clean: Vec::new(),
         selected: Vec::new(),
         macros_used,
+        at_run,
         placeholders,
         hooks: Hooks::default(),
     })
@@ -426,7 +461,7 @@ fn render_all<'s>(
         .enumerate()
         .map(|(i, (n, src))| {
             let (path, raw) = src.as_ref().filter(|_| wanted(i, n))?;
-            Some(template::render(t, names, (i, n), (path, raw), incremental))
+            Some(template::render(t, names, (i, n), (path, raw), (incremental, None)))
         })
         .collect()
 }
@@ -519,7 +554,7 @@ fn rerender_late_bound<'s>(
         if let (Some(Ok(prev)), Some((path, raw))) = (r.as_ref(), sources[i].as_ref())
             && prev.log.late_bound
         {
-            let again = template::render(t, names, (i, &nodes[i]), (path, raw), incremental);
+            let again = template::render(t, names, (i, &nodes[i]), (path, raw), (incremental, None));
             if let Err(d) = &again {
                 diags.push(d.clone());
             }

@@ -9,7 +9,7 @@ pub(crate) mod seed;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use jiff::civil::DateTime;
@@ -197,7 +197,7 @@ pub(crate) fn run(
     if let Some(batches) = microbatches(job, replaces) {
         return run_batches(session, c, job, &batches, (more, threads), tests, log);
     }
-    match input(c, root, job, replaces) {
+    match input(c, (root, more), job, replaces) {
         Ok(input) => build(session, c, (job, replaces), &input, tests, log),
         Err(f) => not_built(job, f, tests),
     }
@@ -493,16 +493,18 @@ fn microbatches(job: &Job, replaces: Option<RelKind>) -> Option<Vec<(String, Str
 }
 
 /// What a build reads that the job does not hold: a seed's CSV (decoded when not UTF-8), a
-/// microbatch model's SQL limited to its interval.
+/// microbatch model's SQL limited to its interval, the SQL of a model that renders against
+/// the warehouse (and its incremental SQL).
 enum Input {
     None,
     Csv(crate::adapter::CsvSource),
     Sql(String),
+    Rendered(String, Option<String>),
 }
 
 fn input(
     c: &Compiled,
-    root: &Path,
+    (root, more): (&Path, MoreSessions<'_>),
     job: &Job,
     replaces: Option<RelKind>,
 ) -> Result<Input, Failure> {
@@ -510,6 +512,13 @@ fn input(
         message,
         interrupted: false,
     };
+    if c.at_run[job.node] && !matches!(job.action, Action::Seed(_)) {
+        let session = more().map_err(|e| fail(e.to_string()))?;
+        let warehouse = Arc::new(SessionQuerier(Mutex::new(session)));
+        let (sql, incremental) = (c.render_at_run(job.node, warehouse))
+            .map_err(|d| fail(format!("rendering it against the warehouse: {}", d.message)))?;
+        return Ok(Input::Rendered(sql, incremental));
+    }
     Ok(match &job.action {
         Action::Seed(spec) => Input::Csv(seed::source(root, spec).map_err(fail)?),
         Action::Incremental(spec) if !adds_to_existing(spec, replaces) => match &spec.strategy {
@@ -525,6 +534,22 @@ fn input(
     })
 }
 
+/// The warehouse as a node's macros query it while it renders, on a session of its own.
+struct SessionQuerier(Mutex<Box<dyn Session>>);
+
+impl crate::template::Querier for SessionQuerier {
+    fn query(&self, sql: &str) -> Result<(Vec<String>, Vec<Vec<Option<String>>>), String> {
+        let mut session = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let rows = session.query(sql, usize::MAX).map_err(|e| e.to_string())?;
+        Ok((rows.columns, rows.rows))
+    }
+
+    fn columns(&self, relation: &Relation) -> Result<Option<Vec<(String, String)>>, String> {
+        let mut session = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        session.columns(relation).map_err(|e| e.to_string())
+    }
+}
+
 /// The build a job's action asks for. An incremental model builds in full the first time and
 /// with `--full-refresh` (a microbatch model from its `begin`), else adds its new rows.
 fn what_to_build<'a>(
@@ -533,14 +558,20 @@ fn what_to_build<'a>(
     replaces: Option<RelKind>,
     input: &'a Input,
 ) -> Build<'a> {
-    let sql = c.sql[job.node].as_deref().unwrap_or_default();
+    let (sql, incremental_sql) = match input {
+        Input::Rendered(sql, incremental) => (sql.as_str(), incremental.as_deref()),
+        _ => (
+            c.sql[job.node].as_deref().unwrap_or_default(),
+            c.incremental_sql[job.node].as_deref(),
+        ),
+    };
     match (&job.action, input) {
         (_, Input::Csv(csv)) => Build::Seed(csv),
         (_, Input::Sql(sql)) => Build::Table(sql),
         (Action::View, _) => Build::View(sql),
         (Action::Incremental(spec), _) if adds_to_existing(spec, replaces) => {
             Build::Increment(Increment {
-                sql: c.incremental_sql[job.node].as_deref().unwrap_or(sql),
+                sql: incremental_sql.unwrap_or(sql),
                 strategy: spec.strategy(None),
                 on_schema_change: spec.on_schema_change,
             })

@@ -7,7 +7,9 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use minijinja::value::{Enumerator, Object, ObjectRepr, Value, from_args};
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Value, from_args};
+
+use super::objects::{RenderScope, scope_of};
 use minijinja::{Environment, Error, ErrorKind, State};
 
 use crate::sql::Kind;
@@ -168,6 +170,7 @@ impl Object for Adapter {
                 Ok(Value::from(self.kind.dialect().quote(&ident)))
             }
             "type" => Ok(Value::from(self.kind.name())),
+            "get_columns_in_relation" => columns_in(state, args),
             other => Err(Error::new(
                 ErrorKind::UnknownMethod,
                 format!(
@@ -178,20 +181,197 @@ impl Object for Adapter {
     }
 }
 
-/// A dbt function that queries the warehouse while a node renders: an error that says so.
-#[derive(Debug)]
-struct NeedsWarehouse(&'static str);
+/// `run_query(sql)`: the rows of a query (as dbt's agate table) while the node is built;
+/// none while it compiles, which marks the node to render again then.
+fn run_query(state: &State, sql: String) -> Result<Value, Error> {
+    let scope = scope_of(state).ok_or_else(|| outside_a_node("run_query"))?;
+    Ok(query(&scope, &sql)?.unwrap_or(Value::from(())))
+}
 
-impl Object for NeedsWarehouse {
-    fn call(self: &Arc<Self>, _: &mut State<'_, '_>, _: &[Value]) -> Result<Value, Error> {
-        Err(Error::new(
-            ErrorKind::InvalidOperation,
-            format!(
-                "{}() queries the warehouse while the model renders, which xform does not do yet",
-                self.0
-            ),
-        ))
+/// The warehouse's answer to `sql` as a table value; None without a warehouse (the render is
+/// marked as needing one).
+fn query(scope: &RenderScope, sql: &str) -> Result<Option<Value>, Error> {
+    let Some(warehouse) = &scope.warehouse else {
+        scope.log().needs_warehouse = true;
+        return Ok(None);
+    };
+    let (columns, rows) = warehouse
+        .query(&scope.resolve(sql))
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("query failed: {e}")))?;
+    Ok(Some(table(columns, rows)))
+}
+
+/// dbt's agate table: `rows` (indexed by position or column name), `columns` (each with its
+/// `name` and `values()`), `column_names`.
+fn table(columns: Vec<String>, rows: Vec<Vec<Option<String>>>) -> Value {
+    let names = Arc::new(columns);
+    let rows: Vec<Vec<Value>> = (rows.into_iter())
+        .map(|r| r.into_iter().map(typed).collect())
+        .collect();
+    let column_values = (0..names.len()).map(|i| {
+        let values = rows.iter().map(|r| r.get(i).cloned().unwrap_or(Value::from(()))).collect();
+        Value::from_object(TableColumn {
+            name: names[i].clone(),
+            values,
+        })
+    });
+    let column_values: Vec<Value> = column_values.collect();
+    let row_values = rows.into_iter().map(|values| {
+        Value::from_object(Row {
+            names: names.clone(),
+            values,
+        })
+    });
+    minijinja::context! {
+        column_names => names.to_vec(),
+        columns => column_values,
+        rows => row_values.collect::<Vec<_>>(),
     }
+}
+
+/// A value read as text, as the number it spells when it is one (agate types numbers).
+fn typed(text: Option<String>) -> Value {
+    let Some(t) = text else {
+        return Value::from(());
+    };
+    if let Ok(i) = t.parse::<i64>() {
+        return Value::from(i);
+    }
+    match t.parse::<f64>() {
+        Ok(f) if f.is_finite() => Value::from(f),
+        _ => Value::from(t),
+    }
+}
+
+/// A row of a query's result: by position (`row[0]`) or by column name (`row['id']`).
+#[derive(Debug)]
+struct Row {
+    names: Arc<Vec<String>>,
+    values: Vec<Value>,
+}
+
+impl Object for Row {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let i = match key.as_str() {
+            Some(name) => self.names.iter().position(|n| n == name)?,
+            None => usize::try_from(key.as_i64()?).ok()?,
+        };
+        self.values.get(i).cloned()
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.values.clone())
+    }
+}
+
+/// A column of a query's result: `name` and `values()`.
+#[derive(Debug)]
+struct TableColumn {
+    name: String,
+    values: Vec<Value>,
+}
+
+impl Object for TableColumn {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        (key.as_str()? == "name").then(|| Value::from(self.name.clone()))
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _: &mut State<'_, '_>,
+        method: &str,
+        _: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "values" => Ok(Value::from(self.values.clone())),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+/// `{% call statement('name', fetch_result=True) %}SQL{% endcall %}`: runs the SQL while the
+/// node is built (nothing when `execute` is false) and keeps its result for `load_result`.
+#[derive(Debug)]
+struct Statement;
+
+impl Object for Statement {
+    fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let (name, kwargs): (Option<String>, Kwargs) = from_args(args)?;
+        let caller: Value = kwargs.get("caller")?;
+        let fetch: Option<bool> = kwargs.get("fetch_result")?;
+        let scope = scope_of(state).ok_or_else(|| outside_a_node("statement"))?;
+        let sql = caller.call(state, &[])?;
+        if !scope.execute {
+            return Ok(Value::from(""));
+        }
+        let Some(result) = query(&scope, &sql.to_string())? else {
+            return Ok(Value::from(""));
+        };
+        let data: Vec<Value> = result
+            .get_attr("rows")?
+            .try_iter()?
+            .map(|r| Value::from(r.try_iter().map(|i| i.collect::<Vec<_>>()).unwrap_or_default()))
+            .collect();
+        let stored = match fetch.unwrap_or(false) {
+            true => minijinja::context! { data => data, table => result },
+            false => minijinja::context! { data => Value::from(()), table => Value::from(()) },
+        };
+        let name = name.unwrap_or_else(|| "main".into());
+        let mut results = scope.results.lock().unwrap_or_else(|e| e.into_inner());
+        results.insert(name, stored);
+        Ok(Value::from(""))
+    }
+}
+
+/// `load_result('name')`: what `statement('name')` kept; none when it did not run.
+fn load_result(state: &State, name: String) -> Result<Value, Error> {
+    let scope = scope_of(state).ok_or_else(|| outside_a_node("load_result"))?;
+    let results = scope.results.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(results.get(&name).cloned().unwrap_or(Value::from(())))
+}
+
+/// `adapter.get_columns_in_relation(relation)`: its columns (`name`, `data_type`, `quoted`)
+/// while the node is built; none while it compiles.
+fn columns_in(state: &State, args: &[Value]) -> Result<Value, Error> {
+    let (relation,): (Value,) = from_args(args)?;
+    let scope = scope_of(state).ok_or_else(|| outside_a_node("adapter.get_columns_in_relation"))?;
+    let Some(warehouse) = &scope.warehouse else {
+        scope.log().needs_warehouse = true;
+        return Ok(Value::from(Vec::<Value>::new()));
+    };
+    let rel = (relation.downcast_object_ref::<super::objects::Relation>())
+        .and_then(|r| r.sql_relation())
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                "adapter.get_columns_in_relation() takes a relation from ref() or source()",
+            )
+        })?;
+    let columns = (warehouse.columns(&rel))
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e))?
+        .unwrap_or_default();
+    let dialect = scope.names.dialect;
+    let columns = columns.into_iter().map(|(name, data_type)| {
+        minijinja::context! {
+            quoted => dialect.quote(&name),
+            column => name.clone(),
+            name => name,
+            data_type => data_type.clone(),
+            dtype => data_type,
+        }
+    });
+    Ok(Value::from(columns.collect::<Vec<_>>()))
+}
+
+fn outside_a_node(what: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!("{what}() is only available while a model or test renders"),
+    )
 }
 
 fn not_ready() -> Error {
@@ -253,7 +433,7 @@ impl Object for MutList {
                 let at = at.min(items.len());
                 items.insert(at, v);
             }
-            "pop" => return Ok(items.pop().unwrap_or_default()),
+            "pop" => return Ok(items.pop().unwrap_or(Value::from(()))),
             _ => {
                 let copy = Value::from(items.clone());
                 drop(items);
@@ -308,7 +488,7 @@ impl Object for MutMap {
             }
             "get" => {
                 let (k, default): (Value, Option<Value>) = from_args(args)?;
-                Ok(entries.get(&k).cloned().or(default).unwrap_or_default())
+                Ok(entries.get(&k).cloned().or(default).unwrap_or(Value::from(())))
             }
             "items" => Ok(Value::from(
                 entries
@@ -320,7 +500,7 @@ impl Object for MutMap {
             "values" => Ok(Value::from(entries.values().cloned().collect::<Vec<_>>())),
             "pop" => {
                 let (k, default): (Value, Option<Value>) = from_args(args)?;
-                Ok(entries.remove(&k).or(default).unwrap_or_default())
+                Ok(entries.remove(&k).or(default).unwrap_or(Value::from(())))
             }
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
@@ -431,7 +611,7 @@ pub(super) fn add_globals(
             .map(|(x, y)| Value::from(vec![x, y]))
             .collect::<Vec<_>>()
     });
-    for name in ["run_query", "statement", "load_result"] {
-        env.add_global(name, Value::from_object(NeedsWarehouse(name)));
-    }
+    env.add_function("run_query", run_query);
+    env.add_global("statement", Value::from_object(Statement));
+    env.add_function("load_result", load_result);
 }

@@ -11,14 +11,14 @@ mod objects;
 pub(crate) mod scan;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::{Object, ObjectRepr, Serde, Value};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, context};
 
-use objects::{ConfigFn, RefFn, RenderScope, SourceFn};
-pub(crate) use objects::{Names, PLACEHOLDER_CLOSE, PLACEHOLDER_OPEN, RelName, RenderLog};
+use objects::{ConfigFn, RefFn, RenderScope, SourceFn, scope_of};
+pub(crate) use objects::{Names, PLACEHOLDER_CLOSE, PLACEHOLDER_OPEN, Querier, RelName, RenderLog};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
 use crate::project::{Node, Project, jinja};
@@ -367,10 +367,7 @@ impl Object for MacroFn {
 /// the value it gave to `return()`.
 fn call_macro(state: &State, m: &MacroFn, args: &[Value]) -> Result<Value, Error> {
     let (file, name) = (m.file.as_str(), m.name.as_str());
-    let scope = state
-        .lookup("ref")
-        .and_then(|r| r.downcast_object::<RefFn>())
-        .map(|r| r.0.clone());
+    let scope = scope_of(state);
     if let Some(scope) = &scope {
         enter_macro(scope, file, name)?;
     }
@@ -381,7 +378,7 @@ fn call_macro(state: &State, m: &MacroFn, args: &[Value]) -> Result<Value, Error
     let returned = dbt::take_returned();
     match result {
         Ok(out) => Ok(returned.unwrap_or_else(|| Value::from_safe_string(out))),
-        Err(_) if returned.is_some() => Ok(returned.unwrap_or_default()),
+        Err(_) if returned.is_some() => Ok(returned.unwrap_or(Value::from(()))),
         Err(e) if e.name() == Some(file) || std::error::Error::source(&e).is_some() => Err(
             Error::new(ErrorKind::InvalidOperation, format!("in macro `{name}`")).with_source(e),
         ),
@@ -422,6 +419,7 @@ fn run_macro(state: &State, m: &MacroFn, args: &[Value]) -> Result<String, Error
         this => state.lookup("this"),
         model => state.lookup("model"),
         is_incremental => state.lookup("is_incremental"),
+        execute => state.lookup("execute"),
         __xform_package => m.package.as_deref(),
         ..package_macros.unwrap_or_default()
     };
@@ -444,27 +442,30 @@ pub(crate) struct Rendered {
 
 /// Renders one node's template (`path` and `text`, usually the node's own) as node `idx`;
 /// `incremental` is what `is_incremental()` returns (true for an incremental model's run on
-/// top of its existing table).
+/// top of its existing table). With `warehouse`, the node is being built and its macros may
+/// query it; without, a render that asks the warehouse something is rendered again with
+/// `execute` false, as dbt parses, and says so in its log (`needs_warehouse`).
 pub(crate) fn render<'s>(
     t: &Templates<'s>,
     names: &Arc<Names>,
     (idx, node): (usize, &Node),
     (path, text): (&'s str, &'s str),
-    incremental: bool,
+    (incremental, warehouse): (bool, Option<Arc<dyn Querier>>),
 ) -> Result<Rendered, Diagnostic> {
-    let scope = Arc::new(RenderScope {
-        node: idx,
-        names: names.clone(),
-        base_config: node.config.clone(),
-        log: Mutex::new(RenderLog::default()),
-    });
-    let ctx = render_context(&scope, (idx, node), incremental);
     jinja::check_length(path, text)?;
-    let result = t
-        .env
-        .template_from_named_str(path, text)
-        .and_then(|tmpl| tmpl.render(ctx));
-    let log = std::mem::take(&mut *scope.log());
+    let online = warehouse.is_some();
+    let once = |warehouse, execute| {
+        let scope = RenderScope::new((idx, &node.config), names, warehouse, execute);
+        let scope = Arc::new(scope);
+        let ctx = render_context(&scope, (idx, node), incremental);
+        let result = (t.env.template_from_named_str(path, text)).and_then(|tmpl| tmpl.render(ctx));
+        (result, std::mem::take(&mut *scope.log()))
+    };
+    let (mut result, mut log) = once(warehouse, true);
+    if log.needs_warehouse && !online {
+        (result, log) = once(None, false);
+        log.needs_warehouse = true;
+    }
     match result {
         Ok(sql) => Ok(Rendered { sql, log }),
         Err(e) => Err(jinja_diagnostic(&e, log.help, Some(t))),
@@ -483,12 +484,7 @@ pub(crate) fn render_hook(
 ) -> Result<String, String> {
     let ctx = match node {
         Some((idx, n)) => {
-            let scope = Arc::new(RenderScope {
-                node: idx,
-                names: names.clone(),
-                base_config: n.config.clone(),
-                log: Mutex::new(RenderLog::default()),
-            });
+            let scope = Arc::new(RenderScope::new((idx, &n.config), names, None, true));
             render_context(&scope, (idx, n), false)
         }
         None => context! { schemas => schemas.to_vec() },
@@ -512,6 +508,7 @@ fn render_context(
         this => scope.relation(idx),
         model => context! { name => node.name.clone(), unique_id => node.unique_id.clone(), path => node.path.to_string() },
         is_incremental => Value::from_function(move || incremental),
+        execute => scope.execute,
     }
 }
 

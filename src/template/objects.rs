@@ -50,6 +50,17 @@ pub(crate) struct RenderLog {
     pub(crate) macro_depth: usize,
     /// Project macros called, directly or through other macros.
     pub(crate) macros: std::collections::BTreeSet<String>,
+    /// The render asked the warehouse something (`run_query`, `statement`, the columns of a
+    /// relation): its node renders again when it is built, against the warehouse.
+    pub(crate) needs_warehouse: bool,
+}
+
+/// The warehouse as a node's render sees it while the node is built.
+pub(crate) trait Querier: Send + Sync {
+    /// A query's column names and rows, values as text.
+    fn query(&self, sql: &str) -> Result<(Vec<String>, Vec<Vec<Option<String>>>), String>;
+    /// A relation's columns and their types; None when it does not exist.
+    fn columns(&self, relation: &crate::sql::Relation) -> Result<Option<Vec<(String, String)>>, String>;
 }
 
 /// Shared by the objects of one render.
@@ -58,6 +69,12 @@ pub(crate) struct RenderScope {
     pub(crate) names: Arc<Names>,
     pub(crate) base_config: Config,
     pub(crate) log: Mutex<RenderLog>,
+    /// The warehouse, when the node renders as it is built (`execute` is then true).
+    pub(crate) warehouse: Option<Arc<dyn Querier>>,
+    /// `execute`: false while rendering without the warehouse what needs it.
+    pub(crate) execute: bool,
+    /// `{% call statement('name') %}` results, for `load_result('name')`.
+    pub(crate) results: Mutex<HashMap<String, Value>>,
 }
 
 impl RenderScope {
@@ -68,6 +85,55 @@ impl RenderScope {
     fn fail(&self, message: String, help: Option<String>) -> Error {
         self.log().help = help;
         Error::new(ErrorKind::InvalidOperation, message)
+    }
+
+    /// A scope for rendering node `node` (with the warehouse, when it is being built).
+    pub(crate) fn new(
+        (node, base_config): (usize, &Config),
+        names: &Arc<Names>,
+        warehouse: Option<Arc<dyn Querier>>,
+        execute: bool,
+    ) -> RenderScope {
+        RenderScope {
+            node,
+            names: names.clone(),
+            base_config: base_config.clone(),
+            log: Mutex::new(RenderLog::default()),
+            warehouse,
+            execute,
+            results: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `text` with every relation placeholder as the relation's quoted name (SQL a macro
+    /// sends to the warehouse while its node renders).
+    pub(crate) fn resolve(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(open) = rest.find(PLACEHOLDER_OPEN) {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + PLACEHOLDER_OPEN.len_utf8()..];
+            let Some(close) = after.find(PLACEHOLDER_CLOSE) else {
+                break;
+            };
+            match after[..close].parse::<usize>().ok().and_then(|n| self.sql_relation(n)) {
+                Some(r) => out.push_str(&self.names.dialect.relation(&r)),
+                None => out.push_str(&rest[open..open + PLACEHOLDER_OPEN.len_utf8() + close + 1]),
+            }
+            rest = &after[close + PLACEHOLDER_CLOSE.len_utf8()..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Node `node`'s relation as the warehouse names it (none for an ephemeral model).
+    pub(crate) fn sql_relation(&self, node: usize) -> Option<crate::sql::Relation> {
+        let r = self.names.relations.get(node)?.as_ref().filter(|r| !r.ephemeral)?;
+        Some(crate::sql::Relation {
+            database: None,
+            schema: r.schema.clone(),
+            name: r.identifier.clone(),
+        })
     }
 
     pub(crate) fn relation(self: &Arc<Self>, node: usize) -> Value {
@@ -82,6 +148,13 @@ impl RenderScope {
 pub(crate) struct Relation {
     node: usize,
     scope: Arc<RenderScope>,
+}
+
+impl Relation {
+    /// The relation as the warehouse names it.
+    pub(crate) fn sql_relation(&self) -> Option<crate::sql::Relation> {
+        self.scope.sql_relation(self.node)
+    }
 }
 
 impl fmt::Debug for RenderScope {
@@ -107,6 +180,12 @@ impl Object for Relation {
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{PLACEHOLDER_OPEN}{}{PLACEHOLDER_CLOSE}", self.node)
     }
+}
+
+/// The scope of the render `state` belongs to (macros see their caller's).
+pub(crate) fn scope_of(state: &State) -> Option<Arc<RenderScope>> {
+    let r = state.lookup("ref")?;
+    Some(r.downcast_object::<RefFn>()?.0.clone())
 }
 
 /// `ref('model')` (or `ref('package', 'model')`).
