@@ -159,7 +159,7 @@ enum Command {
         #[arg(long)]
         inline: Option<String>,
         /// How many rows to print; -1 prints every row.
-        #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = row_limit())]
+        #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = show_limit())]
         limit: i64,
     },
     /// What changed against another run's manifest (--state DIR): new, modified and removed
@@ -184,7 +184,12 @@ enum Command {
 }
 
 /// A number of rows: at most what a warehouse's `LIMIT` takes (a signed 64-bit integer).
-fn row_limit() -> clap::builder::RangedI64ValueParser<i64> {
+fn row_limit() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(0..=i64::MAX as u64)
+}
+
+/// `show --limit`: a number of rows, or -1 for all of them (as dbt's).
+fn show_limit() -> clap::builder::RangedI64ValueParser<i64> {
     clap::builder::RangedI64ValueParser::new().range(-1..=i64::MAX)
 }
 
@@ -556,11 +561,23 @@ pub(super) fn inline_sql(c: &Compiled) -> Option<String> {
 /// What `compile` says when done: how many nodes of each kind, in how long.
 fn print_compiled(format: LogFormat, c: &Compiled, secs: f64) {
     let counts = count(c);
+    let at_run: Vec<&str> = (c.selected.iter())
+        .filter(|&&i| c.at_run[i])
+        .map(|&i| c.nodes()[i].name.as_str())
+        .collect();
     match format {
-        LogFormat::Text => outln!("compiled {} in {secs:.2} s", counts_text(&counts)),
+        LogFormat::Text => {
+            outln!("compiled {} in {secs:.2} s", counts_text(&counts));
+            if !at_run.is_empty() {
+                outln!(
+                    "rendered again when built, against the warehouse (compiled as dbt parses them): {}",
+                    at_run.join(", ")
+                );
+            }
+        }
         LogFormat::Json => outln!(
             "{}",
-            json!({"event": "compiled", "models": counts[0], "seeds": counts[1], "tests": counts[2], "seconds": secs})
+            json!({"event": "compiled", "models": counts[0], "seeds": counts[1], "tests": counts[2], "seconds": secs, "render_when_built": at_run})
         ),
     }
 }

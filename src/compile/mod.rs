@@ -138,8 +138,15 @@ impl Compiled {
             let online = (incremental, Some(warehouse.clone()));
             let r = template::render(&templates, &names, (i, n), (&path, &raw), online)?;
             let mut one = Some(Some(Ok(r)));
-            let renders = (0..self.nodes().len()).map(|j| if j == i { one.take().flatten() } else { None });
-            let mut sql = ephemeral::finish(&self.project, &self.graph, &names, renders.collect(), Some(&self.sql));
+            let renders =
+                (0..self.nodes().len()).map(|j| if j == i { one.take().flatten() } else { None });
+            let mut sql = ephemeral::finish(
+                &self.project,
+                &self.graph,
+                &names,
+                renders.collect(),
+                Some(&self.sql),
+            );
             Ok(sql.swap_remove(i).unwrap_or_default())
         };
         let incremental = match n.is_incremental() {
@@ -461,7 +468,13 @@ fn render_all<'s>(
         .enumerate()
         .map(|(i, (n, src))| {
             let (path, raw) = src.as_ref().filter(|_| wanted(i, n))?;
-            Some(template::render(t, names, (i, n), (path, raw), (incremental, None)))
+            Some(template::render(
+                t,
+                names,
+                (i, n),
+                (path, raw),
+                (incremental, None),
+            ))
         })
         .collect()
 }
@@ -554,7 +567,8 @@ fn rerender_late_bound<'s>(
         if let (Some(Ok(prev)), Some((path, raw))) = (r.as_ref(), sources[i].as_ref())
             && prev.log.late_bound
         {
-            let again = template::render(t, names, (i, &nodes[i]), (path, raw), (incremental, None));
+            let again =
+                template::render(t, names, (i, &nodes[i]), (path, raw), (incremental, None));
             if let Err(d) = &again {
                 diags.push(d.clone());
             }

@@ -9,8 +9,8 @@ pub(crate) mod seed;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use jiff::civil::DateTime;
 
@@ -540,7 +540,7 @@ struct SessionQuerier(Mutex<Box<dyn Session>>);
 impl crate::template::Querier for SessionQuerier {
     fn query(&self, sql: &str) -> Result<(Vec<String>, Vec<Vec<Option<String>>>), String> {
         let mut session = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let rows = session.query(sql, usize::MAX).map_err(|e| e.to_string())?;
+        let rows = (session.query(sql, i64::MAX as usize)).map_err(|e| e.to_string())?;
         Ok((rows.columns, rows.rows))
     }
 

@@ -266,7 +266,10 @@ fn sort_reads(reads: Vec<Read>) -> SortedReads {
 
 /// Each dbt Python model: an error at its file.
 fn python_models(reads: &[Read], diags: &mut Diagnostics) {
-    for r in reads.iter().filter(|r| r.found.kind == FileKind::PythonModel) {
+    for r in reads
+        .iter()
+        .filter(|r| r.found.kind == FileKind::PythonModel)
+    {
         diags.push(
             Diagnostic::error(format!(
                 "Python models are not supported by xform: `{}`",

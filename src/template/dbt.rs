@@ -209,7 +209,10 @@ fn table(columns: Vec<String>, rows: Vec<Vec<Option<String>>>) -> Value {
         .map(|r| r.into_iter().map(typed).collect())
         .collect();
     let column_values = (0..names.len()).map(|i| {
-        let values = rows.iter().map(|r| r.get(i).cloned().unwrap_or(Value::from(()))).collect();
+        let values = rows
+            .iter()
+            .map(|r| r.get(i).cloned().unwrap_or(Value::from(())))
+            .collect();
         Value::from_object(TableColumn {
             name: names[i].clone(),
             values,
@@ -314,7 +317,13 @@ impl Object for Statement {
         let data: Vec<Value> = result
             .get_attr("rows")?
             .try_iter()?
-            .map(|r| Value::from(r.try_iter().map(|i| i.collect::<Vec<_>>()).unwrap_or_default()))
+            .map(|r| {
+                Value::from(
+                    r.try_iter()
+                        .map(|i| i.collect::<Vec<_>>())
+                        .unwrap_or_default(),
+                )
+            })
             .collect();
         let stored = match fetch.unwrap_or(false) {
             true => minijinja::context! { data => data, table => result },
@@ -488,7 +497,11 @@ impl Object for MutMap {
             }
             "get" => {
                 let (k, default): (Value, Option<Value>) = from_args(args)?;
-                Ok(entries.get(&k).cloned().or(default).unwrap_or(Value::from(())))
+                Ok(entries
+                    .get(&k)
+                    .cloned()
+                    .or(default)
+                    .unwrap_or(Value::from(())))
             }
             "items" => Ok(Value::from(
                 entries

@@ -53,7 +53,13 @@ dateadd({{ datepart }}, {{ interval }}, {{ from_date_or_timestamp }})
 {{ return(adapter.dispatch('datediff', 'dbt')(first_date, second_date, datepart)) }}
 {%- endmacro -%}
 {%- macro default__datediff(first_date, second_date, datepart) -%}
-date_diff('{{ datepart }}', cast({{ first_date }} as timestamp), cast({{ second_date }} as timestamp))
+{%- if datepart == 'week' -%}{{ dbt.xform_weeks_between(first_date, second_date) }}
+{%- else -%}date_diff('{{ datepart }}', cast({{ first_date }} as timestamp), cast({{ second_date }} as timestamp))
+{%- endif -%}
+{%- endmacro -%}
+{#- Weeks as dbt counts them: the Sundays crossed (a week starts on Sunday). -#}
+{%- macro xform_weeks_between(first_date, second_date) -%}
+cast((cast(date_trunc('week', cast({{ second_date }} as date) + 1) as date) - cast(date_trunc('week', cast({{ first_date }} as date) + 1) as date)) / 7 as bigint)
 {%- endmacro -%}
 {%- macro redshift__datediff(first_date, second_date, datepart) -%}
 datediff({{ datepart }}, {{ first_date }}, {{ second_date }})
@@ -68,7 +74,7 @@ datediff({{ datepart }}, {{ first_date }}, {{ second_date }})
 {%- if datepart == 'year' -%} cast({{ years }} as bigint)
 {%- elif datepart == 'quarter' -%} cast({{ years }} * 4 + date_part('quarter', {{ b }}) - date_part('quarter', {{ a }}) as bigint)
 {%- elif datepart == 'month' -%} cast({{ years }} * 12 + date_part('month', {{ b }}) - date_part('month', {{ a }}) as bigint)
-{%- elif datepart == 'week' -%} cast(({{ days }} - cast(date_part('isodow', {{ b }}) as integer) + cast(date_part('isodow', {{ a }}) as integer)) / 7 as bigint)
+{%- elif datepart == 'week' -%} {{ dbt.xform_weeks_between(first_date, second_date) }}
 {%- elif datepart == 'day' -%} cast({{ days }} as bigint)
 {%- elif datepart == 'hour' -%} cast({{ hours }} as bigint)
 {%- elif datepart == 'minute' -%} cast({{ minutes }} as bigint)

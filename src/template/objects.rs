@@ -60,7 +60,10 @@ pub(crate) trait Querier: Send + Sync {
     /// A query's column names and rows, values as text.
     fn query(&self, sql: &str) -> Result<(Vec<String>, Vec<Vec<Option<String>>>), String>;
     /// A relation's columns and their types; None when it does not exist.
-    fn columns(&self, relation: &crate::sql::Relation) -> Result<Option<Vec<(String, String)>>, String>;
+    fn columns(
+        &self,
+        relation: &crate::sql::Relation,
+    ) -> Result<Option<Vec<(String, String)>>, String>;
 }
 
 /// Shared by the objects of one render.
@@ -116,7 +119,11 @@ impl RenderScope {
             let Some(close) = after.find(PLACEHOLDER_CLOSE) else {
                 break;
             };
-            match after[..close].parse::<usize>().ok().and_then(|n| self.sql_relation(n)) {
+            match after[..close]
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| self.sql_relation(n))
+            {
                 Some(r) => out.push_str(&self.names.dialect.relation(&r)),
                 None => out.push_str(&rest[open..open + PLACEHOLDER_OPEN.len_utf8() + close + 1]),
             }
@@ -128,7 +135,12 @@ impl RenderScope {
 
     /// Node `node`'s relation as the warehouse names it (none for an ephemeral model).
     pub(crate) fn sql_relation(&self, node: usize) -> Option<crate::sql::Relation> {
-        let r = self.names.relations.get(node)?.as_ref().filter(|r| !r.ephemeral)?;
+        let r = self
+            .names
+            .relations
+            .get(node)?
+            .as_ref()
+            .filter(|r| !r.ephemeral)?;
         Some(crate::sql::Relation {
             database: None,
             schema: r.schema.clone(),

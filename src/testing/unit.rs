@@ -184,7 +184,8 @@ fn json_text(v: &Json) -> Option<String> {
     }
 }
 
-/// Values compare as numbers when both read as numbers (`12.50` = `12.5`), a midnight
+/// Values compare as numbers when both read as numbers (`12.50` = `12.5`), booleans as
+/// `true`/`false` however the warehouse writes them, a midnight
 /// timestamp as its date (`2024-03-01 00:00:00` = `2024-03-01`), a timestamp with a time zone
 /// as it reads in the session's (`2024-03-01 00:00:00+09` = `2024-03-01`: dbt casts the
 /// expected value to the column's type in the session), else as text.
@@ -196,9 +197,10 @@ fn normalize(v: &Option<String>) -> String {
     if let Ok(x) = t.parse::<f64>() {
         return format!("{x}");
     }
+    // PostgreSQL writes a boolean as `t`/`f` in text.
     match t {
-        "True" | "TRUE" => return "true".into(),
-        "False" | "FALSE" => return "false".into(),
+        "True" | "TRUE" | "t" => return "true".into(),
+        "False" | "FALSE" | "f" => return "false".into(),
         _ => {}
     }
     let t = t.replacen('T', " ", usize::from(looks_like_date(t)));

@@ -212,8 +212,12 @@ const CROSS_DB_CASES: &[(&str, &str)] = &[
         "1",
     ),
     (
-        "dbt.datediff(\"cast('2019-12-29' as date)\", \"cast('2019-12-30' as date)\", 'week')",
-        "1",
+        "dbt.datediff(\"cast('2019-12-31' as date)\", \"cast('2019-12-27' as date)\", 'week')",
+        "-1",
+    ),
+    (
+        "dbt.datediff(\"cast('2019-12-31' as date)\", \"cast('2020-02-28' as date)\", 'week')",
+        "8",
     ),
     (
         "dbt.datediff(\"cast('2019-12-31' as date)\", \"cast('2020-01-02' as date)\", 'week')",
@@ -295,3 +299,69 @@ fn cross_database_macros_agree_with_dbt(w: &Warehouse) {
 }
 
 both!(cross_database_macros_agree_with_dbt);
+
+/// Macros that ask the warehouse while their model renders — dbt_utils' `get_column_values`
+/// and `star`, dbt_date's spine — run when the model is built, after its parents: compile
+/// renders them as dbt parses them and says so.
+fn models_query_the_warehouse_as_they_are_built(w: &Warehouse) {
+    let dir = w.project(
+        r#"-- file: seeds/payments.csv
+id,method,amount
+1,card,10
+2,cash,5
+3,card,7
+-- file: macros/pivot.sql
+{% macro column_values(relation, column) %}
+    {% set rows = run_query('select distinct ' ~ column ~ ' from ' ~ relation ~ ' order by 1') %}
+    {% if execute %}{{ return(rows.columns[0].values()) }}{% else %}{{ return([]) }}{% endif %}
+{% endmacro %}
+{% macro all_but(relation, excluded) %}
+    {% set names = [] %}
+    {% for c in adapter.get_columns_in_relation(relation) %}
+        {% if c.name not in excluded %}{% do names.append(c.quoted) %}{% endif %}
+    {% endfor %}
+    {{ return(names | join(', ') if names else '*') }}
+{% endmacro %}
+-- file: models/by_method.sql
+select
+{%- for m in column_values(ref('payments'), 'method') %}
+    sum(case when method = '{{ m }}' then amount else 0 end) as {{ m }}_amount{{ "," if not loop.last }}
+{%- endfor %}
+{%- if not execute %} 1 as parsed{% endif %}
+from {{ ref('payments') }}
+-- file: models/slim.sql
+{% call statement('biggest', fetch_result=True) %}
+    select max(amount) as top from {{ ref('payments') }}
+{% endcall %}
+{% set top = load_result('biggest')['data'][0][0] if execute else 0 %}
+select {{ all_but(ref('payments'), ['amount']) }}, {{ top }} as top_amount
+from {{ ref('payments') }}
+"#,
+    );
+    let compiled = xform(dir.path(), &["compile"]);
+    assert_eq!(compiled.code, 0, "{}", compiled.stderr);
+    assert!(
+        compiled
+            .stdout
+            .contains("rendered again when built, against the warehouse")
+            && compiled.stdout.contains("by_method, slim"),
+        "{}",
+        compiled.stdout
+    );
+    let out = xform(dir.path(), &["build"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let pivot = w.query(
+        dir.path(),
+        &format!("select * from {}", w.rel("main", "by_method")),
+    );
+    assert_eq!(pivot, [["17", "5"].map(String::from).to_vec()]);
+    let cols = w.columns(dir.path(), "main", "slim");
+    assert_eq!(cols, ["id", "method", "top_amount"]);
+    let slim = w.query(
+        dir.path(),
+        &format!("select top_amount from {} limit 1", w.rel("main", "slim")),
+    );
+    assert_eq!(slim, [["10".to_string()]]);
+}
+
+both!(models_query_the_warehouse_as_they_are_built);
