@@ -365,3 +365,64 @@ from {{ ref('payments') }}
 }
 
 both!(models_query_the_warehouse_as_they_are_built);
+
+/// What dbt users type: `show --select/--inline` with dbt's 5 rows by default and `--limit -1`
+/// for all, `-m`, `test_name:`; a Python model is an error naming its file; a unit test's
+/// booleans compare as booleans however the warehouse writes them.
+fn dbt_command_line(w: &Warehouse) {
+    let dir = w.project(
+        "-- file: models/numbers.sql\nselect n, n % 2 = 0 as even from (select 1 as n union all select 2 union all select 3 union all select 4 union all select 5 union all select 6 union all select 7) as t\n\
+         -- file: models/schema.yml\nversion: 2\nmodels:\n  - name: numbers\n    columns:\n      - name: n\n        tests: [unique, not_null]\n\
+         unit_tests:\n  - name: evens\n    model: numbers\n    expect:\n      rows:\n        - {n: 1, even: false}\n        - {n: 2, even: true}\n        - {n: 3, even: false}\n        - {n: 4, even: true}\n        - {n: 5, even: false}\n        - {n: 6, even: true}\n        - {n: 7, even: false}\n",
+    );
+    let out = xform(dir.path(), &["build"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let rows = |o: &crate::harness::Output| {
+        o.stdout
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.contains(" n "))
+            .count()
+    };
+    let five = xform(dir.path(), &["show", "--select", "numbers"]);
+    assert_eq!((five.code, rows(&five)), (0, 5), "{}", five.stdout);
+    let all = xform(dir.path(), &["show", "numbers", "--limit", "-1"]);
+    assert_eq!((all.code, rows(&all)), (0, 7), "{}", all.stdout);
+    let inline = xform(
+        dir.path(),
+        &[
+            "show",
+            "--inline",
+            "select max(n) as top from {{ ref('numbers') }}",
+        ],
+    );
+    assert!(
+        inline.stdout.contains("| 7 "),
+        "{}{}",
+        inline.stdout,
+        inline.stderr
+    );
+    let listed = xform(dir.path(), &["ls", "-m", "test_name:unique"]);
+    assert_eq!(
+        listed.stdout.trim(),
+        "unique_numbers_n",
+        "{}",
+        listed.stderr
+    );
+    std::fs::write(
+        dir.path().join("models/scored.py"),
+        "def model(dbt, session):\n    return dbt.ref('numbers')\n",
+    )
+    .unwrap();
+    let python = xform(dir.path(), &["compile"]);
+    assert_eq!(python.code, 2);
+    assert!(
+        python
+            .stderr
+            .contains("Python models are not supported by xform")
+            && python.stderr.contains("models/scored.py"),
+        "{}",
+        python.stderr
+    );
+}
+
+both!(dbt_command_line);
