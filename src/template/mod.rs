@@ -3,7 +3,8 @@
 //!
 //! Macro files are parsed once into one minijinja environment. A macro is exposed as a global
 //! function that evaluates its file and calls it, passing the caller's `ref`/`config`/`this`
-//! along, so macros call each other across files. Rendering is pure: no warehouse, no file IO.
+//! along, so macros call each other across files. Rendering does no file IO, and reaches the
+//! warehouse only through the `Querier` a build passes in (`run_query` and the like).
 //! Errors become diagnostics pointing into the model or macro file, with the call chain.
 
 mod dbt;
