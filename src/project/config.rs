@@ -241,8 +241,8 @@ impl Config {
         }
     }
 
-    /// Renders every string setting holding `{{`/`{%` but the hooks (rendered per node,
-    /// later) with `render`, reading the result as dbt does (`False` is false, `3` a number).
+    /// Renders every string setting holding `{{`/`{%` but the hooks and a test's `where`
+    /// (rendered with the node, later) with `render`, reading the result as dbt does (`False` is false, `3` a number).
     pub(crate) fn render_strings(
         &mut self,
         render: &dyn Fn(&str) -> Result<String, String>,
@@ -253,7 +253,8 @@ impl Config {
                 continue;
             };
             let templated = text.contains("{{") || text.contains("{%");
-            if !templated || key == "pre_hook" || key == "post_hook" {
+            // Hooks and a test's `where` are rendered with the node, later.
+            if !templated || ["pre_hook", "post_hook", "where"].contains(&key.as_str()) {
                 continue;
             }
             match render(text) {

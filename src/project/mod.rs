@@ -111,8 +111,10 @@ fn load_into(
         Style::Xform => Vec::new(),
     };
     // Property files are read even when the target is wrong, so one run reports both.
-    let built = nodes::build(&settings, reads, diags);
+    let mut built = nodes::build(&settings, reads, diags);
     let target = target?;
+    let render = |s: &str| render_setting(s, (&env, &vars), Some(&target));
+    render_node_settings(&mut built.nodes, &render, diags);
     let schema_grants = target
         .schema_grants
         .clone()
@@ -133,6 +135,33 @@ fn load_into(
         dispatch: settings.dispatch.clone(),
         packages,
     })
+}
+
+/// Renders `{{ ... }}` in what property files set (a source's `schema: "{{ target.schema }}"`,
+/// `enabled: "{{ target.name == 'prod' }}"`), as dbt does when it reads them; a node whose
+/// rendered `enabled` is false is left out.
+fn render_node_settings(
+    nodes: &mut Vec<Node>,
+    render: &dyn Fn(&str) -> Result<String, String>,
+    diags: &mut Diagnostics,
+) {
+    let templated = |s: &str| s.contains("{{") || s.contains("{%");
+    for n in nodes.iter_mut() {
+        n.config.render_strings(render, diags);
+        let Some((schema, identifier)) = &mut n.source_relation else {
+            continue;
+        };
+        for part in [schema, identifier] {
+            if !templated(part) {
+                continue;
+            }
+            match render(part) {
+                Ok(text) => *part = text.trim().to_string(),
+                Err(e) => diags.push(Diagnostic::error(e).at_opt(n.at.clone())),
+            }
+        }
+    }
+    nodes.retain(|n| n.config.enabled());
 }
 
 /// Renders `{{ ... }}` in the folder configs of dbt_project.yml (`+enabled: "{{ var('x') }}"`),

@@ -97,6 +97,22 @@ models:
         tests:
           - accepted_values:
               values: ['placed', 'shipped']
+-- file: models/staging/sources.yml
+version: 2
+sources:
+  - name: landing
+    schema: "{{ target.schema }}_landing"
+    tables:
+      - name: raw_orders
+models:
+  - name: prod_only
+    config:
+      enabled: "{{ target.name == 'prod' }}"
+-- file: models/staging/landing_count.sql
+-- depends_on: {{ ref('raw_orders') }}
+select count(*) as n from {{ source('landing', 'raw_orders') }}
+-- file: models/staging/prod_only.sql
+select 1 as only_in_prod
 -- file: models/marts/monthly.sql
 select
     order_month,
@@ -176,6 +192,14 @@ fn dbt_project_builds_unchanged(w: &Warehouse) {
         monthly,
         [["2024-01-01", "22.4", "5"], ["2024-02-01", "40.0", "0"]]
             .map(|r| r.map(String::from).to_vec())
+    );
+    // Jinja in property files: the source's schema, a model enabled only in prod.
+    let landed = query(w, dir.path(), "select n from {s}.landing_count");
+    assert_eq!(landed, [["3".to_string()]]);
+    assert!(
+        !out.stdout.contains("prod_only"),
+        "disabled outside prod: {}",
+        out.stdout
     );
     // The hooks ran: on-run-start made the log, on-run-end wrote to it.
     let log = query(w, dir.path(), "select event from {s}_landing.run_log");
