@@ -12,6 +12,7 @@ use serde_json::Value as Json;
 use crate::compile::{Compiled, compiled_path};
 use crate::project::{Column, NodeKind, TestSpec};
 
+pub(crate) mod deps;
 mod run;
 pub(crate) use run::{
     RunInfo, clean, run_path, write_json, write_new_project, write_run_results, write_run_sql,

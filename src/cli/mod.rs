@@ -132,6 +132,8 @@ enum Command {
     },
     /// Create a small working project in DIR.
     Init { dir: PathBuf },
+    /// Install a dbt project's packages (packages.yml) into dbt_packages/, as `dbt deps`.
+    Deps,
     /// Load seeds and build models into the warehouse, in dependency order.
     Build(running::RunArgs),
     /// Build the selected models (views and tables).
@@ -311,6 +313,7 @@ fn dispatch(cli: &Cli, argv: &[String]) -> ExitStatus {
         Command::Compile { select, inline } => cmd_compile(g, select, inline.as_deref()),
         Command::Ls { select, output } => cmd_ls(g, select, *output),
         Command::Init { dir } => cmd_init(dir),
+        Command::Deps => cmd_deps(g),
         Command::Build(a) => running::cmd_run(g, a, running::Verb::Build, argv),
         Command::Run(a) => running::cmd_run(g, a, running::Verb::Run, argv),
         Command::Seed(a) => running::cmd_run(g, a, running::Verb::Seed, argv),
@@ -778,6 +781,72 @@ fn retry_log_format(now: LogFormat, last: LogFormat) -> LogFormat {
     } else {
         last
     }
+}
+
+/// `xform deps`: each package of packages.yml, then each package's own, fetched and put in
+/// dbt_packages/ under the name its dbt_project.yml gives it (the first of a name wins).
+fn cmd_deps(g: &Global) -> ExitStatus {
+    let root = &g.project_dir;
+    let into = root.join(crate::project::packages_path(root));
+    let (mut files, mut diags) = (Files::default(), Diagnostics::default());
+    let declared = |dir: &Path, files: &mut Files, diags: &mut Diagnostics| {
+        let specs = crate::project::package_specs(dir, (files, diags));
+        specs
+            .into_iter()
+            .map(|(s, _)| (dir.to_path_buf(), s))
+            .collect::<Vec<_>>()
+    };
+    let mut queue = std::collections::VecDeque::from(declared(root, &mut files, &mut diags));
+    let (mut installed, mut failed) = (Vec::<String>::new(), false);
+    while let Some((base, source)) = queue.pop_front() {
+        match install(&source, &base, &into, &installed) {
+            Ok(Some((name, dest))) => {
+                outln!("installed {name}");
+                queue.extend(declared(&dest, &mut files, &mut diags));
+                installed.push(name);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                errln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    if diags.has_errors() {
+        report(g.log_format, diags, &files);
+        return ExitStatus::Invalid;
+    }
+    match (failed, installed.len()) {
+        (true, _) => return ExitStatus::Invalid,
+        (false, 0) => outln!("no packages to install (no packages.yml or dependencies.yml)"),
+        (false, n) => outln!("{n} packages in {}", into.display()),
+    }
+    ExitStatus::Success
+}
+
+/// Fetches one package and puts it in `into` under its name: (name, folder), or None when a
+/// package of that name is installed already.
+fn install(
+    source: &crate::project::PackageSource,
+    base: &Path,
+    into: &Path,
+    installed: &[String],
+) -> Result<Option<(String, PathBuf)>, String> {
+    let fetched = artifacts::deps::fetch(source, base, into)?;
+    let Some(name) = crate::project::package_name(fetched.folder()) else {
+        let message = format!(
+            "{} has no dbt_project.yml with a `name`",
+            fetched.folder().display()
+        );
+        fetched.discard();
+        return Err(message);
+    };
+    if installed.contains(&name) {
+        fetched.discard();
+        return Ok(None);
+    }
+    let dest = artifacts::deps::place(fetched, into, &name)?;
+    Ok(Some((name, dest)))
 }
 
 fn cmd_init(dir: &Path) -> ExitStatus {

@@ -286,6 +286,120 @@ fn macro_paths(settings: &Settings) -> super::settings::Paths {
     }
 }
 
+/// Where a package in packages.yml comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PackageSource {
+    /// `local: ../path`, relative to the project declaring it.
+    Local(PathBuf),
+    /// `git: url` with `revision` (a branch, tag or commit) and `subdirectory`.
+    Git {
+        url: String,
+        revision: Option<String>,
+        subdirectory: Option<String>,
+    },
+    /// `package: org/name` with `version` ranges, from dbt's package hub.
+    Hub {
+        package: String,
+        version: Vec<String>,
+    },
+}
+
+/// The packages a project declares in packages.yml (or dependencies.yml), each where it is
+/// written; none when it declares none.
+pub(crate) fn package_specs(
+    root: &Path,
+    (files, diags): (&mut Files, &mut Diagnostics),
+) -> Vec<(PackageSource, Loc)> {
+    let Some((file, text)) = ["packages.yml", "dependencies.yml"].iter().find_map(|f| {
+        let text = std::fs::read_to_string(root.join(f)).ok()?;
+        Some((Arc::<str>::from(*f), Arc::<str>::from(text)))
+    }) else {
+        return Vec::new();
+    };
+    files.insert(&file, &text);
+    let src = Src::new(&file, &text);
+    let root_node = match src.parse() {
+        Ok(Some(n)) => n,
+        Ok(None) => return Vec::new(),
+        Err(d) => {
+            diags.push(d);
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for (key, _, v) in src.fields(&root_node, &file, &["packages", "projects"], diags) {
+        if key == "packages" {
+            let items = src.seq(v, "`packages`", diags);
+            out.extend(
+                items
+                    .into_iter()
+                    .filter_map(|item| package_source(&src, item, diags)),
+            );
+        }
+    }
+    out
+}
+
+/// One entry of `packages:`.
+fn package_source(src: &Src, item: &Node, diags: &mut Diagnostics) -> Option<(PackageSource, Loc)> {
+    let known = [
+        "local",
+        "git",
+        "revision",
+        "subdirectory",
+        "package",
+        "version",
+        "warn-unpinned",
+        "install-prerelease",
+        "name",
+    ];
+    let mut fields: BTreeMap<&str, Json> = BTreeMap::new();
+    for (key, _, v) in src.fields(item, "a package", &known, diags) {
+        fields.insert(key, to_json(v));
+    }
+    let text = |k: &str| fields.get(k).and_then(Json::as_str).map(str::to_string);
+    let source = if let Some(path) = text("local") {
+        PackageSource::Local(PathBuf::from(path))
+    } else if let Some(url) = text("git") {
+        PackageSource::Git {
+            url,
+            revision: text("revision"),
+            subdirectory: text("subdirectory"),
+        }
+    } else if let Some(package) = text("package") {
+        let version = match fields.get("version") {
+            Some(Json::Array(v)) => v
+                .iter()
+                .filter_map(Json::as_str)
+                .map(str::to_string)
+                .collect(),
+            Some(Json::String(v)) => vec![v.clone()],
+            Some(other) => vec![other.to_string()],
+            None => Vec::new(),
+        };
+        PackageSource::Hub { package, version }
+    } else {
+        diags.push(src.err(item, "a package needs `local:`, `git:` or `package:`"));
+        return None;
+    };
+    Some((source, src.loc(item)))
+}
+
+/// The name a package folder's dbt_project.yml gives it.
+pub(crate) fn package_name(folder: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(folder.join(DBT_PROJECT_FILE)).ok()?;
+    let file: Arc<str> = Arc::from(DBT_PROJECT_FILE);
+    let name = parse(&file, &text, &mut Diagnostics::default()).name;
+    (!name.is_empty()).then_some(name)
+}
+
+/// Where `dbt deps` installs a project's packages (`packages-install-path`).
+pub(crate) fn packages_path(root: &Path) -> String {
+    let text = std::fs::read_to_string(root.join(DBT_PROJECT_FILE)).unwrap_or_default();
+    let file: Arc<str> = Arc::from(DBT_PROJECT_FILE);
+    parse(&file, &text, &mut Diagnostics::default()).packages_path
+}
+
 /// Where profiles.yml is: `--profiles-dir`, `DBT_PROFILES_DIR`, the project folder, `~/.dbt`.
 fn profiles_path(
     root: &Path,

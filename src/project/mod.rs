@@ -21,7 +21,9 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 pub(crate) use config::Config;
-pub(crate) use dbt::{DBT_PROJECT_FILE, Package};
+pub(crate) use dbt::{
+    DBT_PROJECT_FILE, Package, PackageSource, package_name, package_specs, packages_path,
+};
 pub(crate) use fixture::{Table, fixture_table};
 pub(crate) use nodes::{DepRef, External, Node, NodeKind, TestSpec, parse_relation_arg};
 pub(crate) use properties::{Column, Fixture, UnitTestProps};

@@ -450,3 +450,81 @@ fn dbt_command_line(w: &Warehouse) {
 }
 
 both!(dbt_command_line);
+
+/// `xform deps` installs packages.yml as `dbt deps` does: a `local:` package linked, a `git:`
+/// package cloned at its revision (and the packages it declares itself); a hub package is an
+/// error that says how to install it, and leaves what was installed.
+#[test]
+fn deps_installs_local_and_git_packages() {
+    let top = tempfile::tempdir().expect("temp dir");
+    let repo = top.path().join("dates_repo");
+    write_files(
+        top.path(),
+        "-- file: shop/dbt_project.yml\nname: shop\nprofile: shop\n\
+         -- file: shop/packages.yml\npackages:\n  - local: ../helpers\n\
+         -- file: shop/profiles.yml\nshop:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: target/dev.duckdb\n\
+         -- file: shop/models/today.sql\nselect {{ helpers.one() }} + {{ dates.two() }} as three\n\
+         -- file: helpers/dbt_project.yml\nname: helpers\n\
+         -- file: helpers/macros/one.sql\n{% macro one() %}1{% endmacro %}\n\
+         -- file: dates_repo/dbt_project.yml\nname: dates\n\
+         -- file: dates_repo/macros/two.sql\n{% macro two() %}2{% endmacro %}\n",
+    );
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "v1"]);
+    git(&["tag", "v1.0"]);
+    std::fs::write(
+        top.path().join("helpers/packages.yml"),
+        format!(
+            "packages:\n  - git: \"{}\"\n    revision: v1.0\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let shop = top.path().join("shop");
+    let out = xform(&shop, &["deps"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("installed helpers") && out.stdout.contains("installed dates"),
+        "{}",
+        out.stdout
+    );
+    assert!(shop.join("dbt_packages/dates/macros/two.sql").is_file());
+    assert!(!shop.join("dbt_packages/dates/.git").exists());
+    let built = xform(&shop, &["build"]);
+    assert_eq!(built.code, 0, "{}{}", built.stdout, built.stderr);
+    assert_eq!(
+        crate::build::query(&shop, "select three from today"),
+        [["3".to_string()]]
+    );
+    // A hub package: said, and nothing installed is lost.
+    std::fs::write(
+        shop.join("packages.yml"),
+        "packages:\n  - package: dbt-labs/dbt_utils\n    version: 1.3.3\n",
+    )
+    .unwrap();
+    let hub = xform(&shop, &["deps"]);
+    assert_eq!(hub.code, 2, "{}", hub.stdout);
+    assert!(hub.stderr.contains("package hub"), "{}", hub.stderr);
+    assert!(shop.join("dbt_packages/dates/macros/two.sql").is_file());
+}
