@@ -352,7 +352,24 @@ fn load_options(g: &Global) -> LoadOptions {
         env: std::env::vars().collect(),
         profiles_dir: g.profiles_dir.clone(),
         profile: g.profile.clone(),
+        invocation: Some(invocation()),
     }
+}
+
+/// This run's start and id: dbt's `run_started_at` and `invocation_id` (a UUID's form, from
+/// the start and the process).
+fn invocation() -> (jiff::Timestamp, String) {
+    let now = jiff::Timestamp::now();
+    let hash = crate::checksum(&format!("{now} {}", std::process::id()));
+    let id = format!(
+        "{}-{}-4{}-a{}-{}",
+        &hash[0..8],
+        &hash[8..12],
+        &hash[13..16],
+        &hash[17..20],
+        &hash[20..32]
+    );
+    (now, id)
 }
 
 /// A compiled project with its selection made, and what the steps after compiling used.

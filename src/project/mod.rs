@@ -41,6 +41,8 @@ pub(crate) struct LoadOptions {
     /// dbt projects: where profiles.yml is (`--profiles-dir`) and which profile (`--profile`).
     pub(crate) profiles_dir: Option<PathBuf>,
     pub(crate) profile: Option<String>,
+    /// When the run started and its id (dbt's `run_started_at`, `invocation_id`).
+    pub(crate) invocation: Option<(jiff::Timestamp, String)>,
 }
 
 #[derive(Debug)]
@@ -65,6 +67,8 @@ pub(crate) struct Project {
     pub(crate) dispatch: Vec<(String, Vec<String>)>,
     /// dbt packages installed in `dbt_packages/`.
     pub(crate) packages: Vec<Package>,
+    /// When the run started and its id, as templates see them.
+    pub(crate) invocation: (jiff::Timestamp, String),
 }
 
 pub(crate) const PROJECT_FILE: &str = "project.yml";
@@ -136,6 +140,8 @@ fn load_into(
         schema_grants,
         dispatch: settings.dispatch.clone(),
         packages,
+        invocation: (opts.invocation.clone())
+            .unwrap_or((jiff::Timestamp::UNIX_EPOCH, String::new())),
     })
 }
 

@@ -118,7 +118,11 @@ pub(crate) fn environment<'s>(project: &Project, diags: &mut Diagnostics) -> Tem
     let mut env = sql_environment();
     add_globals(&mut env, project);
     let registry = Arc::new(OnceLock::new());
-    dbt::add_globals(&mut env, project.target.kind, &registry);
+    dbt::add_globals(
+        &mut env,
+        (project.target.kind, &project.invocation),
+        &registry,
+    );
     let mut t = Templates {
         env,
         macros: BTreeMap::new(),

@@ -425,6 +425,24 @@ fn dbt_command_line(w: &Warehouse) {
         inline.stdout,
         inline.stderr
     );
+    // dbt's `invocation_id` and `run_started_at`, one per run.
+    let run = "select '{{ invocation_id }}' as id, '{{ run_started_at.strftime('%Y') }}' as y";
+    let ids: Vec<String> = (0..2)
+        .map(|_| xform(dir.path(), &["show", "--inline", run]).stdout)
+        .collect();
+    let id = |out: &str| {
+        out.lines()
+            .nth(2)
+            .unwrap_or("")
+            .split('|')
+            .nth(1)
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    assert_eq!(id(&ids[0]).len(), 36, "{}", ids[0]);
+    assert_ne!(id(&ids[0]), id(&ids[1]));
+    assert!(ids[0].contains("| 20"), "{}", ids[0]);
     let listed = xform(dir.path(), &["ls", "-m", "test_name:unique"]);
     assert_eq!(
         listed.stdout.trim(),
