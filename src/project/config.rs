@@ -349,6 +349,17 @@ impl FolderConfig {
         out
     }
 
+    /// `other`'s settings on top of these, level by level (the root project's
+    /// `models: {package: ...}` over a package's own).
+    pub(crate) fn overlay_tree(&mut self, other: &FolderConfig) {
+        self.config.overlay(&other.config);
+        for (key, (loc, child)) in &other.children {
+            let mine = self.children.entry(key.clone());
+            let (_, level) = mine.or_insert_with(|| (loc.clone(), FolderConfig::default()));
+            level.overlay_tree(child);
+        }
+    }
+
     /// Renders the templated settings of every level (see [`Config::render_strings`]).
     pub(crate) fn render_strings(
         &mut self,

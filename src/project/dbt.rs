@@ -211,15 +211,17 @@ fn version_allows(range: &str) -> Option<bool> {
     Some(ok)
 }
 
-/// An installed dbt package: its name and its macro files (path, text).
+/// An installed dbt package: its settings (its folders relative to the root project) and its
+/// macro files (path, text).
 #[derive(Debug)]
 pub(crate) struct Package {
     pub(crate) name: String,
+    pub(crate) settings: Settings,
     pub(crate) macro_files: Vec<(Arc<str>, Arc<str>)>,
 }
 
 /// The packages `dbt deps` installed under `dir` (`dbt_packages/`): each folder with a
-/// dbt_project.yml, named by it, with the macro files under its `macro-paths`.
+/// dbt_project.yml, named by it, with its macro files read.
 pub(crate) fn packages(
     root: &Path,
     dir: &str,
@@ -228,62 +230,68 @@ pub(crate) fn packages(
     let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
         return Vec::new();
     };
-    let mut folders: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+    let mut folders: Vec<String> = (entries.filter_map(|e| e.ok()))
+        .filter(|e| e.path().join(DBT_PROJECT_FILE).is_file())
+        .filter_map(|e| Some(format!("{dir}/{}", e.file_name().to_str()?)))
+        .collect();
     folders.sort();
-    let mut out = Vec::new();
-    for folder in folders
-        .iter()
-        .filter(|f| f.join(DBT_PROJECT_FILE).is_file())
-    {
-        let rel = |p: &Path| {
-            p.strip_prefix(root)
-                .unwrap_or(p)
-                .to_string_lossy()
-                .replace('\\', "/")
-        };
-        let file: Arc<str> = Arc::from(rel(&folder.join(DBT_PROJECT_FILE)));
-        let Ok(text) = std::fs::read_to_string(folder.join(DBT_PROJECT_FILE)) else {
-            continue;
-        };
-        let text: Arc<str> = Arc::from(text);
-        files.insert(&file, &text);
-        // A package's own keys are its business: only its name and paths are read here.
-        let settings = parse(&file, &text, &mut Diagnostics::default());
-        if settings.name.is_empty() {
-            diags.push(
-                Diagnostic::warning("a package without a `name` is skipped")
-                    .at(Loc::new(&file, 0..0)),
-            );
-            continue;
-        }
-        let found = super::discover::discover(folder, &macro_paths(&settings));
-        let (reads, read_diags) = super::discover::read_all(folder, found.0);
-        diags.extend(read_diags);
-        let macro_files = reads
-            .into_iter()
-            .map(|r| {
-                let path: Arc<str> = Arc::from(format!("{}/{}", rel(folder), r.found.path));
-                files.insert(&path, &r.text);
-                (path, r.text)
-            })
-            .collect();
-        out.push(Package {
-            name: settings.name,
-            macro_files,
-        });
-    }
-    out
+    folders
+        .into_iter()
+        .filter_map(|folder| package(root, &folder, (files, diags)))
+        .collect()
 }
 
-/// Only a package's macro folders.
-fn macro_paths(settings: &Settings) -> super::settings::Paths {
-    super::settings::Paths {
+/// The package in `folder` (relative to the root project).
+fn package(
+    root: &Path,
+    folder: &str,
+    (files, diags): (&mut Files, &mut Diagnostics),
+) -> Option<Package> {
+    let file: Arc<str> = Arc::from(format!("{folder}/{DBT_PROJECT_FILE}"));
+    let text: Arc<str> = Arc::from(std::fs::read_to_string(root.join(&*file)).ok()?);
+    files.insert(&file, &text);
+    // A package's own mistakes are its maintainers': only what builds is read from it.
+    let mut settings = parse(&file, &text, &mut Diagnostics::default());
+    if settings.name.is_empty() {
+        diags.push(
+            Diagnostic::warning("a package without a `name` is skipped").at(Loc::new(&file, 0..0)),
+        );
+        return None;
+    }
+    let under = |dirs: &mut Vec<String>| dirs.iter_mut().for_each(|d| *d = format!("{folder}/{d}"));
+    let p = &mut settings.paths;
+    for dirs in [
+        &mut p.models,
+        &mut p.seeds,
+        &mut p.tests,
+        &mut p.snapshots,
+        &mut p.macros,
+    ] {
+        under(dirs);
+    }
+    let macros = super::settings::Paths {
         models: Vec::new(),
         seeds: Vec::new(),
         tests: Vec::new(),
         snapshots: Vec::new(),
-        macros: settings.paths.macros.clone(),
-    }
+        macros: std::mem::take(&mut settings.paths.macros),
+    };
+    let (found, unnamed) = super::discover::discover(root, &macros);
+    diags.extend(unnamed);
+    let (reads, read_diags) = super::discover::read_all(root, found);
+    diags.extend(read_diags);
+    let macro_files = reads
+        .into_iter()
+        .map(|r| {
+            files.insert(&r.found.path, &r.text);
+            (r.found.path, r.text)
+        })
+        .collect();
+    Some(Package {
+        name: settings.name.clone(),
+        settings,
+        macro_files,
+    })
 }
 
 /// Where a package in packages.yml comes from.

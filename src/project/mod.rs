@@ -112,12 +112,18 @@ fn load_into(
     }
 
     let reads = read_project_files(root, &settings.paths, diags, files);
-    let packages = match settings.style {
+    let mut packages = match settings.style {
         Style::Dbt => dbt::packages(root, &settings.packages_path, (files, diags)),
         Style::Xform => Vec::new(),
     };
+    settings.package_names = packages.iter().map(|p| p.name.clone()).collect();
     // Property files are read even when the target is wrong, so one run reports both.
     let mut built = nodes::build(&settings, reads, diags);
+    for package in &mut packages {
+        built
+            .nodes
+            .extend(package_nodes(root, &settings, package, (files, diags)));
+    }
     let target = target?;
     let render = |s: &str| render_setting(s, (&env, &vars), Some(&target));
     render_node_settings(&mut built.nodes, &render, diags);
@@ -143,6 +149,28 @@ fn load_into(
         invocation: (opts.invocation.clone())
             .unwrap_or((jiff::Timestamp::UNIX_EPOCH, String::new())),
     })
+}
+
+/// A package's models, seeds, snapshots and tests, configured by its dbt_project.yml with the
+/// root project's `models: {package: ...}` (and the like) on top. Its nodes' warnings (config
+/// paths the root project sets for itself, say) are the package's business; errors are said.
+fn package_nodes(
+    root: &Path,
+    project: &settings::Settings,
+    package: &mut Package,
+    (files, diags): (&mut Files, &mut Diagnostics),
+) -> Vec<Node> {
+    let s = &mut package.settings;
+    s.style = project.style;
+    s.models.overlay_tree(&project.models);
+    s.seeds.overlay_tree(&project.seeds);
+    s.snapshots.overlay_tree(&project.snapshots);
+    s.tests.overlay_tree(&project.tests);
+    let mut own = Diagnostics::default();
+    let reads = read_project_files(root, &s.paths, &mut own, files);
+    let built = nodes::build(s, reads, &mut own);
+    diags.extend(own.sorted().into_iter().filter(Diagnostic::is_error));
+    built.nodes
 }
 
 /// Renders `{{ ... }}` in what property files set (a source's `schema: "{{ target.schema }}"`,

@@ -964,11 +964,15 @@ fn warn_unused_config_paths(
     for (folder, kind, section) in sections {
         for (path, loc) in folder.paths() {
             let project_level = path.len() == 1 && path[0] == settings.name;
+            // A package's level is the package's (its files are not this project's).
+            let package = path
+                .first()
+                .is_some_and(|p| settings.package_names.contains(p));
             let matches = |p: &[String]| {
                 p.starts_with(&path)
                     || (path.first() == Some(&settings.name) && p.starts_with(&path[1..]))
             };
-            if project_level || used.iter().any(|(k, p)| *k == kind && matches(p)) {
+            if project_level || package || used.iter().any(|(k, p)| *k == kind && matches(p)) {
                 continue;
             }
             diags.push(unused_path_warning(section, &path, loc));
@@ -978,8 +982,9 @@ fn warn_unused_config_paths(
 
 fn unused_path_warning(section: &str, path: &[String], loc: Loc) -> Diagnostic {
     Diagnostic::warning(format!(
-        "`{section}: {}` in project.yml matches no file",
-        path.join(": ")
+        "`{section}: {}` in {} matches no file",
+        path.join(": "),
+        loc.file
     ))
     .at(loc)
     .help(format!(

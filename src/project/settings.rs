@@ -104,6 +104,8 @@ pub(crate) struct Settings {
     pub(crate) packages_path: String,
     /// dbt: `dispatch:` — per macro namespace, the packages searched in order.
     pub(crate) dispatch: Vec<(String, Vec<String>)>,
+    /// dbt: the installed packages' names (their levels in `models:` are theirs).
+    pub(crate) package_names: Vec<String>,
     pub(crate) default_target: Option<(String, Loc)>,
     pub(crate) targets: BTreeMap<String, TargetDecl>,
     pub(crate) paths: Paths,

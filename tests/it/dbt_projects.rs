@@ -30,6 +30,8 @@ seeds:
   shop_dbt:
     +schema: landing
 models:
+  helpers:
+    +materialized: table
   shop_dbt:
     +materialized: view
     marts:
@@ -55,6 +57,12 @@ name: 'helpers'
 version: '0.1.0'
 config-version: 2
 macro-paths: ["macros"]
+models:
+  helpers:
+    +materialized: view
+-- file: dbt_packages/helpers/models/month_names.sql
+select 1 as month_number, 'January' as month_name
+union all select 2, 'February'
 -- file: dbt_packages/helpers/macros/money.sql
 {% macro cents_to_amount(column) -%}
     {{ return(adapter.dispatch('cents_to_amount', 'helpers')(column)) }}
@@ -116,6 +124,7 @@ select 1 as only_in_prod
 -- file: models/marts/monthly.sql
 select
     order_month,
+    (select month_name from {{ ref('helpers', 'month_names') }} where month_number = extract(month from order_month)) as month_name,
     {{ helpers.measures(['amount']) | join(',\n    ') }},
     {{ dbt.datediff("min(ship_by)", "max(ship_by)", 'day') }} as ship_span_days
 from {{ ref('stg_orders') }}
@@ -186,12 +195,22 @@ fn dbt_project_builds_unchanged(w: &Warehouse) {
     let monthly = query(
         w,
         dir.path(),
-        "select cast(order_month as date), total_amount, ship_span_days from {s}_marts.monthly order by 1",
+        "select cast(order_month as date), month_name, total_amount, ship_span_days from {s}_marts.monthly order by 1",
     );
     assert_eq!(
         monthly,
-        [["2024-01-01", "22.4", "5"], ["2024-02-01", "40.0", "0"]]
-            .map(|r| r.map(String::from).to_vec())
+        [
+            ["2024-01-01", "January", "22.4", "5"],
+            ["2024-02-01", "February", "40.0", "0"]
+        ]
+        .map(|r| r.map(String::from).to_vec())
+    );
+    // The package's model, a table as the root project configures it (over the package's view).
+    let kinds = w.relations(dir.path());
+    let month_names = kinds.iter().find(|(r, _)| r.ends_with(".month_names"));
+    assert!(
+        month_names.is_some_and(|(_, k)| k.contains("TABLE")),
+        "{kinds:?}"
     );
     // Jinja in property files: the source's schema, a model enabled only in prod.
     let landed = query(w, dir.path(), "select n from {s}.landing_count");
