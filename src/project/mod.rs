@@ -1,7 +1,8 @@
 //! Loading a project from disk into plain data: settings, the chosen target, and one
 //! [`Node`] per model, seed, source table, data test and unit test, each with its cascaded
-//! config. This is the only module that reads project files. It renders nothing but the
-//! target's `{{ env_var() }}` strings, and never connects to a warehouse.
+//! config. This is the only module that reads project files. It renders nothing but settings
+//! (`{{ env_var() }}`, `{{ var() }}`, `{{ target }}` in project files' values, as dbt does),
+//! and never connects to a warehouse.
 
 pub(crate) mod config;
 mod dbt;

@@ -372,6 +372,8 @@ impl Object for MacroFn {
 /// the value it gave to `return()`.
 fn call_macro(state: &State, m: &MacroFn, args: &[Value]) -> Result<Value, Error> {
     let (file, name) = (m.file.as_str(), m.name.as_str());
+    // A value a `return()` outside any macro left behind is not this macro's.
+    dbt::take_returned();
     let scope = scope_of(state);
     if let Some(scope) = &scope {
         enter_macro(scope, file, name)?;
@@ -458,12 +460,13 @@ pub(crate) fn render<'s>(
     (incremental, warehouse): (bool, Option<Arc<dyn Querier>>),
 ) -> Result<Rendered, Diagnostic> {
     jinja::check_length(path, text)?;
+    let source = dbt::mutable_literals(text);
     let online = warehouse.is_some();
     let once = |warehouse, execute| {
         let scope = RenderScope::new((idx, &node.config), names, warehouse, execute);
         let scope = Arc::new(scope);
         let ctx = render_context(&scope, (idx, node), incremental);
-        let result = (t.env.template_from_named_str(path, text)).and_then(|tmpl| tmpl.render(ctx));
+        let result = t.env.render_named_str(path, &source, ctx);
         (result, std::mem::take(&mut *scope.log()))
     };
     let (mut result, mut log) = once(warehouse, true);

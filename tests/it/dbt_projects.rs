@@ -85,7 +85,10 @@ id,status,amount_cents,ordered_at
 2,shipped,990,2024-01-20 12:30:00
 3,placed,4000,2024-02-03 08:15:00
 -- file: models/staging/stg_orders.sql
+{% set extra = [] %}
+{% do extra.append('1 as one') %}
 select
+    {{ extra | join(', ') }},
     id as order_id,
     status,
     {{ helpers.cents_to_amount('amount_cents') }} as amount,
@@ -205,6 +208,9 @@ fn dbt_project_builds_unchanged(w: &Warehouse) {
         ]
         .map(|r| r.map(String::from).to_vec())
     );
+    // A list built in place in the model itself.
+    let one = query(w, dir.path(), "select min(one) from {s}.stg_orders");
+    assert_eq!(one, [["1".to_string()]]);
     // The package's model, a table as the root project configures it (over the package's view).
     let kinds = w.relations(dir.path());
     let month_names = kinds.iter().find(|(r, _)| r.ends_with(".month_names"));
