@@ -538,7 +538,7 @@ fn input(
 struct SessionQuerier(Mutex<Box<dyn Session>>);
 
 impl crate::template::Querier for SessionQuerier {
-    fn query(&self, sql: &str) -> Result<(Vec<String>, Vec<Vec<Option<String>>>), String> {
+    fn query(&self, sql: &str) -> Result<crate::template::QueryRows, String> {
         let mut session = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let rows = (session.query(sql, i64::MAX as usize)).map_err(|e| e.to_string())?;
         Ok((rows.columns, rows.rows))

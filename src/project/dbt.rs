@@ -340,7 +340,7 @@ pub(crate) fn package_specs(
             let items = src.seq(v, "`packages`", diags);
             out.extend(
                 items
-                    .into_iter()
+                    .iter()
                     .filter_map(|item| package_source(&src, item, diags)),
             );
         }

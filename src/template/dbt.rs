@@ -444,11 +444,9 @@ impl Object for MutList {
             }
             "pop" => return Ok(items.pop().unwrap_or(Value::from(()))),
             _ => {
-                let copy = Value::from(items.clone());
-                drop(items);
                 return Err(Error::new(
                     ErrorKind::UnknownMethod,
-                    format!("a list has no method `{method}` ({copy})"),
+                    format!("a list has no method `{method}`"),
                 ));
             }
         }

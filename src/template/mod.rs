@@ -19,7 +19,9 @@ use minijinja::value::{Object, ObjectRepr, Serde, Value};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, context};
 
 use objects::{ConfigFn, RefFn, RenderScope, SourceFn, scope_of};
-pub(crate) use objects::{Names, PLACEHOLDER_CLOSE, PLACEHOLDER_OPEN, Querier, RelName, RenderLog};
+pub(crate) use objects::{
+    Names, PLACEHOLDER_CLOSE, PLACEHOLDER_OPEN, Querier, QueryRows, RelName, RenderLog,
+};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};
 use crate::project::{Node, Project, jinja};

@@ -55,10 +55,13 @@ pub(crate) struct RenderLog {
     pub(crate) needs_warehouse: bool,
 }
 
+/// A query's column names and rows, values as text.
+pub(crate) type QueryRows = (Vec<String>, Vec<Vec<Option<String>>>);
+
 /// The warehouse as a node's render sees it while the node is built.
 pub(crate) trait Querier: Send + Sync {
-    /// A query's column names and rows, values as text.
-    fn query(&self, sql: &str) -> Result<(Vec<String>, Vec<Vec<Option<String>>>), String>;
+    /// A query's column names and rows.
+    fn query(&self, sql: &str) -> Result<QueryRows, String>;
     /// A relation's columns and their types; None when it does not exist.
     fn columns(
         &self,
