@@ -73,7 +73,9 @@ pub(crate) struct Compiled {
     /// against the warehouse, when they are built (`render_at_run`).
     pub(crate) at_run: Vec<bool>,
     /// The final names every node's SQL was resolved with.
-    names: Names,
+    names: Arc<Names>,
+    /// The macros, parsed once for the nodes that render again when built.
+    run_templates: std::sync::OnceLock<Templates<'static>>,
     /// Each render with relations still as placeholders (plain, incremental), when asked
     /// to stay repointable.
     placeholders: Option<[Vec<Option<String>>; 2]>,
@@ -132,21 +134,19 @@ impl Compiled {
     ) -> Result<(String, Option<String>), Diagnostic> {
         let n = &self.nodes()[i];
         let (path, raw) = (template_name(n), n.raw.clone().unwrap_or_default());
-        let templates = template::environment(&self.project, &mut Diagnostics::default());
-        let names = Arc::new(self.names.clone());
+        let templates = (self.run_templates)
+            .get_or_init(|| template::environment(&self.project, &mut Diagnostics::default()));
+        let names = &self.names;
+        // Each render leaves every other node out; ephemeral parents come from the compile.
         let render = |incremental: bool| -> Result<String, Diagnostic> {
             let online = (incremental, Some(warehouse.clone()));
-            let r = template::render(&templates, &names, (i, n), (&path, &raw), online)?;
+            let r = template::render(templates, names, (i, n), (&path, &raw), online)?;
             let mut one = Some(Some(Ok(r)));
             let renders =
                 (0..self.nodes().len()).map(|j| if j == i { one.take().flatten() } else { None });
-            let mut sql = ephemeral::finish(
-                &self.project,
-                &self.graph,
-                &names,
-                renders.collect(),
-                Some(&self.sql),
-            );
+            let (project, graph) = (&self.project, &self.graph);
+            let mut sql =
+                ephemeral::finish(project, graph, names, renders.collect(), Some(&self.sql));
             Ok(sql.swap_remove(i).unwrap_or_default())
         };
         let incremental = match n.is_incremental() {
@@ -163,7 +163,7 @@ impl Compiled {
             return;
         };
         for (i, r) in moved {
-            self.names.relations[*i] = Some(RelName {
+            Arc::make_mut(&mut self.names).relations[*i] = Some(RelName {
                 schema: r.schema.clone(),
                 identifier: r.name.clone(),
                 ephemeral: false,
@@ -258,7 +258,8 @@ fn finish(
     Some(Compiled {
         relations: relation_parts(&names),
         checksums: checksums(&sql),
-        names: Arc::unwrap_or_clone(names),
+        names,
+        run_templates: std::sync::OnceLock::new(),
         project,
         graph,
         sql,
