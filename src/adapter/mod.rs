@@ -151,6 +151,11 @@ pub(crate) struct CsvSource {
     pub(crate) header: bool,
     /// Column name → warehouse type, for the columns whose type is not to be inferred.
     pub(crate) column_types: Vec<(String, String)>,
+    /// Whole numbers that all fit in 32 bits make an `integer` column, as dbt's seeds (agate)
+    /// type them, where the warehouse's own reader would make it wider (DuckDB's; PostgreSQL's
+    /// seeds are typed by xform, as dbt's are, already).
+    #[cfg_attr(not(feature = "duckdb"), allow(dead_code))]
+    pub(crate) narrow_integers: bool,
 }
 
 /// What runs around a build, in its transaction: `pre` before it; when it is published, `post`

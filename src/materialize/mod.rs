@@ -112,7 +112,10 @@ pub(crate) fn plan(
         return Ok(None);
     };
     let action = match n.kind {
-        NodeKind::Seed => Action::Seed(seed::spec(n)?),
+        NodeKind::Seed => {
+            let dbt = c.project.style == project::Style::Dbt;
+            Action::Seed(seed::spec(n, dbt)?)
+        }
         NodeKind::Model => match n.config.materialized() {
             "view" => Action::View,
             "table" => Action::Table,

@@ -22,10 +22,13 @@ pub(crate) struct SeedSpec {
     pub(crate) quote: String,
     pub(crate) header: bool,
     pub(crate) column_types: Vec<(String, String)>,
+    /// A dbt project's seed: typed as dbt types it (whole numbers as `integer`).
+    pub(crate) narrow_integers: bool,
 }
 
-/// Reads and checks a seed's settings; every mistake is a diagnostic at the setting.
-pub(crate) fn spec(n: &Node) -> Result<SeedSpec, Vec<Diagnostic>> {
+/// Reads and checks a seed's settings (`dbt`: a dbt project's seed); every mistake is a
+/// diagnostic at the setting.
+pub(crate) fn spec(n: &Node, dbt: bool) -> Result<SeedSpec, Vec<Diagnostic>> {
     let mut ck = Settings {
         node: n,
         errors: Vec::new(),
@@ -45,6 +48,7 @@ pub(crate) fn spec(n: &Node) -> Result<SeedSpec, Vec<Diagnostic>> {
         quote,
         header,
         column_types,
+        narrow_integers: dbt,
     })
 }
 
@@ -201,6 +205,7 @@ pub(crate) fn source(root: &Path, s: &SeedSpec) -> Result<CsvSource, String> {
         quote: s.quote.clone(),
         header: s.header,
         column_types: s.column_types.clone(),
+        narrow_integers: s.narrow_integers,
     })
 }
 

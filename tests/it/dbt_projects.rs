@@ -208,6 +208,10 @@ fn dbt_project_builds_unchanged(w: &Warehouse) {
         ]
         .map(|r| r.map(String::from).to_vec())
     );
+    // Seeds typed as dbt's agate types them: whole numbers as integer.
+    let sql = "select lower(data_type) from information_schema.columns where table_schema = '{s}_landing' \
+               and table_name = 'raw_orders' and column_name = 'amount_cents'";
+    assert_eq!(query(w, dir.path(), sql), [["integer".to_string()]]);
     // A list built in place in the model itself.
     let one = query(w, dir.path(), "select min(one) from {s}.stg_orders");
     assert_eq!(one, [["1".to_string()]]);

@@ -345,14 +345,55 @@ impl DuckSession {
             csv_options(csv)
         );
         self.run(&sql, log)?;
-        match self.first_reject()? {
-            Some((line, column, message)) => Err(DbError::BadRow {
+        if let Some((line, column, message)) = self.first_reject()? {
+            return Err(DbError::BadRow {
                 line,
                 column,
                 message: clean_reject_message(&message),
-            }),
-            None => self.count(into),
+            });
         }
+        if csv.narrow_integers {
+            self.narrow_integers(into, log)?;
+        }
+        self.count(into)
+    }
+
+    /// The BIGINT columns DuckDB's reader made whose values all fit in 32 bits, as INTEGER.
+    fn narrow_integers(&self, table: &Relation, log: &mut Vec<String>) -> DbResult<()> {
+        let mut stmt = (self.conn)
+            .prepare(
+                "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() \
+                 AND table_schema = ? AND table_name = ? AND data_type = 'BIGINT' ORDER BY ordinal_position",
+            )
+            .map_err(failed)?;
+        let rows = stmt.query_map([&table.schema, &table.name], |r| r.get::<_, String>(0));
+        let wide: Vec<String> = rows.and_then(|r| r.collect()).map_err(failed)?;
+        if wide.is_empty() {
+            return Ok(());
+        }
+        let fits = wide.iter().map(|c| {
+            let c = quote(c);
+            format!("coalesce(min({c}) >= -2147483648 AND max({c}) <= 2147483647, true)")
+        });
+        let sql = format!(
+            "SELECT {} FROM {}",
+            fits.collect::<Vec<_>>().join(", "),
+            rel(table)
+        );
+        let narrow: Vec<bool> = (self.conn)
+            .query_row(&sql, [], |r| {
+                (0..wide.len()).map(|i| r.get::<_, bool>(i)).collect()
+            })
+            .map_err(failed)?;
+        for (column, _) in wide.iter().zip(narrow).filter(|(_, fits)| *fits) {
+            let alter = format!(
+                "ALTER TABLE {} ALTER COLUMN {} TYPE INTEGER",
+                rel(table),
+                quote(column)
+            );
+            self.run(&alter, log)?;
+        }
+        Ok(())
     }
 
     /// The first row the CSV reader rejected: its line, column and error.

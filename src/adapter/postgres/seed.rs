@@ -243,6 +243,7 @@ mod tests {
             quote: "\"".into(),
             header: true,
             column_types: vec![("fixed".into(), "varchar(3)".into())],
+            narrow_integers: false,
         };
         columns(rows.as_bytes(), &csv).unwrap()
     }
@@ -282,6 +283,7 @@ mod tests {
             quote: "\"".into(),
             header: true,
             column_types: Vec::new(),
+            narrow_integers: false,
         };
         let cols = columns(csv.as_bytes(), &source).unwrap();
         let rows = records(csv.as_bytes(), &source, 3).unwrap();
