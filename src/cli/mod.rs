@@ -571,11 +571,13 @@ fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> ExitStatus 
 }
 
 /// The compiled SQL of `--inline`'s text.
-pub(super) fn inline_sql(c: &Compiled) -> Option<String> {
-    c.nodes()
-        .iter()
-        .position(|n| n.path.as_ref() == crate::project::INLINE_PATH)
-        .and_then(|i| c.sql[i].clone())
+fn inline_sql(c: &Compiled) -> Option<String> {
+    c.sql[inline_node(c)?].clone()
+}
+
+/// The node of `--inline`'s text.
+pub(super) fn inline_node(c: &Compiled) -> Option<usize> {
+    (c.nodes().iter()).position(|n| n.path.as_ref() == crate::project::INLINE_PATH)
 }
 
 /// What `compile` says when done: how many nodes of each kind, in how long.

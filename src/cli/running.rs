@@ -534,17 +534,27 @@ pub(crate) fn cmd_show(g: &Global, shown: Shown, limit: usize) -> ExitStatus {
         Ok(ok) => ok,
         Err(code) => return code,
     };
-    let (model, sql) = match shown {
-        Shown::Inline(_) => ("--inline", super::inline_sql(&c).ok_or(ExitStatus::Invalid)),
-        Shown::Model(name) => (name, sql_to_show(&c, name)),
+    let (model, node) = match shown {
+        Shown::Inline(_) => (
+            "--inline",
+            super::inline_node(&c).ok_or(ExitStatus::Invalid),
+        ),
+        Shown::Model(name) => (name, shown_node(&c, name)),
     };
-    let sql = match sql {
-        Ok(sql) => sql,
+    let i = match node {
+        Ok(i) => i,
         Err(code) => return code,
     };
     let warehouse = match open_warehouse(&c.project) {
         Ok(w) => w,
         Err(code) => return code,
+    };
+    let sql = match sql_to_show(&c, i, warehouse.as_ref()) {
+        Ok(sql) => sql,
+        Err(e) => {
+            errln!("error: `{model}`: {e}");
+            return ExitStatus::Failed;
+        }
     };
     let rows = warehouse.session().and_then(|mut s| s.query(&sql, limit));
     print_rows(g.log_format, model, rows)
@@ -572,8 +582,9 @@ fn print_rows(format: LogFormat, model: &str, rows: DbResult<Rows>) -> ExitStatu
 }
 
 /// The query `show` runs for a model or seed: its compiled SQL, else all of its relation.
-fn sql_to_show(c: &Compiled, model: &str) -> Result<String, ExitStatus> {
-    let Some(i) = find_node(c, model) else {
+/// The model or seed `show` runs, by name.
+fn shown_node(c: &Compiled, model: &str) -> Result<usize, ExitStatus> {
+    find_node(c, model).ok_or_else(|| {
         let names = c
             .nodes()
             .iter()
@@ -583,15 +594,21 @@ fn sql_to_show(c: &Compiled, model: &str) -> Result<String, ExitStatus> {
         if let Some(help) = did_you_mean(model, names) {
             errln!("help: {help}");
         }
-        return Err(ExitStatus::Invalid);
-    };
+        ExitStatus::Invalid
+    })
+}
+
+/// The query `show` runs for node `i`: its SQL (rendered against the warehouse when its
+/// macros query it), else all of its relation.
+fn sql_to_show(c: &Compiled, i: usize, warehouse: &dyn Warehouse) -> Result<String, String> {
+    if c.at_run[i] {
+        let session = warehouse.session().map_err(|e| e.to_string())?;
+        return crate::materialize::rendered_at_run(c, i, session).map(|(sql, _)| sql);
+    }
     match (&c.sql[i], c.relation_sql(i)) {
         (Some(sql), _) => Ok(sql.clone()),
         (None, Some(rel)) => Ok(c.project.target.dialect().select_all(&rel)),
-        (None, None) => {
-            errln!("error: `{model}` has no SQL to show");
-            Err(ExitStatus::Invalid)
-        }
+        (None, None) => Err("it has no SQL to show".into()),
     }
 }
 

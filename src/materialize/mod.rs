@@ -517,9 +517,7 @@ fn input(
     };
     if c.at_run[job.node] && !matches!(job.action, Action::Seed(_)) {
         let session = more().map_err(|e| fail(e.to_string()))?;
-        let warehouse = Arc::new(SessionQuerier(Mutex::new(session)));
-        let (sql, incremental) = (c.render_at_run(job.node, warehouse))
-            .map_err(|d| fail(format!("rendering it against the warehouse: {}", d.message)))?;
+        let (sql, incremental) = rendered_at_run(c, job.node, session).map_err(fail)?;
         return Ok(Input::Rendered(sql, incremental));
     }
     Ok(match &job.action {
@@ -535,6 +533,18 @@ fn input(
         },
         _ => Input::None,
     })
+}
+
+/// Node `i`'s SQL (and incremental SQL) rendered with its macros querying the warehouse
+/// through `session`, for a node that needs it (`Compiled::at_run`).
+pub(crate) fn rendered_at_run(
+    c: &Compiled,
+    i: usize,
+    session: Box<dyn Session>,
+) -> Result<(String, Option<String>), String> {
+    let warehouse = Arc::new(SessionQuerier(Mutex::new(session)));
+    (c.render_at_run(i, warehouse))
+        .map_err(|d| format!("rendering it against the warehouse: {}", d.message))
 }
 
 /// The warehouse as a node's macros query it while it renders, on a session of its own.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use minijinja::value::{Kwargs, Object, ObjectRepr, Value, from_args};
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Value, from_args};
 use minijinja::{Error, ErrorKind, State};
 use serde_json::Value as Json;
 
@@ -178,18 +178,51 @@ impl fmt::Debug for RenderScope {
     }
 }
 
+/// A relation looks like dbt's to macros that check (`dbt_utils._is_relation`): a mapping
+/// whose `metadata.type` ends in `Relation`, with `is_cte` for an ephemeral model.
 impl Object for Relation {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let rel = self.scope.names.relations.get(self.node)?.as_ref()?;
         let value = match key.as_str()? {
+            "metadata" => return Some(minijinja::context! { type => "BaseRelation" }),
+            "is_cte" | "is_ephemeral" => return Some(Value::from(rel.ephemeral)),
             "schema" => Value::from(rel.schema.clone()),
             "identifier" | "name" | "table" => Value::from(rel.identifier.clone()),
             "database" => Value::from(()),
-            "is_ephemeral" => Value::from(rel.ephemeral),
             _ => return None,
         };
         self.scope.log().late_bound = true;
         Some(value)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["database", "schema", "identifier", "metadata"])
+    }
+
+    /// `get(key, default)` as on a mapping; `render()`, `include(...)`, `quote(...)` and
+    /// `incorporate(...)` give the relation itself (xform names every relation in full).
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "get" => {
+                let (key, default): (Value, Option<Value>) = from_args(args)?;
+                Ok(self.get_value(&key).or(default).unwrap_or(Value::from(())))
+            }
+            "render" => Ok(Value::from(format!(
+                "{PLACEHOLDER_OPEN}{}{PLACEHOLDER_CLOSE}",
+                self.node
+            ))),
+            "include" | "quote" | "incorporate" => Ok(Value::from_dyn_object(self.clone())),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
     }
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {

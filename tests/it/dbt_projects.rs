@@ -369,6 +369,10 @@ id,method,amount
     {% if execute %}{{ return(rows.columns[0].values()) }}{% else %}{{ return([]) }}{% endif %}
 {% endmacro %}
 {% macro all_but(relation, excluded) %}
+    {# dbt_utils checks its argument so before reading a relation's columns #}
+    {% if not (relation is mapping and relation.get('metadata', {}).get('type', '').endswith('Relation')) %}
+        {{ exceptions.raise_compiler_error('expected a relation: ' ~ relation) }}
+    {% endif %}
     {% set names = [] %}
     {% for c in adapter.get_columns_in_relation(relation) %}
         {% if c.name not in excluded %}{% do names.append(c.quoted) %}{% endif %}
@@ -415,6 +419,18 @@ from {{ ref('payments') }}
         &format!("select top_amount from {} limit 1", w.rel("main", "slim")),
     );
     assert_eq!(slim, [["10".to_string()]]);
+    // `show` renders such SQL against the warehouse too.
+    let inline =
+        "select {{ all_but(ref('payments'), ['amount', 'method']) }} from {{ ref('payments') }}";
+    let shown = xform(dir.path(), &["show", "--inline", inline]);
+    let header = shown.stdout.lines().next().unwrap_or("");
+    assert_eq!(
+        header.split_whitespace().collect::<String>(),
+        "|id|",
+        "{}{}",
+        shown.stdout,
+        shown.stderr
+    );
 }
 
 both!(models_query_the_warehouse_as_they_are_built);
