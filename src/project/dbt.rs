@@ -294,6 +294,38 @@ fn package(
     })
 }
 
+/// Every `{% docs name %}...{% enddocs %}` block of the project's Markdown files: name → text.
+pub(crate) fn docs_blocks(reads: &[super::discover::Read]) -> BTreeMap<String, String> {
+    let markdown = reads
+        .iter()
+        .filter(|r| r.found.kind == super::discover::FileKind::Docs);
+    markdown.flat_map(|r| blocks(&r.text)).collect()
+}
+
+/// The docs blocks of one file.
+fn blocks(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{%") {
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("%}") else { break };
+        let tag = after[..close].trim_matches(|c: char| c == '-' || c.is_whitespace());
+        rest = &after[close + 2..];
+        let Some(name) = tag.strip_prefix("docs ") else {
+            continue;
+        };
+        let Some(end) = rest.find("enddocs") else {
+            break;
+        };
+        let body = rest[..end]
+            .trim_end_matches(|c: char| c != '{')
+            .trim_end_matches('{');
+        out.push((name.trim().to_string(), body.trim().to_string()));
+        rest = &rest[end..];
+    }
+    out
+}
+
 /// Where a package in packages.yml comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum PackageSource {
@@ -522,7 +554,22 @@ fn outputs(src: &Src, node: &Node, diags: &mut Diagnostics) -> BTreeMap<String, 
 
 #[cfg(test)]
 mod tests {
-    use super::version_allows;
+    use super::{blocks, version_allows};
+
+    #[test]
+    fn docs_blocks_as_dbt_reads_them() {
+        let text = "# Orders\n{% docs orders_status %}\nOne of:\n\n| placed |\n{% enddocs %}\n\n{%- docs other -%} x {%- enddocs -%}";
+        assert_eq!(
+            blocks(text),
+            [
+                (
+                    "orders_status".to_string(),
+                    "One of:\n\n| placed |".to_string()
+                ),
+                ("other".to_string(), "x".to_string())
+            ]
+        );
+    }
 
     #[test]
     fn version_ranges_as_dbt_reads_them() {

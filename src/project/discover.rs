@@ -23,6 +23,8 @@ pub(crate) enum FileKind {
     Properties,
     /// A dbt Python model (`models/x.py`), which xform cannot run.
     PythonModel,
+    /// Markdown with `{% docs name %}` blocks, for `doc('name')` in descriptions.
+    Docs,
 }
 
 /// A discovered file: its kind, its path relative to the project root (with `/`), and the
@@ -47,6 +49,7 @@ type Kinds = &'static [(&'static str, FileKind)];
 const MODEL_FILES: Kinds = &[
     ("sql", FileKind::Model),
     ("py", FileKind::PythonModel),
+    ("md", FileKind::Docs),
     ("yml", FileKind::Properties),
     ("yaml", FileKind::Properties),
 ];

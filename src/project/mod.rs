@@ -105,14 +105,21 @@ fn load_into(
     }
     let vars = merged_vars(&settings, opts, diags, files);
     let env = Arc::new(opts.env.clone());
-    let render = |s: &str| render_setting(s, (&env, &vars), None);
-    let target = settings.target(opts.target.as_deref(), &render, diags);
-    if let Some(t) = &target {
-        let render = |s: &str| render_setting(s, (&env, &vars), Some(t));
-        render_folder_configs(&mut settings, &render, diags);
+    let no_docs = BTreeMap::new();
+    let mut scope = SettingScope {
+        env: &env,
+        vars: &vars,
+        target: None,
+        docs: &no_docs,
+    };
+    let target = settings.target(opts.target.as_deref(), &|s| scope.render(s), diags);
+    scope.target = target.as_ref();
+    if target.is_some() {
+        render_folder_configs(&mut settings, &|s| scope.render(s), diags);
     }
 
     let reads = read_project_files(root, &settings.paths, diags, files);
+    let docs = dbt::docs_blocks(&reads);
     let mut packages = match settings.style {
         Style::Dbt => dbt::packages(root, &settings.packages_path, (files, diags)),
         Style::Xform => Vec::new(),
@@ -125,9 +132,11 @@ fn load_into(
             .nodes
             .extend(package_nodes(root, &settings, package, (files, diags)));
     }
+    scope.docs = &docs;
+    if scope.target.is_some() {
+        render_node_settings(&mut built.nodes, &|s| scope.render(s), diags);
+    }
     let target = target?;
-    let render = |s: &str| render_setting(s, (&env, &vars), Some(&target));
-    render_node_settings(&mut built.nodes, &render, diags);
     let schema_grants = target
         .schema_grants
         .clone()
@@ -185,15 +194,14 @@ fn render_node_settings(
     let templated = |s: &str| s.contains("{{") || s.contains("{%");
     for n in nodes.iter_mut() {
         n.config.render_strings(render, diags);
-        let Some((schema, identifier)) = &mut n.source_relation else {
-            continue;
-        };
-        for part in [schema, identifier] {
-            if !templated(part) {
-                continue;
-            }
-            match render(part) {
-                Ok(text) => *part = text.trim().to_string(),
+        let relation = n.source_relation.as_mut().map(|(s, i)| [s, i]);
+        let columns = n.columns.iter_mut().map(|c| &mut c.description);
+        let texts = std::iter::once(&mut n.description)
+            .chain(columns)
+            .chain(relation.into_iter().flatten());
+        for text in texts.filter(|t| templated(t)) {
+            match render(text) {
+                Ok(out) => *text = out.trim().to_string(),
                 Err(e) => diags.push(Diagnostic::error(e).at_opt(n.at.clone())),
             }
         }
@@ -290,27 +298,42 @@ fn cli_vars(
     serde_json::Map::new()
 }
 
-/// Renders a project.yml string such as `pr_{{ env_var('PR_NUMBER', 'local') }}_` (with
-/// `target`, once it is known).
-fn render_setting(
-    text: &str,
-    (env, vars): (&BTreeMap<String, String>, &serde_json::Map<String, Json>),
-    target: Option<&Target>,
-) -> Result<String, String> {
-    let mut jinja = minijinja::Environment::new();
-    // A setting is one short string: a loop running this long is a mistake.
-    jinja.set_fuel(Some(1_000_000));
-    add_env_var(&mut jinja, env.clone());
-    add_var(&mut jinja, vars.clone());
-    if let Some(t) = target {
-        jinja.add_global("target", minijinja::Value::from(minijinja::value::Serde(t)));
+/// What Jinja in a project file's values sees: `env_var`, `var`, and once they are known
+/// `target` and `doc('name')` (the project's `{% docs %}` blocks).
+struct SettingScope<'a> {
+    env: &'a BTreeMap<String, String>,
+    vars: &'a serde_json::Map<String, Json>,
+    target: Option<&'a Target>,
+    docs: &'a BTreeMap<String, String>,
+}
+
+impl SettingScope<'_> {
+    /// Renders a value such as `pr_{{ env_var('PR_NUMBER', 'local') }}_`.
+    fn render(&self, text: &str) -> Result<String, String> {
+        let mut jinja = minijinja::Environment::new();
+        // A setting is one short string: a loop running this long is a mistake.
+        jinja.set_fuel(Some(1_000_000));
+        add_env_var(&mut jinja, self.env.clone());
+        add_var(&mut jinja, self.vars.clone());
+        if let Some(t) = self.target {
+            jinja.add_global("target", minijinja::Value::from(minijinja::value::Serde(t)));
+        }
+        let docs = self.docs.clone();
+        jinja.add_function("doc", move |name: String| {
+            docs.get(&name).cloned().ok_or_else(|| {
+                let message = format!(
+                    "doc('{name}'): no {{% docs {name} %}} block in the project's .md files"
+                );
+                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, message)
+            })
+        });
+        if let Some((_, message)) = jinja::too_long(text) {
+            return Err(message);
+        }
+        jinja
+            .render_str(text, ())
+            .map_err(|e| format!("cannot render `{text}`: {}", e.detail().unwrap_or("")))
     }
-    if let Some((_, message)) = jinja::too_long(text) {
-        return Err(message);
-    }
-    jinja
-        .render_str(text, ())
-        .map_err(|e| format!("cannot render `{text}`: {}", e.detail().unwrap_or("")))
 }
 
 /// `env_var(name, default)`: an error when the variable is not set and there is no default.

@@ -252,7 +252,10 @@ struct SortedReads {
 fn sort_reads(reads: Vec<Read>) -> SortedReads {
     let (macros, files): (Vec<Read>, Vec<Read>) = reads
         .into_iter()
-        .filter(|r| !matches!(r.found.kind, FileKind::Properties | FileKind::PythonModel))
+        .filter(|r| {
+            let other = [FileKind::Properties, FileKind::PythonModel, FileKind::Docs];
+            !other.contains(&r.found.kind)
+        })
         .partition(|r| r.found.kind == FileKind::Macro);
     let (snapshots, files): (Vec<Read>, Vec<Read>) = files
         .into_iter()

@@ -105,6 +105,7 @@ models:
       - name: order_id
         tests: [unique, not_null]
       - name: status
+        description: '{{ doc("order_status") }}'
         tests:
           - accepted_values:
               values: ['placed', 'shipped']
@@ -124,6 +125,11 @@ models:
 select count(*) as n from {{ source('landing', 'raw_orders') }}
 -- file: models/staging/prod_only.sql
 select 1 as only_in_prod
+-- file: models/docs.md
+# Shop
+{% docs order_status %}
+Where the order is: placed or shipped.
+{% enddocs %}
 -- file: models/marts/monthly.sql
 select
     order_month,
@@ -212,6 +218,12 @@ fn dbt_project_builds_unchanged(w: &Warehouse) {
     let sql = "select lower(data_type) from information_schema.columns where table_schema = '{s}_landing' \
                and table_name = 'raw_orders' and column_name = 'amount_cents'";
     assert_eq!(query(w, dir.path(), sql), [["integer".to_string()]]);
+    // `doc()` in a description reads the project's `{% docs %}` blocks.
+    let manifest = std::fs::read_to_string(dir.path().join("target/manifest.json")).unwrap();
+    assert!(
+        manifest.contains("Where the order is: placed or shipped."),
+        "{manifest}"
+    );
     // A list built in place in the model itself.
     let one = query(w, dir.path(), "select min(one) from {s}.stg_orders");
     assert_eq!(one, [["1".to_string()]]);
