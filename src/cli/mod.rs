@@ -403,6 +403,9 @@ fn load_and_compile(
     });
     let failed = diags.has_errors() || loaded.is_none();
     report(g.log_format, diags, &files);
+    if let Some((c, _)) = &loaded {
+        print_logs(g.log_format, c);
+    }
     match loaded {
         Some((c, changes)) if !failed => Ok(Loaded {
             c,
@@ -411,6 +414,21 @@ fn load_and_compile(
             changes,
         }),
         _ => Err(ExitStatus::Invalid),
+    }
+}
+
+/// What the renders said with `log(msg, info=True)`: on stderr (what `ls` or `compile
+/// --inline` print stays clean to pipe), or as JSON events.
+fn print_logs(format: LogFormat, c: &Compiled) {
+    for (i, message) in &c.logs {
+        let node = &c.nodes()[*i].name;
+        match format {
+            LogFormat::Text => errln!("{message}"),
+            LogFormat::Json => outln!(
+                "{}",
+                json!({"event": "log", "node": node, "message": message})
+            ),
+        }
     }
 }
 

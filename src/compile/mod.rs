@@ -72,6 +72,8 @@ pub(crate) struct Compiled {
     /// relation): their SQL here is as dbt parses it (`execute` false); they render again,
     /// against the warehouse, when they are built (`render_at_run`).
     pub(crate) at_run: Vec<bool>,
+    /// What renders said with `log(msg, info=True)`: (node, message).
+    pub(crate) logs: Vec<(usize, String)>,
     /// The final names every node's SQL was resolved with.
     names: Arc<Names>,
     /// The macros, parsed once for the nodes that render again when built.
@@ -246,6 +248,10 @@ fn finish(
         .iter()
         .map(|r| matches!(r, Some(Ok(r)) if r.log.needs_warehouse))
         .collect();
+    let logs = (rendered.iter().enumerate())
+        .filter_map(|(i, r)| Some((i, r.as_ref()?.as_ref().ok()?)))
+        .flat_map(|(i, r)| r.log.messages.iter().map(move |m| (i, m.clone())))
+        .collect();
     let placeholders = opts
         .repointable
         .then(|| [placeholder_sql(&rendered), placeholder_sql(&incremental)]);
@@ -268,6 +274,7 @@ fn finish(
         selected: Vec::new(),
         macros_used,
         at_run,
+        logs,
         placeholders,
         hooks: Hooks::default(),
     })

@@ -195,7 +195,7 @@ const BUILTIN_TESTS: &str = include_str!("generic_tests.sql");
 fn add_globals(env: &mut Environment<'_>, project: &Project) {
     add_var(env, project.vars.clone());
     add_env_var(env, project.env.clone());
-    env.add_function("log", |_msg: Value, _info: Option<bool>| "");
+    env.add_function("log", log);
     add_compiler_error(env);
     env.add_global("target", Value::from(Serde(&project.target)));
     env.add_global("project_name", project.name.clone());
@@ -245,6 +245,23 @@ fn env_var_not_set(name: &str) -> Error {
         ErrorKind::InvalidOperation,
         format!("env_var('{name}'): the environment variable is not set and no default is given"),
     )
+}
+
+/// dbt's `log(msg, info=False)`: an `info` message of a node's render is kept for the
+/// command line to print; others (dbt's debug log) are dropped.
+fn log(
+    state: &State,
+    msg: Value,
+    info: Option<bool>,
+    kwargs: minijinja::value::Kwargs,
+) -> Result<&'static str, Error> {
+    let info = info
+        .or(kwargs.get::<Option<bool>>("info")?)
+        .unwrap_or(false);
+    if let (Some(scope), true) = (scope_of(state), info) {
+        scope.log().messages.push(msg.to_string());
+    }
+    Ok("")
 }
 
 /// `raise_compiler_error(msg)` and dbt's `exceptions.raise_compiler_error(msg)`.

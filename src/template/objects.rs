@@ -53,6 +53,8 @@ pub(crate) struct RenderLog {
     /// The render asked the warehouse something (`run_query`, `statement`, the columns of a
     /// relation): its node renders again when it is built, against the warehouse.
     pub(crate) needs_warehouse: bool,
+    /// What `log(msg, info=True)` said, for the command line to print.
+    pub(crate) messages: Vec<String>,
 }
 
 /// A query's column names and rows, values as text.

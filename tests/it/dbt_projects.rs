@@ -85,6 +85,8 @@ id,status,amount_cents,ordered_at
 2,shipped,990,2024-01-20 12:30:00
 3,placed,4000,2024-02-03 08:15:00
 -- file: models/staging/stg_orders.sql
+{{ log("staging the orders", info=True) }}
+{{ log("a debug line dbt keeps to its log file") }}
 {% set extra = [] %}
 {% do extra.append('1 as one') %}
 select
@@ -241,6 +243,12 @@ fn dbt_project_builds_unchanged(w: &Warehouse) {
         !out.stdout.contains("prod_only"),
         "disabled outside prod: {}",
         out.stdout
+    );
+    // log(..., info=True) is printed; a debug log is not.
+    assert!(
+        out.stderr.contains("staging the orders") && !out.stderr.contains("debug line"),
+        "{}",
+        out.stderr
     );
     // The hooks ran: on-run-start made the log, on-run-end wrote to it.
     let log = query(w, dir.path(), "select event from {s}_landing.run_log");
