@@ -76,6 +76,9 @@ struct Global {
     vars: Option<String>,
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// `--store-failures` of the command that runs tests.
+    #[arg(skip)]
+    store_failures: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -353,6 +356,7 @@ fn load_options(g: &Global) -> LoadOptions {
         profiles_dir: g.profiles_dir.clone(),
         profile: g.profile.clone(),
         invocation: Some(invocation()),
+        store_failures: g.store_failures,
     }
 }
 
@@ -808,6 +812,7 @@ fn retry_global(g: &Global, prev: Global) -> Global {
         log_format: retry_log_format(g.log_format, prev.log_format),
         profiles_dir: g.profiles_dir.clone().or(prev.profiles_dir),
         profile: g.profile.clone().or(prev.profile),
+        store_failures: g.store_failures,
     }
 }
 

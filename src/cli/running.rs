@@ -48,6 +48,9 @@ pub(crate) struct RunArgs {
     /// manifest.json (production's): rows and per-column statistics; target/compare.json.
     #[arg(long, value_name = "DIR")]
     compare_to: Option<std::path::PathBuf>,
+    /// Keep every data test's failing rows in the warehouse (as `+store_failures: true`).
+    #[arg(long)]
+    store_failures: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,6 +160,10 @@ struct Prepared {
 
 /// Compiles the project and plans the run's jobs; every mistake found is reported here.
 fn prepare(g: &Global, a: &RunArgs, verb: Verb) -> Result<Prepared, ExitStatus> {
+    let g = &Global {
+        store_failures: a.store_failures,
+        ..g.clone()
+    };
     let Loaded {
         c, files, state, ..
     } = load_and_compile(g, &a.select, None)?;

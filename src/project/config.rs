@@ -57,6 +57,7 @@ pub(crate) const APPLIED_KEYS: &[&str] = &[
     "sort_type",
     "sql_check",
     "store_failures",
+    "store_failures_as",
     "strategy",
     "tags",
     "target_schema",
@@ -78,7 +79,6 @@ pub(crate) const NOT_APPLIED_KEYS: &[&str] = &[
     "fail_calc",
     "partition_by",
     "quote_columns",
-    "store_failures_as",
 ];
 
 /// Every config key xform knows.

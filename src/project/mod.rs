@@ -44,6 +44,8 @@ pub(crate) struct LoadOptions {
     pub(crate) profile: Option<String>,
     /// When the run started and its id (dbt's `run_started_at`, `invocation_id`).
     pub(crate) invocation: Option<(jiff::Timestamp, String)>,
+    /// `--store-failures`: every data test keeps its failing rows.
+    pub(crate) store_failures: bool,
 }
 
 #[derive(Debug)]
@@ -131,6 +133,10 @@ fn load_into(
         built
             .nodes
             .extend(package_nodes(root, &settings, package, (files, diags)));
+    }
+    if opts.store_failures {
+        let tests = built.nodes.iter_mut().filter(|n| n.kind == NodeKind::Test);
+        tests.for_each(|n| n.config.set("store_failures", Json::Bool(true), None));
     }
     scope.docs = &docs;
     if scope.target.is_some() {

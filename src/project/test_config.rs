@@ -181,8 +181,22 @@ fn limit(n: &Node) -> Result<Option<u64>, Diagnostic> {
     }
 }
 
-/// `store_failures`: false unless set.
+/// `store_failures`: false unless set; dbt's `store_failures_as` (`table` stores them,
+/// `ephemeral` does not) wins over it.
 fn store_failures(n: &Node) -> Result<bool, Diagnostic> {
+    match n.config.get("store_failures_as").and_then(Json::as_str) {
+        Some("table") => return Ok(true),
+        Some("ephemeral") => return Ok(false),
+        Some(other) => {
+            return Err(bad(
+                n,
+                "store_failures_as",
+                format!("`store_failures_as` is `{other}`"),
+                "use table (failing rows kept in a table) or ephemeral (not kept); xform does not keep them as a view",
+            ));
+        }
+        None => {}
+    }
     match n.config.get("store_failures") {
         None | Some(Json::Null) => Ok(false),
         Some(Json::Bool(b)) => Ok(*b),
