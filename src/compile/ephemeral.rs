@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use crate::graph::Graph;
 use crate::project::{Node, Project};
-use crate::template::{Names, PLACEHOLDER_CLOSE, PLACEHOLDER_OPEN, Rendered};
+use crate::template::{Names, PLACEHOLDER_OPEN, Rendered, replace_placeholders};
 
 use super::Renders;
 
@@ -88,29 +88,14 @@ pub(super) fn substitute(sql: String, names: &Names) -> String {
     if !sql.contains(PLACEHOLDER_OPEN) {
         return sql;
     }
-    let mut out = String::with_capacity(sql.len() + 64);
-    let mut rest = sql.as_str();
-    while let Some(open) = rest.find(PLACEHOLDER_OPEN) {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let Some(close) = after.find(PLACEHOLDER_CLOSE) else {
-            break;
-        };
-        let idx: Option<usize> = after[..close].parse().ok();
-        match idx.and_then(|i| names.relations.get(i)?.as_ref().map(|r| (i, r))) {
-            Some((i, r)) if r.ephemeral => out.push_str(&cte_name(names, i)),
-            Some((_, r)) if r.external.is_some() => {
-                out.push_str(r.external.as_deref().unwrap_or(""))
-            }
-            Some((_, r)) => {
-                out.push_str(&names.dialect.relation_name(None, &r.schema, &r.identifier))
-            }
-            None => out.push_str(&after[..close]),
-        }
-        rest = &after[close + 1..];
-    }
-    out.push_str(rest);
-    out
+    replace_placeholders(&sql, |i| {
+        let r = names.relations.get(i)?.as_ref()?;
+        Some(match (&r.external, r.ephemeral) {
+            (_, true) => cte_name(names, i),
+            (Some(reader), false) => reader.clone(),
+            (None, false) => names.dialect.relation_name(None, &r.schema, &r.identifier),
+        })
+    })
 }
 
 /// Ephemeral nodes reachable from `i` through ephemeral parents only, parents first.

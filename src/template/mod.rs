@@ -20,7 +20,7 @@ use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, context
 
 use objects::{ConfigFn, RefFn, RenderScope, SourceFn, scope_of};
 pub(crate) use objects::{
-    Names, PLACEHOLDER_CLOSE, PLACEHOLDER_OPEN, Querier, QueryRows, RelName, RenderLog,
+    Names, PLACEHOLDER_OPEN, Querier, QueryRows, RelName, RenderLog, replace_placeholders,
 };
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc, did_you_mean};

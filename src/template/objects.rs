@@ -20,6 +20,28 @@ use crate::sql::Dialect;
 pub(crate) const PLACEHOLDER_OPEN: char = '\u{1}';
 pub(crate) const PLACEHOLDER_CLOSE: char = '\u{2}';
 
+/// `sql` with each relation placeholder (`\x01<node>\x02`) replaced by what `name` gives for
+/// its node; a placeholder it gives nothing for is left as it is.
+pub(crate) fn replace_placeholders(sql: &str, name: impl Fn(usize) -> Option<String>) -> String {
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut rest = sql;
+    while let Some(open) = rest.find(PLACEHOLDER_OPEN) {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + PLACEHOLDER_OPEN.len_utf8()..];
+        let Some(close) = after.find(PLACEHOLDER_CLOSE) else {
+            break;
+        };
+        let end = close + PLACEHOLDER_CLOSE.len_utf8();
+        match after[..close].parse().ok().and_then(&name) {
+            Some(text) => out.push_str(&text),
+            None => out.push_str(&rest[open..open + PLACEHOLDER_OPEN.len_utf8() + end]),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A node's relation as `ref()` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RelName {
@@ -116,26 +138,8 @@ impl RenderScope {
     /// `text` with every relation placeholder as the relation's quoted name (SQL a macro
     /// sends to the warehouse while its node renders).
     pub(crate) fn resolve(&self, text: &str) -> String {
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(open) = rest.find(PLACEHOLDER_OPEN) {
-            out.push_str(&rest[..open]);
-            let after = &rest[open + PLACEHOLDER_OPEN.len_utf8()..];
-            let Some(close) = after.find(PLACEHOLDER_CLOSE) else {
-                break;
-            };
-            match after[..close]
-                .parse::<usize>()
-                .ok()
-                .and_then(|n| self.sql_relation(n))
-            {
-                Some(r) => out.push_str(&self.names.dialect.relation(&r)),
-                None => out.push_str(&rest[open..open + PLACEHOLDER_OPEN.len_utf8() + close + 1]),
-            }
-            rest = &after[close + PLACEHOLDER_CLOSE.len_utf8()..];
-        }
-        out.push_str(rest);
-        out
+        let dialect = self.names.dialect;
+        replace_placeholders(text, |n| Some(dialect.relation(&self.sql_relation(n)?)))
     }
 
     /// Node `node`'s relation as the warehouse names it (none for an ephemeral model).
