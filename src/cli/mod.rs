@@ -79,6 +79,9 @@ struct Global {
     /// `--store-failures` of the command that runs tests.
     #[arg(skip)]
     store_failures: bool,
+    /// `--empty` of the command that builds.
+    #[arg(skip)]
+    empty: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -464,6 +467,7 @@ fn compile_loaded(
     let specs = selections(select, diags);
     let opts = CompileOptions {
         repointable: select.defer,
+        empty: g.empty,
     };
     let c = compile(p, &opts, diags)?;
     let known_clean = artifacts::read_sql_cache(&g.project_dir);
@@ -813,6 +817,7 @@ fn retry_global(g: &Global, prev: Global) -> Global {
         profiles_dir: g.profiles_dir.clone().or(prev.profiles_dir),
         profile: g.profile.clone().or(prev.profile),
         store_failures: g.store_failures,
+        empty: g.empty,
     }
 }
 

@@ -51,6 +51,10 @@ pub(crate) struct RunArgs {
     /// Keep every data test's failing rows in the warehouse (as `+store_failures: true`).
     #[arg(long)]
     store_failures: bool,
+    /// Build each model from its parents with no rows (dbt's `--empty`): its SQL runs and
+    /// its relation gets its columns, without the cost.
+    #[arg(long)]
+    empty: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,6 +166,7 @@ struct Prepared {
 fn prepare(g: &Global, a: &RunArgs, verb: Verb) -> Result<Prepared, ExitStatus> {
     let g = &Global {
         store_failures: a.store_failures,
+        empty: a.empty,
         ..g.clone()
     };
     let Loaded {

@@ -24,8 +24,9 @@ pub(crate) fn finish(
     // Each render is consumed as it is substituted, so the two never coexist in full.
     let own: Vec<Option<String>> = rendered
         .into_par_iter()
-        .map(|r| match r {
-            Some(Ok(Rendered { sql, .. })) => Some(substitute(sql, names)),
+        .enumerate()
+        .map(|(i, r)| match r {
+            Some(Ok(Rendered { sql, .. })) => Some(substitute(sql, names, Some(i))),
             _ => None,
         })
         .collect();
@@ -84,16 +85,22 @@ pub(crate) fn cte_name(names: &Names, node: usize) -> String {
 }
 
 /// Replaces each `\x01<index>\x02` with the relation's quoted name (or its CTE name).
-pub(super) fn substitute(sql: String, names: &Names) -> String {
+/// `reader` is the node whose SQL this is: with `--empty`, what it reads but itself is
+/// limited to no rows, as dbt does (hooks, with no reader, never are).
+pub(super) fn substitute(sql: String, names: &Names, reader: Option<usize>) -> String {
     if !sql.contains(PLACEHOLDER_OPEN) {
         return sql;
     }
     replace_placeholders(&sql, |i| {
         let r = names.relations.get(i)?.as_ref()?;
-        Some(match (&r.external, r.ephemeral) {
-            (_, true) => cte_name(names, i),
+        let name = match (&r.external, r.ephemeral) {
+            (_, true) => return Some(cte_name(names, i)),
             (Some(reader), false) => reader.clone(),
             (None, false) => names.dialect.relation_name(None, &r.schema, &r.identifier),
+        };
+        Some(match names.empty && reader.is_some_and(|own| own != i) {
+            true => names.dialect.no_rows(&name, &r.identifier),
+            false => name,
         })
     })
 }

@@ -85,7 +85,7 @@ fn rendered(
     diags: &mut Diagnostics,
 ) -> Option<String> {
     match template::render_hook(t, names, node, text) {
-        Ok(sql) => Some(substitute(sql, names)).filter(|s| !s.trim().is_empty()),
+        Ok(sql) => Some(substitute(sql, names, None)).filter(|s| !s.trim().is_empty()),
         Err(e) => {
             diags.push(Diagnostic::error(format!("a hook does not render: {e}")).at_opt(at));
             None

@@ -47,6 +47,8 @@ pub(crate) const BUILTIN_TESTS: &[(&str, &[&str])] = &[
 pub(crate) struct CompileOptions {
     /// Keep what it takes to point `ref()`s at other relations after compiling (`--defer`).
     pub(crate) repointable: bool,
+    /// dbt's `--empty`: every model reads its parents with no rows (a dry run of the SQL).
+    pub(crate) empty: bool,
 }
 
 /// A compiled project: nodes with their final config, the graph, and per node (by index) its
@@ -203,7 +205,11 @@ pub(crate) fn compile(
     let templates = template::environment(&project, diags);
     let mut renders = render_twice(&mut project, &templates, &sources, diags);
     warn_not_applied(&project, diags);
-    let names = Arc::new(name_table(&project, Some(&templates), diags));
+    let names = Names {
+        empty: opts.empty,
+        ..name_table(&project, Some(&templates), diags)
+    };
+    let names = Arc::new(names);
     check_relations(&project, &names, diags);
     check_external(&project, diags);
     let graph = graph(&project.nodes, [&renders[0], &renders[1]], &names, diags)?;
@@ -454,6 +460,7 @@ fn name_table(project: &Project, templates: Option<&Templates>, diags: &mut Diag
         by_ref,
         by_source,
         relations,
+        empty: false,
     }
 }
 

@@ -287,6 +287,13 @@ pub(crate) trait Dialect: Send + Sync {
         "SELECT 1".into()
     }
 
+    /// A FROM item with the columns of `from` and no rows (dbt's `--empty`), aliased as dbt
+    /// aliases it.
+    fn no_rows(&self, from: &str, name: &str) -> String {
+        let alias = self.quote(&format!("_dbt_limit_subq_{name}"));
+        format!("(select * from {from} where false limit 0) {alias}")
+    }
+
     /// Every row of a FROM item.
     fn select_all(&self, from: &str) -> String {
         format!("select * from {from}")

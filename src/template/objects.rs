@@ -59,6 +59,8 @@ pub(crate) struct Names {
     pub(crate) by_ref: HashMap<String, usize>,
     pub(crate) by_source: HashMap<(String, String), usize>,
     pub(crate) relations: Vec<Option<RelName>>,
+    /// dbt's `--empty`: what a model reads (but itself) is its relation with no rows.
+    pub(crate) empty: bool,
 }
 
 /// What one render recorded.
