@@ -138,8 +138,16 @@ enum Command {
     },
     /// Create a small working project in DIR.
     Init { dir: PathBuf },
-    /// Install a dbt project's packages (packages.yml) into dbt_packages/, as `dbt deps`.
-    Deps,
+    /// Install a dbt project's packages (packages.yml) into dbt_packages/, as `dbt deps`:
+    /// the versions package-lock.yml pins, or resolved anew when packages.yml changed.
+    Deps {
+        /// Resolve packages.yml again (newest versions allowed), even with an up-to-date lock.
+        #[arg(long)]
+        upgrade: bool,
+        /// Only resolve and write package-lock.yml; install nothing.
+        #[arg(long)]
+        lock: bool,
+    },
     /// Load seeds and build models into the warehouse, in dependency order.
     Build(running::RunArgs),
     /// Build the selected models (views and tables).
@@ -319,7 +327,13 @@ fn dispatch(cli: &Cli, argv: &[String]) -> ExitStatus {
         Command::Compile { select, inline } => cmd_compile(g, select, inline.as_deref()),
         Command::Ls { select, output } => cmd_ls(g, select, *output),
         Command::Init { dir } => cmd_init(dir),
-        Command::Deps => cmd_deps(g),
+        Command::Deps { upgrade, lock } => cmd_deps(
+            g,
+            artifacts::deps::Mode {
+                upgrade: *upgrade,
+                lock_only: *lock,
+            },
+        ),
         Command::Build(a) => running::cmd_run(g, a, running::Verb::Build, argv),
         Command::Run(a) => running::cmd_run(g, a, running::Verb::Run, argv),
         Command::Seed(a) => running::cmd_run(g, a, running::Verb::Seed, argv),
@@ -830,70 +844,30 @@ fn retry_log_format(now: LogFormat, last: LogFormat) -> LogFormat {
     }
 }
 
-/// `xform deps`: each package of packages.yml, then each package's own, fetched and put in
-/// dbt_packages/ under the name its dbt_project.yml gives it (the first of a name wins).
-fn cmd_deps(g: &Global) -> ExitStatus {
-    let root = &g.project_dir;
-    let into = root.join(crate::project::packages_path(root));
+/// `xform deps`: packages.yml resolved (or package-lock.yml followed) and installed.
+fn cmd_deps(g: &Global, mode: artifacts::deps::Mode) -> ExitStatus {
+    let opts = load_options(g);
     let (mut files, mut diags) = (Files::default(), Diagnostics::default());
-    let declared = |dir: &Path, files: &mut Files, diags: &mut Diagnostics| {
-        let specs = crate::project::package_specs(dir, (files, diags));
-        specs
-            .into_iter()
-            .map(|(s, _)| (dir.to_path_buf(), s))
-            .collect::<Vec<_>>()
-    };
-    let mut queue = std::collections::VecDeque::from(declared(root, &mut files, &mut diags));
-    let (mut installed, mut failed) = (Vec::<String>::new(), false);
-    while let Some((base, source)) = queue.pop_front() {
-        match install(&source, &base, &into, &installed) {
-            Ok(Some((name, dest))) => {
-                outln!("installed {name}");
-                queue.extend(declared(&dest, &mut files, &mut diags));
-                installed.push(name);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                errln!("error: {e}");
-                failed = true;
-            }
-        }
-    }
-    if diags.has_errors() {
-        report(g.log_format, diags, &files);
+    let mut say = |line: String| outln!("{line}");
+    let installed = artifacts::deps::install(
+        &g.project_dir,
+        &opts,
+        mode,
+        &mut say,
+        (&mut files, &mut diags),
+    );
+    let failed = diags.has_errors();
+    report(g.log_format, diags, &files);
+    if failed {
         return ExitStatus::Invalid;
     }
-    match (failed, installed.len()) {
-        (true, _) => return ExitStatus::Invalid,
-        (false, 0) => outln!("no packages to install (no packages.yml or dependencies.yml)"),
-        (false, n) => outln!("{n} packages in {}", into.display()),
+    for p in &installed {
+        outln!("installed {} ({})", p.name, p.detail());
+    }
+    if installed.is_empty() && !mode.lock_only {
+        outln!("no packages to install (no packages.yml or dependencies.yml)");
     }
     ExitStatus::Success
-}
-
-/// Fetches one package and puts it in `into` under its name: (name, folder), or None when a
-/// package of that name is installed already.
-fn install(
-    source: &crate::project::PackageSource,
-    base: &Path,
-    into: &Path,
-    installed: &[String],
-) -> Result<Option<(String, PathBuf)>, String> {
-    let fetched = artifacts::deps::fetch(source, base, into)?;
-    let Some(name) = crate::project::package_name(fetched.folder()) else {
-        let message = format!(
-            "{} has no dbt_project.yml with a `name`",
-            fetched.folder().display()
-        );
-        fetched.discard();
-        return Err(message);
-    };
-    if installed.contains(&name) {
-        fetched.discard();
-        return Ok(None);
-    }
-    let dest = artifacts::deps::place(fetched, into, &name)?;
-    Ok(Some((name, dest)))
 }
 
 fn cmd_init(dir: &Path) -> ExitStatus {

@@ -9,14 +9,16 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use super::settings::{Settings, Style, TargetDecl, folder_config, read, targets, vars};
+use super::version::{Version, constraints};
 use super::yaml::{Node, Src, to_json};
 use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc};
 
 pub(crate) const DBT_PROJECT_FILE: &str = "dbt_project.yml";
 pub(crate) const PROFILES_FILE: &str = "profiles.yml";
 
-/// The dbt version whose behaviour xform follows, for `require-dbt-version`.
-const DBT_VERSION: [u64; 3] = [1, 11, 0];
+/// The dbt version whose behaviour xform follows, for `require-dbt-version` and for the
+/// package versions `xform deps` may install.
+pub(crate) const DBT_VERSION: &str = "1.11.0";
 
 const TOP_KEYS: &[&str] = &[
     "name",
@@ -169,10 +171,9 @@ fn require_version(src: &Src, node: &Node, diags: &mut Diagnostics) {
         .filter(|r| !version_allows(r).unwrap_or(true))
         .collect();
     if !outside.is_empty() {
-        let shown = DBT_VERSION.map(|p| p.to_string()).join(".");
         diags.push(
             Diagnostic::error(format!(
-                "this project requires dbt {}; xform runs projects as dbt {shown} does",
+                "this project requires dbt {}; xform runs projects as dbt {DBT_VERSION} does",
                 outside
                     .iter()
                     .map(|s| s.as_str())
@@ -187,28 +188,8 @@ fn require_version(src: &Src, node: &Node, diags: &mut Diagnostics) {
 /// Whether one range (`>=1.0.0`, `<2.0.0`, `1.8.0`, comma-separated) allows [`DBT_VERSION`];
 /// `None` when it cannot be read.
 fn version_allows(range: &str) -> Option<bool> {
-    let mut ok = true;
-    for part in range.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let split = part.find(|c: char| c.is_ascii_digit())?;
-        let (op, version) = part.split_at(split);
-        let mut want = [0u64; 3];
-        for (slot, n) in want.iter_mut().zip(version.trim().split('.')) {
-            *slot = n
-                .trim_start_matches(|c: char| !c.is_ascii_digit())
-                .parse()
-                .ok()?;
-        }
-        let have = DBT_VERSION;
-        ok &= match op.trim() {
-            ">=" => have >= want,
-            ">" => have > want,
-            "<=" => have <= want,
-            "<" => have < want,
-            "" | "=" | "==" => have == want,
-            _ => return None,
-        };
-    }
-    Some(ok)
+    let dbt = Version::parse(DBT_VERSION)?;
+    Some(constraints(range)?.iter().all(|c| c.allows(&dbt)))
 }
 
 /// An installed dbt package: its settings (its folders relative to the root project) and its
@@ -324,120 +305,6 @@ fn blocks(text: &str) -> Vec<(String, String)> {
         rest = &rest[end..];
     }
     out
-}
-
-/// Where a package in packages.yml comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum PackageSource {
-    /// `local: ../path`, relative to the project declaring it.
-    Local(PathBuf),
-    /// `git: url` with `revision` (a branch, tag or commit) and `subdirectory`.
-    Git {
-        url: String,
-        revision: Option<String>,
-        subdirectory: Option<String>,
-    },
-    /// `package: org/name` with `version` ranges, from dbt's package hub.
-    Hub {
-        package: String,
-        version: Vec<String>,
-    },
-}
-
-/// The packages a project declares in packages.yml (or dependencies.yml), each where it is
-/// written; none when it declares none.
-pub(crate) fn package_specs(
-    root: &Path,
-    (files, diags): (&mut Files, &mut Diagnostics),
-) -> Vec<(PackageSource, Loc)> {
-    let Some((file, text)) = ["packages.yml", "dependencies.yml"].iter().find_map(|f| {
-        let text = std::fs::read_to_string(root.join(f)).ok()?;
-        Some((Arc::<str>::from(*f), Arc::<str>::from(text)))
-    }) else {
-        return Vec::new();
-    };
-    files.insert(&file, &text);
-    let src = Src::new(&file, &text);
-    let root_node = match src.parse() {
-        Ok(Some(n)) => n,
-        Ok(None) => return Vec::new(),
-        Err(d) => {
-            diags.push(d);
-            return Vec::new();
-        }
-    };
-    let mut out = Vec::new();
-    for (key, _, v) in src.fields(&root_node, &file, &["packages", "projects"], diags) {
-        if key == "packages" {
-            let items = src.seq(v, "`packages`", diags);
-            out.extend(
-                items
-                    .iter()
-                    .filter_map(|item| package_source(&src, item, diags)),
-            );
-        }
-    }
-    out
-}
-
-/// One entry of `packages:`.
-fn package_source(src: &Src, item: &Node, diags: &mut Diagnostics) -> Option<(PackageSource, Loc)> {
-    let known = [
-        "local",
-        "git",
-        "revision",
-        "subdirectory",
-        "package",
-        "version",
-        "warn-unpinned",
-        "install-prerelease",
-        "name",
-    ];
-    let mut fields: BTreeMap<&str, Json> = BTreeMap::new();
-    for (key, _, v) in src.fields(item, "a package", &known, diags) {
-        fields.insert(key, to_json(v));
-    }
-    let text = |k: &str| fields.get(k).and_then(Json::as_str).map(str::to_string);
-    let source = if let Some(path) = text("local") {
-        PackageSource::Local(PathBuf::from(path))
-    } else if let Some(url) = text("git") {
-        PackageSource::Git {
-            url,
-            revision: text("revision"),
-            subdirectory: text("subdirectory"),
-        }
-    } else if let Some(package) = text("package") {
-        let version = match fields.get("version") {
-            Some(Json::Array(v)) => v
-                .iter()
-                .filter_map(Json::as_str)
-                .map(str::to_string)
-                .collect(),
-            Some(Json::String(v)) => vec![v.clone()],
-            Some(other) => vec![other.to_string()],
-            None => Vec::new(),
-        };
-        PackageSource::Hub { package, version }
-    } else {
-        diags.push(src.err(item, "a package needs `local:`, `git:` or `package:`"));
-        return None;
-    };
-    Some((source, src.loc(item)))
-}
-
-/// The name a package folder's dbt_project.yml gives it.
-pub(crate) fn package_name(folder: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(folder.join(DBT_PROJECT_FILE)).ok()?;
-    let file: Arc<str> = Arc::from(DBT_PROJECT_FILE);
-    let name = parse(&file, &text, &mut Diagnostics::default()).name;
-    (!name.is_empty()).then_some(name)
-}
-
-/// Where `dbt deps` installs a project's packages (`packages-install-path`).
-pub(crate) fn packages_path(root: &Path) -> String {
-    let text = std::fs::read_to_string(root.join(DBT_PROJECT_FILE)).unwrap_or_default();
-    let file: Arc<str> = Arc::from(DBT_PROJECT_FILE);
-    parse(&file, &text, &mut Diagnostics::default()).packages_path
 }
 
 /// Where profiles.yml is: `--profiles-dir`, `DBT_PROFILES_DIR`, the project folder, `~/.dbt`.

@@ -10,9 +10,11 @@ mod discover;
 mod fixture;
 pub(crate) mod jinja;
 mod nodes;
+mod packages;
 pub(crate) mod properties;
 pub(crate) mod settings;
 mod test_config;
+pub(crate) mod version;
 pub(crate) mod yaml;
 
 use std::collections::BTreeMap;
@@ -22,11 +24,13 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 pub(crate) use config::Config;
-pub(crate) use dbt::{
-    DBT_PROJECT_FILE, Package, PackageSource, package_name, package_specs, packages_path,
-};
+pub(crate) use dbt::{DBT_PROJECT_FILE, DBT_VERSION, Package};
 pub(crate) use fixture::{Table, fixture_table};
 pub(crate) use nodes::{DepRef, External, Node, NodeKind, TestSpec, parse_relation_arg};
+pub(crate) use packages::{
+    LOCK_FILE, PackageSource, PackageSpec, package_lock, package_name, package_specs,
+    package_specs_in, packages_path,
+};
 pub(crate) use properties::{Column, Fixture, UnitTestProps};
 pub(crate) use settings::{Style, Target};
 pub(crate) use test_config::{Severity, TestConfig, Verdict, test_config};

@@ -48,10 +48,16 @@ pub struct Output {
 }
 
 pub fn xform(dir: &Path, args: &[&str]) -> Output {
+    xform_env(dir, args, &[])
+}
+
+/// Runs xform with these environment variables set.
+pub fn xform_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let out = Command::new(crate::harness::bin())
         .args(args)
         .current_dir(dir)
         .env_remove("PR_NUMBER")
+        .envs(env.iter().copied())
         .output()
         .expect("run xform");
     let o = Output {

@@ -3,6 +3,7 @@
 
 mod build;
 mod dbt_projects;
+mod deps;
 mod errors;
 mod fuzz;
 mod harness;

@@ -1,0 +1,54 @@
+//! Getting a package's files: a `git:` package cloned at its revision (with `git`, as dbt
+//! does), and the filesystem steps of putting packages in place.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Clones `url` into `into` at `revision` (a branch, tag or commit; the default branch when
+/// none) and returns the commit checked out.
+pub(super) fn git_clone(url: &str, revision: Option<&str>, into: &Path) -> Result<String, String> {
+    git(&["clone", "--quiet", url, &into.to_string_lossy()], None)?;
+    if let Some(rev) = revision.filter(|r| *r != "HEAD") {
+        git(&["checkout", "--quiet", rev], Some(into))
+            .map_err(|e| format!("{url} has no revision `{rev}`: {e}"))?;
+    }
+    git(&["rev-parse", "HEAD"], Some(into))
+}
+
+/// Runs git: its output, or its error output as the message.
+fn git(args: &[&str], dir: Option<&Path>) -> Result<String, String> {
+    let mut cmd = Command::new("git");
+    cmd.args(args).env("LC_ALL", "C");
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run git (needed for `git:` packages): {e}"))?;
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).trim().to_string()),
+        false => Err(format!(
+            "git {}: {}",
+            args[0],
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+    }
+}
+
+/// Removes a file, a link or a folder.
+pub(super) fn remove(path: &Path) -> std::io::Result<()> {
+    match path.symlink_metadata()?.is_dir() {
+        true => std::fs::remove_dir_all(path),
+        false => std::fs::remove_file(path),
+    }
+}
+
+#[cfg(unix)]
+pub(super) fn link(folder: &Path, dest: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(folder, dest)
+}
+
+#[cfg(not(unix))]
+pub(super) fn link(folder: &Path, dest: &Path) -> std::io::Result<()> {
+    std::os::windows::fs::symlink_dir(folder, dest)
+}

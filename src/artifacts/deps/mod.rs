@@ -1,0 +1,696 @@
+//! `xform deps`: a dbt project's packages resolved and installed into `dbt_packages/` as
+//! `dbt deps` does it. packages.yml is resolved (each package's own packages too; a hub
+//! package's version constraints from everyone who asks for it merged, the newest version that
+//! meets them all and supports dbt 1.11 chosen; a git package pinned to its commit) into
+//! package-lock.yml, unless the lock was made from this very packages.yml; then every locked
+//! package is fetched into a folder beside the installed ones, and only when all of them are
+//! there do they replace what was installed: a failed or killed `deps` leaves the packages
+//! that were there.
+
+mod fetch;
+mod hub;
+mod lock;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as Json;
+
+use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc};
+use crate::project::version::{Constraint, Version};
+use crate::project::{
+    DBT_VERSION, LoadOptions, PackageSource, PackageSpec, package_lock, package_name,
+    package_specs, package_specs_in, packages_path,
+};
+
+/// What `xform deps` was asked for.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Mode {
+    /// `--upgrade`: resolve again even when package-lock.yml is up to date.
+    pub(crate) upgrade: bool,
+    /// `--lock`: write package-lock.yml, install nothing.
+    pub(crate) lock_only: bool,
+}
+
+/// A package pinned: its name, its source as package-lock.yml records it, and its files.
+pub(crate) struct Pinned {
+    pub(crate) name: String,
+    pub(crate) source: PackageSource,
+    files: Content,
+    /// A newer version on the hub than the one installed.
+    newer: Option<String>,
+}
+
+/// Where a pinned package's files are.
+enum Content {
+    /// A local package's folder, linked to.
+    Link(PathBuf),
+    /// A folder under the staging folder, moved into place.
+    Fetched(PathBuf),
+    /// A hub package's tarball, downloaded when it is installed.
+    Download(String),
+}
+
+impl Pinned {
+    /// How the package was pinned, for the person reading.
+    pub(crate) fn detail(&self) -> String {
+        let newer = (self.newer.as_ref()).map_or(String::new(), |v| format!("; {v} is available"));
+        match &self.source {
+            PackageSource::Local(path) => format!("linked to {}", path.display()),
+            PackageSource::Git { url, revision, .. } => {
+                let rev = revision.as_deref().unwrap_or("HEAD");
+                format!("{url} at {}", rev.chars().take(12).collect::<String>())
+            }
+            PackageSource::Hub {
+                package, versions, ..
+            } => format!("{package} {}{newer}", versions.join(",")),
+            PackageSource::Tarball(url) => url.clone(),
+        }
+    }
+}
+
+/// Resolves and installs the packages of the project at `root`; what was installed, in
+/// order. Mistakes in packages.yml and packages that cannot be had are diagnostics (the
+/// installed packages stay as they were); `say` hears the steps.
+pub(crate) fn install(
+    root: &Path,
+    opts: &LoadOptions,
+    mode: Mode,
+    say: &mut dyn FnMut(String),
+    (files, diags): (&mut Files, &mut Diagnostics),
+) -> Vec<Pinned> {
+    let specs = package_specs(root, root, opts, (files, diags));
+    if specs.is_empty() || diags.has_errors() {
+        return Vec::new();
+    }
+    let into = root.join(packages_path(root));
+    let mut work = match Work::new(root, &into, opts) {
+        Ok(w) => w,
+        Err(e) => {
+            diags.push(Diagnostic::error(e));
+            return Vec::new();
+        }
+    };
+    let placed =
+        pin_all(root, &specs, mode, &mut work, say, (files, diags)).and_then(|(pinned, relock)| {
+            let ready = match mode.lock_only {
+                true => pinned,
+                false => work.download(pinned).map_err(|e| diags.push(e)).ok()?,
+            };
+            if let Some(hash) = relock {
+                let written = lock::write(root, &ready, &hash).map_err(|e| {
+                    let file = crate::project::LOCK_FILE;
+                    diags.push(Diagnostic::error(format!("cannot write {file}: {e}")))
+                });
+                written.ok()?;
+                say(format!("wrote {}", crate::project::LOCK_FILE));
+            }
+            match mode.lock_only {
+                true => Some(Vec::new()),
+                false => work
+                    .swap(&ready)
+                    .map(|()| ready)
+                    .map_err(|e| diags.push(e))
+                    .ok(),
+            }
+        });
+    work.clean();
+    placed.unwrap_or_default()
+}
+
+/// The packages to install: package-lock.yml's when it was made from this packages.yml
+/// (and not `--upgrade`), else resolved anew, with the hash to write package-lock.yml with.
+fn pin_all(
+    root: &Path,
+    specs: &[PackageSpec],
+    mode: Mode,
+    work: &mut Work,
+    say: &mut dyn FnMut(String),
+    (files, diags): (&mut Files, &mut Diagnostics),
+) -> Option<(Vec<Pinned>, Option<String>)> {
+    let hash = lock::declared_hash(specs);
+    let locked = package_lock(root, work.opts, (files, diags));
+    if let Some((entries, Some(previous))) = locked
+        && previous == hash
+        && !mode.upgrade
+    {
+        if mode.lock_only {
+            say(format!("{} is up to date", crate::project::LOCK_FILE));
+            return Some((Vec::new(), None));
+        }
+        say(format!(
+            "installing what {} pins",
+            crate::project::LOCK_FILE
+        ));
+        let pins: Result<Vec<Pinned>, Diagnostic> = entries
+            .iter()
+            .map(|e| work.pin(&Wanted::from_spec(e, "package-lock.yml"), diags))
+            .collect();
+        return pins.map_err(|e| diags.push(e)).ok().map(|p| (p, None));
+    }
+    let pinned = resolve(specs, work, (files, diags))
+        .map_err(|e| diags.push(e))
+        .ok()?;
+    let root_name = package_name(root).unwrap_or_default();
+    if let Some(p) = pinned.iter().find(|p| p.name == root_name) {
+        diags.push(Diagnostic::error(format!(
+            "a package is named `{}`, as this project is",
+            p.name
+        )));
+        return None;
+    }
+    Some((pinned, Some(hash)))
+}
+
+/// dbt's resolution: the declared packages, then the packages they declare, round by round;
+/// requests for one package are merged, and a package is looked at again only when its
+/// requests changed. Then each package is pinned once more with every request known.
+fn resolve(
+    specs: &[PackageSpec],
+    work: &mut Work,
+    (files, diags): (&mut Files, &mut Diagnostics),
+) -> Result<Vec<Pinned>, Diagnostic> {
+    let mut wanted: Vec<Wanted> = Vec::new();
+    let mut pending: Vec<Wanted> = specs
+        .iter()
+        .map(|s| Wanted::from_spec(s, "packages.yml"))
+        .collect();
+    while !pending.is_empty() {
+        let mut next = Vec::new();
+        for w in pending {
+            let Some(merged) = merge(&mut wanted, w)? else {
+                continue;
+            };
+            let pinned = work.pin(&merged, diags)?;
+            next.extend(
+                work.needs(&pinned, (files, diags))
+                    .iter()
+                    .map(|s| Wanted::from_spec(s, &pinned.name)),
+            );
+        }
+        pending = next;
+    }
+    let pinned: Vec<Pinned> = (wanted.iter())
+        .map(|w| work.pin(w, diags))
+        .collect::<Result<_, _>>()?;
+    for (i, p) in pinned.iter().enumerate() {
+        if pinned[..i].iter().any(|q| q.name == p.name) {
+            return Err(Diagnostic::error(format!(
+                "two packages are named `{}`: {} and {}",
+                p.name,
+                pinned[..i]
+                    .iter()
+                    .find(|q| q.name == p.name)
+                    .map_or(String::new(), |q| q.source_text()),
+                p.source_text()
+            )));
+        }
+    }
+    Ok(pinned)
+}
+
+/// Adds a request to what is wanted: the merged request when it is new or changed what was
+/// wanted, None when it changed nothing.
+fn merge(wanted: &mut Vec<Wanted>, w: Wanted) -> Result<Option<Wanted>, Diagnostic> {
+    let (key, loc) = (w.key(), w.loc.clone());
+    let Some(have) = wanted.iter_mut().find(|h| h.key() == key) else {
+        wanted.push(w.clone());
+        return Ok(Some(w));
+    };
+    let changed = match (&mut have.source, w.source) {
+        (
+            Source::Hub {
+                asks, prerelease, ..
+            },
+            Source::Hub {
+                asks: new,
+                prerelease: p,
+                ..
+            },
+        ) => {
+            let fresh: Vec<_> = new.into_iter().filter(|a| !asks.contains(a)).collect();
+            let changed = !fresh.is_empty() || (p && !*prerelease);
+            asks.extend(fresh);
+            *prerelease |= p;
+            changed
+        }
+        (Source::Git { revision, url, .. }, Source::Git { revision: r, .. }) => {
+            if r.is_some() && *revision != r {
+                if revision.is_some() {
+                    return Err(Diagnostic::error(format!(
+                        "the git package {url} is asked for at two revisions: {} and {}",
+                        revision.as_deref().unwrap_or_default(),
+                        r.as_deref().unwrap_or_default()
+                    ))
+                    .at_opt(loc));
+                }
+                *revision = r;
+                true
+            } else {
+                false
+            }
+        }
+        (Source::Local(_), Source::Local(_)) | (Source::Tarball(_), Source::Tarball(_)) => false,
+        _ => {
+            return Err(Diagnostic::error(format!(
+                "`{key}` is asked for from two kinds of source"
+            ))
+            .at_opt(loc));
+        }
+    };
+    Ok(changed.then(|| have.clone()))
+}
+
+/// A package asked for, with every request for it merged (dbt's unpinned package).
+#[derive(Clone, Debug)]
+struct Wanted {
+    source: Source,
+    name: Option<String>,
+    /// Where it was first asked for (a line of packages.yml when it was there).
+    loc: Option<Loc>,
+}
+
+#[derive(Clone, Debug)]
+enum Source {
+    Local(PathBuf),
+    Git {
+        url: String,
+        revision: Option<String>,
+        subdirectory: Option<String>,
+        warn_unpinned: bool,
+    },
+    /// `asks`: who asked, and for which versions.
+    Hub {
+        package: String,
+        asks: Vec<(String, Vec<String>)>,
+        prerelease: bool,
+    },
+    Tarball(String),
+}
+
+impl Wanted {
+    fn from_spec(spec: &PackageSpec, by: &str) -> Wanted {
+        let source = match &spec.source {
+            PackageSource::Local(p) => Source::Local(p.clone()),
+            PackageSource::Git {
+                url,
+                revision,
+                subdirectory,
+                warn_unpinned,
+            } => Source::Git {
+                url: url.clone(),
+                revision: revision.clone(),
+                subdirectory: subdirectory.clone(),
+                warn_unpinned: *warn_unpinned,
+            },
+            PackageSource::Hub {
+                package,
+                versions,
+                install_prerelease,
+            } => Source::Hub {
+                package: package.clone(),
+                asks: vec![(by.to_string(), versions.clone())],
+                prerelease: *install_prerelease,
+            },
+            PackageSource::Tarball(url) => Source::Tarball(url.clone()),
+        };
+        Wanted {
+            source,
+            name: spec.name.clone(),
+            loc: Some(spec.loc.clone()),
+        }
+    }
+
+    /// What makes two requests one package (a git URL with or without `.git` is one).
+    fn key(&self) -> String {
+        match &self.source {
+            Source::Local(p) => format!("local:{}", p.display()),
+            Source::Git {
+                url, subdirectory, ..
+            } => {
+                let url = url.strip_suffix(".git").unwrap_or(url);
+                format!("{url}/{}", subdirectory.as_deref().unwrap_or(""))
+            }
+            Source::Hub { package, .. } => package.clone(),
+            Source::Tarball(url) => url.clone(),
+        }
+    }
+}
+
+impl Pinned {
+    fn source_text(&self) -> String {
+        match &self.source {
+            PackageSource::Local(p) => p.display().to_string(),
+            PackageSource::Git { url, .. } | PackageSource::Tarball(url) => url.clone(),
+            PackageSource::Hub { package, .. } => package.clone(),
+        }
+    }
+}
+
+/// The fetching of one `deps` run: a staging folder beside the installed packages, the hub,
+/// and what was fetched already (a git package is cloned once per revision).
+struct Work<'a> {
+    root: PathBuf,
+    into: PathBuf,
+    staging: PathBuf,
+    opts: &'a LoadOptions,
+    hub: Option<hub::Hub>,
+    clones: HashMap<(String, Option<String>), (PathBuf, String)>,
+    tarballs: HashMap<String, PathBuf>,
+    made: usize,
+}
+
+const STAGING_PREFIX: &str = ".xform-deps-";
+
+impl<'a> Work<'a> {
+    /// Makes the staging folder, after removing what a killed `deps` left.
+    fn new(root: &Path, into: &Path, opts: &'a LoadOptions) -> Result<Work<'a>, String> {
+        let err = |e: std::io::Error| format!("cannot use {}: {e}", into.display());
+        std::fs::create_dir_all(into).map_err(err)?;
+        for entry in std::fs::read_dir(into).map_err(err)?.flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(STAGING_PREFIX)
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let staging = into.join(format!("{STAGING_PREFIX}{}", std::process::id()));
+        std::fs::create_dir_all(&staging).map_err(err)?;
+        Ok(Work {
+            root: root.to_path_buf(),
+            into: into.to_path_buf(),
+            staging,
+            opts,
+            hub: None,
+            clones: HashMap::new(),
+            tarballs: HashMap::new(),
+            made: 0,
+        })
+    }
+
+    /// A new empty folder in the staging folder.
+    fn fresh(&mut self) -> Result<PathBuf, String> {
+        self.made += 1;
+        let dir = self.staging.join(self.made.to_string());
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Ok(dir)
+    }
+
+    fn hub(&mut self) -> &mut hub::Hub {
+        let url = self.opts.env.get("DBT_PACKAGE_HUB_URL").map(String::as_str);
+        self.hub.get_or_insert_with(|| hub::Hub::new(url))
+    }
+
+    /// Pins a wanted package: a hub version chosen, a git revision cloned, a tarball fetched.
+    fn pin(&mut self, w: &Wanted, diags: &mut Diagnostics) -> Result<Pinned, Diagnostic> {
+        let at = |message: String| Diagnostic::error(message).at_opt(w.loc.clone());
+        let (source, files, newer) = match &w.source {
+            Source::Local(path) => {
+                let folder = self.root.join(path);
+                let folder = folder
+                    .canonicalize()
+                    .map_err(|e| at(format!("local package {}: {e}", folder.display())))?;
+                (
+                    PackageSource::Local(path.clone()),
+                    Content::Link(folder),
+                    None,
+                )
+            }
+            Source::Git {
+                url,
+                revision,
+                subdirectory,
+                warn_unpinned,
+            } => {
+                let unpinned = revision
+                    .as_deref()
+                    .is_none_or(|r| ["HEAD", "main", "master"].contains(&r));
+                let first = !(self.clones).contains_key(&(url.clone(), revision.clone()));
+                if unpinned && *warn_unpinned && first {
+                    diags.push(
+                        Diagnostic::warning(format!("the git package {url} is not pinned to a tag or a commit: what it installs can change"))
+                            .at_opt(w.loc.clone())
+                            .help("add `revision:` with a tag or a commit, or `warn-unpinned: false`"),
+                    );
+                }
+                let (clone, sha) = self.clone(url, revision.as_deref()).map_err(at)?;
+                let folder = subdirectory
+                    .as_ref()
+                    .map_or(clone.clone(), |s| clone.join(s));
+                let source = PackageSource::Git {
+                    url: url.clone(),
+                    revision: Some(sha),
+                    subdirectory: subdirectory.clone(),
+                    warn_unpinned: *warn_unpinned,
+                };
+                (source, Content::Fetched(folder), None)
+            }
+            Source::Hub {
+                package,
+                asks,
+                prerelease,
+            } => {
+                let (version, tarball, newer) =
+                    self.choose(package, asks, *prerelease).map_err(at)?;
+                if let Some(moved) = self.hub().moved_to(package) {
+                    diags.push(
+                        Diagnostic::warning(format!(
+                            "the hub package {package} has moved to {moved}"
+                        ))
+                        .at_opt(w.loc.clone())
+                        .help(format!("ask for `package: {moved}` instead")),
+                    );
+                }
+                let source = PackageSource::Hub {
+                    package: package.clone(),
+                    versions: vec![version],
+                    install_prerelease: *prerelease,
+                };
+                (source, Content::Download(tarball), newer)
+            }
+            Source::Tarball(url) => {
+                let folder = self.tarball(url).map_err(at)?;
+                (
+                    PackageSource::Tarball(url.clone()),
+                    Content::Fetched(folder),
+                    None,
+                )
+            }
+        };
+        let name = match (&files, &source) {
+            (
+                Content::Download(_),
+                PackageSource::Hub {
+                    package, versions, ..
+                },
+            ) => {
+                let meta = self.hub().versions(package).map_err(at)?;
+                let version = meta.get(&versions[0]);
+                version
+                    .and_then(|v| v.get("name"))
+                    .and_then(Json::as_str)
+                    .map(str::to_string)
+            }
+            (Content::Link(f) | Content::Fetched(f), _) => package_name(f),
+            _ => None,
+        };
+        let name = name
+            .or_else(|| w.name.clone())
+            .ok_or_else(|| at("the package has no dbt_project.yml with a `name`".to_string()))?;
+        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+            return Err(at(format!("`{name}` cannot be a package's folder name")));
+        }
+        Ok(Pinned {
+            name,
+            source,
+            files,
+            newer,
+        })
+    }
+
+    /// A hub package's version: the newest that meets every request and supports this dbt
+    /// version (prereleases only when asked for); its tarball; a newer one when there is.
+    fn choose(
+        &mut self,
+        package: &str,
+        asks: &[(String, Vec<String>)],
+        prerelease: bool,
+    ) -> Result<(String, String, Option<String>), String> {
+        let mut constraints = Vec::new();
+        for text in asks.iter().flat_map(|(_, v)| v) {
+            let c = Constraint::parse(text)
+                .ok_or_else(|| format!("\"{text}\" is not a version (package {package})"))?;
+            constraints.push(c);
+        }
+        let prerelease = prerelease || constraints.iter().any(Constraint::names_prerelease);
+        let dbt = Version::parse(DBT_VERSION);
+        let versions = self.hub().versions(package)?;
+        let mut installable: Vec<(Version, &Json)> = versions
+            .iter()
+            .filter_map(|(v, meta)| Some((Version::parse(v)?, meta)))
+            .filter(|(v, meta)| (prerelease || !v.is_prerelease()) && supports(meta, dbt.as_ref()))
+            .collect();
+        installable.sort_by(|a, b| a.0.cmp(&b.0));
+        let latest = installable.last().map(|(v, _)| v.to_string());
+        let chosen =
+            (installable.iter().rev()).find(|(v, _)| constraints.iter().all(|c| c.allows(v)));
+        let Some((version, meta)) = chosen else {
+            let asked: Vec<String> = (asks.iter())
+                .map(|(who, v)| format!("{} by {who}", v.join(", ")))
+                .collect();
+            let recent: Vec<String> = (installable.iter().rev().take(8))
+                .map(|(v, _)| v.to_string())
+                .collect();
+            return Err(format!(
+                "no version of {package} meets every request ({}); the newest for dbt {DBT_VERSION}: {}",
+                asked.join("; "),
+                if recent.is_empty() {
+                    "none".to_string()
+                } else {
+                    recent.join(", ")
+                }
+            ));
+        };
+        let tarball = (meta.get("downloads"))
+            .and_then(|d| d.get("tarball"))
+            .and_then(Json::as_str)
+            .ok_or_else(|| format!("{package} {version}: the hub names no tarball"))?;
+        let newer = latest.filter(|l| *l != version.to_string());
+        Ok((version.to_string(), tarball.to_string(), newer))
+    }
+
+    /// `url` cloned at `revision` (once per run): the clone and its commit.
+    fn clone(&mut self, url: &str, revision: Option<&str>) -> Result<(PathBuf, String), String> {
+        let key = (url.to_string(), revision.map(str::to_string));
+        if let Some(done) = self.clones.get(&key) {
+            return Ok(done.clone());
+        }
+        let dir = self.fresh()?.join("clone");
+        let sha = fetch::git_clone(url, revision, &dir)?;
+        self.clones.insert(key, (dir.clone(), sha.clone()));
+        Ok((dir, sha))
+    }
+
+    /// A tarball downloaded and unpacked (once per run): the package's folder.
+    fn tarball(&mut self, url: &str) -> Result<PathBuf, String> {
+        if let Some(done) = self.tarballs.get(url) {
+            return Ok(done.clone());
+        }
+        let dir = self.fresh()?;
+        let agent = self.hub().agent().clone();
+        let folder = hub::unpack_tarball(&agent, url, &dir)?;
+        self.tarballs.insert(url.to_string(), folder.clone());
+        Ok(folder)
+    }
+
+    /// The packages a pinned package declares: a hub version's from the hub, the others'
+    /// from their packages.yml.
+    fn needs(
+        &mut self,
+        p: &Pinned,
+        (files, diags): (&mut Files, &mut Diagnostics),
+    ) -> Vec<PackageSpec> {
+        match (&p.files, &p.source) {
+            (
+                Content::Download(_),
+                PackageSource::Hub {
+                    package, versions, ..
+                },
+            ) => {
+                let Ok(meta) = self.hub().versions(package) else {
+                    return Vec::new();
+                };
+                let needs = meta.get(&versions[0]).and_then(|v| v.get("packages"));
+                let text = serde_json::json!({ "packages": needs.cloned().unwrap_or(Json::Array(Vec::new())) });
+                let file = format!("{package} {} on the package hub", versions[0]);
+                package_specs_in(&file, &text.to_string(), self.opts, (files, diags))
+            }
+            (Content::Link(f) | Content::Fetched(f), _) => {
+                package_specs(&self.root, f, self.opts, (files, diags))
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Downloads what is not fetched yet.
+    fn download(&mut self, pinned: Vec<Pinned>) -> Result<Vec<Pinned>, Diagnostic> {
+        let mut ready = Vec::with_capacity(pinned.len());
+        for mut p in pinned {
+            if let Content::Download(url) = &p.files {
+                let url = url.clone();
+                let folder = self
+                    .tarball(&url)
+                    .map_err(|e| Diagnostic::error(format!("{}: {e}", p.name)))?;
+                p.files = Content::Fetched(folder);
+            }
+            ready.push(p);
+        }
+        Ok(ready)
+    }
+
+    /// Moves the installed packages aside (into the staging folder, removed afterwards) and
+    /// the new ones into place; on a failure, the installed ones back.
+    fn swap(&self, ready: &[Pinned]) -> Result<(), Diagnostic> {
+        self.replace(ready).map_err(|e| {
+            Diagnostic::error(format!("cannot install into {}: {e}", self.into.display()))
+        })
+    }
+
+    fn replace(&self, ready: &[Pinned]) -> std::io::Result<()> {
+        let previous = self.staging.join("previous");
+        std::fs::create_dir_all(&previous)?;
+        let mut moved = Vec::new();
+        for entry in std::fs::read_dir(&self.into)?.flatten() {
+            let name = entry.file_name();
+            if !name.to_string_lossy().starts_with(STAGING_PREFIX) {
+                std::fs::rename(entry.path(), previous.join(&name))?;
+                moved.push(name);
+            }
+        }
+        let mut placed = Vec::new();
+        let result = ready.iter().try_for_each(|p| {
+            let dest = self.into.join(&p.name);
+            match &p.files {
+                Content::Link(folder) => fetch::link(folder, &dest)?,
+                Content::Fetched(folder) => {
+                    std::fs::rename(folder, &dest)?;
+                    let _ = std::fs::remove_dir_all(dest.join(".git"));
+                }
+                Content::Download(_) => return Ok(()),
+            }
+            placed.push(dest);
+            Ok(())
+        });
+        if result.is_err() {
+            placed.iter().for_each(|d| drop(fetch::remove(d)));
+            for name in moved {
+                let _ = std::fs::rename(previous.join(&name), self.into.join(&name));
+            }
+        }
+        result
+    }
+
+    /// Removes the staging folder.
+    fn clean(&self) {
+        let _ = std::fs::remove_dir_all(&self.staging);
+    }
+}
+
+/// Whether a hub version's `require_dbt_version` allows the dbt version xform follows (a
+/// version without one, or one that cannot be read, is taken to).
+fn supports(meta: &Json, dbt: Option<&Version>) -> bool {
+    let (Some(dbt), Some(required)) = (dbt, meta.get("require_dbt_version")) else {
+        return true;
+    };
+    let ranges: Vec<&str> = match required {
+        Json::String(s) => vec![s.as_str()],
+        Json::Array(items) => items.iter().filter_map(Json::as_str).collect(),
+        _ => Vec::new(),
+    };
+    ranges.iter().all(|r| {
+        crate::project::version::constraints(r).is_none_or(|cs| cs.iter().all(|c| c.allows(dbt)))
+    })
+}
