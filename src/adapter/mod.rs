@@ -311,6 +311,10 @@ pub(crate) trait Warehouse: Send + Sync {
     }
 }
 
+/// A data test's query, the most failing rows counted (`limit`), and its `fail_calc` (an
+/// aggregate over the rows in place of `count(*)`).
+pub(crate) type FailureQuery<'a> = (&'a str, Option<u64>, Option<&'a str>);
+
 /// A connection. Methods that change the warehouse append each statement they execute to
 /// `log` (also when it fails), which becomes `target/run/`.
 pub(crate) trait Session: Send {
@@ -358,8 +362,9 @@ pub(crate) trait Session: Send {
     ) -> DbResult<()>;
     /// Runs a statement that returns nothing (`ATTACH`, settings).
     fn execute(&mut self, sql: &str) -> DbResult<()>;
-    /// The number of rows of each query (each capped at its limit), in one round trip.
-    fn count_failures(&mut self, queries: &[(&str, Option<u64>)]) -> DbResult<Vec<u64>>;
+    /// The failures of each query (its rows, capped at its limit, or its `fail_calc`), in
+    /// one round trip.
+    fn count_failures(&mut self, queries: &[FailureQuery]) -> DbResult<Vec<u64>>;
     /// Replaces table `into` with the rows of `sql` (at most `limit`) and counts them.
     fn store_failures(
         &mut self,

@@ -3,8 +3,8 @@
 //! primitives (`Statements`) and gets the rest.
 
 use super::{
-    DbError, DbResult, Docs, Increment, RelKind, Relation, Rows, SchemaChange, SnapshotSpec,
-    SnapshotStrategy, Strategy,
+    DbError, DbResult, Docs, FailureQuery, Increment, RelKind, Relation, Rows, SchemaChange,
+    SnapshotSpec, SnapshotStrategy, Strategy,
 };
 use crate::sql::{Dialect, trim_statement};
 
@@ -692,15 +692,18 @@ pub(super) fn kind_word(k: RelKind) -> &'static str {
     }
 }
 
-/// One query counting the rows of each of `queries` (each capped at its limit): rows of
-/// `(i, count)`.
-pub(super) fn failure_counts(queries: &[(&str, Option<u64>)]) -> String {
+/// One query counting the failures of each of `queries` (rows, each capped at its limit, or
+/// its `fail_calc` over them): rows of `(i, count)`.
+pub(super) fn failure_counts(queries: &[FailureQuery]) -> String {
     let parts: Vec<String> = queries
         .iter()
         .enumerate()
-        .map(|(i, (sql, limit))| {
+        .map(|(i, (sql, limit, calc))| {
+            let n = calc.map_or("count(*)".to_string(), |c| {
+                format!("coalesce(CAST(({c}) AS bigint), 0)")
+            });
             format!(
-                "SELECT {i} AS i, count(*) AS n FROM ({}) AS t{i}",
+                "SELECT {i} AS i, {n} AS n FROM ({}) AS t{i}",
                 limited(sql, *limit)
             )
         })

@@ -82,6 +82,11 @@ struct Global {
     /// `--empty` of the command that builds.
     #[arg(skip)]
     empty: bool,
+    /// The command that builds or tests, and its `--full-refresh` (dbt's `flags`).
+    #[arg(skip)]
+    which: Option<&'static str>,
+    #[arg(skip)]
+    full_refresh: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -374,7 +379,19 @@ fn load_options(g: &Global) -> LoadOptions {
         profile: g.profile.clone(),
         invocation: Some(invocation()),
         store_failures: g.store_failures,
+        flags: dbt_flags(g),
     }
+}
+
+/// dbt's `flags` as macros read them: `WHICH` (the command; `compile` for those that do not
+/// build), `FULL_REFRESH`, `STORE_FAILURES`, `EMPTY`.
+fn dbt_flags(g: &Global) -> serde_json::Map<String, serde_json::Value> {
+    let mut flags = serde_json::Map::new();
+    flags.insert("WHICH".into(), g.which.unwrap_or("compile").into());
+    flags.insert("FULL_REFRESH".into(), g.full_refresh.into());
+    flags.insert("STORE_FAILURES".into(), g.store_failures.into());
+    flags.insert("EMPTY".into(), g.empty.into());
+    flags
 }
 
 /// This run's start and id: dbt's `run_started_at` and `invocation_id` (a UUID's form, from
@@ -832,6 +849,8 @@ fn retry_global(g: &Global, prev: Global) -> Global {
         profile: g.profile.clone().or(prev.profile),
         store_failures: g.store_failures,
         empty: g.empty,
+        which: g.which,
+        full_refresh: g.full_refresh,
     }
 }
 

@@ -167,6 +167,8 @@ fn prepare(g: &Global, a: &RunArgs, verb: Verb) -> Result<Prepared, ExitStatus> 
     let g = &Global {
         store_failures: a.store_failures,
         empty: a.empty,
+        which: Some(verb.name()),
+        full_refresh: a.full_refresh,
         ..g.clone()
     };
     let Loaded {

@@ -354,7 +354,8 @@ pub(crate) fn check(
     diags: &mut Diagnostics,
 ) {
     let mut selected = vec![false; c.nodes().len()];
-    c.selected.iter().for_each(|&i| selected[i] = true);
+    // What renders again when it is built is checked then, by the warehouse.
+    (c.selected.iter().filter(|&&i| !c.at_run[i])).for_each(|&i| selected[i] = true);
     c.sql_clean = check::check_sql(
         &c.project,
         &c.names,

@@ -279,7 +279,11 @@ pub(super) fn check_tests(nodes: &[Node], t: &Templates, diags: &mut Diagnostics
     for n in nodes {
         let Some(spec) = &n.test else { continue };
         let name = spec.test_name.as_str();
-        if t.generic_tests.contains(name) {
+        let known = match &spec.namespace {
+            Some(p) => t.package_test(p, name),
+            None => t.generic_tests.contains(name),
+        };
+        if known {
             continue;
         }
         let known = t.generic_tests.iter().map(String::as_str);

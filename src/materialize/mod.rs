@@ -409,9 +409,12 @@ fn restage(
 /// Tests name the model's published relation; where the adapter staged it under another
 /// name, they read that one instead.
 fn swap(c: &Compiled, job: &Job, staged: &Staged) -> Option<Swap> {
-    (Some(&staged.readable_as) != job.relation.as_ref()).then(|| Swap {
+    let published = job.relation.as_ref()?;
+    (staged.readable_as != *published).then(|| Swap {
         published: c.relation_sql(job.node).unwrap_or_default(),
         staged: c.project.target.dialect().relation(&staged.readable_as),
+        published_as: published.clone(),
+        staged_as: staged.readable_as.clone(),
     })
 }
 

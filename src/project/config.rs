@@ -28,6 +28,7 @@ pub(crate) const APPLIED_KEYS: &[&str] = &[
     "error_if",
     "event_time",
     "external_location",
+    "fail_calc",
     "freshness",
     "full_refresh",
     "grants",
@@ -73,13 +74,8 @@ pub(crate) const LAYOUT_KEYS: &[&str] = &["dist", "sort", "sort_type", "backup",
 
 /// Config keys of dbt's that xform accepts but does not apply yet: a project that sets one is
 /// warned, once per key, where it first sets it.
-pub(crate) const NOT_APPLIED_KEYS: &[&str] = &[
-    "cluster_by",
-    "database",
-    "fail_calc",
-    "partition_by",
-    "quote_columns",
-];
+pub(crate) const NOT_APPLIED_KEYS: &[&str] =
+    &["cluster_by", "database", "partition_by", "quote_columns"];
 
 /// Every config key xform knows.
 pub(crate) fn is_known_key(key: &str) -> bool {

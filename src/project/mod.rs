@@ -50,6 +50,8 @@ pub(crate) struct LoadOptions {
     pub(crate) invocation: Option<(jiff::Timestamp, String)>,
     /// `--store-failures`: every data test keeps its failing rows.
     pub(crate) store_failures: bool,
+    /// dbt's `flags` (`flags.WHICH`, `flags.FULL_REFRESH`, ...) as templates see them.
+    pub(crate) flags: serde_json::Map<String, Json>,
 }
 
 #[derive(Debug)]
@@ -76,6 +78,8 @@ pub(crate) struct Project {
     pub(crate) packages: Vec<Package>,
     /// When the run started and its id, as templates see them.
     pub(crate) invocation: (jiff::Timestamp, String),
+    /// dbt's `flags`.
+    pub(crate) flags: serde_json::Map<String, Json>,
 }
 
 pub(crate) const PROJECT_FILE: &str = "project.yml";
@@ -168,6 +172,7 @@ fn load_into(
         packages,
         invocation: (opts.invocation.clone())
             .unwrap_or((jiff::Timestamp::UNIX_EPOCH, String::new())),
+        flags: opts.flags.clone(),
     })
 }
 
@@ -325,6 +330,10 @@ impl SettingScope<'_> {
         jinja.set_fuel(Some(1_000_000));
         add_env_var(&mut jinja, self.env.clone());
         add_var(&mut jinja, self.vars.clone());
+        // dbt's native-type filters: a setting is text until the reader types it.
+        for filter in ["as_number", "as_bool", "as_native", "as_text"] {
+            jinja.add_filter(filter, |v: minijinja::Value| v);
+        }
         if let Some(t) = self.target {
             jinja.add_global("target", minijinja::Value::from(minijinja::value::Serde(t)));
         }

@@ -69,6 +69,9 @@ pub(crate) struct External {
 #[derive(Clone, Debug, serde::Serialize)]
 pub(crate) struct TestSpec {
     pub(crate) test_name: String,
+    /// The installed package whose `{% test %}` it runs (`dbt_utils.equality`); None for the
+    /// project's own tests and xform's built-in ones.
+    pub(crate) namespace: Option<String>,
     pub(crate) column_name: Option<String>,
     pub(crate) kwargs: BTreeMap<String, Json>,
 }
@@ -211,7 +214,8 @@ pub(crate) fn build(settings: &Settings, reads: Vec<Read>, diags: &mut Diagnosti
     attach_props(&mut nodes, &described, NodeKind::Snapshot, diags);
     add_sources(project, &mut nodes, &props, diags);
     let dbt_names = settings.style == super::settings::Style::Dbt;
-    add_generic_tests((project, dbt_names), &settings.tests, &mut nodes);
+    let packages = &settings.package_names;
+    add_generic_tests((project, dbt_names, packages), &settings.tests, &mut nodes);
     add_unit_tests(project, &mut nodes, props.unit_tests);
     nodes.retain(|n| n.config.enabled());
     warn_unused_config_paths(settings, &used_paths, diags);
@@ -621,8 +625,12 @@ fn attach_source_tests(nodes: &mut [Node], props: &Props) {
 }
 
 /// One test node per data test declared on a node (model-level) or on one of its columns.
-/// `project` is its name, and whether test names follow dbt exactly.
-fn add_generic_tests(project: (&str, bool), folder: &FolderConfig, nodes: &mut Vec<Node>) {
+/// `project` is its name, whether test names follow dbt exactly, and the installed packages.
+fn add_generic_tests(
+    project: (&str, bool, &[String]),
+    folder: &FolderConfig,
+    nodes: &mut Vec<Node>,
+) {
     let tests: Vec<Node> = nodes
         .par_iter_mut()
         .flat_map_iter(|n| {
@@ -655,18 +663,23 @@ fn take_column_tests(c: &mut Column) -> impl Iterator<Item = (Option<String>, Te
         .map(move |d| (Some(name.clone()), d))
 }
 
+/// A generic test's node. `package.test` runs the package's test when it is installed, and
+/// xform's built-in one of that name otherwise (`dbt_utils.expression_is_true`).
 fn test_node(
-    (project, dbt_names): (&str, bool),
+    (project, dbt_names, packages): (&str, bool, &[String]),
     folder: &FolderConfig,
     parent: &Node,
     column: Option<String>,
     decl: &TestDecl,
 ) -> Node {
-    let test_name = decl
-        .test_name
-        .strip_prefix("dbt_utils.")
-        .unwrap_or(&decl.test_name)
-        .to_string();
+    let (namespace, test_name) = match decl.test_name.split_once('.') {
+        Some((ns, name)) => (
+            (packages.iter().any(|p| p == ns)).then(|| ns.to_string()),
+            name,
+        ),
+        None => (None, decl.test_name.as_str()),
+    };
+    let test_name = test_name.to_string();
     let name = match (decl.config.str("name"), dbt_names) {
         (Some(n), _) => n.to_string(),
         (None, true) => dbt_test_name(&decl.test_name, parent, column.as_deref(), &decl.args),
@@ -675,7 +688,7 @@ fn test_node(
     let mut n = declared_test_node(project, folder, name, decl);
     n.static_deps = test_deps(parent, decl);
     n.raw = Some(Arc::from(generic_test_call(
-        &test_name,
+        (namespace.as_deref(), &test_name),
         &n.static_deps[0],
         column.as_deref(),
         &decl.args,
@@ -684,6 +697,7 @@ fn test_node(
     )));
     n.test = Some(TestSpec {
         test_name,
+        namespace,
         column_name: column,
         kwargs: decl.args.clone(),
     });
@@ -715,19 +729,22 @@ fn test_deps(parent: &Node, decl: &TestDecl) -> Vec<DepRef> {
         }
         _ => DepRef::Ref(parent.name.clone(), decl.at.clone()),
     }];
-    if let Some(Json::String(to)) = decl.args.get("to")
-        && let Some(dep) = parse_relation_arg(to, &decl.at)
-    {
-        deps.push(dep);
+    // `to: ref('x')`, `compare_model: ref('y')`: any argument naming a relation.
+    for v in decl.args.values() {
+        if let Json::String(s) = v
+            && let Some(dep) = parse_relation_arg(s, &decl.at)
+        {
+            deps.push(dep);
+        }
     }
     deps
 }
 
 /// The Jinja that renders a generic test: a call of its `test_<name>` macro with `model` (the
 /// tested relation, or dbt's `dbt_subquery` when the test has a `where`), `column_name` and the
-/// declared arguments as literals (`to: ref('x')` as a relation).
+/// declared arguments as literals (`to: ref('x')` and any other relation as the relation).
 fn generic_test_call(
-    test: &str,
+    (namespace, test): (Option<&str>, &str),
     model: &DepRef,
     column: Option<&str>,
     args: &BTreeMap<String, Json>,
@@ -738,12 +755,13 @@ fn generic_test_call(
     if let Some(cond) = filter {
         model = format!("__xform_filtered({model}, {})", Json::from(cond));
     }
-    let mut call = format!("{{{{ test_{test}(model={model}");
+    let prefix = namespace.map_or(String::new(), |ns| format!("{ns}."));
+    let mut call = format!("{{{{ {prefix}test_{test}(model={model}");
     if let Some(c) = column {
         call.push_str(&format!(", column_name={}", Json::from(c)));
     }
     for (k, v) in args {
-        call.push_str(&format!(", {k}={}", test_arg(k, v, at)));
+        call.push_str(&format!(", {k}={}", test_arg(v, at)));
     }
     call.push_str(") }}");
     call
@@ -763,12 +781,14 @@ fn relation_call(dep: &DepRef) -> String {
     }
 }
 
-/// A test's argument as Jinja: a literal, but `to: ref('x')` as the relation.
-fn test_arg(key: &str, v: &Json, at: &Loc) -> String {
+/// A test's argument as Jinja: a literal, but `ref('x')` or `source(...)` as the relation, and a list as
+/// one the test may change in place (`{% do cols.append(c) %}`, as dbt's tests do).
+fn test_arg(v: &Json, at: &Loc) -> String {
     match v {
-        Json::String(s) if key == "to" => {
+        Json::String(s) => {
             parse_relation_arg(s, at).map_or_else(|| jinja_literal(v), |d| relation_call(&d))
         }
+        Json::Array(_) => format!("_l({})", jinja_literal(v)),
         _ => jinja_literal(v),
     }
 }
@@ -836,17 +856,18 @@ fn dbt_test_name(
         one => vec![one.clone()],
     });
     let parts: Vec<String> = flat.map(|v| dbt_clean(&python_str(&v))).collect();
-    let prefix = if parent.kind == NodeKind::Source {
+    // dbt: `source_` before the test's name, its package before both.
+    let source = if parent.kind == NodeKind::Source {
         "source_"
     } else {
         ""
     };
+    let test = match test.split_once('.') {
+        Some((package, name)) => format!("{package}_{source}{name}"),
+        None => format!("{source}{test}"),
+    };
     let target = parent.name.replace('.', "_");
-    format!(
-        "{prefix}{}_{target}_{}",
-        test.replace('.', "_"),
-        parts.join("__")
-    )
+    format!("{test}_{target}_{}", parts.join("__"))
 }
 
 /// A value as Python's `str()` writes it (how dbt sees YAML values).

@@ -408,6 +408,8 @@ pub(crate) struct Target {
     pub(crate) schema: String,
     pub(crate) schema_prefix: String,
     pub(crate) threads: usize,
+    /// dbt's `target.database`: the database connected to (`dbname`), or a DuckDB file's name.
+    pub(crate) database: Option<String>,
     /// Everything else (`path`, `host`, ...), for the adapter to read. A password is not shown
     /// to templates (`{{ target }}`) or written anywhere.
     #[serde(flatten, serialize_with = "without_password")]
@@ -470,12 +472,20 @@ impl Target {
                 4
             }
         };
+        let database = match (settings.get("dbname"), settings.get("path")) {
+            (Some(Json::String(db)), _) => Some(db.clone()),
+            (None, Some(Json::String(path))) => {
+                (std::path::Path::new(path).file_stem()).map(|s| s.to_string_lossy().into_owned())
+            }
+            _ => None,
+        };
         Some(Target {
             name: name.to_string(),
             kind,
             schema,
             schema_prefix,
             threads,
+            database,
             settings,
             settings_at,
             schema_grants,

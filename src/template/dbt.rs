@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Value, from_args};
 
-use super::objects::{RenderScope, scope_of};
+use super::objects::{NamedRelation, RenderScope, relation_of, scope_of};
 use minijinja::{Environment, Error, ErrorKind, State};
 
 use crate::sql::Kind;
@@ -171,6 +171,15 @@ impl Object for Adapter {
             }
             "type" => Ok(Value::from(self.kind.name())),
             "get_columns_in_relation" => columns_in(state, args),
+            "get_relation" => {
+                let (database, schema, identifier): (Option<String>, String, String) =
+                    from_args(args)?;
+                let rel = crate::sql::Relation {
+                    database: database.filter(|d| !d.is_empty()),
+                    ..crate::sql::Relation::new(schema, identifier)
+                };
+                existing(state, rel, "adapter.get_relation")
+            }
             other => Err(Error::new(
                 ErrorKind::UnknownMethod,
                 format!(
@@ -225,10 +234,192 @@ fn table(columns: Vec<String>, rows: Vec<Vec<Option<String>>>) -> Value {
             values,
         })
     });
-    minijinja::context! {
-        column_names => names.to_vec(),
-        columns => column_values,
-        rows => row_values.collect::<Vec<_>>(),
+    Value::from_object(Table {
+        column_names: Value::from(names.to_vec()),
+        columns: Value::from_object(Columns(column_values)),
+        rows: row_values.collect(),
+    })
+}
+
+/// agate's table: its rows when iterated or indexed (`for row in table`, `table[0]`), and
+/// `rows`, `columns`, `column_names`.
+#[derive(Debug)]
+struct Table {
+    column_names: Value,
+    columns: Value,
+    rows: Vec<Value>,
+}
+
+impl Object for Table {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str() {
+            Some("rows") => Some(Value::from(self.rows.clone())),
+            Some("columns") => Some(self.columns.clone()),
+            Some("column_names") => Some(self.column_names.clone()),
+            Some(_) => None,
+            None => self.rows.get(usize::try_from(key.clone()).ok()?).cloned(),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.rows.len())
+    }
+}
+
+/// agate's `table.columns`: a list of columns, also read by name (`columns['id']`, `items()`).
+#[derive(Debug)]
+struct Columns(Vec<Value>);
+
+impl Columns {
+    fn named(&self, name: &str) -> Option<&Value> {
+        (self.0.iter())
+            .find(|c| c.get_attr("name").ok().as_ref().and_then(Value::as_str) == Some(name))
+    }
+}
+
+impl Object for Columns {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str() {
+            Some(name) => self.named(name).cloned(),
+            None => self.0.get(usize::try_from(key.clone()).ok()?).cloned(),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.0.len())
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _: &mut State<'_, '_>,
+        method: &str,
+        _: &[Value],
+    ) -> Result<Value, Error> {
+        let name = |c: &Value| c.get_attr("name").unwrap_or_default();
+        let list = |items: Vec<Value>| Ok(Value::from(items));
+        match method {
+            "keys" => list(self.0.iter().map(name).collect()),
+            "values" => list(self.0.clone()),
+            "items" => list(
+                (self.0.iter())
+                    .map(|c| Value::from(vec![name(c), c.clone()]))
+                    .collect(),
+            ),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+/// dbt's `Column` from `adapter.get_columns_in_relation`: `name`, `quoted`, `data_type`, and
+/// the type tests dbt's macros ask (`is_string()`, `is_number()`, ...), by dbt's type names.
+#[derive(Debug)]
+struct Column {
+    name: String,
+    quoted: String,
+    data_type: String,
+}
+
+impl Column {
+    fn is(&self, types: &[&str]) -> bool {
+        let t = self.data_type.to_ascii_lowercase();
+        let base = t.split('(').next().unwrap_or("").trim();
+        types.contains(&base)
+    }
+}
+
+const STRING_TYPES: &[&str] = &[
+    "text",
+    "character varying",
+    "character",
+    "varchar",
+    "string",
+    "bpchar",
+    "char",
+];
+const FLOAT_TYPES: &[&str] = &[
+    "real",
+    "float4",
+    "float",
+    "double precision",
+    "float8",
+    "double",
+];
+const INTEGER_TYPES: &[&str] = &[
+    "smallint",
+    "integer",
+    "bigint",
+    "smallserial",
+    "serial",
+    "bigserial",
+    "int2",
+    "int4",
+    "int8",
+    "int",
+    "tinyint",
+    "hugeint",
+    "ubigint",
+    "uinteger",
+    "usmallint",
+    "utinyint",
+];
+const NUMERIC_TYPES: &[&str] = &["numeric", "decimal"];
+
+impl Object for Column {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(Value::from(match key.as_str()? {
+            "name" | "column" => self.name.clone(),
+            "quoted" => self.quoted.clone(),
+            "data_type" | "dtype" => self.data_type.clone(),
+            _ => return None,
+        }))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["name", "column", "quoted", "data_type", "dtype"])
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _: &mut State<'_, '_>,
+        method: &str,
+        _: &[Value],
+    ) -> Result<Value, Error> {
+        if method == "string_size" {
+            // dbt's: a `varchar(n)`'s n, else 256 for text without a size.
+            let size = (self.data_type.split_once('('))
+                .and_then(|(_, rest)| rest.trim_end_matches(')').trim().parse::<i64>().ok());
+            return match self.is(STRING_TYPES) {
+                true => Ok(Value::from(size.unwrap_or(256))),
+                false => Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!(
+                        "string_size() of `{}`, which is not a string column",
+                        self.name
+                    ),
+                )),
+            };
+        }
+        let answer = match method {
+            "is_string" => self.is(STRING_TYPES),
+            "is_float" => self.is(FLOAT_TYPES),
+            "is_integer" => self.is(INTEGER_TYPES),
+            "is_numeric" => self.is(NUMERIC_TYPES),
+            "is_number" => self.is(FLOAT_TYPES) || self.is(INTEGER_TYPES) || self.is(NUMERIC_TYPES),
+            _ => return Err(Error::from(ErrorKind::UnknownMethod)),
+        };
+        Ok(Value::from(answer))
     }
 }
 
@@ -352,28 +543,90 @@ fn columns_in(state: &State, args: &[Value]) -> Result<Value, Error> {
         scope.log().needs_warehouse = true;
         return Ok(Value::from(Vec::<Value>::new()));
     };
-    let rel = (relation.downcast_object_ref::<super::objects::Relation>())
-        .and_then(|r| r.sql_relation())
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidOperation,
-                "adapter.get_columns_in_relation() takes a relation from ref() or source()",
-            )
-        })?;
+    let rel = relation_of(&relation).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            "adapter.get_columns_in_relation() takes a relation from ref() or source()",
+        )
+    })?;
     let columns = (warehouse.columns(&rel))
         .map_err(|e| Error::new(ErrorKind::InvalidOperation, e))?
         .unwrap_or_default();
     let dialect = scope.names.dialect;
     let columns = columns.into_iter().map(|(name, data_type)| {
-        minijinja::context! {
-            quoted => dialect.quote(&name),
-            column => name.clone(),
-            name => name,
-            data_type => data_type.clone(),
-            dtype => data_type,
-        }
+        Value::from_object(Column {
+            quoted: dialect.quote(&name),
+            name,
+            data_type,
+        })
     });
     Ok(Value::from(columns.collect::<Vec<_>>()))
+}
+
+/// The relation named `rel` when the warehouse has it, else none (and none while compiling,
+/// which marks the node to render again with the warehouse).
+fn existing(state: &State, rel: crate::sql::Relation, what: &str) -> Result<Value, Error> {
+    let scope = scope_of(state).ok_or_else(|| outside_a_node(what))?;
+    let Some(warehouse) = &scope.warehouse else {
+        scope.log().needs_warehouse = true;
+        return Ok(Value::from(()));
+    };
+    let found =
+        (warehouse.columns(&rel)).map_err(|e| Error::new(ErrorKind::InvalidOperation, e))?;
+    Ok(match found {
+        Some(_) => Value::from_object(NamedRelation {
+            rel,
+            dialect: scope.names.dialect,
+        }),
+        None => Value::from(()),
+    })
+}
+
+/// `load_relation(relation)`: the relation when the warehouse has it, else none.
+fn load_relation(state: &State, relation: Value) -> Result<Value, Error> {
+    let rel = relation_of(&relation).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            "load_relation() takes a relation",
+        )
+    })?;
+    match existing(state, rel, "load_relation")?.is_none() {
+        true => Ok(Value::from(())),
+        false => Ok(relation),
+    }
+}
+
+/// dbt's `api`: `api.Relation.create(database=, schema=, identifier=)` (a relation by name),
+/// `api.Relation.add_ephemeral_prefix`, `api.Column.translate_type` (dbt's type labels).
+fn api(dialect: &'static dyn crate::sql::Dialect) -> Value {
+    let create = move |kwargs: Kwargs| -> Result<Value, Error> {
+        let part = |k: &str| kwargs.get::<Option<String>>(k);
+        let (database, schema, identifier) =
+            (part("database")?, part("schema")?, part("identifier")?);
+        let _ = kwargs.get::<Option<Value>>("type")?;
+        let rel = crate::sql::Relation {
+            database: database.filter(|d| !d.is_empty()),
+            ..crate::sql::Relation::new(schema.unwrap_or_default(), identifier.unwrap_or_default())
+        };
+        kwargs.assert_all_used()?;
+        Ok(Value::from_object(NamedRelation { rel, dialect }))
+    };
+    minijinja::context! {
+        Relation => minijinja::context! {
+            create => Value::from_function(create),
+            add_ephemeral_prefix => Value::from_function(|name: String| format!("__dbt__cte__{name}")),
+        },
+        Column => minijinja::context! {
+            translate_type => Value::from_function(|t: String| {
+                match t.to_ascii_uppercase().as_str() {
+                    "STRING" => "TEXT".to_string(),
+                    "INTEGER" => "INT".to_string(),
+                    "TIMESTAMP" | "FLOAT" | "BOOLEAN" | "NUMERIC" => t.to_ascii_uppercase(),
+                    _ => t,
+                }
+            }),
+        },
+    }
 }
 
 fn outside_a_node(what: &str) -> Error {
@@ -454,6 +707,19 @@ impl Object for MutList {
     }
 }
 
+/// A list put into a mapping a macro changes in place, as one it can change too
+/// (`{% do d.update({k: []}) %}{% do d[k].append(x) %}`, as dbt_utils.union_relations does).
+fn changeable(v: Value) -> Value {
+    let ours = v.downcast_object_ref::<MutList>().is_some();
+    match (v.kind(), ours) {
+        (minijinja::value::ValueKind::Seq, false) => match v.try_iter() {
+            Ok(items) => Value::from_object(MutList(Mutex::new(items.collect()))),
+            Err(_) => v,
+        },
+        _ => v,
+    }
+}
+
 /// A mapping a macro can change in place (`{% do d.update({...}) %}`).
 #[derive(Debug, Default)]
 struct MutMap(Mutex<BTreeMap<Value, Value>>);
@@ -489,9 +755,16 @@ impl Object for MutMap {
                 let (other,): (Value,) = from_args(args)?;
                 for k in other.try_iter()? {
                     let v = other.get_item(&k)?;
-                    entries.insert(k, v);
+                    entries.insert(k, changeable(v));
                 }
                 Ok(Value::from(()))
+            }
+            "setdefault" => {
+                let (k, default): (Value, Option<Value>) = from_args(args)?;
+                let v = entries
+                    .entry(k)
+                    .or_insert_with(|| changeable(default.unwrap_or_default()));
+                Ok(v.clone())
             }
             "get" => {
                 let (k, default): (Value, Option<Value>) = from_args(args)?;
@@ -566,7 +839,15 @@ fn mutable_tag(tag: &str) -> std::borrow::Cow<'_, str> {
         "{}" => NEW_MAP,
         _ => return tag.into(),
     };
-    let head = lhs.trim_end();
+    // The tag at its tightest (`{%set x=_d()%}`, its whitespace control kept), padded back to
+    // its length: what follows it stays where it was.
+    let open = if tag[2..].starts_with(['-', '+']) {
+        &tag[..3]
+    } else {
+        &tag[..2]
+    };
+    let name = lhs[open.len()..].trim().trim_start_matches("set").trim();
+    let head = format!("{open}set {name}");
     // What follows the literal: the tag's end (`%}`, `-%}`).
     let end = value.trim_start()[value_trim.len()..].trim_start();
     let tight = head.len() + 1 + call.len() + end.len();
@@ -640,7 +921,9 @@ pub(super) fn add_globals(
     let started = invocation.0.to_zoned(jiff::tz::TimeZone::UTC);
     env.add_global("run_started_at", Value::from_object(StartedAt(started)));
     env.add_function("return", return_value);
-    env.add_function("_l", || Value::from_object(MutList::default()));
+    env.add_function("_l", |items: Option<Vec<Value>>| {
+        Value::from_object(MutList(Mutex::new(items.unwrap_or_default())))
+    });
     env.add_function("_d", || Value::from_object(MutMap::default()));
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_global(
@@ -671,6 +954,28 @@ pub(super) fn add_globals(
         serde_json::to_string(&value)
             .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
     });
+    // Python's `set()`: distinct items, sorted so that two sets compare as sets.
+    let set = |items: Option<Value>| -> Result<Value, Error> {
+        let mut out: Vec<Value> = match items {
+            Some(v) if !v.is_undefined() && !v.is_none() => v.try_iter()?.collect(),
+            _ => Vec::new(),
+        };
+        out.sort();
+        out.dedup();
+        Ok(Value::from(out))
+    };
+    env.add_function("set", set);
+    env.add_function("fromyaml", fromyaml);
+    env.add_function("toyaml", toyaml);
+    env.add_function("local_md5", |text: String| {
+        use md5::Digest;
+        let digest = md5::Md5::digest(text.as_bytes());
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    });
+    env.add_function("set_strict", set);
     env.add_function("zip", |a: Vec<Value>, b: Vec<Value>| {
         a.into_iter()
             .zip(b)
@@ -678,6 +983,63 @@ pub(super) fn add_globals(
             .collect::<Vec<_>>()
     });
     env.add_function("run_query", run_query);
+    env.add_function("load_relation", load_relation);
+    env.add_global("api", api(kind.dialect()));
+    env.add_global("modules", super::modules::value());
     env.add_global("statement", Value::from_object(Statement));
     env.add_function("load_result", load_result);
+}
+
+/// dbt's `fromyaml(text)`: the value YAML text spells (`default` when it is not YAML).
+fn fromyaml(text: String, default: Option<Value>) -> Result<Value, Error> {
+    let file: Arc<str> = Arc::from("fromyaml");
+    let src = crate::project::yaml::Src::new(&file, &text);
+    match src.parse() {
+        Ok(Some(node)) => Ok(Value::from(minijinja::value::Serde(
+            crate::project::yaml::to_json(&node),
+        ))),
+        Ok(None) => Ok(Value::from(())),
+        Err(d) => default.ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("fromyaml: {}", d.message),
+            )
+        }),
+    }
+}
+
+/// dbt's `toyaml(value)`: the value as a YAML document (block style, no `---`).
+fn toyaml(value: Value) -> Result<String, Error> {
+    let json = serde_json::to_value(&value)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("toyaml: {e}")))?;
+    let mut out = String::new();
+    (saphyr::YamlEmitter::new(&mut out).dump(&yaml_of(&json)))
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("toyaml: {e}")))?;
+    let body = out
+        .strip_prefix("---")
+        .unwrap_or(&out)
+        .trim_start_matches(['\n', ' ']);
+    Ok(format!("{body}\n"))
+}
+
+fn yaml_of(v: &serde_json::Value) -> saphyr::Yaml<'static> {
+    use saphyr::{Scalar, Yaml};
+    use serde_json::Value as J;
+    match v {
+        J::Null => Yaml::Value(Scalar::Null),
+        J::Bool(b) => Yaml::Value(Scalar::Boolean(*b)),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Yaml::Value(Scalar::Integer(i)),
+            None => Yaml::Representation(n.to_string().into(), saphyr::ScalarStyle::Plain, None),
+        },
+        J::String(s) => Yaml::Value(Scalar::String(s.clone().into())),
+        J::Array(items) => Yaml::Sequence(items.iter().map(yaml_of).collect()),
+        J::Object(map) => {
+            let mut m = saphyr::Mapping::new();
+            for (k, v) in map {
+                m.insert(Yaml::Value(Scalar::String(k.clone().into())), yaml_of(v));
+            }
+            Yaml::Mapping(m)
+        }
+    }
 }

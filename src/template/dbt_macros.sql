@@ -2,6 +2,12 @@
     Each dispatches like dbt's: a project or package may override `<adapter>__<name>` through
     `dispatch:`; the adapter names tried are the warehouse's, then `default`. -#}
 
+{#- A data test keeps its failing rows (`store_failures`, or `--store-failures`). -#}
+{%- macro should_store_failures() -%}{{ return(config.get('store_failures') or flags.STORE_FAILURES) }}{%- endmacro -%}
+
+{%- macro limit_zero() -%}{{ return(adapter.dispatch('limit_zero', 'dbt')()) }}{%- endmacro -%}
+{%- macro default__limit_zero() -%}{{ return('limit 0') }}{%- endmacro -%}
+
 {%- macro type_string() -%}{{ return(adapter.dispatch('type_string', 'dbt')()) }}{%- endmacro -%}
 {%- macro default__type_string() -%}varchar{%- endmacro -%}
 {%- macro postgres__type_string() -%}text{%- endmacro -%}
@@ -28,6 +34,9 @@
 {%- macro current_timestamp() -%}{{ return(adapter.dispatch('current_timestamp', 'dbt')()) }}{%- endmacro -%}
 {%- macro default__current_timestamp() -%}now(){%- endmacro -%}
 {%- macro redshift__current_timestamp() -%}getdate(){%- endmacro -%}
+{#- DuckDB: a timestamp (in UTC), not dbt-duckdb's timestamptz, whose arithmetic needs the ICU
+    extension this build of DuckDB does not have. -#}
+{%- macro duckdb__current_timestamp() -%}cast(now() as timestamp){%- endmacro -%}
 
 {%- macro cast(field, type) -%}{{ return(adapter.dispatch('cast', 'dbt')(field, type)) }}{%- endmacro -%}
 {%- macro default__cast(field, type) -%}cast({{ field }} as {{ type }}){%- endmacro -%}

@@ -8,6 +8,7 @@
 //! Errors become diagnostics pointing into the model or macro file, with the call chain.
 
 mod dbt;
+mod modules;
 mod objects;
 pub(crate) mod scan;
 
@@ -15,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 
 use minijinja::syntax::SyntaxConfig;
-use minijinja::value::{Object, ObjectRepr, Serde, Value};
+use minijinja::value::{Kwargs, Object, ObjectRepr, Rest, Serde, Value, from_args};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, context};
 
 use objects::{ConfigFn, RefFn, RenderScope, SourceFn, scope_of};
@@ -115,9 +116,20 @@ impl Templates<'_> {
     }
 }
 
+impl Templates<'_> {
+    /// Whether installed package `package` has the generic test `name`.
+    pub(crate) fn package_test(&self, package: &str, name: &str) -> bool {
+        (self.packages.get(package)).is_some_and(|m| m.contains_key(&format!("test_{name}")))
+    }
+}
+
 /// Templates of model texts living for `'s` can be rendered with the result.
 pub(crate) fn environment<'s>(project: &Project, diags: &mut Diagnostics) -> Templates<'s> {
     let mut env = sql_environment();
+    if project.style == crate::project::Style::Dbt {
+        // dbt's Jinja prints an undefined name as nothing (its packages count on it).
+        env.set_undefined_behavior(UndefinedBehavior::Lenient);
+    }
     add_globals(&mut env, project);
     let registry = Arc::new(OnceLock::new());
     dbt::add_globals(
@@ -196,10 +208,48 @@ fn add_globals(env: &mut Environment<'_>, project: &Project) {
     add_var(env, project.vars.clone());
     add_env_var(env, project.env.clone());
     env.add_function("log", log);
+    env.add_function(
+        "print",
+        |state: &State, msg: Value| -> Result<&'static str, Error> {
+            if let Some(scope) = scope_of(state) {
+                scope.log().messages.push(msg.to_string());
+            }
+            Ok("")
+        },
+    );
     add_compiler_error(env);
     env.add_global("target", Value::from(Serde(&project.target)));
     env.add_global("project_name", project.name.clone());
+    env.add_global("flags", Value::from(Serde(&project.flags)));
     add_dialect(env, project.target.dialect());
+    add_native_filters(env);
+}
+
+/// dbt's `as_text`, `as_number`, `as_bool` and `as_native`: text read as the value it spells.
+fn add_native_filters(env: &mut Environment<'_>) {
+    env.add_filter("as_text", |v: Value| v.to_string());
+    env.add_filter("as_native", |v: Value| native(&v));
+    env.add_filter("as_number", |v: Value| native(&v));
+    env.add_filter("as_bool", |v: Value| match v.as_str().map(str::trim) {
+        Some("true" | "True") => Value::from(true),
+        Some("false" | "False") => Value::from(false),
+        _ => v,
+    });
+}
+
+/// A string that spells a number, a boolean, a list or a mapping as that value; other values
+/// as they are.
+fn native(v: &Value) -> Value {
+    let Some(text) = v.as_str() else {
+        return v.clone();
+    };
+    match text.trim() {
+        "True" => Value::from(true),
+        "False" => Value::from(false),
+        "None" => Value::from(()),
+        other => serde_json::from_str::<serde_json::Value>(other)
+            .map_or_else(|_| v.clone(), |json| Value::from(Serde(json))),
+    }
 }
 
 /// xform's own SQL in the Jinja it generates — a data test's `where`, a snapshot declared in
@@ -264,12 +314,22 @@ fn log(
     Ok("")
 }
 
-/// `raise_compiler_error(msg)` and dbt's `exceptions.raise_compiler_error(msg)`.
+/// `raise_compiler_error(msg)` and dbt's `exceptions.raise_compiler_error(msg)`; and
+/// `exceptions.warn(msg)`, printed as `log(msg, info=True)` is.
 fn add_compiler_error(env: &mut Environment<'_>) {
     env.add_function("raise_compiler_error", raise_compiler_error);
+    let warn = |state: &State, msg: Value| -> Result<&'static str, Error> {
+        if let Some(scope) = scope_of(state) {
+            scope.log().messages.push(format!("warning: {msg}"));
+        }
+        Ok("")
+    };
     env.add_global(
         "exceptions",
-        context! { raise_compiler_error => Value::from_function(raise_compiler_error) },
+        context! {
+            raise_compiler_error => Value::from_function(raise_compiler_error),
+            warn => Value::from_function(warn),
+        },
     );
 }
 
@@ -313,7 +373,8 @@ fn callable_name(def: &scan::Definition) -> String {
 }
 
 /// A package's macro: reached through its namespace (`dbt_utils.star`), by dispatch, and by
-/// name from the package's own macros.
+/// name from the package's own macros. A package's `{% test %}` is also a test of the project
+/// by its bare name, unless the project has its own (dbt looks in every package).
 fn add_package_definition(
     t: &mut Templates<'_>,
     (path, package): (&Arc<str>, &str),
@@ -321,7 +382,13 @@ fn add_package_definition(
 ) {
     let name = callable_name(def);
     let macros = t.packages.entry(package.to_string()).or_default();
-    macros.entry(name).or_insert_with(|| path.clone());
+    macros.entry(name.clone()).or_insert_with(|| path.clone());
+    if def.is_test && !t.macros.contains_key(&name) {
+        t.generic_tests.insert(def.name.clone());
+        t.macros.insert(name.clone(), path.clone());
+        let value = macro_value(path, &name, Some(package));
+        t.env.add_global(name, value);
+    }
 }
 
 /// Exposes one `{% macro %}` or `{% test %}` definition as a global function, unless its name
@@ -412,6 +479,43 @@ fn call_macro(state: &State, m: &MacroFn, args: &[Value]) -> Result<Value, Error
     }
 }
 
+/// Arguments beyond a macro's own, for a macro that reads them as Jinja's `varargs` (more
+/// positional ones) and `kwargs` (other keyword ones): its own arguments, and the others as
+/// `{varargs, kwargs}`. A macro that reads neither gets every argument, and minijinja's error
+/// for one it does not take.
+fn split_arguments(
+    args: &[Value],
+    declared: Option<&Value>,
+    source: &str,
+) -> Result<(Vec<Value>, Option<Value>), Error> {
+    let (Some(declared), true) = (
+        declared,
+        source.contains("kwargs") || source.contains("varargs"),
+    ) else {
+        return Ok((args.to_vec(), None));
+    };
+    let names: Vec<String> = (declared.try_iter()?)
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    let (Rest(positional), kwargs): (Rest<Value>, Kwargs) = from_args(args)?;
+    let keep = positional.len().min(names.len());
+    let varargs = positional[keep..].to_vec();
+    let mut own: Vec<Value> = positional[..keep].to_vec();
+    let (mut mine, mut rest) = (Vec::new(), BTreeMap::new());
+    for key in kwargs.args() {
+        let value: Value = kwargs.peek(key)?;
+        match names.iter().any(|n| n == key) || key == "caller" {
+            true => mine.push((key.to_string(), value)),
+            false => drop(rest.insert(key.to_string(), value)),
+        }
+    }
+    if !mine.is_empty() {
+        own.push(Value::from(Kwargs::from_iter(mine)));
+    }
+    let extra = context! { varargs => varargs, kwargs => rest };
+    Ok((own, Some(extra)))
+}
+
 /// Records a call of macro `name` in the render's log; an error past [`MAX_MACRO_DEPTH`]
 /// nested calls.
 fn enter_macro(scope: &RenderScope, file: &str, name: &str) -> Result<(), Error> {
@@ -450,8 +554,14 @@ fn run_macro(state: &State, m: &MacroFn, args: &[Value]) -> Result<String, Error
         ..package_macros.unwrap_or_default()
     };
     state.env().get_template(&m.file).and_then(|tmpl| {
-        let mut captured = tmpl.render_captured(ctx)?;
-        let out = captured.with_state_mut(|s| s.call_macro(&m.inner, args));
+        let mut captured = tmpl.render_captured(ctx.clone())?;
+        let declared = captured.with_state_mut(|s| s.lookup(&m.inner));
+        let declared = declared.and_then(|mac| mac.get_attr("arguments").ok());
+        let (args, extra) = split_arguments(args, declared.as_ref(), tmpl.source())?;
+        if let Some(extra) = extra {
+            captured = tmpl.render_captured(context! { ..extra, ..ctx })?;
+        }
+        let out = captured.with_state_mut(|s| s.call_macro(&m.inner, &args));
         // The macro ran in a render of its own, with fuel of its own: the caller pays for it,
         // so a loop of macro calls stops like any other loop.
         let used = captured.with_state_mut(|s| s.fuel_levels().map_or(0, |(used, _)| used));

@@ -238,6 +238,68 @@ impl Object for Relation {
     }
 }
 
+/// A relation by its name, not a node's: `api.Relation.create(...)`, `adapter.get_relation`.
+pub(crate) struct NamedRelation {
+    pub(crate) rel: crate::sql::Relation,
+    pub(crate) dialect: &'static dyn Dialect,
+}
+
+impl fmt::Debug for NamedRelation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.rel)
+    }
+}
+
+impl Object for NamedRelation {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(match key.as_str()? {
+            "metadata" => minijinja::context! { type => "BaseRelation" },
+            "is_cte" | "is_ephemeral" => Value::from(false),
+            "schema" => Value::from(self.rel.schema.clone()),
+            "identifier" | "name" | "table" => Value::from(self.rel.name.clone()),
+            "database" => Value::from(self.rel.database.clone()),
+            _ => return None,
+        })
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["database", "schema", "identifier", "metadata"])
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "get" => {
+                let (key, default): (Value, Option<Value>) = from_args(args)?;
+                Ok(self.get_value(&key).or(default).unwrap_or(Value::from(())))
+            }
+            "render" => Ok(Value::from(self.dialect.relation(&self.rel))),
+            "include" | "quote" | "incorporate" => Ok(Value::from_dyn_object(self.clone())),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.dialect.relation(&self.rel))
+    }
+}
+
+/// The warehouse's name of a relation value: a node's (`ref`, `source`, `this`) or a named one.
+pub(crate) fn relation_of(value: &Value) -> Option<crate::sql::Relation> {
+    if let Some(r) = value.downcast_object_ref::<Relation>() {
+        return r.sql_relation();
+    }
+    Some(value.downcast_object_ref::<NamedRelation>()?.rel.clone())
+}
+
 /// The scope of the render `state` belongs to (macros see their caller's).
 pub(crate) fn scope_of(state: &State) -> Option<Arc<RenderScope>> {
     let r = state.lookup("ref")?;

@@ -8,13 +8,14 @@
 //! the model's relation, which is swapped for the staged one (`Swap`).
 
 pub(crate) mod freshness;
+mod replay;
 pub(crate) mod unit;
 
 use std::time::{Instant, SystemTime};
 
 use crate::project::{Severity, TestConfig, Verdict, test_config as config};
 
-use crate::adapter::{DbError, Relation, Rows, Session};
+use crate::adapter::{DbError, FailureQuery, Relation, Rows, Session};
 use crate::compile::Compiled;
 
 /// How many failing rows a report shows.
@@ -80,6 +81,9 @@ impl TestResult {
 pub(crate) struct Swap {
     pub(crate) published: String,
     pub(crate) staged: String,
+    /// The same two relations by their parts.
+    pub(crate) published_as: Relation,
+    pub(crate) staged_as: Relation,
 }
 
 /// The schema failing rows are stored in.
@@ -98,12 +102,18 @@ pub(crate) fn run_data_tests(
 ) -> Vec<TestResult> {
     let started_at = SystemTime::now();
     let clock = Instant::now();
-    let prepared: Vec<Prepared> = tests.iter().map(|&t| prepare(c, t, swap)).collect();
-    let mut counts: Vec<Count> = vec![None; prepared.len()];
+    let prepared: Vec<(Prepared, Option<String>)> = (tests.iter())
+        .map(|&t| prepare(c, t, swap, session))
+        .collect();
+    let (prepared, render_errors): (Vec<Prepared>, Vec<Option<String>>) =
+        prepared.into_iter().unzip();
+    let mut counts: Vec<Count> = (render_errors.into_iter())
+        .map(|e| e.map(|e| Err(DbError::Failed(e))))
+        .collect();
     // Stored failures are written one by one; the others are counted in one query.
     let failures_schema = failures_schema(c);
-    for (k, (t, cfg, sql)) in prepared.iter().enumerate() {
-        if cfg.store_failures {
+    for (k, (t, cfg, sql, _)) in prepared.iter().enumerate() {
+        if cfg.store_failures && counts[k].is_none() {
             let into = Relation::new(&failures_schema, &c.nodes()[*t].name);
             counts[k] = Some(session.store_failures(&into, sql, cfg.limit, log));
         }
@@ -113,7 +123,7 @@ pub(crate) fn run_data_tests(
     prepared
         .into_iter()
         .zip(counts)
-        .map(|((t, cfg, sql), count)| {
+        .map(|((t, cfg, sql, _), count)| {
             let count = count.unwrap_or(Err(DbError::Interrupted));
             let r = judge(t, &cfg, count, started_at, share);
             with_failing_rows(session, c, r, (&cfg, &sql))
@@ -122,21 +132,34 @@ pub(crate) fn run_data_tests(
 }
 
 /// A test ready to run: its node, its config and its SQL.
-type Prepared = (usize, TestConfig, String);
+type Prepared = (usize, TestConfig, String, Option<String>);
 
 /// A test's failing rows, once counted (or stored).
 type Count = Option<Result<u64, DbError>>;
 
-/// Test `t`'s config and SQL, reading the staged relation where `swap` says.
-fn prepare(c: &Compiled, t: usize, swap: Option<&Swap>) -> Prepared {
+/// Test `t`'s config, SQL (reading the staged relation where `swap` says) and `fail_calc`;
+/// and why it could not be rendered, for a test rendered against the warehouse.
+fn prepare(
+    c: &Compiled,
+    t: usize,
+    swap: Option<&Swap>,
+    session: &mut dyn Session,
+) -> (Prepared, Option<String>) {
     let n = &c.nodes()[t];
     // Checked when compiling: a test reaching here has a valid config.
     let cfg = config(n).unwrap_or(TestConfig::DEFAULT);
-    let mut sql = c.sql[t].clone().unwrap_or_default();
+    let (mut sql, mut error) = (c.sql[t].clone().unwrap_or_default(), None);
+    if c.at_run[t] {
+        match replay::render(c, t, session, swap) {
+            Ok(rendered) => sql = rendered,
+            Err(e) => error = Some(e),
+        }
+    }
     if let Some(s) = swap {
         sql = sql.replace(&s.published, &s.staged);
     }
-    (t, cfg, sql)
+    let calc = n.config.str("fail_calc").map(str::to_string);
+    ((t, cfg, sql, calc), error)
 }
 
 /// Counts the failing rows of every test not counted yet, in one query.
@@ -147,9 +170,12 @@ fn count_the_rest(session: &mut dyn Session, prepared: &[Prepared], counts: &mut
     if batch.is_empty() {
         return;
     }
-    let queries: Vec<(&str, Option<u64>)> = batch
+    let queries: Vec<FailureQuery> = batch
         .iter()
-        .map(|&k| (prepared[k].2.as_str(), prepared[k].1.limit))
+        .map(|&k| {
+            let (_, cfg, sql, calc) = &prepared[k];
+            (sql.as_str(), cfg.limit, calc.as_deref())
+        })
         .collect();
     match session.count_failures(&queries) {
         Ok(n) => {

@@ -144,6 +144,12 @@ group by order_month
 
 /// The project with `profiles.yml` pointing its `dev` output at the warehouse.
 fn dbt_project(w: &Warehouse) -> tempfile::TempDir {
+    dbt_project_of(w, PROJECT)
+}
+
+/// A dbt project of these files, with `profiles.yml` pointing its `dev` output at the
+/// warehouse.
+fn dbt_project_of(w: &Warehouse, files: &str) -> tempfile::TempDir {
     let output = match w {
         Warehouse::DuckDb => "type: duckdb\n      path: target/dev.duckdb".to_string(),
         Warehouse::Postgres(pg) => {
@@ -164,7 +170,7 @@ fn dbt_project(w: &Warehouse) -> tempfile::TempDir {
         pg.drop_schemas();
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    write_files(dir.path(), &format!("{PROJECT}{profiles}"));
+    write_files(dir.path(), &format!("{files}{profiles}"));
     dir
 }
 
@@ -533,3 +539,128 @@ fn dbt_command_line(w: &Warehouse) {
 }
 
 both!(dbt_command_line);
+
+const CHECKS: &str = r#"-- file: dbt_project.yml
+name: 'shop_checks'
+config-version: 2
+profile: 'shop'
+-- file: dbt_packages/checks/dbt_project.yml
+name: 'checks'
+-- file: dbt_packages/checks/macros/tests.sql
+{% test same_rows(model, compare_model) %}
+{{ config(fail_calc = 'sum(diff_count)') }}
+{%- if not execute -%}{{ return('') }}{%- endif -%}
+{%- set mine = set(adapter.get_columns_in_relation(model) | map(attribute='name') | map('lower')) -%}
+{%- set theirs = set(adapter.get_columns_in_relation(compare_model) | map(attribute='name') | map('lower')) -%}
+{%- if mine != theirs -%}{{ exceptions.raise_compiler_error(compare_model ~ " has other columns") }}{%- endif -%}
+{%- set cols = mine | join(', ') -%}
+select count(*) as diff_count from (
+  (select {{ cols }} from {{ model }} except select {{ cols }} from {{ compare_model }})
+  union all
+  (select {{ cols }} from {{ compare_model }} except select {{ cols }} from {{ model }})
+) d
+{% endtest %}
+
+{% test at_least(model, column_name) %}
+select {{ column_name }} from {{ model }} where {{ column_name }} < {{ kwargs.get('minimum', 0) }}
+{% endtest %}
+-- file: dbt_packages/checks/macros/helpers.sql
+{% macro slug(text) %}{{ return(modules.re.sub('[^a-z0-9]+', '_', text | lower)) }}{% endmacro %}
+
+{% macro relations_named(prefix) %}
+  {%- set found = {} -%}
+  {%- do found.update({'relations': []}) -%}
+  {%- call statement('names', fetch_result=True) -%}
+    select table_name from information_schema.tables
+    where table_schema = '{{ target.schema }}' and table_name like '{{ prefix }}%'
+    order by table_name
+  {%- endcall -%}
+  {%- if execute -%}
+    {%- for row in load_result('names')['table'] -%}
+      {%- set r = load_relation(api.Relation.create(schema=target.schema, identifier=row.table_name)) -%}
+      {%- if r is not none -%}{%- do found['relations'].append(r) -%}{%- endif -%}
+    {%- endfor -%}
+  {%- endif -%}
+  {{ return(found['relations']) }}
+{% endmacro %}
+-- file: models/part_a.sql
+select 1 as id, 'x' as name
+-- file: models/part_b.sql
+select 2 as id, 'y' as name
+-- file: models/same_as_a.sql
+select 1 as id, 'x' as name
+-- file: models/parts.sql
+-- depends_on: {{ ref('part_a') }} {{ ref('part_b') }}
+{%- set rels = checks.relations_named('part_') %}
+{%- for r in rels %}
+select id, name from {{ r }}{% if not loop.last %} union all{% endif %}
+{%- endfor %}
+{%- if rels | length == 0 %}select 0 as id, 'none' as name{% endif %}
+-- file: models/labels.sql
+select '{{ checks.slug("Hello World-1") }}' as slug,
+       '{{ modules.datetime.date(2024, 1, 2).strftime("%Y/%m/%d") }}' as day,
+       '{{ flags.WHICH }}' as which,
+       '{{ not_defined_anywhere }}' as nothing,
+       {{ "42" | as_number }} as answer,
+       {{ set([3, 1, 3]) | length }} as distinct_count
+-- file: models/schema.yml
+version: 2
+models:
+  - name: part_a
+    data_tests:
+      - checks.same_rows:
+          compare_model: ref('same_as_a')
+    columns:
+      - name: id
+        data_tests:
+          - checks.at_least:
+              minimum: 1
+  - name: part_b
+    data_tests:
+      - checks.same_rows:
+          compare_model: ref('same_as_a')
+          config:
+            severity: warn
+"#;
+
+/// What dbt packages' tests and macros count on, as dbt_utils' own test suite uses it: a
+/// package's generic tests by namespace (arguments beyond its own through `kwargs`, a relation
+/// argument as the relation and a dependency, the model's columns read from the warehouse
+/// while the test renders, `fail_calc`), `modules.re`/`modules.datetime`, `api.Relation`,
+/// `load_relation`, query results iterated as rows, lists inside dicts changed in place,
+/// `flags`, `set()`, `as_number`, and an undefined name printing as nothing.
+fn package_tests_and_macros_work_as_in_dbt(w: &Warehouse) {
+    let dir = dbt_project_of(w, CHECKS);
+    let out = xform(dir.path(), &["build"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let said = |status: &str, test: &str| {
+        (out.stdout.lines()).any(|l| l.contains(status) && l.contains(test))
+    };
+    assert!(
+        said("PASS", "checks_same_rows_part_a_ref_same_as_a_")
+            && said("PASS", "checks_at_least_part_a_id__1"),
+        "{}",
+        out.stdout
+    );
+    // part_b differs from same_as_a in both of its rows: fail_calc counts 2.
+    assert!(
+        said("WARN", "checks_same_rows_part_b_ref_same_as_a_")
+            && out.stdout.contains("2 failing rows"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        query(w, dir.path(), "select id, name from {s}.parts order by id"),
+        [["1", "x"], ["2", "y"]]
+    );
+    assert_eq!(
+        query(
+            w,
+            dir.path(),
+            "select slug, day, which, nothing, answer, distinct_count from {s}.labels"
+        ),
+        [["hello_world_1", "2024/01/02", "build", "", "42", "2"]]
+    );
+}
+
+both!(package_tests_and_macros_work_as_in_dbt);

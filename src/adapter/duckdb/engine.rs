@@ -675,7 +675,7 @@ impl Session for DuckSession {
         }
     }
 
-    fn count_failures(&mut self, queries: &[(&str, Option<u64>)]) -> DbResult<Vec<u64>> {
+    fn count_failures(&mut self, queries: &[super::super::FailureQuery]) -> DbResult<Vec<u64>> {
         let sql = statements::failure_counts(queries);
         readable(&sql)?;
         let counted = || -> Result<Vec<u64>, duckdb::Error> {

@@ -1444,7 +1444,7 @@ impl Session for PgSession {
         Ok(())
     }
 
-    fn count_failures(&mut self, queries: &[(&str, Option<u64>)]) -> DbResult<Vec<u64>> {
+    fn count_failures(&mut self, queries: &[super::super::FailureQuery]) -> DbResult<Vec<u64>> {
         let sql = statements::failure_counts(queries);
         let rows = self.guarded(|s| Statements::rows(s, &sql))?;
         let mut out = vec![0; queries.len()];
