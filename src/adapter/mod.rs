@@ -60,10 +60,14 @@ pub(crate) enum Strategy<'a> {
         key: &'a [String],
         update: Option<&'a [String]>,
         exclude: &'a [String],
+        /// dbt's `incremental_predicates`: more conditions a matching row meets, naming the
+        /// table `DBT_INTERNAL_DEST` and the new rows `DBT_INTERNAL_SOURCE`.
+        predicates: &'a [String],
     },
-    /// Delete the rows whose key matches, insert all.
+    /// Delete the rows whose key matches (and `predicates`), insert all.
     DeleteInsert {
         key: &'a [String],
+        predicates: &'a [String],
     },
     /// Delete the rows whose `column` lies in [start, end), insert all (the new rows are
     /// already limited to that interval): a microbatch.
@@ -151,11 +155,10 @@ pub(crate) struct CsvSource {
     pub(crate) header: bool,
     /// Column name → warehouse type, for the columns whose type is not to be inferred.
     pub(crate) column_types: Vec<(String, String)>,
-    /// Whole numbers that all fit in 32 bits make an `integer` column, as dbt's seeds (agate)
-    /// type them, where the warehouse's own reader would make it wider (DuckDB's; PostgreSQL's
-    /// seeds are typed by xform, as dbt's are, already).
-    #[cfg_attr(not(feature = "duckdb"), allow(dead_code))]
-    pub(crate) narrow_integers: bool,
+    /// Columns typed as dbt's seeds (agate) type them: whole numbers that all fit in 32 bits
+    /// `integer` (DuckDB's reader would make them `bigint`), numbers with decimals `double
+    /// precision` (dbt's `float8`; xform's own seeds keep them exact, `numeric`).
+    pub(crate) dbt_types: bool,
 }
 
 /// What runs around a build, in its transaction: `pre` before it; when it is published, `post`

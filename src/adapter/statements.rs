@@ -203,18 +203,19 @@ pub(super) trait Statements {
         );
         let rows = match &inc.strategy {
             Strategy::Append => self.exec(&insert, log)?,
-            Strategy::DeleteInsert { key } => {
-                self.delete_keys((relation, &new), (key, &incoming), log)?;
+            Strategy::DeleteInsert { key, predicates } => {
+                self.delete_keys((relation, &new), (key, &incoming), predicates, log)?;
                 self.exec(&insert, log)?
             }
             Strategy::Merge {
                 key,
                 update,
                 exclude,
+                predicates,
             } => self.merge(
                 (&target, &new),
                 (&columns, &incoming),
-                (key, *update, exclude),
+                (key, *update, exclude, predicates),
                 log,
             )?,
             Strategy::Range { column, start, end } => {
@@ -226,11 +227,12 @@ pub(super) trait Statements {
         Ok(rows)
     }
 
-    /// Deletes the table's rows whose key the new rows have.
+    /// Deletes the table's rows whose key the new rows have (and that meet `predicates`).
     fn delete_keys(
         &mut self,
         (relation, new): (&Relation, &str),
         (key, incoming): (&[String], &[(String, String)]),
+        predicates: &[String],
         log: &mut Vec<String>,
     ) -> DbResult<u64> {
         let d = self.dialect();
@@ -241,7 +243,7 @@ pub(super) trait Statements {
         };
         let mut deleted = 0;
         for (rows, how) in self.key_parts(new, key)? {
-            let on = key_match(d, (&t, "n"), (key, how), incoming);
+            let on = key_match(d, (&t, "n"), (key, how), incoming) + &and(predicates, (&t, "n"));
             deleted += self.exec(
                 &format!("DELETE FROM {from} USING {rows} AS n WHERE {on}"),
                 log,
@@ -302,7 +304,7 @@ pub(super) trait Statements {
         &mut self,
         (target, new): (&str, &str),
         (columns, incoming): (&[String], &[(String, String)]),
-        (key, update, exclude): (&[String], Option<&[String]>, &[String]),
+        (key, update, exclude, predicates): (&[String], Option<&[String]>, &[String], &[String]),
         log: &mut Vec<String>,
     ) -> DbResult<u64> {
         let d = self.dialect();
@@ -317,7 +319,7 @@ pub(super) trait Statements {
         };
         let mut merged = 0;
         for (rows, how) in self.key_parts(new, key)? {
-            let on = key_match(d, ("t", "n"), (key, how), incoming);
+            let on = key_match(d, ("t", "n"), (key, how), incoming) + &and(predicates, ("t", "n"));
             merged += self.merge_rows((target, &rows), &on, (&set, columns), log)?;
         }
         Ok(merged)
@@ -624,6 +626,36 @@ fn quoted_list(d: &dyn Dialect, columns: &[String], prefix: &str) -> String {
 /// Null-safe equality of the key columns of `t` (the table) and `n` (the new rows), as they
 /// are named in the statement, in the form the dialect can join on fast; `types` are the new
 /// rows' columns.
+/// dbt's `incremental_predicates` as more conditions of a match: ` AND (p)` each, with dbt's
+/// names for the table (`DBT_INTERNAL_DEST`) and the new rows (`DBT_INTERNAL_SOURCE`) read as
+/// xform's (`t`, `n`).
+fn and(predicates: &[String], (t, n): (&str, &str)) -> String {
+    let rename = |p: &str| {
+        let mut out = String::with_capacity(p.len());
+        let mut rest = p;
+        while let Some(at) = rest.to_ascii_uppercase().find("DBT_INTERNAL_") {
+            out.push_str(&rest[..at]);
+            let tail = &rest[at..];
+            let upper = tail.to_ascii_uppercase();
+            let (alias, len) = if upper.starts_with("DBT_INTERNAL_DEST") {
+                (t, "DBT_INTERNAL_DEST".len())
+            } else if upper.starts_with("DBT_INTERNAL_SOURCE") {
+                (n, "DBT_INTERNAL_SOURCE".len())
+            } else {
+                ("DBT_INTERNAL_", "DBT_INTERNAL_".len())
+            };
+            out.push_str(alias);
+            rest = &tail[len..];
+        }
+        out.push_str(rest);
+        out
+    };
+    predicates
+        .iter()
+        .map(|p| format!(" AND ({})", rename(p)))
+        .collect()
+}
+
 fn key_match(
     d: &dyn Dialect,
     (t, n): (&str, &str),

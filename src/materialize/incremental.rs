@@ -21,6 +21,8 @@ pub(crate) struct IncrementalSpec {
     pub(crate) unique_key: Vec<String>,
     pub(crate) update_columns: Option<Vec<String>>,
     pub(crate) exclude_columns: Vec<String>,
+    /// `incremental_predicates` (or `predicates`).
+    pub(crate) predicates: Vec<String>,
     pub(crate) on_schema_change: SchemaChange,
     /// What this run asks: a full refresh, a backfill window, its time.
     pub(crate) run: PlanOptions,
@@ -47,9 +49,11 @@ impl IncrementalSpec {
                 key: &self.unique_key,
                 update: self.update_columns.as_deref(),
                 exclude: &self.exclude_columns,
+                predicates: &self.predicates,
             },
             (StrategyKind::DeleteInsert, _) => Strategy::DeleteInsert {
                 key: &self.unique_key,
+                predicates: &self.predicates,
             },
             _ => Strategy::Append,
         }
@@ -253,6 +257,21 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// SQL conditions: one, or a list of them.
+    fn conditions(&mut self, key: &str) -> Option<Vec<String>> {
+        match self.node.config.columns(key) {
+            Ok(conditions) => conditions,
+            Err(other) => {
+                self.bad(
+                    key,
+                    format!("`{key}` must be a SQL condition or a list of them, found {other}"),
+                    Some("e.g. [\"DBT_INTERNAL_DEST.day > current_date - 7\"]".into()),
+                );
+                None
+            }
+        }
+    }
+
     fn one_of(&mut self, key: &str, allowed: &[&str]) -> Option<String> {
         let v = self.text(key)?;
         if allowed.contains(&v.as_str()) {
@@ -376,6 +395,10 @@ pub(crate) fn incremental_spec(
         .and_then(|s| SchemaChange::parse(&s))
         .unwrap_or(SchemaChange::Ignore);
     let (update_columns, exclude_columns) = merge_columns(&mut ck);
+    let predicates = ["incremental_predicates", "predicates"]
+        .iter()
+        .find_map(|k| ck.conditions(k))
+        .unwrap_or_default();
     let kind = strategy_kind(&mut ck, strategy, &unique_key);
     // dbt's `full_refresh`: `false` keeps a table that is costly to rebuild out of
     // `--full-refresh`; `true` rebuilds it every run.
@@ -388,6 +411,7 @@ pub(crate) fn incremental_spec(
         unique_key,
         update_columns,
         exclude_columns,
+        predicates,
         on_schema_change,
         run,
     })

@@ -23,7 +23,7 @@ pub(crate) struct SeedSpec {
     pub(crate) header: bool,
     pub(crate) column_types: Vec<(String, String)>,
     /// A dbt project's seed: typed as dbt types it (whole numbers as `integer`).
-    pub(crate) narrow_integers: bool,
+    pub(crate) dbt_types: bool,
 }
 
 /// Reads and checks a seed's settings (`dbt`: a dbt project's seed); every mistake is a
@@ -48,7 +48,7 @@ pub(crate) fn spec(n: &Node, dbt: bool) -> Result<SeedSpec, Vec<Diagnostic>> {
         quote,
         header,
         column_types,
-        narrow_integers: dbt,
+        dbt_types: dbt,
     })
 }
 
@@ -205,7 +205,7 @@ pub(crate) fn source(root: &Path, s: &SeedSpec) -> Result<CsvSource, String> {
         quote: s.quote.clone(),
         header: s.header,
         column_types: s.column_types.clone(),
-        narrow_integers: s.narrow_integers,
+        dbt_types: s.dbt_types,
     })
 }
 

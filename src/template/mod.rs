@@ -488,23 +488,27 @@ fn split_arguments(
     declared: Option<&Value>,
     source: &str,
 ) -> Result<(Vec<Value>, Option<Value>), Error> {
-    let (Some(declared), true) = (
-        declared,
-        source.contains("kwargs") || source.contains("varargs"),
-    ) else {
+    let Some(declared) = declared else {
         return Ok((args.to_vec(), None));
     };
     let names: Vec<String> = (declared.try_iter()?)
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect();
     let (Rest(positional), kwargs): (Rest<Value>, Kwargs) = from_args(args)?;
+    let own_name = |k: &str| names.iter().any(|n| n == k) || k == "caller";
+    let beyond = positional.len() > names.len() || kwargs.args().any(|k| !own_name(k));
+    // Only a macro that reads them takes more arguments than its own (the file is searched
+    // only then).
+    if !beyond || !(source.contains("kwargs") || source.contains("varargs")) {
+        return Ok((args.to_vec(), None));
+    }
     let keep = positional.len().min(names.len());
     let varargs = positional[keep..].to_vec();
     let mut own: Vec<Value> = positional[..keep].to_vec();
     let (mut mine, mut rest) = (Vec::new(), BTreeMap::new());
     for key in kwargs.args() {
         let value: Value = kwargs.peek(key)?;
-        match names.iter().any(|n| n == key) || key == "caller" {
+        match own_name(key) {
             true => mine.push((key.to_string(), value)),
             false => drop(rest.insert(key.to_string(), value)),
         }

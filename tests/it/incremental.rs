@@ -12,6 +12,7 @@ both!(
     each_strategy_over_three_runs_with_updates_and_late_rows,
     null_keys_merge_without_duplicates,
     a_merge_updates_only_the_columns_it_is_told,
+    incremental_predicates_limit_the_rows_a_run_matches,
     a_merge_refuses_new_rows_that_repeat_a_key,
     on_schema_change_modes,
     a_failing_test_keeps_new_rows_out,
@@ -237,6 +238,39 @@ fn a_merge_updates_only_the_columns_it_is_told(w: &Warehouse) {
     ok(d, &["build"]);
     assert_eq!(table(w, d, "main.only_amount"), ["1 seoul 15"]);
     assert_eq!(table(w, d, "main.all_but_region"), ["1 seoul 15"]);
+}
+
+/// dbt's `incremental_predicates`: only the table's rows that meet them are matched (dbt's
+/// names for the table and the new rows, `DBT_INTERNAL_DEST`/`DBT_INTERNAL_SOURCE`), so a
+/// new row for a key outside them is added, not merged, as in dbt.
+fn incremental_predicates_limit_the_rows_a_run_matches(w: &Warehouse) {
+    let dir = w.project(PROJECT);
+    let d = dir.path();
+    let recent = "incremental_predicates=[\"DBT_INTERNAL_DEST.amount >= 20\"]";
+    write_files(
+        d,
+        &format!(
+            "-- file: models/merged.sql\n{}-- file: models/replaced.sql\n{}",
+            model(&format!("unique_key='id', {recent}")),
+            model(&format!(
+                "unique_key='id', incremental_strategy='delete+insert', predicates=[\"dbt_internal_dest.amount >= DBT_INTERNAL_SOURCE.amount - 100\", \"DBT_INTERNAL_DEST.amount >= 20\"]"
+            )),
+        ),
+    );
+    events(d, &RUN_1[..2]);
+    ok(d, &["build"]);
+    events(
+        d,
+        &[
+            "1,seoul,11,2024-01-01 09:00,2024-01-01 11:00",
+            "2,busan,21,2024-01-01 09:30,2024-01-01 11:00",
+        ],
+    );
+    ok(d, &["build"]);
+    // Row 2 (amount 20) meets the predicates and is replaced; row 1 (10) does not: added.
+    let expected = ["1 seoul 10", "1 seoul 11", "2 busan 21"];
+    assert_eq!(table(w, d, "main.merged"), expected);
+    assert_eq!(table(w, d, "main.replaced"), expected);
 }
 
 fn a_merge_refuses_new_rows_that_repeat_a_key(w: &Warehouse) {

@@ -352,7 +352,7 @@ impl DuckSession {
                 message: clean_reject_message(&message),
             });
         }
-        if csv.narrow_integers {
+        if csv.dbt_types {
             self.narrow_integers(into, log)?;
         }
         self.count(into)

@@ -1,6 +1,6 @@
 //! A seed's column types, read from its values as dbt does (whole numbers, decimals,
-//! booleans, dates, timestamps, else text), unless `column_types` names them; and a refused
-//! row's place in the file.
+//! booleans, dates, timestamps, else text; decimals exact, or as dbt's `float8` for a dbt
+//! project), unless `column_types` names them; and a refused row's place in the file.
 
 use crate::adapter::{CsvSource, DbError, DbResult};
 
@@ -118,10 +118,11 @@ pub(super) fn columns(data: &[u8], csv: &CsvSource) -> DbResult<Vec<(String, Str
                 .column_types
                 .iter()
                 .find(|(c, _)| c.eq_ignore_ascii_case(&name));
-            let ty = given.map_or_else(
-                || t.unwrap_or(Type::Text).name().to_string(),
-                |(_, t)| t.clone(),
-            );
+            let inferred = match t.unwrap_or(Type::Text) {
+                Type::Numeric if csv.dbt_types => "double precision",
+                t => t.name(),
+            };
+            let ty = given.map_or_else(|| inferred.to_string(), |(_, t)| t.clone());
             (name, ty)
         })
         .collect())
@@ -236,6 +237,10 @@ mod tests {
     use super::*;
 
     fn typed(rows: &str) -> Vec<(String, String)> {
+        typed_as(rows, false)
+    }
+
+    fn typed_as(rows: &str, dbt_types: bool) -> Vec<(String, String)> {
         let csv = CsvSource {
             path: "x.csv".into(),
             decoded: None,
@@ -243,9 +248,16 @@ mod tests {
             quote: "\"".into(),
             header: true,
             column_types: vec![("fixed".into(), "varchar(3)".into())],
-            narrow_integers: false,
+            dbt_types,
         };
         columns(rows.as_bytes(), &csv).unwrap()
+    }
+
+    #[test]
+    fn a_dbt_projects_decimals_are_float8_as_dbt_types_them() {
+        let cols = typed_as("id,tax_rate\n1,0.06\n2,0.08\n", true);
+        assert_eq!(cols[0].1, "integer");
+        assert_eq!(cols[1].1, "double precision");
     }
 
     #[test]
@@ -283,7 +295,7 @@ mod tests {
             quote: "\"".into(),
             header: true,
             column_types: Vec::new(),
-            narrow_integers: false,
+            dbt_types: false,
         };
         let cols = columns(csv.as_bytes(), &source).unwrap();
         let rows = records(csv.as_bytes(), &source, 3).unwrap();

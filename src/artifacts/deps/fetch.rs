@@ -5,12 +5,31 @@ use std::path::Path;
 use std::process::Command;
 
 /// Clones `url` into `into` at `revision` (a branch, tag or commit; the default branch when
-/// none) and returns the commit checked out.
+/// none) and returns the commit checked out. Only that commit is fetched, as dbt does.
 pub(super) fn git_clone(url: &str, revision: Option<&str>, into: &Path) -> Result<String, String> {
-    git(&["clone", "--quiet", url, &into.to_string_lossy()], None)?;
+    git(
+        &[
+            "clone",
+            "--quiet",
+            "--depth",
+            "1",
+            url,
+            &into.to_string_lossy(),
+        ],
+        None,
+    )?;
     if let Some(rev) = revision.filter(|r| *r != "HEAD") {
-        git(&["checkout", "--quiet", rev], Some(into))
-            .map_err(|e| format!("{url} has no revision `{rev}`: {e}"))?;
+        let no_rev = |e: String| format!("{url} has no revision `{rev}`: {e}");
+        git(
+            &["fetch", "--quiet", "--depth", "1", "origin", rev],
+            Some(into),
+        )
+        .map_err(no_rev)?;
+        git(
+            &["checkout", "--quiet", "--detach", "FETCH_HEAD"],
+            Some(into),
+        )
+        .map_err(no_rev)?;
     }
     git(&["rev-parse", "HEAD"], Some(into))
 }
