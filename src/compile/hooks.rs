@@ -29,7 +29,13 @@ pub(super) fn render(
     let mut node_hooks = |key: &str| -> Vec<Vec<String>> {
         let of = |(i, n): (usize, &Node)| {
             let at = || n.config.at(key).cloned().or_else(|| n.at.clone());
-            let texts = n.config.hooks(key);
+            let mut texts = n.config.hooks(key);
+            // `set_sql_header`'s SQL runs first, before the build.
+            if key == "pre_hook"
+                && let Some(header) = n.config.str("sql_header")
+            {
+                texts.insert(0, header.to_string());
+            }
             texts
                 .iter()
                 .filter_map(|text| rendered(t, names, (Some((i, n)), &[]), (text, at()), diags))

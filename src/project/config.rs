@@ -59,6 +59,7 @@ pub(crate) const APPLIED_KEYS: &[&str] = &[
     "sort",
     "sort_type",
     "sql_check",
+    "sql_header",
     "store_failures",
     "store_failures_as",
     "strategy",

@@ -171,6 +171,9 @@ impl Object for Adapter {
             }
             "type" => Ok(Value::from(self.kind.name())),
             "get_columns_in_relation" => columns_in(state, args),
+            "get_missing_columns" => missing_columns(state, args),
+            // Text columns here have no length to widen (Redshift's are sized when created).
+            "expand_target_column_types" => Ok(Value::from("")),
             "get_relation" => {
                 let (database, schema, identifier): (Option<String>, String, String) =
                     from_args(args)?;
@@ -563,6 +566,25 @@ fn columns_in(state: &State, args: &[Value]) -> Result<Value, Error> {
     Ok(Value::from(columns.collect::<Vec<_>>()))
 }
 
+/// `adapter.get_missing_columns(from, to)`: the columns of `from` that `to` lacks (by name,
+/// in any case).
+fn missing_columns(state: &State, args: &[Value]) -> Result<Value, Error> {
+    let (from, to): (Value, Value) = from_args(args)?;
+    let names = |v: Value| -> Result<Vec<Value>, Error> {
+        let columns = columns_in(state, &[v])?;
+        Ok(columns.try_iter()?.collect())
+    };
+    let (from, to) = (names(from)?, names(to)?);
+    let name = |c: &Value| {
+        c.get_attr("name")
+            .ok()
+            .map(|n| n.to_string().to_lowercase())
+    };
+    let have: Vec<Option<String>> = to.iter().map(name).collect();
+    let missing = from.into_iter().filter(|c| !have.contains(&name(c)));
+    Ok(Value::from(missing.collect::<Vec<_>>()))
+}
+
 /// The relation named `rel` when the warehouse has it, else none (and none while compiling,
 /// which marks the node to render again with the warehouse).
 fn existing(state: &State, rel: crate::sql::Relation, what: &str) -> Result<Value, Error> {
@@ -580,6 +602,23 @@ fn existing(state: &State, rel: crate::sql::Relation, what: &str) -> Result<Valu
         }),
         None => Value::from(()),
     })
+}
+
+/// `{% call set_sql_header(config) %}SQL{% endcall %}`: SQL that runs before the model is
+/// built, in its transaction (as the first of its pre-hooks).
+#[derive(Debug)]
+struct SqlHeader;
+
+impl Object for SqlHeader {
+    fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let (_config, kwargs): (Option<Value>, Kwargs) = from_args(args)?;
+        let caller: Value = kwargs.get("caller")?;
+        let header = caller.call(state, &[])?.to_string();
+        let scope = scope_of(state).ok_or_else(|| outside_a_node("set_sql_header"))?;
+        let config = &mut scope.log().config;
+        config.push(("sql_header".into(), serde_json::Value::String(header)));
+        Ok(Value::from(""))
+    }
 }
 
 /// `load_relation(relation)`: the relation when the warehouse has it, else none.
@@ -984,6 +1023,7 @@ pub(super) fn add_globals(
     });
     env.add_function("run_query", run_query);
     env.add_function("load_relation", load_relation);
+    env.add_global("set_sql_header", Value::from_object(SqlHeader));
     env.add_global("api", api(kind.dialect()));
     env.add_global("modules", super::modules::value());
     env.add_global("statement", Value::from_object(Statement));

@@ -371,6 +371,25 @@ fn strftime(
         .map_err(|e| error(format!("strftime: {e}")))
 }
 
+/// The methods a datetime and a date share: `strftime`, `isoformat` (`iso`), `weekday()`
+/// (Monday 0) and `isoweekday()` (Monday 1).
+fn time_method<T>(t: T, (method, args): (&str, &[Value]), iso: &str) -> Result<Value, Error>
+where
+    T: Copy + Into<jiff::fmt::strtime::BrokenDownTime> + Into<Date>,
+{
+    let weekday = || Into::<Date>::into(t).weekday();
+    match method {
+        "strftime" => {
+            let (format,): (String,) = from_args(args)?;
+            strftime(t, &format)
+        }
+        "isoformat" => strftime(t, iso),
+        "weekday" => Ok(Value::from(weekday().to_monday_zero_offset())),
+        "isoweekday" => Ok(Value::from(weekday().to_monday_one_offset())),
+        _ => Err(Error::from(ErrorKind::UnknownMethod)),
+    }
+}
+
 fn date_part(date: Date, key: &str) -> Option<Value> {
     Some(Value::from(match key {
         "year" => i64::from(date.year()),
@@ -404,15 +423,8 @@ impl Object for PyDateTime {
         args: &[Value],
     ) -> Result<Value, Error> {
         match method {
-            "strftime" => {
-                let (format,): (String,) = from_args(args)?;
-                strftime(self.0, &format)
-            }
-            "isoformat" => strftime(self.0, "%Y-%m-%dT%H:%M:%S"),
             "date" => Ok(Value::from_object(PyDate(self.0.date()))),
-            "weekday" => Ok(Value::from(self.0.weekday().to_monday_zero_offset())),
-            "isoweekday" => Ok(Value::from(self.0.weekday().to_monday_one_offset())),
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+            _ => time_method(self.0, (method, args), "%Y-%m-%dT%H:%M:%S"),
         }
     }
 
@@ -436,16 +448,7 @@ impl Object for PyDate {
         method: &str,
         args: &[Value],
     ) -> Result<Value, Error> {
-        match method {
-            "strftime" => {
-                let (format,): (String,) = from_args(args)?;
-                strftime(self.0, &format)
-            }
-            "isoformat" => strftime(self.0, "%Y-%m-%d"),
-            "weekday" => Ok(Value::from(self.0.weekday().to_monday_zero_offset())),
-            "isoweekday" => Ok(Value::from(self.0.weekday().to_monday_one_offset())),
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
+        time_method(self.0, (method, args), "%Y-%m-%d")
     }
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -211,26 +211,14 @@ impl Object for Relation {
         Enumerator::Str(&["database", "schema", "identifier", "metadata"])
     }
 
-    /// `get(key, default)` as on a mapping; `render()`, `include(...)`, `quote(...)` and
-    /// `incorporate(...)` give the relation itself (xform names every relation in full).
     fn call_method(
         self: &Arc<Self>,
         _state: &mut State<'_, '_>,
         method: &str,
         args: &[Value],
     ) -> Result<Value, Error> {
-        match method {
-            "get" => {
-                let (key, default): (Value, Option<Value>) = from_args(args)?;
-                Ok(self.get_value(&key).or(default).unwrap_or(Value::from(())))
-            }
-            "render" => Ok(Value::from(format!(
-                "{PLACEHOLDER_OPEN}{}{PLACEHOLDER_CLOSE}",
-                self.node
-            ))),
-            "include" | "quote" | "incorporate" => Ok(Value::from_dyn_object(self.clone())),
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
+        let rendered = format!("{PLACEHOLDER_OPEN}{}{PLACEHOLDER_CLOSE}", self.node);
+        relation_method(Value::from_dyn_object(self.clone()), method, args, rendered)
     }
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -276,19 +264,33 @@ impl Object for NamedRelation {
         method: &str,
         args: &[Value],
     ) -> Result<Value, Error> {
-        match method {
-            "get" => {
-                let (key, default): (Value, Option<Value>) = from_args(args)?;
-                Ok(self.get_value(&key).or(default).unwrap_or(Value::from(())))
-            }
-            "render" => Ok(Value::from(self.dialect.relation(&self.rel))),
-            "include" | "quote" | "incorporate" => Ok(Value::from_dyn_object(self.clone())),
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
+        let rendered = self.dialect.relation(&self.rel);
+        relation_method(Value::from_dyn_object(self.clone()), method, args, rendered)
     }
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.dialect.relation(&self.rel))
+    }
+}
+
+/// What a relation answers besides its parts: `get(key, default)` as on a mapping, `render()`
+/// (`rendered`), and `include(...)`, `quote(...)`, `incorporate(...)`, which give the relation
+/// itself (xform names every relation in full).
+fn relation_method(
+    this: Value,
+    method: &str,
+    args: &[Value],
+    rendered: String,
+) -> Result<Value, Error> {
+    match method {
+        "get" => {
+            let (key, default): (Value, Option<Value>) = from_args(args)?;
+            let found = this.get_item(&key).ok().filter(|v| !v.is_undefined());
+            Ok(found.or(default).unwrap_or(Value::from(())))
+        }
+        "render" => Ok(Value::from(rendered)),
+        "include" | "quote" | "incorporate" => Ok(this),
+        _ => Err(Error::from(ErrorKind::UnknownMethod)),
     }
 }
 

@@ -603,6 +603,17 @@ select '{{ checks.slug("Hello World-1") }}' as slug,
        '{{ not_defined_anywhere }}' as nothing,
        {{ "42" | as_number }} as answer,
        {{ set([3, 1, 3]) | length }} as distinct_count
+-- file: models/headed.sql
+{{ config(materialized='table') }}
+{% call set_sql_header(config) %}
+{% if target.type == 'postgres' %}set local application_name = 'xform_header';
+{% else %}create or replace temporary macro plus_one(x) as x + 1;{% endif %}
+{% endcall %}
+select {% if target.type == 'postgres' %}current_setting('application_name') = 'xform_header'
+{%- else %}plus_one(1) = 2{% endif %} as header_ran
+-- file: models/missing.sql
+-- depends_on: {{ ref('part_a') }} {{ ref('labels') }}
+select '{{ adapter.get_missing_columns(ref('labels'), ref('part_a')) | map(attribute='name') | map('lower') | sort | join(',') }}' as missing
 -- file: models/schema.yml
 version: 2
 models:
@@ -627,8 +638,9 @@ models:
 /// package's generic tests by namespace (arguments beyond its own through `kwargs`, a relation
 /// argument as the relation and a dependency, the model's columns read from the warehouse
 /// while the test renders, `fail_calc`), `modules.re`/`modules.datetime`, `api.Relation`,
-/// `load_relation`, query results iterated as rows, lists inside dicts changed in place,
-/// `flags`, `set()`, `as_number`, and an undefined name printing as nothing.
+/// `load_relation`, `adapter.get_missing_columns`, `set_sql_header`, query results iterated as
+/// rows, lists inside dicts changed in place, `flags`, `set()`, `as_number`, and an undefined
+/// name printing as nothing.
 fn package_tests_and_macros_work_as_in_dbt(w: &Warehouse) {
     let dir = dbt_project_of(w, CHECKS);
     let out = xform(dir.path(), &["build"]);
@@ -661,6 +673,13 @@ fn package_tests_and_macros_work_as_in_dbt(w: &Warehouse) {
         ),
         [["hello_world_1", "2024/01/02", "build", "", "42", "2"]]
     );
+    assert_eq!(
+        query(w, dir.path(), "select missing from {s}.missing"),
+        [["answer,day,distinct_count,nothing,slug,which"]]
+    );
+    // set_sql_header's SQL ran before the table was built, in its transaction.
+    let ran = query(w, dir.path(), "select header_ran from {s}.headed");
+    assert!(["true", "t"].contains(&ran[0][0].as_str()), "{ran:?}");
 }
 
 both!(package_tests_and_macros_work_as_in_dbt);

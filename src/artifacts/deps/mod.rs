@@ -219,22 +219,26 @@ fn merge(wanted: &mut Vec<Wanted>, w: Wanted) -> Result<Option<Wanted>, Diagnost
     };
     let changed = match (&mut have.source, w.source) {
         (
-            Source::Hub {
-                asks, prerelease, ..
+            PackageSource::Hub {
+                versions,
+                install_prerelease,
+                ..
             },
-            Source::Hub {
-                asks: new,
-                prerelease: p,
+            PackageSource::Hub {
+                install_prerelease: p,
                 ..
             },
         ) => {
-            let fresh: Vec<_> = new.into_iter().filter(|a| !asks.contains(a)).collect();
-            let changed = !fresh.is_empty() || (p && !*prerelease);
-            asks.extend(fresh);
-            *prerelease |= p;
+            let fresh: Vec<_> = (w.asks.into_iter())
+                .filter(|a| !have.asks.contains(a))
+                .collect();
+            let changed = !fresh.is_empty() || (p && !*install_prerelease);
+            versions.extend(fresh.iter().flat_map(|(_, v)| v.iter().cloned()));
+            have.asks.extend(fresh);
+            *install_prerelease |= p;
             changed
         }
-        (Source::Git { revision, url, .. }, Source::Git { revision: r, .. }) => {
+        (PackageSource::Git { revision, url, .. }, PackageSource::Git { revision: r, .. }) => {
             if r.is_some() && *revision != r {
                 if revision.is_some() {
                     return Err(Diagnostic::error(format!(
@@ -250,7 +254,8 @@ fn merge(wanted: &mut Vec<Wanted>, w: Wanted) -> Result<Option<Wanted>, Diagnost
                 false
             }
         }
-        (Source::Local(_), Source::Local(_)) | (Source::Tarball(_), Source::Tarball(_)) => false,
+        (PackageSource::Local(_), PackageSource::Local(_))
+        | (PackageSource::Tarball(_), PackageSource::Tarball(_)) => false,
         _ => {
             return Err(Diagnostic::error(format!(
                 "`{key}` is asked for from two kinds of source"
@@ -261,61 +266,26 @@ fn merge(wanted: &mut Vec<Wanted>, w: Wanted) -> Result<Option<Wanted>, Diagnost
     Ok(changed.then(|| have.clone()))
 }
 
-/// A package asked for, with every request for it merged (dbt's unpinned package).
+/// A package asked for, with every request for it merged (dbt's unpinned package): a hub
+/// package's `versions` are all the constraints asked for, and `asks` says who asked which.
 #[derive(Clone, Debug)]
 struct Wanted {
-    source: Source,
+    source: PackageSource,
+    asks: Vec<(String, Vec<String>)>,
     name: Option<String>,
     /// Where it was first asked for (a line of packages.yml when it was there).
     loc: Option<Loc>,
 }
 
-#[derive(Clone, Debug)]
-enum Source {
-    Local(PathBuf),
-    Git {
-        url: String,
-        revision: Option<String>,
-        subdirectory: Option<String>,
-        warn_unpinned: bool,
-    },
-    /// `asks`: who asked, and for which versions.
-    Hub {
-        package: String,
-        asks: Vec<(String, Vec<String>)>,
-        prerelease: bool,
-    },
-    Tarball(String),
-}
-
 impl Wanted {
     fn from_spec(spec: &PackageSpec, by: &str) -> Wanted {
-        let source = match &spec.source {
-            PackageSource::Local(p) => Source::Local(p.clone()),
-            PackageSource::Git {
-                url,
-                revision,
-                subdirectory,
-                warn_unpinned,
-            } => Source::Git {
-                url: url.clone(),
-                revision: revision.clone(),
-                subdirectory: subdirectory.clone(),
-                warn_unpinned: *warn_unpinned,
-            },
-            PackageSource::Hub {
-                package,
-                versions,
-                install_prerelease,
-            } => Source::Hub {
-                package: package.clone(),
-                asks: vec![(by.to_string(), versions.clone())],
-                prerelease: *install_prerelease,
-            },
-            PackageSource::Tarball(url) => Source::Tarball(url.clone()),
+        let asks = match &spec.source {
+            PackageSource::Hub { versions, .. } => vec![(by.to_string(), versions.clone())],
+            _ => Vec::new(),
         };
         Wanted {
-            source,
+            source: spec.source.clone(),
+            asks,
             name: spec.name.clone(),
             loc: Some(spec.loc.clone()),
         }
@@ -324,15 +294,15 @@ impl Wanted {
     /// What makes two requests one package (a git URL with or without `.git` is one).
     fn key(&self) -> String {
         match &self.source {
-            Source::Local(p) => format!("local:{}", p.display()),
-            Source::Git {
+            PackageSource::Local(p) => format!("local:{}", p.display()),
+            PackageSource::Git {
                 url, subdirectory, ..
             } => {
                 let url = url.strip_suffix(".git").unwrap_or(url);
                 format!("{url}/{}", subdirectory.as_deref().unwrap_or(""))
             }
-            Source::Hub { package, .. } => package.clone(),
-            Source::Tarball(url) => url.clone(),
+            PackageSource::Hub { package, .. } => package.clone(),
+            PackageSource::Tarball(url) => url.clone(),
         }
     }
 }
@@ -408,7 +378,7 @@ impl<'a> Work<'a> {
     fn pin(&mut self, w: &Wanted, diags: &mut Diagnostics) -> Result<Pinned, Diagnostic> {
         let at = |message: String| Diagnostic::error(message).at_opt(w.loc.clone());
         let (source, files, newer) = match &w.source {
-            Source::Local(path) => {
+            PackageSource::Local(path) => {
                 let folder = self.root.join(path);
                 let folder = folder
                     .canonicalize()
@@ -419,7 +389,7 @@ impl<'a> Work<'a> {
                     None,
                 )
             }
-            Source::Git {
+            PackageSource::Git {
                 url,
                 revision,
                 subdirectory,
@@ -448,13 +418,13 @@ impl<'a> Work<'a> {
                 };
                 (source, Content::Fetched(folder), None)
             }
-            Source::Hub {
+            PackageSource::Hub {
                 package,
-                asks,
-                prerelease,
+                install_prerelease: prerelease,
+                ..
             } => {
                 let (version, tarball, newer) =
-                    self.choose(package, asks, *prerelease).map_err(at)?;
+                    self.choose(package, &w.asks, *prerelease).map_err(at)?;
                 if let Some(moved) = self.hub().moved_to(package) {
                     diags.push(
                         Diagnostic::warning(format!(
@@ -471,7 +441,7 @@ impl<'a> Work<'a> {
                 };
                 (source, Content::Download(tarball), newer)
             }
-            Source::Tarball(url) => {
+            PackageSource::Tarball(url) => {
                 let folder = self.tarball(url).map_err(at)?;
                 (
                     PackageSource::Tarball(url.clone()),
