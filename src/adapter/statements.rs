@@ -215,7 +215,8 @@ pub(super) trait Statements {
             } => self.merge(
                 (&target, &new),
                 (&columns, &incoming),
-                (key, *update, exclude, predicates),
+                (key, *update, exclude),
+                predicates,
                 log,
             )?,
             Strategy::Range { column, start, end } => {
@@ -304,7 +305,8 @@ pub(super) trait Statements {
         &mut self,
         (target, new): (&str, &str),
         (columns, incoming): (&[String], &[(String, String)]),
-        (key, update, exclude, predicates): (&[String], Option<&[String]>, &[String], &[String]),
+        (key, update, exclude): (&[String], Option<&[String]>, &[String]),
+        predicates: &[String],
         log: &mut Vec<String>,
     ) -> DbResult<u64> {
         let d = self.dialect();
