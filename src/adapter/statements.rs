@@ -632,24 +632,37 @@ fn quoted_list(d: &dyn Dialect, columns: &[String], prefix: &str) -> String {
 /// names for the table (`DBT_INTERNAL_DEST`) and the new rows (`DBT_INTERNAL_SOURCE`) read as
 /// xform's (`t`, `n`).
 fn and(predicates: &[String], (t, n): (&str, &str)) -> String {
+    let names = [("DBT_INTERNAL_DEST", t), ("DBT_INTERNAL_SOURCE", n)];
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let rename = |p: &str| {
         let mut out = String::with_capacity(p.len());
-        let mut rest = p;
-        while let Some(at) = rest.to_ascii_uppercase().find("DBT_INTERNAL_") {
-            out.push_str(&rest[..at]);
-            let tail = &rest[at..];
-            let upper = tail.to_ascii_uppercase();
-            let (alias, len) = if upper.starts_with("DBT_INTERNAL_DEST") {
-                (t, "DBT_INTERNAL_DEST".len())
-            } else if upper.starts_with("DBT_INTERNAL_SOURCE") {
-                (n, "DBT_INTERNAL_SOURCE".len())
-            } else {
-                ("DBT_INTERNAL_", "DBT_INTERNAL_".len())
+        let mut i = 0;
+        while i < p.len() {
+            let whole = |len: usize| {
+                let before = p[..i]
+                    .chars()
+                    .next_back()
+                    .is_none_or(|c| !word(c) && c != '.');
+                let after = p[i + len..].chars().next().is_none_or(|c| !word(c));
+                before && after
             };
-            out.push_str(alias);
-            rest = &tail[len..];
+            let hit = names.iter().find(|(name, _)| {
+                p.get(i..i + name.len())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(name))
+                    && whole(name.len())
+            });
+            match hit {
+                Some((name, alias)) => {
+                    out.push_str(alias);
+                    i += name.len();
+                }
+                None => {
+                    let c = p[i..].chars().next().unwrap_or(' ');
+                    out.push(c);
+                    i += c.len_utf8();
+                }
+            }
         }
-        out.push_str(rest);
         out
     };
     predicates
@@ -763,4 +776,21 @@ pub(super) fn comments(
         .iter()
         .map(|(c, text)| format!("COMMENT ON COLUMN {target}.{} IS {}", d.quote(c), lit(text)));
     on_relation.chain(on_columns).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::and;
+
+    #[test]
+    fn dbt_names_in_predicates_read_as_the_statements_aliases() {
+        let p = [
+            "DBT_INTERNAL_DEST.day > dbt_internal_source.day - 7".to_string(),
+            "DBT_INTERNAL_DESTINATION = 1 and x.DBT_INTERNAL_DEST = 2".to_string(),
+        ];
+        assert_eq!(
+            and(&p, ("t", "n")),
+            " AND (t.day > n.day - 7) AND (DBT_INTERNAL_DESTINATION = 1 and x.DBT_INTERNAL_DEST = 2)"
+        );
+    }
 }

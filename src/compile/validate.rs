@@ -286,6 +286,16 @@ pub(super) fn check_tests(nodes: &[Node], t: &Templates, diags: &mut Diagnostics
         if known {
             continue;
         }
+        if let Some(p) = &spec.namespace {
+            diags.push(
+                Diagnostic::error(format!("unknown data test `{p}.{name}`"))
+                    .at_opt(n.at.clone())
+                    .help(format!(
+                        "no installed package `{p}` defines {{% test {name} %}}: is it in packages.yml, and installed (`xform deps`)?"
+                    )),
+            );
+            continue;
+        }
         let known = t.generic_tests.iter().map(String::as_str);
         diags.push(
             Diagnostic::error(format!("unknown data test `{name}`"))

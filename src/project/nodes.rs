@@ -663,8 +663,8 @@ fn take_column_tests(c: &mut Column) -> impl Iterator<Item = (Option<String>, Te
         .map(move |d| (Some(name.clone()), d))
 }
 
-/// A generic test's node. `package.test` runs the package's test when it is installed, and
-/// xform's built-in one of that name otherwise (`dbt_utils.expression_is_true`).
+/// A generic test's node. `package.test` runs the installed package's test (dbt_utils' common
+/// ones are built in, for a project without the package: `dbt_utils.expression_is_true`).
 fn test_node(
     (project, dbt_names, packages): (&str, bool, &[String]),
     folder: &FolderConfig,
@@ -672,11 +672,10 @@ fn test_node(
     column: Option<String>,
     decl: &TestDecl,
 ) -> Node {
+    // dbt_utils' common tests are built in: its namespace is dropped when it is not installed.
     let (namespace, test_name) = match decl.test_name.split_once('.') {
-        Some((ns, name)) => (
-            (packages.iter().any(|p| p == ns)).then(|| ns.to_string()),
-            name,
-        ),
+        Some(("dbt_utils", name)) if !packages.iter().any(|p| p == "dbt_utils") => (None, name),
+        Some((ns, name)) => (Some(ns.to_string()), name),
         None => (None, decl.test_name.as_str()),
     };
     let test_name = test_name.to_string();

@@ -14,13 +14,18 @@ pub(crate) struct Version {
 }
 
 impl Version {
-    /// Parses `1.2.3`, `1.2.3-rc1`, `1.2.3+build`; a missing minor or patch reads as 0.
+    /// Parses `1.2.3`, `1.2.3-rc1`, `1.2.3b1` (dbt's `-` is optional), `1.2.3+build`; a
+    /// missing minor or patch reads as 0.
     pub(crate) fn parse(text: &str) -> Option<Version> {
         let core = text.split('+').next()?;
-        let (numbers_part, pre) = match core.split_once('-') {
-            Some((n, p)) if !p.is_empty() => (n, Some(p.to_string())),
-            Some(_) => return None,
-            None => (core, None),
+        let end = core
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(core.len());
+        let (numbers_part, rest) = core.split_at(end);
+        let pre = match rest.strip_prefix('-').unwrap_or(rest) {
+            "" if rest.is_empty() => None,
+            "" => return None,
+            p => Some(p.to_string()),
         };
         let mut numbers = [0u64; 3];
         let mut parts = numbers_part.split('.');
@@ -215,6 +220,7 @@ mod tests {
             ]
         );
         assert!(Version::parse("1.x.0").is_none());
+        assert!(v("1.0.0b1") < v("1.0.0") && v("1.0.0b1") == v("1.0.0-b1"));
         assert!(Version::parse("~1.3").is_none());
     }
 

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Value, from_args};
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Rest, Value, from_args};
 
 use super::objects::{NamedRelation, RenderScope, relation_of, scope_of};
 use minijinja::{Environment, Error, ErrorKind, State};
@@ -175,8 +175,20 @@ impl Object for Adapter {
             // Text columns here have no length to widen (Redshift's are sized when created).
             "expand_target_column_types" => Ok(Value::from("")),
             "get_relation" => {
-                let (database, schema, identifier): (Option<String>, String, String) =
-                    from_args(args)?;
+                let (Rest(given), kwargs): (Rest<Value>, Kwargs) = from_args(args)?;
+                let part = |i: usize, key: &str| -> Result<Option<String>, Error> {
+                    let named: Option<String> = kwargs.get(key)?;
+                    let text = given.get(i).filter(|v| !v.is_none()).map(|v| v.to_string());
+                    Ok(named.or(text))
+                };
+                let (database, schema, identifier) = (
+                    part(0, "database")?,
+                    part(1, "schema")?,
+                    part(2, "identifier")?,
+                );
+                kwargs.assert_all_used()?;
+                let (schema, identifier) =
+                    (schema.unwrap_or_default(), identifier.unwrap_or_default());
                 let rel = crate::sql::Relation {
                     database: database.filter(|d| !d.is_empty()),
                     ..crate::sql::Relation::new(schema, identifier)

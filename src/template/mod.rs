@@ -180,6 +180,7 @@ fn macro_value(file: &Arc<str>, name: &str, package: Option<&str>) -> Value {
         name: name.to_string(),
         inner: scan::inner_name(name),
         package: package.map(Arc::from),
+        reads_extra: OnceLock::new(),
     })
 }
 
@@ -442,6 +443,8 @@ struct MacroFn {
     inner: String,
     /// The package it belongs to, whose other macros it calls by name.
     package: Option<Arc<str>>,
+    /// Whether its file reads Jinja's `kwargs` or `varargs` (found on the first call).
+    reads_extra: OnceLock<bool>,
 }
 
 impl Object for MacroFn {
@@ -479,29 +482,14 @@ fn call_macro(state: &State, m: &MacroFn, args: &[Value]) -> Result<Value, Error
     }
 }
 
-/// Arguments beyond a macro's own, for a macro that reads them as Jinja's `varargs` (more
-/// positional ones) and `kwargs` (other keyword ones): its own arguments, and the others as
-/// `{varargs, kwargs}`. A macro that reads neither gets every argument, and minijinja's error
-/// for one it does not take.
-fn split_arguments(
-    args: &[Value],
-    declared: Option<&Value>,
-    source: &str,
-) -> Result<(Vec<Value>, Option<Value>), Error> {
-    let Some(declared) = declared else {
-        return Ok((args.to_vec(), None));
-    };
+/// A call's arguments split for a macro whose file reads Jinja's `varargs` and `kwargs`: its
+/// own (`declared`), and the others as `{varargs, kwargs}` (empty when there are none).
+fn split_arguments(args: &[Value], declared: &Value) -> Result<(Vec<Value>, Value), Error> {
     let names: Vec<String> = (declared.try_iter()?)
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect();
     let (Rest(positional), kwargs): (Rest<Value>, Kwargs) = from_args(args)?;
     let own_name = |k: &str| names.iter().any(|n| n == k) || k == "caller";
-    let beyond = positional.len() > names.len() || kwargs.args().any(|k| !own_name(k));
-    // Only a macro that reads them takes more arguments than its own (the file is searched
-    // only then).
-    if !beyond || !(source.contains("kwargs") || source.contains("varargs")) {
-        return Ok((args.to_vec(), None));
-    }
     let keep = positional.len().min(names.len());
     let varargs = positional[keep..].to_vec();
     let mut own: Vec<Value> = positional[..keep].to_vec();
@@ -517,7 +505,7 @@ fn split_arguments(
         own.push(Value::from(Kwargs::from_iter(mine)));
     }
     let extra = context! { varargs => varargs, kwargs => rest };
-    Ok((own, Some(extra)))
+    Ok((own, extra))
 }
 
 /// Records a call of macro `name` in the render's log; an error past [`MAX_MACRO_DEPTH`]
@@ -559,11 +547,19 @@ fn run_macro(state: &State, m: &MacroFn, args: &[Value]) -> Result<String, Error
     };
     state.env().get_template(&m.file).and_then(|tmpl| {
         let mut captured = tmpl.render_captured(ctx.clone())?;
-        let declared = captured.with_state_mut(|s| s.lookup(&m.inner));
-        let declared = declared.and_then(|mac| mac.get_attr("arguments").ok());
-        let (args, extra) = split_arguments(args, declared.as_ref(), tmpl.source())?;
-        if let Some(extra) = extra {
-            captured = tmpl.render_captured(context! { ..extra, ..ctx })?;
+        let reads_extra = *(m.reads_extra).get_or_init(|| {
+            let source = tmpl.source();
+            source.contains("kwargs") || source.contains("varargs")
+        });
+        let mut args = args.to_vec();
+        if reads_extra {
+            let declared = captured.with_state_mut(|s| s.lookup(&m.inner));
+            let declared = declared.and_then(|mac| mac.get_attr("arguments").ok());
+            if let Some(declared) = declared {
+                let (own, extra) = split_arguments(&args, &declared)?;
+                captured = tmpl.render_captured(context! { ..extra, ..ctx })?;
+                args = own;
+            }
         }
         let out = captured.with_state_mut(|s| s.call_macro(&m.inner, &args));
         // The macro ran in a render of its own, with fuel of its own: the caller pays for it,

@@ -146,14 +146,16 @@ fn apply(
         }
         "match" | "search" | "fullmatch" => {
             let subject = text(0)?;
-            let found = regex.captures(&subject).filter(|c| {
-                let m = c.get(0).map_or(0..0, |m| m.range());
-                match method {
-                    "match" => m.start == 0,
-                    "fullmatch" => m.start == 0 && m.end == subject.len(),
-                    _ => true,
-                }
-            });
+            // `match` and `fullmatch` anchor the pattern itself, as Python does (a filter on
+            // the leftmost match would miss `a|ab` fully matching `ab`).
+            let anchored = match method {
+                "match" => Some(format!(r"\A(?:{})", regex.as_str())),
+                "fullmatch" => Some(format!(r"\A(?:{})\z", regex.as_str())),
+                _ => None,
+            };
+            let anchored = anchored.map(|p| Regex::new(&p)).transpose();
+            let anchored = anchored.map_err(|e| error(format!("modules.re: {e}")))?;
+            let found = anchored.as_ref().unwrap_or(regex).captures(&subject);
             Ok(found.map_or(Value::from(()), |c| {
                 let groups = (0..c.len()).map(|i| c.get(i).map(|m| m.as_str().to_string()));
                 Value::from_object(Match(groups.collect()))

@@ -264,12 +264,31 @@ impl Object for NamedRelation {
         method: &str,
         args: &[Value],
     ) -> Result<Value, Error> {
-        let rendered = self.dialect.relation(&self.rel);
-        relation_method(Value::from_dyn_object(self.clone()), method, args, rendered)
+        relation_method(
+            Value::from_dyn_object(self.clone()),
+            method,
+            args,
+            self.name(),
+        )
     }
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.dialect.relation(&self.rel))
+        f.write_str(&self.name())
+    }
+}
+
+impl NamedRelation {
+    /// Its quoted name, without the parts it was not given (as dbt's relations render).
+    fn name(&self) -> String {
+        let r = &self.rel;
+        let schema = Some(r.schema.as_str()).filter(|s| !s.is_empty());
+        let parts = [r.database.as_deref(), schema, Some(r.name.as_str())];
+        let quoted: Vec<String> = parts
+            .into_iter()
+            .flatten()
+            .map(|p| self.dialect.quote(p))
+            .collect();
+        quoted.join(".")
     }
 }
 

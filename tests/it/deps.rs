@@ -98,6 +98,29 @@ fn deps_installs_local_and_git_packages() {
         unpinned.stderr
     );
     assert!(!shop.join("dbt_packages/helpers").exists());
+
+    // What a git option would run is refused, and so is a subdirectory outside the clone;
+    // the packages a killed `deps` had moved aside (its staging folder) come back first.
+    let aside = shop.join("dbt_packages/.xform-deps-999999999/previous/kept");
+    std::fs::create_dir_all(&aside).unwrap();
+    std::fs::write(aside.join("dbt_project.yml"), "name: kept\n").unwrap();
+    let marker = top.path().join("ran");
+    for bad in [
+        format!("revision: \"--upload-pack=touch {}\"", marker.display()),
+        "subdirectory: ../..\n    name: escaped".to_string(),
+    ] {
+        std::fs::write(
+            shop.join("packages.yml"),
+            format!("packages:\n  - git: \"{}\"\n    {bad}\n", repo.display()),
+        )
+        .unwrap();
+        let refused = xform(&shop, &["deps"]);
+        assert_eq!(refused.code, 2, "{bad}: {}", refused.stdout);
+        assert!(refused.stderr.contains("packages.yml:2"), "{}", refused.stderr);
+    }
+    assert!(!marker.exists(), "git ran an option from packages.yml");
+    assert!(shop.join("dbt_packages/kept/dbt_project.yml").is_file());
+    assert!(shop.join("dbt_packages/dates/macros/two.sql").is_file());
 }
 
 /// One version of a package on the test hub: its version, the dbt versions it supports, the

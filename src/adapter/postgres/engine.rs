@@ -1556,8 +1556,12 @@ impl Session for PgSession {
             format!(" LIMIT {limit}")
         };
         let wrapped = format!("SELECT * FROM (\n{}\n) AS q{bound}", body(sql));
-        let wrapped = self.after_deferred(&wrapped);
-        let rows = query_rows(&mut self.client, &wrapped, Some(limit));
-        self.lost(rows)
+        // A macro's query while a test renders runs in the job's transaction: one that fails
+        // must not take the transaction with it.
+        self.guarded(|s| {
+            let wrapped = s.after_deferred(&wrapped);
+            let rows = query_rows(&mut s.client, &wrapped, Some(limit));
+            s.lost(rows)
+        })
     }
 }

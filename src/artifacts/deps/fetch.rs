@@ -7,29 +7,36 @@ use std::process::Command;
 /// Clones `url` into `into` at `revision` (a branch, tag or commit; the default branch when
 /// none) and returns the commit checked out. Only that commit is fetched, as dbt does.
 pub(super) fn git_clone(url: &str, revision: Option<&str>, into: &Path) -> Result<String, String> {
-    git(
-        &[
-            "clone",
+    // Neither is ever an option to git (`--upload-pack=...` would run a command).
+    let values = [Some(url), revision].into_iter().flatten();
+    if let Some(bad) = values.into_iter().find(|v| v.starts_with('-')) {
+        return Err(format!("`{bad}` is not a git URL or revision"));
+    }
+    let dir = into.to_string_lossy();
+    let clone = [
+        "clone",
+        "--quiet",
+        "--depth",
+        "1",
+        "--end-of-options",
+        url,
+        &dir,
+    ];
+    git(&clone, None)?;
+    if let Some(rev) = revision.filter(|r| *r != "HEAD") {
+        let no_rev = |e: String| format!("{url} has no revision `{rev}`: {e}");
+        let fetch = [
+            "fetch",
             "--quiet",
             "--depth",
             "1",
-            url,
-            &into.to_string_lossy(),
-        ],
-        None,
-    )?;
-    if let Some(rev) = revision.filter(|r| *r != "HEAD") {
-        let no_rev = |e: String| format!("{url} has no revision `{rev}`: {e}");
-        git(
-            &["fetch", "--quiet", "--depth", "1", "origin", rev],
-            Some(into),
-        )
-        .map_err(no_rev)?;
-        git(
-            &["checkout", "--quiet", "--detach", "FETCH_HEAD"],
-            Some(into),
-        )
-        .map_err(no_rev)?;
+            "--end-of-options",
+            "origin",
+            rev,
+        ];
+        git(&fetch, Some(into)).map_err(no_rev)?;
+        let checkout = ["checkout", "--quiet", "--detach", "FETCH_HEAD"];
+        git(&checkout, Some(into)).map_err(no_rev)?;
     }
     git(&["rev-parse", "HEAD"], Some(into))
 }

@@ -99,7 +99,7 @@ pub(crate) fn write(root: &Path, pinned: &[Pinned], hash: &str) -> std::io::Resu
                 subdirectory,
                 ..
             } => {
-                fields.push(("git", url.clone()));
+                fields.push(("git", p.written_url.clone().unwrap_or(url.clone())));
                 fields.push(("revision", revision.clone().unwrap_or_default()));
                 if let Some(s) = subdirectory {
                     fields.push(("subdirectory", s.clone()));
@@ -111,7 +111,9 @@ pub(crate) fn write(root: &Path, pinned: &[Pinned], hash: &str) -> std::io::Resu
                 fields.push(("package", package.clone()));
                 fields.push(("version", versions.join(",")));
             }
-            PackageSource::Tarball(url) => fields.push(("tarball", url.clone())),
+            PackageSource::Tarball(url) => {
+                fields.push(("tarball", p.written_url.clone().unwrap_or(url.clone())))
+            }
         }
         fields.sort();
         for (i, (key, value)) in fields.iter().enumerate() {

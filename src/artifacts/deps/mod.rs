@@ -36,6 +36,9 @@ pub(crate) struct Mode {
 pub(crate) struct Pinned {
     pub(crate) name: String,
     pub(crate) source: PackageSource,
+    /// A git or tarball URL as packages.yml writes it (`{{ env_var('TOKEN') }}` unrendered),
+    /// for package-lock.yml: a secret in it is not written down.
+    pub(crate) written_url: Option<String>,
     files: Content,
     /// A newer version on the hub than the one installed.
     newer: Option<String>,
@@ -271,6 +274,7 @@ fn merge(wanted: &mut Vec<Wanted>, w: Wanted) -> Result<Option<Wanted>, Diagnost
 #[derive(Clone, Debug)]
 struct Wanted {
     source: PackageSource,
+    written_url: Option<String>,
     asks: Vec<(String, Vec<String>)>,
     name: Option<String>,
     /// Where it was first asked for (a line of packages.yml when it was there).
@@ -283,8 +287,13 @@ impl Wanted {
             PackageSource::Hub { versions, .. } => vec![(by.to_string(), versions.clone())],
             _ => Vec::new(),
         };
+        let unrendered = spec.hashed.get("unrendered");
+        let written = ["git", "tarball"]
+            .iter()
+            .find_map(|k| unrendered?.get(k)?.as_str());
         Wanted {
             source: spec.source.clone(),
+            written_url: written.map(str::to_string),
             asks,
             name: spec.name.clone(),
             loc: Some(spec.loc.clone()),
@@ -337,13 +346,21 @@ impl<'a> Work<'a> {
     fn new(root: &Path, into: &Path, opts: &'a LoadOptions) -> Result<Work<'a>, String> {
         let err = |e: std::io::Error| format!("cannot use {}: {e}", into.display());
         std::fs::create_dir_all(into).map_err(err)?;
+        // Everything in the install folder is replaced: never the project's own folder.
+        let (folder, project) = (
+            into.canonicalize().map_err(err)?,
+            root.canonicalize().map_err(err)?,
+        );
+        if project.starts_with(&folder) {
+            return Err(format!(
+                "`packages-install-path` is {}, which holds the project: name a folder of its own",
+                into.display()
+            ));
+        }
         for entry in std::fs::read_dir(into).map_err(err)?.flatten() {
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(STAGING_PREFIX)
-            {
-                let _ = std::fs::remove_dir_all(entry.path());
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix(STAGING_PREFIX) {
+                recover(&entry.path(), pid, into);
             }
         }
         let staging = into.join(format!("{STAGING_PREFIX}{}", std::process::id()));
@@ -405,6 +422,17 @@ impl<'a> Work<'a> {
                             .at_opt(w.loc.clone())
                             .help("add `revision:` with a tag or a commit, or `warn-unpinned: false`"),
                     );
+                }
+                let inside = |s: &&String| {
+                    let p = Path::new(s.as_str());
+                    let normal =
+                        |c: std::path::Component| matches!(c, std::path::Component::Normal(_));
+                    !p.is_absolute() && p.components().all(normal)
+                };
+                if let Some(s) = subdirectory.as_ref().filter(|s| !inside(s)) {
+                    let message =
+                        format!("`subdirectory: {s}` must be a folder inside the repository");
+                    return Err(at(message));
                 }
                 let (clone, sha) = self.clone(url, revision.as_deref()).map_err(at)?;
                 let folder = subdirectory
@@ -476,6 +504,7 @@ impl<'a> Work<'a> {
         Ok(Pinned {
             name,
             source,
+            written_url: w.written_url.clone(),
             files,
             newer,
         })
@@ -647,6 +676,24 @@ impl<'a> Work<'a> {
     fn clean(&self) {
         let _ = std::fs::remove_dir_all(&self.staging);
     }
+}
+
+/// What a `deps` that was killed left (`staging`, of process `pid`): the packages it had moved
+/// aside and not replaced yet are put back, the rest removed. Another `deps` still running
+/// keeps its own.
+fn recover(staging: &Path, pid: &str, into: &Path) {
+    let running = Path::new("/proc").join(pid).exists() && pid != std::process::id().to_string();
+    if running {
+        return;
+    }
+    let previous = staging.join("previous");
+    for entry in std::fs::read_dir(&previous).into_iter().flatten().flatten() {
+        let dest = into.join(entry.file_name());
+        if dest.symlink_metadata().is_err() {
+            let _ = std::fs::rename(entry.path(), dest);
+        }
+    }
+    let _ = std::fs::remove_dir_all(staging);
 }
 
 /// Whether a hub version's `require_dbt_version` allows the dbt version xform follows (a
