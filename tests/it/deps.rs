@@ -116,7 +116,11 @@ fn deps_installs_local_and_git_packages() {
         .unwrap();
         let refused = xform(&shop, &["deps"]);
         assert_eq!(refused.code, 2, "{bad}: {}", refused.stdout);
-        assert!(refused.stderr.contains("packages.yml:2"), "{}", refused.stderr);
+        assert!(
+            refused.stderr.contains("packages.yml:2"),
+            "{}",
+            refused.stderr
+        );
     }
     assert!(!marker.exists(), "git ran an option from packages.yml");
     assert!(shop.join("dbt_packages/kept/dbt_project.yml").is_file());
