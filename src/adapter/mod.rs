@@ -153,6 +153,10 @@ pub(crate) struct CsvSource {
     pub(crate) delimiter: String,
     pub(crate) quote: String,
     pub(crate) header: bool,
+    /// The header's names kept exactly; else named as unquoted identifiers are (dbt's
+    /// `quote_columns: false`: lower case on PostgreSQL).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) quote_columns: bool,
     /// Column name → warehouse type, for the columns whose type is not to be inferred.
     pub(crate) column_types: Vec<(String, String)>,
     /// Columns typed as dbt's seeds (agate) type them: whole numbers that all fit in 32 bits

@@ -21,6 +21,7 @@ pub(crate) struct SeedSpec {
     pub(crate) delimiter: String,
     pub(crate) quote: String,
     pub(crate) header: bool,
+    pub(crate) quote_columns: bool,
     pub(crate) column_types: Vec<(String, String)>,
     /// A dbt project's seed: typed as dbt types it (whole numbers as `integer`).
     pub(crate) dbt_types: bool,
@@ -37,6 +38,7 @@ pub(crate) fn spec(n: &Node, dbt: bool) -> Result<SeedSpec, Vec<Diagnostic>> {
     let delimiter = delimiter(&mut ck);
     let quote = quote(&mut ck);
     let header = header(&mut ck);
+    let quote_columns = quote_columns(&mut ck);
     let column_types = column_types(&mut ck);
     if !ck.errors.is_empty() {
         return Err(ck.errors);
@@ -47,6 +49,7 @@ pub(crate) fn spec(n: &Node, dbt: bool) -> Result<SeedSpec, Vec<Diagnostic>> {
         delimiter,
         quote,
         header,
+        quote_columns,
         column_types,
         dbt_types: dbt,
     })
@@ -56,6 +59,21 @@ pub(crate) fn spec(n: &Node, dbt: bool) -> Result<SeedSpec, Vec<Diagnostic>> {
 struct Settings<'a> {
     node: &'a Node,
     errors: Vec<Diagnostic>,
+}
+
+impl Settings<'_> {
+    /// A true-or-false setting, true when unset.
+    fn flag(&mut self, key: &str, help: &str) -> bool {
+        match self.node.config.get(key) {
+            None | Some(Json::Null) => true,
+            Some(Json::Bool(b)) => *b,
+            Some(other) => {
+                let other = other.clone();
+                self.bad(key, &other, "must be true or false", help);
+                true
+            }
+        }
+    }
 }
 
 impl Settings<'_> {
@@ -122,19 +140,16 @@ fn quote(ck: &mut Settings<'_>) -> String {
 
 /// `header`, true when unset.
 fn header(ck: &mut Settings<'_>) -> bool {
-    match ck.node.config.get("header") {
-        None | Some(Json::Null) => true,
-        Some(Json::Bool(b)) => *b,
-        Some(other) => {
-            ck.bad(
-                "header",
-                other,
-                "must be true or false",
-                "`header: false` when the first line is data",
-            );
-            true
-        }
-    }
+    ck.flag("header", "`header: false` when the first line is data")
+}
+
+/// `quote_columns`: whether the columns keep the header's names exactly (the default) or are
+/// named as the warehouse names an unquoted identifier (PostgreSQL: in lower case).
+fn quote_columns(ck: &mut Settings<'_>) -> bool {
+    ck.flag(
+        "quote_columns",
+        "`quote_columns: false` names the columns in lower case on PostgreSQL",
+    )
 }
 
 /// `column_types`: column names mapped to type names.
@@ -204,6 +219,7 @@ pub(crate) fn source(root: &Path, s: &SeedSpec) -> Result<CsvSource, String> {
         delimiter: s.delimiter.clone(),
         quote: s.quote.clone(),
         header: s.header,
+        quote_columns: s.quote_columns,
         column_types: s.column_types.clone(),
         dbt_types: s.dbt_types,
     })

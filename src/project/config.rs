@@ -53,6 +53,7 @@ pub(crate) const APPLIED_KEYS: &[&str] = &[
     "pre_hook",
     "predicates",
     "quote",
+    "quote_columns",
     "schema",
     "severity",
     "snapshot_meta_column_names",
@@ -77,8 +78,7 @@ pub(crate) const LAYOUT_KEYS: &[&str] = &["dist", "sort", "sort_type", "backup",
 
 /// Config keys of dbt's that xform accepts but does not apply yet: a project that sets one is
 /// warned, once per key, where it first sets it.
-pub(crate) const NOT_APPLIED_KEYS: &[&str] =
-    &["cluster_by", "database", "partition_by", "quote_columns"];
+pub(crate) const NOT_APPLIED_KEYS: &[&str] = &["cluster_by", "database", "partition_by"];
 
 /// Every config key xform knows.
 pub(crate) fn is_known_key(key: &str) -> bool {

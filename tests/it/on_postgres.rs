@@ -470,6 +470,30 @@ fn a_bad_seed_value_names_its_line_and_column_and_keeps_the_old_table() {
     );
 }
 
+/// dbt's `quote_columns: false`: a seed's columns are named as unquoted identifiers are, in
+/// lower case; by default they keep the header's names.
+#[test]
+fn quote_columns_false_names_seed_columns_in_lower_case() {
+    let Some(pg) = Pg::new() else { return };
+    let dir = project(&pg.project_yml(1, LAYERS));
+    write_files(
+        dir.path(),
+        "-- file: seeds/properties.yml\nseeds:\n  - name: folded\n    config:\n      quote_columns: false\n\
+         -- file: seeds/folded.csv\nOrder_ID,Amount\n1,10\n\
+         -- file: seeds/kept.csv\nOrder_ID,Amount\n1,10\n",
+    );
+    ok(dir.path(), &["seed", "-s", "folded", "kept"]);
+    let columns = |table: &str| {
+        pg.query(&format!(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = '{}' \
+             AND table_name = '{table}' ORDER BY ordinal_position",
+            pg.schema("raw_data")
+        ))
+    };
+    assert_eq!(columns("folded"), [["order_id"], ["amount"]]);
+    assert_eq!(columns("kept"), [["Order_ID"], ["Amount"]]);
+}
+
 /// A model that sleeps, for interrupting.
 const SLOW: &str = "-- file: models/slow.sql\n{{ config(materialized='table') }}\nselect 'new' as marker from (select pg_sleep(60)) as s\n";
 

@@ -114,6 +114,12 @@ pub(super) fn columns(data: &[u8], csv: &CsvSource) -> DbResult<Vec<(String, Str
                 .get(i)
                 .cloned()
                 .unwrap_or_else(|| format!("column{i}"));
+            // Unquoted, PostgreSQL folds a name to lower case.
+            let name = if csv.quote_columns {
+                name
+            } else {
+                name.to_lowercase()
+            };
             let given = csv
                 .column_types
                 .iter()
@@ -247,6 +253,7 @@ mod tests {
             delimiter: ",".into(),
             quote: "\"".into(),
             header: true,
+            quote_columns: true,
             column_types: vec![("fixed".into(), "varchar(3)".into())],
             dbt_types,
         };
@@ -294,6 +301,7 @@ mod tests {
             delimiter: ",".into(),
             quote: "\"".into(),
             header: true,
+            quote_columns: true,
             column_types: Vec::new(),
             dbt_types: false,
         };
