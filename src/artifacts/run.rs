@@ -39,8 +39,12 @@ struct ResultEntry<'a> {
     relation_name: Option<String>,
     compiled_path: Option<String>,
     run_path: Option<String>,
-    /// A test's failing rows counted, and up to five of them.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// dbt's: whether the node has SQL, and that SQL (with relation names resolved).
+    compiled: bool,
+    compiled_code: Option<&'a str>,
+    /// dbt's `thread_id` (xform's workers are not threads dbt names: always `Thread-1`).
+    thread_id: &'static str,
+    /// A test's failing rows counted (null for other nodes, as in dbt), and up to five of them.
     failures: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     failing_rows: Option<serde_json::Value>,
@@ -48,6 +52,8 @@ struct ResultEntry<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     batch_results: Option<serde_json::Value>,
 }
+
+const THREAD: &str = "Thread-1";
 
 fn timestamp(t: SystemTime) -> String {
     jiff::Timestamp::try_from(t)
@@ -87,6 +93,12 @@ pub(crate) fn write_run_results(
         .collect();
     let doc = json!({
         "metadata": {
+            // What dbt tooling checks before it reads the file: this is dbt's run-results v6,
+            // as dbt 1.11 (whose behaviour xform follows) writes it.
+            "dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v6.json",
+            "dbt_version": crate::project::DBT_VERSION,
+            "invocation_id": c.project.invocation.1,
+            "env": {},
             "xform_version": env!("CARGO_PKG_VERSION"),
             "generated_at": timestamp(SystemTime::now()),
             "invocation_started_at": timestamp(info.started_at),
@@ -122,6 +134,9 @@ fn test_entry<'a>(c: &'a Compiled, t: &'a TestResult) -> ResultEntry<'a> {
         relation_name: None,
         compiled_path: c.compiled_path(t.node),
         run_path: None,
+        compiled: c.sql[t.node].is_some(),
+        compiled_code: c.sql[t.node].as_deref(),
+        thread_id: THREAD,
         failures: t.failures,
         failing_rows: t.rows.as_ref().map(|rows| json!(rows.objects())),
         batch_results: None,
@@ -140,6 +155,9 @@ fn result_entry<'a>(c: &'a Compiled, job: &Job, r: &'a NodeResult) -> ResultEntr
         relation_name: c.relation_sql(job.node),
         compiled_path: c.compiled_path(job.node),
         run_path: (!r.statements.is_empty()).then(|| run_path(c, job.node)),
+        compiled: c.sql[job.node].is_some(),
+        compiled_code: c.sql[job.node].as_deref(),
+        thread_id: THREAD,
         failures: None,
         failing_rows: None,
         batch_results: (!r.batches.is_empty()).then(|| {

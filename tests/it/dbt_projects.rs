@@ -680,6 +680,30 @@ fn package_tests_and_macros_work_as_in_dbt(w: &Warehouse) {
     // set_sql_header's SQL ran before the table was built, in its transaction.
     let ran = query(w, dir.path(), "select header_ran from {s}.headed");
     assert!(["true", "t"].contains(&ran[0][0].as_str()), "{ran:?}");
+    // run_results.json as dbt tooling reads it: dbt's schema, each node's SQL, tests' failures.
+    let text = std::fs::read_to_string(dir.path().join("target/run_results.json")).unwrap();
+    let results: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        results["metadata"]["dbt_schema_version"],
+        "https://schemas.getdbt.com/dbt/run-results/v6.json"
+    );
+    let entry = |id: &str| {
+        let all = results["results"].as_array().unwrap().iter();
+        all.clone().find(|r| r["unique_id"] == id).cloned().unwrap()
+    };
+    let warned = entry("test.shop_checks.checks_same_rows_part_b_ref_same_as_a_");
+    assert_eq!(
+        (&warned["status"], &warned["failures"]),
+        (&"warn".into(), &2.into())
+    );
+    let model = entry("model.shop_checks.part_a");
+    assert!(
+        model["compiled_code"]
+            .as_str()
+            .unwrap()
+            .contains("select 1 as id")
+    );
+    assert!(model["failures"].is_null());
 }
 
 both!(package_tests_and_macros_work_as_in_dbt);
