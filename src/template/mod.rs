@@ -8,6 +8,7 @@
 //! Errors become diagnostics pointing into the model or macro file, with the call chain.
 
 mod dbt;
+mod graph;
 mod modules;
 mod objects;
 pub(crate) mod scan;
@@ -131,6 +132,9 @@ pub(crate) fn environment<'s>(project: &Project, diags: &mut Diagnostics) -> Tem
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
     }
     add_globals(&mut env, project);
+    if let Some(graph) = graph::value(project) {
+        env.add_global("graph", graph);
+    }
     let registry = Arc::new(OnceLock::new());
     dbt::add_globals(
         &mut env,

@@ -614,6 +614,10 @@ select {% if target.type == 'postgres' %}current_setting('application_name') = '
 -- file: models/missing.sql
 -- depends_on: {{ ref('part_a') }} {{ ref('labels') }}
 select '{{ adapter.get_missing_columns(ref('labels'), ref('part_a')) | map(attribute='name') | map('lower') | sort | join(',') }}' as missing
+-- file: models/graphed.sql
+{%- set models = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model') | map(attribute='name') | sort -%}
+select '{{ models | join(",") }}' as models,
+       '{{ graph.nodes["model.shop_checks.parts"].depends_on.nodes | join(",") }}' as parts_reads
 -- file: models/schema.yml
 version: 2
 models:
@@ -638,7 +642,7 @@ models:
 /// package's generic tests by namespace (arguments beyond its own through `kwargs`, a relation
 /// argument as the relation and a dependency, the model's columns read from the warehouse
 /// while the test renders, `fail_calc`), `modules.re`/`modules.datetime`, `api.Relation`,
-/// `load_relation`, `adapter.get_missing_columns`, `set_sql_header`, query results iterated as
+/// `load_relation`, `adapter.get_missing_columns`, `set_sql_header`, `graph`, query results iterated as
 /// rows, lists inside dicts changed in place, `flags`, `set()`, `as_number`, and an undefined
 /// name printing as nothing.
 fn package_tests_and_macros_work_as_in_dbt(w: &Warehouse) {
@@ -680,6 +684,13 @@ fn package_tests_and_macros_work_as_in_dbt(w: &Warehouse) {
     // set_sql_header's SQL ran before the table was built, in its transaction.
     let ran = query(w, dir.path(), "select header_ran from {s}.headed");
     assert!(["true", "t"].contains(&ran[0][0].as_str()), "{ran:?}");
+    assert_eq!(
+        query(w, dir.path(), "select models, parts_reads from {s}.graphed"),
+        [[
+            "graphed,headed,labels,missing,part_a,part_b,parts,same_as_a",
+            "model.shop_checks.part_a,model.shop_checks.part_b"
+        ]]
+    );
     // run_results.json as dbt tooling reads it: dbt's schema, each node's SQL, tests' failures.
     let text = std::fs::read_to_string(dir.path().join("target/run_results.json")).unwrap();
     let results: serde_json::Value = serde_json::from_str(&text).unwrap();
