@@ -252,9 +252,9 @@ fn incremental_predicates_limit_the_rows_a_run_matches(w: &Warehouse) {
         &format!(
             "-- file: models/merged.sql\n{}-- file: models/replaced.sql\n{}",
             model(&format!("unique_key='id', {recent}")),
-            model(&format!(
+            model(
                 "unique_key='id', incremental_strategy='delete+insert', predicates=[\"dbt_internal_dest.amount >= DBT_INTERNAL_SOURCE.amount - 100\", \"DBT_INTERNAL_DEST.amount >= 20\"]"
-            )),
+            ),
         ),
     );
     events(d, &RUN_1[..2]);
