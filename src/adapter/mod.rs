@@ -251,6 +251,9 @@ pub(crate) struct Staged {
 pub(crate) struct Rows {
     pub(crate) columns: Vec<String>,
     pub(crate) rows: Vec<Vec<Option<String>>>,
+    /// Each column's type as the warehouse or its client names it (`bool`, `int4`, `Utf8`);
+    /// empty where a query does not say.
+    pub(crate) types: Vec<String>,
 }
 
 impl Rows {
@@ -360,6 +363,11 @@ pub(crate) trait Session: Send {
     fn discard(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<()>;
     /// Runs a query and returns at most `limit` rows.
     fn query(&mut self, sql: &str, limit: usize) -> DbResult<Rows>;
+    /// Runs a query and returns all its rows with each column's type (a macro's query, read
+    /// as dbt's agate reads it); by default without the types.
+    fn query_typed(&mut self, sql: &str) -> DbResult<Rows> {
+        self.query(sql, i64::MAX as usize)
+    }
     /// Runs a query and hands each row (every value as text) to `row` as it arrives, until
     /// `row` returns false: memory stays flat however many rows there are.
     fn for_each_row(

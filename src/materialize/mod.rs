@@ -556,8 +556,8 @@ struct SessionQuerier(Mutex<Box<dyn Session>>);
 impl crate::template::Querier for SessionQuerier {
     fn query(&self, sql: &str) -> Result<crate::template::QueryRows, String> {
         let mut session = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let rows = (session.query(sql, i64::MAX as usize)).map_err(|e| e.to_string())?;
-        Ok((rows.columns, rows.rows))
+        let rows = session.query_typed(sql).map_err(|e| e.to_string())?;
+        Ok((rows.columns, rows.rows, rows.types))
     }
 
     fn columns(&self, relation: &Relation) -> Result<Option<Vec<(String, String)>>, String> {

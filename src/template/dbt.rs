@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Rest, Value, from_args};
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Rest, Value, ValueKind, from_args};
 
 use super::objects::{NamedRelation, RenderScope, relation_of, scope_of};
 use minijinja::{Environment, Error, ErrorKind, State};
@@ -219,18 +219,26 @@ fn query(scope: &RenderScope, sql: &str) -> Result<Option<Value>, Error> {
         scope.log().needs_warehouse = true;
         return Ok(None);
     };
-    let (columns, rows) = warehouse
+    let (columns, rows, types) = warehouse
         .query(&scope.resolve(sql))
         .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("query failed: {e}")))?;
-    Ok(Some(table(columns, rows)))
+    Ok(Some(table(columns, rows, &types)))
 }
 
 /// dbt's agate table: `rows` (indexed by position or column name), `columns` (each with its
 /// `name` and `values()`), `column_names`.
-fn table(columns: Vec<String>, rows: Vec<Vec<Option<String>>>) -> Value {
+fn table(columns: Vec<String>, rows: Vec<Vec<Option<String>>>, types: &[String]) -> Value {
     let names = Arc::new(columns);
+    let kinds: Vec<Option<ValueKind>> = (0..names.len())
+        .map(|i| types.get(i).and_then(|t| kind_of(t)))
+        .collect();
     let rows: Vec<Vec<Value>> = (rows.into_iter())
-        .map(|r| r.into_iter().map(typed).collect())
+        .map(|r| {
+            let cells = r.into_iter().enumerate();
+            cells
+                .map(|(i, v)| typed(v, kinds.get(i).copied().flatten()))
+                .collect()
+        })
         .collect();
     let column_values = (0..names.len()).map(|i| {
         let values = rows
@@ -438,11 +446,49 @@ impl Object for Column {
     }
 }
 
-/// A value read as text, as the number it spells when it is one (agate types numbers).
-fn typed(text: Option<String>) -> Value {
+/// What a column's values are, by its type's name (the warehouse's, or Arrow's for DuckDB);
+/// None for a type read from the values themselves (dates, times, others).
+fn kind_of(type_name: &str) -> Option<ValueKind> {
+    let t = type_name.to_ascii_lowercase();
+    let any = |names: &[&str]| names.iter().any(|n| t.starts_with(n));
+    if any(&["bool"]) {
+        Some(ValueKind::Bool)
+    } else if any(&[
+        "int", "uint", "float", "double", "decimal", "numeric", "real", "smallint", "bigint",
+        "hugeint", "tinyint", "serial", "money", "oid",
+    ]) {
+        Some(ValueKind::Number)
+    } else if any(&[
+        "text",
+        "varchar",
+        "char",
+        "bpchar",
+        "utf8",
+        "largeutf8",
+        "string",
+        "name",
+        "uuid",
+        "json",
+    ]) {
+        Some(ValueKind::String)
+    } else {
+        None
+    }
+}
+
+/// A value read as text, as agate has it: a boolean or text column's as such; else the
+/// number it spells when it is one.
+fn typed(text: Option<String>, kind: Option<ValueKind>) -> Value {
     let Some(t) = text else {
         return Value::from(());
     };
+    match kind {
+        Some(ValueKind::Bool) => {
+            return Value::from(matches!(t.as_str(), "t" | "true" | "TRUE" | "True"));
+        }
+        Some(ValueKind::String) => return Value::from(t),
+        _ => {}
+    }
     if let Ok(i) = t.parse::<i64>() {
         return Value::from(i);
     }

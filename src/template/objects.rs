@@ -82,7 +82,7 @@ pub(crate) struct RenderLog {
 }
 
 /// A query's column names and rows, values as text.
-pub(crate) type QueryRows = (Vec<String>, Vec<Vec<Option<String>>>);
+pub(crate) type QueryRows = (Vec<String>, Vec<Vec<Option<String>>>, Vec<String>);
 
 /// The warehouse as a node's render sees it while the node is built.
 pub(crate) trait Querier: Send + Sync {

@@ -52,7 +52,7 @@ impl Querier for Replay {
         match self.answer(Question::Query(sql.to_string())) {
             Some(Ok(Answer::Rows(rows))) => Ok(rows),
             Some(Err(e)) => Err(e),
-            _ => Ok((Vec::new(), Vec::new())),
+            _ => Ok((Vec::new(), Vec::new(), Vec::new())),
         }
     }
 
@@ -102,10 +102,8 @@ fn ask(session: &mut dyn Session, q: &Question, swap: Option<&Swap>) -> Result<A
     match q {
         Question::Query(sql) => {
             let sql = swap.map_or(sql.clone(), |s| sql.replace(&s.published, &s.staged));
-            let rows = session
-                .query(&sql, i64::MAX as usize)
-                .map_err(|e| e.to_string())?;
-            Ok(Answer::Rows((rows.columns, rows.rows)))
+            let rows = session.query_typed(&sql).map_err(|e| e.to_string())?;
+            Ok(Answer::Rows((rows.columns, rows.rows, rows.types)))
         }
         Question::Columns(rel) => {
             let staged = swap

@@ -336,6 +336,7 @@ mod tests {
         let actual = Rows {
             columns: vec!["id".into(), "amount".into()],
             rows: rows(&[&["2", "12.50"], &["1", "3"]]),
+            types: Vec::new(),
         };
         // Expected columns in another order than the model's.
         let cols = vec!["amount".to_string(), "id".to_string()];
@@ -344,6 +345,7 @@ mod tests {
         let actual = Rows {
             columns: vec!["id".into(), "amount".into(), "extra".into()],
             rows: rows(&[&["1", "4", "x"]]),
+            types: Vec::new(),
         };
         let (differ, diff) = compare(&cols, rows(&[&["3", "1"]]), actual)
             .unwrap()

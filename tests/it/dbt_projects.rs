@@ -614,6 +614,14 @@ select {% if target.type == 'postgres' %}current_setting('application_name') = '
 -- file: models/missing.sql
 -- depends_on: {{ ref('part_a') }} {{ ref('labels') }}
 select '{{ adapter.get_missing_columns(ref('labels'), ref('part_a')) | map(attribute='name') | map('lower') | sort | join(',') }}' as missing
+-- file: models/typed.sql
+{%- set r = run_query("select true as flag, cast('007' as varchar(3)) as code, 7 as n") -%}
+{%- if execute -%}
+select '{{ r.columns["flag"].values()[0] is sameas true }}' as flag_is_bool,
+       '{{ r.columns["code"].values()[0] }}' as code, {{ r.columns["n"].values()[0] + 1 }} as n_plus_one
+{%- else -%}
+select 1 as x
+{%- endif %}
 -- file: models/graphed.sql
 {%- set models = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model') | map(attribute='name') | sort -%}
 select '{{ models | join(",") }}' as models,
@@ -684,10 +692,20 @@ fn package_tests_and_macros_work_as_in_dbt(w: &Warehouse) {
     // set_sql_header's SQL ran before the table was built, in its transaction.
     let ran = query(w, dir.path(), "select header_ran from {s}.headed");
     assert!(["true", "t"].contains(&ran[0][0].as_str()), "{ran:?}");
+    // Query results typed by their columns, as agate types them: a boolean, text that
+    // spells a number kept as text, a number.
+    assert_eq!(
+        query(
+            w,
+            dir.path(),
+            "select flag_is_bool, code, n_plus_one from {s}.typed"
+        ),
+        [["True", "007", "8"]]
+    );
     assert_eq!(
         query(w, dir.path(), "select models, parts_reads from {s}.graphed"),
         [[
-            "graphed,headed,labels,missing,part_a,part_b,parts,same_as_a",
+            "graphed,headed,labels,missing,part_a,part_b,parts,same_as_a,typed",
             "model.shop_checks.part_a,model.shop_checks.part_b"
         ]]
     );

@@ -422,24 +422,31 @@ impl DuckSession {
     /// The rows of a query whose columns are all text.
     fn text_rows(&self, wrapped: &str) -> DbResult<Rows> {
         let mut rows = Vec::new();
-        let columns = self.stream_text(wrapped, &mut |r| {
+        let (columns, types) = self.stream_text(wrapped, &mut |r| {
             rows.push(r);
             true
         })?;
-        Ok(Rows { columns, rows })
+        Ok(Rows {
+            columns,
+            rows,
+            types,
+        })
     }
 
     /// Runs a query whose columns are all text, handing each row to `each` until it returns
-    /// false; returns the column names.
+    /// false; returns the column names and types (Arrow's names: `Boolean`, `Int32`, `Utf8`).
     fn stream_text(
         &self,
         wrapped: &str,
         each: &mut dyn FnMut(Vec<Option<String>>) -> bool,
-    ) -> DbResult<Vec<String>> {
+    ) -> DbResult<(Vec<String>, Vec<String>)> {
         readable(wrapped)?;
-        let mut read = || -> Result<Vec<String>, duckdb::Error> {
+        let mut read = || -> Result<(Vec<String>, Vec<String>), duckdb::Error> {
             let mut stmt = self.conn.prepare(wrapped)?;
             let mut rows = stmt.query([])?;
+            let types = (rows.as_ref())
+                .map(|s| (0..s.column_count()).map(|i| format!("{:?}", s.column_type(i))))
+                .map_or_else(Vec::new, Iterator::collect);
             while let Some(row) = rows.next()? {
                 let n = row.as_ref().column_count();
                 let values = (0..n).map(|i| row.get::<_, Option<String>>(i));
@@ -448,7 +455,7 @@ impl DuckSession {
                 }
             }
             drop(rows);
-            Ok(stmt.column_names())
+            Ok((stmt.column_names(), types))
         };
         read().map_err(|e| self.failed_here(e))
     }
@@ -752,9 +759,14 @@ impl Session for DuckSession {
     }
 
     fn query(&mut self, sql: &str, limit: usize) -> DbResult<Rows> {
-        self.text_rows(&format!(
+        let mut rows = self.text_rows(&format!(
             "SELECT COLUMNS(*)::VARCHAR FROM (\n{}\n) LIMIT {limit}",
             body(sql)
-        ))
+        ))?;
+        // Every value is read as text: the query's own types, described, say what it was.
+        let described = Statements::describe(self, &format!("(\n{}\n) AS q", body(sql)));
+        rows.types =
+            described.map_or_else(|_| Vec::new(), |d| d.into_iter().map(|(_, t)| t).collect());
+        Ok(rows)
     }
 }

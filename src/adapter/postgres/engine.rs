@@ -1559,9 +1559,23 @@ impl Session for PgSession {
         // A macro's query while a test renders runs in the job's transaction: one that fails
         // must not take the transaction with it.
         self.guarded(|s| {
-            let wrapped = s.after_deferred(&wrapped);
-            let rows = query_rows(&mut s.client, &wrapped, Some(limit));
-            s.lost(rows)
+            let sent = s.after_deferred(&wrapped);
+            let read = query_rows(&mut s.client, &sent, Some(limit));
+            s.lost(read)
         })
+    }
+
+    fn query_typed(&mut self, sql: &str) -> DbResult<Rows> {
+        let mut rows = self.query(sql, i64::MAX as usize)?;
+        // The text protocol says no types: the statement, prepared, does (`bool`, `int4`).
+        let prepared = self.guarded(|s| s.client.prepare(body(sql)).map_err(failed));
+        if let Ok(statement) = prepared {
+            let types = statement
+                .columns()
+                .iter()
+                .map(|c| c.type_().name().to_string());
+            rows.types = types.collect();
+        }
+        Ok(rows)
     }
 }
