@@ -961,17 +961,7 @@ struct StartedAt(jiff::Zoned);
 
 impl Object for StartedAt {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let t = &self.0;
-        let part = match key.as_str()? {
-            "year" => i64::from(t.year()),
-            "month" => i64::from(t.month()),
-            "day" => i64::from(t.day()),
-            "hour" => i64::from(t.hour()),
-            "minute" => i64::from(t.minute()),
-            "second" => i64::from(t.second()),
-            _ => return None,
-        };
-        Some(Value::from(part))
+        super::modules::datetime_part(self.0.datetime(), key.as_str()?)
     }
 
     fn call_method(

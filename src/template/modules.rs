@@ -401,21 +401,25 @@ fn date_part(date: Date, key: &str) -> Option<Value> {
     }))
 }
 
+/// A datetime's `year` ... `second` (dbt's `run_started_at` has them too).
+pub(super) fn datetime_part(t: DateTime, key: &str) -> Option<Value> {
+    date_part(t.date(), key).or_else(|| {
+        Some(Value::from(match key {
+            "hour" => t.hour(),
+            "minute" => t.minute(),
+            "second" => t.second(),
+            _ => return None,
+        }))
+    })
+}
+
 impl Object for PyDateTime {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
         ObjectRepr::Plain
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let key = key.as_str()?;
-        date_part(self.0.date(), key).or_else(|| {
-            Some(Value::from(match key {
-                "hour" => self.0.hour(),
-                "minute" => self.0.minute(),
-                "second" => self.0.second(),
-                _ => return None,
-            }))
-        })
+        datetime_part(self.0, key.as_str()?)
     }
 
     fn call_method(
