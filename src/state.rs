@@ -505,3 +505,41 @@ pub(crate) fn sql_before_after(c: &Compiled, state: &State, i: usize) -> Option<
         now.map(|s| replace_all(s, pairs)).unwrap_or_default(),
     ))
 }
+
+#[derive(Deserialize)]
+struct CatalogFile {
+    #[serde(default)]
+    nodes: HashMap<String, CatalogEntry>,
+    #[serde(default)]
+    sources: HashMap<String, CatalogEntry>,
+}
+
+#[derive(Deserialize)]
+struct CatalogEntry {
+    #[serde(default)]
+    columns: HashMap<String, CatalogColumn>,
+}
+
+#[derive(Deserialize)]
+struct CatalogColumn {
+    name: String,
+    #[serde(default)]
+    index: usize,
+}
+
+/// The columns of each relation in `target/catalog.json` (written by `xform docs generate`,
+/// or dbt's), by unique id in the warehouse's order; None when there is no readable catalog.
+pub(crate) fn read_catalog(root: &Path) -> Option<HashMap<String, Vec<String>>> {
+    let text = std::fs::read_to_string(root.join("target").join("catalog.json")).ok()?;
+    let file: CatalogFile = serde_json::from_str(&text).ok()?;
+    let entries = file.nodes.into_iter().chain(file.sources);
+    Some(
+        entries
+            .map(|(id, e)| {
+                let mut cols: Vec<CatalogColumn> = e.columns.into_values().collect();
+                cols.sort_by_key(|c| c.index);
+                (id, cols.into_iter().map(|c| c.name).collect())
+            })
+            .collect(),
+    )
+}

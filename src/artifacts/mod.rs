@@ -10,9 +10,12 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use crate::compile::{Compiled, compiled_path};
+use crate::lineage::Lineage;
 use crate::project::{Column, NodeKind, TestSpec};
 
 pub(crate) mod deps;
+mod docs;
+pub(crate) use docs::{Catalog, Written, write_docs};
 mod run;
 pub(crate) use run::{
     RunInfo, clean, run_path, write_json, write_new_project, write_run_results, write_run_sql,
@@ -157,6 +160,9 @@ struct ManifestNode<'a> {
     /// An incremental model's SQL run on top of its table.
     #[serde(skip_serializing_if = "Option::is_none")]
     incremental_code: Option<&'a str>,
+    /// Per output column, the parents' columns it reads (`xform docs generate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    column_lineage: Option<Json>,
 }
 
 #[derive(Serialize)]
@@ -178,6 +184,15 @@ struct Checksums {
 
 /// `target/manifest.json`: every node with its config, dependencies and checksums.
 pub(crate) fn write_manifest(root: &Path, c: &Compiled) -> std::io::Result<()> {
+    write_manifest_with(root, c, None)
+}
+
+/// The manifest, with each model's column lineage when given.
+fn write_manifest_with(
+    root: &Path,
+    c: &Compiled,
+    lineage: Option<&Lineage>,
+) -> std::io::Result<()> {
     let metadata = Metadata {
         xform_version: env!("CARGO_PKG_VERSION"),
         project_name: &c.project.name,
@@ -188,7 +203,7 @@ pub(crate) fn write_manifest(root: &Path, c: &Compiled) -> std::io::Result<()> {
         w.write_all(b"{\"metadata\":")?;
         serde_json::to_writer(&mut *w, &metadata).map_err(std::io::Error::other)?;
         w.write_all(b",\"nodes\":{")?;
-        write_manifest_nodes(w, c)?;
+        write_manifest_nodes(w, c, lineage)?;
         w.write_all(b"},\"macros\":")?;
         serde_json::to_writer(&mut *w, &manifest_macros(c)).map_err(std::io::Error::other)?;
         w.write_all(b"}")
@@ -196,7 +211,11 @@ pub(crate) fn write_manifest(root: &Path, c: &Compiled) -> std::io::Result<()> {
 }
 
 /// Every node's entry, by unique id, separated by commas.
-fn write_manifest_nodes(w: &mut dyn Write, c: &Compiled) -> std::io::Result<()> {
+fn write_manifest_nodes(
+    w: &mut dyn Write,
+    c: &Compiled,
+    lineage: Option<&Lineage>,
+) -> std::io::Result<()> {
     let nodes = c.nodes();
     let mut order: Vec<usize> = (0..nodes.len()).collect();
     order.sort_by(|&a, &b| nodes[a].unique_id.cmp(&nodes[b].unique_id));
@@ -204,7 +223,7 @@ fn write_manifest_nodes(w: &mut dyn Write, c: &Compiled) -> std::io::Result<()> 
     for (k, chunk) in order.chunks(2048).enumerate() {
         let entries: Vec<Vec<u8>> = chunk
             .par_iter()
-            .map(|&i| manifest_entry(c, i))
+            .map(|&i| manifest_entry(c, i, lineage))
             .collect::<Result<_, _>>()?;
         if k > 0 {
             w.write_all(b",")?;
@@ -228,11 +247,13 @@ fn manifest_macros(c: &Compiled) -> std::collections::BTreeMap<String, Json> {
 }
 
 /// `"unique_id": {...}` for node `i`.
-fn manifest_entry(c: &Compiled, i: usize) -> std::io::Result<Vec<u8>> {
+fn manifest_entry(c: &Compiled, i: usize, lineage: Option<&Lineage>) -> std::io::Result<Vec<u8>> {
     let n = &c.nodes()[i];
     let mut out = serde_json::to_vec(&n.unique_id).map_err(std::io::Error::other)?;
     out.push(b':');
-    serde_json::to_writer(&mut out, &manifest_node(c, i)).map_err(std::io::Error::other)?;
+    let mut node = manifest_node(c, i);
+    node.column_lineage = lineage.and_then(|l| column_lineage(c, l, i));
+    serde_json::to_writer(&mut out, &node).map_err(std::io::Error::other)?;
     Ok(out)
 }
 
@@ -265,7 +286,25 @@ fn manifest_node(c: &Compiled, i: usize) -> ManifestNode<'_> {
         compiled_path: c.compiled_path(i),
         compiled_code: c.sql[i].as_deref(),
         incremental_code: c.incremental_sql[i].as_deref(),
+        column_lineage: None,
     }
+}
+
+/// `{column: {"constant": bool, "from": [{"node", "column", "kind", "expression"}]}}`.
+fn column_lineage(c: &Compiled, l: &Lineage, i: usize) -> Option<Json> {
+    let cols = l.nodes[i].as_ref()?.columns.iter().map(|col| {
+        let from: Vec<Json> = (col.from.iter())
+            .map(|e| {
+                serde_json::json!({"node": c.nodes()[e.node].unique_id, "column": e.column,
+                    "kind": e.kind.name(), "expression": e.expr})
+            })
+            .collect();
+        (
+            col.name.clone(),
+            serde_json::json!({"constant": col.constant, "from": from}),
+        )
+    });
+    Some(Json::Object(cols.collect()))
 }
 
 /// The unique ids of node `i`'s parents and the macros it used.

@@ -19,6 +19,8 @@ macro_rules! err {
 
 mod comparing;
 mod diff;
+mod docs;
+mod lineage;
 mod out;
 mod output;
 mod running;
@@ -198,6 +200,14 @@ enum Command {
     /// Run again the nodes that failed (error or failing test) or were skipped in the last
     /// run (target/run_results.json), with that run's command and arguments.
     Retry,
+    /// The docs site: `xform docs generate`, `xform docs serve`.
+    Docs {
+        #[command(subcommand)]
+        command: docs::DocsCommand,
+    },
+    /// Column lineage read from the models' SQL: where a column comes from (the default) or
+    /// what reads it (--downstream); `--format csv` is the source → target mapping sheet.
+    Lineage(lineage::LineageArgs),
     /// Show the resolved project and target, and check the connection.
     Debug,
     /// Remove what xform wrote under target/ (compiled SQL, run SQL, JSON artifacts).
@@ -361,6 +371,8 @@ fn dispatch(cli: &Cli, argv: &[String]) -> ExitStatus {
         Command::Retry => cmd_retry(g),
         Command::Compare(a) => comparing::cmd_compare(g, a),
         Command::Debug => running::cmd_debug(g),
+        Command::Lineage(a) => lineage::cmd_lineage(g, a),
+        Command::Docs { command } => docs::cmd_docs(g, command),
         Command::Clean => running::cmd_clean(g),
         Command::Test(a) => running::cmd_run(g, a, running::Verb::Test, argv),
         Command::Snapshot(a) => running::cmd_run(g, a, running::Verb::Snapshot, argv),

@@ -81,7 +81,12 @@ pub(crate) fn cte_name(names: &Names, node: usize) -> String {
     let ident = names.relations[node]
         .as_ref()
         .map_or("", |r| r.identifier.as_str());
-    names.dialect.quote(&format!("__xform_cte__{ident}"))
+    names.dialect.quote(&cte_ident(ident))
+}
+
+/// The name (unquoted) of the CTE an ephemeral model with this identifier is inlined as.
+pub(crate) fn cte_ident(identifier: &str) -> String {
+    format!("__xform_cte__{identifier}")
 }
 
 /// Replaces each `\x01<index>\x02` with the relation's quoted name (or its CTE name).

@@ -118,6 +118,12 @@ impl Compiled {
         self.nodes()[i].kind == NodeKind::Model && self.relations[i].is_none()
     }
 
+    /// The CTE name (unquoted) an ephemeral model `i` is inlined under.
+    pub(crate) fn ephemeral_cte(&self, i: usize) -> Option<String> {
+        let r = self.names.relations.get(i)?.as_ref()?;
+        r.ephemeral.then(|| ephemeral::cte_ident(&r.identifier))
+    }
+
     /// What node `i`'s compiled SQL reads: its parents, looking through ephemeral models.
     pub(crate) fn reads(&self, i: usize) -> Vec<usize> {
         self.graph.parents_through(i, |p| self.is_ephemeral(p))

@@ -45,7 +45,7 @@ pub(crate) fn spec(n: &Node, dbt: bool) -> Result<SeedSpec, Vec<Diagnostic>> {
     }
     Ok(SeedSpec {
         path: n.path.to_string(),
-        encoding: encoding(&label).unwrap_or(encoding_rs::UTF_8),
+        encoding: project::encoding(&label).unwrap_or(encoding_rs::UTF_8),
         delimiter,
         quote,
         header,
@@ -110,7 +110,7 @@ fn encoding_label(ck: &mut Settings<'_>) -> String {
     ck.text(
         "encoding",
         "utf-8",
-        |l| encoding(l).is_some(),
+        |l| project::encoding(l).is_some(),
         "is not an encoding xform knows",
         ENCODING_HELP,
     )
@@ -186,17 +186,6 @@ fn column_types_help(other: &Json) -> &'static str {
 }
 
 const ENCODING_HELP: &str = "use utf-8 (the default), cp949 / euc-kr for Korean spreadsheets, utf-16, or another WHATWG label";
-
-/// An encoding by name; `cp949` and friends are the WHATWG `windows-949` (EUC-KR's superset).
-fn encoding(label: &str) -> Option<&'static Encoding> {
-    let l = label.trim().to_ascii_lowercase();
-    match l.as_str() {
-        "cp949" | "ms949" | "uhc" | "euckr" => Some(encoding_rs::EUC_KR),
-        "utf16" | "utf-16" => Some(encoding_rs::UTF_16LE),
-        "utf8" => Some(encoding_rs::UTF_8),
-        _ => Encoding::for_label(l.as_bytes()),
-    }
-}
 
 /// The seed's CSV for the warehouse: its file, and its text decoded to UTF-8 when it is in
 /// another encoding. A file that is not valid in its encoding fails with the line of the first

@@ -31,7 +31,7 @@ pub(crate) use packages::{
     LOCK_FILE, PackageSource, PackageSpec, package_lock, package_name, package_specs,
     package_specs_in, packages_path,
 };
-pub(crate) use properties::{Column, Fixture, UnitTestProps};
+pub(crate) use properties::{Column, Exposure, Fixture, UnitTestProps};
 pub(crate) use settings::{Style, Target};
 pub(crate) use test_config::{Severity, TestConfig, Verdict, test_config};
 
@@ -80,6 +80,11 @@ pub(crate) struct Project {
     pub(crate) invocation: (jiff::Timestamp, String),
     /// dbt's `flags`.
     pub(crate) flags: serde_json::Map<String, Json>,
+    /// `{% docs name %}` blocks of the project's .md files (`__overview__`: the docs site's
+    /// first page).
+    pub(crate) docs: BTreeMap<String, String>,
+    /// Exposures declared in property files (descriptions rendered).
+    pub(crate) exposures: Vec<Exposure>,
 }
 
 pub(crate) const PROJECT_FILE: &str = "project.yml";
@@ -149,6 +154,11 @@ fn load_into(
     scope.docs = &docs;
     if scope.target.is_some() {
         render_node_settings(&mut built.nodes, &|s| scope.render(s), diags);
+        for e in &mut built.exposures {
+            if let Ok(text) = scope.render(&e.description) {
+                e.description = text.trim().to_string();
+            }
+        }
     }
     let target = target?;
     let schema_grants = target
@@ -173,6 +183,8 @@ fn load_into(
         invocation: (opts.invocation.clone())
             .unwrap_or((jiff::Timestamp::UNIX_EPOCH, String::new())),
         flags: opts.flags.clone(),
+        exposures: built.exposures,
+        docs,
     })
 }
 
@@ -405,6 +417,42 @@ impl Project {
         node.fqn = vec![self.name.clone(), node.name.clone()];
         self.nodes.push(node);
     }
+}
+
+/// An encoding by name; `cp949` and friends are the WHATWG `windows-949` (EUC-KR's superset).
+pub(crate) fn encoding(label: &str) -> Option<&'static encoding_rs::Encoding> {
+    let l = label.trim().to_ascii_lowercase();
+    match l.as_str() {
+        "cp949" | "ms949" | "uhc" | "euckr" => Some(encoding_rs::EUC_KR),
+        "utf16" | "utf-16" => Some(encoding_rs::UTF_16LE),
+        "utf8" => Some(encoding_rs::UTF_8),
+        _ => encoding_rs::Encoding::for_label(l.as_bytes()),
+    }
+}
+
+/// The column names of a seed's CSV header, read offline (its `encoding` and `delimiter`
+/// honoured); None when the file cannot be read or has no header.
+pub(crate) fn seed_header(root: &Path, n: &Node) -> Option<Vec<String>> {
+    if n.config.get("header").and_then(Json::as_bool) == Some(false) {
+        return None;
+    }
+    use std::io::Read;
+    let label = n.config.str("encoding").unwrap_or("utf-8");
+    let mut head = Vec::new();
+    let file = std::fs::File::open(root.join(&*n.path)).ok()?;
+    file.take(64 * 1024).read_to_end(&mut head).ok()?;
+    let (text, _, _) = encoding(label)?.decode(&head);
+    let delimiter = n.config.str("delimiter").unwrap_or(",");
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(*delimiter.as_bytes().first()?)
+        .from_reader(text.as_bytes());
+    let header = reader.headers().ok()?;
+    Some(
+        header
+            .iter()
+            .map(|h| h.trim_start_matches('\u{feff}').to_string())
+            .collect(),
+    )
 }
 
 /// A text file in a declared encoding (a BOM, if any, wins), as UTF-8. A byte sequence that is

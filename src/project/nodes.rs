@@ -193,6 +193,7 @@ fn format_of_extension(location: &str) -> &'static str {
 pub(crate) struct Built {
     pub(crate) nodes: Vec<Node>,
     pub(crate) macro_files: Vec<(Arc<str>, Arc<str>)>,
+    pub(crate) exposures: Vec<properties::Exposure>,
 }
 
 pub(crate) fn build(settings: &Settings, reads: Vec<Read>, diags: &mut Diagnostics) -> Built {
@@ -222,6 +223,7 @@ pub(crate) fn build(settings: &Settings, reads: Vec<Read>, diags: &mut Diagnosti
     Built {
         nodes,
         macro_files: sorted.macros,
+        exposures: props.exposures,
     }
 }
 

@@ -169,6 +169,24 @@ pub(crate) struct UnitTestProps {
     pub(crate) config: Config,
 }
 
+/// An exposure: a dashboard, report or application that reads the project's relations.
+#[derive(Clone, Debug)]
+pub(crate) struct Exposure {
+    pub(crate) name: String,
+    pub(crate) at: Loc,
+    /// `dashboard`, `notebook`, `analysis`, `ml`, `application`.
+    pub(crate) kind: String,
+    pub(crate) label: String,
+    pub(crate) description: String,
+    pub(crate) url: String,
+    pub(crate) maturity: String,
+    /// `owner: {name, email}` as written.
+    pub(crate) owner: Json,
+    pub(crate) tags: Vec<String>,
+    /// `ref('x')` / `source('a', 'b')` as written, with where.
+    pub(crate) depends_on: Vec<(String, Loc)>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Props {
     pub(crate) models: Vec<ResourceProps>,
@@ -176,10 +194,12 @@ pub(crate) struct Props {
     pub(crate) snapshots: Vec<ResourceProps>,
     pub(crate) sources: Vec<SourceTable>,
     pub(crate) unit_tests: Vec<UnitTestProps>,
+    pub(crate) exposures: Vec<Exposure>,
 }
 
 impl Props {
     pub(crate) fn extend(&mut self, other: Props) {
+        self.exposures.extend(other.exposures);
         self.models.extend(other.models);
         self.seeds.extend(other.seeds);
         self.snapshots.extend(other.snapshots);
@@ -208,8 +228,9 @@ pub(crate) fn parse(file: &Arc<str>, text: &str, props: &mut Props, diags: &mut 
                 .extend(resources(&src, v, "snapshot", diags)),
             "sources" => props.sources.extend(sources(&src, v, diags)),
             "unit_tests" => props.unit_tests.extend(unit_tests(&src, v, diags)),
+            "exposures" => props.exposures.extend(exposures(&src, v, diags)),
             // dbt's semantic layer and catalog entries: they build and test nothing.
-            "semantic_models" | "metrics" | "saved_queries" | "exposures" | "groups" => {}
+            "semantic_models" | "metrics" | "saved_queries" | "groups" => {}
             _ => diags.push(
                 Diagnostic::warning(format!(
                     "`{key}` in property files is not used yet by this xform"
@@ -218,6 +239,71 @@ pub(crate) fn parse(file: &Arc<str>, text: &str, props: &mut Props, diags: &mut 
             ),
         }
     }
+}
+
+const EXPOSURE_KEYS: &[&str] = &[
+    "name",
+    "label",
+    "type",
+    "description",
+    "url",
+    "maturity",
+    "owner",
+    "depends_on",
+    "tags",
+    "meta",
+    "config",
+];
+
+fn exposures(src: &Src, node: &Node, diags: &mut Diagnostics) -> Vec<Exposure> {
+    let mut out = Vec::new();
+    for item in src.seq(node, "`exposures`", diags) {
+        let mut e = Exposure {
+            name: String::new(),
+            at: src.loc(item),
+            kind: String::new(),
+            label: String::new(),
+            description: String::new(),
+            url: String::new(),
+            maturity: String::new(),
+            owner: Json::Null,
+            tags: Vec::new(),
+            depends_on: Vec::new(),
+        };
+        for (key, _, v) in src.fields(item, "an exposure", EXPOSURE_KEYS, diags) {
+            let field = match key {
+                "name" => Some(&mut e.name),
+                "label" => Some(&mut e.label),
+                "type" => Some(&mut e.kind),
+                "description" => Some(&mut e.description),
+                "url" => Some(&mut e.url),
+                "maturity" => Some(&mut e.maturity),
+                _ => None,
+            };
+            if let Some(field) = field {
+                *field = src.text(v, &format!("`{key}`"), diags).unwrap_or_default();
+                continue;
+            }
+            match key {
+                "owner" => e.owner = to_json(v),
+                "tags" => e.tags = src.strings(v, "`tags`", diags),
+                "depends_on" => {
+                    for d in src.seq(v, "`depends_on`", diags) {
+                        if let Some(t) = src.text(d, "a `depends_on` entry", diags) {
+                            e.depends_on.push((t, src.loc(d)));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if e.name.is_empty() {
+            diags.push(src.err(item, "an exposure has no `name`"));
+        } else {
+            out.push(e);
+        }
+    }
+    out
 }
 
 fn resources(src: &Src, node: &Node, kind: &str, diags: &mut Diagnostics) -> Vec<ResourceProps> {

@@ -31,7 +31,7 @@ pub(crate) enum Analysis {
 }
 
 /// Why sqlparser gave no statements.
-enum Unread {
+pub(super) enum Unread {
     TooLarge(String),
     Failed(String),
 }
@@ -43,7 +43,7 @@ const MAX_TOKENS: usize = 500_000;
 const MAX_SET_OPERATIONS: usize = 10_000;
 
 /// sqlparser's statements, or why there are none: SQL too large to read, or its error.
-fn parse(dialect: &dyn Dialect, sql: &str) -> Result<Vec<Statement>, Unread> {
+pub(super) fn parse(dialect: &dyn Dialect, sql: &str) -> Result<Vec<Statement>, Unread> {
     let dialect = dialect.parser();
     let tokens = Tokenizer::new(dialect, sql)
         .with_unescape(true)

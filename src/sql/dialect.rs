@@ -331,6 +331,25 @@ pub(crate) trait Dialect: Send + Sync {
     /// A query listing `column_name, column_type` of a FROM item.
     fn describe(&self, from: &str) -> String;
 
+    /// The docs catalog of these schemas: one row per column with `table_schema, table_name,
+    /// table_type, column_name, data_type, ordinal_position, row_count` (the relation's rows
+    /// as the warehouse's statistics know them, or NULL).
+    fn catalog(&self, schemas: &[String]) -> String {
+        catalog_query(("NULL", "", ""), &self.list(schemas))
+    }
+
+    /// Text literals separated by commas.
+    fn list(&self, values: &[String]) -> String {
+        let lits: Vec<String> = values
+            .iter()
+            .map(|v| self.literal(&Json::from(v.as_str())))
+            .collect();
+        match lits.is_empty() {
+            true => "NULL".into(),
+            false => lits.join(", "),
+        }
+    }
+
     /// One row: `count(*)`, then per column the stats of its class, in [`ColumnClass::stats`]
     /// order.
     fn profile(&self, from: &str, columns: &[(&str, ColumnClass)]) -> String {
@@ -592,6 +611,13 @@ impl Dialect for DuckDb {
     fn describe(&self, from: &str) -> String {
         format!("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {from})")
     }
+
+    fn catalog(&self, schemas: &[String]) -> String {
+        let rows = " LEFT JOIN duckdb_tables() d ON d.database_name = c.table_catalog \
+             AND d.schema_name = c.table_schema AND d.table_name = c.table_name";
+        let here = " AND c.table_catalog = current_database()";
+        catalog_query(("d.estimated_size", rows, here), &self.list(schemas))
+    }
 }
 
 /// PostgreSQL (and Redshift's wire): case-sensitive quoted identifiers.
@@ -659,6 +685,12 @@ impl Dialect for Postgres {
         coalesced_equal(self, (a, b), data_type)
     }
 
+    fn catalog(&self, schemas: &[String]) -> String {
+        let rows = " LEFT JOIN pg_stat_user_tables s ON s.schemaname = c.table_schema \
+             AND s.relname = c.table_name";
+        catalog_query(("s.n_live_tup", rows, ""), &self.list(schemas))
+    }
+
     /// Only a relation or a temporary table can be described from the catalog: `from` is its
     /// quoted name. Matched by name (no `regclass`, which Redshift lacks).
     fn describe(&self, from: &str) -> String {
@@ -677,6 +709,20 @@ impl Dialect for Postgres {
             lit(name)
         )
     }
+}
+
+/// information_schema's columns of the relations in `schemas` (a list of literals), with
+/// `row_count` from `rows` (an expression, and the join that gives it) and `here` narrowing
+/// the rows further.
+fn catalog_query((count, rows, here): (&str, &str, &str), schemas: &str) -> String {
+    format!(
+        "SELECT c.table_schema, c.table_name, t.table_type, c.column_name, c.data_type, \
+         c.ordinal_position, {count} AS row_count \
+         FROM information_schema.columns c JOIN information_schema.tables t \
+         ON t.table_catalog = c.table_catalog AND t.table_schema = c.table_schema \
+         AND t.table_name = c.table_name{rows} \
+         WHERE c.table_schema IN ({schemas}){here} ORDER BY 1, 2, 6"
+    )
 }
 
 /// `a` and `b` both coalesced to a value of their type, plus the equality of their NULL-ness:

@@ -5,9 +5,11 @@
 
 mod analyze;
 mod dialect;
+mod lineage;
 
 pub(crate) use analyze::{Analysis, analyze, canonical};
 pub(crate) use dialect::{ColumnClass, Dialect, Fixture, KeyDiff, Kind, trim_statement};
+pub(crate) use lineage::{Known, Origin, lineage};
 
 /// A relation by its unquoted parts; `database` is the catalog (an attached DuckDB file, a
 /// Spark catalog), None for the warehouse's own.

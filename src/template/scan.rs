@@ -158,6 +158,26 @@ pub(crate) fn find_call(text: &str, func: &str, arg: Option<&str>) -> Option<Ran
 /// Each `{% macro %}`/`{% test %}` definition's name and its text up to its end tag, with
 /// Jinja comments dropped and whitespace collapsed: what a change to the macro means.
 pub(crate) fn macro_bodies(text: &str) -> Vec<(String, String)> {
+    (macro_spans(text).into_iter())
+        .map(|(name, span)| (name, normalized(&text[span])))
+        .collect()
+}
+
+/// Each `{% macro %}`/`{% test %}` definition's name and its text as written, end tag
+/// included.
+pub(crate) fn macro_texts(text: &str) -> Vec<(String, String)> {
+    (macro_spans(text).into_iter())
+        .map(|(name, span)| {
+            let end = text[span.end..]
+                .find("%}")
+                .map_or(text.len(), |e| span.end + e + 2);
+            (name, text[span.start..end].to_string())
+        })
+        .collect()
+}
+
+/// Each definition's name and its span up to its end tag.
+fn macro_spans(text: &str) -> Vec<(String, std::ops::Range<usize>)> {
     let ends: Vec<usize> = tags(text)
         .filter(|(tag, _, _)| matches!(*tag, "endmacro" | "endtest"))
         .map(|(_, _, span)| span.start)
@@ -170,7 +190,7 @@ pub(crate) fn macro_bodies(text: &str) -> Vec<(String, String)> {
                 .copied()
                 .find(|&e| e > d.span.end)
                 .unwrap_or(text.len());
-            (d.name, normalized(&text[d.span.start..end]))
+            (d.name, d.span.start..end)
         })
         .collect()
 }
