@@ -15,6 +15,7 @@ pub(crate) mod diagnostics;
 pub(crate) mod execute;
 pub(crate) mod graph;
 pub(crate) mod lineage;
+pub(crate) mod lint;
 pub(crate) mod materialize;
 pub(crate) mod project;
 pub(crate) mod scaffold;

@@ -41,9 +41,7 @@ pub(super) fn cmd_lineage(g: &Global, a: &LineageArgs) -> ExitStatus {
         Ok(ok) => ok,
         Err(code) => return code,
     };
-    let catalog = crate::state::read_catalog(&g.project_dir);
-    let known = lineage::known_columns(&c, catalog.as_ref());
-    let l = lineage::compute(&c, &known);
+    let (l, known) = offline_lineage(g, &c);
     let (start, step, depth) = match &a.what {
         None => (every_model_column(&c, &l), Step::Up, Some(1)),
         Some(what) => match starting_columns(&c, &l, &known, what) {
@@ -65,6 +63,52 @@ pub(super) fn cmd_lineage(g: &Global, a: &LineageArgs) -> ExitStatus {
         LineageFormat::Csv => out!("{}", mapping_sheet(&c, &hops)),
     }
     ExitStatus::Success
+}
+
+/// The project's lineage with what the last `docs generate` read of the warehouse
+/// (target/catalog.json), if anything.
+pub(super) fn offline_lineage(g: &Global, c: &Compiled) -> (Lineage, lineage::Known) {
+    let catalog = crate::state::read_catalog(&g.project_dir);
+    let known = lineage::known_columns(c, catalog.as_ref());
+    (lineage::compute(c, &known), known)
+}
+
+/// `xform lint`: names against the naming standard; exit 1 when a finding is an error.
+pub(super) fn cmd_lint(g: &Global) -> ExitStatus {
+    let Loaded { c, files, .. } = match load_and_compile(g, &Select::default(), None) {
+        Ok(ok) => ok,
+        Err(code) => return code,
+    };
+    if c.project.naming.is_none() {
+        errln!(
+            "error: {} has no `naming:` standard to check names against",
+            c.project.file
+        );
+        errln!(
+            "help: add e.g. `naming: {{glossary: glossary.csv, suffixes: [id, nm, dt, amt, cnt]}}`"
+        );
+        return ExitStatus::Invalid;
+    }
+    let (l, _) = offline_lineage(g, &c);
+    let found = crate::lint::lint(&c, &l);
+    let errors = found.iter().filter(|d| d.is_error()).count();
+    let n = found.len();
+    let mut diags = crate::diagnostics::Diagnostics::default();
+    diags.extend(found);
+    super::report_findings(g.log_format, diags, &files);
+    match (n, errors) {
+        (0, _) => outln!("Names follow the naming standard."),
+        (n, e) => outln!(
+            "{n} naming finding{} ({e} error{})",
+            super::plural(n),
+            super::plural(e)
+        ),
+    }
+    if errors > 0 {
+        ExitStatus::Failed
+    } else {
+        ExitStatus::Success
+    }
 }
 
 /// Every column of every model, for the project's mapping sheet.

@@ -200,6 +200,9 @@ enum Command {
     /// Run again the nodes that failed (error or failing test) or were skipped in the last
     /// run (target/run_results.json), with that run's command and arguments.
     Retry,
+    /// Check model and column names against the naming standard (project.yml's `naming:`
+    /// and its glossary); exits 1 when a finding is an error.
+    Lint,
     /// The docs site: `xform docs generate`, `xform docs serve`.
     Docs {
         #[command(subcommand)]
@@ -373,6 +376,7 @@ fn dispatch(cli: &Cli, argv: &[String]) -> ExitStatus {
         Command::Debug => running::cmd_debug(g),
         Command::Lineage(a) => lineage::cmd_lineage(g, a),
         Command::Docs { command } => docs::cmd_docs(g, command),
+        Command::Lint => lineage::cmd_lint(g),
         Command::Clean => running::cmd_clean(g),
         Command::Test(a) => running::cmd_run(g, a, running::Verb::Test, argv),
         Command::Snapshot(a) => running::cmd_run(g, a, running::Verb::Snapshot, argv),
@@ -579,6 +583,17 @@ fn state_dir(g: &Global, dir: &Path) -> PathBuf {
 
 fn report(format: LogFormat, diags: Diagnostics, files: &Files) {
     let errors = diags.error_count();
+    report_findings(format, diags, files);
+    if errors > 0 && format == LogFormat::Text {
+        errln!(
+            "xform: {errors} error{} in the project; nothing was written",
+            plural(errors)
+        );
+    }
+}
+
+/// Diagnostics rendered at their files and lines (or as JSON events), nothing more.
+fn report_findings(format: LogFormat, diags: Diagnostics, files: &Files) {
     let sorted = diags.sorted();
     if sorted.is_empty() {
         return;
@@ -589,12 +604,6 @@ fn report(format: LogFormat, diags: Diagnostics, files: &Files) {
                 "{}",
                 render(&sorted, files, std::io::stderr().is_terminal())
             );
-            if errors > 0 {
-                errln!(
-                    "xform: {errors} error{} in the project; nothing was written",
-                    plural(errors)
-                );
-            }
         }
         LogFormat::Json => {
             for d in &sorted {
@@ -626,6 +635,9 @@ fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> ExitStatus 
     if let Err(code) = running::check_settings(&c, g.log_format, &files) {
         return code;
     }
+    if let Err(code) = lint_on_compile(g, &c, &files) {
+        return code;
+    }
     if inline.is_some() {
         out!("{}", inline_sql(&c).unwrap_or_default());
         return ExitStatus::Success;
@@ -637,6 +649,24 @@ fn cmd_compile(g: &Global, select: &Select, inline: Option<&str>) -> ExitStatus 
     // The process ends now: freeing tens of thousands of strings one by one only costs time.
     std::mem::forget(c);
     ExitStatus::Success
+}
+
+/// With `naming: {on_compile: true}`, names are checked as `xform lint` checks them: findings
+/// are shown, and an error-severity one stops the compile before anything is written.
+fn lint_on_compile(g: &Global, c: &Compiled, files: &Files) -> Result<(), ExitStatus> {
+    if !c.project.naming.as_ref().is_some_and(|n| n.on_compile) {
+        return Ok(());
+    }
+    let (l, _) = lineage::offline_lineage(g, c);
+    let mut diags = Diagnostics::default();
+    diags.extend(crate::lint::lint(c, &l));
+    let failed = diags.has_errors();
+    report(g.log_format, diags, files);
+    if failed {
+        Err(ExitStatus::Invalid)
+    } else {
+        Ok(())
+    }
 }
 
 /// The compiled SQL of `--inline`'s text.

@@ -9,6 +9,7 @@ mod dbt;
 mod discover;
 mod fixture;
 pub(crate) mod jinja;
+pub(crate) mod naming;
 mod nodes;
 mod packages;
 pub(crate) mod properties;
@@ -85,6 +86,8 @@ pub(crate) struct Project {
     pub(crate) docs: BTreeMap<String, String>,
     /// Exposures declared in property files (descriptions rendered).
     pub(crate) exposures: Vec<Exposure>,
+    /// The naming standard (`naming:` with its glossary), if the project has one.
+    pub(crate) naming: Option<naming::Naming>,
 }
 
 pub(crate) const PROJECT_FILE: &str = "project.yml";
@@ -134,6 +137,9 @@ fn load_into(
     }
 
     let reads = read_project_files(root, &settings.paths, diags, files);
+    if let Some(n) = settings.naming.as_mut() {
+        naming::read_glossary(root, n, (files, diags));
+    }
     let docs = dbt::docs_blocks(&reads);
     let mut packages = match settings.style {
         Style::Dbt => dbt::packages(root, &settings.packages_path, (files, diags)),
@@ -184,6 +190,7 @@ fn load_into(
             .unwrap_or((jiff::Timestamp::UNIX_EPOCH, String::new())),
         flags: opts.flags.clone(),
         exposures: built.exposures,
+        naming: settings.naming.clone(),
         docs,
     })
 }

@@ -29,6 +29,7 @@ const TOP_KEYS: &[&str] = &[
     "on_run_start",
     "on_run_end",
     "schema_grants",
+    "naming",
 ];
 
 /// What `schema_grants` may give on a schema: `usage` (and `create`) on the schema itself;
@@ -121,6 +122,8 @@ pub(crate) struct Settings {
     pub(crate) on_run_start: Vec<(String, Loc)>,
     pub(crate) on_run_end: Vec<(String, Loc)>,
     pub(crate) schema_grants: Vec<SchemaGrant>,
+    /// `naming:`: the standard `xform lint` checks names against.
+    pub(crate) naming: Option<super::naming::Naming>,
 }
 
 pub(crate) fn parse(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Settings {
@@ -213,6 +216,7 @@ fn set(
             let entries = entries.map(|(k, _, pv)| (k.to_string(), to_json(pv), src.loc(pv)));
             s.schema_grants = schema_grants(entries.collect(), diags);
         }
+        "naming" => s.naming = Some(super::naming::parse(src, v, diags)),
         "sources" => diags.push(
             Diagnostic::warning(format!(
                 "`{key}` in project.yml is not used yet by this xform"
