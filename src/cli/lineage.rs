@@ -59,7 +59,7 @@ pub(super) fn cmd_lineage(g: &Global, a: &LineageArgs) -> ExitStatus {
     report_unresolved(&c, &l, &hops, &start);
     match a.format {
         LineageFormat::Text => print_text(&c, &l, &hops, &start),
-        LineageFormat::Json => outln!("{}", hops_json(&c, &hops)),
+        LineageFormat::Json => outln!("{}", hops_json(&c, &l, &hops, &start)),
         LineageFormat::Csv => out!("{}", mapping_sheet(&c, &hops)),
     }
     ExitStatus::Success
@@ -229,8 +229,23 @@ fn print_text(c: &Compiled, l: &Lineage, hops: &[Hop], start: &[(usize, String)]
     }
 }
 
-fn hops_json(c: &Compiled, hops: &[Hop]) -> serde_json::Value {
+/// `{"edges": [...], "constants": [...], "unresolved": [...]}`: the hops, and which of the
+/// columns asked about are constants or could not be resolved.
+fn hops_json(
+    c: &Compiled,
+    l: &Lineage,
+    hops: &[Hop],
+    start: &[(usize, String)],
+) -> serde_json::Value {
     let end = |(i, col): (usize, &str)| json!({"node": c.nodes()[i].unique_id, "relation": shown(c, i), "column": col});
+    let (mut constants, mut unresolved) = (Vec::new(), Vec::new());
+    for (i, col) in start {
+        match l.column(*i, col) {
+            Some(cl) if cl.constant => constants.push(end((*i, col))),
+            Some(cl) if cl.from.is_empty() => unresolved.push(end((*i, col))),
+            _ => {}
+        }
+    }
     let edges: Vec<serde_json::Value> = hops
         .iter()
         .map(|h| {
@@ -243,7 +258,7 @@ fn hops_json(c: &Compiled, hops: &[Hop]) -> serde_json::Value {
             })
         })
         .collect();
-    json!({ "edges": edges })
+    json!({ "edges": edges, "constants": constants, "unresolved": unresolved })
 }
 
 /// The mapping sheet: one row per column read, source first.

@@ -8,6 +8,7 @@ mod errors;
 mod fuzz;
 mod harness;
 mod incremental;
+mod lineage;
 mod on_postgres;
 mod on_redshift;
 mod regressions;
