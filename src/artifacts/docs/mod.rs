@@ -53,6 +53,11 @@ pub(crate) fn write_docs(
         w.write_all(b";\n")
     })?;
     site.write_sql(&dir.join("sql"))?;
+    atomic_write(&dir.join("lineage.js"), |w| {
+        w.write_all(b"window.XFORM_LINEAGE = ")?;
+        serde_json::to_writer(&mut *w, &site.lineage_json()).map_err(std::io::Error::other)?;
+        w.write_all(b";\n")
+    })?;
     Ok(Written {
         nodes: site.entries.len(),
         columns_with_lineage: lineage
@@ -134,8 +139,6 @@ impl<'a> Site<'a> {
                 "overview": self.c.project.docs.get("__overview__").cloned().unwrap_or_default(),
             },
             "nodes": nodes,
-            "lineage": self.lineage_json(),
-            "unresolved": self.unresolved_json(),
         })
     }
 
@@ -176,7 +179,7 @@ impl<'a> Site<'a> {
             .collect();
         let relation = e.node.and_then(|i| self.c.relations[i].as_ref());
         let stats = relation.and_then(|r| self.catalog.get(r));
-        json!({
+        compact(json!({
             "id": e.id, "kind": e.kind, "name": e.name, "package": e.package, "path": e.path,
             "description": e.description,
             "materialized": e.node.filter(|&i| self.c.nodes()[i].kind == NodeKind::Model)
@@ -190,7 +193,7 @@ impl<'a> Site<'a> {
             "rows": stats.and_then(|s| s.rows),
             "layer": place.map(|p| p.0), "order": place.map(|p| p.1),
             "sql": self.has_sql(k).then_some(k / CHUNK),
-        })
+        }))
     }
 
     /// A node's columns in the warehouse's order (else its SQL's, else its property file's),
@@ -228,34 +231,50 @@ impl<'a> Site<'a> {
             .map(|c| c.1.clone())
             .or_else(|| declared.and_then(|d| d.data_type.clone()));
         let tests = self.column_tests.get(&(k, name.to_lowercase()));
-        json!({
-            "name": name,
-            "type": typ,
-            "description": declared.map(|d| d.description.as_str()).unwrap_or(""),
-            "tests": tests,
-        })
+        let mut col = serde_json::Map::new();
+        col.insert("name".into(), json!(name));
+        if let Some(t) = typ {
+            col.insert("type".into(), json!(t));
+        }
+        if let Some(d) = declared.filter(|d| !d.description.is_empty()) {
+            col.insert("description".into(), json!(d.description));
+        }
+        if let Some(t) = tests {
+            col.insert("tests".into(), json!(t));
+        }
+        Json::Object(col)
     }
 
+    /// `window.XFORM_LINEAGE`: per node and column, `{from: [[node, column, kind, expr]],
+    /// constant}`, each expression an index into `exprs` (one model's columns often share
+    /// theirs); and what each node's SQL left unresolved.
     fn lineage_json(&self) -> Json {
+        let mut exprs: Vec<&str> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
         let mut out = serde_json::Map::new();
         for (i, l) in self.lineage.nodes.iter().enumerate() {
             let Some(l) = l else { continue };
-            let cols: serde_json::Map<String, Json> = l
-                .columns
-                .iter()
-                .map(|c| {
-                    let from: Vec<Json> = (c.from.iter())
-                        .map(|e| json!([e.node, e.column, e.kind.name(), e.expr]))
-                        .collect();
-                    (
-                        c.name.clone(),
-                        json!({"from": from, "constant": c.constant}),
-                    )
-                })
-                .collect();
+            let mut cols = serde_json::Map::new();
+            for c in &l.columns {
+                let from: Vec<Json> = (c.from.iter())
+                    .map(|e| {
+                        let expr = e.expr.as_deref().map(|x| {
+                            *index.entry(x).or_insert_with(|| {
+                                exprs.push(x);
+                                exprs.len() - 1
+                            })
+                        });
+                        json!([e.node, e.column, e.kind.name(), expr])
+                    })
+                    .collect();
+                cols.insert(
+                    c.name.clone(),
+                    json!({"from": from, "constant": c.constant}),
+                );
+            }
             out.insert(i.to_string(), Json::Object(cols));
         }
-        Json::Object(out)
+        json!({"lineage": out, "exprs": exprs, "unresolved": self.unresolved_json()})
     }
 
     fn unresolved_json(&self) -> Json {
@@ -292,6 +311,19 @@ impl<'a> Site<'a> {
             })
         })
     }
+}
+
+/// An object without its null, empty-text and empty-list values: the page reads a missing
+/// field as empty, and at 10,000 models the keys alone are megabytes.
+fn compact(v: Json) -> Json {
+    let Json::Object(m) = v else { return v };
+    let empty = |v: &Json| match v {
+        Json::Null => true,
+        Json::String(s) => s.is_empty(),
+        Json::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    Json::Object(m.into_iter().filter(|(_, v)| !empty(v)).collect())
 }
 
 fn is_dag(kind: &str) -> bool {
