@@ -9,7 +9,7 @@
 //! What needs no browser always runs: the generated project's column lineage, `xform docs
 //! serve` over HTTP and `xform lineage` on the command line.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -130,7 +130,6 @@ fn thousand_model_lineage_is_complete() {
         "xform docs generate --empty-catalog",
     );
     let site = Site::read(dir.path());
-    eprintln!("TEMPKEEP {}", dir.keep().display());
     let mut problems = Vec::new();
     for (id, node) in site.manifest["nodes"].as_object().expect("manifest nodes") {
         if node["resource_type"] != "model" {
@@ -139,7 +138,7 @@ fn thousand_model_lineage_is_complete() {
         let name = node["name"].as_str().unwrap_or(id);
         problems.extend(lineage_problems(name, node, &generated.columns[name]));
     }
-    for (n, what) in site.data["unresolved"].as_object().expect("unresolved") {
+    for (n, what) in site.data["unresolved"].as_object().into_iter().flatten() {
         let name = site.name(n.parse().expect("node number"));
         problems.push(format!("{name}: unresolved {what}\n{}", sql_of(&site, name)));
     }
@@ -412,12 +411,15 @@ fn search_finds(browser: &Browser, site: &Site, words: &str, node: usize) {
 
 // ---------------------------------------------------------------- what xform wrote, in Rust
 
-/// `target/docs/docs-data.js` (`window.XFORM_DOCS`) and `target/manifest.json`, with the
-/// expectations a reader would derive from them.
+/// What `xform docs generate` wrote: `target/docs/docs-data.js` (`window.XFORM_DOCS`), the
+/// unresolved lineage (in `lineage.js` when the site loads that lazily) and
+/// `target/manifest.json`, with the expectations a reader would derive from them.
 struct Site {
     index: PathBuf,
     data: Value,
     manifest: Value,
+    /// Node ids (`model.shop.orders`) to their numbers in `data.nodes`.
+    numbers: HashMap<String, usize>,
 }
 
 const DAG_KINDS: [&str; 5] = ["model", "seed", "source", "snapshot", "exposure"];
@@ -425,17 +427,20 @@ const DAG_KINDS: [&str; 5] = ["model", "seed", "source", "snapshot", "exposure"]
 impl Site {
     fn read(project: &Path) -> Site {
         let docs = project.join("target/docs");
-        let script = std::fs::read_to_string(docs.join("docs-data.js")).expect("docs-data.js");
-        let body = script
-            .trim_end()
-            .strip_prefix("window.XFORM_DOCS = ")
-            .and_then(|s| s.strip_suffix(';'))
-            .expect("docs-data.js is `window.XFORM_DOCS = {...};`");
+        let mut data = read_script(&docs.join("docs-data.js"), "XFORM_DOCS");
+        if docs.join("lineage.js").exists() {
+            let lineage = read_script(&docs.join("lineage.js"), "XFORM_LINEAGE");
+            data["unresolved"] = lineage["unresolved"].clone();
+        }
         let manifest = std::fs::read_to_string(project.join("target/manifest.json")).unwrap();
+        let numbers = (data["nodes"].as_array().expect("XFORM_DOCS.nodes").iter().enumerate())
+            .filter_map(|(n, node)| Some((node["id"].as_str()?.to_string(), n)))
+            .collect();
         Site {
             index: docs.join("index.html"),
-            data: serde_json::from_str(body).expect("docs-data.js's JSON"),
+            data,
             manifest: serde_json::from_str(&manifest).expect("manifest.json"),
+            numbers,
         }
     }
 
@@ -515,16 +520,21 @@ impl Site {
         seen
     }
 
-    /// The columns `node.column` is made from, one step up.
+    /// The columns `node.column` is made from, one step up (the manifest's `column_lineage`).
     fn lineage_from(&self, node: usize, column: &str) -> Vec<(usize, String)> {
-        let Some(columns) = self.data["lineage"][node.to_string()].as_object() else {
+        let id = self.nodes()[node]["id"].as_str().unwrap_or_default();
+        let Some(columns) = self.manifest["nodes"][id]["column_lineage"].as_object() else {
             return Vec::new();
         };
         columns
             .iter()
             .filter(|(name, _)| name.to_lowercase() == column)
             .flat_map(|(_, entry)| entry["from"].as_array().cloned().unwrap_or_default())
-            .map(|f| (as_index(&f[0]), f[1].as_str().unwrap().to_lowercase()))
+            .map(|f| {
+                let from = f["node"].as_str().unwrap_or_default();
+                let n = *self.numbers.get(from).unwrap_or_else(|| panic!("no node {from}"));
+                (n, f["column"].as_str().unwrap_or_default().to_lowercase())
+            })
             .collect()
     }
 
@@ -542,6 +552,16 @@ impl Site {
             })
             .collect()
     }
+}
+
+/// `window.NAME = {...};` as written to `path`: the JSON.
+fn read_script(path: &Path, name: &str) -> Value {
+    let script = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let body = (script.trim_end())
+        .strip_prefix(&format!("window.{name} = "))
+        .and_then(|s| s.strip_suffix(';'))
+        .unwrap_or_else(|| panic!("{} is not `window.{name} = {{...}};`", path.display()));
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// A model's column lineage in the manifest against the columns its SQL selects: each one
