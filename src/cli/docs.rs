@@ -75,7 +75,7 @@ fn read_catalog(c: &Compiled) -> Result<Catalog, ExitStatus> {
     schemas.dedup();
     let (_warehouse, mut session) = open_session(&c.project)?;
     let sql = c.project.target.dialect().catalog(&schemas);
-    match session.query(&sql, usize::MAX) {
+    match session.query(&sql, i64::MAX as usize) {
         Ok(rows) => Ok(Catalog::from_rows(rows.rows)),
         Err(e) => {
             errln!("error: cannot read the warehouse's catalog: {e}");
