@@ -189,8 +189,12 @@ struct Ctx<'k> {
     partial: bool,
 }
 
+/// Names compared as an unquoting warehouse compares them: case-insensitively.
 fn same(a: &str, b: &str) -> bool {
-    a.eq_ignore_ascii_case(b) || a.to_lowercase() == b.to_lowercase()
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    a.to_lowercase() == b.to_lowercase()
 }
 
 fn parts(name: &ObjectName) -> Vec<String> {

@@ -50,8 +50,11 @@ fn example_project_docs_in_the_browser() {
         return;
     };
     let dir = example_project();
-    ok(xform(dir.path(), &["build"]), "xform build");
-    ok(xform(dir.path(), &["docs", "generate"]), "xform docs generate");
+    ok(&xform(dir.path(), &["build"]), "xform build");
+    ok(
+        &xform(dir.path(), &["docs", "generate"]),
+        "xform docs generate",
+    );
     let site = Site::read(dir.path());
 
     let ms = browser.open(&site, "/overview");
@@ -86,7 +89,7 @@ fn thousand_model_docs_in_the_browser() {
     let generated = generate_project(1000);
     let dir = project(&generated.fixture);
     ok(
-        xform(dir.path(), &["docs", "generate", "--empty-catalog"]),
+        &xform(dir.path(), &["docs", "generate", "--empty-catalog"]),
         "xform docs generate --empty-catalog",
     );
     let site = Site::read(dir.path());
@@ -116,6 +119,10 @@ fn thousand_model_docs_in_the_browser() {
 
     search_finds(&browser, &site, &generated.marts[2].1, mart);
     browser.screenshot("big-search");
+
+    let ms = browser.open(&site, &format!("/column/{mart}/amount"));
+    println!("1,000 models: first view (column lineage) ready {ms:.0} ms after navigation start");
+    browser.assert_no_console_errors("column view opened first");
 }
 
 /// Acceptance: in a generated project of 1,000 models, every output column of every model has
@@ -126,7 +133,7 @@ fn thousand_model_lineage_is_complete() {
     let generated = generate_project(1000);
     let dir = project(&generated.fixture);
     ok(
-        xform(dir.path(), &["docs", "generate", "--empty-catalog"]),
+        &xform(dir.path(), &["docs", "generate", "--empty-catalog"]),
         "xform docs generate --empty-catalog",
     );
     let site = Site::read(dir.path());
@@ -140,7 +147,10 @@ fn thousand_model_lineage_is_complete() {
     }
     for (n, what) in site.data["unresolved"].as_object().into_iter().flatten() {
         let name = site.name(n.parse().expect("node number"));
-        problems.push(format!("{name}: unresolved {what}\n{}", sql_of(&site, name)));
+        problems.push(format!(
+            "{name}: unresolved {what}\n{}",
+            sql_of(&site, name)
+        ));
     }
     assert!(
         problems.is_empty(),
@@ -155,10 +165,10 @@ fn thousand_model_lineage_is_complete() {
 fn docs_serve_serves_the_site_and_nothing_beside_it() {
     let dir = example_project();
     ok(
-        xform(dir.path(), &["docs", "generate", "--empty-catalog"]),
+        &xform(dir.path(), &["docs", "generate", "--empty-catalog"]),
         "xform docs generate --empty-catalog",
     );
-    // What a path escaping target/docs would reach.
+    // What a path escaping target/docs would reach (project.yml is two levels up).
     std::fs::write(dir.path().join("target/Cargo.toml"), "[package]\n").unwrap();
     let port = free_port();
     let _server = Killed(spawn(
@@ -167,20 +177,31 @@ fn docs_serve_serves_the_site_and_nothing_beside_it() {
     ));
     let base = format!("http://127.0.0.1:{port}");
     let http = agent();
-    wait_until("xform docs serve to answer", Duration::from_secs(20), || {
-        http.get(&format!("{base}/")).call().is_ok()
-    });
+    wait_until(
+        "xform docs serve to answer",
+        Duration::from_secs(20),
+        || http.get(&format!("{base}/")).call().is_ok(),
+    );
 
     let (status, kind, body) = fetch(&http, &format!("{base}/"));
     assert_eq!(status, 200, "GET /");
     assert!(kind.starts_with("text/html"), "GET /: content type {kind}");
-    assert!(body.contains("docs-data.js"), "GET / is not the site's page");
+    assert!(
+        body.contains("docs-data.js"),
+        "GET / is not the site's page"
+    );
 
     let (status, kind, body) = fetch(&http, &format!("{base}/docs-data.js"));
     assert_eq!(status, 200, "GET /docs-data.js");
-    assert!(kind.contains("javascript"), "GET /docs-data.js: content type {kind}");
+    assert!(
+        kind.contains("javascript"),
+        "GET /docs-data.js: content type {kind}"
+    );
     let file = std::fs::read_to_string(dir.path().join("target/docs/docs-data.js")).unwrap();
-    assert!(body == file, "GET /docs-data.js is not target/docs/docs-data.js");
+    assert!(
+        body == file,
+        "GET /docs-data.js is not target/docs/docs-data.js"
+    );
 
     for path in [
         "/../Cargo.toml",
@@ -189,6 +210,8 @@ fn docs_serve_serves_the_site_and_nothing_beside_it() {
         "/..%2fCargo.toml",
         "/../../project.yml",
         "/%2e%2e/%2e%2e/project.yml",
+        "//etc/passwd",
+        "/%2fetc%2fpasswd",
     ] {
         assert_eq!(raw_get_status(port, path), 404, "GET {path}");
     }
@@ -199,8 +222,11 @@ fn docs_serve_serves_the_site_and_nothing_beside_it() {
 #[test]
 fn lineage_from_the_command_line() {
     let dir = example_project();
-    let up = xform(dir.path(), &["lineage", "monthly_kpi.mau", "--format", "csv"]);
-    ok_ref(&up, "xform lineage monthly_kpi.mau --format csv");
+    let up = xform(
+        dir.path(),
+        &["lineage", "monthly_kpi.mau", "--format", "csv"],
+    );
+    ok(&up, "xform lineage monthly_kpi.mau --format csv");
     let rows = csv_rows(&up.stdout);
     assert_eq!(
         rows[0],
@@ -224,11 +250,23 @@ fn lineage_from_the_command_line() {
 
     let down = xform(
         dir.path(),
-        &["lineage", "orders.amount", "--downstream", "--format", "csv"],
+        &[
+            "lineage",
+            "orders.amount",
+            "--downstream",
+            "--format",
+            "csv",
+        ],
     );
-    ok_ref(&down, "xform lineage orders.amount --downstream --format csv");
+    ok(
+        &down,
+        "xform lineage orders.amount --downstream --format csv",
+    );
     let rows = csv_rows(&down.stdout);
-    for (relation, column) in [("mart.top_products", "revenue"), ("mart.monthly_kpi", "total_revenue")] {
+    for (relation, column) in [
+        ("mart.top_products", "revenue"),
+        ("mart.monthly_kpi", "total_revenue"),
+    ] {
         assert!(
             rows.iter().any(|r| r[2] == relation && r[3] == column),
             "orders.amount's downstream does not reach {relation}.{column}:\n{}",
@@ -260,8 +298,16 @@ fn graph_draws(browser: &Browser, site: &Site, expected: &BTreeSet<usize>, what:
          };",
     );
     let edges = site.edges_within(expected);
-    assert_eq!(drawn["nodes"], expected.len(), "{what}: #graph-stats data-nodes");
-    assert_eq!(drawn["edges"], edges.len(), "{what}: #graph-stats data-edges");
+    assert_eq!(
+        drawn["nodes"],
+        expected.len(),
+        "{what}: #graph-stats data-nodes"
+    );
+    assert_eq!(
+        drawn["edges"],
+        edges.len(),
+        "{what}: #graph-stats data-edges"
+    );
     let nodes: BTreeSet<usize> = numbers(&drawn["drawn"]).collect();
     assert_eq!(&nodes, expected, "{what}: the g.node elements drawn");
     let lines: BTreeSet<(usize, usize)> = drawn["lines"]
@@ -271,17 +317,20 @@ fn graph_draws(browser: &Browser, site: &Site, expected: &BTreeSet<usize>, what:
         .map(|p| (as_index(&p[0]), as_index(&p[1])))
         .collect();
     assert_eq!(lines, edges, "{what}: the path.edge elements drawn");
+    println!(
+        "graph of {what}: {} nodes, {} edges drawn",
+        nodes.len(),
+        lines.len()
+    );
     browser.assert_no_console_errors(&format!("graph of {what}"));
 }
 
 /// Over 300 DAG nodes, the default graph draws nothing and says why, with an example selector.
 fn graph_declines_to_draw_everything(browser: &Browser, site: &Site) {
-    let shown = browser.js(
-        "var m = document.getElementById('graph-message');
+    let shown = browser.js("var m = document.getElementById('graph-message');
          return { message: m && !m.hidden ? m.textContent : null,
                   example: !!document.getElementById('graph-example'),
-                  drawn: document.querySelectorAll('#graph-svg g.node').length };",
-    );
+                  drawn: document.querySelectorAll('#graph-svg g.node').length };");
     let count = thousands(site.dag().len());
     let message = shown["message"].as_str().unwrap_or_default();
     assert!(
@@ -307,7 +356,11 @@ fn node_page_is(browser: &Browser, site: &Site, node: usize) {
         "var p = document.querySelector('.node-page'), h = document.querySelector('h1 .node-name');
          return p && { node: p.dataset.node, kind: p.dataset.kind, name: h && h.textContent };",
     );
-    assert_eq!(page["node"], node.to_string(), "the node page shown: {page}");
+    assert_eq!(
+        page["node"],
+        node.to_string(),
+        "the node page shown: {page}"
+    );
     assert_eq!(page["kind"], site.kind(node), "the node page's kind");
     assert_eq!(page["name"], site.name(node), "the node page's heading");
 }
@@ -332,11 +385,18 @@ fn compiled_sql_loads(browser: &Browser, site: &Site, node: usize) {
 /// A built table's columns show the warehouse's types.
 fn catalog_types_show(browser: &Browser, site: &Site, node: usize) {
     let columns = site.data["nodes"][node]["columns"].as_array().unwrap();
-    assert!(!columns.is_empty(), "{} has no columns in the docs", site.name(node));
+    assert!(
+        !columns.is_empty(),
+        "{} has no columns in the docs",
+        site.name(node)
+    );
     for column in columns {
         let name = column["name"].as_str().unwrap();
         let typ = column["type"].as_str().unwrap_or_else(|| {
-            panic!("{}.{name} has no type: was the catalog read?", site.name(node))
+            panic!(
+                "{}.{name} has no type: was the catalog read?",
+                site.name(node)
+            )
         });
         let shown = browser.js(&format!(
             "var c = document.querySelector('table.columns tr[data-column=\"{name}\"] td.type');
@@ -360,7 +420,11 @@ fn column_view_reaches_a_seed(browser: &Browser, site: &Site, node: usize, colum
                        down: rows('table.downstream tr.lineage-entry'),
                        boxes: document.querySelectorAll('#col-svg g.col-node').length };",
     );
-    assert_eq!(view["node"], node.to_string(), "the column view shown: {view}");
+    assert_eq!(
+        view["node"],
+        node.to_string(),
+        "the column view shown: {view}"
+    );
     assert_eq!(view["column"], column, "the column view's column");
     let pairs = |v: &Value| -> BTreeSet<(usize, String)> {
         v.as_array()
@@ -377,8 +441,16 @@ fn column_view_reaches_a_seed(browser: &Browser, site: &Site, node: usize, colum
         "{}.{column}'s upstream reaches no seed: {up:?}",
         site.name(node)
     );
-    assert!(pairs(&view["down"]).is_empty(), "a mart column has no downstream");
+    assert!(
+        pairs(&view["down"]).is_empty(),
+        "a mart column has no downstream"
+    );
     assert_eq!(view["boxes"], expected.len() + 1, "g.col-node boxes drawn");
+    println!(
+        "{}.{column}: {} upstream columns listed and drawn",
+        site.name(node),
+        up.len()
+    );
     browser.assert_no_console_errors("column view");
 }
 
@@ -387,7 +459,10 @@ fn search_finds(browser: &Browser, site: &Site, words: &str, node: usize) {
     browser.type_text("#search", words);
     browser.wait_for(
         "search results",
-        &format!("return document.getElementById('search-results').dataset.query === {};", json!(words)),
+        &format!(
+            "return document.getElementById('search-results').dataset.query === {};",
+            json!(words)
+        ),
     );
     let found: BTreeSet<usize> = numbers(&browser.js(
         "return Array.from(document.querySelectorAll('#search-results a.search-result'),
@@ -403,7 +478,9 @@ fn search_finds(browser: &Browser, site: &Site, words: &str, node: usize) {
     if expected.len() <= 50 {
         assert_eq!(found, expected, "the results of searching {words:?}");
     }
-    browser.click(&format!("#search-results a.search-result[data-node=\"{node}\"]"));
+    browser.click(&format!(
+        "#search-results a.search-result[data-node=\"{node}\"]"
+    ));
     browser.wait_route(&format!("/node/{node}"));
     node_page_is(browser, site, node);
     browser.assert_no_console_errors("search");
@@ -433,7 +510,8 @@ impl Site {
             data["unresolved"] = lineage["unresolved"].clone();
         }
         let manifest = std::fs::read_to_string(project.join("target/manifest.json")).unwrap();
-        let numbers = (data["nodes"].as_array().expect("XFORM_DOCS.nodes").iter().enumerate())
+        let nodes = data["nodes"].as_array().expect("XFORM_DOCS.nodes");
+        let numbers = (nodes.iter().enumerate())
             .filter_map(|(n, node)| Some((node["id"].as_str()?.to_string(), n)))
             .collect();
         Site {
@@ -469,7 +547,9 @@ impl Site {
 
     /// The nodes the lineage graph draws: models, seeds, sources, snapshots and exposures.
     fn dag(&self) -> BTreeSet<usize> {
-        (0..self.nodes().len()).filter(|&n| self.is_dag(n)).collect()
+        (0..self.nodes().len())
+            .filter(|&n| self.is_dag(n))
+            .collect()
     }
 
     /// Parent → child edges between DAG nodes, from either side's list.
@@ -532,7 +612,10 @@ impl Site {
             .flat_map(|(_, entry)| entry["from"].as_array().cloned().unwrap_or_default())
             .map(|f| {
                 let from = f["node"].as_str().unwrap_or_default();
-                let n = *self.numbers.get(from).unwrap_or_else(|| panic!("no node {from}"));
+                let n = *self
+                    .numbers
+                    .get(from)
+                    .unwrap_or_else(|| panic!("no node {from}"));
                 (n, f["column"].as_str().unwrap_or_default().to_lowercase())
             })
             .collect()
@@ -548,7 +631,9 @@ impl Site {
                 let columns = node["columns"].as_array().cloned().unwrap_or_default();
                 has(&node["name"])
                     || has(&node["description"])
-                    || columns.iter().any(|c| has(&c["name"]) || has(&c["description"]))
+                    || columns
+                        .iter()
+                        .any(|c| has(&c["name"]) || has(&c["description"]))
             })
             .collect()
     }
@@ -556,7 +641,8 @@ impl Site {
 
 /// `window.NAME = {...};` as written to `path`: the JSON.
 fn read_script(path: &Path, name: &str) -> Value {
-    let script = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let script =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let body = (script.trim_end())
         .strip_prefix(&format!("window.{name} = "))
         .and_then(|s| s.strip_suffix(';'))
@@ -567,7 +653,10 @@ fn read_script(path: &Path, name: &str) -> Value {
 /// A model's column lineage in the manifest against the columns its SQL selects: each one
 /// present, with a column it comes from or marked constant.
 fn lineage_problems(name: &str, node: &Value, expected: &[String]) -> Vec<String> {
-    let lineage = node["column_lineage"].as_object().cloned().unwrap_or_default();
+    let lineage = node["column_lineage"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     let sql = node["compiled_code"].as_str().unwrap_or_default();
     let mut problems = Vec::new();
     let got: BTreeSet<&str> = lineage.keys().map(String::as_str).collect();
@@ -642,8 +731,13 @@ impl Browser {
                          "--allow-file-access-from-files", "--lang=ko-KR"],
             },
         }}});
-        let created = webdriver(&http, "POST", &format!("{base}/session"), Some(&capabilities))
-            .unwrap_or_else(|e| panic!("new WebDriver session: {e}"));
+        let created = webdriver(
+            &http,
+            "POST",
+            &format!("{base}/session"),
+            Some(&capabilities),
+        )
+        .unwrap_or_else(|e| panic!("new WebDriver session: {e}"));
         let id = created["value"]["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("new WebDriver session: {created}"));
@@ -661,7 +755,12 @@ impl Browser {
             .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
         let value = reply["value"].clone();
         if let Some(error) = value["error"].as_str() {
-            let message: String = value["message"].as_str().unwrap_or("").chars().take(600).collect();
+            let message: String = value["message"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(600)
+                .collect();
             panic!("WebDriver {method} {path}: {error}: {message}");
         }
         value
@@ -678,10 +777,8 @@ impl Browser {
             "return document.body && document.body.dataset.ready === '1';",
         );
         self.wait_route(route);
-        let ready = self.js(
-            "var m = performance.getEntriesByName('xform-ready');
-             return m.length ? m[0].startTime : null;",
-        );
+        let ready = self.js("var m = performance.getEntriesByName('xform-ready');
+             return m.length ? m[0].startTime : null;");
         ready.as_f64().expect("the page marks `xform-ready`")
     }
 
@@ -720,15 +817,15 @@ impl Browser {
         let deadline = Instant::now() + WAIT;
         loop {
             let v = self.js(script);
-            if !matches!(&v, Value::Null | Value::Bool(false))
-                && v != json!(0)
-                && v != json!("")
-            {
+            if !matches!(&v, Value::Null | Value::Bool(false)) && v != json!(0) && v != json!("") {
                 return v;
             }
             if Instant::now() > deadline {
                 let route = self.js("return document.body && document.body.dataset.route;");
-                panic!("timed out waiting for {what} (route {route}); {}", self.console_errors().join("\n"));
+                panic!(
+                    "timed out waiting for {what} (route {route}); {}",
+                    self.console_errors().join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(25));
         }
@@ -750,7 +847,11 @@ impl Browser {
     /// Clicks the element matching `css` as a user would (WebDriver moves the mouse there).
     fn click(&self, css: &str) {
         let element = self.find(css);
-        self.call("POST", &format!("/element/{element}/click"), Some(json!({})));
+        self.call(
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        );
     }
 
     fn type_text(&self, css: &str, text: &str) {
@@ -785,7 +886,11 @@ impl Browser {
 
     fn assert_no_console_errors(&self, view: &str) {
         let errors = self.console_errors();
-        assert!(errors.is_empty(), "console errors in the {view}:\n{}", errors.join("\n"));
+        assert!(
+            errors.is_empty(),
+            "console errors in the {view}:\n{}",
+            errors.join("\n")
+        );
     }
 }
 
@@ -815,7 +920,12 @@ fn agent() -> ureq::Agent {
 }
 
 /// A WebDriver request; its JSON reply.
-fn webdriver(http: &ureq::Agent, method: &str, url: &str, body: Option<&Value>) -> Result<Value, String> {
+fn webdriver(
+    http: &ureq::Agent,
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+) -> Result<Value, String> {
     let sent = match method {
         "GET" => http.get(url).call(),
         "DELETE" => http.delete(url).call(),
@@ -836,7 +946,10 @@ fn webdriver(http: &ureq::Agent, method: &str, url: &str, body: Option<&Value>) 
 
 /// GET `url`: status, content type and body.
 fn fetch(http: &ureq::Agent, url: &str) -> (u16, String, String) {
-    let mut reply = http.get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let mut reply = http
+        .get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let kind = reply
         .headers()
         .get("content-type")
@@ -850,8 +963,14 @@ fn fetch(http: &ureq::Agent, url: &str) -> (u16, String, String) {
 /// The status of `GET path` sent byte for byte (an HTTP client may tidy `..` away first).
 fn raw_get_status(port: u16, path: &str) -> u16 {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to xform docs serve");
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut reply = Vec::new();
     let _ = stream.read_to_end(&mut reply);
     let reply = String::from_utf8_lossy(&reply);
@@ -902,20 +1021,22 @@ fn base64_decode(text: &str) -> Vec<u8> {
 
 // ------------------------------------------------------------------------------- helpers
 
-fn ok(out: Output, what: &str) {
-    ok_ref(&out, what);
-}
-
-fn ok_ref(out: &Output, what: &str) {
+/// The command exited 0; else its output fails the test.
+fn ok(out: &Output, what: &str) {
     assert_eq!(out.code, 0, "{what}:\n{}\n{}", out.stdout, out.stderr);
 }
 
 fn as_index(v: &Value) -> usize {
-    v.as_u64().unwrap_or_else(|| panic!("not a node number: {v}")) as usize
+    v.as_u64()
+        .unwrap_or_else(|| panic!("not a node number: {v}")) as usize
 }
 
 fn numbers(v: &Value) -> impl Iterator<Item = usize> + '_ {
-    v.as_array().into_iter().flatten().filter_map(Value::as_u64).map(|n| n as usize)
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_u64)
+        .map(|n| n as usize)
 }
 
 /// `1234` as the page writes it: `1,234`.
@@ -960,10 +1081,19 @@ fn generate_project(models: usize) -> Generated {
     g.file("project.yml", PROJECT_YML);
     for (name, csv, description) in SEEDS {
         g.file(&format!("seeds/{name}.csv"), csv);
-        g.seed_docs.push_str(&format!("  - name: {name}\n    description: {description}\n"));
+        g.seed_docs.push_str(&format!(
+            "  - name: {name}\n    description: {description}\n"
+        ));
     }
     for (name, seed, select) in RAW_VIEWS {
-        let sql = format!("with src as (\n    select * from {{{{ ref('{seed}') }}}}\n)\nselect {select}\nfrom src\n");
+        let sql = format!(
+            "with src as (
+    select * from {{{{ ref('{seed}') }}}}
+)
+select {select}
+from src
+"
+        );
         g.model("raw", name, &sql, base(), &format!("{seed} 원천 정리 뷰"));
     }
     let marts = MARTS.len();
@@ -980,7 +1110,13 @@ fn generate_project(models: usize) -> Generated {
         let last = layers[m % DOMAINS.len()].last().unwrap();
         let parents: Vec<String> = last.iter().take(2 + m % 2).cloned().collect();
         let sql = mart_sql(&parents);
-        g.model("mart", name, &sql, MART_COLUMNS.iter().map(|c| c.to_string()).collect(), description);
+        g.model(
+            "mart",
+            name,
+            &sql,
+            MART_COLUMNS.iter().map(|c| c.to_string()).collect(),
+            description,
+        );
         mart_names.push((name.to_string(), description.to_string()));
     }
     g.finish(mart_names)
@@ -991,8 +1127,9 @@ struct Generator {
     fixture: String,
     columns: BTreeMap<String, Vec<String>>,
     seed_docs: String,
-    /// schema.yml per folder
+    /// Each folder's schema.yml, so far.
     docs: BTreeMap<String, String>,
+    /// Models written so far.
     count: usize,
 }
 
@@ -1004,27 +1141,39 @@ impl Generator {
         }
     }
 
-    fn model(&mut self, folder: &str, name: &str, sql: &str, columns: Vec<String>, description: &str) {
+    fn model(
+        &mut self,
+        folder: &str,
+        name: &str,
+        sql: &str,
+        columns: Vec<String>,
+        description: &str,
+    ) {
         self.file(&format!("models/{folder}/{name}.sql"), sql);
         let docs = self.docs.entry(folder.to_string()).or_default();
-        let _ = write!(docs, "  - name: {name}\n    description: \"{description}\"\n    columns:\n");
+        let _ = write!(
+            docs,
+            "  - name: {name}\n    description: \"{description}\"\n    columns:\n"
+        );
         self.count += 1;
+        let not_null = self.count % 7 == 0;
+        let aggregated = folder != "mart" && columns.iter().any(|c| c == "row_count");
         for column in &columns {
             let _ = writeln!(docs, "      - name: {column}");
-            match column.as_str() {
-                "id" if self.count % 7 == 0 => docs.push_str("        description: 행 식별자\n        data_tests: [not_null]\n"),
-                "grp" if columns.iter().any(|c| c == "row_count") && folder != "mart" => {
-                    docs.push_str("        description: 묶음 기준 (집계 후 하나씩)\n        data_tests: [unique, not_null]\n")
-                }
-                "amount" => docs.push_str("        description: 금액 합계\n"),
-                _ => {}
-            }
+            docs.push_str(column_docs(column, not_null, aggregated));
         }
         self.columns.insert(name.to_string(), columns);
     }
 
     /// One domain's layers, nine models wide; returns the models of each layer.
-    fn domain(&mut self, rng: &mut Rng, domain: &str, korean: &str, count: usize, others: &[Vec<Vec<String>>]) -> Vec<Vec<String>> {
+    fn domain(
+        &mut self,
+        rng: &mut Rng,
+        domain: &str,
+        korean: &str,
+        count: usize,
+        others: &[Vec<Vec<String>>],
+    ) -> Vec<Vec<String>> {
         const WIDTH: usize = 9;
         let mut layers: Vec<Vec<String>> = Vec::new();
         for i in 0..count {
@@ -1036,7 +1185,12 @@ impl Generator {
             let shape = *rng.pick(&SHAPES);
             let parents = self.parents(rng, shape, &layers, others);
             let (sql, columns) = shape_sql(shape, &parents, &self.columns, domain);
-            let description = format!("{korean} 도메인 {}단계 모델 {}번 ({})", layer + 1, i, shape_korean(shape));
+            let description = format!(
+                "{korean} 도메인 {}단계 모델 {}번 ({})",
+                layer + 1,
+                i,
+                shape_korean(shape)
+            );
             self.model(domain, &name, &sql, columns, &description);
             layers[layer].push(name);
         }
@@ -1045,7 +1199,13 @@ impl Generator {
 
     /// One to three distinct earlier models: mostly the previous layer, sometimes an older one,
     /// rarely another domain's; the raw views for the first layer.
-    fn parents(&self, rng: &mut Rng, shape: Shape, layers: &[Vec<String>], others: &[Vec<Vec<String>>]) -> Vec<String> {
+    fn parents(
+        &self,
+        rng: &mut Rng,
+        shape: Shape,
+        layers: &[Vec<String>],
+        others: &[Vec<Vec<String>>],
+    ) -> Vec<String> {
         let want = match shape {
             Shape::Join | Shape::Union => 2 + rng.below(2),
             _ => 1,
@@ -1063,7 +1223,11 @@ impl Generator {
                 let layer = rng.below(current.min(domain.len()));
                 rng.pick(&domain[layer]).clone()
             } else {
-                let layer = if rng.chance(75) { current - 1 } else { rng.below(current) };
+                let layer = if rng.chance(75) {
+                    current - 1
+                } else {
+                    rng.below(current)
+                };
                 rng.pick(&layers[layer]).clone()
             };
             if !parents.contains(&candidate) {
@@ -1077,13 +1241,29 @@ impl Generator {
         let seed_docs = format!("version: 2\nseeds:\n{}", self.seed_docs);
         self.file("seeds/properties.yml", &seed_docs);
         for (folder, docs) in std::mem::take(&mut self.docs) {
-            self.file(&format!("models/{folder}/schema.yml"), &format!("version: 2\nmodels:\n{docs}"));
+            self.file(
+                &format!("models/{folder}/schema.yml"),
+                &format!("version: 2\nmodels:\n{docs}"),
+            );
         }
         Generated {
             fixture: self.fixture,
             columns: self.columns,
             marts,
         }
+    }
+}
+
+/// What a generated model's properties file says about a column: a Korean description, and
+/// `not_null` on some ids and `unique` on the groups of aggregates.
+fn column_docs(column: &str, not_null: bool, aggregated: bool) -> &'static str {
+    match column {
+        "id" if not_null => "        description: 행 식별자\n        data_tests: [not_null]\n",
+        "grp" if aggregated => {
+            "        description: 묶음 기준 (집계 후 하나씩)\n        data_tests: [unique, not_null]\n"
+        }
+        "amount" => "        description: 금액 합계\n",
+        _ => "",
     }
 }
 
@@ -1143,19 +1323,40 @@ const ALIASES: [&str; 3] = ["a", "b", "c"];
 /// The first parent left-joined to the others on `id`, adding up their amounts.
 fn join_select(parents: usize) -> String {
     let others = &ALIASES[1..parents];
-    let amounts: String = others.iter().map(|o| format!(" + coalesce({o}.amount, 0)")).collect();
-    let notes: Vec<String> = ALIASES[..parents].iter().rev().map(|a| format!("{a}.note")).collect();
-    let joins: String = others.iter().map(|o| format!("left join {o} on {o}.id = a.id\n")).collect();
+    let amounts: String = (others.iter())
+        .map(|o| format!(" + coalesce({o}.amount, 0)"))
+        .collect();
+    let notes: Vec<String> = (ALIASES[..parents].iter().rev())
+        .map(|a| format!("{a}.note"))
+        .collect();
+    let notes = notes.join(", ");
+    let joins: String = (others.iter())
+        .map(|o| format!("left join {o} on {o}.id = a.id\n"))
+        .collect();
     format!(
-        "select\n    a.id,\n    a.grp,\n    a.amount{amounts} as amount,\n    coalesce({}) as note\nfrom a\n{joins}",
-        notes.join(", ")
+        "select
+    a.id,
+    a.grp,
+    a.amount{amounts} as amount,
+    coalesce({notes}) as note
+from a
+{joins}"
     )
 }
 
 /// A model of `shape` over `parents`: its SQL and output columns.
-fn shape_sql(shape: Shape, parents: &[String], known: &BTreeMap<String, Vec<String>>, domain: &str) -> (String, Vec<String>) {
+fn shape_sql(
+    shape: Shape,
+    parents: &[String],
+    known: &BTreeMap<String, Vec<String>>,
+    domain: &str,
+) -> (String, Vec<String>) {
     let with = parent_ctes(parents);
-    let with_columns = |extra: &[&str]| base().into_iter().chain(extra.iter().map(|c| c.to_string())).collect();
+    let base_and = |extra: &[&str]| {
+        (base().into_iter())
+            .chain(extra.iter().map(|c| c.to_string()))
+            .collect()
+    };
     match shape {
         Shape::Filter => (
             format!("{with}\nselect *\nfrom a\nwhere amount is not null\n"),
@@ -1163,29 +1364,56 @@ fn shape_sql(shape: Shape, parents: &[String], known: &BTreeMap<String, Vec<Stri
         ),
         Shape::Derive => (
             format!(
-                "{with}\nselect\n    id,\n    grp,\n    amount * 1.1 as amount,\n    upper(note) as note,\n    '{domain}' as domain_name,\n    current_date as loaded_on\nfrom a\n"
+                "{with}
+select
+    id,
+    grp,
+    amount * 1.1 as amount,
+    upper(note) as note,
+    '{domain}' as domain_name,
+    current_date as loaded_on
+from a
+"
             ),
-            with_columns(&["domain_name", "loaded_on"]),
+            base_and(&["domain_name", "loaded_on"]),
         ),
         Shape::Window => (
             format!(
-                "{with}\nselect\n    id,\n    grp,\n    amount,\n    note,\n    row_number() over (partition by grp order by amount desc) as rank_in_grp,\n    sum(amount) over (partition by grp) as grp_total\nfrom a\n"
+                "{with}
+select
+    id,
+    grp,
+    amount,
+    note,
+    row_number() over (partition by grp order by amount desc) as rank_in_grp,
+    sum(amount) over (partition by grp) as grp_total
+from a
+"
             ),
-            with_columns(&["rank_in_grp", "grp_total"]),
+            base_and(&["rank_in_grp", "grp_total"]),
         ),
         Shape::Aggregate => (
             format!(
-                "{with}\nselect\n    min(id) as id,\n    grp,\n    sum(amount) as amount,\n    max(note) as note,\n    count(*) as row_count\nfrom a\ngroup by grp\n"
+                "{with}
+select
+    min(id) as id,
+    grp,
+    sum(amount) as amount,
+    max(note) as note,
+    count(*) as row_count
+from a
+group by grp
+"
             ),
-            with_columns(&["row_count"]),
+            base_and(&["row_count"]),
         ),
         Shape::Join => (format!("{with}\n{}", join_select(parents.len())), base()),
         Shape::Union => {
-            let selects: Vec<String> = ALIASES[..parents.len()]
-                .iter()
+            let selects: Vec<String> = (ALIASES[..parents.len()].iter())
                 .map(|a| format!("select id, grp, amount, note from {a}"))
                 .collect();
-            (format!("{with}\n{}\n", selects.join("\nunion all\n")), base())
+            let unions = selects.join("\nunion all\n");
+            (format!("{with}\n{unions}\n"), base())
         }
     }
 }
@@ -1195,7 +1423,22 @@ const MART_COLUMNS: [&str; 5] = ["grp", "amount", "row_count", "note", "revenue_
 /// A mart: its parents joined, summed by group, ranked.
 fn mart_sql(parents: &[String]) -> String {
     format!(
-        "{},\njoined as (\n{}),\nsummary as (\n    select grp, sum(amount) as amount, count(*) as row_count, max(note) as note\n    from joined\n    group by grp\n)\nselect\n    grp,\n    amount,\n    row_count,\n    note,\n    rank() over (order by amount desc) as revenue_rank\nfrom summary\n",
+        "{},
+joined as (
+{}),
+summary as (
+    select grp, sum(amount) as amount, count(*) as row_count, max(note) as note
+    from joined
+    group by grp
+)
+select
+    grp,
+    amount,
+    row_count,
+    note,
+    rank() over (order by amount desc) as revenue_rank
+from summary
+",
         parent_ctes(parents),
         join_select(parents.len())
     )
@@ -1210,35 +1453,70 @@ models:
   mart: { +materialized: table }
 ";
 
+/// The seeds: name, CSV, Korean description.
 const SEEDS: [(&str, &str, &str); 4] = [
     (
         "customers",
-        "id,name,region,points\n1,김민지,서울,120\n2,이서준,부산,80\n3,박지우,대구,300\n4,최하윤,서울,45\n",
+        "id,name,region,points
+1,김민지,서울,120
+2,이서준,부산,80
+3,박지우,대구,300
+4,최하윤,서울,45
+",
         "고객 명단 (customers from the CRM)",
     ),
     (
         "products",
-        "id,product_name,category,price\n1,무선 이어폰,전자기기,89000\n2,노트북 거치대,사무용품,32000\n3,유기농 녹차,식품,12000\n",
+        "id,product_name,category,price
+1,무선 이어폰,전자기기,89000
+2,노트북 거치대,사무용품,32000
+3,유기농 녹차,식품,12000
+",
         "상품 목록 (products and their categories)",
     ),
     (
         "orders",
-        "id,customer_id,product_id,amount,memo\n1,1,1,89000,빠른 배송\n2,2,2,64000,선물 포장\n3,3,3,12000,\n4,1,3,24000,문 앞에 놓아 주세요\n",
+        "id,customer_id,product_id,amount,memo
+1,1,1,89000,빠른 배송
+2,2,2,64000,선물 포장
+3,3,3,12000,
+4,1,3,24000,문 앞에 놓아 주세요
+",
         "주문 원장 (orders)",
     ),
     (
         "events",
-        "id,customer_id,event_type,page\n1,1,조회,/상품/1\n2,1,구매,/주문/1\n3,2,조회,/상품/2\n",
+        "id,customer_id,event_type,page
+1,1,조회,/상품/1
+2,1,구매,/주문/1
+3,2,조회,/상품/2
+",
         "앱 이벤트 (app events)",
     ),
 ];
 
 /// The raw views: each seed in the shape every later model shares.
 const RAW_VIEWS: [(&str, &str, &str); 4] = [
-    ("raw_customers", "customers", "id, region as grp, points as amount, name as note"),
-    ("raw_products", "products", "id, category as grp, price as amount, product_name as note"),
-    ("raw_orders", "orders", "id, cast(customer_id as varchar) as grp, amount, memo as note"),
-    ("raw_events", "events", "id, event_type as grp, customer_id as amount, page as note"),
+    (
+        "raw_customers",
+        "customers",
+        "id, region as grp, points as amount, name as note",
+    ),
+    (
+        "raw_products",
+        "products",
+        "id, category as grp, price as amount, product_name as note",
+    ),
+    (
+        "raw_orders",
+        "orders",
+        "id, cast(customer_id as varchar) as grp, amount, memo as note",
+    ),
+    (
+        "raw_events",
+        "events",
+        "id, event_type as grp, customer_id as amount, page as note",
+    ),
 ];
 
 const DOMAINS: [(&str, &str); 10] = [

@@ -4,6 +4,7 @@
 mod build;
 mod dbt_projects;
 mod deps;
+mod docs;
 mod errors;
 mod fuzz;
 mod harness;

@@ -46,12 +46,7 @@ pub(crate) fn write_docs(
     let site = Site::new(c, lineage, catalog);
     let dir = target.join("docs");
     atomic_write(&dir.join("index.html"), |w| w.write_all(SITE.as_bytes()))?;
-    let data = site.data(generated_at);
-    atomic_write(&dir.join("docs-data.js"), |w| {
-        w.write_all(b"window.XFORM_DOCS = ")?;
-        serde_json::to_writer(&mut *w, &data).map_err(std::io::Error::other)?;
-        w.write_all(b";\n")
-    })?;
+    atomic_write(&dir.join("docs-data.js"), |w| site.write_data(w, generated_at))?;
     site.write_sql(&dir.join("sql"))?;
     atomic_write(&dir.join("lineage.js"), |w| {
         w.write_all(b"window.XFORM_LINEAGE = ")?;
@@ -82,7 +77,7 @@ struct Entry {
     /// The project node it is, if it is one.
     node: Option<usize>,
     extra: Json,
-    raw: Option<String>,
+    raw: Option<std::sync::Arc<str>>,
 }
 
 struct Site<'a> {
@@ -119,27 +114,37 @@ impl<'a> Site<'a> {
         }
     }
 
-    /// `window.XFORM_DOCS`: the project, every entry, the lineage.
-    fn data(&self, generated_at: &str) -> Json {
+    /// `window.XFORM_DOCS = {project, nodes}`, the nodes serialized in parallel a chunk at a
+    /// time, so memory stays bounded.
+    fn write_data(&self, w: &mut dyn std::io::Write, generated_at: &str) -> std::io::Result<()> {
         let children = self.children();
         let dag: Vec<bool> = self.entries.iter().map(|e| is_dag(e.kind)).collect();
         let parents: Vec<&[usize]> = self.entries.iter().map(|e| e.parents.as_slice()).collect();
         let places = layout::layers(&parents, &dag);
         let tests = self.tests();
-        let nodes: Vec<Json> = (0..self.entries.len())
-            .into_par_iter()
-            .map(|k| self.entry_json(k, (&children[k], &tests[k]), places[k]))
-            .collect();
-        json!({
-            "project": {
-                "name": self.c.project.name,
-                "target": self.c.project.target.name,
-                "adapter": self.c.project.target.kind.name(),
-                "generated_at": generated_at,
-                "overview": self.c.project.docs.get("__overview__").cloned().unwrap_or_default(),
-            },
-            "nodes": nodes,
-        })
+        let project = json!({
+            "name": self.c.project.name,
+            "target": self.c.project.target.name,
+            "adapter": self.c.project.target.kind.name(),
+            "generated_at": generated_at,
+            "overview": self.c.project.docs.get("__overview__").cloned().unwrap_or_default(),
+        });
+        w.write_all(b"window.XFORM_DOCS = {\"project\":")?;
+        serde_json::to_writer(&mut *w, &project).map_err(std::io::Error::other)?;
+        w.write_all(b",\"nodes\":[")?;
+        let all: Vec<usize> = (0..self.entries.len()).collect();
+        for (k, chunk) in all.chunks(2048).enumerate() {
+            let parts: Vec<Vec<u8>> = chunk
+                .par_iter()
+                .map(|&i| serde_json::to_vec(&self.entry_json(i, (&children[i], &tests[i]), places[i])))
+                .collect::<Result<_, _>>()
+                .map_err(std::io::Error::other)?;
+            if k > 0 {
+                w.write_all(b",")?;
+            }
+            w.write_all(&parts.join(&b","[..]))?;
+        }
+        w.write_all(b"]};\n")
     }
 
     fn children(&self) -> Vec<Vec<usize>> {
@@ -301,7 +306,7 @@ impl<'a> Site<'a> {
                 if self.has_sql(k) {
                     let e = &self.entries[k];
                     let compiled = e.node.and_then(|i| self.c.sql[i].as_deref());
-                    texts.insert(k.to_string(), json!({"raw": e.raw, "compiled": compiled}));
+                    texts.insert(k.to_string(), json!({"raw": e.raw.as_deref(), "compiled": compiled}));
                 }
             }
             atomic_write(&dir.join(format!("{chunk}.js")), |w| {
@@ -342,7 +347,7 @@ fn node_entry(c: &Compiled, i: usize) -> Entry {
         parents: c.parents(i),
         node: Some(i),
         extra: Json::Null,
-        raw: n.raw.as_deref().map(str::to_string),
+        raw: n.raw.clone(),
     }
 }
 
@@ -402,7 +407,7 @@ fn macro_entries(c: &Compiled) -> Vec<Entry> {
                 parents: Vec::new(),
                 node: None,
                 extra: Json::Null,
-                raw: Some(body),
+                raw: Some(body.into()),
             });
         }
     }
