@@ -155,7 +155,8 @@ impl Visitor for Relations {
     }
 }
 
-fn parts(name: &ObjectName) -> Vec<String> {
+/// A name's parts, unquoted.
+pub(super) fn parts(name: &ObjectName) -> Vec<String> {
     name.0
         .iter()
         .map(|p| {

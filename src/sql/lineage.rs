@@ -8,13 +8,13 @@ use std::ops::ControlFlow;
 use std::rc::Rc;
 
 use sqlparser::ast::{
-    Expr, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Query, Select, SelectItem,
+    Expr, FunctionArgExpr, FunctionArguments, Ident, Query, Select, SelectItem,
     SelectItemQualifiedWildcardKind, SetExpr, TableAlias, TableFactor, TableWithJoins, Visit,
     Visitor, WildcardAdditionalOptions,
 };
 
 use super::Dialect;
-use super::analyze::{Unread, parse};
+use super::analyze::{Unread, parse, parts};
 
 /// Where an output column's value comes from: a column of a relation the query reads
 /// (`column` is `*` for the rows themselves, as `count(*)` reads them), and the expressions
@@ -195,16 +195,6 @@ fn same(a: &str, b: &str) -> bool {
         return a.eq_ignore_ascii_case(b);
     }
     a.to_lowercase() == b.to_lowercase()
-}
-
-fn parts(name: &ObjectName) -> Vec<String> {
-    name.0
-        .iter()
-        .map(|p| {
-            p.as_ident()
-                .map_or_else(|| p.to_string(), |i| i.value.clone())
-        })
-        .collect()
 }
 
 impl Ctx<'_> {

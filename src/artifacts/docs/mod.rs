@@ -46,7 +46,9 @@ pub(crate) fn write_docs(
     let site = Site::new(c, lineage, catalog);
     let dir = target.join("docs");
     atomic_write(&dir.join("index.html"), |w| w.write_all(SITE.as_bytes()))?;
-    atomic_write(&dir.join("docs-data.js"), |w| site.write_data(w, generated_at))?;
+    atomic_write(&dir.join("docs-data.js"), |w| {
+        site.write_data(w, generated_at)
+    })?;
     site.write_sql(&dir.join("sql"))?;
     atomic_write(&dir.join("lineage.js"), |w| {
         w.write_all(b"window.XFORM_LINEAGE = ")?;
@@ -136,7 +138,9 @@ impl<'a> Site<'a> {
         for (k, chunk) in all.chunks(2048).enumerate() {
             let parts: Vec<Vec<u8>> = chunk
                 .par_iter()
-                .map(|&i| serde_json::to_vec(&self.entry_json(i, (&children[i], &tests[i]), places[i])))
+                .map(|&i| {
+                    serde_json::to_vec(&self.entry_json(i, (&children[i], &tests[i]), places[i]))
+                })
                 .collect::<Result<_, _>>()
                 .map_err(std::io::Error::other)?;
             if k > 0 {
@@ -306,7 +310,10 @@ impl<'a> Site<'a> {
                 if self.has_sql(k) {
                     let e = &self.entries[k];
                     let compiled = e.node.and_then(|i| self.c.sql[i].as_deref());
-                    texts.insert(k.to_string(), json!({"raw": e.raw.as_deref(), "compiled": compiled}));
+                    texts.insert(
+                        k.to_string(),
+                        json!({"raw": e.raw.as_deref(), "compiled": compiled}),
+                    );
                 }
             }
             atomic_write(&dir.join(format!("{chunk}.js")), |w| {
