@@ -35,7 +35,8 @@ fn browser_is_configured_in_ci() {
     if std::env::var("CI").as_deref() == Ok("true") {
         assert!(
             chromedriver().is_some(),
-            "CI=true but XFORM_TEST_CHROMEDRIVER is not set: the docs site's browser tests would be skipped"
+            "CI=true but XFORM_TEST_CHROMEDRIVER is not set: \
+             the docs site's browser tests would be skipped"
         );
     }
 }
@@ -93,7 +94,9 @@ fn thousand_model_docs_in_the_browser() {
         "xform docs generate --empty-catalog",
     );
     let site = Site::read(dir.path());
-    let mart = site.index(&generated.marts[2].0);
+    // A mart over one domain's last layer (with a unique Korean description).
+    let (mart_name, mart_description) = &generated.marts[2];
+    let mart = site.index(mart_name);
 
     let ms = browser.open(&site, "/overview");
     println!("1,000 models: first view (overview) ready {ms:.0} ms after navigation start");
@@ -105,7 +108,7 @@ fn thousand_model_docs_in_the_browser() {
     graph_declines_to_draw_everything(&browser, &site);
     browser.screenshot("big-graph-default");
 
-    let selector = format!("+{}", generated.marts[2].0);
+    let selector = format!("+{mart_name}");
     browser.submit_selector(&selector);
     graph_draws(&browser, &site, &site.ancestors(mart), &selector);
     browser.screenshot("big-graph-selected");
@@ -117,7 +120,7 @@ fn thousand_model_docs_in_the_browser() {
     column_view_reaches_a_seed(&browser, &site, mart, "amount");
     browser.screenshot("big-column");
 
-    search_finds(&browser, &site, &generated.marts[2].1, mart);
+    search_finds(&browser, &site, mart_description, mart);
     browser.screenshot("big-search");
 
     let ms = browser.open(&site, &format!("/column/{mart}/amount"));
@@ -288,15 +291,14 @@ fn lineage_from_the_command_line() {
 /// The graph draws exactly `expected` (DAG nodes) and the parent → child edges among them, and
 /// says how many in `#graph-stats`.
 fn graph_draws(browser: &Browser, site: &Site, expected: &BTreeSet<usize>, what: &str) {
-    let drawn = browser.js(
-        "var s = document.getElementById('graph-stats');
+    let drawn = browser.js("var s = document.getElementById('graph-stats');
          return {
            nodes: Number(s.dataset.nodes), edges: Number(s.dataset.edges),
-           drawn: Array.from(document.querySelectorAll('#graph-svg g.node'), g => Number(g.dataset.node)),
+           drawn: Array.from(document.querySelectorAll('#graph-svg g.node'),
+                             g => Number(g.dataset.node)),
            lines: Array.from(document.querySelectorAll('#graph-svg path.edge'),
                              p => [Number(p.dataset.from), Number(p.dataset.to)])
-         };",
-    );
+         };");
     let edges = site.edges_within(expected);
     assert_eq!(
         drawn["nodes"],
@@ -335,7 +337,8 @@ fn graph_declines_to_draw_everything(browser: &Browser, site: &Site) {
     let message = shown["message"].as_str().unwrap_or_default();
     assert!(
         message.contains(&count) && message.contains("too many"),
-        "the default graph of {count} nodes should say there are too many to draw; it says {message:?}"
+        "the default graph of {count} nodes should say there are too many to draw; \
+         it says {message:?}"
     );
     assert_eq!(shown["example"], true, "no example selector is offered");
     assert_eq!(shown["drawn"], 0, "nodes were drawn anyway");
@@ -411,15 +414,14 @@ fn catalog_types_show(browser: &Browser, site: &Site, node: usize) {
 fn column_view_reaches_a_seed(browser: &Browser, site: &Site, node: usize, column: &str) {
     browser.click(&format!("a.col-lineage[data-column=\"{column}\"]"));
     browser.wait_route(&format!("/column/{node}/{column}"));
-    let view = browser.js(
-        "var p = document.querySelector('.col-page');
-         var rows = sel => Array.from(document.querySelectorAll(sel),
-                                      r => [Number(r.dataset.node), r.dataset.column.toLowerCase()]);
+    let view = browser.js("var p = document.querySelector('.col-page');
+         var rows = sel => Array.from(
+           document.querySelectorAll(sel),
+           r => [Number(r.dataset.node), r.dataset.column.toLowerCase()]);
          return p && { node: p.dataset.node, column: p.dataset.column,
                        up: rows('table.upstream tr.lineage-entry'),
                        down: rows('table.downstream tr.lineage-entry'),
-                       boxes: document.querySelectorAll('#col-svg g.col-node').length };",
-    );
+                       boxes: document.querySelectorAll('#col-svg g.col-node').length };");
     assert_eq!(
         view["node"],
         node.to_string(),
@@ -727,8 +729,9 @@ impl Browser {
             "goog:loggingPrefs": {"browser": "ALL"},
             "goog:chromeOptions": {
                 "binary": chromium,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
-                         "--allow-file-access-from-files", "--lang=ko-KR"],
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--window-size=1280,900", "--allow-file-access-from-files",
+                         "--lang=ko-KR"],
             },
         }}});
         let created = webdriver(
@@ -1371,11 +1374,11 @@ select
     amount * 1.1 as amount,
     upper(note) as note,
     '{domain}' as domain_name,
-    current_date as loaded_on
+    date '2024-01-01' as valid_from
 from a
 "
             ),
-            base_and(&["domain_name", "loaded_on"]),
+            base_and(&["domain_name", "valid_from"]),
         ),
         Shape::Window => (
             format!(
