@@ -42,12 +42,12 @@ pub(super) fn cmd_lineage(g: &Global, a: &LineageArgs) -> ExitStatus {
         Err(code) => return code,
     };
     let (l, known) = offline_lineage(g, &c);
-    let (start, step, depth) = match &a.what {
-        None => (every_model_column(&c, &l), Step::Up, Some(1)),
+    let (named, start, step, depth) = match &a.what {
+        None => (None, every_model_column(&c, &l), Step::Up, Some(1)),
         Some(what) => match starting_columns(&c, &l, &known, what) {
-            Ok(start) => {
+            Ok((node, start)) => {
                 let step = if a.downstream { Step::Down } else { Step::Up };
-                (start, step, a.depth.map(|d| d as usize))
+                (Some(node), start, step, a.depth.map(|d| d as usize))
             }
             Err(message) => {
                 errln!("error: {message}");
@@ -56,7 +56,7 @@ pub(super) fn cmd_lineage(g: &Global, a: &LineageArgs) -> ExitStatus {
         },
     };
     let hops = lineage::walk(&l, &start, step, depth);
-    report_unresolved(&c, &l, &hops, &start);
+    report_unresolved(&c, &l, &hops, named);
     match a.format {
         LineageFormat::Text => print_text(&c, &l, &hops, &start),
         LineageFormat::Json => outln!("{}", hops_json(&c, &l, &hops, &start)),
@@ -122,13 +122,13 @@ fn every_model_column(c: &Compiled, l: &Lineage) -> Vec<(usize, String)> {
     out
 }
 
-/// The (node, column) pairs `MODEL` or `MODEL.COLUMN` names.
+/// The node `MODEL` or `MODEL.COLUMN` names, and the (node, column) pairs.
 fn starting_columns(
     c: &Compiled,
     l: &Lineage,
     known: &lineage::Known,
     what: &str,
-) -> Result<Vec<(usize, String)>, String> {
+) -> Result<(usize, Vec<(usize, String)>), String> {
     let columns_of = |i: usize| -> Vec<String> {
         match (&l.nodes[i], &known.firm[i]) {
             (_, Some(cols)) => cols.clone(),
@@ -137,7 +137,7 @@ fn starting_columns(
         }
     };
     if let Some(i) = node_named(c, what) {
-        return Ok(columns_of(i).into_iter().map(|col| (i, col)).collect());
+        return Ok((i, columns_of(i).into_iter().map(|col| (i, col)).collect()));
     }
     let Some((node, column)) = what.rsplit_once('.') else {
         return Err(not_a_node(c, what));
@@ -145,7 +145,7 @@ fn starting_columns(
     let i = node_named(c, node).ok_or_else(|| not_a_node(c, node))?;
     let columns = columns_of(i);
     match columns.iter().find(|col| col.eq_ignore_ascii_case(column)) {
-        Some(col) => Ok(vec![(i, col.clone())]),
+        Some(col) => Ok((i, vec![(i, col.clone())])),
         None => {
             let mut m = format!("`{node}` has no column `{column}`");
             if let Some(help) = did_you_mean(column, columns.iter().map(String::as_str)) {
@@ -185,9 +185,13 @@ fn shown(c: &Compiled, i: usize) -> String {
         .map_or_else(|| c.nodes()[i].name.clone(), ToString::to_string)
 }
 
-/// What the walk met that its SQL could not say, on stderr.
-fn report_unresolved(c: &Compiled, l: &Lineage, hops: &[Hop], start: &[(usize, String)]) {
-    let mut nodes: Vec<usize> = start.iter().map(|s| s.0).collect();
+/// What the node asked about and those the walk met (without one: every node) left
+/// unresolved, on stderr, once each.
+fn report_unresolved(c: &Compiled, l: &Lineage, hops: &[Hop], named: Option<usize>) {
+    let mut nodes: Vec<usize> = match named {
+        Some(n) => vec![n],
+        None => (0..c.nodes().len()).collect(),
+    };
     nodes.extend(hops.iter().flat_map(|h| [h.from.0, h.to.0]));
     nodes.sort_unstable();
     nodes.dedup();

@@ -8,9 +8,9 @@ use std::ops::ControlFlow;
 use std::rc::Rc;
 
 use sqlparser::ast::{
-    Expr, FunctionArgExpr, FunctionArguments, Ident, Query, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, TableAlias, TableFactor, TableWithJoins, Visit,
-    Visitor, WildcardAdditionalOptions,
+    Expr, FunctionArgExpr, FunctionArguments, Ident, JoinConstraint, JoinOperator, Query, Select,
+    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, SetOperator, SetQuantifier, TableAlias,
+    TableFactor, TableWithJoins, Visit, Visitor, WildcardAdditionalOptions,
 };
 
 use super::Dialect;
@@ -112,6 +112,8 @@ struct Source {
     relation: Option<Vec<String>>,
     names: Option<Vec<String>>,
     set: Option<Rc<Set>>,
+    /// The right side of a semi or anti join: not in `*`.
+    hidden: bool,
 }
 
 impl Source {
@@ -179,6 +181,8 @@ struct Scope<'p> {
     sources: Vec<Source>,
     outer: Option<&'p Scope<'p>>,
     named: Vec<Col>,
+    /// Columns `USING`/`NATURAL` joins merged: one column, from every side.
+    using: Vec<String>,
 }
 
 struct Ctx<'k> {
@@ -226,19 +230,15 @@ impl Ctx<'_> {
         match body {
             SetExpr::Select(s) => self.select(s, outer),
             SetExpr::Query(q) => self.query(q, outer),
-            SetExpr::SetOperation { left, right, .. } => {
-                let mut l = self.set_expr(left, outer);
+            SetExpr::SetOperation {
+                left,
+                right,
+                op,
+                set_quantifier,
+            } => {
+                let l = self.set_expr(left, outer);
                 let r = self.set_expr(right, outer);
-                for (a, b) in l.cols.iter_mut().zip(r.cols) {
-                    a.unresolved |= b.unresolved;
-                    merge(&mut a.origins, b.origins);
-                }
-                for row in r.rows {
-                    if !l.rows.contains(&row) {
-                        l.rows.push(row);
-                    }
-                }
-                l
+                set_operation(l, r, op, set_quantifier)
             }
             SetExpr::Values(v) => Set {
                 cols: (1..=v.rows.first().map_or(0, |r| r.len()))
@@ -265,14 +265,15 @@ impl Ctx<'_> {
     }
 
     fn select(&mut self, s: &Select, outer: Option<&Scope>) -> Set {
-        let mut sources = Vec::new();
+        let (mut sources, mut using) = (Vec::new(), Vec::new());
         for t in &s.from {
-            self.table_with_joins(t, outer, &mut sources);
+            self.table_with_joins(t, outer, (&mut sources, &mut using));
         }
         let mut scope = Scope {
             sources,
             outer,
             named: Vec::new(),
+            using,
         };
         for item in &s.projection {
             let cols = self.item(item, &scope);
@@ -286,21 +287,40 @@ impl Ctx<'_> {
                 }
             }
         }
-        Set {
-            cols: scope.named,
-            rows,
-        }
+        let mut cols = scope.named;
+        number_duplicates(&mut cols);
+        Set { cols, rows }
     }
 
+    /// The relations of a FROM item and its joins; the columns `USING (...)` or `NATURAL`
+    /// joins merge go to `using`.
     fn table_with_joins(
         &mut self,
         t: &TableWithJoins,
         outer: Option<&Scope>,
-        out: &mut Vec<Source>,
+        (out, using): (&mut Vec<Source>, &mut Vec<String>),
     ) {
         self.factor(&t.relation, outer, out);
         for j in &t.joins {
+            let before = out.len();
             self.factor(&j.relation, outer, out);
+            let (constraint, hidden) = join_constraint(&j.join_operator);
+            for s in &mut out[before..] {
+                s.hidden = hidden;
+            }
+            match constraint {
+                Some(JoinConstraint::Using(names)) => {
+                    using.extend(names.iter().filter_map(|n| parts(n).pop()));
+                }
+                Some(JoinConstraint::Natural) => {
+                    let (left, right) = out.split_at(before);
+                    for s in right {
+                        let common = s.all().unwrap_or_default().into_iter().map(|c| c.name);
+                        using.extend(common.filter(|n| left.iter().any(|l| l.has_known(n))));
+                    }
+                }
+                _ => {}
+            }
         }
     }
 
@@ -349,11 +369,12 @@ impl Ctx<'_> {
                     relation: None,
                     names: None,
                     set: Some(Rc::new(set)),
+                    hidden: false,
                 });
             }
             TableFactor::NestedJoin {
                 table_with_joins, ..
-            } => self.table_with_joins(table_with_joins, outer, out),
+            } => self.table_with_joins(table_with_joins, outer, (out, &mut Vec::new())),
             other => {
                 self.report(format!(
                     "`{}` in a FROM clause",
@@ -364,6 +385,7 @@ impl Ctx<'_> {
                     relation: None,
                     names: None,
                     set: None,
+                    hidden: false,
                 });
             }
         }
@@ -379,6 +401,7 @@ impl Ctx<'_> {
                 relation: None,
                 names: None,
                 set: Some(set.clone()),
+                hidden: false,
             };
         }
         let names = self.known.columns(&p);
@@ -387,6 +410,7 @@ impl Ctx<'_> {
             relation: Some(p),
             names,
             set: None,
+            hidden: false,
         }
     }
 
@@ -407,9 +431,15 @@ impl Ctx<'_> {
                     .collect()
             }
             SelectItem::Wildcard(opts) => {
-                let mut cols = Vec::new();
-                for s in &scope.sources {
-                    cols.extend(self.star(s));
+                let mut cols: Vec<Col> = Vec::new();
+                for s in scope.sources.iter().filter(|s| !s.hidden) {
+                    for c in self.star(s) {
+                        let merged = scope.using.iter().any(|u| same(u, &c.name));
+                        match cols.iter_mut().find(|x| merged && same(&x.name, &c.name)) {
+                            Some(first) => merge(&mut first.origins, c.origins),
+                            None => cols.push(c),
+                        }
+                    }
                 }
                 self.star_options(cols, opts, scope)
             }
@@ -584,6 +614,18 @@ fn resolve(idents: &[Ident], scope: &Scope) -> Option<(Vec<Origin>, bool)> {
         }
         return scope.outer.and_then(|o| resolve(idents, o));
     }
+    if scope.using.iter().any(|u| same(u, name)) {
+        let mut out: (Vec<Origin>, bool) = (Vec::new(), false);
+        for s in scope.sources.iter().filter(|s| s.has_known(name)) {
+            if let Some((origins, u)) = s.column(name) {
+                merge(&mut out.0, origins);
+                out.1 |= u;
+            }
+        }
+        if !out.0.is_empty() {
+            return Some(out);
+        }
+    }
     let known: Vec<&Source> = scope.sources.iter().filter(|s| s.has_known(name)).collect();
     if let Some(s) = known.first() {
         return s.column(name);
@@ -600,6 +642,77 @@ fn resolve(idents: &[Ident], scope: &Scope) -> Option<(Vec<Origin>, bool)> {
         return only.column(name);
     }
     scope.outer.and_then(|o| resolve(idents, o))
+}
+
+/// `l UNION r` (`BY NAME`: matched by name, `r`'s other columns added), `INTERSECT` (both
+/// sides' values), `EXCEPT` (only `l`'s: `r` removes rows).
+fn set_operation(mut l: Set, r: Set, op: &SetOperator, q: &SetQuantifier) -> Set {
+    if matches!(op, SetOperator::Except | SetOperator::Minus) {
+        return l;
+    }
+    let by_name = matches!(
+        q,
+        SetQuantifier::ByName | SetQuantifier::AllByName | SetQuantifier::DistinctByName
+    );
+    for (k, b) in r.cols.into_iter().enumerate() {
+        let a = match by_name {
+            true => l.cols.iter_mut().find(|a| same(&a.name, &b.name)),
+            false => l.cols.get_mut(k),
+        };
+        match a {
+            Some(a) => {
+                a.unresolved |= b.unresolved;
+                merge(&mut a.origins, b.origins);
+            }
+            None if by_name => l.cols.push(b),
+            None => {}
+        }
+    }
+    for row in r.rows {
+        if !l.rows.contains(&row) {
+            l.rows.push(row);
+        }
+    }
+    l
+}
+
+/// A join's constraint, and whether its right side stays out of `*` (semi and anti joins).
+fn join_constraint(op: &JoinOperator) -> (Option<&JoinConstraint>, bool) {
+    use JoinOperator as J;
+    match op {
+        J::Semi(c)
+        | J::LeftSemi(c)
+        | J::RightSemi(c)
+        | J::Anti(c)
+        | J::LeftAnti(c)
+        | J::RightAnti(c) => (Some(c), true),
+        J::Join(c)
+        | J::Inner(c)
+        | J::Left(c)
+        | J::LeftOuter(c)
+        | J::Right(c)
+        | J::RightOuter(c)
+        | J::FullOuter(c)
+        | J::CrossJoin(c)
+        | J::StraightJoin(c) => (Some(c), false),
+        _ => (None, false),
+    }
+}
+
+/// Output names made unique as DuckDB makes them: a repeated `amount` becomes `amount_1`.
+fn number_duplicates(cols: &mut [Col]) {
+    for k in 1..cols.len() {
+        if !cols[..k].iter().any(|c| same(&c.name, &cols[k].name)) {
+            continue;
+        }
+        let base = cols[k].name.clone();
+        let taken = |n: &str, cols: &[Col]| cols.iter().any(|c| same(&c.name, n));
+        let mut i = 1;
+        while taken(&format!("{base}_{i}"), cols) {
+            i += 1;
+        }
+        cols[k].name = format!("{base}_{i}");
+    }
 }
 
 /// Adds origins not there yet.
@@ -829,6 +942,48 @@ mod tests {
                 "total <- orders.amount [sum(amount)]",
                 "top <- customers.name [max(name) | (SELECT max(name) FROM customers)]",
             ]
+        );
+    }
+
+    #[test]
+    fn union_by_name_matches_names_and_except_reads_only_its_left_side() {
+        let sql = "select id, name from customers union all by name select amount, id from orders";
+        assert_eq!(
+            edges(sql),
+            [
+                "id <- customers.id",
+                "id <- orders.id",
+                "name <- customers.name",
+                "amount <- orders.amount"
+            ]
+        );
+        assert_eq!(
+            edges("select id from customers except select customer_id from orders"),
+            ["id <- customers.id"]
+        );
+    }
+
+    #[test]
+    fn using_merges_the_join_column_and_repeated_names_are_numbered() {
+        let sql = "select * from customers c full outer join orders o using (id)";
+        assert_eq!(
+            edges(sql),
+            [
+                "id <- customers.id",
+                "id <- orders.id",
+                "name <- customers.name",
+                "customer_id <- orders.customer_id",
+                "amount <- orders.amount",
+                "status <- orders.status",
+            ]
+        );
+        assert_eq!(
+            edges("select c.id, o.id from customers c join orders o on o.customer_id = c.id"),
+            ["id <- customers.id", "id_1 <- orders.id"]
+        );
+        assert_eq!(
+            edges("select * from customers c semi join orders o on o.customer_id = c.id"),
+            ["id <- customers.id", "name <- customers.name"]
         );
     }
 

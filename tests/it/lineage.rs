@@ -209,7 +209,7 @@ select * from {{ source('raw', 'blobs') }}
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("`*` of main.blobs: its columns are unknown"),
+            .contains("`*` of raw.blobs: its columns are unknown"),
         "{}",
         out.stderr
     );
@@ -353,6 +353,7 @@ fn docs_catalog_has_the_warehouse_columns(w: &Warehouse) {
             .next()
             .unwrap_or_default(),
     );
+    std::fs::create_dir_all(dir.path().join("models")).unwrap();
     std::fs::write(
         dir.path().join("models/stg_customers.sql"),
         "{{ config(materialized='table') }}\nselect id as customer_id, upper(name) as customer_nm from {{ ref('customers') }}\n",
