@@ -1047,7 +1047,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, d) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(d);
@@ -1159,7 +1159,7 @@ impl Generator {
             "  - name: {name}\n    description: \"{description}\"\n    columns:\n"
         );
         self.count += 1;
-        let not_null = self.count % 7 == 0;
+        let not_null = self.count.is_multiple_of(7);
         let aggregated = folder != "mart" && columns.iter().any(|c| c == "row_count");
         for column in &columns {
             let _ = writeln!(docs, "      - name: {column}");
