@@ -50,11 +50,12 @@ pub(crate) fn write_docs(
         site.write_data(w, generated_at)
     })?;
     site.write_sql(&dir.join("sql"))?;
-    atomic_write(&dir.join("lineage.js"), |w| {
-        w.write_all(b"window.XFORM_LINEAGE = ")?;
-        serde_json::to_writer(&mut *w, &site.lineage_json()).map_err(std::io::Error::other)?;
-        w.write_all(b";\n")
-    })?;
+    let lineage_js = &site.lineage_json();
+    write_script(
+        &dir.join("lineage.js"),
+        ("window.XFORM_LINEAGE = ", ";"),
+        lineage_js,
+    )?;
     Ok(Written {
         nodes: site.entries.len(),
         columns_with_lineage: lineage
@@ -316,13 +317,23 @@ impl<'a> Site<'a> {
                     );
                 }
             }
-            atomic_write(&dir.join(format!("{chunk}.js")), |w| {
-                write!(w, "window.XFORM_SQL({chunk}, ")?;
-                serde_json::to_writer(&mut *w, &texts).map_err(std::io::Error::other)?;
-                w.write_all(b");\n")
-            })
+            let call = format!("window.XFORM_SQL({chunk}, ");
+            write_script(&dir.join(format!("{chunk}.js")), (&call, ");"), &texts)
         })
     }
+}
+
+/// A script file that hands `value` to the page: `head`, the value as JSON, `tail`.
+fn write_script(
+    path: &Path,
+    (head, tail): (&str, &str),
+    value: &impl serde::Serialize,
+) -> std::io::Result<()> {
+    atomic_write(path, |w| {
+        w.write_all(head.as_bytes())?;
+        serde_json::to_writer(&mut *w, value).map_err(std::io::Error::other)?;
+        writeln!(w, "{tail}")
+    })
 }
 
 /// An object without its null, empty-text and empty-list values: the page reads a missing
