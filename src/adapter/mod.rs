@@ -8,10 +8,16 @@
 //! graph.
 
 // Built without an engine (`--no-default-features`), what only the engines read goes unread.
-#![cfg_attr(not(any(feature = "duckdb", feature = "postgres")), allow(dead_code))]
+#![cfg_attr(
+    not(any(feature = "duckdb", feature = "postgres", feature = "spark")),
+    allow(dead_code)
+)]
 
 mod duckdb;
 mod postgres;
+#[cfg(any(feature = "postgres", feature = "spark"))]
+mod seed;
+mod spark;
 mod statements;
 
 use std::path::{Path, PathBuf};
@@ -69,8 +75,12 @@ pub(crate) enum Strategy<'a> {
         key: &'a [String],
         predicates: &'a [String],
     },
+    /// Replace the partitions (`Layout::partition_by`) the new rows touch, or the whole table
+    /// when it has none: Spark's `insert_overwrite`.
+    Overwrite,
     /// Delete the rows whose `column` lies in [start, end), insert all (the new rows are
-    /// already limited to that interval): a microbatch.
+    /// already limited to that interval): a microbatch. Where rows are replaced a partition at
+    /// a time, the partitions the new rows touch are overwritten instead.
     Range {
         column: &'a str,
         start: &'a str,
@@ -185,7 +195,8 @@ pub(crate) struct Around {
 pub(crate) type SchemaGrants = (String, Vec<(String, Vec<String>)>);
 
 /// The physical layout of a relation (Redshift's `dist`, `sort`, `sort_type`, `backup`,
-/// `bind`); an adapter applies what its warehouse has.
+/// `bind`; PostgreSQL's `indexes`; Spark's `partition_by`, `file_format`); an adapter applies
+/// what its warehouse has.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Layout {
     /// `all`, `even`, `auto` or a column (the distribution key).
@@ -199,6 +210,11 @@ pub(crate) struct Layout {
     pub(crate) bind: bool,
     /// Indexes made on a table when it is created (PostgreSQL's `indexes`).
     pub(crate) indexes: Vec<Index>,
+    /// The columns a table's files are partitioned by (`dt=…/` folders), last in its columns.
+    pub(crate) partition_by: Vec<String>,
+    /// The table's file format (`parquet`, `orc`, `delta`, ...), where the warehouse has a
+    /// choice.
+    pub(crate) file_format: Option<String>,
 }
 
 /// An index on a table's columns (dbt-postgres's `indexes: [{columns: [...], unique: true,
@@ -220,6 +236,8 @@ impl Default for Layout {
             backup: true,
             bind: true,
             indexes: Vec::new(),
+            partition_by: Vec::new(),
+            file_format: None,
         }
     }
 }
@@ -405,6 +423,7 @@ pub(crate) trait Session: Send {
 pub(crate) enum Connection {
     DuckDb(duckdb::Settings),
     Postgres(postgres::Settings),
+    Spark(spark::Settings),
 }
 
 impl Connection {
@@ -417,6 +436,7 @@ impl Connection {
             Kind::Postgres | Kind::Redshift => {
                 Connection::Postgres(postgres::Settings::new(target, root, diags))
             }
+            Kind::Spark => Connection::Spark(spark::Settings::new(target, diags)),
         };
         (diags.error_count() == before).then_some(c)
     }
@@ -426,6 +446,7 @@ impl Connection {
         match self {
             Connection::DuckDb(s) => s.open(),
             Connection::Postgres(s) => s.open(),
+            Connection::Spark(s) => s.open(),
         }
     }
 
@@ -434,6 +455,7 @@ impl Connection {
         match self {
             Connection::DuckDb(s) => s.describe(root),
             Connection::Postgres(s) => s.describe(),
+            Connection::Spark(s) => s.describe(),
         }
     }
 
@@ -445,6 +467,7 @@ impl Connection {
             (Connection::Postgres(a), Connection::Postgres(b)) => {
                 (a.flavour, &a.host, a.port, &a.dbname) == (b.flavour, &b.host, b.port, &b.dbname)
             }
+            (Connection::Spark(a), Connection::Spark(b)) => (&a.host, a.port) == (&b.host, b.port),
             _ => false,
         }
     }

@@ -223,6 +223,13 @@ pub(super) trait Statements {
                 self.delete_range(&target, (column, start, end), log)?;
                 self.exec(&insert, log)?
             }
+            // Refused before the run (`Dialect::replaces`): this warehouse replaces rows.
+            Strategy::Overwrite => {
+                return Err(DbError::Failed(
+                    "`insert_overwrite` replaces partitions, which this warehouse does not have"
+                        .into(),
+                ));
+            }
         };
         self.run(&format!("DROP TABLE {new}"), log)?;
         Ok(rows)

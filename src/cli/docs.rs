@@ -73,8 +73,16 @@ fn read_catalog(c: &Compiled) -> Result<Catalog, ExitStatus> {
         .collect();
     schemas.sort();
     schemas.dedup();
+    let target = &c.project.target;
+    let Some(sql) = target.dialect().catalog(&schemas) else {
+        errln!(
+            "error: xform cannot read the catalog of {} targets yet",
+            target.kind.name()
+        );
+        errln!("help: `xform docs generate --empty-catalog` writes the docs without it");
+        return Err(ExitStatus::Invalid);
+    };
     let (_warehouse, mut session) = open_session(&c.project)?;
-    let sql = c.project.target.dialect().catalog(&schemas);
     match session.query(&sql, i64::MAX as usize) {
         Ok(rows) => Ok(Catalog::from_rows(rows.rows)),
         Err(e) => {

@@ -23,7 +23,6 @@ use rayon::prelude::*;
 use crate::diagnostics::{Diagnostic, Diagnostics, Files, Loc, did_you_mean};
 use crate::graph::Graph;
 use crate::project::{DepRef, External, Node, NodeKind, Project};
-use crate::sql::Dialect;
 use crate::sql::Relation;
 use crate::template::{self, Names, RelName, RenderLog, Rendered, Templates, scan};
 use std::collections::HashSet;
@@ -96,7 +95,7 @@ impl Compiled {
     /// the SQL reads it.
     pub(crate) fn relation_sql(&self, i: usize) -> Option<String> {
         if let Some(e) = self.nodes()[i].external() {
-            return files_reader(&e, self.project.target.dialect());
+            return files_reader(&e, &self.project);
         }
         Some(
             self.project
@@ -373,9 +372,19 @@ pub(crate) fn check(
     );
 }
 
-/// The FROM item reading an external source's files, where the warehouse reads files.
-fn files_reader(e: &External, dialect: &dyn Dialect) -> Option<String> {
-    dialect.read_files(&e.format, &e.location, e.hive_partitioning)
+/// The FROM item reading an external source's files, where the warehouse reads files (a
+/// relative location made the project's, for a warehouse running elsewhere).
+fn files_reader(e: &External, project: &Project) -> Option<String> {
+    let dialect = project.target.dialect();
+    let location = match dialect.absolute_paths() && std::path::Path::new(&e.location).is_relative() {
+        true => {
+            let path = project.root.join(&e.location);
+            let path = std::path::absolute(&path).unwrap_or(path);
+            path.to_string_lossy().into_owned()
+        }
+        false => e.location.clone(),
+    };
+    dialect.read_files(&e.format, &location, e.hive_partitioning)
 }
 
 /// The project macros each node's renders called.
@@ -439,7 +448,7 @@ fn source_relation(project: &Project, n: &Node) -> Option<RelName> {
             ephemeral: false,
             external: n
                 .external()
-                .and_then(|e| files_reader(&e, project.target.dialect())),
+                .and_then(|e| files_reader(&e, project)),
         })
 }
 

@@ -44,10 +44,10 @@ pub(super) fn warn_not_applied(project: &Project, diags: &mut Diagnostics) {
         let what = format!(
             "config `{key}` is not applied on {} targets (it lays out tables of {})",
             target.kind.name(),
-            if *key == "indexes" {
-                "PostgreSQL"
-            } else {
-                "Redshift"
+            match *key {
+                "indexes" => "PostgreSQL",
+                "partition_by" | "file_format" => "Spark",
+                _ => "Redshift",
             }
         );
         let set = |n: &Node| n.config.get(key).is_some();
@@ -182,9 +182,8 @@ fn built_twice(other: &Node, n: &Node, r: &RelName) -> Diagnostic {
 
 /// A source of files (`external:`) on a warehouse that cannot read files is refused.
 pub(super) fn check_external(project: &Project, diags: &mut Diagnostics) {
-    let dialect = project.target.dialect();
     for n in &project.nodes {
-        let Some(e) = n.external().filter(|e| files_reader(e, dialect).is_none()) else {
+        let Some(e) = n.external().filter(|e| files_reader(e, project).is_none()) else {
             continue;
         };
         diags.push(

@@ -11,8 +11,19 @@ use crate::adapter::{
 };
 use crate::diagnostics::{Diagnostic, did_you_mean};
 use crate::project::Node;
+use crate::sql::Replaces;
 
-const STRATEGIES: &[&str] = &["append", "merge", "delete+insert", "microbatch"];
+const STRATEGIES: &[&str] = &[
+    "append",
+    "merge",
+    "delete+insert",
+    "insert_overwrite",
+    "microbatch",
+];
+
+/// Why a warehouse that replaces whole partitions cannot run a strategy that changes rows.
+const NEEDS_ROW_UPDATES: &str = "updates rows in place, which on Spark needs a Delta or Iceberg table; xform builds Spark's own tables (parquet by default), whose rows are replaced a partition at a time";
+const PARTITION_HELP: &str = "use `incremental_strategy: insert_overwrite` with `partition_by` (the partitions the new rows touch are replaced), or `append`";
 
 /// How an incremental model adds to its table.
 #[derive(Clone, Debug)]
@@ -33,6 +44,7 @@ pub(crate) enum StrategyKind {
     Append,
     Merge,
     DeleteInsert,
+    Overwrite,
     Microbatch(Microbatch),
 }
 
@@ -55,6 +67,7 @@ impl IncrementalSpec {
                 key: &self.unique_key,
                 predicates: &self.predicates,
             },
+            (StrategyKind::Overwrite, _) => Strategy::Overwrite,
             _ => Strategy::Append,
         }
     }
@@ -325,9 +338,21 @@ pub(crate) fn layout(n: &Node, keys: &[&str]) -> Result<Layout, Vec<Diagnostic>>
             true => indexes(&mut ck),
             false => Vec::new(),
         },
+        partition_by: match applies("partition_by") {
+            true => ck.columns("partition_by").unwrap_or_default(),
+            false => Vec::new(),
+        },
+        file_format: applies("file_format")
+            .then(|| ck.one_of("file_format", FILE_FORMATS))
+            .flatten(),
     };
     ck.done(layout)
 }
+
+/// Spark's table formats (`USING …`); Delta, Iceberg and Hudi where the cluster has them.
+const FILE_FORMATS: &[&str] = &[
+    "parquet", "orc", "csv", "json", "avro", "text", "delta", "iceberg", "hudi",
+];
 
 /// `indexes: [{columns: [a, b], unique: true, type: btree}]`, as dbt-postgres reads it.
 fn indexes(ck: &mut Checker) -> Vec<Index> {
@@ -381,6 +406,7 @@ fn indexes(ck: &mut Checker) -> Vec<Index> {
 pub(crate) fn incremental_spec(
     n: &Node,
     run: PlanOptions,
+    replaces: Replaces,
 ) -> Result<IncrementalSpec, Vec<Diagnostic>> {
     let mut ck = Checker::new(n);
     let unique_key = ck.columns("unique_key").unwrap_or_default();
@@ -399,7 +425,10 @@ pub(crate) fn incremental_spec(
         .iter()
         .find_map(|k| ck.conditions(k))
         .unwrap_or_default();
-    let kind = strategy_kind(&mut ck, strategy, &unique_key);
+    let kind = match replaceable(&mut ck, strategy, replaces) {
+        true => strategy_kind(&mut ck, strategy, &unique_key),
+        false => StrategyKind::Append,
+    };
     // dbt's `full_refresh`: `false` keeps a table that is costly to rebuild out of
     // `--full-refresh`; `true` rebuilds it every run.
     let run = PlanOptions {
@@ -432,6 +461,29 @@ fn merge_columns(ck: &mut Checker<'_>) -> (Option<Vec<String>>, Vec<String>) {
     (update_columns, exclude_columns)
 }
 
+/// Whether the warehouse can run `strategy` the way it replaces rows; if not, an error at
+/// the setting.
+fn replaceable(ck: &mut Checker<'_>, strategy: &str, replaces: Replaces) -> bool {
+    let partitioned = !ck.columns("partition_by").unwrap_or_default().is_empty();
+    let problem = match (replaces, strategy) {
+        (Replaces::Rows, "insert_overwrite") => (
+            "the `insert_overwrite` strategy replaces whole partitions, which this target's warehouse does not have; it replaces rows".to_string(),
+            "use `delete+insert` with a `unique_key`, or `microbatch`",
+        ),
+        (Replaces::Partitions, "merge" | "delete+insert") => (
+            format!("the `{strategy}` strategy {NEEDS_ROW_UPDATES}"),
+            PARTITION_HELP,
+        ),
+        (Replaces::Partitions, "microbatch") if !partitioned => (
+            "a microbatch on Spark overwrites the partitions its batch touches, so it needs `partition_by`".to_string(),
+            "e.g. partition_by='dt', with dt the day of `event_time` and batch_size='day'",
+        ),
+        _ => return true,
+    };
+    ck.bad("incremental_strategy", problem.0, Some(problem.1.into()));
+    false
+}
+
 /// The named strategy, checked against what it needs (append when it cannot be had).
 fn strategy_kind(ck: &mut Checker<'_>, strategy: &str, unique_key: &[String]) -> StrategyKind {
     match strategy {
@@ -445,6 +497,7 @@ fn strategy_kind(ck: &mut Checker<'_>, strategy: &str, unique_key: &[String]) ->
         }
         "merge" => StrategyKind::Merge,
         "delete+insert" => StrategyKind::DeleteInsert,
+        "insert_overwrite" => StrategyKind::Overwrite,
         "microbatch" => microbatch(ck).map_or(StrategyKind::Append, StrategyKind::Microbatch),
         _ => StrategyKind::Append,
     }
@@ -514,8 +567,15 @@ pub(crate) fn snapshot_spec(
     n: &Node,
     sql: &str,
     now: DateTime,
+    replaces: Replaces,
 ) -> Result<SnapshotSpec, Vec<Diagnostic>> {
     let mut ck = Checker::new(n);
+    if replaces == Replaces::Partitions {
+        let problem = format!("a snapshot {NEEDS_ROW_UPDATES}");
+        let help = "build it on a DuckDB or PostgreSQL target, or keep history with an `append` incremental model";
+        ck.bad("materialized", problem, Some(help.into()));
+        return Err(ck.errors);
+    }
     let unique_key = ck.columns("unique_key").unwrap_or_default();
     if unique_key.is_empty() {
         ck.bad(

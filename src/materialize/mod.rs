@@ -119,12 +119,19 @@ pub(crate) fn plan(
         NodeKind::Model => match n.config.materialized() {
             "view" => Action::View,
             "table" => Action::Table,
-            "incremental" => Action::Incremental(Box::new(incremental::incremental_spec(n, opts)?)),
+            "incremental" => Action::Incremental(Box::new(incremental::incremental_spec(
+                n,
+                opts,
+                c.project.target.dialect().replaces(),
+            )?)),
             _ => return Ok(None),
         },
         NodeKind::Snapshot => {
             let sql = c.sql[i].as_deref().unwrap_or_default();
-            Action::Snapshot(Box::new(incremental::snapshot_spec(n, sql, opts.now)?))
+            let replaces = c.project.target.dialect().replaces();
+            Action::Snapshot(Box::new(incremental::snapshot_spec(
+                n, sql, opts.now, replaces,
+            )?))
         }
         _ => return Ok(None),
     };

@@ -74,11 +74,20 @@ pub(crate) const APPLIED_KEYS: &[&str] = &[
 
 /// Config keys of a relation's physical layout, applied where the warehouse has one
 /// (`Dialect::layout_keys`) and warned of elsewhere.
-pub(crate) const LAYOUT_KEYS: &[&str] = &["dist", "sort", "sort_type", "backup", "bind", "indexes"];
+pub(crate) const LAYOUT_KEYS: &[&str] = &[
+    "dist",
+    "sort",
+    "sort_type",
+    "backup",
+    "bind",
+    "indexes",
+    "partition_by",
+    "file_format",
+];
 
 /// Config keys of dbt's that xform accepts but does not apply yet: a project that sets one is
 /// warned, once per key, where it first sets it.
-pub(crate) const NOT_APPLIED_KEYS: &[&str] = &["cluster_by", "database", "partition_by"];
+pub(crate) const NOT_APPLIED_KEYS: &[&str] = &["cluster_by", "database"];
 
 /// Every config key xform knows.
 pub(crate) fn is_known_key(key: &str) -> bool {

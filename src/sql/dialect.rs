@@ -3,7 +3,9 @@
 //! caller. Every piece of SQL text xform writes of its own outside an adapter is built here.
 
 use serde_json::Value as Json;
-use sqlparser::dialect::{Dialect as Parser, DuckDbDialect, PostgreSqlDialect, RedshiftSqlDialect};
+use sqlparser::dialect::{
+    DatabricksDialect, Dialect as Parser, DuckDbDialect, PostgreSqlDialect, RedshiftSqlDialect,
+};
 
 use super::Relation;
 
@@ -14,16 +16,18 @@ pub(crate) enum Kind {
     DuckDb,
     Postgres,
     Redshift,
+    Spark,
 }
 
 impl Kind {
-    pub(crate) const NAMES: &'static [&'static str] = &["duckdb", "postgres", "redshift"];
+    pub(crate) const NAMES: &'static [&'static str] = &["duckdb", "postgres", "redshift", "spark"];
 
     pub(crate) fn parse(name: &str) -> Option<Kind> {
         match name {
             "duckdb" => Some(Kind::DuckDb),
             "postgres" | "postgresql" => Some(Kind::Postgres),
             "redshift" => Some(Kind::Redshift),
+            "spark" => Some(Kind::Spark),
             _ => None,
         }
     }
@@ -33,6 +37,7 @@ impl Kind {
             Kind::DuckDb => "duckdb",
             Kind::Postgres => "postgres",
             Kind::Redshift => "redshift",
+            Kind::Spark => "spark",
         }
     }
 
@@ -42,6 +47,7 @@ impl Kind {
             Kind::DuckDb => &["duckdb", "default"],
             Kind::Postgres => &["postgres", "default"],
             Kind::Redshift => &["redshift", "postgres", "default"],
+            Kind::Spark => &["spark", "default"],
         }
     }
 
@@ -50,6 +56,7 @@ impl Kind {
             Kind::DuckDb => &DuckDb,
             Kind::Postgres => &Postgres,
             Kind::Redshift => &Redshift,
+            Kind::Spark => &Spark,
         }
     }
 }
@@ -87,6 +94,16 @@ impl ColumnClass {
 pub(crate) enum KeyDiff {
     Counts,
     Rows { limit: usize },
+}
+
+/// How a warehouse replaces rows of a table in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Replaces {
+    /// Row by row: `DELETE`, `UPDATE`, `MERGE` (merge, delete+insert, snapshots, microbatches).
+    Rows,
+    /// Whole partitions, by `INSERT OVERWRITE` of the partitions new rows touch (Spark's
+    /// default catalog): `insert_overwrite`, and microbatches over partitioned tables.
+    Partitions,
 }
 
 /// A unit test's fixture as rows of literals: each column's name and, when known, the type
@@ -155,6 +172,12 @@ pub(crate) trait Dialect: Send + Sync {
         None
     }
 
+    /// Whether a relative path in `read_files` must be made absolute first (the warehouse
+    /// runs elsewhere than the project), or is the project's as it is.
+    fn absolute_paths(&self) -> bool {
+        false
+    }
+
     /// The statement making another database file readable as `alias`, where the warehouse
     /// can attach one.
     fn attach(&self, _path: &str, _alias: &str) -> Option<String> {
@@ -209,6 +232,11 @@ pub(crate) trait Dialect: Send + Sync {
     /// A hash (text) of `parts` (text expressions, never NULL) joined by `|`.
     fn hash_text(&self, parts: &[String]) -> String {
         format!("md5(concat_ws('|', {}))", parts.join(", "))
+    }
+
+    /// How the warehouse replaces rows in place: which incremental strategies it can run.
+    fn replaces(&self) -> Replaces {
+        Replaces::Rows
     }
 
     /// Whether `MERGE INTO t AS alias … WHEN MATCHED THEN DO NOTHING` is understood; else a
@@ -331,11 +359,11 @@ pub(crate) trait Dialect: Send + Sync {
     /// A query listing `column_name, column_type` of a FROM item.
     fn describe(&self, from: &str) -> String;
 
-    /// The docs catalog of these schemas: one row per column with `table_schema, table_name,
+    /// The docs catalog of these schemas (None where no one query lists it): one row per column with `table_schema, table_name,
     /// table_type, column_name, data_type, ordinal_position, row_count` (the relation's rows
     /// as the warehouse's statistics know them, or NULL).
-    fn catalog(&self, schemas: &[String]) -> String {
-        catalog_query(("NULL", "", ""), &self.list(schemas))
+    fn catalog(&self, schemas: &[String]) -> Option<String> {
+        Some(catalog_query(("NULL", "", ""), &self.list(schemas)))
     }
 
     /// Text literals separated by commas.
@@ -612,11 +640,14 @@ impl Dialect for DuckDb {
         format!("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {from})")
     }
 
-    fn catalog(&self, schemas: &[String]) -> String {
+    fn catalog(&self, schemas: &[String]) -> Option<String> {
         let rows = " LEFT JOIN duckdb_tables() d ON d.database_name = c.table_catalog \
              AND d.schema_name = c.table_schema AND d.table_name = c.table_name";
         let here = " AND c.table_catalog = current_database()";
-        catalog_query(("d.estimated_size", rows, here), &self.list(schemas))
+        Some(catalog_query(
+            ("d.estimated_size", rows, here),
+            &self.list(schemas),
+        ))
     }
 }
 
@@ -685,10 +716,10 @@ impl Dialect for Postgres {
         coalesced_equal(self, (a, b), data_type)
     }
 
-    fn catalog(&self, schemas: &[String]) -> String {
+    fn catalog(&self, schemas: &[String]) -> Option<String> {
         let rows = " LEFT JOIN pg_stat_user_tables s ON s.schemaname = c.table_schema \
              AND s.relname = c.table_name";
-        catalog_query(("s.n_live_tup", rows, ""), &self.list(schemas))
+        Some(catalog_query(("s.n_live_tup", rows, ""), &self.list(schemas)))
     }
 
     /// Only a relation or a temporary table can be described from the catalog: `from` is its
@@ -865,6 +896,120 @@ impl Dialect for Redshift {
 
     fn describe(&self, from: &str) -> String {
         Postgres.describe(from)
+    }
+}
+
+/// Apache Spark SQL (over Spark Connect): backticks, names folded to lower case as its catalog
+/// stores them, text literals with backslash escapes, `<=>` for null-safe equality, files read
+/// in place (`parquet.`path``), and no row-level changes on its default catalog (no `DELETE`,
+/// `UPDATE` or `MERGE` without Delta or Iceberg): rows are replaced a partition at a time.
+pub(crate) struct Spark;
+
+impl Dialect for Spark {
+    fn parser(&self) -> &'static dyn Parser {
+        &DatabricksDialect {}
+    }
+
+    fn default_schema(&self) -> &'static str {
+        "default"
+    }
+
+    fn quote(&self, ident: &str) -> String {
+        format!("`{}`", ident.replace('`', "``"))
+    }
+
+    fn fold_identifier(&self, ident: &str) -> String {
+        ident.to_lowercase()
+    }
+
+    fn stored_name(&self, ident: &str) -> String {
+        ident.to_lowercase()
+    }
+
+    /// Spark discovers `dt=` partition folders itself, below the folder before the first
+    /// `*` or `=` of a pattern; CSV files have a header and typed columns.
+    fn read_files(&self, format: &str, location: &str, hive_partitioned: bool) -> Option<String> {
+        let format = match format {
+            "csv" | "json" | "orc" => format,
+            _ => "parquet",
+        };
+        let mut options = Vec::new();
+        if format == "csv" {
+            options.extend(["'header' = 'true'".to_string(), "'inferSchema' = 'true'".into()]);
+        }
+        let parts: Vec<&str> = location.split('/').collect();
+        let base = parts.iter().position(|p| p.contains(['*', '=', '?', '[']));
+        if let Some(at) = base.filter(|&at| hive_partitioned && at > 0) {
+            let base = parts[..at].join("/");
+            options.push(format!("'basePath' = {}", self.literal(&Json::from(base))));
+        }
+        let with = match options.is_empty() {
+            true => String::new(),
+            false => format!(" WITH ({})", options.join(", ")),
+        };
+        Some(format!("{format}.{}{with}", self.quote(location)))
+    }
+
+    fn absolute_paths(&self) -> bool {
+        true
+    }
+
+    fn numeric_types(&self) -> &'static [&'static str] {
+        &[
+            "TINYINT", "SMALLINT", "INT", "INTEGER", "BIGINT", "FLOAT", "REAL", "DOUBLE",
+            "DECIMAL", "NUMERIC", "DEC", "BYTE", "SHORT", "LONG",
+        ]
+    }
+
+    fn text_types(&self) -> &'static [&'static str] {
+        &["STRING", "VARCHAR", "CHAR"]
+    }
+
+    fn has_privileges(&self) -> bool {
+        false
+    }
+
+    fn replaces(&self) -> Replaces {
+        Replaces::Partitions
+    }
+
+    fn merges(&self) -> bool {
+        false
+    }
+
+    fn null_safe_equal(&self, a: &str, b: &str, _data_type: Option<&str>) -> String {
+        format!("{a} <=> {b}")
+    }
+
+    fn distinct(&self, a: &str, b: &str) -> String {
+        format!("NOT ({a} <=> {b})")
+    }
+
+    fn text_type(&self) -> &'static str {
+        "STRING"
+    }
+
+    fn layout_keys(&self) -> &'static [&'static str] {
+        &["partition_by", "file_format"]
+    }
+
+    /// Spark reads `\` in a literal as an escape: a quote and a backslash are escaped so.
+    fn literal(&self, v: &Json) -> String {
+        match v {
+            Json::String(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
+            Json::Null | Json::Bool(_) | Json::Number(_) => DuckDb.literal(v),
+            other => self.literal(&Json::from(other.to_string())),
+        }
+    }
+
+    fn describe(&self, from: &str) -> String {
+        format!("DESCRIBE QUERY SELECT * FROM {from}")
+    }
+
+    /// The spark_catalog has no `information_schema`: its columns are listed a relation at a
+    /// time, not by one query.
+    fn catalog(&self, _schemas: &[String]) -> Option<String> {
+        None
     }
 }
 

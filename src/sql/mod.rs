@@ -8,7 +8,7 @@ mod dialect;
 mod lineage;
 
 pub(crate) use analyze::{Analysis, analyze, canonical};
-pub(crate) use dialect::{ColumnClass, Dialect, Fixture, KeyDiff, Kind, trim_statement};
+pub(crate) use dialect::{ColumnClass, Dialect, Fixture, KeyDiff, Kind, Replaces, trim_statement};
 pub(crate) use lineage::{Known, Origin, lineage};
 
 /// A relation by its unquoted parts; `database` is the catalog (an attached DuckDB file, a

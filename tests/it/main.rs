@@ -12,6 +12,7 @@ mod incremental;
 mod lineage;
 mod on_postgres;
 mod on_redshift;
+mod on_spark;
 mod regressions;
 mod reliability;
 mod render;

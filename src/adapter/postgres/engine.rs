@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use postgres::{CancelToken, Client, NoTls, SimpleQueryMessage};
 
-use super::{Flavour, Settings, SslMode, seed};
+use super::{Flavour, Settings, SslMode};
+use crate::adapter::seed;
 use crate::adapter::statements::{self, Statements, body, kind_word, limited, lit as literal};
 use crate::adapter::{
     Around, Build, CsvSource, DbError, DbResult, Layout, RelKind, Relation, Rows, SchemaGrants,
@@ -972,7 +973,7 @@ impl PgSession {
         );
         log.push(copy.clone());
         let loaded = self.copy_in(&copy, &data);
-        self.lost(loaded.map_err(|e| seed::bad_row(e, failed)))
+        self.lost(loaded.map_err(|e| bad_row(e, failed)))
     }
 
     /// Inserts `records` 500 rows a statement; a statement the server refuses fails the load
@@ -1577,5 +1578,28 @@ impl Session for PgSession {
             rows.types = types.collect();
         }
         Ok(rows)
+    }
+}
+
+/// A `COPY` refused a value: its line in the file and its column, from the server's
+/// context (`COPY orders, line 3, column amount: "x"`), else the plain error.
+fn bad_row(e: postgres::Error, otherwise: fn(postgres::Error) -> DbError) -> DbError {
+    let Some((db, context)) = e.as_db_error().and_then(|d| Some((d, d.where_()?))) else {
+        return otherwise(e);
+    };
+    let Some((_, rest)) = context.split_once(", line ") else {
+        return otherwise(e);
+    };
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let Ok(line) = digits.parse::<u64>() else {
+        return otherwise(e);
+    };
+    let column = rest
+        .split_once(", column ")
+        .map(|(_, c)| c.split(':').next().unwrap_or(c).to_string());
+    DbError::BadRow {
+        line,
+        column,
+        message: db.message().to_string(),
     }
 }

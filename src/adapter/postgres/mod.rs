@@ -35,8 +35,6 @@
 
 #[cfg(feature = "postgres")]
 mod engine;
-#[cfg(feature = "postgres")]
-mod seed;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! A seed's column types, read from its values as dbt does (whole numbers, decimals,
 //! booleans, dates, timestamps, else text; decimals exact, or as dbt's `float8` for a dbt
-//! project), unless `column_types` names them; and a refused row's place in the file.
+//! project), unless `column_types` names them, for the engines that load rows themselves
+//! (PostgreSQL, Redshift, Spark); the names are PostgreSQL's, each engine spells them its way.
 
 use crate::adapter::{CsvSource, DbError, DbResult};
 
@@ -83,7 +84,7 @@ fn is_timestamp(v: &str) -> bool {
 
 /// Each column's name and type: `column_types`' where given, else the narrowest type all of
 /// its values have (text when it has none).
-pub(super) fn columns(data: &[u8], csv: &CsvSource) -> DbResult<Vec<(String, String)>> {
+pub(crate) fn columns(data: &[u8], csv: &CsvSource) -> DbResult<Vec<(String, String)>> {
     let mut reader = reader(data, csv)?;
     let names: Vec<String> = match csv.header {
         true => reader
@@ -153,13 +154,13 @@ fn bad(e: csv::Error) -> DbError {
 }
 
 /// A row of a seed and its line in the file.
-pub(super) struct Record {
-    pub(super) line: u64,
-    pub(super) values: Vec<String>,
+pub(crate) struct Record {
+    pub(crate) line: u64,
+    pub(crate) values: Vec<String>,
 }
 
 /// Every row of the file, each `width` values long (a short row ends with empty ones).
-pub(super) fn records(data: &[u8], csv: &CsvSource, width: usize) -> DbResult<Vec<Record>> {
+pub(crate) fn records(data: &[u8], csv: &CsvSource, width: usize) -> DbResult<Vec<Record>> {
     let mut out = Vec::new();
     for record in reader(data, csv)?.records() {
         let record = record.map_err(bad)?;
@@ -175,7 +176,7 @@ pub(super) fn records(data: &[u8], csv: &CsvSource, width: usize) -> DbResult<Ve
 
 /// Sizes for Redshift, whose `text` is `VARCHAR(256)` bytes and whose `numeric` is
 /// `NUMERIC(18, 0)`: text as wide as its longest value's bytes, numbers as wide as theirs.
-pub(super) fn sized(columns: Vec<(String, String)>, records: &[Record]) -> Vec<(String, String)> {
+pub(crate) fn sized(columns: Vec<(String, String)>, records: &[Record]) -> Vec<(String, String)> {
     let values = |i: usize| records.iter().filter_map(move |r| r.values.get(i));
     columns
         .into_iter()
@@ -212,29 +213,6 @@ fn single_byte(s: &str, what: &str) -> DbResult<u8> {
         _ => Err(DbError::Failed(format!(
             "the seed's {what} must be one ASCII character, found {s:?}"
         ))),
-    }
-}
-
-/// A `COPY` refused a value: its line in the file and its column, from the server's
-/// context (`COPY orders, line 3, column amount: "x"`), else the plain error.
-pub(super) fn bad_row(e: postgres::Error, otherwise: fn(postgres::Error) -> DbError) -> DbError {
-    let Some((db, context)) = e.as_db_error().and_then(|d| Some((d, d.where_()?))) else {
-        return otherwise(e);
-    };
-    let Some((_, rest)) = context.split_once(", line ") else {
-        return otherwise(e);
-    };
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    let Ok(line) = digits.parse::<u64>() else {
-        return otherwise(e);
-    };
-    let column = rest
-        .split_once(", column ")
-        .map(|(_, c)| c.split(':').next().unwrap_or(c).to_string());
-    DbError::BadRow {
-        line,
-        column,
-        message: db.message().to_string(),
     }
 }
 
