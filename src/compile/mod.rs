@@ -376,7 +376,8 @@ pub(crate) fn check(
 /// relative location made the project's, for a warehouse running elsewhere).
 fn files_reader(e: &External, project: &Project) -> Option<String> {
     let dialect = project.target.dialect();
-    let location = match dialect.absolute_paths() && std::path::Path::new(&e.location).is_relative() {
+    let location = match dialect.absolute_paths() && std::path::Path::new(&e.location).is_relative()
+    {
         true => {
             let path = project.root.join(&e.location);
             let path = std::path::absolute(&path).unwrap_or(path);
@@ -446,9 +447,7 @@ fn source_relation(project: &Project, n: &Node) -> Option<RelName> {
             schema: project.target.dialect().stored_name(&schema),
             identifier: project.target.dialect().stored_name(&identifier),
             ephemeral: false,
-            external: n
-                .external()
-                .and_then(|e| files_reader(&e, project)),
+            external: n.external().and_then(|e| files_reader(&e, project)),
         })
 }
 

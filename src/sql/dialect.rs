@@ -719,7 +719,10 @@ impl Dialect for Postgres {
     fn catalog(&self, schemas: &[String]) -> Option<String> {
         let rows = " LEFT JOIN pg_stat_user_tables s ON s.schemaname = c.table_schema \
              AND s.relname = c.table_name";
-        Some(catalog_query(("s.n_live_tup", rows, ""), &self.list(schemas)))
+        Some(catalog_query(
+            ("s.n_live_tup", rows, ""),
+            &self.list(schemas),
+        ))
     }
 
     /// Only a relation or a temporary table can be described from the catalog: `from` is its
@@ -935,7 +938,10 @@ impl Dialect for Spark {
         };
         let mut options = Vec::new();
         if format == "csv" {
-            options.extend(["'header' = 'true'".to_string(), "'inferSchema' = 'true'".into()]);
+            options.extend([
+                "'header' = 'true'".to_string(),
+                "'inferSchema' = 'true'".into(),
+            ]);
         }
         let parts: Vec<&str> = location.split('/').collect();
         let base = parts.iter().position(|p| p.contains(['*', '=', '?', '[']));

@@ -36,7 +36,9 @@ fn failed(what: impl std::fmt::Display) -> DbError {
 
 fn status(s: tonic::Status) -> DbError {
     match s.code() {
-        tonic::Code::Unavailable => failed(format!("Spark Connect is unavailable: {}", s.message())),
+        tonic::Code::Unavailable => {
+            failed(format!("Spark Connect is unavailable: {}", s.message()))
+        }
         _ => failed(s.message()),
     }
 }
@@ -110,7 +112,11 @@ impl Client {
         });
         let grpc = &mut self.grpc;
         self.runtime.block_on(async {
-            let mut stream = grpc.execute_plan(request).await.map_err(status)?.into_inner();
+            let mut stream = grpc
+                .execute_plan(request)
+                .await
+                .map_err(status)?
+                .into_inner();
             let mut wanted = true;
             while let Some(response) = stream.message().await.map_err(status)? {
                 use pb::execute_plan_response::ResponseType;
@@ -137,7 +143,10 @@ impl Client {
             query: query.to_string(),
             ..Default::default()
         };
-        self.execute(pb::plan::OpType::Root(relation(pb::relation::RelType::Sql(sql))), each)
+        self.execute(
+            pb::plan::OpType::Root(relation(pb::relation::RelType::Sql(sql))),
+            each,
+        )
     }
 
     /// Makes `batch` (sent whole, as Arrow IPC) readable in this session as temporary view
@@ -205,8 +214,8 @@ fn decode(data: Bytes) -> DbResult<Vec<RecordBatch>> {
 
 fn encode(batch: &RecordBatch) -> DbResult<Bytes> {
     let mut out = Vec::new();
-    let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut out, &batch.schema())
-        .map_err(failed)?;
+    let mut w =
+        arrow_ipc::writer::StreamWriter::try_new(&mut out, &batch.schema()).map_err(failed)?;
     w.write(batch).map_err(failed)?;
     w.finish().map_err(failed)?;
     drop(w);

@@ -103,8 +103,12 @@ impl Warehouse for Spark {
             "SET spark.sql.sources.partitionOverwriteMode=dynamic",
             &mut |_| true,
         )?;
-        (self.0.sessions.lock().unwrap_or_else(PoisonError::into_inner))
-            .push(client.session_id().to_string());
+        (self
+            .0
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
+        .push(client.session_id().to_string());
         Ok(Box::new(SparkSession {
             client,
             shared: self.0.clone(),
@@ -114,7 +118,11 @@ impl Warehouse for Spark {
 
     fn interrupt(&self) {
         self.0.interrupted.store(true, Ordering::SeqCst);
-        let sessions = self.0.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let sessions = self
+            .0
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for id in sessions.iter() {
             let _ = Client::interrupt(&self.0.settings, id);
         }
@@ -125,7 +133,10 @@ impl Warehouse for Spark {
         let rows = s.query("SELECT version()", 1)?;
         let v = rows.rows.first().and_then(|r| r.first().cloned().flatten());
         let v = v.unwrap_or_default();
-        Ok(format!("Spark {}", v.split_whitespace().next().unwrap_or("?")))
+        Ok(format!(
+            "Spark {}",
+            v.split_whitespace().next().unwrap_or("?")
+        ))
     }
 }
 
@@ -211,7 +222,11 @@ impl SparkSession {
             if out.columns.is_empty() {
                 let schema = batch.schema();
                 out.columns = schema.fields().iter().map(|f| f.name().clone()).collect();
-                out.types = schema.fields().iter().map(|f| f.data_type().to_string()).collect();
+                out.types = schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.data_type().to_string())
+                    .collect();
             }
             let rows = &mut out.rows;
             let kept = text_rows(&batch, &mut |r| {
@@ -241,11 +256,17 @@ impl SparkSession {
     fn new_version(&self, relation: &Relation) -> Relation {
         let n = self.shared.versions.fetch_add(1, Ordering::SeqCst);
         let name = format!("{}{VERSION}{}_{n}", relation.name, self.shared.run);
-        Relation { name, ..relation.clone() }
+        Relation {
+            name,
+            ..relation.clone()
+        }
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, HashMap<Relation, Relation>> {
-        self.shared.live.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The version the published view `relation` reads: known from the start of the run, or
@@ -260,11 +281,20 @@ impl SparkSession {
             [Some(k), Some(v)] if k == POINTS_AT => Some(v.clone()),
             _ => None,
         });
-        Ok(named.map(|name| Relation { name, ..relation.clone() }))
+        Ok(named.map(|name| Relation {
+            name,
+            ..relation.clone()
+        }))
     }
 
     /// `CREATE TABLE … USING … [PARTITIONED BY …] AS sql`.
-    fn create_table_as(&mut self, table: &Relation, layout: &Layout, sql: &str, log: &mut Vec<String>) -> DbResult<()> {
+    fn create_table_as(
+        &mut self,
+        table: &Relation,
+        layout: &Layout,
+        sql: &str,
+        log: &mut Vec<String>,
+    ) -> DbResult<()> {
         let format = layout.file_format.as_deref().unwrap_or("parquet");
         let partitions = match layout.partition_by.is_empty() {
             true => String::new(),
@@ -282,7 +312,12 @@ impl SparkSession {
     }
 
     /// Publishes `version` under `relation`: one catalog update.
-    fn flip(&mut self, relation: &Relation, version: &Relation, log: &mut Vec<String>) -> DbResult<()> {
+    fn flip(
+        &mut self,
+        relation: &Relation,
+        version: &Relation,
+        log: &mut Vec<String>,
+    ) -> DbResult<()> {
         let sql = format!(
             "CREATE OR REPLACE VIEW {} TBLPROPERTIES ({} = {}) AS SELECT * FROM {}",
             rel(relation),
@@ -296,7 +331,12 @@ impl SparkSession {
     /// Makes room for a view under a name a table (not xform's) holds now: Spark cannot
     /// replace a table by a view in one step, so for a moment the name is free. A table xform
     /// published is a view already.
-    fn free_name(&mut self, relation: &Relation, replaces: Option<RelKind>, log: &mut Vec<String>) -> DbResult<()> {
+    fn free_name(
+        &mut self,
+        relation: &Relation,
+        replaces: Option<RelKind>,
+        log: &mut Vec<String>,
+    ) -> DbResult<()> {
         if replaces != Some(RelKind::Table) || self.version_of(relation)?.is_some() {
             return Ok(());
         }
@@ -304,7 +344,12 @@ impl SparkSession {
     }
 
     /// Drops the version `relation` read before, now that it reads another (or is a view).
-    fn drop_previous(&mut self, relation: &Relation, now: Option<&Relation>, log: &mut Vec<String>) {
+    fn drop_previous(
+        &mut self,
+        relation: &Relation,
+        now: Option<&Relation>,
+        log: &mut Vec<String>,
+    ) {
         let before = match now {
             Some(v) => self.live().insert(relation.clone(), v.clone()),
             None => self.live().remove(relation),
@@ -317,24 +362,46 @@ impl SparkSession {
 }
 
 impl SparkSession {
-    fn stage_view(&mut self, relation: &Relation, sql: &str, replaces: Option<RelKind>, log: &mut Vec<String>) -> DbResult<Option<Pending>> {
+    fn stage_view(
+        &mut self,
+        relation: &Relation,
+        sql: &str,
+        replaces: Option<RelKind>,
+        log: &mut Vec<String>,
+    ) -> DbResult<Option<Pending>> {
         self.free_name(relation, replaces, log)?;
-        let create = format!("CREATE OR REPLACE VIEW {} AS\n{}", rel(relation), statements::body(sql));
+        let create = format!(
+            "CREATE OR REPLACE VIEW {} AS\n{}",
+            rel(relation),
+            statements::body(sql)
+        );
         self.run(&create, log)?;
         self.drop_previous(relation, None, log);
         Ok(None)
     }
 
-    fn stage_table(&mut self, relation: &Relation, sql: &str, layout: &Layout, log: &mut Vec<String>) -> DbResult<(Relation, Option<Pending>)> {
+    fn stage_table(
+        &mut self,
+        relation: &Relation,
+        sql: &str,
+        layout: &Layout,
+        log: &mut Vec<String>,
+    ) -> DbResult<(Relation, Option<Pending>)> {
         let version = self.new_version(relation);
         self.create_table_as(&version, layout, sql, log)?;
         Ok((version.clone(), Some(Pending::Flip(version))))
     }
 
-    fn stage_seed(&mut self, relation: &Relation, csv: &CsvSource, log: &mut Vec<String>) -> DbResult<(Relation, Option<Pending>)> {
+    fn stage_seed(
+        &mut self,
+        relation: &Relation,
+        csv: &CsvSource,
+        log: &mut Vec<String>,
+    ) -> DbResult<(Relation, Option<Pending>)> {
         let data = match &csv.decoded {
             Some(text) => text.as_bytes().to_vec(),
-            None => std::fs::read(&csv.path).map_err(|e| DbError::Failed(format!("cannot read {}: {e}", csv.path.display())))?,
+            None => std::fs::read(&csv.path)
+                .map_err(|e| DbError::Failed(format!("cannot read {}: {e}", csv.path.display())))?,
         };
         let columns = seed::columns(&data, csv)?;
         let records = seed::records(&data, csv, columns.len())?;
@@ -348,7 +415,11 @@ impl SparkSession {
         };
         for (i, chunk) in chunks.into_iter().enumerate() {
             self.client.temp_view(&view, &seed_batch(&types, chunk)?)?;
-            log.push(format!("-- {} rows of {} sent as Arrow, as temporary view {view}", chunk.len(), csv.path.display()));
+            log.push(format!(
+                "-- {} rows of {} sent as Arrow, as temporary view {view}",
+                chunk.len(),
+                csv.path.display()
+            ));
             let loaded = match i {
                 0 => self.create_table_as(&version, &Layout::default(), &select, log),
                 _ => self.run(&format!("INSERT INTO {} {select}", rel(&version)), log),
@@ -358,7 +429,10 @@ impl SparkSession {
                 return Err(e);
             }
         }
-        self.run(&format!("DROP VIEW IF EXISTS {}", dialect().quote(&view)), log)?;
+        self.run(
+            &format!("DROP VIEW IF EXISTS {}", dialect().quote(&view)),
+            log,
+        )?;
         Ok((version.clone(), Some(Pending::Flip(version))))
     }
 }
@@ -370,9 +444,12 @@ fn seed_batch(types: &[(String, String)], records: &[seed::Record]) -> DbResult<
         .collect();
     let arrays: Vec<ArrayRef> = (0..types.len())
         .map(|i| {
-            let values = records
-                .iter()
-                .map(|r| r.values.get(i).map(String::as_str).filter(|v| !v.is_empty()));
+            let values = records.iter().map(|r| {
+                r.values
+                    .get(i)
+                    .map(String::as_str)
+                    .filter(|v| !v.is_empty())
+            });
             Arc::new(StringArray::from_iter(values)) as ArrayRef
         })
         .collect();
@@ -386,7 +463,13 @@ fn seed_select(types: &[(String, String)], view: &str) -> String {
     let items: Vec<String> = types
         .iter()
         .enumerate()
-        .map(|(i, (name, ty))| format!("{} AS {}", d.cast(&format!("c{i}"), &spark_type(ty)), d.quote(name)))
+        .map(|(i, (name, ty))| {
+            format!(
+                "{} AS {}",
+                d.cast(&format!("c{i}"), &spark_type(ty)),
+                d.quote(name)
+            )
+        })
         .collect();
     format!("SELECT {} FROM {}", items.join(", "), d.quote(view))
 }
@@ -407,10 +490,24 @@ fn spark_type(ty: &str) -> String {
 
 impl SparkSession {
     /// New rows staged beside the table, checked against its columns; `publish` adds them.
-    fn stage_increment(&mut self, relation: &Relation, inc: &Increment<'_>, layout: &Layout, log: &mut Vec<String>) -> DbResult<(Relation, Option<Pending>)> {
-        let table = self.version_of(relation)?.unwrap_or_else(|| relation.clone());
-        let new = Relation { name: format!("{}__xform_new", relation.name), ..relation.clone() };
-        let audit = Relation { name: format!("{}__xform_audit", relation.name), ..relation.clone() };
+    fn stage_increment(
+        &mut self,
+        relation: &Relation,
+        inc: &Increment<'_>,
+        layout: &Layout,
+        log: &mut Vec<String>,
+    ) -> DbResult<(Relation, Option<Pending>)> {
+        let table = self
+            .version_of(relation)?
+            .unwrap_or_else(|| relation.clone());
+        let new = Relation {
+            name: format!("{}__xform_new", relation.name),
+            ..relation.clone()
+        };
+        let audit = Relation {
+            name: format!("{}__xform_audit", relation.name),
+            ..relation.clone()
+        };
         // One left by a killed run was dropped when this run began.
         self.create_table_as(&new, &Layout::default(), inc.sql, log)?;
         let staged = self.increment_statements(&table, &new, &audit, inc, layout, log);
@@ -432,13 +529,24 @@ impl SparkSession {
     /// How many rows a relation has.
     fn count(&mut self, relation: &Relation) -> DbResult<Option<u64>> {
         let counted = self.fetch(&format!("SELECT count(*) FROM {}", rel(relation)), 1)?;
-        let n = counted.rows.first().and_then(|r| r.first().cloned().flatten());
+        let n = counted
+            .rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten());
         Ok(n.and_then(|n| n.parse().ok()))
     }
 
     /// The statement adding the new rows, after the table's columns are reconciled with
     /// theirs, and the audit view of the table as it will be.
-    fn increment_statements(&mut self, table: &Relation, new: &Relation, audit: &Relation, inc: &Increment<'_>, layout: &Layout, log: &mut Vec<String>) -> DbResult<(String, bool)> {
+    fn increment_statements(
+        &mut self,
+        table: &Relation,
+        new: &Relation,
+        audit: &Relation,
+        inc: &Increment<'_>,
+        layout: &Layout,
+        log: &mut Vec<String>,
+    ) -> DbResult<(String, bool)> {
         let d = dialect();
         let target = rel(table);
         let incoming = self.describe(&rel(new))?;
@@ -447,10 +555,12 @@ impl SparkSession {
         let have = self.describe(&target)?;
         let select: Vec<String> = have
             .iter()
-            .map(|(c, ty)| match incoming.iter().any(|(n, _)| n.eq_ignore_ascii_case(c)) {
-                true => format!("n.{}", d.quote(c)),
-                false => format!("{} AS {}", d.cast("NULL", ty), d.quote(c)),
-            })
+            .map(
+                |(c, ty)| match incoming.iter().any(|(n, _)| n.eq_ignore_ascii_case(c)) {
+                    true => format!("n.{}", d.quote(c)),
+                    false => format!("{} AS {}", d.cast("NULL", ty), d.quote(c)),
+                },
+            )
             .collect();
         let new_rows = format!("SELECT {} FROM {} AS n", select.join(", "), rel(new));
         let overwrite = matches!(inc.strategy, Strategy::Overwrite | Strategy::Range { .. });
@@ -463,8 +573,15 @@ impl SparkSession {
             Some(k) => format!("{k}\nUNION ALL\n{new_rows}"),
             None => new_rows.clone(),
         };
-        self.run(&format!("CREATE OR REPLACE VIEW {} AS\n{will_be}", rel(audit)), log)?;
-        let verb = if overwrite { "INSERT OVERWRITE TABLE" } else { "INSERT INTO" };
+        self.run(
+            &format!("CREATE OR REPLACE VIEW {} AS\n{will_be}", rel(audit)),
+            log,
+        )?;
+        let verb = if overwrite {
+            "INSERT OVERWRITE TABLE"
+        } else {
+            "INSERT INTO"
+        };
         Ok((format!("{verb} {target}\n{new_rows}"), have.len() > before))
     }
 }
@@ -475,7 +592,13 @@ fn kept_partitions(target: &str, new: &str, partition_by: &[String]) -> String {
     let cols: Vec<&str> = partition_by.iter().map(String::as_str).collect();
     let on: Vec<String> = partition_by
         .iter()
-        .map(|p| d.null_safe_equal(&format!("t.{}", d.quote(p)), &format!("k.{}", d.quote(p)), None))
+        .map(|p| {
+            d.null_safe_equal(
+                &format!("t.{}", d.quote(p)),
+                &format!("k.{}", d.quote(p)),
+                None,
+            )
+        })
         .collect();
     format!(
         "SELECT t.* FROM {target} AS t LEFT ANTI JOIN (SELECT DISTINCT {} FROM {new}) AS k ON {}",
@@ -505,12 +628,21 @@ impl Statements for SparkSession {
     /// A temporary view of the session (Spark has no temporary tables).
     fn temp_table(&mut self, name: &str, sql: &str, log: &mut Vec<String>) -> DbResult<String> {
         let quoted = dialect().quote(name);
-        let create = format!("CREATE OR REPLACE TEMPORARY VIEW {quoted} AS\n{}", statements::body(sql));
+        let create = format!(
+            "CREATE OR REPLACE TEMPORARY VIEW {quoted} AS\n{}",
+            statements::body(sql)
+        );
         SparkSession::run(self, &create, log).map(|()| quoted)
     }
 
-    fn create_table(&mut self, relation: &Relation, sql: &str, log: &mut Vec<String>) -> DbResult<u64> {
-        self.create_table_as(relation, &Layout::default(), sql, log).map(|()| 0)
+    fn create_table(
+        &mut self,
+        relation: &Relation,
+        sql: &str,
+        log: &mut Vec<String>,
+    ) -> DbResult<u64> {
+        self.create_table_as(relation, &Layout::default(), sql, log)
+            .map(|()| 0)
     }
 }
 
@@ -535,7 +667,10 @@ impl SparkSession {
         let mut by_base: HashMap<Relation, Vec<Relation>> = HashMap::new();
         for v in versions {
             let base = v.name.split(VERSION).next().unwrap_or_default().to_string();
-            by_base.entry(Relation::new(schema, base)).or_default().push(v);
+            by_base
+                .entry(Relation::new(schema, base))
+                .or_default()
+                .push(v);
         }
         let published = self.names(&format!("SHOW TABLES IN {}", dialect().quote(schema)), 1)?;
         let mut dead = Vec::new();
@@ -584,10 +719,15 @@ impl Session for SparkSession {
         let mut dropped = Vec::new();
         for schema in self.names("SHOW SCHEMAS", 0)? {
             let found = self.xform_relations(&schema)?;
-            let (versions, others): (Vec<_>, Vec<_>) =
-                found.into_iter().partition(|(r, view)| !view && r.name.contains(VERSION));
-            let dead = self.dead_versions(&schema, versions.into_iter().map(|(r, _)| r).collect())?;
-            for (r, view) in others.into_iter().chain(dead.into_iter().map(|r| (r, false))) {
+            let (versions, others): (Vec<_>, Vec<_>) = found
+                .into_iter()
+                .partition(|(r, view)| !view && r.name.contains(VERSION));
+            let dead =
+                self.dead_versions(&schema, versions.into_iter().map(|(r, _)| r).collect())?;
+            for (r, view) in others
+                .into_iter()
+                .chain(dead.into_iter().map(|r| (r, false)))
+            {
                 let word = if view { "VIEW" } else { "TABLE" };
                 self.run(&format!("DROP {word} IF EXISTS {}", rel(&r)), log)?;
                 dropped.push(r);
@@ -598,7 +738,10 @@ impl Session for SparkSession {
 
     fn create_schemas(&mut self, schemas: &[String], log: &mut Vec<String>) -> DbResult<()> {
         for s in schemas {
-            self.run(&format!("CREATE SCHEMA IF NOT EXISTS {}", dialect().quote(s)), log)?;
+            self.run(
+                &format!("CREATE SCHEMA IF NOT EXISTS {}", dialect().quote(s)),
+                log,
+            )?;
         }
         Ok(())
     }
@@ -616,16 +759,23 @@ impl Session for SparkSession {
         let layout = &around.layout;
         let increment = matches!(build, Build::Increment(_));
         let (readable_as, pending) = match build {
-            Build::View(sql) => (relation.clone(), self.stage_view(relation, sql, replaces, log)?),
+            Build::View(sql) => (
+                relation.clone(),
+                self.stage_view(relation, sql, replaces, log)?,
+            ),
             Build::Table(sql) => self.stage_table(relation, sql, layout, log)?,
             Build::Seed(csv) => self.stage_seed(relation, csv, log)?,
             Build::Increment(inc) => self.stage_increment(relation, &inc, layout, log)?,
             Build::Snapshot(_) => {
-                return Err(DbError::Failed("snapshots need a Delta or Iceberg table on Spark".into()));
+                return Err(DbError::Failed(
+                    "snapshots need a Delta or Iceberg table on Spark".into(),
+                ));
             }
         };
         let rows = match &pending {
-            Some(Pending::Increment { staged: [new, _], .. }) if increment => self.count(new)?,
+            Some(Pending::Increment {
+                staged: [new, _], ..
+            }) if increment => self.count(new)?,
             _ => None,
         };
         if let Some(p) = pending {
@@ -650,14 +800,21 @@ impl Session for SparkSession {
                     .free_name(&relation, staged.replaces, log)
                     .and_then(|()| self.flip(&relation, &version, log));
                 match flipped {
-                    Ok(()) => Ok(self.drop_previous(&relation, Some(&version), log)),
+                    Ok(()) => {
+                        self.drop_previous(&relation, Some(&version), log);
+                        Ok(())
+                    }
                     Err(e) => {
                         let _ = self.run(&format!("DROP TABLE IF EXISTS {}", rel(&version)), log);
                         Err(e)
                     }
                 }
             }
-            Some(Pending::Increment { statement, staged: [new, audit], widened }) => {
+            Some(Pending::Increment {
+                statement,
+                staged: [new, audit],
+                widened,
+            }) => {
                 let added = self.run(&statement, log).and_then(|()| match &widened {
                     Some(table) => self.flip(&relation, table, log),
                     None => Ok(()),
@@ -675,8 +832,13 @@ impl Session for SparkSession {
     fn discard(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<()> {
         match self.pending.remove(&staged.relation) {
             None => Ok(()),
-            Some(Pending::Flip(version)) => self.run(&format!("DROP TABLE IF EXISTS {}", rel(&version)), log),
-            Some(Pending::Increment { staged: [new, audit], .. }) => {
+            Some(Pending::Flip(version)) => {
+                self.run(&format!("DROP TABLE IF EXISTS {}", rel(&version)), log)
+            }
+            Some(Pending::Increment {
+                staged: [new, audit],
+                ..
+            }) => {
                 self.run(&format!("DROP VIEW IF EXISTS {}", rel(&audit)), log)?;
                 self.run(&format!("DROP TABLE IF EXISTS {}", rel(&new)), log)
             }
@@ -684,20 +846,30 @@ impl Session for SparkSession {
     }
 
     fn count_failures(&mut self, queries: &[crate::adapter::FailureQuery]) -> DbResult<Vec<u64>> {
-        let rows = self.fetch(&statements::failure_counts(queries), usize::MAX)?.rows;
+        let rows = self
+            .fetch(&statements::failure_counts(queries), usize::MAX)?
+            .rows;
         let mut out = vec![0; queries.len()];
         for r in rows {
-            let number = |v: Option<&Option<String>>| v.cloned().flatten().and_then(|s| s.parse::<u64>().ok());
-            if let (Some(i), Some(n)) = (number(r.first()), number(r.get(1))) {
-                if let Some(slot) = out.get_mut(i as usize) {
-                    *slot = n;
-                }
+            let number = |v: Option<&Option<String>>| {
+                v.cloned().flatten().and_then(|s| s.parse::<u64>().ok())
+            };
+            if let (Some(i), Some(n)) = (number(r.first()), number(r.get(1)))
+                && let Some(slot) = out.get_mut(i as usize)
+            {
+                *slot = n;
             }
         }
         Ok(out)
     }
 
-    fn store_failures(&mut self, into: &Relation, sql: &str, limit: Option<u64>, log: &mut Vec<String>) -> DbResult<u64> {
+    fn store_failures(
+        &mut self,
+        into: &Relation,
+        sql: &str,
+        limit: Option<u64>,
+        log: &mut Vec<String>,
+    ) -> DbResult<u64> {
         self.run(&format!("DROP TABLE IF EXISTS {}", rel(into)), log)?;
         self.create_table_as(into, &Layout::default(), &limited(sql, limit), log)?;
         Ok(self.count(into)?.unwrap_or(0))
@@ -706,12 +878,21 @@ impl Session for SparkSession {
     fn columns(&mut self, relation: &Relation) -> DbResult<Option<Vec<(String, String)>>> {
         match self.describe(&rel(relation)) {
             Ok(columns) => Ok(Some(columns)),
-            Err(DbError::Failed(m)) if m.contains("TABLE_OR_VIEW_NOT_FOUND") || m.contains("SCHEMA_NOT_FOUND") => Ok(None),
+            Err(DbError::Failed(m))
+                if m.contains("TABLE_OR_VIEW_NOT_FOUND") || m.contains("SCHEMA_NOT_FOUND") =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
 
-    fn max_loaded_at(&mut self, from: &str, loaded_at: &str, filter: Option<&str>) -> DbResult<Option<f64>> {
+    fn max_loaded_at(
+        &mut self,
+        from: &str,
+        loaded_at: &str,
+        filter: Option<&str>,
+    ) -> DbResult<Option<f64>> {
         let filter = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
         let sql = format!(
             "SELECT CAST(unix_micros(CAST(max({loaded_at}) AS TIMESTAMP)) AS DOUBLE) / 1000000 FROM {from}{filter}"
@@ -721,7 +902,11 @@ impl Session for SparkSession {
         Ok(v.and_then(|v| v.parse().ok()))
     }
 
-    fn for_each_row(&mut self, sql: &str, row: &mut dyn FnMut(Vec<Option<String>>) -> bool) -> DbResult<()> {
+    fn for_each_row(
+        &mut self,
+        sql: &str,
+        row: &mut dyn FnMut(Vec<Option<String>>) -> bool,
+    ) -> DbResult<()> {
         let mut failed = None;
         self.sql(sql, &mut |batch| {
             text_rows(&batch, row).unwrap_or_else(|e| {

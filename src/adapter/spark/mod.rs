@@ -117,7 +117,11 @@ fn parse_url(url: &str) -> Result<Settings, String> {
         .ok_or("does not start with `sc://`")?;
     let (address, params) = rest.split_once('/').unwrap_or((rest, ""));
     let (host, port) = match address.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("has no port number in `{p}`"))?),
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("has no port number in `{p}`"))?,
+        ),
         None => (address, 15002),
     };
     if host.is_empty() {
@@ -166,8 +170,12 @@ mod tests {
 
     #[test]
     fn reads_urls_as_spark_clients_write_them() {
-        let s = parse_url("sc://spark.example.com:443/;use_ssl=true;token=abc;user_id=kim").unwrap();
-        assert_eq!((s.host.as_str(), s.port, s.use_ssl), ("spark.example.com", 443, true));
+        let s =
+            parse_url("sc://spark.example.com:443/;use_ssl=true;token=abc;user_id=kim").unwrap();
+        assert_eq!(
+            (s.host.as_str(), s.port, s.use_ssl),
+            ("spark.example.com", 443, true)
+        );
         assert_eq!((s.token.as_deref(), s.user.as_str()), (Some("abc"), "kim"));
         assert_eq!(parse_url("sc://127.0.0.1").unwrap().port, 15002);
         assert!(parse_url("http://x:1").is_err());
