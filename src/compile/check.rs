@@ -195,12 +195,26 @@ fn bypassing_refs(
     graph: &Graph,
 ) -> Vec<Diagnostic> {
     let known = readable(i, names, graph);
-    let is_known = |parts: &[String]| match parts {
-        [.., schema, ident] => known
-            .iter()
-            .any(|r| &r.schema == schema && &r.identifier == ident),
-        [ident] => known.iter().any(|r| &r.identifier == ident),
-        [] => true,
+    // Files a warehouse reads as a relation named by format and path (Spark's
+    // `csv.`data/…``): an external source's reader.
+    let reads_files = |parts: &[String]| {
+        let readers = known.iter().filter_map(|r| r.external.as_deref());
+        let (Some(format), Some(path)) = (parts.first(), parts.last()) else {
+            return false;
+        };
+        readers
+            .into_iter()
+            .any(|e| e.starts_with(&format!("{format}.")) && e.contains(path.as_str()))
+    };
+    let is_known = |parts: &[String]| {
+        reads_files(parts)
+            || match parts {
+                [.., schema, ident] => known
+                    .iter()
+                    .any(|r| &r.schema == schema && &r.identifier == ident),
+                [ident] => known.iter().any(|r| &r.identifier == ident),
+                [] => true,
+            }
     };
     relations
         .iter()

@@ -1094,6 +1094,33 @@ mod tests {
     }
 
     #[test]
+    fn spark_writes_backticks_escaped_literals_and_its_own_null_safe_forms() {
+        let every = every_statement(&Spark).join("\n");
+        assert!(!every.contains('"'), "{every}");
+        assert!(!every.contains("DISTINCT FROM"), "{every}");
+        assert_eq!(Spark.quote("a`b"), "`a``b`");
+        assert_eq!(
+            Spark.literal(&Json::from("it's C:\\dir")),
+            "'it\\'s C:\\\\dir'"
+        );
+        assert_eq!(
+            Spark
+                .read_files("csv", "/lake/events/dt=*/views.csv", true)
+                .as_deref(),
+            Some(
+                "csv.`/lake/events/dt=*/views.csv` WITH ('header' = 'true', 'inferSchema' = 'true', 'basePath' = '/lake/events')"
+            )
+        );
+        assert_eq!(
+            Spark.read_files("parquet", "/lake/events", true).as_deref(),
+            Some("parquet.`/lake/events`")
+        );
+        assert_eq!(Spark.column_class("decimal(12,2)"), ColumnClass::Numeric);
+        assert_eq!(Spark.column_class("string"), ColumnClass::Text);
+        assert_eq!(Spark.column_class("array<int>"), ColumnClass::Nested);
+    }
+
+    #[test]
     fn type_vocabulary() {
         assert_eq!(DuckDb.column_class("DECIMAL(12,2)"), ColumnClass::Numeric);
         assert_eq!(DuckDb.column_class("HUGEINT"), ColumnClass::Numeric);

@@ -553,3 +553,48 @@ fn on_the_standalone_cluster_the_example_builds_and_both_workers_do_the_work() {
     );
     assert_eq!(lake.rows("mart", "where_it_ran").len(), 4000);
 }
+
+#[test]
+fn parquet_files_in_dt_folders_are_a_source_spark_reads_itself() {
+    let Some(mut lake) = Lake::new("XFORM_TEST_SPARK") else {
+        return;
+    };
+    // The lake as another job leaves it: one folder of Parquet files per day.
+    let files = tempfile::tempdir().unwrap();
+    let root = files.path().join("page_views");
+    for (day, ids) in [("2024-01-01", "1, 2"), ("2024-01-02", "3")] {
+        lake.client.query(&format!(
+            "INSERT OVERWRITE DIRECTORY '{}/dt={day}' USING parquet \
+             SELECT id, '페이지' AS page FROM VALUES {} AS t(id)",
+            root.display(),
+            ids.split(", ")
+                .map(|i| format!("({i})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let dir = lake_project(
+        &lake,
+        2,
+        &format!(
+            "
+-- file: models/sources.yml
+sources:
+  - name: lake
+    tables:
+      - name: page_views
+        config: {{ external_location: '{}', format: parquet, hive_partitioning: true }}
+-- file: models/daily_views.sql
+{{{{ config(materialized='table') }}}}
+select dt, count(*) as views, max(page) as page from {{{{ source('lake', 'page_views') }}}} group by dt
+",
+            root.display()
+        ),
+    );
+    let out = ok(dir.path(), &["build"]);
+    assert!(!out.contains("bypassing"), "{out}");
+    assert_eq!(
+        lake.rows("default", "daily_views"),
+        [["2024-01-01", "2", "페이지"], ["2024-01-02", "1", "페이지"]]
+    );
+}
