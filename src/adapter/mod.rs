@@ -349,9 +349,14 @@ pub(crate) trait Session: Send {
     /// The tables and views in these schemas.
     fn relations(&mut self, schemas: &[String]) -> DbResult<Vec<(Relation, RelKind)>>;
     /// Drops what a run of xform that was killed left behind (a table staged aside for its
-    /// tests) anywhere in the warehouse, and returns what it dropped. Called before a run
-    /// publishes anything.
-    fn drop_leftovers(&mut self, log: &mut Vec<String>) -> DbResult<Vec<Relation>>;
+    /// tests) anywhere in the warehouse — or, where the warehouse lists one schema at a time,
+    /// in `schemas` (the run's) — and returns what it dropped. Called before a run publishes
+    /// anything.
+    fn drop_leftovers(
+        &mut self,
+        schemas: &[String],
+        log: &mut Vec<String>,
+    ) -> DbResult<Vec<Relation>>;
     /// Creates the schemas that do not exist.
     fn create_schemas(&mut self, schemas: &[String], log: &mut Vec<String>) -> DbResult<()>;
     /// Gives each schema's privileges to its grantees (`usage`, `create` on the schema; the

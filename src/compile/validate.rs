@@ -39,6 +39,15 @@ pub(super) fn warn_not_applied(project: &Project, diags: &mut Diagnostics) {
             );
         }
     }
+    if !target.dialect().stores_comments() {
+        let what = format!(
+            "config `persist_docs` is not applied on {} targets",
+            target.kind.name()
+        );
+        let set = |n: &Node| n.config.get("persist_docs").is_some();
+        let then = "is built without comments (the descriptions stay in the docs)";
+        warn_setting(nodes, ("persist_docs", &what, then), set, diags);
+    }
     let applied = target.dialect().layout_keys();
     for key in LAYOUT_KEYS.iter().filter(|k| !applied.contains(k)) {
         let what = format!(

@@ -196,7 +196,6 @@ fn prepare(
     c: &Compiled,
     jobs: &[Job],
 ) -> Result<(HashMap<Relation, RelKind>, Vec<Relation>), DbError> {
-    let leftovers = session.drop_leftovers(&mut Vec::new())?;
     let mut schemas: Vec<String> = jobs
         .iter()
         .filter(|j| j.builds())
@@ -207,6 +206,7 @@ fn prepare(
     }
     schemas.sort();
     schemas.dedup();
+    let leftovers = session.drop_leftovers(&schemas, &mut Vec::new())?;
     session.create_schemas(&schemas, &mut Vec::new())?;
     session.grant_schemas(&schema_grants(c, &schemas), &mut Vec::new())?;
     run_hooks(session, &c.hooks.on_run_start)

@@ -310,6 +310,11 @@ pub(crate) trait Dialect: Send + Sync {
         true
     }
 
+    /// Whether descriptions are stored as comments (`persist_docs`).
+    fn stores_comments(&self) -> bool {
+        true
+    }
+
     /// A query that succeeds on any working connection.
     fn probe(&self) -> String {
         "SELECT 1".into()
@@ -977,6 +982,11 @@ impl Dialect for Spark {
 
     fn replaces(&self) -> Replaces {
         Replaces::Partitions
+    }
+
+    /// A table is published as a view over its newest version: comments are not carried.
+    fn stores_comments(&self) -> bool {
+        false
     }
 
     fn merges(&self) -> bool {

@@ -576,7 +576,7 @@ impl Session for DuckSession {
         rows.collect::<Result<_, _>>().map_err(failed)
     }
 
-    fn drop_leftovers(&mut self, log: &mut Vec<String>) -> DbResult<Vec<Relation>> {
+    fn drop_leftovers(&mut self, _: &[String], log: &mut Vec<String>) -> DbResult<Vec<Relation>> {
         // Another process cannot have the file open (DuckDB locks it), so every such table
         // belongs to a run that is over.
         let sql = format!(

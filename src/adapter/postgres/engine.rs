@@ -1283,7 +1283,7 @@ impl Session for PgSession {
             .collect())
     }
 
-    fn drop_leftovers(&mut self, log: &mut Vec<String>) -> DbResult<Vec<Relation>> {
+    fn drop_leftovers(&mut self, _: &[String], log: &mut Vec<String>) -> DbResult<Vec<Relation>> {
         // Staged tables live only inside uncommitted transactions, so a killed run leaves
         // none; tables of those names are dropped all the same, should one ever be committed.
         let sql = format!(

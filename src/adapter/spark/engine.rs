@@ -480,6 +480,7 @@ fn spark_type(ty: &str) -> String {
     let lower = ty.to_ascii_lowercase();
     match lower.as_str() {
         "integer" => "INT".into(),
+        "varchar" | "character varying" | "string" => "STRING".into(),
         "double precision" => "DOUBLE".into(),
         "text" => "STRING".into(),
         _ if lower.starts_with("varchar(") => "STRING".into(),
@@ -715,9 +716,18 @@ impl Session for SparkSession {
         Ok(out)
     }
 
-    fn drop_leftovers(&mut self, log: &mut Vec<String>) -> DbResult<Vec<Relation>> {
+    /// Spark lists a schema at a time: the run's schemas (those that exist).
+    fn drop_leftovers(
+        &mut self,
+        schemas: &[String],
+        log: &mut Vec<String>,
+    ) -> DbResult<Vec<Relation>> {
         let mut dropped = Vec::new();
-        for schema in self.names("SHOW SCHEMAS", 0)? {
+        let existing = self.names("SHOW SCHEMAS", 0)?;
+        for schema in schemas
+            .iter()
+            .filter(|s| existing.contains(&s.to_lowercase()))
+        {
             let found = self.xform_relations(&schema)?;
             let (versions, others): (Vec<_>, Vec<_>) = found
                 .into_iter()
