@@ -50,18 +50,7 @@ impl Client {
             .enable_all()
             .build()
             .map_err(failed)?;
-        let scheme = if settings.use_ssl { "https" } else { "http" };
-        let address = format!("{scheme}://{}:{}", settings.host, settings.port);
-        let mut endpoint = Endpoint::from_shared(address.clone())
-            .map_err(|e| failed(format!("{address}: {e}")))?
-            .connect_timeout(Duration::from_secs(settings.connect_timeout));
-        if settings.use_ssl {
-            let tls = ClientTlsConfig::new().with_webpki_roots();
-            endpoint = endpoint.tls_config(tls).map_err(failed)?;
-        }
-        let channel = runtime
-            .block_on(endpoint.connect())
-            .map_err(|e| failed(format!("cannot connect to Spark Connect at {address}: {e}")))?;
+        let channel = channel(&runtime, settings)?;
         let token = match &settings.token {
             Some(t) => Some(
                 format!("Bearer {t}")
@@ -70,17 +59,19 @@ impl Client {
             ),
             None => None,
         };
+        let user = pb::UserContext {
+            user_id: settings.user.clone(),
+            user_name: settings.user.clone(),
+            extensions: Vec::new(),
+        };
+        let grpc = SparkConnectServiceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
         Ok(Client {
             runtime,
-            grpc: SparkConnectServiceClient::new(channel)
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE),
+            grpc,
             session_id,
-            user: pb::UserContext {
-                user_id: settings.user.clone(),
-                user_name: settings.user.clone(),
-                extensions: Vec::new(),
-            },
+            user,
             token,
         })
     }
@@ -195,6 +186,22 @@ impl Client {
         let grpc = &mut self.grpc;
         let _ = self.runtime.block_on(grpc.release_session(request));
     }
+}
+
+/// A connection to the server (TLS with the public roots under `use_ssl`).
+fn channel(runtime: &tokio::runtime::Runtime, settings: &Settings) -> DbResult<Channel> {
+    let scheme = if settings.use_ssl { "https" } else { "http" };
+    let address = format!("{scheme}://{}:{}", settings.host, settings.port);
+    let mut endpoint = Endpoint::from_shared(address.clone())
+        .map_err(|e| failed(format!("{address}: {e}")))?
+        .connect_timeout(Duration::from_secs(settings.connect_timeout));
+    if settings.use_ssl {
+        let tls = ClientTlsConfig::new().with_webpki_roots();
+        endpoint = endpoint.tls_config(tls).map_err(failed)?;
+    }
+    runtime
+        .block_on(endpoint.connect())
+        .map_err(|e| failed(format!("cannot connect to Spark Connect at {address}: {e}")))
 }
 
 fn relation(rel_type: pb::relation::RelType) -> pb::Relation {

@@ -362,6 +362,53 @@ impl SparkSession {
 }
 
 impl SparkSession {
+    /// Builds what `build` says; returns what tests read and what `publish` does.
+    fn build(
+        &mut self,
+        relation: &Relation,
+        build: Build<'_>,
+        replaces: Option<RelKind>,
+        layout: &Layout,
+        log: &mut Vec<String>,
+    ) -> DbResult<(Relation, Option<Pending>)> {
+        match build {
+            Build::View(sql) => {
+                let pending = self.stage_view(relation, sql, replaces, log)?;
+                Ok((relation.clone(), pending))
+            }
+            Build::Table(sql) => self.stage_table(relation, sql, layout, log),
+            Build::Seed(csv) => self.stage_seed(relation, csv, log),
+            Build::Increment(inc) => self.stage_increment(relation, &inc, layout, log),
+            Build::Snapshot(_) => Err(DbError::Failed(
+                "snapshots need a Delta or Iceberg table on Spark".into(),
+            )),
+        }
+    }
+
+    /// Flips the published view to `version` and drops the one before; on failure the new
+    /// version is dropped and the previous one stays published.
+    fn publish_version(
+        &mut self,
+        relation: &Relation,
+        version: &Relation,
+        replaces: Option<RelKind>,
+        log: &mut Vec<String>,
+    ) -> DbResult<()> {
+        let flipped = self
+            .free_name(relation, replaces, log)
+            .and_then(|()| self.flip(relation, version, log));
+        match flipped {
+            Ok(()) => {
+                self.drop_previous(relation, Some(version), log);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.run(&format!("DROP TABLE IF EXISTS {}", rel(version)), log);
+                Err(e)
+            }
+        }
+    }
+
     fn stage_view(
         &mut self,
         relation: &Relation,
@@ -407,33 +454,43 @@ impl SparkSession {
         let records = seed::records(&data, csv, columns.len())?;
         let types = seed::sized(columns, &records);
         let version = self.new_version(relation);
-        let view = format!("__xform_seed_{}", relation.name);
-        let select = seed_select(&types, &view);
+        if let Err(e) = self.load_seed(&version, &types, &records, log) {
+            let _ = self.run(&format!("DROP TABLE IF EXISTS {}", rel(&version)), log);
+            return Err(e);
+        }
+        Ok((version.clone(), Some(Pending::Flip(version))))
+    }
+
+    /// Creates table `version` from a seed's rows, sent as Arrow batches into a temporary view
+    /// and cast to their types by the server.
+    fn load_seed(
+        &mut self,
+        version: &Relation,
+        types: &[(String, String)],
+        records: &[seed::Record],
+        log: &mut Vec<String>,
+    ) -> DbResult<()> {
+        let view = format!("__xform_seed_{}", version.name);
+        let select = seed_select(types, &view);
         let chunks: Vec<&[seed::Record]> = match records.is_empty() {
             true => vec![&[]],
             false => records.chunks(SEED_BATCH).collect(),
         };
         for (i, chunk) in chunks.into_iter().enumerate() {
-            self.client.temp_view(&view, &seed_batch(&types, chunk)?)?;
+            self.client.temp_view(&view, &seed_batch(types, chunk)?)?;
             log.push(format!(
-                "-- {} rows of {} sent as Arrow, as temporary view {view}",
-                chunk.len(),
-                csv.path.display()
+                "-- {} rows sent as Arrow, as temporary view {view}",
+                chunk.len()
             ));
-            let loaded = match i {
-                0 => self.create_table_as(&version, &Layout::default(), &select, log),
-                _ => self.run(&format!("INSERT INTO {} {select}", rel(&version)), log),
-            };
-            if let Err(e) = loaded {
-                let _ = self.run(&format!("DROP TABLE IF EXISTS {}", rel(&version)), log);
-                return Err(e);
+            match i {
+                0 => self.create_table_as(version, &Layout::default(), &select, log)?,
+                _ => self.run(&format!("INSERT INTO {} {select}", rel(version)), log)?,
             }
         }
         self.run(
             &format!("DROP VIEW IF EXISTS {}", dialect().quote(&view)),
             log,
-        )?;
-        Ok((version.clone(), Some(Pending::Flip(version))))
+        )
     }
 }
 
@@ -548,22 +605,12 @@ impl SparkSession {
         layout: &Layout,
         log: &mut Vec<String>,
     ) -> DbResult<(String, bool)> {
-        let d = dialect();
         let target = rel(table);
         let incoming = self.describe(&rel(new))?;
         let before = self.describe(&target)?.len();
         self.reconcile_columns(&target, &incoming, inc.on_schema_change, log)?;
         let have = self.describe(&target)?;
-        let select: Vec<String> = have
-            .iter()
-            .map(
-                |(c, ty)| match incoming.iter().any(|(n, _)| n.eq_ignore_ascii_case(c)) {
-                    true => format!("n.{}", d.quote(c)),
-                    false => format!("{} AS {}", d.cast("NULL", ty), d.quote(c)),
-                },
-            )
-            .collect();
-        let new_rows = format!("SELECT {} FROM {} AS n", select.join(", "), rel(new));
+        let new_rows = in_table_order(&have, &incoming, &rel(new));
         let overwrite = matches!(inc.strategy, Strategy::Overwrite | Strategy::Range { .. });
         let kept = match (overwrite, layout.partition_by.is_empty()) {
             (false, _) => Some(format!("SELECT * FROM {target}")),
@@ -574,17 +621,29 @@ impl SparkSession {
             Some(k) => format!("{k}\nUNION ALL\n{new_rows}"),
             None => new_rows.clone(),
         };
-        self.run(
-            &format!("CREATE OR REPLACE VIEW {} AS\n{will_be}", rel(audit)),
-            log,
-        )?;
-        let verb = if overwrite {
-            "INSERT OVERWRITE TABLE"
-        } else {
-            "INSERT INTO"
+        let audit_view = format!("CREATE OR REPLACE VIEW {} AS\n{will_be}", rel(audit));
+        self.run(&audit_view, log)?;
+        let verb = match overwrite {
+            true => "INSERT OVERWRITE TABLE",
+            false => "INSERT INTO",
         };
         Ok((format!("{verb} {target}\n{new_rows}"), have.len() > before))
     }
+}
+
+/// The new rows with the table's columns in its order, NULL (of the column's type) where the
+/// new rows lack one.
+fn in_table_order(have: &[(String, String)], incoming: &[(String, String)], new: &str) -> String {
+    let d = dialect();
+    let has = |c: &str| incoming.iter().any(|(n, _)| n.eq_ignore_ascii_case(c));
+    let select: Vec<String> = have
+        .iter()
+        .map(|(c, ty)| match has(c) {
+            true => format!("n.{}", d.quote(c)),
+            false => format!("{} AS {}", d.cast("NULL", ty), d.quote(c)),
+        })
+        .collect();
+    format!("SELECT {} FROM {new} AS n", select.join(", "))
 }
 
 /// The rows of `target` in partitions the new rows do not touch.
@@ -766,26 +825,11 @@ impl Session for SparkSession {
     ) -> DbResult<Staged> {
         self.run_all(&around.pre, log)?;
         let kind = kind_built(&build);
-        let layout = &around.layout;
-        let increment = matches!(build, Build::Increment(_));
-        let (readable_as, pending) = match build {
-            Build::View(sql) => (
-                relation.clone(),
-                self.stage_view(relation, sql, replaces, log)?,
-            ),
-            Build::Table(sql) => self.stage_table(relation, sql, layout, log)?,
-            Build::Seed(csv) => self.stage_seed(relation, csv, log)?,
-            Build::Increment(inc) => self.stage_increment(relation, &inc, layout, log)?,
-            Build::Snapshot(_) => {
-                return Err(DbError::Failed(
-                    "snapshots need a Delta or Iceberg table on Spark".into(),
-                ));
-            }
-        };
+        let (readable_as, pending) = self.build(relation, build, replaces, &around.layout, log)?;
         let rows = match &pending {
             Some(Pending::Increment {
                 staged: [new, _], ..
-            }) if increment => self.count(new)?,
+            }) => self.count(new)?,
             _ => None,
         };
         if let Some(p) = pending {
@@ -803,22 +847,10 @@ impl Session for SparkSession {
 
     fn publish(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<Staged> {
         let relation = staged.relation.clone();
-        let published = match self.pending.remove(&relation) {
-            None => Ok(()),
+        match self.pending.remove(&relation) {
+            None => {}
             Some(Pending::Flip(version)) => {
-                let flipped = self
-                    .free_name(&relation, staged.replaces, log)
-                    .and_then(|()| self.flip(&relation, &version, log));
-                match flipped {
-                    Ok(()) => {
-                        self.drop_previous(&relation, Some(&version), log);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        let _ = self.run(&format!("DROP TABLE IF EXISTS {}", rel(&version)), log);
-                        Err(e)
-                    }
-                }
+                self.publish_version(&relation, &version, staged.replaces, log)?
             }
             Some(Pending::Increment {
                 statement,
@@ -831,10 +863,9 @@ impl Session for SparkSession {
                 });
                 let _ = self.run(&format!("DROP VIEW IF EXISTS {}", rel(&audit)), log);
                 let _ = self.run(&format!("DROP TABLE IF EXISTS {}", rel(&new)), log);
-                added
+                added?
             }
-        };
-        published?;
+        }
         self.run_all(&staged.around.post, log)?;
         Ok(staged)
     }

@@ -132,6 +132,12 @@ fn parse_url(url: &str) -> Result<Settings, String> {
         port,
         ..Settings::default()
     };
+    read_params(&mut s, params)?;
+    Ok(s)
+}
+
+/// `;token=…;use_ssl=true;user_id=…` into `s`.
+fn read_params(s: &mut Settings, params: &str) -> Result<(), String> {
     for param in params.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, value) = param
             .split_once('=')
@@ -145,7 +151,7 @@ fn parse_url(url: &str) -> Result<Settings, String> {
             _ => {}
         }
     }
-    Ok(s)
+    Ok(())
 }
 
 fn flag(target: &Target, key: &str, diags: &mut Diagnostics) -> Option<bool> {
