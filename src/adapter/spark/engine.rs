@@ -787,12 +787,12 @@ impl Session for SparkSession {
             .iter()
             .filter(|s| existing.contains(&s.to_lowercase()))
         {
-            let found = self.xform_relations(&schema)?;
+            let found = self.xform_relations(schema)?;
             let (versions, others): (Vec<_>, Vec<_>) = found
                 .into_iter()
                 .partition(|(r, view)| !view && r.name.contains(VERSION));
             let dead =
-                self.dead_versions(&schema, versions.into_iter().map(|(r, _)| r).collect())?;
+                self.dead_versions(schema, versions.into_iter().map(|(r, _)| r).collect())?;
             for (r, view) in others
                 .into_iter()
                 .chain(dead.into_iter().map(|r| (r, false)))
