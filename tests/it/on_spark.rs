@@ -602,3 +602,39 @@ select dt, count(*) as views, max(page) as page from {{{{ source('lake', 'page_v
         [["2024-01-01", "2", "페이지"], ["2024-01-02", "1", "페이지"]]
     );
 }
+
+#[test]
+fn a_run_killed_at_any_moment_leaves_old_or_new_and_the_next_run_cleans_up() {
+    let Some(mut lake) = Lake::new("XFORM_TEST_SPARK") else {
+        return;
+    };
+    let dir = lake_project(&lake, 2, FLIP);
+    ok(dir.path(), &["build"]);
+    // Killed at moments spread over a rebuild: staging, testing, flipping, dropping.
+    for delay_ms in [300, 900, 1600, 2500] {
+        let mut child = crate::harness::spawn(dir.path(), &["build", "--full-refresh"]);
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let rows = lake.rows("default", "totals");
+        assert_eq!(
+            rows,
+            [["1", "10", "가나"], ["2", "20", "다라"]],
+            "after a kill at {delay_ms} ms"
+        );
+    }
+    ok(dir.path(), &["build"]);
+    let tables = lake.names("default", "TABLES");
+    let staged: Vec<&String> = tables
+        .iter()
+        .filter(|t| t.contains("__xform_") && !t.contains("__xform_t"))
+        .collect();
+    assert!(staged.is_empty(), "{tables:?}");
+    for name in ["totals", "amounts"] {
+        let versions = tables
+            .iter()
+            .filter(|t| t.starts_with(&format!("{name}__xform_t")))
+            .count();
+        assert_eq!(versions, 1, "one version of {name}: {tables:?}");
+    }
+}
