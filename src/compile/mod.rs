@@ -376,8 +376,9 @@ pub(crate) fn check(
 /// relative location made the project's, for a warehouse running elsewhere).
 fn files_reader(e: &External, project: &Project) -> Option<String> {
     let dialect = project.target.dialect();
-    let location = match dialect.absolute_paths() && std::path::Path::new(&e.location).is_relative()
-    {
+    // A URL (`s3a://lake/events`) is the warehouse's to resolve.
+    let relative = std::path::Path::new(&e.location).is_relative() && !e.location.contains("://");
+    let location = match dialect.absolute_paths() && relative {
         true => {
             let path = project.root.join(&e.location);
             let path = std::path::absolute(&path).unwrap_or(path);

@@ -464,7 +464,7 @@ fn merge_columns(ck: &mut Checker<'_>) -> (Option<Vec<String>>, Vec<String>) {
 /// Whether the warehouse can run `strategy` the way it replaces rows; if not, an error at
 /// the setting.
 fn replaceable(ck: &mut Checker<'_>, strategy: &str, replaces: Replaces) -> bool {
-    let partitioned = !ck.columns("partition_by").unwrap_or_default().is_empty();
+    let mut partitioned = || !ck.columns("partition_by").unwrap_or_default().is_empty();
     let problem = match (replaces, strategy) {
         (Replaces::Rows, "insert_overwrite") => (
             "the `insert_overwrite` strategy replaces whole partitions, which this target's warehouse does not have; it replaces rows".to_string(),
@@ -474,7 +474,7 @@ fn replaceable(ck: &mut Checker<'_>, strategy: &str, replaces: Replaces) -> bool
             format!("the `{strategy}` strategy {NEEDS_ROW_UPDATES}"),
             PARTITION_HELP,
         ),
-        (Replaces::Partitions, "microbatch") if !partitioned => (
+        (Replaces::Partitions, "microbatch") if !partitioned() => (
             "a microbatch on Spark overwrites the partitions its batch touches, so it needs `partition_by`".to_string(),
             "e.g. partition_by='dt', with dt the day of `event_time` and batch_size='day'",
         ),

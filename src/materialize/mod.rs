@@ -659,10 +659,14 @@ fn increment_sql(c: &Compiled, i: usize) -> &str {
 
 /// The sessions a microbatch model's batches may use: one with `concurrent_batches: false`
 /// (dbt's switch), which runs them one after another.
+/// Batches overwriting partitions of one table (Spark's) write one after the other: two
+/// overwrites of one table at once may each clear the other's files.
 fn batch_threads(c: &Compiled, job: &Job, threads: usize) -> usize {
     let concurrent = c.nodes()[job.node].config.get("concurrent_batches");
+    let partitions = c.project.target.dialect().replaces() == crate::sql::Replaces::Partitions;
     match concurrent.and_then(|v| v.as_bool()) {
         Some(false) => 1,
+        _ if partitions => 1,
         _ => threads,
     }
 }

@@ -638,3 +638,53 @@ fn a_run_killed_at_any_moment_leaves_old_or_new_and_the_next_run_cleans_up() {
         assert_eq!(versions, 1, "one version of {name}: {tables:?}");
     }
 }
+
+#[test]
+fn an_hourly_batch_into_daily_partitions_keeps_the_days_other_hours() {
+    let Some(mut lake) = Lake::new("XFORM_TEST_SPARK") else {
+        return;
+    };
+    let dir = lake_project(
+        &lake,
+        2,
+        "
+-- file: seeds/clicks.csv
+id,ts,dt
+1,2024-01-01 09:10:00,2024-01-01
+2,2024-01-01 10:20:00,2024-01-01
+3,2024-01-01 11:30:00,2024-01-01
+-- file: models/hourly.sql
+{{ config(materialized='incremental', incremental_strategy='microbatch', event_time='ts',
+          batch_size='hour', begin='2024-01-01', partition_by='dt') }}
+select id * {{ var('factor', 1) }} as id, ts, dt from {{ ref('clicks') }}
+",
+    );
+    ok(
+        dir.path(),
+        &[
+            "build",
+            "--start",
+            "2024-01-01 09:00",
+            "--end",
+            "2024-01-01 12:00",
+        ],
+    );
+    let ids = |lake: &mut Lake| -> Vec<String> {
+        lake.rows("default", "hourly")
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect()
+    };
+    assert_eq!(ids(&mut lake), ["1", "2", "3"]);
+    // The 10:00 batch rewrites the day's partition with the day's other hours kept.
+    let backfill = ["run", "-s", "hourly", "--vars", "{factor: 7}"];
+    ok(
+        dir.path(),
+        &[
+            &backfill[..],
+            &["--start", "2024-01-01 10:00", "--end", "2024-01-01 11:00"],
+        ]
+        .concat(),
+    );
+    assert_eq!(ids(&mut lake), ["1", "14", "3"]);
+}

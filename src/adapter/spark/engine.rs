@@ -42,6 +42,8 @@ struct Shared {
     settings: Settings,
     /// Each open session's id, for `interrupt`.
     sessions: Mutex<Vec<String>>,
+    /// Sessions dropping what they staged, which an interrupt leaves to finish.
+    cleaning: Mutex<Vec<String>>,
     interrupted: AtomicBool,
     /// Names this run's table versions apart from earlier runs' (its start, base 36).
     run: String,
@@ -61,6 +63,7 @@ impl Spark {
         Ok(Spark(Arc::new(Shared {
             settings: settings.clone(),
             sessions: Mutex::default(),
+            cleaning: Mutex::default(),
             interrupted: AtomicBool::new(false),
             run: base36(millis),
             versions: AtomicU32::new(0),
@@ -123,7 +126,12 @@ impl Warehouse for Spark {
             .sessions
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        for id in sessions.iter() {
+        let cleaning = self
+            .0
+            .cleaning
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for id in sessions.iter().filter(|id| !cleaning.contains(id)) {
             let _ = Client::interrupt(&self.0.settings, id);
         }
     }
@@ -200,6 +208,26 @@ impl SparkSession {
     fn run(&mut self, sql: &str, log: &mut Vec<String>) -> DbResult<()> {
         log.push(sql.to_string());
         self.sql(sql, &mut |_| true)
+    }
+
+    /// Runs each statement (the first error is returned once all ran), left to finish by an
+    /// interrupt: a Ctrl-C finishes the cleanup it started.
+    fn clean_up(&mut self, statements: &[String], log: &mut Vec<String>) -> DbResult<()> {
+        let id = self.client.session_id().to_string();
+        (self
+            .shared
+            .cleaning
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
+        .push(id.clone());
+        let results: Vec<DbResult<()>> = statements.iter().map(|s| self.run(s, log)).collect();
+        (self
+            .shared
+            .cleaning
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
+        .retain(|c| *c != id);
+        results.into_iter().collect()
     }
 
     fn run_all(&mut self, statements: &[String], log: &mut Vec<String>) -> DbResult<()> {
@@ -356,7 +384,7 @@ impl SparkSession {
         };
         if let Some(old) = before.filter(|old| Some(old) != now) {
             // Left behind if this fails; the next run drops it.
-            let _ = self.run(&format!("DROP TABLE IF EXISTS {}", rel(&old)), log);
+            let _ = self.clean_up(&[format!("DROP TABLE IF EXISTS {}", rel(&old))], log);
         }
     }
 }
@@ -377,7 +405,7 @@ impl SparkSession {
                 Ok((relation.clone(), pending))
             }
             Build::Table(sql) => self.stage_table(relation, sql, layout, log),
-            Build::Seed(csv) => self.stage_seed(relation, csv, log),
+            Build::Seed(csv) => self.stage_seed(relation, csv, layout, log),
             Build::Increment(inc) => self.stage_increment(relation, &inc, layout, log),
             Build::Snapshot(_) => Err(DbError::Failed(
                 "snapshots need a Delta or Iceberg table on Spark".into(),
@@ -403,7 +431,7 @@ impl SparkSession {
                 Ok(())
             }
             Err(e) => {
-                let _ = self.run(&format!("DROP TABLE IF EXISTS {}", rel(version)), log);
+                let _ = self.clean_up(&[format!("DROP TABLE IF EXISTS {}", rel(version))], log);
                 Err(e)
             }
         }
@@ -443,6 +471,7 @@ impl SparkSession {
         &mut self,
         relation: &Relation,
         csv: &CsvSource,
+        layout: &Layout,
         log: &mut Vec<String>,
     ) -> DbResult<(Relation, Option<Pending>)> {
         let data = match &csv.decoded {
@@ -454,8 +483,8 @@ impl SparkSession {
         let records = seed::records(&data, csv, columns.len())?;
         let types = seed::sized(columns, &records);
         let version = self.new_version(relation);
-        if let Err(e) = self.load_seed(&version, &types, &records, log) {
-            let _ = self.run(&format!("DROP TABLE IF EXISTS {}", rel(&version)), log);
+        if let Err(e) = self.load_seed(&version, (&types, &records), layout, log) {
+            let _ = self.clean_up(&[format!("DROP TABLE IF EXISTS {}", rel(&version))], log);
             return Err(e);
         }
         Ok((version.clone(), Some(Pending::Flip(version))))
@@ -466,8 +495,8 @@ impl SparkSession {
     fn load_seed(
         &mut self,
         version: &Relation,
-        types: &[(String, String)],
-        records: &[seed::Record],
+        (types, records): (&[(String, String)], &[seed::Record]),
+        layout: &Layout,
         log: &mut Vec<String>,
     ) -> DbResult<()> {
         let view = format!("__xform_seed_{}", version.name);
@@ -483,7 +512,7 @@ impl SparkSession {
                 chunk.len()
             ));
             match i {
-                0 => self.create_table_as(version, &Layout::default(), &select, log)?,
+                0 => self.create_table_as(version, layout, &select, log)?,
                 _ => self.run(&format!("INSERT INTO {} {select}", rel(version)), log)?,
             }
         }
@@ -558,21 +587,19 @@ impl SparkSession {
         let table = self
             .version_of(relation)?
             .unwrap_or_else(|| relation.clone());
-        let new = Relation {
-            name: format!("{}__xform_new", relation.name),
+        // Named apart from any other batch of the same model.
+        let n = self.shared.versions.fetch_add(1, Ordering::SeqCst);
+        let staged = |what: &str| Relation {
+            name: format!("{}__xform_{what}{}_{n}", relation.name, self.shared.run),
             ..relation.clone()
         };
-        let audit = Relation {
-            name: format!("{}__xform_audit", relation.name),
-            ..relation.clone()
-        };
-        // One left by a killed run was dropped when this run began.
+        let (new, audit) = (staged("new"), staged("audit"));
         self.create_table_as(&new, &Layout::default(), inc.sql, log)?;
         let staged = self.increment_statements(&table, &new, &audit, inc, layout, log);
         let (statement, widened) = match staged {
             Ok(s) => s,
             Err(e) => {
-                let _ = self.run(&format!("DROP TABLE IF EXISTS {}", rel(&new)), log);
+                let _ = self.clean_up(&[format!("DROP TABLE IF EXISTS {}", rel(&new))], log);
                 return Err(e);
             }
         };
@@ -610,6 +637,15 @@ impl SparkSession {
         let before = self.describe(&target)?.len();
         self.reconcile_columns(&target, &incoming, inc.on_schema_change, log)?;
         let have = self.describe(&target)?;
+        if let Strategy::Range { column, start, end } = inc.strategy {
+            let kept = kept_outside(
+                &target,
+                (new, &incoming),
+                &layout.partition_by,
+                (column, start, end),
+            );
+            self.run(&kept, log)?;
+        }
         let new_rows = in_table_order(&have, &incoming, &rel(new));
         let overwrite = matches!(inc.strategy, Strategy::Overwrite | Strategy::Range { .. });
         let kept = match (overwrite, layout.partition_by.is_empty()) {
@@ -644,6 +680,43 @@ fn in_table_order(have: &[(String, String)], incoming: &[(String, String)], new:
         })
         .collect();
     format!("SELECT {} FROM {new} AS n", select.join(", "))
+}
+
+/// A batch's partitions are overwritten whole: the rows they hold outside the batch's
+/// interval [start, end) join the new rows first (an hourly batch into daily partitions keeps
+/// the day's other hours).
+fn kept_outside(
+    target: &str,
+    (new, incoming): (&Relation, &[(String, String)]),
+    partition_by: &[String],
+    (column, start, end): (&str, &str, &str),
+) -> String {
+    let d = dialect();
+    let cols: Vec<String> = incoming
+        .iter()
+        .map(|(c, _)| format!("t.{}", d.quote(c)))
+        .collect();
+    let keys: Vec<&str> = partition_by.iter().map(String::as_str).collect();
+    let on: Vec<String> = partition_by
+        .iter()
+        .map(|p| {
+            d.null_safe_equal(
+                &format!("t.{}", d.quote(p)),
+                &format!("k.{}", d.quote(p)),
+                None,
+            )
+        })
+        .collect();
+    let c = format!("t.{}", d.quote(column));
+    format!(
+        "INSERT INTO {new}\nSELECT {} FROM {target} AS t LEFT SEMI JOIN (SELECT DISTINCT {} FROM {new}) AS k ON {}\nWHERE NOT ({c} >= TIMESTAMP {} AND {c} < TIMESTAMP {})",
+        cols.join(", "),
+        d.quoted_list(&keys),
+        on.join(" AND "),
+        lit(start),
+        lit(end),
+        new = rel(new),
+    )
 }
 
 /// The rows of `target` in partitions the new rows do not touch.
@@ -738,7 +811,7 @@ impl SparkSession {
             let live = match (versions.len(), published.contains(&base.name)) {
                 (_, false) => None,
                 (1, true) => versions.first().cloned(),
-                _ => self.version_of(&base).unwrap_or(None),
+                _ => self.version_of(&base)?,
             };
             versions.retain(|v| Some(v) != live.as_ref());
             dead.extend(versions);
@@ -756,8 +829,9 @@ impl Session for SparkSession {
         let mut out = Vec::new();
         for s in schemas {
             let q = dialect().quote(s);
-            let Ok(tables) = self.names(&format!("SHOW TABLES IN {q}"), 1) else {
-                continue;
+            let tables = match self.names(&format!("SHOW TABLES IN {q}"), 1) {
+                Err(DbError::Failed(m)) if m.contains("SCHEMA_NOT_FOUND") => continue,
+                listed => listed?,
             };
             let views = self.names(&format!("SHOW VIEWS IN {q}"), 1)?;
             let versioned = |t: &str| {
@@ -826,15 +900,20 @@ impl Session for SparkSession {
         self.run_all(&around.pre, log)?;
         let kind = kind_built(&build);
         let (readable_as, pending) = self.build(relation, build, replaces, &around.layout, log)?;
-        let rows = match &pending {
+        let counted = match &pending {
             Some(Pending::Increment {
                 staged: [new, _], ..
-            }) => self.count(new)?,
+            }) => Some(new.clone()),
             _ => None,
         };
+        // Recorded first: an interrupted count still leaves `discard` what to drop.
         if let Some(p) = pending {
             self.pending.insert(relation.clone(), p);
         }
+        let rows = match counted {
+            Some(new) => self.count(&new)?,
+            None => None,
+        };
         Ok(Staged {
             rows,
             readable_as,
@@ -861,8 +940,13 @@ impl Session for SparkSession {
                     Some(table) => self.flip(&relation, table, log),
                     None => Ok(()),
                 });
-                let _ = self.run(&format!("DROP VIEW IF EXISTS {}", rel(&audit)), log);
-                let _ = self.run(&format!("DROP TABLE IF EXISTS {}", rel(&new)), log);
+                let _ = self.clean_up(
+                    &[
+                        format!("DROP VIEW IF EXISTS {}", rel(&audit)),
+                        format!("DROP TABLE IF EXISTS {}", rel(&new)),
+                    ],
+                    log,
+                );
                 added?
             }
         }
@@ -871,19 +955,18 @@ impl Session for SparkSession {
     }
 
     fn discard(&mut self, staged: Staged, log: &mut Vec<String>) -> DbResult<()> {
-        match self.pending.remove(&staged.relation) {
-            None => Ok(()),
-            Some(Pending::Flip(version)) => {
-                self.run(&format!("DROP TABLE IF EXISTS {}", rel(&version)), log)
-            }
+        let dropped: Vec<String> = match self.pending.remove(&staged.relation) {
+            None => Vec::new(),
+            Some(Pending::Flip(version)) => vec![format!("DROP TABLE IF EXISTS {}", rel(&version))],
             Some(Pending::Increment {
                 staged: [new, audit],
                 ..
-            }) => {
-                self.run(&format!("DROP VIEW IF EXISTS {}", rel(&audit)), log)?;
-                self.run(&format!("DROP TABLE IF EXISTS {}", rel(&new)), log)
-            }
-        }
+            }) => vec![
+                format!("DROP VIEW IF EXISTS {}", rel(&audit)),
+                format!("DROP TABLE IF EXISTS {}", rel(&new)),
+            ],
+        };
+        self.clean_up(&dropped, log)
     }
 
     fn count_failures(&mut self, queries: &[crate::adapter::FailureQuery]) -> DbResult<Vec<u64>> {

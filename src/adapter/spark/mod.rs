@@ -73,8 +73,8 @@ impl Settings {
         if let Some(b) = flag(target, "use_ssl", diags) {
             s.use_ssl = b;
         }
-        if let Some(Json::Number(n)) = target.settings.get("connect_timeout") {
-            s.connect_timeout = n.as_u64().unwrap_or(s.connect_timeout);
+        if let Some(secs) = seconds(target, "connect_timeout", diags) {
+            s.connect_timeout = secs;
         }
         s
     }
@@ -144,7 +144,13 @@ fn read_params(s: &mut Settings, params: &str) -> Result<(), String> {
             .ok_or(format!("has `{param}` where `key=value` belongs"))?;
         match key {
             "token" => s.token = Some(value.to_string()),
-            "use_ssl" => s.use_ssl = value.eq_ignore_ascii_case("true"),
+            "use_ssl" => {
+                s.use_ssl = match value.to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(format!("has `use_ssl={value}`: true or false")),
+                }
+            }
             "user_id" => s.user = value.to_string(),
             // Spark's own clients read more (`session_id`, `user_agent`); they change nothing
             // of what xform builds.
@@ -152,6 +158,27 @@ fn read_params(s: &mut Settings, params: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A whole number of seconds, at least one.
+fn seconds(target: &Target, key: &str, diags: &mut Diagnostics) -> Option<u64> {
+    let value = target.settings.get(key)?;
+    let n = match value {
+        Json::Number(n) => n.as_u64(),
+        Json::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    let n = n.filter(|&n| n > 0);
+    if n.is_none() {
+        diags.push(
+            Diagnostic::error(format!(
+                "target `{}`: `{key}` must be a whole number of seconds, found {value}",
+                target.name
+            ))
+            .at_opt(target.at(key)),
+        );
+    }
+    n
 }
 
 fn flag(target: &Target, key: &str, diags: &mut Diagnostics) -> Option<bool> {
@@ -187,5 +214,6 @@ mod tests {
         assert!(parse_url("http://x:1").is_err());
         assert!(parse_url("sc://x:port").is_err());
         assert!(parse_url("sc://x/;token").is_err());
+        assert!(parse_url("sc://x/;use_ssl=yes").is_err());
     }
 }
