@@ -696,34 +696,28 @@ fn kept_outside(
         .iter()
         .map(|(c, _)| format!("t.{}", d.quote(c)))
         .collect();
-    let keys: Vec<&str> = partition_by.iter().map(String::as_str).collect();
-    let on: Vec<String> = partition_by
-        .iter()
-        .map(|p| {
-            d.null_safe_equal(
-                &format!("t.{}", d.quote(p)),
-                &format!("k.{}", d.quote(p)),
-                None,
-            )
-        })
-        .collect();
+    let touched = partitions_join("LEFT SEMI", &rel(new), partition_by);
     let c = format!("t.{}", d.quote(column));
     format!(
-        "INSERT INTO {new}\nSELECT {} FROM {target} AS t LEFT SEMI JOIN (SELECT DISTINCT {} FROM {new}) AS k ON {}\nWHERE NOT ({c} >= TIMESTAMP {} AND {c} < TIMESTAMP {})",
+        "INSERT INTO {}\nSELECT {} FROM {target} AS t {touched}\nWHERE NOT ({c} >= TIMESTAMP {} AND {c} < TIMESTAMP {})",
+        rel(new),
         cols.join(", "),
-        d.quoted_list(&keys),
-        on.join(" AND "),
         lit(start),
         lit(end),
-        new = rel(new),
     )
 }
 
 /// The rows of `target` in partitions the new rows do not touch.
 fn kept_partitions(target: &str, new: &str, partition_by: &[String]) -> String {
+    let untouched = partitions_join("LEFT ANTI", new, partition_by);
+    format!("SELECT t.* FROM {target} AS t {untouched}")
+}
+
+/// A `kind` join of `t`'s rows to the partitions the rows of `new` touch (`k`).
+fn partitions_join(kind: &str, new: &str, partition_by: &[String]) -> String {
     let d = dialect();
-    let cols: Vec<&str> = partition_by.iter().map(String::as_str).collect();
-    let on: Vec<String> = partition_by
+    let keys: Vec<&str> = partition_by.iter().map(String::as_str).collect();
+    let on: Vec<String> = keys
         .iter()
         .map(|p| {
             d.null_safe_equal(
@@ -734,8 +728,8 @@ fn kept_partitions(target: &str, new: &str, partition_by: &[String]) -> String {
         })
         .collect();
     format!(
-        "SELECT t.* FROM {target} AS t LEFT ANTI JOIN (SELECT DISTINCT {} FROM {new}) AS k ON {}",
-        d.quoted_list(&cols),
+        "{kind} JOIN (SELECT DISTINCT {} FROM {new}) AS k ON {}",
+        d.quoted_list(&keys),
         on.join(" AND ")
     )
 }
