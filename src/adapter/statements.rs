@@ -765,6 +765,22 @@ pub(super) fn failure_counts(queries: &[FailureQuery]) -> String {
     parts.join("\nUNION ALL\n")
 }
 
+/// Each query's count from the rows of `failure_counts` (`i`, `n`, as text), 0 where a query
+/// has no row.
+pub(super) fn counts_by_query(queries: usize, rows: Vec<Vec<Option<String>>>) -> Vec<u64> {
+    let mut out = vec![0; queries];
+    for r in rows {
+        let v = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+        let counted = (v(0).parse::<usize>(), v(1).parse::<u64>());
+        if let (Ok(i), Ok(n)) = counted
+            && let Some(slot) = out.get_mut(i)
+        {
+            *slot = n;
+        }
+    }
+    out
+}
+
 /// `COMMENT ON` statements storing the descriptions of a relation (of `kind`) and its columns.
 pub(super) fn comments(
     d: &dyn Dialect,

@@ -1448,17 +1448,7 @@ impl Session for PgSession {
     fn count_failures(&mut self, queries: &[super::super::FailureQuery]) -> DbResult<Vec<u64>> {
         let sql = statements::failure_counts(queries);
         let rows = self.guarded(|s| Statements::rows(s, &sql))?;
-        let mut out = vec![0; queries.len()];
-        for r in rows.rows {
-            let v = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-            let counted = (v(0).parse::<usize>(), v(1).parse::<u64>());
-            if let (Ok(i), Ok(n)) = counted
-                && let Some(slot) = out.get_mut(i)
-            {
-                *slot = n;
-            }
-        }
-        Ok(out)
+        Ok(statements::counts_by_query(queries.len(), rows.rows))
     }
 
     fn store_failures(

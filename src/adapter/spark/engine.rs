@@ -967,18 +967,7 @@ impl Session for SparkSession {
         let rows = self
             .fetch(&statements::failure_counts(queries), usize::MAX)?
             .rows;
-        let mut out = vec![0; queries.len()];
-        for r in rows {
-            let number = |v: Option<&Option<String>>| {
-                v.cloned().flatten().and_then(|s| s.parse::<u64>().ok())
-            };
-            if let (Some(i), Some(n)) = (number(r.first()), number(r.get(1)))
-                && let Some(slot) = out.get_mut(i as usize)
-            {
-                *slot = n;
-            }
-        }
-        Ok(out)
+        Ok(statements::counts_by_query(queries.len(), rows))
     }
 
     fn store_failures(
