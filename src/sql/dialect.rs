@@ -361,6 +361,19 @@ pub(crate) trait Dialect: Send + Sync {
         )
     }
 
+    /// One value: the latest `loaded_at` (an expression over `from`'s columns) of the rows
+    /// `filter` keeps, in seconds since the Unix epoch (a double), NULL without rows.
+    fn latest_epoch(&self, from: &str, loaded_at: &str, filter: Option<&str>) -> String {
+        let filter = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
+        let epoch = self.epoch_seconds(&format!("max({loaded_at})"));
+        format!("SELECT {epoch} FROM {from}{filter}")
+    }
+
+    /// A timestamp as seconds since the Unix epoch, a double.
+    fn epoch_seconds(&self, ts: &str) -> String {
+        format!("CAST(extract(epoch FROM {ts}) AS double precision)")
+    }
+
     /// A query listing `column_name, column_type` of a FROM item.
     fn describe(&self, from: &str) -> String;
 
@@ -643,6 +656,10 @@ impl Dialect for DuckDb {
 
     fn describe(&self, from: &str) -> String {
         format!("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {from})")
+    }
+
+    fn epoch_seconds(&self, ts: &str) -> String {
+        format!("CAST(epoch({ts}) AS DOUBLE)")
     }
 
     fn catalog(&self, schemas: &[String]) -> Option<String> {
@@ -1020,6 +1037,10 @@ impl Dialect for Spark {
 
     fn describe(&self, from: &str) -> String {
         format!("DESCRIBE QUERY SELECT * FROM {from}")
+    }
+
+    fn epoch_seconds(&self, ts: &str) -> String {
+        format!("CAST(unix_micros(CAST({ts} AS TIMESTAMP)) AS DOUBLE) / 1000000")
     }
 
     /// The spark_catalog has no `information_schema`: its columns are listed a relation at a

@@ -738,8 +738,7 @@ impl Session for DuckSession {
         loaded_at: &str,
         filter: Option<&str>,
     ) -> DbResult<Option<f64>> {
-        let filter = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
-        let sql = format!("SELECT CAST(epoch(max({loaded_at})) AS DOUBLE) FROM {from}{filter}");
+        let sql = dialect().latest_epoch(from, loaded_at, filter);
         self.conn
             .query_row(&sql, [], |r| r.get::<_, Option<f64>>(0))
             .map_err(failed)

@@ -1491,10 +1491,7 @@ impl Session for PgSession {
         loaded_at: &str,
         filter: Option<&str>,
     ) -> DbResult<Option<f64>> {
-        let filter = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
-        let sql = format!(
-            "SELECT CAST(extract(epoch FROM max({loaded_at})) AS double precision) FROM {from}{filter}"
-        );
+        let sql = self.flavour.dialect().latest_epoch(from, loaded_at, filter);
         let value = Statements::rows(self, &sql)?
             .rows
             .into_iter()

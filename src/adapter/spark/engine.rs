@@ -1000,10 +1000,7 @@ impl Session for SparkSession {
         loaded_at: &str,
         filter: Option<&str>,
     ) -> DbResult<Option<f64>> {
-        let filter = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
-        let sql = format!(
-            "SELECT CAST(unix_micros(CAST(max({loaded_at}) AS TIMESTAMP)) AS DOUBLE) / 1000000 FROM {from}{filter}"
-        );
+        let sql = dialect().latest_epoch(from, loaded_at, filter);
         let rows = self.fetch(&sql, 1)?;
         let v = rows.rows.first().and_then(|r| r.first().cloned().flatten());
         Ok(v.and_then(|v| v.parse().ok()))
