@@ -187,6 +187,29 @@ pub(crate) struct Around {
     pub(crate) docs: Docs,
     /// How the warehouse lays the relation out, where it has a say.
     pub(crate) layout: Layout,
+    /// What the build records beside the relation, in the transaction that publishes it, and
+    /// the table it is kept in.
+    pub(crate) record: Option<(Relation, BuildRecord)>,
+}
+
+/// What a build records beside the relation it publishes, in the same transaction, for a
+/// later run to decide whether to build it again (`--reuse`). Every field is text; `inputs`
+/// is a JSON object (each input's unique id → `[shape, data version]`), `tests` a JSON list
+/// of the keys of the tests that passed on the relation, recorded after they ran.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BuildRecord {
+    pub(crate) relation: String,
+    pub(crate) node: String,
+    pub(crate) run: String,
+    pub(crate) built_at: String,
+    /// A hash of everything that decides what the build does (its SQL, config, hooks, ...).
+    pub(crate) logic: String,
+    /// A hash of its logic and its inputs' shapes: equal shapes, equal columns.
+    pub(crate) shape: String,
+    /// Its data version: equal versions, equal rows.
+    pub(crate) data: String,
+    pub(crate) inputs: String,
+    pub(crate) tests: String,
 }
 
 /// A schema and the privileges it gives: each privilege with its grantees.
@@ -419,6 +442,27 @@ pub(crate) trait Session: Send {
         loaded_at: &str,
         filter: Option<&str>,
     ) -> DbResult<Option<f64>>;
+    /// The build records kept in `table`, or None when there is no such table (no run kept
+    /// any there, or the warehouse keeps none).
+    fn build_records(&mut self, _table: &Relation) -> DbResult<Option<Vec<BuildRecord>>> {
+        Ok(None)
+    }
+    /// Creates `table` (in a schema that exists) to keep build records in.
+    fn keep_build_records(&mut self, _table: &Relation, _log: &mut Vec<String>) -> DbResult<()> {
+        Err(DbError::Failed(
+            "this warehouse has no transactions to keep build records in".into(),
+        ))
+    }
+    /// Records, for each relation, the keys of the tests that passed on it (a JSON list), in
+    /// one transaction.
+    fn record_tests(
+        &mut self,
+        _table: &Relation,
+        _tests: &[(String, String)],
+        _log: &mut Vec<String>,
+    ) -> DbResult<()> {
+        Ok(())
+    }
 }
 
 /// A target's connection settings, typed and checked by its adapter.
@@ -509,7 +553,7 @@ fn unknown_settings(target: &Target, known: &[&str], diags: &mut Diagnostics) {
             ))
             .at_opt(target.at(key))
             .help(did_you_mean(key, known.iter().copied()).unwrap_or_else(|| {
-                let common = "type, schema, schema_prefix, threads";
+                let common = "type, schema, schema_prefix, threads, reuse";
                 format!(
                     "{} targets read: {common}, {}",
                     target.kind.name(),

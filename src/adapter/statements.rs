@@ -3,7 +3,7 @@
 //! primitives (`Statements`) and gets the rest.
 
 use super::{
-    DbError, DbResult, Docs, FailureQuery, Increment, RelKind, Relation, Rows, SchemaChange,
+    BuildRecord, DbError, DbResult, Docs, FailureQuery, Increment, RelKind, Relation, Rows, SchemaChange,
     SnapshotSpec, SnapshotStrategy, Strategy,
 };
 use crate::sql::{Dialect, trim_statement};
@@ -816,4 +816,94 @@ mod tests {
             " AND (t.day > n.day - 7) AND (DBT_INTERNAL_DESTINATION = 1 and x.DBT_INTERNAL_DEST = 2)"
         );
     }
+}
+
+/// The columns of the table build records are kept in, in `BuildRecord`'s order.
+const RECORD_COLUMNS: [&str; 9] = [
+    "relation", "node", "run", "built_at", "logic", "shape", "data", "inputs", "tests",
+];
+
+/// The table build records are kept in.
+pub(super) fn create_records(d: &dyn Dialect, table: &Relation) -> String {
+    let columns: Vec<String> = RECORD_COLUMNS
+        .iter()
+        .map(|c| format!("{} {}", d.quote(c), d.text_type()))
+        .collect();
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} ({})",
+        d.relation(table),
+        columns.join(", ")
+    )
+}
+
+/// The statements that replace a relation's build record (none without one), run in the
+/// transaction that publishes the relation.
+pub(super) fn record_build(d: &dyn Dialect, record: Option<&(Relation, BuildRecord)>) -> Vec<String> {
+    let Some((table, r)) = record else {
+        return Vec::new();
+    };
+    let values = [
+        &r.relation, &r.node, &r.run, &r.built_at, &r.logic, &r.shape, &r.data, &r.inputs,
+        &r.tests,
+    ]
+    .map(|v| lit(v));
+    vec![
+        format!(
+            "DELETE FROM {} WHERE {} = {}",
+            d.relation(table),
+            d.quote("relation"),
+            values[0]
+        ),
+        format!(
+            "INSERT INTO {} VALUES ({})",
+            d.relation(table),
+            values.join(", ")
+        ),
+    ]
+}
+
+/// The statements that record the tests that passed on each relation.
+pub(super) fn tests_recorded(d: &dyn Dialect, table: &Relation, tests: &[(String, String)]) -> Vec<String> {
+    tests
+        .iter()
+        .map(|(relation, keys)| {
+            format!(
+                "UPDATE {} SET {} = {} WHERE {} = {}",
+                d.relation(table),
+                d.quote("tests"),
+                lit(keys),
+                d.quote("relation"),
+                lit(relation)
+            )
+        })
+        .collect()
+}
+
+/// The build records kept in `table`.
+pub(super) fn read_records<S: Statements + ?Sized>(
+    s: &mut S,
+    table: &Relation,
+) -> DbResult<Vec<BuildRecord>> {
+    let d = s.dialect();
+    let columns: Vec<String> = RECORD_COLUMNS.iter().map(|c| d.quote(c)).collect();
+    let sql = format!("SELECT {} FROM {}", columns.join(", "), d.relation(table));
+    let rows = s.rows(&sql)?.rows;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let mut v = row.into_iter().map(Option::unwrap_or_default);
+            let mut next = || v.next().unwrap_or_default();
+            BuildRecord {
+                relation: next(),
+                node: next(),
+                run: next(),
+                built_at: next(),
+                logic: next(),
+                shape: next(),
+                data: next(),
+                inputs: next(),
+                tests: next(),
+            }
+        })
+        .collect())
 }

@@ -188,12 +188,16 @@ impl<'c> Printer<'c> {
     fn node_line(&self, job: &Job, r: &NodeResult) -> String {
         let word = match r.status {
             Status::Success => ("OK", "32"),
+            Status::Reused => ("REUSED", "36"),
             Status::Error => ("ERROR", "31"),
             Status::Skipped => ("SKIP", "33"),
         };
         let rows = r.rows.map(|n| counted(n, "row")).unwrap_or_default();
         let measure = (r.status != Status::Skipped).then_some((rows, r.seconds));
         let mut line = self.result_line(word, job.action.label(), &job.label(self.c), measure);
+        if let (Status::Reused, Some(why)) = (r.status, &r.message) {
+            line.push_str(&format!("  ({})", why.trim_start_matches("reused: ")));
+        }
         if let n @ 1.. = r.batches.len() {
             line.push_str(&format!("  ({n} batch{})", if n == 1 { "" } else { "es" }));
         }
@@ -415,6 +419,7 @@ struct Tally {
     ok: usize,
     err: usize,
     skip: usize,
+    reused: usize,
     pass: usize,
     warn: usize,
     fail: usize,
@@ -434,6 +439,7 @@ impl Tally {
             ok: count(Status::Success),
             err: count(Status::Error),
             skip: count(Status::Skipped),
+            reused: count(Status::Reused) + count_tests(TestStatus::Reused),
             pass: count_tests(TestStatus::Pass),
             warn: count_tests(TestStatus::Warn),
             fail: count_tests(TestStatus::Fail),
@@ -449,6 +455,9 @@ impl Tally {
         let mut parts = Vec::new();
         if self.any_builds {
             parts.push(format!("{} OK", thousands(self.ok)));
+        }
+        if self.reused > 0 {
+            parts.push(format!("{} reused", thousands(self.reused)));
         }
         if self.any_tests {
             parts.push(format!(
@@ -474,6 +483,7 @@ fn counted(n: u64, what: &str) -> String {
 fn test_word(s: TestStatus) -> (&'static str, &'static str) {
     match s {
         TestStatus::Pass => ("PASS", "32"),
+        TestStatus::Reused => ("REUSED", "36"),
         TestStatus::Warn => ("WARN", "33"),
         TestStatus::Fail => ("FAIL", "31"),
         TestStatus::Error => ("ERROR", "31"),

@@ -55,6 +55,10 @@ pub(crate) struct RunArgs {
     /// its relation gets its columns, without the cost.
     #[arg(long)]
     empty: bool,
+    /// Reuse every relation whose SQL, config and inputs are unchanged since it was built
+    /// instead of building it again (as the target's `reuse: true`; not with --full-refresh).
+    #[arg(long, conflicts_with = "full_refresh")]
+    reuse: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,6 +179,7 @@ fn prepare(g: &Global, a: &RunArgs, verb: Verb) -> Result<Prepared, ExitStatus> 
         c, files, state, ..
     } = load_and_compile(g, &a.select, None)?;
     let opts = plan_options(a)?;
+    check_reuse(a, &c.project.target)?;
     let compare_state = a
         .compare_to
         .as_deref()
@@ -187,6 +192,29 @@ fn prepare(g: &Global, a: &RunArgs, verb: Verb) -> Result<Prepared, ExitStatus> 
         jobs,
         compare_state,
     })
+}
+
+/// Whether the run reuses what has not changed: `--reuse` or the target's `reuse: true`,
+/// never with `--full-refresh` or `--empty`.
+fn reuses(a: &RunArgs, target: &crate::project::Target) -> bool {
+    (a.reuse || target.reuse) && !a.full_refresh && !a.empty
+}
+
+/// `--reuse` where the warehouse cannot record builds with what it publishes: an error.
+fn check_reuse(a: &RunArgs, target: &crate::project::Target) -> Result<(), ExitStatus> {
+    if !reuses(a, target) || target.dialect().transactional() {
+        return Ok(());
+    }
+    let at = match a.reuse {
+        true => "--reuse".to_string(),
+        false => format!("target `{}`'s `reuse: true`", target.name),
+    };
+    errln!(
+        "error: {at}: {} targets cannot reuse relations: xform records each build in the transaction that publishes it, and {} has no transactions",
+        target.kind.name(),
+        target.kind.name()
+    );
+    Err(ExitStatus::Invalid)
 }
 
 /// What the run asks of every job: `--full-refresh`, the `--start`/`--end` window (which must
@@ -226,6 +254,7 @@ fn execute_jobs<'c>(
     let opts = RunOptions {
         threads,
         fail_fast: a.fail_fast,
+        reuse: reuses(a, &c.project.target),
     };
     let outcome = execute::run(c, &g.project_dir, jobs, opts, &stop, &mut |e| {
         printer.event(e)
@@ -418,6 +447,9 @@ fn utc_text(seconds: f64) -> String {
 }
 
 fn exit_code(outcome: &execute::Outcome) -> ExitStatus {
+    if let Some(e) = &outcome.records_failed {
+        errln!("warning: the tests that passed were not recorded for --reuse (they run again next time): {e}");
+    }
     if let Some(e) = &outcome.run_end_failed {
         errln!("error: on_run_end failed: {e}");
         return ExitStatus::Failed;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::adapter::{DbError, RelKind, Relation, Session, Warehouse};
 use crate::compile::Compiled;
+use crate::materialize::reuse::{Decision, Reuse, Settled};
 use crate::materialize::{self, BatchResult, Failure, Job};
 use crate::testing::{self, TestResult, TestStatus};
 
@@ -20,6 +21,8 @@ use crate::testing::{self, TestResult, TestStatus};
 pub(crate) struct RunOptions {
     pub(crate) threads: usize,
     pub(crate) fail_fast: bool,
+    /// Reuse what has not changed since it was built (`--reuse`).
+    pub(crate) reuse: bool,
 }
 
 /// Stops a run from another thread (a Ctrl-C handler): no new node starts and running
@@ -52,6 +55,8 @@ impl Stop {
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Status {
     Success,
+    /// Not built: what is published is what building it would make (`--reuse`).
+    Reused,
     Error,
     Skipped,
 }
@@ -77,7 +82,12 @@ impl NodeResult {
     /// Whether the nodes that read this job's node must be skipped: it did not build, or an
     /// error-severity test of it failed.
     pub(crate) fn blocks_children(&self) -> bool {
-        self.status != Status::Success || self.tests.iter().any(|t| t.blocking)
+        !self.done() || self.tests.iter().any(|t| t.blocking)
+    }
+
+    /// Whether the job's relation is published as it should be: built, or reused.
+    pub(crate) fn done(&self) -> bool {
+        matches!(self.status, Status::Success | Status::Reused)
     }
 
     /// Whether the build or a test failed (what makes the run exit 1).
@@ -104,6 +114,8 @@ pub(crate) struct Outcome {
     pub(crate) interrupted: bool,
     /// Why the project's `on_run_end` statements failed.
     pub(crate) run_end_failed: Option<String>,
+    /// Why the tests that passed could not be recorded for `--reuse`.
+    pub(crate) records_failed: Option<String>,
 }
 
 /// Everything a worker needs, shared read-only.
@@ -113,6 +125,7 @@ struct Ctx<'a> {
     jobs: &'a [Job],
     stop: &'a Stop,
     threads: usize,
+    reuse: Option<&'a Reuse>,
 }
 
 /// Runs `jobs` (in dependency order) on the warehouse. Fails only when the warehouse cannot be
@@ -129,10 +142,15 @@ pub(crate) fn run(
     let mut sessions = (0..threads)
         .map(|_| stop.warehouse.session())
         .collect::<Result<Vec<_>, _>>()?;
-    let (existing, leftovers) = match prepare(sessions[0].as_mut(), compiled, jobs) {
+    let prepared = prepare(sessions[0].as_mut(), compiled, jobs).and_then(|(existing, left)| {
+        let reuse = (root, jobs);
+        let reuse = Reuse::prepare(sessions[0].as_mut(), compiled, reuse, opts.reuse, &existing)?;
+        Ok((existing, left, reuse))
+    });
+    let (existing, leftovers, reuse) = match prepared {
         Ok(prepared) => prepared,
         // Ctrl-C before anything was built: the scheduler reports every job as not run.
-        Err(DbError::Interrupted) if stop.is_stopped() => (HashMap::new(), Vec::new()),
+        Err(DbError::Interrupted) if stop.is_stopped() => (HashMap::new(), Vec::new(), None),
         Err(e) => return Err(e),
     };
     if !leftovers.is_empty() {
@@ -145,9 +163,14 @@ pub(crate) fn run(
         jobs,
         stop,
         threads,
+        reuse: reuse.as_ref(),
     };
     let mut scheduler = Scheduler::new(&graph, opts, stop, on_event);
     let mut outcome = run_workers(&ctx, sessions, &mut scheduler, &existing)?;
+    if let Some(reuse) = &reuse {
+        let recorded = record_tests(&ctx, reuse, &outcome.results);
+        outcome.records_failed = recorded.err().map(|e| e.to_string());
+    }
     if !outcome.interrupted {
         let end = &compiled.hooks.on_run_end;
         let ran = stop
@@ -262,17 +285,36 @@ fn build_one(
         return skipped(&ctx.jobs[j], j, INTERRUPTED.to_string());
     }
     let mut statements = Vec::new();
-    let job = (&ctx.jobs[j], replaces);
-    let more = || ctx.stop.warehouse.session();
-    let done = materialize::run(
-        session,
-        ctx.compiled,
-        ctx.root,
-        job,
-        (&more, ctx.threads),
-        &mut statements,
-    );
-    let (status, rows, message) = status_of(done.built);
+    let (c, job) = (ctx.compiled, &ctx.jobs[j]);
+    let decision = ctx.reuse.map(|r| r.decide(c, job, replaces));
+    let more: &materialize::More<'_> = &|| ctx.stop.warehouse.session();
+    let (done, status, message) = match decision {
+        Some(Decision::Reuse(why)) => {
+            let tests = reused_tests(ctx, session, job, &mut statements);
+            (tests, Status::Reused, Some(format!("reused: {why}")))
+        }
+        _ => {
+            let record = ctx.reuse.and_then(|r| r.record(c, job));
+            let run = ((job, replaces), (more, ctx.threads), record);
+            let mut done = materialize::run(session, c, ctx.root, run, &mut statements);
+            let (status, rows, message) = status_of(done.built);
+            done.built = Ok(rows);
+            let why = match decision {
+                Some(Decision::Build(Some(why))) if status == Status::Success => Some(why),
+                _ => None,
+            };
+            (done, status, message.or(why.map(|w| format!("built: {w}"))))
+        }
+    };
+    if let Some(reuse) = ctx.reuse.filter(|_| job.builds()) {
+        let settled = match status {
+            Status::Reused => Settled::Reused,
+            Status::Success => Settled::Built,
+            _ => Settled::Failed,
+        };
+        reuse.settle(c, job, settled);
+    }
+    let rows = done.built.ok().flatten();
     NodeResult {
         job: j,
         status,
@@ -284,6 +326,60 @@ fn build_one(
         tests: done.tests,
         batches: done.batches,
     }
+}
+
+/// The tests of a reused job: those that passed on its relation as it is are reused, the
+/// others (and its unit tests) run on the published relation.
+fn reused_tests(
+    ctx: &Ctx<'_>,
+    session: &mut dyn Session,
+    job: &Job,
+    log: &mut Vec<String>,
+) -> materialize::Done {
+    let (c, reuse) = (ctx.compiled, ctx.reuse.expect("a reused job has a reuse"));
+    let (reused, pending): (Vec<usize>, Vec<usize>) =
+        job.tests.iter().partition(|&&t| reuse.test_passed(c, job, t));
+    let tested = Job {
+        tests: pending,
+        ..Job::tests_of(c, job.node)
+    };
+    let tested = Job {
+        unit_tests: job.unit_tests.clone(),
+        ..tested
+    };
+    let more: &materialize::More<'_> = &|| ctx.stop.warehouse.session();
+    let run = ((&tested, None), (more, ctx.threads), None);
+    let mut done = materialize::run(session, c, ctx.root, run, log);
+    done.tests.extend(reused.into_iter().map(TestResult::reused));
+    done.tests.sort_by_key(|r| job.tests.iter().position(|&t| t == r.node));
+    done
+}
+
+/// Records, for every relation built or reused, the keys of the tests that passed on it, for
+/// the next run to reuse; relations whose tests were all reused keep their record.
+fn record_tests(ctx: &Ctx<'_>, reuse: &Reuse, results: &[NodeResult]) -> Result<(), DbError> {
+    let c = ctx.compiled;
+    let mut recorded = Vec::new();
+    for r in results.iter().filter(|r| r.done()) {
+        let job = &ctx.jobs[r.job];
+        let Some(relation) = job.relation.as_ref().filter(|_| job.builds()) else {
+            continue;
+        };
+        if r.tests.iter().all(|t| t.status == TestStatus::Reused) && r.status == Status::Reused {
+            continue;
+        }
+        let passed: Vec<String> = (r.tests.iter())
+            .filter(|t| matches!(t.status, TestStatus::Pass | TestStatus::Reused))
+            .filter_map(|t| reuse.test_key(c, t.node))
+            .collect();
+        let keys = serde_json::to_string(&passed).unwrap_or_default();
+        recorded.push((relation.to_string(), keys));
+    }
+    if recorded.is_empty() {
+        return Ok(());
+    }
+    let mut session = ctx.stop.warehouse.session()?;
+    session.record_tests(&reuse.table, &recorded, &mut Vec::new())
 }
 
 /// A build's status, rows and message.
@@ -401,6 +497,7 @@ impl<'a> Scheduler<'a> {
             results: std::mem::take(&mut self.results),
             interrupted: stopping && !self.failed_fast,
             run_end_failed: None,
+            records_failed: None,
         }
     }
 
@@ -428,7 +525,7 @@ impl<'a> Scheduler<'a> {
     /// (or, for builds, when its tests failed).
     fn settle(&mut self, jobs: &[Job], result: NodeResult, ready: &mut VecDeque<usize>) {
         let j = result.job;
-        if result.status == Status::Success {
+        if result.done() {
             let skip = self.release_children(jobs, j, result.blocks_children(), ready);
             self.finish(jobs, result);
             self.skip_descendants(jobs, j, skip, "failed its tests");

@@ -5,6 +5,7 @@
 //! previous relation stays in place until the new one is complete. No SQL is written here.
 
 pub(crate) mod incremental;
+pub(crate) mod reuse;
 pub(crate) mod seed;
 
 use std::collections::{HashMap, HashSet};
@@ -15,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use jiff::civil::DateTime;
 
 use crate::adapter::{
-    Around, Build, DbError, DbResult, Docs, Increment, Layout, RelKind, Relation, Session,
+    Around, Build, BuildRecord, DbError, DbResult, Docs, Increment, Layout, RelKind, Relation, Session,
     SnapshotSpec, Staged,
 };
 use crate::compile::Compiled;
@@ -174,17 +175,25 @@ pub(crate) struct Done {
 }
 
 /// Where a job may open more sessions (a microbatch model's batches run in parallel).
-pub(crate) type MoreSessions<'a> = &'a (dyn Fn() -> DbResult<Box<dyn Session>> + Sync);
+pub(crate) type MoreSessions<'a> = &'a More<'a>;
+pub(crate) type More<'a> = dyn Fn() -> DbResult<Box<dyn Session>> + Sync + 'a;
+
+/// A job to run: the job and what exists under its relation's name now; where it may open
+/// more sessions, and how many; what its build records beside the relation it publishes.
+pub(crate) type JobRun<'a> = (
+    (&'a Job, Option<RelKind>),
+    (MoreSessions<'a>, usize),
+    Option<(Relation, BuildRecord)>,
+);
 
 /// Runs a job: unit tests, the build (staged, audited by its data tests when the job says so,
-/// then published or discarded), data tests. `replaces` is what exists under the relation's
-/// name now. Every statement that changes the warehouse is appended to `log`.
+/// then published or discarded), data tests. Every statement that changes the warehouse is
+/// appended to `log`.
 pub(crate) fn run(
     session: &mut dyn Session,
     c: &Compiled,
     root: &Path,
-    (job, replaces): (&Job, Option<RelKind>),
-    (more, threads): (MoreSessions<'_>, usize),
+    ((job, replaces), (more, threads), record): JobRun<'_>,
     log: &mut Vec<String>,
 ) -> Done {
     let mut tests: Vec<TestResult> = job
@@ -205,10 +214,14 @@ pub(crate) fn run(
         return done(Ok(None), tests);
     }
     if let Some(batches) = microbatches(job, replaces) {
+        let job = (job, around(c, job, record));
         return run_batches(session, c, job, &batches, (more, threads), tests, log);
     }
     match input(c, (root, more), job, replaces) {
-        Ok(input) => build(session, c, (job, replaces), &input, tests, log),
+        Ok(input) => {
+            let around = around(c, job, record);
+            build(session, c, (job, replaces), (&input, around), tests, log)
+        }
         Err(f) => not_built(job, f, tests),
     }
 }
@@ -231,7 +244,7 @@ fn build(
     session: &mut dyn Session,
     c: &Compiled,
     (job, replaces): (&Job, Option<RelKind>),
-    input: &Input,
+    (input, around): (&Input, Around),
     mut tests: Vec<TestResult>,
     log: &mut Vec<String>,
 ) -> Done {
@@ -240,7 +253,6 @@ fn build(
         .relation
         .as_ref()
         .expect("a building job has a relation");
-    let around = around(c, job);
     let stage = |s: &mut dyn Session, log: &mut Vec<String>| {
         let what = what_to_build(c, job, replaces, input);
         s.stage(relation, what, replaces, (audit, &around), log)
@@ -261,8 +273,8 @@ fn build(
     done(built, tests)
 }
 
-/// The job's hooks, grants, comments and layout.
-fn around(c: &Compiled, job: &Job) -> Around {
+/// The job's hooks, grants, comments and layout, and what its build records.
+fn around(c: &Compiled, job: &Job, record: Option<(Relation, BuildRecord)>) -> Around {
     let node = job.node;
     let hooks = |all: &[Vec<String>]| all.get(node).cloned().unwrap_or_default();
     Around {
@@ -271,6 +283,7 @@ fn around(c: &Compiled, job: &Job) -> Around {
         grants: c.nodes()[node].config.grants(),
         docs: docs(&c.nodes()[node]),
         layout: job.layout.clone(),
+        record,
     }
 }
 
@@ -611,7 +624,7 @@ fn what_to_build<'a>(
 fn run_batches(
     session: &mut dyn Session,
     c: &Compiled,
-    job: &Job,
+    (job, around): (&Job, Around),
     batches: &[(String, String)],
     (more, threads): (MoreSessions<'_>, usize),
     mut tests: Vec<TestResult>,
@@ -632,7 +645,7 @@ fn run_batches(
             .relation
             .as_ref()
             .expect("a building job has a relation"),
-        around: around(c, job),
+        around,
     };
     let mut results = Vec::with_capacity(batches.len());
     if let Some(first) = batches.first() {

@@ -252,6 +252,21 @@ fn file_checksum(path: &Path) -> Option<String> {
     )
 }
 
+/// SHA-256 of a data file's whole bytes, read a MiB at a time: what `--reuse` compares, where
+/// a change anywhere in a large seed must count.
+pub(crate) fn file_digest(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut part = vec![0; PART];
+    loop {
+        match f.read(&mut part)? {
+            0 => break,
+            n => hasher.update(&part[..n]),
+        }
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Hashes a large file's size and its first and last [`PART`] bytes.
 fn hash_ends(f: &mut std::fs::File, len: u64, hasher: &mut Sha256) -> Option<()> {
     let mut part = vec![0; PART];

@@ -26,6 +26,7 @@ use serde_json::Value as Json;
 
 pub(crate) use config::Config;
 pub(crate) use dbt::{DBT_PROJECT_FILE, DBT_VERSION, Package};
+pub(crate) use discover::file_digest;
 pub(crate) use fixture::{Table, fixture_table};
 pub(crate) use nodes::{DepRef, External, Node, NodeKind, TestSpec, parse_relation_arg};
 pub(crate) use packages::{

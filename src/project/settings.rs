@@ -412,6 +412,8 @@ pub(crate) struct Target {
     pub(crate) schema: String,
     pub(crate) schema_prefix: String,
     pub(crate) threads: usize,
+    /// Reuse what has not changed since it was built (as `--reuse` on every run).
+    pub(crate) reuse: bool,
     /// dbt's `target.database`: the database connected to (`dbname`), or a DuckDB file's name.
     pub(crate) database: Option<String>,
     /// Everything else (`path`, `host`, ...), for the adapter to read. A password is not shown
@@ -476,6 +478,18 @@ impl Target {
                 4
             }
         };
+        let reuse = match settings.remove("reuse") {
+            Some(Json::Bool(b)) => b,
+            None => false,
+            Some(other) => {
+                let at = decl.fields.get("reuse").map(|(_, l)| l.clone());
+                diags.push(
+                    Diagnostic::error(format!("`reuse` must be true or false, found {other}"))
+                        .at_opt(at),
+                );
+                false
+            }
+        };
         let database = match (settings.get("dbname"), settings.get("path")) {
             (Some(Json::String(db)), _) => Some(db.clone()),
             (None, Some(Json::String(path))) => {
@@ -489,6 +503,7 @@ impl Target {
             schema,
             schema_prefix,
             threads,
+            reuse,
             database,
             settings,
             settings_at,

@@ -179,3 +179,48 @@ fn relations(q: &Query) -> Vec<Vec<String>> {
     }
     out
 }
+
+/// Functions and values that differ between two runs over the same data: the time, random
+/// numbers, fresh identifiers, sequences.
+const VOLATILE: &[&str] = &[
+    "now",
+    "current_timestamp",
+    "current_date",
+    "current_time",
+    "localtimestamp",
+    "localtime",
+    "today",
+    "get_current_time",
+    "get_current_timestamp",
+    "transaction_timestamp",
+    "statement_timestamp",
+    "clock_timestamp",
+    "timeofday",
+    "getdate",
+    "sysdate",
+    "unix_timestamp",
+    "random",
+    "rand",
+    "randn",
+    "setseed",
+    "uuid",
+    "gen_random_uuid",
+    "uuid_generate_v4",
+    "nextval",
+    "txid_current",
+];
+
+/// The first word of `sql` (outside its literals and comments) that names something
+/// `VOLATILE`, lower case; `Err` when the SQL cannot be read (then nothing is known).
+pub(crate) fn volatile(dialect: &dyn Dialect, sql: &str) -> Result<Option<String>, String> {
+    let tokens = Tokenizer::new(dialect.parser(), sql)
+        .tokenize()
+        .map_err(|e| e.to_string())?;
+    Ok(tokens.into_iter().find_map(|t| match t {
+        Token::Word(w) if w.quote_style.is_none() => {
+            let word = w.value.to_ascii_lowercase();
+            VOLATILE.contains(&word.as_str()).then_some(word)
+        }
+        _ => None,
+    }))
+}

@@ -315,6 +315,12 @@ pub(crate) trait Dialect: Send + Sync {
         true
     }
 
+    /// Whether a relation and what is recorded of its build can be published in one
+    /// transaction (`--reuse` needs it).
+    fn transactional(&self) -> bool {
+        true
+    }
+
     /// A query that succeeds on any working connection.
     fn probe(&self) -> String {
         "SELECT 1".into()
@@ -1008,6 +1014,10 @@ impl Dialect for Spark {
 
     /// A table is published as a view over its newest version: comments are not carried.
     fn stores_comments(&self) -> bool {
+        false
+    }
+
+    fn transactional(&self) -> bool {
         false
     }
 

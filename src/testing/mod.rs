@@ -25,6 +25,8 @@ pub(crate) const SHOWN_ROWS: usize = 5;
 #[serde(rename_all = "lowercase")]
 pub(crate) enum TestStatus {
     Pass,
+    /// Not run: it passed on the relation as it is, in the build recorded (`--reuse`).
+    Reused,
     Warn,
     Fail,
     Error,
@@ -65,6 +67,14 @@ impl TestResult {
             blocking: false,
             interrupted: false,
             lost: false,
+        }
+    }
+
+    /// A test not run, for it passed on the relation as it is.
+    pub(crate) fn reused(node: usize) -> TestResult {
+        TestResult {
+            status: TestStatus::Reused,
+            ..TestResult::passed(node, SystemTime::now(), 0.0)
         }
     }
 

@@ -9,7 +9,7 @@ use duckdb::{Connection, InterruptHandle};
 
 use crate::adapter::statements::{self, Statements, body, kind_word, limited, lit as literal};
 use crate::adapter::{
-    Around, Build, CsvSource, DbError, DbResult, RelKind, Relation, Rows, Session, Staged,
+    Around, Build, BuildRecord, CsvSource, DbError, DbResult, RelKind, Relation, Rows, Session, Staged,
     Warehouse, kind_built,
 };
 use crate::sql::{Dialect, Kind};
@@ -651,9 +651,11 @@ impl Session for DuckSession {
             staged.kind,
             &staged.around.docs,
         );
+        let record = statements::record_build(dialect(), staged.around.record.as_ref());
         let swapped = swapped
             .and_then(|()| self.run_all(&staged.around.post, log))
-            .and_then(|()| self.run_all(&comments, log));
+            .and_then(|()| self.run_all(&comments, log))
+            .and_then(|()| self.run_all(&record, log));
         match swapped.and_then(|()| self.commit(log)) {
             Ok(()) => Ok(staged),
             Err(e) => {
@@ -746,6 +748,34 @@ impl Session for DuckSession {
 
     fn execute(&mut self, sql: &str) -> DbResult<()> {
         self.conn.execute_batch(sql).map_err(failed)
+    }
+
+    fn build_records(&mut self, table: &Relation) -> DbResult<Option<Vec<BuildRecord>>> {
+        match self.columns(table)? {
+            Some(_) => statements::read_records(self, table).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn keep_build_records(&mut self, table: &Relation, log: &mut Vec<String>) -> DbResult<()> {
+        self.run(&statements::create_records(dialect(), table), log)
+    }
+
+    fn record_tests(
+        &mut self,
+        table: &Relation,
+        tests: &[(String, String)],
+        log: &mut Vec<String>,
+    ) -> DbResult<()> {
+        let updates = statements::tests_recorded(dialect(), table, tests);
+        let recorded = self
+            .run("BEGIN TRANSACTION", log)
+            .and_then(|()| self.run_all(&updates, log))
+            .and_then(|()| self.commit(log));
+        if recorded.is_err() {
+            self.rollback(log);
+        }
+        recorded
     }
 
     fn for_each_row(

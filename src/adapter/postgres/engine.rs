@@ -10,7 +10,7 @@ use super::{Flavour, Settings, SslMode};
 use crate::adapter::seed;
 use crate::adapter::statements::{self, Statements, body, kind_word, limited, lit as literal};
 use crate::adapter::{
-    Around, Build, CsvSource, DbError, DbResult, Layout, RelKind, Relation, Rows, SchemaGrants,
+    Around, Build, BuildRecord, CsvSource, DbError, DbResult, Layout, RelKind, Relation, Rows, SchemaGrants,
     Session, Staged, Warehouse, kind_built,
 };
 use crate::sql::{Dialect, Kind};
@@ -1430,6 +1430,11 @@ impl Session for PgSession {
                     docs,
                 );
                 comments.iter().try_for_each(|sql| self.run(sql, log))
+            })
+            .and_then(|()| {
+                let dialect = self.flavour.dialect();
+                let record = statements::record_build(dialect, staged.around.record.as_ref());
+                record.iter().try_for_each(|sql| self.run(sql, log))
             });
         match finished.and_then(|()| self.commit(log)) {
             Ok(()) => Ok(staged),
@@ -1533,6 +1538,35 @@ impl Session for PgSession {
         let sql = self.after_deferred(sql);
         let done = self.client.batch_execute(&sql).map_err(failed);
         self.lost(done)
+    }
+
+    fn build_records(&mut self, table: &Relation) -> DbResult<Option<Vec<BuildRecord>>> {
+        match self.columns(table)? {
+            Some(_) => statements::read_records(self, table).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn keep_build_records(&mut self, table: &Relation, log: &mut Vec<String>) -> DbResult<()> {
+        let sql = statements::create_records(self.flavour.dialect(), table);
+        self.run(&sql, log)
+    }
+
+    fn record_tests(
+        &mut self,
+        table: &Relation,
+        tests: &[(String, String)],
+        log: &mut Vec<String>,
+    ) -> DbResult<()> {
+        let updates = statements::tests_recorded(self.flavour.dialect(), table, tests);
+        let recorded = self
+            .begin(log)
+            .and_then(|()| updates.iter().try_for_each(|u| self.run(u, log)))
+            .and_then(|()| self.commit(log));
+        if recorded.is_err() {
+            self.rollback(log);
+        }
+        recorded
     }
 
     fn query(&mut self, sql: &str, limit: usize) -> DbResult<Rows> {
