@@ -3,8 +3,8 @@
 //! primitives (`Statements`) and gets the rest.
 
 use super::{
-    BuildRecord, DbError, DbResult, Docs, FailureQuery, Increment, RelKind, Relation, Rows, SchemaChange,
-    SnapshotSpec, SnapshotStrategy, Strategy,
+    BuildRecord, DbError, DbResult, Docs, FailureQuery, Increment, RelKind, Relation, Rows,
+    SchemaChange, SnapshotSpec, SnapshotStrategy, Strategy,
 };
 use crate::sql::{Dialect, trim_statement};
 
@@ -838,12 +838,22 @@ pub(super) fn create_records(d: &dyn Dialect, table: &Relation) -> String {
 
 /// The statements that replace a relation's build record (none without one), run in the
 /// transaction that publishes the relation.
-pub(super) fn record_build(d: &dyn Dialect, record: Option<&(Relation, BuildRecord)>) -> Vec<String> {
+pub(super) fn record_build(
+    d: &dyn Dialect,
+    record: Option<&(Relation, BuildRecord)>,
+) -> Vec<String> {
     let Some((table, r)) = record else {
         return Vec::new();
     };
     let values = [
-        &r.relation, &r.node, &r.run, &r.built_at, &r.logic, &r.shape, &r.data, &r.inputs,
+        &r.relation,
+        &r.node,
+        &r.run,
+        &r.built_at,
+        &r.logic,
+        &r.shape,
+        &r.data,
+        &r.inputs,
         &r.tests,
     ]
     .map(|v| lit(v));
@@ -863,7 +873,11 @@ pub(super) fn record_build(d: &dyn Dialect, record: Option<&(Relation, BuildReco
 }
 
 /// The statements that record the tests that passed on each relation.
-pub(super) fn tests_recorded(d: &dyn Dialect, table: &Relation, tests: &[(String, String)]) -> Vec<String> {
+pub(super) fn tests_recorded(
+    d: &dyn Dialect,
+    table: &Relation,
+    tests: &[(String, String)],
+) -> Vec<String> {
     tests
         .iter()
         .map(|(relation, keys)| {

@@ -317,7 +317,7 @@ impl<'c> Printer<'c> {
             outln!(
                 "{}",
                 json!({"event": "run_finished", "success": tally.ok, "error": tally.err + tally.test_err,
-                       "skipped": tally.skip + tally.test_skip,
+                       "skipped": tally.skip + tally.test_skip, "reused": tally.reused,
                        "pass": tally.pass, "warn": tally.warn, "fail": tally.fail,
                        "interrupted": outcome.interrupted, "seconds": seconds})
             );

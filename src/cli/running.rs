@@ -448,7 +448,9 @@ fn utc_text(seconds: f64) -> String {
 
 fn exit_code(outcome: &execute::Outcome) -> ExitStatus {
     if let Some(e) = &outcome.records_failed {
-        errln!("warning: the tests that passed were not recorded for --reuse (they run again next time): {e}");
+        errln!(
+            "warning: the tests that passed were not recorded for --reuse (they run again next time): {e}"
+        );
     }
     if let Some(e) = &outcome.run_end_failed {
         errln!("error: on_run_end failed: {e}");

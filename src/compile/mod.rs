@@ -123,6 +123,11 @@ impl Compiled {
         r.ephemeral.then(|| ephemeral::cte_ident(&r.identifier))
     }
 
+    /// Whether models read their parents with no rows (`--empty`).
+    pub(crate) fn empty(&self) -> bool {
+        self.names.empty
+    }
+
     /// What node `i`'s compiled SQL reads: its parents, looking through ephemeral models.
     pub(crate) fn reads(&self, i: usize) -> Vec<usize> {
         self.graph.parents_through(i, |p| self.is_ephemeral(p))

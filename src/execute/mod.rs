@@ -286,45 +286,60 @@ fn build_one(
     }
     let mut statements = Vec::new();
     let (c, job) = (ctx.compiled, &ctx.jobs[j]);
-    let decision = ctx.reuse.map(|r| r.decide(c, job, replaces));
-    let more: &materialize::More<'_> = &|| ctx.stop.warehouse.session();
-    let (done, status, message) = match decision {
+    let (done, status, message) = match ctx.reuse.map(|r| r.decide(c, job, replaces)) {
         Some(Decision::Reuse(why)) => {
             let tests = reused_tests(ctx, session, job, &mut statements);
             (tests, Status::Reused, Some(format!("reused: {why}")))
         }
-        _ => {
-            let record = ctx.reuse.and_then(|r| r.record(c, job));
-            let run = ((job, replaces), (more, ctx.threads), record);
-            let mut done = materialize::run(session, c, ctx.root, run, &mut statements);
-            let (status, rows, message) = status_of(done.built);
-            done.built = Ok(rows);
+        decision => {
             let why = match decision {
-                Some(Decision::Build(Some(why))) if status == Status::Success => Some(why),
+                Some(Decision::Build(why)) => why,
                 _ => None,
             };
-            (done, status, message.or(why.map(|w| format!("built: {w}"))))
+            build_job(ctx, session, (job, replaces), why, &mut statements)
         }
     };
     if let Some(reuse) = ctx.reuse.filter(|_| job.builds()) {
-        let settled = match status {
-            Status::Reused => Settled::Reused,
-            Status::Success => Settled::Built,
-            _ => Settled::Failed,
-        };
-        reuse.settle(c, job, settled);
+        reuse.settle(c, job, settled(status));
     }
-    let rows = done.built.ok().flatten();
     NodeResult {
         job: j,
         status,
-        rows,
+        rows: done.built.ok().flatten(),
         started_at,
         seconds: clock.elapsed().as_secs_f64(),
         message,
         statements,
         tests: done.tests,
         batches: done.batches,
+    }
+}
+
+/// Builds a job (recording it when the warehouse keeps records): what it did, its status and
+/// message — on success, why it was built rather than reused.
+fn build_job(
+    ctx: &Ctx<'_>,
+    session: &mut dyn Session,
+    (job, replaces): (&Job, Option<RelKind>),
+    why: Option<String>,
+    log: &mut Vec<String>,
+) -> (materialize::Done, Status, Option<String>) {
+    let c = ctx.compiled;
+    let more: &materialize::More<'_> = &|| ctx.stop.warehouse.session();
+    let record = ctx.reuse.and_then(|r| r.record(c, job));
+    let run = ((job, replaces), (more, ctx.threads), record);
+    let mut done = materialize::run(session, c, ctx.root, run, log);
+    let (status, rows, message) = status_of(done.built);
+    done.built = Ok(rows);
+    let why = why.filter(|_| status == Status::Success);
+    (done, status, message.or(why.map(|w| format!("built: {w}"))))
+}
+
+fn settled(status: Status) -> Settled {
+    match status {
+        Status::Reused => Settled::Reused,
+        Status::Success => Settled::Built,
+        _ => Settled::Failed,
     }
 }
 
@@ -337,21 +352,22 @@ fn reused_tests(
     log: &mut Vec<String>,
 ) -> materialize::Done {
     let (c, reuse) = (ctx.compiled, ctx.reuse.expect("a reused job has a reuse"));
-    let (reused, pending): (Vec<usize>, Vec<usize>) =
-        job.tests.iter().partition(|&&t| reuse.test_passed(c, job, t));
+    let (reused, pending): (Vec<usize>, Vec<usize>) = job
+        .tests
+        .iter()
+        .partition(|&&t| reuse.test_passed(c, job, t));
     let tested = Job {
         tests: pending,
-        ..Job::tests_of(c, job.node)
-    };
-    let tested = Job {
         unit_tests: job.unit_tests.clone(),
-        ..tested
+        ..Job::tests_of(c, job.node)
     };
     let more: &materialize::More<'_> = &|| ctx.stop.warehouse.session();
     let run = ((&tested, None), (more, ctx.threads), None);
     let mut done = materialize::run(session, c, ctx.root, run, log);
-    done.tests.extend(reused.into_iter().map(TestResult::reused));
-    done.tests.sort_by_key(|r| job.tests.iter().position(|&t| t == r.node));
+    done.tests
+        .extend(reused.into_iter().map(TestResult::reused));
+    done.tests
+        .sort_by_key(|r| job.tests.iter().position(|&t| t == r.node));
     done
 }
 
@@ -372,6 +388,9 @@ fn record_tests(ctx: &Ctx<'_>, reuse: &Reuse, results: &[NodeResult]) -> Result<
             .filter(|t| matches!(t.status, TestStatus::Pass | TestStatus::Reused))
             .filter_map(|t| reuse.test_key(c, t.node))
             .collect();
+        if passed.is_empty() && r.status == Status::Success {
+            continue; // recorded with none
+        }
         let keys = serde_json::to_string(&passed).unwrap_or_default();
         recorded.push((relation.to_string(), keys));
     }

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use jiff::civil::DateTime;
 
 use crate::adapter::{
-    Around, Build, BuildRecord, DbError, DbResult, Docs, Increment, Layout, RelKind, Relation, Session,
-    SnapshotSpec, Staged,
+    Around, Build, BuildRecord, DbError, DbResult, Docs, Increment, Layout, RelKind, Relation,
+    Session, SnapshotSpec, Staged,
 };
 use crate::compile::Compiled;
 use crate::diagnostics::Diagnostic;

@@ -27,7 +27,14 @@ use crate::compile::Compiled;
 use crate::project::{self, NodeKind};
 
 /// Config keys that do not change what a build does.
-const DOC_KEYS: &[&str] = &["tags", "meta", "docs", "group", "description", "persist_docs"];
+const DOC_KEYS: &[&str] = &[
+    "tags",
+    "meta",
+    "docs",
+    "group",
+    "description",
+    "persist_docs",
+];
 
 /// What a run knows to decide, node by node, whether to build or reuse.
 pub(crate) struct Reuse {
@@ -76,7 +83,7 @@ impl Reuse {
             }
             None => return Ok(None),
         };
-        let (logic, volatile) = logic_keys(c, root, jobs);
+        let (logic, volatile) = logic_keys(c, root, jobs, decides);
         let shape = shapes(c, &logic);
         let signals = match decides {
             true => signals(session, c, jobs),
@@ -85,7 +92,10 @@ impl Reuse {
         Ok(Some(Reuse {
             table,
             decides,
-            records: records.into_iter().map(|r| (r.relation.clone(), r)).collect(),
+            records: records
+                .into_iter()
+                .map(|r| (r.relation.clone(), r))
+                .collect(),
             logic,
             volatile,
             shape,
@@ -123,23 +133,31 @@ impl Reuse {
         if record.logic != self.logic[i] {
             return Err("its SQL or config changed".into());
         }
+        self.same_inputs(c, job, &record.inputs)?;
+        Ok(format!("unchanged since {}", record.built_at))
+    }
+
+    /// Whether the job's inputs are what its record says they were: the same data versions
+    /// (for a view, the same shapes); else why not.
+    fn same_inputs(&self, c: &Compiled, job: &Job, recorded: &str) -> Result<(), String> {
         let recorded: BTreeMap<String, (String, String)> =
-            serde_json::from_str(&record.inputs).map_err(|_| "its record is unreadable")?;
+            serde_json::from_str(recorded).map_err(|_| "its record is unreadable")?;
         let view = matches!(job.action, Action::View);
-        for (id, (shape, data)) in self.inputs(c, i) {
-            let (was_shape, was_data) = recorded.get(&id).ok_or("it reads something new")?;
-            let same = match view {
-                true => shape.as_ref() == Some(was_shape),
-                false => data.as_ref() == Some(was_data),
+        let inputs = self.inputs(c, job.node);
+        if recorded.len() != inputs.len() {
+            return Err("what it reads changed".into());
+        }
+        for (id, (shape, data)) in inputs {
+            let (was_shape, was_data) = recorded.get(&id).ok_or("what it reads changed")?;
+            let (now, was) = match view {
+                true => (shape, was_shape),
+                false => (data, was_data),
             };
-            if !same {
-                return Err(changed(&id, view, shape.is_none() || data.is_none()));
+            if now.as_ref() != Some(was) {
+                return Err(changed(&id, view, now.is_none()));
             }
         }
-        if recorded.len() != c.reads(i).len() {
-            return Err("it no longer reads all it read".into());
-        }
-        Ok(format!("unchanged since {}", record.built_at))
+        Ok(())
     }
 
     /// The record of the job's relation.
@@ -226,7 +244,12 @@ impl Reuse {
             relation: relation.to_string(),
             node: c.nodes()[i].unique_id.clone(),
             run: c.project.invocation.1.clone(),
-            built_at: c.project.invocation.0.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            built_at: c
+                .project
+                .invocation
+                .0
+                .strftime("%Y-%m-%d %H:%M:%S UTC")
+                .to_string(),
             logic: self.logic[i].clone(),
             shape: self.shape[i].clone().unwrap_or_default(),
             data,
@@ -277,7 +300,9 @@ fn records_table(c: &Compiled) -> Relation {
 /// Why a job builds because of input `id`.
 fn changed(id: &str, view: bool, unknown: bool) -> String {
     match (unknown, view) {
-        (true, _) => format!("what `{id}` holds is not known (no build recorded, no loaded_at_field)"),
+        (true, _) => {
+            format!("what `{id}` holds is not known (no build recorded, no loaded_at_field)")
+        }
         (false, true) => format!("`{id}` changed its logic"),
         (false, false) => format!("`{id}` changed"),
     }
@@ -297,7 +322,12 @@ fn built_kind(action: &Action) -> RelKind {
 }
 
 /// Every node's logic key, and why the jobs' nodes that are never reused are not.
-fn logic_keys(c: &Compiled, root: &Path, jobs: &[Job]) -> (Vec<String>, Vec<Option<String>>) {
+fn logic_keys(
+    c: &Compiled,
+    root: &Path,
+    jobs: &[Job],
+    decides: bool,
+) -> (Vec<String>, Vec<Option<String>>) {
     let logic: Vec<String> = (0..c.nodes().len())
         .into_par_iter()
         .map(|i| logic_key(c, root, i))
@@ -305,7 +335,7 @@ fn logic_keys(c: &Compiled, root: &Path, jobs: &[Job]) -> (Vec<String>, Vec<Opti
     let mut volatile = vec![None; c.nodes().len()];
     let found: Vec<(usize, Option<String>)> = jobs
         .par_iter()
-        .filter(|j| j.builds())
+        .filter(|j| decides && j.builds())
         .map(|j| (j.node, never_reused(c, j)))
         .collect();
     for (i, why) in found {
@@ -331,7 +361,7 @@ fn logic_key(c: &Compiled, root: &Path, i: usize) -> String {
     digest(&[
         env!("CARGO_PKG_VERSION").to_string(),
         c.project.target.kind.name().to_string(),
-        format!("{:?}", n.kind),
+        format!("{:?} empty={}", n.kind, c.empty()),
         relation.unwrap_or_default(),
         c.sql[i].clone().unwrap_or_default(),
         c.incremental_sql[i].clone().unwrap_or_default(),
@@ -350,7 +380,10 @@ fn never_reused(c: &Compiled, job: &Job) -> Option<String> {
         return Some("its SQL is rendered against the warehouse".into());
     }
     if let Action::Incremental(spec) = &job.action
-        && matches!(spec.strategy, super::incremental::StrategyKind::Microbatch(_))
+        && matches!(
+            spec.strategy,
+            super::incremental::StrategyKind::Microbatch(_)
+        )
     {
         return Some("a microbatch model's batches follow the clock".into());
     }
@@ -427,8 +460,5 @@ fn digest(parts: &[String]) -> String {
         hasher.update((p.len() as u64).to_le_bytes());
         hasher.update(p.as_bytes());
     }
-    hasher.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex(&hasher.finalize()[..16])
 }

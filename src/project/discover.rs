@@ -243,13 +243,7 @@ fn file_checksum(path: &Path) -> Option<String> {
     } else {
         hash_ends(&mut f, len, &mut hasher)?;
     }
-    Some(
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
+    Some(crate::hex(&hasher.finalize()))
 }
 
 /// SHA-256 of a data file's whole bytes, read a MiB at a time: what `--reuse` compares, where
@@ -264,7 +258,7 @@ pub(crate) fn file_digest(path: &Path) -> std::io::Result<String> {
             n => hasher.update(&part[..n]),
         }
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::hex(&hasher.finalize()))
 }
 
 /// Hashes a large file's size and its first and last [`PART`] bytes.

@@ -1057,10 +1057,7 @@ pub(super) fn add_globals(
     env.add_function("local_md5", |text: String| {
         use md5::Digest;
         let digest = md5::Md5::digest(text.as_bytes());
-        digest
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+        crate::hex(&digest)
     });
     env.add_function("set_strict", set);
     env.add_function("zip", |a: Vec<Value>, b: Vec<Value>| {

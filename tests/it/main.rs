@@ -16,6 +16,7 @@ mod on_spark;
 mod regressions;
 mod reliability;
 mod render;
+mod reuse;
 mod select;
 mod state;
 mod testing;

@@ -9,8 +9,8 @@ use duckdb::{Connection, InterruptHandle};
 
 use crate::adapter::statements::{self, Statements, body, kind_word, limited, lit as literal};
 use crate::adapter::{
-    Around, Build, BuildRecord, CsvSource, DbError, DbResult, RelKind, Relation, Rows, Session, Staged,
-    Warehouse, kind_built,
+    Around, Build, BuildRecord, CsvSource, DbError, DbResult, RelKind, Relation, Rows, Session,
+    Staged, Warehouse, kind_built,
 };
 use crate::sql::{Dialect, Kind};
 

@@ -10,8 +10,8 @@ use super::{Flavour, Settings, SslMode};
 use crate::adapter::seed;
 use crate::adapter::statements::{self, Statements, body, kind_word, limited, lit as literal};
 use crate::adapter::{
-    Around, Build, BuildRecord, CsvSource, DbError, DbResult, Layout, RelKind, Relation, Rows, SchemaGrants,
-    Session, Staged, Warehouse, kind_built,
+    Around, Build, BuildRecord, CsvSource, DbError, DbResult, Layout, RelKind, Relation, Rows,
+    SchemaGrants, Session, Staged, Warehouse, kind_built,
 };
 use crate::sql::{Dialect, Kind};
 
@@ -427,7 +427,7 @@ fn suffixed(relation: &Relation, suffix: &str) -> Relation {
     }
     use sha2::Digest;
     let hash = sha2::Sha256::digest(name.as_bytes());
-    let short: String = hash.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let short = crate::hex(&hash[..4]);
     let keep = MAX_IDENT - suffix.len() - short.len() - 1;
     let cut = (0..=keep)
         .rev()
@@ -905,7 +905,7 @@ impl PgSession {
             .map_or(0, |d| d.as_nanos());
         for (i, index) in self.layout.indexes.clone().iter().enumerate() {
             let hash = sha2::Sha256::digest(format!("{nanos}:{i}:{index:?}").as_bytes());
-            let short: String = hash.iter().take(4).map(|b| format!("{b:02x}")).collect();
+            let short = crate::hex(&hash[..4]);
             let columns: Vec<String> = index.columns.iter().map(|c| quote(c)).collect();
             let create = format!(
                 "CREATE {}INDEX {} ON {}{} ({})",
