@@ -348,5 +348,5 @@ select 1 as one
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("project.yml:6"), "{}", out.stderr);
+    assert!(out.stderr.contains("project.yml:5"), "{}", out.stderr);
 }
