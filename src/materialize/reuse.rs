@@ -26,6 +26,9 @@ use crate::adapter::{BuildRecord, DbResult, RelKind, Relation, Session};
 use crate::compile::Compiled;
 use crate::project::{self, NodeKind};
 
+/// Between a logic key and why a build is never reused, in its record.
+const NEVER: &str = " never: ";
+
 /// Config keys that do not change what a build does.
 const DOC_KEYS: &[&str] = &[
     "tags",
@@ -45,8 +48,6 @@ pub(crate) struct Reuse {
     records: HashMap<String, BuildRecord>,
     /// Each node's logic key.
     logic: Vec<String>,
-    /// Why a node is never reused (it calls `now()`, ...).
-    volatile: Vec<Option<String>>,
     shape: Vec<Option<String>>,
     /// Sources' data versions, where they have one.
     signals: HashMap<usize, String>,
@@ -83,7 +84,7 @@ impl Reuse {
             }
             None => return Ok(None),
         };
-        let (logic, volatile) = logic_keys(c, root, jobs, decides);
+        let logic = logic_keys(c, root);
         let shape = shapes(c, &logic);
         let signals = match decides {
             true => signals(session, c, jobs),
@@ -97,7 +98,6 @@ impl Reuse {
                 .map(|r| (r.relation.clone(), r))
                 .collect(),
             logic,
-            volatile,
             shape,
             signals,
             existing: existing.clone(),
@@ -122,16 +122,14 @@ impl Reuse {
         job: &Job,
         replaces: Option<RelKind>,
     ) -> Result<String, String> {
-        let i = job.node;
-        if let Some(why) = &self.volatile[i] {
-            return Err(why.clone());
-        }
         let record = self.record_of(job).ok_or("no build of it is recorded")?;
         if replaces != Some(built_kind(&job.action)) {
             return Err("it is not in the warehouse as recorded".into());
         }
-        if record.logic != self.logic[i] {
-            return Err("its SQL or config changed".into());
+        if record.logic != self.logic[job.node] {
+            // Recorded as never reused: with the same logic, for the same reason.
+            let never = record.logic.strip_prefix(&format!("{}{NEVER}", self.logic[job.node]));
+            return Err(never.unwrap_or("its SQL or config changed").to_string());
         }
         self.same_inputs(c, job, &record.inputs)?;
         Ok(format!("unchanged since {}", record.built_at))
@@ -240,6 +238,11 @@ impl Reuse {
             true => self.derived_version(c, i).unwrap_or_default(),
             false => self.new_version(c, i),
         };
+        // A build never to be reused records its logic with why, which no logic key equals.
+        let logic = match never_reused(c, job) {
+            Some(why) => format!("{}{NEVER}{why}", self.logic[i]),
+            None => self.logic[i].clone(),
+        };
         let record = BuildRecord {
             relation: relation.to_string(),
             node: c.nodes()[i].unique_id.clone(),
@@ -250,7 +253,7 @@ impl Reuse {
                 .0
                 .strftime("%Y-%m-%d %H:%M:%S UTC")
                 .to_string(),
-            logic: self.logic[i].clone(),
+            logic,
             shape: self.shape[i].clone().unwrap_or_default(),
             data,
             inputs: serde_json::to_string(&inputs).unwrap_or_default(),
@@ -321,27 +324,12 @@ fn built_kind(action: &Action) -> RelKind {
     }
 }
 
-/// Every node's logic key, and why the jobs' nodes that are never reused are not.
-fn logic_keys(
-    c: &Compiled,
-    root: &Path,
-    jobs: &[Job],
-    decides: bool,
-) -> (Vec<String>, Vec<Option<String>>) {
-    let logic: Vec<String> = (0..c.nodes().len())
+/// Every node's logic key.
+fn logic_keys(c: &Compiled, root: &Path) -> Vec<String> {
+    (0..c.nodes().len())
         .into_par_iter()
         .map(|i| logic_key(c, root, i))
-        .collect();
-    let mut volatile = vec![None; c.nodes().len()];
-    let found: Vec<(usize, Option<String>)> = jobs
-        .par_iter()
-        .filter(|j| decides && j.builds())
-        .map(|j| (j.node, never_reused(c, j)))
-        .collect();
-    for (i, why) in found {
-        volatile[i] = why;
-    }
-    (logic, volatile)
+        .collect()
 }
 
 /// A hash of everything that decides what building node `i` does.
@@ -361,7 +349,7 @@ fn logic_key(c: &Compiled, root: &Path, i: usize) -> String {
     digest(&[
         env!("CARGO_PKG_VERSION").to_string(),
         c.project.target.kind.name().to_string(),
-        format!("{:?} empty={}", n.kind, c.empty()),
+        format!("{:?} empty={} at_run={}", n.kind, c.empty(), c.at_run[i]),
         relation.unwrap_or_default(),
         c.sql[i].clone().unwrap_or_default(),
         c.incremental_sql[i].clone().unwrap_or_default(),
