@@ -144,7 +144,7 @@ pub(crate) fn run(
         .collect::<Result<Vec<_>, _>>()?;
     let prepared = prepare(sessions[0].as_mut(), compiled, jobs).and_then(|(existing, left)| {
         let reuse = (root, jobs);
-        let reuse = Reuse::prepare(sessions[0].as_mut(), compiled, reuse, opts.reuse, &existing)?;
+        let reuse = Reuse::prepare(sessions[0].as_mut(), compiled, reuse, opts.reuse)?;
         Ok((existing, left, reuse))
     });
     let (existing, leftovers, reuse) = match prepared {

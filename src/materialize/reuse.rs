@@ -51,8 +51,6 @@ pub(crate) struct Reuse {
     shape: Vec<Option<String>>,
     /// Sources' data versions, where they have one.
     signals: HashMap<usize, String>,
-    /// What exists in the warehouse as the run starts.
-    existing: HashMap<Relation, RelKind>,
     /// The data versions of the nodes built or reused so far in this run.
     versions: Mutex<HashMap<usize, Option<String>>>,
 }
@@ -72,7 +70,6 @@ impl Reuse {
         c: &Compiled,
         (root, jobs): (&Path, &[Job]),
         decides: bool,
-        existing: &HashMap<Relation, RelKind>,
     ) -> DbResult<Option<Reuse>> {
         let table = records_table(c);
         let records = match session.build_records(&table)? {
@@ -100,7 +97,6 @@ impl Reuse {
             logic,
             shape,
             signals,
-            existing: existing.clone(),
             versions: Mutex::default(),
         }))
     }
@@ -128,7 +124,9 @@ impl Reuse {
         }
         if record.logic != self.logic[job.node] {
             // Recorded as never reused: with the same logic, for the same reason.
-            let never = record.logic.strip_prefix(&format!("{}{NEVER}", self.logic[job.node]));
+            let never = record
+                .logic
+                .strip_prefix(&format!("{}{NEVER}", self.logic[job.node]));
             return Err(never.unwrap_or("its SQL or config changed").to_string());
         }
         self.same_inputs(c, job, &record.inputs)?;
@@ -185,9 +183,8 @@ impl Reuse {
             NodeKind::Source => self.signals.get(&p).cloned(),
             NodeKind::Model if derived(c, p) => self.derived_version(c, p),
             _ => {
-                // Not built in this run: the rows of the build recorded, if it is there.
+                // Not built in this run: the rows of the build recorded.
                 let relation = c.relations[p].as_ref()?;
-                self.existing.get(relation)?;
                 Some(self.records.get(&relation.to_string())?.data.clone())
             }
         }

@@ -1549,7 +1549,20 @@ impl Session for PgSession {
 
     fn keep_build_records(&mut self, table: &Relation, log: &mut Vec<String>) -> DbResult<()> {
         let sql = statements::create_records(self.flavour.dialect(), table);
-        self.run(&sql, log)
+        self.run(&sql, log)?;
+        // Each publish replaces its relation's record: found by index, not by a scan of all.
+        match self.flavour {
+            Flavour::Postgres => {
+                let index = format!(
+                    "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})",
+                    quote(&format!("{}_relation", table.name)),
+                    rel(table),
+                    quote("relation")
+                );
+                self.run(&index, log)
+            }
+            Flavour::Redshift => Ok(()),
+        }
     }
 
     fn record_tests(
