@@ -163,7 +163,7 @@ impl Reuse {
 
     /// Each input of node `i` (what its SQL reads, through ephemeral models) by unique id,
     /// with its shape and data version (None: unknown).
-    fn inputs(&self, c: &Compiled, i: usize) -> Vec<(String, (Option<String>, Option<String>))> {
+    fn inputs(&self, c: &Compiled, i: usize) -> Vec<Input> {
         c.reads(i)
             .into_iter()
             .map(|p| {
@@ -281,6 +281,9 @@ impl Reuse {
         passed.contains(&key)
     }
 }
+
+/// An input by unique id, with its shape and data version (None: unknown).
+type Input = (String, (Option<String>, Option<String>));
 
 /// What became of a job, for `Reuse::settle`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
