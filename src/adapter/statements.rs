@@ -801,23 +801,6 @@ pub(super) fn comments(
     on_relation.chain(on_columns).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::and;
-
-    #[test]
-    fn dbt_names_in_predicates_read_as_the_statements_aliases() {
-        let p = [
-            "DBT_INTERNAL_DEST.day > dbt_internal_source.day - 7".to_string(),
-            "DBT_INTERNAL_DESTINATION = 1 and x.DBT_INTERNAL_DEST = 2".to_string(),
-        ];
-        assert_eq!(
-            and(&p, ("t", "n")),
-            " AND (t.day > n.day - 7) AND (DBT_INTERNAL_DESTINATION = 1 and x.DBT_INTERNAL_DEST = 2)"
-        );
-    }
-}
-
 /// The columns of the table build records are kept in, in `BuildRecord`'s order.
 const RECORD_COLUMNS: [&str; 9] = [
     "relation", "node", "run", "built_at", "logic", "shape", "data", "inputs", "tests",
@@ -920,4 +903,21 @@ pub(super) fn read_records<S: Statements + ?Sized>(
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::and;
+
+    #[test]
+    fn dbt_names_in_predicates_read_as_the_statements_aliases() {
+        let p = [
+            "DBT_INTERNAL_DEST.day > dbt_internal_source.day - 7".to_string(),
+            "DBT_INTERNAL_DESTINATION = 1 and x.DBT_INTERNAL_DEST = 2".to_string(),
+        ];
+        assert_eq!(
+            and(&p, ("t", "n")),
+            " AND (t.day > n.day - 7) AND (DBT_INTERNAL_DESTINATION = 1 and x.DBT_INTERNAL_DEST = 2)"
+        );
+    }
 }
