@@ -143,8 +143,11 @@ pub(crate) fn run(
         .map(|_| stop.warehouse.session())
         .collect::<Result<Vec<_>, _>>()?;
     let prepared = prepare(sessions[0].as_mut(), compiled, jobs).and_then(|(existing, left)| {
-        let reuse = (root, jobs);
-        let reuse = Reuse::prepare(sessions[0].as_mut(), compiled, reuse, opts.reuse)?;
+        // Only a run that builds reads or writes build records (`xform test` does neither).
+        let reuse = match jobs.iter().any(Job::builds) {
+            true => Reuse::prepare(sessions[0].as_mut(), compiled, (root, jobs), opts.reuse)?,
+            false => None,
+        };
         Ok((existing, left, reuse))
     });
     let (existing, leftovers, reuse) = match prepared {
