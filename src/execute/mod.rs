@@ -139,6 +139,7 @@ pub(crate) fn run(
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Outcome, DbError> {
     let threads = opts.threads.clamp(1, jobs.len().max(1));
+    stop.warehouse.share_cores(threads)?;
     let mut sessions = (0..threads)
         .map(|_| stop.warehouse.session())
         .collect::<Result<Vec<_>, _>>()?;

@@ -98,6 +98,17 @@ impl Warehouse for DuckDb {
         }
     }
 
+    /// DuckDB's threads belong to the database, not to a connection: with `connections`
+    /// statements running at once, it gets cores / connections threads. Left at every core,
+    /// its idle workers spin between the small statements a build is made of.
+    fn share_cores(&self, connections: usize) -> DbResult<()> {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let threads = (cores / connections.max(1)).max(1);
+        let conn = self.root.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.execute_batch(&format!("SET GLOBAL threads = {threads}"))
+            .map_err(failed)
+    }
+
     fn version(&self) -> DbResult<String> {
         let root = self.root.lock().unwrap_or_else(PoisonError::into_inner);
         let v = root.version().map_err(failed)?;
