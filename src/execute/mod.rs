@@ -171,6 +171,9 @@ pub(crate) fn run(
     };
     let mut scheduler = Scheduler::new(&graph, opts, stop, on_event);
     let mut outcome = run_workers(&ctx, sessions, &mut scheduler, &existing)?;
+    // What follows on one connection (`on_run_end`, `--compare-to`) has every core again; a
+    // setting that could not be restored costs only speed.
+    stop.warehouse.share_cores(1).ok();
     if let Some(reuse) = &reuse {
         let recorded = record_tests(&ctx, reuse, &outcome.results);
         outcome.records_failed = recorded.err().map(|e| e.to_string());
