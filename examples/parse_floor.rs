@@ -32,7 +32,9 @@ fn main() {
             .tokenize_with_location()
     };
     let tokens = best_of_3(|| {
-        texts.iter().filter(|t| tokenize(t).is_ok()).count();
+        for t in &texts {
+            let _ = tokenize(t);
+        }
     });
     let parsed = best_of_3(|| {
         for t in &texts {

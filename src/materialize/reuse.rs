@@ -161,8 +161,7 @@ impl Reuse {
         self.records.get(&job.relation.as_ref()?.to_string())
     }
 
-    /// Each input of node `i` (what its SQL reads, through ephemeral models) by unique id,
-    /// with its shape and data version (None: unknown).
+    /// Each input of node `i`: what its SQL reads, through ephemeral models.
     fn inputs(&self, c: &Compiled, i: usize) -> Vec<Input> {
         c.reads(i)
             .into_iter()
