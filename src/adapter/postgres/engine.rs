@@ -599,16 +599,21 @@ impl PgSession {
         let def = if defs { "pg_get_viewdef(c.oid)" } else { "''" };
         // pg_depend has a row per column a view reads: each (view, relation) pair is taken
         // once, or a chain of views multiplies the rows at each level (measured: 1.1M rows
-        // for six `select *` levels over 10 columns). PostgreSQL's UNION also drops repeats
-        // between levels; Redshift's recursion takes UNION ALL only.
-        let union = match self.flavour {
-            Flavour::Postgres => "UNION",
-            Flavour::Redshift => "UNION ALL",
+        // for six `select *` levels over 10 columns). PostgreSQL's UNION drops the repeats
+        // (and between levels), and without a DISTINCT in the edges its planner reaches them
+        // through pg_depend's index: 0.3 ms a table instead of 12-25 ms for a scan of every
+        // view's edges (measured on the generated 1,000-model project; twice per swap).
+        // Redshift's recursion takes UNION ALL only: the edges are made distinct first.
+        let (union, distinct) = match self.flavour {
+            Flavour::Postgres => ("UNION", ""),
+            Flavour::Redshift => ("UNION ALL", "DISTINCT "),
         };
         // 1259 is pg_class, 2618 pg_rewrite: fixed OIDs (Redshift has no `regclass`).
-        let edges = "(SELECT DISTINCT r.ev_class AS view_oid, d.refobjid AS read_oid FROM pg_depend d \
-                     JOIN pg_rewrite r ON r.oid = d.objid \
-                     WHERE d.classid = 2618 AND d.refclassid = 1259 AND r.ev_class <> d.refobjid)";
+        let edges = format!(
+            "(SELECT {distinct}r.ev_class AS view_oid, d.refobjid AS read_oid FROM pg_depend d \
+             JOIN pg_rewrite r ON r.oid = d.objid \
+             WHERE d.classid = 2618 AND d.refclassid = 1259 AND r.ev_class <> d.refobjid)"
+        );
         let sql = format!(
             "WITH RECURSIVE deps(oid, depth) AS (\n\
              SELECT e.view_oid, 1 FROM {edges} AS e\n\
