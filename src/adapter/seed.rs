@@ -96,8 +96,9 @@ pub(crate) fn columns(data: &[u8], csv: &CsvSource) -> DbResult<Vec<(String, Str
         false => Vec::new(),
     };
     let mut types: Vec<Option<Type>> = vec![None; names.len()];
-    for record in reader.records() {
-        let record = record.map_err(bad)?;
+    // One record read into again and again: no allocation per row.
+    let mut record = csv::StringRecord::new();
+    while reader.read_record(&mut record).map_err(bad)? {
         types.resize(types.len().max(record.len()), None);
         for (slot, v) in types.iter_mut().zip(record.iter()) {
             // Text holds anything: a column found to be text needs no more reading.

@@ -11,7 +11,7 @@
 //!
 //! Data versions: a table's is new each time it is built and kept while it is reused; a view's
 //! or an ephemeral model's is derived from its logic and its parents' versions; a source's is
-//! its latest `loaded_at`.
+//! its latest `loaded_at`, or for files (`dt=` partitions in a lake) their listing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -48,6 +48,8 @@ pub(crate) struct Reuse {
     records: HashMap<String, BuildRecord>,
     /// Each node's logic key.
     logic: Vec<String>,
+    /// Why a node's SQL makes it never reused (it calls something volatile), if it does.
+    volatile: Vec<Option<String>>,
     shape: Vec<Option<String>>,
     /// Sources' data versions, where they have one.
     signals: HashMap<usize, String>,
@@ -81,7 +83,10 @@ impl Reuse {
             }
             None => return Ok(None),
         };
-        let logic = logic_keys(c, root);
+        let (logic, volatile): (Vec<String>, Vec<Option<String>>) = (0..c.nodes().len())
+            .into_par_iter()
+            .map(|i| logic_key(c, root, i))
+            .unzip();
         let shape = shapes(c, &logic);
         let signals = match decides {
             true => signals(session, c, jobs),
@@ -95,6 +100,7 @@ impl Reuse {
                 .map(|r| (r.relation.clone(), r))
                 .collect(),
             logic,
+            volatile,
             shape,
             signals,
             versions: Mutex::default(),
@@ -235,7 +241,7 @@ impl Reuse {
             false => self.new_version(c, i),
         };
         // A build never to be reused records its logic with why, which no logic key equals.
-        let logic = match never_reused(c, job) {
+        let logic = match self.never_reused(c, job) {
             Some(why) => format!("{}{NEVER}{why}", self.logic[i]),
             None => self.logic[i].clone(),
         };
@@ -256,6 +262,24 @@ impl Reuse {
             tests: "[]".into(),
         };
         Some((self.table.clone(), record))
+    }
+
+    /// Why a job's node is never reused: it renders against the warehouse, follows the clock
+    /// (a microbatch model), or its SQL calls something volatile.
+    fn never_reused(&self, c: &Compiled, job: &Job) -> Option<String> {
+        let i = job.node;
+        if c.at_run[i] {
+            return Some("its SQL is rendered against the warehouse".into());
+        }
+        if let Action::Incremental(spec) = &job.action
+            && matches!(
+                spec.strategy,
+                super::incremental::StrategyKind::Microbatch(_)
+            )
+        {
+            return Some("a microbatch model's batches follow the clock".into());
+        }
+        self.volatile[i].clone()
     }
 
     /// The key of test `t` as it runs now: its logic and the data versions it reads. None
@@ -303,7 +327,9 @@ fn records_table(c: &Compiled) -> Relation {
 fn changed(id: &str, view: bool, unknown: bool) -> String {
     match (unknown, view) {
         (true, _) => {
-            format!("what `{id}` holds is not known (no build recorded, no loaded_at_field)")
+            format!(
+                "what `{id}` holds is not known (no build recorded, no loaded_at_field, no files listed here)"
+            )
         }
         (false, true) => format!("`{id}` changed its logic"),
         (false, false) => format!("`{id}` changed"),
@@ -323,16 +349,9 @@ fn built_kind(action: &Action) -> RelKind {
     }
 }
 
-/// Every node's logic key.
-fn logic_keys(c: &Compiled, root: &Path) -> Vec<String> {
-    (0..c.nodes().len())
-        .into_par_iter()
-        .map(|i| logic_key(c, root, i))
-        .collect()
-}
-
-/// A hash of everything that decides what building node `i` does.
-fn logic_key(c: &Compiled, root: &Path, i: usize) -> String {
+/// A hash of everything that decides what building node `i` does, and why its SQL makes it
+/// never reused, if it does (see `sql::tokens`).
+fn logic_key(c: &Compiled, root: &Path, i: usize) -> (String, Option<String>) {
     let n = &c.nodes()[i];
     let mut config = n.config.to_json();
     if let Json::Object(map) = &mut config {
@@ -345,44 +364,35 @@ fn logic_key(c: &Compiled, root: &Path, i: usize) -> String {
         _ => String::new(),
     };
     let relation = c.relations[i].as_ref().map(ToString::to_string);
-    digest(&[
+    let mut never = None;
+    let mut sql = |text: &Option<String>| {
+        let text = text.as_deref().unwrap_or_default();
+        match crate::sql::tokens(c.project.target.dialect(), text) {
+            Ok(t) => {
+                let calls = t.volatile.map(|f| format!("its SQL calls `{f}`"));
+                never = never.take().or(calls);
+                t.key
+            }
+            Err(_) => {
+                never = Some("its SQL could not be read".into());
+                text.to_string()
+            }
+        }
+    };
+    let (plain, incremental) = (sql(&c.sql[i]), sql(&c.incremental_sql[i]));
+    let key = digest(&[
         env!("CARGO_PKG_VERSION").to_string(),
         c.project.target.kind.name().to_string(),
         format!("{:?} empty={} at_run={}", n.kind, c.empty(), c.at_run[i]),
         relation.unwrap_or_default(),
-        c.sql[i].clone().unwrap_or_default(),
-        c.incremental_sql[i].clone().unwrap_or_default(),
+        plain,
+        incremental,
         config.to_string(),
         hooks(&c.hooks.pre),
         hooks(&c.hooks.post),
         seed,
-    ])
-}
-
-/// Why a job's node is never reused: its SQL calls something volatile, renders against the
-/// warehouse, or follows the clock (a microbatch model).
-fn never_reused(c: &Compiled, job: &Job) -> Option<String> {
-    let i = job.node;
-    if c.at_run[i] {
-        return Some("its SQL is rendered against the warehouse".into());
-    }
-    if let Action::Incremental(spec) = &job.action
-        && matches!(
-            spec.strategy,
-            super::incremental::StrategyKind::Microbatch(_)
-        )
-    {
-        return Some("a microbatch model's batches follow the clock".into());
-    }
-    let dialect = c.project.target.dialect();
-    for sql in [&c.sql[i], &c.incremental_sql[i]].into_iter().flatten() {
-        match crate::sql::volatile(dialect, sql) {
-            Ok(Some(f)) => return Some(format!("its SQL calls `{f}`")),
-            Ok(None) => {}
-            Err(_) => return Some("its SQL could not be read".into()),
-        }
-    }
-    None
+    ]);
+    (key, never)
 }
 
 /// Each node's shape: a hash of its logic and its inputs' shapes, parents first. A source's
@@ -406,7 +416,7 @@ fn shapes(c: &Compiled, logic: &[String]) -> Vec<Option<String>> {
     shape
 }
 
-/// The data versions of the sources the jobs read: their latest `loaded_at_field`.
+/// The data versions of the sources the jobs read (see `signal`).
 fn signals(session: &mut dyn Session, c: &Compiled, jobs: &[Job]) -> HashMap<usize, String> {
     let mut sources: Vec<usize> = jobs
         .iter()
@@ -422,10 +432,14 @@ fn signals(session: &mut dyn Session, c: &Compiled, jobs: &[Job]) -> HashMap<usi
         .collect()
 }
 
-/// A source's latest `loaded_at_field` (with its freshness `filter`), as text; None without
-/// one, or when it cannot be read.
+/// A source's data version: for files (`external_location`), their listing; else its latest
+/// `loaded_at_field` (with its freshness `filter`), as text. None without one, or when it
+/// cannot be read.
 fn signal(session: &mut dyn Session, c: &Compiled, p: usize) -> Option<String> {
     let n = &c.nodes()[p];
+    if let Some(files) = n.external() {
+        return files_signal(&c.project.root, &files.location);
+    }
     let field = n.config.str("loaded_at_field")?;
     let filter = n
         .config
@@ -438,6 +452,45 @@ fn signal(session: &mut dyn Session, c: &Compiled, p: usize) -> Option<String> {
         Some(t) => format!("loaded_at {t}"),
         None => "no rows".into(),
     })
+}
+
+/// The listing of a file source's files: each path (under the project), size and modification
+/// time, hashed — a new `dt=` partition, a file replaced or removed changes it. A location
+/// that is a folder is listed whole (as Spark reads it), else as a glob (as DuckDB reads it).
+/// None for a URL (the warehouse's to read), a location that matches no file here, or one
+/// that cannot be listed: unknown, so what reads it builds.
+fn files_signal(root: &Path, location: &str) -> Option<String> {
+    if location.contains("://") {
+        return None;
+    }
+    let pattern = root.join(location);
+    let paths: Vec<std::path::PathBuf> = match pattern.is_dir() {
+        true => walkdir::WalkDir::new(&pattern)
+            .into_iter()
+            .map(|e| e.map(walkdir::DirEntry::into_path))
+            .collect::<Result<_, _>>()
+            .ok()?,
+        false => glob::glob(pattern.to_str()?)
+            .ok()?
+            .collect::<Result<_, _>>()
+            .ok()?,
+    };
+    let mut listing = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(&path).ok()?;
+        if !meta.is_file() {
+            continue;
+        }
+        let modified = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH);
+        let shown = path.strip_prefix(root).unwrap_or(&path).to_string_lossy();
+        let line = format!("{shown}\t{}\t{}", meta.len(), modified.ok()?.as_nanos());
+        listing.push(line);
+    }
+    listing.sort_unstable();
+    match listing.len() {
+        0 => None,
+        n => Some(format!("{n} files {}", digest(&listing))),
+    }
 }
 
 /// A short hex hash of `parts`, each ended so that no two lists hash alike.

@@ -210,17 +210,39 @@ const VOLATILE: &[&str] = &[
     "txid_current",
 ];
 
-/// The first word of `sql` (outside its literals and comments) that names something
-/// `VOLATILE`, lower case; `Err` when the SQL cannot be read (then nothing is known).
-pub(crate) fn volatile(dialect: &dyn Dialect, sql: &str) -> Result<Option<String>, String> {
+/// What reuse reads of a build's SQL, in one pass of the tokenizer.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Tokens {
+    /// Its tokens without comments or layout, unquoted words in lower case: a changed comment,
+    /// indentation or keyword case is no change.
+    pub(crate) key: String,
+    /// The first word (outside literals and comments) that names something `VOLATILE`, lower
+    /// case.
+    pub(crate) volatile: Option<String>,
+}
+
+/// `sql`'s `Tokens`; `Err` when it cannot be read (then nothing is known of it).
+pub(crate) fn tokens(dialect: &dyn Dialect, sql: &str) -> Result<Tokens, String> {
     let tokens = Tokenizer::new(dialect.parser(), sql)
         .tokenize()
         .map_err(|e| e.to_string())?;
-    Ok(tokens.into_iter().find_map(|t| match t {
-        Token::Word(w) if w.quote_style.is_none() => {
-            let word = w.value.to_ascii_lowercase();
-            VOLATILE.contains(&word.as_str()).then_some(word)
+    let mut key = String::with_capacity(sql.len());
+    let mut volatile = None;
+    for t in tokens {
+        match t {
+            Token::Whitespace(_) => continue,
+            // Lower case, so never one of the other tokens' spellings below.
+            Token::Word(w) if w.quote_style.is_none() => {
+                let word = w.value.to_ascii_lowercase();
+                if volatile.is_none() && VOLATILE.contains(&word.as_str()) {
+                    volatile = Some(word.clone());
+                }
+                key.push_str(&word);
+            }
+            // Debug spells a literal unambiguously (`SingleQuotedString("it's")`).
+            t => key.push_str(&format!("{t:?}")),
         }
-        _ => None,
-    }))
+        key.push(' ');
+    }
+    Ok(Tokens { key, volatile })
 }

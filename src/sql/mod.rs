@@ -7,7 +7,7 @@ mod analyze;
 mod dialect;
 mod lineage;
 
-pub(crate) use analyze::{Analysis, analyze, canonical, volatile};
+pub(crate) use analyze::{Analysis, analyze, canonical, tokens};
 pub(crate) use dialect::{ColumnClass, Dialect, Fixture, KeyDiff, Kind, Replaces, trim_statement};
 pub(crate) use lineage::{Known, Origin, lineage};
 

@@ -170,6 +170,24 @@ fn a_changed_macro_or_model_rebuilds_what_it_renders_into(w: &Warehouse) {
     );
     ok(d, &["build", "--reuse"]);
     assert_eq!(built(d), selected(d, "stg_customers+"));
+    // A comment, the layout and keyword case are no change; a string literal's case is.
+    write_files(
+        d,
+        "-- file: models/staging/stg_customers.sql\n-- names in capitals\nSELECT customer_id,\n    UPPER(name) AS name /* for the mart */\nFROM {{ ref('customers') }}\n",
+    );
+    ok(d, &["build", "--reuse"]);
+    assert!(built(d).is_empty(), "{:?}", statuses(d));
+    write_files(
+        d,
+        "-- file: models/big_orders.sql\nselect order_id, 'A' as grade from {{ ref('stg_orders') }} where amount > 800\n",
+    );
+    ok(d, &["build", "--reuse"]);
+    write_files(
+        d,
+        "-- file: models/big_orders.sql\nselect order_id, 'a' as grade from {{ ref('stg_orders') }} where amount > 800\n",
+    );
+    ok(d, &["build", "--reuse"]);
+    assert_eq!(built(d), ["model.shop.big_orders"], "{:?}", statuses(d));
 }
 
 const SOURCED: &str = "
@@ -349,4 +367,58 @@ select 1 as one
         out.stderr
     );
     assert!(out.stderr.contains("project.yml:5"), "{}", out.stderr);
+}
+
+/// A source of files in `dt=` partitions: its data version is their listing. A new
+/// partition rebuilds what reads it and nothing else; files left as they were are reused.
+#[test]
+fn a_new_partition_of_a_file_source_rebuilds_what_reads_it() {
+    let dir = project(
+        "-- file: project.yml
+name: shop
+default_target: dev
+targets:
+  dev: { type: duckdb, path: target/dev.duckdb, threads: 2 }
+models:
+  +materialized: table
+-- file: models/sources.yml
+sources:
+  - name: lake
+    tables:
+      - name: events
+        config:
+          external_location: 'lake/events/dt=*/*.csv'
+          hive_partitioning: true
+-- file: models/daily.sql
+select dt, count(*) as events from {{ source('lake', 'events') }} group by dt
+-- file: models/constant.sql
+select 1 as one
+-- file: lake/events/dt=2024-01-01/part-0.csv
+id,name
+1,김철수
+2,이영희
+",
+    );
+    let d = dir.path();
+    ok(d, &["build", "--reuse"]);
+    ok(d, &["build", "--reuse"]);
+    assert!(built(d).is_empty(), "{:?}", statuses(d));
+    write_files(
+        d,
+        "-- file: lake/events/dt=2024-01-02/part-0.csv\nid,name\n3,박민수\n",
+    );
+    let out = ok(d, &["build", "--reuse"]);
+    assert_eq!(built(d), ["model.shop.daily"], "{:?}\n{out}", statuses(d));
+    let rows = crate::build::query(d, "select dt::varchar, events from daily order by dt");
+    assert_eq!(rows, [["2024-01-01", "2"], ["2024-01-02", "1"]]);
+    // A file rewritten in place (a partition loaded again) changes the listing too.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write_files(
+        d,
+        "-- file: lake/events/dt=2024-01-02/part-0.csv\nid,name\n3,박민수\n4,최지우\n",
+    );
+    ok(d, &["build", "--reuse"]);
+    assert_eq!(built(d), ["model.shop.daily"], "{:?}", statuses(d));
+    ok(d, &["build", "--reuse"]);
+    assert!(built(d).is_empty(), "{:?}", statuses(d));
 }
