@@ -437,8 +437,8 @@ fn signals(session: &mut dyn Session, c: &Compiled, jobs: &[Job]) -> HashMap<usi
 /// cannot be read.
 fn signal(session: &mut dyn Session, c: &Compiled, p: usize) -> Option<String> {
     let n = &c.nodes()[p];
-    if let Some(files) = n.external() {
-        return files_signal(&c.project.root, &files.location);
+    if let Some(listing) = n.external().and_then(|files| files_signal(c, &files)) {
+        return Some(listing);
     }
     let field = n.config.str("loaded_at_field")?;
     let filter = n
@@ -454,43 +454,66 @@ fn signal(session: &mut dyn Session, c: &Compiled, p: usize) -> Option<String> {
     })
 }
 
-/// The listing of a file source's files: each path (under the project), size and modification
-/// time, hashed — a new `dt=` partition, a file replaced or removed changes it. A location
-/// that is a folder is listed whole (as Spark reads it), else as a glob (as DuckDB reads it).
-/// None for a URL (the warehouse's to read), a location that matches no file here, or one
-/// that cannot be listed: unknown, so what reads it builds.
-fn files_signal(root: &Path, location: &str) -> Option<String> {
-    if location.contains("://") {
+/// The listing of a file source's files: each path (under the project), size, modification
+/// and change time and inode, hashed — a new `dt=` partition, a file replaced or removed
+/// changes it. A location that is a folder is listed whole (as Spark reads it), else as a
+/// glob (as DuckDB reads it). None where the warehouse does not read the files itself, for a
+/// URL (the warehouse's to read), and for a location that matches no file here or cannot be
+/// listed: then the source's `loaded_at_field` decides, if it has one.
+fn files_signal(c: &Compiled, files: &project::External) -> Option<String> {
+    let (root, location) = (&c.project.root, &files.location);
+    let dialect = c.project.target.dialect();
+    let read_here = dialect.read_files(&files.format, location, files.hive_partitioning);
+    if read_here.is_none() || location.contains("://") {
         return None;
     }
-    let pattern = root.join(location);
-    let paths: Vec<std::path::PathBuf> = match pattern.is_dir() {
-        true => walkdir::WalkDir::new(&pattern)
+    let path = root.join(location);
+    let paths: Vec<std::path::PathBuf> = match path.is_dir() {
+        true => walkdir::WalkDir::new(&path)
             .into_iter()
             .map(|e| e.map(walkdir::DirEntry::into_path))
             .collect::<Result<_, _>>()
             .ok()?,
-        false => glob::glob(pattern.to_str()?)
-            .ok()?
-            .collect::<Result<_, _>>()
-            .ok()?,
+        false => {
+            // The project's own folder is a path, not a pattern (`proj[1]`).
+            let pattern = match std::path::Path::new(location).is_absolute() {
+                true => location.clone(),
+                false => format!("{}/{location}", glob::Pattern::escape(root.to_str()?)),
+            };
+            glob::glob(&pattern).ok()?.collect::<Result<_, _>>().ok()?
+        }
     };
     let mut listing = Vec::new();
     for path in paths {
         let meta = std::fs::metadata(&path).ok()?;
-        if !meta.is_file() {
-            continue;
+        if meta.is_file() {
+            let shown = path.strip_prefix(root).unwrap_or(&path).to_string_lossy();
+            listing.push(format!("{shown}\t{}", file_stamp(&meta)?));
         }
-        let modified = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH);
-        let shown = path.strip_prefix(root).unwrap_or(&path).to_string_lossy();
-        let line = format!("{shown}\t{}\t{}", meta.len(), modified.ok()?.as_nanos());
-        listing.push(line);
     }
     listing.sort_unstable();
     match listing.len() {
         0 => None,
         n => Some(format!("{n} files {}", digest(&listing))),
     }
+}
+
+/// A file's size and times: with its change time and inode where there are ones, which no
+/// copy that keeps the modification time (`cp -p`, `tar x`) keeps.
+fn file_stamp(meta: &std::fs::Metadata) -> Option<String> {
+    let modified = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH);
+    let stamp = format!("{}\t{}", meta.len(), modified.ok()?.as_nanos());
+    #[cfg(unix)]
+    let stamp = {
+        use std::os::unix::fs::MetadataExt;
+        format!(
+            "{stamp}\t{}.{}\t{}",
+            meta.ctime(),
+            meta.ctime_nsec(),
+            meta.ino()
+        )
+    };
+    Some(stamp)
 }
 
 /// A short hex hash of `parts`, each ended so that no two lists hash alike.

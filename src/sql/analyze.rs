@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use sqlparser::ast::{ObjectName, Query, Statement, TableFactor, Visit, Visitor};
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
-use sqlparser::tokenizer::{Token, Tokenizer};
+use sqlparser::tokenizer::{Location, Token, Tokenizer};
 
 use super::Dialect;
 
@@ -213,8 +213,9 @@ const VOLATILE: &[&str] = &[
 /// What reuse reads of a build's SQL, in one pass of the tokenizer.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Tokens {
-    /// Its tokens without comments or layout, unquoted words in lower case: a changed comment,
-    /// indentation or keyword case is no change.
+    /// Its tokens as written, without the comments and layout between them: a changed
+    /// comment or indentation is no change. (As written: sqlparser reads some different
+    /// spellings as one token, `0x10` and `x'10'`; and DuckDB keeps an alias's case.)
     pub(crate) key: String,
     /// The first word (outside literals and comments) that names something `VOLATILE`, lower
     /// case.
@@ -224,25 +225,91 @@ pub(crate) struct Tokens {
 /// `sql`'s `Tokens`; `Err` when it cannot be read (then nothing is known of it).
 pub(crate) fn tokens(dialect: &dyn Dialect, sql: &str) -> Result<Tokens, String> {
     let tokens = Tokenizer::new(dialect.parser(), sql)
-        .tokenize()
+        .tokenize_with_location()
         .map_err(|e| e.to_string())?;
     let mut key = String::with_capacity(sql.len());
     let mut volatile = None;
+    let mut text = SourceText::new(sql);
     for t in tokens {
-        match t {
+        let written = text.up_to(t.span.end);
+        match t.token {
             Token::Whitespace(_) => continue,
-            // Lower case, so never one of the other tokens' spellings below.
-            Token::Word(w) if w.quote_style.is_none() => {
+            Token::Word(w) if w.quote_style.is_none() && volatile.is_none() => {
                 let word = w.value.to_ascii_lowercase();
-                if volatile.is_none() && VOLATILE.contains(&word.as_str()) {
-                    volatile = Some(word.clone());
-                }
-                key.push_str(&word);
+                volatile = VOLATILE.contains(&word.as_str()).then_some(word);
             }
-            // Debug spells a literal unambiguously (`SingleQuotedString("it's")`).
-            t => key.push_str(&format!("{t:?}")),
+            _ => {}
         }
+        key.push_str(written);
         key.push(' ');
     }
     Ok(Tokens { key, volatile })
+}
+
+/// Walks SQL text by the tokenizer's locations (line, and column in characters), handing
+/// out each token's text in turn.
+struct SourceText<'s> {
+    rest: &'s str,
+    at: Location,
+}
+
+impl<'s> SourceText<'s> {
+    fn new(sql: &'s str) -> Self {
+        SourceText {
+            rest: sql,
+            at: Location { line: 1, column: 1 },
+        }
+    }
+
+    /// The text from where the last token ended to `end` (where this one ends).
+    fn up_to(&mut self, end: Location) -> &'s str {
+        let mut len = 0;
+        let mut chars = self.rest.chars();
+        while (self.at.line, self.at.column) < (end.line, end.column) {
+            let Some(c) = chars.next() else { break };
+            len += c.len_utf8();
+            self.at = match c {
+                '\n' => Location {
+                    line: self.at.line + 1,
+                    column: 1,
+                },
+                _ => Location {
+                    line: self.at.line,
+                    column: self.at.column + 1,
+                },
+            };
+        }
+        let (text, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::Kind;
+
+    fn key(sql: &str) -> String {
+        tokens(Kind::DuckDb.dialect(), sql).unwrap().key
+    }
+
+    #[test]
+    fn a_reuse_key_ignores_comments_and_layout_and_nothing_else() {
+        let plain = key("select '김치' as 이름, 0x10 as n from t");
+        let commented = "-- 주석\nselect\n    '김치' as 이름, /* 설명 */ 0x10 as n\nfrom t -- 끝\n";
+        assert_eq!(key(commented), plain);
+        // An alias's case is kept by DuckDB; sqlparser reads `x'10'` as `0x10`.
+        assert_ne!(key("select '김치' as 이름, 0x10 as N from t"), plain);
+        assert_ne!(key("select '김치' as 이름, x'10' as n from t"), plain);
+        assert_ne!(key("select '김치 ' as 이름, 0x10 as n from t"), plain);
+    }
+
+    #[test]
+    fn a_reuse_key_finds_volatile_calls_outside_literals() {
+        let t = tokens(Kind::DuckDb.dialect(), "select 'now()' as a, NOW() as b").unwrap();
+        assert_eq!(t.volatile.as_deref(), Some("now"));
+        let t = tokens(Kind::DuckDb.dialect(), "select 'now()' as a -- random()").unwrap();
+        assert_eq!(t.volatile, None);
+    }
 }

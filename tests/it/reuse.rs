@@ -170,10 +170,10 @@ fn a_changed_macro_or_model_rebuilds_what_it_renders_into(w: &Warehouse) {
     );
     ok(d, &["build", "--reuse"]);
     assert_eq!(built(d), selected(d, "stg_customers+"));
-    // A comment, the layout and keyword case are no change; a string literal's case is.
+    // A comment and the layout are no change; a string literal's case is.
     write_files(
         d,
-        "-- file: models/staging/stg_customers.sql\n-- names in capitals\nSELECT customer_id,\n    UPPER(name) AS name /* for the mart */\nFROM {{ ref('customers') }}\n",
+        "-- file: models/staging/stg_customers.sql\n-- names in capitals\nselect customer_id,\n    upper(name) as name /* for the mart */\nfrom {{ ref('customers') }}\n",
     );
     ok(d, &["build", "--reuse"]);
     assert!(built(d).is_empty(), "{:?}", statuses(d));
@@ -370,10 +370,14 @@ select 1 as one
 }
 
 /// A source of files in `dt=` partitions: its data version is their listing. A new
-/// partition rebuilds what reads it and nothing else; files left as they were are reused.
+/// partition or a file written again rebuilds what reads it and nothing else; files left as
+/// they were are reused. (In a project folder whose name is a glob pattern of its own.)
 #[test]
 fn a_new_partition_of_a_file_source_rebuilds_what_reads_it() {
-    let dir = project(
+    let dir = project("-- no-project\n");
+    let d = &dir.path().join("proj[1]");
+    write_files(
+        d,
         "-- file: project.yml
 name: shop
 default_target: dev
@@ -399,7 +403,6 @@ id,name
 2,이영희
 ",
     );
-    let d = dir.path();
     ok(d, &["build", "--reuse"]);
     ok(d, &["build", "--reuse"]);
     assert!(built(d).is_empty(), "{:?}", statuses(d));
@@ -411,14 +414,20 @@ id,name
     assert_eq!(built(d), ["model.shop.daily"], "{:?}\n{out}", statuses(d));
     let rows = crate::build::query(d, "select dt::varchar, events from daily order by dt");
     assert_eq!(rows, [["2024-01-01", "2"], ["2024-01-02", "1"]]);
-    // A file rewritten in place (a partition loaded again) changes the listing too.
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    // A file written again in place, to the same size (a partition loaded again).
     write_files(
         d,
-        "-- file: lake/events/dt=2024-01-02/part-0.csv\nid,name\n3,박민수\n4,최지우\n",
+        "-- file: lake/events/dt=2024-01-02/part-0.csv\nid,name\n3,최민수\n",
     );
     ok(d, &["build", "--reuse"]);
     assert_eq!(built(d), ["model.shop.daily"], "{:?}", statuses(d));
+    ok(d, &["build", "--reuse"]);
+    assert!(built(d).is_empty(), "{:?}", statuses(d));
+    // Files in a folder named like the project's own, but another: not its files.
+    write_files(
+        &dir.path().join("proj1"),
+        "-- file: lake/events/dt=2024-01-03/part-0.csv\nid,name\n9,x\n",
+    );
     ok(d, &["build", "--reuse"]);
     assert!(built(d).is_empty(), "{:?}", statuses(d));
 }
