@@ -4,7 +4,7 @@
 //! interrupt what runs, and an interrupted build leaves the previous relation in place.
 //! Progress goes out as events; printing is the caller's business.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
@@ -126,6 +126,8 @@ struct Ctx<'a> {
     stop: &'a Stop,
     threads: usize,
     reuse: Option<&'a Reuse>,
+    /// The relations in the warehouse when the run began, and their kinds.
+    existing: &'a HashMap<Relation, RelKind>,
 }
 
 /// Runs `jobs` (in dependency order) on the warehouse. Fails only when the warehouse cannot be
@@ -144,8 +146,8 @@ pub(crate) fn run(
         .map(|_| stop.warehouse.session())
         .collect::<Result<Vec<_>, _>>()?;
     let prepared = prepare(sessions[0].as_mut(), compiled, jobs).and_then(|(existing, left)| {
-        // Only a run that builds reads or writes build records (`xform test` does neither).
-        let reuse = match jobs.iter().any(Job::builds) {
+        // A run that builds reads and writes build records; `xform test` only with `--reuse`.
+        let reuse = match jobs.iter().any(Job::builds) || opts.reuse {
             true => Reuse::prepare(sessions[0].as_mut(), compiled, (root, jobs), opts.reuse)?,
             false => None,
         };
@@ -168,6 +170,7 @@ pub(crate) fn run(
         stop,
         threads,
         reuse: reuse.as_ref(),
+        existing: &existing,
     };
     let mut scheduler = Scheduler::new(&graph, opts, stop, on_event);
     let mut outcome = run_workers(&ctx, sessions, &mut scheduler, &existing)?;
@@ -241,6 +244,12 @@ fn prepare(
     session.grant_schemas(&schema_grants(c, &schemas), &mut Vec::new())?;
     run_hooks(session, &c.hooks.on_run_start)
         .map_err(|e| DbError::Failed(format!("on_run_start failed: {e}")))?;
+    // And where tests alone read: `xform test --reuse` reuses tests only on relations there.
+    let tested = jobs.iter().filter(|j| !j.builds()).flat_map(|j| &j.tests);
+    let read = tested.flat_map(|&t| c.reads(t));
+    schemas.extend(read.filter_map(|p| Some(c.relations[p].as_ref()?.schema.clone())));
+    schemas.sort();
+    schemas.dedup();
     let existing = session.relations(&schemas)?.into_iter().collect();
     Ok((existing, leftovers))
 }
@@ -298,6 +307,12 @@ fn build_one(
             let tests = reused_tests(ctx, session, job, &mut statements);
             (tests, Status::Reused, Some(format!("reused: {why}")))
         }
+        // Tests alone (`xform test --reuse`): what passed on a relation as it is now is not
+        // run again.
+        _ if !job.builds() && ctx.reuse.is_some_and(Reuse::decides) => {
+            let tests = reused_tests(ctx, session, job, &mut statements);
+            (tests, Status::Success, None)
+        }
         decision => {
             let why = match decision {
                 Some(Decision::Build(why)) => why,
@@ -350,8 +365,8 @@ fn settled(status: Status) -> Settled {
     }
 }
 
-/// The tests of a reused job: those that passed on its relation as it is are reused, the
-/// others (and its unit tests) run on the published relation.
+/// The tests of a reused or test-only job: those that passed on their relation as it is are
+/// reused, the others (and its unit tests) run on the published relation.
 fn reused_tests(
     ctx: &Ctx<'_>,
     session: &mut dyn Session,
@@ -359,10 +374,11 @@ fn reused_tests(
     log: &mut Vec<String>,
 ) -> materialize::Done {
     let (c, reuse) = (ctx.compiled, ctx.reuse.expect("a reused job has a reuse"));
-    let (reused, pending): (Vec<usize>, Vec<usize>) = job
-        .tests
-        .iter()
-        .partition(|&&t| reuse.test_passed(c, job, t));
+    let position = c.graph.positions();
+    let (reused, pending): (Vec<usize>, Vec<usize>) = job.tests.iter().partition(|&&t| {
+        let tested = tested_relation(ctx, t, &position);
+        tested.is_some_and(|r| reuse.test_passed(c, r, t))
+    });
     let tested = Job {
         tests: pending,
         unit_tests: job.unit_tests.clone(),
@@ -378,34 +394,65 @@ fn reused_tests(
     done
 }
 
-/// Records, for every relation built or reused, the keys of the tests that passed on it, for
-/// the next run to reuse; relations whose tests were all reused keep their record.
+/// Records, for every relation built, reused or tested, the keys of the tests that passed on
+/// it, for the next run to reuse; relations whose tests were all reused keep their record.
 fn record_tests(ctx: &Ctx<'_>, reuse: &Reuse, results: &[NodeResult]) -> Result<(), DbError> {
     let c = ctx.compiled;
-    let mut recorded = Vec::new();
+    let position = c.graph.positions();
+    let mut recorded: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut tested: BTreeMap<&Relation, Vec<String>> = BTreeMap::new();
     for r in results.iter().filter(|r| r.done()) {
         let job = &ctx.jobs[r.job];
-        let Some(relation) = job.relation.as_ref().filter(|_| job.builds()) else {
+        let passed = (r.tests.iter())
+            .filter(|t| matches!(t.status, TestStatus::Pass | TestStatus::Reused))
+            .filter(|t| job.builds() || t.status == TestStatus::Pass);
+        if !job.builds() {
+            // Tests alone: each on the relation it tests, with the passes recorded on it.
+            for t in passed {
+                let (Some(relation), Some(key)) = (
+                    tested_relation(ctx, t.node, &position),
+                    reuse.test_key(c, t.node),
+                ) else {
+                    continue;
+                };
+                tested.entry(relation).or_default().push(key);
+            }
+            continue;
+        }
+        let Some(relation) = job.relation.as_ref() else {
             continue;
         };
         if r.tests.iter().all(|t| t.status == TestStatus::Reused) && r.status == Status::Reused {
             continue;
         }
-        let passed: Vec<String> = (r.tests.iter())
-            .filter(|t| matches!(t.status, TestStatus::Pass | TestStatus::Reused))
-            .filter_map(|t| reuse.test_key(c, t.node))
-            .collect();
+        let passed: Vec<String> = passed.filter_map(|t| reuse.test_key(c, t.node)).collect();
         if passed.is_empty() && r.status == Status::Success {
             continue; // recorded with none
         }
-        let keys = serde_json::to_string(&passed).unwrap_or_default();
-        recorded.push((relation.to_string(), keys));
+        recorded.insert(relation.to_string(), passed);
+    }
+    for (relation, mut keys) in tested {
+        // A key names the data versions it was run on: one of another build never matches.
+        keys.extend(reuse.tests_passed(relation));
+        keys.sort_unstable();
+        keys.dedup();
+        recorded.insert(relation.to_string(), keys);
     }
     if recorded.is_empty() {
         return Ok(());
     }
+    let recorded: Vec<(String, String)> = (recorded.into_iter())
+        .map(|(r, keys)| (r, serde_json::to_string(&keys).unwrap_or_default()))
+        .collect();
     let mut session = ctx.stop.warehouse.session()?;
     session.record_tests(&reuse.table, &recorded, &mut Vec::new())
+}
+
+/// The relation test `t` tests, when it is in the warehouse now.
+fn tested_relation<'c>(ctx: &Ctx<'c>, t: usize, position: &[usize]) -> Option<&'c Relation> {
+    let owner = materialize::tested_node(ctx.compiled, t, position);
+    let relation = ctx.compiled.relations[owner].as_ref()?;
+    ctx.existing.contains_key(relation).then_some(relation)
 }
 
 /// A build's status, rows and message.

@@ -65,7 +65,8 @@ pub(crate) enum Decision {
 }
 
 impl Reuse {
-    /// Reads the build records (creating their table when `decides` and there is none yet).
+    /// Reads the build records (creating their table when `decides` in a run that builds and
+    /// there is none yet).
     /// None when the warehouse keeps none and this run does not ask for reuse.
     pub(crate) fn prepare(
         session: &mut dyn Session,
@@ -76,7 +77,8 @@ impl Reuse {
         let table = records_table(c);
         let records = match session.build_records(&table)? {
             Some(records) => records,
-            None if decides => {
+            // `xform test` writes no table of its own.
+            None if decides && jobs.iter().any(Job::builds) => {
                 session.create_schemas(std::slice::from_ref(&table.schema), &mut Vec::new())?;
                 session.keep_build_records(&table, &mut Vec::new())?;
                 Vec::new()
@@ -292,16 +294,21 @@ impl Reuse {
         Some(digest(&parts))
     }
 
-    /// Whether test `t` passed on the job's relation as it is now, in the build recorded.
-    pub(crate) fn test_passed(&self, c: &Compiled, job: &Job, t: usize) -> bool {
-        let Some(key) = self.test_key(c, t) else {
-            return false;
-        };
-        let Some(record) = self.record_of(job) else {
-            return false;
-        };
-        let passed: Vec<String> = serde_json::from_str(&record.tests).unwrap_or_default();
-        passed.contains(&key)
+    /// Whether this run reuses tests that passed on a relation as it is now.
+    pub(crate) fn decides(&self) -> bool {
+        self.decides
+    }
+
+    /// The keys of the tests recorded as passing on `relation`.
+    pub(crate) fn tests_passed(&self, relation: &Relation) -> Vec<String> {
+        let recorded = self.records.get(&relation.to_string());
+        serde_json::from_str(recorded.map_or("[]", |r| r.tests.as_str())).unwrap_or_default()
+    }
+
+    /// Whether test `t` passed on `relation` as it is now, in the build recorded.
+    pub(crate) fn test_passed(&self, c: &Compiled, relation: &Relation, t: usize) -> bool {
+        self.test_key(c, t)
+            .is_some_and(|key| self.tests_passed(relation).contains(&key))
     }
 }
 

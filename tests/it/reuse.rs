@@ -16,7 +16,8 @@ both!(
     a_changed_macro_or_model_rebuilds_what_it_renders_into,
     a_source_loaded_again_rebuilds_what_reads_it,
     volatile_sql_and_full_refresh_always_build,
-    a_new_or_changed_test_runs_on_the_reused_relation
+    a_new_or_changed_test_runs_on_the_reused_relation,
+    tests_alone_are_reused_on_a_relation_as_it_was_tested
 );
 
 const PROJECT: &str = "
@@ -289,6 +290,38 @@ fn a_new_or_changed_test_runs_on_the_reused_relation(w: &Warehouse) {
     // Recorded: the next run reuses it too.
     ok(d, &["build", "--reuse"]);
     let s = statuses(d);
+    assert_eq!(s["test.shop.unique_customer_names_name"], "reused", "{s:?}");
+}
+
+/// `xform test --reuse`: a test that passed on a relation as it is now is not run again; a new
+/// test runs, and once the relation is built again, every test of it does.
+fn tests_alone_are_reused_on_a_relation_as_it_was_tested(w: &Warehouse) {
+    let dir = w.project(PROJECT);
+    let d = dir.path();
+    ok(d, &["build", "--reuse"]);
+    let out = ok(d, &["test", "--reuse"]);
+    let s = statuses(d);
+    assert!(s.values().all(|v| v == "reused"), "{s:?}\n{out}");
+    assert_eq!(s.len(), 3, "{s:?}");
+    let props = std::fs::read_to_string(d.join("models/properties.yml"))
+        .unwrap()
+        .replace("tests: [not_null]", "tests: [not_null, unique]");
+    std::fs::write(d.join("models/properties.yml"), props).unwrap();
+    ok(d, &["test", "--reuse"]);
+    let s = statuses(d);
+    assert_eq!(s["test.shop.unique_customer_names_name"], "pass", "{s:?}");
+    assert_eq!(s["test.shop.not_null_by_customer_name"], "reused", "{s:?}");
+    ok(d, &["test", "--reuse"]);
+    assert!(
+        statuses(d).values().all(|v| v == "reused"),
+        "{:?}",
+        statuses(d)
+    );
+    // Built again (without --reuse): its tests run again on the new relation.
+    ok(d, &["run", "--select", "by_customer"]);
+    ok(d, &["test", "--reuse"]);
+    let s = statuses(d);
+    assert_eq!(s["test.shop.not_null_by_customer_name"], "pass", "{s:?}");
     assert_eq!(s["test.shop.unique_customer_names_name"], "reused", "{s:?}");
 }
 
