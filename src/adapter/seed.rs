@@ -311,6 +311,20 @@ fn single_byte(s: &str, what: &str) -> DbResult<u8> {
 mod tests {
     use super::*;
 
+    /// A comma-separated file with a header, types read from its values.
+    fn plain() -> CsvSource {
+        CsvSource {
+            path: "x.csv".into(),
+            decoded: None,
+            delimiter: ",".into(),
+            quote: "\"".into(),
+            header: true,
+            quote_columns: true,
+            column_types: Vec::new(),
+            dbt_types: false,
+        }
+    }
+
     fn typed(rows: &str) -> Vec<(String, String)> {
         typed_as(rows, false)
     }
@@ -373,17 +387,7 @@ mod tests {
         let types: Vec<String> = typed(&rows).into_iter().map(|(_, t)| t).collect();
         assert_eq!(types, ["bigint", "numeric", "timestamp"]);
         rows.push_str("1,2\n");
-        let csv = CsvSource {
-            path: "x.csv".into(),
-            decoded: None,
-            delimiter: ",".into(),
-            quote: "\"".into(),
-            header: true,
-            quote_columns: true,
-            column_types: Vec::new(),
-            dbt_types: false,
-        };
-        match columns(rows.as_bytes(), &csv) {
+        match columns(rows.as_bytes(), &plain()) {
             Err(DbError::BadRow { line, .. }) => assert_eq!(line, 200_003),
             other => panic!("{other:?}"),
         }
@@ -392,16 +396,7 @@ mod tests {
     #[test]
     fn redshift_sizes_text_in_bytes_and_numbers_to_their_digits() {
         let csv = "name,amount,id\n김치찌개,-12.505,1\nab,3000.5,2\n,,3\n";
-        let source = CsvSource {
-            path: "x.csv".into(),
-            decoded: None,
-            delimiter: ",".into(),
-            quote: "\"".into(),
-            header: true,
-            quote_columns: true,
-            column_types: Vec::new(),
-            dbt_types: false,
-        };
+        let source = plain();
         let cols = columns(csv.as_bytes(), &source).unwrap();
         let rows = records(csv.as_bytes(), &source, 3).unwrap();
         assert_eq!(rows[0].line, 2);
