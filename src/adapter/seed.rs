@@ -331,14 +331,9 @@ mod tests {
 
     fn typed_as(rows: &str, dbt_types: bool) -> Vec<(String, String)> {
         let csv = CsvSource {
-            path: "x.csv".into(),
-            decoded: None,
-            delimiter: ",".into(),
-            quote: "\"".into(),
-            header: true,
-            quote_columns: true,
             column_types: vec![("fixed".into(), "varchar(3)".into())],
             dbt_types,
+            ..plain()
         };
         columns(rows.as_bytes(), &csv).unwrap()
     }

@@ -128,6 +128,8 @@ struct Ctx<'a> {
     reuse: Option<&'a Reuse>,
     /// The relations in the warehouse when the run began, and their kinds.
     existing: &'a HashMap<Relation, RelKind>,
+    /// Each node's place in the graph's order (which node a test tests).
+    position: Vec<usize>,
 }
 
 /// Runs `jobs` (in dependency order) on the warehouse. Fails only when the warehouse cannot be
@@ -171,6 +173,7 @@ pub(crate) fn run(
         threads,
         reuse: reuse.as_ref(),
         existing: &existing,
+        position: compiled.graph.positions(),
     };
     let mut scheduler = Scheduler::new(&graph, opts, stop, on_event);
     let mut outcome = run_workers(&ctx, sessions, &mut scheduler, &existing)?;
@@ -374,9 +377,8 @@ fn reused_tests(
     log: &mut Vec<String>,
 ) -> materialize::Done {
     let (c, reuse) = (ctx.compiled, ctx.reuse.expect("a reused job has a reuse"));
-    let position = c.graph.positions();
     let (reused, pending): (Vec<usize>, Vec<usize>) = job.tests.iter().partition(|&&t| {
-        let tested = tested_relation(ctx, t, &position);
+        let tested = tested_relation(ctx, t);
         tested.is_some_and(|r| reuse.test_passed(c, r, t))
     });
     let tested = Job {
@@ -398,7 +400,6 @@ fn reused_tests(
 /// it, for the next run to reuse; relations whose tests were all reused keep their record.
 fn record_tests(ctx: &Ctx<'_>, reuse: &Reuse, results: &[NodeResult]) -> Result<(), DbError> {
     let c = ctx.compiled;
-    let position = c.graph.positions();
     let mut recorded: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut tested: BTreeMap<&Relation, Vec<String>> = BTreeMap::new();
     for r in results.iter().filter(|r| r.done()) {
@@ -409,10 +410,9 @@ fn record_tests(ctx: &Ctx<'_>, reuse: &Reuse, results: &[NodeResult]) -> Result<
         if !job.builds() {
             // Tests alone: each on the relation it tests, with the passes recorded on it.
             for t in passed {
-                let (Some(relation), Some(key)) = (
-                    tested_relation(ctx, t.node, &position),
-                    reuse.test_key(c, t.node),
-                ) else {
+                let (Some(relation), Some(key)) =
+                    (tested_relation(ctx, t.node), reuse.test_key(c, t.node))
+                else {
                     continue;
                 };
                 tested.entry(relation).or_default().push(key);
@@ -449,8 +449,8 @@ fn record_tests(ctx: &Ctx<'_>, reuse: &Reuse, results: &[NodeResult]) -> Result<
 }
 
 /// The relation test `t` tests, when it is in the warehouse now.
-fn tested_relation<'c>(ctx: &Ctx<'c>, t: usize, position: &[usize]) -> Option<&'c Relation> {
-    let owner = materialize::tested_node(ctx.compiled, t, position);
+fn tested_relation<'c>(ctx: &Ctx<'c>, t: usize) -> Option<&'c Relation> {
+    let owner = materialize::tested_node(ctx.compiled, t, &ctx.position);
     let relation = ctx.compiled.relations[owner].as_ref()?;
     ctx.existing.contains_key(relation).then_some(relation)
 }
