@@ -126,7 +126,8 @@ struct Ctx<'a> {
     stop: &'a Stop,
     threads: usize,
     reuse: Option<&'a Reuse>,
-    /// The relations in the warehouse when the run began, and their kinds.
+    /// The relations in the warehouse when the run began, and their kinds (a test is reused
+    /// only on one that is there).
     existing: &'a HashMap<Relation, RelKind>,
     /// Each node's place in the graph's order (which node a test tests).
     position: Vec<usize>,
@@ -378,7 +379,7 @@ fn reused_tests(
 ) -> materialize::Done {
     let (c, reuse) = (ctx.compiled, ctx.reuse.expect("a reused job has a reuse"));
     let (reused, pending): (Vec<usize>, Vec<usize>) = job.tests.iter().partition(|&&t| {
-        let tested = tested_relation(ctx, t);
+        let tested = tested_relation(ctx, t).filter(|r| ctx.existing.contains_key(*r));
         tested.is_some_and(|r| reuse.test_passed(c, r, t))
     });
     let tested = Job {
@@ -431,12 +432,14 @@ fn record_tests(ctx: &Ctx<'_>, reuse: &Reuse, results: &[NodeResult]) -> Result<
         }
         recorded.insert(relation.to_string(), passed);
     }
-    for (relation, mut keys) in tested {
-        // A key names the data versions it was run on: one of another build never matches.
-        keys.extend(reuse.tests_passed(relation));
-        keys.sort_unstable();
-        keys.dedup();
-        recorded.insert(relation.to_string(), keys);
+    for (relation, keys) in tested {
+        // With what its build recorded in this run, else what was recorded before (a key
+        // names the data versions it ran on: one of another build never matches).
+        let all =
+            (recorded.entry(relation.to_string())).or_insert_with(|| reuse.tests_passed(relation));
+        all.extend(keys);
+        all.sort_unstable();
+        all.dedup();
     }
     if recorded.is_empty() {
         return Ok(());
@@ -448,11 +451,10 @@ fn record_tests(ctx: &Ctx<'_>, reuse: &Reuse, results: &[NodeResult]) -> Result<
     session.record_tests(&reuse.table, &recorded, &mut Vec::new())
 }
 
-/// The relation test `t` tests, when it is in the warehouse now.
+/// The relation test `t` tests.
 fn tested_relation<'c>(ctx: &Ctx<'c>, t: usize) -> Option<&'c Relation> {
     let owner = materialize::tested_node(ctx.compiled, t, &ctx.position);
-    let relation = ctx.compiled.relations[owner].as_ref()?;
-    ctx.existing.contains_key(relation).then_some(relation)
+    ctx.compiled.relations[owner].as_ref()
 }
 
 /// A build's status, rows and message.

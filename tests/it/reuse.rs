@@ -17,7 +17,8 @@ both!(
     a_source_loaded_again_rebuilds_what_reads_it,
     volatile_sql_and_full_refresh_always_build,
     a_new_or_changed_test_runs_on_the_reused_relation,
-    tests_alone_are_reused_on_a_relation_as_it_was_tested
+    tests_alone_are_reused_on_a_relation_as_it_was_tested,
+    a_test_reading_two_relations_is_reused_with_both
 );
 
 const PROJECT: &str = "
@@ -323,6 +324,42 @@ fn tests_alone_are_reused_on_a_relation_as_it_was_tested(w: &Warehouse) {
     let s = statuses(d);
     assert_eq!(s["test.shop.not_null_by_customer_name"], "pass", "{s:?}");
     assert_eq!(s["test.shop.unique_customer_names_name"], "reused", "{s:?}");
+}
+
+/// A test that reads a relation besides the one it tests runs after both are built, on its
+/// own; it is reused like the others, and recording it keeps what the build recorded.
+fn a_test_reading_two_relations_is_reused_with_both(w: &Warehouse) {
+    let dir = w.project(PROJECT);
+    let d = dir.path();
+    let props = std::fs::read_to_string(d.join("models/properties.yml"))
+        .unwrap()
+        .replace(
+            "tests: [not_null]",
+            "tests: [not_null, {relationships: {to: \"ref('by_customer')\", field: name}}]",
+        );
+    std::fs::write(d.join("models/properties.yml"), props).unwrap();
+    ok(d, &["build", "--reuse"]);
+    let related = "test.shop.relationships_customer_names_name__name__ref__by_customer__";
+    assert_eq!(statuses(d)[related], "pass", "{:?}", statuses(d));
+    ok(d, &["build", "--reuse"]);
+    assert!(
+        statuses(d).values().all(|v| v == "reused"),
+        "{:?}",
+        statuses(d)
+    );
+    // Both relations built again: every test runs once, then is reused.
+    write_files(
+        d,
+        "-- file: models/staging/stg_customers.sql\nselect customer_id, name || '' as name from {{ ref('customers') }}\n",
+    );
+    ok(d, &["build", "--reuse"]);
+    assert_eq!(statuses(d)[related], "pass", "{:?}", statuses(d));
+    ok(d, &["build", "--reuse"]);
+    assert!(
+        statuses(d).values().all(|v| v == "reused"),
+        "{:?}",
+        statuses(d)
+    );
 }
 
 /// A build killed while it publishes records nothing it did not publish: the next `--reuse`
