@@ -103,6 +103,15 @@ fn selected(dir: &Path, selector: &str) -> Vec<String> {
     ids
 }
 
+/// Adds `tests` (YAML) beside `customer_names.name`'s `not_null`.
+fn add_tests(dir: &Path, tests: &str) {
+    let path = dir.join("models/properties.yml");
+    let props = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("tests: [not_null]", &format!("tests: [not_null, {tests}]"));
+    std::fs::write(path, props).unwrap();
+}
+
 fn totals(w: &Warehouse, dir: &Path) -> Vec<String> {
     let rel = w.rel("main", "by_customer");
     let sql = format!("SELECT name, total FROM {rel} ORDER BY name");
@@ -276,10 +285,7 @@ fn a_new_or_changed_test_runs_on_the_reused_relation(w: &Warehouse) {
     let dir = w.project(PROJECT);
     let d = dir.path();
     ok(d, &["build", "--reuse"]);
-    let props = std::fs::read_to_string(d.join("models/properties.yml"))
-        .unwrap()
-        .replace("tests: [not_null]", "tests: [not_null, unique]");
-    std::fs::write(d.join("models/properties.yml"), props).unwrap();
+    add_tests(d, "unique");
     ok(d, &["build", "--reuse"]);
     let s = statuses(d);
     assert!(built(d).is_empty(), "{s:?}");
@@ -304,10 +310,7 @@ fn tests_alone_are_reused_on_a_relation_as_it_was_tested(w: &Warehouse) {
     let s = statuses(d);
     assert!(s.values().all(|v| v == "reused"), "{s:?}\n{out}");
     assert_eq!(s.len(), 3, "{s:?}");
-    let props = std::fs::read_to_string(d.join("models/properties.yml"))
-        .unwrap()
-        .replace("tests: [not_null]", "tests: [not_null, unique]");
-    std::fs::write(d.join("models/properties.yml"), props).unwrap();
+    add_tests(d, "unique");
     ok(d, &["test", "--reuse"]);
     let s = statuses(d);
     assert_eq!(s["test.shop.unique_customer_names_name"], "pass", "{s:?}");
@@ -331,13 +334,10 @@ fn tests_alone_are_reused_on_a_relation_as_it_was_tested(w: &Warehouse) {
 fn a_test_reading_two_relations_is_reused_with_both(w: &Warehouse) {
     let dir = w.project(PROJECT);
     let d = dir.path();
-    let props = std::fs::read_to_string(d.join("models/properties.yml"))
-        .unwrap()
-        .replace(
-            "tests: [not_null]",
-            "tests: [not_null, {relationships: {to: \"ref('by_customer')\", field: name}}]",
-        );
-    std::fs::write(d.join("models/properties.yml"), props).unwrap();
+    add_tests(
+        d,
+        "{relationships: {to: \"ref('by_customer')\", field: name}}",
+    );
     ok(d, &["build", "--reuse"]);
     let related = "test.shop.relationships_customer_names_name__name__ref__by_customer__";
     assert_eq!(statuses(d)[related], "pass", "{:?}", statuses(d));

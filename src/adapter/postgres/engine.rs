@@ -474,6 +474,14 @@ fn copy_fields(line: &[u8]) -> Vec<Option<String>> {
 /// A view that reads a relation: its name and definition.
 type Dependent = (Relation, String);
 
+/// Rows of schema, name and one more text column, as a relation and that text.
+fn named_rows(rows: Rows) -> impl Iterator<Item = (Relation, String)> {
+    rows.rows.into_iter().map(|r| {
+        let v = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+        (Relation::new(v(0), v(1)), v(2))
+    })
+}
+
 impl PgSession {
     /// Executes one statement (or several, `;`-separated), appending it to `log`.
     fn run(&mut self, sql: &str, log: &mut Vec<String>) -> DbResult<()> {
@@ -612,15 +620,7 @@ impl PgSession {
             ),
             true => self.chain_of_views(relation, def, reads),
         };
-        let rows = Statements::rows(self, &sql)?;
-        Ok(rows
-            .rows
-            .into_iter()
-            .map(|r| {
-                let v = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                (Relation::new(v(0), v(1)), v(2))
-            })
-            .collect())
+        Ok(named_rows(Statements::rows(self, &sql)?).collect())
     }
 
     /// The query for every view that reads `relation`, directly or through others, in the
@@ -1289,17 +1289,11 @@ impl Session for PgSession {
              WHERE n.nspname IN ({}) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
             list.join(", ")
         );
-        let rows = Statements::rows(self, &sql)?;
-        Ok(rows
-            .rows
-            .into_iter()
-            .map(|r| {
-                let v = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                let kind = match v(2).as_str() {
-                    "v" | "m" => RelKind::View,
-                    _ => RelKind::Table,
-                };
-                (Relation::new(v(0), v(1)), kind)
+        let named = named_rows(Statements::rows(self, &sql)?);
+        Ok(named
+            .map(|(relation, kind)| match kind.as_str() {
+                "v" | "m" => (relation, RelKind::View),
+                _ => (relation, RelKind::Table),
             })
             .collect())
     }
