@@ -954,48 +954,6 @@ fn mutable_tag(tag: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// dbt's `run_started_at`: when the run started, in UTC, with Python's `strftime`,
-/// `isoformat()` and parts.
-#[derive(Debug)]
-struct StartedAt(jiff::Zoned);
-
-impl Object for StartedAt {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        super::modules::datetime_part(self.0.datetime(), key.as_str()?)
-    }
-
-    fn call_method(
-        self: &Arc<Self>,
-        _: &mut State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
-        let format = |f: &str| {
-            jiff::fmt::strtime::format(f, &self.0)
-                .map(Value::from)
-                .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
-        };
-        match method {
-            "strftime" => {
-                let (f,): (String,) = from_args(args)?;
-                format(&f)
-            }
-            "isoformat" => format("%Y-%m-%dT%H:%M:%S%.6f%:z"),
-            "timestamp" => Ok(Value::from(
-                self.0.timestamp().as_millisecond() as f64 / 1000.0,
-            )),
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
-    }
-
-    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match jiff::fmt::strtime::format("%Y-%m-%d %H:%M:%S%.6f%:z", &self.0) {
-            Ok(text) => f.write_str(&text),
-            Err(_) => Err(std::fmt::Error),
-        }
-    }
-}
-
 /// dbt's globals: `return`, `adapter`, `execute`, the `dbt` namespace, `fromjson`/`tojson`,
 /// `zip`, Python's methods on strings and mappings, and the functions that need the warehouse
 /// (an error naming them).
@@ -1006,7 +964,7 @@ pub(super) fn add_globals(
 ) {
     env.add_global("invocation_id", invocation.1.clone());
     let started = invocation.0.to_zoned(jiff::tz::TimeZone::UTC);
-    env.add_global("run_started_at", Value::from_object(StartedAt(started)));
+    env.add_global("run_started_at", super::zoned::aware(started));
     env.add_function("return", return_value);
     env.add_function("_l", |items: Option<Vec<Value>>| {
         Value::from_object(MutList(Mutex::new(items.unwrap_or_default())))

@@ -34,9 +34,6 @@
 {%- macro current_timestamp() -%}{{ return(adapter.dispatch('current_timestamp', 'dbt')()) }}{%- endmacro -%}
 {%- macro default__current_timestamp() -%}now(){%- endmacro -%}
 {%- macro redshift__current_timestamp() -%}getdate(){%- endmacro -%}
-{#- DuckDB: a timestamp (in UTC), not dbt-duckdb's timestamptz, whose arithmetic needs the ICU
-    extension this build of DuckDB does not have. -#}
-{%- macro duckdb__current_timestamp() -%}cast(now() as timestamp){%- endmacro -%}
 
 {%- macro cast(field, type) -%}{{ return(adapter.dispatch('cast', 'dbt')(field, type)) }}{%- endmacro -%}
 {%- macro default__cast(field, type) -%}cast({{ field }} as {{ type }}){%- endmacro -%}

@@ -12,6 +12,7 @@ mod graph;
 mod modules;
 mod objects;
 pub(crate) mod scan;
+mod zoned;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};

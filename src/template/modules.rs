@@ -2,15 +2,18 @@
 //! `modules.re` is Python's regular expressions on the regex crate (no look-around or
 //! back-references, which that crate does not have); `modules.datetime` has `datetime` and
 //! `date` (constructors, `now()`/`utcnow()`/`today()` in UTC, `strptime`, `fromisoformat`, and
-//! on values `strftime`, `isoformat`, `year`...); `modules.pytz` says time zones are not there.
+//! on values `strftime`, `isoformat`, `year`...); `modules.pytz` and datetimes with a zone are in
+//! `zoned.rs`.
 
 use std::fmt;
 use std::sync::Arc;
 
 use jiff::civil::{Date, DateTime};
-use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Rest, Value, from_args};
+use minijinja::value::{Kwargs, Object, ObjectRepr, Rest, Value, from_args};
 use minijinja::{Error, ErrorKind, State};
 use regex::Regex;
+
+use super::zoned;
 
 /// The `modules` global.
 pub(super) fn value() -> Value {
@@ -20,11 +23,11 @@ pub(super) fn value() -> Value {
             datetime => Value::from_object(DateTimeType),
             date => Value::from_object(DateType),
         },
-        pytz => Value::from_object(Pytz),
+        pytz => Value::from_object(super::zoned::Pytz),
     }
 }
 
-fn error(message: impl Into<String>) -> Error {
+pub(super) fn error(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, message.into())
 }
 
@@ -304,6 +307,12 @@ impl Object for DateTimeType {
         args: &[Value],
     ) -> Result<Value, Error> {
         let dt = match method {
+            "now" if !args.is_empty() => {
+                let (tz,): (Value,) = from_args(args)?;
+                return Ok(zoned::aware(
+                    jiff::Timestamp::now().to_zoned(zoned::zone_of(&tz)?),
+                ));
+            }
             "now" | "utcnow" | "today" => utc_now(),
             "strptime" => {
                 let (text, format): (String, String) = from_args(args)?;
@@ -358,11 +367,11 @@ impl Object for DateType {
 
 /// A Python `datetime` (naive).
 #[derive(Debug)]
-struct PyDateTime(DateTime);
+pub(super) struct PyDateTime(pub(super) DateTime);
 
 /// A Python `date`.
 #[derive(Debug)]
-struct PyDate(Date);
+pub(super) struct PyDate(pub(super) Date);
 
 fn strftime(
     t: impl Into<jiff::fmt::strtime::BrokenDownTime>,
@@ -375,11 +384,13 @@ fn strftime(
 
 /// The methods a datetime and a date share: `strftime`, `isoformat` (`iso`), `weekday()`
 /// (Monday 0) and `isoweekday()` (Monday 1).
-fn time_method<T>(t: T, (method, args): (&str, &[Value]), iso: &str) -> Result<Value, Error>
-where
-    T: Copy + Into<jiff::fmt::strtime::BrokenDownTime> + Into<Date>,
-{
-    let weekday = || Into::<Date>::into(t).weekday();
+pub(super) fn time_method(
+    t: impl Into<jiff::fmt::strtime::BrokenDownTime>,
+    date: Date,
+    (method, args): (&str, &[Value]),
+    iso: &str,
+) -> Result<Value, Error> {
+    let weekday = || date.weekday();
     match method {
         "strftime" => {
             let (format,): (String,) = from_args(args)?;
@@ -430,12 +441,32 @@ impl Object for PyDateTime {
     ) -> Result<Value, Error> {
         match method {
             "date" => Ok(Value::from_object(PyDate(self.0.date()))),
-            _ => time_method(self.0, (method, args), "%Y-%m-%dT%H:%M:%S"),
+            "replace" | "astimezone" => naive_to_aware(self.0, method, args),
+            _ => time_method(self.0, self.0.date(), (method, args), "%Y-%m-%dT%H:%M:%S"),
         }
     }
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0.strftime("%Y-%m-%d %H:%M:%S").to_string())
+    }
+}
+
+/// `dt.replace(tzinfo=tz)` (the same wall-clock time in `tz`) and `dt.astimezone(tz)` (a naive
+/// datetime is in the session's zone, UTC).
+fn naive_to_aware(dt: DateTime, method: &str, args: &[Value]) -> Result<Value, Error> {
+    if method == "astimezone" {
+        let (tz,): (Value,) = from_args(args)?;
+        let utc = dt
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map_err(|e| error(e.to_string()))?;
+        return Ok(zoned::aware(utc.with_time_zone(zoned::zone_of(&tz)?)));
+    }
+    let (kwargs,): (Kwargs,) = from_args(args)?;
+    let tzinfo: Value = kwargs.get("tzinfo")?;
+    kwargs.assert_all_used()?;
+    match tzinfo.is_none() {
+        true => Ok(Value::from_object(PyDateTime(dt))),
+        false => zoned::localize(dt, zoned::zone_of(&tzinfo)?),
     }
 }
 
@@ -454,36 +485,11 @@ impl Object for PyDate {
         method: &str,
         args: &[Value],
     ) -> Result<Value, Error> {
-        time_method(self.0, (method, args), "%Y-%m-%d")
+        time_method(self.0, self.0, (method, args), "%Y-%m-%d")
     }
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0.to_string())
-    }
-}
-
-/// `modules.pytz`: xform carries no time-zone database.
-#[derive(Debug)]
-struct Pytz;
-
-impl Object for Pytz {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Plain
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Empty
-    }
-
-    fn call_method(
-        self: &Arc<Self>,
-        _: &mut State<'_, '_>,
-        method: &str,
-        _: &[Value],
-    ) -> Result<Value, Error> {
-        Err(error(format!(
-            "modules.pytz.{method}(): xform has no time-zone database; convert time zones in SQL"
-        )))
     }
 }
 

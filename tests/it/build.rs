@@ -747,6 +747,55 @@ select * from range(2)
     );
 }
 
+/// This DuckDB has no ICU extension (the duckdb crate builds it only from a git checkout, and
+/// it cannot be downloaded offline), yet `timestamptz` works as it does with ICU in a UTC
+/// session: the values below are what DuckDB with ICU gives (pip's duckdb, `TimeZone` UTC).
+#[test]
+fn timestamps_with_time_zones_work_as_with_duckdbs_icu() {
+    let dir = project(
+        "-- file: models/zoned.sql
+{{ config(materialized='table') }}
+select
+  timestamp '2024-03-10 02:30' at time zone 'America/Los_Angeles' as skipped_hour,
+  timestamptz '2024-07-01 00:00+00' at time zone 'asia/seoul' as in_seoul,
+  cast(cast(now() as timestamp) at time zone 'UTC' at time zone 'Asia/Seoul' as date)
+    - cast(now() at time zone 'Asia/Seoul' as date) as same_day,
+  date_trunc('quarter', timestamptz '2024-05-17 10:11:12+09') as quarter,
+  extract(isoyear from timestamptz '2024-12-30 00:00+00') as isoyear,
+  cast(timestamptz '2024-01-01 23:30-05' as date) as day,
+  timestamptz '2024-01-31 10:00+00' + interval '1 month 2 days 3 hours' as later,
+  date_diff('hour', timestamptz '2024-01-01 00:59+00', timestamptz '2024-01-01 01:00+00') as hours,
+  age(timestamptz '2024-03-31 00:00+00', timestamptz '2024-02-29 12:00+00') as aged,
+  typeof(now() - interval 1 day) as arithmetic_type
+-- file: models/nowhere.sql
+{{ config(materialized='table') }}
+select timestamp '2024-01-01' at time zone 'Mars/Olympus' as t
+",
+    );
+    let out = xform(dir.path(), &["build"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("unknown time zone 'Mars/Olympus'"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        query(dir.path(), "select * from main.zoned")[0],
+        [
+            "2024-03-10 10:30:00+00",
+            "2024-07-01 09:00:00",
+            "0",
+            "2024-04-01 00:00:00+00",
+            "2025",
+            "2024-01-02",
+            "2024-03-02 13:00:00+00",
+            "1",
+            "1 month 1 day 12:00:00",
+            "TIMESTAMP WITH TIME ZONE",
+        ]
+    );
+}
+
 /// A project whose hooks log what runs, in order, into `hook_log`.
 const HOOKS: &str = "
 -- file: project.yml

@@ -602,7 +602,9 @@ select '{{ checks.slug("Hello World-1") }}' as slug,
        '{{ flags.WHICH }}' as which,
        '{{ not_defined_anywhere }}' as nothing,
        {{ "42" | as_number }} as answer,
-       {{ set([3, 1, 3]) | length }} as distinct_count
+       {{ set([3, 1, 3]) | length }} as distinct_count,
+       '{{ modules.pytz.timezone("Asia/Seoul").localize(modules.datetime.datetime(2024, 3, 10, 2, 30)).astimezone(modules.pytz.timezone("America/Los_Angeles")) }}' as in_la,
+       '{{ run_started_at.astimezone(modules.pytz.timezone("Asia/Seoul")).strftime("%z") }}' as kst
 -- file: models/headed.sql
 {{ config(materialized='table') }}
 {% call set_sql_header(config) %}
@@ -649,7 +651,7 @@ models:
 /// What dbt packages' tests and macros count on, as dbt_utils' own test suite uses it: a
 /// package's generic tests by namespace (arguments beyond its own through `kwargs`, a relation
 /// argument as the relation and a dependency, the model's columns read from the warehouse
-/// while the test renders, `fail_calc`), `modules.re`/`modules.datetime`, `api.Relation`,
+/// while the test renders, `fail_calc`), `modules.re`/`modules.datetime`/`modules.pytz`, `api.Relation`,
 /// `load_relation`, `adapter.get_missing_columns`, `set_sql_header`, `graph`, query results iterated as
 /// rows, lists inside dicts changed in place, `flags`, `set()`, `as_number`, and an undefined
 /// name printing as nothing.
@@ -681,13 +683,22 @@ fn package_tests_and_macros_work_as_in_dbt(w: &Warehouse) {
         query(
             w,
             dir.path(),
-            "select slug, day, which, nothing, answer, distinct_count from {s}.labels"
+            "select slug, day, which, nothing, answer, distinct_count, in_la, kst from {s}.labels"
         ),
-        [["hello_world_1", "2024/01/02", "build", "", "42", "2"]]
+        [[
+            "hello_world_1",
+            "2024/01/02",
+            "build",
+            "",
+            "42",
+            "2",
+            "2024-03-09 09:30:00-08:00",
+            "+0900"
+        ]]
     );
     assert_eq!(
         query(w, dir.path(), "select missing from {s}.missing"),
-        [["answer,day,distinct_count,nothing,slug,which"]]
+        [["answer,day,distinct_count,in_la,kst,nothing,slug,which"]]
     );
     // set_sql_header's SQL ran before the table was built, in its transaction.
     let ran = query(w, dir.path(), "select header_ran from {s}.headed");

@@ -14,6 +14,8 @@ use crate::adapter::{
 };
 use crate::sql::{Dialect, Kind};
 
+use super::native::Database;
+
 fn dialect() -> &'static dyn Dialect {
     Kind::DuckDb.dialect()
 }
@@ -34,6 +36,8 @@ const AUDIT_SUFFIX: &str = "__xform_audit";
 pub(crate) struct DuckDb {
     root: Mutex<Connection>,
     interrupts: Mutex<Vec<Arc<InterruptHandle>>>,
+    /// Declared last: closed after the connections.
+    _database: Database,
 }
 
 impl DuckDb {
@@ -44,19 +48,23 @@ impl DuckDb {
             std::fs::create_dir_all(dir)
                 .map_err(|e| DbError::Failed(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+        let database = Database::open(path).map_err(|e| open_error(path, &e))?;
+        // SAFETY: the database stays open while this connection and its clones live: it is
+        // `_database`, dropped after them.
+        let conn = unsafe { Connection::open_from_raw(database.raw()) }.map_err(failed)?;
         let search = literal(&project.to_string_lossy());
         conn.execute_batch(&format!("SET GLOBAL file_search_path = {search}"))
             .map_err(failed)?;
+        super::zones::register(&conn, &database).map_err(DbError::Failed)?;
         Ok(DuckDb {
             root: Mutex::new(conn),
             interrupts: Mutex::default(),
+            _database: database,
         })
     }
 }
 
-fn open_error(path: &Path, e: duckdb::Error) -> DbError {
-    let text = e.to_string();
+fn open_error(path: &Path, text: &str) -> DbError {
     if !text.contains("Could not set lock") {
         return DbError::Failed(format!("cannot open {}: {text}", path.display()));
     }

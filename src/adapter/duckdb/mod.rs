@@ -26,6 +26,12 @@
 
 #[cfg(feature = "duckdb")]
 mod engine;
+#[cfg(feature = "duckdb")]
+mod native;
+#[cfg(feature = "duckdb")]
+mod timestamptz;
+#[cfg(feature = "duckdb")]
+mod zones;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
