@@ -964,7 +964,7 @@ pub(super) fn add_globals(
 ) {
     env.add_global("invocation_id", invocation.1.clone());
     let started = invocation.0.to_zoned(jiff::tz::TimeZone::UTC);
-    env.add_global("run_started_at", super::zoned::aware(started));
+    env.add_global("run_started_at", super::pytime::aware(started));
     env.add_function("return", return_value);
     env.add_function("_l", |items: Option<Vec<Value>>| {
         Value::from_object(MutList(Mutex::new(items.unwrap_or_default())))

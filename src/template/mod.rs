@@ -11,8 +11,8 @@ mod dbt;
 mod graph;
 mod modules;
 mod objects;
+mod pytime;
 pub(crate) mod scan;
-mod zoned;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};

@@ -2,33 +2,27 @@
 //! `modules.re` is Python's regular expressions on the regex crate (no look-around or
 //! back-references, which that crate does not have); `modules.datetime` has `datetime` and
 //! `date` (constructors, `now()`/`utcnow()`/`today()` in UTC, `strptime`, `fromisoformat`, and
-//! on values `strftime`, `isoformat`, `year`...); `modules.pytz` and datetimes with a zone are in
-//! `zoned.rs`.
+//! on values `strftime`, `isoformat`, `year`...) and `modules.pytz` are in `pytime.rs`.
 
 use std::fmt;
 use std::sync::Arc;
 
-use jiff::civil::{Date, DateTime};
 use minijinja::value::{Kwargs, Object, ObjectRepr, Rest, Value, from_args};
 use minijinja::{Error, ErrorKind, State};
 use regex::Regex;
 
-use super::zoned;
+use super::pytime::{self, error};
 
 /// The `modules` global.
 pub(super) fn value() -> Value {
     minijinja::context! {
         re => Value::from_object(Re),
         datetime => minijinja::context! {
-            datetime => Value::from_object(DateTimeType),
-            date => Value::from_object(DateType),
+            datetime => Value::from_object(pytime::DateTimeType),
+            date => Value::from_object(pytime::DateType),
         },
-        pytz => Value::from_object(super::zoned::Pytz),
+        pytz => Value::from_object(pytime::Pytz),
     }
-}
-
-pub(super) fn error(message: impl Into<String>) -> Error {
-    Error::new(ErrorKind::InvalidOperation, message.into())
 }
 
 /// `modules.re`.
@@ -274,222 +268,6 @@ impl Object for Match {
             "<re.Match {:?}>",
             self.0.first().cloned().flatten().unwrap_or_default()
         )
-    }
-}
-
-/// `modules.datetime.datetime`: called, a datetime; its class methods.
-#[derive(Debug)]
-struct DateTimeType;
-
-fn utc_now() -> DateTime {
-    jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .datetime()
-}
-
-impl Object for DateTimeType {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Plain
-    }
-
-    fn call(self: &Arc<Self>, _: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        let (y, mo, d, Rest(time)): (i16, i8, i8, Rest<i8>) = from_args(args)?;
-        let at = |i: usize| time.get(i).copied().unwrap_or(0);
-        let dt = DateTime::new(y, mo, d, at(0), at(1), at(2), 0)
-            .map_err(|e| error(format!("datetime(): {e}")))?;
-        Ok(Value::from_object(PyDateTime(dt)))
-    }
-
-    fn call_method(
-        self: &Arc<Self>,
-        _: &mut State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
-        let dt = match method {
-            "now" if !args.is_empty() => {
-                let (tz,): (Value,) = from_args(args)?;
-                return Ok(zoned::aware(
-                    jiff::Timestamp::now().to_zoned(zoned::zone_of(&tz)?),
-                ));
-            }
-            "now" | "utcnow" | "today" => utc_now(),
-            "strptime" => {
-                let (text, format): (String, String) = from_args(args)?;
-                jiff::fmt::strtime::parse(&format, &text)
-                    .and_then(|t| t.to_datetime())
-                    .map_err(|e| error(format!("strptime: {e}")))?
-            }
-            "fromisoformat" => {
-                let (text,): (String,) = from_args(args)?;
-                let text = text.trim().replace('T', " ");
-                let parsed = DateTime::strptime("%Y-%m-%d %H:%M:%S", &text)
-                    .or_else(|_| DateTime::strptime("%Y-%m-%d %H:%M", &text))
-                    .or_else(|_| {
-                        text.parse::<Date>()
-                            .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
-                    });
-                parsed.map_err(|e| error(format!("fromisoformat: {e}")))?
-            }
-            _ => return Err(Error::from(ErrorKind::UnknownMethod)),
-        };
-        Ok(Value::from_object(PyDateTime(dt)))
-    }
-}
-
-/// `modules.datetime.date`: called, a date; `today()`.
-#[derive(Debug)]
-struct DateType;
-
-impl Object for DateType {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Plain
-    }
-
-    fn call(self: &Arc<Self>, _: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        let (y, m, d): (i16, i8, i8) = from_args(args)?;
-        let date = Date::new(y, m, d).map_err(|e| error(format!("date(): {e}")))?;
-        Ok(Value::from_object(PyDate(date)))
-    }
-
-    fn call_method(
-        self: &Arc<Self>,
-        _: &mut State<'_, '_>,
-        method: &str,
-        _: &[Value],
-    ) -> Result<Value, Error> {
-        match method {
-            "today" => Ok(Value::from_object(PyDate(utc_now().date()))),
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
-    }
-}
-
-/// A Python `datetime` (naive).
-#[derive(Debug)]
-pub(super) struct PyDateTime(pub(super) DateTime);
-
-/// A Python `date`.
-#[derive(Debug)]
-pub(super) struct PyDate(pub(super) Date);
-
-fn strftime(
-    t: impl Into<jiff::fmt::strtime::BrokenDownTime>,
-    format: &str,
-) -> Result<Value, Error> {
-    jiff::fmt::strtime::format(format, t)
-        .map(Value::from)
-        .map_err(|e| error(format!("strftime: {e}")))
-}
-
-/// The methods a datetime and a date share: `strftime`, `isoformat` (`iso`), `weekday()`
-/// (Monday 0) and `isoweekday()` (Monday 1).
-pub(super) fn time_method(
-    t: impl Into<jiff::fmt::strtime::BrokenDownTime>,
-    date: Date,
-    (method, args): (&str, &[Value]),
-    iso: &str,
-) -> Result<Value, Error> {
-    let weekday = || date.weekday();
-    match method {
-        "strftime" => {
-            let (format,): (String,) = from_args(args)?;
-            strftime(t, &format)
-        }
-        "isoformat" => strftime(t, iso),
-        "weekday" => Ok(Value::from(weekday().to_monday_zero_offset())),
-        "isoweekday" => Ok(Value::from(weekday().to_monday_one_offset())),
-        _ => Err(Error::from(ErrorKind::UnknownMethod)),
-    }
-}
-
-fn date_part(date: Date, key: &str) -> Option<Value> {
-    Some(Value::from(match key {
-        "year" => i64::from(date.year()),
-        "month" => i64::from(date.month()),
-        "day" => i64::from(date.day()),
-        _ => return None,
-    }))
-}
-
-/// A datetime's `year` ... `second` (dbt's `run_started_at` has them too).
-pub(super) fn datetime_part(t: DateTime, key: &str) -> Option<Value> {
-    date_part(t.date(), key).or_else(|| {
-        Some(Value::from(match key {
-            "hour" => t.hour(),
-            "minute" => t.minute(),
-            "second" => t.second(),
-            _ => return None,
-        }))
-    })
-}
-
-impl Object for PyDateTime {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Plain
-    }
-
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        datetime_part(self.0, key.as_str()?)
-    }
-
-    fn call_method(
-        self: &Arc<Self>,
-        _: &mut State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
-        match method {
-            "date" => Ok(Value::from_object(PyDate(self.0.date()))),
-            "replace" | "astimezone" => naive_to_aware(self.0, method, args),
-            _ => time_method(self.0, self.0.date(), (method, args), "%Y-%m-%dT%H:%M:%S"),
-        }
-    }
-
-    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.strftime("%Y-%m-%d %H:%M:%S").to_string())
-    }
-}
-
-/// `dt.replace(tzinfo=tz)` (the same wall-clock time in `tz`) and `dt.astimezone(tz)` (a naive
-/// datetime is in the session's zone, UTC).
-fn naive_to_aware(dt: DateTime, method: &str, args: &[Value]) -> Result<Value, Error> {
-    if method == "astimezone" {
-        let (tz,): (Value,) = from_args(args)?;
-        let utc = dt
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .map_err(|e| error(e.to_string()))?;
-        return Ok(zoned::aware(utc.with_time_zone(zoned::zone_of(&tz)?)));
-    }
-    let (kwargs,): (Kwargs,) = from_args(args)?;
-    let tzinfo: Value = kwargs.get("tzinfo")?;
-    kwargs.assert_all_used()?;
-    match tzinfo.is_none() {
-        true => Ok(Value::from_object(PyDateTime(dt))),
-        false => zoned::localize(dt, zoned::zone_of(&tzinfo)?),
-    }
-}
-
-impl Object for PyDate {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Plain
-    }
-
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        date_part(self.0, key.as_str()?)
-    }
-
-    fn call_method(
-        self: &Arc<Self>,
-        _: &mut State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
-        time_method(self.0, self.0, (method, args), "%Y-%m-%d")
-    }
-
-    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.to_string())
     }
 }
 

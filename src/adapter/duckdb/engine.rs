@@ -56,6 +56,7 @@ impl DuckDb {
         conn.execute_batch(&format!("SET GLOBAL file_search_path = {search}"))
             .map_err(failed)?;
         super::zones::register(&conn, &database).map_err(DbError::Failed)?;
+        super::timestamptz::register(&conn).map_err(failed)?;
         Ok(DuckDb {
             root: Mutex::new(conn),
             interrupts: Mutex::default(),

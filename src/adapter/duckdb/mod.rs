@@ -29,6 +29,8 @@ mod engine;
 #[cfg(feature = "duckdb")]
 mod native;
 #[cfg(feature = "duckdb")]
+mod scalar;
+#[cfg(feature = "duckdb")]
 mod timestamptz;
 #[cfg(feature = "duckdb")]
 mod zones;

@@ -2,7 +2,7 @@
 //! that try to download ICU), as ICU computes them in a session whose time zone is UTC: the
 //! parts (`extract`, `date_part`, `year()`... `epoch()`), `date_trunc`, `date_diff`, `age`,
 //! `last_day` and `± interval`. Each is an overload registered over the stub of the same
-//! signature (see `zones.rs` for the time zones and casts).
+//! signature (`zones.rs` has the time zones and casts).
 
 use std::error::Error;
 
@@ -15,12 +15,11 @@ use duckdb::ffi::duckdb_interval;
 use duckdb::vscalar::{ScalarFunctionSignature, VScalar};
 use duckdb::vtab::arrow::WritableVector;
 use jiff::civil::{Date, DateTime, Time};
-use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp};
 
-use super::zones::{is_tz, per_row, signature, text, value};
-
-pub(super) const DAY_MICROS: i64 = 86_400_000_000;
+use super::scalar::{
+    DAY_MICROS, infinite, per_row, scalar, signature, text, utc_civil, utc_micros, value,
+};
 
 /// Registers every function of this file under DuckDB's names.
 pub(super) fn register(conn: &Connection) -> duckdb::Result<()> {
@@ -38,9 +37,11 @@ pub(super) fn register(conn: &Connection) -> duckdb::Result<()> {
         conn.register_scalar_function::<Diff>(name)?;
     }
     conn.register_scalar_function::<Age>("age")?;
+    conn.register_scalar_function::<AgeFromToday>("age")?;
     conn.register_scalar_function::<LastDay>("last_day")?;
-    conn.register_scalar_function::<Plus>("+")?;
-    conn.register_scalar_function::<Minus>("-")
+    conn.register_scalar_function::<PlusInterval>("+")?;
+    conn.register_scalar_function::<IntervalPlus>("+")?;
+    conn.register_scalar_function::<MinusInterval>("-")
 }
 
 /// A part of a timestamp, as `extract`, `date_part` and `date_trunc` name it.
@@ -261,121 +262,83 @@ impl VScalar for PartOf {
     }
 }
 
-/// `epoch(tstz)`: seconds since 1970 with their fraction.
-struct Epoch;
+scalar!(
+    /// `epoch(tstz)`: seconds since 1970 with their fraction.
+    Epoch,
+    [signature(&[Tz], Double)],
+    |input| |row| Ok(value::<i64>(input, 0, row) as f64 / 1e6)
+);
 
-impl VScalar for Epoch {
-    type State = ();
+scalar!(
+    /// `date_part(part, tstz)`, which `extract(part from tstz)` calls.
+    DatePart,
+    [signature(&[Varchar, Tz], Bigint)],
+    |input| |row| Part::named(&text(input, 0, row))?.of(value(input, 1, row))
+);
 
-    fn invoke(
-        _: &(),
-        input: &mut DataChunkHandle,
-        output: &mut dyn WritableVector,
-    ) -> Result<(), Box<dyn Error>> {
-        per_row(input, output, |row| {
-            Ok(value::<i64>(input, 0, row) as f64 / 1e6)
-        })
+scalar!(
+    /// `date_trunc(part, tstz)`.
+    Trunc,
+    [signature(&[Varchar, Tz], Tz)],
+    |input| |row| match value(input, 1, row) {
+        micros if infinite(micros) => Ok(micros),
+        micros => Part::named(&text(input, 0, row))?.truncate(micros),
     }
+);
 
-    fn signatures() -> Vec<ScalarFunctionSignature> {
-        vec![signature(&[Tz], Double)]
+scalar!(
+    /// `date_diff(part, start, end)`.
+    Diff,
+    [signature(&[Varchar, Tz, Tz], Bigint)],
+    |input| |row| Part::named(&text(input, 0, row))?.between(value(input, 1, row), value(input, 2, row))
+);
+
+scalar!(
+    /// `age(end, start)`.
+    Age,
+    [signature(&[Tz, Tz], Interval)],
+    |input| |row| age(value(input, 0, row), value(input, 1, row))
+);
+
+scalar!(
+    /// `age(tstz)`: from today's midnight (UTC).
+    AgeFromToday,
+    [signature(&[Tz], Interval)],
+    |input| let midnight = Timestamp::now().as_microsecond().div_euclid(DAY_MICROS) * DAY_MICROS;
+    |row| age(midnight, value(input, 0, row))
+);
+
+scalar!(
+    /// `last_day(tstz)`: the date of the last day of its month.
+    LastDay,
+    [signature(&[Tz], DateType)],
+    |input| |row| {
+        let last = utc_civil(value(input, 0, row))?.date().last_of_month();
+        let days = last.since(Date::constant(1970, 1, 1)).map_err(|e| e.to_string())?;
+        Ok(days.get_days())
     }
-}
+);
 
-/// `date_part(part, tstz)`, which `extract(part from tstz)` calls.
-struct DatePart;
+scalar!(
+    /// `timestamptz + interval`.
+    PlusInterval,
+    [signature(&[Tz, Interval], Tz)],
+    |input| |row| add(value(input, 0, row), value(input, 1, row), 1)
+);
 
-impl VScalar for DatePart {
-    type State = ();
+scalar!(
+    /// `interval + timestamptz`.
+    IntervalPlus,
+    [signature(&[Interval, Tz], Tz)],
+    |input| |row| add(value(input, 1, row), value(input, 0, row), 1)
+);
 
-    fn invoke(
-        _: &(),
-        input: &mut DataChunkHandle,
-        output: &mut dyn WritableVector,
-    ) -> Result<(), Box<dyn Error>> {
-        per_row(input, output, |row| {
-            Part::named(&text(input, 0, row))?.of(value(input, 1, row))
-        })
-    }
-
-    fn signatures() -> Vec<ScalarFunctionSignature> {
-        vec![signature(&[Varchar, Tz], Bigint)]
-    }
-}
-
-/// `date_trunc(part, tstz)`.
-struct Trunc;
-
-impl VScalar for Trunc {
-    type State = ();
-
-    fn invoke(
-        _: &(),
-        input: &mut DataChunkHandle,
-        output: &mut dyn WritableVector,
-    ) -> Result<(), Box<dyn Error>> {
-        per_row(input, output, |row| {
-            let micros = value(input, 1, row);
-            match infinite(micros) {
-                true => Ok(micros),
-                false => Part::named(&text(input, 0, row))?.truncate(micros),
-            }
-        })
-    }
-
-    fn signatures() -> Vec<ScalarFunctionSignature> {
-        vec![signature(&[Varchar, Tz], Tz)]
-    }
-}
-
-/// `date_diff(part, start, end)`.
-struct Diff;
-
-impl VScalar for Diff {
-    type State = ();
-
-    fn invoke(
-        _: &(),
-        input: &mut DataChunkHandle,
-        output: &mut dyn WritableVector,
-    ) -> Result<(), Box<dyn Error>> {
-        per_row(input, output, |row| {
-            Part::named(&text(input, 0, row))?.between(value(input, 1, row), value(input, 2, row))
-        })
-    }
-
-    fn signatures() -> Vec<ScalarFunctionSignature> {
-        vec![signature(&[Varchar, Tz, Tz], Bigint)]
-    }
-}
-
-/// `age(end, start)` and `age(tstz)` (from today's midnight, UTC): years, months and days,
-/// then the time, as DuckDB gives `age` of two timestamps.
-struct Age;
-
-impl VScalar for Age {
-    type State = ();
-
-    fn invoke(
-        _: &(),
-        input: &mut DataChunkHandle,
-        output: &mut dyn WritableVector,
-    ) -> Result<(), Box<dyn Error>> {
-        let midnight = Timestamp::now().as_microsecond().div_euclid(DAY_MICROS) * DAY_MICROS;
-        let two = input.num_columns() == 2;
-        per_row(input, output, |row| {
-            let (end, start) = match two {
-                true => (value(input, 0, row), value(input, 1, row)),
-                false => (midnight, value(input, 0, row)),
-            };
-            age(end, start)
-        })
-    }
-
-    fn signatures() -> Vec<ScalarFunctionSignature> {
-        vec![signature(&[Tz, Tz], Interval), signature(&[Tz], Interval)]
-    }
-}
+scalar!(
+    /// `timestamptz - interval`.
+    MinusInterval,
+    [signature(&[Tz, Interval], Tz)],
+    |input| |row| add(value(input, 0, row), value(input, 1, row), -1)
+);
 
 /// As ICU counts it: the most whole months from `start` that do not pass `end` (a day past
 /// a month's end is its last day), then whole days, then the time; negated when `end` is
@@ -409,77 +372,6 @@ fn age(end: i64, start: i64) -> Result<duckdb_interval, String> {
     })
 }
 
-/// `last_day(tstz)`: the date of the last day of its month.
-struct LastDay;
-
-impl VScalar for LastDay {
-    type State = ();
-
-    fn invoke(
-        _: &(),
-        input: &mut DataChunkHandle,
-        output: &mut dyn WritableVector,
-    ) -> Result<(), Box<dyn Error>> {
-        per_row(input, output, |row| {
-            let last = utc_civil(value(input, 0, row))?.date().last_of_month();
-            let days = last
-                .since(Date::constant(1970, 1, 1))
-                .map_err(|e| e.to_string())?;
-            Ok(days.get_days())
-        })
-    }
-
-    fn signatures() -> Vec<ScalarFunctionSignature> {
-        vec![signature(&[Tz], DateType)]
-    }
-}
-
-/// `timestamptz + interval` and `interval + timestamptz`.
-struct Plus;
-
-impl VScalar for Plus {
-    type State = ();
-
-    fn invoke(
-        _: &(),
-        input: &mut DataChunkHandle,
-        output: &mut dyn WritableVector,
-    ) -> Result<(), Box<dyn Error>> {
-        let (at, by) = if is_tz(input, 0) { (0, 1) } else { (1, 0) };
-        per_row(input, output, |row| {
-            add(value(input, at, row), value(input, by, row), 1)
-        })
-    }
-
-    fn signatures() -> Vec<ScalarFunctionSignature> {
-        vec![
-            signature(&[Tz, Interval], Tz),
-            signature(&[Interval, Tz], Tz),
-        ]
-    }
-}
-
-/// `timestamptz - interval`.
-struct Minus;
-
-impl VScalar for Minus {
-    type State = ();
-
-    fn invoke(
-        _: &(),
-        input: &mut DataChunkHandle,
-        output: &mut dyn WritableVector,
-    ) -> Result<(), Box<dyn Error>> {
-        per_row(input, output, |row| {
-            add(value(input, 0, row), value(input, 1, row), -1)
-        })
-    }
-
-    fn signatures() -> Vec<ScalarFunctionSignature> {
-        vec![signature(&[Tz, Interval], Tz)]
-    }
-}
-
 /// The first day of a month, if the year is one jiff can hold.
 fn first_of(year: i16, month: i8) -> Result<Date, String> {
     Date::new(year, month, 1).map_err(|e| e.to_string())
@@ -504,29 +396,6 @@ fn add(micros: i64, by: duckdb_interval, sign: i32) -> Result<i64, String> {
     (by.micros.checked_mul(i64::from(sign)))
         .and_then(|m| utc_micros(moved).ok()?.checked_add(m))
         .ok_or_else(too_far)
-}
-
-/// DuckDB's `infinity` and `-infinity` timestamps stay what they are.
-pub(super) fn infinite(micros: i64) -> bool {
-    micros == i64::MAX || micros == -i64::MAX
-}
-
-/// Microseconds since the epoch as UTC wall-clock time.
-pub(super) fn utc_civil(micros: i64) -> Result<DateTime, String> {
-    Ok(Timestamp::from_microsecond(micros)
-        .map_err(|e| out_of_range(micros, e))?
-        .to_zoned(TimeZone::UTC)
-        .datetime())
-}
-
-fn utc_micros(dt: DateTime) -> Result<i64, String> {
-    dt.to_zoned(TimeZone::UTC)
-        .map(|z| z.timestamp().as_microsecond())
-        .map_err(|e| format!("{dt}: {e}"))
-}
-
-pub(super) fn out_of_range(micros: i64, e: jiff::Error) -> String {
-    format!("timestamp {micros} µs is outside the years xform can convert: {e}")
 }
 
 #[cfg(test)]

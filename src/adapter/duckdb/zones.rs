@@ -7,30 +7,27 @@
 //!   in the zone gives a `timestamptz`; a `timestamptz` gives the wall-clock `timestamp`
 //!   there. A wall-clock time the zone skips or repeats (DST) is the later instant, as ICU's
 //!   calendar has it. Zones are IANA names, in any case (`asia/seoul`).
-//! - casts to `date`, `time` and `timestamp` (also implicit, at DuckDB's own cost);
-//! - the date functions on a `timestamptz` (`timestamptz.rs`).
-
-use std::error::Error;
+//! - casts to `date`, `time` and `timestamp` (also implicit, at DuckDB's own cost).
+//!
+//! The date functions on a `timestamptz` are in `timestamptz.rs`.
 
 use duckdb::core::LogicalTypeId::{Timestamp as Ts, TimestampTZ as Tz, Varchar};
-use duckdb::core::{DataChunkHandle, LogicalTypeHandle, LogicalTypeId};
-use duckdb::ffi::duckdb_string_t;
-use duckdb::types::DuckString;
-use duckdb::vscalar::{ScalarFunctionSignature, VScalar};
-use duckdb::vtab::arrow::WritableVector;
 use duckdb::{Connection, ffi};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::native::{self, Database};
-use super::timestamptz::{self, DAY_MICROS, infinite, out_of_range, utc_civil};
+use super::scalar::{
+    DAY_MICROS, infinite, out_of_range, scalar, signature, text, utc_civil, value,
+};
 
 /// Registers the functions and casts above in the database, for every connection to it.
 pub(super) fn register(conn: &Connection, db: &Database) -> Result<(), String> {
     let failed = |e: duckdb::Error| format!("cannot register time-zone functions: {e}");
-    conn.register_scalar_function::<AtTimeZone>("timezone")
+    conn.register_scalar_function::<ToInstant>("timezone")
         .map_err(failed)?;
-    timestamptz::register(conn).map_err(failed)?;
+    conn.register_scalar_function::<ToWallClock>("timezone")
+        .map_err(failed)?;
     use ffi::{
         DUCKDB_TYPE_DUCKDB_TYPE_DATE as DATE, DUCKDB_TYPE_DUCKDB_TYPE_TIME as TIME,
         DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP as TIMESTAMP,
@@ -80,76 +77,21 @@ unsafe extern "C" fn to_time(
     true
 }
 
-/// Runs `f` on each row whose arguments are all non-NULL, writing what it gives (a value of
-/// the function's return type as DuckDB stores it); a row with a NULL argument is NULL.
-pub(super) fn per_row<T>(
-    input: &DataChunkHandle,
-    output: &mut dyn WritableVector,
-    mut f: impl FnMut(usize) -> Result<T, String>,
-) -> Result<(), Box<dyn Error>> {
-    let rows = input.len();
-    let mut out = output.flat_vector();
-    for row in 0..rows {
-        if (0..input.num_columns()).any(|c| input.flat_vector(c).row_is_null(row as u64)) {
-            out.set_null(row);
-            continue;
-        }
-        let value = f(row)?;
-        // SAFETY: the output is a flat vector of at least `rows` rows of the return type,
-        // which callers give as `T`.
-        unsafe { out.as_mut_slice_with_len::<T>(rows)[row] = value };
-    }
-    Ok(())
-}
+scalar!(
+    /// `timezone(zone, timestamp)`: wall-clock time in the zone, as the instant it names.
+    ToInstant,
+    [signature(&[Varchar, Ts], Tz)],
+    |input| let zone = Cached::default();
+    |row| instant(zone.get(&text(input, 0, row))?, value(input, 1, row))
+);
 
-/// Column `col`'s value at `row`, as the fixed-size type `T` its DuckDB type is stored as.
-pub(super) fn value<T: Copy>(input: &DataChunkHandle, col: usize, row: usize) -> T {
-    // SAFETY: callers name a column of the signature whose values are `T`s; DuckDB hands a
-    // scalar function flat vectors of `input.len()` rows.
-    unsafe { input.flat_vector(col).as_slice_with_len::<T>(input.len())[row] }
-}
-
-pub(super) fn text(input: &DataChunkHandle, col: usize, row: usize) -> String {
-    let mut raw: duckdb_string_t = value(input, col, row);
-    DuckString::new(&mut raw).as_str().into_owned()
-}
-
-pub(super) fn is_tz(input: &DataChunkHandle, col: usize) -> bool {
-    input.flat_vector(col).logical_type().id() == LogicalTypeId::TimestampTZ
-}
-
-pub(super) fn signature(args: &[LogicalTypeId], to: LogicalTypeId) -> ScalarFunctionSignature {
-    let args = args.iter().map(|a| LogicalTypeHandle::from(*a)).collect();
-    ScalarFunctionSignature::exact(args, LogicalTypeHandle::from(to))
-}
-
-/// `timezone(zone, timestamp)` and `timezone(zone, timestamptz)`.
-struct AtTimeZone;
-
-impl VScalar for AtTimeZone {
-    type State = ();
-
-    fn invoke(
-        _: &(),
-        input: &mut DataChunkHandle,
-        output: &mut dyn WritableVector,
-    ) -> Result<(), Box<dyn Error>> {
-        let to_wall_clock = is_tz(input, 1);
-        let mut zone = Cached::default();
-        per_row(input, output, |row| {
-            let tz = zone.get(&text(input, 0, row))?;
-            let micros = value(input, 1, row);
-            match to_wall_clock {
-                true => wall_clock(tz, micros),
-                false => instant(tz, micros),
-            }
-        })
-    }
-
-    fn signatures() -> Vec<ScalarFunctionSignature> {
-        vec![signature(&[Varchar, Ts], Tz), signature(&[Varchar, Tz], Ts)]
-    }
-}
+scalar!(
+    /// `timezone(zone, timestamptz)`: the instant as wall-clock time in the zone.
+    ToWallClock,
+    [signature(&[Varchar, Tz], Ts)],
+    |input| let zone = Cached::default();
+    |row| wall_clock(zone.get(&text(input, 0, row))?, value(input, 1, row))
+);
 
 /// The zone of the previous row: a column is nearly always converted to one zone.
 #[derive(Default)]
