@@ -384,15 +384,7 @@ impl Object for PyZoned {
                 let (tz,): (Value,) = from_args(args)?;
                 Ok(aware(self.0.with_time_zone(zone_of(&tz)?)))
             }
-            "replace" => {
-                let (kwargs,): (Kwargs,) = from_args(args)?;
-                let tzinfo: Value = kwargs.get("tzinfo")?;
-                kwargs.assert_all_used()?;
-                match tzinfo.is_none() {
-                    true => Ok(Value::from_object(PyDateTime(self.0.datetime()))),
-                    false => localize(self.0.datetime(), zone_of(&tzinfo)?),
-                }
-            }
+            "replace" => naive_to_aware(self.0.datetime(), method, args),
             "isoformat" => self.format('T').map(Value::from),
             "timestamp" => Ok(Value::from(
                 self.0.timestamp().as_microsecond() as f64 / 1e6,
