@@ -211,6 +211,7 @@ pub(crate) fn compile(
     opts: &CompileOptions,
     diags: &mut Diagnostics,
 ) -> Option<Compiled> {
+    drop_disabled(&mut project);
     let sources = template_sources(&project);
     let templates = template::environment(&project, diags);
     let mut renders = render_twice(&mut project, &templates, &sources, diags);
@@ -238,6 +239,44 @@ pub(crate) fn compile(
     let mut c = finish(project, graph, names, renders, opts, diags)?;
     c.hooks = hooks;
     Some(c)
+}
+
+/// Leaves out the models (seeds, snapshots) whose own `config(enabled=...)` renders false, as
+/// dbt does when it parses them, with the tests of each. Only files that mention `enabled` are
+/// rendered for it, once, before anything else reads the project; what their render says
+/// otherwise is said by the compile itself.
+fn drop_disabled(project: &mut Project) {
+    let asks = |n: &Node| n.raw.as_deref().is_some_and(|raw| raw.contains("enabled"));
+    if !project.nodes.iter().any(asks) {
+        return;
+    }
+    let mut quiet = Diagnostics::default();
+    let off: HashSet<String> = {
+        let sources = template_sources(project);
+        let templates = template::environment(project, &mut quiet);
+        let names = Arc::new(name_table(project, None, &mut quiet));
+        let nodes = (&project.nodes[..], &sources[..]);
+        let renders = render_all(&templates, &names, nodes, false, |_, n| asks(n));
+        (renders.iter().zip(&project.nodes))
+            .filter_map(|(r, n)| {
+                let Some(Ok(r)) = r else { return None };
+                let enabled = r.log.config.iter().rev().find(|(k, _)| k == "enabled")?;
+                (enabled.1 == serde_json::Value::Bool(false)).then(|| n.name.clone())
+            })
+            .collect()
+    };
+    let tests_one = |n: &Node| {
+        matches!(n.kind, NodeKind::Test | NodeKind::UnitTest)
+            && (n.static_deps.iter())
+                .any(|d| matches!(d, DepRef::Ref(name, _) if off.contains(name)))
+    };
+    let resource = |n: &Node| {
+        matches!(
+            n.kind,
+            NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
+        )
+    };
+    (project.nodes).retain(|n| !(resource(n) && off.contains(&n.name)) && !tests_one(n));
 }
 
 /// Each node's template name and Jinja source, for the nodes that have one.

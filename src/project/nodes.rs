@@ -782,16 +782,38 @@ fn relation_call(dep: &DepRef) -> String {
     }
 }
 
-/// A test's argument as Jinja: a literal, but `ref('x')` or `source(...)` as the relation, and a list as
-/// one the test may change in place (`{% do cols.append(c) %}`, as dbt's tests do).
+/// A test's argument as Jinja: a literal, but `ref('x')` or `source(...)` as the relation, a
+/// text with `{{ ... }}` in it rendered (as dbt renders a test's arguments), and a list as one
+/// the test may change in place (`{% do cols.append(c) %}`, as dbt's tests do).
 fn test_arg(v: &Json, at: &Loc) -> String {
     match v {
+        Json::String(s) if s.contains("{{") => rendered_text(s),
         Json::String(s) => {
             parse_relation_arg(s, at).map_or_else(|| jinja_literal(v), |d| relation_call(&d))
         }
         Json::Array(_) => format!("_l({})", jinja_literal(v)),
         _ => jinja_literal(v),
     }
+}
+
+/// `a = {{ f(x) }}` as the Jinja expression `("a = " ~ (f(x)))`: the text with each `{{ }}`
+/// evaluated where the test renders.
+fn rendered_text(text: &str) -> String {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some((before, after)) = rest.split_once("{{") {
+        let Some((expr, tail)) = after.split_once("}}") else {
+            break;
+        };
+        parts.push(Json::from(before).to_string());
+        parts.push(format!(
+            "({})",
+            expr.trim().trim_start_matches('-').trim_end_matches('-')
+        ));
+        rest = tail;
+    }
+    parts.push(Json::from(rest).to_string());
+    format!("({})", parts.join(" ~ "))
 }
 
 /// A YAML value as a Jinja literal (JSON's syntax but `none` for null).

@@ -155,13 +155,20 @@ pub(crate) fn environment<'s>(project: &Project, diags: &mut Diagnostics) -> Tem
         for (path, text) in &package.macro_files {
             add_macro_file(&mut t, (path, Some(&package.name)), text, false, diags);
         }
-        t.env.add_global(
-            package.name.clone(),
-            Value::from_object(dbt::Namespace {
-                name: package.name.clone(),
-                registry: registry.clone(),
-            }),
-        );
+    }
+    // Each package's macros by its name, and the project's own too (`my_project.helper()`),
+    // unless that name is already a global.
+    let names = (project.packages.iter().map(|p| &p.name)).chain([&project.name]);
+    for name in names {
+        if t.env.globals().any(|(g, _)| g == name) {
+            continue;
+        }
+        let namespace = dbt::Namespace {
+            name: name.clone(),
+            registry: registry.clone(),
+        };
+        t.env
+            .add_global(name.clone(), Value::from_object(namespace));
     }
     let builtin: Arc<str> = Arc::from(BUILTIN_TESTS_PATH);
     add_macro_file(&mut t, (&builtin, None), BUILTIN_TESTS, true, diags);

@@ -9,9 +9,10 @@
 use std::fmt;
 use std::sync::Arc;
 
+use jiff::Span;
 use jiff::Zoned;
 use jiff::civil::{Date, DateTime};
-use jiff::tz::TimeZone;
+use jiff::tz::{Offset, TimeZone};
 use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Rest, Value, from_args};
 use minijinja::{Error, ErrorKind, State};
 
@@ -34,12 +35,43 @@ impl Object for DateTimeType {
         ObjectRepr::Plain
     }
 
+    /// `datetime(year, month, day, hour=0, minute=0, second=0, microsecond=0, tzinfo=None)`,
+    /// by position or by name.
     fn call(self: &Arc<Self>, _: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        let (y, mo, d, Rest(time)): (i16, i8, i8, Rest<i8>) = from_args(args)?;
-        let at = |i: usize| time.get(i).copied().unwrap_or(0);
-        let dt = DateTime::new(y, mo, d, at(0), at(1), at(2), 0)
-            .map_err(|e| error(format!("datetime(): {e}")))?;
-        Ok(Value::from_object(PyDateTime(dt)))
+        let (Rest(given), kwargs): (Rest<Value>, Kwargs) = from_args(args)?;
+        let mut parts = [0i64; 7];
+        for (i, name) in FIELDS.iter().enumerate() {
+            let value = match given.get(i) {
+                Some(v) => Some(v.clone()),
+                None => kwargs.get::<Option<Value>>(name)?,
+            };
+            match value {
+                Some(v) => parts[i] = i64::try_from(v)?,
+                None if i < 3 => return Err(error(format!("datetime(): {name} is required"))),
+                None => {}
+            }
+        }
+        let tzinfo = match given.get(7) {
+            Some(v) => Some(v.clone()),
+            None => kwargs.get::<Option<Value>>("tzinfo")?,
+        };
+        kwargs.assert_all_used()?;
+        let small =
+            |i: usize| i8::try_from(parts[i]).map_err(|_| error("datetime(): out of range"));
+        let dt = DateTime::new(
+            i16::try_from(parts[0]).map_err(|_| error("datetime(): year out of range"))?,
+            small(1)?,
+            small(2)?,
+            small(3)?,
+            small(4)?,
+            small(5)?,
+            i32::try_from(parts[6] * 1000).map_err(|_| error("datetime(): out of range"))?,
+        )
+        .map_err(|e| error(format!("datetime(): {e}")))?;
+        match tzinfo.filter(|t| !t.is_none()) {
+            Some(tz) => localize(dt, zone_of(&tz)?),
+            None => Ok(Value::from_object(PyDateTime(dt))),
+        }
     }
 
     fn call_method(
@@ -62,19 +94,53 @@ impl Object for DateTimeType {
             }
             "fromisoformat" => {
                 let (text,): (String,) = from_args(args)?;
-                let text = text.trim().replace('T', " ");
-                let parsed = DateTime::strptime("%Y-%m-%d %H:%M:%S", &text)
-                    .or_else(|_| DateTime::strptime("%Y-%m-%d %H:%M", &text))
-                    .or_else(|_| {
-                        text.parse::<Date>()
-                            .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
-                    });
-                parsed.map_err(|e| error(format!("fromisoformat: {e}")))?
+                return from_iso(text.trim());
             }
             _ => return Err(Error::from(ErrorKind::UnknownMethod)),
         };
         Ok(Value::from_object(PyDateTime(dt)))
     }
+}
+
+/// A datetime's fields, in the order Python's constructor takes them.
+const FIELDS: [&str; 7] = [
+    "year",
+    "month",
+    "day",
+    "hour",
+    "minute",
+    "second",
+    "microsecond",
+];
+
+/// Python's `datetime.fromisoformat`: a date, or a date and time (`T` or a space between,
+/// seconds and their fraction optional) with an optional offset (`+09:00`, `Z`) that makes
+/// it aware.
+fn from_iso(text: &str) -> Result<Value, Error> {
+    let failed = |e: &dyn std::fmt::Display| error(format!("fromisoformat('{text}'): {e}"));
+    let (civil, offset) = match text.get(10..).and_then(|t| t.rfind(['+', '-', 'Z'])) {
+        Some(at) => text.split_at(10 + at),
+        None => (text, ""),
+    };
+    let dt = match civil.len() {
+        10 => civil
+            .parse::<Date>()
+            .map(|d| d.to_datetime(jiff::civil::Time::midnight())),
+        _ => civil.replacen(' ', "T", 1).parse::<DateTime>(),
+    }
+    .map_err(|e| failed(&e))?;
+    if offset.is_empty() {
+        return Ok(Value::from_object(PyDateTime(dt)));
+    }
+    let offset = match offset {
+        "Z" => jiff::tz::Offset::UTC,
+        _ => jiff::fmt::strtime::parse("%:z", offset)
+            .or_else(|_| jiff::fmt::strtime::parse("%z", offset))
+            .ok()
+            .and_then(|t| t.offset())
+            .ok_or_else(|| failed(&"not an offset"))?,
+    };
+    localize(dt, TimeZone::fixed(offset))
 }
 
 /// `modules.datetime.date`: called, a date; `today()`.
@@ -170,7 +236,11 @@ impl Object for PyDateTime {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        datetime_part(self.0, key.as_str()?)
+        match key.as_str()? {
+            "tzinfo" => Some(Value::from(())),
+            "microsecond" => Some(Value::from(self.0.subsec_nanosecond() / 1000)),
+            key => datetime_part(self.0, key),
+        }
     }
 
     fn call_method(
@@ -182,6 +252,10 @@ impl Object for PyDateTime {
         match method {
             "date" => Ok(Value::from_object(PyDate(self.0.date()))),
             "replace" | "astimezone" => naive_to_aware(self.0, method, args),
+            // A naive datetime is in the session's zone, UTC.
+            "timestamp" => (self.0.to_zoned(TimeZone::UTC))
+                .map(|z| Value::from(z.timestamp().as_microsecond() as f64 / 1e6))
+                .map_err(|e| error(e.to_string())),
             _ => time_method(self.0, self.0.date(), (method, args), "%Y-%m-%dT%H:%M:%S"),
         }
     }
@@ -294,18 +368,42 @@ fn zone_of(value: &Value) -> Result<TimeZone, Error> {
         .ok_or_else(|| error(format!("expected a time zone (modules.pytz), got {value}")))
 }
 
-/// A naive datetime read as wall-clock time in `tz`.
+/// A naive datetime read as wall-clock time in `tz`. Past the instants jiff can hold (Python
+/// goes to 9999-12-31 23:59 in every zone), a zone with one offset still works.
 fn localize(dt: DateTime, tz: TimeZone) -> Result<Value, Error> {
-    let at = tz
-        .to_ambiguous_timestamp(dt)
-        .later()
-        .map_err(|e| error(format!("{dt} in {}: {e}", tz.iana_name().unwrap_or("?"))))?;
-    Ok(aware(at.to_zoned(tz)))
+    let offset = match tz.to_ambiguous_timestamp(dt).later() {
+        // The offset that makes `dt` that instant: in a gap, the one before it, as pytz has it.
+        Ok(at) => seconds_between(at, dt)?,
+        Err(e) => match tz.to_fixed_offset() {
+            Ok(offset) => offset,
+            Err(_) => return Err(error(format!("{dt} in {}: {e}", zone_name(&tz, None)))),
+        },
+    };
+    Ok(Value::from_object(PyZoned { dt, offset, tz }))
+}
+
+/// The offset of wall-clock `dt` from the instant `at`.
+fn seconds_between(at: jiff::Timestamp, dt: DateTime) -> Result<Offset, Error> {
+    let utc = (dt.to_zoned(TimeZone::UTC)).map_err(|e| error(e.to_string()))?;
+    let seconds = utc.timestamp().as_second() - at.as_second();
+    Offset::from_seconds(seconds as i32).map_err(|e| error(e.to_string()))
 }
 
 /// A datetime that carries its zone.
 pub(super) fn aware(at: Zoned) -> Value {
-    Value::from_object(PyZoned(at))
+    Value::from_object(PyZoned {
+        dt: at.datetime(),
+        offset: at.offset(),
+        tz: at.time_zone().clone(),
+    })
+}
+
+fn zone_name(tz: &TimeZone, offset: Option<Offset>) -> String {
+    match (tz.iana_name(), offset) {
+        (Some(name), _) => name.to_string(),
+        (None, Some(offset)) => offset.to_string(),
+        (None, None) => "a fixed offset".into(),
+    }
 }
 
 impl Object for PyTz {
@@ -340,20 +438,61 @@ impl Object for PyTz {
     }
 }
 
-/// A Python `datetime` with a `tzinfo`.
+/// A Python `datetime` with a `tzinfo`: wall-clock time, its offset from UTC, its zone.
 #[derive(Debug)]
-struct PyZoned(Zoned);
+struct PyZoned {
+    dt: DateTime,
+    offset: Offset,
+    tz: TimeZone,
+}
 
 impl PyZoned {
     /// Python's `str()`/`isoformat()`: microseconds only when there are some.
     fn format(&self, separator: char) -> Result<String, Error> {
-        let fraction = if self.0.subsec_nanosecond() == 0 {
-            ""
-        } else {
-            "%.6f"
+        let fraction = match self.dt.subsec_nanosecond() {
+            0 => "",
+            _ => "%.6f",
         };
-        let pattern = format!("%Y-%m-%d{separator}%H:%M:%S{fraction}%:z");
-        jiff::fmt::strtime::format(&pattern, &self.0).map_err(|e| error(e.to_string()))
+        self.strftime(&format!("%Y-%m-%d{separator}%H:%M:%S{fraction}%:z"))
+    }
+
+    fn broken_down(&self) -> jiff::fmt::strtime::BrokenDownTime {
+        let mut parts = jiff::fmt::strtime::BrokenDownTime::from(self.dt);
+        parts.set_offset(Some(self.offset));
+        parts
+    }
+
+    fn strftime(&self, format: &str) -> Result<String, Error> {
+        jiff::fmt::strtime::format(format, self.broken_down()).map_err(|e| error(e.to_string()))
+    }
+
+    /// Seconds since 1970 (UTC), with the fraction: from the calendar, so 9999-12-31 works.
+    fn timestamp(&self) -> Result<f64, Error> {
+        let epoch = jiff::civil::date(1970, 1, 1).to_datetime(jiff::civil::Time::midnight());
+        let span =
+            (self.dt.since((jiff::Unit::Second, epoch))).map_err(|e| error(e.to_string()))?;
+        let seconds = span.get_seconds() - i64::from(self.offset.seconds());
+        Ok(seconds as f64 + f64::from(self.dt.subsec_nanosecond()) / 1e9)
+    }
+
+    /// The same instant in `tz`.
+    fn in_zone(&self, tz: TimeZone) -> Result<Value, Error> {
+        let utc = self
+            .dt
+            .checked_sub(Span::new().seconds(self.offset.seconds()));
+        let at = utc.and_then(|utc| utc.to_zoned(TimeZone::UTC));
+        match at {
+            Ok(at) => Ok(aware(at.with_time_zone(tz))),
+            Err(_) => {
+                let offset = tz.to_fixed_offset().map_err(|e| error(e.to_string()))?;
+                let shift = Span::new().seconds(offset.seconds() - self.offset.seconds());
+                let dt = self
+                    .dt
+                    .checked_add(shift)
+                    .map_err(|e| error(e.to_string()))?;
+                Ok(Value::from_object(PyZoned { dt, offset, tz }))
+            }
+        }
     }
 }
 
@@ -365,11 +504,11 @@ impl Object for PyZoned {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match key.as_str()? {
             "tzinfo" => Some(zone_value(
-                self.0.time_zone().clone(),
-                self.0.time_zone().iana_name().unwrap_or("UTC"),
+                self.tz.clone(),
+                &zone_name(&self.tz, Some(self.offset)),
             )),
-            "microsecond" => Some(Value::from(self.0.subsec_nanosecond() / 1000)),
-            key => datetime_part(self.0.datetime(), key),
+            "microsecond" => Some(Value::from(self.dt.subsec_nanosecond() / 1000)),
+            key => datetime_part(self.dt, key),
         }
     }
 
@@ -382,15 +521,13 @@ impl Object for PyZoned {
         match method {
             "astimezone" => {
                 let (tz,): (Value,) = from_args(args)?;
-                Ok(aware(self.0.with_time_zone(zone_of(&tz)?)))
+                self.in_zone(zone_of(&tz)?)
             }
-            "replace" => naive_to_aware(self.0.datetime(), method, args),
+            "replace" => naive_to_aware(self.dt, method, args),
             "isoformat" => self.format('T').map(Value::from),
-            "timestamp" => Ok(Value::from(
-                self.0.timestamp().as_microsecond() as f64 / 1e6,
-            )),
-            "date" => Ok(Value::from_object(PyDate(self.0.date()))),
-            _ => time_method(&self.0, self.0.date(), (method, args), ""),
+            "timestamp" => self.timestamp().map(Value::from),
+            "date" => Ok(Value::from_object(PyDate(self.dt.date()))),
+            _ => time_method(self.broken_down(), self.dt.date(), (method, args), ""),
         }
     }
 

@@ -604,7 +604,15 @@ select '{{ checks.slug("Hello World-1") }}' as slug,
        {{ "42" | as_number }} as answer,
        {{ set([3, 1, 3]) | length }} as distinct_count,
        '{{ modules.pytz.timezone("Asia/Seoul").localize(modules.datetime.datetime(2024, 3, 10, 2, 30)).astimezone(modules.pytz.timezone("America/Los_Angeles")) }}' as in_la,
-       '{{ run_started_at.astimezone(modules.pytz.timezone("Asia/Seoul")).strftime("%z") }}' as kst
+       '{{ run_started_at.astimezone(modules.pytz.timezone("Asia/Seoul")).strftime("%z") }}' as kst,
+       {{ shop_checks.twice(21) }} as twice,
+       '{{ modules.datetime.datetime(year=2026, month=9, day=1, tzinfo=modules.pytz.utc).timestamp() }}' as epoch_s,
+       '{{ modules.datetime.datetime.fromisoformat("9999-12-31T00:00:00+00:00").timestamp() > modules.datetime.datetime.fromisoformat("2026-08-15T12:00:00Z").timestamp() }}' as far_later
+-- file: macros/own.sql
+{% macro twice(x) %}{{ return(x * 2) }}{% endmacro %}
+-- file: models/switched_off.sql
+{{ config(enabled=checks.slug('A') == 'b') }}
+select 1 as x
 -- file: models/headed.sql
 {{ config(materialized='table') }}
 {% call set_sql_header(config) %}
@@ -646,6 +654,15 @@ models:
           compare_model: ref('same_as_a')
           config:
             severity: warn
+    columns:
+      - name: id
+        data_tests:
+          - checks.at_least:
+              minimum: "{{ shop_checks.twice(1) }}"
+  - name: switched_off
+    columns:
+      - name: x
+        data_tests: [not_null]
 "#;
 
 /// What dbt packages' tests and macros count on, as dbt_utils' own test suite uses it: a
@@ -653,8 +670,10 @@ models:
 /// argument as the relation and a dependency, the model's columns read from the warehouse
 /// while the test renders, `fail_calc`), `modules.re`/`modules.datetime`/`modules.pytz`, `api.Relation`,
 /// `load_relation`, `adapter.get_missing_columns`, `set_sql_header`, `graph`, query results iterated as
-/// rows, lists inside dicts changed in place, `flags`, `set()`, `as_number`, and an undefined
-/// name printing as nothing.
+/// rows, lists inside dicts changed in place, `flags`, `set()`, `as_number`, an undefined
+/// name printing as nothing, the project's own macros by its name (`shop_checks.twice`),
+/// `{{ }}` in a test's arguments rendered, and a model whose `config(enabled=...)` renders
+/// false left out with its tests (as dbt_date's own integration tests use them).
 fn package_tests_and_macros_work_as_in_dbt(w: &Warehouse) {
     let dir = dbt_project_of(w, CHECKS);
     let out = xform(dir.path(), &["build"]);
@@ -683,7 +702,7 @@ fn package_tests_and_macros_work_as_in_dbt(w: &Warehouse) {
         query(
             w,
             dir.path(),
-            "select slug, day, which, nothing, answer, distinct_count, in_la, kst from {s}.labels"
+            "select slug, day, which, nothing, answer, distinct_count, in_la, kst, twice, epoch_s, far_later from {s}.labels"
         ),
         [[
             "hello_world_1",
@@ -693,12 +712,15 @@ fn package_tests_and_macros_work_as_in_dbt(w: &Warehouse) {
             "42",
             "2",
             "2024-03-09 09:30:00-08:00",
-            "+0900"
+            "+0900",
+            "42",
+            "1788220800.0",
+            "True"
         ]]
     );
     assert_eq!(
         query(w, dir.path(), "select missing from {s}.missing"),
-        [["answer,day,distinct_count,in_la,kst,nothing,slug,which"]]
+        [["answer,day,distinct_count,epoch_s,far_later,in_la,kst,nothing,slug,twice,which"]]
     );
     // set_sql_header's SQL ran before the table was built, in its transaction.
     let ran = query(w, dir.path(), "select header_ran from {s}.headed");
@@ -731,6 +753,12 @@ fn package_tests_and_macros_work_as_in_dbt(w: &Warehouse) {
         let all = results["results"].as_array().unwrap().iter();
         all.clone().find(|r| r["unique_id"] == id).cloned().unwrap()
     };
+    // A model that disables itself in its own config() is left out, with its tests.
+    let all = results["results"].as_array().unwrap();
+    assert!(
+        !all.iter()
+            .any(|r| r["unique_id"].as_str().unwrap().contains("switched_off"))
+    );
     let warned = entry("test.shop_checks.checks_same_rows_part_b_ref_same_as_a_");
     assert_eq!(
         (&warned["status"], &warned["failures"]),
