@@ -791,8 +791,21 @@ fn test_arg(v: &Json, at: &Loc) -> String {
         Json::String(s) => {
             parse_relation_arg(s, at).map_or_else(|| jinja_literal(v), |d| relation_call(&d))
         }
+        Json::Array(items) if templated(v) => {
+            let items: Vec<String> = items.iter().map(|i| test_arg(i, at)).collect();
+            format!("_l([{}])", items.join(", "))
+        }
         Json::Array(_) => format!("_l({})", jinja_literal(v)),
         _ => jinja_literal(v),
+    }
+}
+
+/// Whether a list holds text with `{{ }}` in it, at any depth.
+fn templated(v: &Json) -> bool {
+    match v {
+        Json::String(s) => s.contains("{{"),
+        Json::Array(items) => items.iter().any(templated),
+        _ => false,
     }
 }
 

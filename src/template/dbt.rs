@@ -793,6 +793,11 @@ impl Object for MutList {
                 items.insert(at, v);
             }
             "pop" => return Ok(items.pop().unwrap_or(Value::from(()))),
+            "index" => return list_index(&items, args),
+            "count" => {
+                let (v,): (Value,) = from_args(args)?;
+                return Ok(Value::from(items.iter().filter(|i| **i == v).count()));
+            }
             _ => {
                 return Err(Error::new(
                     ErrorKind::UnknownMethod,
@@ -802,6 +807,31 @@ impl Object for MutList {
         }
         Ok(Value::from(()))
     }
+}
+
+/// Python's `list.index(x)`: where `x` first is, or an error as Python raises one.
+fn list_index(items: &[Value], args: &[Value]) -> Result<Value, Error> {
+    let (v,): (Value,) = from_args(args)?;
+    match items.iter().position(|i| *i == v) {
+        Some(at) => Ok(Value::from(at)),
+        None => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("{v} is not in list"),
+        )),
+    }
+}
+
+/// Python's methods on values: minijinja-contrib's, and `list.index` on any list.
+fn python_method(
+    state: &mut State<'_, '_>,
+    value: &Value,
+    method: &str,
+    args: &[Value],
+) -> Result<Value, Error> {
+    if method == "index" && value.kind() == minijinja::value::ValueKind::Seq {
+        return list_index(&value.try_iter()?.collect::<Vec<_>>(), args);
+    }
+    minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
 }
 
 /// A list put into a mapping a macro changes in place, as one it can change too
@@ -970,7 +1000,7 @@ pub(super) fn add_globals(
         Value::from_object(MutList(Mutex::new(items.unwrap_or_default())))
     });
     env.add_function("_d", || Value::from_object(MutMap::default()));
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_unknown_method_callback(python_method);
     env.add_global(
         "adapter",
         Value::from_object(Adapter {

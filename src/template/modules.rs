@@ -20,6 +20,7 @@ pub(super) fn value() -> Value {
         datetime => minijinja::context! {
             datetime => Value::from_object(pytime::DateTimeType),
             date => Value::from_object(pytime::DateType),
+            timedelta => Value::from_function(pytime::timedelta),
         },
         pytz => Value::from_object(pytime::Pytz),
     }

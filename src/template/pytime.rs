@@ -102,6 +102,15 @@ impl Object for DateTimeType {
     }
 }
 
+/// `modules.datetime.timedelta`: said not to be there, at the line that asks for it, for its
+/// use is arithmetic (`date.today() - timedelta(2)`) and minijinja has no operators on objects.
+pub(super) fn timedelta(_: Rest<Value>, _: Kwargs) -> Result<Value, Error> {
+    Err(error(
+        "modules.datetime.timedelta: date arithmetic in Jinja is not supported by xform; \
+         compute the date in SQL (dbt.dateadd(...)) or write it out",
+    ))
+}
+
 /// A datetime's fields, in the order Python's constructor takes them.
 const FIELDS: [&str; 7] = [
     "year",
@@ -251,7 +260,8 @@ impl Object for PyDateTime {
     ) -> Result<Value, Error> {
         match method {
             "date" => Ok(Value::from_object(PyDate(self.0.date()))),
-            "replace" | "astimezone" => naive_to_aware(self.0, method, args),
+            "replace" => replace(self.0, None, args),
+            "astimezone" => naive_in_zone(self.0, args),
             // A naive datetime is in the session's zone, UTC.
             "timestamp" => (self.0.to_zoned(TimeZone::UTC))
                 .map(|z| Value::from(z.timestamp().as_microsecond() as f64 / 1e6))
@@ -265,22 +275,47 @@ impl Object for PyDateTime {
     }
 }
 
-/// `dt.replace(tzinfo=tz)` (the same wall-clock time in `tz`) and `dt.astimezone(tz)` (a naive
-/// datetime is in the session's zone, UTC).
-fn naive_to_aware(dt: DateTime, method: &str, args: &[Value]) -> Result<Value, Error> {
-    if method == "astimezone" {
-        let (tz,): (Value,) = from_args(args)?;
-        let utc = dt
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .map_err(|e| error(e.to_string()))?;
-        return Ok(aware(utc.with_time_zone(zone_of(&tz)?)));
-    }
+/// `dt.astimezone(tz)` of a naive datetime, which is in the session's zone, UTC.
+fn naive_in_zone(dt: DateTime, args: &[Value]) -> Result<Value, Error> {
+    let (tz,): (Value,) = from_args(args)?;
+    let utc = dt
+        .to_zoned(TimeZone::UTC)
+        .map_err(|e| error(e.to_string()))?;
+    Ok(aware(utc.with_time_zone(zone_of(&tz)?)))
+}
+
+/// `dt.replace(hour=0, ..., tzinfo=tz)`: the fields given changed, the wall-clock time kept;
+/// `tzinfo` given puts it in that zone (or none), else it stays in `zone`.
+fn replace(dt: DateTime, zone: Option<TimeZone>, args: &[Value]) -> Result<Value, Error> {
     let (kwargs,): (Kwargs,) = from_args(args)?;
-    let tzinfo: Value = kwargs.get("tzinfo")?;
+    let mut with = dt.with();
+    for field in FIELDS {
+        let Some(v) = kwargs.get::<Option<i64>>(field)? else {
+            continue;
+        };
+        let small = |v: i64| i8::try_from(v).map_err(|_| error(format!("replace(): {field}")));
+        with = match field {
+            "year" => with.year(i16::try_from(v).map_err(|_| error("replace(): year"))?),
+            "month" => with.month(small(v)?),
+            "day" => with.day(small(v)?),
+            "hour" => with.hour(small(v)?),
+            "minute" => with.minute(small(v)?),
+            "second" => with.second(small(v)?),
+            _ => with.subsec_nanosecond(
+                i32::try_from(v * 1000).map_err(|_| error("replace(): microsecond"))?,
+            ),
+        };
+    }
+    let dt = with.build().map_err(|e| error(format!("replace(): {e}")))?;
+    let zone = match kwargs.get::<Option<Value>>("tzinfo")? {
+        Some(tz) if tz.is_none() => None,
+        Some(tz) => Some(zone_of(&tz)?),
+        None => zone,
+    };
     kwargs.assert_all_used()?;
-    match tzinfo.is_none() {
-        true => Ok(Value::from_object(PyDateTime(dt))),
-        false => localize(dt, zone_of(&tzinfo)?),
+    match zone {
+        Some(tz) => localize(dt, tz),
+        None => Ok(Value::from_object(PyDateTime(dt))),
     }
 }
 
@@ -523,7 +558,7 @@ impl Object for PyZoned {
                 let (tz,): (Value,) = from_args(args)?;
                 self.in_zone(zone_of(&tz)?)
             }
-            "replace" => naive_to_aware(self.dt, method, args),
+            "replace" => replace(self.dt, Some(self.tz.clone()), args),
             "isoformat" => self.format('T').map(Value::from),
             "timestamp" => self.timestamp().map(Value::from),
             "date" => Ok(Value::from_object(PyDate(self.dt.date()))),

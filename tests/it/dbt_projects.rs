@@ -607,7 +607,9 @@ select '{{ checks.slug("Hello World-1") }}' as slug,
        '{{ run_started_at.astimezone(modules.pytz.timezone("Asia/Seoul")).strftime("%z") }}' as kst,
        {{ shop_checks.twice(21) }} as twice,
        '{{ modules.datetime.datetime(year=2026, month=9, day=1, tzinfo=modules.pytz.utc).timestamp() }}' as epoch_s,
-       '{{ modules.datetime.datetime.fromisoformat("9999-12-31T00:00:00+00:00").timestamp() > modules.datetime.datetime.fromisoformat("2026-08-15T12:00:00Z").timestamp() }}' as far_later
+       '{{ modules.datetime.datetime.fromisoformat("9999-12-31T00:00:00+00:00").timestamp() > modules.datetime.datetime.fromisoformat("2026-08-15T12:00:00Z").timestamp() }}' as far_later,
+       '{{ modules.datetime.datetime(2024, 5, 17, 10, 30).replace(hour=0, minute=0) }}' as midnight,
+       {{ ['a', 'b'].index('b') }} as found_at
 -- file: macros/own.sql
 {% macro twice(x) %}{{ return(x * 2) }}{% endmacro %}
 -- file: models/switched_off.sql
@@ -648,6 +650,8 @@ models:
         data_tests:
           - checks.at_least:
               minimum: 1
+          - accepted_values:
+              values: ["{{ 0 + 1 }}"]
   - name: part_b
     data_tests:
       - checks.same_rows:
@@ -702,7 +706,7 @@ fn package_tests_and_macros_work_as_in_dbt(w: &Warehouse) {
         query(
             w,
             dir.path(),
-            "select slug, day, which, nothing, answer, distinct_count, in_la, kst, twice, epoch_s, far_later from {s}.labels"
+            "select slug, day, which, nothing, answer, distinct_count, in_la, kst, twice, epoch_s, far_later, midnight, found_at from {s}.labels"
         ),
         [[
             "hello_world_1",
@@ -715,12 +719,16 @@ fn package_tests_and_macros_work_as_in_dbt(w: &Warehouse) {
             "+0900",
             "42",
             "1788220800.0",
-            "True"
+            "True",
+            "2024-05-17 00:00:00",
+            "1"
         ]]
     );
     assert_eq!(
         query(w, dir.path(), "select missing from {s}.missing"),
-        [["answer,day,distinct_count,epoch_s,far_later,in_la,kst,nothing,slug,twice,which"]]
+        [[
+            "answer,day,distinct_count,epoch_s,far_later,found_at,in_la,kst,midnight,nothing,slug,twice,which"
+        ]]
     );
     // set_sql_header's SQL ran before the table was built, in its transaction.
     let ran = query(w, dir.path(), "select header_ran from {s}.headed");
