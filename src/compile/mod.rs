@@ -270,13 +270,8 @@ fn drop_disabled(project: &mut Project) {
             && (n.static_deps.iter())
                 .any(|d| matches!(d, DepRef::Ref(name, _) if off.contains(name)))
     };
-    let resource = |n: &Node| {
-        matches!(
-            n.kind,
-            NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
-        )
-    };
-    (project.nodes).retain(|n| !(resource(n) && off.contains(&n.name)) && !tests_one(n));
+    (project.nodes).retain(|n| !(n.kind.referable() && off.contains(&n.name)) && !tests_one(n));
+    project.disabled.extend(off);
 }
 
 /// Each node's template name and Jinja source, for the nodes that have one.
@@ -517,6 +512,7 @@ fn name_table(project: &Project, templates: Option<&Templates>, diags: &mut Diag
         .collect();
     Names {
         dialect: project.target.dialect(),
+        disabled: project.disabled.clone(),
         by_ref,
         by_source,
         relations,

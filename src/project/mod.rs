@@ -18,7 +18,7 @@ mod test_config;
 pub(crate) mod version;
 pub(crate) mod yaml;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -87,6 +87,8 @@ pub(crate) struct Project {
     pub(crate) docs: BTreeMap<String, String>,
     /// Exposures declared in property files (descriptions rendered).
     pub(crate) exposures: Vec<Exposure>,
+    /// Models, seeds and snapshots left out for `enabled: false` (said when a ref() names one).
+    pub(crate) disabled: BTreeSet<String>,
     /// The naming standard (`naming:` with its glossary), if the project has one.
     pub(crate) naming: Option<naming::Naming>,
 }
@@ -160,7 +162,8 @@ fn load_into(
     }
     scope.docs = &docs;
     if scope.target.is_some() {
-        render_node_settings(&mut built.nodes, &|s| scope.render(s), diags);
+        let off = render_node_settings(&mut built.nodes, &|s| scope.render(s), diags);
+        built.disabled.extend(off);
         for e in &mut built.exposures {
             if let Ok(text) = scope.render(&e.description) {
                 e.description = text.trim().to_string();
@@ -193,6 +196,7 @@ fn load_into(
         exposures: built.exposures,
         naming: settings.naming.clone(),
         docs,
+        disabled: built.disabled,
     })
 }
 
@@ -225,7 +229,7 @@ fn render_node_settings(
     nodes: &mut Vec<Node>,
     render: &dyn Fn(&str) -> Result<String, String>,
     diags: &mut Diagnostics,
-) {
+) -> BTreeSet<String> {
     let templated = |s: &str| s.contains("{{") || s.contains("{%");
     for n in nodes.iter_mut() {
         n.config.render_strings(render, diags);
@@ -241,7 +245,7 @@ fn render_node_settings(
             }
         }
     }
-    nodes.retain(|n| n.config.enabled());
+    nodes::leave_out_disabled(nodes)
 }
 
 /// Renders `{{ ... }}` in the folder configs of dbt_project.yml (`+enabled: "{{ var('x') }}"`),

@@ -1,6 +1,6 @@
 //! Turning discovered files and property entries into nodes with cascaded config.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -33,6 +33,11 @@ impl NodeKind {
             NodeKind::UnitTest => "unit_test",
             NodeKind::Snapshot => "snapshot",
         }
+    }
+
+    /// Whether `ref()` names nodes of this kind: a model, seed or snapshot.
+    pub(crate) fn referable(self) -> bool {
+        matches!(self, NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot)
     }
 }
 
@@ -194,6 +199,8 @@ pub(crate) struct Built {
     pub(crate) nodes: Vec<Node>,
     pub(crate) macro_files: Vec<(Arc<str>, Arc<str>)>,
     pub(crate) exposures: Vec<properties::Exposure>,
+    /// Models, seeds and snapshots left out for `enabled: false`.
+    pub(crate) disabled: BTreeSet<String>,
 }
 
 pub(crate) fn build(settings: &Settings, reads: Vec<Read>, diags: &mut Diagnostics) -> Built {
@@ -218,13 +225,25 @@ pub(crate) fn build(settings: &Settings, reads: Vec<Read>, diags: &mut Diagnosti
     let packages = &settings.package_names;
     add_generic_tests((project, dbt_names, packages), &settings.tests, &mut nodes);
     add_unit_tests(project, &mut nodes, props.unit_tests);
-    nodes.retain(|n| n.config.enabled());
+    let disabled = leave_out_disabled(&mut nodes);
     warn_unused_config_paths(settings, &used_paths, diags);
     Built {
+        disabled,
         nodes,
         macro_files: sorted.macros,
         exposures: props.exposures,
     }
+}
+
+/// Leaves out the nodes whose config says `enabled: false`; the names of the models, seeds and
+/// snapshots among them, for the error of a `ref()` to one.
+pub(crate) fn leave_out_disabled(nodes: &mut Vec<Node>) -> BTreeSet<String> {
+    let off = (nodes.iter())
+        .filter(|n| n.kind.referable() && !n.config.enabled())
+        .map(|n| n.name.clone())
+        .collect();
+    nodes.retain(|n| n.config.enabled());
+    off
 }
 
 /// Every property file parsed (in parallel), merged in the order the files were read.

@@ -57,6 +57,8 @@ pub(crate) struct RelName {
 pub(crate) struct Names {
     pub(crate) dialect: &'static dyn Dialect,
     pub(crate) by_ref: HashMap<String, usize>,
+    /// Models, seeds and snapshots left out for `enabled: false`.
+    pub(crate) disabled: std::collections::BTreeSet<String>,
     pub(crate) by_source: HashMap<(String, String), usize>,
     pub(crate) relations: Vec<Option<RelName>>,
     /// dbt's `--empty`: what a model reads (but itself) is its relation with no rows.
@@ -351,6 +353,13 @@ impl Object for RefFn {
                 scope.log().refs.push(idx);
                 Ok(scope.relation(idx))
             }
+            None if scope.names.disabled.contains(&name) => Err(scope.fail(
+                format!("ref('{name}'): `{name}` is disabled"),
+                Some(
+                    "its config says `enabled: false`: enable it, or leave out what reads it"
+                        .into(),
+                ),
+            )),
             None => {
                 let help = did_you_mean(&name, scope.names.by_ref.keys().map(String::as_str))
                     .or_else(|| {

@@ -13,6 +13,18 @@ struct Case {
 
 const CASES: &[Case] = &[
     Case {
+        name: "ref_to_a_disabled_model",
+        fixture: "-- file: models/a.sql\n{{ config(enabled=1 > 2) }}\nselect 1 as x\n-- file: models/b.sql\nselect * from {{ ref('a') }}\n-- file: models/c.sql\nselect * from {{ ref('d') }}\n-- file: models/props.yml\nmodels:\n  - name: d\n    config: {enabled: false}\n-- file: models/d.sql\nselect 1 as y\n",
+        args: &[],
+        expect: &[
+            "ref('a'): `a` is disabled",
+            "models/b.sql:1:",
+            "ref('d'): `d` is disabled",
+            "models/c.sql:1:",
+            "enabled: false",
+        ],
+    },
+    Case {
         name: "cycle",
         fixture: "-- file: models/a.sql\nselect * from {{ ref('b') }}\n-- file: models/b.sql\nselect * from {{ ref('c') }}\n-- file: models/c.sql\nselect * from {{ ref('a') }}\n",
         args: &[],
