@@ -270,7 +270,8 @@ fn drop_disabled(project: &mut Project) {
             && (n.static_deps.iter())
                 .any(|d| matches!(d, DepRef::Ref(name, _) if off.contains(name)))
     };
-    (project.nodes).retain(|n| !(n.kind.referable() && off.contains(&n.name)) && !tests_one(n));
+    let dropped = |n: &Node| tests_one(n) || (n.kind.referable() && off.contains(&n.name));
+    project.nodes.retain(|n| !dropped(n));
     project.disabled.extend(off);
 }
 
