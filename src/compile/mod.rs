@@ -261,18 +261,26 @@ fn drop_disabled(project: &mut Project) {
             .filter_map(|(r, n)| {
                 let Some(Ok(r)) = r else { return None };
                 let enabled = r.log.config.iter().rev().find(|(k, _)| k == "enabled")?;
-                (enabled.1 == serde_json::Value::Bool(false)).then(|| n.name.clone())
+                (enabled.1 == serde_json::Value::Bool(false)).then(|| n.unique_id.clone())
             })
             .collect()
     };
+    // The names no longer there (a package's disabled model may share its name with one kept).
+    let kept = |n: &Node| n.kind.referable() && !off.contains(&n.unique_id);
+    let gone: HashSet<String> = (project.nodes.iter())
+        .filter(|n| off.contains(&n.unique_id))
+        .filter(|n| !project.nodes.iter().any(|m| kept(m) && m.name == n.name))
+        .map(|n| n.name.clone())
+        .collect();
     let tests_one = |n: &Node| {
         matches!(n.kind, NodeKind::Test | NodeKind::UnitTest)
             && (n.static_deps.iter())
-                .any(|d| matches!(d, DepRef::Ref(name, _) if off.contains(name)))
+                .any(|d| matches!(d, DepRef::Ref(name, _) if gone.contains(name)))
     };
-    let dropped = |n: &Node| tests_one(n) || (n.kind.referable() && off.contains(&n.name));
-    project.nodes.retain(|n| !dropped(n));
-    project.disabled.extend(off);
+    project
+        .nodes
+        .retain(|n| !off.contains(&n.unique_id) && !tests_one(n));
+    project.disabled.extend(gone);
 }
 
 /// Each node's template name and Jinja source, for the nodes that have one.

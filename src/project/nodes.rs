@@ -829,7 +829,8 @@ fn templated(v: &Json) -> bool {
 }
 
 /// `a = {{ f(x) }}` as the Jinja expression `("a = " ~ (f(x)))`: the text with each `{{ }}`
-/// evaluated where the test renders.
+/// evaluated where the test renders; a text that is one `{{ f(x) }}` is its value as it is
+/// (a list stays a list), as dbt renders a test's arguments natively.
 fn rendered_text(text: &str) -> String {
     let mut parts = Vec::new();
     let mut rest = text;
@@ -837,15 +838,22 @@ fn rendered_text(text: &str) -> String {
         let Some((expr, tail)) = after.split_once("}}") else {
             break;
         };
-        parts.push(Json::from(before).to_string());
-        parts.push(format!(
-            "({})",
-            expr.trim().trim_start_matches('-').trim_end_matches('-')
-        ));
+        // `{{-` and `-}}` trim whitespace; the `-` is not the expression's.
+        let expr = expr.strip_prefix('-').unwrap_or(expr);
+        let expr = expr.strip_suffix('-').unwrap_or(expr);
+        if !before.is_empty() {
+            parts.push(Json::from(before).to_string());
+        }
+        parts.push(format!("({})", expr.trim()));
         rest = tail;
     }
-    parts.push(Json::from(rest).to_string());
-    format!("({})", parts.join(" ~ "))
+    if !rest.is_empty() {
+        parts.push(Json::from(rest).to_string());
+    }
+    match parts.len() {
+        1 => parts.remove(0),
+        _ => format!("({})", parts.join(" ~ ")),
+    }
 }
 
 /// A YAML value as a Jinja literal (JSON's syntax but `none` for null).

@@ -793,10 +793,15 @@ impl Object for MutList {
                 items.insert(at, v);
             }
             "pop" => return Ok(items.pop().unwrap_or(Value::from(()))),
-            "index" => return list_index(&items, args),
-            "count" => {
+            // Compared with the lock released: the value may be this list itself.
+            "index" | "count" => {
+                let snapshot = items.clone();
+                drop(items);
+                if method == "index" {
+                    return list_index(&snapshot, args);
+                }
                 let (v,): (Value,) = from_args(args)?;
-                return Ok(Value::from(items.iter().filter(|i| **i == v).count()));
+                return Ok(Value::from(snapshot.iter().filter(|i| **i == v).count()));
             }
             _ => {
                 return Err(Error::new(

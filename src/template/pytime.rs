@@ -25,9 +25,34 @@ pub(super) fn error(message: impl Into<String>) -> Error {
 pub(super) struct DateTimeType;
 
 fn utc_now() -> DateTime {
-    jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .datetime()
+    to_micros(jiff::Timestamp::now().to_zoned(TimeZone::UTC).datetime())
+}
+
+/// Python's datetimes hold microseconds.
+fn to_micros(dt: DateTime) -> DateTime {
+    let nanos = dt.subsec_nanosecond();
+    dt.with()
+        .subsec_nanosecond(nanos - nanos % 1000)
+        .build()
+        .unwrap_or(dt)
+}
+
+/// A microsecond argument as nanoseconds, if Python would take it.
+fn nanoseconds(micros: i64) -> Option<i32> {
+    (0..1_000_000)
+        .contains(&micros)
+        .then(|| micros as i32 * 1000)
+}
+
+/// How Python prints a datetime (`str()` with a space, `isoformat()` with `T`): microseconds
+/// only when there are some.
+fn python_format(dt: DateTime, separator: char) -> String {
+    let fraction = if dt.subsec_nanosecond() == 0 {
+        ""
+    } else {
+        "%.6f"
+    };
+    format!("%Y-%m-%d{separator}%H:%M:%S{fraction}")
 }
 
 impl Object for DateTimeType {
@@ -65,7 +90,8 @@ impl Object for DateTimeType {
             small(3)?,
             small(4)?,
             small(5)?,
-            i32::try_from(parts[6] * 1000).map_err(|_| error("datetime(): out of range"))?,
+            nanoseconds(parts[6])
+                .ok_or_else(|| error("datetime(): microsecond must be in 0..999999"))?,
         )
         .map_err(|e| error(format!("datetime(): {e}")))?;
         match tzinfo.filter(|t| !t.is_none()) {
@@ -266,12 +292,17 @@ impl Object for PyDateTime {
             "timestamp" => (self.0.to_zoned(TimeZone::UTC))
                 .map(|z| Value::from(z.timestamp().as_microsecond() as f64 / 1e6))
                 .map_err(|e| error(e.to_string())),
-            _ => time_method(self.0, self.0.date(), (method, args), "%Y-%m-%dT%H:%M:%S"),
+            _ => time_method(
+                self.0,
+                self.0.date(),
+                (method, args),
+                &python_format(self.0, 'T'),
+            ),
         }
     }
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.strftime("%Y-%m-%d %H:%M:%S").to_string())
+        f.write_str(&self.0.strftime(&python_format(self.0, ' ')).to_string())
     }
 }
 
@@ -302,7 +333,8 @@ fn replace(dt: DateTime, zone: Option<TimeZone>, args: &[Value]) -> Result<Value
             "minute" => with.minute(small(v)?),
             "second" => with.second(small(v)?),
             _ => with.subsec_nanosecond(
-                i32::try_from(v * 1000).map_err(|_| error("replace(): microsecond"))?,
+                nanoseconds(v)
+                    .ok_or_else(|| error("replace(): microsecond must be in 0..999999"))?,
             ),
         };
     }
@@ -374,7 +406,8 @@ impl Object for Pytz {
                          as 'Asia/Seoul')"
                     ))
                 })?;
-                Ok(zone_value(tz, &name))
+                let canonical = tz.iana_name().unwrap_or(&name).to_string();
+                Ok(zone_value(tz, &canonical))
             }
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
         }
@@ -427,7 +460,7 @@ fn seconds_between(at: jiff::Timestamp, dt: DateTime) -> Result<Offset, Error> {
 /// A datetime that carries its zone.
 pub(super) fn aware(at: Zoned) -> Value {
     Value::from_object(PyZoned {
-        dt: at.datetime(),
+        dt: to_micros(at.datetime()),
         offset: at.offset(),
         tz: at.time_zone().clone(),
     })
@@ -482,19 +515,26 @@ struct PyZoned {
 }
 
 impl PyZoned {
-    /// Python's `str()`/`isoformat()`: microseconds only when there are some.
+    /// Python's `str()`/`isoformat()`.
     fn format(&self, separator: char) -> Result<String, Error> {
-        let fraction = match self.dt.subsec_nanosecond() {
-            0 => "",
-            _ => "%.6f",
-        };
-        self.strftime(&format!("%Y-%m-%d{separator}%H:%M:%S{fraction}%:z"))
+        self.strftime(&format!("{}%:z", python_format(self.dt, separator)))
     }
 
+    /// Its fields for `strftime`: from its instant in its zone (so `%Z` has the zone's
+    /// abbreviation), else its wall-clock time and offset.
     fn broken_down(&self) -> jiff::fmt::strtime::BrokenDownTime {
-        let mut parts = jiff::fmt::strtime::BrokenDownTime::from(self.dt);
-        parts.set_offset(Some(self.offset));
-        parts
+        let utc = (self
+            .dt
+            .checked_sub(Span::new().seconds(self.offset.seconds())))
+        .and_then(|utc| utc.to_zoned(TimeZone::UTC));
+        match utc.map(|z| z.with_time_zone(self.tz.clone())) {
+            Ok(zoned) if zoned.datetime() == self.dt => (&zoned).into(),
+            _ => {
+                let mut parts = jiff::fmt::strtime::BrokenDownTime::from(self.dt);
+                parts.set_offset(Some(self.offset));
+                parts
+            }
+        }
     }
 
     fn strftime(&self, format: &str) -> Result<String, Error> {

@@ -766,7 +766,9 @@ select
   timestamptz '2024-01-31 10:00+00' + interval '1 month 2 days 3 hours' as later,
   date_diff('hour', timestamptz '2024-01-01 00:59+00', timestamptz '2024-01-01 01:00+00') as hours,
   age(timestamptz '2024-03-31 00:00+00', timestamptz '2024-02-29 12:00+00') as aged,
-  typeof(now() - interval 1 day) as arithmetic_type
+  typeof(now() - interval 1 day) as arithmetic_type,
+  year('infinity'::timestamptz) is null and date_trunc('day', 'infinity'::timestamptz) > now()
+    as infinity_as_icu
 -- file: models/nowhere.sql
 {{ config(materialized='table') }}
 select timestamp '2024-01-01' at time zone 'Mars/Olympus' as t
@@ -792,6 +794,7 @@ select timestamp '2024-01-01' at time zone 'Mars/Olympus' as t
             "1",
             "1 month 1 day 12:00:00",
             "TIMESTAMP WITH TIME ZONE",
+            "true",
         ]
     );
 }

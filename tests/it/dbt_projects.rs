@@ -609,7 +609,8 @@ select '{{ checks.slug("Hello World-1") }}' as slug,
        '{{ modules.datetime.datetime(year=2026, month=9, day=1, tzinfo=modules.pytz.utc).timestamp() }}' as epoch_s,
        '{{ modules.datetime.datetime.fromisoformat("9999-12-31T00:00:00+00:00").timestamp() > modules.datetime.datetime.fromisoformat("2026-08-15T12:00:00Z").timestamp() }}' as far_later,
        '{{ modules.datetime.datetime(2024, 5, 17, 10, 30).replace(hour=0, minute=0) }}' as midnight,
-       {{ ['a', 'b'].index('b') }} as found_at
+       {{ ['a', 'b'].index('b') }} as found_at,
+       '{{ modules.datetime.datetime(2024, 1, 1, 0, 0, 0, 500) }}|{{ modules.pytz.timezone("asia/seoul").zone }}|{{ run_started_at.strftime("%Z") }}' as python_text
 -- file: macros/own.sql
 {% macro twice(x) %}{{ return(x * 2) }}{% endmacro %}
 -- file: models/switched_off.sql
@@ -663,6 +664,8 @@ models:
         data_tests:
           - checks.at_least:
               minimum: "{{ shop_checks.twice(1) }}"
+          - accepted_values:
+              values: "{{ [1 + 1] }}"
   - name: switched_off
     columns:
       - name: x
@@ -706,7 +709,7 @@ fn package_tests_and_macros_work_as_in_dbt(w: &Warehouse) {
         query(
             w,
             dir.path(),
-            "select slug, day, which, nothing, answer, distinct_count, in_la, kst, twice, epoch_s, far_later, midnight, found_at from {s}.labels"
+            "select slug, day, which, nothing, answer, distinct_count, in_la, kst, twice, epoch_s, far_later, midnight, found_at, python_text from {s}.labels"
         ),
         [[
             "hello_world_1",
@@ -721,13 +724,14 @@ fn package_tests_and_macros_work_as_in_dbt(w: &Warehouse) {
             "1788220800.0",
             "True",
             "2024-05-17 00:00:00",
-            "1"
+            "1",
+            "2024-01-01 00:00:00.000500|Asia/Seoul|UTC"
         ]]
     );
     assert_eq!(
         query(w, dir.path(), "select missing from {s}.missing"),
         [[
-            "answer,day,distinct_count,epoch_s,far_later,found_at,in_la,kst,midnight,nothing,slug,twice,which"
+            "answer,day,distinct_count,epoch_s,far_later,found_at,in_la,kst,midnight,nothing,python_text,slug,twice,which"
         ]]
     );
     // set_sql_header's SQL ran before the table was built, in its transaction.

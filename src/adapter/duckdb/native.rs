@@ -102,7 +102,7 @@ fn take_message(error: *mut c_char) -> Option<String> {
 }
 
 /// A cast's body: `count` values of `input` (flat: DuckDB flattens a cast's input) mapped to
-/// `output` by `f`, NULL staying NULL.
+/// `output` by `f` (None: NULL), NULL staying NULL.
 ///
 /// # Safety
 /// `input` and `output` are the vectors DuckDB passed to a cast function, of `count` rows,
@@ -110,7 +110,7 @@ fn take_message(error: *mut c_char) -> Option<String> {
 pub(super) unsafe fn map_values<I: Copy, O: Copy>(
     count: ffi::idx_t,
     (input, output): (ffi::duckdb_vector, ffi::duckdb_vector),
-    f: impl Fn(I) -> O,
+    f: impl Fn(I) -> Option<O>,
 ) {
     // SAFETY: as the caller promises.
     unsafe {
@@ -119,16 +119,14 @@ pub(super) unsafe fn map_values<I: Copy, O: Copy>(
         let to =
             std::slice::from_raw_parts_mut(ffi::duckdb_vector_get_data(output) as *mut O, rows);
         let valid = ffi::duckdb_vector_get_validity(input);
-        if !valid.is_null() {
-            ffi::duckdb_vector_ensure_validity_writable(output);
-        }
+        ffi::duckdb_vector_ensure_validity_writable(output);
         let out_valid = ffi::duckdb_vector_get_validity(output);
         for row in 0..rows {
-            if !valid.is_null() && !ffi::duckdb_validity_row_is_valid(valid, row as u64) {
-                ffi::duckdb_validity_set_row_invalid(out_valid, row as u64);
-                continue;
+            let null = !valid.is_null() && !ffi::duckdb_validity_row_is_valid(valid, row as u64);
+            match (null, f(from[row])) {
+                (false, Some(value)) => to[row] = value,
+                _ => ffi::duckdb_validity_set_row_invalid(out_valid, row as u64),
             }
-            to[row] = f(from[row]);
         }
     }
 }

@@ -17,7 +17,8 @@ pub(super) const DAY_MICROS: i64 = 86_400_000_000;
 
 /// `scalar!(Name, [signatures], |input| let x = setup; ... |row| value)` declares a DuckDB
 /// scalar function type: each row whose arguments are all non-NULL gives `value`, a
-/// `Result<T, String>` of the return type as DuckDB stores it; `setup` runs once per chunk.
+/// `Result<Option<T>, String>` of the return type as DuckDB stores it (None: NULL); `setup`
+/// runs once per chunk.
 macro_rules! scalar {
     ($(#[$doc:meta])* $name:ident, [$($sig:expr),+ $(,)?],
      |$input:ident| $(let $var:ident = $init:expr;)* |$row:ident| $body:expr) => {
@@ -46,11 +47,12 @@ macro_rules! scalar {
 pub(super) use scalar;
 
 /// Runs `f` on each row whose arguments are all non-NULL, writing what it gives (a value of
-/// the function's return type as DuckDB stores it); a row with a NULL argument is NULL.
+/// the function's return type as DuckDB stores it, or None: NULL); a row with a NULL argument
+/// is NULL.
 pub(super) fn per_row<T: Copy>(
     input: &DataChunkHandle,
     output: &mut dyn WritableVector,
-    mut f: impl FnMut(usize) -> Result<T, String>,
+    mut f: impl FnMut(usize) -> Result<Option<T>, String>,
 ) -> Result<(), Box<dyn Error>> {
     let rows = input.len();
     let mut out = output.flat_vector();
@@ -59,7 +61,10 @@ pub(super) fn per_row<T: Copy>(
             out.set_null(row);
             continue;
         }
-        let value = f(row)?;
+        let Some(value) = f(row)? else {
+            out.set_null(row);
+            continue;
+        };
         // SAFETY: the output is a flat vector of at least `rows` rows of the return type,
         // which callers give as `T`.
         unsafe { out.as_mut_slice_with_len::<T>(rows)[row] = value };
@@ -88,6 +93,16 @@ pub(super) fn signature(args: &[LogicalTypeId], to: LogicalTypeId) -> ScalarFunc
 /// DuckDB's `infinity` and `-infinity` timestamps, which stay what they are.
 pub(super) fn infinite(micros: i64) -> bool {
     micros == i64::MAX || micros == -i64::MAX
+}
+
+/// A timestamp that is not `±infinity`.
+pub(super) fn finite(micros: i64) -> Option<i64> {
+    (!infinite(micros)).then_some(micros)
+}
+
+/// Two timestamps, neither `±infinity`.
+pub(super) fn both_finite(a: i64, b: i64) -> Option<(i64, i64)> {
+    Some((finite(a)?, finite(b)?))
 }
 
 /// Microseconds since the epoch as UTC wall-clock time.

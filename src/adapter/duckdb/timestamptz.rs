@@ -1,7 +1,8 @@
 //! DuckDB's functions on a `timestamptz` that its ICU extension provides (it leaves stubs
 //! that try to download ICU), as ICU computes them in a session whose time zone is UTC: the
 //! parts (`extract`, `date_part`, `year()`... `epoch()`), `date_trunc`, `date_diff`, `age`,
-//! `last_day` and `± interval`. Each is an overload registered over the stub of the same
+//! `last_day` and `± interval`; of `infinity`, the parts, differences and ages are NULL and
+//! the others `infinity` again, as with ICU. Each is an overload registered over the stub of the same
 //! signature (`zones.rs` has the time zones and casts).
 
 use std::error::Error;
@@ -18,7 +19,8 @@ use jiff::civil::{Date, DateTime, Time};
 use jiff::{Span, Timestamp};
 
 use super::scalar::{
-    DAY_MICROS, infinite, per_row, scalar, signature, text, utc_civil, utc_micros, value,
+    DAY_MICROS, both_finite, finite, infinite, per_row, scalar, signature, text, utc_civil,
+    utc_micros, value,
 };
 
 /// Registers every function of this file under DuckDB's names.
@@ -254,7 +256,9 @@ impl VScalar for PartOf {
         input: &mut DataChunkHandle,
         output: &mut dyn WritableVector,
     ) -> Result<(), Box<dyn Error>> {
-        per_row(input, output, |row| part.of(value(input, 0, row)))
+        per_row(input, output, |row| {
+            finite(value(input, 0, row)).map(|m| part.of(m)).transpose()
+        })
     }
 
     fn signatures() -> Vec<ScalarFunctionSignature> {
@@ -266,14 +270,17 @@ scalar!(
     /// `epoch(tstz)`: seconds since 1970 with their fraction.
     Epoch,
     [signature(&[Tz], Double)],
-    |input| |row| Ok(value::<i64>(input, 0, row) as f64 / 1e6)
+    |input| |row| Ok(finite(value(input, 0, row)).map(|m| m as f64 / 1e6))
 );
 
 scalar!(
     /// `date_part(part, tstz)`, which `extract(part from tstz)` calls.
     DatePart,
     [signature(&[Varchar, Tz], Bigint)],
-    |input| |row| Part::named(&text(input, 0, row))?.of(value(input, 1, row))
+    |input| |row| {
+        let part = Part::named(&text(input, 0, row))?;
+        finite(value(input, 1, row)).map(|m| part.of(m)).transpose()
+    }
 );
 
 scalar!(
@@ -281,8 +288,8 @@ scalar!(
     Trunc,
     [signature(&[Varchar, Tz], Tz)],
     |input| |row| match value(input, 1, row) {
-        micros if infinite(micros) => Ok(micros),
-        micros => Part::named(&text(input, 0, row))?.truncate(micros),
+        micros if infinite(micros) => Ok(Some(micros)),
+        micros => Part::named(&text(input, 0, row))?.truncate(micros).map(Some),
     }
 );
 
@@ -290,14 +297,23 @@ scalar!(
     /// `date_diff(part, start, end)`.
     Diff,
     [signature(&[Varchar, Tz, Tz], Bigint)],
-    |input| |row| Part::named(&text(input, 0, row))?.between(value(input, 1, row), value(input, 2, row))
+    |input| |row| {
+        let part = Part::named(&text(input, 0, row))?;
+        both_finite(value(input, 1, row), value(input, 2, row))
+            .map(|(start, end)| part.between(start, end))
+            .transpose()
+    }
 );
 
 scalar!(
     /// `age(end, start)`.
     Age,
     [signature(&[Tz, Tz], Interval)],
-    |input| |row| age(value(input, 0, row), value(input, 1, row))
+    |input| |row| {
+        both_finite(value(input, 0, row), value(input, 1, row))
+            .map(|(end, start)| age(end, start))
+            .transpose()
+    }
 );
 
 scalar!(
@@ -305,7 +321,7 @@ scalar!(
     AgeFromToday,
     [signature(&[Tz], Interval)],
     |input| let midnight = Timestamp::now().as_microsecond().div_euclid(DAY_MICROS) * DAY_MICROS;
-    |row| age(midnight, value(input, 0, row))
+    |row| finite(value(input, 0, row)).map(|start| age(midnight, start)).transpose()
 );
 
 scalar!(
@@ -313,9 +329,12 @@ scalar!(
     LastDay,
     [signature(&[Tz], DateType)],
     |input| |row| {
-        let last = utc_civil(value(input, 0, row))?.date().last_of_month();
-        let days = last.since(Date::constant(1970, 1, 1)).map_err(|e| e.to_string())?;
-        Ok(days.get_days())
+        let last_day = |micros| {
+            let last = utc_civil(micros)?.date().last_of_month();
+            let days = last.since(Date::constant(1970, 1, 1)).map_err(|e| e.to_string())?;
+            Ok::<i32, String>(days.get_days())
+        };
+        finite(value(input, 0, row)).map(last_day).transpose()
     }
 );
 
@@ -323,21 +342,21 @@ scalar!(
     /// `timestamptz + interval`.
     PlusInterval,
     [signature(&[Tz, Interval], Tz)],
-    |input| |row| add(value(input, 0, row), value(input, 1, row), 1)
+    |input| |row| add(value(input, 0, row), value(input, 1, row), 1).map(Some)
 );
 
 scalar!(
     /// `interval + timestamptz`.
     IntervalPlus,
     [signature(&[Interval, Tz], Tz)],
-    |input| |row| add(value(input, 1, row), value(input, 0, row), 1)
+    |input| |row| add(value(input, 1, row), value(input, 0, row), 1).map(Some)
 );
 
 scalar!(
     /// `timestamptz - interval`.
     MinusInterval,
     [signature(&[Tz, Interval], Tz)],
-    |input| |row| add(value(input, 0, row), value(input, 1, row), -1)
+    |input| |row| add(value(input, 0, row), value(input, 1, row), -1).map(Some)
 );
 
 /// As ICU counts it: the most whole months from `start` that do not pass `end` (a day past

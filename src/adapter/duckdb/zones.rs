@@ -18,7 +18,7 @@ use jiff::tz::TimeZone;
 
 use super::native::{self, Database};
 use super::scalar::{
-    DAY_MICROS, infinite, out_of_range, scalar, signature, text, utc_civil, value,
+    DAY_MICROS, finite, infinite, out_of_range, scalar, signature, text, utc_civil, value,
 };
 
 /// Registers the functions and casts above in the database, for every connection to it.
@@ -46,7 +46,7 @@ unsafe extern "C" fn to_timestamp(
     output: ffi::duckdb_vector,
 ) -> bool {
     // SAFETY: DuckDB calls this cast with TIMESTAMP_TZ in and TIMESTAMP out (both i64).
-    unsafe { native::map_values(count, (input, output), |micros: i64| micros) };
+    unsafe { native::map_values(count, (input, output), |micros: i64| Some(micros)) };
     true
 }
 
@@ -57,9 +57,9 @@ unsafe extern "C" fn to_date(
     output: ffi::duckdb_vector,
 ) -> bool {
     let date = |micros: i64| match micros {
-        i64::MAX => i32::MAX,
-        m if m == -i64::MAX => -i32::MAX,
-        m => m.div_euclid(DAY_MICROS) as i32,
+        i64::MAX => Some(i32::MAX),
+        m if m == -i64::MAX => Some(-i32::MAX),
+        m => Some(m.div_euclid(DAY_MICROS) as i32),
     };
     // SAFETY: DuckDB calls this cast with TIMESTAMP_TZ (i64) in and DATE (i32 days) out.
     unsafe { native::map_values(count, (input, output), date) };
@@ -72,8 +72,10 @@ unsafe extern "C" fn to_time(
     input: ffi::duckdb_vector,
     output: ffi::duckdb_vector,
 ) -> bool {
+    // Infinity has no time of day.
+    let time = |m: i64| finite(m).map(|m| m.rem_euclid(DAY_MICROS));
     // SAFETY: DuckDB calls this cast with TIMESTAMP_TZ in and TIME (i64 micros) out.
-    unsafe { native::map_values(count, (input, output), |m: i64| m.rem_euclid(DAY_MICROS)) };
+    unsafe { native::map_values(count, (input, output), time) };
     true
 }
 
@@ -82,7 +84,7 @@ scalar!(
     ToInstant,
     [signature(&[Varchar, Ts], Tz)],
     |input| let zone = Cached::default();
-    |row| instant(zone.get(&text(input, 0, row))?, value(input, 1, row))
+    |row| instant(zone.get(&text(input, 0, row))?, value(input, 1, row)).map(Some)
 );
 
 scalar!(
@@ -90,7 +92,7 @@ scalar!(
     ToWallClock,
     [signature(&[Varchar, Tz], Ts)],
     |input| let zone = Cached::default();
-    |row| wall_clock(zone.get(&text(input, 0, row))?, value(input, 1, row))
+    |row| wall_clock(zone.get(&text(input, 0, row))?, value(input, 1, row)).map(Some)
 );
 
 /// The zone of the previous row: a column is nearly always converted to one zone.
