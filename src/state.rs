@@ -230,12 +230,7 @@ pub(crate) fn defer(c: &mut Compiled, state: &State) {
         .iter()
         .enumerate()
         .filter(|&(i, n)| {
-            !selected.contains(&i)
-                && matches!(
-                    n.kind,
-                    NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
-                )
-                && c.relations[i].is_some()
+            !selected.contains(&i) && n.kind.builds_relation() && c.relations[i].is_some()
         })
         .filter_map(|(i, n)| {
             let old = state.nodes.get(&n.unique_id)?;
@@ -413,10 +408,8 @@ fn neutral_current(c: &Compiled, i: usize, sql: &str) -> String {
     let mut pairs = Vec::new();
     for p in c.reads(i).into_iter().chain([i]) {
         let n = &c.nodes()[p];
-        if matches!(
-            n.kind,
-            NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
-        ) && let Some(rel) = c.relations[p].as_ref()
+        if n.kind.builds_relation()
+            && let Some(rel) = c.relations[p].as_ref()
         {
             pairs.push((
                 c.project.target.dialect().relation(rel),

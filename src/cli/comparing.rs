@@ -13,7 +13,6 @@ use crate::compare::{self, CompareOptions, Reader, Side};
 use crate::compile::Compiled;
 use crate::execute::{Outcome, Status};
 use crate::materialize::Job;
-use crate::project::NodeKind;
 use crate::sql::{Dialect, Kind};
 use crate::state::State;
 
@@ -263,7 +262,7 @@ fn named_relation(c: &Compiled, project: &Compiled, name: &str) -> Result<String
     let i = project
         .nodes()
         .iter()
-        .position(|n| n.name == name && has_relation_kind(n.kind))
+        .position(|n| n.name == name && n.kind.builds_relation())
         .ok_or_else(|| {
             format!(
                 "`{name}` is neither schema.table nor a model, seed or snapshot of this project"
@@ -272,11 +271,6 @@ fn named_relation(c: &Compiled, project: &Compiled, name: &str) -> Result<String
     project
         .relation_sql(i)
         .ok_or_else(|| format!("`{name}` is ephemeral: it has no relation to compare"))
-}
-
-/// Whether nodes of this kind may have a relation to compare.
-fn has_relation_kind(kind: NodeKind) -> bool {
-    matches!(kind, NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot)
 }
 
 /// The state `--compare-to DIR` names: `--state`'s when it is the same folder, else read now,
@@ -335,7 +329,7 @@ fn rebuilt<'a>(
         .filter(|r| r.status == Status::Success)
         .filter(|r| jobs[r.job].builds())
         .map(|r| jobs[r.job].node)
-        .filter(|&i| has_relation_kind(c.nodes()[i].kind))
+        .filter(|&i| c.nodes()[i].kind.builds_relation())
 }
 
 /// Node `i`'s relation as the state recorded it and as this run built it, when they differ.

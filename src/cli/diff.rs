@@ -9,7 +9,6 @@ use similar::TextDiff;
 
 use super::{ExitStatus, Global, Loaded, Select, load_and_compile};
 use crate::compile::Compiled;
-use crate::project::NodeKind;
 use crate::state::{Change, Changes, State, StateNode};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -144,12 +143,7 @@ fn downstream(c: &Compiled, changed: &BTreeSet<usize>) -> Vec<usize> {
         .iter()
         .copied()
         .filter(|i| below.contains(i) && !changed.contains(i))
-        .filter(|&i| {
-            matches!(
-                c.nodes()[i].kind,
-                NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
-            )
-        })
+        .filter(|&i| c.nodes()[i].kind.builds_relation())
         .collect()
 }
 

@@ -8,7 +8,7 @@ use super::ephemeral::substitute;
 use crate::diagnostics::{Diagnostic, Diagnostics, Loc};
 use std::collections::BTreeSet;
 
-use crate::project::{Node, NodeKind, Project};
+use crate::project::{Node, Project};
 use crate::template::{self, Names, RelName, Templates};
 
 /// The rendered statements, per node (index) and per run.
@@ -67,11 +67,7 @@ pub(super) fn render(
 fn built_schemas(project: &Project, names: &Names) -> Vec<String> {
     let builds = |(n, r): (&Node, &Option<RelName>)| {
         let r = r.as_ref().filter(|r| !r.ephemeral)?;
-        matches!(
-            n.kind,
-            NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
-        )
-        .then(|| r.schema.clone())
+        n.kind.builds_relation().then(|| r.schema.clone())
     };
     let set: BTreeSet<String> = project
         .nodes

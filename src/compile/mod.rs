@@ -266,7 +266,7 @@ fn drop_disabled(project: &mut Project) {
             .collect()
     };
     // The names no longer there (a package's disabled model may share its name with one kept).
-    let kept = |n: &Node| n.kind.referable() && !off.contains(&n.unique_id);
+    let kept = |n: &Node| n.kind.builds_relation() && !off.contains(&n.unique_id);
     let gone: HashSet<String> = (project.nodes.iter())
         .filter(|n| off.contains(&n.unique_id))
         .filter(|n| !project.nodes.iter().any(|m| kept(m) && m.name == n.name))

@@ -33,10 +33,7 @@ pub(super) fn configured_names(
 }
 
 fn builds(n: &Node) -> bool {
-    matches!(
-        n.kind,
-        NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
-    )
+    n.kind.builds_relation()
 }
 
 fn name(

@@ -110,7 +110,7 @@ pub(super) fn check_relations(project: &Project, names: &Names, diags: &mut Diag
         let Some(r) = names.relations[i].as_ref().filter(|r| !r.ephemeral) else {
             continue;
         };
-        if !builds_relation(n.kind) {
+        if !n.kind.builds_relation() {
             continue;
         }
         if dialect.fold_identifier(&r.identifier).contains("__xform_") {
@@ -154,11 +154,6 @@ fn too_long(dialect: &dyn Dialect, n: &Node, r: &RelName) -> Option<Diagnostic> 
         .at(named_at(n))
         .help("shorten the name, or give the relation a shorter one with `alias` or `schema`"),
     )
-}
-
-/// Whether nodes of this kind build a relation.
-fn builds_relation(kind: NodeKind) -> bool {
-    matches!(kind, NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot)
 }
 
 /// Node `n` would build relation `r`, whose name is reserved for xform's staging tables.

@@ -35,8 +35,9 @@ impl NodeKind {
         }
     }
 
-    /// Whether `ref()` names nodes of this kind: a model, seed or snapshot.
-    pub(crate) fn referable(self) -> bool {
+    /// Whether nodes of this kind build a relation (and `ref()` names them): a model, seed or
+    /// snapshot.
+    pub(crate) fn builds_relation(self) -> bool {
         matches!(self, NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot)
     }
 }
@@ -239,7 +240,7 @@ pub(crate) fn build(settings: &Settings, reads: Vec<Read>, diags: &mut Diagnosti
 /// snapshots among them, for the error of a `ref()` to one.
 pub(crate) fn leave_out_disabled(nodes: &mut Vec<Node>) -> BTreeSet<String> {
     let off = (nodes.iter())
-        .filter(|n| n.kind.referable() && !n.config.enabled())
+        .filter(|n| n.kind.builds_relation() && !n.config.enabled())
         .map(|n| n.name.clone())
         .collect();
     nodes.retain(|n| n.config.enabled());

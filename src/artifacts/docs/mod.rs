@@ -373,12 +373,7 @@ fn node_entry(c: &Compiled, i: usize) -> Entry {
 fn exposure_entries(c: &Compiled) -> Vec<Entry> {
     let nodes = c.nodes();
     let by_ref: HashMap<&str, usize> = (nodes.iter().enumerate())
-        .filter(|(_, n)| {
-            matches!(
-                n.kind,
-                NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot
-            )
-        })
+        .filter(|(_, n)| n.kind.builds_relation())
         .map(|(i, n)| (n.name.as_str(), i))
         .collect();
     let p = &c.project;
