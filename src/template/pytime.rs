@@ -289,9 +289,7 @@ impl Object for PyDateTime {
             "replace" => replace(self.0, None, args),
             "astimezone" => naive_in_zone(self.0, args),
             // A naive datetime is in the session's zone, UTC.
-            "timestamp" => (self.0.to_zoned(TimeZone::UTC))
-                .map(|z| Value::from(z.timestamp().as_microsecond() as f64 / 1e6))
-                .map_err(|e| error(e.to_string())),
+            "timestamp" => epoch_seconds(self.0, Offset::UTC).map(Value::from),
             _ => time_method(
                 self.0,
                 self.0.date(),
@@ -450,6 +448,15 @@ fn localize(dt: DateTime, tz: TimeZone) -> Result<Value, Error> {
     Ok(Value::from_object(PyZoned { dt, offset, tz }))
 }
 
+/// Python's `timestamp()`: seconds since 1970 (UTC) of wall-clock `dt` at `offset`, with the
+/// fraction; from the calendar, so 9999-12-31 works.
+fn epoch_seconds(dt: DateTime, offset: Offset) -> Result<f64, Error> {
+    let epoch = jiff::civil::date(1970, 1, 1).to_datetime(jiff::civil::Time::midnight());
+    let span = (dt.since((jiff::Unit::Second, epoch))).map_err(|e| error(e.to_string()))?;
+    let seconds = span.get_seconds() - i64::from(offset.seconds());
+    Ok(seconds as f64 + f64::from(dt.subsec_nanosecond()) / 1e9)
+}
+
 /// The offset of wall-clock `dt` from the instant `at`.
 fn seconds_between(at: jiff::Timestamp, dt: DateTime) -> Result<Offset, Error> {
     let utc = (dt.to_zoned(TimeZone::UTC)).map_err(|e| error(e.to_string()))?;
@@ -541,15 +548,6 @@ impl PyZoned {
         jiff::fmt::strtime::format(format, self.broken_down()).map_err(|e| error(e.to_string()))
     }
 
-    /// Seconds since 1970 (UTC), with the fraction: from the calendar, so 9999-12-31 works.
-    fn timestamp(&self) -> Result<f64, Error> {
-        let epoch = jiff::civil::date(1970, 1, 1).to_datetime(jiff::civil::Time::midnight());
-        let span =
-            (self.dt.since((jiff::Unit::Second, epoch))).map_err(|e| error(e.to_string()))?;
-        let seconds = span.get_seconds() - i64::from(self.offset.seconds());
-        Ok(seconds as f64 + f64::from(self.dt.subsec_nanosecond()) / 1e9)
-    }
-
     /// The same instant in `tz`.
     fn in_zone(&self, tz: TimeZone) -> Result<Value, Error> {
         let utc = self
@@ -600,7 +598,7 @@ impl Object for PyZoned {
             }
             "replace" => replace(self.dt, Some(self.tz.clone()), args),
             "isoformat" => self.format('T').map(Value::from),
-            "timestamp" => self.timestamp().map(Value::from),
+            "timestamp" => epoch_seconds(self.dt, self.offset).map(Value::from),
             "date" => Ok(Value::from_object(PyDate(self.dt.date()))),
             _ => time_method(self.broken_down(), self.dt.date(), (method, args), ""),
         }
