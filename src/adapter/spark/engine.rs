@@ -32,8 +32,6 @@ fn lit(s: &str) -> String {
 
 /// Where a table's versions are told apart from the name they are published under.
 const VERSION: &str = "__xform_t";
-/// The table property of a published view naming the version it reads.
-const POINTS_AT: &str = "xform.table";
 /// Rows of a seed sent in one Arrow batch.
 const SEED_BATCH: usize = 50_000;
 
@@ -298,21 +296,28 @@ impl SparkSession {
     }
 
     /// The version the published view `relation` reads: known from the start of the run, or
-    /// read from the view's properties.
+    /// read from the view's own text (`SELECT * FROM `s`.`name__xform_t…``), which changes
+    /// with the flip itself.
     fn version_of(&mut self, relation: &Relation) -> DbResult<Option<Relation>> {
         if let Some(v) = self.live().get(relation) {
             return Ok(Some(v.clone()));
         }
-        let sql = format!("SHOW TBLPROPERTIES {}", rel(relation));
+        let sql = format!("DESCRIBE TABLE EXTENDED {}", rel(relation));
         let rows = self.fetch(&sql, usize::MAX)?.rows;
-        let named = rows.into_iter().find_map(|r| match &r[..] {
-            [Some(k), Some(v)] if k == POINTS_AT => Some(v.clone()),
+        let text = rows.into_iter().find_map(|r| match &r[..] {
+            [Some(k), Some(v), ..] if k == "View Text" => Some(v.clone()),
             _ => None,
         });
-        Ok(named.map(|name| Relation {
-            name,
-            ..relation.clone()
-        }))
+        let read = text
+            .as_deref()
+            .and_then(|t| t.trim().strip_suffix('`')?.rsplit_once('`'));
+        Ok(read
+            .map(|(_, name)| name)
+            .filter(|name| name.starts_with(&format!("{}{VERSION}", relation.name)))
+            .map(|name| Relation {
+                name: name.to_string(),
+                ..relation.clone()
+            }))
     }
 
     /// `CREATE TABLE … USING … [PARTITIONED BY …] AS sql`.
@@ -342,18 +347,43 @@ impl SparkSession {
     /// Publishes `version` under `relation`: one catalog update.
     fn flip(
         &mut self,
-        relation: &Relation,
+        (relation, now): (&Relation, Option<RelKind>),
         version: &Relation,
         log: &mut Vec<String>,
     ) -> DbResult<()> {
-        let sql = format!(
-            "CREATE OR REPLACE VIEW {} TBLPROPERTIES ({} = {}) AS SELECT * FROM {}",
-            rel(relation),
-            lit(POINTS_AT),
-            lit(&version.name),
-            rel(version)
-        );
-        self.run(&sql, log)
+        let select = format!("SELECT * FROM {}", rel(version));
+        self.define_view((relation, now), &select, log)
+    }
+
+    /// Makes `relation` the view of `select`. A view that is there already is altered:
+    /// `ALTER VIEW … AS` is one update of its catalog entry, while Spark's `CREATE OR REPLACE
+    /// VIEW` drops the view and creates it again, and a reader in between finds nothing.
+    fn define_view(
+        &mut self,
+        (relation, now): (&Relation, Option<RelKind>),
+        select: &str,
+        log: &mut Vec<String>,
+    ) -> DbResult<()> {
+        let verb = match now {
+            Some(RelKind::View) => "ALTER VIEW",
+            _ => "CREATE VIEW",
+        };
+        self.run(&format!("{verb} {} AS\n{select}", rel(relation)), log)
+    }
+
+    /// What holds `relation` once `free_name` made room: a view (a plain one, or xform's over a
+    /// version, which is listed as a table), or nothing.
+    fn kept_kind(
+        &mut self,
+        relation: &Relation,
+        replaces: Option<RelKind>,
+    ) -> DbResult<Option<RelKind>> {
+        let view = match replaces {
+            Some(RelKind::View) => true,
+            Some(RelKind::Table) => self.version_of(relation)?.is_some(),
+            None => false,
+        };
+        Ok(view.then_some(RelKind::View))
     }
 
     /// Makes room for a view under a name a table (not xform's) holds now: Spark cannot
@@ -422,9 +452,10 @@ impl SparkSession {
         replaces: Option<RelKind>,
         log: &mut Vec<String>,
     ) -> DbResult<()> {
+        let now = self.kept_kind(relation, replaces)?;
         let flipped = self
             .free_name(relation, replaces, log)
-            .and_then(|()| self.flip(relation, version, log));
+            .and_then(|()| self.flip((relation, now), version, log));
         match flipped {
             Ok(()) => {
                 self.drop_previous(relation, Some(version), log);
@@ -444,13 +475,9 @@ impl SparkSession {
         replaces: Option<RelKind>,
         log: &mut Vec<String>,
     ) -> DbResult<Option<Pending>> {
+        let now = self.kept_kind(relation, replaces)?;
         self.free_name(relation, replaces, log)?;
-        let create = format!(
-            "CREATE OR REPLACE VIEW {} AS\n{}",
-            rel(relation),
-            statements::body(sql)
-        );
-        self.run(&create, log)?;
+        self.define_view((relation, now), statements::body(sql), log)?;
         self.drop_previous(relation, None, log);
         Ok(None)
     }
@@ -931,7 +958,7 @@ impl Session for SparkSession {
                 widened,
             }) => {
                 let added = self.run(&statement, log).and_then(|()| match &widened {
-                    Some(table) => self.flip(&relation, table, log),
+                    Some(table) => self.flip((&relation, Some(RelKind::View)), table, log),
                     None => Ok(()),
                 });
                 let _ = self.clean_up(

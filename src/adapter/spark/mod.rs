@@ -3,10 +3,12 @@
 //! Connect server (`url: "sc://host:15002"`, `token`, `user`).
 //!
 //! How Spark carries xform's guarantees, without transactions. A **view** is one
-//! `CREATE OR REPLACE VIEW`: a single catalog update, old or new. A **table** (and a seed) is
-//! built under a versioned name beside the published one (`<name>__xform_t<run>_<n>`), tested
-//! there, and published by flipping the published name — a view over the newest version — to
-//! it in one `CREATE OR REPLACE VIEW`; the previous version is dropped after the flip. A failure
+//! `ALTER VIEW … AS` (`CREATE VIEW` the first time): a single catalog update, old or new —
+//! not `CREATE OR REPLACE VIEW`, which Spark runs as a drop and a create, so a reader in
+//! between finds no relation. A **table** (and a seed) is built under a versioned name beside
+//! the published one (`<name>__xform_t<run>_<n>`), tested there, and published by flipping the
+//! published name — a view over the newest version, which its text names — to it in one
+//! `ALTER VIEW`; the previous version is dropped after the flip. A failure
 //! or a Ctrl-C before the flip leaves the previous relation published and drops the new
 //! version; a kill leaves it behind, and the next run drops every version the published view
 //! does not read. A reader that started a query on the previous version while it is dropped
