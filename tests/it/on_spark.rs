@@ -355,11 +355,18 @@ fn a_table_is_published_by_a_flip_after_its_tests_pass() {
     assert_eq!(failed.code, 1, "{}\n{}", failed.stdout, failed.stderr);
     assert_eq!(lake.rows("default", "totals"), rows);
     assert_eq!(versions(&mut lake), first, "the failed version was dropped");
-    // Passing, the view flips to a new version and the previous one is gone.
+    // Passing, the view flips to a new version; the one it replaced is kept for the queries
+    // that started on it, and the next flip drops it, without calling it a leftover.
     ok(dir.path(), &["build", "-s", "totals"]);
     let second = versions(&mut lake);
-    assert_eq!(second.len(), 1, "{second:?}");
-    assert_ne!(second, first);
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert!(second.contains(&first[0]), "{second:?}");
+    assert_eq!(lake.rows("default", "totals"), rows);
+    let out = ok(dir.path(), &["build", "-s", "totals"]);
+    assert!(!out.contains("left behind"), "{out}");
+    let third = versions(&mut lake);
+    assert_eq!(third.len(), 2, "{third:?}");
+    assert!(!third.contains(&first[0]), "{third:?}");
     assert_eq!(lake.rows("default", "totals"), rows);
 }
 
@@ -393,11 +400,8 @@ fn leftovers_of_a_killed_run_are_dropped_and_the_published_version_kept() {
             || t.ends_with("__xform_audit")),
         "{after:?}"
     );
-    assert_eq!(
-        after.len(),
-        live.len(),
-        "one version per relation: {after:?}"
-    );
+    // `totals`, rebuilt, keeps the version it replaced beside the one it publishes.
+    assert_eq!(after.len(), live.len() + 1, "{after:?}");
     assert_eq!(lake.rows("default", "totals").len(), 2);
 }
 
@@ -635,13 +639,18 @@ fn a_run_killed_at_any_moment_leaves_old_or_new_and_the_next_run_cleans_up() {
             .iter()
             .filter(|t| t.starts_with(&format!("{name}__xform_t")))
             .count();
-        assert_eq!(versions, 1, "one version of {name}: {tables:?}");
+        assert_eq!(
+            versions, 2,
+            "the published version of {name} and the one before: {tables:?}"
+        );
     }
 }
 
 /// A reader polling a published table while it is rebuilt always finds it, old or new.
 /// Spark's `CREATE OR REPLACE VIEW` is a drop and a create: with it, a reader in between found
-/// no relation (about one read in 200 here); the flip is an `ALTER VIEW` now.
+/// no relation (about one read in 200 here); the flip is an `ALTER VIEW` now. A query that
+/// began on the version just replaced failed when the flip dropped it at once (once in CI);
+/// it is kept until the next flip now.
 #[test]
 fn a_reader_always_finds_the_published_table_while_it_is_rebuilt() {
     let Some(mut lake) = Lake::new("XFORM_TEST_SPARK") else {

@@ -1,6 +1,6 @@
 //! Spark's engine (see the module doc of `adapter::spark` for how it keeps xform's guarantees).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,6 +32,8 @@ fn lit(s: &str) -> String {
 
 /// Where a table's versions are told apart from the name they are published under.
 const VERSION: &str = "__xform_t";
+/// The table property marking a version a flip replaced, kept for the queries reading it.
+const RETIRED: &str = "xform_retired";
 /// Rows of a seed sent in one Arrow batch.
 const SEED_BATCH: usize = 50_000;
 
@@ -49,6 +51,9 @@ struct Shared {
     /// The version each published table reads (its view's name → the version), as found when
     /// the run began and as this run flips them.
     live: Mutex<HashMap<Relation, Relation>>,
+    /// The version each published table read before its last flip, kept (marked retired) so a
+    /// query that started on it finishes; the relation's next publish drops it.
+    kept: Mutex<HashMap<Relation, Relation>>,
 }
 
 pub(crate) struct Spark(Arc<Shared>);
@@ -66,6 +71,7 @@ impl Spark {
             run: base36(millis),
             versions: AtomicU32::new(0),
             live: Mutex::default(),
+            kept: Mutex::default(),
         })))
     }
 }
@@ -295,6 +301,13 @@ impl SparkSession {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<Relation, Relation>> {
+        self.shared
+            .kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The version the published view `relation` reads: known from the start of the run, or
     /// read from the view's own text (`SELECT * FROM `s`.`name__xform_t…``), which changes
     /// with the flip itself.
@@ -308,16 +321,7 @@ impl SparkSession {
             [Some(k), Some(v), ..] if k == "View Text" => Some(v.clone()),
             _ => None,
         });
-        let read = text
-            .as_deref()
-            .and_then(|t| t.trim().strip_suffix('`')?.rsplit_once('`'));
-        Ok(read
-            .map(|(_, name)| name)
-            .filter(|name| name.starts_with(&format!("{}{VERSION}", relation.name)))
-            .map(|name| Relation {
-                name: name.to_string(),
-                ..relation.clone()
-            }))
+        Ok(text.and_then(|t| version_read(relation, &t)))
     }
 
     /// `CREATE TABLE … USING … [PARTITIONED BY …] AS sql`.
@@ -401,8 +405,10 @@ impl SparkSession {
         self.run(&format!("DROP TABLE IF EXISTS {}", rel(relation)), log)
     }
 
-    /// Drops the version `relation` read before, now that it reads another (or is a view).
-    fn drop_previous(
+    /// Keeps the version `relation` read before, now that it reads another (or is a plain
+    /// view): marked retired, it stays until the relation's next publish, so a query that
+    /// started on it before the flip finishes. The version kept from the publish before goes.
+    fn retire_previous(
         &mut self,
         relation: &Relation,
         now: Option<&Relation>,
@@ -412,10 +418,23 @@ impl SparkSession {
             Some(v) => self.live().insert(relation.clone(), v.clone()),
             None => self.live().remove(relation),
         };
+        let mut gone: Vec<Relation> = self.kept().remove(relation).into_iter().collect();
         if let Some(old) = before.filter(|old| Some(old) != now) {
-            // Left behind if this fails; the next run drops it.
-            let _ = self.clean_up(&[format!("DROP TABLE IF EXISTS {}", rel(&old))], log);
+            let mark = format!(
+                "ALTER TABLE {} SET TBLPROPERTIES ('{RETIRED}' = 'true')",
+                rel(&old)
+            );
+            match self.clean_up(&[mark], log) {
+                Ok(()) => drop(self.kept().insert(relation.clone(), old)),
+                Err(_) => gone.push(old),
+            }
         }
+        let drops: Vec<String> = gone
+            .iter()
+            .map(|v| format!("DROP TABLE IF EXISTS {}", rel(v)))
+            .collect();
+        // Left behind if this fails; the next run drops it.
+        let _ = self.clean_up(&drops, log);
     }
 }
 
@@ -458,7 +477,7 @@ impl SparkSession {
             .and_then(|()| self.flip((relation, now), version, log));
         match flipped {
             Ok(()) => {
-                self.drop_previous(relation, Some(version), log);
+                self.retire_previous(relation, Some(version), log);
                 Ok(())
             }
             Err(e) => {
@@ -478,7 +497,7 @@ impl SparkSession {
         let now = self.kept_kind(relation, replaces)?;
         self.free_name(relation, replaces, log)?;
         self.define_view((relation, now), statements::body(sql), log)?;
-        self.drop_previous(relation, None, log);
+        self.retire_previous(relation, None, log);
         Ok(None)
     }
 
@@ -816,9 +835,16 @@ impl SparkSession {
             .collect())
     }
 
-    /// Versions no published view reads, and what each published view reads.
-    fn dead_versions(&mut self, schema: &str, versions: Vec<Relation>) -> DbResult<Vec<Relation>> {
-        let mut by_base: HashMap<Relation, Vec<Relation>> = HashMap::new();
+    /// Sorts the versions in `schema`, in one `SHOW TABLE EXTENDED` (which gives each view's
+    /// text and each table's properties): the one each published view reads is live; one a
+    /// flip retired is kept for its readers while its relation is published; the rest are
+    /// dropped: `(never published, so left by a killed run; retired and no longer needed)`.
+    fn dead_versions(
+        &mut self,
+        schema: &str,
+        versions: Vec<Relation>,
+    ) -> DbResult<(Vec<Relation>, Vec<Relation>)> {
+        let mut by_base: BTreeMap<Relation, Vec<Relation>> = BTreeMap::new();
         for v in versions {
             let base = v.name.split(VERSION).next().unwrap_or_default().to_string();
             by_base
@@ -826,22 +852,63 @@ impl SparkSession {
                 .or_default()
                 .push(v);
         }
-        let published = self.names(&format!("SHOW TABLES IN {}", dialect().quote(schema)), 1)?;
-        let mut dead = Vec::new();
-        for (base, mut versions) in by_base {
-            let live = match (versions.len(), published.contains(&base.name)) {
-                (_, false) => None,
-                (1, true) => versions.first().cloned(),
-                _ => self.version_of(&base)?,
-            };
-            versions.retain(|v| Some(v) != live.as_ref());
-            dead.extend(versions);
-            if let Some(v) = live {
-                self.live().insert(base, v);
+        if by_base.is_empty() {
+            return Ok(Default::default());
+        }
+        let pattern: Vec<String> = by_base
+            .keys()
+            .map(|b| format!("{0}|{0}{VERSION}*", b.name))
+            .collect();
+        let sql = format!(
+            "SHOW TABLE EXTENDED IN {} LIKE {}",
+            dialect().quote(schema),
+            lit(&pattern.join("|"))
+        );
+        let info: HashMap<String, String> = self
+            .fetch(&sql, usize::MAX)?
+            .rows
+            .into_iter()
+            .filter_map(|r| Some((r.get(1)?.clone()?, r.get(3)?.clone()?)))
+            .collect();
+        let (mut unpublished, mut retired) = (Vec::new(), Vec::new());
+        for (base, versions) in by_base {
+            let published = info.get(&base.name);
+            let live = published
+                .and_then(|i| info_line(i, "View Text"))
+                .and_then(|t| version_read(&base, t));
+            for v in versions {
+                let marked = info.get(&v.name).is_some_and(|i| {
+                    info_line(i, "Table Properties").is_some_and(|p| p.contains(RETIRED))
+                });
+                match (Some(&v) == live.as_ref(), marked) {
+                    (true, _) => drop(self.live().insert(base.clone(), v)),
+                    (false, false) => unpublished.push(v),
+                    (false, true) if published.is_some() && !self.kept().contains_key(&base) => {
+                        self.kept().insert(base.clone(), v);
+                    }
+                    (false, true) => retired.push(v),
+                }
             }
         }
-        Ok(dead)
+        Ok((unpublished, retired))
     }
+}
+
+/// The value of a line `key: value` of what `SHOW TABLE EXTENDED` tells of a relation.
+fn info_line<'a>(info: &'a str, key: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
+}
+
+/// The version of `relation` a view's text reads (`SELECT * FROM `s`.`name__xform_t…``), if
+/// it is xform's view over a version.
+fn version_read(relation: &Relation, view_text: &str) -> Option<Relation> {
+    let (_, name) = view_text.trim().strip_suffix('`')?.rsplit_once('`')?;
+    name.starts_with(&format!("{}{VERSION}", relation.name))
+        .then(|| Relation {
+            name: name.to_string(),
+            ..relation.clone()
+        })
 }
 
 impl Session for SparkSession {
@@ -886,7 +953,7 @@ impl Session for SparkSession {
             let (versions, others): (Vec<_>, Vec<_>) = found
                 .into_iter()
                 .partition(|(r, view)| !view && r.name.contains(VERSION));
-            let dead =
+            let (dead, retired) =
                 self.dead_versions(schema, versions.into_iter().map(|(r, _)| r).collect())?;
             for (r, view) in others
                 .into_iter()
@@ -895,6 +962,9 @@ impl Session for SparkSession {
                 let word = if view { "VIEW" } else { "TABLE" };
                 self.run(&format!("DROP {word} IF EXISTS {}", rel(&r)), log)?;
                 dropped.push(r);
+            }
+            for r in retired {
+                self.run(&format!("DROP TABLE IF EXISTS {}", rel(&r)), log)?;
             }
         }
         Ok(dropped)

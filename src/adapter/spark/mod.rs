@@ -8,11 +8,11 @@
 //! between finds no relation. A **table** (and a seed) is built under a versioned name beside
 //! the published one (`<name>__xform_t<run>_<n>`), tested there, and published by flipping the
 //! published name — a view over the newest version, which its text names — to it in one
-//! `ALTER VIEW`; the previous version is dropped after the flip. A failure
-//! or a Ctrl-C before the flip leaves the previous relation published and drops the new
-//! version; a kill leaves it behind, and the next run drops every version the published view
-//! does not read. A reader that started a query on the previous version while it is dropped
-//! may see that query fail (Spark keeps no old files for it).
+//! `ALTER VIEW`. The version it replaced is marked retired (a table property) and kept until
+//! the relation's next publish, because a query that started on it before the flip reads its
+//! files, which a drop deletes. A failure or a Ctrl-C before the flip leaves the previous
+//! relation published and drops the new version; a kill leaves it behind, and the next run
+//! drops (and reports) every version never published, read in one `SHOW TABLE EXTENDED`.
 //!
 //! An **incremental** run stages its new rows as a table (`<name>__xform_new`); its tests read
 //! the table as it will be (`<name>__xform_audit`, a view of the kept rows and the new ones);
