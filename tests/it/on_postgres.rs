@@ -12,7 +12,7 @@ use crate::build::{ok, run_results};
 use crate::harness::{Rng, project, spawn, write_files, xform};
 
 /// The server's address as `key=value` pairs, or None (the test is skipped).
-fn address() -> Option<Vec<(String, String)>> {
+pub fn address() -> Option<Vec<(String, String)>> {
     let text = std::env::var("XFORM_TEST_POSTGRES").ok()?;
     Some(
         text.split_whitespace()

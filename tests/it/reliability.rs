@@ -7,12 +7,15 @@
 //! `cargo test` runs a few trials of each; `scripts/reliability` runs the full suite (the
 //! ignored `reliability_suite_kill_trials`, `XFORM_KILLS` of them, 100 by default).
 //!
-//! `XFORM_SEED` replays a run. The trials see the warehouse through [`Warehouse`]: an adapter
-//! added later runs the same suite by implementing it.
+//! `XFORM_SEED` replays a run. The trials see the warehouse through [`Warehouse`]: DuckDB, and
+//! PostgreSQL (a database of its own on `XFORM_TEST_POSTGRES`) run the kill trials. Spark
+//! cannot: the trial project merges rows and snapshots, which Spark refuses without Delta or
+//! Iceberg; its own kill and leftover trials are in `on_spark`.
 
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::harness::{
@@ -62,6 +65,101 @@ impl Warehouse for DuckDb {
             out.push(values.collect::<Result<_, _>>().map_err(e)?);
         }
         Ok(out)
+    }
+}
+
+/// A database of its own on the test server (`XFORM_TEST_POSTGRES`), so the trial project's
+/// schemas are named as on DuckDB; dropped when the trials end.
+pub struct Postgres {
+    address: Vec<(String, String)>,
+}
+
+impl Postgres {
+    /// None when no server is configured (the caller returns: skipped).
+    pub fn new() -> Option<Postgres> {
+        let Some(server) = crate::on_postgres::address() else {
+            eprintln!("skipped: XFORM_TEST_POSTGRES not set");
+            return None;
+        };
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let db = format!("xform_trials_{}_{n}", std::process::id());
+        let mut address: Vec<(String, String)> =
+            server.into_iter().filter(|(k, _)| k != "dbname").collect();
+        let mut admin = Postgres {
+            address: address.clone(),
+        };
+        admin.address.push(("dbname".into(), "postgres".into()));
+        admin.execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+        admin.execute(&format!("CREATE DATABASE {db}"));
+        address.push(("dbname".into(), db));
+        Some(Postgres { address })
+    }
+
+    fn connect(&self) -> Result<postgres::Client, String> {
+        let conninfo: Vec<String> = self
+            .address
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        postgres::Client::connect(&conninfo.join(" "), postgres::NoTls).map_err(|e| e.to_string())
+    }
+
+    fn execute(&self, sql: &str) {
+        let done = self
+            .connect()
+            .and_then(|mut c| c.batch_execute(sql).map_err(|e| e.to_string()));
+        done.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    fn db(&self) -> &str {
+        let dbname = self.address.iter().find(|(k, _)| k == "dbname");
+        dbname.map_or("", |(_, v)| v.as_str())
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let db = self.db().to_string();
+        if let Some(v) = self.address.iter_mut().find(|(k, _)| k == "dbname") {
+            v.1 = "postgres".into();
+        }
+        let _ = self
+            .connect()
+            .map(|mut c| c.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")));
+    }
+}
+
+impl Warehouse for Postgres {
+    fn name(&self) -> &str {
+        "postgres"
+    }
+
+    fn target(&self) -> String {
+        let fields: Vec<String> = self
+            .address
+            .iter()
+            .map(|(k, v)| format!("{k}: \"{v}\""))
+            .collect();
+        format!("{{ type: postgres, {}, threads: 2 }}", fields.join(", "))
+    }
+
+    fn try_query(&self, _dir: &Path, sql: &str) -> Result<Vec<Vec<String>>, String> {
+        let messages = self
+            .connect()?
+            .simple_query(sql)
+            .map_err(|e| e.to_string())?;
+        Ok(messages
+            .iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect())
     }
 }
 
@@ -459,6 +557,23 @@ fn killed_and_interrupted_runs_leave_every_relation_old_or_new() {
 #[ignore = "the full suite: scripts/reliability"]
 fn reliability_suite_kill_trials() {
     kill_trials(&DuckDb, env_count("XFORM_KILLS", 100), random_seed());
+}
+
+#[test]
+fn killed_and_interrupted_runs_on_postgres_leave_every_relation_old_or_new() {
+    let Some(pg) = Postgres::new() else {
+        return;
+    };
+    kill_trials(&pg, 3, seed());
+}
+
+#[test]
+#[ignore = "the full suite: scripts/reliability"]
+fn reliability_suite_kill_trials_on_postgres() {
+    let Some(pg) = Postgres::new() else {
+        return;
+    };
+    kill_trials(&pg, env_count("XFORM_KILLS", 100), random_seed());
 }
 
 #[test]
