@@ -460,7 +460,8 @@ fn next_tag(text: &str, from: usize, tag: &str) -> Option<(usize, String, usize)
     let mut at = from;
     while let Some(found) = text.get(at..)?.find("{%") {
         let start = at + found;
-        let end = start + text[start..].find("%}")? + 2;
+        // The closing `%}` after the opening one: `{%}` opens a tag and does not close it.
+        let end = start + 2 + text[start + 2..].find("%}")? + 2;
         let inner = text[start + 2..end - 2].trim_matches(['-', '+', ' ', '\t', '\n', '\r']);
         let mut words = inner.split_whitespace();
         if words.next() == Some(tag) {

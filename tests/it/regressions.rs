@@ -298,6 +298,17 @@ fn broken_jinja_outside_a_snapshot_block_is_refused() {
     assert_eq!(o.code, 0, "{}", o.stderr);
 }
 
+/// Found by the fuzzer: `{%}` in a snapshot file (a tag that opens and is never closed) made
+/// the search for snapshot blocks slice backwards and panic.
+#[test]
+fn a_tag_opened_and_never_closed_in_a_snapshot_file_is_an_error_not_a_crash() {
+    let dir = project(
+        "-- file: models/a.sql\nselect 1 as id\n-- file: snapshots/s.sql\n{% snapshot s %}\n{{ config(unique_key='id', strategy='check', check_cols='all') }}\nselect * from {{ ref('a') }}\n{%} endsnapshot %}\n",
+    );
+    let o = xform(dir.path(), &["compile"]);
+    refused(&o, &["snapshots/s.sql:"]);
+}
+
 #[test]
 fn show_limit_past_the_warehouse_range_is_a_command_line_error() {
     let dir = project("-- file: models/a.sql\nselect 1 as id\n");
