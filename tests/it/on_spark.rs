@@ -340,6 +340,13 @@ fn a_table_is_published_by_a_flip_after_its_tests_pass() {
     };
     let first = versions(&mut lake);
     assert_eq!(first.len(), 1, "{first:?}");
+    // The run's record says which file's rows went as Arrow (scripts/bench-spark replays it).
+    let ran = std::fs::read_to_string(dir.path().join("target/run/seeds/amounts.csv/amounts.sql"))
+        .unwrap();
+    assert!(
+        ran.contains("-- 2 rows of ./seeds/amounts.csv sent as Arrow"),
+        "{ran}"
+    );
     assert!(first[0].starts_with("totals__xform_t"), "{first:?}");
     assert!(
         lake.names("default", "VIEWS")

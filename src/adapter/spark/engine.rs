@@ -529,7 +529,7 @@ impl SparkSession {
         let records = seed::records(&data, csv, columns.len())?;
         let types = seed::sized(columns, &records);
         let version = self.new_version(relation);
-        if let Err(e) = self.load_seed(&version, (&types, &records), layout, log) {
+        if let Err(e) = self.load_seed(&version, (csv, &types, &records), layout, log) {
             let _ = self.clean_up(&[format!("DROP TABLE IF EXISTS {}", rel(&version))], log);
             return Err(e);
         }
@@ -541,7 +541,7 @@ impl SparkSession {
     fn load_seed(
         &mut self,
         version: &Relation,
-        (types, records): (&[(String, String)], &[seed::Record]),
+        (csv, types, records): (&CsvSource, &[(String, String)], &[seed::Record]),
         layout: &Layout,
         log: &mut Vec<String>,
     ) -> DbResult<()> {
@@ -554,8 +554,9 @@ impl SparkSession {
         for (i, chunk) in chunks.into_iter().enumerate() {
             self.client.temp_view(&view, &seed_batch(types, chunk)?)?;
             log.push(format!(
-                "-- {} rows sent as Arrow, as temporary view {view}",
-                chunk.len()
+                "-- {} rows of {} sent as Arrow, as temporary view {view}",
+                chunk.len(),
+                csv.path.display()
             ));
             match i {
                 0 => self.create_table_as(version, layout, &select, log)?,
