@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use spark_connect_proto as pb;
 
 use crate::build::{ok, query as duckdb_query};
-use crate::harness::{example_project, project, xform};
+use crate::harness::{example_project, project, write_files, xform};
 
 fn address(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.is_empty())
@@ -410,6 +410,73 @@ fn leftovers_of_a_killed_run_are_dropped_and_the_published_version_kept() {
     // `totals`, rebuilt, keeps the version it replaced beside the one it publishes.
     assert_eq!(after.len(), live.len() + 1, "{after:?}");
     assert_eq!(lake.rows("default", "totals").len(), 2);
+}
+
+/// What a pull request runs, on Spark: `debug`, a build of the changed model only into the
+/// CI target, deferring to production's manifest for its parent, and `compare` of
+/// production's relation with the PR's across the two targets.
+#[test]
+fn debug_a_deferred_pr_build_and_compare_across_targets_work_on_spark() {
+    let Some(mut lake) = Lake::new("XFORM_TEST_SPARK") else {
+        return;
+    };
+    let dev = lake.target(2);
+    let ci = dev.replace(&lake.prefix, &format!("{}ci_", lake.prefix));
+    let doubled = |k: u32| {
+        format!(
+            "-- file: models/doubled.sql\nselect id, amount * {k} as twice from {{{{ ref('totals') }}}}\n"
+        )
+    };
+    let dir = project(&format!(
+        "-- file: project.yml\nname: lake\ndefault_target: dev\ntargets:\n  dev: {dev}\n  ci: {ci}\n{FLIP}{}",
+        doubled(2)
+    ));
+    let o = xform(dir.path(), &["debug"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(format!("{}{}", o.stdout, o.stderr).contains("connection: ok (Spark"));
+    ok(dir.path(), &["build"]);
+    let prod = dir.path().join("prod");
+    std::fs::create_dir_all(&prod).unwrap();
+    std::fs::copy(
+        dir.path().join("target/manifest.json"),
+        prod.join("manifest.json"),
+    )
+    .unwrap();
+    write_files(dir.path(), &doubled(3));
+    let pr = [
+        "build",
+        "-s",
+        "state:modified+",
+        "--defer",
+        "--state",
+        "prod",
+        "--target",
+        "ci",
+    ];
+    let out = ok(dir.path(), &pr);
+    assert!(
+        out.contains("1 OK, 0 errors"),
+        "only the changed model: {out}"
+    );
+    assert_eq!(
+        lake.rows("ci_default", "doubled"),
+        [["1", "30"], ["2", "60"]]
+    );
+    let o = xform(
+        dir.path(),
+        &[
+            "compare",
+            "dev:doubled",
+            "ci:doubled",
+            "--key",
+            "id",
+            "--fail-on-diff",
+            "--target",
+            "ci",
+        ],
+    );
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("id=1: twice: 20 → 30"), "{}", o.stdout);
 }
 
 const PARTITIONS: &str = "
