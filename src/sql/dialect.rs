@@ -1118,6 +1118,12 @@ mod tests {
             d.inject_ctes("select 1", &[(d.quote("id"), "select 2")]),
             d.filtered(&rel, "1 = 1"),
             d.select_all(&rel),
+            d.widen_column(&rel, "amount", "BIGINT").join(";\n"),
+            d.in_key_order(&rel, &["id"], &["amount"]),
+            d.no_rows(&rel, "orders"),
+            d.latest_epoch(&rel, &d.quote("amount"), Some("1 = 1")),
+            d.full_key_diff((&rel, &rel), &["id"], &["amount"]),
+            d.quoted_list(&["id", "amount"]),
         ]
     }
 
