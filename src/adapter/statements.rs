@@ -907,7 +907,143 @@ pub(super) fn read_records<S: Statements + ?Sized>(
 
 #[cfg(test)]
 mod tests {
-    use super::and;
+    use super::{Statements, and};
+    use crate::adapter::{
+        DbResult, Increment, Relation, Rows, SchemaChange, SnapshotSpec, SnapshotStrategy, Strategy,
+    };
+    use crate::sql::Dialect;
+
+    /// A second dialect used only here: backtick quoting, `DESCRIBE`.
+    struct Backticks;
+
+    impl Dialect for Backticks {
+        fn parser(&self) -> &'static dyn sqlparser::dialect::Dialect {
+            &sqlparser::dialect::GenericDialect {}
+        }
+        fn default_schema(&self) -> &'static str {
+            "default"
+        }
+        fn quote(&self, ident: &str) -> String {
+            format!("`{}`", ident.replace('`', "``"))
+        }
+        fn describe(&self, from: &str) -> String {
+            format!("DESCRIBE {from}")
+        }
+    }
+
+    /// A session that records what it is asked to run; every relation has the same columns.
+    #[derive(Default)]
+    struct Recorder {
+        sql: Vec<String>,
+    }
+
+    impl Statements for Recorder {
+        fn dialect(&self) -> &'static dyn Dialect {
+            &Backticks
+        }
+        fn run(&mut self, sql: &str, log: &mut Vec<String>) -> DbResult<()> {
+            log.push(sql.to_string());
+            Ok(())
+        }
+        fn exec(&mut self, sql: &str, log: &mut Vec<String>) -> DbResult<u64> {
+            self.run(sql, log).map(|()| 0)
+        }
+        fn rows(&mut self, sql: &str) -> DbResult<Rows> {
+            self.sql.push(sql.to_string());
+            let mut rows = Rows::default();
+            if sql.starts_with("DESCRIBE") {
+                let columns = [
+                    ("id", "INTEGER"),
+                    ("amount", "INTEGER"),
+                    ("ts", "TIMESTAMP"),
+                ];
+                rows.rows = (columns.iter())
+                    .map(|(c, t)| vec![Some(c.to_string()), Some(t.to_string())])
+                    .collect();
+            }
+            Ok(rows)
+        }
+        fn temp_table(&mut self, name: &str, sql: &str, log: &mut Vec<String>) -> DbResult<String> {
+            let quoted = self.quote(name);
+            self.run(&format!("CREATE TEMPORARY TABLE {quoted} AS {sql}"), log)?;
+            Ok(quoted)
+        }
+        fn create_table(
+            &mut self,
+            r: &Relation,
+            sql: &str,
+            log: &mut Vec<String>,
+        ) -> DbResult<u64> {
+            let rel = self.dialect().relation(r);
+            self.exec(&format!("CREATE TABLE {rel} AS {sql}"), log)
+        }
+    }
+
+    /// The incremental and snapshot statements switch with the dialect: every identifier in
+    /// backticks, never a double quote, never `QUALIFY`.
+    #[test]
+    fn incremental_and_snapshot_statements_switch_with_the_dialect() {
+        let (key, none) = (["id".to_string()], [] as [String; 0]);
+        let strategies = [
+            Strategy::Append,
+            Strategy::Merge {
+                key: &key,
+                update: None,
+                exclude: &none,
+                predicates: &none,
+            },
+            Strategy::DeleteInsert {
+                key: &key,
+                predicates: &none,
+            },
+            Strategy::Range {
+                column: "ts",
+                start: "2026-01-01",
+                end: "2026-01-02",
+            },
+        ];
+        let relation = Relation::new("analytics", "orders");
+        let mut s = Recorder::default();
+        let mut log = Vec::new();
+        for strategy in strategies {
+            let sql = "select 1 as id, 2 as amount, now() as ts";
+            let on_schema_change = SchemaChange::AppendNewColumns;
+            let inc = Increment {
+                sql,
+                strategy,
+                on_schema_change,
+            };
+            s.increment(&relation, &inc, &mut log).unwrap();
+        }
+        for strategy in [
+            SnapshotStrategy::Timestamp {
+                updated_at: "ts".into(),
+            },
+            SnapshotStrategy::Check { columns: None },
+        ] {
+            let spec = SnapshotSpec {
+                sql: "select 1 as id, 2 as amount, now() as ts".into(),
+                unique_key: key.to_vec(),
+                strategy,
+                invalidate_hard_deletes: true,
+                meta: Default::default(),
+                now: "2026-01-01 00:00:00".into(),
+            };
+            s.create_snapshot(&relation, &spec, &mut log).unwrap();
+            s.update_snapshot(&relation, &spec, &mut log).unwrap();
+        }
+        let written: Vec<&String> = log.iter().chain(&s.sql).collect();
+        assert!(written.len() > 20, "{written:#?}");
+        for sql in written {
+            assert!(!sql.contains('"'), "a double quote in {sql}");
+            assert!(!sql.to_uppercase().contains("QUALIFY"), "QUALIFY in {sql}");
+            let names_a_relation = sql.contains("orders") || sql.contains("__xform_new");
+            assert!(
+                !names_a_relation || sql.contains('`'),
+                "no backtick in {sql}"
+            );
+        }
+    }
 
     #[test]
     fn dbt_names_in_predicates_read_as_the_statements_aliases() {
