@@ -388,6 +388,39 @@ fn warnings_do_not_fail_the_compile() {
     );
 }
 
+/// Each adapter reads its own target settings: an unknown one is a warning at its line (once),
+/// a bad value an error at its line.
+#[test]
+fn target_settings_are_checked_by_their_adapter_at_their_line() {
+    let dir = project(
+        "-- file: project.yml\nname: ts\ndefault_target: dev\ntargets:\n  dev: { type: duckdb, path: target/dev.duckdb, thraeds: 2 }\n  pg:\n    type: postgres\n    host: 127.0.0.1\n    user: me\n    port: not-a-port\n-- file: models/a.sql\nselect 1 as id\n",
+    );
+    let out = xform(dir.path(), &["compile"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`thraeds` is not a setting of duckdb targets")
+            && out.stderr.contains("--> project.yml:4:"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.matches("is not a setting").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    let out = xform(dir.path(), &["compile", "--target", "pg"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`port` must be a whole number from 1 to 65535")
+            && out.stderr.contains("--> project.yml:9:"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn one_run_reports_every_mistake() {
     let dir = project(concat!(
