@@ -911,25 +911,7 @@ mod tests {
     use crate::adapter::{
         DbResult, Increment, Relation, Rows, SchemaChange, SnapshotSpec, SnapshotStrategy, Strategy,
     };
-    use crate::sql::Dialect;
-
-    /// A second dialect used only here: backtick quoting, `DESCRIBE`.
-    struct Backticks;
-
-    impl Dialect for Backticks {
-        fn parser(&self) -> &'static dyn sqlparser::dialect::Dialect {
-            &sqlparser::dialect::GenericDialect {}
-        }
-        fn default_schema(&self) -> &'static str {
-            "default"
-        }
-        fn quote(&self, ident: &str) -> String {
-            format!("`{}`", ident.replace('`', "``"))
-        }
-        fn describe(&self, from: &str) -> String {
-            format!("DESCRIBE {from}")
-        }
-    }
+    use crate::sql::{Backticks, Dialect};
 
     /// A session that records what it is asked to run; every relation has the same columns.
     #[derive(Default)]

@@ -1065,27 +1065,29 @@ impl Dialect for Spark {
     }
 }
 
+/// A made-up second dialect for unit tests: backticks, and only what every dialect must say.
+#[cfg(test)]
+pub(crate) struct Backticks;
+
+#[cfg(test)]
+impl Dialect for Backticks {
+    fn parser(&self) -> &'static dyn Parser {
+        &sqlparser::dialect::GenericDialect {}
+    }
+    fn default_schema(&self) -> &'static str {
+        "default"
+    }
+    fn quote(&self, ident: &str) -> String {
+        format!("`{}`", ident.replace('`', "``"))
+    }
+    fn describe(&self, from: &str) -> String {
+        format!("DESCRIBE {from}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A made-up second dialect: backticks, and only what every dialect must say.
-    struct Backticks;
-
-    impl Dialect for Backticks {
-        fn parser(&self) -> &'static dyn Parser {
-            &sqlparser::dialect::GenericDialect {}
-        }
-        fn default_schema(&self) -> &'static str {
-            "default"
-        }
-        fn quote(&self, ident: &str) -> String {
-            format!("`{}`", ident.replace('`', "``"))
-        }
-        fn describe(&self, from: &str) -> String {
-            format!("DESCRIBE {from}")
-        }
-    }
 
     /// Every statement xform writes, in dialect `d`, naming the columns `id` and `amount`.
     fn every_statement(d: &dyn Dialect) -> Vec<String> {

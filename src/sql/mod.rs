@@ -8,6 +8,8 @@ mod dialect;
 mod lineage;
 
 pub(crate) use analyze::{Analysis, analyze, canonical, tokens};
+#[cfg(test)]
+pub(crate) use dialect::Backticks;
 pub(crate) use dialect::{ColumnClass, Dialect, Fixture, KeyDiff, Kind, Replaces, trim_statement};
 pub(crate) use lineage::{Known, Origin, lineage};
 
