@@ -42,18 +42,27 @@ fn compiled_file<'c>(root: &Path, c: &'c Compiled, i: usize) -> Option<(PathBuf,
 
 /// Writes many derived files (compiled SQL, run SQL) under `tree` (`target/compiled`,
 /// `target/run`) in parallel: plain writes, no temp-and-rename, skipped when unchanged; their
-/// folders are created first. What an earlier layout of the project left in the way (a file
-/// `x.sql` where the folder `x.sql/` now goes, or the reverse) is derived too, and replaced.
-/// Errors name the path.
+/// folders are created first, and a file in a folder that did not exist before is written
+/// without looking for an old one. What an earlier layout of the project left in the way (a
+/// file `x.sql` where the folder `x.sql/` now goes, or the reverse) is derived too, and
+/// replaced. Errors name the path.
 fn write_derived<T: AsRef<[u8]> + Sync>(tree: &Path, files: &[(PathBuf, T)]) -> io::Result<()> {
     let dirs: std::collections::BTreeSet<&Path> =
         files.iter().filter_map(|(p, _)| p.parent()).collect();
+    let mut new_dirs = std::collections::HashSet::new();
     for d in dirs {
+        if !d.is_dir() {
+            new_dirs.insert(d);
+        }
         make_dir(tree, d)?;
     }
-    files
-        .par_iter()
-        .try_for_each(|(path, bytes)| write_if_changed(path, bytes.as_ref()))
+    files.par_iter().try_for_each(|(path, bytes)| {
+        let bytes = bytes.as_ref();
+        match path.parent().is_some_and(|d| new_dirs.contains(d)) {
+            true => std::fs::write(path, bytes).map_err(naming(path)),
+            false => write_if_changed(path, bytes),
+        }
+    })
 }
 
 /// Creates `dir`, removing a file inside `tree` that stands where one of its folders goes.
@@ -68,12 +77,14 @@ fn make_dir(tree: &Path, dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir).map_err(naming(dir))
 }
 
+/// Writes `bytes` to `path` unless it holds them already; a folder in its place is removed.
 fn write_if_changed(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    if std::fs::read(path).is_ok_and(|old| old == bytes) {
-        return Ok(());
-    }
-    if path.is_dir() {
-        std::fs::remove_dir_all(path).map_err(naming(path))?;
+    match std::fs::read(path) {
+        Ok(old) if old == bytes => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::IsADirectory => {
+            std::fs::remove_dir_all(path).map_err(naming(path))?;
+        }
+        _ => {}
     }
     std::fs::write(path, bytes).map_err(naming(path))
 }
