@@ -15,6 +15,7 @@ use crate::adapter::{DbError, RelKind, Relation, Session, Warehouse};
 use crate::compile::Compiled;
 use crate::materialize::reuse::{Decision, Reuse, Settled};
 use crate::materialize::{self, BatchResult, Failure, Job};
+use crate::project::NodeKind;
 use crate::testing::{self, TestResult, TestStatus};
 
 #[derive(Clone, Copy, Debug)]
@@ -469,7 +470,9 @@ fn status_of(built: Result<Option<u64>, Failure>) -> (Status, Option<u64>, Optio
 const INTERRUPTED: &str = "interrupted; the previous version is kept";
 
 /// Which jobs wait for which: a job waits for the build jobs of what it and its tests read,
-/// looking through ephemeral models (inlined, so their parents are what the SQL reads).
+/// looking through ephemeral models (inlined, so their parents are what the SQL reads). A
+/// source whose table a job of the run builds (a seed loading it, as dbt projects do with
+/// `load_source_data`) is read after that job, unless waiting for it would close a cycle.
 struct JobGraph {
     parents: Vec<usize>,
     children: Vec<Vec<usize>>,
@@ -481,16 +484,61 @@ impl JobGraph {
         for (j, job) in jobs.iter().enumerate().filter(|(_, job)| job.builds()) {
             job_of[job.node] = Some(j);
         }
-        let mut parents = vec![0; jobs.len()];
-        let mut children = vec![Vec::new(); jobs.len()];
+        let loaded = loaded_sources(c, &job_of);
+        let mut g = JobGraph {
+            parents: vec![0; jobs.len()],
+            children: vec![Vec::new(); jobs.len()],
+        };
+        let mut through_sources = Vec::new();
         for (j, job) in jobs.iter().enumerate() {
-            for pj in reads(c, job).into_iter().filter_map(|p| job_of[p]) {
-                parents[j] += 1;
-                children[pj].push(j);
+            let read = reads(c, job);
+            let mut waits: Vec<usize> = read.iter().filter_map(|&p| job_of[p]).collect();
+            waits.sort_unstable();
+            waits.dedup();
+            waits.iter().for_each(|&pj| g.add(pj, j));
+            let loaders = read.iter().filter_map(|p| loaded.get(p).copied());
+            through_sources.extend(loaders.filter(|pj| !waits.contains(pj)).map(|pj| (pj, j)));
+        }
+        through_sources.sort_unstable();
+        through_sources.dedup();
+        for (pj, j) in through_sources {
+            if !g.reaches(j, pj) {
+                g.add(pj, j);
             }
         }
-        JobGraph { parents, children }
+        g
     }
+
+    fn add(&mut self, parent: usize, child: usize) {
+        self.parents[child] += 1;
+        self.children[parent].push(child);
+    }
+
+    /// Whether job `to` waits, through any chain, for job `from` (or is it).
+    fn reaches(&self, from: usize, to: usize) -> bool {
+        let mut seen = vec![false; self.parents.len()];
+        let mut stack = vec![from];
+        while let Some(j) = stack.pop() {
+            if j == to {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[j], true) {
+                stack.extend(&self.children[j]);
+            }
+        }
+        false
+    }
+}
+
+/// Each source node whose relation a build job of the run makes, with that job.
+fn loaded_sources(c: &Compiled, job_of: &[Option<usize>]) -> HashMap<usize, usize> {
+    let built: HashMap<&Relation, usize> = (0..c.nodes().len())
+        .filter_map(|i| Some((c.relations[i].as_ref()?, job_of[i]?)))
+        .collect();
+    (c.nodes().iter().enumerate())
+        .filter(|(_, n)| n.kind == NodeKind::Source)
+        .filter_map(|(i, _)| Some((i, *built.get(c.relations[i].as_ref()?)?)))
+        .collect()
 }
 
 /// The nodes a job's build and tests read (besides the node it builds), once each.

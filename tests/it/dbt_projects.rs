@@ -3,7 +3,9 @@
 //! lists built in place, hooks and a generate_schema_name override — built unchanged, on
 //! DuckDB and on PostgreSQL.
 
-use crate::harness::{write_files, xform};
+use std::time::Duration;
+
+use crate::harness::{run_bounded, write_files, xform};
 use crate::warehouses::{Warehouse, both};
 
 const PROJECT: &str = r#"-- file: dbt_project.yml
@@ -262,6 +264,70 @@ fn dbt_project_builds_unchanged(w: &Warehouse) {
 }
 
 both!(dbt_project_builds_unchanged);
+
+/// As in dbt-labs/jaffle-shop with `load_source_data`: the project's seeds load the tables its
+/// sources name, and the staging models read them through `source()`. dbt runs such a model
+/// whenever a thread is free, before the seed or after; xform runs it after the seed that
+/// builds its source's table, so one `build` into an empty warehouse works every time.
+fn a_source_a_seed_loads_is_read_after_the_seed(w: &Warehouse) {
+    let mut files = String::from(
+        r#"-- file: dbt_project.yml
+name: 'landing'
+config-version: 2
+profile: 'shop'
+seeds:
+  landing:
+    +schema: raw
+-- file: models/sources.yml
+version: 2
+sources:
+  - name: ecom
+    schema: "{{ target.schema }}_raw"
+    tables:
+"#,
+    );
+    for k in 0..6 {
+        files.push_str(&format!("      - name: raw_{k}\n"));
+    }
+    for k in 0..6 {
+        files.push_str(&format!(
+            "-- file: seeds/raw_{k}.csv\nid,amount\n1,{k}\n2,{k}\n-- file: models/stg_{k}.sql\n{{{{ config(materialized='view') }}}}\nselect id, amount from {{{{ source('ecom', 'raw_{k}') }}}}\n"
+        ));
+    }
+    for round in 0..3 {
+        let dir = dbt_project_of(w, &files.replace("threads: 2", "threads: 4"));
+        let out = xform(dir.path(), &["build", "--threads", "4"]);
+        assert_eq!(out.code, 0, "round {round}: {}{}", out.stdout, out.stderr);
+        let rows = query(w, dir.path(), "select count(*) from {s}.stg_5");
+        assert_eq!(rows, [["2".to_string()]]);
+    }
+    // A model reading, as a source, the table of a model built after it: waiting for that
+    // model would wait for itself. It runs, fails on the missing table, and the run ends.
+    let looped = r#"-- file: dbt_project.yml
+name: 'looped'
+config-version: 2
+profile: 'shop'
+-- file: models/sources.yml
+version: 2
+sources:
+  - name: own
+    schema: "{{ target.schema }}"
+    tables: [{name: b}]
+-- file: models/a.sql
+{{ config(materialized='table') }}
+select count(*) as n from {{ source('own', 'b') }}
+-- file: models/b.sql
+{{ config(materialized='table') }}
+select n from {{ ref('a') }}
+"#;
+    let dir = dbt_project_of(w, looped);
+    let args: Vec<std::ffi::OsString> = vec!["build".into()];
+    let out = run_bounded(dir.path(), &args, Duration::from_secs(60)).exited("looped build");
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("does not exist"), "{}", out.stdout);
+}
+
+both!(a_source_a_seed_loads_is_read_after_the_seed);
 
 /// Each of dbt's cross-database macros (xform's implementation for the warehouse), on
 /// literal inputs, with the results dbt's own tests of these macros expect.
