@@ -514,8 +514,12 @@ impl JobGraph {
         self.children[parent].push(child);
     }
 
-    /// Whether job `to` waits, through any chain, for job `from` (or is it).
+    /// Whether job `to` waits, through any chain, for job `from` (or is it). A job that waits
+    /// for nothing (a seed) is reached only from itself, without a walk.
     fn reaches(&self, from: usize, to: usize) -> bool {
+        if self.parents[to] == 0 {
+            return from == to;
+        }
         let mut seen = vec![false; self.parents.len()];
         let mut stack = vec![from];
         while let Some(j) = stack.pop() {
